@@ -1,0 +1,174 @@
+"""One beat: run every sensor, publish the readings, record what happened.
+
+This is the whole of sensing; the pulse decides *when* to beat and ``looop
+sense`` may beat once, but both call ``run_beat`` and only while holding the
+profile's lock, so no two beats ever run at once on one data dir. A beat never
+raises for a sensor's sake: failures become readings. It reports a publish
+failure (disk full) in its result and keeps the previous generation.
+
+The beat record (``<profile>.beat.json`` in the runtime dir) is what ``looop
+status`` and ``looop sense`` read about the last beat.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from looop import events, probes, sensors, snapshots, worldhash
+from looop.config import Config
+from looop.paths import Paths
+
+
+@dataclass
+class BeatResult:
+    number: int
+    started: float  # wall clock, Unix seconds
+    ended: float
+    total: int
+    failed: list[str]
+    world_hash: str
+    publish_error: str | None = None
+    cancelled: bool = False
+
+    @property
+    def ok(self) -> int:
+        return self.total - len(self.failed)
+
+    @property
+    def duration(self) -> float:
+        return self.ended - self.started
+
+    def summary(self) -> str:
+        if self.cancelled:
+            return f"beat {self.number} cancelled"
+        if self.failed:
+            line = f"{self.ok}/{self.total} sensors ok · failed: {', '.join(self.failed)}"
+        else:
+            line = f"{self.total} sensors ok ({self.duration:.1f}s)"
+        if self.publish_error:
+            line += f" · not published: {self.publish_error}"
+        return line
+
+
+def looop_bin() -> str:
+    """Absolute path of the ``looop`` executable sensors should call back."""
+    found = shutil.which("looop")
+    argv0 = os.path.abspath(sys.argv[0]) if sys.argv and sys.argv[0] else ""
+    if argv0 and os.path.basename(argv0) == "looop" and os.access(argv0, os.X_OK):
+        return argv0
+    return found or argv0
+
+
+def _user_readings(
+    paths: Paths,
+    config: Config,
+    on_tick: Callable[[], None] | None,
+    cancel_fd: int | None,
+    cancelled: Callable[[], bool] | None,
+) -> list[sensors.Reading]:
+    env = sensors.sensor_environment(
+        os.environ,
+        {
+            "LOOOP_DATA_DIR": str(paths.data_dir),
+            "LOOOP_BIN": looop_bin(),
+            "LOOOP_CONFIG": str(paths.config_file),
+        },
+    )
+    limits = sensors.Limits(
+        config.sensor_timeout, config.sensor_max_bytes, config.sensor_concurrency
+    )
+    run = sensors.SensorRun(
+        sensors.discover(paths.sensors),
+        cwd=paths.data_dir,
+        env=env,
+        limits=limits,
+        on_tick=on_tick,
+        cancel_fd=cancel_fd,
+        cancelled=cancelled,
+    )
+    return run.run()
+
+
+def run_beat(
+    paths: Paths,
+    config: Config,
+    number: int,
+    *,
+    on_tick: Callable[[], None] | None = None,
+    cancel_fd: int | None = None,
+    cancelled: Callable[[], bool] | None = None,
+) -> BeatResult:
+    started = time.time()
+    events.record(paths.events, "beat_start", beat=number)
+    readings = _user_readings(paths, config, on_tick, cancel_fd, cancelled)
+    if cancelled is not None and cancelled():
+        result = BeatResult(number, started, time.time(), len(readings), [], "", cancelled=True)
+        events.record(paths.events, "beat_cancelled", beat=number)
+        return result
+    files: dict[str, bytes] = {}
+    failed: list[str] = []
+    for reading in readings:
+        files[f"{reading.name}.json"] = _encode(reading.value)
+        if not reading.ok:
+            failed.append(reading.name.removeprefix("sensor-"))
+            files[f"{reading.name}.err"] = reading.stderr
+    for name, probe in probes.PROBES.items():
+        files[f"{name}.json"] = _encode(probe(paths))
+    publish_error = None
+    try:
+        snapshots.publish(paths, files)
+    except snapshots.PublishError as exc:
+        publish_error = str(exc)
+    result = BeatResult(
+        number,
+        started,
+        time.time(),
+        len(readings),
+        failed,
+        worldhash.world_hash(paths),
+        publish_error,
+    )
+    events.record(
+        paths.events,
+        "sense_done",
+        beat=number,
+        total=result.total,
+        ok=result.ok,
+        failed=failed,
+        duration=round(result.duration, 3),
+        world_hash=result.world_hash,
+        publish_error=publish_error,
+    )
+    return result
+
+
+def _encode(value: Any) -> bytes:
+    return (json.dumps(value, ensure_ascii=False, indent=None) + "\n").encode()
+
+
+# --- the beat record in the runtime dir -----------------------------------
+def write_record(paths: Paths, result: BeatResult, **extra: Any) -> None:
+    record = asdict(result)
+    record.update(ok=result.ok, duration=round(result.duration, 3), summary=result.summary())
+    record.update(extra)
+    tmp = paths.beat_file.with_name(f".{paths.beat_file.name}.{os.getpid()}")
+    try:
+        tmp.write_text(json.dumps(record) + "\n")
+        os.replace(tmp, paths.beat_file)
+    except OSError:
+        tmp.unlink(missing_ok=True)
+
+
+def read_record(paths: Paths) -> dict[str, Any] | None:
+    try:
+        value = json.loads(paths.beat_file.read_text())
+    except (OSError, ValueError):
+        return None
+    return value if isinstance(value, dict) else None

@@ -1,0 +1,232 @@
+"""The ``looop`` command line: parse, call one function below, print, exit.
+
+No behaviour lives here; every command calls into the module that owns it, so
+tests reach the same code without a terminal. Errors that users can fix are
+turned into one ``looop: ...`` line and a documented exit code: 78 for a bad
+config (``EX_CONFIG``, which the unit will not restart on), 1 for a refused
+runtime dir or a pulse that already runs, and for ``status`` the LSB codes
+0 (running), 3 (not running) and 4 (unknown).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Callable
+from typing import Any, NoReturn
+
+import click
+
+from looop import __version__
+from looop.config import EX_CONFIG, ConfigError
+from looop.log import FORMATS, log
+from looop.paths import Paths, RuntimeDirError, resolve
+
+CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+
+def die(message: str, code: int = 1) -> NoReturn:
+    click.echo(f"looop: {message}", err=True)
+    sys.exit(code)
+
+
+def load_config(paths: Paths) -> Any:
+    from looop import config
+
+    try:
+        return config.load(paths.config_file)
+    except ConfigError as exc:
+        die(str(exc), EX_CONFIG)
+
+
+def echo_json(value: Any) -> None:
+    click.echo(json.dumps(value, indent=2, sort_keys=False, default=str))
+
+
+def guarded(fn: Callable[[], int | None]) -> None:
+    """Run a command body, turning known failures into one line and an exit code."""
+    from looop.lock import AlreadyRunning
+
+    try:
+        code = fn()
+    except ConfigError as exc:
+        die(str(exc), EX_CONFIG)
+    except RuntimeDirError as exc:
+        die(str(exc), 1)
+    except AlreadyRunning as exc:
+        die(str(exc), 1)
+    sys.exit(code or 0)
+
+
+@click.group(context_settings=CONTEXT)
+@click.version_option(__version__, "-V", "--version", prog_name="looop")
+@click.option(
+    "--log-format",
+    type=click.Choice(FORMATS),
+    default="auto",
+    show_default=True,
+    help="journal: <N> priority prefixes; human: terminal lines; json: NDJSON.",
+)
+def main(log_format: str) -> None:
+    """A tiny control loop for one person's work.
+
+    The pulse senses the world on a beat (runs sensors/*.sh, publishes their
+    readings as snapshots, keeps a world hash fresh); a root agent blocked on
+    `looop _ wait` wakes the moment something changed.
+    """
+    log.configure(log_format)
+
+
+# --- the pulse -------------------------------------------------------------
+def _pulse() -> None:
+    from looop import pulse
+
+    def body() -> int:
+        paths = resolve()
+        cfg = load_config(paths)
+        return pulse.run_pulse(paths, cfg)
+
+    guarded(body)
+
+
+@main.command("pulse")
+def pulse_command() -> None:
+    """Run the pulse in the foreground (what the service runs).
+
+    Takes the profile's lock (exit 1 if a pulse already runs), seeds the data
+    dir, beats once, tells the service manager it is ready, then beats every
+    `interval` seconds. SIGTERM/SIGINT stop it, SIGHUP reloads the config,
+    SIGUSR1 beats now.
+    """
+    _pulse()
+
+
+@main.command("sense")
+@click.option("--json", "as_json", is_flag=True, help="Print the beat record as JSON.")
+def sense_command(as_json: bool) -> None:
+    """Beat once now and print its summary.
+
+    If a pulse runs, it is asked to beat (the pulse stays the only senser);
+    otherwise this takes the lock, beats once and releases it.
+    """
+    from looop import pulse
+
+    def body() -> int:
+        paths = resolve()
+        cfg = load_config(paths)
+        try:
+            outcome = pulse.sense_now(paths, cfg)
+        except pulse.SenseError as exc:
+            die(str(exc), 1)
+        if as_json:
+            echo_json(outcome.record)
+        else:
+            click.echo(outcome.summary)
+        return 1 if outcome.record.get("publish_error") else 0
+
+    guarded(body)
+
+
+# --- the root agent's contract ---------------------------------------------
+@main.group("_", context_settings=CONTEXT)
+def agent_group() -> None:
+    """Plumbing for the root agent: state, wait, pulse."""
+
+
+@agent_group.command("state")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object (the agent's format).")
+def state_command(as_json: bool) -> None:
+    """Print the world as the root agent sees it (a pure read)."""
+    from looop import state
+
+    data = state.collect(resolve())
+    echo_json(data) if as_json else click.echo(state.render(data))
+
+
+@agent_group.command("pulse")
+def agent_pulse_command() -> None:
+    """Alias of `looop pulse`."""
+    _pulse()
+
+
+# --- config ------------------------------------------------------------------
+@main.group("config", context_settings=CONTEXT, invoke_without_command=True)
+@click.pass_context
+def config_group(ctx: click.Context) -> None:
+    """Read and edit the config (environment > file > default)."""
+    if ctx.invoked_subcommand is None:
+        ctx.invoke(config_show)
+
+
+@config_group.command("show")
+@click.option("--json", "as_json", is_flag=True)
+def config_show(as_json: bool) -> None:
+    """Every knob with the value in effect."""
+    from looop import config
+
+    paths = resolve()
+    table = config.as_table(load_config(paths))
+    if as_json:
+        echo_json(table)
+        return
+    for key, value in table.items():
+        knob = config.KNOBS[key]
+        click.echo(f"{key} = {value:g}    # {knob.help}; env {knob.env}")
+
+
+@config_group.command("get")
+@click.argument("key")
+def config_get(key: str) -> None:
+    """The value in effect for KEY."""
+    from looop import config
+
+    if key not in config.KNOBS:
+        die(f"unknown key {key!r} (known: {', '.join(config.KNOBS)})", 2)
+    click.echo(f"{config.as_table(load_config(resolve()))[key]:g}")
+
+
+@config_group.command("set")
+@click.argument("key")
+@click.argument("value")
+def config_set(key: str, value: str) -> None:
+    """Store KEY = VALUE in the config file."""
+    from looop import config
+
+    paths = resolve()
+    try:
+        stored = config.set_value(paths.config_file, key, value)
+    except ConfigError as exc:
+        die(str(exc), EX_CONFIG)
+    click.echo(f"{key} = {stored:g}  ({paths.config_file})")
+    env = config.KNOBS[key].env
+    if os.environ.get(env):
+        click.echo(f"note: ${env} is set and overrides the file", err=True)
+
+
+@config_group.command("path")
+def config_path() -> None:
+    """Where the config file is."""
+    click.echo(str(resolve().config_file))
+
+
+# --- small ones --------------------------------------------------------------
+@main.command("version")
+def version_command() -> None:
+    """Print looop's version."""
+    click.echo(f"looop {__version__}")
+
+
+@main.command("help")
+@click.argument("command", nargs=-1)
+@click.pass_context
+def help_command(ctx: click.Context, command: tuple[str, ...]) -> None:
+    """Show help for looop or for COMMAND."""
+    group: click.Command = main
+    info_ctx = click.Context(main, info_name="looop")
+    for name in command:
+        if not isinstance(group, click.Group) or name not in group.commands:
+            die(f"no such command: {' '.join(command)}", 2)
+        group = group.commands[name]
+        info_ctx = click.Context(group, info_name=name, parent=info_ctx)
+    click.echo(group.get_help(info_ctx))

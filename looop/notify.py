@@ -1,0 +1,125 @@
+"""Talking to the service manager: sd_notify messages and the watchdog.
+
+``Notifier`` is the pulse's only voice to systemd (``sdnotify``; a no-op
+without ``NOTIFY_SOCKET``). The watchdog is *gated on progress*: the pulse's
+loop calls ``Watchdog.tick`` whenever it makes progress (every pass of the
+beat's selector loop, every wake between beats), and only a tick sends
+``WATCHDOG=1``, and only while the loop is within its deadline. No thread
+pings on the loop's behalf, so a SIGSTOPped or deadlocked pulse goes quiet
+and systemd kills it, while a slow sensor inside its own timeout keeps the
+loop ticking and never trips it.
+
+Where no service manager watches (launchd, a terminal) ``InternalWatchdog``
+is the stand-in: a thread that aborts the process when the ticks stop, so
+launchd's ``KeepAlive`` restarts it. It only reads the tick time; it never
+does the loop's work.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+import time
+
+import sdnotify
+
+from looop.log import log
+
+# The internal watchdog's period when nothing else is configured.
+DEFAULT_INTERNAL_PERIOD = 120.0
+
+
+def monotonic_usec() -> int:
+    return time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000
+
+
+class Notifier:
+    def __init__(self) -> None:
+        self.enabled = bool(os.environ.get("NOTIFY_SOCKET"))
+        self._sd = sdnotify.SystemdNotifier() if self.enabled else None
+
+    def send(self, *fields: str) -> None:
+        if self._sd is not None:
+            self._sd.notify("\n".join(fields))
+
+    def ready(self, status: str | None = None) -> None:
+        self.send("READY=1", *([f"STATUS={status}"] if status else []))
+
+    def status(self, text: str) -> None:
+        self.send(f"STATUS={text}")
+
+    def reloading(self) -> None:
+        self.send("RELOADING=1", f"MONOTONIC_USEC={monotonic_usec()}")
+
+    def stopping(self) -> None:
+        self.send("STOPPING=1")
+
+    def watchdog(self) -> None:
+        self.send("WATCHDOG=1")
+
+
+def manager_watchdog_period() -> float | None:
+    """Seconds of systemd's watchdog for this process, or None if it set none."""
+    usec = os.environ.get("WATCHDOG_USEC", "")
+    pid = os.environ.get("WATCHDOG_PID", "")
+    if not usec.isdigit() or int(usec) == 0:
+        return None
+    if pid and pid.isdigit() and int(pid) != os.getpid():
+        return None
+    return int(usec) / 1_000_000
+
+
+class Watchdog:
+    """Progress ticks, and the pings they earn."""
+
+    def __init__(self, notifier: Notifier, period: float | None) -> None:
+        self.notifier = notifier
+        self.period = period  # systemd's; None when it set none
+        self.last_tick = time.monotonic()
+        self.last_ping = 0.0
+        self.deadline: float | None = None  # the loop must tick again before this
+
+    @property
+    def ping_interval(self) -> float | None:
+        return None if self.period is None else self.period / 2
+
+    def tick(self) -> None:
+        now = time.monotonic()
+        self.last_tick = now
+        if self.period is None or (self.deadline is not None and now > self.deadline):
+            return
+        if now - self.last_ping >= self.period / 2:
+            self.notifier.watchdog()
+            self.last_ping = now
+
+
+class InternalWatchdog(threading.Thread):
+    """Abort the process when the watched loop has not ticked for ``period``."""
+
+    def __init__(self, watchdog: Watchdog, period: float) -> None:
+        super().__init__(name="looop-internal-watchdog", daemon=True)
+        self.watchdog, self.period = watchdog, period
+
+    def run(self) -> None:
+        nap = min(1.0, self.period / 4)
+        while True:
+            before = time.monotonic()
+            time.sleep(nap)
+            now = time.monotonic()
+            if now - before > nap + self.period / 2:
+                continue  # the whole process was frozen (SIGSTOP), not the loop alone
+            stalled = now - self.watchdog.last_tick
+            if stalled > self.period:
+                log.error(f"pulse loop stalled for {stalled:.0f}s; aborting so it is restarted")
+                sys.stderr.flush()
+                os.abort()
+
+
+def internal_period() -> float:
+    raw = os.environ.get("LOOOP_WATCHDOG_SEC", "")
+    try:
+        value = float(raw)
+    except ValueError:
+        return DEFAULT_INTERNAL_PERIOD
+    return value if value > 0 else DEFAULT_INTERNAL_PERIOD

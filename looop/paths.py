@@ -1,0 +1,205 @@
+"""Where looop keeps things: the data dir, the config file and the runtime dir.
+
+Every other module asks this one; nobody else reads ``LOOOP_DATA_DIR`` or
+``XDG_*``. The runtime dir is checked before use because it holds the lock that
+keeps the pulse single: a directory somebody else owns or can write to (a
+pre-created ``/tmp/looop-<uid>``) would let them fake or steal that lock, so
+it is refused rather than repaired.
+
+The lock is per *profile*: its name is a hash of the resolved data dir, so two
+data dirs never share a lock, and the same data dir maps to the same name from
+the service manager and from every shell.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import stat
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+
+class RuntimeDirError(Exception):
+    """The runtime dir exists but is not safe to use."""
+
+
+@dataclass(frozen=True)
+class Paths:
+    data_dir: Path
+    config_file: Path
+    runtime_dir: Path
+    default_profile: bool
+
+    # --- data dir layout ---------------------------------------------------
+    @property
+    def playbook(self) -> Path:
+        return self.data_dir / "PLAYBOOK.md"
+
+    @property
+    def goals(self) -> Path:
+        return self.data_dir / "goals"
+
+    @property
+    def sensors(self) -> Path:
+        return self.data_dir / "sensors"
+
+    @property
+    def snapshots(self) -> Path:
+        """The published generation: a symlink swapped atomically each beat."""
+        return self.data_dir / "snapshots"
+
+    @property
+    def generations(self) -> Path:
+        """Where snapshot generations are built before being swapped in."""
+        return self.data_dir / ".snapshots"
+
+    @property
+    def sessions(self) -> Path:
+        return self.data_dir / "sessions"
+
+    @property
+    def claims(self) -> Path:
+        return self.data_dir / "claims"
+
+    @property
+    def asks(self) -> Path:
+        return self.data_dir / "asks"
+
+    @property
+    def answers(self) -> Path:
+        return self.data_dir / "answers"
+
+    @property
+    def reports(self) -> Path:
+        return self.data_dir / "reports"
+
+    @property
+    def journal(self) -> Path:
+        return self.data_dir / "journal.md"
+
+    @property
+    def events(self) -> Path:
+        return self.data_dir / "events.jsonl"
+
+    # --- runtime dir (volatile, per profile) ------------------------------
+    @property
+    def profile(self) -> str:
+        """Short stable name of this data dir, used for its runtime files."""
+        digest = hashlib.sha256(os.fsencode(self.data_dir)).hexdigest()[:16]
+        return f"looop-{digest}"
+
+    @property
+    def lock_file(self) -> Path:
+        return self.runtime_dir / f"{self.profile}.lock"
+
+    @property
+    def pid_file(self) -> Path:
+        return self.runtime_dir / f"{self.profile}.pid"
+
+    @property
+    def datadir_file(self) -> Path:
+        return self.runtime_dir / f"{self.profile}.datadir"
+
+    @property
+    def beat_file(self) -> Path:
+        return self.runtime_dir / f"{self.profile}.beat.json"
+
+
+def _default_data_dir() -> Path:
+    state_home = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(state_home) / "looop"
+
+
+def default_runtime_dir() -> Path:
+    """The runtime dir for this user when ``LOOOP_RUNTIME_DIR`` is not set.
+
+    It must be the same from every context the user has (service manager,
+    terminal, cron, ssh), so on Linux ``/run/user/<uid>`` is preferred over a
+    temp dir when ``XDG_RUNTIME_DIR`` is missing, and on macOS the per-user temp
+    dir comes from ``confstr`` rather than ``$TMPDIR``, which launchd agents and
+    terminals can see differently.
+    """
+    xdg = os.environ.get("XDG_RUNTIME_DIR")
+    if xdg:
+        return Path(xdg) / "looop"
+    uid = os.getuid()
+    run_user = Path(f"/run/user/{uid}")
+    try:
+        st = run_user.stat()
+        if stat.S_ISDIR(st.st_mode) and st.st_uid == uid:
+            return run_user / "looop"
+    except OSError:
+        pass
+    if sys.platform == "darwin":
+        try:
+            base = os.confstr("CS_DARWIN_USER_TEMP_DIR")
+        except (ValueError, OSError):
+            base = None
+        if base:
+            return Path(base) / "looop"
+    return Path(tempfile.gettempdir()) / f"looop-{uid}"
+
+
+def _absolute(path: str | Path) -> Path:
+    return Path(os.path.abspath(Path(path).expanduser()))
+
+
+def resolve() -> Paths:
+    """Resolve the three directories from the environment (first set wins)."""
+    env_data = os.environ.get("LOOOP_DATA_DIR")
+    data_dir = _absolute(env_data or _default_data_dir())
+    default_profile = data_dir == _absolute(_default_data_dir())
+    env_cfg = os.environ.get("LOOOP_CONFIG")
+    config_file = _absolute(env_cfg) if env_cfg else data_dir / "config.toml"
+    env_rt = os.environ.get("LOOOP_RUNTIME_DIR")
+    runtime_dir = _absolute(env_rt) if env_rt else default_runtime_dir()
+    return Paths(data_dir, config_file, runtime_dir, default_profile)
+
+
+def check_runtime_dir(path: Path) -> None:
+    """Raise RuntimeDirError unless ``path`` is a real 0700 directory we own."""
+    st = path.lstat()
+    if stat.S_ISLNK(st.st_mode):
+        raise RuntimeDirError(f"runtime dir {path} is a symlink; refusing to use it")
+    if not stat.S_ISDIR(st.st_mode):
+        raise RuntimeDirError(f"runtime dir {path} is not a directory")
+    if st.st_uid != os.getuid():
+        raise RuntimeDirError(
+            f"runtime dir {path} is owned by uid {st.st_uid}, not by you (uid {os.getuid()}); "
+            "refusing to use it"
+        )
+    if st.st_mode & 0o077:
+        raise RuntimeDirError(
+            f"runtime dir {path} has mode {stat.S_IMODE(st.st_mode):04o}; it must not be "
+            "accessible to group or others (expected 0700)"
+        )
+
+
+def ensure_runtime_dir(paths: Paths) -> Path:
+    """Create the runtime dir 0700 if missing, then verify it is safe.
+
+    Also writes ``<profile>.datadir`` so a person listing the runtime dir can
+    tell which lock belongs to which data dir.
+    """
+    rt = paths.runtime_dir
+    try:
+        rt.parent.mkdir(parents=True, exist_ok=True)
+        os.mkdir(rt, 0o700)
+    except FileExistsError:
+        pass
+    except OSError as exc:
+        raise RuntimeDirError(f"cannot create runtime dir {rt}: {exc.strerror}") from exc
+    check_runtime_dir(rt)
+    marker = paths.datadir_file
+    text = f"{paths.data_dir}\n"
+    try:
+        if not marker.is_file() or marker.read_text() != text:
+            fd = os.open(marker, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+            with os.fdopen(fd, "w") as fh:
+                fh.write(text)
+    except OSError as exc:
+        raise RuntimeDirError(f"cannot write {marker}: {exc.strerror}") from exc
+    return rt

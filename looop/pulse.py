@@ -1,0 +1,281 @@
+"""The pulse: a single, long-running loop that beats on a fixed rate.
+
+Shaped like gunicorn's arbiter. Signal handlers do nothing but queue the
+signal; ``signal.set_wakeup_fd`` writes to a self-pipe that wakes the loop's
+selector, and the loop handles the queue with one ``handle_<signal>`` method
+each, outside any handler. During a beat the same pipe is watched by the
+sensor runner, so a stop ends running sensor groups at once.
+
+Start order matters to the service manager: config (exit 78) -> lock (exit 1
+if held) -> seed -> signals -> first beat -> ``READY=1``. ``systemctl start``
+therefore returns only once the world is readable, and a second pulse never
+gets as far as touching the data dir.
+
+``sense_now`` is how a one-off ``looop sense`` keeps the pulse the sole
+senser: it asks a running pulse to beat instead of beating beside it.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import selectors
+import signal
+import time
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from looop import beat, config, lock, notify, seed, sensors
+from looop.config import Config
+from looop.log import log
+from looop.paths import Paths
+
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+HANDLED_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1)
+IDLE_WAKE = 5.0  # the loop wakes (and ticks) at least this often between beats
+BEAT_SLACK = 30.0  # allowance over the worst-case beat before the watchdog stops pinging
+
+SIG_NAMES = {
+    signal.SIGTERM: "term",
+    signal.SIGINT: "int",
+    signal.SIGHUP: "hup",
+    signal.SIGUSR1: "usr1",
+}
+
+
+def prepare(paths: Paths) -> list[Path]:
+    """Seed the data dir and write the default config on first run."""
+    written = seed.ensure_layout(paths)
+    config.write_defaults_if_missing(paths.config_file)
+    return written
+
+
+def beat_budget(cfg: Config, sensor_count: int) -> float | None:
+    """The longest a beat may legitimately take, or None when it is unbounded."""
+    if cfg.sensor_timeout <= 0:
+        return None
+    waves = max(1, math.ceil(sensor_count / max(1, cfg.sensor_concurrency)))
+    return waves * (cfg.sensor_timeout + 2 * sensors.KILL_GRACE) + BEAT_SLACK
+
+
+class Pulse:
+    def __init__(self, paths: Paths, cfg: Config) -> None:
+        self.paths, self.config = paths, cfg
+        self.notifier = notify.Notifier()
+        self.watchdog = notify.Watchdog(self.notifier, notify.manager_watchdog_period())
+        self.signals: deque[int] = deque()
+        self.stopping = False
+        self.beat_requested = False
+        self.beats = 0
+        self.last_result: beat.BeatResult | None = None
+        self.started_wall = time.time()
+        self.next_beat = time.monotonic()
+        self.pipe_r, self.pipe_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        self.selector = selectors.DefaultSelector()
+        self.selector.register(self.pipe_r, selectors.EVENT_READ)
+        self.fault = os.environ.get("LOOOP_TEST_FAULT", "")
+
+    # --- signals: queue only ----------------------------------------------
+    def install_signals(self) -> None:
+        signal.set_wakeup_fd(self.pipe_w, warn_on_full_buffer=False)
+        for sig in HANDLED_SIGNALS:
+            signal.signal(sig, self._queue_signal)
+
+    def _queue_signal(self, signum: int, frame: object) -> None:
+        self.signals.append(signum)
+
+    def _drain_pipe(self) -> None:
+        try:
+            while os.read(self.pipe_r, 512):
+                pass
+        except BlockingIOError:
+            pass
+
+    def _handle_queued(self) -> None:
+        self._drain_pipe()
+        while self.signals:
+            signum = self.signals.popleft()
+            getattr(self, f"handle_{SIG_NAMES[signum]}")()
+
+    def _stop_requested(self) -> bool:
+        """For the sensor runner: has a stop signal arrived? Leaves others queued."""
+        self._drain_pipe()
+        if any(s in STOP_SIGNALS for s in self.signals):
+            self.stopping = True
+        return self.stopping
+
+    def handle_term(self) -> None:
+        log.info("stopping (SIGTERM)")
+        self.stopping = True
+
+    def handle_int(self) -> None:
+        log.info("stopping (SIGINT)")
+        self.stopping = True
+
+    def handle_hup(self) -> None:
+        self.notifier.reloading()
+        try:
+            self.config = config.load(self.paths.config_file)
+            for warning in self.config.warnings:
+                log.warning(warning)
+            log.info(f"config reloaded · interval {self.config.interval:g}s")
+        except config.ConfigError as exc:
+            log.error(f"config not reloaded, keeping the previous one: {exc}")
+        self.notifier.ready()
+        self.beat_requested = True
+
+    def handle_usr1(self) -> None:
+        self.beat_requested = True
+
+    # --- the loop ----------------------------------------------------------
+    def run(self) -> int:
+        period = self.watchdog.period
+        if period is None:
+            notify.InternalWatchdog(self.watchdog, notify.internal_period()).start()
+        self.beat()
+        if self.stopping:
+            return self.shutdown()
+        self.notifier.ready(self.status_text())
+        while not self.stopping:
+            if self.fault == "stall":
+                time.sleep(3600)  # test-only: a loop that stops making progress
+            self._handle_queued()
+            if self.stopping:
+                break
+            now = time.monotonic()
+            if self.beat_requested or now >= self.next_beat:
+                self.beat()
+                continue
+            wake = min(self.next_beat - now, IDLE_WAKE)
+            if self.watchdog.ping_interval is not None:
+                wake = min(wake, self.watchdog.ping_interval)
+            self.watchdog.deadline = self.next_beat + IDLE_WAKE + BEAT_SLACK
+            self.selector.select(max(0.0, wake))
+            self.watchdog.tick()
+        return self.shutdown()
+
+    def beat(self) -> None:
+        self.beat_requested = False
+        started = time.monotonic()
+        self.beats += 1
+        count = len(sensors.discover(self.paths.sensors))
+        budget = beat_budget(self.config, count)
+        self.watchdog.deadline = None if budget is None else started + budget
+        self.watchdog.tick()
+        result = beat.run_beat(
+            self.paths,
+            self.config,
+            self.beats,
+            on_tick=self.watchdog.tick,
+            cancel_fd=self.pipe_r,
+            cancelled=self._stop_requested,
+        )
+        # Fixed rate: the next beat starts `interval` after this one started;
+        # an overrun starts it at once (never overlapping).
+        self.next_beat = started + self.config.interval
+        if result.cancelled:
+            return
+        beat.write_record(
+            self.paths,
+            result,
+            pid=os.getpid(),
+            pulse_started=self.started_wall,
+            interval=self.config.interval,
+            next_beat=time.time() + max(0.0, self.next_beat - time.monotonic()),
+        )
+        (log.warning if result.failed or result.publish_error else log.info)(result.summary())
+        self.last_result = result
+        self.notifier.status(self.status_text())
+        self.watchdog.tick()
+
+    def status_text(self) -> str:
+        """``beat 12 · 7/8 sensors ok · next in 52s`` for ``STATUS=``."""
+        next_in = max(0, round(self.next_beat - time.monotonic()))
+        last = self.last_result
+        if last is None:
+            return f"next beat in {next_in}s"
+        return f"beat {last.number} · {last.ok}/{last.total} sensors ok · next in {next_in}s"
+
+    def shutdown(self) -> int:
+        self.notifier.stopping()
+        log.info("pulse stopped")
+        return 0
+
+
+def run_pulse(paths: Paths, cfg: Config) -> int:
+    """``looop pulse``: lock, seed, beat forever. Raises lock.AlreadyRunning."""
+    held = lock.acquire(paths)
+    try:
+        prepare(paths)
+        for warning in cfg.warnings:
+            log.warning(warning)
+        pulse = Pulse(paths, cfg)
+        pulse.install_signals()
+        log.info(f"pulse started (pid {os.getpid()}) · sensing every {cfg.interval:g}s")
+        return pulse.run()
+    finally:
+        held.release()
+
+
+@dataclass
+class SenseOutcome:
+    summary: str
+    record: dict[str, Any]
+    via_pulse: bool
+
+
+class SenseError(Exception):
+    pass
+
+
+def sense_now(paths: Paths, cfg: Config, wait_limit: float | None = None) -> SenseOutcome:
+    """One beat now: by the running pulse if there is one, else by us under the lock."""
+    try:
+        held = lock.acquire(paths)
+    except lock.AlreadyRunning as running:
+        return _ask_pulse(paths, cfg, running.pid, wait_limit)
+    try:
+        prepare(paths)
+        result = beat.run_beat(paths, cfg, _next_number(paths))
+        beat.write_record(paths, result, pid=os.getpid(), interval=cfg.interval)
+    finally:
+        held.release()
+    record = beat.read_record(paths) or {}
+    return SenseOutcome(result.summary(), record, via_pulse=False)
+
+
+def _next_number(paths: Paths) -> int:
+    record = beat.read_record(paths) or {}
+    number = record.get("number")
+    return number + 1 if isinstance(number, int) else 1
+
+
+def _ask_pulse(
+    paths: Paths, cfg: Config, pid: int | None, wait_limit: float | None
+) -> SenseOutcome:
+    if not pid:
+        raise SenseError("a pulse holds the lock but its pid is not known yet; try again")
+    asked_at = time.time()
+    try:
+        os.kill(pid, signal.SIGUSR1)
+    except ProcessLookupError:
+        raise SenseError(f"the pulse (pid {pid}) went away; try again") from None
+    except PermissionError:
+        raise SenseError(f"cannot signal the pulse (pid {pid}): not yours") from None
+    budget = (
+        wait_limit
+        or (beat_budget(cfg, len(sensors.discover(paths.sensors))) or 3600.0) + cfg.interval
+    )
+    deadline = time.monotonic() + budget
+    while time.monotonic() < deadline:
+        record = beat.read_record(paths) or {}
+        started = record.get("started")
+        fresh = isinstance(started, int | float) and started >= asked_at
+        if record.get("pid") == pid and fresh:
+            return SenseOutcome(str(record.get("summary", "")), record, via_pulse=True)
+        if lock.holder_pid(paths) != pid:
+            raise SenseError(f"the pulse (pid {pid}) stopped before beating")
+        time.sleep(0.02)
+    raise SenseError(f"the pulse (pid {pid}) did not beat within {budget:.0f}s")

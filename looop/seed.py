@@ -1,0 +1,102 @@
+"""The data dir's layout and its one-time starter content.
+
+Directories are created on every start (cheap, idempotent). The starter files
+are written once, for a fresh data dir, and recorded by a marker file: a user
+who edits or deletes a starter file keeps that choice, and looop never
+rewrites the user's words.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from looop.paths import Paths
+
+MARKER = ".looop-seeded"
+
+DIRECTORIES = (
+    "goals",
+    "goals/archive",
+    "sensors",
+    "sessions",
+    "claims",
+    "asks",
+    "answers",
+    "reports",
+)
+
+PLAYBOOK = """\
+# Playbook
+
+How you want your work looked after. The root agent reads this before every
+move; write it the way you would brief a trusted colleague.
+
+- What matters most to me right now:
+- What may be done without asking me:
+- What must always be asked first:
+- How I like to be told about results (a report in `reports/`, a line in
+  `journal.md`, nothing at all):
+
+This page is a starter. The goal in `goals/setup.md` asks the root agent to
+interview you and replace it with your own.
+"""
+
+SETUP_GOAL = """\
+# Set up this loop with me
+
+Interview me, briefly, about the work I want looked after: what I care about,
+what I want to be told, and what must never happen without my say-so. Then:
+
+1. Rewrite `PLAYBOOK.md` in my words from the answers.
+2. Write one goal file in `goals/` per outcome I named.
+3. Propose sensors (`sensors/*.sh`, each printing one JSON object) that would
+   show whether those goals are met, and add the ones I agree to.
+4. Move this file to `goals/archive/` when done.
+"""
+
+TODAY_SENSOR = """\
+#!/bin/sh
+# Heartbeat: the date changes once a day, so the loop wakes at least daily.
+printf '{"signal": {"date": "%s"}}\\n' "$(date +%Y-%m-%d)"
+"""
+
+GITIGNORE = """\
+# Scratch that looop rewrites on its own; the rest is yours to keep in git.
+snapshots
+.snapshots/
+sessions/
+claims/
+events.jsonl
+events.jsonl.1
+"""
+
+STARTERS: dict[str, tuple[str, int]] = {
+    "PLAYBOOK.md": (PLAYBOOK, 0o644),
+    "goals/setup.md": (SETUP_GOAL, 0o644),
+    "sensors/today.sh": (TODAY_SENSOR, 0o755),
+    ".gitignore": (GITIGNORE, 0o644),
+}
+
+
+def ensure_layout(paths: Paths) -> list[Path]:
+    """Create the layout; seed starter files once. Returns the files written."""
+    root = paths.data_dir
+    root.mkdir(parents=True, exist_ok=True)
+    for name in DIRECTORIES:
+        (root / name).mkdir(exist_ok=True)
+    marker = root / MARKER
+    if marker.exists():
+        return []
+    written = []
+    for name, (text, mode) in STARTERS.items():
+        target = root / name
+        try:
+            fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, mode)
+        except FileExistsError:
+            continue
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        written.append(target)
+    marker.write_text("seeded by looop; delete to have missing starter files written again\n")
+    return written

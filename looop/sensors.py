@@ -1,0 +1,351 @@
+"""Running the user's sensor scripts: concurrent, bounded, and leaving nothing behind.
+
+One selector loop drives every running sensor instead of a thread each: it
+reads their pipes, notices exits (a pidfd on Linux, a short poll elsewhere),
+enforces deadlines and answers a stop request, all in one place where the
+pulse's progress can be observed (``on_tick``) by the watchdog.
+
+Each sensor runs in a new process group, so ending it ends the whole tree it
+started; the group is ended while its leader is still an unreaped zombie, so
+the group id cannot have been reused by then. Output is read only up to the
+cap: a sensor printing 100 MB costs the pulse the cap, not 100 MB. Whatever a
+sensor does, the result is a ``Reading`` — a failing sensor never fails a beat.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import json
+import os
+import selectors
+import signal
+import subprocess
+import time
+from collections import deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+TIMEOUT_EXIT = 124
+KILL_GRACE = 2.0  # seconds between SIGTERM and SIGKILL for a timed-out group
+STDERR_DETAIL = 1024  # stderr tail kept in the error object
+STDERR_FILE = 64 * 1024  # stderr tail kept in snapshots/<name>.err
+READ_CHUNK = 64 * 1024
+EXCERPT = 200
+MAX_DRAIN_READS = 256  # after the leader exits, at most this many chunks per pipe
+TICK = 0.5  # the loop wakes at least this often, to show progress
+
+# The service manager's channel belongs to the pulse alone: a sensor that ran
+# systemd-notify must not be able to mark the service ready or feed its watchdog.
+WITHHELD_ENV = ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID")
+
+
+@dataclass
+class Reading:
+    """What one sensor produced, already turned into the value to publish."""
+
+    name: str
+    value: Any
+    ok: bool
+    exit_code: int | None
+    stderr: bytes = b""
+    duration: float = 0.0
+
+
+@dataclass
+class Limits:
+    timeout: float = 60.0  # 0 = none
+    max_bytes: int = 8192  # 0 = no cap
+    concurrency: int = 8
+
+
+def snapshot_name(script: Path) -> str:
+    return f"sensor-{script.stem}"
+
+
+def discover(sensors_dir: Path) -> list[Path]:
+    """The ``*.sh`` files in ``sensors/``, sorted by name."""
+    try:
+        entries = sorted(sensors_dir.glob("*.sh"))
+    except OSError:
+        return []
+    return [p for p in entries if not p.is_dir()]
+
+
+def sensor_environment(base: Mapping[str, str], extra: Mapping[str, str]) -> dict[str, str]:
+    env = {k: v for k, v in base.items() if k not in WITHHELD_ENV}
+    env.update(extra)
+    return env
+
+
+def error_value(signal_part: dict[str, Any], message: str, **detail: Any) -> dict[str, Any]:
+    return {"signal": {"error": True, **signal_part}, "detail": {"message": message, **detail}}
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def parse_output(data: bytes) -> tuple[bool, Any]:
+    """(True, value) for exactly one JSON value, else (False, error object)."""
+    try:
+        text = data.decode("utf-8")
+        return True, json.loads(text, parse_constant=_reject_constant)
+    except (UnicodeDecodeError, ValueError) as exc:
+        excerpt = data[:EXCERPT].decode("utf-8", errors="replace")
+        reason = "no output" if not data.strip() else str(exc)
+        return False, error_value(
+            {"invalid_json": True}, f"output is not one JSON value: {reason}", excerpt=excerpt
+        )
+
+
+@dataclass
+class _Running:
+    script: Path
+    proc: subprocess.Popen[bytes]
+    started: float
+    deadline: float | None
+    pidfd: int | None = None
+    out: bytearray = field(default_factory=bytearray)
+    out_total: int = 0
+    err: bytearray = field(default_factory=bytearray)
+    too_large: bool = False
+    timed_out: bool = False
+    kill_at: float | None = None
+
+    def signal_group(self, sig: int) -> None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.proc.pid, sig)
+
+
+class SensorRun:
+    """One batch of sensors run to completion (or until ``cancel``)."""
+
+    def __init__(
+        self,
+        scripts: list[Path],
+        *,
+        cwd: Path,
+        env: Mapping[str, str],
+        limits: Limits,
+        on_tick: Callable[[], None] | None = None,
+        cancel_fd: int | None = None,
+        cancelled: Callable[[], bool] | None = None,
+    ) -> None:
+        self.pending = deque(scripts)
+        self.cwd, self.env, self.limits = cwd, dict(env), limits
+        self.on_tick = on_tick or (lambda: None)
+        self.cancel_fd = cancel_fd
+        self.cancelled = cancelled or (lambda: False)
+        self.selector = selectors.DefaultSelector()
+        self.running: dict[int, _Running] = {}
+        self.readings: dict[str, Reading] = {}
+        self.stopping = False
+
+    # --- the loop ---------------------------------------------------------
+    def run(self) -> list[Reading]:
+        if self.cancel_fd is not None:
+            self.selector.register(self.cancel_fd, selectors.EVENT_READ, None)
+        try:
+            while self.pending or self.running:
+                if not self.stopping and self.cancelled():
+                    self._stop_all()
+                while self.pending and len(self.running) < max(1, self.limits.concurrency):
+                    self._spawn(self.pending.popleft())
+                for key, _ in self.selector.select(self._wait_time()):
+                    if key.data is not None:
+                        handler, run = key.data
+                        handler(run, key.fd)
+                now = time.monotonic()
+                for run in list(self.running.values()):
+                    self._check(run, now)
+                self.on_tick()
+        finally:
+            for run in list(self.running.values()):
+                run.signal_group(signal.SIGKILL)
+                self._finish(run)
+            self.selector.close()
+        return [self.readings[k] for k in sorted(self.readings)]
+
+    def _wait_time(self) -> float:
+        now = time.monotonic()
+        wait = TICK
+        for run in self.running.values():
+            if run.pidfd is None:
+                wait = min(wait, 0.02)  # no exit notification here: poll
+            for t in (run.deadline, run.kill_at):
+                if t is not None:
+                    wait = min(wait, max(0.0, t - now))
+        return wait
+
+    def _stop_all(self) -> None:
+        """Cancel: pending sensors never start, running groups are ended."""
+        self.stopping = True
+        self.pending.clear()
+        now = time.monotonic()
+        for run in self.running.values():
+            run.signal_group(signal.SIGTERM)
+            run.kill_at = now + KILL_GRACE
+
+    # --- one sensor -------------------------------------------------------
+    def _spawn(self, script: Path) -> None:
+        started = time.monotonic()
+        name = snapshot_name(script)
+        try:
+            proc = subprocess.Popen(
+                [str(script)],
+                cwd=self.cwd,
+                env=self.env,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                process_group=0,
+            )
+        except OSError as exc:
+            code = 126 if isinstance(exc, PermissionError) or exc.errno == errno.ENOEXEC else 127
+            why = "not executable" if code == 126 else "cannot be run"
+            self.readings[name] = Reading(
+                name,
+                error_value({"exit_code": code}, f"{script.name} {why}: {exc.strerror}", stderr=""),
+                ok=False,
+                exit_code=code,
+                stderr=f"{exc}\n".encode(),
+            )
+            return
+        timeout = self.limits.timeout
+        run = _Running(script, proc, started, started + timeout if timeout > 0 else None)
+        assert proc.stdout is not None and proc.stderr is not None
+        for pipe, handler in ((proc.stdout, self._on_stdout), (proc.stderr, self._on_stderr)):
+            os.set_blocking(pipe.fileno(), False)
+            self.selector.register(pipe.fileno(), selectors.EVENT_READ, (handler, run))
+        if hasattr(os, "pidfd_open"):
+            try:
+                run.pidfd = os.pidfd_open(proc.pid)
+                self.selector.register(run.pidfd, selectors.EVENT_READ, (self._on_exit, run))
+            except OSError:
+                run.pidfd = None
+        self.running[proc.pid] = run
+
+    def _close_pipe(self, run: _Running, fd: int) -> None:
+        self.selector.unregister(fd)
+        for pipe in (run.proc.stdout, run.proc.stderr):
+            if pipe is not None and not pipe.closed and pipe.fileno() == fd:
+                pipe.close()
+
+    def _read_into(
+        self, run: _Running, fd: int, consume: Callable[[_Running, int, bytes], None]
+    ) -> bytes | None:
+        """Read one chunk and hand it on; closes the pipe at EOF. None if none ready."""
+        try:
+            chunk = os.read(fd, READ_CHUNK)
+        except BlockingIOError:
+            return None
+        if chunk:
+            consume(run, fd, chunk)
+        else:
+            self._close_pipe(run, fd)
+        return chunk
+
+    def _on_stdout(self, run: _Running, fd: int) -> None:
+        self._read_into(run, fd, self._take_stdout)
+
+    def _on_stderr(self, run: _Running, fd: int) -> None:
+        self._read_into(run, fd, self._take_stderr)
+
+    def _take_stdout(self, run: _Running, fd: int, chunk: bytes) -> None:
+        run.out_total += len(chunk)
+        cap = self.limits.max_bytes
+        if cap and run.out_total > cap:
+            # Over the cap: stop reading, end the group, keep only the count.
+            run.too_large = True
+            run.out.clear()
+            self._close_pipe(run, fd)
+            run.signal_group(signal.SIGTERM)
+            run.kill_at = time.monotonic() + KILL_GRACE
+            return
+        run.out += chunk
+
+    def _take_stderr(self, run: _Running, fd: int, chunk: bytes) -> None:
+        run.err += chunk
+        if len(run.err) > STDERR_FILE:
+            del run.err[: len(run.err) - STDERR_FILE]
+
+    def _on_exit(self, run: _Running, fd: int) -> None:
+        self._check(run, time.monotonic())
+
+    def _check(self, run: _Running, now: float) -> None:
+        if run.proc.pid not in self.running:
+            return
+        try:
+            exited = os.waitid(os.P_PID, run.proc.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+        except ChildProcessError:
+            exited = None
+            run.proc.poll()
+        if exited is not None or run.proc.returncode is not None:
+            self._finish(run)
+            return
+        if run.deadline is not None and now >= run.deadline and not run.timed_out:
+            run.timed_out = True
+            run.signal_group(signal.SIGTERM)
+            run.kill_at = now + KILL_GRACE
+        elif run.kill_at is not None and now >= run.kill_at:
+            run.signal_group(signal.SIGKILL)
+            run.kill_at = None
+
+    def _finish(self, run: _Running) -> None:
+        """The leader has exited (still unreaped): end the group, drain, reap.
+
+        The group is killed while the leader is a zombie, so its id cannot
+        belong to anyone else yet; nothing a sensor started outlives its beat.
+        """
+        run.signal_group(signal.SIGKILL)
+        streams = ((run.proc.stdout, self._take_stdout), (run.proc.stderr, self._take_stderr))
+        for pipe, handler in streams:
+            for _ in range(MAX_DRAIN_READS):  # bounded: an escaped process may keep writing
+                if pipe is None or pipe.closed:
+                    break
+                if self._read_into(run, pipe.fileno(), handler) is None:
+                    break
+            if pipe is not None and not pipe.closed:
+                self._close_pipe(run, pipe.fileno())
+        if run.pidfd is not None:
+            self.selector.unregister(run.pidfd)
+            os.close(run.pidfd)
+            run.pidfd = None
+        returncode = run.proc.wait()
+        del self.running[run.proc.pid]
+        self.readings[snapshot_name(run.script)] = self._reading(run, returncode)
+
+    def _reading(self, run: _Running, returncode: int) -> Reading:
+        name = snapshot_name(run.script)
+        duration = time.monotonic() - run.started
+        err = bytes(run.err)
+        tail = err[-STDERR_DETAIL:].decode("utf-8", errors="replace")
+        code = returncode if returncode >= 0 else 128 - returncode
+        if run.too_large:
+            cap = self.limits.max_bytes
+            value = error_value(
+                {"too_large": True},
+                f"output exceeded {cap} bytes; reading stopped at the cap",
+                max_bytes=cap,
+                bytes_read=run.out_total,
+                stderr=tail,
+            )
+            return Reading(name, value, False, code, err, duration)
+        if run.timed_out:
+            code = TIMEOUT_EXIT
+            message = f"timed out after {self.limits.timeout:g}s; process group ended"
+            value = error_value({"exit_code": code}, message, stderr=tail)
+            return Reading(name, value, False, code, err, duration)
+        if self.stopping:
+            value = error_value({"exit_code": code}, "stopped with the pulse", stderr=tail)
+            return Reading(name, value, False, code, err, duration)
+        if code != 0:
+            value = error_value({"exit_code": code}, f"exited with status {code}", stderr=tail)
+            return Reading(name, value, False, code, err, duration)
+        ok, value = parse_output(bytes(run.out))
+        if not ok:
+            value["detail"]["stderr"] = tail
+        return Reading(name, value, ok, code, b"" if ok else err, duration)

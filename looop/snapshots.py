@@ -1,0 +1,84 @@
+"""Publishing a beat's readings as one generation, swapped in atomically.
+
+``snapshots`` is a symlink to ``.snapshots/<generation>``. A beat writes a
+complete new generation beside the current one and then replaces the link with
+one ``rename(2)``, so a reader sees the old set or the new set, never an empty
+or half-written one, and the world hash never moves mid-beat. The previous
+generation is kept (a reader that resolved the link just before the swap can
+finish), older ones are removed. If the new generation cannot be written (disk
+full, read-only), it is discarded and the current one stays in place.
+
+Readers resolve the link once (``current``) and read inside that generation.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+from looop.paths import Paths
+
+
+class PublishError(Exception):
+    """The new generation could not be written; the old one is still published."""
+
+
+def current(paths: Paths) -> Path | None:
+    """The directory of the published generation, resolved once."""
+    link = paths.snapshots
+    try:
+        target = os.readlink(link)
+    except FileNotFoundError:
+        return None
+    except OSError:
+        # Not a link: a plain directory from before generations existed.
+        return link if link.is_dir() else None
+    return (link.parent / target).resolve()
+
+
+def publish(paths: Paths, files: dict[str, bytes]) -> Path:
+    """Write ``files`` as a new generation and make it the published one."""
+    gens = paths.generations
+    previous = current(paths)
+    gen: Path | None = None
+    try:
+        gens.mkdir(exist_ok=True)
+        gen = Path(tempfile.mkdtemp(prefix=f"gen-{time.time_ns()}-", dir=gens))
+        for name, data in files.items():
+            fd = os.open(gen / name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+        os.chmod(gen, 0o755)
+        _swap_link(paths, gen, previous)
+    except OSError as exc:
+        if gen is not None:
+            shutil.rmtree(gen, ignore_errors=True)
+        raise PublishError(f"could not publish snapshots: {exc.strerror or exc}") from exc
+    _prune(paths, keep={gen, previous})
+    return gen
+
+
+def _swap_link(paths: Paths, gen: Path, previous: Path | None) -> None:
+    link = paths.snapshots
+    if previous is not None and not link.is_symlink():
+        # One-time move of a plain snapshots/ directory out of the way.
+        os.rename(link, paths.generations / f"legacy-{time.time_ns()}")
+    tmp = link.with_name(f".snapshots.link-{os.getpid()}")
+    with contextlib.suppress(FileNotFoundError):
+        tmp.unlink()
+    os.symlink(os.path.relpath(gen, link.parent), tmp)
+    os.replace(tmp, link)
+
+
+def _prune(paths: Paths, keep: set[Path | None]) -> None:
+    try:
+        entries = list(paths.generations.iterdir())
+    except OSError:
+        return
+    for entry in entries:
+        if entry not in keep:
+            shutil.rmtree(entry, ignore_errors=True)

@@ -1,0 +1,112 @@
+"""``looop _ state``: the one read the root agent makes of the world.
+
+A pure read: nothing here writes, takes a lock or starts a beat, so the root
+agent may call it as often as it likes, even while a beat is publishing (it
+reads one generation, never a mix). ``pulse_alive`` comes from the lock probe,
+the same answer ``looop status`` gives.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import deque
+from typing import Any
+
+from looop import lock, probes, sessions, worldhash
+from looop.paths import Paths
+
+JOURNAL_TAIL = 20
+
+
+def pulse_alive(paths: Paths) -> bool:
+    try:
+        return lock.holder_pid(paths) is not None
+    except OSError:
+        return False
+
+
+def readings(paths: Paths) -> dict[str, Any]:
+    """Published snapshots by name (``sensor-x``), JSON ones only."""
+    found: dict[str, Any] = {}
+    for name, data in worldhash.read_generation(paths):
+        try:
+            found[name.removesuffix(".json")] = json.loads(data)
+        except ValueError:
+            continue
+    return found
+
+
+def pending_asks(paths: Paths) -> list[dict[str, Any]]:
+    """Asks without an answer, oldest name first."""
+    pending = []
+    for path in sorted(paths.asks.glob("*.json")):
+        if (paths.answers / path.name).exists():
+            continue
+        try:
+            ask = json.loads(path.read_bytes())
+        except (OSError, ValueError):
+            ask = {"id": path.stem, "error": "unreadable ask"}
+        if isinstance(ask, dict):
+            ask.setdefault("id", path.stem)
+        pending.append(ask)
+    return pending
+
+
+def workers(paths: Paths) -> list[dict[str, Any]]:
+    return [
+        {
+            "id": s.id,
+            "state": s.state,
+            "alive": s.liveness == sessions.ALIVE,
+            "exit_code": s.exit_code,
+        }
+        for s in sessions.scan(paths.sessions)
+    ]
+
+
+def journal_tail(paths: Paths, lines: int = JOURNAL_TAIL) -> list[str]:
+    try:
+        with open(paths.journal, encoding="utf-8", errors="replace") as fh:
+            return [line.rstrip("\n") for line in deque(fh, maxlen=lines)]
+    except OSError:
+        return []
+
+
+def collect(paths: Paths) -> dict[str, Any]:
+    return {
+        "world_hash": worldhash.world_hash(paths),
+        "pulse_alive": pulse_alive(paths),
+        "snapshots": readings(paths),
+        "asks": pending_asks(paths),
+        "workers": workers(paths),
+        "goals": probes.goal_ids(paths),
+        "journal_tail": journal_tail(paths),
+        "data_dir": str(paths.data_dir),
+    }
+
+
+def render(state: dict[str, Any]) -> str:
+    """A short human summary of ``collect``'s result."""
+    failing = [
+        name
+        for name, value in state["snapshots"].items()
+        if isinstance(value, dict)
+        and isinstance(value.get("signal"), dict)
+        and value["signal"].get("error")
+    ]
+    live = sum(1 for w in state["workers"] if w["alive"])
+    lines = [
+        f"data dir    {state['data_dir']}",
+        f"pulse       {'running' if state['pulse_alive'] else 'not running'}",
+        f"world hash  {state['world_hash'][:16]}",
+        f"snapshots   {len(state['snapshots'])}"
+        + (f" (failing: {', '.join(failing)})" if failing else ""),
+        f"goals       {', '.join(state['goals']) or '-'}",
+        f"asks        {len(state['asks'])} pending",
+        f"workers     {len(state['workers'])} ({live} alive)",
+    ]
+    if state.get("changed"):
+        lines.insert(0, f"changed     {', '.join(state['changed'])}")
+    if state["journal_tail"]:
+        lines.append("journal     " + state["journal_tail"][-1])
+    return "\n".join(lines)

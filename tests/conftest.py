@@ -1,0 +1,150 @@
+"""Shared fixtures: an isolated looop profile and the installed ``looop`` as a process.
+
+Every test gets its own data dir, runtime dir and config through the
+environment, so nothing touches the real home. ``procs`` ends, by pid, every
+background process a test started, even when the test fails.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+LOOOP = str(Path(sys.executable).parent / "looop")
+if not os.path.exists(LOOOP):  # pragma: no cover - an unusual install layout
+    LOOOP = shutil.which("looop") or "looop"
+
+
+@dataclass
+class Profile:
+    """One isolated looop profile: its directories and the environment naming them."""
+
+    root: Path
+    data: Path
+    runtime: Path
+    env: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def config(self) -> Path:
+        return self.data / "config.toml"
+
+    def run(self, *args: str, timeout: float = 60, **kw: Any) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [LOOOP, *args],
+            env=kw.pop("env", self.env),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            stdin=subprocess.DEVNULL,
+            **kw,
+        )
+
+    def popen(self, *args: str, **kw: Any) -> subprocess.Popen[str]:
+        kw.setdefault("stdout", subprocess.PIPE)
+        kw.setdefault("stderr", subprocess.PIPE)
+        return subprocess.Popen(
+            [LOOOP, *args], env=kw.pop("env", self.env), text=True, stdin=subprocess.DEVNULL, **kw
+        )
+
+    def sensor(self, name: str, body: str, mode: int = 0o755) -> Path:
+        path = self.data / "sensors" / f"{name}.sh"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("#!/bin/sh\n" + body + "\n")
+        path.chmod(mode)
+        return path
+
+    def write_config(self, text: str) -> None:
+        self.data.mkdir(parents=True, exist_ok=True)
+        self.config.write_text(text)
+
+    def snapshot(self, name: str) -> Any:
+        return json.loads((self.data / "snapshots" / f"{name}.json").read_text())
+
+    def state(self) -> dict[str, Any]:
+        out = self.run("_", "state", "--json")
+        assert out.returncode == 0, out.stderr
+        return json.loads(out.stdout)
+
+
+@pytest.fixture
+def profile(tmp_path: Path) -> Profile:
+    data = tmp_path / "data"
+    runtime = tmp_path / "run"
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith(("LOOOP_", "NOTIFY_", "WATCHDOG_"))
+    }
+    env.pop("JOURNAL_STREAM", None)
+    env.update(
+        LOOOP_DATA_DIR=str(data),
+        LOOOP_RUNTIME_DIR=str(runtime),
+        HOME=str(tmp_path / "home"),
+        XDG_CONFIG_HOME=str(tmp_path / "home" / ".config"),
+        XDG_STATE_HOME=str(tmp_path / "home" / ".local" / "state"),
+    )
+    (tmp_path / "home").mkdir()
+    return Profile(tmp_path, data, runtime, env)
+
+
+class Processes:
+    """Background processes started by a test, ended by pid at teardown."""
+
+    def __init__(self) -> None:
+        self.started: list[subprocess.Popen[Any]] = []
+
+    def add(self, proc: subprocess.Popen[Any]) -> subprocess.Popen[Any]:
+        self.started.append(proc)
+        return proc
+
+    def end_all(self) -> None:
+        for proc in self.started:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + 5
+        for proc in self.started:
+            try:
+                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+@pytest.fixture
+def procs() -> Iterator[Processes]:
+    tracker = Processes()
+    try:
+        yield tracker
+    finally:
+        tracker.end_all()
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float = 15.0, interval: float = 0.02) -> Any:
+    """Poll until ``predicate()`` is truthy; fail the test with a clear message if never."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s: {predicate}")
+        time.sleep(interval)
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
