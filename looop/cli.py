@@ -128,6 +128,108 @@ def sense_command(as_json: bool) -> None:
     guarded(body)
 
 
+@main.command("status")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object.")
+def status_command(as_json: bool) -> None:
+    """Is the pulse running? Answered from the lock.
+
+    Exit 0 running, 3 not running, 4 unknown (the runtime dir cannot be
+    trusted or read).
+    """
+    from looop import status
+
+    report = status.collect(resolve())
+    echo_json(report.as_dict()) if as_json else click.echo(report.render())
+    sys.exit(report.exit_code)
+
+
+@main.command("up")
+def up_command() -> None:
+    """Start the pulse: through systemd/launchd when installed, else detached."""
+    from looop import daemon
+
+    def body() -> int:
+        paths = resolve()
+        load_config(paths)  # a broken config is reported here, not as "started"
+        try:
+            message = daemon.up(paths)
+        except daemon.StartError as exc:
+            die(str(exc), exc.exit_code)
+        click.echo(message)
+        return 0
+
+    guarded(body)
+
+
+@main.command("down")
+def down_command() -> None:
+    """Stop the pulse: through systemd/launchd when installed, else by SIGTERM."""
+    from looop import daemon
+
+    def body() -> int:
+        try:
+            message = daemon.down(resolve())
+        except daemon.StartError as exc:
+            die(str(exc), exc.exit_code)
+        click.echo(message)
+        return 0
+
+    guarded(body)
+
+
+@main.command("install")
+@click.option("--systemd", "manager", flag_value="systemd", help="Install the systemd user units.")
+@click.option("--launchd", "manager", flag_value="launchd", help="Install the launchd agents.")
+@click.option("--dry-run", is_flag=True, help="Print what would be written; change nothing.")
+@click.option("--no-start", is_flag=True, help="Install and enable, but do not start now.")
+@click.option("--force", is_flag=True, help="Overwrite files you edited since install.")
+def install_command(manager: str | None, dry_run: bool, no_start: bool, force: bool) -> None:
+    """Install the pulse (and the reap timer) as a user service.
+
+    Renders the unit or plist files shipped with looop with this
+    installation's absolute path (and LOOOP_DATA_DIR for a non-default
+    profile), then enables and starts them. Safe to run again.
+    """
+    from looop import service
+
+    try:
+        for line in service.install(
+            resolve(), manager=manager, dry_run=dry_run, start=not no_start, force=force
+        ):
+            click.echo(line)
+    except service.ServiceError as exc:
+        die(str(exc), 1)
+
+
+@main.command("uninstall")
+@click.option("--systemd", "manager", flag_value="systemd")
+@click.option("--launchd", "manager", flag_value="launchd")
+def uninstall_command(manager: str | None) -> None:
+    """Stop and remove the installed service files; the data dir is left alone."""
+    from looop import service
+
+    try:
+        for line in service.uninstall(resolve(), manager=manager):
+            click.echo(line)
+    except service.ServiceError as exc:
+        die(str(exc), 1)
+
+
+@main.command("reap")
+@click.option("--dry-run", is_flag=True, help="List what would be removed; remove nothing.")
+@click.option("--ttl", type=click.FloatRange(min=0), help="Override session_ttl (seconds).")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object.")
+def reap_command(dry_run: bool, ttl: float | None, as_json: bool) -> None:
+    """Remove dead sessions older than session_ttl and claims of dead sessions."""
+    from looop import reap
+
+    paths = resolve()
+    cfg = load_config(paths)
+    result = reap.reap(paths, ttl=cfg.session_ttl if ttl is None else ttl, dry_run=dry_run)
+    echo_json(result.as_dict()) if as_json else click.echo(result.summary())
+    sys.exit(result.exit_code)
+
+
 # --- the root agent's contract ---------------------------------------------
 @main.group("_", context_settings=CONTEXT)
 def agent_group() -> None:
@@ -141,6 +243,24 @@ def state_command(as_json: bool) -> None:
     from looop import state
 
     data = state.collect(resolve())
+    echo_json(data) if as_json else click.echo(state.render(data))
+
+
+@agent_group.command("wait")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object (the agent's format).")
+@click.option("--timeout", type=click.FloatRange(min=0), help="Give up after S seconds (exit 124).")
+def wait_command(as_json: bool, timeout: float | None) -> None:
+    """Block until there is something to act on, then print the state.
+
+    Wakes on a pending ask, a change of the world hash, or the pulse not
+    running; `changed` says which of asks, goals, playbook, snapshots,
+    pulse-down moved.
+    """
+    from looop import state, wait
+
+    data = wait.wait(resolve(), timeout=timeout)
+    if data is None:
+        sys.exit(124)
     echo_json(data) if as_json else click.echo(state.render(data))
 
 
