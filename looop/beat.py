@@ -6,8 +6,8 @@ profile's lock, so no two beats ever run at once on one data dir. A beat never
 raises for a sensor's sake: failures become readings. It reports a publish
 failure (disk full) in its result and keeps the previous generation.
 
-The beat record (``<profile>.beat.json`` in the runtime dir) is what ``looop
-status`` and ``looop sense`` read about the last beat.
+Its result becomes the beat record (``looop.record``) that ``looop status``
+and ``looop sense`` read.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import shutil
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 from looop import events, probes, sensors, snapshots, worldhash
@@ -151,24 +151,3 @@ def run_beat(
 
 def _encode(value: Any) -> bytes:
     return (json.dumps(value, ensure_ascii=False, indent=None) + "\n").encode()
-
-
-# --- the beat record in the runtime dir -----------------------------------
-def write_record(paths: Paths, result: BeatResult, **extra: Any) -> None:
-    record = asdict(result)
-    record.update(ok=result.ok, duration=round(result.duration, 3), summary=result.summary())
-    record.update(extra)
-    tmp = paths.beat_file.with_name(f".{paths.beat_file.name}.{os.getpid()}")
-    try:
-        tmp.write_text(json.dumps(record) + "\n")
-        os.replace(tmp, paths.beat_file)
-    except OSError:
-        tmp.unlink(missing_ok=True)
-
-
-def read_record(paths: Paths) -> dict[str, Any] | None:
-    try:
-        value = json.loads(paths.beat_file.read_text())
-    except (OSError, ValueError):
-        return None
-    return value if isinstance(value, dict) else None

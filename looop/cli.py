@@ -35,9 +35,12 @@ def load_config(paths: Paths) -> Any:
     from looop import config
 
     try:
-        return config.load(paths.config_file)
+        loaded = config.load(paths.config_file)
     except ConfigError as exc:
         die(str(exc), EX_CONFIG)
+    for warning in loaded.warnings:
+        log.warning(warning)
+    return loaded
 
 
 def echo_json(value: Any) -> None:
@@ -306,7 +309,7 @@ def config_get(key: str) -> None:
     click.echo(f"{config.as_table(load_config(resolve()))[key]:g}")
 
 
-@config_group.command("set")
+@config_group.command("set", context_settings={"ignore_unknown_options": True})
 @click.argument("key")
 @click.argument("value")
 def config_set(key: str, value: str) -> None:

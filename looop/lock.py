@@ -60,15 +60,35 @@ class PulseLock:
         self.release()
 
 
-def _read_pid(path: Path) -> int | None:
+def _read_pid_file(path: Path) -> tuple[int | None, str]:
+    """(pid, role) from the pid file, where role is "pulse" or "sense"."""
     try:
-        return int(path.read_text().split()[0])
+        fields = path.read_text().split()
+        return int(fields[0]), (fields[1] if len(fields) > 1 else "pulse")
     except (OSError, ValueError, IndexError):
-        return None
+        return None, ""
 
 
-def acquire(paths: Paths) -> PulseLock:
-    """Take the profile's lock or raise AlreadyRunning(pid of the holder)."""
+def _read_pid(path: Path) -> int | None:
+    return _read_pid_file(path)[0]
+
+
+def holder_role(paths: Paths, pid: int) -> str:
+    """What lock holder ``pid`` is: "pulse", "sense" (one beat) or "unknown".
+
+    The pid file only counts when it names that same pid: a file left by an
+    earlier holder that was killed says nothing about the current one.
+    """
+    file_pid, role = _read_pid_file(paths.pid_file)
+    return role if file_pid == pid and pid else "unknown"
+
+
+def acquire(paths: Paths, role: str = "pulse") -> PulseLock:
+    """Take the profile's lock or raise AlreadyRunning(pid of the holder).
+
+    ``role`` goes into the pid file so others can tell a pulse, which answers
+    SIGUSR1 with a beat, from a one-off ``looop sense``, which does not.
+    """
     ensure_runtime_dir(paths)
     flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
     fd = os.open(paths.lock_file, flags, 0o600)
@@ -89,7 +109,7 @@ def acquire(paths: Paths) -> PulseLock:
         os.close(fd)
         raise
     tmp = paths.pid_file.with_name(f".{paths.pid_file.name}.{os.getpid()}")
-    tmp.write_text(f"{os.getpid()}\n")
+    tmp.write_text(f"{os.getpid()} {role}\n")
     os.replace(tmp, paths.pid_file)
     return PulseLock(paths, fd)
 

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from looop import beat, config, lock, notify, seed, sensors
+from looop import beat, config, lock, notify, record, seed, sensors
 from looop.config import Config
 from looop.log import log
 from looop.paths import Paths
@@ -177,7 +177,7 @@ class Pulse:
         self.next_beat = started + self.config.interval
         if result.cancelled:
             return
-        beat.write_record(
+        record.write(
             self.paths,
             result,
             pid=os.getpid(),
@@ -209,8 +209,6 @@ def run_pulse(paths: Paths, cfg: Config) -> int:
     held = lock.acquire(paths)
     try:
         prepare(paths)
-        for warning in cfg.warnings:
-            log.warning(warning)
         pulse = Pulse(paths, cfg)
         pulse.install_signals()
         log.info(f"pulse started (pid {os.getpid()}) · sensing every {cfg.interval:g}s")
@@ -232,23 +230,25 @@ class SenseError(Exception):
 
 def sense_now(paths: Paths, cfg: Config, wait_limit: float | None = None) -> SenseOutcome:
     """One beat now: by the running pulse if there is one, else by us under the lock."""
+    # Another `looop sense` may mistake us for a pulse and ask us to beat.
+    signal.signal(signal.SIGUSR1, signal.SIG_IGN)
     try:
-        held = lock.acquire(paths)
+        held = lock.acquire(paths, role="sense")
     except lock.AlreadyRunning as running:
+        if running.pid and lock.holder_role(paths, running.pid) == "sense":
+            raise SenseError(f"a beat is already running (pid {running.pid}); try again") from None
         return _ask_pulse(paths, cfg, running.pid, wait_limit)
     try:
         prepare(paths)
         result = beat.run_beat(paths, cfg, _next_number(paths))
-        beat.write_record(paths, result, pid=os.getpid(), interval=cfg.interval)
+        record.write(paths, result, pid=os.getpid(), interval=cfg.interval)
     finally:
         held.release()
-    record = beat.read_record(paths) or {}
-    return SenseOutcome(result.summary(), record, via_pulse=False)
+    return SenseOutcome(result.summary(), record.read(paths) or {}, via_pulse=False)
 
 
 def _next_number(paths: Paths) -> int:
-    record = beat.read_record(paths) or {}
-    number = record.get("number")
+    number = (record.read(paths) or {}).get("number")
     return number + 1 if isinstance(number, int) else 1
 
 
@@ -270,11 +270,11 @@ def _ask_pulse(
     )
     deadline = time.monotonic() + budget
     while time.monotonic() < deadline:
-        record = beat.read_record(paths) or {}
-        started = record.get("started")
+        last = record.read(paths) or {}
+        started = last.get("started")
         fresh = isinstance(started, int | float) and started >= asked_at
-        if record.get("pid") == pid and fresh:
-            return SenseOutcome(str(record.get("summary", "")), record, via_pulse=True)
+        if last.get("pid") == pid and fresh:
+            return SenseOutcome(str(last.get("summary", "")), last, via_pulse=True)
         if lock.holder_pid(paths) != pid:
             raise SenseError(f"the pulse (pid {pid}) stopped before beating")
         time.sleep(0.02)

@@ -155,7 +155,9 @@ class SensorRun:
                 while self.pending and len(self.running) < max(1, self.limits.concurrency):
                     self._spawn(self.pending.popleft())
                 for key, _ in self.selector.select(self._wait_time()):
-                    if key.data is not None:
+                    # An earlier event in this batch may have finished the sensor
+                    # and closed this fd: act only on keys still registered.
+                    if key.data is not None and self.selector.get_map().get(key.fd) is key:
                         handler, run = key.data
                         handler(run, key.fd)
                 now = time.monotonic()

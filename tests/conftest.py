@@ -141,6 +141,14 @@ def wait_for(predicate: Callable[[], Any], timeout: float = 15.0, interval: floa
 
 
 def pid_alive(pid: int) -> bool:
+    """True while ``pid`` is a running process (a zombie awaiting its reaper is dead)."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+    except FileNotFoundError:
+        return False
+    except OSError:
+        pass
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

@@ -1,0 +1,123 @@
+"""``looop status``: is the pulse running? Answered from the lock, quickly.
+
+The kernel's lock table is the truth (``lock.holder_pid``); the pid file and
+the beat record only add detail to an answer already given. The probe never
+takes the lock exclusively, so asking can never make a starting pulse fail.
+Exit codes follow LSB / ``systemctl``: 0 running, 3 not running, 4 unknown
+(the runtime dir cannot be trusted or read). Imports stay light: this is run
+by people and scripts in a loop and should answer in tens of milliseconds.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from looop import lock, record
+from looop.paths import Paths, RuntimeDirError, check_runtime_dir
+
+RUNNING, STOPPED, UNKNOWN = "running", "not running", "unknown"
+EXIT_CODES = {RUNNING: 0, STOPPED: 3, UNKNOWN: 4}
+
+
+@dataclass
+class StatusReport:
+    state: str
+    paths: Paths
+    pid: int | None = None
+    role: str | None = None
+    last_beat: dict[str, Any] | None = None
+    manager: dict[str, Any] | None = None
+    error: str | None = None
+    now: float = field(default_factory=time.time)
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT_CODES[self.state]
+
+    def _age(self, key: str) -> float | None:
+        value = (self.last_beat or {}).get(key)
+        return round(self.now - value, 3) if isinstance(value, int | float) else None
+
+    def as_dict(self) -> dict[str, Any]:
+        beat = self.last_beat or {}
+        next_beat = beat.get("next_beat")
+        return {
+            "state": self.state,
+            "running": self.state == RUNNING,
+            "pid": self.pid,
+            "role": self.role,
+            "uptime": self._age("pulse_started"),
+            "beats": beat.get("number"),
+            "last_beat_age": self._age("ended"),
+            "last_beat": beat.get("summary"),
+            "last_beat_failed": beat.get("failed"),
+            "world_hash": beat.get("world_hash"),
+            "next_beat_in": (
+                round(next_beat - self.now, 3) if isinstance(next_beat, int | float) else None
+            ),
+            "data_dir": str(self.paths.data_dir),
+            "runtime_dir": str(self.paths.runtime_dir),
+            "service": self.manager,
+            "error": self.error,
+        }
+
+    def render(self) -> str:
+        d = self.as_dict()
+        if self.state == UNKNOWN:
+            head = f"looop pulse: unknown ({self.error})"
+        elif self.role == "sense":
+            head = f"looop pulse: not running; a one-off beat holds the lock (pid {self.pid})"
+        elif self.state == STOPPED:
+            head = "looop pulse: not running"
+        else:
+            head = f"looop pulse: running (pid {self.pid})"
+        lines = [head]
+
+        def seconds(value: float | None) -> str:
+            return "-" if value is None else f"{value:.0f}s"
+
+        if self.state == RUNNING and self.last_beat:
+            lines += [
+                f"  uptime      {seconds(d['uptime'])}",
+                f"  beats       {d['beats']}",
+                f"  last beat   {seconds(d['last_beat_age'])} ago · {d['last_beat']}",
+                f"  world hash  {str(d['world_hash'])[:16]}",
+                f"  next beat   in {seconds(d['next_beat_in'])}",
+            ]
+        lines += [f"  data dir    {d['data_dir']}", f"  runtime dir {d['runtime_dir']}"]
+        if self.manager:
+            shown = " · ".join(f"{k}={v}" for k, v in self.manager.items())
+            lines.append(f"  service     {shown}")
+        return "\n".join(lines)
+
+
+def _service_state(paths: Paths) -> dict[str, Any] | None:
+    from looop import service
+
+    if service.installed_manager(paths) is None:
+        return None
+    return service.manager_state(paths)
+
+
+def collect(paths: Paths) -> StatusReport:
+    try:
+        if os.path.lexists(paths.runtime_dir):
+            check_runtime_dir(paths.runtime_dir)
+        pid = lock.holder_pid(paths)
+    except (RuntimeDirError, OSError) as exc:
+        return StatusReport(UNKNOWN, paths, error=str(exc), manager=_service_state(paths))
+    if pid is None:
+        return StatusReport(STOPPED, paths, manager=_service_state(paths))
+    role = lock.holder_role(paths, pid)
+    if role == "sense":
+        # A one-off `looop sense` holds the lock: no pulse runs.
+        return StatusReport(STOPPED, paths, pid=pid, role=role, manager=_service_state(paths))
+    last = record.read(paths)
+    if last is not None and last.get("pid") != pid:
+        last = None  # the record of an earlier holder says nothing about this one
+    return StatusReport(
+        RUNNING, paths, pid=pid, role=role, last_beat=last, manager=_service_state(paths)
+    )

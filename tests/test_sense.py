@@ -1,0 +1,176 @@
+"""One beat through the installed ``looop sense``: seeding, sensor failures, limits."""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import subprocess
+import time
+
+from conftest import LOOOP, Profile, pid_alive
+
+
+def test_fresh_data_dir_is_seeded_once(profile: Profile) -> None:
+    out = profile.run("sense")
+    assert out.returncode == 0, out.stderr
+    seeded = ["PLAYBOOK.md", "goals/setup.md", "sensors/today.sh", ".gitignore"]
+    for name in seeded:
+        assert (profile.data / name).is_file(), name
+    for name in ["goals/archive", "snapshots", "sessions", "claims", "asks", "answers", "reports"]:
+        assert (profile.data / name).is_dir(), name
+    assert os.access(profile.data / "sensors/today.sh", os.X_OK)
+    assert profile.snapshot("sensor-today")["signal"]["date"] == time.strftime("%Y-%m-%d")
+    assert profile.config.is_file()
+
+    before = {name: (profile.data / name).stat().st_mtime_ns for name in seeded}
+    (profile.data / "PLAYBOOK.md").write_text("# mine\n")
+    (profile.data / "goals/setup.md").unlink()
+    out = profile.run("sense")
+    assert out.returncode == 0, out.stderr
+    assert (profile.data / "PLAYBOOK.md").read_text() == "# mine\n"
+    assert not (profile.data / "goals/setup.md").exists(), "a deleted starter came back"
+    for name in ("sensors/today.sh", ".gitignore"):
+        assert (profile.data / name).stat().st_mtime_ns == before[name]
+
+
+def test_failing_sensor_becomes_an_error_reading_with_stderr(profile: Profile) -> None:
+    profile.sensor("boom", "echo kaboom >&2\nexit 3")
+    profile.sensor("fine", 'echo \'{"signal": {"ok": 1}}\'')
+    out = profile.run("sense")
+    assert out.returncode == 0, out.stderr
+    assert "failed: boom" in out.stdout
+    reading = profile.snapshot("sensor-boom")
+    assert reading["signal"] == {"error": True, "exit_code": 3}
+    assert "kaboom" in reading["detail"]["stderr"]
+    assert "kaboom" in (profile.data / "snapshots/sensor-boom.err").read_text()
+    assert profile.snapshot("sensor-fine") == {"signal": {"ok": 1}}
+    assert not (profile.data / "snapshots/sensor-fine.err").exists()
+
+
+def test_timeout_ends_the_whole_process_group(profile: Profile) -> None:
+    pidfile = profile.root / "grandchild.pid"
+    profile.sensor("hang", f"sleep 300 &\necho $! > {pidfile}\nsleep 300")
+    profile.write_config("sensor_timeout = 1\n")
+    started = time.monotonic()
+    out = profile.run("sense", timeout=30)
+    took = time.monotonic() - started
+    assert out.returncode == 0, out.stderr
+    reading = profile.snapshot("sensor-hang")
+    assert reading["signal"] == {"error": True, "exit_code": 124}
+    grandchild = int(pidfile.read_text())
+    assert not pid_alive(grandchild), "the sensor's background child survived the beat"
+    assert took < 20, f"beat took {took:.1f}s"  # bounded by the timeout, not by sleep 300
+
+
+def test_sensor_that_exits_leaves_no_background_process(profile: Profile) -> None:
+    pidfile = profile.root / "left.pid"
+    profile.sensor("leaky", f"sleep 300 >/dev/null 2>&1 &\necho $! > {pidfile}\necho '{{}}'")
+    assert profile.run("sense").returncode == 0
+    assert profile.snapshot("sensor-leaky") == {}
+    assert not pid_alive(int(pidfile.read_text()))
+
+
+def _beat_peak_rss_kib(profile: Profile) -> int:
+    """Peak RSS of one ``looop sense`` child, from the kernel's accounting."""
+    proc = subprocess.Popen(
+        [LOOOP, "sense"], env=profile.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    assert proc.returncode == 0
+    return usage.ru_maxrss
+
+
+def test_flooding_sensor_is_capped_and_costs_no_memory(profile: Profile) -> None:
+    profile.sensor("quiet", "echo '{}'")
+    idle = min(_beat_peak_rss_kib(profile) for _ in range(2))
+    profile.sensor("flood", "head -c 50000000 /dev/zero | tr '\\0' x")
+    peaks, signals = [], []
+    for _ in range(2):
+        peaks.append(_beat_peak_rss_kib(profile))
+        reading = profile.snapshot("sensor-flood")
+        signals.append(reading["signal"])
+        assert reading["detail"]["max_bytes"] == 8192
+        assert reading["detail"]["bytes_read"] > 8192
+    assert signals[0] == signals[1] == {"error": True, "too_large": True}
+    assert max(peaks) - idle < 4 * 1024, f"peak {max(peaks)} KiB vs idle {idle} KiB"
+    assert resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss < 200 * 1024
+
+
+def test_output_that_is_not_json_is_an_invalid_json_reading(profile: Profile) -> None:
+    profile.sensor("garbage", "echo 'this is not json'")
+    profile.sensor("two", "echo '{}'; echo '{}'")
+    profile.sensor("binary", "printf '\\377\\376'")
+    profile.sensor("nan", "echo NaN")
+    assert profile.run("sense").returncode == 0
+    for name in ("garbage", "two", "binary", "nan"):
+        reading = profile.snapshot(f"sensor-{name}")
+        assert reading["signal"] == {"error": True, "invalid_json": True}, name
+    assert "this is not json" in profile.snapshot("sensor-garbage")["detail"]["excerpt"]
+
+
+def test_sensor_that_is_not_executable_is_reported(profile: Profile) -> None:
+    profile.sensor("noexec", "echo '{}'", mode=0o644)
+    out = profile.run("sense")
+    assert out.returncode == 0
+    reading = profile.snapshot("sensor-noexec")
+    assert reading["signal"] == {"error": True, "exit_code": 126}
+    assert "not executable" in reading["detail"]["message"]
+
+
+def test_sensor_environment_and_working_directory(profile: Profile) -> None:
+    profile.sensor(
+        "env",
+        'printf \'{"signal": {"cwd": "%s", "data": "%s", "bin": "%s", "config": "%s", '
+        '"notify": "%s", "wd": "%s"}}\' "$PWD" "$LOOOP_DATA_DIR" "$LOOOP_BIN" '
+        '"$LOOOP_CONFIG" "${NOTIFY_SOCKET:-}" "${WATCHDOG_USEC:-}"',
+    )
+    env = dict(profile.env, NOTIFY_SOCKET="/nonexistent/notify", WATCHDOG_USEC="1000000")
+    assert profile.run("sense", env=env).returncode == 0
+    signal = profile.snapshot("sensor-env")["signal"]
+    assert signal["cwd"] == str(profile.data) == signal["data"]
+    assert signal["config"] == str(profile.config)
+    assert os.path.isabs(signal["bin"]) and os.path.basename(signal["bin"]) == "looop"
+    assert signal["notify"] == "" and signal["wd"] == ""
+
+
+def test_sensors_run_concurrently_up_to_the_limit(profile: Profile) -> None:
+    log = profile.root / "spans"
+    log.mkdir()
+    (profile.data / "sensors").mkdir(parents=True)
+    for i in range(7):
+        profile.sensor(
+            f"s{i}",
+            f"date +%s.%N > {log}/s{i}.start\nsleep 1\ndate +%s.%N > {log}/s{i}.end\necho '{{}}'",
+        )
+    profile.write_config("sensor_concurrency = 3\n")
+    out = profile.run("sense", "--json")
+    record = json.loads(out.stdout)
+    assert record["failed"] == []
+    spans = [
+        (float((log / f"s{i}.start").read_text()), float((log / f"s{i}.end").read_text()))
+        for i in range(7)
+    ]
+    overlap = max(sum(1 for s, e in spans if s <= t < e) for t, _ in spans)
+    assert overlap == 3, f"{overlap} sensors ran at once with sensor_concurrency = 3"
+
+
+def test_sense_refuses_while_another_process_holds_the_lock(profile: Profile) -> None:
+    profile.sensor("slow", "sleep 3\necho '{}'")
+    first = profile.popen("sense")
+    try:
+        lock_files = []
+        deadline = time.monotonic() + 10
+        while not lock_files and time.monotonic() < deadline:
+            lock_files = list(profile.runtime.glob("*.pid")) if profile.runtime.exists() else []
+            time.sleep(0.02)
+        assert lock_files, "the first sense never took the lock"
+        second = profile.run("sense")
+        # A one-off sense is not a pulse: it is not asked to beat (SIGUSR1
+        # would kill it); the second says who holds the lock and gives up.
+        assert second.returncode == 1, second.stderr
+        assert f"already running (pid {first.pid})" in second.stderr
+    finally:
+        first.wait(timeout=30)
+    assert first.returncode == 0

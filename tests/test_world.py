@@ -1,0 +1,138 @@
+"""The world hash (SPEC §4) and the atomic publishing of snapshot generations (§3)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import subprocess
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from conftest import Profile
+
+from looop import paths as looop_paths
+from looop import worldhash
+
+
+def _paths(profile: Profile) -> looop_paths.Paths:
+    return looop_paths.Paths(profile.data, profile.config, profile.runtime, False)
+
+
+def _hash(profile: Profile) -> str:
+    return worldhash.world_hash(_paths(profile))
+
+
+def _value_sensor(profile: Profile) -> Path:
+    """A sensor that prints the JSON held in ``value.json`` (so tests steer it)."""
+    (profile.root / "value.json").write_text('{"signal": {"a": 1, "b": 2}, "detail": {"n": 1}}')
+    return profile.sensor("value", f"cat {profile.root / 'value.json'}\n# comment one")
+
+
+def test_world_hash_is_stable_and_moves_only_on_what_matters(profile: Profile) -> None:
+    script = _value_sensor(profile)
+    assert profile.run("sense").returncode == 0
+    first = _hash(profile)
+    assert first == _hash(profile) == profile.state()["world_hash"]
+
+    # A detail-only change, a key reorder, a sensor script's comment: no move.
+    (profile.root / "value.json").write_text('{"detail": {"n": 2}, "signal": {"b": 2, "a": 1}}')
+    script.write_text(script.read_text().replace("comment one", "comment two"))
+    assert profile.run("sense").returncode == 0
+    assert _hash(profile) == first
+
+    # The signal changes: it moves.
+    (profile.root / "value.json").write_text('{"signal": {"a": 1, "b": 3}}')
+    assert profile.run("sense").returncode == 0
+    moved = _hash(profile)
+    assert moved != first
+
+    # A goal edit and a PLAYBOOK edit move it, with no beat at all.
+    (profile.data / "goals" / "ship.md").write_text("# ship it\n")
+    after_goal = _hash(profile)
+    assert after_goal != moved
+    (profile.data / "PLAYBOOK.md").write_text("# new judgment\n")
+    assert _hash(profile) != after_goal
+
+
+def test_readings_without_a_signal_key_count_whole() -> None:
+    assert worldhash.wake_signal({"x": 1}) == {"x": 1}
+    assert worldhash.wake_signal([1, 2]) == [1, 2]
+    assert worldhash.wake_signal({"signal": 5, "detail": 6}) == 5
+    assert worldhash.canonical({"b": 1, "a": 2}) == worldhash.canonical({"a": 2, "b": 1})
+
+
+def test_readers_never_see_a_half_published_world(profile: Profile) -> None:
+    for i in range(6):
+        profile.sensor(f"s{i}", f"echo '{{\"signal\": {i}}}'")
+    assert profile.run("sense").returncode == 0
+    expected = _hash(profile)
+    seen: set[str] = set()
+    reads = 0
+    stop = threading.Event()
+
+    def reader() -> None:
+        nonlocal reads
+        while not stop.is_set():
+            seen.add(_hash(profile))
+            reads += 1
+
+    thread = threading.Thread(target=reader)
+    thread.start()
+    try:
+        for _ in range(20):
+            assert profile.run("sense").returncode == 0
+    finally:
+        stop.set()
+        thread.join()
+    assert reads > 20
+    assert seen == {expected}
+
+
+@contextlib.contextmanager
+def _small_tmpfs(where: Path, size: str) -> Iterator[Path]:
+    if os.geteuid() != 0 or not shutil.which("mount"):
+        pytest.skip("mounting a small filesystem needs root")
+    where.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(where)], check=True)
+    try:
+        yield where
+    finally:
+        subprocess.run(["umount", "-l", str(where)], check=False)
+
+
+def _fill(directory: Path) -> None:
+    with open(directory / "filler", "wb") as fh:
+        try:
+            while True:
+                fh.write(b"\0" * 65536)
+                fh.flush()
+        except OSError:
+            pass
+
+
+@pytest.mark.parametrize("failure", ["disk-full", "read-only"])
+def test_a_generation_that_cannot_be_written_leaves_the_previous_one(
+    profile: Profile, failure: str
+) -> None:
+    with _small_tmpfs(profile.data, "2m"):
+        _value_sensor(profile)
+        assert profile.run("sense").returncode == 0
+        before = profile.state()
+        assert before["snapshots"]["sensor-value"]["signal"] == {"a": 1, "b": 2}
+
+        (profile.root / "value.json").write_text('{"signal": {"a": 9}}')
+        if failure == "disk-full":
+            _fill(profile.data)
+        else:
+            subprocess.run(["mount", "-o", "remount,ro", str(profile.data)], check=True)
+        out = profile.run("sense")
+        assert out.returncode != 0
+        assert "not published" in out.stdout
+        after = profile.state()
+        assert after["snapshots"] == before["snapshots"]
+        assert after["world_hash"] == before["world_hash"]
+        leftovers = [p for p in (profile.data / ".snapshots").iterdir()]
+        assert len(leftovers) == 1, f"partial generation left behind: {leftovers}"
