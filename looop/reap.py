@@ -1,0 +1,654 @@
+"""``looop reap``: bound ``sessions/`` and ``claims/`` without ever deleting blind.
+
+What it removes: dead sessions older than ``session_ttl`` (age from ``ended``
+in the status, else from the newest modification anywhere inside, measured
+with ``lstat``), and claims whose session is dead or missing. What it keeps:
+live sessions, young dead ones, and every session whose meta cannot be read
+(unknown); a claim whose session is unknown is kept too. Liveness comes from
+``looop.sessions.judge_at``, the same judgment ``sys-sessions`` and
+``looop _ state`` show.
+
+Why it is shaped this way:
+
+* **Descriptors, not paths.** ``sessions/`` and ``claims/`` are opened with
+  ``O_NOFOLLOW | O_DIRECTORY`` and everything below is reached relative to an
+  open directory descriptor, each subdirectory again with ``O_NOFOLLOW``. A
+  link is therefore only ever unlinked, never entered, even if a directory is
+  swapped for a link mid-walk. (``shutil.rmtree`` protects itself by comparing
+  ``stat`` results after opening a subdirectory without ``O_NOFOLLOW``, which
+  still opens the link's target - a FIFO there blocks the open - and it reports
+  errors through a callback; a small walker of our own is simpler to reason
+  about and lets each failure be pinned to its session.) An entry directly
+  under ``sessions/`` that is a link or not a directory is not a session and
+  is left alone; so is a linked ``sessions/`` or ``claims/`` itself.
+* **Judge the descriptor, then rename, then delete.** A session is judged on
+  the open descriptor of exactly the directory that will be deleted; the
+  judgment is made again right before removal whenever measuring its age took
+  a walk. The directory is then renamed to ``.reaping-<token>-<id>`` (dot names
+  are not sessions, so readers see it vanish at once instead of watching a
+  half-deleted session turn "unknown"), the rename is checked to have moved
+  that same directory, and only then is it emptied through the descriptor.
+  A removal that fails part way leaves a ``.reaping-*`` directory that the
+  next run finishes (and reports until it can).
+* **Two reapers at once.** A real run holds an exclusive ``flock`` on
+  ``sessions/.reap.lock`` (in the directory it guards, so every context of the
+  user maps to the same lock), and every step also tolerates a concurrent
+  remover: a vanished entry is somebody else's success, not an error. The
+  second reaper waits, then finds nothing left to do; both exit 0.
+* **Failures are per item.** A session or claim that cannot be removed is
+  reported and the rest are still reaped; the exit status is 1 only when
+  something due could not be removed (or could not be measured: a dead
+  session with an unreadable corner is kept, and said so).
+* **A claim of a missing session** is removed once the claim file is older
+  than ``CLAIM_GRACE`` seconds, so a lease written a moment before its
+  session directory appears is not taken away; a claim of a *dead* session
+  goes at once.
+* **Cheap for the common case.** A session whose status says it exited with an
+  ``ended`` time is judged from that one file: no process-table lookup, no
+  walk. One ``scandir`` per directory, its ``d_type`` saves a ``stat`` per
+  entry, and dead sessions are removed as they are found.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import hashlib
+import os
+import secrets
+import stat
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
+from typing import Any
+
+from looop import events, sessions
+from looop.paths import Paths
+from looop.sessions import ALIVE, DEAD, DIR_FLAGS, UNKNOWN
+
+REAPING_PREFIX = ".reaping-"
+LOCK_NAME = ".reap.lock"
+CLAIM_GRACE = 60.0
+MISSING = "missing"
+# Deeper than this is not worker scratch; stop rather than exhaust descriptors.
+MAX_DEPTH = 128
+NAME_MAX = 255
+
+
+class _Unreadable(Exception):
+    """Part of a session could not be read, so its age cannot be known."""
+
+
+def _ago(seconds: float) -> str:
+    seconds = max(0.0, seconds)
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.0f}{unit}"
+    return f"{seconds:.0f}s"
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+@dataclass
+class ReapResult:
+    """What one run removed (or, in a dry run, would remove) and what it kept."""
+
+    dry_run: bool
+    ttl: float
+    sessions: list[dict[str, Any]] = field(default_factory=list)
+    claims: list[dict[str, Any]] = field(default_factory=list)
+    live: list[str] = field(default_factory=list)
+    young: list[dict[str, Any]] = field(default_factory=list)
+    unknown: list[dict[str, Any]] = field(default_factory=list)
+    kept_claims: list[dict[str, Any]] = field(default_factory=list)
+    skipped: list[dict[str, Any]] = field(default_factory=list)
+    errors: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def exit_code(self) -> int:
+        return 1 if self.errors else 0
+
+    def summary(self) -> str:
+        verb = "would reap" if self.dry_run else "reaped"
+        lines = []
+        for s in self.sessions:
+            lines.append(f"{verb} session {s['id']} ({s['why']})")
+        for c in self.claims:
+            lines.append(f"{verb} claim {c['name']} (session {c['session']} {c['why']})")
+        for u in self.unknown:
+            lines.append(f"kept session {u['id']}: unknown ({u['why']}); never deleted blind")
+        for c in self.kept_claims:
+            if c["why"] not in ("live",):
+                lines.append(f"kept claim {c['name']}: {c['why']}")
+        for s in self.skipped:
+            lines.append(f"left {s['name']} alone: {s['why']}")
+        for e in self.errors:
+            lines.append(f"error: {e['what']} {e['name']}: {e['error']}")
+        kept = [f"{len(self.live)} live"]
+        if self.young:
+            kept.append(f"{len(self.young)} young")
+        if self.unknown:
+            kept.append(f"{len(self.unknown)} unknown")
+        line = (
+            f"{verb} {_plural(len(self.sessions), 'session')}, "
+            f"{_plural(len(self.claims), 'claim')}; kept {', '.join(kept)}"
+        )
+        if self.errors:
+            line += f"; {_plural(len(self.errors), 'error')}"
+        if self.dry_run:
+            line += " (dry run: nothing removed)"
+        lines.append(line)
+        return "\n".join(lines)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "dry_run": self.dry_run,
+            "ttl": self.ttl,
+            "reaped": {"sessions": self.sessions, "claims": self.claims},
+            "kept": {
+                "live": self.live,
+                "young": self.young,
+                "unknown": self.unknown,
+                "claims": self.kept_claims,
+            },
+            "skipped": self.skipped,
+            "errors": self.errors,
+            "counts": {
+                "sessions": len(self.sessions),
+                "claims": len(self.claims),
+                "live": len(self.live),
+                "young": len(self.young),
+                "unknown": len(self.unknown),
+                "errors": len(self.errors),
+            },
+            "exit_code": self.exit_code,
+        }
+
+
+# --- walking and removing through descriptors ---------------------------------
+def _open_dir(parent_fd: int | None, name: str) -> int:
+    return os.open(name, DIR_FLAGS, dir_fd=parent_fd)
+
+
+def _newest_mtime(fd: int, cutoff: float, where: str, depth: int = 0) -> float:
+    """Newest ``lstat`` mtime at or below the open directory ``fd``.
+
+    Stops early once something is newer than ``cutoff`` (the session is young
+    whatever else it holds). Raises ``_Unreadable`` naming what could not be read.
+    """
+    newest = os.fstat(fd).st_mtime
+    if newest > cutoff:
+        return newest
+    if depth > MAX_DEPTH:
+        raise _Unreadable(f"{where}: nested too deep")
+    try:
+        with os.scandir(fd) as it:
+            entries = list(it)
+    except OSError as exc:
+        raise _Unreadable(f"{where}: {exc.strerror}") from None
+    subdirs = []
+    for entry in entries:
+        try:
+            st = entry.stat(follow_symlinks=False)
+        except FileNotFoundError:
+            continue
+        except OSError as exc:
+            raise _Unreadable(f"{where}/{entry.name}: {exc.strerror}") from None
+        newest = max(newest, st.st_mtime)
+        if newest > cutoff:
+            return newest
+        if stat.S_ISDIR(st.st_mode):
+            subdirs.append(entry.name)
+    for name in subdirs:
+        try:
+            sub = _open_dir(fd, name)
+        except FileNotFoundError:
+            continue
+        except OSError as exc:
+            if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+                continue  # became a link or a file since the scan: its lstat was counted
+            raise _Unreadable(f"{where}/{name}: {exc.strerror}") from None
+        try:
+            newest = max(newest, _newest_mtime(sub, cutoff, f"{where}/{name}", depth + 1))
+        finally:
+            os.close(sub)
+        if newest > cutoff:
+            return newest
+    return newest
+
+
+def _clear(fd: int, where: str, errors: list[str], depth: int = 0) -> None:
+    """Remove everything inside the open directory ``fd``; never follow a link."""
+    if depth > MAX_DEPTH:
+        errors.append(f"{where}: nested too deep")
+        return
+    try:
+        with os.scandir(fd) as it:
+            entries = list(it)
+    except OSError as exc:
+        errors.append(f"{where}: {exc.strerror}")
+        return
+    for entry in entries:
+        name = entry.name
+        try:
+            is_dir = entry.is_dir(follow_symlinks=False)
+        except OSError:
+            is_dir = False
+        if not is_dir:
+            try:
+                os.unlink(name, dir_fd=fd)
+                continue
+            except FileNotFoundError:
+                continue
+            except OSError as exc:
+                # Became a directory since the scan? Then remove it as one below.
+                try:
+                    now_dir = stat.S_ISDIR(os.stat(name, dir_fd=fd, follow_symlinks=False).st_mode)
+                except OSError:
+                    now_dir = False
+                if not now_dir:
+                    errors.append(f"{where}/{name}: {exc.strerror}")
+                    continue
+        try:
+            sub = _open_dir(fd, name)
+        except FileNotFoundError:
+            continue
+        except OSError as exc:
+            if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+                # Swapped for a link or a file after the scan: remove the entry
+                # itself, which never touches what a link points to.
+                try:
+                    os.unlink(name, dir_fd=fd)
+                except FileNotFoundError:
+                    pass
+                except OSError as exc2:
+                    errors.append(f"{where}/{name}: {exc2.strerror}")
+            else:
+                errors.append(f"{where}/{name}: {exc.strerror}")
+            continue
+        failed = len(errors)
+        try:
+            _clear(sub, f"{where}/{name}", errors, depth + 1)
+        finally:
+            os.close(sub)
+        if len(errors) > failed:
+            continue  # what is left inside is already reported
+        try:
+            os.rmdir(name, dir_fd=fd)
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            errors.append(f"{where}/{name}: {exc.strerror}")
+
+
+# --- the run -------------------------------------------------------------------
+@contextmanager
+def _reap_lock(sessions_fd: int | None) -> Iterator[None]:
+    """Hold ``sessions/.reap.lock`` exclusively; wait for another reaper if need be.
+
+    Without a place to put the lock (no ``sessions/``, a read-only disk) the run
+    goes ahead unlocked: every step tolerates a concurrent remover anyway.
+    """
+    fd = -1
+    if sessions_fd is not None:
+        try:
+            fd = os.open(
+                LOCK_NAME,
+                os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC,
+                0o600,
+                dir_fd=sessions_fd,
+            )
+        except OSError:
+            fd = -1
+    try:
+        if fd >= 0:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                print("looop: another reap is running; waiting for it", file=sys.stderr)
+                fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        if fd >= 0:
+            os.close(fd)
+
+
+def _valid_id(sid: Any) -> bool:
+    return (
+        isinstance(sid, str)
+        and sid not in ("", ".", "..")
+        and not sid.startswith(".")
+        and "/" not in sid
+        and "\0" not in sid
+    )
+
+
+def _reaping_name(sid: str) -> str:
+    name = f"{REAPING_PREFIX}{secrets.token_hex(4)}-{sid}"
+    if len(os.fsencode(name)) > NAME_MAX:
+        digest = hashlib.sha256(os.fsencode(sid)).hexdigest()[:32]
+        name = f"{REAPING_PREFIX}{secrets.token_hex(4)}-{digest}"
+    return name
+
+
+class _Reaper:
+    def __init__(self, paths: Paths, ttl: float, dry_run: bool, now: float) -> None:
+        self.paths = paths
+        self.ttl = ttl
+        self.dry_run = dry_run
+        self.now = now
+        self.cutoff = now - ttl
+        self.result = ReapResult(dry_run=dry_run, ttl=ttl)
+        self.sessions_fd: int | None = None
+        # Liveness each session id was found in by the session pass; claims use it
+        # so a dry run and a real run judge a claim the same way.
+        self.seen: dict[str, str] = {}
+
+    # -- sessions --
+    def open_area(self, name: str) -> int | None:
+        path = self.paths.data_dir / name
+        try:
+            return os.open(path, DIR_FLAGS)
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            why = (
+                "is a symlink or not a directory; never followed"
+                if exc.errno in (errno.ELOOP, errno.ENOTDIR)
+                else exc.strerror
+            )
+            self.error("directory", f"{name}/", str(why))
+            return None
+
+    def error(self, what: str, name: str, message: str, **extra: Any) -> None:
+        self.result.errors.append({"what": what, "name": name, "error": message, **extra})
+
+    def sessions_pass(self) -> None:
+        fd = self.sessions_fd
+        if fd is None:
+            return
+        try:
+            with os.scandir(fd) as it:
+                entries = sorted(it, key=lambda e: e.name)
+        except OSError as exc:
+            self.error("directory", "sessions/", str(exc.strerror))
+            return
+        for entry in entries:
+            name = entry.name
+            if name == LOCK_NAME:
+                continue
+            try:
+                is_link = entry.is_symlink()
+                is_dir = not is_link and entry.is_dir(follow_symlinks=False)
+            except OSError:
+                continue
+            if name.startswith(REAPING_PREFIX) and is_dir:
+                self.finish_leftover(name)
+            elif name.startswith("."):
+                continue  # dot names are not sessions
+            elif is_link:
+                self.result.skipped.append({"name": f"sessions/{name}", "why": "a symlink"})
+            elif not is_dir:
+                self.result.skipped.append({"name": f"sessions/{name}", "why": "not a directory"})
+            else:
+                self.session(name)
+
+    def session(self, sid: str) -> None:
+        assert self.sessions_fd is not None
+        try:
+            fd = _open_dir(self.sessions_fd, sid)
+        except FileNotFoundError:
+            return  # removed by somebody else since the scan
+        except OSError as exc:
+            if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+                return  # swapped for a link or a file since the scan: not a session
+            self.result.unknown.append({"id": sid, "why": f"cannot open: {exc.strerror}"})
+            self.seen[sid] = UNKNOWN
+            return
+        try:
+            self.session_fd(sid, fd)
+        finally:
+            os.close(fd)
+
+    def session_fd(self, sid: str, fd: int) -> None:
+        verdict = sessions.judge_at(fd)
+        self.seen[sid] = verdict.liveness
+        if verdict.liveness == ALIVE:
+            self.result.live.append(sid)
+            return
+        if verdict.liveness == UNKNOWN:
+            self.result.unknown.append({"id": sid, "why": verdict.why})
+            return
+        ended = sessions._number(verdict.status.get("ended")) if verdict.status else None
+        walked = False
+        if self.ttl <= 0:
+            age = self.now - ended if ended is not None else None
+        elif ended is not None:
+            age = self.now - ended
+        else:
+            walked = True
+            try:
+                age = self.now - _newest_mtime(fd, self.cutoff, f"sessions/{sid}")
+            except _Unreadable as exc:
+                self.error("session", sid, f"cannot measure its age, kept: {exc}")
+                return
+        if self.ttl > 0 and age is not None and age < self.ttl:
+            self.result.young.append({"id": sid, "age": round(age, 1)})
+            return
+        if walked:
+            # Measuring took a walk: judge again right before removing.
+            verdict = sessions.judge_at(fd)
+            self.seen[sid] = verdict.liveness
+            if verdict.liveness == ALIVE:
+                self.result.live.append(sid)
+                return
+            if verdict.liveness == UNKNOWN:
+                self.result.unknown.append({"id": sid, "why": verdict.why})
+                return
+        if verdict.state == "exited":
+            why = "exited" if age is None else f"exited {_ago(age)} ago"
+        else:
+            why = f"{verdict.why}, idle {_ago(age or 0)}"
+        record: dict[str, Any] = {
+            "id": sid,
+            "state": verdict.state,
+            "exit_code": verdict.exit_code,
+            "age": None if age is None else round(age, 1),
+            "why": why,
+        }
+        if self.dry_run:
+            self.result.sessions.append(record)
+            return
+        self.remove_session(sid, fd, record)
+
+    def remove_session(self, sid: str, fd: int, record: dict[str, Any]) -> None:
+        assert self.sessions_fd is not None
+        sfd = self.sessions_fd
+        before = os.fstat(fd)
+        doomed = _reaping_name(sid)
+        try:
+            os.rename(sid, doomed, src_dir_fd=sfd, dst_dir_fd=sfd)
+        except FileNotFoundError:
+            return  # another remover took it first
+        except OSError as exc:
+            self.error("session", sid, f"cannot remove: {exc.strerror}")
+            return
+        try:
+            after = os.stat(doomed, dir_fd=sfd, follow_symlinks=False)
+        except OSError:
+            after = None
+        if after is None or not os.path.samestat(before, after):
+            # Not the directory we judged (replaced under us): put back what we moved.
+            with suppress(OSError):
+                os.rename(doomed, sid, src_dir_fd=sfd, dst_dir_fd=sfd)
+            self.error("session", sid, "changed while being reaped; left alone")
+            return
+        self.delete_doomed(doomed, fd, sid, record)
+
+    def delete_doomed(self, doomed: str, fd: int, sid: str, record: dict[str, Any]) -> None:
+        assert self.sessions_fd is not None
+        problems: list[str] = []
+        _clear(fd, f"sessions/{doomed}", problems)
+        if not problems:
+            try:
+                os.rmdir(doomed, dir_fd=self.sessions_fd)
+            except FileNotFoundError:
+                pass
+            except OSError as exc:
+                problems.append(f"sessions/{doomed}: {exc.strerror}")
+        if problems:
+            more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
+            self.error(
+                "session",
+                sid,
+                f"cannot remove {'; '.join(problems[:3])}{more}",
+                left=f"sessions/{doomed}",
+            )
+            return
+        self.result.sessions.append(record)
+        events.record(
+            self.paths.events,
+            "session_reaped",
+            id=sid,
+            state=record["state"],
+            exit_code=record["exit_code"],
+            age=record["age"],
+        )
+
+    def finish_leftover(self, name: str) -> None:
+        """A ``.reaping-*`` directory: a removal already decided, not yet finished."""
+        assert self.sessions_fd is not None
+        rest = name[len(REAPING_PREFIX) :]
+        sid = rest.split("-", 1)[1] if "-" in rest else rest
+        record = {"id": sid, "state": "dead", "exit_code": None, "age": None}
+        record["why"] = f"finishing an earlier removal ({name})"
+        try:
+            fd = _open_dir(self.sessions_fd, name)
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            if exc.errno not in (errno.ELOOP, errno.ENOTDIR):
+                self.error("session", sid, f"cannot remove sessions/{name}: {exc.strerror}")
+            return
+        try:
+            if self.dry_run:
+                self.result.sessions.append(record)
+            else:
+                self.delete_doomed(name, fd, sid, record)
+        finally:
+            os.close(fd)
+
+    # -- claims --
+    def liveness_of(self, sid: str, fresh: bool) -> str:
+        if not fresh and sid in self.seen:
+            return self.seen[sid]
+        if self.sessions_fd is None:
+            return MISSING
+        try:
+            os.stat(sid, dir_fd=self.sessions_fd, follow_symlinks=False)
+        except FileNotFoundError:
+            return MISSING
+        except OSError:
+            return UNKNOWN
+        return sessions.judge(self.sessions_fd, sid).liveness
+
+    def claim_verdict(self, cfd: int, name: str, fresh: bool) -> tuple[str | None, str, bool]:
+        """(session id, why, due) for ``claims/<name>``."""
+        claim = sessions.read_json_at(cfd, name)
+        if claim is None:
+            return None, "unreadable, never deleted blind", False
+        sid = claim.get("session")
+        if not _valid_id(sid):
+            return None, "names no valid session, never deleted blind", False
+        assert isinstance(sid, str)
+        live = self.liveness_of(sid, fresh)
+        if live == ALIVE:
+            return sid, "live", False
+        if live == UNKNOWN:
+            return sid, f"session {sid} unknown, never deleted blind", False
+        if live == DEAD or self.seen.get(sid) == DEAD:
+            return sid, "dead", True
+        try:
+            mtime = os.stat(name, dir_fd=cfd, follow_symlinks=False).st_mtime
+        except OSError:
+            mtime = self.now
+        if self.now - mtime < CLAIM_GRACE:
+            return (
+                sid,
+                f"session {sid} missing, but the claim is under {CLAIM_GRACE:.0f}s old",
+                False,
+            )
+        return sid, "missing", True
+
+    def claims_pass(self) -> None:
+        cfd = self.open_area("claims")
+        if cfd is None:
+            return
+        try:
+            with os.scandir(cfd) as it:
+                entries = sorted(it, key=lambda e: e.name)
+            for entry in entries:
+                name = entry.name
+                if name.startswith(".") or not name.endswith(".json"):
+                    continue
+                try:
+                    if entry.is_symlink():
+                        self.result.skipped.append({"name": f"claims/{name}", "why": "a symlink"})
+                        continue
+                    if not entry.is_file(follow_symlinks=False):
+                        continue
+                except OSError:
+                    continue
+                self.claim(cfd, name)
+        except OSError as exc:
+            self.error("directory", "claims/", str(exc.strerror))
+        finally:
+            os.close(cfd)
+
+    def claim(self, cfd: int, name: str) -> None:
+        sid, why, due = self.claim_verdict(cfd, name, fresh=False)
+        if not due:
+            self.result.kept_claims.append({"name": name, "session": sid, "why": why})
+            return
+        record = {"name": name, "session": sid, "why": why}
+        if self.dry_run:
+            self.result.claims.append(record)
+            return
+        # Judge again right before removing: the lease may have been rewritten.
+        sid, why, due = self.claim_verdict(cfd, name, fresh=True)
+        if not due:
+            self.result.kept_claims.append({"name": name, "session": sid, "why": why})
+            return
+        try:
+            os.unlink(name, dir_fd=cfd)
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            self.error("claim", name, f"cannot remove: {exc.strerror}")
+            return
+        self.result.claims.append({"name": name, "session": sid, "why": why})
+        events.record(self.paths.events, "claim_reaped", name=name, session=sid, why=why)
+
+    def run(self) -> ReapResult:
+        self.sessions_fd = self.open_area("sessions")
+        try:
+            if self.dry_run:
+                self.sessions_pass()
+                self.claims_pass()
+            else:
+                with _reap_lock(self.sessions_fd):
+                    self.sessions_pass()
+                    self.claims_pass()
+        finally:
+            if self.sessions_fd is not None:
+                os.close(self.sessions_fd)
+        return self.result
+
+
+def reap(paths: Paths, ttl: float, dry_run: bool = False, now: float | None = None) -> ReapResult:
+    """Remove dead sessions older than ``ttl`` seconds and claims of dead sessions."""
+    return _Reaper(paths, ttl, dry_run, time.time() if now is None else now).run()
