@@ -3,17 +3,30 @@
 A session is ``sessions/<id>/`` with ``meta.json`` (``id``, ``pid``,
 ``started``, ``cmd``) and, once it ends, ``status.json`` (``state``,
 ``exit_code``, ``ended``). It is *dead* when its status says it ended, or when
-its pid is gone or now belongs to a process that started after the session did
-(pids are reused; the process start time tells them apart). A session whose
-meta cannot be read is *unknown*, and unknown is never treated as dead: a
-reaper must never delete blind. ``sys-sessions``, ``looop _ state`` and the
-reaper all ask ``inspect``.
+its pid is gone, is a zombie, or now belongs to a process that started after
+the session did (pids are reused; the process start time tells them apart). A
+session whose meta cannot be read is *unknown*, and unknown is never treated
+as dead: a reaper must never delete blind.
+
+``sys-sessions``, ``looop _ state`` and the reaper all reach the same
+judgment, ``judge_at``, so the three can never disagree about a session. It
+works on an open directory descriptor because the reaper must judge exactly
+the directory it is about to delete, not whatever a path names a moment
+later; ``inspect`` and ``scan`` are the path-based front doors for readers.
+
+Nothing here follows a symlink: a link directly under ``sessions/`` is not a
+session (unknown), and a ``meta.json`` or ``status.json`` that is a link, a
+FIFO or anything but a small regular file is unreadable. A session whose
+status already says it exited is judged without asking the process table,
+which keeps a scan of thousands of finished sessions cheap.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,8 +35,15 @@ import psutil
 
 ALIVE, DEAD, UNKNOWN = "alive", "dead", "unknown"
 # A worker's meta is written just after its process starts; allow for clock
-# granularity and a slow writer before calling a process "started later".
+# granularity (Linux reports start times from a boot time rounded to a second)
+# and a slow writer before calling a process "started later".
 START_SLACK = 2.0
+# meta.json and status.json are a few hundred bytes; anything bigger than this
+# is not a session file and is not worth reading into memory.
+MAX_JSON_BYTES = 1 << 20
+
+DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+_FILE_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
 
 
 @dataclass(frozen=True)
@@ -35,17 +55,51 @@ class Session:
     exit_code: int | None
     meta: dict[str, Any] | None
     status: dict[str, Any] | None
+    why: str = ""  # for UNKNOWN and DEAD: the reason, in a few words
 
     def summary(self) -> dict[str, Any]:
         return {"id": self.id, "state": self.state, "exit_code": self.exit_code}
 
+    @property
+    def ended(self) -> float | None:
+        """``ended`` from the status, when it is a number."""
+        return _number(self.status.get("ended")) if self.status else None
 
-def _read_json_object(path: Path) -> dict[str, Any] | None:
+
+@dataclass(frozen=True)
+class Verdict:
+    """What ``judge_at`` found; ``Session`` adds the id and path."""
+
+    liveness: str
+    state: str
+    exit_code: int | None
+    meta: dict[str, Any] | None
+    status: dict[str, Any] | None
+    why: str
+
+    def session(self, sid: str, path: Path) -> Session:
+        return Session(
+            sid, path, self.liveness, self.state, self.exit_code, self.meta, self.status, self.why
+        )
+
+
+def read_json_at(dir_fd: int | None, name: str | Path) -> dict[str, Any] | None:
+    """A JSON object from a small regular file, never through a symlink; else None."""
     try:
-        with open(path, "rb") as fh:
-            value = json.load(fh)
+        fd = os.open(name, _FILE_FLAGS, dir_fd=dir_fd)
+    except OSError:
+        return None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or st.st_size > MAX_JSON_BYTES:
+            return None
+        data = os.read(fd, MAX_JSON_BYTES + 1)
+        # A file that grew between fstat and read is either complete or not JSON.
+        value = json.loads(data)
     except (OSError, ValueError):
         return None
+    finally:
+        os.close(fd)
     return value if isinstance(value, dict) else None
 
 
@@ -55,44 +109,101 @@ def _number(value: Any) -> float | None:
     return float(value)
 
 
+def _exit_code(status: dict[str, Any]) -> int | None:
+    code = status.get("exit_code")
+    return code if isinstance(code, int) and not isinstance(code, bool) else None
+
+
 def pid_runs_session(pid: int, started: float | None) -> bool:
-    """True when ``pid`` exists and is not a process started after ``started``."""
+    """True when ``pid`` runs and is not a process started after ``started``."""
     try:
-        created = psutil.Process(pid).create_time()
-    except psutil.NoSuchProcess:
+        proc = psutil.Process(pid)
+        created = proc.create_time()
+        if proc.status() == psutil.STATUS_ZOMBIE:
+            return False  # it has exited; only its parent has not collected it
+    except psutil.NoSuchProcess:  # ZombieProcess is a NoSuchProcess too
         return False
-    except (psutil.AccessDenied, psutil.ZombieProcess, OSError):
+    except (psutil.AccessDenied, OSError):
         return True  # it exists; we cannot see more, so do not call it dead
     if started is None:
         return True
     return created <= started + START_SLACK
 
 
-def inspect(path: Path) -> Session:
-    """Read one session directory (never following a symlink) and judge it."""
-    sid = path.name
-    if path.is_symlink() or not path.is_dir():
-        return Session(sid, path, UNKNOWN, "unknown", None, None, None)
-    meta = _read_json_object(path / "meta.json")
-    status = _read_json_object(path / "status.json")
+def judge_at(session_fd: int) -> Verdict:
+    """Judge the session whose directory is open as ``session_fd``.
+
+    The status is read first: a session that says it exited is dead without a
+    look at its meta or the process table.
+    """
+    status = read_json_at(session_fd, "status.json")
     if status is not None and status.get("state") == "exited":
-        code = status.get("exit_code")
-        exit_code = code if isinstance(code, int) and not isinstance(code, bool) else None
-        return Session(sid, path, DEAD, "exited", exit_code, meta, status)
+        return Verdict(DEAD, "exited", _exit_code(status), None, status, "exited")
+    meta = read_json_at(session_fd, "meta.json")
     if meta is None:
-        return Session(sid, path, UNKNOWN, "unknown", None, None, status)
+        return Verdict(UNKNOWN, "unknown", None, None, status, "meta.json unreadable")
     pid = meta.get("pid")
     if isinstance(pid, bool) or not isinstance(pid, int) or pid <= 0:
-        return Session(sid, path, UNKNOWN, "unknown", None, meta, status)
-    if pid_runs_session(pid, _number(meta.get("started"))):
-        return Session(sid, path, ALIVE, "running", None, meta, status)
-    return Session(sid, path, DEAD, "dead", None, meta, status)
+        return Verdict(UNKNOWN, "unknown", None, meta, status, "meta.json has no valid pid")
+    started = _number(meta.get("started"))
+    if pid_runs_session(pid, started):
+        return Verdict(ALIVE, "running", None, meta, status, "")
+    return Verdict(DEAD, "dead", None, meta, status, f"pid {pid} gone or reused")
+
+
+def not_a_session(why: str) -> Verdict:
+    return Verdict(UNKNOWN, "unknown", None, None, None, why)
+
+
+def judge(parent_fd: int | None, name: str | Path) -> Verdict:
+    """Open ``name`` (relative to ``parent_fd``) without following a link, and judge it."""
+    try:
+        fd = os.open(name, DIR_FLAGS, dir_fd=parent_fd)
+    except OSError as exc:
+        if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+            return not_a_session("not a directory (a link or a file)")
+        return not_a_session(f"cannot open: {exc.strerror}")
+    try:
+        verdict = judge_at(fd)
+        if verdict.liveness == DEAD and verdict.meta is None:
+            # Readers show the meta too; the reaper does without it.
+            verdict = Verdict(
+                verdict.liveness,
+                verdict.state,
+                verdict.exit_code,
+                read_json_at(fd, "meta.json"),
+                verdict.status,
+                verdict.why,
+            )
+        return verdict
+    finally:
+        os.close(fd)
+
+
+def inspect(path: Path) -> Session:
+    """Read one session directory (never following a symlink) and judge it."""
+    return judge(None, path).session(path.name, path)
 
 
 def scan(sessions_dir: Path) -> list[Session]:
-    """Every entry directly under ``sessions/``, sorted by id."""
+    """Every session under ``sessions/``, sorted by id.
+
+    Only real directories count: a link or a file there is not a session, and a
+    dot name is scratch (the reaper's lock, a removal in progress).
+    """
     try:
-        entries = sorted(os.scandir(sessions_dir), key=lambda e: e.name)
+        # A reader may look through a linked sessions/ (the reaper refuses to);
+        # entries inside it are still judged without following links.
+        dir_fd = os.open(sessions_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     except OSError:
         return []
-    return [inspect(Path(e.path)) for e in entries if not e.name.startswith(".")]
+    try:
+        with os.scandir(dir_fd) as it:
+            names = sorted(
+                e.name for e in it if not e.name.startswith(".") and e.is_dir(follow_symlinks=False)
+            )
+        return [judge(dir_fd, n).session(n, sessions_dir / n) for n in names]
+    except OSError:
+        return []
+    finally:
+        os.close(dir_fd)
