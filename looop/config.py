@@ -17,8 +17,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import tomli_w
-
 EX_CONFIG = 78
 
 
@@ -196,6 +194,8 @@ def set_value(path: Path, key: str, raw: str) -> int | float:
 
 def _write_table(path: Path, table: dict[str, Any]) -> None:
     """Write atomically (temp file + rename) so a crash never leaves half a config."""
+    import tomli_w  # only writers need it; every command reads the config
+
     path.parent.mkdir(parents=True, exist_ok=True)
     body = "# looop configuration: see `looop config show` for what is in effect.\n"
     body += tomli_w.dumps(table)

@@ -17,7 +17,6 @@ import hashlib
 import os
 import stat
 import sys
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -140,6 +139,8 @@ def default_runtime_dir() -> Path:
             base = None
         if base:
             return Path(base) / "looop"
+    import tempfile  # only this last resort needs it; keep start-up light
+
     return Path(tempfile.gettempdir()) / f"looop-{uid}"
 
 
