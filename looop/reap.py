@@ -32,9 +32,12 @@ Why it is shaped this way:
   next run finishes (and reports until it can).
 * **Two reapers at once.** A real run holds an exclusive ``flock`` on
   ``sessions/.reap.lock`` (in the directory it guards, so every context of the
-  user maps to the same lock), and every step also tolerates a concurrent
-  remover: a vanished entry is somebody else's success, not an error. The
-  second reaper waits, then finds nothing left to do; both exit 0.
+  user maps to the same lock): the second reaper waits, then finds nothing
+  left to do; both exit 0. Without that lock (it cannot be created, or is
+  not a plain file) the work is still safe to share: each victim directory is
+  ``flock``-ed by the one reaper removing it, the rename lets only one reaper
+  claim a session, and a vanished entry is somebody else's success, not an
+  error. The kernel drops every one of these locks when a reaper dies.
 * **Failures are per item.** A session or claim that cannot be removed is
   reported and the rest are still reaped; the exit status is 1 only when
   something due could not be removed (or could not be measured: a dead
@@ -317,6 +320,30 @@ def _reap_lock(sessions_fd: int | None) -> Iterator[None]:
             os.close(fd)
 
 
+def _claim_victim(fd: int) -> bool:
+    """Take the directory's own ``flock``: False when another reaper holds it.
+
+    The reaper holds it from judging a session until the directory is gone, so
+    two reapers never work on one victim, even where the run lock is missing.
+    """
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    except OSError:
+        pass  # a file system without flock: the rename below still arbitrates
+    return True
+
+
+def _still_named(parent_fd: int | None, name: str, fd: int) -> bool:
+    try:
+        return os.path.samestat(
+            os.stat(name, dir_fd=parent_fd, follow_symlinks=False), os.fstat(fd)
+        )
+    except OSError:
+        return False
+
+
 def _valid_id(sid: Any) -> bool:
     return (
         isinstance(sid, str)
@@ -410,7 +437,9 @@ class _Reaper:
             self.seen[sid] = UNKNOWN
             return
         try:
-            self.session_fd(sid, fd)
+            if self.dry_run or _claim_victim(fd):
+                self.session_fd(sid, fd)
+            # else another reaper is removing this very directory right now
         finally:
             os.close(fd)
 
@@ -421,9 +450,10 @@ class _Reaper:
             self.result.live.append(sid)
             return
         if verdict.liveness == UNKNOWN:
-            self.result.unknown.append({"id": sid, "why": verdict.why})
+            if _still_named(self.sessions_fd, sid, fd):  # not emptied by a reaper just now
+                self.result.unknown.append({"id": sid, "why": verdict.why})
             return
-        ended = sessions._number(verdict.status.get("ended")) if verdict.status else None
+        ended = verdict.ended
         walked = False
         if self.ttl <= 0:
             age = self.now - ended if ended is not None else None
@@ -497,7 +527,7 @@ class _Reaper:
             try:
                 os.rmdir(doomed, dir_fd=self.sessions_fd)
             except FileNotFoundError:
-                pass
+                return  # another reaper finished it (and reports it)
             except OSError as exc:
                 problems.append(f"sessions/{doomed}: {exc.strerror}")
         if problems:
@@ -537,7 +567,7 @@ class _Reaper:
         try:
             if self.dry_run:
                 self.result.sessions.append(record)
-            else:
+            elif _claim_victim(fd) and _still_named(self.sessions_fd, name, fd):
                 self.delete_doomed(name, fd, sid, record)
         finally:
             os.close(fd)

@@ -77,6 +77,11 @@ class Verdict:
     status: dict[str, Any] | None
     why: str
 
+    @property
+    def ended(self) -> float | None:
+        """``ended`` from the status, when it is a number."""
+        return _number(self.status.get("ended")) if self.status else None
+
     def session(self, sid: str, path: Path) -> Session:
         return Session(
             sid, path, self.liveness, self.state, self.exit_code, self.meta, self.status, self.why

@@ -1,0 +1,629 @@
+"""``looop reap`` through the installed command, against real processes and real files.
+
+The fixture holds one session of every kind the reaper must tell apart: dead
+and old, dead and young, alive (a process this test runs), a reused pid (a
+live process that started after the session did), unreadable meta, a link
+directly under ``sessions/`` and a dead session holding links to canaries
+outside the data dir. Every process a test starts is ended by pid.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+import select
+import shutil
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import LOOOP, Processes, Profile, pid_alive
+
+DAY = 86400.0
+TTL = "3600"
+
+
+# --- building sessions ---------------------------------------------------------
+def backdate(path: Path, age: float) -> None:
+    """Set the mtime of ``path`` and everything below it ``age`` seconds back (no link followed)."""
+    when = time.time() - age
+    for root, dirs, files in os.walk(path, topdown=False, followlinks=False):
+        for name in dirs + files:
+            os.utime(os.path.join(root, name), (when, when), follow_symlinks=False)
+    os.utime(path, (when, when), follow_symlinks=False)
+
+
+def make_session(
+    sessions: Path,
+    sid: str,
+    *,
+    pid: int = 999_999_999,
+    started: float | None = None,
+    ended: float | None = None,
+    exit_code: int = 0,
+    meta: str | None = None,
+    age: float | None = None,
+) -> Path:
+    """``sessions/<sid>`` with meta (or the raw ``meta`` text) and, if ``ended``, a status."""
+    d = sessions / sid
+    d.mkdir(parents=True)
+    if meta is None:
+        meta = json.dumps(
+            {"id": sid, "pid": pid, "started": started or time.time() - 30 * DAY, "cmd": "work"}
+        )
+    (d / "meta.json").write_text(meta)
+    (d / "transcript.log").write_text(f"{sid} did things\n")
+    if ended is not None:
+        status = {"state": "exited", "exit_code": exit_code, "ended": ended}
+        (d / "status.json").write_text(json.dumps(status))
+    if age is not None:
+        backdate(d, age)
+    return d
+
+
+def start_sleeper(procs: Processes) -> subprocess.Popen[bytes]:
+    return procs.add(subprocess.Popen(["sleep", "600"], stdin=subprocess.DEVNULL))
+
+
+def gone_pid() -> int:
+    """The pid of a process that has ended and been collected."""
+    proc = subprocess.Popen(["true"])
+    proc.wait()
+    return proc.pid
+
+
+@dataclass
+class Fixture:
+    data: Path
+    sessions: Path
+    outside: Path
+    alive_proc: subprocess.Popen[bytes]
+    reused_proc: subprocess.Popen[bytes]
+    due: set[str]  # what a reap with TTL must remove
+    kept: set[str]  # the other sessions, which it must keep
+
+
+def build_fixture(profile: Profile, procs: Processes) -> Fixture:
+    data = profile.data
+    sessions = data / "sessions"
+    sessions.mkdir(parents=True)
+    outside = profile.root / "outside"
+    (outside / "canary-dir").mkdir(parents=True)
+    (outside / "canary.txt").write_text("canary file\n")
+    (outside / "canary-dir" / "inside.txt").write_text("canary dir\n")
+    now = time.time()
+
+    make_session(sessions, "dead-old", ended=now - 10 * DAY, exit_code=0, age=10 * DAY)
+    make_session(sessions, "dead-pid-gone", pid=gone_pid(), started=now - 20 * DAY, age=10 * DAY)
+    make_session(sessions, "dead-young", ended=now - 60, exit_code=1)
+
+    alive_proc = start_sleeper(procs)
+    make_session(sessions, "alive", pid=alive_proc.pid, started=time.time(), age=10 * DAY)
+
+    reused_proc = start_sleeper(procs)  # owns the pid now, started long after the session
+    make_session(sessions, "pid-reused", pid=reused_proc.pid, started=now - 20 * DAY, age=10 * DAY)
+
+    make_session(sessions, "unreadable-meta", meta="{this is not json", age=10 * DAY)
+
+    # A link directly under sessions/, to a directory that even looks like a dead old session.
+    (outside / "canary-dir" / "status.json").write_text(
+        json.dumps({"state": "exited", "exit_code": 0, "ended": now - 10 * DAY})
+    )
+    os.symlink(outside / "canary-dir", sessions / "top-link")
+
+    # A dead old session holding links (and a hard link) to the canaries.
+    linked = make_session(sessions, "dead-old-links", ended=now - 10 * DAY)
+    os.symlink(outside / "canary.txt", linked / "to-file")
+    os.symlink(outside / "canary-dir", linked / "to-dir")
+    (linked / "nested").mkdir()
+    os.symlink(outside, linked / "nested" / "to-outside")
+    os.link(outside / "canary.txt", linked / "hard-link")
+
+    return Fixture(
+        data=data,
+        sessions=sessions,
+        outside=outside,
+        alive_proc=alive_proc,
+        reused_proc=reused_proc,
+        due={"dead-old", "dead-pid-gone", "pid-reused", "dead-old-links"},
+        kept={"dead-young", "alive", "unreadable-meta"},
+    )
+
+
+def tree(root: Path) -> dict[str, str]:
+    """Every path under ``root`` with what it is: file digest, link target or dir."""
+    found: dict[str, str] = {}
+    if not root.exists():
+        return found
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+        for name in dirnames + filenames:
+            path = Path(dirpath) / name
+            rel = str(path.relative_to(root))
+            if path.is_symlink():
+                found[rel] = "link -> " + os.readlink(path)
+            elif path.is_dir():
+                found[rel] = "dir"
+            else:
+                found[rel] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return found
+
+
+def canaries_intact(fx: Fixture) -> None:
+    assert (fx.outside / "canary.txt").read_text() == "canary file\n"
+    assert (fx.outside / "canary-dir" / "inside.txt").read_text() == "canary dir\n"
+    assert (fx.outside / "canary-dir" / "status.json").is_file()
+
+
+def session_names(sessions: Path) -> set[str]:
+    return {p.name for p in sessions.iterdir() if not p.name.startswith(".")}
+
+
+def reap_json(profile: Profile, *args: str) -> tuple[int, dict[str, Any]]:
+    out = profile.run("reap", "--json", *args)
+    assert out.stdout, out.stderr
+    return out.returncode, json.loads(out.stdout)
+
+
+def events(profile: Profile, kind: str) -> list[dict[str, Any]]:
+    path = profile.data / "events.jsonl"
+    if not path.exists():
+        return []
+    lines = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return [e for e in lines if e["event"] == kind]
+
+
+# --- acceptance 1: exactly the dead-old and pid-reused sessions go ------------------
+def test_reap_removes_exactly_dead_old_and_reused_pid_sessions(
+    profile: Profile, procs: Processes
+) -> None:
+    fx = build_fixture(profile, procs)
+    out = profile.run("reap", "--ttl", TTL)
+    assert out.returncode == 0, out.stdout + out.stderr
+
+    assert session_names(fx.sessions) == fx.kept | {"top-link"}
+    assert (fx.sessions / "top-link").is_symlink()
+    canaries_intact(fx)
+    # The reaper judged the processes; it never signals them.
+    assert pid_alive(fx.alive_proc.pid) and pid_alive(fx.reused_proc.pid)
+    # Nothing outside sessions/ and claims/ changed.
+    assert sorted(p.name for p in fx.outside.iterdir()) == ["canary-dir", "canary.txt"]
+
+    last = out.stdout.strip().splitlines()[-1]
+    assert last == "reaped 4 sessions, 0 claims; kept 1 live, 1 young, 1 unknown"
+    assert "kept session unreadable-meta: unknown" in out.stdout
+    assert "left sessions/top-link alone: a symlink" in out.stdout
+    assert {e["id"] for e in events(profile, "session_reaped")} == fx.due
+
+
+def test_reap_honours_the_session_ttl_knob(profile: Profile, procs: Processes) -> None:
+    fx = build_fixture(profile, procs)
+    env = {**profile.env, "LOOOP_SESSION_TTL": TTL}
+    out = profile.run("reap", env=env)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert session_names(fx.sessions) == fx.kept | {"top-link"}
+
+    # The default (three days) keeps a session that ended two days ago.
+    make_session(fx.sessions, "two-days", ended=time.time() - 2 * DAY, age=2 * DAY)
+    assert profile.run("reap").returncode == 0
+    assert (fx.sessions / "two-days").is_dir()
+
+
+# --- acceptance 2: dry run and --ttl 0 --------------------------------------------
+def test_dry_run_lists_exactly_what_a_real_run_removes(profile: Profile, procs: Processes) -> None:
+    fx = build_fixture(profile, procs)
+    claims = profile.data / "claims"
+    claims.mkdir()
+    (claims / "of-dead.json").write_text(json.dumps({"session": "dead-young"}))
+    (claims / "of-live.json").write_text(json.dumps({"session": "alive"}))
+    before = tree(profile.root)
+
+    code, dry = reap_json(profile, "--dry-run", "--ttl", TTL)
+    assert code == 0
+    assert dry["dry_run"] is True
+    assert tree(profile.root) == before, "a dry run changed the disk"
+    assert not (profile.data / "events.jsonl").exists()
+
+    text = profile.run("reap", "--dry-run", "--ttl", TTL)
+    assert "would reap 4 sessions, 1 claim; kept 1 live" in text.stdout
+    for sid in fx.due:
+        assert f"would reap session {sid} " in text.stdout
+    assert tree(profile.root) == before
+
+    code, real = reap_json(profile, "--ttl", TTL)
+    assert code == 0
+    listed = {s["id"] for s in dry["reaped"]["sessions"]}
+    removed = {s["id"] for s in real["reaped"]["sessions"]}
+    assert listed == removed == fx.due
+    assert [c["name"] for c in dry["reaped"]["claims"]] == ["of-dead.json"]
+    assert [c["name"] for c in real["reaped"]["claims"]] == ["of-dead.json"]
+    gone = {p.split("/")[2] for p in set(before) - set(tree(profile.root)) if p.count("/") >= 2}
+    assert gone == fx.due | {"of-dead.json"}
+
+
+def test_ttl_zero_reaps_every_dead_session(profile: Profile, procs: Processes) -> None:
+    fx = build_fixture(profile, procs)
+    future = make_session(fx.sessions, "ended-in-future", ended=time.time() + 600)
+    assert future.is_dir()
+    code, result = reap_json(profile, "--ttl", "0")
+    assert code == 0, result
+    assert session_names(fx.sessions) == {"alive", "unreadable-meta", "top-link"}
+    assert {s["id"] for s in result["reaped"]["sessions"]} == (
+        fx.due | {"dead-young", "ended-in-future"}
+    )
+    assert result["kept"]["live"] == ["alive"]
+    assert [u["id"] for u in result["kept"]["unknown"]] == ["unreadable-meta"]
+    canaries_intact(fx)
+
+
+# --- acceptance 3: two reapers at once ------------------------------------------
+def populate_many(data: Path, alive_pid: int, now: float) -> None:
+    """300 dead sessions (30 of them claimed), 20 young ones and a live one; deterministic."""
+    sessions = data / "sessions"
+    old = now - 30 * DAY
+    for i in range(300):
+        make_session(sessions, f"dead-{i:03d}", started=old, ended=now - 5 * DAY)
+    for i in range(20):
+        make_session(sessions, f"young-{i:02d}", started=old, ended=now - 60)
+    make_session(sessions, "alive", pid=alive_pid, started=now)
+    (data / "claims").mkdir()
+    for i in range(0, 300, 10):
+        (data / "claims" / f"c{i:03d}.json").write_text(json.dumps({"session": f"dead-{i:03d}"}))
+    (data / "claims" / "live.json").write_text(json.dumps({"session": "alive"}))
+
+
+def reap_at_once(profile: Profile, procs: Processes, count: int) -> list[dict[str, Any]]:
+    """Start ``count`` reapers back to back; each must exit 0 with one JSON object."""
+    started = [procs.add(profile.popen("reap", "--json", "--ttl", TTL)) for _ in range(count)]
+    outputs = [p.communicate(timeout=120) for p in started]
+    assert [p.returncode for p in started] == [0] * count, outputs
+    return [json.loads(stdout) for stdout, _ in outputs]
+
+
+def assert_same_as_one_run(
+    profile: Profile, single: Path, one: dict[str, Any], results: list[dict[str, Any]]
+) -> None:
+    def without_lock(found: dict[str, str]) -> dict[str, str]:
+        return {k: v for k, v in found.items() if k != ".reap.lock"}
+
+    assert without_lock(tree(profile.data / "sessions")) == without_lock(tree(single / "sessions"))
+    assert tree(profile.data / "claims") == tree(single / "claims")
+    reaped = [s["id"] for r in results for s in r["reaped"]["sessions"]]
+    claims = [c["name"] for r in results for c in r["reaped"]["claims"]]
+    # Each removal is reported by exactly one of the reapers.
+    assert sorted(reaped) == sorted(s["id"] for s in one["reaped"]["sessions"])
+    assert sorted(claims) == sorted(c["name"] for c in one["reaped"]["claims"])
+    assert len(reaped) == 300 and len(claims) == 30
+    assert all(r["errors"] == [] for r in results)
+    reaped_events = [e["id"] for e in events(profile, "session_reaped")]
+    assert sorted(reaped_events) == sorted(reaped)
+
+
+def reap_single(profile: Profile, single: Path) -> dict[str, Any]:
+    env = {**profile.env, "LOOOP_DATA_DIR": str(single)}
+    one = profile.run("reap", "--json", "--ttl", TTL, env=env)
+    assert one.returncode == 0, one.stderr
+    return json.loads(one.stdout)
+
+
+def test_two_reapers_at_once_both_succeed_and_match_one_run(
+    tmp_path: Path, profile: Profile, procs: Processes
+) -> None:
+    """Two identical data dirs: one reaped once, the other by two reapers at once."""
+    alive = start_sleeper(procs)
+    now = time.time()
+    single = tmp_path / "single"
+    populate_many(single, alive.pid, now)
+    populate_many(profile.data, alive.pid, now)
+    one = reap_single(profile, single)
+    results = reap_at_once(profile, procs, 2)
+    assert_same_as_one_run(profile, single, one, results)
+
+
+def test_reapers_without_the_run_lock_still_share_the_work(
+    tmp_path: Path, profile: Profile, procs: Processes
+) -> None:
+    """A run lock that cannot be taken (here: a link in its place) is not needed for safety."""
+    alive = start_sleeper(procs)
+    now = time.time()
+    single = tmp_path / "single"
+    populate_many(single, alive.pid, now)
+    populate_many(profile.data, alive.pid, now)
+    decoy = tmp_path / "decoy"
+    decoy.write_text("not a lock\n")
+    os.symlink(decoy, profile.data / "sessions" / ".reap.lock")
+    one = reap_single(profile, single)
+    results = reap_at_once(profile, procs, 4)
+    assert_same_as_one_run(profile, single, one, results)
+    assert (profile.data / "sessions" / ".reap.lock").is_symlink()
+    assert decoy.read_text() == "not a lock\n"
+
+
+def test_a_reaper_waits_for_one_that_holds_the_lock(profile: Profile) -> None:
+    sessions = profile.data / "sessions"
+    make_session(sessions, "dead", ended=time.time() - 5 * DAY)
+    fd = os.open(sessions / ".reap.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        reaper = profile.popen("reap", "--ttl", TTL)
+        try:
+            # It announces the wait on stderr and removes nothing while it waits.
+            assert reaper.stderr is not None
+            ready = select.select([reaper.stderr], [], [], 60)[0]
+            assert ready, "the second reaper said nothing while it waited"
+            assert "another reap is running" in reaper.stderr.readline()
+            assert (sessions / "dead").is_dir()
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+        stdout, _ = reaper.communicate(timeout=60)
+    finally:
+        os.close(fd)
+    assert reaper.returncode == 0
+    assert "reaped 1 session, 0 claims" in stdout
+    assert not (sessions / "dead").exists()
+
+
+# --- acceptance 4: claims ---------------------------------------------------------
+def test_claims_of_dead_or_missing_sessions_go_and_live_ones_stay(
+    profile: Profile, procs: Processes
+) -> None:
+    fx = build_fixture(profile, procs)
+    claims = profile.data / "claims"
+    claims.mkdir()
+
+    def claim(name: str, body: Any, age: float = 600) -> Path:
+        path = claims / name
+        path.write_text(body if isinstance(body, str) else json.dumps(body))
+        backdate(path, age)
+        return path
+
+    claim("dead.json", {"session": "dead-young", "what": "build"})
+    claim("reaped.json", {"session": "dead-old"})
+    claim("missing.json", {"session": "never-existed"})
+    claim("live.json", {"session": "alive"})
+    claim("unknown.json", {"session": "unreadable-meta"})
+    claim("garbage.json", "{not json")
+    claim("no-session.json", {"holder": "someone"})
+    claim("escape.json", {"session": "../../outside"})
+    claim("fresh-missing.json", {"session": "not-yet-created"}, age=0)
+    claim("fresh-reaped.json", {"session": "dead-old-links"}, age=0)
+    (claims / "notes.txt").write_text("not a claim\n")
+    os.symlink(fx.outside / "canary.txt", claims / "linked.json")
+
+    code, result = reap_json(profile, "--ttl", TTL)
+    assert code == 0, result
+    assert {c["name"] for c in result["reaped"]["claims"]} == {
+        "dead.json",
+        "reaped.json",
+        "fresh-reaped.json",
+        "missing.json",
+    }
+    assert sorted(p.name for p in claims.iterdir()) == sorted(
+        [
+            "live.json",
+            "unknown.json",
+            "garbage.json",
+            "no-session.json",
+            "escape.json",
+            "fresh-missing.json",
+            "notes.txt",
+            "linked.json",
+        ]
+    )
+    kept = {c["name"]: c["why"] for c in result["kept"]["claims"]}
+    assert kept["live.json"] == "live"
+    assert "unknown" in kept["unknown.json"]
+    assert (claims / "linked.json").is_symlink()
+    canaries_intact(fx)
+    assert {e["name"] for e in events(profile, "claim_reaped")} == {
+        "dead.json",
+        "reaped.json",
+        "fresh-reaped.json",
+        "missing.json",
+    }
+
+    # The live claim stays for as long as its session runs, and goes once it has ended.
+    fx.alive_proc.send_signal(signal.SIGTERM)
+    fx.alive_proc.wait(timeout=30)
+    code, result = reap_json(profile, "--ttl", TTL)
+    assert code == 0
+    assert "live.json" in {c["name"] for c in result["reaped"]["claims"]}
+
+
+# --- acceptance 5: failures are per session -----------------------------------------
+def as_plain_user() -> list[str]:
+    """A prefix that makes permission bits bind for this process, even as root.
+
+    Root passes any permission check through CAP_DAC_OVERRIDE and
+    CAP_DAC_READ_SEARCH; dropping both from the bounding set makes uid 0 obey
+    mode bits like any owner, which is what a real user's reaper meets.
+    """
+    if os.geteuid() != 0:
+        return []
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        pytest.skip("running as root without setpriv: cannot make a directory unreadable")
+    return [setpriv, "--bounding-set=-dac_override,-dac_read_search", "--"]
+
+
+def run_reap(profile: Profile, *args: str, prefix: list[str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*prefix, LOOOP, "reap", *args],
+        env=profile.env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+@pytest.fixture
+def locked_dirs() -> Iterator[list[Path]]:
+    """Directories a test makes unreadable; their mode is restored at the end."""
+    made: list[Path] = []
+    yield made
+    for path in made:
+        if path.exists():
+            path.chmod(0o755)
+
+
+def test_an_unreadable_subdirectory_is_reported_and_the_rest_reaped(
+    profile: Profile, locked_dirs: list[Path]
+) -> None:
+    prefix = as_plain_user()
+    sessions = profile.data / "sessions"
+    now = time.time()
+    for sid in ("a-dead", "c-dead", "d-dead"):
+        make_session(sessions, sid, ended=now - 5 * DAY)
+    blocked = make_session(sessions, "b-blocked", ended=now - 5 * DAY)
+    (blocked / "private").mkdir()
+    (blocked / "private" / "secret.txt").write_text("x\n")
+    (blocked / "private").chmod(0)
+    locked_dirs.append(blocked / "private")
+    # A dead session with no ended time is aged by its contents: unreadable ones
+    # leave its age unknown, so it is kept whole.
+    unmeasured = make_session(sessions, "e-unmeasured", pid=gone_pid(), age=5 * DAY)
+    (unmeasured / "private").mkdir()
+    (unmeasured / "private").chmod(0)
+    backdate(unmeasured, 5 * DAY)  # backdate leaves the unreadable directory alone
+    locked_dirs.append(unmeasured / "private")
+
+    out = run_reap(profile, "--json", "--ttl", TTL, prefix=prefix)
+    assert out.returncode == 1, out.stdout + out.stderr
+    result = json.loads(out.stdout)
+    assert {s["id"] for s in result["reaped"]["sessions"]} == {"a-dead", "c-dead", "d-dead"}
+    failed = {e["name"]: e for e in result["errors"]}
+    assert set(failed) == {"b-blocked", "e-unmeasured"}
+    assert "private" in failed["b-blocked"]["error"]
+    assert "Permission denied" in failed["b-blocked"]["error"]
+    assert "cannot measure its age" in failed["e-unmeasured"]["error"]
+    for sid in ("a-dead", "c-dead", "d-dead"):
+        assert not (sessions / sid).exists()
+    assert (unmeasured / "meta.json").is_file(), "a session of unknown age must be kept whole"
+    # The half-removed session is out of sight of readers, and left where it says.
+    assert "b-blocked" not in session_names(sessions)
+    left = profile.data / failed["b-blocked"]["left"]
+    assert (left / "private").is_dir()
+    locked_dirs[0] = left / "private"
+
+    text = run_reap(profile, "--ttl", TTL, prefix=prefix)
+    assert text.returncode == 1
+    assert "error: session b-blocked: cannot remove" in text.stdout
+    assert "error: session e-unmeasured: cannot measure its age" in text.stdout
+
+    # Once the user fixes the permissions, the next run finishes the job.
+    for path in locked_dirs:
+        path.chmod(0o755)
+    out = run_reap(profile, "--json", "--ttl", TTL, prefix=prefix)
+    assert out.returncode == 0, out.stdout
+    assert {s["id"] for s in json.loads(out.stdout)["reaped"]["sessions"]} == {
+        "b-blocked",
+        "e-unmeasured",
+    }
+    assert os.listdir(sessions) == [".reap.lock"]
+
+
+@pytest.fixture
+def immutable() -> Iterator[list[Path]]:
+    """Files a test marks immutable (``chattr +i``); cleared at the end."""
+    marked: list[Path] = []
+    yield marked
+    for path in marked:
+        subprocess.run(["chattr", "-i", str(path)], check=False, capture_output=True)
+
+
+def test_a_file_even_root_cannot_remove_fails_only_its_session(
+    profile: Profile, immutable: list[Path]
+) -> None:
+    chattr = shutil.which("chattr")
+    if os.geteuid() != 0 or chattr is None:
+        pytest.skip("needs root and chattr to make a file that cannot be removed")
+    sessions = profile.data / "sessions"
+    now = time.time()
+    stuck = make_session(sessions, "stuck", ended=now - 5 * DAY)
+    make_session(sessions, "free", ended=now - 5 * DAY)
+    mark = subprocess.run([chattr, "+i", str(stuck / "transcript.log")], capture_output=True)
+    if mark.returncode != 0:
+        pytest.skip(f"this file system has no immutable flag: {mark.stderr.decode().strip()}")
+    immutable.append(stuck / "transcript.log")
+
+    code, result = reap_json(profile, "--ttl", TTL)
+    assert code == 1
+    assert [s["id"] for s in result["reaped"]["sessions"]] == ["free"]
+    assert [e["name"] for e in result["errors"]] == ["stuck"]
+    immutable[0] = profile.data / result["errors"][0]["left"] / "transcript.log"
+    assert "Operation not permitted" in result["errors"][0]["error"]
+    assert {e["id"] for e in events(profile, "session_reaped")} == {"free"}
+
+
+# --- never outside sessions/ and claims/, never through a link ----------------------
+def test_a_linked_sessions_dir_is_refused(profile: Profile) -> None:
+    elsewhere = profile.root / "elsewhere"
+    make_session(elsewhere, "dead", ended=time.time() - 5 * DAY)
+    profile.data.mkdir(parents=True)
+    os.symlink(elsewhere, profile.data / "sessions")
+    before = tree(elsewhere)
+    out = profile.run("reap", "--ttl", "0")
+    assert out.returncode == 1
+    assert "sessions/" in out.stdout and "symlink" in out.stdout
+    assert tree(elsewhere) == before
+
+
+def test_links_deep_inside_a_session_are_removed_as_links(profile: Profile) -> None:
+    sessions = profile.data / "sessions"
+    outside = profile.root / "outside"
+    outside.mkdir()
+    (outside / "keep.txt").write_text("keep\n")
+    dead = make_session(sessions, "dead", ended=time.time() - 5 * DAY)
+    for depth in range(5):
+        (dead / "deep" / ("d" * (depth + 1))).mkdir(parents=True)
+    os.symlink(outside, dead / "deep" / "d" / "link")
+    os.symlink(outside / "keep.txt", dead / "meta-link.json")
+    out = profile.run("reap", "--ttl", TTL)
+    assert out.returncode == 0, out.stdout
+    assert not dead.exists()
+    assert (outside / "keep.txt").read_text() == "keep\n"
+
+
+def test_nothing_to_reap_on_a_fresh_profile(profile: Profile) -> None:
+    out = profile.run("reap")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "reaped 0 sessions, 0 claims; kept 0 live"
+    assert not (profile.data / "sessions").exists()
+
+
+# --- one liveness answer for readers and the reaper ---------------------------------
+def test_state_workers_sys_sessions_and_reap_agree(profile: Profile, procs: Processes) -> None:
+    fx = build_fixture(profile, procs)
+    beat = profile.run("sense")
+    assert beat.returncode == 0, beat.stderr
+    # A beat senses; it does not prune sessions.
+    assert session_names(fx.sessions) == fx.due | fx.kept | {"top-link"}
+
+    workers = {w["id"]: w for w in profile.state()["workers"]}
+    signal_ = {s["id"]: s for s in profile.snapshot("sys-sessions")["signal"]}
+    _, dry = reap_json(profile, "--dry-run", "--ttl", TTL)
+
+    sessions_seen = fx.due | fx.kept
+    assert set(workers) == set(signal_) == sessions_seen  # the link is not a session
+    alive = {sid for sid, w in workers.items() if w["alive"]}
+    assert alive == {"alive"} == set(dry["kept"]["live"])
+    unknown = {sid for sid, w in workers.items() if w["state"] == "unknown"}
+    assert unknown == {"unreadable-meta"} == {u["id"] for u in dry["kept"]["unknown"]}
+    dead = sessions_seen - alive - unknown
+    assert dead == fx.due | {"dead-young"}
+    assert workers["pid-reused"]["state"] == signal_["pid-reused"]["state"] == "dead"
+    assert workers["dead-young"] == {
+        "id": "dead-young",
+        "state": "exited",
+        "alive": False,
+        "exit_code": 1,
+    }
+    for sid in sessions_seen:
+        assert signal_[sid] == {k: workers[sid][k] for k in ("id", "state", "exit_code")}
