@@ -63,9 +63,9 @@ from looop.paths import Paths
 POLL_ENV = "LOOOP_WAIT_POLL"  # set (not "0") to force the polling fallback
 READY_ENV = "LOOOP_TEST_WAIT_READY"  # a file written once the wait is armed (tests, bench)
 
-POLL_INTERVAL = 0.05  # fallback: stat signature this often
+POLL_INTERVAL = 0.1  # fallback: stat signature this often
 POLL_FULL = 1.0  # fallback: full hash this often, whatever the signature says
-PULSE_POLL = 0.25  # lock probe period when the holder cannot be watched directly
+PULSE_POLL = 0.5  # lock probe period when the holder cannot be watched directly
 QUIET = 0.002  # a burst of events has settled after this long without another
 SETTLE_CAP = 0.05  # never settle longer than this, even if a writer keeps a file open
 
@@ -229,55 +229,64 @@ def open_backend(paths: Paths) -> Backend:
 
 
 class _Polling(Backend):
+    """Stat what feeds the hash and the mailbox every POLL_INTERVAL; hash on a difference.
+
+    A directory's own stat moves when an entry is added, removed or renamed,
+    so goals/ is listed again only then, and asks/ and answers/ never are. A
+    change that a coarse timestamp hides is caught by the full read every
+    POLL_FULL.
+    """
+
     name = "poll"
 
     def __init__(self, paths: Paths) -> None:
         self.paths = paths
+        self.goals_dir: tuple[int, ...] | None = None
+        self.goal_files: list[Path] = []
         self.signature = self._signature()
         self.next_full = time.monotonic() + POLL_FULL
 
     def _signature(self) -> tuple[Any, ...]:
         p = self.paths
-
-        def stat(path: Path) -> tuple[int, ...] | None:
+        goals_dir = _stat(p.goals)
+        if goals_dir != self.goals_dir:
+            self.goals_dir = goals_dir
             try:
-                st = os.stat(path)
+                self.goal_files = sorted(p.goals.glob("*.md"))
             except OSError:
-                return None
-            return (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
-
-        def listing(path: Path, suffix: str) -> tuple[tuple[str, Any], ...]:
-            try:
-                names = sorted(e.name for e in os.scandir(path) if e.name.endswith(suffix))
-            except OSError:
-                return ()
-            return tuple((name, stat(path / name)) for name in names)
-
+                self.goal_files = []
         try:
             link: str | None = os.readlink(p.snapshots)
         except OSError:
             link = None
         return (
-            stat(p.playbook),
+            _stat(p.playbook),
             link,
-            stat(p.snapshots),
-            listing(p.goals, ".md"),
-            listing(p.asks, ".json"),
-            listing(p.answers, ".json"),
+            _stat(p.snapshots),
+            goals_dir,
+            [_stat(goal) for goal in self.goal_files],
+            _stat(p.asks),
+            _stat(p.answers),
         )
 
     def wait(self, timeout: float | None) -> set[str]:
         time.sleep(POLL_INTERVAL if timeout is None else min(timeout, POLL_INTERVAL))
         hints: set[str] = set()
         signature = self._signature()
-        if signature != self.signature:
-            self.signature = signature
-            hints.update((WORLD, ASKS))
         now = time.monotonic()
-        if now >= self.next_full:
+        if signature != self.signature or now >= self.next_full:
+            self.signature = signature
             self.next_full = now + POLL_FULL
-            hints.add(WORLD)
+            hints.update((WORLD, ASKS))
         return hints
+
+
+def _stat(path: Path) -> tuple[int, ...] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
 
 
 # inotify(7) constants (the same on every Linux architecture).
