@@ -1,0 +1,267 @@
+"""``looop _ wait`` (SPEC §8) against a real pulse beating every second.
+
+Every behaviour runs twice: on file-system events and with the polling
+fallback forced (``LOOOP_WAIT_POLL=1``). A wait announces that it is armed
+(``LOOOP_TEST_WAIT_READY``) so a test never changes the world before the wait
+has taken its starting reading.
+
+"Stays asleep" is shown without timing: after the change that must not wake
+it is published (and one more beat has passed), a goal is edited as a
+sentinel, and the wait must report exactly ``["goals"]``. A wait that had
+woken for the earlier change would have returned with that change's category
+(or still be returning it), never with the sentinel's alone.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from itertools import count
+from typing import Any
+
+import pytest
+from conftest import Processes, Profile, wait_for
+
+MODES = ("events", "poll")
+SIGNAL_SENSOR = """\
+printf '{"signal": {"v": "%s"}, "detail": {"d": "%s"}}\\n' "$(cat "$SIG")" "$(cat "$DET")"
+"""
+_ready_ids = count()
+
+
+@dataclass
+class Loop:
+    """A profile with a pulse beating every second, and helpers to wait on it."""
+
+    profile: Profile
+    procs: Processes
+    mode: str
+    pulse: subprocess.Popen[str] | None = None
+
+    @property
+    def data(self) -> Any:
+        return self.profile.data
+
+    def start_pulse(self) -> None:
+        self.pulse = self.procs.add(
+            self.profile.popen("pulse", stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        )
+        wait_for(lambda: (self.data / "snapshots" / "sensor-signal.json").exists())
+
+    def generation(self) -> str | None:
+        try:
+            return os.readlink(self.data / "snapshots")
+        except OSError:
+            return None
+
+    def next_beat(self) -> None:
+        """Block until the pulse has published one more generation."""
+        before = self.generation()
+        wait_for(lambda: self.generation() != before)
+
+    def reading(self) -> Any:
+        return self.profile.snapshot("sensor-signal")
+
+    def start_wait(self, *args: str) -> subprocess.Popen[str]:
+        ready = self.profile.root / f"ready-{next(_ready_ids)}"
+        env = dict(self.profile.env, LOOOP_TEST_WAIT_READY=str(ready))
+        proc = self.procs.add(self.profile.popen("_", "wait", "--json", *args, env=env))
+        wait_for(lambda: ready.exists() or proc.poll() is not None)
+        if ready.exists():
+            backend = ready.read_text().split()[0]
+            assert (backend == "poll") == (self.mode == "poll"), backend
+        return proc
+
+    def finish(self, proc: subprocess.Popen[str], timeout: float = 30) -> tuple[int, Any]:
+        out, _ = proc.communicate(timeout=timeout)
+        return proc.returncode, (json.loads(out) if out.strip() else None)
+
+    def edit_goal(self) -> None:
+        with open(self.data / "goals" / "g1.md", "a") as fh:
+            fh.write(f"- step {time.time_ns()}\n")
+
+
+@pytest.fixture(params=MODES)
+def mode(request: pytest.FixtureRequest, profile: Profile) -> str:
+    profile.env["LOOOP_INTERVAL"] = "1"
+    if request.param == "poll":
+        profile.env["LOOOP_WAIT_POLL"] = "1"
+    return str(request.param)
+
+
+@pytest.fixture
+def loop(profile: Profile, procs: Processes, mode: str) -> Loop:
+    """A seeded world (a fixed heartbeat so midnight never moves it) and a live pulse."""
+    sig, det = profile.root / "sig", profile.root / "det"
+    sig.write_text("one")
+    det.write_text("a")
+    profile.env.update(SIG=str(sig), DET=str(det))
+    profile.sensor("today", """echo '{"signal": {"date": "fixed"}}'""")
+    profile.sensor("signal", SIGNAL_SENSOR)
+    (profile.data / "goals").mkdir(parents=True)
+    (profile.data / "goals" / "g1.md").write_text("# goal one\n")
+    (profile.data / "PLAYBOOK.md").write_text("# playbook\n")
+    world = Loop(profile, procs, mode)
+    world.start_pulse()
+    return world
+
+
+def write_json(path: Any, value: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(value))
+
+
+# --- 1. wakes on what matters ------------------------------------------------
+def new_ask(loop: Loop) -> None:
+    write_json(loop.data / "asks" / "q1.json", {"id": "q1", "worker": "w", "prompt": "?", "ts": 1})
+
+
+def edit_playbook(loop: Loop) -> None:
+    (loop.data / "PLAYBOOK.md").write_text("# playbook\n\nAsk before spending money.\n")
+
+
+def change_signal(loop: Loop) -> None:
+    (loop.profile.root / "sig").write_text("two")
+
+
+WAKERS: dict[str, tuple[Callable[[Loop], None], list[str]]] = {
+    "new-ask": (new_ask, ["asks"]),
+    "goal-edit": (Loop.edit_goal, ["goals"]),
+    "playbook-edit": (edit_playbook, ["playbook"]),
+    "signal-change": (change_signal, ["snapshots"]),
+}
+
+
+@pytest.mark.parametrize("case", WAKERS)
+def test_wakes_with_what_changed(loop: Loop, case: str) -> None:
+    change, expected = WAKERS[case]
+    waiter = loop.start_wait("--timeout", "20")
+    change(loop)
+    code, state = loop.finish(waiter)
+    assert code == 0
+    assert state["changed"] == expected
+    assert state["pulse_alive"] is True
+    if case == "new-ask":
+        assert [a["id"] for a in state["asks"]] == ["q1"]
+    if case == "signal-change":
+        assert state["snapshots"]["sensor-signal"]["signal"] == {"v": "two"}
+
+
+def test_a_pending_ask_returns_at_once(loop: Loop) -> None:
+    new_ask(loop)
+    code, state = loop.finish(loop.start_wait("--timeout", "20"))
+    assert code == 0
+    assert state["changed"] == ["asks"]
+
+
+def test_new_goal_file_wakes(loop: Loop) -> None:
+    waiter = loop.start_wait("--timeout", "20")
+    (loop.data / "goals" / "g2.md").write_text("# goal two\n")
+    code, state = loop.finish(waiter)
+    assert (code, state["changed"]) == (0, ["goals"])
+    assert "g2" in state["goals"]
+
+
+# --- 2. stays asleep through what does not -----------------------------------
+def change_detail(loop: Loop) -> None:
+    (loop.profile.root / "det").write_text("b")
+    wait_for(lambda: loop.reading()["detail"] == {"d": "b"})
+
+
+def answered_ask(loop: Loop) -> None:
+    write_json(loop.data / "answers" / "q9.json", {"id": "q9", "answer": "yes", "ts": 2})
+    write_json(loop.data / "asks" / "q9.json", {"id": "q9", "worker": "w", "prompt": "?", "ts": 1})
+    loop.next_beat()
+
+
+def edit_sensor_script(loop: Loop) -> None:
+    script = loop.data / "sensors" / "signal.sh"
+    script.write_text(script.read_text() + "# a comment changes the script, not its reading\n")
+    loop.next_beat()
+
+
+SLEEPERS: dict[str, Callable[[Loop], None]] = {
+    "detail-only": change_detail,
+    "answered-ask": answered_ask,
+    "sensor-script-edit": edit_sensor_script,
+    "identical-beats": lambda loop: None,
+}
+
+
+@pytest.mark.parametrize("case", SLEEPERS)
+def test_stays_asleep(loop: Loop, case: str) -> None:
+    waiter = loop.start_wait("--timeout", "20")
+    SLEEPERS[case](loop)
+    loop.next_beat()  # at least one more (identical) beat while asleep
+    assert waiter.poll() is None, loop.finish(waiter)
+    loop.edit_goal()
+    code, state = loop.finish(waiter)
+    assert (code, state["changed"]) == (0, ["goals"])
+    assert state["asks"] == []
+
+
+# --- 3. the pulse going away --------------------------------------------------
+@pytest.mark.parametrize("how", [signal.SIGTERM, signal.SIGKILL], ids=["stopped", "killed"])
+def test_pulse_down_while_waiting(loop: Loop, how: int) -> None:
+    waiter = loop.start_wait("--timeout", "20")
+    assert loop.pulse is not None
+    loop.pulse.send_signal(how)
+    loop.pulse.wait(timeout=10)
+    code, state = loop.finish(waiter)
+    assert code == 0
+    assert state["changed"] == ["pulse-down"]
+    assert state["pulse_alive"] is False
+
+
+def test_no_pulse_returns_at_once(profile: Profile, mode: str) -> None:
+    out = profile.run("_", "wait", "--json", "--timeout", "20", timeout=30)
+    assert out.returncode == 0, out.stderr
+    state = json.loads(out.stdout)
+    assert state["changed"] == ["pulse-down"]
+    assert state["pulse_alive"] is False
+
+
+def test_human_output_names_what_changed(profile: Profile, mode: str) -> None:
+    out = profile.run("_", "wait", timeout=30)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines()[0].split() == ["changed", "pulse-down"]
+
+
+# --- 4. timeout ------------------------------------------------------------------
+def test_timeout_exits_124_and_prints_nothing(loop: Loop) -> None:
+    began = time.monotonic()
+    waiter = loop.start_wait("--timeout", "1")
+    out, err = waiter.communicate(timeout=30)
+    assert waiter.returncode == 124, err
+    assert out == ""
+    assert time.monotonic() - began >= 1.0
+
+
+# --- 6. no busy loop ---------------------------------------------------------------
+def cpu_seconds_so_far(pid: int) -> float:
+    with open(f"/proc/{pid}/stat") as fh:
+        fields = fh.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/stat"), reason="needs /proc for CPU times")
+@pytest.mark.parametrize("mode", ["events"], indirect=True)
+def test_a_blocked_wait_costs_almost_no_cpu(loop: Loop) -> None:
+    """10 s asleep (through ten beats) costs < 0.1 s CPU, start-up not counted.
+
+    The bound is for the event-driven wait (issue item 6); the forced polling
+    fallback wakes ten times a second by design and is not held to it.
+    """
+    waiter = loop.start_wait("--timeout", "10")
+    armed = cpu_seconds_so_far(waiter.pid)  # interpreter start-up and arming
+    _, status, usage = os.wait4(waiter.pid, 0)
+    waiter.returncode = os.waitstatus_to_exitcode(status)
+    assert waiter.returncode == 124
+    total = usage.ru_utime + usage.ru_stime
+    blocked = total - armed
+    assert blocked < 0.1, f"{blocked:.3f}s CPU while blocked ({total:.3f}s in all)"
