@@ -41,7 +41,10 @@ class Notifier:
 
     def send(self, *fields: str) -> None:
         if self._sd is not None:
-            self._sd.notify("\n".join(fields))
+            # sd_notify text is UTF-8, but sdnotify encodes as Latin-1; handing
+            # it our UTF-8 bytes spelt as Latin-1 puts exactly those bytes on
+            # the wire (a status with "·" would otherwise be dropped by systemd).
+            self._sd.notify("\n".join(fields).encode().decode("latin-1"))
 
     def ready(self, status: str | None = None) -> None:
         self.send("READY=1", *([f"STATUS={status}"] if status else []))

@@ -69,6 +69,8 @@ sessions/
 claims/
 events.jsonl
 events.jsonl.1
+pulse.log
+pulse.log.1
 """
 
 STARTERS: dict[str, tuple[str, int]] = {

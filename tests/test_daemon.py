@@ -1,0 +1,58 @@
+"""``looop up`` / ``looop down`` without a service manager (SPEC §6)."""
+
+from __future__ import annotations
+
+import json
+import os
+
+from conftest import Processes, Profile, pid_alive, wait_for
+
+
+def test_up_status_down_status(profile: Profile) -> None:
+    up = profile.run("up", timeout=120)
+    assert up.returncode == 0, up.stderr
+    assert "started (pid" in up.stdout
+    try:
+        status = profile.run("status", "--json")
+        assert status.returncode == 0, status.stdout + status.stderr
+        report = json.loads(status.stdout)
+        assert report["running"] is True and report["beats"] >= 1
+        pid = report["pid"]
+        assert pid_alive(pid)
+        assert os.getsid(pid) != os.getsid(0), "the pulse was not detached from our session"
+        assert profile.run("up").stdout.strip() == f"already running (pid {pid})"
+    finally:
+        down = profile.run("down", timeout=60)
+    assert down.returncode == 0, down.stderr
+    assert profile.run("status").returncode == 3
+    wait_for(lambda: not pid_alive(pid))
+    log = (profile.data / "pulse.log").read_text()
+    assert "pulse started" in log and "pulse stopped" in log
+
+
+def test_up_with_a_broken_config_reports_it_and_starts_nothing(profile: Profile) -> None:
+    profile.write_config('interval = "abc"\n')
+    up = profile.run("up", timeout=60)
+    assert up.returncode == 78
+    assert f"{profile.config}:1: interval:" in up.stderr
+    assert profile.run("status").returncode == 3
+
+
+def test_up_reports_a_pulse_that_dies_before_ready(profile: Profile, procs: Processes) -> None:
+    # A one-off beat holds the lock, so the detached pulse exits at once:
+    # `up` must say why instead of claiming it started.
+    started = profile.root / "started"
+    profile.sensor("slow", f"touch {started}\nsleep 5\necho '{{}}'")
+    sense = procs.add(profile.popen("sense"))
+    wait_for(started.exists)
+    up = profile.run("up", timeout=60)
+    assert up.returncode != 0
+    assert "exited before it was ready" in up.stderr
+    assert f"already running (pid {sense.pid})" in up.stderr
+    assert "started (pid" not in up.stdout
+
+
+def test_down_when_nothing_runs(profile: Profile) -> None:
+    down = profile.run("down")
+    assert down.returncode == 0
+    assert down.stdout.strip() == "not running"

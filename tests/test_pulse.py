@@ -1,0 +1,247 @@
+"""The pulse as a process (SPEC §5): readiness, watchdog, signals, single instance.
+
+sd_notify is tested with a real datagram socket: the test binds it, the pulse
+sends to it, and the test reads exactly what arrived and when.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import signal
+import socket
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from conftest import LOOOP, Processes, Profile, pid_alive, wait_for
+
+
+class NotifyPeer:
+    """A bound AF_UNIX datagram socket collecting (time, fields) from the pulse."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(str(path))
+        self.sock.settimeout(0.2)
+        self.messages: list[tuple[float, list[str]]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._collect, daemon=True)
+        self._thread.start()
+
+    def _collect(self) -> None:
+        while not self._stop.is_set():
+            try:
+                data = self.sock.recv(65536)
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            self.messages.append((time.monotonic(), data.decode().splitlines()))
+
+    def first(self, field: str) -> tuple[float, list[str]] | None:
+        for when, fields in list(self.messages):
+            if field in fields:
+                return when, fields
+        return None
+
+    def times(self, field: str) -> list[float]:
+        return [when for when, fields in list(self.messages) if field in fields]
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.sock.close()
+
+
+@pytest.fixture
+def peer(tmp_path: Path) -> NotifyPeer:
+    listener = NotifyPeer(tmp_path / "notify.sock")
+    yield listener
+    listener.close()
+
+
+def _beat_number(profile: Profile) -> int:
+    record = next(profile.runtime.glob("*.beat.json"), None)
+    if record is None:
+        return 0
+    try:
+        return int(json.loads(record.read_text())["number"])
+    except (ValueError, KeyError, OSError):
+        return 0
+
+
+def _start(profile: Profile, procs: Processes, **env: str) -> subprocess.Popen[str]:
+    return procs.add(profile.popen("pulse", env={**profile.env, **env}))
+
+
+def test_ready_only_after_the_first_beat_and_watchdog_at_half_period(
+    profile: Profile, procs: Processes, peer: NotifyPeer
+) -> None:
+    # A sensor that tries to speak for the pulse: it must reach nothing.
+    profile.sensor(
+        "impostor",
+        'if [ -n "$NOTIFY_SOCKET" ]; then systemd-notify --ready 2>/dev/null; '
+        "python3 -c 'import os,socket; s=socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM); "
+        's.sendto(b"READY=1", os.environ["NOTIFY_SOCKET"])\'; fi\n'
+        "sleep 1\n"
+        'printf \'{"signal": {"socket": "%s", "watchdog": "%s"}}\' '
+        '"${NOTIFY_SOCKET:-}" "${WATCHDOG_USEC:-}"',
+    )
+    pulse = _start(
+        profile, procs, NOTIFY_SOCKET=str(peer.path), WATCHDOG_USEC="2000000", LOOOP_INTERVAL="60"
+    )
+    ready = wait_for(lambda: peer.first("READY=1"), timeout=30)
+    # When READY=1 arrives, the first beat is already published.
+    snapshot = profile.data / "snapshots" / "sensor-impostor.json"
+    assert snapshot.exists(), "READY=1 came before the first beat was published"
+    assert json.loads(snapshot.read_text())["signal"] == {"socket": "", "watchdog": ""}
+    assert any(f.startswith("STATUS=beat 1 · 2/2 sensors ok · next in ") for f in ready[1])
+
+    time.sleep(4.2)
+    pings = [t for t in peer.times("WATCHDOG=1") if t > ready[0]]
+    assert 2 <= len(pings) <= 6, f"{len(pings)} pings in 4 s with WATCHDOG_USEC=2 s"
+    gaps = [b - a for a, b in itertools.pairwise(pings)]
+    assert min(gaps) > 0.5, f"pinging faster than half the period: {gaps}"
+    assert len(peer.times("READY=1")) == 1, "someone else sent READY=1"
+
+    pulse.send_signal(signal.SIGTERM)
+    assert pulse.wait(timeout=15) == 0
+    wait_for(lambda: peer.first("STOPPING=1"), timeout=5)
+
+
+def test_status_text_each_beat(profile: Profile, procs: Processes, peer: NotifyPeer) -> None:
+    profile.sensor("bad", "exit 2")
+    _start(profile, procs, NOTIFY_SOCKET=str(peer.path), LOOOP_INTERVAL="1")
+    wait_for(lambda: len([m for m in peer.messages if any("beat 3 ·" in f for f in m[1])]))
+    statuses = [f for _, fields in peer.messages for f in fields if f.startswith("STATUS=")]
+    assert any(s.startswith("STATUS=beat 2 · 1/2 sensors ok · next in ") for s in statuses)
+
+
+def test_without_notify_socket_nothing_is_sent_and_nothing_fails(
+    profile: Profile, procs: Processes
+) -> None:
+    pulse = _start(profile, procs, LOOOP_INTERVAL="1")
+    wait_for(lambda: _beat_number(profile) >= 2)
+    pulse.send_signal(signal.SIGTERM)
+    assert pulse.wait(timeout=15) == 0
+    assert "Traceback" not in pulse.stderr.read()
+
+
+def test_fifty_pulses_at_once_exactly_one_runs(profile: Profile, procs: Processes) -> None:
+    assert profile.run("sense").returncode == 0  # seed once so all race for the lock alone
+    env = {**profile.env, "LOOOP_INTERVAL": "60"}
+    started = [procs.add(profile.popen("pulse", env=env)) for _ in range(50)]
+    losers = []
+    for proc in started:
+        try:
+            proc.wait(timeout=30)
+            losers.append(proc)
+        except subprocess.TimeoutExpired:
+            pass
+    winners = [p for p in started if p.poll() is None]
+    assert len(winners) == 1, f"{len(winners)} pulses running"
+    assert len(losers) == 49
+    for proc in losers:
+        assert proc.returncode == 1
+        assert f"looop: already running (pid {winners[0].pid})" in proc.stderr.read()
+
+
+def test_signals_reload_beat_now_and_stop(
+    profile: Profile, procs: Processes, peer: NotifyPeer
+) -> None:
+    profile.write_config("interval = 60\n")
+    pulse = _start(profile, procs, NOTIFY_SOCKET=str(peer.path))
+    wait_for(lambda: peer.first("READY=1"), timeout=30)
+    assert _beat_number(profile) == 1
+
+    pulse.send_signal(signal.SIGUSR1)
+    wait_for(lambda: _beat_number(profile) == 2)
+
+    profile.write_config("interval = 1\n")
+    pulse.send_signal(signal.SIGHUP)
+    reloading = wait_for(lambda: peer.first("RELOADING=1"))
+    assert any(f.startswith("MONOTONIC_USEC=") for f in reloading[1])
+    wait_for(lambda: len(peer.times("READY=1")) == 2)
+    assert peer.times("READY=1")[1] >= reloading[0]
+    wait_for(lambda: _beat_number(profile) >= 6, timeout=20)  # 1 s beats now, not 60 s
+
+    pulse.send_signal(signal.SIGTERM)
+    assert pulse.wait(timeout=15) == 0
+
+
+def test_stop_in_the_middle_of_a_beat_ends_every_sensor(profile: Profile, procs: Processes) -> None:
+    pids = profile.root / "pids"
+    pids.mkdir()
+    for i in range(3):
+        profile.sensor(
+            f"slow{i}", f"sleep 300 &\necho $! > {pids}/bg{i}\necho $$ > {pids}/fg{i}\nwait"
+        )
+    pulse = _start(profile, procs)
+    wait_for(lambda: len(list(pids.iterdir())) == 6)
+    pulse.send_signal(signal.SIGTERM)
+    assert pulse.wait(timeout=15) == 0
+    for pidfile in pids.iterdir():
+        assert not pid_alive(int(pidfile.read_text())), f"{pidfile.name} survived the stop"
+    status = profile.run("status")
+    assert status.returncode == 3, status.stdout
+
+
+def test_sense_asks_the_running_pulse(profile: Profile, procs: Processes) -> None:
+    pulse = _start(profile, procs, LOOOP_INTERVAL="60")
+    wait_for(lambda: _beat_number(profile) == 1)
+    out = profile.run("sense", "--json")
+    assert out.returncode == 0, out.stderr
+    record = json.loads(out.stdout)
+    assert record["pid"] == pulse.pid and record["number"] == 2
+    assert pulse.poll() is None
+
+
+def test_fixed_rate_cadence(profile: Profile, procs: Processes) -> None:
+    profile.sensor("slowish", "sleep 1.5\necho '{}'")
+    _start(profile, procs, LOOOP_INTERVAL="2")
+    wait_for(lambda: _beat_number(profile) >= 4, timeout=30)
+    starts = [
+        e["ts"]
+        for e in map(json.loads, (profile.data / "events.jsonl").read_text().splitlines())
+        if e["event"] == "beat_start"
+    ]
+    gaps = [b - a for a, b in itertools.pairwise(starts)]
+    # Fixed rate: 2 s between starts; a fixed delay after each 1.5 s beat would be 3.5 s.
+    assert max(gaps) < 3.0, gaps
+
+
+def test_internal_watchdog_aborts_a_stalled_loop(profile: Profile, procs: Processes) -> None:
+    pulse = _start(profile, procs, LOOOP_TEST_FAULT="stall", LOOOP_WATCHDOG_SEC="2")
+    assert pulse.wait(timeout=30) == -signal.SIGABRT
+    assert "stalled" in pulse.stderr.read()
+    assert profile.run("status").returncode == 3, "the lock outlived the aborted pulse"
+
+
+@pytest.mark.parametrize("fmt", ["journal", "json"])
+def test_log_formats(profile: Profile, procs: Processes, fmt: str, tmp_path: Path) -> None:
+    logfile = tmp_path / "stderr.log"
+    env = {**profile.env, "LOOOP_INTERVAL": "1"}
+    args = [LOOOP, "pulse"]
+    with open(logfile, "w") as err:
+        if fmt == "journal":
+            st = os.fstat(err.fileno())
+            env["JOURNAL_STREAM"] = f"{st.st_dev}:{st.st_ino}"
+        else:
+            args = [LOOOP, "--log-format", "json", "pulse"]
+        pulse = procs.add(subprocess.Popen(args, env=env, stderr=err, stdout=subprocess.DEVNULL))
+        wait_for(lambda: _beat_number(profile) >= 2)
+        pulse.send_signal(signal.SIGTERM)
+        assert pulse.wait(timeout=15) == 0
+    lines = logfile.read_text().splitlines()
+    assert len(lines) >= 3
+    for line in lines:
+        if fmt == "journal":
+            assert line[:3] in ("<6>", "<4>", "<3>"), line
+        else:
+            record = json.loads(line)
+            assert {"ts", "level", "msg"} <= set(record)
