@@ -72,10 +72,11 @@ def journal_tail(paths: Paths, lines: int = JOURNAL_TAIL) -> list[str]:
         return []
 
 
-def collect(paths: Paths) -> dict[str, Any]:
+def collect(paths: Paths, alive: bool | None = None) -> dict[str, Any]:
+    """The state; ``alive`` is a liveness the caller already knows (``_ wait`` does)."""
     return {
         "world_hash": worldhash.world_hash(paths),
-        "pulse_alive": pulse_alive(paths),
+        "pulse_alive": pulse_alive(paths) if alive is None else alive,
         "snapshots": readings(paths),
         "asks": pending_asks(paths),
         "workers": workers(paths),
