@@ -1,0 +1,252 @@
+"""Wake latency of ``looop _ wait`` against the reference's one-second poll.
+
+Runs a real pulse (1 s beats) in a throw-away profile, then, alternating
+between the contenders in the same run:
+
+* **goal edit**: a waiter is armed, a goal file is appended to, and the
+  latency is the time from just before the write to the waiter's exit;
+* **snapshot swap**: a waiter is armed, the file a sensor prints is changed,
+  and the latency is from the swap of the ``snapshots`` link that published
+  the new reading (seen by this script's own inotify watch on the data dir)
+  to the waiter's exit.
+
+Contenders: ``looop _ wait`` on file-system events; the baseline, a waiter
+that re-reads the world hash once a second the way the reference does; and,
+with ``--fallback``, ``looop _ wait`` with its polling fallback forced. Each
+trial starts after a random delay so the baseline's poll phase is uniform.
+
+    python bench/bench_wait.py [--trials 30] [--fallback]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import ctypes
+import json
+import os
+import random
+import shutil
+import signal
+import statistics
+import struct
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+LOOOP = str(Path(sys.executable).parent / "looop")
+if not os.path.exists(LOOOP):
+    LOOOP = shutil.which("looop") or "looop"
+
+SIGNAL_SENSOR = """#!/bin/sh
+printf '{"signal": {"v": "%s"}}\\n' "$(cat "$SIG")"
+"""
+
+# The reference's approach: read the world hash once a second until it moves.
+BASELINE = """
+import json, os, sys, time
+from pathlib import Path
+from looop import paths, state, worldhash
+p = paths.resolve()
+start = worldhash.measure(p).hash
+Path(os.environ["READY"]).write_text("baseline")
+while True:
+    time.sleep(1.0)
+    if worldhash.measure(p).hash != start:
+        print(json.dumps(state.collect(p)))
+        break
+"""
+
+
+class SwapClock:
+    """Times every swap of ``snapshots`` in the data dir, with the value it published."""
+
+    IN_MOVED_TO = 0x80
+
+    def __init__(self, data: Path) -> None:
+        self.data = data
+        self.swaps: list[tuple[float, str]] = []
+        libc = ctypes.CDLL(None, use_errno=True)
+        self.fd = libc.inotify_init1(os.O_CLOEXEC)
+        if self.fd < 0 or libc.inotify_add_watch(self.fd, os.fsencode(data), self.IN_MOVED_TO) < 0:
+            raise OSError(ctypes.get_errno(), "inotify")
+        threading.Thread(target=self._run, daemon=True).start()
+
+    def _run(self) -> None:
+        while True:
+            buf = os.read(self.fd, 65536)
+            now = time.monotonic()
+            offset = 0
+            while offset < len(buf):
+                _wd, _mask, _cookie, length = struct.unpack_from("iIII", buf, offset)
+                name = buf[offset + 16 : offset + 16 + length].rstrip(b"\0")
+                offset += 16 + length
+                if name == b"snapshots":
+                    try:
+                        reading = json.loads(
+                            (self.data / "snapshots" / "sensor-signal.json").read_text()
+                        )
+                        value = str(reading["signal"]["v"])
+                    except (OSError, ValueError, KeyError, TypeError):
+                        value = ""
+                    self.swaps.append((now, value))
+
+    def first_swap_of(self, value: str) -> float | None:
+        return next((t for t, v in list(self.swaps) if v == value), None)
+
+
+class Bench:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.data = root / "data"
+        self.sig = root / "sig"
+        self.sig.write_text("start")
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith("LOOOP_")}
+        self.env.update(
+            LOOOP_DATA_DIR=str(self.data),
+            LOOOP_RUNTIME_DIR=str(root / "run"),
+            LOOOP_INTERVAL="1",
+            SIG=str(self.sig),
+            HOME=str(root),
+        )
+        sensors = self.data / "sensors"
+        sensors.mkdir(parents=True)
+        for name, body in {
+            "today": """#!/bin/sh\necho '{"signal": {"date": "fixed"}}'\n""",
+            "signal": SIGNAL_SENSOR,
+        }.items():
+            (sensors / f"{name}.sh").write_text(body)
+            (sensors / f"{name}.sh").chmod(0o755)
+        (self.data / "goals").mkdir()
+        self.goal = self.data / "goals" / "bench.md"
+        self.goal.write_text("# bench\n")
+        self.pulse = subprocess.Popen(
+            [LOOOP, "pulse"],
+            env=self.env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 30
+        while not (self.data / "snapshots" / "sensor-signal.json").exists():
+            if time.monotonic() > deadline or self.pulse.poll() is not None:
+                raise SystemExit("the pulse did not publish a first beat")
+            time.sleep(0.02)
+        self.swaps = SwapClock(self.data)
+        self.serial = 0
+
+    def close(self) -> None:
+        if self.pulse.poll() is None:
+            self.pulse.send_signal(signal.SIGTERM)
+            try:
+                self.pulse.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.pulse.kill()
+                self.pulse.wait()
+
+    def spawn(self, contender: str) -> subprocess.Popen[bytes]:
+        """Start a waiter and return once it has taken its starting reading."""
+        self.serial += 1
+        ready = self.root / f"ready-{self.serial}"
+        env = dict(self.env, READY=str(ready), LOOOP_TEST_WAIT_READY=str(ready))
+        if contender == "baseline":
+            argv = [sys.executable, "-c", BASELINE]
+        else:
+            argv = [LOOOP, "_", "wait", "--json", "--timeout", "30"]
+            if contender == "fallback":
+                env["LOOOP_WAIT_POLL"] = "1"
+        proc = subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE)
+        while not ready.exists():
+            if proc.poll() is not None:
+                raise SystemExit(f"{contender} waiter exited before it was armed")
+            time.sleep(0.002)
+        time.sleep(random.uniform(0.0, 1.0))  # a uniform phase against any poll
+        return proc
+
+    def finish(self, proc: subprocess.Popen[bytes], contender: str) -> float:
+        out, _ = proc.communicate(timeout=60)
+        ended = time.monotonic()  # the waiter has exited and been reaped
+        if proc.returncode != 0 or not out:
+            raise SystemExit(f"{contender} waiter failed (exit {proc.returncode})")
+        return ended
+
+    def goal_edit(self, contender: str) -> float:
+        proc = self.spawn(contender)
+        began = time.monotonic()
+        with open(self.goal, "a") as fh:
+            fh.write(f"- edit {self.serial}\n")
+        return self.finish(proc, contender) - began
+
+    def snapshot_swap(self, contender: str) -> float:
+        proc = self.spawn(contender)
+        value = f"v{self.serial}"
+        self.sig.write_text(value)
+        ended = self.finish(proc, contender)
+        swapped = self.swaps.first_swap_of(value)
+        if swapped is None:
+            raise SystemExit("the swap that published the change was not seen")
+        return ended - swapped
+
+
+def run(trials: int, contenders: list[str]) -> None:
+    root = Path(tempfile.mkdtemp(prefix="looop-bench-wait-"))
+    bench = Bench(root)
+    try:
+        scenarios: dict[str, Callable[[str], float]] = {
+            "goal edit": bench.goal_edit,
+            "snapshot swap": bench.snapshot_swap,
+        }
+        results: dict[tuple[str, str], list[float]] = {}
+        for scenario, trial in scenarios.items():
+            for n in range(trials):
+                order = contenders if n % 2 == 0 else contenders[::-1]
+                for contender in order:
+                    results.setdefault((scenario, contender), []).append(trial(contender))
+                print(f"\r{scenario}: {n + 1}/{trials}", end="", file=sys.stderr, flush=True)
+            print(file=sys.stderr)
+        report(results, trials, contenders)
+    finally:
+        bench.close()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+LABELS = {
+    "events": "looop _ wait (events)",
+    "fallback": "looop _ wait (LOOOP_WAIT_POLL=1)",
+    "baseline": "1 s hash poll (reference)",
+}
+
+
+def report(results: dict[tuple[str, str], list[float]], trials: int, contenders: list[str]) -> None:
+    print(f"wake latency, {trials} trials each, pulse beating every 1 s (milliseconds)")
+    print(f"{'scenario':<15}{'contender':<34}{'p50':>9}{'mean':>9}{'max':>9}{'p50 vs base':>13}")
+    for scenario in ("goal edit", "snapshot swap"):
+        base = statistics.median(results[(scenario, "baseline")])
+        for contender in contenders:
+            xs = [x * 1000 for x in results[(scenario, contender)]]
+            p50 = statistics.median(xs)
+            ratio = "" if contender == "baseline" else f"{base * 1000 / p50:>11.0f}x"
+            print(
+                f"{scenario:<15}{LABELS[contender]:<34}{p50:>9.1f}"
+                f"{statistics.fmean(xs):>9.1f}{max(xs):>9.1f}{ratio:>13}"
+            )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--trials", type=int, default=30)
+    parser.add_argument("--fallback", action="store_true", help="also time the polling fallback")
+    args = parser.parse_args()
+    if not sys.platform.startswith("linux"):
+        raise SystemExit("this benchmark times swaps with inotify: Linux only")
+    contenders = ["events", *(["fallback"] if args.fallback else []), "baseline"]
+    with contextlib.suppress(KeyboardInterrupt):
+        run(args.trials, contenders)
+
+
+if __name__ == "__main__":
+    main()
