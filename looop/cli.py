@@ -71,7 +71,7 @@ def guarded(fn: Callable[[], int | None]) -> None:
     show_default=True,
     help="journal: <N> priority prefixes; human: terminal lines; json: NDJSON.",
 )
-def main(log_format: str) -> None:
+def cli(log_format: str) -> None:
     """A tiny control loop for one person's work.
 
     The pulse senses the world on a beat (runs sensors/*.sh, publishes their
@@ -93,7 +93,7 @@ def _pulse() -> None:
     guarded(body)
 
 
-@main.command("pulse")
+@cli.command("pulse")
 def pulse_command() -> None:
     """Run the pulse in the foreground (what the service runs).
 
@@ -105,7 +105,7 @@ def pulse_command() -> None:
     _pulse()
 
 
-@main.command("sense")
+@cli.command("sense")
 @click.option("--json", "as_json", is_flag=True, help="Print the beat record as JSON.")
 def sense_command(as_json: bool) -> None:
     """Beat once now and print its summary.
@@ -131,7 +131,7 @@ def sense_command(as_json: bool) -> None:
     guarded(body)
 
 
-@main.command("status")
+@cli.command("status")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object.")
 def status_command(as_json: bool) -> None:
     """Is the pulse running? Answered from the lock.
@@ -141,12 +141,10 @@ def status_command(as_json: bool) -> None:
     """
     from looop import status
 
-    report = status.collect(resolve())
-    echo_json(report.as_dict()) if as_json else click.echo(report.render())
-    sys.exit(report.exit_code)
+    sys.exit(status.print_report(resolve(), as_json=as_json))
 
 
-@main.command("up")
+@cli.command("up")
 def up_command() -> None:
     """Start the pulse: through systemd/launchd when installed, else detached."""
     from looop import daemon
@@ -164,7 +162,7 @@ def up_command() -> None:
     guarded(body)
 
 
-@main.command("down")
+@cli.command("down")
 def down_command() -> None:
     """Stop the pulse: through systemd/launchd when installed, else by SIGTERM."""
     from looop import daemon
@@ -180,7 +178,7 @@ def down_command() -> None:
     guarded(body)
 
 
-@main.command("install")
+@cli.command("install")
 @click.option("--systemd", "manager", flag_value="systemd", help="Install the systemd user units.")
 @click.option("--launchd", "manager", flag_value="launchd", help="Install the launchd agents.")
 @click.option("--dry-run", is_flag=True, help="Print what would be written; change nothing.")
@@ -204,7 +202,7 @@ def install_command(manager: str | None, dry_run: bool, no_start: bool, force: b
         die(str(exc), 1)
 
 
-@main.command("uninstall")
+@cli.command("uninstall")
 @click.option("--systemd", "manager", flag_value="systemd")
 @click.option("--launchd", "manager", flag_value="launchd")
 def uninstall_command(manager: str | None) -> None:
@@ -218,7 +216,7 @@ def uninstall_command(manager: str | None) -> None:
         die(str(exc), 1)
 
 
-@main.command("reap")
+@cli.command("reap")
 @click.option("--dry-run", is_flag=True, help="List what would be removed; remove nothing.")
 @click.option("--ttl", type=click.FloatRange(min=0), help="Override session_ttl (seconds).")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object.")
@@ -234,7 +232,7 @@ def reap_command(dry_run: bool, ttl: float | None, as_json: bool) -> None:
 
 
 # --- the root agent's contract ---------------------------------------------
-@main.group("_", context_settings=CONTEXT)
+@cli.group("_", context_settings=CONTEXT)
 def agent_group() -> None:
     """Plumbing for the root agent: state, wait, pulse."""
 
@@ -274,7 +272,7 @@ def agent_pulse_command() -> None:
 
 
 # --- config ------------------------------------------------------------------
-@main.group("config", context_settings=CONTEXT, invoke_without_command=True)
+@cli.group("config", context_settings=CONTEXT, invoke_without_command=True)
 @click.pass_context
 def config_group(ctx: click.Context) -> None:
     """Read and edit the config (environment > file > default)."""
@@ -334,19 +332,19 @@ def config_path() -> None:
 
 
 # --- small ones --------------------------------------------------------------
-@main.command("version")
+@cli.command("version")
 def version_command() -> None:
     """Print looop's version."""
     click.echo(f"looop {__version__}")
 
 
-@main.command("help")
+@cli.command("help")
 @click.argument("command", nargs=-1)
 @click.pass_context
 def help_command(ctx: click.Context, command: tuple[str, ...]) -> None:
     """Show help for looop or for COMMAND."""
-    group: click.Command = main
-    info_ctx = click.Context(main, info_name="looop")
+    group: click.Command = cli
+    info_ctx = click.Context(cli, info_name="looop")
     for name in command:
         if not isinstance(group, click.Group) or name not in group.commands:
             die(f"no such command: {' '.join(command)}", 2)

@@ -20,7 +20,6 @@ import errno
 import fcntl
 import os
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 from looop.paths import Paths, ensure_runtime_dir
@@ -36,12 +35,11 @@ class AlreadyRunning(Exception):
         super().__init__(f"already running (pid {pid if pid is not None else '?'})")
 
 
-@dataclass
 class PulseLock:
     """The held lock; ``release`` (or process death) frees it."""
 
-    paths: Paths
-    fd: int
+    def __init__(self, paths: Paths, fd: int) -> None:
+        self.paths, self.fd = paths, fd
 
     def release(self) -> None:
         if self.fd < 0:

@@ -17,16 +17,18 @@ import hashlib
 import os
 import stat
 import sys
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 
 class RuntimeDirError(Exception):
     """The runtime dir exists but is not safe to use."""
 
 
-@dataclass(frozen=True)
-class Paths:
+class Paths(NamedTuple):
+    """The resolved directories of one profile (a light, immutable record:
+    it is built by every command, including the ``status`` probe)."""
+
     data_dir: Path
     config_file: Path
     runtime_dir: Path

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
 from looop.paths import Paths
@@ -21,6 +20,8 @@ if TYPE_CHECKING:
 
 
 def write(paths: Paths, result: BeatResult, **extra: Any) -> None:
+    from dataclasses import asdict  # writers only: the status probe stays light
+
     record = asdict(result)
     record.update(ok=result.ok, duration=round(result.duration, 3), summary=result.summary())
     record.update(extra)

@@ -10,9 +10,10 @@ by people and scripts in a loop and should answer in tens of milliseconds.
 
 from __future__ import annotations
 
+import json
 import os
+import sys
 import time
-from dataclasses import dataclass, field
 from typing import Any
 
 from looop import lock, record
@@ -22,16 +23,20 @@ RUNNING, STOPPED, UNKNOWN = "running", "not running", "unknown"
 EXIT_CODES = {RUNNING: 0, STOPPED: 3, UNKNOWN: 4}
 
 
-@dataclass
 class StatusReport:
-    state: str
-    paths: Paths
-    pid: int | None = None
-    role: str | None = None
-    last_beat: dict[str, Any] | None = None
-    manager: dict[str, Any] | None = None
-    error: str | None = None
-    now: float = field(default_factory=time.time)
+    def __init__(
+        self,
+        state: str,
+        paths: Paths,
+        pid: int | None = None,
+        role: str | None = None,
+        last_beat: dict[str, Any] | None = None,
+        manager: dict[str, Any] | None = None,
+        error: str | None = None,
+    ) -> None:
+        self.state, self.paths, self.pid, self.role = state, paths, pid, role
+        self.last_beat, self.manager, self.error = last_beat, manager, error
+        self.now = time.time()
 
     @property
     def exit_code(self) -> int:
@@ -121,3 +126,11 @@ def collect(paths: Paths) -> StatusReport:
     return StatusReport(
         RUNNING, paths, pid=pid, role=role, last_beat=last, manager=_service_state(paths)
     )
+
+
+def print_report(paths: Paths, as_json: bool = False) -> int:
+    """Print the status (human or JSON) and return its exit code."""
+    report = collect(paths)
+    text = json.dumps(report.as_dict(), indent=2) if as_json else report.render()
+    sys.stdout.write(text + "\n")
+    return report.exit_code

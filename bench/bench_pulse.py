@@ -1,0 +1,92 @@
+"""The pulse's everyday costs.
+
+    python bench/bench_pulse.py [--rounds N] [--idle-seconds S]
+
+1. ``looop status`` wall time against ``python3 -I -c pass`` (the floor of
+   any Python command), alternating in one run: medians and their ratio.
+2. An idle pulse (interval 60, 5 trivial sensors) over S seconds (default 60):
+   its peak RSS and the CPU seconds it used itself, read from /proc.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from common import LOOOP, alternate, isolated_env, report, run, scratch
+
+
+def status_ratio(rounds: int) -> None:
+    root = scratch("status")
+    env = isolated_env(root)
+    run([LOOOP, "sense"], env)
+    pulse = subprocess.Popen(
+        [LOOOP, "pulse"], env={**env, "LOOOP_INTERVAL": "60"}, stderr=subprocess.DEVNULL
+    )
+    try:
+        while subprocess.run([LOOOP, "status"], env=env, capture_output=True).returncode != 0:
+            time.sleep(0.05)
+
+        def status() -> None:
+            subprocess.run([LOOOP, "status"], env=env, stdout=subprocess.DEVNULL, check=True)
+
+        def floor() -> None:
+            subprocess.run([sys.executable, "-I", "-c", "pass"], check=True)
+
+        ours, theirs = alternate(status, floor, rounds)
+        report("looop status vs python3 -I -c pass", ours, theirs, goal=3.0)
+    finally:
+        pulse.send_signal(signal.SIGTERM)
+        pulse.wait()
+
+
+def _proc_figures(pid: int) -> tuple[int, float]:
+    """(peak RSS in KiB, CPU seconds of the process itself)."""
+    status = Path(f"/proc/{pid}/status").read_text()
+    hwm = next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmHWM:"))
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    ticks = os.sysconf("SC_CLK_TCK")
+    cpu = (int(fields[11]) + int(fields[12])) / ticks  # utime + stime
+    return hwm, cpu
+
+
+def idle_pulse(seconds: float) -> None:
+    root = scratch("idle")
+    env = isolated_env(root)
+    run([LOOOP, "sense"], env)
+    sensors = root / "data" / "sensors"
+    for i in range(5):
+        script = sensors / f"trivial{i}.sh"
+        script.write_text(f"#!/bin/sh\necho '{{\"signal\": {i}}}'\n")
+        script.chmod(0o755)
+    pulse = subprocess.Popen(
+        [LOOOP, "pulse"], env={**env, "LOOOP_INTERVAL": "60"}, stderr=subprocess.DEVNULL
+    )
+    try:
+        time.sleep(seconds)
+        rss, cpu = _proc_figures(pulse.pid)
+        print(
+            f"idle pulse over {seconds:.0f} s (interval 60, 6 sensors incl. the starter): "
+            f"peak RSS {rss / 1024:.1f} MiB (goal <= 30), CPU {cpu:.2f} s (goal <= 0.5)"
+        )
+    finally:
+        pulse.send_signal(signal.SIGTERM)
+        pulse.wait()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rounds", type=int, default=30)
+    parser.add_argument("--idle-seconds", type=float, default=60.0)
+    args = parser.parse_args()
+    status_ratio(args.rounds)
+    idle_pulse(args.idle_seconds)
+
+
+if __name__ == "__main__":
+    main()
