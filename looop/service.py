@@ -1,0 +1,617 @@
+"""The pulse and the reaper as user services: install, uninstall, start, stop, ask.
+
+This module owns everything looop says to a service manager. It renders the
+files shipped in ``packaging/`` (the single source of truth for units and
+plists; nothing else writes one) with this installation's absolute ``looop``
+path and the profile's data dir, writes them where the user's manager looks
+(``$XDG_CONFIG_HOME/systemd/user/`` or ``~/Library/LaunchAgents/``), and then
+enables and starts them. ``looop up``/``down``/``status`` come here to act
+through the manager when looop is installed, so there is one place that knows
+the unit names, labels and commands.
+
+Every ``systemctl`` call goes through ``_systemctl`` and every ``launchctl``
+call through ``_launchctl``: one small function each, so the commands looop
+issues are easy to see and a test can put a stand-in on ``PATH``.
+
+Three rules shape the rest:
+
+- *Never clobber an edit.* Each rendered file carries a
+  ``looop-rendered sha256=...`` line: the hash of the rest of the file as it
+  was written. On a later install a file whose content no longer matches its
+  hash (or that has none) was changed by the user, and is left alone unless
+  ``--force`` is given. Changes belong in a drop-in, which install never
+  touches.
+- *Idempotent.* Installing twice changes nothing the second time; a unit whose
+  file changed (a new looop path after an upgrade) is restarted, one that did
+  not is only started if it is not running.
+- *One profile, one set of names.* The default profile gets the plain names
+  (``looop.service``, ``looop-reap.service``, ``looop-reap.timer``;
+  ``org.looop.pulse``, ``org.looop.reap``). Any other data dir gets the same
+  files under names suffixed with its profile id, the hash that also names
+  its lock (``looop-<hash>.service``, ``org.looop.pulse.<hash>``), with
+  ``LOOOP_DATA_DIR`` set in them, so two profiles' units live side by side.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from looop.paths import Paths
+
+
+def xml_escape(text: str) -> str:
+    """Escape text for a plist <string> (xml.sax would pull in urllib and http)."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+SYSTEMD, LAUNCHD = "systemd", "launchd"
+MANAGERS = (SYSTEMD, LAUNCHD)
+PULSE, REAP, TIMER = "pulse", "reap", "timer"
+
+MARK = "looop-rendered sha256="
+MARK_RE = re.compile(r"^.*looop-rendered sha256=([0-9a-f]{64}).*\n?", re.MULTILINE)
+
+# launchd gives agents a bare PATH; sensors want the user's usual tools.
+LAUNCHD_PATH = ("/opt/homebrew/bin", "/usr/local/bin", "/usr/bin", "/bin", "/usr/sbin", "/sbin")
+
+# What `manager_state` reports from systemd (see `systemctl show`).
+SYSTEMD_PROPERTIES = ("ActiveState", "SubState", "UnitFileState", "MainPID", "NRestarts", "Result")
+
+
+class ServiceError(Exception):
+    """A service manager refused or is missing; the message says what to do."""
+
+
+# --- names and places ---------------------------------------------------------
+def default_manager() -> str:
+    return LAUNCHD if sys.platform == "darwin" else SYSTEMD
+
+
+def _suffix(paths: Paths) -> str:
+    """'' for the default profile, else the profile id that also names its lock."""
+    return "" if paths.default_profile else paths.profile.removeprefix("looop-")
+
+
+def unit_names(paths: Paths) -> dict[str, str]:
+    """systemd unit names of this profile, by role."""
+    s = _suffix(paths)
+    pulse = f"looop-{s}" if s else "looop"
+    reap = f"looop-reap-{s}" if s else "looop-reap"
+    return {PULSE: f"{pulse}.service", REAP: f"{reap}.service", TIMER: f"{reap}.timer"}
+
+
+def labels(paths: Paths) -> dict[str, str]:
+    """launchd labels of this profile, by role."""
+    s = _suffix(paths)
+    tail = f".{s}" if s else ""
+    return {PULSE: f"org.looop.pulse{tail}", REAP: f"org.looop.reap{tail}"}
+
+
+def unit_dir() -> Path:
+    config_home = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(config_home) / "systemd" / "user"
+
+
+def agents_dir() -> Path:
+    return Path.home() / "Library" / "LaunchAgents"
+
+
+def launchd_log_dir() -> Path:
+    return Path.home() / "Library" / "Logs" / "looop"
+
+
+def _domain() -> str:
+    return f"gui/{os.getuid()}"
+
+
+# --- the two commands ---------------------------------------------------------
+def _run(argv: Sequence[str], timeout: float | None) -> subprocess.CompletedProcess[str]:
+    try:
+        return subprocess.run(
+            list(argv),
+            capture_output=True,
+            text=True,
+            stdin=subprocess.DEVNULL,
+            timeout=timeout,
+        )
+    except FileNotFoundError:
+        raise ServiceError(f"{argv[0]} not found: is {argv[0]} this machine's manager?") from None
+    except subprocess.TimeoutExpired:
+        raise ServiceError(f"{' '.join(argv)} did not answer within {timeout:g}s") from None
+
+
+def _systemctl(*args: str, timeout: float | None = None) -> subprocess.CompletedProcess[str]:
+    """``systemctl --user ARGS``: every systemd call looop makes goes through here."""
+    return _run(["systemctl", "--user", *args], timeout)
+
+
+def _launchctl(*args: str, timeout: float | None = None) -> subprocess.CompletedProcess[str]:
+    """``launchctl ARGS``: every launchd call looop makes goes through here."""
+    return _run(["launchctl", *args], timeout)
+
+
+def _checked(out: subprocess.CompletedProcess[str], what: str) -> subprocess.CompletedProcess[str]:
+    if out.returncode != 0:
+        detail = (out.stderr or out.stdout).strip().replace("\n", " · ")
+        raise ServiceError(f"{what} failed (exit {out.returncode}): {detail or 'no message'}")
+    return out
+
+
+# --- rendering ----------------------------------------------------------------
+@dataclass(frozen=True)
+class Rendered:
+    role: str
+    template: str  # path inside the packaging resources
+    path: Path  # where it is installed
+    text: str
+
+
+def template_text(relative: str) -> str:
+    """A file shipped in ``packaging/`` (inside the wheel as ``looop.packaging``)."""
+    from importlib import resources  # only install needs it; status stays light
+
+    return resources.files("looop.packaging").joinpath(relative).read_text(encoding="utf-8")
+
+
+def _looop_bin() -> str:
+    from looop.beat import looop_bin
+
+    found = looop_bin()
+    if not found or not os.path.isabs(found):
+        raise ServiceError("cannot tell where the looop executable is; run it by its full path")
+    return found
+
+
+def _needs_data_dir_env(paths: Paths) -> bool:
+    """Name the data dir in the unit unless it is the default seen from any environment."""
+    return not paths.default_profile or paths.data_dir != Path.home() / ".local/state/looop"
+
+
+def _outside_home(path: Path) -> bool:
+    home = Path.home()
+    return path != home and home not in path.parents
+
+
+def _systemd_word(value: str) -> str:
+    """One argument or assignment value in a unit file: specifiers and quotes escaped."""
+    value = value.replace("%", "%%")
+    if re.fullmatch(r"[A-Za-z0-9_@%+=:,./-]+", value):
+        return value
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _substitute(text: str, values: dict[str, str]) -> str:
+    """Replace ``@NAME@`` placeholders; a line holding only an empty one disappears."""
+    for name, value in values.items():
+        token = f"@{name}@"
+        if not value:
+            text = re.sub(rf"^[ \t]*{re.escape(token)}[ \t]*\n", "", text, flags=re.MULTILINE)
+        text = text.replace(token, value)
+    left = re.findall(r"@[A-Z_]+@", text)
+    if left:
+        raise ServiceError(f"template has placeholders looop does not know: {sorted(set(left))}")
+    return text
+
+
+def _stamp(text: str, xml: bool) -> str:
+    """Add the ``looop-rendered`` line holding the hash of everything else."""
+    digest = hashlib.sha256(text.encode()).hexdigest()
+    if xml:
+        head, _, rest = text.partition("\n")
+        line = f"<!-- {MARK}{digest} (looop install will not overwrite an edited copy) -->"
+        return f"{head}\n{line}\n{rest}"
+    line = f"# {MARK}{digest} (put changes in a drop-in: systemctl --user edit)"
+    return f"{line}\n{text}"
+
+
+def pristine(text: str) -> bool:
+    """True when a rendered file is exactly as looop wrote it."""
+    found = MARK_RE.search(text)
+    if found is None:
+        return False
+    rest = text[: found.start()] + text[found.end() :]
+    return hashlib.sha256(rest.encode()).hexdigest() == found.group(1)
+
+
+def render_systemd(paths: Paths, binary: str | None = None) -> list[Rendered]:
+    binary = binary or _looop_bin()
+    data = str(paths.data_dir)
+    env = ""
+    if _needs_data_dir_env(paths):
+        env = f"Environment={_systemd_word('LOOOP_DATA_DIR=' + data)}"
+    rw = f"ReadWritePaths=-{_systemd_word(data)}" if _outside_home(paths.data_dir) else ""
+    values = {
+        "LOOOP_BIN": _systemd_word(binary),
+        "PROFILE": data.replace("%", "%%"),
+        "ENVIRONMENT": env,
+        "READ_WRITE_PATHS": rw,
+    }
+    names = unit_names(paths)
+    templates = {
+        PULSE: "systemd/looop.service",
+        REAP: "systemd/looop-reap.service",
+        TIMER: "systemd/looop-reap.timer",
+    }
+    where = unit_dir()
+    return [
+        Rendered(
+            role, tpl, where / names[role], _stamp(_substitute(template_text(tpl), values), False)
+        )
+        for role, tpl in templates.items()
+    ]
+
+
+def render_launchd(paths: Paths, binary: str | None = None) -> list[Rendered]:
+    binary = binary or _looop_bin()
+    path_dirs = [os.path.dirname(binary), *LAUNCHD_PATH]
+    search_path = ":".join(dict.fromkeys(path_dirs))
+    env = ""
+    if _needs_data_dir_env(paths):
+        env = (
+            f"\t\t<key>LOOOP_DATA_DIR</key>\n\t\t<string>{xml_escape(str(paths.data_dir))}</string>"
+        )
+    names = labels(paths)
+    suffix = _suffix(paths)
+    rendered = []
+    for role, tpl in (
+        (PULSE, "launchd/org.looop.pulse.plist"),
+        (REAP, "launchd/org.looop.reap.plist"),
+    ):
+        log_file = launchd_log_dir() / (f"{role}-{suffix}.log" if suffix else f"{role}.log")
+        values = {
+            "LABEL": names[role],
+            "LOOOP_BIN": xml_escape(binary),
+            "PATH": xml_escape(search_path),
+            "ENVIRONMENT": env,
+            "LOG_FILE": xml_escape(str(log_file)),
+        }
+        text = _stamp(_substitute(template_text(tpl), values), True)
+        rendered.append(Rendered(role, tpl, agents_dir() / f"{names[role]}.plist", text))
+    return rendered
+
+
+def render(paths: Paths, manager: str, binary: str | None = None) -> list[Rendered]:
+    if manager == SYSTEMD:
+        return render_systemd(paths, binary)
+    if manager == LAUNCHD:
+        return render_launchd(paths, binary)
+    raise ServiceError(f"unknown service manager {manager!r} (known: {', '.join(MANAGERS)})")
+
+
+# --- writing files ------------------------------------------------------------
+NEW, UNCHANGED, UPDATE, EDITED = "new", "unchanged", "update", "edited"
+
+
+def _compare(item: Rendered) -> str:
+    try:
+        if item.path.is_symlink():
+            return EDITED  # a link the user placed: not a file looop wrote
+        current = item.path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return NEW
+    except (OSError, UnicodeDecodeError):
+        return EDITED
+    if current == item.text:
+        return UNCHANGED
+    return UPDATE if pristine(current) else EDITED
+
+
+def _write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.looop-{os.getpid()}")
+    try:
+        with open(tmp, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)  # replaces a symlink itself, never its target
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _plan(items: list[Rendered], force: bool) -> tuple[dict[Path, str], list[str]]:
+    states = {item.path: _compare(item) for item in items}
+    edited = [str(p) for p, s in states.items() if s == EDITED]
+    if edited and not force:
+        raise ServiceError(
+            "not overwriting a file changed since looop installed it: "
+            + ", ".join(edited)
+            + ". Keep your changes in a drop-in (systemctl --user edit) or a copy, "
+            "or run `looop install --force` to replace them"
+        )
+    lines = []
+    for item in items:
+        state = states[item.path]
+        label = {NEW: "write", UNCHANGED: "unchanged", UPDATE: "update", EDITED: "overwrite"}
+        lines.append(f"{label[state]} {item.path}")
+    return states, lines
+
+
+# --- install / uninstall ------------------------------------------------------
+def _resolve_manager(manager: str | None) -> str:
+    chosen = manager or default_manager()
+    if chosen not in MANAGERS:
+        raise ServiceError(f"unknown service manager {chosen!r} (known: {', '.join(MANAGERS)})")
+    return chosen
+
+
+def _foreign_pulse(paths: Paths, managed_pid: int | None) -> int | None:
+    """Pid of a pulse that holds this profile's lock outside the manager, if any."""
+    from looop import lock
+
+    try:
+        pid = lock.holder_pid(paths)
+    except OSError:
+        return None
+    if pid and pid != managed_pid:
+        return pid
+    return None
+
+
+def _prepare_data_dir(paths: Paths) -> None:
+    # A sandboxed unit can only write to a data dir outside home if it exists
+    # when the unit starts (ReadWritePaths=); making it here is idempotent.
+    if _outside_home(paths.data_dir):
+        try:
+            paths.data_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ServiceError(f"cannot create data dir {paths.data_dir}: {exc.strerror}") from exc
+
+
+def install(
+    paths: Paths,
+    manager: str | None = None,
+    dry_run: bool = False,
+    start: bool = True,
+    force: bool = False,
+) -> list[str]:
+    """Render, write, enable and (unless ``start`` is false) start. Returns lines to print."""
+    chosen = _resolve_manager(manager)
+    items = render(paths, chosen)
+    states, lines = _plan(items, force)
+    notes = []
+    for env in ("LOOOP_CONFIG", "LOOOP_RUNTIME_DIR"):
+        if os.environ.get(env):
+            notes.append(f"note: ${env} is set here but the service will not see it")
+    if dry_run:
+        out = [f"dry run: {chosen}; nothing written, nothing started"]
+        for item, line in zip(items, lines, strict=True):
+            out += ["", f"--- {line}", item.text.rstrip("\n")]
+        return [*out, "", *notes]
+    _prepare_data_dir(paths)
+    for item in items:
+        if states[item.path] != UNCHANGED:
+            _write(item.path, item.text)
+    changed = {item.role for item in items if states[item.path] != UNCHANGED}
+    if chosen == SYSTEMD:
+        lines += _enable_systemd(paths, changed, start)
+    else:
+        lines += _enable_launchd(paths, items, changed, start)
+    return [*lines, *notes]
+
+
+def _enable_systemd(paths: Paths, changed: set[str], start: bool) -> list[str]:
+    names = unit_names(paths)
+    if changed:
+        _checked(_systemctl("daemon-reload"), "systemctl --user daemon-reload")
+    wanted = [names[PULSE], names[TIMER]]
+    _checked(_systemctl("enable", *wanted), f"systemctl --user enable {' '.join(wanted)}")
+    lines = [f"enabled {', '.join(wanted)}"]
+    if not start:
+        return [*lines, f"not started (--no-start): systemctl --user start {names[PULSE]}"]
+    main = _systemd_show(names[PULSE], "MainPID").get("MainPID", "0")
+    foreign = _foreign_pulse(paths, int(main) if main.isdigit() else None)
+    if foreign:
+        return [
+            *lines,
+            f"not started: a pulse runs outside systemd (pid {foreign}); stop it, then "
+            f"systemctl --user start {names[PULSE]}",
+        ]
+    for role in (TIMER, PULSE):
+        unit = names[role]
+        if (
+            role not in changed
+            and _systemd_show(unit, "ActiveState").get("ActiveState") == "active"
+        ):
+            lines.append(f"{unit} already running")
+            continue
+        verb = "restart" if role in changed else "start"
+        out = _systemctl(verb, unit)
+        if out.returncode != 0:
+            raise ServiceError(
+                f"installed, but {unit} did not start: "
+                f"{(out.stderr or out.stdout).strip() or 'no message'}. "
+                f"See: systemctl --user status {unit}"
+            )
+        lines.append(f"{verb}ed {unit}")
+    lines.append("check it with: looop status")
+    return lines
+
+
+def _launchd_loaded(label: str) -> bool:
+    return _launchctl("print", f"{_domain()}/{label}").returncode == 0
+
+
+def _enable_launchd(
+    paths: Paths, items: list[Rendered], changed: set[str], start: bool
+) -> list[str]:
+    launchd_log_dir().mkdir(parents=True, exist_ok=True)
+    lines = []
+    for item in items:
+        label = labels(paths)[item.role]
+        target = f"{_domain()}/{label}"
+        _checked(_launchctl("enable", target), f"launchctl enable {target}")
+        if not start:
+            lines.append(f"enabled {label} (starts at next login; --no-start)")
+            continue
+        loaded = _launchd_loaded(label)
+        if loaded and item.role not in changed:
+            lines.append(f"{label} already loaded")
+            continue
+        if loaded:
+            _launchctl("bootout", target)
+        _checked(
+            _launchctl("bootstrap", _domain(), str(item.path)),
+            f"launchctl bootstrap {_domain()} {item.path}",
+        )
+        lines.append(f"loaded {label}")
+    return lines
+
+
+def uninstall(paths: Paths, manager: str | None = None) -> list[str]:
+    """Stop, disable and remove this profile's files; the data dir is left alone."""
+    chosen = manager or installed_manager(paths) or default_manager()
+    chosen = _resolve_manager(chosen)
+    lines: list[str] = []
+    if chosen == SYSTEMD:
+        names = unit_names(paths)
+        files = [unit_dir() / n for n in names.values()]
+        if not any(os.path.lexists(f) for f in files):
+            return [f"nothing to uninstall: no looop units in {unit_dir()}"]
+        units = [names[TIMER], names[PULSE], names[REAP]]
+        _systemctl("disable", "--now", *units)
+        lines.append(f"stopped and disabled {', '.join(units)}")
+        for f in files:
+            if os.path.lexists(f):
+                f.unlink()
+                lines.append(f"removed {f}")
+        _checked(_systemctl("daemon-reload"), "systemctl --user daemon-reload")
+        _systemctl("reset-failed", *units)
+        for n in names.values():
+            if (unit_dir() / f"{n}.d").is_dir():
+                lines.append(f"kept your drop-ins in {unit_dir() / (n + '.d')}")
+    else:
+        found = False
+        for label in labels(paths).values():
+            plist = agents_dir() / f"{label}.plist"
+            if _launchd_loaded(label):
+                _launchctl("bootout", f"{_domain()}/{label}")
+                lines.append(f"unloaded {label}")
+            if os.path.lexists(plist):
+                plist.unlink()
+                lines.append(f"removed {plist}")
+                found = True
+        if not found and not lines:
+            return [f"nothing to uninstall: no looop agents in {agents_dir()}"]
+    lines.append(f"data dir left as it was: {paths.data_dir}")
+    return lines
+
+
+# --- for up / down / status ---------------------------------------------------
+def installed_manager(paths: Paths) -> str | None:
+    """Which manager has this profile's pulse installed: "systemd", "launchd" or None."""
+    candidates = {
+        SYSTEMD: unit_dir() / unit_names(paths)[PULSE],
+        LAUNCHD: agents_dir() / f"{labels(paths)[PULSE]}.plist",
+    }
+    first = default_manager()
+    for name in (first, *(m for m in MANAGERS if m != first)):
+        if candidates[name].is_file():
+            return name
+    return None
+
+
+def _require_installed(paths: Paths) -> str:
+    found = installed_manager(paths)
+    if found is None:
+        raise ServiceError("looop is not installed as a service for this profile (looop install)")
+    return found
+
+
+def manager_start(paths: Paths) -> None:
+    """Start the pulse through its manager; returns once the manager says it started."""
+    if _require_installed(paths) == SYSTEMD:
+        unit = unit_names(paths)[PULSE]
+        out = _systemctl("start", unit)
+        if out.returncode != 0:
+            raise ServiceError(
+                f"{unit} did not start: {(out.stderr or out.stdout).strip() or 'no message'}. "
+                f"See: systemctl --user status {unit}"
+            )
+        return
+    label = labels(paths)[PULSE]
+    if _launchd_loaded(label):
+        _checked(_launchctl("kickstart", f"{_domain()}/{label}"), f"launchctl kickstart {label}")
+    else:
+        plist = agents_dir() / f"{label}.plist"
+        _checked(_launchctl("bootstrap", _domain(), str(plist)), f"launchctl bootstrap {plist}")
+
+
+def manager_stop(paths: Paths) -> None:
+    """Stop the pulse through its manager; returns once the manager says it stopped."""
+    if _require_installed(paths) == SYSTEMD:
+        unit = unit_names(paths)[PULSE]
+        _checked(_systemctl("stop", unit), f"systemctl --user stop {unit}")
+        return
+    label = labels(paths)[PULSE]
+    if _launchd_loaded(label):  # bootout stops it; the plist stays for the next login
+        _checked(_launchctl("bootout", f"{_domain()}/{label}"), f"launchctl bootout {label}")
+
+
+def _systemd_show(unit: str, *props: str) -> dict[str, str]:
+    out = _systemctl("show", unit, f"--property={','.join(props)}", timeout=5)
+    if out.returncode != 0:
+        return {}
+    found = {}
+    for line in out.stdout.splitlines():
+        key, sep, value = line.partition("=")
+        if sep:
+            found[key] = value
+    return found
+
+
+def _int(value: Any) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def manager_state(paths: Paths) -> dict[str, Any] | None:
+    """The manager's view of the pulse, or None when it cannot be asked. Never raises.
+
+    Keys: manager, unit (or label), state, enabled (systemd), pid, restarts
+    (restarts since the manager loaded it), result (systemd: how it last ended)
+    or last_exit (launchd).
+    """
+    try:
+        chosen = installed_manager(paths)
+        if chosen == SYSTEMD:
+            unit = unit_names(paths)[PULSE]
+            props = _systemd_show(unit, *SYSTEMD_PROPERTIES)
+            if not props:
+                return None
+            pid = _int(props.get("MainPID"))
+            return {
+                "manager": SYSTEMD,
+                "unit": unit,
+                "state": f"{props.get('ActiveState', '?')} ({props.get('SubState', '?')})",
+                "enabled": props.get("UnitFileState", ""),
+                "pid": pid or None,
+                "restarts": _int(props.get("NRestarts")),
+                "result": props.get("Result", ""),
+            }
+        if chosen == LAUNCHD:
+            label = labels(paths)[PULSE]
+            out = _launchctl("print", f"{_domain()}/{label}", timeout=5)
+            if out.returncode != 0:
+                return {"manager": LAUNCHD, "label": label, "state": "not loaded"}
+            fields = dict(re.findall(r"^\s*([a-z ]+?) = (.*?)\s*$", out.stdout, re.MULTILINE))
+            return {
+                "manager": LAUNCHD,
+                "label": label,
+                "state": fields.get("state", "?"),
+                "pid": _int(fields.get("pid")),
+                "restarts": max(0, runs - 1) if (runs := _int(fields.get("runs"))) else None,
+                "last_exit": fields.get("last exit code", ""),
+            }
+    except (ServiceError, OSError):
+        return None
+    return None
