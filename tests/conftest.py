@@ -21,6 +21,10 @@ from typing import Any
 
 import pytest
 
+# Real systemd user managers (fixtures user_manager, root_manager, any_manager)
+# and the hook that fails a run whose systemd tests were skipped on Linux.
+pytest_plugins = ["systemd_harness"]
+
 LOOOP = str(Path(sys.executable).parent / "looop")
 if not os.path.exists(LOOOP):  # pragma: no cover - an unusual install layout
     LOOOP = shutil.which("looop") or "looop"
