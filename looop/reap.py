@@ -290,11 +290,12 @@ def _clear(fd: int, where: str, errors: list[str], depth: int = 0) -> None:
 
 # --- the run -------------------------------------------------------------------
 @contextmanager
-def _reap_lock(sessions_fd: int | None) -> Iterator[None]:
+def _reap_lock(sessions_fd: int | None) -> Iterator[bool]:
     """Hold ``sessions/.reap.lock`` exclusively; wait for another reaper if need be.
 
-    Without a place to put the lock (no ``sessions/``, a read-only disk) the run
-    goes ahead unlocked: every step tolerates a concurrent remover anyway.
+    Yields whether the lock is held. Without a usable lock (no ``sessions/``, a
+    read-only disk, a link in its place, a file system without ``flock``) the
+    run goes ahead unlocked: each victim is then locked on its own.
     """
     fd = -1
     if sessions_fd is not None:
@@ -307,17 +308,38 @@ def _reap_lock(sessions_fd: int | None) -> Iterator[None]:
             )
         except OSError:
             fd = -1
+    held = False
     try:
         if fd >= 0:
             try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                print("looop: another reap is running; waiting for it", file=sys.stderr)
-                fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    print("looop: another reap is running; waiting for it", file=sys.stderr)
+                    fcntl.flock(fd, fcntl.LOCK_EX)
+                held = True
+            except OSError:
+                held = False
+        yield held
     finally:
         if fd >= 0:
             os.close(fd)
+
+
+@dataclass
+class _Emptied:
+    """A victim renamed out of sight and emptied through its descriptor."""
+
+    doomed: str  # its ``.reaping-*`` name under sessions/
+    sid: str
+    record: dict[str, Any]
+    problems: list[str]
+
+
+def _empty(doomed: str, fd: int, sid: str, record: dict[str, Any]) -> _Emptied:
+    problems: list[str] = []
+    _clear(fd, f"sessions/{doomed}", problems)
+    return _Emptied(doomed, sid, record, problems)
 
 
 def _claim_victim(fd: int) -> bool:
@@ -354,17 +376,18 @@ def _valid_id(sid: Any) -> bool:
     )
 
 
-def _reaping_name(sid: str) -> str:
-    name = f"{REAPING_PREFIX}{secrets.token_hex(4)}-{sid}"
+def _reaping_name(token: str, sid: str) -> str:
+    name = f"{REAPING_PREFIX}{token}-{sid}"
     if len(os.fsencode(name)) > NAME_MAX:
         digest = hashlib.sha256(os.fsencode(sid)).hexdigest()[:32]
-        name = f"{REAPING_PREFIX}{secrets.token_hex(4)}-{digest}"
+        name = f"{REAPING_PREFIX}{token}-{digest}"
     return name
 
 
 class _Reaper:
     def __init__(self, paths: Paths, ttl: float, dry_run: bool, now: float) -> None:
         self.paths = paths
+        self.events = paths.events  # one Path for every event, not one per event
         self.ttl = ttl
         self.dry_run = dry_run
         self.now = now
@@ -374,6 +397,12 @@ class _Reaper:
         # Liveness each session id was found in by the session pass; claims use it
         # so a dry run and a real run judge a claim the same way.
         self.seen: dict[str, str] = {}
+        # True while this run holds the run lock: no other reaper is at work, so
+        # the per-victim locks can be skipped.
+        self.locked = False
+        # Names for victims: unique per run (random) and per victim (a counter).
+        self.token = secrets.token_hex(4)
+        self.renamed = 0
 
     # -- sessions --
     def open_area(self, name: str) -> int | None:
@@ -436,23 +465,26 @@ class _Reaper:
             self.result.unknown.append({"id": sid, "why": f"cannot open: {exc.strerror}"})
             self.seen[sid] = UNKNOWN
             return
+        emptied = None
         try:
-            if self.dry_run or _claim_victim(fd):
-                self.session_fd(sid, fd)
+            if self.dry_run or self.locked or _claim_victim(fd):
+                emptied = self.session_fd(sid, fd)
             # else another reaper is removing this very directory right now
         finally:
             os.close(fd)
+        if emptied is not None:
+            self.conclude(emptied)
 
-    def session_fd(self, sid: str, fd: int) -> None:
+    def session_fd(self, sid: str, fd: int) -> _Emptied | None:
         verdict = sessions.judge_at(fd)
         self.seen[sid] = verdict.liveness
         if verdict.liveness == ALIVE:
             self.result.live.append(sid)
-            return
+            return None
         if verdict.liveness == UNKNOWN:
             if _still_named(self.sessions_fd, sid, fd):  # not emptied by a reaper just now
                 self.result.unknown.append({"id": sid, "why": verdict.why})
-            return
+            return None
         ended = verdict.ended
         walked = False
         if self.ttl <= 0:
@@ -465,20 +497,20 @@ class _Reaper:
                 age = self.now - _newest_mtime(fd, self.cutoff, f"sessions/{sid}")
             except _Unreadable as exc:
                 self.error("session", sid, f"cannot measure its age, kept: {exc}")
-                return
+                return None
         if self.ttl > 0 and age is not None and age < self.ttl:
             self.result.young.append({"id": sid, "age": round(age, 1)})
-            return
+            return None
         if walked:
             # Measuring took a walk: judge again right before removing.
             verdict = sessions.judge_at(fd)
             self.seen[sid] = verdict.liveness
             if verdict.liveness == ALIVE:
                 self.result.live.append(sid)
-                return
+                return None
             if verdict.liveness == UNKNOWN:
                 self.result.unknown.append({"id": sid, "why": verdict.why})
-                return
+                return None
         if verdict.state == "exited":
             why = "exited" if age is None else f"exited {_ago(age)} ago"
         else:
@@ -492,21 +524,23 @@ class _Reaper:
         }
         if self.dry_run:
             self.result.sessions.append(record)
-            return
-        self.remove_session(sid, fd, record)
+            return None
+        return self.remove_session(sid, fd, record)
 
-    def remove_session(self, sid: str, fd: int, record: dict[str, Any]) -> None:
+    def remove_session(self, sid: str, fd: int, record: dict[str, Any]) -> _Emptied | None:
+        """Rename the judged directory out of sight, check it is the one, empty it."""
         assert self.sessions_fd is not None
         sfd = self.sessions_fd
         before = os.fstat(fd)
-        doomed = _reaping_name(sid)
+        self.renamed += 1
+        doomed = _reaping_name(f"{self.token}{self.renamed:x}", sid)
         try:
             os.rename(sid, doomed, src_dir_fd=sfd, dst_dir_fd=sfd)
         except FileNotFoundError:
-            return  # another remover took it first
+            return None  # another remover took it first
         except OSError as exc:
             self.error("session", sid, f"cannot remove: {exc.strerror}")
-            return
+            return None
         try:
             after = os.stat(doomed, dir_fd=sfd, follow_symlinks=False)
         except OSError:
@@ -516,34 +550,41 @@ class _Reaper:
             with suppress(OSError):
                 os.rename(doomed, sid, src_dir_fd=sfd, dst_dir_fd=sfd)
             self.error("session", sid, "changed while being reaped; left alone")
-            return
-        self.delete_doomed(doomed, fd, sid, record)
+            return None
+        return _empty(doomed, fd, sid, record)
 
-    def delete_doomed(self, doomed: str, fd: int, sid: str, record: dict[str, Any]) -> None:
+    def conclude(self, emptied: _Emptied) -> None:
+        """Remove the emptied victim (its descriptor already closed) and report it.
+
+        The descriptor is closed first because removing a directory that is
+        still open costs the file system an orphan entry to write and clear;
+        ``rmdir`` by name is safe on its own, as it removes only an empty
+        directory and never goes through a link.
+        """
         assert self.sessions_fd is not None
-        problems: list[str] = []
-        _clear(fd, f"sessions/{doomed}", problems)
+        problems = emptied.problems
         if not problems:
             try:
-                os.rmdir(doomed, dir_fd=self.sessions_fd)
+                os.rmdir(emptied.doomed, dir_fd=self.sessions_fd)
             except FileNotFoundError:
                 return  # another reaper finished it (and reports it)
             except OSError as exc:
-                problems.append(f"sessions/{doomed}: {exc.strerror}")
+                problems.append(f"sessions/{emptied.doomed}: {exc.strerror}")
         if problems:
             more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
             self.error(
                 "session",
-                sid,
+                emptied.sid,
                 f"cannot remove {'; '.join(problems[:3])}{more}",
-                left=f"sessions/{doomed}",
+                left=f"sessions/{emptied.doomed}",
             )
             return
+        record = emptied.record
         self.result.sessions.append(record)
         events.record(
-            self.paths.events,
+            self.events,
             "session_reaped",
-            id=sid,
+            id=emptied.sid,
             state=record["state"],
             exit_code=record["exit_code"],
             age=record["age"],
@@ -564,13 +605,16 @@ class _Reaper:
             if exc.errno not in (errno.ELOOP, errno.ENOTDIR):
                 self.error("session", sid, f"cannot remove sessions/{name}: {exc.strerror}")
             return
+        emptied = None
         try:
             if self.dry_run:
                 self.result.sessions.append(record)
-            elif _claim_victim(fd) and _still_named(self.sessions_fd, name, fd):
-                self.delete_doomed(name, fd, sid, record)
+            elif (self.locked or _claim_victim(fd)) and _still_named(self.sessions_fd, name, fd):
+                emptied = _empty(name, fd, sid, record)
         finally:
             os.close(fd)
+        if emptied is not None:
+            self.conclude(emptied)
 
     # -- claims --
     def liveness_of(self, sid: str, fresh: bool) -> str:
@@ -661,7 +705,7 @@ class _Reaper:
             self.error("claim", name, f"cannot remove: {exc.strerror}")
             return
         self.result.claims.append({"name": name, "session": sid, "why": why})
-        events.record(self.paths.events, "claim_reaped", name=name, session=sid, why=why)
+        events.record(self.events, "claim_reaped", name=name, session=sid, why=why)
 
     def run(self) -> ReapResult:
         self.sessions_fd = self.open_area("sessions")
@@ -670,7 +714,7 @@ class _Reaper:
                 self.sessions_pass()
                 self.claims_pass()
             else:
-                with _reap_lock(self.sessions_fd):
+                with _reap_lock(self.sessions_fd) as self.locked:
                     self.sessions_pass()
                     self.claims_pass()
         finally:

@@ -31,8 +31,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import psutil
-
 ALIVE, DEAD, UNKNOWN = "alive", "dead", "unknown"
 # A worker's meta is written just after its process starts; allow for clock
 # granularity (Linux reports start times from a boot time rounded to a second)
@@ -98,8 +96,9 @@ def read_json_at(dir_fd: int | None, name: str | Path) -> dict[str, Any] | None:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode) or st.st_size > MAX_JSON_BYTES:
             return None
-        data = os.read(fd, MAX_JSON_BYTES + 1)
-        # A file that grew between fstat and read is either complete or not JSON.
+        # Read what fstat promised (and one byte more, to notice growth): a fixed
+        # large buffer would cost an allocation the size of the cap per file.
+        data = os.read(fd, st.st_size + 1)
         value = json.loads(data)
     except (OSError, ValueError):
         return None
@@ -121,6 +120,8 @@ def _exit_code(status: dict[str, Any]) -> int | None:
 
 def pid_runs_session(pid: int, started: float | None) -> bool:
     """True when ``pid`` runs and is not a process started after ``started``."""
+    import psutil  # only sessions without an exit status need the process table
+
     try:
         proc = psutil.Process(pid)
         created = proc.create_time()
