@@ -10,9 +10,17 @@ starts: a manager started in the root cgroup would take the root as its own
 and move every process on the machine beneath it. Each has a private
 ``XDG_RUNTIME_DIR`` and an isolated ``HOME`` / ``XDG_CONFIG_HOME`` /
 ``XDG_STATE_HOME`` (so looop's default data dir is isolated too), and runs
-with ``--log-level=debug`` to a log file, so tests can read what the manager
-saw (``Got notification message ... READY=1``, watchdog timeouts) without a
-journal.
+with ``--log-level=debug``, so tests can read what the manager saw
+(``Got notification message ... READY=1``, watchdog timeouts, kills).
+
+Each also runs in its own mount namespace with a private tmpfs on
+``/run/systemd``, holding the "booted with systemd" marker that
+``systemd --user`` checks, the ``unit-root`` that root's manager makes for
+sandboxed units, and a journal socket that is really a socket of this
+harness (no journald runs here, and a manager that is not PID 1 has no console
+of its own, so its log would otherwise be lost). Nothing is created in the
+machine's ``/run``, so runs never trip over each other's markers, and all of
+it vanishes with the manager.
 
 The normal user cannot read a root-only home, so its ``looop`` comes from a
 virtualenv built once per session in a world-readable directory, from the
@@ -20,9 +28,8 @@ system's Python, with the project installed non-editable (the way users get
 it). Both managers use that installation.
 
 At the end everything is undone by pid and by path: managers stopped, what is
-left in their cgroups killed, the cgroups removed bottom-up, and the
-"booted with systemd" marker directories removed only if this module created
-them.
+left in their cgroups killed, the cgroups removed bottom-up, the work
+directory removed.
 
 The fixtures and the session hook that refuses silently skipped systemd tests
 are at the bottom; ``tests/conftest.py`` loads this module as a plugin.
@@ -53,9 +60,7 @@ import pytest
 SYSTEMD = Path("/lib/systemd/systemd")
 TEST_USER = "looop-test"
 PROJECT = Path(__file__).resolve().parents[1]
-MARKER = Path("/run/systemd/system")  # "booted with systemd": systemd --user checks it
-UNIT_ROOT = Path("/run/systemd/unit-root")  # created by root's manager for namespaced units
-JOURNAL_SOCKET = Path("/run/systemd/journal/socket")  # where managers send their own log
+RUN_SYSTEMD = Path("/run/systemd")  # a private tmpfs here for each manager (see above)
 SO_RCVBUFFORCE = getattr(socket, "SO_RCVBUFFORCE", 33)
 SYSTEM_PYTHON = "/usr/bin/python3"
 UNITS = ("looop.service", "looop-reap.service", "looop-reap.timer")
@@ -69,6 +74,8 @@ def unavailable_reason() -> str | None:
         return "needs root to start private user managers (cgroup delegation, a test user)"
     if cgroup2_mount() is None:
         return "needs a cgroup2 file system mounted (none in /proc/mounts)"
+    if not RUN_SYSTEMD.is_dir():
+        return f"needs {RUN_SYSTEMD} to mount a private tmpfs on"
     return None
 
 
@@ -139,7 +146,7 @@ class Manager:
     venv: Path
     cgroup: Path
     log: Path
-    sink: JournalSink | None = None  # None: a real journald has the manager's log
+    sink: JournalSink
     proc: subprocess.Popen[bytes] | None = None
 
     # --- the isolated world --------------------------------------------
@@ -195,10 +202,17 @@ class Manager:
 
     # --- running things as the manager's user --------------------------
     def command(self, argv: list[str], env: dict[str, str] | None = None) -> list[str]:
+        """``argv`` as the manager's user, in its environment and its mount namespace.
+
+        Inside the namespace ``systemctl`` sees the same private ``/run/systemd``
+        as the manager (it checks the "booted with systemd" marker too).
+        """
         full_env = {**self.env, **(env or {})}
         prefix: list[str] = []
+        if self.proc is not None:
+            prefix = ["nsenter", f"--target={self.proc.pid}", "--mount", "--"]
         if self.uid != 0:
-            prefix = ["setpriv", f"--reuid={self.uid}", f"--regid={self.gid}", "--init-groups"]
+            prefix += ["setpriv", f"--reuid={self.uid}", f"--regid={self.gid}", "--init-groups"]
             prefix.append("--")
         pairs = [f"{k}={v}" for k, v in full_env.items()]
         return [*prefix, "/usr/bin/env", "-i", *pairs, *argv]
@@ -290,15 +304,7 @@ class Manager:
 
     def read_log(self) -> str:
         """Everything the manager has logged (at debug level) so far."""
-        if self.sink is not None or self.proc is None:
-            return self.log.read_bytes().decode(errors="replace")
-        out = subprocess.run(
-            ["journalctl", f"_PID={self.proc.pid}", "-o", "cat", "--no-pager"],
-            capture_output=True,
-            text=True,
-            timeout=30,
-        )
-        return out.stdout
+        return self.log.read_bytes().decode(errors="replace")
 
     def log_offset(self) -> int:
         return len(self.read_log())
@@ -310,19 +316,27 @@ class Manager:
     def start(self) -> None:
         self.log.touch()
         argv = self.command([str(SYSTEMD), "--user", "--log-target=journal", "--log-level=debug"])
-        # sh moves itself into the delegated cgroup (as root), then execs the
-        # manager there: no instant of it runs in the root cgroup.
-        script = 'echo $$ > "$1" && shift && exec "$@"'
+        # One process all along (each step execs the next): it moves itself
+        # into the delegated cgroup (as root) before anything else, enters a
+        # mount namespace of its own with a private /run/systemd, drops to the
+        # user and becomes the manager. No instant of it runs in the root cgroup.
         with open(self.log, "ab") as log:
             self.proc = subprocess.Popen(
-                ["/bin/sh", "-c", script, "sh", str(self.cgroup / "cgroup.procs"), *argv],
+                [
+                    "/bin/sh",
+                    "-c",
+                    ENTER,
+                    "sh",
+                    str(self.cgroup / "cgroup.procs"),
+                    str(self.sink.path.parent),
+                    *argv,
+                ],
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=log,
                 start_new_session=True,
             )
-        if self.sink is not None:
-            self.sink.route(self.proc.pid, self.log)
+        self.sink.route(self.proc.pid, self.log)
         deadline = time.monotonic() + 30
         state = ""
         while time.monotonic() < deadline:
@@ -365,41 +379,29 @@ class Manager:
 class JournalSink(threading.Thread):
     """Stands in for journald: receives what the managers log, one file per manager.
 
-    No journald runs where these tests run, and a user manager that is not
-    PID 1 has no console of its own, so without a journal socket its log is
-    lost. This binds the socket (only if nothing else has), reads the native
-    journal protocol and appends each ``MESSAGE`` to the log file of the
-    manager that sent it, told apart by the sender's pid (``SCM_CREDENTIALS``).
+    Its socket is bind-mounted as each manager's ``/run/systemd/journal``
+    (see ``ENTER``). It reads the native journal protocol and appends each
+    ``MESSAGE`` to the log file of the manager that sent it, told apart by the
+    sender's pid (``SCM_CREDENTIALS``).
     """
 
-    def __init__(self, path: Path = JOURNAL_SOCKET) -> None:
+    def __init__(self, path: Path) -> None:
         super().__init__(name="journal-sink", daemon=True)
         self.path = path
-        self.created: list[Path] = []
         self.routes: dict[int, Any] = {}
         self.guard = threading.Lock()
         self.stopping = False
-        missing = []
-        parent = path.parent
-        while not parent.exists():
-            missing.append(parent)
-            parent = parent.parent
+        path.parent.mkdir(mode=0o755)
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         try:
-            if path.is_socket():  # left by a run that was killed: nobody listens
-                path.unlink()
-            for directory in reversed(missing):
-                directory.mkdir(mode=0o755)
-                self.created.append(directory)
             self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
             with contextlib.suppress(OSError):  # SO_RCVBUFFORCE: a burst of debug lines
                 self.sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, 16 << 20)
             self.sock.settimeout(0.2)
             self.sock.bind(str(path))
-            self.created.append(path)
             path.chmod(0o666)  # the test user's manager sends here too
         except BaseException:
-            self.close()
+            self.sock.close()
             raise
 
     def route(self, pid: int, log: Path) -> None:
@@ -435,21 +437,7 @@ class JournalSink(threading.Thread):
         with self.guard:
             for out in self.routes.values():
                 out.close()
-        for made in reversed(self.created):
-            with contextlib.suppress(OSError):
-                made.unlink() if made.is_socket() else made.rmdir()
-
-
-def journal_listening(path: Path = JOURNAL_SOCKET) -> bool:
-    """True when something (a real journald) receives on the journal socket."""
-    probe = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    try:
-        probe.connect(str(path))
-    except OSError:
-        return False
-    finally:
-        probe.close()
-    return True
+        self.path.unlink(missing_ok=True)
 
 
 def remove_stale_cgroups(root: Path) -> None:
@@ -482,6 +470,18 @@ def journal_fields(data: bytes) -> dict[str, str]:
     return fields
 
 
+ENTER = """\
+echo $$ > "$1" || exit 1
+journal=$2
+shift 2
+exec unshare --mount --propagation private -- /bin/sh -c '
+    mount -t tmpfs -o mode=0755,size=64m looop-test /run/systemd &&
+    mkdir /run/systemd/system /run/systemd/journal &&
+    mount --bind "$0" /run/systemd/journal &&
+    exec "$@"' "$journal" "$@"
+"""
+
+
 def remove_cgroup(top: Path) -> None:
     """Kill what is left in a cgroup subtree, then remove it bottom-up."""
     if not top.is_dir():
@@ -505,15 +505,13 @@ def remove_cgroup(top: Path) -> None:
 
 
 class Harness:
-    """Session-wide: the test user, the virtualenv, the managers, the markers."""
+    """Session-wide: the test user, the virtualenv, the journal stand-in, the managers."""
 
     def __init__(self) -> None:
         self.work = Path(tempfile.mkdtemp(prefix="looop-systemd-"))
         self.work.chmod(0o755)
         self.venv: Path | None = None
         self.managers: dict[str, Manager] = {}
-        self.created: list[Path] = []
-        self.unit_root_existed = UNIT_ROOT.exists()
         self.sink: JournalSink | None = None
 
     def _venv(self) -> Path:
@@ -521,19 +519,17 @@ class Harness:
             self.venv = build_venv(self.work / "install")
         return self.venv
 
-    def _marker(self) -> None:
-        if not MARKER.exists():
-            MARKER.mkdir(parents=True)
-            self.created.append(MARKER)
-        if self.sink is None and not journal_listening():
-            self.sink = JournalSink()
+    def _sink(self) -> JournalSink:
+        if self.sink is None:
+            self.sink = JournalSink(self.work / "journal" / "socket")
             self.sink.start()
+        return self.sink
 
     def manager(self, name: str) -> Manager:
         if name in self.managers:
             return self.managers[name]
         venv = self._venv()
-        self._marker()
+        sink = self._sink()
         if name == "root":
             user, uid, gid = "root", 0, 0
         else:
@@ -554,7 +550,7 @@ class Harness:
             for item in [cgroup, *cgroup.iterdir()]:
                 os.chown(item, uid, gid)
         log = self.work / f"{name}.log"
-        manager = Manager(name, user, uid, gid, base, venv, cgroup, log, self.sink)
+        manager = Manager(name, user, uid, gid, base, venv, cgroup, log, sink)
         self.managers[name] = manager
         manager.start()
         return manager
@@ -565,12 +561,6 @@ class Harness:
                 manager.stop()
         if self.sink is not None:
             self.sink.close()
-        for created in reversed(self.created):
-            with contextlib.suppress(OSError):
-                created.rmdir()
-        if not self.unit_root_existed and UNIT_ROOT.is_dir():
-            with contextlib.suppress(OSError):
-                UNIT_ROOT.rmdir()
         if os.environ.get("LOOOP_KEEP_SYSTEMD_LOGS"):
             print(f"systemd test files kept in {self.work}", file=sys.stderr)
         else:

@@ -363,3 +363,27 @@ def test_a_second_profile_gets_its_own_units(user_manager: Manager) -> None:
     assert status.returncode == 0 and json.loads(status.stdout)["service"]["unit"] == unit
     m.run(m.looop, "uninstall", env=env, check=True)
     assert m.prop(PULSE, "ActiveState") == "active"
+
+
+def test_up_and_down_go_through_the_installed_unit(user_manager: Manager) -> None:
+    m = user_manager
+    config(m, "interval = 3600\n")
+    install(m, start=False)
+
+    up = m.looop_cmd("up", timeout=120)
+
+    assert up.returncode == 0, up.stderr
+    assert "systemd" in up.stdout
+    pid = active_pid(m)
+    assert pid and holder(m) == pid and record(m)["pid"] == pid
+    code, status = status_json(m)
+    assert code == 0 and status["pid"] == pid
+    assert status["service"]["state"] == "active (running)"
+
+    down = m.looop_cmd("down", timeout=120)
+
+    assert down.returncode == 0, down.stderr
+    assert m.prop(PULSE, "ActiveState") == "inactive"
+    assert holder(m) is None
+    code, status = status_json(m)
+    assert code == 3 and status["service"]["state"] == "inactive (dead)"
