@@ -1,0 +1,135 @@
+"""``looop reap`` against a blind delete of the same sessions.
+
+    python bench/bench_reap.py [--rounds N] [--sessions N] [--dir DIR]
+
+Each round copies one template of N dead, old sessions (three small files
+each: meta, an exited status, a transcript) into two fresh data dirs, then
+times ``looop reap`` on one and the baseline on the other, taking turns at
+going first:
+
+    find sessions -mindepth 1 -maxdepth 1 -type d -mmin +60 -exec rm -rf {} +
+
+The baseline checks nothing; the reaper judges liveness, refuses links,
+renames each victim before emptying it and records an event per session. The
+goal is a ratio of at most 1.5. Prints medians and ratios of wall time and,
+steadier on a shared machine, of CPU time (user + system). ``--dir`` builds
+the data dirs elsewhere (another file system, a tmpfs).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from common import LOOOP, isolated_env, report, run, scratch, timed
+
+DAY = 86400
+BASELINE = [
+    "find",
+    "sessions",
+    "-mindepth",
+    "1",
+    "-maxdepth",
+    "1",
+    "-type",
+    "d",
+    "-mmin",
+    "+60",
+    "-exec",
+    "rm",
+    "-rf",
+    "{}",
+    "+",
+]
+
+
+def make_template(root: Path, count: int) -> Path:
+    """``count`` sessions that ended ten days ago, every mtime ten days back."""
+    sessions = root / "template" / "sessions"
+    sessions.mkdir(parents=True)
+    now = time.time()
+    old = now - 10 * DAY
+    for i in range(count):
+        d = sessions / f"w{i:05d}"
+        d.mkdir()
+        meta = {"id": d.name, "pid": 100000 + i, "started": old - 3600, "cmd": "worker --task x"}
+        (d / "meta.json").write_text(json.dumps(meta))
+        status = {"state": "exited", "exit_code": 0, "ended": old}
+        (d / "status.json").write_text(json.dumps(status))
+        (d / "transcript.log").write_text(f"session {d.name}\nstep 1\nstep 2\ndone\n")
+        for f in ("meta.json", "status.json", "transcript.log"):
+            os.utime(d / f, (old, old))
+        os.utime(d, (old, old))
+    return sessions
+
+
+def fresh_copy(template: Path, data: Path) -> None:
+    shutil.rmtree(data, ignore_errors=True)
+    data.mkdir(parents=True)
+    # cp -a keeps the mtimes, so both sides see the same old sessions.
+    subprocess.run(["cp", "-a", str(template), str(data / "sessions")], check=True)
+
+
+def timed_with_cpu(fn: Callable[[], object]) -> tuple[float, float]:
+    """Wall seconds and the children's CPU seconds (user + system) of one call."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    wall = timed(fn)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return wall, cpu
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rounds", type=int, default=9)
+    parser.add_argument("--sessions", type=int, default=3000)
+    parser.add_argument("--dir", type=Path, help="where to build the data dirs (default: temp)")
+    args = parser.parse_args()
+
+    if args.dir:
+        root = Path(tempfile.mkdtemp(prefix="looop-bench-reap-", dir=args.dir))
+    else:
+        root = scratch("reap")
+    try:
+        template = make_template(root, args.sessions)
+        ours_root, theirs_root = root / "looop", root / "find"
+        env = isolated_env(ours_root)
+        ours_data, theirs_data = ours_root / "data", theirs_root / "data"
+
+        def reap() -> None:
+            run([LOOOP, "reap"], env)
+
+        def baseline() -> None:
+            run(BASELINE, env, cwd=theirs_data)
+
+        wall: dict[str, list[float]] = {"looop": [], "find": []}
+        cpu: dict[str, list[float]] = {"looop": [], "find": []}
+        for i in range(args.rounds):
+            # Copies are made before the clock starts; only the removals are timed.
+            fresh_copy(template, ours_data)
+            fresh_copy(template, theirs_data)
+            order = [("looop", reap), ("find", baseline)]
+            for name, fn in order if i % 2 == 0 else order[::-1]:
+                w, c = timed_with_cpu(fn)
+                wall[name].append(w)
+                cpu[name].append(c)
+            left_ours = [p for p in (ours_data / "sessions").iterdir() if p.name != ".reap.lock"]
+            left_theirs = list((theirs_data / "sessions").iterdir())
+            assert not left_ours and not left_theirs, (len(left_ours), len(left_theirs))
+        title = f"{args.sessions} dead old sessions x 3 files"
+        report(f"{title}, wall", wall["looop"], wall["find"], goal=1.5)
+        report(f"{title}, cpu (user+sys)", cpu["looop"], cpu["find"])
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
