@@ -411,8 +411,8 @@ def _enable_systemd(paths: Paths, changed: set[str], start: bool) -> list[str]:
     if foreign:
         return [
             *lines,
-            f"not started: a pulse runs outside systemd (pid {foreign}); stop it, then "
-            f"systemctl --user start {names[PULSE]}",
+            f"not started: a pulse already runs outside systemd (pid {foreign}); "
+            f"stop it (kill {foreign}), then: systemctl --user start {names[PULSE]}",
         ]
     for role in (TIMER, PULSE):
         unit = names[role]

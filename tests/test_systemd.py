@@ -387,3 +387,28 @@ def test_up_and_down_go_through_the_installed_unit(user_manager: Manager) -> Non
     assert holder(m) is None
     code, status = status_json(m)
     assert code == 3 and status["service"]["state"] == "inactive (dead)"
+
+
+def test_install_does_not_fight_a_pulse_running_outside_systemd(user_manager: Manager) -> None:
+    m = user_manager
+    config(m, "interval = 3600\n")
+    outside = subprocess.Popen(
+        m.command([m.looop, "pulse"]),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_for(lambda: record(m).get("number") == 1)
+        pulse_pid = holder(m)
+        assert pulse_pid == outside.pid  # every step up to the pulse execs: one pid
+
+        out = install(m)
+
+        assert f"not started: a pulse already runs outside systemd (pid {pulse_pid})" in out
+        assert m.systemctl("is-enabled", PULSE).stdout.strip() == "enabled"
+        assert m.prop(PULSE, "ActiveState") == "inactive"
+        assert holder(m) == pulse_pid
+    finally:
+        outside.terminate()
+        outside.wait(timeout=30)
