@@ -123,7 +123,11 @@ def _run(argv: Sequence[str], timeout: float | None) -> subprocess.CompletedProc
             timeout=timeout,
         )
     except FileNotFoundError:
-        raise ServiceError(f"{argv[0]} not found: is {argv[0]} this machine's manager?") from None
+        raise ServiceError(
+            f"{argv[0]} not found: this machine does not seem to run "
+            f"{'launchd' if argv[0] == 'launchctl' else 'systemd'} "
+            "(choose with --systemd or --launchd; --dry-run shows the files)"
+        ) from None
     except subprocess.TimeoutExpired:
         raise ServiceError(f"{' '.join(argv)} did not answer within {timeout:g}s") from None
 
