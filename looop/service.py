@@ -37,6 +37,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import shutil
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -113,6 +114,14 @@ def _domain() -> str:
 
 
 # --- the two commands ---------------------------------------------------------
+def _missing(command: str) -> ServiceError:
+    manager = LAUNCHD if command == "launchctl" else SYSTEMD
+    return ServiceError(
+        f"{command} not found: this machine does not seem to run {manager} "
+        "(choose with --systemd or --launchd; --dry-run shows the files)"
+    )
+
+
 def _run(argv: Sequence[str], timeout: float | None) -> subprocess.CompletedProcess[str]:
     try:
         return subprocess.run(
@@ -123,11 +132,7 @@ def _run(argv: Sequence[str], timeout: float | None) -> subprocess.CompletedProc
             timeout=timeout,
         )
     except FileNotFoundError:
-        raise ServiceError(
-            f"{argv[0]} not found: this machine does not seem to run "
-            f"{'launchd' if argv[0] == 'launchctl' else 'systemd'} "
-            "(choose with --systemd or --launchd; --dry-run shows the files)"
-        ) from None
+        raise _missing(argv[0]) from None
     except subprocess.TimeoutExpired:
         raise ServiceError(f"{' '.join(argv)} did not answer within {timeout:g}s") from None
 
@@ -389,6 +394,9 @@ def install(
         for item, line in zip(items, lines, strict=True):
             out += ["", f"--- {line}", item.text.rstrip("\n")]
         return [*out, "", *notes]
+    command = "systemctl" if chosen == SYSTEMD else "launchctl"
+    if shutil.which(command) is None:  # say so before writing anything
+        raise _missing(command)
     _prepare_data_dir(paths)
     for item in items:
         if states[item.path] != UNCHANGED:

@@ -368,3 +368,11 @@ def test_systemd_dry_run_renders_units_with_the_absolute_path(launchd_home: Fake
 def test_unknown_placeholders_are_refused() -> None:
     with pytest.raises(service.ServiceError, match="@NOPE@"):
         service._substitute("a=@NOPE@\n", {"LOOOP_BIN": "/x"})
+
+
+def test_install_without_the_managers_command_writes_nothing(profile: Profile) -> None:
+    env = {**profile.env, "PATH": str(profile.root / "empty-bin")}
+    out = profile.run("install", "--launchd", env=env)
+    assert out.returncode == 1
+    assert "launchctl not found" in out.stderr
+    assert not (profile.root / "home" / "Library").exists()
