@@ -24,7 +24,7 @@ import socket
 import time
 from pathlib import Path
 
-from looop import lock, service
+from looop import lock, service, units
 from looop.beat import looop_bin
 from looop.paths import Paths, ensure_runtime_dir
 
@@ -46,7 +46,7 @@ def log_file(paths: Paths) -> Path:
 
 
 def up(paths: Paths) -> str:
-    manager = service.installed_manager(paths)
+    manager = units.installed_manager(paths)
     if manager is not None:
         try:
             service.manager_start(paths)
@@ -61,7 +61,7 @@ def up(paths: Paths) -> str:
 
 
 def down(paths: Paths) -> str:
-    manager = service.installed_manager(paths)
+    manager = units.installed_manager(paths)
     if manager is not None:
         try:
             service.manager_stop(paths)

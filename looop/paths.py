@@ -18,21 +18,33 @@ import os
 import stat
 import sys
 from pathlib import Path
-from typing import NamedTuple
 
 
 class RuntimeDirError(Exception):
     """The runtime dir exists but is not safe to use."""
 
 
-class Paths(NamedTuple):
-    """The resolved directories of one profile (a light, immutable record:
-    it is built by every command, including the ``status`` probe)."""
+class Paths:
+    """The resolved directories of one profile.
 
-    data_dir: Path
-    config_file: Path
-    runtime_dir: Path
-    default_profile: bool
+    A plain slotted class rather than a dataclass or NamedTuple: every command
+    builds one, including the ``status`` probe, which should not pay for
+    importing ``dataclasses`` or ``typing``.
+    """
+
+    __slots__ = ("config_file", "data_dir", "default_profile", "runtime_dir")
+
+    def __init__(
+        self, data_dir: Path, config_file: Path, runtime_dir: Path, default_profile: bool
+    ) -> None:
+        self.data_dir, self.config_file = data_dir, config_file
+        self.runtime_dir, self.default_profile = runtime_dir, default_profile
+
+    def __repr__(self) -> str:
+        return (
+            f"Paths(data_dir={self.data_dir!r}, config_file={self.config_file!r}, "
+            f"runtime_dir={self.runtime_dir!r}, default_profile={self.default_profile!r})"
+        )
 
     # --- data dir layout ---------------------------------------------------
     @property

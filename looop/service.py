@@ -37,25 +37,36 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-import shutil
-import subprocess
-import sys
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from looop.paths import Paths
+from looop.units import (
+    LAUNCHD,
+    MANAGERS,
+    PULSE,
+    REAP,
+    SYSTEMD,
+    TIMER,
+    agents_dir,
+    default_manager,
+    installed_manager,
+    labels,
+    launchd_log_dir,
+    profile_suffix,
+    unit_dir,
+    unit_names,
+)
+
+if TYPE_CHECKING:
+    import subprocess
 
 
 def xml_escape(text: str) -> str:
     """Escape text for a plist <string> (xml.sax would pull in urllib and http)."""
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
-
-SYSTEMD, LAUNCHD = "systemd", "launchd"
-MANAGERS = (SYSTEMD, LAUNCHD)
-PULSE, REAP, TIMER = "pulse", "reap", "timer"
 
 MARK = "looop-rendered sha256="
 MARK_RE = re.compile(r"^.*looop-rendered sha256=([0-9a-f]{64}).*\n?", re.MULTILINE)
@@ -69,44 +80,6 @@ SYSTEMD_PROPERTIES = ("ActiveState", "SubState", "UnitFileState", "MainPID", "NR
 
 class ServiceError(Exception):
     """A service manager refused or is missing; the message says what to do."""
-
-
-# --- names and places ---------------------------------------------------------
-def default_manager() -> str:
-    return LAUNCHD if sys.platform == "darwin" else SYSTEMD
-
-
-def _suffix(paths: Paths) -> str:
-    """'' for the default profile, else the profile id that also names its lock."""
-    return "" if paths.default_profile else paths.profile.removeprefix("looop-")
-
-
-def unit_names(paths: Paths) -> dict[str, str]:
-    """systemd unit names of this profile, by role."""
-    s = _suffix(paths)
-    pulse = f"looop-{s}" if s else "looop"
-    reap = f"looop-reap-{s}" if s else "looop-reap"
-    return {PULSE: f"{pulse}.service", REAP: f"{reap}.service", TIMER: f"{reap}.timer"}
-
-
-def labels(paths: Paths) -> dict[str, str]:
-    """launchd labels of this profile, by role."""
-    s = _suffix(paths)
-    tail = f".{s}" if s else ""
-    return {PULSE: f"org.looop.pulse{tail}", REAP: f"org.looop.reap{tail}"}
-
-
-def unit_dir() -> Path:
-    config_home = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
-    return Path(config_home) / "systemd" / "user"
-
-
-def agents_dir() -> Path:
-    return Path.home() / "Library" / "LaunchAgents"
-
-
-def launchd_log_dir() -> Path:
-    return Path.home() / "Library" / "Logs" / "looop"
 
 
 def _domain() -> str:
@@ -123,6 +96,8 @@ def _missing(command: str) -> ServiceError:
 
 
 def _run(argv: Sequence[str], timeout: float | None) -> subprocess.CompletedProcess[str]:
+    import subprocess  # imported where used: `looop status` loads this module too
+
     try:
         return subprocess.run(
             list(argv),
@@ -155,8 +130,7 @@ def _checked(out: subprocess.CompletedProcess[str], what: str) -> subprocess.Com
 
 
 # --- rendering ----------------------------------------------------------------
-@dataclass(frozen=True)
-class Rendered:
+class Rendered(NamedTuple):
     role: str
     template: str  # path inside the packaging resources
     path: Path  # where it is installed
@@ -268,7 +242,7 @@ def render_launchd(paths: Paths, binary: str | None = None) -> list[Rendered]:
             f"\t\t<key>LOOOP_DATA_DIR</key>\n\t\t<string>{xml_escape(str(paths.data_dir))}</string>"
         )
     names = labels(paths)
-    suffix = _suffix(paths)
+    suffix = profile_suffix(paths)
     rendered = []
     for role, tpl in (
         (PULSE, "launchd/org.looop.pulse.plist"),
@@ -395,6 +369,8 @@ def install(
             out += ["", f"--- {line}", item.text.rstrip("\n")]
         return [*out, "", *notes]
     command = "systemctl" if chosen == SYSTEMD else "launchctl"
+    import shutil
+
     if shutil.which(command) is None:  # say so before writing anything
         raise _missing(command)
     _prepare_data_dir(paths)
@@ -517,19 +493,6 @@ def uninstall(paths: Paths, manager: str | None = None) -> list[str]:
 
 
 # --- for up / down / status ---------------------------------------------------
-def installed_manager(paths: Paths) -> str | None:
-    """Which manager has this profile's pulse installed: "systemd", "launchd" or None."""
-    candidates = {
-        SYSTEMD: unit_dir() / unit_names(paths)[PULSE],
-        LAUNCHD: agents_dir() / f"{labels(paths)[PULSE]}.plist",
-    }
-    first = default_manager()
-    for name in (first, *(m for m in MANAGERS if m != first)):
-        if candidates[name].is_file():
-            return name
-    return None
-
-
 def _require_installed(paths: Paths) -> str:
     found = installed_manager(paths)
     if found is None:

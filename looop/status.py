@@ -14,10 +14,13 @@ import json
 import os
 import sys
 import time
-from typing import Any
+from typing import TYPE_CHECKING
 
 from looop import lock, record
 from looop.paths import Paths, RuntimeDirError, check_runtime_dir
+
+if TYPE_CHECKING:
+    from typing import Any
 
 RUNNING, STOPPED, UNKNOWN = "running", "not running", "unknown"
 EXIT_CODES = {RUNNING: 0, STOPPED: 3, UNKNOWN: 4}
@@ -100,10 +103,12 @@ class StatusReport:
 
 
 def _service_state(paths: Paths) -> dict[str, Any] | None:
-    from looop import service
+    from looop import units
 
-    if service.installed_manager(paths) is None:
+    if units.installed_manager(paths) is None:
         return None
+    from looop import service  # heavier: only when there is a manager to ask
+
     return service.manager_state(paths)
 
 

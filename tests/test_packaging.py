@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 from conftest import LOOOP, Profile
 
-from looop import service
+from looop import service, units
 from looop.paths import Paths, resolve
 
 SHIPPED = {
@@ -314,10 +314,10 @@ def test_manager_calls_go_through_launchctl(
         monkeypatch.setenv(key, value)
     monkeypatch.delenv("LOOOP_DATA_DIR", raising=False)
     paths = resolve()
-    assert service.installed_manager(paths) is None
+    assert units.installed_manager(paths) is None
     assert service.manager_state(paths) is None
     assert launchd_home.run("install", "--launchd", "--no-start").returncode == 0
-    assert service.installed_manager(paths) == "launchd"
+    assert units.installed_manager(paths) == "launchd"
     assert service.manager_state(paths) == {
         "manager": "launchd",
         "label": "org.looop.pulse",

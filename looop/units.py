@@ -1,0 +1,71 @@
+"""What looop installs for a profile, under which names, and where.
+
+Kept apart from ``looop.service`` (which renders, writes and drives the
+service managers) because ``looop status`` must know whether looop is
+installed without loading any of that: this module needs only ``os`` and
+``pathlib``. The default profile gets the plain names; any other data dir
+gets them suffixed with its profile id, the hash that also names its lock, so
+two profiles' units live side by side.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+from looop.paths import Paths
+
+SYSTEMD, LAUNCHD = "systemd", "launchd"
+MANAGERS = (SYSTEMD, LAUNCHD)
+PULSE, REAP, TIMER = "pulse", "reap", "timer"
+
+
+def default_manager() -> str:
+    return LAUNCHD if sys.platform == "darwin" else SYSTEMD
+
+
+def profile_suffix(paths: Paths) -> str:
+    """'' for the default profile, else the profile id that also names its lock."""
+    return "" if paths.default_profile else paths.profile.removeprefix("looop-")
+
+
+def unit_names(paths: Paths) -> dict[str, str]:
+    """systemd unit names of this profile, by role."""
+    s = profile_suffix(paths)
+    pulse = f"looop-{s}" if s else "looop"
+    reap = f"looop-reap-{s}" if s else "looop-reap"
+    return {PULSE: f"{pulse}.service", REAP: f"{reap}.service", TIMER: f"{reap}.timer"}
+
+
+def labels(paths: Paths) -> dict[str, str]:
+    """launchd labels of this profile, by role."""
+    s = profile_suffix(paths)
+    tail = f".{s}" if s else ""
+    return {PULSE: f"org.looop.pulse{tail}", REAP: f"org.looop.reap{tail}"}
+
+
+def unit_dir() -> Path:
+    config_home = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(config_home) / "systemd" / "user"
+
+
+def agents_dir() -> Path:
+    return Path.home() / "Library" / "LaunchAgents"
+
+
+def launchd_log_dir() -> Path:
+    return Path.home() / "Library" / "Logs" / "looop"
+
+
+def installed_manager(paths: Paths) -> str | None:
+    """Which manager has this profile's pulse installed: "systemd", "launchd" or None."""
+    candidates = {
+        SYSTEMD: unit_dir() / unit_names(paths)[PULSE],
+        LAUNCHD: agents_dir() / f"{labels(paths)[PULSE]}.plist",
+    }
+    first = default_manager()
+    for name in (first, *(m for m in MANAGERS if m != first)):
+        if candidates[name].is_file():
+            return name
+    return None
