@@ -192,10 +192,11 @@ class _PulseWatch:
                 return False
             if pid <= 0:
                 break
-            if not self.backend.watch_pid(pid):
-                if self._holder() != pid:
-                    continue  # it went away while being armed: ask the lock again
-                break
+            try:
+                if not self.backend.watch_pid(pid):
+                    break  # this backend cannot: probe the lock instead
+            except ProcessLookupError:
+                continue  # it went away while being armed: ask the lock again
             # The handle names whichever process had this pid when it was
             # opened; if the lock still names that pid now, it is the holder.
             # (Had it exited in between, the handle is already signalled and
@@ -218,6 +219,10 @@ class Backend:
         raise NotImplementedError
 
     def watch_pid(self, pid: int) -> bool:
+        """Wake on ``pid``'s exit; False if that cannot be done here.
+
+        Raises ProcessLookupError when ``pid`` is already gone.
+        """
         return False
 
     def unwatch_pid(self) -> None:
@@ -494,8 +499,10 @@ class _Inotify(Backend):
         self.unwatch_pid()
         try:
             self.pidfd = os.pidfd_open(pid)
+        except ProcessLookupError:
+            raise
         except (OSError, AttributeError):
-            return False
+            return False  # an old kernel, or not allowed
         self.poller.register(self.pidfd, select.POLLIN)
         return True
 
@@ -630,6 +637,8 @@ class _Kqueue(Backend):
         )
         try:
             self.kq.control([ev], 0, 0)
+        except ProcessLookupError:
+            raise
         except OSError:
             return False
         self.pid = pid
