@@ -13,7 +13,8 @@ between the contenders in the same run:
 Contenders: ``looop _ wait`` on file-system events; the baseline, a waiter
 that re-reads the world hash once a second the way the reference does; and,
 with ``--fallback``, ``looop _ wait`` with its polling fallback forced. Each
-trial starts after a random delay so the baseline's poll phase is uniform.
+waiter is started, and each change made, after a random delay, so a poller's
+phase against the beat and against the edit is uniform.
 
     python bench/bench_wait.py [--trials 30] [--fallback]
 """
@@ -150,6 +151,10 @@ class Bench:
 
     def spawn(self, contender: str) -> subprocess.Popen[bytes]:
         """Start a waiter and return once it has taken its starting reading."""
+        # A random phase on both sides: the arm time against the beat (which
+        # sets when a poller's reads fall relative to a swap) and the change
+        # against the arm time (which sets where an edit falls between reads).
+        time.sleep(random.uniform(0.0, 1.0))
         self.serial += 1
         ready = self.root / f"ready-{self.serial}"
         env = dict(self.env, READY=str(ready), LOOOP_TEST_WAIT_READY=str(ready))
@@ -164,7 +169,7 @@ class Bench:
             if proc.poll() is not None:
                 raise SystemExit(f"{contender} waiter exited before it was armed")
             time.sleep(0.002)
-        time.sleep(random.uniform(0.0, 1.0))  # a uniform phase against any poll
+        time.sleep(random.uniform(0.0, 1.0))
         return proc
 
     def finish(self, proc: subprocess.Popen[bytes], contender: str) -> float:
