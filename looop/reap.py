@@ -22,11 +22,12 @@ Why it is shaped this way:
   under ``sessions/`` that is a link or not a directory is not a session and
   is left alone; so is a linked ``sessions/`` or ``claims/`` itself.
 * **Judge the descriptor, then rename, then delete.** A session is judged on
-  the open descriptor of exactly the directory that will be deleted; the
-  judgment is made again right before removal whenever measuring its age took
-  a walk. The directory is then renamed to ``.reaping-<token>-<id>`` (dot names
-  are not sessions, so readers see it vanish at once instead of watching a
-  half-deleted session turn "unknown"), the rename is checked to have moved
+  the open descriptor of exactly the directory that will be deleted, right
+  before it is removed (and judged again when measuring its age took a walk,
+  since a session may have come alive meanwhile). The directory is then
+  renamed to ``.reaping-<token>-<id>`` (dot names are not sessions, so readers
+  see it vanish at once instead of watching a half-deleted session turn
+  "unknown"), the rename is checked to have moved
   that same directory, and only then is it emptied through the descriptor.
   A removal that fails part way leaves a ``.reaping-*`` directory that the
   next run finishes (and reports until it can).
@@ -49,7 +50,8 @@ Why it is shaped this way:
 * **Cheap for the common case.** A session whose status says it exited with an
   ``ended`` time is judged from that one file: no process-table lookup, no
   walk. One ``scandir`` per directory, its ``d_type`` saves a ``stat`` per
-  entry, and dead sessions are removed as they are found.
+  entry; sessions are taken in inode order and removed as they are found, and
+  each victim's descriptor is closed before its final ``rmdir``.
 """
 
 from __future__ import annotations
@@ -125,7 +127,7 @@ class ReapResult:
         for u in self.unknown:
             lines.append(f"kept session {u['id']}: unknown ({u['why']}); never deleted blind")
         for c in self.kept_claims:
-            if c["why"] not in ("live",):
+            if c["why"] != "live":
                 lines.append(f"kept claim {c['name']}: {c['why']}")
         for s in self.skipped:
             lines.append(f"left {s['name']} alone: {s['why']}")
@@ -513,10 +515,12 @@ class _Reaper:
             if verdict.liveness == UNKNOWN:
                 self.result.unknown.append({"id": sid, "why": verdict.why})
                 return None
-        if verdict.state == "exited":
-            why = "exited" if age is None else f"exited {_ago(age)} ago"
+        if age is None:  # --ttl 0 takes every dead session without measuring it
+            why = verdict.why
+        elif verdict.state == "exited":
+            why = f"exited {_ago(age)} ago"
         else:
-            why = f"{verdict.why}, idle {_ago(age or 0)}"
+            why = f"{verdict.why}, idle {_ago(age)}"
         record: dict[str, Any] = {
             "id": sid,
             "state": verdict.state,
