@@ -27,10 +27,10 @@ Why it is shaped this way:
   since a session may have come alive meanwhile). The directory is then
   renamed to ``.reaping-<token>-<id>`` (dot names are not sessions, so readers
   see it vanish at once instead of watching a half-deleted session turn
-  "unknown"), the rename is checked to have moved
-  that same directory, and only then is it emptied through the descriptor.
-  A removal that fails part way leaves a ``.reaping-*`` directory that the
-  next run finishes (and reports until it can).
+  "unknown"), the rename is checked to have moved that same directory, and
+  only then is it emptied through the descriptor. A removal that fails part
+  way leaves a ``.reaping-*`` directory that the next run finishes (and
+  reports until it can).
 * **Two reapers at once.** A real run holds an exclusive ``flock`` on
   ``sessions/.reap.lock`` (in the directory it guards, so every context of the
   user maps to the same lock): the second reaper waits, then finds nothing
