@@ -26,6 +26,9 @@ from typing import Any
 import pytest
 from conftest import LOOOP, Processes, Profile, pid_alive
 
+from looop import paths as looop_paths
+from looop import reap
+
 DAY = 86400.0
 TTL = "3600"
 
@@ -345,13 +348,13 @@ def test_reapers_without_the_run_lock_still_share_the_work(
     assert decoy.read_text() == "not a lock\n"
 
 
-def test_a_reaper_waits_for_one_that_holds_the_lock(profile: Profile) -> None:
+def test_a_reaper_waits_for_one_that_holds_the_lock(profile: Profile, procs: Processes) -> None:
     sessions = profile.data / "sessions"
     make_session(sessions, "dead", ended=time.time() - 5 * DAY)
     fd = os.open(sessions / ".reap.lock", os.O_RDWR | os.O_CREAT, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
-        reaper = profile.popen("reap", "--ttl", TTL)
+        reaper = procs.add(profile.popen("reap", "--ttl", TTL))
         try:
             # It announces the wait on stderr and removes nothing while it waits.
             assert reaper.stderr is not None
@@ -627,3 +630,26 @@ def test_state_workers_sys_sessions_and_reap_agree(profile: Profile, procs: Proc
     }
     for sid in sessions_seen:
         assert signal_[sid] == {k: workers[sid][k] for k in ("id", "state", "exit_code")}
+
+
+def test_a_session_that_comes_alive_while_being_measured_is_kept(
+    profile: Profile, procs: Processes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Liveness is judged again after the age walk, right before removal."""
+    sessions = profile.data / "sessions"
+    session = make_session(sessions, "revived", pid=gone_pid(), age=5 * DAY)
+    worker = start_sleeper(procs)
+    measure = reap._newest_mtime
+
+    def measure_then_revive(fd: int, cutoff: float, where: str, depth: int = 0) -> float:
+        newest = measure(fd, cutoff, where, depth)
+        if depth == 0:  # the worker restarts in this session while it is being measured
+            meta = {"id": "revived", "pid": worker.pid, "started": time.time(), "cmd": "work"}
+            (session / "meta.json").write_text(json.dumps(meta))
+        return newest
+
+    monkeypatch.setattr(reap, "_newest_mtime", measure_then_revive)
+    monkeypatch.setenv("LOOOP_DATA_DIR", str(profile.data))
+    result = reap.reap(looop_paths.resolve(), ttl=3600)
+    assert result.live == ["revived"] and result.sessions == []
+    assert (session / "meta.json").is_file()
