@@ -32,9 +32,10 @@ Why it is shaped this way:
   from ``lock.holder_pid`` (which never touches the lock); the wait then holds
   a pidfd (Linux) or an ``EVFILT_PROC`` event (kqueue) on that process and is
   woken the instant it exits, then asks the lock again: only a free lock is
-  ``pulse-down``. It never takes the lock, not even shared: a waiter holding a
-  shared lock at the moment a pulse restarts (a stopped or starved agent
-  process) would make that pulse fail to start. Arming re-reads the holder
+  ``pulse-down``. It never blocks on the lock: a shared ``flock`` would be
+  granted the instant the pulse dies, but a waiter still holding it when a
+  pulse restarts (a stopped or starved agent process) would make that pulse
+  fail to start. Arming re-reads the holder
   after opening the handle, so a reused pid cannot be watched by mistake.
   Where no handle can be had, the lock is probed every 500 ms. While the
   handle is quiet the holder is known to live, so the returned state takes
