@@ -34,8 +34,20 @@ def _open_current(path: Path) -> int:
 
 
 def record(path: Path, event: str, max_bytes: int = MAX_BYTES, **fields: Any) -> None:
-    line = json.dumps({"ts": round(time.time(), 3), "event": event, **fields}, default=str)
-    data = (line + "\n").encode()
+    record_many(path, [(event, fields)], max_bytes)
+
+
+def record_many(
+    path: Path, entries: list[tuple[str, dict[str, Any]]], max_bytes: int = MAX_BYTES
+) -> None:
+    """Append several events with one lock and one write (a reaper's whole run)."""
+    if not entries:
+        return
+    now = round(time.time(), 3)
+    lines = [
+        json.dumps({"ts": now, "event": event, **fields}, default=str) for event, fields in entries
+    ]
+    data = ("\n".join(lines) + "\n").encode()
     try:
         fd = _open_current(path)
         try:

@@ -389,7 +389,9 @@ def _reaping_name(token: str, sid: str) -> str:
 class _Reaper:
     def __init__(self, paths: Paths, ttl: float, dry_run: bool, now: float) -> None:
         self.paths = paths
-        self.events = paths.events  # one Path for every event, not one per event
+        self.events = paths.events
+        # Written together at the end of the run: one lock and one write, not one per removal.
+        self.pending_events: list[tuple[str, dict[str, Any]]] = []
         self.ttl = ttl
         self.dry_run = dry_run
         self.now = now
@@ -587,13 +589,16 @@ class _Reaper:
             return
         record = emptied.record
         self.result.sessions.append(record)
-        events.record(
-            self.events,
-            "session_reaped",
-            id=emptied.sid,
-            state=record["state"],
-            exit_code=record["exit_code"],
-            age=record["age"],
+        self.pending_events.append(
+            (
+                "session_reaped",
+                {
+                    "id": emptied.sid,
+                    "state": record["state"],
+                    "exit_code": record["exit_code"],
+                    "age": record["age"],
+                },
+            )
         )
 
     def finish_leftover(self, name: str) -> None:
@@ -711,7 +716,7 @@ class _Reaper:
             self.error("claim", name, f"cannot remove: {exc.strerror}")
             return
         self.result.claims.append({"name": name, "session": sid, "why": why})
-        events.record(self.events, "claim_reaped", name=name, session=sid, why=why)
+        self.pending_events.append(("claim_reaped", {"name": name, "session": sid, "why": why}))
 
     def run(self) -> ReapResult:
         self.sessions_fd = self.open_area("sessions")
@@ -726,6 +731,7 @@ class _Reaper:
         finally:
             if self.sessions_fd is not None:
                 os.close(self.sessions_fd)
+            events.record_many(self.events, self.pending_events)
         r = self.result
         for found in (r.sessions, r.young, r.unknown):
             found.sort(key=lambda item: item["id"])
