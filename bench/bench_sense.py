@@ -53,15 +53,26 @@ def compare(name: str, count: int, body: str, rounds: int, goal: float) -> None:
 
 
 def scaling(rounds: int) -> None:
+    """Beat time at 10, 100 and 1,000 instant sensors: per sensor, and per added sensor.
+
+    The per-sensor figure includes the fixed cost of starting the command;
+    the marginal one (between sizes) is what each further sensor costs.
+    """
+    previous: tuple[int, float] | None = None
     for count in (10, 100, 1000):
         root, env = make_profile(count, "echo '{\"signal\": 1}'")
         try:
             times = [timed(lambda env=env: run([LOOOP, "sense"], env)) for _ in range(rounds)]
             beat = statistics.median(times)
+            marginal = ""
+            if previous is not None:
+                added = (beat - previous[1]) / (count - previous[0])
+                marginal = f", {added * 1000:5.2f} ms per added sensor"
             print(
                 f"scaling: {count:5d} sensors, beat {beat * 1000:7.1f} ms, "
-                f"{beat / count * 1000:6.2f} ms per sensor  [median of {rounds}]"
+                f"{beat / count * 1000:6.2f} ms per sensor{marginal}  [median of {rounds}]"
             )
+            previous = (count, beat)
         finally:
             shutil.rmtree(root, ignore_errors=True)
 
