@@ -144,38 +144,37 @@ def status_command(as_json: bool) -> None:
     sys.exit(status.print_report(resolve(), as_json=as_json))
 
 
-@cli.command("up")
-def up_command() -> None:
-    """Start the pulse: through systemd/launchd when installed, else detached."""
+def _start_stop(start: bool) -> None:
     from looop import daemon
 
     def body() -> int:
         paths = resolve()
-        load_config(paths)  # a broken config is reported here, not as "started"
+        if start:
+            load_config(paths)  # a broken config is reported here, not as "started"
         try:
-            message = daemon.up(paths)
+            message = daemon.up(paths) if start else daemon.down(paths)
         except daemon.StartError as exc:
             die(str(exc), exc.exit_code)
         click.echo(message)
         return 0
 
     guarded(body)
+
+
+@cli.command("up")
+def up_command() -> None:
+    """Start the pulse: through systemd/launchd when installed, else detached.
+
+    Returns once the pulse has taken the lock and published its first beat,
+    or says why it did not.
+    """
+    _start_stop(start=True)
 
 
 @cli.command("down")
 def down_command() -> None:
     """Stop the pulse: through systemd/launchd when installed, else by SIGTERM."""
-    from looop import daemon
-
-    def body() -> int:
-        try:
-            message = daemon.down(resolve())
-        except daemon.StartError as exc:
-            die(str(exc), exc.exit_code)
-        click.echo(message)
-        return 0
-
-    guarded(body)
+    _start_stop(start=False)
 
 
 @cli.command("install")

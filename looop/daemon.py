@@ -22,6 +22,7 @@ import selectors
 import signal
 import socket
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from looop import lock, service, units
@@ -45,13 +46,21 @@ def log_file(paths: Paths) -> Path:
     return paths.data_dir / "pulse.log"
 
 
-def up(paths: Paths) -> str:
+def _through_manager(paths: Paths, act: Callable[[Paths], None]) -> str | None:
+    """Have the service manager act when looop is installed; its name, else None."""
     manager = units.installed_manager(paths)
+    if manager is None:
+        return None
+    try:
+        act(paths)
+    except service.ServiceError as exc:
+        raise StartError(str(exc)) from None
+    return manager
+
+
+def up(paths: Paths) -> str:
+    manager = _through_manager(paths, service.manager_start)
     if manager is not None:
-        try:
-            service.manager_start(paths)
-        except service.ServiceError as exc:
-            raise StartError(str(exc)) from None
         return f"started through {manager}"
     holder = lock.holder_pid(paths)
     if holder is not None and lock.holder_role(paths, holder) != "sense":
@@ -61,12 +70,8 @@ def up(paths: Paths) -> str:
 
 
 def down(paths: Paths) -> str:
-    manager = units.installed_manager(paths)
+    manager = _through_manager(paths, service.manager_stop)
     if manager is not None:
-        try:
-            service.manager_stop(paths)
-        except service.ServiceError as exc:
-            raise StartError(str(exc)) from None
         return f"stopped through {manager}"
     pid = lock.holder_pid(paths)
     if pid is None:
