@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,7 +21,7 @@ from typing import Any
 
 from looop import events, probes, sensors, snapshots, worldhash
 from looop.config import Config
-from looop.paths import Paths
+from looop.paths import Paths, looop_bin
 
 
 @dataclass
@@ -55,15 +53,6 @@ class BeatResult:
         if self.publish_error:
             line += f" · not published: {self.publish_error}"
         return line
-
-
-def looop_bin() -> str:
-    """Absolute path of the ``looop`` executable sensors should call back."""
-    found = shutil.which("looop")
-    argv0 = os.path.abspath(sys.argv[0]) if sys.argv and sys.argv[0] else ""
-    if argv0 and os.path.basename(argv0) == "looop" and os.access(argv0, os.X_OK):
-        return argv0
-    return found or argv0
 
 
 def _user_readings(

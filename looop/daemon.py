@@ -26,8 +26,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from looop import lock, service, units
-from looop.beat import looop_bin
-from looop.paths import Paths, ensure_runtime_dir
+from looop.paths import Paths, ensure_runtime_dir, looop_bin
 
 UMASK = 0o077  # python-daemon's default is 0; the pulse's files are private
 READY_TIMEOUT = 120.0  # seconds for a detached pulse to take the lock and beat once

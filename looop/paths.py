@@ -218,3 +218,17 @@ def ensure_runtime_dir(paths: Paths) -> Path:
     except OSError as exc:
         raise RuntimeDirError(f"cannot write {marker}: {exc.strerror}") from exc
     return rt
+
+
+def looop_bin() -> str:
+    """Absolute path of this installation's ``looop`` executable.
+
+    Sensors get it as ``LOOOP_BIN``, ``looop install`` writes it into the
+    units and ``looop up`` execs it: the command being run wins over PATH.
+    """
+    argv0 = os.path.abspath(sys.argv[0]) if sys.argv and sys.argv[0] else ""
+    if argv0 and os.path.basename(argv0) == "looop" and os.access(argv0, os.X_OK):
+        return argv0
+    import shutil
+
+    return shutil.which("looop") or argv0

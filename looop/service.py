@@ -41,7 +41,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from looop.paths import Paths
+from looop.paths import Paths, looop_bin
 from looop.units import (
     LAUNCHD,
     MANAGERS,
@@ -145,8 +145,6 @@ def template_text(relative: str) -> str:
 
 
 def _looop_bin() -> str:
-    from looop.beat import looop_bin
-
     found = looop_bin()
     if not found or not os.path.isabs(found):
         raise ServiceError("cannot tell where the looop executable is; run it by its full path")
