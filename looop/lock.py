@@ -5,13 +5,18 @@ for any reason (exit, crash, ``kill -9``), so there is never a stale lock to
 reclaim and no pid-liveness guess that a reused pid can fool. The pid file
 beside the lock is written for messages ("already running (pid N)") only.
 
-Why the probe reads ``/proc/locks`` first: a probe that takes the lock, even
-for a moment, can make a pulse that starts in that moment believe another one
-runs. On Linux the kernel names the holder without anyone touching the lock.
-Where it cannot (macOS), the probe takes a *shared* lock for a few
-microseconds, and ``acquire`` retries briefly so such a probe never makes a
-start fail. The lock fd is close-on-exec, so sensors never inherit it (a
-sensor that outlived the pulse would otherwise keep the lock held).
+How the probe asks without getting in the way: it tries a *shared* lock for
+a few microseconds (free means nobody runs) and ``acquire`` keeps trying for
+a quarter of a second before it believes the lock is held, so a probe can
+never make a starting pulse fail. When the lock is held, the holder's pid
+comes from the kernel where it says so: the holder's own
+``/proc/<pid>/fdinfo/<fd>`` lists the lock it holds (the pid file names that
+fd), else ``/proc/locks``. ``/proc/locks`` is the fallback, not the first
+choice, because reading it waits for a kernel grace period (tens of
+milliseconds), and ``looop status`` should answer faster than that.
+
+The lock fd is close-on-exec, so sensors never inherit it (a sensor that
+outlived the pulse would otherwise keep the lock held).
 """
 
 from __future__ import annotations
@@ -58,13 +63,16 @@ class PulseLock:
         self.release()
 
 
-def _read_pid_file(path: Path) -> tuple[int | None, str]:
-    """(pid, role) from the pid file, where role is "pulse" or "sense"."""
+def _read_pid_file(path: Path) -> tuple[int | None, str, int | None]:
+    """(pid, role, fd) from the pid file: "<pid> <pulse|sense> <lock fd>"."""
     try:
         fields = path.read_text().split()
-        return int(fields[0]), (fields[1] if len(fields) > 1 else "pulse")
+        pid = int(fields[0])
     except (OSError, ValueError, IndexError):
-        return None, ""
+        return None, "", None
+    role = fields[1] if len(fields) > 1 else "pulse"
+    fd = int(fields[2]) if len(fields) > 2 and fields[2].isdigit() else None
+    return pid, role, fd
 
 
 def _read_pid(path: Path) -> int | None:
@@ -77,7 +85,7 @@ def holder_role(paths: Paths, pid: int) -> str:
     The pid file only counts when it names that same pid: a file left by an
     earlier holder that was killed says nothing about the current one.
     """
-    file_pid, role = _read_pid_file(paths.pid_file)
+    file_pid, role, _ = _read_pid_file(paths.pid_file)
     return role if file_pid == pid and pid else "unknown"
 
 
@@ -107,57 +115,75 @@ def acquire(paths: Paths, role: str = "pulse") -> PulseLock:
         os.close(fd)
         raise
     tmp = paths.pid_file.with_name(f".{paths.pid_file.name}.{os.getpid()}")
-    tmp.write_text(f"{os.getpid()} {role}\n")
+    tmp.write_text(f"{os.getpid()} {role} {fd}\n")
     os.replace(tmp, paths.pid_file)
     return PulseLock(paths, fd)
 
 
-def _proc_locks_holder(dev: int, ino: int) -> int | None:
-    """The pid holding an exclusive flock on (dev, ino) per /proc/locks, if listed."""
+def _flock_line_matches(line: bytes, ino: int) -> int | None:
+    """The pid of an exclusive flock on inode ``ino`` in a /proc locks line."""
+    fields = line.split()
+    if fields[:1] == [b"lock:"]:
+        fields = fields[1:]
+    if len(fields) < 6 or fields[1] != b"FLOCK" or fields[3] != b"WRITE":
+        return None
+    # The device part can differ on stacked filesystems (overlayfs): match the inode.
+    if not fields[5].endswith(f":{ino}".encode()):
+        return None
+    return int(fields[4])
+
+
+def _fdinfo_holder(pid: int, fd: int, ino: int) -> bool:
+    """Does the kernel say process ``pid`` holds our lock through its ``fd``?"""
+    try:
+        with open(f"/proc/{pid}/fdinfo/{fd}", "rb") as fh:
+            lines = fh.read().splitlines()
+    except OSError:
+        return False
+    return any(_flock_line_matches(line, ino) == pid for line in lines)
+
+
+def _proc_locks_holder(ino: int) -> int | None:
+    """The pid holding an exclusive flock on ``ino`` per /proc/locks, if listed."""
     try:
         with open("/proc/locks", "rb") as fh:
             data = fh.read()
     except OSError:
         return None
-    want_dev = f"{os.major(dev):02x}:{os.minor(dev):02x}:{ino}".encode()
-    want_ino = f":{ino}".encode()
-    fallback: int | None = None
     for line in data.splitlines():
-        fields = line.split()
-        if len(fields) < 6 or fields[1] == b"->" or fields[1] != b"FLOCK" or fields[3] != b"WRITE":
-            continue
-        ident = fields[5]
-        if ident == want_dev:
-            return int(fields[4])
-        # Stacked filesystems (overlayfs) can report another device number.
-        if ident.endswith(want_ino) and fallback is None:
-            fallback = int(fields[4])
-    return fallback
+        if b"->" in line:
+            continue  # a waiter, not a holder
+        pid = _flock_line_matches(line, ino)
+        if pid is not None:
+            return pid
+    return None
 
 
 def holder_pid(paths: Paths) -> int | None:
     """Pid of the process holding the lock, or None if nobody holds it.
 
-    0 means held by a process whose pid is not known yet (it has not written
-    the pid file). Never takes the lock exclusively; see the module
-    docstring. Raises OSError when the lock file cannot be examined.
+    0 means held by a process whose pid is not known (not yet written, and
+    the kernel does not say). Raises OSError when the lock file cannot be
+    examined. See the module docstring for why this never gets in the way of
+    a starting pulse.
     """
     try:
         fd = os.open(paths.lock_file, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
     except FileNotFoundError:
         return None
     try:
-        st = os.fstat(fd)
-        pid = _proc_locks_holder(st.st_dev, st.st_ino)
-        if pid is not None:
-            return pid
         try:
             fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
         except OSError as exc:
-            if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
-                return _read_pid(paths.pid_file) or 0
-            raise
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        return None
+            if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN):
+                raise
+        else:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            return None
+        ino = os.fstat(fd).st_ino
     finally:
         os.close(fd)
+    pid, _, holder_fd = _read_pid_file(paths.pid_file)
+    if pid and holder_fd is not None and _fdinfo_holder(pid, holder_fd, ino):
+        return pid
+    return _proc_locks_holder(ino) or pid or 0

@@ -29,7 +29,7 @@ Why it is shaped this way:
   On macOS and the BSDs ``select.kqueue`` (standard library) watches the same
   directories and files.
 * **Pulse death by process handle, not by lock.** The lock holder's pid comes
-  from ``lock.holder_pid`` (which never touches the lock); the wait then holds
+  from ``lock.holder_pid`` (which never stands in a starting pulse's way); the wait then holds
   a pidfd (Linux) or an ``EVFILT_PROC`` event (kqueue) on that process and is
   woken the instant it exits, then asks the lock again: only a free lock is
   ``pulse-down``. It never blocks on the lock: a shared ``flock`` would be
