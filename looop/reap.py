@@ -46,7 +46,10 @@ Why it is shaped this way:
 * **A claim of a missing session** is removed once the claim file is older
   than ``CLAIM_GRACE`` seconds, so a lease written a moment before its
   session directory appears is not taken away; a claim of a *dead* session
-  goes at once.
+  goes at once. Missing means that ``sessions/<id>`` does not exist, or that
+  ``sessions/`` itself does not; a ``sessions/`` that exists but cannot be
+  opened (a link, no permission) says nothing about any session, so every
+  claim is then kept as unknown.
 * **Cheap for the common case.** A session whose status says it exited with an
   ``ended`` time is judged from that one file: no process-table lookup, no
   walk. One ``scandir`` per directory, its ``d_type`` saves a ``stat`` per
@@ -398,6 +401,10 @@ class _Reaper:
         self.cutoff = now - ttl
         self.result = ReapResult(dry_run=dry_run, ttl=ttl)
         self.sessions_fd: int | None = None
+        # Why sessions/ is not open: None while it is (or before the run opens
+        # it), "missing" when it does not exist, else what stopped the open.
+        # Only a missing sessions/ says a claim's session is missing.
+        self.sessions_closed: str | None = None
         # Liveness each session id was found in by the session pass; claims use it
         # so a dry run and a real run judge a claim the same way.
         self.seen: dict[str, str] = {}
@@ -409,20 +416,21 @@ class _Reaper:
         self.renamed = 0
 
     # -- sessions --
-    def open_area(self, name: str) -> int | None:
+    def open_area(self, name: str) -> tuple[int | None, str | None]:
+        """(descriptor, None), or (None, why not): ``MISSING`` or what stopped the open."""
         path = self.paths.data_dir / name
         try:
-            return os.open(path, DIR_FLAGS)
+            return os.open(path, DIR_FLAGS), None
         except FileNotFoundError:
-            return None
+            return None, MISSING
         except OSError as exc:
-            why = (
+            why = str(
                 "is a symlink or not a directory; never followed"
                 if exc.errno in (errno.ELOOP, errno.ENOTDIR)
                 else exc.strerror
             )
-            self.error("directory", f"{name}/", str(why))
-            return None
+            self.error("directory", f"{name}/", why)
+            return None, why
 
     def error(self, what: str, name: str, message: str, **extra: Any) -> None:
         self.result.errors.append({"what": what, "name": name, "error": message, **extra})
@@ -632,7 +640,9 @@ class _Reaper:
         if not fresh and sid in self.seen:
             return self.seen[sid]
         if self.sessions_fd is None:
-            return MISSING
+            # Only a sessions/ that does not exist says its sessions are missing;
+            # one that cannot be opened says nothing about them.
+            return MISSING if self.sessions_closed == MISSING else UNKNOWN
         try:
             os.stat(sid, dir_fd=self.sessions_fd, follow_symlinks=False)
         except FileNotFoundError:
@@ -654,6 +664,12 @@ class _Reaper:
         if live == ALIVE:
             return sid, "live", False
         if live == UNKNOWN:
+            if self.sessions_fd is None:
+                return (
+                    sid,
+                    f"session {sid} unknown (sessions/ cannot be opened), never deleted blind",
+                    False,
+                )
             return sid, f"session {sid} unknown, never deleted blind", False
         if live == DEAD or self.seen.get(sid) == DEAD:
             return sid, "dead", True
@@ -670,7 +686,7 @@ class _Reaper:
         return sid, "missing", True
 
     def claims_pass(self) -> None:
-        cfd = self.open_area("claims")
+        cfd, _ = self.open_area("claims")
         if cfd is None:
             return
         try:
@@ -719,7 +735,7 @@ class _Reaper:
         self.pending_events.append(("claim_reaped", {"name": name, "session": sid, "why": why}))
 
     def run(self) -> ReapResult:
-        self.sessions_fd = self.open_area("sessions")
+        self.sessions_fd, self.sessions_closed = self.open_area("sessions")
         try:
             if self.dry_run:
                 self.sessions_pass()

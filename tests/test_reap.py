@@ -439,6 +439,43 @@ def test_claims_of_dead_or_missing_sessions_go_and_live_ones_stay(
     assert "live.json" in {c["name"] for c in result["reaped"]["claims"]}
 
 
+def old_claim(claims: Path, name: str, sid: str) -> Path:
+    """``claims/<name>`` naming session ``sid``, older than the grace for a missing session."""
+    claims.mkdir(parents=True, exist_ok=True)
+    path = claims / name
+    path.write_text(json.dumps({"session": sid}))
+    backdate(path, 600)
+    return path
+
+
+def test_claims_go_when_sessions_dir_is_missing(profile: Profile) -> None:
+    """No ``sessions/`` at all: every session is missing, so old claims of them go."""
+    claim = old_claim(profile.data / "claims", "gone.json", "never-existed")
+    code, result = reap_json(profile, "--ttl", TTL)
+    assert code == 0, result
+    assert [c["name"] for c in result["reaped"]["claims"]] == ["gone.json"]
+    assert not claim.exists()
+
+
+def test_claims_are_kept_when_a_linked_sessions_dir_cannot_be_read(
+    profile: Profile, procs: Processes
+) -> None:
+    """A ``sessions/`` the reaper refuses to open says nothing about its sessions."""
+    worker = start_sleeper(procs)
+    elsewhere = profile.root / "elsewhere"
+    make_session(elsewhere, "alive", pid=worker.pid, started=time.time())
+    profile.data.mkdir(parents=True)
+    os.symlink(elsewhere, profile.data / "sessions")
+    claim = old_claim(profile.data / "claims", "live.json", "alive")
+
+    code, result = reap_json(profile, "--ttl", TTL)
+    assert code == 1, result  # the linked sessions/ itself is reported
+    assert result["reaped"]["claims"] == []
+    assert claim.is_file(), "the claim of a live session was deleted blind"
+    kept = {c["name"]: c["why"] for c in result["kept"]["claims"]}
+    assert "unknown" in kept["live.json"]
+
+
 # --- acceptance 5: failures are per session -----------------------------------------
 def as_plain_user() -> list[str]:
     """A prefix that makes permission bits bind for this process, even as root.
@@ -530,6 +567,28 @@ def test_an_unreadable_subdirectory_is_reported_and_the_rest_reaped(
         "e-unmeasured",
     }
     assert os.listdir(sessions) == [".reap.lock"]
+
+
+def test_claims_are_kept_when_sessions_dir_is_unreadable(
+    profile: Profile, procs: Processes, locked_dirs: list[Path]
+) -> None:
+    prefix = as_plain_user()
+    worker = start_sleeper(procs)
+    sessions = profile.data / "sessions"
+    make_session(sessions, "alive", pid=worker.pid, started=time.time())
+    claim = old_claim(profile.data / "claims", "live.json", "alive")
+    sessions.chmod(0)
+    locked_dirs.append(sessions)
+
+    out = run_reap(profile, "--json", "--ttl", TTL, prefix=prefix)
+    assert out.returncode == 1, out.stdout + out.stderr
+    result = json.loads(out.stdout)
+    assert [e["name"] for e in result["errors"]] == ["sessions/"]
+    assert "Permission denied" in result["errors"][0]["error"]
+    assert result["reaped"]["claims"] == []
+    assert claim.is_file(), "the claim of a live session was deleted blind"
+    kept = {c["name"]: c["why"] for c in result["kept"]["claims"]}
+    assert "unknown" in kept["live.json"]
 
 
 @pytest.fixture
