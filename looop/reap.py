@@ -51,8 +51,8 @@ Why it is shaped this way:
   opened (a link, no permission) says nothing about any session, so every
   claim is then kept as unknown.
 * **Cheap for the common case.** A session whose status says it exited with an
-  ``ended`` time is judged from that one file: no process-table lookup, no
-  walk. One ``scandir`` per directory, its ``d_type`` saves a ``stat`` per
+  ``ended`` time is judged from its status and meta: no process-table lookup,
+  no walk. One ``scandir`` per directory, its ``d_type`` saves a ``stat`` per
   entry; sessions are taken in inode order and removed as they are found, and
   each victim's descriptor is closed before its final ``rmdir``.
 """

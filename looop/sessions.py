@@ -16,9 +16,11 @@ later; ``inspect`` and ``scan`` are the path-based front doors for readers.
 
 Nothing here follows a symlink: a link directly under ``sessions/`` is not a
 session (unknown), and a ``meta.json`` or ``status.json`` that is a link, a
-FIFO or anything but a small regular file is unreadable. A session whose
-status already says it exited is judged without asking the process table,
-which keeps a scan of thousands of finished sessions cheap.
+FIFO or anything but a small regular file is unreadable. Meta is read
+before anything is called dead, even when the status says the session exited:
+without it the directory may not be a session at all. A session whose status
+says it exited (and whose meta reads) is judged without asking the process
+table, which keeps a scan of thousands of finished sessions cheap.
 """
 
 from __future__ import annotations
@@ -139,15 +141,15 @@ def pid_runs_session(pid: int, started: float | None) -> bool:
 def judge_at(session_fd: int) -> Verdict:
     """Judge the session whose directory is open as ``session_fd``.
 
-    The status is read first: a session that says it exited is dead without a
-    look at its meta or the process table.
+    A session whose meta cannot be read is unknown whatever its status says.
+    One that says it exited is then dead without a look at the process table.
     """
     status = read_json_at(session_fd, "status.json")
-    if status is not None and status.get("state") == "exited":
-        return Verdict(DEAD, "exited", _exit_code(status), None, status, "exited")
     meta = read_json_at(session_fd, "meta.json")
     if meta is None:
         return Verdict(UNKNOWN, "unknown", None, None, status, "meta.json unreadable")
+    if status is not None and status.get("state") == "exited":
+        return Verdict(DEAD, "exited", _exit_code(status), meta, status, "exited")
     pid = meta.get("pid")
     if isinstance(pid, bool) or not isinstance(pid, int) or pid <= 0:
         return Verdict(UNKNOWN, "unknown", None, meta, status, "meta.json has no valid pid")
@@ -170,18 +172,7 @@ def judge(parent_fd: int | None, name: str | Path) -> Verdict:
             return not_a_session("not a directory (a link or a file)")
         return not_a_session(f"cannot open: {exc.strerror}")
     try:
-        verdict = judge_at(fd)
-        if verdict.liveness == DEAD and verdict.meta is None:
-            # Readers show the meta too; the reaper does without it.
-            verdict = Verdict(
-                verdict.liveness,
-                verdict.state,
-                verdict.exit_code,
-                read_json_at(fd, "meta.json"),
-                verdict.status,
-                verdict.why,
-            )
-        return verdict
+        return judge_at(fd)
     finally:
         os.close(fd)
 

@@ -113,7 +113,10 @@ def build_fixture(profile: Profile, procs: Processes) -> Fixture:
     reused_proc = start_sleeper(procs)  # owns the pid now, started long after the session
     make_session(sessions, "pid-reused", pid=reused_proc.pid, started=now - 20 * DAY, age=10 * DAY)
 
-    make_session(sessions, "unreadable-meta", meta="{this is not json", age=10 * DAY)
+    # Garbage meta, even beside a status that says it exited long ago: never deleted blind.
+    make_session(
+        sessions, "unreadable-meta", meta="{this is not json", ended=now - 10 * DAY, age=10 * DAY
+    )
 
     # A link directly under sessions/, to a directory that even looks like a dead old session.
     (outside / "canary-dir" / "status.json").write_text(

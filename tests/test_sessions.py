@@ -97,6 +97,20 @@ def test_unreadable_or_odd_meta_is_unknown(tmp_path: Path, procs: Processes) -> 
     assert sessions.inspect(real).liveness == ALIVE
 
 
+def test_an_exited_status_does_not_make_unreadable_meta_dead(tmp_path: Path) -> None:
+    exited = {"state": "exited", "exit_code": 0, "ended": 1_700_000_000}
+    cases = {"missing": None, "garbage": "{nope", "a list": "[1, 2]"}
+    for name, meta in cases.items():
+        d = write(tmp_path / name.replace(" ", "-"), meta, exited)
+        s = sessions.inspect(d)
+        assert (s.liveness, s.state) == (UNKNOWN, "unknown"), name
+        assert s.status == exited  # what was read is still shown
+    linked = write(tmp_path / "linked", status=exited)
+    real = write(tmp_path / "elsewhere", {"id": "x", "pid": 1, "started": 1})
+    os.symlink(real / "meta.json", linked / "meta.json")
+    assert sessions.inspect(linked).liveness == UNKNOWN
+
+
 def test_a_fifo_in_place_of_a_status_does_not_block(tmp_path: Path, procs: Processes) -> None:
     proc = sleeper(procs)
     d = write(tmp_path / "s", {"id": "s", "pid": proc.pid, "started": time.time()})
@@ -107,7 +121,7 @@ def test_a_fifo_in_place_of_a_status_does_not_block(tmp_path: Path, procs: Proce
 def test_scan_lists_real_directories_only(tmp_path: Path) -> None:
     root = tmp_path / "sessions"
     write(root / "b", {"id": "b", "pid": 999_999_999, "started": 1})
-    write(root / "a", status={"state": "exited", "exit_code": 0, "ended": 2})
+    write(root / "a", {"id": "a", "pid": 1, "started": 1}, {"state": "exited", "ended": 2})
     write(root / ".reaping-0000-c")
     (root / "file").write_text("not a session\n")
     target = write(tmp_path / "outside", status={"state": "exited", "exit_code": 0, "ended": 2})
