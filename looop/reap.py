@@ -49,7 +49,12 @@ Why it is shaped this way:
   goes at once. Missing means that ``sessions/<id>`` does not exist, or that
   ``sessions/`` itself does not; a ``sessions/`` that exists but cannot be
   opened (a link, no permission) says nothing about any session, so every
-  claim is then kept as unknown.
+  claim is then kept as unknown. A claim is judged from a descriptor opened
+  without following a link, and unlinked only when, right before, its name
+  still holds that very file unchanged (device, inode, size, mtime, ctime): a
+  lease a worker renamed into the name or rewrote meanwhile is kept. No call
+  removes a name only if it is a given file, so the few instructions between
+  that check and the unlink are the window left.
 * **Cheap for the common case.** A session whose status says it exited with an
   ``ended`` time is judged from its status and meta: no process-table lookup,
   no walk. One ``scandir`` per directory, its ``d_type`` saves a ``stat`` per
@@ -371,6 +376,11 @@ def _still_named(parent_fd: int | None, name: str, fd: int) -> bool:
         return False
 
 
+def _file_key(st: os.stat_result) -> tuple[int, ...]:
+    """What tells one version of a file from another: which file, and its last change."""
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
 def _valid_id(sid: Any) -> bool:
     return (
         isinstance(sid, str)
@@ -651,11 +661,18 @@ class _Reaper:
             return UNKNOWN
         return sessions.judge(self.sessions_fd, sid).liveness
 
-    def claim_verdict(self, cfd: int, name: str, fresh: bool) -> tuple[str | None, str, bool]:
-        """(session id, why, due) for ``claims/<name>``."""
-        claim = sessions.read_json_at(cfd, name)
-        if claim is None:
-            return None, "unreadable, never deleted blind", False
+    def claim_verdict(self, fd: int, fresh: bool) -> tuple[str | None, str, bool, Any]:
+        """(session id, why, due, fstat) for the claim file open as ``fd``."""
+        claim, st = sessions.read_json_fd(fd)
+        if claim is None or st is None:
+            return None, "unreadable, never deleted blind", False, st
+        sid, why, due = self.claim_of(claim, st.st_mtime, fresh)
+        return sid, why, due, st
+
+    def claim_of(
+        self, claim: dict[str, Any], mtime: float, fresh: bool
+    ) -> tuple[str | None, str, bool]:
+        """(session id, why, due) for a claim's content, last modified at ``mtime``."""
         sid = claim.get("session")
         if not _valid_id(sid):
             return None, "names no valid session, never deleted blind", False
@@ -673,10 +690,6 @@ class _Reaper:
             return sid, f"session {sid} unknown, never deleted blind", False
         if live == DEAD or self.seen.get(sid) == DEAD:
             return sid, "dead", True
-        try:
-            mtime = os.stat(name, dir_fd=cfd, follow_symlinks=False).st_mtime
-        except OSError:
-            mtime = self.now
         if self.now - mtime < CLAIM_GRACE:
             return (
                 sid,
@@ -711,7 +724,23 @@ class _Reaper:
             os.close(cfd)
 
     def claim(self, cfd: int, name: str) -> None:
-        sid, why, due = self.claim_verdict(cfd, name, fresh=False)
+        try:
+            fd = os.open(name, sessions.FILE_FLAGS, dir_fd=cfd)
+        except FileNotFoundError:
+            return  # removed (or renamed away) since the scan
+        except OSError as exc:
+            if exc.errno != errno.ELOOP:  # a link since the scan: not a claim
+                why = f"cannot open: {exc.strerror}, never deleted blind"
+                self.result.kept_claims.append({"name": name, "session": None, "why": why})
+            return
+        try:
+            self.claim_fd(cfd, name, fd)
+        finally:
+            os.close(fd)
+
+    def claim_fd(self, cfd: int, name: str, fd: int) -> None:
+        """Judge the claim open as ``fd``; remove ``name`` only while it is still that file."""
+        sid, why, due, _ = self.claim_verdict(fd, fresh=False)
         if not due:
             self.result.kept_claims.append({"name": name, "session": sid, "why": why})
             return
@@ -720,8 +749,20 @@ class _Reaper:
             self.result.claims.append(record)
             return
         # Judge again right before removing: the lease may have been rewritten.
-        sid, why, due = self.claim_verdict(cfd, name, fresh=True)
+        sid, why, due, judged = self.claim_verdict(fd, fresh=True)
         if not due:
+            self.result.kept_claims.append({"name": name, "session": sid, "why": why})
+            return
+        # The name must still be the very file just judged, unchanged since: a
+        # worker may have renamed a fresh lease into it, or rewritten it in place.
+        try:
+            now = os.stat(name, dir_fd=cfd, follow_symlinks=False)
+        except FileNotFoundError:
+            return
+        except OSError:
+            now = None
+        if now is None or _file_key(now) != _file_key(judged):
+            why = "changed while being judged, kept"
             self.result.kept_claims.append({"name": name, "session": sid, "why": why})
             return
         try:

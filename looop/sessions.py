@@ -43,7 +43,7 @@ START_SLACK = 2.0
 MAX_JSON_BYTES = 1 << 20
 
 DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
-_FILE_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
+FILE_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
 
 
 @dataclass(frozen=True)
@@ -91,22 +91,34 @@ class Verdict:
 def read_json_at(dir_fd: int | None, name: str | Path) -> dict[str, Any] | None:
     """A JSON object from a small regular file, never through a symlink; else None."""
     try:
-        fd = os.open(name, _FILE_FLAGS, dir_fd=dir_fd)
+        fd = os.open(name, FILE_FLAGS, dir_fd=dir_fd)
     except OSError:
         return None
     try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode) or st.st_size > MAX_JSON_BYTES:
-            return None
-        # Read what fstat promised (and one byte more, to notice growth): a fixed
-        # large buffer would cost an allocation the size of the cap per file.
-        data = os.read(fd, st.st_size + 1)
-        value = json.loads(data)
-    except (OSError, ValueError):
-        return None
+        return read_json_fd(fd)[0]
     finally:
         os.close(fd)
-    return value if isinstance(value, dict) else None
+
+
+def read_json_fd(fd: int) -> tuple[dict[str, Any] | None, os.stat_result | None]:
+    """The JSON object in the open file ``fd`` (from its start) and its ``fstat``.
+
+    The object is None unless the file is a small regular file holding a JSON
+    object; the stat is None only when ``fstat`` itself failed.
+    """
+    try:
+        st = os.fstat(fd)
+    except OSError:
+        return None, None
+    if not stat.S_ISREG(st.st_mode) or st.st_size > MAX_JSON_BYTES:
+        return None, st
+    try:
+        # Read what fstat promised (and one byte more, to notice growth): a fixed
+        # large buffer would cost an allocation the size of the cap per file.
+        value = json.loads(os.pread(fd, st.st_size + 1, 0))
+    except (OSError, ValueError):
+        return None, st
+    return (value if isinstance(value, dict) else None), st
 
 
 def _number(value: Any) -> float | None:

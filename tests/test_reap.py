@@ -27,7 +27,7 @@ import pytest
 from conftest import LOOOP, Processes, Profile, pid_alive
 
 from looop import paths as looop_paths
-from looop import reap
+from looop import reap, sessions
 
 DAY = 86400.0
 TTL = "3600"
@@ -715,3 +715,63 @@ def test_a_session_that_comes_alive_while_being_measured_is_kept(
     result = reap.reap(looop_paths.resolve(), ttl=3600)
     assert result.live == ["revived"] and result.sessions == []
     assert (session / "meta.json").is_file()
+
+
+def test_a_lease_renamed_over_a_claim_being_judged_is_kept(
+    profile: Profile, procs: Processes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A worker atomically renames a fresh lease into the name of a claim judged due."""
+    root = profile.data / "sessions"
+    make_session(root, "dead", ended=time.time() - 60)  # young: kept, but its claim is due
+    worker = start_sleeper(procs)
+    make_session(root, "alive", pid=worker.pid, started=time.time())
+    lease = old_claim(profile.data / "claims", "job.json", "dead")
+    judge = sessions.judge
+    renamed: list[int] = []
+
+    def judge_while_a_worker_takes_the_lease(parent_fd: int | None, name: Any) -> Any:
+        verdict = judge(parent_fd, name)
+        if name == "dead" and not renamed:  # the last look before removal
+            fresh = lease.with_name(".job.json.tmp")
+            fresh.write_text(json.dumps({"session": "alive"}))
+            os.rename(fresh, lease)
+            renamed.append(lease.stat().st_ino)
+        return verdict
+
+    monkeypatch.setattr(sessions, "judge", judge_while_a_worker_takes_the_lease)
+    monkeypatch.setenv("LOOOP_DATA_DIR", str(profile.data))
+    result = reap.reap(looop_paths.resolve(), ttl=3600)
+    assert renamed, "the claim was never judged again before removal"
+    assert lease.is_file(), "a fresh lease was deleted"
+    assert json.loads(lease.read_text()) == {"session": "alive"}
+    assert result.claims == [] and result.errors == []
+    assert [c["name"] for c in result.kept_claims] == ["job.json"]
+
+
+def test_a_lease_rewritten_in_place_after_judging_is_kept(
+    profile: Profile, procs: Processes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Same file, new content, written after the last read: the claim is not removed."""
+    root = profile.data / "sessions"
+    make_session(root, "dead", ended=time.time() - 60)
+    worker = start_sleeper(procs)
+    make_session(root, "alive", pid=worker.pid, started=time.time())
+    lease = old_claim(profile.data / "claims", "job.json", "dead")
+    judge = sessions.judge
+    rewritten: list[bool] = []
+
+    def judge_while_a_worker_rewrites(parent_fd: int | None, name: Any) -> Any:
+        verdict = judge(parent_fd, name)
+        if name == "dead" and not rewritten:
+            with open(lease, "r+") as f:  # the same inode, truncated and rewritten
+                f.truncate(0)
+                f.write(json.dumps({"session": "alive"}))
+            rewritten.append(True)
+        return verdict
+
+    monkeypatch.setattr(sessions, "judge", judge_while_a_worker_rewrites)
+    monkeypatch.setenv("LOOOP_DATA_DIR", str(profile.data))
+    result = reap.reap(looop_paths.resolve(), ttl=3600)
+    assert rewritten
+    assert json.loads(lease.read_text()) == {"session": "alive"}
+    assert result.claims == [] and result.errors == []
