@@ -109,7 +109,12 @@ def run_beat(
             failed.append(reading.name.removeprefix("sensor-"))
             files[f"{reading.name}.err"] = reading.stderr
     for name, probe in probes.PROBES.items():
-        files[f"{name}.json"] = _encode(probe(paths))
+        try:
+            reading = probe(paths)
+        except Exception as exc:  # a probe's bug must not cost the beat
+            reading = sensors.error_value({"probe_failed": True}, f"{name}: {exc!r}")
+            failed.append(name)
+        files[f"{name}.json"] = _encode(reading)
     publish_error = None
     try:
         snapshots.publish(paths, files)
@@ -139,4 +144,6 @@ def run_beat(
 
 
 def _encode(value: Any) -> bytes:
-    return (json.dumps(value, ensure_ascii=False, indent=None) + "\n").encode()
+    # ASCII escapes: a reading may hold text that is not valid UTF-8 (a lone
+    # surrogate from a "\ud800" escape) and must still be written.
+    return (json.dumps(value, ensure_ascii=True) + "\n").encode()

@@ -21,6 +21,7 @@ outlived the pulse would otherwise keep the lock held).
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import os
@@ -55,6 +56,19 @@ class PulseLock:
         finally:
             os.close(self.fd)
             self.fd = -1
+
+    def still_ours(self) -> bool:
+        """Does the lock file's path still name the file we hold locked?"""
+        try:
+            held, named = os.fstat(self.fd), os.stat(self.paths.lock_file, follow_symlinks=False)
+        except OSError:
+            return False
+        return (held.st_dev, held.st_ino) == (named.st_dev, named.st_ino)
+
+    def touch(self) -> None:
+        """Keep the lock file young for cleaners that go by age."""
+        with contextlib.suppress(OSError):
+            os.utime(self.fd)
 
     def __enter__(self) -> PulseLock:
         return self
@@ -104,15 +118,26 @@ def acquire(paths: Paths, role: str = "pulse") -> PulseLock:
         while True:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
             except OSError as exc:
                 if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN):
                     raise
+            else:
+                held = PulseLock(paths, fd)
+                if held.still_ours():
+                    break
+                # The file was removed (or replaced) after we opened it: a
+                # lock on it excludes nobody. Lock what the path names now.
+                os.close(fd)
+                fd = -1
+                fd = os.open(paths.lock_file, flags, 0o600)
+                os.fchmod(fd, 0o600)
+                continue
             if time.monotonic() >= deadline:
                 raise AlreadyRunning(holder_pid(paths))
             time.sleep(0.005)
     except BaseException:
-        os.close(fd)
+        if fd >= 0:
+            os.close(fd)
         raise
     tmp = paths.pid_file.with_name(f".{paths.pid_file.name}.{os.getpid()}")
     tmp.write_text(f"{os.getpid()} {role} {fd}\n")
@@ -143,20 +168,29 @@ def _fdinfo_holder(pid: int, fd: int, ino: int) -> bool:
     return any(_flock_line_matches(line, ino) == pid for line in lines)
 
 
-def _proc_locks_holder(ino: int) -> int | None:
-    """The pid holding an exclusive flock on ``ino`` per /proc/locks, if listed."""
+def _proc_locks_holder(dev: int, ino: int) -> int | None:
+    """The pid holding an exclusive flock on (dev, ino) per /proc/locks, if listed.
+
+    An exact device match wins; an inode-only match is the fallback for
+    stacked filesystems (overlayfs), which can report another device number.
+    """
     try:
         with open("/proc/locks", "rb") as fh:
             data = fh.read()
     except OSError:
         return None
+    exact = f"{os.major(dev):02x}:{os.minor(dev):02x}:{ino}".encode()
+    fallback = None
     for line in data.splitlines():
         if b"->" in line:
             continue  # a waiter, not a holder
         pid = _flock_line_matches(line, ino)
-        if pid is not None:
+        if pid is None:
+            continue
+        if line.split()[5] == exact:
             return pid
-    return None
+        fallback = fallback or pid
+    return fallback
 
 
 def holder_pid(paths: Paths) -> int | None:
@@ -180,10 +214,10 @@ def holder_pid(paths: Paths) -> int | None:
         else:
             fcntl.flock(fd, fcntl.LOCK_UN)
             return None
-        ino = os.fstat(fd).st_ino
+        st = os.fstat(fd)
     finally:
         os.close(fd)
     pid, _, holder_fd = _read_pid_file(paths.pid_file)
-    if pid and holder_fd is not None and _fdinfo_holder(pid, holder_fd, ino):
+    if pid and holder_fd is not None and _fdinfo_holder(pid, holder_fd, st.st_ino):
         return pid
-    return _proc_locks_holder(ino) or pid or 0
+    return _proc_locks_holder(st.st_dev, st.st_ino) or pid or 0

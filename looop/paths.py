@@ -165,8 +165,10 @@ def _absolute(path: str | Path) -> Path:
 def resolve() -> Paths:
     """Resolve the three directories from the environment (first set wins)."""
     env_data = os.environ.get("LOOOP_DATA_DIR")
-    data_dir = _absolute(env_data or _default_data_dir())
-    default_profile = data_dir == _absolute(_default_data_dir())
+    # Resolved, so that one data dir reached through a symlink is still one
+    # profile with one lock (two locks would let two pulses run on it).
+    data_dir = Path(os.path.realpath(_absolute(env_data or _default_data_dir())))
+    default_profile = data_dir == Path(os.path.realpath(_absolute(_default_data_dir())))
     env_cfg = os.environ.get("LOOOP_CONFIG")
     config_file = _absolute(env_cfg) if env_cfg else data_dir / "config.toml"
     env_rt = os.environ.get("LOOOP_RUNTIME_DIR")

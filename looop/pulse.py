@@ -63,6 +63,8 @@ def beat_budget(cfg: Config, sensor_count: int) -> float | None:
 class Pulse:
     def __init__(self, paths: Paths, cfg: Config) -> None:
         self.paths, self.config = paths, cfg
+        self.lock: lock.PulseLock | None = None
+        self.exit_code = 0
         self.notifier = notify.Notifier()
         self.watchdog = notify.Watchdog(self.notifier, notify.manager_watchdog_period())
         self.signals: deque[int] = deque()
@@ -164,17 +166,22 @@ class Pulse:
         budget = beat_budget(self.config, count)
         self.watchdog.deadline = None if budget is None else started + budget
         self.watchdog.tick()
-        result = beat.run_beat(
-            self.paths,
-            self.config,
-            self.beats,
-            on_tick=self.watchdog.tick,
-            cancel_fd=self.pipe_r,
-            cancelled=self._stop_requested,
-        )
+        self._keep_lock()
         # Fixed rate: the next beat starts `interval` after this one started;
         # an overrun starts it at once (never overlapping).
         self.next_beat = started + self.config.interval
+        try:
+            result = beat.run_beat(
+                self.paths,
+                self.config,
+                self.beats,
+                on_tick=self.watchdog.tick,
+                cancel_fd=self.pipe_r,
+                cancelled=self._stop_requested,
+            )
+        except Exception as exc:  # a bug or a broken disk must not end the service
+            log.error(f"beat {self.beats} failed: {exc!r}; the previous snapshots stay")
+            return
         if result.cancelled:
             return
         record.write(
@@ -190,6 +197,30 @@ class Pulse:
         self.notifier.status(self.status_text())
         self.watchdog.tick()
 
+    def _keep_lock(self) -> None:
+        """Make sure the lock file still names the file we hold locked.
+
+        A temp-file cleaner (or a person) may delete the lock file under a
+        long-running pulse; then the next pulse would lock a new file and run
+        beside us. So every beat checks, touches the file (cleaners go by
+        age), and takes the lock afresh if it is gone; if another pulse got
+        there first, this one stops.
+        """
+        if self.lock is None:
+            return
+        if self.lock.still_ours():
+            self.lock.touch()
+            return
+        log.warning(f"lock file {self.paths.lock_file} was removed; taking the lock again")
+        self.lock.release()
+        try:
+            self.lock = lock.acquire(self.paths)
+        except lock.AlreadyRunning as other:
+            self.lock = None
+            log.error(f"another pulse took the lock (pid {other.pid}); stopping")
+            self.stopping = True
+            self.exit_code = 1
+
     def status_text(self) -> str:
         """``beat 12 · 7/8 sensors ok · next in 52s`` for ``STATUS=``."""
         next_in = max(0, round(self.next_beat - time.monotonic()))
@@ -201,20 +232,23 @@ class Pulse:
     def shutdown(self) -> int:
         self.notifier.stopping()
         log.info("pulse stopped")
-        return 0
+        return self.exit_code
 
 
 def run_pulse(paths: Paths, cfg: Config) -> int:
     """``looop pulse``: lock, seed, beat forever. Raises lock.AlreadyRunning."""
-    held = lock.acquire(paths)
+    pulse = Pulse(paths, cfg)
+    # Handlers first: a `looop sense` that sees the lock held sends SIGUSR1 at
+    # once, and the default action of SIGUSR1 (and SIGHUP) is to die.
+    pulse.install_signals()
+    pulse.lock = lock.acquire(paths)
     try:
         prepare(paths)
-        pulse = Pulse(paths, cfg)
-        pulse.install_signals()
         log.info(f"pulse started (pid {os.getpid()}) · sensing every {cfg.interval:g}s")
         return pulse.run()
     finally:
-        held.release()
+        if pulse.lock is not None:
+            pulse.lock.release()
 
 
 @dataclass

@@ -36,17 +36,10 @@ EXCERPT = 200
 MAX_DRAIN_READS = 256  # after the leader exits, at most this many chunks per pipe
 TICK = 0.5  # the loop wakes at least this often, to show progress
 
-# Dispositions a sensor must start with at their defaults: the pulse handles
-# or ignores these (Python ignores SIGPIPE and SIGXFSZ), and an ignored signal
-# would otherwise be inherited across exec.
-SIGNALS_RESET = (
-    signal.SIGPIPE,
-    signal.SIGXFSZ,
-    signal.SIGTERM,
-    signal.SIGINT,
-    signal.SIGHUP,
-    signal.SIGUSR1,
-)
+# Every disposition a sensor starts with is the default: the pulse handles or
+# ignores some (Python ignores SIGPIPE and SIGXFSZ, a shell may have started
+# us ignoring SIGQUIT), and an ignored signal would be inherited across exec.
+SIGNALS_RESET = tuple(signal.valid_signals() - {signal.SIGKILL, signal.SIGSTOP})
 
 # The service manager's channel belongs to the pulse alone: a sensor that ran
 # systemd-notify must not be able to mark the service ready or feed its watchdog.
@@ -104,7 +97,9 @@ def parse_output(data: bytes) -> tuple[bool, Any]:
     try:
         text = data.decode("utf-8")
         return True, json.loads(text, parse_constant=_reject_constant)
-    except (UnicodeDecodeError, ValueError) as exc:
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        # RecursionError: nesting deeper than the parser can follow is not a
+        # reading either, and must not escape into the beat.
         excerpt = data[:EXCERPT].decode("utf-8", errors="replace")
         reason = "no output" if not data.strip() else str(exc)
         return False, error_value(
@@ -182,7 +177,12 @@ class SensorRun:
                 for key, _ in self.selector.select(self._wait_time()):
                     # An earlier event in this batch may have finished the sensor
                     # and closed this fd: act only on keys still registered.
-                    if key.data is not None and self.selector.get_map().get(key.fd) is key:
+                    if key.data is None:
+                        # The pulse's wake-up pipe: always let it drain, even
+                        # when already stopping, or the loop would spin on it.
+                        if self.cancelled() and not self.stopping:
+                            self._stop_all()
+                    elif self.selector.get_map().get(key.fd) is key:
                         handler, run = key.data
                         handler(run, key.fd)
                 now = time.monotonic()
@@ -223,8 +223,18 @@ class SensorRun:
     # --- one sensor -------------------------------------------------------
     def _spawn(self, script: Path) -> None:
         started = time.monotonic()
-        out_r, out_w = os.pipe()
-        err_r, err_w = os.pipe()
+        try:
+            out_r, out_w = os.pipe()
+        except OSError as exc:  # out of descriptors: this sensor cannot start now
+            self._unstartable(script, exc)
+            return
+        try:
+            err_r, err_w = os.pipe()
+        except OSError as exc:
+            os.close(out_r)
+            os.close(out_w)
+            self._unstartable(script, exc)
+            return
         try:
             pid = os.posix_spawn(
                 script,
@@ -327,13 +337,14 @@ class SensorRun:
         if run.pid not in self.running:
             return
         try:
-            exited = os.waitid(os.P_PID, run.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+            exited = os.waitid(os.P_PID, run.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
         except ChildProcessError:
-            exited = None
-        if exited is not None:
+            exited = True  # already reaped elsewhere: nothing left to wait for
+        if exited:
             self._finish(run)
             return
-        if run.deadline is not None and now >= run.deadline and not run.timed_out:
+        due = run.deadline is not None and now >= run.deadline
+        if due and not run.timed_out and not run.too_large:
             run.timed_out = True
             run.signal_group(signal.SIGTERM)
             run.kill_at = now + KILL_GRACE
@@ -360,7 +371,11 @@ class SensorRun:
             self.selector.unregister(run.pidfd)
             os.close(run.pidfd)
             run.pidfd = None
-        _, status = os.waitpid(run.pid, 0)
+        try:
+            _, status = os.waitpid(run.pid, 0)
+        except ChildProcessError:
+            status = 255 << 8  # reaped elsewhere: the exit status is lost
+
         del self.running[run.pid]
         self.readings[snapshot_name(run.script)] = self._reading(run, status)
 

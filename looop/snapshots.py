@@ -5,8 +5,9 @@ complete new generation beside the current one and then replaces the link with
 one ``rename(2)``, so a reader sees the old set or the new set, never an empty
 or half-written one, and the world hash never moves mid-beat. The previous
 generation is kept (a reader that resolved the link just before the swap can
-finish), older ones are removed. If the new generation cannot be written (disk
-full, read-only), it is discarded and the current one stays in place.
+finish); older ones are renamed away, then removed. If the new generation
+cannot be written (disk full, read-only), it is discarded and the current one
+stays in place.
 
 Readers resolve the link once (``current``) and read inside that generation.
 """
@@ -36,7 +37,9 @@ def current(paths: Paths) -> Path | None:
     except OSError:
         # Not a link: a plain directory from before generations existed.
         return link if link.is_dir() else None
-    return (link.parent / target).resolve()
+    # Not resolved: the generation is compared by name with the entries of
+    # `.snapshots/` when pruning, and a resolved path would never match.
+    return link.parent / target
 
 
 def publish(paths: Paths, files: dict[str, bytes]) -> Path:
@@ -100,10 +103,23 @@ def _swap_link(paths: Paths, gen: Path, previous: Path | None) -> None:
 
 
 def _prune(paths: Paths, keep: set[Path | None]) -> None:
+    """Remove generations other than ``keep``, each renamed away first.
+
+    The rename makes a reader still inside an old generation fail loudly (and
+    start again on the current one) instead of listing a half-deleted set.
+    """
     try:
         entries = list(paths.generations.iterdir())
     except OSError:
         return
     for entry in entries:
-        if entry not in keep:
-            shutil.rmtree(entry, ignore_errors=True)
+        if entry in keep:
+            continue
+        doomed = entry
+        if not entry.name.startswith("trash-"):
+            doomed = entry.with_name(f"trash-{entry.name}")
+            try:
+                os.rename(entry, doomed)
+            except OSError:
+                continue
+        shutil.rmtree(doomed, ignore_errors=True)

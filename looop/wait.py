@@ -49,7 +49,11 @@ Why it is shaped this way:
 * **A polling fallback** (``LOOOP_WAIT_POLL=1``, or wherever notifications
   cannot be set up) compares a cheap stat signature every 100 ms and the full
   hash once a second (timestamps can be too coarse to see two quick
-  same-size edits), so the same tests run on it and it stays cheap.
+  same-size edits), so the same tests run on it and it stays cheap. A watch
+  that fails for want of the path is fine (its parent's watch sees the path
+  appear); one that fails for any other reason (the inotify watch limit
+  reached, no memory, no access, out of descriptors) would leave changes
+  unseen, so the wait keeps its other notifications and polls as well.
 
 Blocked, a wait sleeps in the kernel: no timer ticks unless it polls the lock
 or runs the fallback.
@@ -58,6 +62,8 @@ or runs the fallback.
 from __future__ import annotations
 
 import contextlib
+import errno
+import math
 import os
 import select
 import struct
@@ -78,6 +84,8 @@ POLL_FULL = 1.0  # fallback: full hash this often, whatever the signature says
 PULSE_POLL = 0.5  # lock probe period when the holder cannot be watched directly
 QUIET = 0.002  # a burst of events has settled after this long without another
 SETTLE_CAP = 0.05  # never settle longer than this, even if a writer keeps a file open
+MAX_NAP = 3600.0  # one sleep in the kernel at most this long (poll(2) takes an int of ms)
+MISSING = (errno.ENOENT, errno.ENOTDIR)  # a watch failing so is fine: nothing there yet
 
 ORDER = ("asks", "goals", "playbook", "snapshots", "pulse-down")
 
@@ -87,8 +95,13 @@ WORLD, ASKS, PULSE = "world", "asks", "pulse"
 
 # --- the wait ----------------------------------------------------------------
 def wait(paths: Paths, timeout: float | None = None) -> dict[str, Any] | None:
-    """The state plus ``changed`` once there is something to act on; None on timeout."""
-    deadline = None if timeout is None else time.monotonic() + timeout
+    """The state plus ``changed`` once there is something to act on; None on timeout.
+
+    ``timeout`` is in seconds; None or infinity waits for as long as it takes.
+    """
+    if timeout is not None and math.isnan(timeout):
+        raise ValueError("timeout must be a number of seconds, not NaN")
+    deadline = None if timeout is None or timeout == math.inf else time.monotonic() + timeout
     backend = open_backend(paths)
     try:
         # Watches first, then the starting reads: a change after this point
@@ -106,8 +119,9 @@ def wait(paths: Paths, timeout: float | None = None) -> dict[str, Any] | None:
             remaining = None if deadline is None else deadline - now
             if remaining is not None and remaining <= 0:
                 return None
+            # A long timeout is slept in turns: one kernel sleep cannot take it.
             naps = [t for t in (remaining, pulse.probe_in(now)) if t is not None]
-            hints = backend.wait(min(naps) if naps else None)
+            hints = backend.wait(min(*naps, MAX_NAP) if naps else None)
             if pulse.next_probe is not None and time.monotonic() >= pulse.next_probe:
                 hints.add(PULSE)
             changed = _what_changed(paths, start, hints, pulse)
@@ -214,6 +228,29 @@ class Backend:
     """Sleeps until something that may matter happens; says what it may have moved."""
 
     name = "none"
+    paths: Paths
+    fallback: _Polling | None = None  # polls what some watch could not be set up on
+
+    def _watch_failed(self, exc: OSError) -> None:
+        """A watch could not be set up: poll as well, unless there was nothing to watch.
+
+        A missing path is seen appearing by its parent's watch; any other
+        failure (no watches left, no memory, no access) would leave its
+        changes unseen.
+        """
+        if exc.errno in MISSING or self.fallback is not None:
+            return
+        self.fallback = _Polling(self.paths, full_first=True)
+        self.name = f"{type(self).name}+poll"
+
+    def _nap(self, timeout: float | None) -> float | None:
+        """How long the notifications may be slept on: no longer than a poll while polling."""
+        if self.fallback is None:
+            return timeout
+        return POLL_INTERVAL if timeout is None else min(timeout, POLL_INTERVAL)
+
+    def _polled(self) -> set[str]:
+        return set() if self.fallback is None else self.fallback.check()
 
     def wait(self, timeout: float | None) -> set[str]:
         """Block up to ``timeout`` (None: forever); return hints, empty on nothing."""
@@ -261,12 +298,14 @@ class _Polling(Backend):
 
     name = "poll"
 
-    def __init__(self, paths: Paths) -> None:
+    def __init__(self, paths: Paths, full_first: bool = False) -> None:
         self.paths = paths
         self.goals_dir: tuple[int, ...] | None = None
         self.goal_files: list[Path] = []
         self.signature = self._signature()
-        self.next_full = time.monotonic() + POLL_FULL
+        # Started late (a watch failed mid-wait), the first check reads everything:
+        # a change made before the signature above was taken is seen so.
+        self.next_full = time.monotonic() + (0.0 if full_first else POLL_FULL)
 
     def _signature(self) -> tuple[Any, ...]:
         p = self.paths
@@ -293,6 +332,10 @@ class _Polling(Backend):
 
     def wait(self, timeout: float | None) -> set[str]:
         time.sleep(POLL_INTERVAL if timeout is None else min(timeout, POLL_INTERVAL))
+        return self.check()
+
+    def check(self) -> set[str]:
+        """Hints if the signature moved since the last check, or a full read is due."""
         hints: set[str] = set()
         signature = self._signature()
         now = time.monotonic()
@@ -301,6 +344,11 @@ class _Polling(Backend):
             self.next_full = now + POLL_FULL
             hints.update((WORLD, ASKS))
         return hints
+
+
+def _ms(seconds: float | None) -> int | None:
+    """A poll(2) timeout: whole milliseconds, rounded up so a wait is never cut short."""
+    return None if seconds is None else max(0, math.ceil(seconds * 1000))
 
 
 def _stat(path: Path) -> tuple[int, ...] | None:
@@ -368,8 +416,10 @@ class _Inotify(Backend):
         self.file_wds: set[int] = set()
         self.writing: set[tuple[int, bytes]] = set()  # modified, not yet closed
         self.rearm_needed = False
-        self.poller = select.poll()
+        self.poller = select.poll()  # the inotify fd and the pidfd
         self.poller.register(fd, select.POLLIN)
+        self.events = select.poll()  # the inotify fd alone, while a burst settles
+        self.events.register(fd, select.POLLIN)
         try:
             self._watch(paths.data_dir, "data", DIR_MASK)
             self._rearm()
@@ -385,22 +435,31 @@ class _Inotify(Backend):
         self.roles[wd] = role
         return wd
 
+    def _watch_or_poll(self, path: Path, role: str, mask: int) -> int | None:
+        try:
+            return self._watch(path, role, mask)
+        except OSError as exc:
+            self._watch_failed(exc)
+            return None
+
     def _rearm(self) -> None:
         """(Re)watch the subdirs and the targets of symlinked hashed files."""
         self.rearm_needed = False
-        for name, _hint in SUBDIRS.items():
-            with contextlib.suppress(OSError):
-                self._watch(self.paths.data_dir / name, name, DIR_MASK)
+        for name in SUBDIRS:
+            self._watch_or_poll(self.paths.data_dir / name, name, DIR_MASK)
         # A PLAYBOOK.md or goal that is a symlink to elsewhere (a notes repo)
         # changes where no directory watch above can see it.
         links = [self.paths.playbook]
-        with contextlib.suppress(OSError):
+        try:
             links += [self.paths.goals / e.name for e in os.scandir(self.paths.goals)]
+        except OSError as exc:
+            self._watch_failed(exc)
         wanted: set[int] = set()
         for path in links:
             if path.name.endswith(".md") and path.is_symlink():
-                with contextlib.suppress(OSError):
-                    wanted.add(self._watch(path, "file", FILE_MASK))
+                wd = self._watch_or_poll(path, "file", FILE_MASK)
+                if wd is not None:
+                    wanted.add(wd)
         for wd in self.file_wds - wanted:
             self._rm(self.fd, wd)
             self.roles.pop(wd, None)
@@ -465,10 +524,10 @@ class _Inotify(Backend):
         return hints
 
     def wait(self, timeout: float | None) -> set[str]:
-        ready = self.poller.poll(None if timeout is None else max(0, int(timeout * 1000 + 0.999)))
+        ready = self.poller.poll(_ms(self._nap(timeout)))
+        hints = self._polled()
         if not ready:
-            return set()
-        hints: set[str] = set()
+            return hints
         if self.pidfd is not None and any(fd == self.pidfd for fd, _ in ready):
             hints.add(PULSE)
         found = self._drain()
@@ -485,7 +544,7 @@ class _Inotify(Backend):
                 )
                 if now >= until:
                     break
-                more = select.select([self.fd], [], [], until - now)[0]
+                more = self.events.poll(_ms(until - now))
                 if more:
                     extra = self._drain()
                     if extra:
@@ -508,9 +567,11 @@ class _Inotify(Backend):
         return True
 
     def pid_alive(self) -> bool | None:
-        if self.pidfd is None or select.select([self.pidfd], [], [], 0)[0]:
+        if self.pidfd is None:
             return None
-        return True
+        exited = select.poll()
+        exited.register(self.pidfd, select.POLLIN)
+        return None if exited.poll(0) else True
 
     def unwatch_pid(self) -> None:
         if self.pidfd is not None:
@@ -580,24 +641,30 @@ class _Kqueue(Backend):
             raise
         self.fds[fd] = role
 
+    def _open_or_poll(self, path: Path, role: str, fflags: int) -> None:
+        try:
+            self._open(path, role, fflags)
+        except OSError as exc:
+            self._watch_failed(exc)
+
     def _rearm(self) -> None:
         for fd, role in list(self.fds.items()):
             if role != "data":
                 os.close(fd)  # closing a descriptor drops its events
                 del self.fds[fd]
         for name in SUBDIRS:
-            with contextlib.suppress(OSError):
-                self._open(self.paths.data_dir / name, name, self.DIR_FLAGS)
+            self._open_or_poll(self.paths.data_dir / name, name, self.DIR_FLAGS)
         files = [self.paths.playbook]
-        with contextlib.suppress(OSError):
+        try:
             files += [
                 self.paths.goals / e.name
                 for e in os.scandir(self.paths.goals)
                 if e.name.endswith(".md")
             ]
+        except OSError as exc:
+            self._watch_failed(exc)
         for path in files:
-            with contextlib.suppress(OSError):
-                self._open(path, "file", self.FILE_FLAGS)
+            self._open_or_poll(path, "file", self.FILE_FLAGS)
 
     def _collect(self, timeout: float | None) -> tuple[set[str], bool]:
         hints: set[str] = set()
@@ -615,7 +682,8 @@ class _Kqueue(Backend):
         return hints, rearm
 
     def wait(self, timeout: float | None) -> set[str]:
-        hints, rearm = self._collect(timeout)
+        hints, rearm = self._collect(self._nap(timeout))
+        hints |= self._polled()
         if hints - {PULSE}:
             deadline = time.monotonic() + SETTLE_CAP
             while time.monotonic() < deadline:

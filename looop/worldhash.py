@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -49,10 +51,25 @@ def _signal_bytes(raw: bytes) -> bytes:
 
 
 def _read(path: Path) -> bytes | None:
+    """The bytes of a regular file; None for anything else or unreadable.
+
+    Opened non-blocking and checked with fstat, so a FIFO named like a goal
+    cannot hang a beat or a wait, and a file we may not read counts as absent
+    instead of failing every reader.
+    """
     try:
-        return path.read_bytes()
-    except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
         return None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        with os.fdopen(fd, "rb", closefd=False) as fh:
+            return fh.read()
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
 
 
 def measure(paths: Paths) -> World:
