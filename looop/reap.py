@@ -27,8 +27,11 @@ Why it is shaped this way:
   since a session may have come alive meanwhile). The directory is then
   renamed to ``.reaping-<token>-<id>`` (dot names are not sessions, so readers
   see it vanish at once instead of watching a half-deleted session turn
-  "unknown"), the rename is checked to have moved that same directory, and
-  only then is it emptied through the descriptor. A removal that fails part
+  "unknown"). Right before the rename the name is checked to still hold the
+  judged directory, and after it the new name is checked again; a session
+  replaced meanwhile is its owner's, left alone (put back, if the rename
+  moved it) and reported as skipped, not as an error. Only then is the
+  directory emptied through the descriptor. A removal that fails part
   way leaves a ``.reaping-*`` directory that the next run finishes (and
   reports until it can).
 * **Two reapers at once.** A real run holds an exclusive ``flock`` on
@@ -73,7 +76,7 @@ import stat
 import sys
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -445,6 +448,9 @@ class _Reaper:
     def error(self, what: str, name: str, message: str, **extra: Any) -> None:
         self.result.errors.append({"what": what, "name": name, "error": message, **extra})
 
+    def skip(self, sid: str, why: str) -> None:
+        self.result.skipped.append({"name": f"sessions/{sid}", "why": why})
+
     def sessions_pass(self) -> None:
         fd = self.sessions_fd
         if fd is None:
@@ -471,9 +477,9 @@ class _Reaper:
             elif name.startswith("."):
                 continue  # dot names are not sessions
             elif is_link:
-                self.result.skipped.append({"name": f"sessions/{name}", "why": "a symlink"})
+                self.skip(name, "a symlink")
             elif not is_dir:
-                self.result.skipped.append({"name": f"sessions/{name}", "why": "not a directory"})
+                self.skip(name, "not a directory")
             else:
                 self.session(name)
 
@@ -554,9 +560,17 @@ class _Reaper:
         return self.remove_session(sid, fd, record)
 
     def remove_session(self, sid: str, fd: int, record: dict[str, Any]) -> _Emptied | None:
-        """Rename the judged directory out of sight, check it is the one, empty it."""
+        """Check the name still holds the judged directory, rename it out of sight, empty it.
+
+        A name that no longer holds it (the session was replaced, or removed by
+        someone else, while it was judged) is a race lost to its owner, not a
+        failure: it is left alone and reported as skipped.
+        """
         assert self.sessions_fd is not None
         sfd = self.sessions_fd
+        if not _still_named(sfd, sid, fd):
+            self.skip(sid, "replaced while being judged; left alone")
+            return None
         before = os.fstat(fd)
         self.renamed += 1
         doomed = _reaping_name(f"{self.token}{self.renamed:x}", sid)
@@ -569,15 +583,26 @@ class _Reaper:
             return None
         try:
             after = os.stat(doomed, dir_fd=sfd, follow_symlinks=False)
+        except FileNotFoundError:
+            return None  # removed by someone else since the rename
         except OSError:
             after = None
-        if after is None or not os.path.samestat(before, after):
-            # Not the directory we judged (replaced under us): put back what we moved.
-            with suppress(OSError):
-                os.rename(doomed, sid, src_dir_fd=sfd, dst_dir_fd=sfd)
-            self.error("session", sid, "changed while being reaped; left alone")
+        if after is not None and os.path.samestat(before, after):
+            return _empty(doomed, fd, sid, record)
+        # Replaced in the instant between the check and the rename: the rename
+        # moved somebody else's directory, so put it back where it was.
+        try:
+            os.rename(doomed, sid, src_dir_fd=sfd, dst_dir_fd=sfd)
+        except OSError as exc:
+            self.error(
+                "session",
+                sid,
+                f"replaced while being reaped, and cannot be put back: {exc.strerror}",
+                left=f"sessions/{doomed}",
+            )
             return None
-        return _empty(doomed, fd, sid, record)
+        self.skip(sid, "replaced while being reaped; put back and left alone")
+        return None
 
     def conclude(self, emptied: _Emptied) -> None:
         """Remove the emptied victim (its descriptor already closed) and report it.

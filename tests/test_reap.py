@@ -775,3 +775,77 @@ def test_a_lease_rewritten_in_place_after_judging_is_kept(
     assert rewritten
     assert json.loads(lease.read_text()) == {"session": "alive"}
     assert result.claims == [] and result.errors == []
+
+
+def test_a_session_replaced_after_judging_is_skipped_not_moved(
+    profile: Profile, procs: Processes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The name no longer holds the judged directory: left alone, reported, not an error."""
+    root = profile.data / "sessions"
+    victim = make_session(root, "victim", ended=time.time() - 5 * DAY, age=5 * DAY)
+    make_session(root, "other", ended=time.time() - 5 * DAY, age=5 * DAY)
+    aside = profile.root / "aside"
+    worker = start_sleeper(procs)
+    judge_at = sessions.judge_at
+    rename = os.rename
+    swapped: list[bool] = []
+    renamed_from: list[str] = []
+
+    def judge_then_swap(fd: int) -> Any:
+        verdict = judge_at(fd)
+        if not swapped and os.path.samestat(os.fstat(fd), os.stat(victim)):
+            # The worker's session directory is replaced by a new, live one.
+            rename(victim, aside)
+            make_session(root, "victim", pid=worker.pid, started=time.time())
+            swapped.append(True)
+        return verdict
+
+    def recording_rename(src: Any, dst: Any, **kw: Any) -> None:
+        renamed_from.append(os.fsdecode(src))
+        rename(src, dst, **kw)
+
+    monkeypatch.setattr(sessions, "judge_at", judge_then_swap)
+    monkeypatch.setattr(os, "rename", recording_rename)
+    monkeypatch.setenv("LOOOP_DATA_DIR", str(profile.data))
+    result = reap.reap(looop_paths.resolve(), ttl=3600)
+    monkeypatch.undo()
+    assert swapped
+    assert "victim" not in renamed_from, "the new session was moved out of its name"
+    assert result.errors == [] and result.exit_code == 0
+    assert [s["id"] for s in result.sessions] == ["other"]
+    assert [s["name"] for s in result.skipped] == ["sessions/victim"]
+    assert json.loads((victim / "meta.json").read_text())["pid"] == worker.pid
+    assert (aside / "meta.json").is_file(), "the judged directory, now outside, was touched"
+
+
+def test_a_session_replaced_between_check_and_rename_is_put_back(
+    profile: Profile, procs: Processes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Should the swap land after the last check, the rename is undone: skipped, not an error."""
+    root = profile.data / "sessions"
+    victim = make_session(root, "victim", ended=time.time() - 5 * DAY, age=5 * DAY)
+    aside = profile.root / "aside"
+    worker = start_sleeper(procs)
+    judge_at = sessions.judge_at
+    swapped: list[bool] = []
+
+    def judge_then_swap(fd: int) -> Any:
+        verdict = judge_at(fd)
+        if not swapped:
+            os.rename(victim, aside)
+            make_session(root, "victim", pid=worker.pid, started=time.time())
+            swapped.append(True)
+        return verdict
+
+    monkeypatch.setattr(sessions, "judge_at", judge_then_swap)
+    monkeypatch.setattr(reap, "_still_named", lambda parent_fd, name, fd: True)
+    monkeypatch.setenv("LOOOP_DATA_DIR", str(profile.data))
+    result = reap.reap(looop_paths.resolve(), ttl=3600)
+    assert swapped
+    assert result.errors == [] and result.exit_code == 0 and result.sessions == []
+    assert [(s["name"], "put back" in s["why"]) for s in result.skipped] == [
+        ("sessions/victim", True)
+    ]
+    assert json.loads((victim / "meta.json").read_text())["pid"] == worker.pid
+    assert sorted(os.listdir(root)) == [".reap.lock", "victim"]
+    assert (aside / "meta.json").is_file()
