@@ -198,7 +198,8 @@ def scan(sessions_dir: Path) -> list[Session]:
     """Every session under ``sessions/``, sorted by id.
 
     Only real directories count: a link or a file there is not a session, and a
-    dot name is scratch (the reaper's lock, a removal in progress).
+    dot name is scratch (the reaper's lock, a removal in progress). An entry
+    that fails to be read is left out; the others are still listed.
     """
     try:
         # A reader may look through a linked sessions/ (the reaper refuses to);
@@ -207,12 +208,25 @@ def scan(sessions_dir: Path) -> list[Session]:
     except OSError:
         return []
     try:
-        with os.scandir(dir_fd) as it:
-            names = sorted(
-                e.name for e in it if not e.name.startswith(".") and e.is_dir(follow_symlinks=False)
-            )
-        return [judge(dir_fd, n).session(n, sessions_dir / n) for n in names]
-    except OSError:
-        return []
+        names: list[str] = []
+        try:
+            with os.scandir(dir_fd) as it:
+                for entry in it:
+                    if entry.name.startswith("."):
+                        continue
+                    try:
+                        if entry.is_dir(follow_symlinks=False):
+                            names.append(entry.name)
+                    except OSError:
+                        continue
+        except OSError:
+            pass  # the listing broke off: what it gave so far still counts
+        found = []
+        for name in sorted(names):
+            try:
+                found.append(judge(dir_fd, name).session(name, sessions_dir / name))
+            except OSError:
+                continue
+        return found
     finally:
         os.close(dir_fd)

@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import psutil
+import pytest
 from conftest import Processes, wait_for
 
 from looop import sessions
@@ -134,3 +135,21 @@ def test_scan_lists_real_directories_only(tmp_path: Path) -> None:
     os.symlink(root, tmp_path / "via-link")
     assert [s.id for s in sessions.scan(tmp_path / "via-link")] == ["a", "b"]
     assert sessions.scan(tmp_path / "absent") == []
+
+
+def test_scan_skips_only_an_entry_that_fails(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = tmp_path / "sessions"
+    exited = {"state": "exited", "exit_code": 0, "ended": 2}
+    for sid in ("a", "b", "c"):
+        write(root / sid, {"id": sid, "pid": 999_999_999, "started": 1}, exited)
+    judge = sessions.judge
+
+    def failing_on_b(parent_fd: int | None, name: str | Path) -> sessions.Verdict:
+        if name == "b":
+            raise OSError(5, "Input/output error")
+        return judge(parent_fd, name)
+
+    monkeypatch.setattr(sessions, "judge", failing_on_b)
+    assert [(s.id, s.liveness) for s in sessions.scan(root)] == [("a", DEAD), ("c", DEAD)]
