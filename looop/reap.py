@@ -517,10 +517,10 @@ class _Reaper:
             return None
         ended = verdict.ended
         walked = False
-        if self.ttl <= 0:
-            age = self.now - ended if ended is not None else None
-        elif ended is not None:
-            age = self.now - ended
+        if ended is not None:
+            age: float | None = self.now - ended
+        elif self.ttl <= 0:
+            age = None  # --ttl 0 takes every dead session: no need to measure it
         else:
             walked = True
             try:
