@@ -217,7 +217,17 @@ def uninstall_command(manager: str | None) -> None:
 
 @cli.command("reap")
 @click.option("--dry-run", is_flag=True, help="List what would be removed; remove nothing.")
-@click.option("--ttl", type=click.FloatRange(min=0), help="Override session_ttl (seconds).")
+@click.option(
+    "--ttl",
+    type=click.FloatRange(min=0),
+    # FloatRange lets nan through (no comparison holds) and takes inf.
+    callback=lambda ctx, param, s: (
+        s
+        if s is None or s < float("inf")
+        else param.type.fail(f"{s} is not a finite number of seconds.", param, ctx)
+    ),
+    help="Override session_ttl (seconds).",
+)
 @click.option("--json", "as_json", is_flag=True, help="One JSON object.")
 def reap_command(dry_run: bool, ttl: float | None, as_json: bool) -> None:
     """Remove dead sessions older than session_ttl and claims of dead sessions."""
@@ -248,7 +258,17 @@ def state_command(as_json: bool) -> None:
 
 @agent_group.command("wait")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object (the agent's format).")
-@click.option("--timeout", type=click.FloatRange(min=0), help="Give up after S seconds (exit 124).")
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0),
+    # FloatRange lets nan through (no comparison holds) and takes inf.
+    callback=lambda ctx, param, s: (
+        s
+        if s is None or s < float("inf")
+        else param.type.fail(f"{s} is not a finite number of seconds.", param, ctx)
+    ),
+    help="Give up after S seconds (exit 124).",
+)
 def wait_command(as_json: bool, timeout: float | None) -> None:
     """Block until there is something to act on, then print the state.
 
