@@ -16,16 +16,18 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
+import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from itertools import count
 from typing import Any
 
 import pytest
-from conftest import Processes, Profile, wait_for
+from conftest import LOOOP, Processes, Profile, wait_for
 
 MODES = ("events", "poll")
 SIGNAL_SENSOR = """\
@@ -42,6 +44,7 @@ class Loop:
     procs: Processes
     mode: str
     pulse: subprocess.Popen[str] | None = None
+    backend: str | None = None  # what the last wait announced it sleeps on
 
     @property
     def data(self) -> Any:
@@ -67,14 +70,24 @@ class Loop:
     def reading(self) -> Any:
         return self.profile.snapshot("sensor-signal")
 
-    def start_wait(self, *args: str) -> subprocess.Popen[str]:
+    def start_wait(self, *args: str, wrapper: Sequence[str] = ()) -> subprocess.Popen[str]:
+        """Start ``looop _ wait --json ARGS`` (under ``wrapper``, a command prefix) once armed."""
         ready = self.profile.root / f"ready-{next(_ready_ids)}"
         env = dict(self.profile.env, LOOOP_TEST_WAIT_READY=str(ready))
-        proc = self.procs.add(self.profile.popen("_", "wait", "--json", *args, env=env))
+        proc = self.procs.add(
+            subprocess.Popen(
+                [*wrapper, LOOOP, "_", "wait", "--json", *args],
+                env=env,
+                text=True,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+            )
+        )
         wait_for(lambda: ready.exists() or proc.poll() is not None)
         if ready.exists():
-            backend = ready.read_text().split()[0]
-            assert (backend == "poll") == (self.mode == "poll"), backend
+            self.backend = ready.read_text().split()[0]
+            assert (self.backend == "poll") == (self.mode == "poll"), self.backend
         return proc
 
     def finish(self, proc: subprocess.Popen[str], timeout: float = 30) -> tuple[int, Any]:
@@ -212,10 +225,16 @@ def test_pulse_down_while_waiting(loop: Loop, how: int) -> None:
     assert loop.pulse is not None
     loop.pulse.send_signal(how)
     loop.pulse.wait(timeout=10)
+    gone = time.monotonic()
     code, state = loop.finish(waiter)
+    woke_after = time.monotonic() - gone
     assert code == 0
     assert state["changed"] == ["pulse-down"]
     assert state["pulse_alive"] is False
+    # The issue asks for "within a second"; the bound is loose so that a busy
+    # machine cannot fail it, yet a wait that missed the exit and slept on to
+    # its timeout (or a much slower lock probe) still does.
+    assert woke_after < 5, f"woke {woke_after:.2f}s after the pulse exited"
 
 
 def test_no_pulse_returns_at_once(profile: Profile, mode: str) -> None:
@@ -240,6 +259,73 @@ def test_timeout_exits_124_and_prints_nothing(loop: Loop) -> None:
     assert waiter.returncode == 124, err
     assert out == ""
     assert time.monotonic() - began >= 1.0
+
+
+# --- durations and the watches they sleep on ------------------------------------
+@pytest.mark.parametrize("case", ["pending-ask", "goal-edit"])
+def test_a_timeout_of_a_year_sleeps_like_any_other(loop: Loop, case: str) -> None:
+    """Past what one kernel sleep can take (about 24.8 days in ms), the wait naps in turns."""
+    if case == "pending-ask":
+        new_ask(loop)
+        code, state = loop.finish(loop.start_wait("--timeout", "31536000"))
+        assert (code, state["changed"]) == (0, ["asks"])
+        return
+    waiter = loop.start_wait("--timeout", "31536000")
+    loop.edit_goal()
+    code, state = loop.finish(waiter)
+    assert (code, state["changed"]) == (0, ["goals"])
+
+
+@pytest.mark.parametrize("seconds", ["nan", "inf", "1e999"])
+@pytest.mark.parametrize(
+    "argv", [("_", "wait", "--timeout"), ("reap", "--dry-run", "--ttl")], ids=["wait", "reap"]
+)
+def test_a_duration_that_is_not_finite_is_a_usage_error(
+    profile: Profile, argv: tuple[str, ...], seconds: str
+) -> None:
+    out = profile.run(*argv, seconds, timeout=30)
+    assert out.returncode == 2, (out.stdout, out.stderr)
+    assert out.stdout == ""
+    assert "finite" in out.stderr, out.stderr
+
+
+def unshare_with_inotify_watches(limit: int) -> list[str] | None:
+    """A command prefix running its command in a private user namespace that may
+    hold at most ``limit`` inotify watches (the machine-wide limit is untouched);
+    None where user namespaces or that per-namespace limit are not available."""
+    unshare = shutil.which("unshare")
+    if not sys.platform.startswith("linux") or unshare is None:
+        return None
+    wrapper = [
+        unshare,
+        "--user",
+        "--map-root-user",
+        "sh",
+        "-c",
+        f'echo {limit} > /proc/sys/user/max_inotify_watches && exec "$@"',
+        "sh",
+    ]
+    probe = subprocess.run([*wrapper, "true"], capture_output=True, timeout=30)
+    return wrapper if probe.returncode == 0 else None
+
+
+@pytest.mark.parametrize("mode", ["events"], indirect=True)
+@pytest.mark.parametrize("case", ["goal-edit", "new-ask"])
+def test_watches_that_cannot_be_set_up_are_polled(loop: Loop, case: str) -> None:
+    """With no inotify watch to spare past the data dir's own, goals/, asks/ and
+    answers/ cannot be watched (ENOSPC): the wait must still see them change."""
+    wrapper = unshare_with_inotify_watches(1)
+    if wrapper is None:
+        pytest.skip("needs unshare and user namespaces with their own inotify limits")
+    for name in ("asks", "answers"):
+        (loop.data / name).mkdir(exist_ok=True)
+    waiter = loop.start_wait("--timeout", "20", wrapper=wrapper)
+    assert loop.backend == "inotify+poll", loop.backend
+    change, expected = WAKERS[case]
+    change(loop)
+    code, state = loop.finish(waiter)
+    assert (code, state["changed"]) == (0, expected)
+    assert state["pulse_alive"] is True
 
 
 # --- 6. no busy loop ---------------------------------------------------------------
