@@ -59,6 +59,8 @@ def guarded(fn: Callable[[], int | None]) -> None:
         die(str(exc), 1)
     except AlreadyRunning as exc:
         die(str(exc), 1)
+    except OSError as exc:  # an unwritable data dir, a full disk: say so in one line
+        die(f"{exc.strerror or exc}{f': {exc.filename}' if exc.filename else ''}", 1)
     sys.exit(code or 0)
 
 
@@ -149,10 +151,9 @@ def _start_stop(start: bool) -> None:
 
     def body() -> int:
         paths = resolve()
-        if start:
-            load_config(paths)  # a broken config is reported here, not as "started"
         try:
-            message = daemon.up(paths) if start else daemon.down(paths)
+            # For `up`, a broken config is reported here (exit 78), never as "started".
+            message = daemon.up(paths, load_config(paths)) if start else daemon.down(paths)
         except daemon.StartError as exc:
             die(str(exc), exc.exit_code)
         click.echo(message)
@@ -316,7 +317,7 @@ def config_show(as_json: bool) -> None:
         return
     for key, value in table.items():
         knob = config.KNOBS[key]
-        click.echo(f"{key} = {value:g}    # {knob.help}; env {knob.env}")
+        click.echo(f"{key} = {config.format_value(value)}    # {knob.help}; env {knob.env}")
 
 
 @config_group.command("get")
@@ -327,7 +328,7 @@ def config_get(key: str) -> None:
 
     if key not in config.KNOBS:
         die(f"unknown key {key!r} (known: {', '.join(config.KNOBS)})", 2)
-    click.echo(f"{config.as_table(load_config(resolve()))[key]:g}")
+    click.echo(config.format_value(config.as_table(load_config(resolve()))[key]))
 
 
 @config_group.command("set", context_settings={"ignore_unknown_options": True})
@@ -342,7 +343,7 @@ def config_set(key: str, value: str) -> None:
         stored = config.set_value(paths.config_file, key, value)
     except ConfigError as exc:
         die(str(exc), EX_CONFIG)
-    click.echo(f"{key} = {stored:g}  ({paths.config_file})")
+    click.echo(f"{key} = {config.format_value(stored)}  ({paths.config_file})")
     env = config.KNOBS[key].env
     if os.environ.get(env):
         click.echo(f"note: ${env} is set and overrides the file", err=True)

@@ -207,5 +207,10 @@ def _write_table(path: Path, table: dict[str, Any]) -> None:
     os.replace(tmp, path)
 
 
+def format_value(value: float) -> str:
+    """A knob's value as people and scripts expect it: 259200, not 2.592e+05."""
+    return str(int(value)) if float(value).is_integer() else repr(float(value))
+
+
 def as_table(config: Config) -> dict[str, int | float]:
     return {k: getattr(config, k) for k in KNOBS}

@@ -21,15 +21,16 @@ import os
 import selectors
 import signal
 import socket
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 
-from looop import lock, service, units
-from looop.paths import Paths, ensure_runtime_dir, looop_bin
+from looop import lock, pulse, sensors, service, units
+from looop.config import Config
+from looop.paths import Paths, ensure_runtime_dir
 
 UMASK = 0o077  # python-daemon's default is 0; the pulse's files are private
-READY_TIMEOUT = 120.0  # seconds for a detached pulse to take the lock and beat once
 STOP_TIMEOUT = 30.0
 LOG_MAX_BYTES = 5 * 1024 * 1024
 
@@ -57,14 +58,16 @@ def _through_manager(paths: Paths, act: Callable[[Paths], None]) -> str | None:
     return manager
 
 
-def up(paths: Paths) -> str:
+def up(paths: Paths, cfg: Config) -> str:
     manager = _through_manager(paths, service.manager_start)
     if manager is not None:
         return f"started through {manager}"
     holder = lock.holder_pid(paths)
     if holder is not None and lock.holder_role(paths, holder) != "sense":
         return f"already running (pid {holder})"
-    pid = _detach(paths)
+    # Long enough for the first beat, however many sensors it has to run.
+    ready_within = (pulse.beat_budget(cfg, len(sensors.discover(paths.sensors))) or 3600.0) + 30
+    pid = _detach(paths, ready_within)
     return f"started (pid {pid}); log: {log_file(paths)}"
 
 
@@ -75,6 +78,8 @@ def down(paths: Paths) -> str:
     pid = lock.holder_pid(paths)
     if pid is None:
         return "not running"
+    if lock.holder_role(paths, pid) == "sense":
+        return f"not running (a one-off beat holds the lock, pid {pid}; it ends by itself)"
     if not pid:
         raise StartError("the lock is held but its holder's pid is not known yet; try again")
     try:
@@ -91,7 +96,7 @@ def down(paths: Paths) -> str:
     return f"stopped (pid {pid})"
 
 
-def _detach(paths: Paths) -> int:
+def _detach(paths: Paths, ready_within: float) -> int:
     ensure_runtime_dir(paths)
     try:
         paths.data_dir.mkdir(parents=True, exist_ok=True)
@@ -113,7 +118,7 @@ def _detach(paths: Paths) -> int:
         os.waitpid(child, 0)  # python-daemon's first fork exits at once
         pid = _read_pid(pid_r)
         os.close(pid_r)
-        _wait_ready(notify, pid, logpath)
+        _wait_ready(notify, pid, logpath, ready_within)
         return pid
     finally:
         notify.close()
@@ -126,7 +131,7 @@ def _become_pulse(pid_w: int, address: Path, logpath: Path) -> None:
     try:
         import daemon
 
-        log = open(logpath, "ab", buffering=0)  # noqa: SIM115 - kept open across exec
+        log = open(logpath, "ab", buffering=0)  # noqa: SIM115 - becomes the daemon's stdout/stderr
         context = daemon.DaemonContext(
             umask=UMASK,
             working_directory="/",
@@ -141,8 +146,11 @@ def _become_pulse(pid_w: int, address: Path, logpath: Path) -> None:
         os.environ["NOTIFY_SOCKET"] = str(address)
         for name in ("WATCHDOG_USEC", "WATCHDOG_PID"):
             os.environ.pop(name, None)
-        binary = looop_bin()
-        os.execv(binary, [binary, "pulse"])
+        # This interpreter and this package, whatever PATH holds.
+        os.execv(sys.executable, [sys.executable, "-m", "looop", "pulse"])
+    except BaseException as exc:
+        with contextlib.suppress(OSError):
+            os.write(2, f"looop: could not start the pulse: {exc!r}\n".encode())
     finally:
         os._exit(127)
 
@@ -166,10 +174,10 @@ def _alive(pid: int) -> bool:
         return False
 
 
-def _wait_ready(notify: socket.socket, pid: int, logpath: Path) -> None:
+def _wait_ready(notify: socket.socket, pid: int, logpath: Path, ready_within: float) -> None:
     selector = selectors.DefaultSelector()
     selector.register(notify, selectors.EVENT_READ)
-    deadline = time.monotonic() + READY_TIMEOUT
+    deadline = time.monotonic() + ready_within
     try:
         while time.monotonic() < deadline:
             if selector.select(0.05):
@@ -180,7 +188,7 @@ def _wait_ready(notify: socket.socket, pid: int, logpath: Path) -> None:
                 raise StartError(f"the pulse exited before it was ready: {_log_tail(logpath)}")
     finally:
         selector.close()
-    raise StartError(f"the pulse (pid {pid}) was not ready after {READY_TIMEOUT:.0f}s")
+    raise StartError(f"the pulse (pid {pid}) was not ready after {ready_within:.0f}s")
 
 
 def _log_tail(logpath: Path, lines: int = 3) -> str:

@@ -83,9 +83,11 @@ class Watchdog:
         self.last_ping = 0.0
         self.deadline: float | None = None  # the loop must tick again before this
 
-    @property
-    def ping_interval(self) -> float | None:
-        return None if self.period is None else self.period / 2
+    def next_ping_in(self) -> float | None:
+        """Seconds until a ping is due (the loop should tick by then), or None."""
+        if self.period is None:
+            return None
+        return max(0.0, self.last_ping + self.period / 2 - time.monotonic())
 
     def tick(self) -> None:
         now = time.monotonic()

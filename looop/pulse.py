@@ -151,8 +151,9 @@ class Pulse:
                 self.beat()
                 continue
             wake = min(self.next_beat - now, IDLE_WAKE)
-            if self.watchdog.ping_interval is not None:
-                wake = min(wake, self.watchdog.ping_interval)
+            ping_in = self.watchdog.next_ping_in()
+            if ping_in is not None:
+                wake = min(wake, ping_in)
             self.watchdog.deadline = self.next_beat + IDLE_WAKE + BEAT_SLACK
             self.selector.select(max(0.0, wake))
             self.watchdog.tick()
@@ -266,6 +267,10 @@ def sense_now(paths: Paths, cfg: Config, wait_limit: float | None = None) -> Sen
     """One beat now: by the running pulse if there is one, else by us under the lock."""
     # Another `looop sense` may mistake us for a pulse and ask us to beat.
     signal.signal(signal.SIGUSR1, signal.SIG_IGN)
+    # Stopped (`looop down`, a closed terminal): unwind, so the sensor runner
+    # ends every running sensor group on the way out.
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, _interrupted)
     try:
         held = lock.acquire(paths, role="sense")
     except lock.AlreadyRunning as running:
@@ -279,6 +284,10 @@ def sense_now(paths: Paths, cfg: Config, wait_limit: float | None = None) -> Sen
     finally:
         held.release()
     return SenseOutcome(result.summary(), record.read(paths) or {}, via_pulse=False)
+
+
+def _interrupted(signum: int, frame: object) -> None:
+    raise SenseError(f"interrupted by {signal.Signals(signum).name}; running sensors were ended")
 
 
 def _next_number(paths: Paths) -> int:

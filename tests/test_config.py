@@ -66,6 +66,7 @@ def test_environment_overrides_the_file(profile: Profile) -> None:
 def test_missing_config_uses_defaults_and_is_written_on_first_run(profile: Profile) -> None:
     assert not profile.config.exists()
     assert profile.run("config", "get", "sensor_max_bytes").stdout.strip() == "8192"
+    assert profile.run("config", "get", "session_ttl").stdout.strip() == "259200"
     assert profile.run("sense").returncode == 0
     assert config.load(profile.config, environ={}) == config.Config()
 

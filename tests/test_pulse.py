@@ -29,6 +29,7 @@ class NotifyPeer:
         self.sock.bind(str(path))
         self.sock.settimeout(0.2)
         self.messages: list[tuple[float, list[str]]] = []
+        self.wall: list[float] = []  # time.time() of each message, for comparing with records
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._collect, daemon=True)
         self._thread.start()
@@ -41,6 +42,7 @@ class NotifyPeer:
                 continue
             except OSError:
                 return
+            self.wall.append(time.time())
             self.messages.append((time.monotonic(), data.decode().splitlines()))
 
     def first(self, field: str) -> tuple[float, list[str]] | None:
@@ -96,9 +98,12 @@ def test_ready_only_after_the_first_beat_and_watchdog_at_half_period(
         profile, procs, NOTIFY_SOCKET=str(peer.path), WATCHDOG_USEC="2000000", LOOOP_INTERVAL="60"
     )
     ready = wait_for(lambda: peer.first("READY=1"), timeout=30)
-    # When READY=1 arrives, the first beat is already published.
+    # READY=1 was sent after the first beat had been published and recorded.
+    ready_wall = peer.wall[[m[0] for m in peer.messages].index(ready[0])]
+    first = json.loads(next(profile.runtime.glob("*.beat.json")).read_text())
+    assert first["number"] == 1 and first["ended"] <= ready_wall
     snapshot = profile.data / "snapshots" / "sensor-impostor.json"
-    assert snapshot.exists(), "READY=1 came before the first beat was published"
+    assert snapshot.stat().st_mtime <= ready_wall
     assert json.loads(snapshot.read_text())["signal"] == {"socket": "", "watchdog": ""}
     assert any(f.startswith("STATUS=beat 1 · 2/2 sensors ok · next in ") for f in ready[1])
 
@@ -240,3 +245,87 @@ def test_log_formats(profile: Profile, procs: Processes, fmt: str, tmp_path: Pat
         else:
             record = json.loads(line)
             assert {"ts", "level", "msg"} <= set(record)
+
+
+def _watchdog_pings(peer: NotifyPeer, since: float, until: float) -> int:
+    return len([t for t in peer.times("WATCHDOG=1") if since <= t <= until])
+
+
+def test_watchdog_pings_stop_when_the_loop_stalls(
+    profile: Profile, procs: Processes, peer: NotifyPeer
+) -> None:
+    pulse = _start(
+        profile,
+        procs,
+        NOTIFY_SOCKET=str(peer.path),
+        WATCHDOG_USEC="1000000",
+        LOOOP_TEST_FAULT="stall",
+    )
+    ready = wait_for(lambda: peer.first("READY=1"), timeout=30)
+    time.sleep(3)
+    # The loop stalled right after READY: no progress, so no ping.
+    assert _watchdog_pings(peer, ready[0] + 1.0, ready[0] + 3.0) == 0
+    # Under a service manager's watchdog the internal one stands aside: the
+    # manager does the killing.
+    assert pulse.poll() is None
+
+
+def test_watchdog_pings_go_on_through_a_slow_sensor(
+    profile: Profile, procs: Processes, peer: NotifyPeer
+) -> None:
+    marker = profile.root / "slow-started"
+    profile.sensor("slow", f"touch {marker}\nsleep 3\necho '{{}}'")
+    _start(profile, procs, NOTIFY_SOCKET=str(peer.path), WATCHDOG_USEC="1000000")
+    wait_for(marker.exists, timeout=30)
+    began = time.monotonic()
+    time.sleep(2.5)
+    assert peer.first("READY=1") is None, "the first beat should still be running"
+    assert _watchdog_pings(peer, began, began + 2.5) >= 2
+
+
+def test_signals_right_after_the_lock_is_taken_do_not_kill_the_pulse(
+    profile: Profile, procs: Processes, peer: NotifyPeer
+) -> None:
+    assert profile.run("sense").returncode == 0
+    pulse = _start(profile, procs, NOTIFY_SOCKET=str(peer.path))
+    pid_file = wait_for(lambda: next(profile.runtime.glob("*.pid"), None), interval=0.001)
+    assert pid_file.read_text().split()[0] == str(pulse.pid)
+    pulse.send_signal(signal.SIGUSR1)
+    pulse.send_signal(signal.SIGHUP)
+    wait_for(lambda: peer.first("READY=1") or pulse.poll() is not None, timeout=30)
+    assert pulse.poll() is None, f"the pulse died with {pulse.returncode}"
+
+
+def test_a_removed_lock_file_is_taken_again(profile: Profile, procs: Processes) -> None:
+    pulse = _start(profile, procs, LOOOP_INTERVAL="1")
+    wait_for(lambda: _beat_number(profile) >= 1)
+    lock_file = next(profile.runtime.glob("*.lock"))
+    lock_file.unlink()
+    wait_for(lock_file.exists, timeout=10)
+    second = profile.run("pulse", timeout=30)
+    assert second.returncode == 1
+    assert f"already running (pid {pulse.pid})" in second.stderr
+    assert profile.run("status").returncode == 0
+
+
+def test_one_data_dir_through_a_symlink_is_one_profile(profile: Profile, procs: Processes) -> None:
+    pulse = _start(profile, procs, LOOOP_INTERVAL="1")
+    wait_for(lambda: _beat_number(profile) >= 1)
+    link = profile.root / "data-link"
+    link.symlink_to(profile.data)
+    second = profile.run("pulse", env={**profile.env, "LOOOP_DATA_DIR": str(link)})
+    assert second.returncode == 1
+    assert f"already running (pid {pulse.pid})" in second.stderr
+
+
+def test_the_previous_generation_is_kept_through_a_symlinked_path(
+    profile: Profile, procs: Processes
+) -> None:
+    link = profile.root / "data-link"
+    profile.data.mkdir()
+    link.symlink_to(profile.data)
+    _start(profile, procs, LOOOP_INTERVAL="1", LOOOP_DATA_DIR=str(link))
+    wait_for(lambda: _beat_number(profile) >= 4, timeout=30)
+    generations = [p.name for p in (profile.data / ".snapshots").iterdir()]
+    kept = [name for name in generations if name.startswith("gen-")]
+    assert len(kept) == 2, generations  # the current one and the one before it

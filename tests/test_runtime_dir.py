@@ -69,8 +69,15 @@ def test_resolution_order(monkeypatch: pytest.MonkeyPatch, tmp_path: os.PathLike
     monkeypatch.setenv("XDG_RUNTIME_DIR", f"{tmp_path}/xdg")
     assert paths.resolve().runtime_dir == paths.Path(f"{tmp_path}/xdg/looop")
     monkeypatch.setenv("LOOOP_DATA_DIR", f"{tmp_path}/other")
-    monkeypatch.setenv("LOOOP_RUNTIME_DIR", f"{tmp_path}/rt")
     other = paths.resolve()
     assert not other.default_profile
-    assert other.runtime_dir == paths.Path(f"{tmp_path}/rt")
-    assert other.lock_file != resolved.lock_file, "two data dirs share a lock"
+    default_again = paths.Paths(resolved.data_dir, resolved.config_file, other.runtime_dir, True)
+    assert other.lock_file.parent == default_again.lock_file.parent
+    assert other.lock_file != default_again.lock_file, "two data dirs share a lock"
+    monkeypatch.setenv("LOOOP_RUNTIME_DIR", f"{tmp_path}/rt")
+    assert paths.resolve().runtime_dir == paths.Path(f"{tmp_path}/rt")
+    # One data dir reached through a symlink is one profile with one lock.
+    (tmp_path / "other").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "other")
+    monkeypatch.setenv("LOOOP_DATA_DIR", f"{tmp_path}/link")
+    assert paths.resolve().lock_file.name == other.lock_file.name

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-import resource
+import signal
 import subprocess
 import time
 
@@ -95,7 +95,6 @@ def test_flooding_sensor_is_capped_and_costs_no_memory(profile: Profile) -> None
         assert reading["detail"]["bytes_read"] > 8192
     assert signals[0] == signals[1] == {"error": True, "too_large": True}
     assert max(peaks) - idle < 4 * 1024, f"peak {max(peaks)} KiB vs idle {idle} KiB"
-    assert resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss < 200 * 1024
 
 
 def test_output_that_is_not_json_is_an_invalid_json_reading(profile: Profile) -> None:
@@ -167,10 +166,43 @@ def test_sense_refuses_while_another_process_holds_the_lock(profile: Profile) ->
             time.sleep(0.02)
         assert lock_files, "the first sense never took the lock"
         second = profile.run("sense")
-        # A one-off sense is not a pulse: it is not asked to beat (SIGUSR1
-        # would kill it); the second says who holds the lock and gives up.
+        # A one-off sense is not a pulse and is not asked to beat: the second
+        # says who holds the lock and gives up, never beating beside it.
         assert second.returncode == 1, second.stderr
-        assert f"already running (pid {first.pid})" in second.stderr
+        assert f"a beat is already running (pid {first.pid})" in second.stderr
     finally:
         first.wait(timeout=30)
     assert first.returncode == 0
+
+
+def test_output_that_breaks_the_parser_or_utf8_is_a_reading(profile: Profile) -> None:
+    profile.sensor("deep", 'python3 -c \'print("[" * 3000 + "]" * 3000)\'')
+    profile.sensor("surrogate", 'printf \'{"signal": "\\\\ud800"}\'')
+    out = profile.run("sense")
+    assert out.returncode == 0, out.stderr
+    assert profile.snapshot("sensor-deep")["signal"] == {"error": True, "invalid_json": True}
+    assert profile.snapshot("sensor-surrogate")["signal"] == "\ud800"
+    assert profile.state()["world_hash"]
+
+
+def test_a_stopped_sense_ends_its_sensors(profile: Profile) -> None:
+    pidfile = profile.root / "bg.pid"
+    profile.sensor("slow", f"sleep 300 &\necho $! > {pidfile}\nwait")
+    sense = profile.popen("sense")
+    try:
+        deadline = time.monotonic() + 15
+        while not pidfile.exists() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert pidfile.exists()
+        down = profile.run("down")
+        assert down.returncode == 0
+        assert "a one-off beat holds the lock" in down.stdout
+        assert sense.poll() is None, "down stopped a one-off beat"
+        sense.send_signal(signal.SIGTERM)
+        assert sense.wait(timeout=15) != 0
+        assert "interrupted by SIGTERM" in sense.stderr.read()
+    finally:
+        if sense.poll() is None:
+            sense.kill()
+            sense.wait()
+    assert not pid_alive(int(pidfile.read_text()))
