@@ -33,15 +33,12 @@ import statistics
 import struct
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 
-LOOOP = str(Path(sys.executable).parent / "looop")
-if not os.path.exists(LOOOP):
-    LOOOP = shutil.which("looop") or "looop"
+from common import LOOOP, isolated_env, scratch
 
 SIGNAL_SENSOR = """#!/bin/sh
 printf '{"signal": {"v": "%s"}}\\n' "$(cat "$SIG")"
@@ -106,14 +103,8 @@ class Bench:
         self.data = root / "data"
         self.sig = root / "sig"
         self.sig.write_text("start")
-        self.env = {k: v for k, v in os.environ.items() if not k.startswith("LOOOP_")}
-        self.env.update(
-            LOOOP_DATA_DIR=str(self.data),
-            LOOOP_RUNTIME_DIR=str(root / "run"),
-            LOOOP_INTERVAL="1",
-            SIG=str(self.sig),
-            HOME=str(root),
-        )
+        self.env = isolated_env(root)
+        self.env.update(LOOOP_INTERVAL="1", SIG=str(self.sig))
         sensors = self.data / "sensors"
         sensors.mkdir(parents=True)
         for name, body in {
@@ -198,7 +189,7 @@ class Bench:
 
 
 def run(trials: int, contenders: list[str]) -> None:
-    root = Path(tempfile.mkdtemp(prefix="looop-bench-wait-"))
+    root = scratch("wait")
     bench = Bench(root)
     try:
         scenarios: dict[str, Callable[[str], float]] = {
