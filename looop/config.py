@@ -77,7 +77,9 @@ class Config:
 
 
 def _key_line(text: str, key: str) -> int | None:
-    pattern = re.compile(rf"^\s*[\"']?{re.escape(key)}[\"']?\s*=")
+    """The line that sets ``key``: ``key = ...``, a dotted ``key.x = ...`` or a ``[key]`` table."""
+    name = rf"[\"']?{re.escape(key)}[\"']?"
+    pattern = re.compile(rf"^\s*(?:{name}\s*[=.]|\[+\s*{name}\s*[\].])")
     for number, line in enumerate(text.splitlines(), start=1):
         if pattern.match(line):
             return number
@@ -172,8 +174,7 @@ def write_defaults_if_missing(path: Path) -> bool:
     if path.exists() or path.is_symlink():
         return False
     defaults = {k.key: k.default for k in KNOBS.values()}
-    _write_table(path, defaults)
-    return True
+    return _write_table(path, defaults, replace=False)
 
 
 def set_value(path: Path, key: str, raw: str) -> int | float:
@@ -192,19 +193,36 @@ def set_value(path: Path, key: str, raw: str) -> int | float:
     return value
 
 
-def _write_table(path: Path, table: dict[str, Any]) -> None:
-    """Write atomically (temp file + rename) so a crash never leaves half a config."""
+def _write_table(path: Path, table: dict[str, Any], replace: bool = True) -> bool:
+    """Write atomically (temp file + rename) so a crash never leaves half a config.
+
+    A symlinked config (a dotfiles checkout) is written through the link, not
+    replaced by a file. With ``replace=False`` an existing file wins: the new
+    one is linked into place only if the name is still free. Returns whether
+    the file was written.
+    """
     import tomli_w  # only writers need it; every command reads the config
 
-    path.parent.mkdir(parents=True, exist_ok=True)
+    target = Path(os.path.realpath(path))
+    target.parent.mkdir(parents=True, exist_ok=True)
     body = "# looop configuration: see `looop config show` for what is in effect.\n"
     body += tomli_w.dumps(table)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        fh.write(body)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "w", encoding="utf-8") as fh:
+            fh.write(body)
+            fh.flush()
+            os.fsync(fh.fileno())
+        if replace:
+            os.replace(tmp, target)
+            return True
+        try:
+            os.link(tmp, target)
+        except FileExistsError:
+            return False
+        return True
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def format_value(value: float) -> str:

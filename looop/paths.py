@@ -27,9 +27,9 @@ class RuntimeDirError(Exception):
 class Paths:
     """The resolved directories of one profile.
 
-    A plain slotted class rather than a dataclass or NamedTuple: every command
-    builds one, including the ``status`` probe, which should not pay for
-    importing ``dataclasses`` or ``typing``.
+    A plain slotted class rather than a dataclass: every command builds one,
+    including the ``status`` probe, which should not pay for importing
+    ``dataclasses``.
     """
 
     __slots__ = ("config_file", "data_dir", "default_profile", "runtime_dir")
@@ -147,15 +147,33 @@ def default_runtime_dir() -> Path:
     except OSError:
         pass
     if sys.platform == "darwin":
-        try:
-            base = os.confstr("CS_DARWIN_USER_TEMP_DIR")
-        except (ValueError, OSError):
-            base = None
+        base = _darwin_user_temp_dir()
         if base:
             return Path(base) / "looop"
     import tempfile  # only this last resort needs it; keep start-up light
 
     return Path(tempfile.gettempdir()) / f"looop-{uid}"
+
+
+def _darwin_user_temp_dir() -> str | None:
+    """``confstr(_CS_DARWIN_USER_TEMP_DIR)``: the same for launchd and a terminal.
+
+    Python may not know the name, so libc is asked by number (65537, from
+    <unistd.h>) when ``os.confstr`` refuses it.
+    """
+    try:
+        return os.confstr("CS_DARWIN_USER_TEMP_DIR")
+    except (ValueError, OSError):
+        pass
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL(None)
+        buf = ctypes.create_string_buffer(1024)
+        size = libc.confstr(65537, buf, len(buf))
+    except (OSError, AttributeError):
+        return None
+    return buf.value.decode() if 0 < size <= len(buf) else None
 
 
 def _absolute(path: str | Path) -> Path:

@@ -9,6 +9,7 @@ moves the world hash.
 from __future__ import annotations
 
 import json
+import os
 import re
 import time
 from datetime import datetime
@@ -34,6 +35,7 @@ def sys_claims(paths: Paths) -> dict[str, Any]:
     return {"signal": leases, "detail": {"count": len(leases)}}
 
 
+JOURNAL_SCAN_BYTES = 256 * 1024
 _JOURNAL_STAMP = re.compile(r"^\s*(?:[-*]\s*)?(\S+)\s+(.*)$")
 
 
@@ -41,11 +43,16 @@ def last_acted(paths: Paths, goal_ids: list[str]) -> dict[str, float | None]:
     """Seconds since the newest journal line naming each goal, or None.
 
     A journal line counts when it starts (after an optional list marker) with
-    an ISO-8601 timestamp and names the goal id later on the line.
+    an ISO-8601 timestamp and names the goal id later on the line; only the
+    journal's last ``JOURNAL_SCAN_BYTES`` are read.
     """
     latest: dict[str, float | None] = dict.fromkeys(goal_ids)
     try:
-        lines = paths.journal.read_text(encoding="utf-8", errors="replace").splitlines()
+        with open(paths.journal, "rb") as fh:
+            # Only the recent past matters for "since last acted", and the
+            # journal only grows: read its tail, not all of it every beat.
+            fh.seek(max(0, os.fstat(fh.fileno()).st_size - JOURNAL_SCAN_BYTES))
+            lines = fh.read().decode("utf-8", errors="replace").splitlines()
     except OSError:
         lines = []
     now = time.time()

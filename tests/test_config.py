@@ -24,6 +24,7 @@ def test_a_wrong_type_exits_78_naming_file_line_and_key(profile: Profile) -> Non
         ("interval = true\n", 1, "interval"),
         ("sensor_concurrency = 0\n", 1, "sensor_concurrency"),
         ("sensor_max_bytes = 1.5\n", 1, "sensor_max_bytes"),
+        ("interval = 5\n[pulse]\nx = 1\n", 2, "pulse"),
     ],
 )
 def test_invalid_values_are_located(profile: Profile, text: str, line: int, key: str) -> None:
@@ -81,3 +82,14 @@ def test_config_set_validates_and_keeps_other_keys(profile: Profile) -> None:
     assert refused.returncode == 78
     assert profile.run("config", "get", "sensor_timeout").stdout.strip() == "12"
     assert profile.run("config", "path").stdout.strip() == str(profile.config)
+
+
+def test_config_set_writes_through_a_symlinked_config(profile: Profile) -> None:
+    real = profile.root / "dotfiles" / "looop.toml"
+    real.parent.mkdir()
+    real.write_text("interval = 30\n")
+    profile.data.mkdir(parents=True)
+    profile.config.symlink_to(real)
+    assert profile.run("config", "set", "interval", "45").returncode == 0
+    assert profile.config.is_symlink()
+    assert "interval = 45" in real.read_text()
