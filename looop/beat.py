@@ -17,6 +17,7 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from looop import events, probes, sensors, snapshots, worldhash
@@ -58,6 +59,7 @@ class BeatResult:
 def _user_readings(
     paths: Paths,
     config: Config,
+    scripts: list[Path],
     on_tick: Callable[[], None] | None,
     cancel_fd: int | None,
     cancelled: Callable[[], bool] | None,
@@ -74,7 +76,7 @@ def _user_readings(
         config.sensor_timeout, config.sensor_max_bytes, config.sensor_concurrency
     )
     run = sensors.SensorRun(
-        sensors.discover(paths.sensors),
+        scripts,
         cwd=paths.data_dir,
         env=env,
         limits=limits,
@@ -93,10 +95,14 @@ def run_beat(
     on_tick: Callable[[], None] | None = None,
     cancel_fd: int | None = None,
     cancelled: Callable[[], bool] | None = None,
+    scripts: list[Path] | None = None,
 ) -> BeatResult:
+    """One beat; ``scripts`` are the sensors to run (discovered when not given)."""
     started = time.time()
     events.record(paths.events, "beat_start", beat=number)
-    readings = _user_readings(paths, config, on_tick, cancel_fd, cancelled)
+    if scripts is None:
+        scripts = sensors.discover(paths.sensors)
+    readings = _user_readings(paths, config, scripts, on_tick, cancel_fd, cancelled)
     if cancelled is not None and cancelled():
         result = BeatResult(number, started, time.time(), len(readings), [], "", cancelled=True)
         events.record(paths.events, "beat_cancelled", beat=number)

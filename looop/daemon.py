@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from looop import lock, pulse, sensors, service, units
+from looop import lock, pulse, service, units
 from looop.config import Config
 from looop.paths import Paths, ensure_runtime_dir
 
@@ -66,7 +66,7 @@ def up(paths: Paths, cfg: Config) -> str:
     if holder is not None and lock.holder_role(paths, holder) != "sense":
         return f"already running (pid {holder})"
     # Long enough for the first beat, however many sensors it has to run.
-    ready_within = (pulse.beat_budget(cfg, len(sensors.discover(paths.sensors))) or 3600.0) + 30
+    ready_within = pulse.longest_beat(paths, cfg) + 30
     pid = _detach(paths, ready_within)
     return f"started (pid {pid}); log: {log_file(paths)}"
 

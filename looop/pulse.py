@@ -60,6 +60,11 @@ def beat_budget(cfg: Config, sensor_count: int) -> float | None:
     return waves * (cfg.sensor_timeout + 2 * sensors.KILL_GRACE) + BEAT_SLACK
 
 
+def longest_beat(paths: Paths, cfg: Config) -> float:
+    """How long one beat of this profile may take; an hour when sensors have no timeout."""
+    return beat_budget(cfg, len(sensors.discover(paths.sensors))) or 3600.0
+
+
 class Pulse:
     def __init__(self, paths: Paths, cfg: Config) -> None:
         self.paths, self.config = paths, cfg
@@ -163,8 +168,8 @@ class Pulse:
         self.beat_requested = False
         started = time.monotonic()
         self.beats += 1
-        count = len(sensors.discover(self.paths.sensors))
-        budget = beat_budget(self.config, count)
+        scripts = sensors.discover(self.paths.sensors)
+        budget = beat_budget(self.config, len(scripts))
         self.watchdog.deadline = None if budget is None else started + budget
         self.watchdog.tick()
         self._keep_lock()
@@ -179,6 +184,7 @@ class Pulse:
                 on_tick=self.watchdog.tick,
                 cancel_fd=self.pipe_r,
                 cancelled=self._stop_requested,
+                scripts=scripts,
             )
         except Exception as exc:  # a bug or a broken disk must not end the service
             log.error(f"beat {self.beats} failed: {exc!r}; the previous snapshots stay")
@@ -307,10 +313,7 @@ def _ask_pulse(
         raise SenseError(f"the pulse (pid {pid}) went away; try again") from None
     except PermissionError:
         raise SenseError(f"cannot signal the pulse (pid {pid}): not yours") from None
-    budget = (
-        wait_limit
-        or (beat_budget(cfg, len(sensors.discover(paths.sensors))) or 3600.0) + cfg.interval
-    )
+    budget = wait_limit or longest_beat(paths, cfg) + cfg.interval
     deadline = time.monotonic() + budget
     while time.monotonic() < deadline:
         last = record.read(paths) or {}
