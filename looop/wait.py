@@ -56,7 +56,8 @@ Why it is shaped this way:
   unseen, so the wait keeps its other notifications and polls as well.
 
 Blocked, a wait sleeps in the kernel: no timer ticks unless it polls the lock
-or runs the fallback.
+or runs the fallback (or, under a timeout longer than an hour, once an hour:
+one kernel sleep cannot take weeks, so a long timeout is slept in turns).
 """
 
 from __future__ import annotations
