@@ -205,12 +205,17 @@ def install_command(manager: str | None, dry_run: bool, no_start: bool, force: b
 @cli.command("uninstall")
 @click.option("--systemd", "manager", flag_value="systemd")
 @click.option("--launchd", "manager", flag_value="launchd")
-def uninstall_command(manager: str | None) -> None:
-    """Stop and remove the installed service files; the data dir is left alone."""
+@click.option("--force", is_flag=True, help="Also remove files you edited since install.")
+def uninstall_command(manager: str | None, force: bool) -> None:
+    """Stop and remove the installed service files; the data dir is left alone.
+
+    A file changed since install (or not written by looop) is kept unless
+    --force is given.
+    """
     from looop import service
 
     try:
-        for line in service.uninstall(resolve(), manager=manager):
+        for line in service.uninstall(resolve(), manager=manager, force=force):
             click.echo(line)
     except service.ServiceError as exc:
         die(str(exc), 1)

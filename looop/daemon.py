@@ -46,27 +46,29 @@ def log_file(paths: Paths) -> Path:
     return paths.data_dir / "pulse.log"
 
 
-def _through_manager(paths: Paths, act: Callable[[Paths], None]) -> str | None:
+def _through_manager(paths: Paths, act: Callable[[Paths, str], None]) -> str | None:
     """Have the service manager act when looop is installed; its name, else None."""
     manager = units.installed_manager(paths)
     if manager is None:
         return None
     try:
-        act(paths)
+        act(paths, manager)
     except service.ServiceError as exc:
         raise StartError(str(exc)) from None
     return manager
 
 
 def up(paths: Paths, cfg: Config) -> str:
-    manager = _through_manager(paths, service.manager_start)
+    # Long enough for the first beat, however many sensors it has to run.
+    ready_within = pulse.longest_beat(paths, cfg) + 30
+    manager = _through_manager(
+        paths, lambda p, m: service.manager_start(p, m, ready_within=ready_within)
+    )
     if manager is not None:
         return f"started through {manager}"
     holder = lock.holder_pid(paths)
     if holder is not None and lock.holder_role(paths, holder) != "sense":
         return f"already running (pid {holder})"
-    # Long enough for the first beat, however many sensors it has to run.
-    ready_within = pulse.longest_beat(paths, cfg) + 30
     pid = _detach(paths, ready_within)
     return f"started (pid {pid}); log: {log_file(paths)}"
 

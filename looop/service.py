@@ -17,10 +17,10 @@ Three rules shape the rest:
 
 - *Never clobber an edit.* Each rendered file carries a
   ``looop-rendered sha256=...`` line: the hash of the rest of the file as it
-  was written. On a later install a file whose content no longer matches its
-  hash (or that has none) was changed by the user, and is left alone unless
-  ``--force`` is given. Changes belong in a drop-in, which install never
-  touches.
+  was written. A file whose content no longer matches its hash (or that has
+  none, or a link in its place) was changed by the user: install does not
+  overwrite it and uninstall does not remove it, unless ``--force`` is given.
+  Changes belong in a drop-in, which neither ever touches.
 - *Idempotent.* Installing twice changes nothing the second time; a unit whose
   file changed (a new looop path after an upgrade) is restarted, one that did
   not is only started if it is not running.
@@ -28,8 +28,11 @@ Three rules shape the rest:
   (``looop.service``, ``looop-reap.service``, ``looop-reap.timer``;
   ``org.looop.pulse``, ``org.looop.reap``). Any other data dir gets the same
   files under names suffixed with its profile id, the hash that also names
-  its lock (``looop-<hash>.service``, ``org.looop.pulse.<hash>``), with
-  ``LOOOP_DATA_DIR`` set in them, so two profiles' units live side by side.
+  its lock (``looop-<hash>.service``, ``org.looop.pulse.<hash>``), so two
+  profiles' units live side by side. Every rendered file sets
+  ``LOOOP_DATA_DIR``, the default profile's too: the service manager need not
+  see the ``XDG_STATE_HOME`` of the shell that ran install (launchd never
+  does), and the pulse must serve the data dir install was asked about.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -51,10 +55,11 @@ from looop.units import (
     TIMER,
     agents_dir,
     default_manager,
+    installed,
     installed_manager,
     labels,
+    launchd_log,
     launchd_log_dir,
-    profile_suffix,
     unit_dir,
     unit_names,
 )
@@ -76,6 +81,15 @@ LAUNCHD_PATH = ("/opt/homebrew/bin", "/usr/local/bin", "/usr/bin", "/bin", "/usr
 
 # What `manager_state` reports from systemd (see `systemctl show`).
 SYSTEMD_PROPERTIES = ("ActiveState", "SubState", "UnitFileState", "MainPID", "NRestarts", "Result")
+
+# launchctl bootout returns before the job is gone; bootstrapping the label
+# again in that window fails ("Bootstrap failed: 5"). Seconds to wait for it.
+BOOTOUT_TIMEOUT = 5.0
+# Seconds for a pulse launchd started to hold the lock and publish its first
+# beat when the caller does not say (systemd waits for READY=1 itself), and
+# for a stopped one to let go of the lock.
+LAUNCHD_START_TIMEOUT = 120.0
+LAUNCHD_STOP_TIMEOUT = 30.0
 
 
 class ServiceError(Exception):
@@ -132,7 +146,6 @@ def _checked(out: subprocess.CompletedProcess[str], what: str) -> subprocess.Com
 # --- rendering ----------------------------------------------------------------
 class Rendered(NamedTuple):
     role: str
-    template: str  # path inside the packaging resources
     path: Path  # where it is installed
     text: str
 
@@ -151,18 +164,19 @@ def _looop_bin() -> str:
     return found
 
 
-def _needs_data_dir_env(paths: Paths) -> bool:
-    """Name the data dir in the unit unless it is the default seen from any environment."""
-    return not paths.default_profile or paths.data_dir != Path.home() / ".local/state/looop"
-
-
 def _outside_home(path: Path) -> bool:
     home = Path.home()
     return path != home and home not in path.parents
 
 
 def _systemd_word(value: str) -> str:
-    """One argument or assignment value in a unit file: specifiers and quotes escaped."""
+    """One program path or assignment value in a unit file: specifiers and quotes escaped.
+
+    ``$`` is left as it is: systemd expands variables only in a command's
+    arguments, never in the program path itself nor in ``Environment=`` or
+    ``ReadWritePaths=``, which is all looop renders; ``$$`` there would stay
+    two dollars.
+    """
     value = value.replace("%", "%%")
     if re.fullmatch(r"[A-Za-z0-9_@%+=:,./-]+", value):
         return value
@@ -205,9 +219,7 @@ def pristine(text: str) -> bool:
 def render_systemd(paths: Paths, binary: str | None = None) -> list[Rendered]:
     binary = binary or _looop_bin()
     data = str(paths.data_dir)
-    env = ""
-    if _needs_data_dir_env(paths):
-        env = f"Environment={_systemd_word('LOOOP_DATA_DIR=' + data)}"
+    env = f"Environment={_systemd_word('LOOOP_DATA_DIR=' + data)}"
     rw = f"ReadWritePaths=-{_systemd_word(data)}" if _outside_home(paths.data_dir) else ""
     values = {
         "LOOOP_BIN": _systemd_word(binary),
@@ -223,9 +235,7 @@ def render_systemd(paths: Paths, binary: str | None = None) -> list[Rendered]:
     }
     where = unit_dir()
     return [
-        Rendered(
-            role, tpl, where / names[role], _stamp(_substitute(template_text(tpl), values), False)
-        )
+        Rendered(role, where / names[role], _stamp(_substitute(template_text(tpl), values), False))
         for role, tpl in templates.items()
     ]
 
@@ -234,28 +244,22 @@ def render_launchd(paths: Paths, binary: str | None = None) -> list[Rendered]:
     binary = binary or _looop_bin()
     path_dirs = [os.path.dirname(binary), *LAUNCHD_PATH]
     search_path = ":".join(dict.fromkeys(path_dirs))
-    env = ""
-    if _needs_data_dir_env(paths):
-        env = (
-            f"\t\t<key>LOOOP_DATA_DIR</key>\n\t\t<string>{xml_escape(str(paths.data_dir))}</string>"
-        )
+    env = f"\t\t<key>LOOOP_DATA_DIR</key>\n\t\t<string>{xml_escape(str(paths.data_dir))}</string>"
     names = labels(paths)
-    suffix = profile_suffix(paths)
     rendered = []
     for role, tpl in (
         (PULSE, "launchd/org.looop.pulse.plist"),
         (REAP, "launchd/org.looop.reap.plist"),
     ):
-        log_file = launchd_log_dir() / (f"{role}-{suffix}.log" if suffix else f"{role}.log")
         values = {
             "LABEL": names[role],
             "LOOOP_BIN": xml_escape(binary),
             "PATH": xml_escape(search_path),
             "ENVIRONMENT": env,
-            "LOG_FILE": xml_escape(str(log_file)),
+            "LOG_FILE": xml_escape(str(launchd_log(paths, role))),
         }
         text = _stamp(_substitute(template_text(tpl), values), True)
-        rendered.append(Rendered(role, tpl, agents_dir() / f"{names[role]}.plist", text))
+        rendered.append(Rendered(role, agents_dir() / f"{names[role]}.plist", text))
     return rendered
 
 
@@ -271,18 +275,37 @@ def render(paths: Paths, manager: str, binary: str | None = None) -> list[Render
 NEW, UNCHANGED, UPDATE, EDITED = "new", "unchanged", "update", "edited"
 
 
-def _compare(item: Rendered) -> str:
+def _installed_text(path: Path) -> tuple[bool, str | None]:
+    """(whether anything is installed at ``path``, its text if looop may have written it).
+
+    The text is None for what looop never writes: a link (the user placed it),
+    something that is not a readable text file.
+    """
+    if not installed(path):
+        return False, None
+    if path.is_symlink():
+        return True, None
     try:
-        if item.path.is_symlink():
-            return EDITED  # a link the user placed: not a file looop wrote
-        current = item.path.read_text(encoding="utf-8")
+        return True, path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        return NEW
+        return False, None
     except (OSError, UnicodeDecodeError):
-        return EDITED
+        return True, None
+
+
+def _ours(path: Path) -> bool:
+    """True when ``path`` is a file exactly as looop rendered it."""
+    text = _installed_text(path)[1]
+    return text is not None and pristine(text)
+
+
+def _compare(item: Rendered) -> str:
+    present, current = _installed_text(item.path)
+    if not present:
+        return NEW
     if current == item.text:
         return UNCHANGED
-    return UPDATE if pristine(current) else EDITED
+    return UPDATE if current is not None and pristine(current) else EDITED
 
 
 def _write(path: Path, text: str) -> None:
@@ -421,28 +444,72 @@ def _enable_systemd(paths: Paths, changed: set[str], start: bool) -> list[str]:
     return lines
 
 
+# --- launchd jobs ---------------------------------------------------------------
+def _launchd_print(label: str, timeout: float | None = None) -> dict[str, str] | None:
+    """What ``launchctl print`` says of a loaded job (state, pid, runs...); None if not loaded."""
+    out = _launchctl("print", f"{_domain()}/{label}", timeout=timeout)
+    if out.returncode != 0:
+        return None
+    return dict(re.findall(r"^\s*([a-z ]+?) = (.*?)\s*$", out.stdout, re.MULTILINE))
+
+
 def _launchd_loaded(label: str) -> bool:
-    return _launchctl("print", f"{_domain()}/{label}").returncode == 0
+    return _launchd_print(label) is not None
+
+
+def _launchd_pid(label: str) -> int | None:
+    job = _launchd_print(label)
+    return _int(job.get("pid")) if job else None
+
+
+def _bootout(label: str) -> None:
+    """Unload a job and return once launchd has let go of it.
+
+    ``launchctl bootout`` can return while the job is still being torn down
+    (its exit status then says little), and bootstrapping the same label in
+    that window fails, so launchd's own answer counts: the label is gone once
+    ``launchctl print`` no longer finds it.
+    """
+    target = f"{_domain()}/{label}"
+    out = _launchctl("bootout", target)
+    deadline = time.monotonic() + BOOTOUT_TIMEOUT
+    while _launchd_loaded(label):
+        if time.monotonic() >= deadline:
+            detail = (out.stderr or out.stdout).strip().replace("\n", " · ")
+            raise ServiceError(
+                f"launchctl bootout {target}: still loaded after {BOOTOUT_TIMEOUT:g}s"
+                + (f" ({detail})" if detail else "")
+                + "; try again"
+            )
+        time.sleep(0.1)
 
 
 def _enable_launchd(
     paths: Paths, items: list[Rendered], changed: set[str], start: bool
 ) -> list[str]:
     launchd_log_dir().mkdir(parents=True, exist_ok=True)
-    lines = []
+    names = labels(paths)
     for item in items:
-        label = labels(paths)[item.role]
-        target = f"{_domain()}/{label}"
+        target = f"{_domain()}/{names[item.role]}"
         _checked(_launchctl("enable", target), f"launchctl enable {target}")
-        if not start:
-            lines.append(f"enabled {label} (starts at next login; --no-start)")
-            continue
+    lines = [f"enabled {', '.join(names[item.role] for item in items)}"]
+    if not start:
+        return [*lines, "not started (--no-start): loaded at next login, or now by: looop up"]
+    foreign = _foreign_pulse(paths, _launchd_pid(names[PULSE]))
+    if foreign:
+        return [
+            *lines,
+            f"not started: a pulse already runs outside launchd (pid {foreign}); "
+            f"stop it (kill {foreign}), then: looop up",
+        ]
+    for item in items:
+        label = names[item.role]
         loaded = _launchd_loaded(label)
         if loaded and item.role not in changed:
             lines.append(f"{label} already loaded")
             continue
         if loaded:
-            _launchctl("bootout", target)
+            _bootout(label)
         _checked(
             _launchctl("bootstrap", _domain(), str(item.path)),
             f"launchctl bootstrap {_domain()} {item.path}",
@@ -451,56 +518,171 @@ def _enable_launchd(
     return lines
 
 
-def uninstall(paths: Paths, manager: str | None = None) -> list[str]:
-    """Stop, disable and remove this profile's files; the data dir is left alone."""
-    chosen = manager or installed_manager(paths) or default_manager()
-    chosen = _resolve_manager(chosen)
+def _remove(files: list[Path], force: bool, kept_note: str = "") -> list[str]:
+    """Remove the files looop rendered; keep (and name) any other unless ``force``."""
+    lines = []
+    for path in files:
+        if not installed(path):
+            continue
+        if not force and not _ours(path):
+            lines.append(
+                f"kept {path}: not as looop wrote it (edited, or not looop's){kept_note}; "
+                "remove it yourself, or run `looop uninstall --force`"
+            )
+            continue
+        try:
+            path.unlink()
+        except OSError as exc:
+            raise ServiceError(f"cannot remove {path}: {exc.strerror}") from exc
+        lines.append(f"removed {path}")
+    return lines
+
+
+def uninstall(paths: Paths, manager: str | None = None, force: bool = False) -> list[str]:
+    """Stop, disable and remove this profile's files; the data dir is left alone.
+
+    Only files still exactly as looop rendered them are removed (every one
+    with ``force``); an edited file, a link, or a file looop never wrote stays
+    where it is and the returned lines say so.
+    """
+    chosen = _resolve_manager(manager or installed_manager(paths) or default_manager())
     lines: list[str] = []
     if chosen == SYSTEMD:
         names = unit_names(paths)
         files = [unit_dir() / n for n in names.values()]
-        if not any(os.path.lexists(f) for f in files):
+        if not any(installed(f) for f in files):
             return [f"nothing to uninstall: no looop units in {unit_dir()}"]
         units = [names[TIMER], names[PULSE], names[REAP]]
         _systemctl("disable", "--now", *units)
         lines.append(f"stopped and disabled {', '.join(units)}")
-        for f in files:
-            if os.path.lexists(f):
-                f.unlink()
-                lines.append(f"removed {f}")
+        lines += _remove(files, force)
         _checked(_systemctl("daemon-reload"), "systemctl --user daemon-reload")
         _systemctl("reset-failed", *units)
         for n in names.values():
             if (unit_dir() / f"{n}.d").is_dir():
                 lines.append(f"kept your drop-ins in {unit_dir() / (n + '.d')}")
     else:
-        found = False
+        files = []
         for label in labels(paths).values():
-            plist = agents_dir() / f"{label}.plist"
+            files.append(agents_dir() / f"{label}.plist")
             if _launchd_loaded(label):
-                _launchctl("bootout", f"{_domain()}/{label}")
+                _bootout(label)
                 lines.append(f"unloaded {label}")
-            if os.path.lexists(plist):
-                plist.unlink()
-                lines.append(f"removed {plist}")
-                found = True
-        if not found and not lines:
+        if not lines and not any(installed(f) for f in files):
             return [f"nothing to uninstall: no looop agents in {agents_dir()}"]
+        lines += _remove(files, force, kept_note=", and launchd loads it at next login")
     lines.append(f"data dir left as it was: {paths.data_dir}")
     return lines
 
 
 # --- for up / down / status ---------------------------------------------------
-def _require_installed(paths: Paths) -> str:
-    found = installed_manager(paths)
+def _require_installed(paths: Paths, manager: str | None) -> str:
+    found = manager or installed_manager(paths)
     if found is None:
         raise ServiceError("looop is not installed as a service for this profile (looop install)")
     return found
 
 
-def manager_start(paths: Paths) -> None:
-    """Start the pulse through its manager; returns once the manager says it started."""
-    if _require_installed(paths) == SYSTEMD:
+def _pulse_ready(paths: Paths) -> bool:
+    """A pulse holds the lock and has published a beat of its own."""
+    from looop import lock, record
+
+    try:
+        pid = lock.holder_pid(paths)
+    except OSError:
+        return False
+    if not pid or lock.holder_role(paths, pid) == "sense":
+        return False
+    beat = record.read(paths)
+    return beat is not None and beat.get("pid") == pid
+
+
+def _log_size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
+def _log_tail(path: Path, since: int, lines: int = 5) -> str:
+    """The last lines written to ``path`` after offset ``since``, on one line."""
+    try:
+        with open(path, "rb") as fh:
+            if fh.seek(0, os.SEEK_END) >= since:  # a shorter file was started anew
+                fh.seek(since)
+            else:
+                fh.seek(0)
+            text = fh.read().decode("utf-8", "replace")
+    except OSError:
+        return ""
+    said = [line.strip() for line in text.splitlines() if line.strip()]
+    return " · ".join(said[-lines:])
+
+
+def _launchd_start(paths: Paths, ready_within: float) -> None:
+    """Load or kickstart the pulse agent, then wait until it is ready (``looop up``'s promise)."""
+    label = labels(paths)[PULSE]
+    job = _launchd_print(label)
+    foreign = _foreign_pulse(paths, _int(job.get("pid")) if job else None)
+    if foreign:
+        raise ServiceError(
+            f"a pulse already runs outside launchd (pid {foreign}); "
+            f"stop it (kill {foreign}), then try again"
+        )
+    log = launchd_log(paths, PULSE)
+    since = _log_size(log)
+    if job is not None:
+        _checked(_launchctl("kickstart", f"{_domain()}/{label}"), f"launchctl kickstart {label}")
+    else:
+        plist = agents_dir() / f"{label}.plist"
+        _checked(_launchctl("bootstrap", _domain(), str(plist)), f"launchctl bootstrap {plist}")
+    deadline = time.monotonic() + ready_within
+    while not _pulse_ready(paths):
+        if time.monotonic() >= deadline:
+            said = _log_tail(log, since)
+            raise ServiceError(
+                f"{label} did not become ready within {ready_within:g}s "
+                "(no pulse holds the lock with a beat published)"
+                + (f": {said}" if said else "")
+                + f". See its log: {log}"
+            )
+        time.sleep(0.05)
+
+
+def _launchd_stop(paths: Paths) -> None:
+    """Unload the pulse agent (the plist stays for the next login) and wait for it to end."""
+    from looop import lock
+
+    label = labels(paths)[PULSE]
+    job = _launchd_print(label)
+    if job is None:
+        return
+    _bootout(label)
+    pid = _int(job.get("pid"))
+    deadline = time.monotonic() + LAUNCHD_STOP_TIMEOUT
+    while pid and lock.holder_pid(paths) == pid:
+        if time.monotonic() >= deadline:
+            raise ServiceError(
+                f"pid {pid} still holds the lock {LAUNCHD_STOP_TIMEOUT:g}s after launchd "
+                f"unloaded {label}"
+            )
+        time.sleep(0.05)
+
+
+def manager_start(
+    paths: Paths, manager: str | None = None, ready_within: float | None = None
+) -> None:
+    """Start the pulse through its manager; returns once it is ready, else raises ServiceError.
+
+    Ready means what ``looop up`` promises: the pulse holds the lock and has
+    published its first beat. systemd's ``start`` waits for the pulse's
+    READY=1, which comes exactly then (bounded by the unit's
+    ``TimeoutStartSec=``); launchd only launches, so this waits up to
+    ``ready_within`` seconds (default ``LAUNCHD_START_TIMEOUT``). ``manager``
+    is the one the pulse is installed with (``units.installed_manager``);
+    looked up when not given.
+    """
+    if _require_installed(paths, manager) == SYSTEMD:
         unit = unit_names(paths)[PULSE]
         out = _systemctl("start", unit)
         if out.returncode != 0:
@@ -509,23 +691,19 @@ def manager_start(paths: Paths) -> None:
                 f"See: systemctl --user status {unit}"
             )
         return
-    label = labels(paths)[PULSE]
-    if _launchd_loaded(label):
-        _checked(_launchctl("kickstart", f"{_domain()}/{label}"), f"launchctl kickstart {label}")
-    else:
-        plist = agents_dir() / f"{label}.plist"
-        _checked(_launchctl("bootstrap", _domain(), str(plist)), f"launchctl bootstrap {plist}")
+    _launchd_start(paths, ready_within or LAUNCHD_START_TIMEOUT)
 
 
-def manager_stop(paths: Paths) -> None:
-    """Stop the pulse through its manager; returns once the manager says it stopped."""
-    if _require_installed(paths) == SYSTEMD:
+def manager_stop(paths: Paths, manager: str | None = None) -> None:
+    """Stop the pulse through its manager; returns once it has stopped.
+
+    ``manager`` as for ``manager_start``.
+    """
+    if _require_installed(paths, manager) == SYSTEMD:
         unit = unit_names(paths)[PULSE]
         _checked(_systemctl("stop", unit), f"systemctl --user stop {unit}")
         return
-    label = labels(paths)[PULSE]
-    if _launchd_loaded(label):  # bootout stops it; the plist stays for the next login
-        _checked(_launchctl("bootout", f"{_domain()}/{label}"), f"launchctl bootout {label}")
+    _launchd_stop(paths)
 
 
 def _systemd_show(unit: str, *props: str) -> dict[str, str]:
@@ -547,15 +725,15 @@ def _int(value: Any) -> int | None:
         return None
 
 
-def manager_state(paths: Paths) -> dict[str, Any] | None:
+def manager_state(paths: Paths, manager: str | None = None) -> dict[str, Any] | None:
     """The manager's view of the pulse, or None when it cannot be asked. Never raises.
 
-    Keys: manager, unit (or label), state, enabled (systemd), pid, restarts
-    (restarts since the manager loaded it), result (systemd: how it last ended)
-    or last_exit (launchd).
+    ``manager`` as for ``manager_start``. Keys: manager, unit (or label),
+    state, enabled (systemd), pid, restarts (restarts since the manager loaded
+    it), result (systemd: how it last ended) or last_exit (launchd).
     """
     try:
-        chosen = installed_manager(paths)
+        chosen = manager or installed_manager(paths)
         if chosen == SYSTEMD:
             unit = unit_names(paths)[PULSE]
             props = _systemd_show(unit, *SYSTEMD_PROPERTIES)
@@ -573,10 +751,9 @@ def manager_state(paths: Paths) -> dict[str, Any] | None:
             }
         if chosen == LAUNCHD:
             label = labels(paths)[PULSE]
-            out = _launchctl("print", f"{_domain()}/{label}", timeout=5)
-            if out.returncode != 0:
+            fields = _launchd_print(label, timeout=5)
+            if fields is None:
                 return {"manager": LAUNCHD, "label": label, "state": "not loaded"}
-            fields = dict(re.findall(r"^\s*([a-z ]+?) = (.*?)\s*$", out.stdout, re.MULTILINE))
             return {
                 "manager": LAUNCHD,
                 "label": label,

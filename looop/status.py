@@ -105,11 +105,12 @@ class StatusReport:
 def _service_state(paths: Paths) -> dict[str, Any] | None:
     from looop import units
 
-    if units.installed_manager(paths) is None:
+    manager = units.installed_manager(paths)
+    if manager is None:
         return None
     from looop import service  # heavier: only when there is a manager to ask
 
-    return service.manager_state(paths)
+    return service.manager_state(paths, manager)
 
 
 def collect(paths: Paths) -> StatusReport:

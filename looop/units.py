@@ -58,6 +58,23 @@ def launchd_log_dir() -> Path:
     return Path.home() / "Library" / "Logs" / "looop"
 
 
+def launchd_log(paths: Paths, role: str) -> Path:
+    """Where launchd writes the output of this profile's agent for ``role``."""
+    suffix = profile_suffix(paths)
+    return launchd_log_dir() / (f"{role}-{suffix}.log" if suffix else f"{role}.log")
+
+
+def installed(path: Path) -> bool:
+    """Is something installed at ``path``? The one rule looop uses for its files.
+
+    Anything there counts, a symlink included (dangling or not): the manager
+    sees a file by that name, so looop must neither pretend it is absent nor
+    write over it unasked. Whether it is still the file looop wrote is a
+    separate question (``looop.service.pristine``).
+    """
+    return os.path.lexists(path)
+
+
 def installed_manager(paths: Paths) -> str | None:
     """Which manager has this profile's pulse installed: "systemd", "launchd" or None."""
     candidates = {
@@ -66,6 +83,6 @@ def installed_manager(paths: Paths) -> str | None:
     }
     first = default_manager()
     for name in (first, *(m for m in MANAGERS if m != first)):
-        if candidates[name].is_file():
+        if installed(candidates[name]):
             return name
     return None

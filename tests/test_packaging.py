@@ -9,20 +9,26 @@ install logic serves systemd; its real-manager tests are in test_systemd.py.
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import plistlib
+import shlex
 import shutil
+import signal
 import subprocess
 import sys
+import time
 import zipfile
+from collections.abc import Iterator
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import LOOOP, Profile
+from conftest import LOOOP, Processes, Profile, pid_alive, wait_for
 
-from looop import service, units
+from looop import lock, record, service, units
 from looop.paths import Paths, resolve
 
 SHIPPED = {
@@ -32,30 +38,53 @@ SHIPPED = {
 PROJECT = Path(__file__).resolve().parents[1]
 LOOOP_BIN = os.path.abspath(LOOOP)
 
-FAKE_LAUNCHCTL = """\
-#!/bin/sh
-# Stands in for launchctl: logs each call, remembers what is loaded.
+FAKE_LAUNCHCTL = r"""#!/bin/sh
+# Stands in for launchctl: logs each call and remembers what is loaded, one
+# file per label holding the pid of the job it started, if any. With
+# $FAKE_LAUNCHD_SPAWN set, loading or kickstarting the pulse runs that shell
+# command in the background as the job (it can exec a real `looop pulse`).
+# bootout is asynchronous, as launchd's is: the label stays loaded for
+# $FAKE_LAUNCHD_BOOTOUT_DELAY more seconds ("never": it stays loaded).
 state="$FAKE_LAUNCHD_DIR"
 echo "$*" >> "$state/calls"
+spawn() {
+  case "$1" in org.looop.pulse*) ;; *) return 0 ;; esac
+  [ -n "$FAKE_LAUNCHD_SPAWN" ] || return 0
+  pid=$(cat "$state/loaded/$1")
+  [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null && return 0
+  sh -c "$FAKE_LAUNCHD_SPAWN" </dev/null >/dev/null 2>&1 &
+  echo $! > "$state/loaded/$1"
+  echo $! >> "$state/spawned"
+}
 case "$1" in
   print)
     label="${2##*/}"
     if [ -e "$state/loaded/$label" ]; then
-      printf '%s = {\\n\\tstate = running\\n\\tpid = 4242\\n\\truns = 3\\n' "$2"
-      printf '\\tlast exit code = (never exited)\\n}\\n'
+      pid=$(cat "$state/loaded/$label")
+      printf '%s = {\n\tstate = running\n\tpid = %s\n\truns = 3\n' "$2" "${pid:-4242}"
+      printf '\tlast exit code = (never exited)\n}\n'
       exit 0
     fi
-    echo "Could not find service \\"$label\\" in domain for user gui: $(id -u)" >&2
+    echo "Could not find service \"$label\" in domain for user gui: $(id -u)" >&2
     exit 113 ;;
   bootstrap)
     label=$(basename "$3" .plist)
-    [ -e "$state/loaded/$label" ] && { echo "Bootstrap failed: 5" >&2; exit 5; }
-    touch "$state/loaded/$label" ;;
+    [ -e "$state/loaded/$label" ] && { echo "Bootstrap failed: 5: Input/output error" >&2; exit 5; }
+    : > "$state/loaded/$label"
+    spawn "$label" ;;
+  kickstart)
+    label="${2##*/}"
+    [ -e "$state/loaded/$label" ] || { echo "Could not find service \"$label\"" >&2; exit 113; }
+    spawn "$label" ;;
   bootout)
     label="${2##*/}"
     [ -e "$state/loaded/$label" ] || exit 3
-    rm -f "$state/loaded/$label" ;;
-  enable|kickstart) ;;
+    pid=$(cat "$state/loaded/$label")
+    [ -n "$pid" ] && kill -TERM "$pid" 2>/dev/null
+    delay="${FAKE_LAUNCHD_BOOTOUT_DELAY:-0.3}"
+    [ "$delay" = never ] && exit 0
+    (sleep "$delay"; rm -f "$state/loaded/$label") </dev/null >/dev/null 2>&1 & ;;
+  enable) ;;
   *) echo "unexpected: $*" >&2; exit 64 ;;
 esac
 exit 0
@@ -84,8 +113,21 @@ class FakeHome:
     def agents(self) -> Path:
         return self.home / "Library" / "LaunchAgents"
 
+    @property
+    def data(self) -> Path:
+        """The default profile's data dir in this home."""
+        return Path(self.env["XDG_STATE_HOME"]) / "looop"
+
     def run(self, *args: str) -> subprocess.CompletedProcess[str]:
         return self.profile.run(*args, env=self.env)
+
+    def use(self, monkeypatch: pytest.MonkeyPatch) -> Paths:
+        """Make this home the test process's environment; its Paths."""
+        for key, value in self.env.items():
+            monkeypatch.setenv(key, value)
+        if "LOOOP_DATA_DIR" not in self.env:
+            monkeypatch.delenv("LOOOP_DATA_DIR", raising=False)
+        return resolve()
 
     def calls(self) -> list[str]:
         log = self.state / "calls"
@@ -98,10 +140,70 @@ class FakeHome:
         with open(self.agents / f"{label}.plist", "rb") as fh:
             return plistlib.load(fh)
 
+    def spawn_pulses(self) -> Path:
+        """From now on launchd "runs" the pulse agent: a real ``looop pulse``.
+
+        Its output goes to the log file the plist names, as launchd's would.
+        """
+        log = self.home / "Library" / "Logs" / "looop" / "pulse.log"
+        self.env["FAKE_LAUNCHD_SPAWN"] = (
+            f"exec {shlex.quote(LOOOP_BIN)} pulse >> {shlex.quote(str(log))} 2>&1"
+        )
+        return log
+
+    def spawned(self) -> list[int]:
+        log = self.state / "spawned"
+        return [int(p) for p in log.read_text().split()] if log.exists() else []
+
+    def end_spawned(self) -> None:
+        for pid in self.spawned():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + 5
+        for pid in self.spawned():
+            while pid_alive(pid) and time.monotonic() < deadline:
+                time.sleep(0.02)
+            if pid_alive(pid):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+
 
 @pytest.fixture
-def launchd_home(profile: Profile) -> FakeHome:
-    return FakeHome(profile, default_profile=True)
+def launchd_home(profile: Profile) -> Iterator[FakeHome]:
+    home = FakeHome(profile, default_profile=True)
+    try:
+        yield home
+    finally:
+        home.end_spawned()
+
+
+def unit_settings(text: str) -> dict[str, list[str]]:
+    """Every assignment in a unit file, by key, in order (comments and sections skipped)."""
+    settings: dict[str, list[str]] = {}
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line or line.startswith(("#", ";", "[")):
+            continue
+        key, sep, value = line.partition("=")
+        if sep:
+            settings.setdefault(key.strip(), []).append(value.strip())
+    return settings
+
+
+def systemd_bool(value: str) -> bool:
+    """A unit file boolean as systemd reads it."""
+    lowered = value.lower()
+    if lowered in ("yes", "true", "on", "1", "y", "t"):
+        return True
+    if lowered in ("no", "false", "off", "0", "n", "f"):
+        return False
+    raise ValueError(f"not a systemd boolean: {value!r}")
+
+
+def enabled(settings: dict[str, list[str]], key: str) -> bool:
+    """Is a boolean option on? The last assignment wins; an absent one is off."""
+    values = settings.get(key)
+    return bool(values) and systemd_bool(values[-1])
 
 
 # --- what ships ---------------------------------------------------------------------
@@ -138,23 +240,44 @@ def test_the_wheel_carries_the_service_files(tmp_path: Path) -> None:
 
 def test_shipped_pulse_unit_has_the_service_contract() -> None:
     text = resources.files("looop.packaging").joinpath("systemd", "looop.service").read_text()
-    settings = [line.strip() for line in text.splitlines() if not line.startswith("#")]
-    for wanted in (
-        "Type=notify",
-        "NotifyAccess=main",
-        "ExecStart=@LOOOP_BIN@ pulse",
-        "ExecReload=/bin/kill -HUP $MAINPID",
-        "Restart=on-failure",
-        "RestartPreventExitStatus=78",
-        "KillMode=mixed",
-        "WantedBy=default.target",
-        "ProtectSystem=strict",
-        "NoNewPrivileges=yes",
+    settings = unit_settings(text)
+    for key, value in {
+        "Type": "notify",
+        "NotifyAccess": "main",
+        "ExecStart": "@LOOOP_BIN@ pulse",
+        "ExecReload": "/bin/kill -HUP $MAINPID",
+        "Restart": "on-failure",
+        "RestartPreventExitStatus": "78",
+        "KillMode": "mixed",
+        "WantedBy": "default.target",
+        "ProtectSystem": "strict",
+    }.items():
+        assert settings.get(key, [None])[-1] == value, (key, settings.get(key))
+    assert enabled(settings, "NoNewPrivileges")
+    assert settings.get("WatchdogSec")
+    # Each of these breaks sensors (JIT runtimes, the network, shared temp files)
+    # or fails to start under one of the two managers (TESTING.md).
+    for breaks_something in (
+        "MemoryDenyWriteExecute",
+        "PrivateNetwork",
+        "PrivateTmp",
+        "ProtectKernelTunables",
+        "ProtectKernelLogs",
+        "PrivateDevices",
+        "ProtectClock",
+        "ProtectKernelModules",
     ):
-        assert wanted in settings, wanted
-    assert any(s.startswith("WatchdogSec=") for s in settings)
-    for breaks_something in ("MemoryDenyWriteExecute=yes", "PrivateNetwork=yes", "PrivateTmp=yes"):
-        assert breaks_something not in settings
+        assert not enabled(settings, breaks_something), breaks_something
+    assert "CapabilityBoundingSet" not in settings
+
+
+def test_unit_settings_reads_booleans_as_systemd_does() -> None:
+    settings = unit_settings(
+        "[Service]\nPrivateTmp=true\n# PrivateNetwork=yes\nNoNewPrivileges=1\n"
+    )
+    assert enabled(settings, "PrivateTmp") and enabled(settings, "NoNewPrivileges")
+    assert not enabled(settings, "PrivateNetwork")
+    assert not enabled(unit_settings("PrivateTmp=on\nPrivateTmp=off\n"), "PrivateTmp")
 
 
 def test_shipped_reap_timer_is_hourly_and_persistent() -> None:
@@ -182,7 +305,8 @@ def test_install_launchd_writes_plists_launchd_can_read(launchd_home: FakeHome) 
         assert os.path.isabs(pulse[key]) and Path(pulse[key]).parent.is_dir()
     assert isinstance(pulse["EnvironmentVariables"], dict)
     assert os.path.dirname(LOOOP_BIN) in pulse["EnvironmentVariables"]["PATH"].split(":")
-    assert "LOOOP_DATA_DIR" not in pulse["EnvironmentVariables"]  # the default profile
+    # Named even for the default profile: launchd never sees the shell's XDG_STATE_HOME.
+    assert pulse["EnvironmentVariables"]["LOOOP_DATA_DIR"] == str(launchd_home.data)
 
     reap = launchd_home.plist("org.looop.reap")
     assert reap["Label"] == "org.looop.reap"
@@ -235,6 +359,25 @@ def test_paths_with_markup_survive_rendering(profile: Profile) -> None:
     assert f'Environment="LOOOP_DATA_DIR={quoted}"' in dry.stdout
 
 
+def test_dollar_signs_are_rendered_literally(
+    launchd_home: FakeHome, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """systemd never expands ``$`` in the program path, Environment= or ReadWritePaths=.
+
+    So ``$`` is written as is: ``$$`` there would reach the pulse as two
+    dollars (test_systemd.py starts such a unit for real).
+    """
+    launchd_home.use(monkeypatch)
+    weird = launchd_home.profile.root / "a $b ${c} $$d"
+    monkeypatch.setenv("LOOOP_DATA_DIR", str(weird))
+    binary = f"{weird}/bin/looop"
+    (pulse,) = [i for i in service.render(resolve(), "systemd", binary=binary) if i.role == "pulse"]
+    settings = unit_settings(pulse.text)
+    assert settings["ExecStart"] == [f'"{binary}" pulse']
+    assert settings["Environment"] == [f'"LOOOP_DATA_DIR={weird}"']
+    assert f'-"{weird}"' in settings["ReadWritePaths"]
+
+
 # --- launchd: idempotence and edits -----------------------------------------------
 def test_install_twice_changes_nothing(launchd_home: FakeHome) -> None:
     assert launchd_home.run("install", "--launchd").returncode == 0
@@ -281,10 +424,8 @@ def test_a_file_looop_wrote_is_updated_without_force(
     launchd_home: FakeHome, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """An older looop's rendering (another path) is replaced; it was never edited."""
-    for key, value in launchd_home.env.items():
-        monkeypatch.setenv(key, value)
-    monkeypatch.delenv("LOOOP_DATA_DIR", raising=False)
-    for item in service.render(resolve(), "launchd", binary="/old/place/bin/looop"):
+    paths = launchd_home.use(monkeypatch)
+    for item in service.render(paths, "launchd", binary="/old/place/bin/looop"):
         item.path.parent.mkdir(parents=True, exist_ok=True)
         item.path.write_text(item.text)
 
@@ -310,38 +451,143 @@ def test_a_file_without_the_mark_is_not_ours_to_replace(launchd_home: FakeHome) 
 def test_manager_calls_go_through_launchctl(
     launchd_home: FakeHome, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    for key, value in launchd_home.env.items():
-        monkeypatch.setenv(key, value)
-    monkeypatch.delenv("LOOOP_DATA_DIR", raising=False)
-    paths = resolve()
+    paths = launchd_home.use(monkeypatch)
     assert units.installed_manager(paths) is None
-    assert service.manager_state(paths) is None
     assert launchd_home.run("install", "--launchd", "--no-start").returncode == 0
     assert units.installed_manager(paths) == "launchd"
-    assert service.manager_state(paths) == {
+    assert service.manager_state(paths, "launchd") == {
         "manager": "launchd",
         "label": "org.looop.pulse",
         "state": "not loaded",
     }
     uid = os.getuid()
 
-    service.manager_start(paths)
-    assert launchd_home.calls()[-1].startswith(f"bootstrap gui/{uid} ")
-    state = service.manager_state(paths)
+    # Loaded, but no pulse ever beats (this launchctl runs nothing): not "started".
+    with pytest.raises(service.ServiceError, match="did not become ready"):
+        service.manager_start(paths, "launchd", ready_within=0.2)
+    plist = launchd_home.agents / "org.looop.pulse.plist"
+    starts = [f"bootstrap gui/{uid} {plist}"]
+    assert [c for c in launchd_home.calls() if c.startswith(("bootstrap", "kickstart"))] == starts
+    state = service.manager_state(paths, "launchd")
     assert state is not None
     assert (state["state"], state["pid"], state["restarts"]) == ("running", 4242, 2)
 
-    service.manager_start(paths)  # already loaded: kickstart, not a second bootstrap
-    assert launchd_home.calls()[-1] == f"kickstart gui/{uid}/org.looop.pulse"
+    with pytest.raises(service.ServiceError):  # already loaded: kickstart, no second bootstrap
+        service.manager_start(paths, "launchd", ready_within=0.2)
+    starts.append(f"kickstart gui/{uid}/org.looop.pulse")
+    assert [c for c in launchd_home.calls() if c.startswith(("bootstrap", "kickstart"))] == starts
 
-    service.manager_stop(paths)
-    assert launchd_home.calls()[-1] == f"bootout gui/{uid}/org.looop.pulse"
+    service.manager_stop(paths, "launchd")
+    assert f"bootout gui/{uid}/org.looop.pulse" in launchd_home.calls()
     assert "org.looop.pulse" not in launchd_home.loaded()
+
+
+def test_up_through_launchd_returns_once_the_pulse_has_beaten(
+    launchd_home: FakeHome, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    paths = launchd_home.use(monkeypatch)
+    launchd_home.spawn_pulses()
+    assert launchd_home.run("install", "--launchd", "--no-start").returncode == 0
+    sensor = launchd_home.data / "sensors" / "slow.sh"
+    sensor.parent.mkdir(parents=True)
+    sensor.write_text("#!/bin/sh\nsleep 1\necho '{\"signal\": 1}'\n")
+    sensor.chmod(0o755)
+
+    up = launchd_home.run("up")
+
+    assert up.returncode == 0, up.stderr
+    assert "launchd" in up.stdout
+    (pid,) = launchd_home.spawned()
+    # `up` has returned: the launched pulse holds the lock and its first beat is out.
+    assert lock.holder_pid(paths) == pid
+    beat = record.read(paths)
+    assert beat is not None and beat["pid"] == pid and beat["number"] == 1
+    status = launchd_home.run("status", "--json")
+    assert status.returncode == 0 and json.loads(status.stdout)["pid"] == pid
+
+    down = launchd_home.run("down")
+
+    assert down.returncode == 0, down.stderr
+    assert lock.holder_pid(paths) is None
+    assert launchd_home.run("status").returncode == 3
+
+
+@pytest.mark.parametrize("pulse", ["broken config", "never started"])
+def test_up_through_launchd_says_why_the_pulse_is_not_running(
+    pulse: str, launchd_home: FakeHome, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    log = launchd_home.home / "Library" / "Logs" / "looop" / "pulse.log"
+    if pulse == "broken config":
+        launchd_home.spawn_pulses()
+        launchd_home.data.mkdir(parents=True)
+        (launchd_home.data / "config.toml").write_text('interval = "soon"\n')
+    assert launchd_home.run("install", "--launchd", "--no-start").returncode == 0
+    paths = launchd_home.use(monkeypatch)
+
+    with pytest.raises(service.ServiceError) as failed:
+        service.manager_start(paths, "launchd", ready_within=2.0)
+
+    message = str(failed.value)
+    assert "org.looop.pulse did not become ready" in message and str(log) in message
+    if pulse == "broken config":  # what the pulse said is in the message
+        assert "interval" in message and "config.toml" in message
+    assert lock.holder_pid(paths) is None
+
+
+def test_install_launchd_does_not_fight_a_pulse_running_outside(
+    launchd_home: FakeHome, monkeypatch: pytest.MonkeyPatch, procs: Processes
+) -> None:
+    paths = launchd_home.use(monkeypatch)
+    launchd_home.spawn_pulses()
+    outside = procs.add(launchd_home.profile.popen("pulse", env=launchd_home.env))
+    wait_for(lambda: (record.read(paths) or {}).get("pid") == outside.pid)
+
+    out = launchd_home.run("install", "--launchd")
+
+    assert out.returncode == 0, out.stderr
+    message = f"not started: a pulse already runs outside launchd (pid {outside.pid})"
+    assert message in out.stdout
+    assert not [c for c in launchd_home.calls() if c.startswith("bootstrap")]
+    assert launchd_home.spawned() == []
+    up = launchd_home.run("up")
+    assert up.returncode == 1 and f"outside launchd (pid {outside.pid})" in up.stderr
+    assert launchd_home.spawned() == []
+    assert outside.poll() is None and lock.holder_pid(paths) == outside.pid
+
+
+def test_a_changed_plist_is_bootstrapped_once_bootout_has_finished(
+    launchd_home: FakeHome, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """launchd's bootout returns before the job is gone; bootstrap in between fails."""
+    assert launchd_home.run("install", "--launchd").returncode == 0
+    plist = launchd_home.agents / "org.looop.pulse.plist"
+    plist.write_text(plist.read_text().replace("<integer>30</integer>", "<integer>99</integer>"))
+    launchd_home.env["FAKE_LAUNCHD_BOOTOUT_DELAY"] = "1"
+    calls = len(launchd_home.calls())
+
+    forced = launchd_home.run("install", "--launchd", "--force")
+
+    assert forced.returncode == 0, forced.stderr
+    target = f"gui/{os.getuid()}/org.looop.pulse"
+    after = launchd_home.calls()[calls:]
+    booted = after.index(f"bootout {target}")
+    loaded = after.index(f"bootstrap gui/{os.getuid()} {plist}")
+    assert booted < loaded and f"print {target}" in after[booted:loaded]
+    assert launchd_home.loaded() == {"org.looop.pulse", "org.looop.reap"}
+
+    # A bootout that never completes is reported, not followed by a doomed bootstrap.
+    paths = launchd_home.use(monkeypatch)
+    monkeypatch.setenv("FAKE_LAUNCHD_BOOTOUT_DELAY", "never")
+    monkeypatch.setattr(service, "BOOTOUT_TIMEOUT", 0.3)
+    plist.write_text(plist.read_text().replace("<integer>30</integer>", "<integer>99</integer>"))
+    with pytest.raises(service.ServiceError, match="still loaded"):
+        service.install(paths, "launchd", force=True)
+    assert not launchd_home.calls()[-1].startswith("bootstrap")
 
 
 def test_uninstall_launchd_unloads_and_removes_but_keeps_data(launchd_home: FakeHome) -> None:
     assert launchd_home.run("install", "--launchd").returncode == 0
-    data = Path(launchd_home.env["XDG_STATE_HOME"]) / "looop"
+    data = launchd_home.data
     data.mkdir(parents=True, exist_ok=True)
     (data / "PLAYBOOK.md").write_text("mine\n")
 
@@ -351,6 +597,53 @@ def test_uninstall_launchd_unloads_and_removes_but_keeps_data(launchd_home: Fake
     assert launchd_home.loaded() == set()
     assert list(launchd_home.agents.iterdir()) == []
     assert (data / "PLAYBOOK.md").read_text() == "mine\n"
+
+
+def test_uninstall_keeps_an_edited_plist_unless_forced(launchd_home: FakeHome) -> None:
+    assert launchd_home.run("install", "--launchd").returncode == 0
+    pulse = launchd_home.agents / "org.looop.pulse.plist"
+    reap = launchd_home.agents / "org.looop.reap.plist"
+    edited = pulse.read_text().replace("<integer>30</integer>", "<integer>99</integer>")
+    pulse.write_text(edited)
+
+    out = launchd_home.run("uninstall", "--launchd")
+
+    assert out.returncode == 0, out.stderr
+    assert pulse.read_text() == edited
+    assert f"kept {pulse}" in out.stdout and "--force" in out.stdout
+    assert not reap.exists() and f"removed {reap}" in out.stdout
+    assert launchd_home.loaded() == set()
+
+    forced = launchd_home.run("uninstall", "--launchd", "--force")
+
+    assert forced.returncode == 0, forced.stderr
+    assert not pulse.exists() and f"removed {pulse}" in forced.stdout
+
+
+def test_uninstall_leaves_files_looop_did_not_write(
+    launchd_home: FakeHome, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A plist without looop's mark, and a link in place of one, belong to the user."""
+    launchd_home.agents.mkdir(parents=True)
+    pulse = launchd_home.agents / "org.looop.pulse.plist"
+    pulse.write_text("<?xml version='1.0'?><plist version='1.0'><dict/></plist>\n")
+    assert launchd_home.run("install", "--launchd").returncode == 1  # refused: not ours
+    elsewhere = launchd_home.home / "my-reap.plist"
+    (rendered_reap,) = [
+        item
+        for item in service.render(launchd_home.use(monkeypatch), "launchd", binary=LOOOP_BIN)
+        if item.role == "reap"
+    ]
+    elsewhere.write_text(rendered_reap.text)
+    reap = launchd_home.agents / "org.looop.reap.plist"
+    reap.symlink_to(elsewhere)
+
+    out = launchd_home.run("uninstall", "--launchd")
+
+    assert out.returncode == 0, out.stderr
+    assert f"kept {pulse}" in out.stdout and f"kept {reap}" in out.stdout
+    assert pulse.read_text().startswith("<?xml version='1.0'?>")
+    assert reap.is_symlink() and elsewhere.exists()
 
 
 # --- systemd without a manager ----------------------------------------------------
