@@ -63,7 +63,9 @@ PROJECT = Path(__file__).resolve().parents[1]
 RUN_SYSTEMD = Path("/run/systemd")  # a private tmpfs here for each manager (see above)
 SO_RCVBUFFORCE = getattr(socket, "SO_RCVBUFFORCE", 33)
 SYSTEM_PYTHON = "/usr/bin/python3"
-UNITS = ("looop.service", "looop-reap.service", "looop-reap.timer")
+# Every unit looop installs, for any profile: looop.service, looop-<hash>.service,
+# looop-reap.service, looop-reap-<hash>.timer...
+LOOOP_UNIT = re.compile(r"looop(?:-[\w-]+)?\.(?:service|timer)")
 
 
 def unavailable_reason() -> str | None:
@@ -349,14 +351,32 @@ class Manager:
         tail = self.log.read_text(errors="replace")[-3000:]
         raise RuntimeError(f"{self.name} manager did not come up (state {state!r}):\n{tail}")
 
+    def looop_units(self) -> list[str]:
+        """Every looop unit of any profile: loaded in the manager, or with a file here."""
+        found = {p.name for p in self.unit_dir.glob("looop*") if LOOOP_UNIT.fullmatch(p.name)}
+        listed = self.systemctl("list-units", "--all", "--plain", "--no-legend", "looop*")
+        for line in listed.stdout.splitlines():
+            words = line.replace("\N{BLACK CIRCLE}", " ").split()
+            if words and LOOOP_UNIT.fullmatch(words[0]):
+                found.add(words[0])
+        return sorted(found)
+
     def reset(self) -> None:
-        """Forget every looop unit and file so the next test starts clean."""
-        units = [*UNITS]
-        self.systemctl("stop", *units, timeout=60)
-        self.systemctl("disable", *units)
+        """Forget every looop unit and file, of every profile, so the next test starts clean.
+
+        A test that installs a second profile and fails before uninstalling it
+        must not leave that profile's pulse running for the rest of the session.
+        """
+        units = self.looop_units()
+        if units:
+            self.systemctl("stop", *units, timeout=60)
+            self.systemctl("disable", *units)
         for unit in units:
             (self.unit_dir / unit).unlink(missing_ok=True)
-            shutil.rmtree(self.unit_dir / f"{unit}.d", ignore_errors=True)
+        for drop_ins in self.unit_dir.glob("looop*.d"):
+            shutil.rmtree(drop_ins, ignore_errors=True)
+        for wanted in self.unit_dir.glob("*.wants/looop*"):  # if a disable fell short
+            wanted.unlink()
         for leftover in self.unit_dir.glob(".looop*"):
             leftover.unlink()
         self.systemctl("daemon-reload", check=True)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import time
@@ -25,6 +26,7 @@ from conftest import pid_alive, wait_for
 from systemd_harness import Manager, add_test_drop_in, notifications, unit_log
 
 from looop import lock
+from looop.paths import Paths
 
 pytestmark = pytest.mark.systemd
 
@@ -341,6 +343,81 @@ def test_install_is_idempotent_and_uninstall_keeps_the_data(user_manager: Manage
     assert holder(m) is None
     assert (m.data_dir / "config.toml").read_text() == "interval = 3600\n"
     assert m.prop(PULSE, "LoadState") == "not-found"
+
+
+def test_uninstall_keeps_an_edited_unit_unless_forced(user_manager: Manager) -> None:
+    m = user_manager
+    config(m, "interval = 3600\n")
+    install(m)
+    pid = active_pid(m)
+    unit = m.unit_dir / PULSE
+    edited = unit.read_text().replace("RestartSec=5", "RestartSec=7")
+    assert edited != unit.read_text()
+    m.write(unit, edited)
+    # A unit file gone by hand (still loaded) must not keep the rest running.
+    (m.unit_dir / "looop-reap.timer").unlink()
+
+    out = m.looop_cmd("uninstall", check=True).stdout
+
+    assert f"kept {unit}" in out and "--force" in out
+    assert unit.read_text() == edited
+    assert not (m.unit_dir / "looop-reap.service").exists()
+    assert not pid_alive(pid) and holder(m) is None
+    assert m.systemctl("is-enabled", PULSE).stdout.strip() == "disabled"
+    assert m.prop("looop-reap.timer", "ActiveState") == "inactive"
+
+    forced = m.looop_cmd("uninstall", "--force", check=True).stdout
+
+    assert f"removed {unit}" in forced and not unit.exists()
+    assert m.prop(PULSE, "LoadState") == "not-found"
+
+
+def test_dollar_signs_in_the_looop_path_and_data_dir_stay_literal(user_manager: Manager) -> None:
+    """systemd expands no ``$`` in the program path or Environment=: none may be escaped."""
+    m = user_manager
+    weird = m.base / "a $HOME ${USER} $$"
+    data = weird / "data"
+    m.write(data / "config.toml", "interval = 3600\n")
+    bindir = weird / "bin"
+    bindir.mkdir()
+    m.chown(bindir)
+    link = bindir / "looop"
+    link.symlink_to(m.looop)
+    try:
+        out = m.run(str(link), "install", "--systemd", env={"LOOOP_DATA_DIR": str(data)})
+        assert out.returncode == 0, out.stdout + out.stderr
+        unit = re.findall(r"(looop-[0-9a-f]{16}\.service)", out.stdout)[0]
+        props = m.show(unit, "ActiveState", "MainPID")
+        assert props["ActiveState"] == "active"
+        pid = int(props["MainPID"])
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        assert os.fsencode(link) in argv  # the path as written ran
+        # The pulse serves exactly this data dir: its lock and its beat are there.
+        paths = Paths(data, data / "config.toml", m.runtime_dir / "looop", False)
+        assert lock.holder_pid(paths) == pid
+        assert json.loads(paths.beat_file.read_text())["pid"] == pid
+    finally:
+        m.reset()
+        shutil.rmtree(weird, ignore_errors=True)
+
+
+def test_reset_leaves_no_looop_unit_of_any_profile(user_manager: Manager) -> None:
+    """The harness's cleanup: a second profile's pulse must not outlive its test."""
+    m = user_manager
+    other = m.base / "stray profile"
+    try:
+        env = {"LOOOP_DATA_DIR": str(other)}
+        m.run(m.looop, "install", "--systemd", env=env, check=True, timeout=120)
+        (unit,) = [u for u in m.looop_units() if re.fullmatch(r"looop-[0-9a-f]{16}\.service", u)]
+        pid = m.main_pid(unit)
+        assert pid
+
+        m.reset()
+
+        assert m.looop_units() == []
+        assert not pid_alive(pid)
+    finally:
+        shutil.rmtree(other, ignore_errors=True)
 
 
 def test_a_second_profile_gets_its_own_units(user_manager: Manager) -> None:
