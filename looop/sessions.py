@@ -134,7 +134,15 @@ def _exit_code(status: dict[str, Any]) -> int | None:
 
 def pid_runs_session(pid: int, started: float | None) -> bool:
     """True when ``pid`` runs and is not a process started after ``started``."""
-    import psutil  # only sessions without an exit status need the process table
+    try:
+        os.kill(pid, 0)  # signal 0 only asks whether the pid exists
+    except ProcessLookupError:
+        return False  # no process at all, not even a zombie: no need for the process table
+    except OverflowError:
+        return False  # a pid no system hands out
+    except OSError:
+        pass  # it exists but is not ours to signal: ask the process table
+    import psutil  # only sessions whose pid still exists need the process table
 
     try:
         proc = psutil.Process(pid)

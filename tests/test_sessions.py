@@ -54,6 +54,9 @@ def test_a_gone_pid_and_a_zombie_are_dead(tmp_path: Path, procs: Processes) -> N
     finished.wait()
     d = write(tmp_path / "gone", {"id": "gone", "pid": finished.pid, "started": time.time()})
     assert sessions.inspect(d).liveness == DEAD
+    for pid in (1 << 23, 2**31, 2**63):  # beyond any pid a system hands out
+        d = write(tmp_path / f"pid-{pid}", {"id": "big", "pid": pid, "started": time.time()})
+        assert sessions.inspect(d).liveness == DEAD, pid
 
     zombie = procs.add(subprocess.Popen(["true"]))  # not waited for until teardown
     wait_for(lambda: psutil.Process(zombie.pid).status() == psutil.STATUS_ZOMBIE)
