@@ -3,13 +3,17 @@
     python bench/bench_reap.py [--rounds N] [--sessions N] [--dir DIR]
 
 Each round copies one template of N dead, old sessions (three small files
-each: meta, an exited status, a transcript) into two fresh data dirs, then
-times ``looop reap`` on one and the baseline on the other, taking turns at
-going first:
+each) into two fresh data dirs, then times ``looop reap`` on one and the
+baseline on the other, taking turns at going first. Two in three sessions
+have an exited status with an ``ended`` time (meta, status, transcript): the
+reaper's fast path, judged from those files alone. Every third has no status
+and a pid no process can have (meta, transcript, an output log): dead only by
+its gone pid, so it costs a process-table lookup and a walk measuring its
+newest modification. The baseline,
 
     find sessions -mindepth 1 -maxdepth 1 -type d -mmin +60 -exec rm -rf {} +
 
-The baseline checks nothing; the reaper judges liveness, refuses links,
+checks nothing; the reaper judges liveness, refuses links,
 renames each victim before emptying it and records an event per session. The
 goal is a ratio of at most 1.5. Prints medians and ratios of wall time and,
 steadier on a shared machine, of CPU time (user + system). ``--dir`` builds
@@ -51,8 +55,16 @@ BASELINE = [
 ]
 
 
+# Above any pid a system hands out (Linux caps pid_max at 2**22, macOS at
+# 99,999): such a pid is gone for certain, whatever runs during the bench.
+GONE_PID = 1 << 23
+
+
 def make_template(root: Path, count: int) -> Path:
-    """``count`` sessions that ended ten days ago, every mtime ten days back."""
+    """``count`` sessions that ended ten days ago, every mtime ten days back.
+
+    Every third one has no status and a gone pid; the others exited.
+    """
     sessions = root / "template" / "sessions"
     sessions.mkdir(parents=True)
     now = time.time()
@@ -60,12 +72,19 @@ def make_template(root: Path, count: int) -> Path:
     for i in range(count):
         d = sessions / f"w{i:05d}"
         d.mkdir()
-        meta = {"id": d.name, "pid": 100000 + i, "started": old - 3600, "cmd": "worker --task x"}
+        pid_gone = i % 3 == 2
+        pid = GONE_PID + i if pid_gone else 100000 + i
+        meta = {"id": d.name, "pid": pid, "started": old - 3600, "cmd": "worker --task x"}
         (d / "meta.json").write_text(json.dumps(meta))
-        status = {"state": "exited", "exit_code": 0, "ended": old}
-        (d / "status.json").write_text(json.dumps(status))
         (d / "transcript.log").write_text(f"session {d.name}\nstep 1\nstep 2\ndone\n")
-        for f in ("meta.json", "status.json", "transcript.log"):
+        if pid_gone:
+            third = "output.log"
+            (d / third).write_text("partial output, then the worker died\n")
+        else:
+            third = "status.json"
+            status = {"state": "exited", "exit_code": 0, "ended": old}
+            (d / third).write_text(json.dumps(status))
+        for f in ("meta.json", "transcript.log", third):
             os.utime(d / f, (old, old))
         os.utime(d, (old, old))
     return sessions
@@ -124,7 +143,7 @@ def main() -> None:
             left_ours = [p for p in (ours_data / "sessions").iterdir() if p.name != ".reap.lock"]
             left_theirs = list((theirs_data / "sessions").iterdir())
             assert not left_ours and not left_theirs, (len(left_ours), len(left_theirs))
-        title = f"{args.sessions} dead old sessions x 3 files"
+        title = f"{args.sessions} dead old sessions x 3 files (1/3 by a gone pid)"
         report(f"{title}, wall", wall["looop"], wall["find"], goal=1.5)
         report(f"{title}, cpu (user+sys)", cpu["looop"], cpu["find"])
     finally:
