@@ -64,6 +64,13 @@ def guarded(fn: Callable[[], int | None]) -> None:
     sys.exit(code or 0)
 
 
+def finite_seconds(ctx: click.Context, param: click.Parameter, value: float | None) -> Any:
+    """Option callback: FloatRange lets nan through (no comparison holds) and takes inf."""
+    if value is None or value < float("inf"):  # false for nan and for inf
+        return value
+    param.type.fail(f"{value} is not a finite number of seconds.", param, ctx)
+
+
 @click.group(context_settings=CONTEXT)
 @click.version_option(__version__, "-V", "--version", prog_name="looop")
 @click.option(
@@ -226,12 +233,7 @@ def uninstall_command(manager: str | None, force: bool) -> None:
 @click.option(
     "--ttl",
     type=click.FloatRange(min=0),
-    # FloatRange lets nan through (no comparison holds) and takes inf.
-    callback=lambda ctx, param, s: (
-        s
-        if s is None or s < float("inf")
-        else param.type.fail(f"{s} is not a finite number of seconds.", param, ctx)
-    ),
+    callback=finite_seconds,
     help="Override session_ttl (seconds).",
 )
 @click.option("--json", "as_json", is_flag=True, help="One JSON object.")
@@ -267,12 +269,7 @@ def state_command(as_json: bool) -> None:
 @click.option(
     "--timeout",
     type=click.FloatRange(min=0),
-    # FloatRange lets nan through (no comparison holds) and takes inf.
-    callback=lambda ctx, param, s: (
-        s
-        if s is None or s < float("inf")
-        else param.type.fail(f"{s} is not a finite number of seconds.", param, ctx)
-    ),
+    callback=finite_seconds,
     help="Give up after S seconds (exit 124).",
 )
 def wait_command(as_json: bool, timeout: float | None) -> None:

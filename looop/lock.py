@@ -103,6 +103,17 @@ def holder_role(paths: Paths, pid: int) -> str:
     return role if file_pid == pid and pid else "unknown"
 
 
+def _try_flock(fd: int, operation: int) -> bool:
+    """A non-blocking flock: True if taken, False if someone else holds it."""
+    try:
+        fcntl.flock(fd, operation | fcntl.LOCK_NB)
+    except OSError as exc:
+        if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
+            return False
+        raise
+    return True
+
+
 def acquire(paths: Paths, role: str = "pulse") -> PulseLock:
     """Take the profile's lock or raise AlreadyRunning(pid of the holder).
 
@@ -116,12 +127,7 @@ def acquire(paths: Paths, role: str = "pulse") -> PulseLock:
         os.fchmod(fd, 0o600)
         deadline = time.monotonic() + ACQUIRE_PATIENCE
         while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError as exc:
-                if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN):
-                    raise
-            else:
+            if _try_flock(fd, fcntl.LOCK_EX):
                 held = PulseLock(paths, fd)
                 if held.still_ours():
                     break
@@ -142,7 +148,7 @@ def acquire(paths: Paths, role: str = "pulse") -> PulseLock:
     tmp = paths.pid_file.with_name(f".{paths.pid_file.name}.{os.getpid()}")
     tmp.write_text(f"{os.getpid()} {role} {fd}\n")
     os.replace(tmp, paths.pid_file)
-    return PulseLock(paths, fd)
+    return held
 
 
 def _flock_line_matches(line: bytes, ino: int) -> int | None:
@@ -206,12 +212,7 @@ def holder_pid(paths: Paths) -> int | None:
     except FileNotFoundError:
         return None
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except OSError as exc:
-            if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN):
-                raise
-        else:
+        if _try_flock(fd, fcntl.LOCK_SH):
             fcntl.flock(fd, fcntl.LOCK_UN)
             return None
         st = os.fstat(fd)
