@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -29,7 +30,10 @@ def status_ratio(rounds: int) -> None:
         [LOOOP, "pulse"], env={**env, "LOOOP_INTERVAL": "60"}, stderr=subprocess.DEVNULL
     )
     try:
+        deadline = time.monotonic() + 60
         while subprocess.run([LOOOP, "status"], env=env, capture_output=True).returncode != 0:
+            if time.monotonic() > deadline or pulse.poll() is not None:
+                raise SystemExit("the pulse did not come up")
             time.sleep(0.05)
 
         def status() -> None:
@@ -43,6 +47,7 @@ def status_ratio(rounds: int) -> None:
     finally:
         pulse.send_signal(signal.SIGTERM)
         pulse.wait()
+        shutil.rmtree(root, ignore_errors=True)
 
 
 def _proc_figures(pid: int) -> tuple[int, float]:
@@ -77,6 +82,7 @@ def idle_pulse(seconds: float) -> None:
     finally:
         pulse.send_signal(signal.SIGTERM)
         pulse.wait()
+        shutil.rmtree(root, ignore_errors=True)
 
 
 def main() -> None:
