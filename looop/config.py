@@ -220,6 +220,12 @@ def _write_table(path: Path, table: dict[str, Any], replace: bool = True) -> boo
             os.link(tmp, target)
         except FileExistsError:
             return False
+        except OSError:  # no hard links here (vfat, some network mounts)
+            try:
+                with open(target, "x", encoding="utf-8") as fh:
+                    fh.write(body)
+            except FileExistsError:
+                return False
         return True
     finally:
         tmp.unlink(missing_ok=True)

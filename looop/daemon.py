@@ -28,6 +28,7 @@ from pathlib import Path
 
 from looop import lock, pulse, service, units
 from looop.config import Config
+from looop.log import log_tail
 from looop.paths import Paths, ensure_runtime_dir
 
 UMASK = 0o077  # python-daemon's default is 0; the pulse's files are private
@@ -66,8 +67,8 @@ def up(paths: Paths, cfg: Config) -> str:
     )
     if manager is not None:
         return f"started through {manager}"
-    holder = lock.holder_pid(paths)
-    if holder is not None and lock.holder_role(paths, holder) != "sense":
+    holder = lock.pulse_holder(paths)
+    if holder is not None:
         return f"already running (pid {holder})"
     pid = _detach(paths, ready_within)
     return f"started (pid {pid}); log: {log_file(paths)}"
@@ -113,6 +114,7 @@ def _detach(paths: Paths, ready_within: float) -> int:
         pid_r, pid_w = os.pipe()  # close-on-exec: the exec itself closes it
         logpath = log_file(paths)
         _trim(logpath)
+        since = logpath.stat().st_size if logpath.exists() else 0
         child = os.fork()
         if child == 0:  # pragma: no cover - runs in the child, which never returns
             _become_pulse(pid_w, address, logpath)
@@ -120,7 +122,7 @@ def _detach(paths: Paths, ready_within: float) -> int:
         os.waitpid(child, 0)  # python-daemon's first fork exits at once
         pid = _read_pid(pid_r)
         os.close(pid_r)
-        _wait_ready(notify, pid, logpath, ready_within)
+        _wait_ready(notify, pid, logpath, since, ready_within)
         return pid
     finally:
         notify.close()
@@ -176,7 +178,9 @@ def _alive(pid: int) -> bool:
         return False
 
 
-def _wait_ready(notify: socket.socket, pid: int, logpath: Path, ready_within: float) -> None:
+def _wait_ready(
+    notify: socket.socket, pid: int, logpath: Path, since: int, ready_within: float
+) -> None:
     selector = selectors.DefaultSelector()
     selector.register(notify, selectors.EVENT_READ)
     deadline = time.monotonic() + ready_within
@@ -187,18 +191,11 @@ def _wait_ready(notify: socket.socket, pid: int, logpath: Path, ready_within: fl
                 if "READY=1" in message.splitlines():
                     return
             elif not _alive(pid):
-                raise StartError(f"the pulse exited before it was ready: {_log_tail(logpath)}")
+                said = log_tail(logpath, since) or "(nothing in the log)"
+                raise StartError(f"the pulse exited before it was ready: {said}")
     finally:
         selector.close()
     raise StartError(f"the pulse (pid {pid}) was not ready after {ready_within:.0f}s")
-
-
-def _log_tail(logpath: Path, lines: int = 3) -> str:
-    try:
-        text = logpath.read_text(errors="replace").strip().splitlines()
-    except OSError:
-        return "(no log)"
-    return " / ".join(line.strip() for line in text[-lines:]) or "(empty log)"
 
 
 def _trim(logpath: Path) -> None:

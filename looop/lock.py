@@ -103,6 +103,21 @@ def holder_role(paths: Paths, pid: int) -> str:
     return role if file_pid == pid and pid else "unknown"
 
 
+def pulse_holder(paths: Paths) -> int | None:
+    """Pid of a running *pulse*: the lock holder unless it is a one-off ``looop sense``.
+
+    None when no pulse runs (or the lock cannot be examined); 0 when the lock
+    is held by a process whose pid is not known yet.
+    """
+    try:
+        pid = holder_pid(paths)
+    except OSError:
+        return None
+    if pid is None or (pid and holder_role(paths, pid) == "sense"):
+        return None
+    return pid
+
+
 def _try_flock(fd: int, operation: int) -> bool:
     """A non-blocking flock: True if taken, False if someone else holds it."""
     try:

@@ -13,6 +13,7 @@ import json
 import os
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 PRIORITY = {"error": 3, "warning": 4, "info": 6, "debug": 7}
@@ -28,6 +29,24 @@ def stderr_is_journal() -> bool:
     except (ValueError, OSError, AttributeError):
         return False
     return st.st_dev == dev and st.st_ino == ino
+
+
+def log_tail(path: Path, since: int = 0, lines: int = 5) -> str:
+    """The last lines written to a log file after offset ``since``, on one line.
+
+    For telling a user why a pulse that was started elsewhere did not come up.
+    """
+    try:
+        with open(path, "rb") as fh:
+            if fh.seek(0, os.SEEK_END) >= since:  # a shorter file was started anew
+                fh.seek(since)
+            else:
+                fh.seek(0)
+            text = fh.read().decode("utf-8", "replace")
+    except OSError:
+        return ""
+    said = [line.strip() for line in text.splitlines() if line.strip()]
+    return " · ".join(said[-lines:])
 
 
 class Logger:

@@ -243,12 +243,17 @@ def ensure_runtime_dir(paths: Paths) -> Path:
 def looop_bin() -> str:
     """Absolute path of this installation's ``looop`` executable.
 
-    Sensors get it as ``LOOOP_BIN``, ``looop install`` writes it into the
-    units and ``looop up`` execs it: the command being run wins over PATH.
+    Sensors get it as ``LOOOP_BIN`` and ``looop install`` writes it into the
+    units. The command being run wins; run as ``python -m looop`` (how ``looop
+    up`` starts a detached pulse), it is the script installed beside this
+    interpreter; PATH is the last resort.
     """
     argv0 = os.path.abspath(sys.argv[0]) if sys.argv and sys.argv[0] else ""
     if argv0 and os.path.basename(argv0) == "looop" and os.access(argv0, os.X_OK):
         return argv0
+    beside = os.path.join(os.path.dirname(sys.executable), "looop")
+    if os.access(beside, os.X_OK):
+        return beside
     import shutil
 
     return shutil.which("looop") or argv0

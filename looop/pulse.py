@@ -30,7 +30,7 @@ from typing import Any
 from looop import beat, config, lock, notify, record, seed, sensors
 from looop.config import Config
 from looop.log import log
-from looop.paths import Paths
+from looop.paths import Paths, RuntimeDirError
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 HANDLED_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1)
@@ -172,10 +172,11 @@ class Pulse:
         budget = beat_budget(self.config, len(scripts))
         self.watchdog.deadline = None if budget is None else started + budget
         self.watchdog.tick()
-        self._keep_lock()
         # Fixed rate: the next beat starts `interval` after this one started;
         # an overrun starts it at once (never overlapping).
         self.next_beat = started + self.config.interval
+        if not self._keep_lock():
+            return
         try:
             result = beat.run_beat(
                 self.paths,
@@ -204,29 +205,37 @@ class Pulse:
         self.notifier.status(self.status_text())
         self.watchdog.tick()
 
-    def _keep_lock(self) -> None:
+    def _keep_lock(self) -> bool:
         """Make sure the lock file still names the file we hold locked.
 
         A temp-file cleaner (or a person) may delete the lock file under a
         long-running pulse; then the next pulse would lock a new file and run
         beside us. So every beat checks, touches the file (cleaners go by
-        age), and takes the lock afresh if it is gone; if another pulse got
-        there first, this one stops.
+        age), and takes the lock afresh if it is gone. False means: do not
+        beat now (we could not take it back; if another pulse has it, this one
+        stops, otherwise it tries again next beat).
         """
-        if self.lock is None:
-            return
-        if self.lock.still_ours():
+        if self.lock is not None and self.lock.still_ours():
             self.lock.touch()
-            return
-        log.warning(f"lock file {self.paths.lock_file} was removed; taking the lock again")
-        self.lock.release()
+            return True
+        if self.lock is not None:
+            log.warning(f"lock file {self.paths.lock_file} was removed; taking the lock again")
+            self.lock.release()
+            self.lock = None
         try:
             self.lock = lock.acquire(self.paths)
         except lock.AlreadyRunning as other:
-            self.lock = None
+            if other.pid and lock.holder_role(self.paths, other.pid) == "sense":
+                log.warning(f"a one-off beat (pid {other.pid}) holds the lock; retrying")
+                return False
             log.error(f"another pulse took the lock (pid {other.pid}); stopping")
             self.stopping = True
             self.exit_code = 1
+            return False
+        except (OSError, RuntimeDirError) as exc:  # try again next beat
+            log.error(f"cannot take the lock again: {exc}; retrying next beat")
+            return False
+        return True
 
     def status_text(self) -> str:
         """``beat 12 · 7/8 sensors ok · next in 52s`` for ``STATUS=``."""

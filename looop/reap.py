@@ -569,7 +569,7 @@ class _Reaper:
         assert self.sessions_fd is not None
         sfd = self.sessions_fd
         if not _still_named(sfd, sid, fd):
-            self.skip(sid, "replaced while being judged; left alone")
+            self.skip(sid, "gone or replaced while being judged; left alone")
             return None
         before = os.fstat(fd)
         self.renamed += 1

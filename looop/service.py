@@ -45,6 +45,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from looop.log import log_tail
 from looop.paths import Paths, looop_bin
 from looop.units import (
     LAUNCHD,
@@ -350,10 +351,7 @@ def _foreign_pulse(paths: Paths, managed_pid: int | None) -> int | None:
     """Pid of a pulse that holds this profile's lock outside the manager, if any."""
     from looop import lock
 
-    try:
-        pid = lock.holder_pid(paths)
-    except OSError:
-        return None
+    pid = lock.pulse_holder(paths)
     if pid and pid != managed_pid:
         return pid
     return None
@@ -587,11 +585,8 @@ def _pulse_ready(paths: Paths) -> bool:
     """A pulse holds the lock and has published a beat of its own."""
     from looop import lock, record
 
-    try:
-        pid = lock.holder_pid(paths)
-    except OSError:
-        return False
-    if not pid or lock.holder_role(paths, pid) == "sense":
+    pid = lock.pulse_holder(paths)
+    if not pid:
         return False
     beat = record.read(paths)
     return beat is not None and beat.get("pid") == pid
@@ -602,21 +597,6 @@ def _log_size(path: Path) -> int:
         return path.stat().st_size
     except OSError:
         return 0
-
-
-def _log_tail(path: Path, since: int, lines: int = 5) -> str:
-    """The last lines written to ``path`` after offset ``since``, on one line."""
-    try:
-        with open(path, "rb") as fh:
-            if fh.seek(0, os.SEEK_END) >= since:  # a shorter file was started anew
-                fh.seek(since)
-            else:
-                fh.seek(0)
-            text = fh.read().decode("utf-8", "replace")
-    except OSError:
-        return ""
-    said = [line.strip() for line in text.splitlines() if line.strip()]
-    return " · ".join(said[-lines:])
 
 
 def _launchd_start(paths: Paths, ready_within: float) -> None:
@@ -639,7 +619,7 @@ def _launchd_start(paths: Paths, ready_within: float) -> None:
     deadline = time.monotonic() + ready_within
     while not _pulse_ready(paths):
         if time.monotonic() >= deadline:
-            said = _log_tail(log, since)
+            said = log_tail(log, since)
             raise ServiceError(
                 f"{label} did not become ready within {ready_within:g}s "
                 "(no pulse holds the lock with a beat published)"

@@ -9,6 +9,7 @@ from conftest import Processes, Profile, pid_alive, wait_for
 
 
 def test_up_status_down_status(profile: Profile) -> None:
+    profile.sensor("bin", 'printf \'{"signal": {"bin": "%s"}}\' "$LOOOP_BIN"')
     up = profile.run("up", timeout=120)
     assert up.returncode == 0, up.stderr
     assert "started (pid" in up.stdout
@@ -20,6 +21,9 @@ def test_up_status_down_status(profile: Profile) -> None:
         pid = report["pid"]
         assert pid_alive(pid)
         assert os.getsid(pid) != os.getsid(0), "the pulse was not detached from our session"
+        # Sensors of a detached pulse can call this installation's looop back.
+        looop_bin = profile.snapshot("sensor-bin")["signal"]["bin"]
+        assert os.path.basename(looop_bin) == "looop" and os.access(looop_bin, os.X_OK)
         assert profile.run("up").stdout.strip() == f"already running (pid {pid})"
     finally:
         down = profile.run("down", timeout=60)
