@@ -311,6 +311,16 @@ def assert_same_as_one_run(
     assert sorted(reaped_events) == sorted(reaped)
 
 
+def twin_data_dirs(tmp_path: Path, profile: Profile, procs: Processes) -> Path:
+    """The profile's data dir and a copy of it (returned), filled alike, one live worker."""
+    alive = start_sleeper(procs)
+    now = time.time()
+    single = tmp_path / "single"
+    populate_many(single, alive.pid, now)
+    populate_many(profile.data, alive.pid, now)
+    return single
+
+
 def reap_single(profile: Profile, single: Path) -> dict[str, Any]:
     env = {**profile.env, "LOOOP_DATA_DIR": str(single)}
     one = profile.run("reap", "--json", "--ttl", TTL, env=env)
@@ -322,11 +332,7 @@ def test_two_reapers_at_once_both_succeed_and_match_one_run(
     tmp_path: Path, profile: Profile, procs: Processes
 ) -> None:
     """Two identical data dirs: one reaped once, the other by two reapers at once."""
-    alive = start_sleeper(procs)
-    now = time.time()
-    single = tmp_path / "single"
-    populate_many(single, alive.pid, now)
-    populate_many(profile.data, alive.pid, now)
+    single = twin_data_dirs(tmp_path, profile, procs)
     one = reap_single(profile, single)
     results = reap_at_once(profile, procs, 2)
     assert_same_as_one_run(profile, single, one, results)
@@ -336,11 +342,7 @@ def test_reapers_without_the_run_lock_still_share_the_work(
     tmp_path: Path, profile: Profile, procs: Processes
 ) -> None:
     """A run lock that cannot be taken (here: a link in its place) is not needed for safety."""
-    alive = start_sleeper(procs)
-    now = time.time()
-    single = tmp_path / "single"
-    populate_many(single, alive.pid, now)
-    populate_many(profile.data, alive.pid, now)
+    single = twin_data_dirs(tmp_path, profile, procs)
     decoy = tmp_path / "decoy"
     decoy.write_text("not a lock\n")
     os.symlink(decoy, profile.data / "sessions" / ".reap.lock")
