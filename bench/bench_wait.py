@@ -48,7 +48,9 @@ printf '{"signal": {"v": "%s"}}\\n' "$(cat "$SIG")"
 BASELINE = """
 import json, os, sys, time
 from pathlib import Path
-from looop import paths, state, worldhash
+from looop import paths
+from looop.agent import state
+from looop.pulse import worldhash
 p = paths.resolve()
 start = worldhash.measure(p).hash
 Path(os.environ["READY"]).write_text("baseline")

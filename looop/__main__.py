@@ -17,7 +17,7 @@ def main() -> None:
     args = sys.argv[1:]
     if args[:1] == ["status"] and set(args[1:]) <= {"--json"}:
         from looop.paths import resolve
-        from looop.status import print_report
+        from looop.pulse.status import print_report
 
         sys.exit(print_report(resolve(), as_json="--json" in args))
     from looop.cli import cli

@@ -49,7 +49,7 @@ def echo_json(value: Any) -> None:
 
 def guarded(fn: Callable[[], int | None]) -> None:
     """Run a command body, turning known failures into one line and an exit code."""
-    from looop.lock import AlreadyRunning
+    from looop.pulse.lock import AlreadyRunning
 
     try:
         code = fn()
@@ -92,7 +92,7 @@ def cli(log_format: str) -> None:
 
 # --- the pulse -------------------------------------------------------------
 def _pulse() -> None:
-    from looop import pulse
+    from looop.pulse import loop as pulse
 
     def body() -> int:
         paths = resolve()
@@ -122,7 +122,7 @@ def sense_command(as_json: bool) -> None:
     If a pulse runs, it is asked to beat (the pulse stays the only senser);
     otherwise this takes the lock, beats once and releases it.
     """
-    from looop import pulse
+    from looop.pulse import loop as pulse
 
     def body() -> int:
         paths = resolve()
@@ -148,13 +148,13 @@ def status_command(as_json: bool) -> None:
     Exit 0 running, 3 not running, 4 unknown (the runtime dir cannot be
     trusted or read).
     """
-    from looop import status
+    from looop.pulse import status
 
     sys.exit(status.print_report(resolve(), as_json=as_json))
 
 
 def _start_stop(start: bool) -> None:
-    from looop import daemon
+    from looop.service import detached as daemon
 
     def body() -> int:
         paths = resolve()
@@ -198,7 +198,7 @@ def install_command(manager: str | None, dry_run: bool, no_start: bool, force: b
     installation's absolute path (and LOOOP_DATA_DIR for a non-default
     profile), then enables and starts them. Safe to run again.
     """
-    from looop import service
+    from looop.service import manager as service
 
     try:
         for line in service.install(
@@ -219,7 +219,7 @@ def uninstall_command(manager: str | None, force: bool) -> None:
     A file changed since install (or not written by looop) is kept unless
     --force is given.
     """
-    from looop import service
+    from looop.service import manager as service
 
     try:
         for line in service.uninstall(resolve(), manager=manager, force=force):
@@ -239,7 +239,7 @@ def uninstall_command(manager: str | None, force: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="One JSON object.")
 def reap_command(dry_run: bool, ttl: float | None, as_json: bool) -> None:
     """Remove dead sessions older than session_ttl and claims of dead sessions."""
-    from looop import reap
+    from looop.workers import reap
 
     paths = resolve()
     cfg = load_config(paths)
@@ -258,7 +258,7 @@ def agent_group() -> None:
 @click.option("--json", "as_json", is_flag=True, help="One JSON object (the agent's format).")
 def state_command(as_json: bool) -> None:
     """Print the world as the root agent sees it (a pure read)."""
-    from looop import state
+    from looop.agent import state
 
     data = state.collect(resolve())
     echo_json(data) if as_json else click.echo(state.render(data))
@@ -279,7 +279,7 @@ def wait_command(as_json: bool, timeout: float | None) -> None:
     running; `changed` says which of asks, goals, playbook, snapshots,
     pulse-down moved.
     """
-    from looop import state, wait
+    from looop.agent import state, wait
 
     data = wait.wait(resolve(), timeout=timeout)
     if data is None:

@@ -21,15 +21,17 @@ import sys
 import time
 import zipfile
 from collections.abc import Iterator
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import pytest
 from conftest import LOOOP, Processes, Profile, pid_alive, wait_for
 
-from looop import lock, record, service, units
 from looop.paths import Paths, resolve
+from looop.pulse import lock, record
+from looop.service import manager as service
+from looop.service import units
+from looop.service.manager import template_text
 
 SHIPPED = {
     "systemd": ["looop.service", "looop-reap.service", "looop-reap.timer"],
@@ -207,12 +209,19 @@ def enabled(settings: dict[str, list[str]], key: str) -> bool:
 
 
 # --- what ships ---------------------------------------------------------------------
-def test_every_service_file_is_a_package_resource() -> None:
-    root = resources.files("looop.packaging")
+def test_every_service_file_is_a_package_resource_of_the_installed_looop() -> None:
+    # -I: the installed package, never a checkout that happens to be the cwd.
+    read = (
+        "import sys; from importlib import resources; "
+        "print(resources.files('looop').joinpath('packaging', *sys.argv[1:]).read_text())"
+    )
     for kind, names in SHIPPED.items():
         for name in names:
-            text = root.joinpath(kind, name).read_text()
-            assert "@LOOOP_BIN@" in text or name.endswith(".timer"), name
+            out = subprocess.run(
+                [sys.executable, "-I", "-c", read, kind, name], capture_output=True, text=True
+            )
+            assert out.returncode == 0, out.stderr
+            assert "@LOOOP_BIN@" in out.stdout or name.endswith(".timer"), name
 
 
 def test_the_wheel_carries_the_service_files(tmp_path: Path) -> None:
@@ -239,7 +248,7 @@ def test_the_wheel_carries_the_service_files(tmp_path: Path) -> None:
 
 
 def test_shipped_pulse_unit_has_the_service_contract() -> None:
-    text = resources.files("looop.packaging").joinpath("systemd", "looop.service").read_text()
+    text = template_text("systemd/looop.service")
     settings = unit_settings(text)
     for key, value in {
         "Type": "notify",
@@ -281,11 +290,10 @@ def test_unit_settings_reads_booleans_as_systemd_does() -> None:
 
 
 def test_shipped_reap_timer_is_hourly_and_persistent() -> None:
-    root = resources.files("looop.packaging").joinpath("systemd")
-    timer = root.joinpath("looop-reap.timer").read_text().splitlines()
+    timer = template_text("systemd/looop-reap.timer").splitlines()
     assert "OnCalendar=hourly" in timer and "Persistent=true" in timer
     assert any(line.startswith("RandomizedDelaySec=") for line in timer)
-    reap = root.joinpath("looop-reap.service").read_text().splitlines()
+    reap = template_text("systemd/looop-reap.service").splitlines()
     assert "Type=oneshot" in reap and "ExecStart=@LOOOP_BIN@ reap" in reap
 
 

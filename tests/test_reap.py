@@ -27,7 +27,8 @@ import pytest
 from conftest import LOOOP, Processes, Profile, pid_alive
 
 from looop import paths as looop_paths
-from looop import reap, sessions
+from looop.data import sessions
+from looop.workers import reap
 
 DAY = 86400.0
 TTL = "3600"

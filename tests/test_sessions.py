@@ -12,8 +12,8 @@ import psutil
 import pytest
 from conftest import Processes, wait_for
 
-from looop import sessions
-from looop.sessions import ALIVE, DEAD, UNKNOWN
+from looop.data import sessions
+from looop.data.sessions import ALIVE, DEAD, UNKNOWN
 
 
 def write(d: Path, meta: object | None = None, status: object | None = None) -> Path:

@@ -25,8 +25,8 @@ import pytest
 from conftest import pid_alive, wait_for
 from systemd_harness import Manager, add_test_drop_in, notifications, unit_log
 
-from looop import lock
 from looop.paths import Paths
+from looop.pulse import lock
 
 pytestmark = pytest.mark.systemd
 

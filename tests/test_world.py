@@ -14,7 +14,7 @@ import pytest
 from conftest import Profile
 
 from looop import paths as looop_paths
-from looop import worldhash
+from looop.pulse import worldhash
 
 
 def _paths(profile: Profile) -> looop_paths.Paths:

@@ -15,7 +15,7 @@ import time
 from datetime import datetime
 from typing import Any
 
-from looop import sessions
+from looop.data import sessions
 from looop.paths import Paths
 
 

@@ -80,9 +80,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from looop import events, sessions
+from looop.data import events, sessions
+from looop.data.sessions import ALIVE, DEAD, DIR_FLAGS, UNKNOWN
 from looop.paths import Paths
-from looop.sessions import ALIVE, DEAD, DIR_FLAGS, UNKNOWN
 
 REAPING_PREFIX = ".reaping-"
 LOCK_NAME = ".reap.lock"

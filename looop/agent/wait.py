@@ -74,8 +74,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from looop import lock, state, worldhash
+from looop.agent import state
 from looop.paths import Paths
+from looop.pulse import lock, worldhash
 
 POLL_ENV = "LOOOP_WAIT_POLL"  # set (not "0") to force the polling fallback
 READY_ENV = "LOOOP_TEST_WAIT_READY"  # a file written once the wait is armed (tests, bench)

@@ -47,7 +47,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from looop.log import log_tail
 from looop.paths import Paths, looop_bin
-from looop.units import (
+from looop.service.units import (
     LAUNCHD,
     MANAGERS,
     PULSE,
@@ -152,10 +152,20 @@ class Rendered(NamedTuple):
 
 
 def template_text(relative: str) -> str:
-    """A file shipped in ``packaging/`` (inside the wheel as ``looop.packaging``)."""
+    """A file shipped in ``packaging/``: inside the wheel as data (``looop/packaging/``).
+
+    Imported from a source checkout (``python -m pytest`` puts it first on
+    ``sys.path``) the package has no such data; the files are then the
+    checkout's own ``packaging/``, beside the package.
+    """
     from importlib import resources  # only install needs it; status stays light
 
-    return resources.files("looop.packaging").joinpath(relative).read_text(encoding="utf-8")
+    shipped = resources.files("looop").joinpath("packaging", relative)
+    if not shipped.is_file():
+        checkout = Path(__file__).resolve().parents[2] / "packaging" / relative
+        if checkout.is_file():
+            return checkout.read_text(encoding="utf-8")
+    return shipped.read_text(encoding="utf-8")
 
 
 def _looop_bin() -> str:
@@ -349,7 +359,7 @@ def _resolve_manager(manager: str | None) -> str:
 
 def _foreign_pulse(paths: Paths, managed_pid: int | None) -> int | None:
     """Pid of a pulse that holds this profile's lock outside the manager, if any."""
-    from looop import lock
+    from looop.pulse import lock
 
     pid = lock.pulse_holder(paths)
     if pid and pid != managed_pid:
@@ -583,7 +593,7 @@ def _require_installed(paths: Paths, manager: str | None) -> str:
 
 def _pulse_ready(paths: Paths) -> bool:
     """A pulse holds the lock and has published a beat of its own."""
-    from looop import lock, record
+    from looop.pulse import lock, record
 
     pid = lock.pulse_holder(paths)
     if not pid:
@@ -631,7 +641,7 @@ def _launchd_start(paths: Paths, ready_within: float) -> None:
 
 def _launchd_stop(paths: Paths) -> None:
     """Unload the pulse agent (the plist stays for the next login) and wait for it to end."""
-    from looop import lock
+    from looop.pulse import lock
 
     label = labels(paths)[PULSE]
     job = _launchd_print(label)

@@ -27,10 +27,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from looop import beat, config, lock, notify, record, seed, sensors
+from looop import config
 from looop.config import Config
+from looop.data import layout
 from looop.log import log
 from looop.paths import Paths, RuntimeDirError
+from looop.pulse import beat, lock, notify, record, sensors
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 HANDLED_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1)
@@ -47,7 +49,7 @@ SIG_NAMES = {
 
 def prepare(paths: Paths) -> list[Path]:
     """Seed the data dir and write the default config on first run."""
-    written = seed.ensure_layout(paths)
+    written = layout.ensure_layout(paths)
     config.write_defaults_if_missing(paths.config_file)
     return written
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from looop import snapshots
+from looop.data import snapshots
 from looop.paths import Paths
 
 PARTS = ("playbook", "goals", "snapshots")

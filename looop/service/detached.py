@@ -26,10 +26,13 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from looop import lock, pulse, service, units
 from looop.config import Config
 from looop.log import log_tail
 from looop.paths import Paths, ensure_runtime_dir
+from looop.pulse import lock
+from looop.pulse import loop as pulse
+from looop.service import manager as service
+from looop.service import units
 
 UMASK = 0o077  # python-daemon's default is 0; the pulse's files are private
 STOP_TIMEOUT = 30.0

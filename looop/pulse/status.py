@@ -16,8 +16,8 @@ import sys
 import time
 from typing import TYPE_CHECKING
 
-from looop import lock, record
 from looop.paths import Paths, RuntimeDirError, check_runtime_dir
+from looop.pulse import lock, record
 
 if TYPE_CHECKING:
     from typing import Any
@@ -103,12 +103,12 @@ class StatusReport:
 
 
 def _service_state(paths: Paths) -> dict[str, Any] | None:
-    from looop import units
+    from looop.service import units
 
     manager = units.installed_manager(paths)
     if manager is None:
         return None
-    from looop import service  # heavier: only when there is a manager to ask
+    from looop.service import manager as service  # heavier: only when there is a manager to ask
 
     return service.manager_state(paths, manager)
 

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from looop.paths import Paths
 
 if TYPE_CHECKING:
-    from looop.beat import BeatResult
+    from looop.pulse.beat import BeatResult
 
 
 def write(paths: Paths, result: BeatResult, **extra: Any) -> None:

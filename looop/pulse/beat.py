@@ -20,9 +20,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from looop import events, probes, sensors, snapshots, worldhash
 from looop.config import Config
+from looop.data import events, snapshots
 from looop.paths import Paths, looop_bin
+from looop.pulse import probes, sensors, worldhash
 
 
 @dataclass

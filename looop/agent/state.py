@@ -12,8 +12,9 @@ import json
 from collections import deque
 from typing import Any
 
-from looop import lock, probes, sessions, worldhash
+from looop.data import sessions
 from looop.paths import Paths
+from looop.pulse import lock, probes, worldhash
 
 JOURNAL_TAIL = 20
 

@@ -1,0 +1,190 @@
+"""Safe file access: the one small-file reader and the one whole-file writer.
+
+Everything looop reads from the data dir, the runtime dir or the config goes
+through ``read_small``; everything it writes whole goes through
+``write_whole``. Both exist because the obvious ``open(path).read()`` and
+``path.write_text`` are each wrong in a way that has bitten looop:
+
+* **Reading never blocks, never follows a link unasked, never eats memory.**
+  The file is opened ``O_NONBLOCK`` (a FIFO named like a claim or an ask
+  would otherwise hang the pulse until its watchdog kills it, and ``_ wait``
+  past its ``--timeout``), ``O_NOFOLLOW`` unless the caller says links are
+  the user's business (a ``PLAYBOOK.md`` kept in a notes repo, a config in a
+  dotfiles checkout), then checked with ``fstat``: only a regular file is
+  read, and only up to a cap (``LOOOP_CONFIG=/dev/zero`` or a 100 MB "goal"
+  costs the cap, not the machine). What is refused raises ``BadFile``, an
+  ``OSError`` whose message says what was found instead ("a FIFO", "larger
+  than 1 MiB"), so a caller that treats any unreadable file alike needs one
+  ``except OSError`` and a caller that reports problems has the words.
+* **Writing is whole or not at all.** A temp file in the same directory
+  (``O_EXCL | O_NOFOLLOW``: nobody else's file is ever opened), written,
+  ``fsync``-ed, given the caller's mode, then renamed over the name (or, for
+  ``exclusive``, hard-linked to it, which fails if the name exists: two
+  writers racing for a name, one wins). A reader or a beat sees the old file
+  or the new one, never half. A name that holds something other than a
+  regular file or a link (a FIFO, a device node) is refused, never replaced.
+
+Rejected: a reader per module (``probes``, ``state`` and ``config`` each had
+one, and each missed a different case), and ``tempfile.NamedTemporaryFile``
+for the writer (it cannot promise the directory, the mode or ``O_NOFOLLOW``
+in one call, and its import costs every command).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import secrets
+import stat
+from pathlib import Path
+
+SMALL = 1 << 20  # 1 MiB: every file looop reads whole is far smaller than this
+
+_KINDS = {
+    stat.S_IFIFO: "a FIFO",
+    stat.S_IFDIR: "a directory",
+    stat.S_IFCHR: "a character device",
+    stat.S_IFBLK: "a block device",
+    stat.S_IFSOCK: "a socket",
+    stat.S_IFLNK: "a symlink",
+}
+
+
+class BadFile(OSError):
+    """Not read (or not written): the name holds something other than a small regular file."""
+
+    def __init__(self, path: str | os.PathLike[str], why: str) -> None:
+        super().__init__(errno.EINVAL, why, os.fspath(path))
+
+
+def kind(mode: int) -> str:
+    """What a ``st_mode`` is, in words: "a FIFO", "a directory", "a regular file"..."""
+    return _KINDS.get(stat.S_IFMT(mode), "a regular file" if stat.S_ISREG(mode) else "not a file")
+
+
+def _size_words(limit: int) -> str:
+    return f"{limit >> 20} MiB" if limit >= 1 << 20 and not limit % (1 << 20) else f"{limit} bytes"
+
+
+def read_small(
+    path: str | os.PathLike[str],
+    *,
+    limit: int = SMALL,
+    dir_fd: int | None = None,
+    follow: bool = False,
+) -> bytes:
+    """The whole content of a small regular file; raises OSError (``BadFile``) otherwise.
+
+    ``follow`` lets the last component be a symlink (the user's own link);
+    without it a link is refused like any other non-file.
+    """
+    flags = os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | (0 if follow else os.O_NOFOLLOW)
+    try:
+        fd = os.open(path, flags, dir_fd=dir_fd)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP and not follow:
+            raise BadFile(path, "is a symlink; not followed") from None
+        raise
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise BadFile(path, f"is {kind(st.st_mode)}, not a regular file")
+        if st.st_size > limit:
+            raise BadFile(path, f"is larger than {_size_words(limit)}")
+        # What fstat promised and one byte more, to notice a file still growing.
+        data = os.read(fd, st.st_size + 1) if st.st_size else os.read(fd, limit + 1)
+        while len(data) <= limit:
+            more = os.read(fd, limit + 1 - len(data))
+            if not more:
+                break
+            data += more
+        if len(data) > limit:
+            raise BadFile(path, f"is larger than {_size_words(limit)}")
+        return data
+    finally:
+        os.close(fd)
+
+
+def write_whole(
+    path: str | os.PathLike[str],
+    data: bytes,
+    *,
+    mode: int = 0o644,
+    exclusive: bool = False,
+    follow: bool = False,
+) -> Path:
+    """Write ``data`` as the whole content of ``path``, atomically; returns the path written.
+
+    ``exclusive``: only if the name is free (FileExistsError otherwise).
+    ``follow``: a symlink at ``path`` is written through (its target
+    replaced), as for a config kept in a dotfiles checkout; without it the
+    link itself is replaced. A FIFO, device node or directory at the name
+    raises ``BadFile`` and is left untouched.
+    """
+    target = Path(os.path.realpath(path)) if follow else Path(os.path.abspath(path))
+    try:
+        st = os.lstat(target)
+    except FileNotFoundError:
+        pass
+    else:
+        if not (stat.S_ISREG(st.st_mode) or stat.S_ISLNK(st.st_mode)):
+            raise BadFile(target, f"is {kind(st.st_mode)}; refusing to replace it")
+        if exclusive:
+            raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), str(target))
+    tmp = target.with_name(f".{target.name}.{os.getpid()}-{secrets.token_hex(3)}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, mode)
+    try:
+        try:
+            os.fchmod(fd, mode)  # the umask does not decide a file's mode; the caller does
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        if exclusive:
+            _link_exclusive(tmp, target, data, mode)
+        else:
+            os.replace(tmp, target)
+        _sync_dir(target.parent)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+    return target
+
+
+def _link_exclusive(tmp: Path, target: Path, data: bytes, mode: int) -> None:
+    """Give the written temp file the name ``target`` only if that name is free."""
+    try:
+        os.link(tmp, target, follow_symlinks=False)
+        return
+    except FileExistsError:
+        raise
+    except OSError as exc:
+        if exc.errno not in (errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EMLINK):
+            raise
+    # No hard links here (vfat, some network mounts): an exclusive create is
+    # still exclusive, though a crash mid-write could leave it short.
+    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, mode)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _sync_dir(directory: Path) -> None:
+    """Make the rename itself durable; a file system that cannot is not an error."""
+    try:
+        fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
