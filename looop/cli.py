@@ -122,15 +122,15 @@ def sense_command(as_json: bool) -> None:
     If a pulse runs, it is asked to beat (the pulse stays the only senser);
     otherwise this takes the lock, beats once and releases it.
     """
-    from looop.pulse import loop as pulse
+    from looop.pulse import sense
 
     def body() -> int:
         paths = resolve()
         cfg = load_config(paths)
         try:
-            outcome = pulse.sense_now(paths, cfg)
-        except pulse.SenseError as exc:
-            die(str(exc), 1)
+            outcome = sense.sense_now(paths, cfg)
+        except sense.SenseError as exc:
+            die(str(exc), exc.exit_code)
         if as_json:
             echo_json(outcome.record)
         else:

@@ -43,6 +43,13 @@ class Profile:
     def config(self) -> Path:
         return self.data / "config.toml"
 
+    @property
+    def paths(self) -> Any:
+        """This profile's ``looop.paths.Paths`` (lock, pid and beat-record names)."""
+        from looop.paths import Paths
+
+        return Paths(Path(os.path.realpath(self.data)), self.config, self.runtime, False)
+
     def run(self, *args: str, timeout: float = 60, **kw: Any) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [LOOOP, *args],

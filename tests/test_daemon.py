@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 
-from conftest import Processes, Profile, pid_alive, wait_for
+from conftest import Profile, pid_alive, wait_for
 
 
 def test_up_status_down_status(profile: Profile) -> None:
@@ -42,17 +42,16 @@ def test_up_with_a_broken_config_reports_it_and_starts_nothing(profile: Profile)
     assert profile.run("status").returncode == 3
 
 
-def test_up_reports_a_pulse_that_dies_before_ready(profile: Profile, procs: Processes) -> None:
-    # A one-off beat holds the lock, so the detached pulse exits at once:
-    # `up` must say why instead of claiming it started.
-    started = profile.root / "started"
-    profile.sensor("slow", f"touch {started}\nsleep 5\necho '{{}}'")
-    sense = procs.add(profile.popen("sense"))
-    wait_for(started.exists)
+def test_up_reports_a_pulse_that_dies_before_ready(profile: Profile) -> None:
+    # A directory where the lock file belongs: the detached pulse cannot
+    # lock it and exits at once. `up` must say why instead of claiming it started.
+    profile.runtime.mkdir(mode=0o700)
+    lock_file = profile.paths.lock_file
+    lock_file.mkdir()
     up = profile.run("up", timeout=60)
     assert up.returncode != 0
     assert "exited before it was ready" in up.stderr
-    assert f"already running (pid {sense.pid})" in up.stderr
+    assert str(lock_file) in up.stderr and "is a directory, not a lock file" in up.stderr
     assert "started (pid" not in up.stdout
 
 

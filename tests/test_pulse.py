@@ -6,6 +6,7 @@ sends to it, and the test reads exactly what arrived and when.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import os
@@ -15,6 +16,7 @@ import subprocess
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import LOOOP, Processes, Profile, pid_alive, wait_for
@@ -215,10 +217,65 @@ def test_fixed_rate_cadence(profile: Profile, procs: Processes) -> None:
     assert max(gaps) < 3.0, gaps
 
 
-def test_internal_watchdog_aborts_a_stalled_loop(profile: Profile, procs: Processes) -> None:
-    pulse = _start(profile, procs, LOOOP_TEST_FAULT="stall", LOOOP_WATCHDOG_SEC="2")
-    assert pulse.wait(timeout=30) == -signal.SIGABRT
-    assert "stalled" in pulse.stderr.read()
+class StuckLog:
+    """A stderr for the pulse that a test can stop reading: a pipe it fills up.
+
+    This is how a loop really stalls on a user's machine: the log reader
+    stops reading, the pipe fills, and the next log line blocks the loop in
+    write(2). No fault switch in the pulse is needed to reach it.
+    """
+
+    def __init__(self) -> None:
+        self.read_fd, self.write_fd = os.pipe()
+        os.set_blocking(self.read_fd, False)
+
+    def jam(self) -> None:
+        """Fill the pipe: the pulse's next log line blocks.
+
+        Filled through a second, non-blocking open of the same pipe: making
+        the pulse's own descriptor non-blocking would turn its write into an
+        error instead of a wait.
+        """
+        fill = os.open(f"/proc/self/fd/{self.write_fd}", os.O_WRONLY | os.O_NONBLOCK)
+        try:
+            with contextlib.suppress(BlockingIOError):
+                while True:
+                    os.write(fill, b"x" * 4096)
+        finally:
+            os.close(fill)
+
+    def close(self) -> None:
+        for fd in (self.read_fd, self.write_fd):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+
+def _start_stuck(profile: Profile, procs: Processes, log: StuckLog, **env: str) -> Any:
+    return procs.add(
+        subprocess.Popen(
+            [LOOOP, "pulse"],
+            env={**profile.env, **env},
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=log.write_fd,
+        )
+    )
+
+
+def test_internal_watchdog_aborts_a_loop_stalled_on_a_full_log_pipe(
+    profile: Profile, procs: Processes
+) -> None:
+    log = StuckLog()
+    try:
+        pulse = _start_stuck(profile, procs, log, LOOOP_INTERVAL="1", LOOOP_WATCHDOG_SEC="2")
+        wait_for(lambda: _beat_number(profile) >= 1, timeout=30)
+        log.jam()
+        assert pulse.wait(timeout=30) == -signal.SIGABRT
+    finally:
+        log.close()
+    events = [json.loads(line) for line in (profile.data / "events.jsonl").read_text().splitlines()]
+    aborts = [e for e in events if e["event"] == "watchdog_abort"]
+    assert aborts and "stalled" in aborts[-1]["message"]
     assert profile.run("status").returncode == 3, "the lock outlived the aborted pulse"
 
 
@@ -254,20 +311,28 @@ def _watchdog_pings(peer: NotifyPeer, since: float, until: float) -> int:
 def test_watchdog_pings_stop_when_the_loop_stalls(
     profile: Profile, procs: Processes, peer: NotifyPeer
 ) -> None:
-    pulse = _start(
-        profile,
-        procs,
-        NOTIFY_SOCKET=str(peer.path),
-        WATCHDOG_USEC="1000000",
-        LOOOP_TEST_FAULT="stall",
-    )
-    ready = wait_for(lambda: peer.first("READY=1"), timeout=30)
-    time.sleep(3)
-    # The loop stalled right after READY: no progress, so no ping.
-    assert _watchdog_pings(peer, ready[0] + 1.0, ready[0] + 3.0) == 0
-    # Under a service manager's watchdog the internal one stands aside: the
-    # manager does the killing.
-    assert pulse.poll() is None
+    log = StuckLog()
+    try:
+        pulse = _start_stuck(
+            profile,
+            procs,
+            log,
+            NOTIFY_SOCKET=str(peer.path),
+            WATCHDOG_USEC="1000000",
+            LOOOP_INTERVAL="1",
+        )
+        wait_for(lambda: peer.first("READY=1"), timeout=30)
+        log.jam()
+        jammed = time.monotonic()
+        time.sleep(4)
+        # Within a beat of the jam the loop blocks on its next log line: no
+        # progress from then on, so no ping.
+        assert _watchdog_pings(peer, jammed + 1.5, jammed + 4.0) == 0
+        # Under a service manager's watchdog the internal one stands aside: the
+        # manager does the killing.
+        assert pulse.poll() is None
+    finally:
+        log.close()
 
 
 def test_watchdog_pings_go_on_through_a_slow_sensor(

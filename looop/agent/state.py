@@ -20,10 +20,8 @@ JOURNAL_TAIL = 20
 
 
 def pulse_alive(paths: Paths) -> bool:
-    try:
-        return lock.holder_pid(paths) is not None
-    except OSError:
-        return False
+    """Is a pulse running? ``lock.pulse_holder``'s answer (a one-off beat is not one)."""
+    return lock.pulse_holder(paths) is not None
 
 
 def readings(paths: Paths) -> dict[str, Any]:

@@ -29,7 +29,8 @@ Why it is shaped this way:
   On macOS and the BSDs ``select.kqueue`` (standard library) watches the same
   directories and files.
 * **Pulse death by process handle, not by lock.** The lock holder's pid comes
-  from ``lock.holder_pid`` (which never stands in a starting pulse's way); the wait then holds
+  from ``lock.pulse_holder`` (which never stands in a starting pulse's way, and
+  counts a one-off ``looop sense`` as no pulse); the wait then holds
   a pidfd (Linux) or an ``EVFILT_PROC`` event (kqueue) on that process and is
   woken the instant it exits, then asks the lock again: only a free lock is
   ``pulse-down``. It never blocks on the lock: a shared ``flock`` would be
@@ -191,10 +192,7 @@ class _PulseWatch:
         self.next_probe: float | None = None  # set while the lock must be probed
 
     def _holder(self) -> int | None:
-        try:
-            return lock.holder_pid(self.paths)
-        except OSError:
-            return None
+        return lock.pulse_holder(self.paths)  # a one-off beat is no pulse: pulse-down
 
     def probe_in(self, now: float) -> float | None:
         return None if self.next_probe is None else max(0.0, self.next_probe - now)

@@ -33,11 +33,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from looop import proc
+
 ALIVE, DEAD, UNKNOWN = "alive", "dead", "unknown"
-# A worker's meta is written just after its process starts; allow for clock
-# granularity (Linux reports start times from a boot time rounded to a second)
-# and a slow writer before calling a process "started later".
-START_SLACK = 2.0
 # meta.json and status.json are a few hundred bytes; anything bigger than this
 # is not a session file and is not worth reading into memory.
 MAX_JSON_BYTES = 1 << 20
@@ -132,32 +130,6 @@ def _exit_code(status: dict[str, Any]) -> int | None:
     return code if isinstance(code, int) and not isinstance(code, bool) else None
 
 
-def pid_runs_session(pid: int, started: float | None) -> bool:
-    """True when ``pid`` runs and is not a process started after ``started``."""
-    try:
-        os.kill(pid, 0)  # signal 0 only asks whether the pid exists
-    except ProcessLookupError:
-        return False  # no process at all, not even a zombie: no need for the process table
-    except OverflowError:
-        return False  # a pid no system hands out
-    except OSError:
-        pass  # it exists but is not ours to signal: ask the process table
-    import psutil  # only sessions whose pid still exists need the process table
-
-    try:
-        proc = psutil.Process(pid)
-        created = proc.create_time()
-        if proc.status() == psutil.STATUS_ZOMBIE:
-            return False  # it has exited; only its parent has not collected it
-    except psutil.NoSuchProcess:  # ZombieProcess is a NoSuchProcess too
-        return False
-    except (psutil.AccessDenied, OSError):
-        return True  # it exists; we cannot see more, so do not call it dead
-    if started is None:
-        return True
-    return created <= started + START_SLACK
-
-
 def judge_at(session_fd: int) -> Verdict:
     """Judge the session whose directory is open as ``session_fd``.
 
@@ -174,7 +146,7 @@ def judge_at(session_fd: int) -> Verdict:
     if isinstance(pid, bool) or not isinstance(pid, int) or pid <= 0:
         return Verdict(UNKNOWN, "unknown", None, meta, status, "meta.json has no valid pid")
     started = _number(meta.get("started"))
-    if pid_runs_session(pid, started):
+    if proc.runs_since(pid, started):
         return Verdict(ALIVE, "running", None, meta, status, "")
     return Verdict(DEAD, "dead", None, meta, status, f"pid {pid} gone or reused")
 

@@ -104,10 +104,15 @@ def run_beat(
     if scripts is None:
         scripts = sensors.discover(paths.sensors)
     readings = _user_readings(paths, config, scripts, on_tick, cancel_fd, cancelled)
-    if cancelled is not None and cancelled():
-        result = BeatResult(number, started, time.time(), len(readings), [], "", cancelled=True)
+    stopped = cancelled or (lambda: False)
+
+    def cancel() -> BeatResult:
+        # Stopped mid-beat: nothing is published, the previous world stays.
         events.record(paths.events, "beat_cancelled", beat=number)
-        return result
+        return BeatResult(number, started, time.time(), len(readings), [], "", cancelled=True)
+
+    if stopped():
+        return cancel()
     files: dict[str, bytes] = {}
     failed: list[str] = []
     for reading in readings:
@@ -117,11 +122,15 @@ def run_beat(
             files[f"{reading.name}.err"] = reading.stderr
     for name, probe in probes.PROBES.items():
         try:
-            reading = probe(paths)
+            value = probe(paths)
         except Exception as exc:  # a probe's bug must not cost the beat
-            reading = sensors.error_value({"probe_failed": True}, f"{name}: {exc!r}")
+            value = sensors.error_value({"probe_failed": True}, f"{name}: {exc!r}")
             failed.append(name)
-        files[f"{name}.json"] = _encode(reading)
+        files[f"{name}.json"] = _encode(value)
+        if on_tick is not None:
+            on_tick()
+        if stopped():
+            return cancel()
     publish_error = None
     try:
         snapshots.publish(paths, files)

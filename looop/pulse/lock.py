@@ -5,6 +5,13 @@ for any reason (exit, crash, ``kill -9``), so there is never a stale lock to
 reclaim and no pid-liveness guess that a reused pid can fool. The pid file
 beside the lock is written for messages ("already running (pid N)") only.
 
+Two questions are answered here, once each: *who holds the lock* (``holder``:
+a pid and a role) and *is a pulse running* (``pulse_holder``). They differ
+while a one-off ``looop sense`` holds the lock for its single beat: nobody
+runs then, and ``status``, ``_ state``, ``_ wait``, ``up`` and ``down`` all say
+so because they all ask ``pulse_holder``. A pulse that starts meanwhile waits
+for that beat to end (``acquire(..., outwait_sense=...)``) instead of failing.
+
 How the probe asks without getting in the way: it tries a *shared* lock for
 a few microseconds (free means nobody runs) and ``acquire`` keeps trying for
 a quarter of a second before it believes the lock is held, so a probe can
@@ -16,7 +23,10 @@ choice, because reading it waits for a kernel grace period (tens of
 milliseconds), and ``looop status`` should answer faster than that.
 
 The lock fd is close-on-exec, so sensors never inherit it (a sensor that
-outlived the pulse would otherwise keep the lock held).
+outlived the pulse would otherwise keep the lock held). The lock file and
+the pid file are opened without following links and without blocking, and
+must be regular files: a FIFO or a device node at either name is reported
+(``fs.BadFile``, naming the fix), never waited on.
 """
 
 from __future__ import annotations
@@ -25,9 +35,14 @@ import contextlib
 import errno
 import fcntl
 import os
+import stat
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import NamedTuple
 
+from looop import fs
+from looop.errors import LooopError
 from looop.paths import Paths, ensure_runtime_dir
 
 # How long acquire keeps trying before it believes the lock is really held:
@@ -35,10 +50,33 @@ from looop.paths import Paths, ensure_runtime_dir
 ACQUIRE_PATIENCE = 0.25
 
 
-class AlreadyRunning(Exception):
-    def __init__(self, pid: int | None):
-        self.pid = pid
-        super().__init__(f"already running (pid {pid if pid is not None else '?'})")
+PULSE, SENSE, UNKNOWN = "pulse", "sense", "unknown"
+# How often a pulse that waits for a one-off beat looks again.
+OUTWAIT_POLL = 0.05
+# How long a holder whose pid is not known may stay unknown to a waiting pulse.
+UNKNOWN_PATIENCE = 2.0
+FIX = "remove it and looop makes a new one"
+
+
+class Holder(NamedTuple):
+    """Who holds the lock: a pid (0 while it is not known yet) and a role."""
+
+    pid: int
+    role: str  # PULSE, SENSE (a one-off `looop sense`) or UNKNOWN
+
+    @property
+    def is_pulse(self) -> bool:
+        """Anything but a one-off beat counts as a pulse: a holder whose pid
+        file is not written yet is a pulse starting up."""
+        return self.role != SENSE
+
+
+class AlreadyRunning(LooopError):
+    def __init__(self, holder: Holder | None):
+        self.holder = holder
+        self.pid = holder.pid if holder else None
+        what = "a one-off beat is running" if holder and not holder.is_pulse else "already running"
+        super().__init__(f"{what} (pid {self.pid or '?'})")
 
 
 class PulseLock:
@@ -54,6 +92,12 @@ class PulseLock:
             if _read_pid(self.paths.pid_file) == os.getpid():
                 self.paths.pid_file.unlink(missing_ok=True)
         finally:
+            os.close(self.fd)
+            self.fd = -1
+
+    def abandon(self) -> None:
+        """Let go of this lock without touching the pid file: a newer lock of ours wrote it."""
+        if self.fd >= 0:
             os.close(self.fd)
             self.fd = -1
 
@@ -80,11 +124,11 @@ class PulseLock:
 def _read_pid_file(path: Path) -> tuple[int | None, str, int | None]:
     """(pid, role, fd) from the pid file: "<pid> <pulse|sense> <lock fd>"."""
     try:
-        fields = path.read_text().split()
+        fields = fs.read_small(path, limit=256).split()
         pid = int(fields[0])
     except (OSError, ValueError, IndexError):
         return None, "", None
-    role = fields[1] if len(fields) > 1 else "pulse"
+    role = fields[1].decode(errors="replace") if len(fields) > 1 else PULSE
     fd = int(fields[2]) if len(fields) > 2 and fields[2].isdigit() else None
     return pid, role, fd
 
@@ -94,28 +138,35 @@ def _read_pid(path: Path) -> int | None:
 
 
 def holder_role(paths: Paths, pid: int) -> str:
-    """What lock holder ``pid`` is: "pulse", "sense" (one beat) or "unknown".
+    """What lock holder ``pid`` is: PULSE, SENSE (one beat) or UNKNOWN.
 
     The pid file only counts when it names that same pid: a file left by an
     earlier holder that was killed says nothing about the current one.
     """
     file_pid, role, _ = _read_pid_file(paths.pid_file)
-    return role if file_pid == pid and pid else "unknown"
+    return role if file_pid == pid and pid else UNKNOWN
+
+
+def holder(paths: Paths) -> Holder | None:
+    """Who holds the lock, or None when it is free. Raises OSError when it cannot be examined."""
+    pid = holder_pid(paths)
+    if pid is None:
+        return None
+    return Holder(pid, holder_role(paths, pid) if pid else UNKNOWN)
 
 
 def pulse_holder(paths: Paths) -> int | None:
-    """Pid of a running *pulse*: the lock holder unless it is a one-off ``looop sense``.
+    """Is a pulse running? Its pid, else None: the one answer every command gives.
 
-    None when no pulse runs (or the lock cannot be examined); 0 when the lock
-    is held by a process whose pid is not known yet.
+    The lock holder counts unless it is a one-off ``looop sense``; 0 means a
+    pulse holds the lock but its pid is not known yet. None also when the
+    lock cannot be examined (``looop status`` says why; see ``holder``).
     """
     try:
-        pid = holder_pid(paths)
+        held = holder(paths)
     except OSError:
         return None
-    if pid is None or (pid and holder_role(paths, pid) == "sense"):
-        return None
-    return pid
+    return held.pid if held is not None and held.is_pulse else None
 
 
 def _try_flock(fd: int, operation: int) -> bool:
@@ -129,18 +180,44 @@ def _try_flock(fd: int, operation: int) -> bool:
     return True
 
 
-def acquire(paths: Paths, role: str = "pulse") -> PulseLock:
-    """Take the profile's lock or raise AlreadyRunning(pid of the holder).
+def _open_lock_file(path: Path, flags: int) -> int:
+    """Open the lock file (never through a link, never blocking) and check it is one."""
+    try:
+        fd = os.open(path, flags | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, 0o600)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise fs.BadFile(path, f"is a symlink, not a lock file; {FIX}") from None
+        if exc.errno == errno.EISDIR:
+            raise fs.BadFile(path, f"is a directory, not a lock file; {FIX}") from None
+        raise
+    try:
+        mode = os.fstat(fd).st_mode
+    except OSError:
+        os.close(fd)
+        raise
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        raise fs.BadFile(path, f"is {fs.kind(mode)}, not a lock file; {FIX}")
+    return fd
+
+
+def acquire(
+    paths: Paths, role: str = PULSE, *, outwait_sense: Callable[[], bool] | None = None
+) -> PulseLock:
+    """Take the profile's lock or raise AlreadyRunning(the holder).
 
     ``role`` goes into the pid file so others can tell a pulse, which answers
-    SIGUSR1 with a beat, from a one-off ``looop sense``, which does not.
+    SIGUSR1 with a beat, from a one-off ``looop sense``, which does not. With
+    ``outwait_sense``, a lock held by a one-off beat is waited for (a beat
+    ends by itself) for as long as ``outwait_sense()`` says to go on.
     """
     ensure_runtime_dir(paths)
-    flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
-    fd = os.open(paths.lock_file, flags, 0o600)
+    flags = os.O_RDWR | os.O_CREAT
+    fd = _open_lock_file(paths.lock_file, flags)
     try:
         os.fchmod(fd, 0o600)
         deadline = time.monotonic() + ACQUIRE_PATIENCE
+        unknown_until: float | None = None
         while True:
             if _try_flock(fd, fcntl.LOCK_EX):
                 held = PulseLock(paths, fd)
@@ -150,19 +227,33 @@ def acquire(paths: Paths, role: str = "pulse") -> PulseLock:
                 # lock on it excludes nobody. Lock what the path names now.
                 os.close(fd)
                 fd = -1
-                fd = os.open(paths.lock_file, flags, 0o600)
+                fd = _open_lock_file(paths.lock_file, flags)
                 os.fchmod(fd, 0o600)
                 continue
             if time.monotonic() >= deadline:
-                raise AlreadyRunning(holder_pid(paths))
+                other = holder(paths)
+                if other is None:
+                    continue  # let go of just now: try again at once
+                if other.pid == 0 and outwait_sense is not None:
+                    # A holder between its pid file and its lock: one starting,
+                    # or a one-off beat letting go. Either settles at once.
+                    unknown_until = unknown_until or time.monotonic() + UNKNOWN_PATIENCE
+                    if time.monotonic() < unknown_until and outwait_sense():
+                        time.sleep(OUTWAIT_POLL)
+                        continue
+                if other.is_pulse or outwait_sense is None or not outwait_sense():
+                    raise AlreadyRunning(other)
+                time.sleep(OUTWAIT_POLL)
+                continue
             time.sleep(0.005)
+        # Written while the lock is held; if it cannot be (a full runtime
+        # dir), the lock is let go here rather than kept by a descriptor
+        # nobody will close.
+        fs.write_whole(paths.pid_file, f"{os.getpid()} {role} {fd}\n".encode(), mode=0o644)
     except BaseException:
         if fd >= 0:
             os.close(fd)
         raise
-    tmp = paths.pid_file.with_name(f".{paths.pid_file.name}.{os.getpid()}")
-    tmp.write_text(f"{os.getpid()} {role} {fd}\n")
-    os.replace(tmp, paths.pid_file)
     return held
 
 
@@ -223,7 +314,7 @@ def holder_pid(paths: Paths) -> int | None:
     a starting pulse.
     """
     try:
-        fd = os.open(paths.lock_file, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        fd = _open_lock_file(paths.lock_file, os.O_RDONLY)
     except FileNotFoundError:
         return None
     try:

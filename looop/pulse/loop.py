@@ -1,18 +1,17 @@
 """The pulse: a single, long-running loop that beats on a fixed rate.
 
 Shaped like gunicorn's arbiter. Signal handlers do nothing but queue the
-signal; ``signal.set_wakeup_fd`` writes to a self-pipe that wakes the loop's
-selector, and the loop handles the queue with one ``handle_<signal>`` method
-each, outside any handler. During a beat the same pipe is watched by the
-sensor runner, so a stop ends running sensor groups at once.
+signal (``looop.pulse.signals``); ``signal.set_wakeup_fd`` writes to a
+self-pipe that wakes the loop's selector, and the loop handles the queue with
+one ``handle_<signal>`` method each, outside any handler. During a beat the
+same pipe is watched by the sensor runner, so a stop ends running sensor
+groups at once, and the beat is not published.
 
-Start order matters to the service manager: config (exit 78) -> lock (exit 1
-if held) -> seed -> signals -> first beat -> ``READY=1``. ``systemctl start``
+Start order matters to the service manager: config (exit 78) -> signal
+handlers -> lock (exit 1 if a pulse holds it; a one-off ``looop sense`` is
+waited for) -> seed -> first beat -> ``READY=1``. ``systemctl start``
 therefore returns only once the world is readable, and a second pulse never
 gets as far as touching the data dir.
-
-``sense_now`` is how a one-off ``looop sense`` keeps the pulse the sole
-senser: it asks a running pulse to beat instead of beating beside it.
 """
 
 from __future__ import annotations
@@ -22,17 +21,15 @@ import os
 import selectors
 import signal
 import time
-from collections import deque
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from looop import config
+from looop import config, fs
 from looop.config import Config
-from looop.data import layout
+from looop.data import events, layout
 from looop.log import log
 from looop.paths import Paths, RuntimeDirError
 from looop.pulse import beat, lock, notify, record, sensors
+from looop.pulse.signals import SignalQueue
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 HANDLED_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1)
@@ -74,44 +71,24 @@ class Pulse:
         self.exit_code = 0
         self.notifier = notify.Notifier()
         self.watchdog = notify.Watchdog(self.notifier, notify.manager_watchdog_period())
-        self.signals: deque[int] = deque()
+        self.signals = SignalQueue(HANDLED_SIGNALS, stop=STOP_SIGNALS)
         self.stopping = False
         self.beat_requested = False
         self.beats = 0
         self.last_result: beat.BeatResult | None = None
         self.started_wall = time.time()
         self.next_beat = time.monotonic()
-        self.pipe_r, self.pipe_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         self.selector = selectors.DefaultSelector()
-        self.selector.register(self.pipe_r, selectors.EVENT_READ)
-        self.fault = os.environ.get("LOOOP_TEST_FAULT", "")
+        self.selector.register(self.signals.fd, selectors.EVENT_READ)
 
-    # --- signals: queue only ----------------------------------------------
-    def install_signals(self) -> None:
-        signal.set_wakeup_fd(self.pipe_w, warn_on_full_buffer=False)
-        for sig in HANDLED_SIGNALS:
-            signal.signal(sig, self._queue_signal)
-
-    def _queue_signal(self, signum: int, frame: object) -> None:
-        self.signals.append(signum)
-
-    def _drain_pipe(self) -> None:
-        try:
-            while os.read(self.pipe_r, 512):
-                pass
-        except BlockingIOError:
-            pass
-
+    # --- signals: queued by their handlers, handled here ------------------
     def _handle_queued(self) -> None:
-        self._drain_pipe()
-        while self.signals:
-            signum = self.signals.popleft()
+        while (signum := self.signals.pop()) is not None:
             getattr(self, f"handle_{SIG_NAMES[signum]}")()
 
     def _stop_requested(self) -> bool:
-        """For the sensor runner: has a stop signal arrived? Leaves others queued."""
-        self._drain_pipe()
-        if any(s in STOP_SIGNALS for s in self.signals):
+        """For the beat: has a stop signal arrived? Leaves every signal queued."""
+        if self.signals.stop_requested() is not None:
             self.stopping = True
         return self.stopping
 
@@ -142,14 +119,17 @@ class Pulse:
     def run(self) -> int:
         period = self.watchdog.period
         if period is None:
-            notify.InternalWatchdog(self.watchdog, notify.internal_period()).start()
+            events_file = self.paths.events
+            notify.InternalWatchdog(
+                self.watchdog,
+                notify.internal_period(),
+                on_stall=lambda why: events.record(events_file, "watchdog_abort", message=why),
+            ).start()
         self.beat()
         if self.stopping:
             return self.shutdown()
         self.notifier.ready(self.status_text())
         while not self.stopping:
-            if self.fault == "stall":
-                time.sleep(3600)  # test-only: a loop that stops making progress
             self._handle_queued()
             if self.stopping:
                 break
@@ -185,7 +165,7 @@ class Pulse:
                 self.config,
                 self.beats,
                 on_tick=self.watchdog.tick,
-                cancel_fd=self.pipe_r,
+                cancel_fd=self.signals.fd,
                 cancelled=self._stop_requested,
                 scripts=scripts,
             )
@@ -213,30 +193,41 @@ class Pulse:
         A temp-file cleaner (or a person) may delete the lock file under a
         long-running pulse; then the next pulse would lock a new file and run
         beside us. So every beat checks, touches the file (cleaners go by
-        age), and takes the lock afresh if it is gone. False means: do not
-        beat now (we could not take it back; if another pulse has it, this one
-        stops, otherwise it tries again next beat).
+        age), and takes the lock afresh if it is gone, before letting go of
+        the old one. False means: do not beat now (if another pulse has the
+        lock, this one stops; otherwise it tries again next beat). A name
+        that holds something no pulse can lock (a FIFO, a directory) excludes
+        every other pulse too, so this one goes on under the lock it has and
+        says so.
         """
-        if self.lock is not None and self.lock.still_ours():
-            self.lock.touch()
+        held = self.lock
+        if held is not None and held.still_ours():
+            held.touch()
             return True
-        if self.lock is not None:
+        if held is not None:
             log.warning(f"lock file {self.paths.lock_file} was removed; taking the lock again")
-            self.lock.release()
-            self.lock = None
         try:
-            self.lock = lock.acquire(self.paths)
+            fresh = lock.acquire(self.paths)
         except lock.AlreadyRunning as other:
-            if other.pid and lock.holder_role(self.paths, other.pid) == "sense":
+            if other.holder is not None and not other.holder.is_pulse:
                 log.warning(f"a one-off beat (pid {other.pid}) holds the lock; retrying")
                 return False
             log.error(f"another pulse took the lock (pid {other.pid}); stopping")
             self.stopping = True
             self.exit_code = 1
             return False
-        except (OSError, RuntimeDirError) as exc:  # try again next beat
+        except fs.BadFile as exc:
+            if held is None:
+                log.error(f"cannot take the lock again: {exc}; retrying next beat")
+                return False
+            log.error(f"{exc}; beating on under the lock this pulse holds")
+            return True
+        except (OSError, RuntimeDirError) as exc:
             log.error(f"cannot take the lock again: {exc}; retrying next beat")
             return False
+        if held is not None:
+            held.abandon()
+        self.lock = fresh
         return True
 
     def status_text(self) -> str:
@@ -258,8 +249,13 @@ def run_pulse(paths: Paths, cfg: Config) -> int:
     pulse = Pulse(paths, cfg)
     # Handlers first: a `looop sense` that sees the lock held sends SIGUSR1 at
     # once, and the default action of SIGUSR1 (and SIGHUP) is to die.
-    pulse.install_signals()
-    pulse.lock = lock.acquire(paths)
+    pulse.signals.install()
+    try:
+        pulse.lock = lock.acquire(paths, outwait_sense=lambda: not pulse._stop_requested())
+    except lock.AlreadyRunning:
+        if pulse.stopping:  # stopped while waiting for a one-off beat to end
+            return pulse.shutdown()
+        raise
     try:
         prepare(paths)
         log.info(f"pulse started (pid {os.getpid()}) · sensing every {cfg.interval:g}s")
@@ -267,72 +263,3 @@ def run_pulse(paths: Paths, cfg: Config) -> int:
     finally:
         if pulse.lock is not None:
             pulse.lock.release()
-
-
-@dataclass
-class SenseOutcome:
-    summary: str
-    record: dict[str, Any]
-    via_pulse: bool
-
-
-class SenseError(Exception):
-    pass
-
-
-def sense_now(paths: Paths, cfg: Config, wait_limit: float | None = None) -> SenseOutcome:
-    """One beat now: by the running pulse if there is one, else by us under the lock."""
-    # Another `looop sense` may mistake us for a pulse and ask us to beat.
-    signal.signal(signal.SIGUSR1, signal.SIG_IGN)
-    # Stopped (`looop down`, a closed terminal): unwind, so the sensor runner
-    # ends every running sensor group on the way out.
-    for sig in (signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, _interrupted)
-    try:
-        held = lock.acquire(paths, role="sense")
-    except lock.AlreadyRunning as running:
-        if running.pid and lock.holder_role(paths, running.pid) == "sense":
-            raise SenseError(f"a beat is already running (pid {running.pid}); try again") from None
-        return _ask_pulse(paths, cfg, running.pid, wait_limit)
-    try:
-        prepare(paths)
-        result = beat.run_beat(paths, cfg, _next_number(paths))
-        record.write(paths, result, pid=os.getpid(), interval=cfg.interval)
-    finally:
-        held.release()
-    return SenseOutcome(result.summary(), record.read(paths) or {}, via_pulse=False)
-
-
-def _interrupted(signum: int, frame: object) -> None:
-    raise SenseError(f"interrupted by {signal.Signals(signum).name}; running sensors were ended")
-
-
-def _next_number(paths: Paths) -> int:
-    number = (record.read(paths) or {}).get("number")
-    return number + 1 if isinstance(number, int) else 1
-
-
-def _ask_pulse(
-    paths: Paths, cfg: Config, pid: int | None, wait_limit: float | None
-) -> SenseOutcome:
-    if not pid:
-        raise SenseError("a pulse holds the lock but its pid is not known yet; try again")
-    asked_at = time.time()
-    try:
-        os.kill(pid, signal.SIGUSR1)
-    except ProcessLookupError:
-        raise SenseError(f"the pulse (pid {pid}) went away; try again") from None
-    except PermissionError:
-        raise SenseError(f"cannot signal the pulse (pid {pid}): not yours") from None
-    budget = wait_limit or longest_beat(paths, cfg) + cfg.interval
-    deadline = time.monotonic() + budget
-    while time.monotonic() < deadline:
-        last = record.read(paths) or {}
-        started = last.get("started")
-        fresh = isinstance(started, int | float) and started >= asked_at
-        if last.get("pid") == pid and fresh:
-            return SenseOutcome(str(last.get("summary", "")), last, via_pulse=True)
-        if lock.holder_pid(paths) != pid:
-            raise SenseError(f"the pulse (pid {pid}) stopped before beating")
-        time.sleep(0.02)
-    raise SenseError(f"the pulse (pid {pid}) did not beat within {budget:.0f}s")

@@ -18,9 +18,9 @@ does the loop's work.
 from __future__ import annotations
 
 import os
-import sys
 import threading
 import time
+from collections.abc import Callable
 
 import sdnotify
 
@@ -100,11 +100,22 @@ class Watchdog:
 
 
 class InternalWatchdog(threading.Thread):
-    """Abort the process when the watched loop has not ticked for ``period``."""
+    """Abort the process when the watched loop has not ticked for ``period``.
 
-    def __init__(self, watchdog: Watchdog, period: float) -> None:
+    Before aborting it hands its reason to ``on_stall`` (the pulse records an
+    event) and tries to log it, but waits at most ``LOG_PATIENCE`` for the
+    log: a loop stalled on a full stderr pipe would block the watchdog's own
+    log line too, and the abort must happen regardless.
+    """
+
+    LOG_PATIENCE = 1.0
+
+    def __init__(
+        self, watchdog: Watchdog, period: float, on_stall: Callable[[str], None] | None = None
+    ) -> None:
         super().__init__(name="looop-internal-watchdog", daemon=True)
         self.watchdog, self.period = watchdog, period
+        self.on_stall = on_stall or (lambda message: None)
 
     def run(self) -> None:
         nap = min(1.0, self.period / 4)
@@ -116,8 +127,11 @@ class InternalWatchdog(threading.Thread):
                 continue  # the whole process was frozen (SIGSTOP), not the loop alone
             stalled = now - self.watchdog.last_tick
             if stalled > self.period:
-                log.error(f"pulse loop stalled for {stalled:.0f}s; aborting so it is restarted")
-                sys.stderr.flush()
+                message = f"pulse loop stalled for {stalled:.0f}s; aborting so it is restarted"
+                self.on_stall(message)
+                said = threading.Thread(target=log.error, args=(message,), daemon=True)
+                said.start()
+                said.join(self.LOG_PATIENCE)
                 os.abort()
 
 

@@ -1,6 +1,7 @@
 """``looop status``: is the pulse running? Answered from the lock, quickly.
 
-The kernel's lock table is the truth (``lock.holder_pid``); the pid file and
+The kernel's lock table is the truth (``lock.holder``, the same answer
+``lock.pulse_holder`` gives every other command); the pid file and
 the beat record only add detail to an answer already given. The probe never
 takes the lock exclusively, so asking can never make a starting pulse fail.
 Exit codes follow LSB / ``systemctl``: 0 running, 3 not running, 4 unknown
@@ -117,13 +118,13 @@ def collect(paths: Paths) -> StatusReport:
     try:
         if os.path.lexists(paths.runtime_dir):
             check_runtime_dir(paths.runtime_dir)
-        pid = lock.holder_pid(paths)
+        held = lock.holder(paths)
     except (RuntimeDirError, OSError) as exc:
         return StatusReport(UNKNOWN, paths, error=str(exc), manager=_service_state(paths))
-    if pid is None:
+    if held is None:
         return StatusReport(STOPPED, paths, manager=_service_state(paths))
-    role = lock.holder_role(paths, pid)
-    if role == "sense":
+    pid, role = held
+    if not held.is_pulse:
         # A one-off `looop sense` holds the lock: no pulse runs.
         return StatusReport(STOPPED, paths, pid=pid, role=role, manager=_service_state(paths))
     last = record.read(paths)

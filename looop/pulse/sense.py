@@ -1,0 +1,115 @@
+"""``looop sense``: one beat now, without ever beating beside the pulse.
+
+If a pulse runs, it is asked to beat (SIGUSR1) and its beat record is
+awaited: the pulse stays the sole senser. Otherwise this process takes the
+lock as a one-off (role ``sense``, so nobody mistakes it for a pulse), beats
+once and lets go; a pulse started meanwhile waits for that beat to end.
+
+A one-off beat is stopped the way the pulse is (``looop.pulse.signals``):
+SIGTERM, SIGINT or SIGHUP is queued, the beat sees it through the wake-up
+pipe, ends every running sensor group, publishes nothing and the command
+exits 128 + the signal's number.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from looop.config import Config
+from looop.errors import LooopError
+from looop.paths import Paths
+from looop.pulse import beat, lock, record
+from looop.pulse.loop import longest_beat, prepare
+from looop.pulse.signals import STOP_SIGNALS, SignalQueue
+
+ASK_POLL = 0.02  # how often the pulse's beat record is read while it beats for us
+
+
+@dataclass
+class SenseOutcome:
+    summary: str
+    record: dict[str, Any]
+    via_pulse: bool
+
+
+class SenseError(LooopError):
+    pass
+
+
+def _stopped(signum: int) -> SenseError:
+    name = signal.Signals(signum).name
+    return SenseError(
+        f"interrupted by {name}: nothing was published and running sensors were ended",
+        exit_code=128 + signum,
+    )
+
+
+def sense_now(paths: Paths, cfg: Config, wait_limit: float | None = None) -> SenseOutcome:
+    """One beat now: by the running pulse if there is one, else by us under the lock."""
+    # Another `looop sense` may mistake us for a pulse and ask us to beat.
+    signal.signal(signal.SIGUSR1, signal.SIG_IGN)
+    signals = SignalQueue(STOP_SIGNALS)
+    signals.install()
+    try:
+        held = lock.acquire(paths, role=lock.SENSE)
+    except lock.AlreadyRunning as running:
+        if running.holder is not None and not running.holder.is_pulse:
+            raise SenseError(f"a beat is already running (pid {running.pid}); try again") from None
+        return _ask_pulse(paths, cfg, running.pid, wait_limit, signals)
+    try:
+        prepare(paths)
+        result = beat.run_beat(
+            paths,
+            cfg,
+            _next_number(paths),
+            cancel_fd=signals.fd,
+            cancelled=lambda: signals.stop_requested() is not None,
+        )
+        stop = signals.stop_requested()
+        if stop is not None:
+            raise _stopped(stop)
+        record.write(paths, result, pid=os.getpid(), interval=cfg.interval)
+    finally:
+        held.release()
+    return SenseOutcome(result.summary(), record.read(paths) or {}, via_pulse=False)
+
+
+def _next_number(paths: Paths) -> int:
+    number = (record.read(paths) or {}).get("number")
+    return number + 1 if isinstance(number, int) else 1
+
+
+def _ask_pulse(
+    paths: Paths, cfg: Config, pid: int | None, wait_limit: float | None, signals: SignalQueue
+) -> SenseOutcome:
+    if not pid:
+        raise SenseError("a pulse holds the lock but its pid is not known yet; try again")
+    asked_at = time.time()
+    try:
+        os.kill(pid, signal.SIGUSR1)
+    except ProcessLookupError:
+        raise SenseError(f"the pulse (pid {pid}) went away; try again") from None
+    except PermissionError:
+        raise SenseError(f"cannot signal the pulse (pid {pid}): not yours") from None
+    budget = wait_limit or longest_beat(paths, cfg) + cfg.interval
+    deadline = time.monotonic() + budget
+    while time.monotonic() < deadline:
+        last = record.read(paths) or {}
+        started = last.get("started")
+        fresh = isinstance(started, int | float) and started >= asked_at
+        if last.get("pid") == pid and fresh:
+            return SenseOutcome(str(last.get("summary", "")), last, via_pulse=True)
+        if lock.pulse_holder(paths) != pid:
+            raise SenseError(f"the pulse (pid {pid}) stopped before beating")
+        stop = signals.stop_requested()
+        if stop is not None:
+            raise SenseError(
+                f"interrupted by {signal.Signals(stop).name} while the pulse beats",
+                exit_code=128 + stop,
+            )
+        time.sleep(ASK_POLL)
+    raise SenseError(f"the pulse (pid {pid}) did not beat within {budget:.0f}s")
