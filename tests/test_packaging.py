@@ -29,9 +29,9 @@ from conftest import LOOOP, Processes, Profile, pid_alive, wait_for
 
 from looop.paths import Paths, resolve
 from looop.pulse import lock, record
-from looop.service import manager as service
-from looop.service import units
-from looop.service.manager import template_text
+from looop.service import ServiceError, launchd, render, units
+from looop.service import install as installer
+from looop.service.render import template_text
 
 SHIPPED = {
     "systemd": ["looop.service", "looop-reap.service", "looop-reap.timer"],
@@ -379,7 +379,7 @@ def test_dollar_signs_are_rendered_literally(
     weird = launchd_home.profile.root / "a $b ${c} $$d"
     monkeypatch.setenv("LOOOP_DATA_DIR", str(weird))
     binary = f"{weird}/bin/looop"
-    (pulse,) = [i for i in service.render(resolve(), "systemd", binary=binary) if i.role == "pulse"]
+    (pulse,) = [i for i in render.render(resolve(), "systemd", binary=binary) if i.role == "pulse"]
     settings = unit_settings(pulse.text)
     assert settings["ExecStart"] == [f'"{binary}" pulse']
     assert settings["Environment"] == [f'"LOOOP_DATA_DIR={weird}"']
@@ -421,7 +421,7 @@ def test_an_edited_plist_is_not_clobbered_without_force(launchd_home: FakeHome) 
 
     assert forced.returncode == 0, forced.stderr
     assert "<integer>99</integer>" not in plist.read_text()
-    assert service.pristine(plist.read_text())
+    assert render.pristine(plist.read_text())
     uid = os.getuid()
     after = launchd_home.calls()[calls:]
     reload = [f"bootout gui/{uid}/org.looop.pulse", f"bootstrap gui/{uid} {plist}"]
@@ -433,7 +433,7 @@ def test_a_file_looop_wrote_is_updated_without_force(
 ) -> None:
     """An older looop's rendering (another path) is replaced; it was never edited."""
     paths = launchd_home.use(monkeypatch)
-    for item in service.render(paths, "launchd", binary="/old/place/bin/looop"):
+    for item in render.render(paths, "launchd", binary="/old/place/bin/looop"):
         item.path.parent.mkdir(parents=True, exist_ok=True)
         item.path.write_text(item.text)
 
@@ -463,7 +463,7 @@ def test_manager_calls_go_through_launchctl(
     assert units.installed_manager(paths) is None
     assert launchd_home.run("install", "--launchd", "--no-start").returncode == 0
     assert units.installed_manager(paths) == "launchd"
-    assert service.manager_state(paths, "launchd") == {
+    assert launchd.state(paths) == {
         "manager": "launchd",
         "label": "org.looop.pulse",
         "state": "not loaded",
@@ -471,21 +471,21 @@ def test_manager_calls_go_through_launchctl(
     uid = os.getuid()
 
     # Loaded, but no pulse ever beats (this launchctl runs nothing): not "started".
-    with pytest.raises(service.ServiceError, match="did not become ready"):
-        service.manager_start(paths, "launchd", ready_within=0.2)
+    with pytest.raises(ServiceError, match="did not become ready"):
+        launchd.start(paths, ready_within=0.2)
     plist = launchd_home.agents / "org.looop.pulse.plist"
     starts = [f"bootstrap gui/{uid} {plist}"]
     assert [c for c in launchd_home.calls() if c.startswith(("bootstrap", "kickstart"))] == starts
-    state = service.manager_state(paths, "launchd")
+    state = launchd.state(paths)
     assert state is not None
     assert (state["state"], state["pid"], state["restarts"]) == ("running", 4242, 2)
 
-    with pytest.raises(service.ServiceError):  # already loaded: kickstart, no second bootstrap
-        service.manager_start(paths, "launchd", ready_within=0.2)
+    with pytest.raises(ServiceError):  # already loaded: kickstart, no second bootstrap
+        launchd.start(paths, ready_within=0.2)
     starts.append(f"kickstart gui/{uid}/org.looop.pulse")
     assert [c for c in launchd_home.calls() if c.startswith(("bootstrap", "kickstart"))] == starts
 
-    service.manager_stop(paths, "launchd")
+    launchd.stop(paths)
     assert f"bootout gui/{uid}/org.looop.pulse" in launchd_home.calls()
     assert "org.looop.pulse" not in launchd_home.loaded()
 
@@ -532,8 +532,8 @@ def test_up_through_launchd_says_why_the_pulse_is_not_running(
     assert launchd_home.run("install", "--launchd", "--no-start").returncode == 0
     paths = launchd_home.use(monkeypatch)
 
-    with pytest.raises(service.ServiceError) as failed:
-        service.manager_start(paths, "launchd", ready_within=2.0)
+    with pytest.raises(ServiceError) as failed:
+        launchd.start(paths, ready_within=2.0)
 
     message = str(failed.value)
     assert "org.looop.pulse did not become ready" in message and str(log) in message
@@ -586,10 +586,10 @@ def test_a_changed_plist_is_bootstrapped_once_bootout_has_finished(
     # A bootout that never completes is reported, not followed by a doomed bootstrap.
     paths = launchd_home.use(monkeypatch)
     monkeypatch.setenv("FAKE_LAUNCHD_BOOTOUT_DELAY", "never")
-    monkeypatch.setattr(service, "BOOTOUT_TIMEOUT", 0.3)
+    monkeypatch.setattr(launchd, "BOOTOUT_TIMEOUT", 0.3)
     plist.write_text(plist.read_text().replace("<integer>30</integer>", "<integer>99</integer>"))
-    with pytest.raises(service.ServiceError, match="still loaded"):
-        service.install(paths, "launchd", force=True)
+    with pytest.raises(ServiceError, match="still loaded"):
+        installer.install(paths, "launchd", force=True)
     assert not launchd_home.calls()[-1].startswith("bootstrap")
 
 
@@ -639,7 +639,7 @@ def test_uninstall_leaves_files_looop_did_not_write(
     elsewhere = launchd_home.home / "my-reap.plist"
     (rendered_reap,) = [
         item
-        for item in service.render(launchd_home.use(monkeypatch), "launchd", binary=LOOOP_BIN)
+        for item in render.render(launchd_home.use(monkeypatch), "launchd", binary=LOOOP_BIN)
         if item.role == "reap"
     ]
     elsewhere.write_text(rendered_reap.text)
@@ -667,8 +667,8 @@ def test_systemd_dry_run_renders_units_with_the_absolute_path(launchd_home: Fake
 
 
 def test_unknown_placeholders_are_refused() -> None:
-    with pytest.raises(service.ServiceError, match="@NOPE@"):
-        service._substitute("a=@NOPE@\n", {"LOOOP_BIN": "/x"})
+    with pytest.raises(ServiceError, match="@NOPE@"):
+        render.substitute("a=@NOPE@\n", {"LOOOP_BIN": "/x"})
 
 
 def test_install_without_the_managers_command_writes_nothing(profile: Profile) -> None:

@@ -108,9 +108,12 @@ def _service_state(paths: Paths) -> dict[str, Any] | None:
     manager = units.installed_manager(paths)
     if manager is None:
         return None
-    from looop.service import manager as service  # heavier: only when there is a manager to ask
-
-    return service.manager_state(paths, manager)
+    # Only the driver's state query: status never loads the installer.
+    if manager == units.SYSTEMD:
+        from looop.service import systemd as driver
+    else:
+        from looop.service import launchd as driver
+    return driver.state(paths)
 
 
 def collect(paths: Paths) -> StatusReport:
