@@ -18,6 +18,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import zipfile
 from collections.abc import Iterator
@@ -677,3 +678,63 @@ def test_install_without_the_managers_command_writes_nothing(profile: Profile) -
     assert out.returncode == 1
     assert "launchctl not found" in out.stderr
     assert not (profile.root / "home" / "Library").exists()
+
+
+FAKE_SYSTEMCTL = '#!/bin/sh\necho "$*" >> "$(dirname "$0")/calls"\nexit 0\n'
+
+
+def normal_user(argv: list[str]) -> list[str]:
+    """``argv`` as a normal user: root would write through the permissions under test."""
+    if os.geteuid() != 0:
+        return argv
+    return ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", *argv]
+
+
+@pytest.mark.parametrize(
+    "blocked", ["a file where systemd/ should be", "a unit dir not writable", "a dir as the unit"]
+)
+def test_install_into_an_unwritable_unit_dir_says_which_file_and_why(blocked: str) -> None:
+    # A world-readable place of its own: the normal user must reach the venv and this.
+    base = Path(tempfile.mkdtemp(prefix="looop-unitdir-"))
+    try:
+        base.chmod(0o755)
+        home, config = base / "home", base / "config"
+        home.mkdir()
+        bindir = base / "bin"
+        bindir.mkdir()
+        (bindir / "systemctl").write_text(FAKE_SYSTEMCTL)
+        (bindir / "systemctl").chmod(0o755)
+        unit_dir = config / "systemd" / "user"
+        extra: list[str] = []
+        if blocked == "a file where systemd/ should be":
+            config.mkdir()
+            (config / "systemd").write_text("not a directory\n")
+            reason = f"{config / 'systemd' / 'user'}: Not a directory"
+        elif blocked == "a unit dir not writable":
+            unit_dir.mkdir(parents=True, mode=0o755)  # root's: the normal user cannot write
+            reason = "Permission denied"
+        else:
+            (unit_dir / "looop.service").mkdir(parents=True)
+            extra = ["--force"]  # without it the directory is refused as "not ours"
+            reason = "is a directory"
+        env = {
+            "PATH": f"{bindir}:/usr/bin:/bin",
+            "HOME": str(home),
+            "XDG_CONFIG_HOME": str(config),
+        }
+        out = subprocess.run(
+            normal_user([LOOOP, "install", "--systemd", "--no-start", *extra]),
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            stdin=subprocess.DEVNULL,
+        )
+        assert out.returncode == 1, (out.stdout, out.stderr)
+        lines = out.stderr.splitlines()
+        assert len(lines) == 1 and "Traceback" not in out.stderr, out.stderr
+        assert lines[0].startswith(f"looop: cannot write {unit_dir / 'looop.service'}: ")
+        assert reason in lines[0]
+        assert not (bindir / "calls").exists()  # nothing enabled for files never written
+    finally:
+        shutil.rmtree(base, ignore_errors=True)

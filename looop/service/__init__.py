@@ -20,6 +20,12 @@ status`` loads only what it asks:
 
 from __future__ import annotations
 
+from looop.errors import LooopError
 
-class ServiceError(Exception):
-    """A service manager refused or is missing; the message says what to do."""
+
+class ServiceError(LooopError):
+    """A service manager refused or is missing, or a pulse did not start or stop (exit 1).
+
+    The message says what to do. One error for the whole room: ``up`` through
+    a manager and ``up`` detached fail the same way, with the same exit.
+    """

@@ -27,7 +27,6 @@ from looop.paths import Paths
 from looop.pulse import lock
 from looop.pulse import loop as pulse
 from looop.service import ServiceError, detached, launchd, systemd, units
-from looop.service.detached import StartError
 
 STOP_TIMEOUT = 30.0
 
@@ -35,12 +34,8 @@ STOP_TIMEOUT = 30.0
 def _through_manager(paths: Paths, act: Callable[[Paths, str], None]) -> str | None:
     """Have the service manager act when looop is installed; its name, else None."""
     manager = units.installed_manager(paths)
-    if manager is None:
-        return None
-    try:
+    if manager is not None:
         act(paths, manager)
-    except ServiceError as exc:
-        raise StartError(str(exc)) from None
     return manager
 
 
@@ -77,16 +72,16 @@ def down(paths: Paths) -> str:
     if lock.holder_role(paths, pid) == "sense":
         return f"not running (a one-off beat holds the lock, pid {pid}; it ends by itself)"
     if not pid:
-        raise StartError("the lock is held but its holder's pid is not known yet; try again")
+        raise ServiceError("the lock is held but its holder's pid is not known yet; try again")
     try:
         os.kill(pid, signal.SIGTERM)
     except ProcessLookupError:
         pass
     except PermissionError:
-        raise StartError(f"cannot stop pid {pid}: not yours") from None
+        raise ServiceError(f"cannot stop pid {pid}: not yours") from None
     deadline = time.monotonic() + STOP_TIMEOUT
     while lock.holder_pid(paths) is not None:
         if time.monotonic() > deadline:
-            raise StartError(f"pid {pid} still holds the lock after {STOP_TIMEOUT:.0f}s")
+            raise ServiceError(f"pid {pid} still holds the lock after {STOP_TIMEOUT:.0f}s")
         time.sleep(0.02)
     return f"stopped (pid {pid})"

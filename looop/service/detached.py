@@ -24,15 +24,11 @@ from pathlib import Path
 
 from looop.log import log_tail
 from looop.paths import Paths, ensure_runtime_dir
+from looop.proc import alive
+from looop.service import ServiceError
 
 UMASK = 0o077  # python-daemon's default is 0; the pulse's files are private
 LOG_MAX_BYTES = 5 * 1024 * 1024
-
-
-class StartError(Exception):
-    def __init__(self, message: str, exit_code: int = 1) -> None:
-        super().__init__(message)
-        self.exit_code = exit_code
 
 
 def log_file(paths: Paths) -> Path:
@@ -41,12 +37,12 @@ def log_file(paths: Paths) -> Path:
 
 
 def start(paths: Paths, ready_within: float) -> int:
-    """Detach a pulse and return its pid once it is ready; StartError saying why not."""
+    """Detach a pulse and return its pid once it is ready; ServiceError saying why not."""
     ensure_runtime_dir(paths)
     try:
         paths.data_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise StartError(f"cannot create the data dir {paths.data_dir}: {exc.strerror}") from exc
+        raise ServiceError(f"cannot create the data dir {paths.data_dir}: {exc.strerror}") from exc
     address = paths.runtime_dir / f".{paths.profile}.up-{os.getpid()}.sock"
     with contextlib.suppress(FileNotFoundError):
         address.unlink()
@@ -108,16 +104,7 @@ def _read_pid(fd: int) -> int:
     try:
         return int(data.split()[0])
     except (ValueError, IndexError):
-        raise StartError("the detached pulse did not start") from None
-
-
-def _alive(pid: int) -> bool:
-    import psutil
-
-    try:
-        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return False
+        raise ServiceError("the detached pulse did not start") from None
 
 
 def _wait_ready(
@@ -132,12 +119,12 @@ def _wait_ready(
                 message = notify.recv(4096).decode(errors="replace")
                 if "READY=1" in message.splitlines():
                     return
-            elif not _alive(pid):
+            elif not alive(pid):
                 said = log_tail(logpath, since) or "(nothing in the log)"
-                raise StartError(f"the pulse exited before it was ready: {said}")
+                raise ServiceError(f"the pulse exited before it was ready: {said}")
     finally:
         selector.close()
-    raise StartError(f"the pulse (pid {pid}) was not ready after {ready_within:.0f}s")
+    raise ServiceError(f"the pulse (pid {pid}) was not ready after {ready_within:.0f}s")
 
 
 def _trim(logpath: Path) -> None:

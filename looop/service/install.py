@@ -18,11 +18,14 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from looop.errors import os_error_line
+from looop.fs import write_whole
 from looop.paths import Paths
 from looop.service import ServiceError, launchd, systemd
 from looop.service.driver import missing
 from looop.service.render import UNCHANGED, ours, outside_home, plan, render
 from looop.service.units import (
+    LAUNCHD,
     MANAGERS,
     SYSTEMD,
     agents_dir,
@@ -30,7 +33,10 @@ from looop.service.units import (
     installed,
     installed_manager,
     labels,
+    launchd_log_dir,
+    plist_file,
     unit_dir,
+    unit_file,
     unit_names,
 )
 
@@ -42,26 +48,41 @@ def _resolve_manager(manager: str | None) -> str:
     return chosen
 
 
-def _prepare_data_dir(paths: Paths) -> None:
+def _cannot(verb: str, path: Path, exc: OSError) -> ServiceError:
+    """One line naming the file and the reason: ``cannot write <file>: <why>``.
+
+    When what failed is a directory on the way (a file where ``systemd/``
+    should be), the line names that too; a temp file's name never shows.
+    """
+    failed = exc.filename
+    if failed is not None and Path(os.fsdecode(failed)) in path.parents:
+        return ServiceError(f"cannot {verb} {path}: {os_error_line(exc)}")
+    return ServiceError(f"cannot {verb} {path}: {exc.strerror or exc}")
+
+
+def _make_dir(path: Path) -> None:
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise _cannot("create", path, exc) from None
+
+
+def _prepare_dirs(paths: Paths, manager: str) -> None:
     # A sandboxed unit can only write to a data dir outside home if it exists
     # when the unit starts (ReadWritePaths=); making it here is idempotent.
     if outside_home(paths.data_dir):
-        try:
-            paths.data_dir.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise ServiceError(f"cannot create data dir {paths.data_dir}: {exc.strerror}") from exc
+        _make_dir(paths.data_dir)
+    if manager == LAUNCHD:  # where the plists send the agents' output
+        _make_dir(launchd_log_dir())
 
 
 def _write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.looop-{os.getpid()}")
+    """Write one unit or plist whole; a link at ``path`` is replaced, never its target."""
     try:
-        with open(tmp, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)  # replaces a symlink itself, never its target
-    finally:
-        tmp.unlink(missing_ok=True)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_whole(path, text.encode(), mode=0o644)
+    except OSError as exc:
+        raise _cannot("write", path, exc) from None
 
 
 def install(
@@ -89,7 +110,7 @@ def install(
 
     if shutil.which(command) is None:  # say so before writing anything
         raise missing(command)
-    _prepare_data_dir(paths)
+    _prepare_dirs(paths, chosen)
     for item in items:
         if states[item.path] != UNCHANGED:
             _write(item.path, item.text)
@@ -114,7 +135,7 @@ def _remove(files: list[Path], force: bool, kept_note: str = "") -> list[str]:
         try:
             path.unlink()
         except OSError as exc:
-            raise ServiceError(f"cannot remove {path}: {exc.strerror}") from exc
+            raise _cannot("remove", path, exc) from None
         lines.append(f"removed {path}")
     return lines
 
@@ -129,14 +150,14 @@ def uninstall(paths: Paths, manager: str | None = None, force: bool = False) -> 
     chosen = _resolve_manager(manager or installed_manager(paths) or default_manager())
     lines: list[str] = []
     if chosen == SYSTEMD:
-        files = [unit_dir() / n for n in unit_names(paths).values()]
+        files = [unit_file(paths, role) for role in unit_names(paths)]
         if not any(installed(f) for f in files):
             return [f"nothing to uninstall: no looop units in {unit_dir()}"]
         lines += systemd.disable(paths)
         lines += _remove(files, force)
         lines += systemd.forget(paths)
     else:
-        files = [agents_dir() / f"{label}.plist" for label in labels(paths).values()]
+        files = [plist_file(paths, role) for role in labels(paths)]
         lines += launchd.unload(paths)
         if not lines and not any(installed(f) for f in files):
             return [f"nothing to uninstall: no looop agents in {agents_dir()}"]

@@ -34,10 +34,9 @@ from looop.service.driver import checked, foreign_pulse, number, run
 from looop.service.units import (
     LAUNCHD,
     PULSE,
-    agents_dir,
     labels,
     launchd_log,
-    launchd_log_dir,
+    plist_file,
 )
 
 if TYPE_CHECKING:
@@ -103,7 +102,6 @@ def bootout(label: str) -> None:
 
 def enable(paths: Paths, changed: set[str], start: bool) -> list[str]:
     """After install wrote the plists: enable, and (re)load what needs it."""
-    launchd_log_dir().mkdir(parents=True, exist_ok=True)
     names = labels(paths)
     for label in names.values():
         target = f"{_domain()}/{label}"
@@ -125,7 +123,7 @@ def enable(paths: Paths, changed: set[str], start: bool) -> list[str]:
             continue
         if is_loaded:
             bootout(label)
-        plist = agents_dir() / f"{label}.plist"
+        plist = plist_file(paths, role)
         checked(
             launchctl("bootstrap", _domain(), str(plist)),
             f"launchctl bootstrap {_domain()} {plist}",
@@ -181,7 +179,7 @@ def start(paths: Paths, ready_within: float | None = None) -> None:
     if found is not None:
         checked(launchctl("kickstart", f"{_domain()}/{label}"), f"launchctl kickstart {label}")
     else:
-        plist = agents_dir() / f"{label}.plist"
+        plist = plist_file(paths, PULSE)
         checked(launchctl("bootstrap", _domain(), str(plist)), f"launchctl bootstrap {plist}")
     deadline = time.monotonic() + ready_within
     while not _pulse_ready(paths):

@@ -31,6 +31,7 @@ import re
 from pathlib import Path
 from typing import NamedTuple
 
+from looop.fs import read_small
 from looop.paths import Paths, looop_bin
 from looop.service import ServiceError
 from looop.service.units import (
@@ -40,12 +41,11 @@ from looop.service.units import (
     REAP,
     SYSTEMD,
     TIMER,
-    agents_dir,
     installed,
     labels,
     launchd_log,
-    unit_dir,
-    unit_names,
+    plist_file,
+    unit_file,
 )
 
 
@@ -155,15 +155,15 @@ def render_systemd(paths: Paths, binary: str | None = None) -> list[Rendered]:
         "ENVIRONMENT": env,
         "READ_WRITE_PATHS": rw,
     }
-    names = unit_names(paths)
     templates = {
         PULSE: "systemd/looop.service",
         REAP: "systemd/looop-reap.service",
         TIMER: "systemd/looop-reap.timer",
     }
-    where = unit_dir()
     return [
-        Rendered(role, where / names[role], _stamp(substitute(template_text(tpl), values), False))
+        Rendered(
+            role, unit_file(paths, role), _stamp(substitute(template_text(tpl), values), False)
+        )
         for role, tpl in templates.items()
     ]
 
@@ -187,7 +187,7 @@ def render_launchd(paths: Paths, binary: str | None = None) -> list[Rendered]:
             "LOG_FILE": xml_escape(str(launchd_log(paths, role))),
         }
         text = _stamp(substitute(template_text(tpl), values), True)
-        rendered.append(Rendered(role, agents_dir() / f"{names[role]}.plist", text))
+        rendered.append(Rendered(role, plist_file(paths, role), text))
     return rendered
 
 
@@ -207,14 +207,13 @@ def _installed_text(path: Path) -> tuple[bool, str | None]:
     """(whether anything is installed at ``path``, its text if looop may have written it).
 
     The text is None for what looop never writes: a link (the user placed it),
-    something that is not a readable text file.
+    something that is not a small readable text file (a FIFO there must not
+    hang install: ``read_small`` never blocks and never follows the link).
     """
     if not installed(path):
         return False, None
-    if path.is_symlink():
-        return True, None
     try:
-        return True, path.read_text(encoding="utf-8")
+        return True, read_small(path).decode("utf-8")
     except FileNotFoundError:
         return False, None
     except (OSError, UnicodeDecodeError):

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from looop.paths import Paths
 from looop.service import ServiceError
 from looop.service.driver import checked, foreign_pulse, number, run
-from looop.service.units import PULSE, REAP, SYSTEMD, TIMER, unit_dir, unit_names
+from looop.service.units import PULSE, REAP, SYSTEMD, TIMER, unit_file, unit_names
 
 if TYPE_CHECKING:
     import subprocess
@@ -100,9 +100,11 @@ def forget(paths: Paths) -> list[str]:
     checked(systemctl("daemon-reload"), "systemctl --user daemon-reload")
     systemctl("reset-failed", *_units_to_stop(paths))
     lines = []
-    for n in unit_names(paths).values():
-        if (unit_dir() / f"{n}.d").is_dir():
-            lines.append(f"kept your drop-ins in {unit_dir() / (n + '.d')}")
+    for role in unit_names(paths):
+        unit = unit_file(paths, role)
+        drop_ins = unit.with_name(unit.name + ".d")
+        if drop_ins.is_dir():
+            lines.append(f"kept your drop-ins in {drop_ins}")
     return lines
 
 

@@ -1,7 +1,7 @@
 """What looop installs for a profile, under which names, and where.
 
-Kept apart from ``looop.service`` (which renders, writes and drives the
-service managers) because ``looop status`` must know whether looop is
+Kept apart from the rest of ``looop.service`` (which renders, writes and
+drives the service managers) because ``looop status`` must know whether looop is
 installed without loading any of that: this module needs only ``os`` and
 ``pathlib``. The default profile gets the plain names; any other data dir
 gets them suffixed with its profile id, the hash that also names its lock, so
@@ -50,8 +50,18 @@ def unit_dir() -> Path:
     return Path(config_home) / "systemd" / "user"
 
 
+def unit_file(paths: Paths, role: str) -> Path:
+    """Where this profile's systemd unit for ``role`` is installed."""
+    return unit_dir() / unit_names(paths)[role]
+
+
 def agents_dir() -> Path:
     return Path.home() / "Library" / "LaunchAgents"
+
+
+def plist_file(paths: Paths, role: str) -> Path:
+    """Where this profile's launchd plist for ``role`` is installed."""
+    return agents_dir() / f"{labels(paths)[role]}.plist"
 
 
 def launchd_log_dir() -> Path:
@@ -70,17 +80,14 @@ def installed(path: Path) -> bool:
     Anything there counts, a symlink included (dangling or not): the manager
     sees a file by that name, so looop must neither pretend it is absent nor
     write over it unasked. Whether it is still the file looop wrote is a
-    separate question (``looop.service.pristine``).
+    separate question (``looop.service.render.pristine``).
     """
     return os.path.lexists(path)
 
 
 def installed_manager(paths: Paths) -> str | None:
     """Which manager has this profile's pulse installed: "systemd", "launchd" or None."""
-    candidates = {
-        SYSTEMD: unit_dir() / unit_names(paths)[PULSE],
-        LAUNCHD: agents_dir() / f"{labels(paths)[PULSE]}.plist",
-    }
+    candidates = {SYSTEMD: unit_file(paths, PULSE), LAUNCHD: plist_file(paths, PULSE)}
     first = default_manager()
     for name in (first, *(m for m in MANAGERS if m != first)):
         if installed(candidates[name]):
