@@ -2,7 +2,8 @@
 
 ``packaging/`` is the single source of truth for units and plists: nothing
 else writes one. This module fills in a template's ``@NAME@`` placeholders
-with this installation's ``looop`` command and the profile's data dir,
+with the command that runs this looop (``paths.looop_command``: its script,
+else ``<python> -P -m looop``) and the profile's data dir,
 escaped for the format (systemd's specifiers and quoting, XML for a plist),
 and decides what install may write. It reads files but starts nothing and
 talks to no manager; the drivers (``systemd``, ``launchd``) never import it,
@@ -32,7 +33,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from looop.fs import read_small
-from looop.paths import Paths, looop_bin
+from looop.paths import Paths, looop_command
 from looop.service import ServiceError
 from looop.service.units import (
     LAUNCHD,
@@ -84,11 +85,12 @@ def template_text(relative: str) -> str:
     return shipped.read_text(encoding="utf-8")
 
 
-def _looop_bin() -> str:
-    found = looop_bin()
-    if not found or not os.path.isabs(found):
+def _command(command: list[str] | None) -> list[str]:
+    """The argv a unit runs looop by (``paths.looop_command`` unless given); absolute."""
+    command = command or looop_command()
+    if not os.path.isabs(command[0]):
         raise ServiceError("cannot tell where the looop executable is; run it by its full path")
-    return found
+    return command
 
 
 def outside_home(path: Path) -> bool:
@@ -144,13 +146,13 @@ def pristine(text: str) -> bool:
     return hashlib.sha256(rest.encode()).hexdigest() == found.group(1)
 
 
-def render_systemd(paths: Paths, binary: str | None = None) -> list[Rendered]:
-    binary = binary or _looop_bin()
+def render_systemd(paths: Paths, command: list[str] | None = None) -> list[Rendered]:
+    words = _command(command)
     data = str(paths.data_dir)
     env = f"Environment={systemd_word('LOOOP_DATA_DIR=' + data)}"
     rw = f"ReadWritePaths=-{systemd_word(data)}" if outside_home(paths.data_dir) else ""
     values = {
-        "LOOOP_BIN": systemd_word(binary),
+        "LOOOP_COMMAND": " ".join(systemd_word(word) for word in words),
         "PROFILE": data.replace("%", "%%"),
         "ENVIRONMENT": env,
         "READ_WRITE_PATHS": rw,
@@ -168,9 +170,9 @@ def render_systemd(paths: Paths, binary: str | None = None) -> list[Rendered]:
     ]
 
 
-def render_launchd(paths: Paths, binary: str | None = None) -> list[Rendered]:
-    binary = binary or _looop_bin()
-    path_dirs = [os.path.dirname(binary), *LAUNCHD_PATH]
+def render_launchd(paths: Paths, command: list[str] | None = None) -> list[Rendered]:
+    words = _command(command)
+    path_dirs = [os.path.dirname(words[0]), *LAUNCHD_PATH]
     search_path = ":".join(dict.fromkeys(path_dirs))
     env = f"\t\t<key>LOOOP_DATA_DIR</key>\n\t\t<string>{xml_escape(str(paths.data_dir))}</string>"
     names = labels(paths)
@@ -181,7 +183,7 @@ def render_launchd(paths: Paths, binary: str | None = None) -> list[Rendered]:
     ):
         values = {
             "LABEL": names[role],
-            "LOOOP_BIN": xml_escape(binary),
+            "LOOOP_COMMAND": "\n".join(f"\t\t<string>{xml_escape(w)}</string>" for w in words),
             "PATH": xml_escape(search_path),
             "ENVIRONMENT": env,
             "LOG_FILE": xml_escape(str(launchd_log(paths, role))),
@@ -191,11 +193,12 @@ def render_launchd(paths: Paths, binary: str | None = None) -> list[Rendered]:
     return rendered
 
 
-def render(paths: Paths, manager: str, binary: str | None = None) -> list[Rendered]:
+def render(paths: Paths, manager: str, command: list[str] | None = None) -> list[Rendered]:
+    """This profile's files for ``manager``, running ``command`` (this looop unless given)."""
     if manager == SYSTEMD:
-        return render_systemd(paths, binary)
+        return render_systemd(paths, command)
     if manager == LAUNCHD:
-        return render_launchd(paths, binary)
+        return render_launchd(paths, command)
     raise ServiceError(f"unknown service manager {manager!r} (known: {', '.join(MANAGERS)})")
 
 
