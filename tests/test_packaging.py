@@ -900,3 +900,51 @@ def test_python_m_looop_install_from_a_user_install_renders_a_command_that_runs(
         check=True,
     )
     assert Path(imported.stdout.strip()).parent == Path(user_site) / "looop"
+
+
+FAKE_SYSTEMCTL_SHOW = """#!/bin/sh
+case "$2" in
+  show) printf 'ActiveState=inactive\\nSubState=dead\\nUnitFileState=enabled\\nMainPID=0\\n' ;;
+esac
+exit 0
+"""
+STATUS_MODULES = """
+import sys
+from looop.__main__ import main
+sys.argv = ["looop", "status", "--json"]
+try:
+    main()
+except SystemExit:
+    pass
+print(" ".join(sorted(m for m in sys.modules if m.startswith("looop") or m == "click")))
+"""
+
+
+@pytest.mark.parametrize("manager", ["systemd", "launchd"])
+def test_status_asks_the_installed_managers_driver_and_never_loads_the_installer(
+    manager: str, launchd_home: FakeHome
+) -> None:
+    if manager == "systemd":
+        fake = launchd_home.profile.root / "fakebin" / "systemctl"
+        fake.write_text(FAKE_SYSTEMCTL_SHOW)
+        fake.chmod(0o755)
+        unit = Path(launchd_home.env["XDG_CONFIG_HOME"]) / "systemd" / "user" / "looop.service"
+        unit.parent.mkdir(parents=True)
+        unit.write_text("[Service]\n")
+    else:
+        assert launchd_home.run("install", "--launchd", "--no-start").returncode == 0
+    out = subprocess.run(
+        [sys.executable, "-I", "-c", STATUS_MODULES],
+        env=launchd_home.env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 0, out.stderr
+    report, _, modules_line = out.stdout.rstrip("\n").rpartition("\n")
+    modules = set(modules_line.split())
+    assert json.loads(report)["service"]["manager"] == manager
+    assert f"looop.service.{manager}" in modules, modules
+    for heavy in ("looop.service.render", "looop.service.install", "looop.service.control"):
+        assert heavy not in modules, modules
+    assert "click" not in modules

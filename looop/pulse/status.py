@@ -110,10 +110,12 @@ def _service_state(paths: Paths) -> dict[str, Any] | None:
         return None
     # Only the driver's state query: status never loads the installer.
     if manager == units.SYSTEMD:
-        from looop.service import systemd as driver
-    else:
-        from looop.service import launchd as driver
-    return driver.state(paths)
+        from looop.service import systemd
+
+        return systemd.state(paths)
+    from looop.service import launchd
+
+    return launchd.state(paths)
 
 
 def collect(paths: Paths) -> StatusReport:
