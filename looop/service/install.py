@@ -26,26 +26,18 @@ from looop.service.driver import missing
 from looop.service.render import UNCHANGED, ours, outside_home, plan, render
 from looop.service.units import (
     LAUNCHD,
-    MANAGERS,
     SYSTEMD,
     agents_dir,
-    default_manager,
     installed,
     installed_manager,
     labels,
     launchd_log_dir,
+    manager_named,
     plist_file,
     unit_dir,
     unit_file,
     unit_names,
 )
-
-
-def _resolve_manager(manager: str | None) -> str:
-    chosen = manager or default_manager()
-    if chosen not in MANAGERS:
-        raise ServiceError(f"unknown service manager {chosen!r} (known: {', '.join(MANAGERS)})")
-    return chosen
 
 
 def _cannot(verb: str, path: Path, exc: OSError) -> ServiceError:
@@ -93,7 +85,7 @@ def install(
     force: bool = False,
 ) -> list[str]:
     """Render, write, enable and (unless ``start`` is false) start. Returns lines to print."""
-    chosen = _resolve_manager(manager)
+    chosen = manager_named(manager)
     items = render(paths, chosen)
     states, lines = plan(items, force)
     notes = []
@@ -147,7 +139,7 @@ def uninstall(paths: Paths, manager: str | None = None, force: bool = False) -> 
     with ``force``); an edited file, a link, or a file looop never wrote stays
     where it is and the returned lines say so.
     """
-    chosen = _resolve_manager(manager or installed_manager(paths) or default_manager())
+    chosen = manager_named(manager or installed_manager(paths))
     lines: list[str] = []
     if chosen == SYSTEMD:
         files = [unit_file(paths, role) for role in unit_names(paths)]

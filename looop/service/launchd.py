@@ -100,6 +100,14 @@ def bootout(label: str) -> None:
         time.sleep(0.1)
 
 
+def _bootstrap(paths: Paths, role: str) -> None:
+    """Load the installed plist of ``role`` into the user's domain."""
+    plist = plist_file(paths, role)
+    checked(
+        launchctl("bootstrap", _domain(), str(plist)), f"launchctl bootstrap {_domain()} {plist}"
+    )
+
+
 def enable(paths: Paths, changed: set[str], start: bool) -> list[str]:
     """After install wrote the plists: enable, and (re)load what needs it."""
     names = labels(paths)
@@ -123,11 +131,7 @@ def enable(paths: Paths, changed: set[str], start: bool) -> list[str]:
             continue
         if is_loaded:
             bootout(label)
-        plist = plist_file(paths, role)
-        checked(
-            launchctl("bootstrap", _domain(), str(plist)),
-            f"launchctl bootstrap {_domain()} {plist}",
-        )
+        _bootstrap(paths, role)
         lines.append(f"loaded {label}")
     return lines
 
@@ -179,8 +183,7 @@ def start(paths: Paths, ready_within: float | None = None) -> None:
     if found is not None:
         checked(launchctl("kickstart", f"{_domain()}/{label}"), f"launchctl kickstart {label}")
     else:
-        plist = plist_file(paths, PULSE)
-        checked(launchctl("bootstrap", _domain(), str(plist)), f"launchctl bootstrap {plist}")
+        _bootstrap(paths, PULSE)
     deadline = time.monotonic() + ready_within
     while not _pulse_ready(paths):
         if time.monotonic() >= deadline:

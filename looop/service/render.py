@@ -36,8 +36,6 @@ from looop.fs import read_small
 from looop.paths import Paths, looop_command
 from looop.service import ServiceError
 from looop.service.units import (
-    LAUNCHD,
-    MANAGERS,
     PULSE,
     REAP,
     SYSTEMD,
@@ -45,6 +43,7 @@ from looop.service.units import (
     installed,
     labels,
     launchd_log,
+    manager_named,
     plist_file,
     unit_file,
 )
@@ -195,11 +194,9 @@ def render_launchd(paths: Paths, command: list[str] | None = None) -> list[Rende
 
 def render(paths: Paths, manager: str, command: list[str] | None = None) -> list[Rendered]:
     """This profile's files for ``manager``, running ``command`` (this looop unless given)."""
-    if manager == SYSTEMD:
+    if manager_named(manager) == SYSTEMD:
         return render_systemd(paths, command)
-    if manager == LAUNCHD:
-        return render_launchd(paths, command)
-    raise ServiceError(f"unknown service manager {manager!r} (known: {', '.join(MANAGERS)})")
+    return render_launchd(paths, command)
 
 
 # --- what install may write -------------------------------------------------------

@@ -71,13 +71,7 @@ def enable(paths: Paths, changed: set[str], start: bool) -> list[str]:
             lines.append(f"{unit} already running")
             continue
         verb = "restart" if role in changed else "start"
-        out = systemctl(verb, unit)
-        if out.returncode != 0:
-            raise ServiceError(
-                f"installed, but {unit} did not start: "
-                f"{(out.stderr or out.stdout).strip() or 'no message'}. "
-                f"See: systemctl --user status {unit}"
-            )
+        _start(unit, verb, "installed, but ")
         lines.append(f"{verb}ed {unit}")
     lines.append("check it with: looop status")
     return lines
@@ -108,15 +102,20 @@ def forget(paths: Paths) -> list[str]:
     return lines
 
 
-def start(paths: Paths) -> None:
-    """Start the pulse unit; systemd returns once the pulse sent READY=1 (its first beat)."""
-    unit = unit_names(paths)[PULSE]
-    out = systemctl("start", unit)
+def _start(unit: str, verb: str = "start", context: str = "") -> None:
+    """``systemctl --user start|restart UNIT``; a failure says where to look."""
+    out = systemctl(verb, unit)
     if out.returncode != 0:
         raise ServiceError(
-            f"{unit} did not start: {(out.stderr or out.stdout).strip() or 'no message'}. "
+            f"{context}{unit} did not start: "
+            f"{(out.stderr or out.stdout).strip() or 'no message'}. "
             f"See: systemctl --user status {unit}"
         )
+
+
+def start(paths: Paths) -> None:
+    """Start the pulse unit; systemd returns once the pulse sent READY=1 (its first beat)."""
+    _start(unit_names(paths)[PULSE])
 
 
 def stop(paths: Paths) -> None:

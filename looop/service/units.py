@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 from looop.paths import Paths
+from looop.service import ServiceError
 
 SYSTEMD, LAUNCHD = "systemd", "launchd"
 MANAGERS = (SYSTEMD, LAUNCHD)
@@ -23,6 +24,14 @@ PULSE, REAP, TIMER = "pulse", "reap", "timer"
 
 def default_manager() -> str:
     return LAUNCHD if sys.platform == "darwin" else SYSTEMD
+
+
+def manager_named(name: str | None) -> str:
+    """The manager a command means: the one named, else this platform's; ServiceError if unknown."""
+    chosen = name or default_manager()
+    if chosen not in MANAGERS:
+        raise ServiceError(f"unknown service manager {chosen!r} (known: {', '.join(MANAGERS)})")
+    return chosen
 
 
 def profile_suffix(paths: Paths) -> str:
