@@ -6,6 +6,10 @@ keeps the pulse single: a directory somebody else owns or can write to (a
 pre-created ``/tmp/looop-<uid>``) would let them fake or steal that lock, so
 it is refused rather than repaired.
 
+It also answers where this installation's ``looop`` is (``looop_command``
+for what units run, ``looop_bin`` for sensors): the same question of "where",
+asked of the installation instead of the profile.
+
 The lock is per *profile*: its name is a hash of the resolved data dir, so two
 data dirs never share a lock, and the same data dir maps to the same name from
 the service manager and from every shell.

@@ -1,11 +1,12 @@
 """What looop installs for a profile, under which names, and where.
 
 Kept apart from the rest of ``looop.service`` (which renders, writes and
-drives the service managers) because ``looop status`` must know whether looop is
-installed without loading any of that: this module needs only ``os`` and
-``pathlib``. The default profile gets the plain names; any other data dir
-gets them suffixed with its profile id, the hash that also names its lock, so
-two profiles' units live side by side.
+drives the service managers) because ``looop status`` must know whether
+looop is installed without loading any of that: this module needs only
+``os``, ``pathlib`` and the package's ``ServiceError``. The default profile
+gets the plain names; any other data dir gets them suffixed with its profile
+id, the hash that also names its lock, so two profiles' units live side by
+side.
 """
 
 from __future__ import annotations
