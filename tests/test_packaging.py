@@ -762,7 +762,8 @@ def test_install_into_an_unwritable_unit_dir_says_which_file_and_why(blocked: st
             (config / "systemd").write_text("not a directory\n")
             reason = f"{config / 'systemd' / 'user'}: Not a directory"
         elif blocked == "a unit dir not writable":
-            unit_dir.mkdir(parents=True, mode=0o755)  # root's: the normal user cannot write
+            unit_dir.mkdir(parents=True)
+            unit_dir.chmod(0o555)  # and, when this runs as root, the normal user's it is not
             reason = "Permission denied"
         else:
             (unit_dir / "looop.service").mkdir(parents=True)

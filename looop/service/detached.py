@@ -8,8 +8,8 @@ there. So "started" always means "holding the lock with its first beat
 published", never merely "forked".
 
 The detached process sends its pid back through a close-on-exec pipe and then
-becomes ``looop pulse`` (exec), so what runs is exactly the program the unit
-runs.
+becomes ``looop pulse`` (exec of ``paths.looop_command``), so what runs is
+exactly the program a unit runs.
 """
 
 from __future__ import annotations
@@ -18,12 +18,11 @@ import contextlib
 import os
 import selectors
 import socket
-import sys
 import time
 from pathlib import Path
 
 from looop.log import log_tail
-from looop.paths import Paths, ensure_runtime_dir
+from looop.paths import Paths, ensure_runtime_dir, looop_command
 from looop.proc import alive
 from looop.service import ServiceError
 
@@ -88,8 +87,9 @@ def _become_pulse(pid_w: int, address: Path, logpath: Path) -> None:
         os.environ["NOTIFY_SOCKET"] = str(address)
         for name in ("WATCHDOG_USEC", "WATCHDOG_PID"):
             os.environ.pop(name, None)
-        # This interpreter and this package, whatever PATH holds.
-        os.execv(sys.executable, [sys.executable, "-m", "looop", "pulse"])
+        # What a unit runs: this installation's looop, whatever PATH holds.
+        command = [*looop_command(), "pulse"]
+        os.execv(command[0], command)
     except BaseException as exc:
         with contextlib.suppress(OSError):
             os.write(2, f"looop: could not start the pulse: {exc!r}\n".encode())
