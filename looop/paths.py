@@ -6,6 +6,10 @@ keeps the pulse single: a directory somebody else owns or can write to (a
 pre-created ``/tmp/looop-<uid>``) would let them fake or steal that lock, so
 it is refused rather than repaired.
 
+It also answers where this installation's ``looop`` is (``looop_command``
+for what units run, ``looop_bin`` for sensors): the same question of "where",
+asked of the installation instead of the profile.
+
 The lock is per *profile*: its name is a hash of the resolved data dir, so two
 data dirs never share a lock, and the same data dir maps to the same name from
 the service manager and from every shell.
@@ -240,20 +244,77 @@ def ensure_runtime_dir(paths: Paths) -> Path:
     return rt
 
 
-def looop_bin() -> str:
-    """Absolute path of this installation's ``looop`` executable.
+def _runnable(path: str) -> bool:
+    """An executable regular file (a directory is "executable" too, and runs nothing)."""
+    return os.path.isfile(path) and os.access(path, os.X_OK)
 
-    Sensors get it as ``LOOOP_BIN`` and ``looop install`` writes it into the
-    units. The command being run wins; run as ``python -m looop`` (how ``looop
-    up`` starts a detached pulse), it is the script installed beside this
-    interpreter; PATH is the last resort.
+
+def _installed_script() -> str | None:
+    """The ``looop`` script of the installation this package belongs to, if it has one.
+
+    In order: the command being run (``looop ...`` started by its script);
+    the scripts dir of the scheme pip installed this package under (the user
+    scheme's ``~/.local/bin`` when the package lives in the user site, else
+    the interpreter's default scheme, a venv's ``bin/`` included); the script
+    beside ``sys.executable``. ``PATH`` is never asked: the ``looop`` it
+    finds may be another installation's.
     """
     argv0 = os.path.abspath(sys.argv[0]) if sys.argv and sys.argv[0] else ""
-    if argv0 and os.path.basename(argv0) == "looop" and os.access(argv0, os.X_OK):
+    if argv0 and os.path.basename(argv0) == "looop" and _runnable(argv0):
         return argv0
-    beside = os.path.join(os.path.dirname(sys.executable), "looop")
-    if os.access(beside, os.X_OK):
-        return beside
+    import site
+    import sysconfig  # only install and the sensors' environment get here
+
+    package = os.path.dirname(os.path.dirname(os.path.realpath(__file__)))
+    user_site = site.getusersitepackages() if site.ENABLE_USER_SITE is not False else ""
+    if user_site and os.path.realpath(user_site) == package:
+        scheme = sysconfig.get_preferred_scheme("user")
+        scripts = sysconfig.get_path("scripts", scheme)
+    else:
+        scripts = sysconfig.get_path("scripts")
+    for candidate in (
+        os.path.join(scripts, "looop"),
+        os.path.join(os.path.dirname(sys.executable), "looop"),
+    ):
+        if _runnable(candidate):
+            return candidate
+    return None
+
+
+def looop_command() -> list[str]:
+    """The argv that runs this looop, whatever ``PATH`` holds: what units and plists run.
+
+    The installation's own ``looop`` script when it has one
+    (``_installed_script``); else ``<this python> -P -m looop``, which runs
+    this package from wherever the service manager starts it. ``-P`` keeps
+    the working directory (a unit's is the home dir) off ``sys.path``, so a
+    ``looop/`` folder there cannot stand in for the package; ``-I`` and
+    ``-s`` are not used, because they drop the user site a ``pip install
+    --user`` lives in.
+
+    Rejected: trusting ``sys.argv[0]`` (run as ``python -m looop`` it is the
+    package's ``__main__.py``, which is not executable) and ``PATH`` (another
+    installation's looop, or none under a service manager).
+    """
+    script = _installed_script()
+    if script is not None:
+        return [script]
+    return [sys.executable, "-P", "-m", "looop"]
+
+
+def looop_bin() -> str:
+    """One path for sensors to call looop back with: ``LOOOP_BIN``.
+
+    A single executable, unlike ``looop_command``: a sensor runs
+    ``"$LOOOP_BIN" status``. This installation's script when it has one;
+    else the ``looop`` on ``PATH`` (the best a single path can do for an
+    installation without scripts, such as ``python -m looop`` from a
+    ``--target`` dir); else "" (the sensor's own ``looop`` lookup decides).
+    Never the interpreter alone, which would run ``python status``.
+    """
+    script = _installed_script()
+    if script is not None:
+        return script
     import shutil
 
-    return shutil.which("looop") or argv0
+    return shutil.which("looop") or ""

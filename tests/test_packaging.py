@@ -18,6 +18,8 @@ import shutil
 import signal
 import subprocess
 import sys
+import tarfile
+import tempfile
 import time
 import zipfile
 from collections.abc import Iterator
@@ -29,9 +31,9 @@ from conftest import LOOOP, Processes, Profile, pid_alive, wait_for
 
 from looop.paths import Paths, resolve
 from looop.pulse import lock, record
-from looop.service import manager as service
-from looop.service import units
-from looop.service.manager import template_text
+from looop.service import ServiceError, launchd, render, units
+from looop.service import install as installer
+from looop.service.render import template_text
 
 SHIPPED = {
     "systemd": ["looop.service", "looop-reap.service", "looop-reap.timer"],
@@ -221,30 +223,78 @@ def test_every_service_file_is_a_package_resource_of_the_installed_looop() -> No
                 [sys.executable, "-I", "-c", read, kind, name], capture_output=True, text=True
             )
             assert out.returncode == 0, out.stderr
-            assert "@LOOOP_BIN@" in out.stdout or name.endswith(".timer"), name
+            assert "@LOOOP_COMMAND@" in out.stdout or name.endswith(".timer"), name
 
 
-def test_the_wheel_carries_the_service_files(tmp_path: Path) -> None:
-    src = tmp_path / "src"
-    src.mkdir()
-    for name in ("pyproject.toml", "README.md"):
-        if (PROJECT / name).exists():
-            shutil.copy2(PROJECT / name, src / name)
-    ignore = shutil.ignore_patterns("__pycache__")
-    for name in ("looop", "packaging"):
-        shutil.copytree(PROJECT / name, src / name, ignore=ignore)
+def fresh_clone(into: Path) -> Path:
+    """The project's files as a fresh clone has them (tracked, or new and not ignored)."""
+    listed = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        cwd=PROJECT,
+        capture_output=True,
+        check=True,
+    ).stdout.decode()
+    for name in filter(None, listed.split("\0")):
+        source = PROJECT / name
+        if source.is_file():  # a file deleted but not yet committed is not in a clone
+            (into / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, into / name)
+    return into
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
+    """A fresh clone, and the wheel and sdist ``python -m build`` made from it."""
+    clone = fresh_clone(tmp_path_factory.mktemp("clone"))
     out = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(tmp_path), str(src)],
+        [sys.executable, "-m", "build", "-o", str(clone / "dist"), str(clone)],
         capture_output=True,
         text=True,
         timeout=300,
+        cwd=clone,
     )
-    assert out.returncode == 0, out.stderr
-    (wheel,) = tmp_path.glob("looop-*.whl")
+    assert out.returncode == 0, out.stdout + out.stderr
+    (wheel,) = (clone / "dist").glob("looop-*.whl")
+    (sdist,) = (clone / "dist").glob("looop-*.tar.gz")
+    return clone, wheel, sdist
+
+
+def test_a_fresh_clone_builds_a_wheel_and_sdist_carrying_every_service_file(
+    built: tuple[Path, Path, Path],
+) -> None:
+    _, wheel, sdist = built
     members = set(zipfile.ZipFile(wheel).namelist())
+    with tarfile.open(sdist) as tar:
+        in_sdist = {name.split("/", 1)[1] for name in tar.getnames() if "/" in name}
     for kind, names in SHIPPED.items():
         for name in names:
             assert f"looop/packaging/{kind}/{name}" in members
+            assert f"packaging/{kind}/{name}" in in_sdist
+    assert not any(m.startswith("packaging/") for m in members)  # never a top-level package
+
+
+def test_pytest_collects_from_a_fresh_clone_where_packaging_is_pypis(
+    built: tuple[Path, Path, Path],
+) -> None:
+    clone = built[0]
+    which = subprocess.run(
+        [sys.executable, "-c", "import packaging; print(packaging.__file__)"],
+        cwd=clone,
+        capture_output=True,
+        text=True,
+    )
+    assert which.returncode == 0, which.stderr
+    found = Path(which.stdout.strip())
+    assert clone not in found.parents and found.parent.name == "packaging"
+    collected = subprocess.run(
+        [sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider"],
+        cwd=clone,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert collected.returncode == 0, collected.stdout + collected.stderr
+    assert "tests/test_packaging.py::" in collected.stdout
 
 
 def test_shipped_pulse_unit_has_the_service_contract() -> None:
@@ -253,7 +303,7 @@ def test_shipped_pulse_unit_has_the_service_contract() -> None:
     for key, value in {
         "Type": "notify",
         "NotifyAccess": "main",
-        "ExecStart": "@LOOOP_BIN@ pulse",
+        "ExecStart": "@LOOOP_COMMAND@ pulse",
         "ExecReload": "/bin/kill -HUP $MAINPID",
         "Restart": "on-failure",
         "RestartPreventExitStatus": "78",
@@ -294,7 +344,7 @@ def test_shipped_reap_timer_is_hourly_and_persistent() -> None:
     assert "OnCalendar=hourly" in timer and "Persistent=true" in timer
     assert any(line.startswith("RandomizedDelaySec=") for line in timer)
     reap = template_text("systemd/looop-reap.service").splitlines()
-    assert "Type=oneshot" in reap and "ExecStart=@LOOOP_BIN@ reap" in reap
+    assert "Type=oneshot" in reap and "ExecStart=@LOOOP_COMMAND@ reap" in reap
 
 
 # --- launchd: plists --------------------------------------------------------------
@@ -335,7 +385,7 @@ def test_dry_run_renders_the_absolute_path_and_touches_nothing(launchd_home: Fak
     assert out.returncode == 0, out.stderr
     assert f"<string>{LOOOP_BIN}</string>" in out.stdout
     assert "<string>pulse</string>" in out.stdout and "<string>reap</string>" in out.stdout
-    assert "@LOOOP_BIN@" not in out.stdout
+    assert "@LOOOP_COMMAND@" not in out.stdout
     assert not launchd_home.agents.exists()
     assert launchd_home.calls() == []
 
@@ -379,7 +429,9 @@ def test_dollar_signs_are_rendered_literally(
     weird = launchd_home.profile.root / "a $b ${c} $$d"
     monkeypatch.setenv("LOOOP_DATA_DIR", str(weird))
     binary = f"{weird}/bin/looop"
-    (pulse,) = [i for i in service.render(resolve(), "systemd", binary=binary) if i.role == "pulse"]
+    (pulse,) = [
+        i for i in render.render(resolve(), "systemd", command=[binary]) if i.role == "pulse"
+    ]
     settings = unit_settings(pulse.text)
     assert settings["ExecStart"] == [f'"{binary}" pulse']
     assert settings["Environment"] == [f'"LOOOP_DATA_DIR={weird}"']
@@ -421,7 +473,7 @@ def test_an_edited_plist_is_not_clobbered_without_force(launchd_home: FakeHome) 
 
     assert forced.returncode == 0, forced.stderr
     assert "<integer>99</integer>" not in plist.read_text()
-    assert service.pristine(plist.read_text())
+    assert render.pristine(plist.read_text())
     uid = os.getuid()
     after = launchd_home.calls()[calls:]
     reload = [f"bootout gui/{uid}/org.looop.pulse", f"bootstrap gui/{uid} {plist}"]
@@ -433,7 +485,7 @@ def test_a_file_looop_wrote_is_updated_without_force(
 ) -> None:
     """An older looop's rendering (another path) is replaced; it was never edited."""
     paths = launchd_home.use(monkeypatch)
-    for item in service.render(paths, "launchd", binary="/old/place/bin/looop"):
+    for item in render.render(paths, "launchd", command=["/old/place/bin/looop"]):
         item.path.parent.mkdir(parents=True, exist_ok=True)
         item.path.write_text(item.text)
 
@@ -463,7 +515,7 @@ def test_manager_calls_go_through_launchctl(
     assert units.installed_manager(paths) is None
     assert launchd_home.run("install", "--launchd", "--no-start").returncode == 0
     assert units.installed_manager(paths) == "launchd"
-    assert service.manager_state(paths, "launchd") == {
+    assert launchd.state(paths) == {
         "manager": "launchd",
         "label": "org.looop.pulse",
         "state": "not loaded",
@@ -471,21 +523,21 @@ def test_manager_calls_go_through_launchctl(
     uid = os.getuid()
 
     # Loaded, but no pulse ever beats (this launchctl runs nothing): not "started".
-    with pytest.raises(service.ServiceError, match="did not become ready"):
-        service.manager_start(paths, "launchd", ready_within=0.2)
+    with pytest.raises(ServiceError, match="did not become ready"):
+        launchd.start(paths, ready_within=0.2)
     plist = launchd_home.agents / "org.looop.pulse.plist"
     starts = [f"bootstrap gui/{uid} {plist}"]
     assert [c for c in launchd_home.calls() if c.startswith(("bootstrap", "kickstart"))] == starts
-    state = service.manager_state(paths, "launchd")
+    state = launchd.state(paths)
     assert state is not None
     assert (state["state"], state["pid"], state["restarts"]) == ("running", 4242, 2)
 
-    with pytest.raises(service.ServiceError):  # already loaded: kickstart, no second bootstrap
-        service.manager_start(paths, "launchd", ready_within=0.2)
+    with pytest.raises(ServiceError):  # already loaded: kickstart, no second bootstrap
+        launchd.start(paths, ready_within=0.2)
     starts.append(f"kickstart gui/{uid}/org.looop.pulse")
     assert [c for c in launchd_home.calls() if c.startswith(("bootstrap", "kickstart"))] == starts
 
-    service.manager_stop(paths, "launchd")
+    launchd.stop(paths)
     assert f"bootout gui/{uid}/org.looop.pulse" in launchd_home.calls()
     assert "org.looop.pulse" not in launchd_home.loaded()
 
@@ -532,8 +584,8 @@ def test_up_through_launchd_says_why_the_pulse_is_not_running(
     assert launchd_home.run("install", "--launchd", "--no-start").returncode == 0
     paths = launchd_home.use(monkeypatch)
 
-    with pytest.raises(service.ServiceError) as failed:
-        service.manager_start(paths, "launchd", ready_within=2.0)
+    with pytest.raises(ServiceError) as failed:
+        launchd.start(paths, ready_within=2.0)
 
     message = str(failed.value)
     assert "org.looop.pulse did not become ready" in message and str(log) in message
@@ -586,10 +638,10 @@ def test_a_changed_plist_is_bootstrapped_once_bootout_has_finished(
     # A bootout that never completes is reported, not followed by a doomed bootstrap.
     paths = launchd_home.use(monkeypatch)
     monkeypatch.setenv("FAKE_LAUNCHD_BOOTOUT_DELAY", "never")
-    monkeypatch.setattr(service, "BOOTOUT_TIMEOUT", 0.3)
+    monkeypatch.setattr(launchd, "BOOTOUT_TIMEOUT", 0.3)
     plist.write_text(plist.read_text().replace("<integer>30</integer>", "<integer>99</integer>"))
-    with pytest.raises(service.ServiceError, match="still loaded"):
-        service.install(paths, "launchd", force=True)
+    with pytest.raises(ServiceError, match="still loaded"):
+        installer.install(paths, "launchd", force=True)
     assert not launchd_home.calls()[-1].startswith("bootstrap")
 
 
@@ -639,7 +691,7 @@ def test_uninstall_leaves_files_looop_did_not_write(
     elsewhere = launchd_home.home / "my-reap.plist"
     (rendered_reap,) = [
         item
-        for item in service.render(launchd_home.use(monkeypatch), "launchd", binary=LOOOP_BIN)
+        for item in render.render(launchd_home.use(monkeypatch), "launchd", command=[LOOOP_BIN])
         if item.role == "reap"
     ]
     elsewhere.write_text(rendered_reap.text)
@@ -660,15 +712,15 @@ def test_systemd_dry_run_renders_units_with_the_absolute_path(launchd_home: Fake
     assert out.returncode == 0, out.stderr
     assert f"ExecStart={LOOOP_BIN} pulse" in out.stdout
     assert f"ExecStart={LOOOP_BIN} reap" in out.stdout
-    assert "@" + "LOOOP_BIN@" not in out.stdout
+    assert "@LOOOP_COMMAND@" not in out.stdout
     unit_dir = Path(launchd_home.env["XDG_CONFIG_HOME"]) / "systemd" / "user"
     assert f"write {unit_dir / 'looop.service'}" in out.stdout
     assert not unit_dir.exists()
 
 
 def test_unknown_placeholders_are_refused() -> None:
-    with pytest.raises(service.ServiceError, match="@NOPE@"):
-        service._substitute("a=@NOPE@\n", {"LOOOP_BIN": "/x"})
+    with pytest.raises(ServiceError, match="@NOPE@"):
+        render.substitute("a=@NOPE@\n", {"LOOOP_COMMAND": "/x"})
 
 
 def test_install_without_the_managers_command_writes_nothing(profile: Profile) -> None:
@@ -677,3 +729,223 @@ def test_install_without_the_managers_command_writes_nothing(profile: Profile) -
     assert out.returncode == 1
     assert "launchctl not found" in out.stderr
     assert not (profile.root / "home" / "Library").exists()
+
+
+FAKE_SYSTEMCTL = '#!/bin/sh\necho "$*" >> "$(dirname "$0")/calls"\nexit 0\n'
+
+
+def normal_user(argv: list[str]) -> list[str]:
+    """``argv`` as a normal user: root would write through the permissions under test."""
+    if os.geteuid() != 0:
+        return argv
+    return ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", *argv]
+
+
+@pytest.mark.parametrize(
+    "blocked", ["a file where systemd/ should be", "a unit dir not writable", "a dir as the unit"]
+)
+def test_install_into_an_unwritable_unit_dir_says_which_file_and_why(blocked: str) -> None:
+    # A world-readable place of its own: the normal user must reach the venv and this.
+    base = Path(tempfile.mkdtemp(prefix="looop-unitdir-"))
+    try:
+        base.chmod(0o755)
+        home, config = base / "home", base / "config"
+        home.mkdir()
+        bindir = base / "bin"
+        bindir.mkdir()
+        (bindir / "systemctl").write_text(FAKE_SYSTEMCTL)
+        (bindir / "systemctl").chmod(0o755)
+        unit_dir = config / "systemd" / "user"
+        extra: list[str] = []
+        if blocked == "a file where systemd/ should be":
+            config.mkdir()
+            (config / "systemd").write_text("not a directory\n")
+            reason = f"{config / 'systemd' / 'user'}: Not a directory"
+        elif blocked == "a unit dir not writable":
+            unit_dir.mkdir(parents=True)
+            unit_dir.chmod(0o555)  # and, when this runs as root, the normal user's it is not
+            reason = "Permission denied"
+        else:
+            (unit_dir / "looop.service").mkdir(parents=True)
+            extra = ["--force"]  # without it the directory is refused as "not ours"
+            reason = "is a directory"
+        env = {
+            "PATH": f"{bindir}:/usr/bin:/bin",
+            "HOME": str(home),
+            "XDG_CONFIG_HOME": str(config),
+        }
+        out = subprocess.run(
+            normal_user([LOOOP, "install", "--systemd", "--no-start", *extra]),
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            stdin=subprocess.DEVNULL,
+        )
+        assert out.returncode == 1, (out.stdout, out.stderr)
+        lines = out.stderr.splitlines()
+        assert len(lines) == 1 and "Traceback" not in out.stderr, out.stderr
+        assert lines[0].startswith(f"looop: cannot write {unit_dir / 'looop.service'}: ")
+        assert reason in lines[0]
+        assert not (bindir / "calls").exists()  # nothing enabled for files never written
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+# --- what a unit runs -----------------------------------------------------------------
+def rendered_commands(dry_run: str) -> dict[str, list[str]]:
+    """The pulse's command in a dry run's output: ExecStart= words, or ProgramArguments."""
+    found: dict[str, list[str]] = {}
+    for line in dry_run.splitlines():
+        if line.startswith("ExecStart=") and line.endswith(" pulse"):
+            found["systemd"] = shlex.split(line.removeprefix("ExecStart="))
+    if "<plist" in dry_run:
+        start = dry_run.index("<?xml")
+        first = dry_run[start : dry_run.index("</plist>", start) + len("</plist>")]
+        found["launchd"] = plistlib.loads(first.encode())["ProgramArguments"]
+    return found
+
+
+def test_python_m_looop_install_from_a_user_install_renders_a_command_that_runs(
+    built: tuple[Path, Path, Path], tmp_path: Path
+) -> None:
+    """``pip install --user`` with ``~/.local/bin`` off PATH, then ``python -m looop install``.
+
+    The pulse's command must run as the service manager runs it: this
+    installation's script while it exists, else ``<python> -P -m looop``,
+    from a working directory whose ``looop/`` folder must not stand in for
+    the package.
+    """
+    _, wheel, _ = built
+    home = tmp_path / "home"
+    home.mkdir()
+    # A Python whose user site is live (a venv's is not, unless it sees the system's).
+    python_dir = tmp_path / "python"
+    subprocess.run(
+        [sys.executable, "-m", "venv", "--without-pip", "--system-site-packages", python_dir],
+        check=True,
+        timeout=60,
+    )
+    python = str(python_dir / "bin" / "python")
+    env = {"HOME": str(home), "PATH": "/usr/bin:/bin", "XDG_CONFIG_HOME": str(home / ".config")}
+    pip = [sys.executable, "-m", "pip", "--python", python, "install", "-q", "--user"]
+    out = subprocess.run(
+        [*pip, "--no-deps", "--no-index", str(wheel)],
+        env={**os.environ, "HOME": str(home)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr
+    user_site = subprocess.run(
+        [python, "-c", "import site; print(site.getusersitepackages())"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    assert (Path(user_site) / "looop").is_dir()
+    script = home / ".local" / "bin" / "looop"
+    assert os.access(script, os.X_OK)
+    decoy = tmp_path / "cwd"
+    (decoy / "looop").mkdir(parents=True)
+    (decoy / "looop" / "__init__.py").write_text("raise SystemExit('the decoy looop ran')\n")
+    (decoy / "looop" / "__main__.py").write_text("raise SystemExit('the decoy looop ran')\n")
+
+    def commands() -> dict[str, list[str]]:
+        found = {}
+        for manager in ("systemd", "launchd"):
+            dry = subprocess.run(
+                [python, "-m", "looop", "install", "--dry-run", f"--{manager}"],
+                env=env,
+                cwd=home,
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
+            assert dry.returncode == 0, dry.stderr
+            found.update(rendered_commands(dry.stdout))
+        assert found["systemd"] == found["launchd"]
+        return found
+
+    def runs(command: list[str]) -> None:
+        assert command[-1] == "pulse"
+        out = subprocess.run(
+            [*command[:-1], "version"],
+            env=env,
+            cwd=decoy,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert (out.returncode, out.stdout.strip()) == (0, "looop 0.1.0"), out.stderr
+
+    # The script exists (only PATH does not name its dir): the unit runs it.
+    with_script = commands()
+    assert with_script["systemd"] == [str(script), "pulse"]
+    runs(with_script["systemd"])
+    runs(with_script["launchd"])
+
+    # No script at all: this interpreter runs the package, and the decoy stays out.
+    script.unlink()
+    without = commands()
+    assert without["systemd"] == [python, "-P", "-m", "looop", "pulse"]
+    runs(without["systemd"])
+    runs(without["launchd"])
+    imported = subprocess.run(
+        [*without["systemd"][:2], "-c", "import looop; print(looop.__file__)"],
+        env=env,
+        cwd=decoy,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert Path(imported.stdout.strip()).parent == Path(user_site) / "looop"
+
+
+FAKE_SYSTEMCTL_SHOW = """#!/bin/sh
+case "$2" in
+  show) printf 'ActiveState=inactive\\nSubState=dead\\nUnitFileState=enabled\\nMainPID=0\\n' ;;
+esac
+exit 0
+"""
+STATUS_MODULES = """
+import sys
+from looop.__main__ import main
+sys.argv = ["looop", "status", "--json"]
+try:
+    main()
+except SystemExit:
+    pass
+print(" ".join(sorted(m for m in sys.modules if m.startswith("looop") or m == "click")))
+"""
+
+
+@pytest.mark.parametrize("manager", ["systemd", "launchd"])
+def test_status_asks_the_installed_managers_driver_and_never_loads_the_installer(
+    manager: str, launchd_home: FakeHome
+) -> None:
+    if manager == "systemd":
+        fake = launchd_home.profile.root / "fakebin" / "systemctl"
+        fake.write_text(FAKE_SYSTEMCTL_SHOW)
+        fake.chmod(0o755)
+        unit = Path(launchd_home.env["XDG_CONFIG_HOME"]) / "systemd" / "user" / "looop.service"
+        unit.parent.mkdir(parents=True)
+        unit.write_text("[Service]\n")
+    else:
+        assert launchd_home.run("install", "--launchd", "--no-start").returncode == 0
+    out = subprocess.run(
+        [sys.executable, "-I", "-c", STATUS_MODULES],
+        env=launchd_home.env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 0, out.stderr
+    report, _, modules_line = out.stdout.rstrip("\n").rpartition("\n")
+    modules = set(modules_line.split())
+    assert json.loads(report)["service"]["manager"] == manager
+    assert f"looop.service.{manager}" in modules, modules
+    for heavy in ("looop.service.render", "looop.service.install", "looop.service.control"):
+        assert heavy not in modules, modules
+    assert "click" not in modules

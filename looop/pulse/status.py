@@ -109,9 +109,14 @@ def _service_state(paths: Paths) -> dict[str, Any] | None:
     manager = units.installed_manager(paths)
     if manager is None:
         return None
-    from looop.service import manager as service  # heavier: only when there is a manager to ask
+    # Only the driver's state query: status never loads the installer.
+    if manager == units.SYSTEMD:
+        from looop.service import systemd
 
-    return service.manager_state(paths, manager)
+        return systemd.state(paths)
+    from looop.service import launchd
+
+    return launchd.state(paths)
 
 
 def collect(paths: Paths) -> StatusReport:

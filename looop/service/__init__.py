@@ -1,0 +1,31 @@
+"""The service manager's room: looop as a user service, or detached without one.
+
+One module per concern, so that each question has one home and ``looop
+status`` loads only what it asks:
+
+- ``units``: names and places (unit names, labels, where each file lives,
+  which manager has this profile installed). Needs only ``os``/``pathlib``.
+- ``render``: the files shipped in ``packaging/`` made into this profile's
+  units and plists, and the policy for what install may write over.
+- ``driver``: what both drivers share (running a manager's command, its
+  failure as a ``ServiceError``, a pulse the manager does not own).
+- ``systemd`` / ``launchd``: every ``systemctl`` / ``launchctl`` call, and
+  what looop asks each manager. ``status`` imports the one it needs and
+  nothing of the installer.
+- ``install``: install and uninstall, over ``render`` and a driver.
+- ``control``: what ``looop up`` / ``down`` do: through the installed
+  manager, else a detached pulse.
+- ``detached``: the python-daemon detach and its readiness wait.
+"""
+
+from __future__ import annotations
+
+from looop.errors import LooopError
+
+
+class ServiceError(LooopError):
+    """A service manager refused or is missing, or a pulse did not start or stop (exit 1).
+
+    The message says what to do. One error for the whole room: ``up`` through
+    a manager and ``up`` detached fail the same way, with the same exit.
+    """

@@ -1,11 +1,12 @@
 """What looop installs for a profile, under which names, and where.
 
-Kept apart from ``looop.service`` (which renders, writes and drives the
-service managers) because ``looop status`` must know whether looop is
-installed without loading any of that: this module needs only ``os`` and
-``pathlib``. The default profile gets the plain names; any other data dir
-gets them suffixed with its profile id, the hash that also names its lock, so
-two profiles' units live side by side.
+Kept apart from the rest of ``looop.service`` (which renders, writes and
+drives the service managers) because ``looop status`` must know whether
+looop is installed without loading any of that: this module needs only
+``os``, ``pathlib`` and the package's ``ServiceError``. The default profile
+gets the plain names; any other data dir gets them suffixed with its profile
+id, the hash that also names its lock, so two profiles' units live side by
+side.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import sys
 from pathlib import Path
 
 from looop.paths import Paths
+from looop.service import ServiceError
 
 SYSTEMD, LAUNCHD = "systemd", "launchd"
 MANAGERS = (SYSTEMD, LAUNCHD)
@@ -23,6 +25,14 @@ PULSE, REAP, TIMER = "pulse", "reap", "timer"
 
 def default_manager() -> str:
     return LAUNCHD if sys.platform == "darwin" else SYSTEMD
+
+
+def manager_named(name: str | None) -> str:
+    """The manager a command means: the one named, else this platform's; ServiceError if unknown."""
+    chosen = name or default_manager()
+    if chosen not in MANAGERS:
+        raise ServiceError(f"unknown service manager {chosen!r} (known: {', '.join(MANAGERS)})")
+    return chosen
 
 
 def profile_suffix(paths: Paths) -> str:
@@ -50,8 +60,18 @@ def unit_dir() -> Path:
     return Path(config_home) / "systemd" / "user"
 
 
+def unit_file(paths: Paths, role: str) -> Path:
+    """Where this profile's systemd unit for ``role`` is installed."""
+    return unit_dir() / unit_names(paths)[role]
+
+
 def agents_dir() -> Path:
     return Path.home() / "Library" / "LaunchAgents"
+
+
+def plist_file(paths: Paths, role: str) -> Path:
+    """Where this profile's launchd plist for ``role`` is installed."""
+    return agents_dir() / f"{labels(paths)[role]}.plist"
 
 
 def launchd_log_dir() -> Path:
@@ -70,17 +90,14 @@ def installed(path: Path) -> bool:
     Anything there counts, a symlink included (dangling or not): the manager
     sees a file by that name, so looop must neither pretend it is absent nor
     write over it unasked. Whether it is still the file looop wrote is a
-    separate question (``looop.service.pristine``).
+    separate question (``looop.service.render.pristine``).
     """
     return os.path.lexists(path)
 
 
 def installed_manager(paths: Paths) -> str | None:
     """Which manager has this profile's pulse installed: "systemd", "launchd" or None."""
-    candidates = {
-        SYSTEMD: unit_dir() / unit_names(paths)[PULSE],
-        LAUNCHD: agents_dir() / f"{labels(paths)[PULSE]}.plist",
-    }
+    candidates = {SYSTEMD: unit_file(paths, PULSE), LAUNCHD: plist_file(paths, PULSE)}
     first = default_manager()
     for name in (first, *(m for m in MANAGERS if m != first)):
         if installed(candidates[name]):

@@ -1,0 +1,158 @@
+"""``looop install`` / ``uninstall``: render, write (or remove), then tell the manager.
+
+The orchestration only: ``render`` makes the files and decides what may be
+written over, the driver (``systemd`` or ``launchd``) enables, starts, stops
+and disables, and this module puts the two together in an order that leaves
+nothing half-done: every file is judged before any is written, the manager's
+command must exist before anything is written, and uninstall stops the jobs
+before it removes their files.
+
+*Idempotent*: installing twice changes nothing the second time (an unchanged
+file is not rewritten, and the driver restarts only what changed).
+Uninstall removes only files still exactly as looop rendered them (every one
+with ``force``) and never touches the data dir or a drop-in.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from looop.errors import os_error_line
+from looop.fs import write_whole
+from looop.paths import Paths
+from looop.service import ServiceError, launchd, systemd
+from looop.service.driver import missing
+from looop.service.render import UNCHANGED, ours, outside_home, plan, render
+from looop.service.units import (
+    LAUNCHD,
+    SYSTEMD,
+    agents_dir,
+    installed,
+    installed_manager,
+    labels,
+    launchd_log_dir,
+    manager_named,
+    plist_file,
+    unit_dir,
+    unit_file,
+    unit_names,
+)
+
+
+def _cannot(verb: str, path: Path, exc: OSError) -> ServiceError:
+    """One line naming the file and the reason: ``cannot write <file>: <why>``.
+
+    When what failed is a directory on the way (a file where ``systemd/``
+    should be), the line names that too; a temp file's name never shows.
+    """
+    failed = exc.filename
+    if failed is not None and Path(os.fsdecode(failed)) in path.parents:
+        return ServiceError(f"cannot {verb} {path}: {os_error_line(exc)}")
+    return ServiceError(f"cannot {verb} {path}: {exc.strerror or exc}")
+
+
+def _make_dir(path: Path) -> None:
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise _cannot("create", path, exc) from None
+
+
+def _prepare_dirs(paths: Paths, manager: str) -> None:
+    # A sandboxed unit can only write to a data dir outside home if it exists
+    # when the unit starts (ReadWritePaths=); making it here is idempotent.
+    if outside_home(paths.data_dir):
+        _make_dir(paths.data_dir)
+    if manager == LAUNCHD:  # where the plists send the agents' output
+        _make_dir(launchd_log_dir())
+
+
+def _write(path: Path, text: str) -> None:
+    """Write one unit or plist whole; a link at ``path`` is replaced, never its target."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_whole(path, text.encode(), mode=0o644)
+    except OSError as exc:
+        raise _cannot("write", path, exc) from None
+
+
+def install(
+    paths: Paths,
+    manager: str | None = None,
+    dry_run: bool = False,
+    start: bool = True,
+    force: bool = False,
+) -> list[str]:
+    """Render, write, enable and (unless ``start`` is false) start. Returns lines to print."""
+    chosen = manager_named(manager)
+    items = render(paths, chosen)
+    states, lines = plan(items, force)
+    notes = []
+    for env in ("LOOOP_CONFIG", "LOOOP_RUNTIME_DIR"):
+        if os.environ.get(env):
+            notes.append(f"note: ${env} is set here but the service will not see it")
+    if dry_run:
+        out = [f"dry run: {chosen}; nothing written, nothing started"]
+        for item, line in zip(items, lines, strict=True):
+            out += ["", f"--- {line}", item.text.rstrip("\n")]
+        return [*out, "", *notes]
+    command = "systemctl" if chosen == SYSTEMD else "launchctl"
+    import shutil
+
+    if shutil.which(command) is None:  # say so before writing anything
+        raise missing(command)
+    _prepare_dirs(paths, chosen)
+    for item in items:
+        if states[item.path] != UNCHANGED:
+            _write(item.path, item.text)
+    changed = {item.role for item in items if states[item.path] != UNCHANGED}
+    driver = systemd if chosen == SYSTEMD else launchd
+    lines += driver.enable(paths, changed, start)
+    return [*lines, *notes]
+
+
+def _remove(files: list[Path], force: bool, kept_note: str = "") -> list[str]:
+    """Remove the files looop rendered; keep (and name) any other unless ``force``."""
+    lines = []
+    for path in files:
+        if not installed(path):
+            continue
+        if not force and not ours(path):
+            lines.append(
+                f"kept {path}: not as looop wrote it (edited, or not looop's){kept_note}; "
+                "remove it yourself, or run `looop uninstall --force`"
+            )
+            continue
+        try:
+            path.unlink()
+        except OSError as exc:
+            raise _cannot("remove", path, exc) from None
+        lines.append(f"removed {path}")
+    return lines
+
+
+def uninstall(paths: Paths, manager: str | None = None, force: bool = False) -> list[str]:
+    """Stop, disable and remove this profile's files; the data dir is left alone.
+
+    Only files still exactly as looop rendered them are removed (every one
+    with ``force``); an edited file, a link, or a file looop never wrote stays
+    where it is and the returned lines say so.
+    """
+    chosen = manager_named(manager or installed_manager(paths))
+    lines: list[str] = []
+    if chosen == SYSTEMD:
+        files = [unit_file(paths, role) for role in unit_names(paths)]
+        if not any(installed(f) for f in files):
+            return [f"nothing to uninstall: no looop units in {unit_dir()}"]
+        lines += systemd.disable(paths)
+        lines += _remove(files, force)
+        lines += systemd.forget(paths)
+    else:
+        files = [plist_file(paths, role) for role in labels(paths)]
+        lines += launchd.unload(paths)
+        if not lines and not any(installed(f) for f in files):
+            return [f"nothing to uninstall: no looop agents in {agents_dir()}"]
+        lines += _remove(files, force, kept_note=", and launchd loads it at next login")
+    lines.append(f"data dir left as it was: {paths.data_dir}")
+    return lines

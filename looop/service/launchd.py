@@ -1,0 +1,239 @@
+"""The launchd driver: every ``launchctl`` call looop makes, and what it asks.
+
+``print`` (is a job loaded, its pid and state), ``bootstrap`` and
+``kickstart`` (start), ``bootout`` (stop, unload) and ``enable``, all in the
+user's ``gui/<uid>`` domain and all through ``launchctl`` (and so through
+``driver.run``).
+
+launchd differs from systemd in two ways that shape this module:
+
+- *It only launches.* There is no readiness protocol, so ``start`` waits
+  itself for what ``looop up`` promises: a pulse holding the lock with its
+  first beat published, or says why not with the tail of the agent's log.
+- *bootout is asynchronous.* ``launchctl bootout`` returns while the job is
+  still being torn down, and bootstrapping the label in that window fails
+  ("Bootstrap failed: 5"), so ``bootout`` waits until ``print`` no longer
+  finds the label.
+
+This module never imports the renderer or the installer: ``looop status``
+loads it (only when launchd has the pulse installed) to call ``state``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from looop.log import log_tail
+from looop.paths import Paths
+from looop.service import ServiceError
+from looop.service.driver import checked, foreign_pulse, number, run
+from looop.service.units import (
+    LAUNCHD,
+    PULSE,
+    labels,
+    launchd_log,
+    plist_file,
+)
+
+if TYPE_CHECKING:
+    import subprocess
+
+# launchctl bootout returns before the job is gone; bootstrapping the label
+# again in that window fails ("Bootstrap failed: 5"). Seconds to wait for it.
+BOOTOUT_TIMEOUT = 5.0
+# Seconds for a pulse launchd started to hold the lock and publish its first
+# beat when the caller does not say (systemd waits for READY=1 itself), and
+# for a stopped one to let go of the lock.
+START_TIMEOUT = 120.0
+STOP_TIMEOUT = 30.0
+
+
+def _domain() -> str:
+    return f"gui/{os.getuid()}"
+
+
+def launchctl(*args: str, timeout: float | None = None) -> subprocess.CompletedProcess[str]:
+    """``launchctl ARGS``: every launchd call looop makes goes through here."""
+    return run(["launchctl", *args], timeout)
+
+
+def job(label: str, timeout: float | None = None) -> dict[str, str] | None:
+    """What ``launchctl print`` says of a loaded job (state, pid, runs...); None if not loaded."""
+    out = launchctl("print", f"{_domain()}/{label}", timeout=timeout)
+    if out.returncode != 0:
+        return None
+    return dict(re.findall(r"^\s*([a-z ]+?) = (.*?)\s*$", out.stdout, re.MULTILINE))
+
+
+def loaded(label: str) -> bool:
+    return job(label) is not None
+
+
+def _pid(label: str) -> int | None:
+    found = job(label)
+    return number(found.get("pid")) if found else None
+
+
+def bootout(label: str) -> None:
+    """Unload a job and return once launchd has let go of it.
+
+    ``launchctl bootout`` can return while the job is still being torn down
+    (its exit status then says little), and bootstrapping the same label in
+    that window fails, so launchd's own answer counts: the label is gone once
+    ``launchctl print`` no longer finds it.
+    """
+    target = f"{_domain()}/{label}"
+    out = launchctl("bootout", target)
+    deadline = time.monotonic() + BOOTOUT_TIMEOUT
+    while loaded(label):
+        if time.monotonic() >= deadline:
+            detail = (out.stderr or out.stdout).strip().replace("\n", " · ")
+            raise ServiceError(
+                f"launchctl bootout {target}: still loaded after {BOOTOUT_TIMEOUT:g}s"
+                + (f" ({detail})" if detail else "")
+                + "; try again"
+            )
+        time.sleep(0.1)
+
+
+def _bootstrap(paths: Paths, role: str) -> None:
+    """Load the installed plist of ``role`` into the user's domain."""
+    plist = plist_file(paths, role)
+    checked(
+        launchctl("bootstrap", _domain(), str(plist)), f"launchctl bootstrap {_domain()} {plist}"
+    )
+
+
+def enable(paths: Paths, changed: set[str], start: bool) -> list[str]:
+    """After install wrote the plists: enable, and (re)load what needs it."""
+    names = labels(paths)
+    for label in names.values():
+        target = f"{_domain()}/{label}"
+        checked(launchctl("enable", target), f"launchctl enable {target}")
+    lines = [f"enabled {', '.join(names.values())}"]
+    if not start:
+        return [*lines, "not started (--no-start): loaded at next login, or now by: looop up"]
+    foreign = foreign_pulse(paths, _pid(names[PULSE]))
+    if foreign:
+        return [
+            *lines,
+            f"not started: a pulse already runs outside launchd (pid {foreign}); "
+            f"stop it (kill {foreign}), then: looop up",
+        ]
+    for role, label in names.items():
+        is_loaded = loaded(label)
+        if is_loaded and role not in changed:
+            lines.append(f"{label} already loaded")
+            continue
+        if is_loaded:
+            bootout(label)
+        _bootstrap(paths, role)
+        lines.append(f"loaded {label}")
+    return lines
+
+
+def unload(paths: Paths) -> list[str]:
+    """Before uninstall removes the plists: unload every job of this profile."""
+    lines = []
+    for label in labels(paths).values():
+        if loaded(label):
+            bootout(label)
+            lines.append(f"unloaded {label}")
+    return lines
+
+
+def _pulse_ready(paths: Paths) -> bool:
+    """A pulse holds the lock and has published a beat of its own."""
+    from looop.pulse import lock, record
+
+    pid = lock.pulse_holder(paths)
+    if not pid:
+        return False
+    beat = record.read(paths)
+    return beat is not None and beat.get("pid") == pid
+
+
+def _log_size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
+def start(paths: Paths, ready_within: float | None = None) -> None:
+    """Load or kickstart the pulse agent, then wait until it is ready (``looop up``'s promise).
+
+    Waits up to ``ready_within`` seconds (default ``START_TIMEOUT``).
+    """
+    ready_within = ready_within or START_TIMEOUT
+    label = labels(paths)[PULSE]
+    found = job(label)
+    foreign = foreign_pulse(paths, number(found.get("pid")) if found else None)
+    if foreign:
+        raise ServiceError(
+            f"a pulse already runs outside launchd (pid {foreign}); "
+            f"stop it (kill {foreign}), then try again"
+        )
+    log = launchd_log(paths, PULSE)
+    since = _log_size(log)
+    if found is not None:
+        checked(launchctl("kickstart", f"{_domain()}/{label}"), f"launchctl kickstart {label}")
+    else:
+        _bootstrap(paths, PULSE)
+    deadline = time.monotonic() + ready_within
+    while not _pulse_ready(paths):
+        if time.monotonic() >= deadline:
+            said = log_tail(log, since)
+            raise ServiceError(
+                f"{label} did not become ready within {ready_within:g}s "
+                "(no pulse holds the lock with a beat published)"
+                + (f": {said}" if said else "")
+                + f". See its log: {log}"
+            )
+        time.sleep(0.05)
+
+
+def stop(paths: Paths) -> None:
+    """Unload the pulse agent (the plist stays for the next login) and wait for it to end."""
+    from looop.pulse import lock
+
+    label = labels(paths)[PULSE]
+    found = job(label)
+    if found is None:
+        return
+    bootout(label)
+    pid = number(found.get("pid"))
+    deadline = time.monotonic() + STOP_TIMEOUT
+    while pid and lock.holder_pid(paths) == pid:
+        if time.monotonic() >= deadline:
+            raise ServiceError(
+                f"pid {pid} still holds the lock {STOP_TIMEOUT:g}s after launchd unloaded {label}"
+            )
+        time.sleep(0.05)
+
+
+def state(paths: Paths) -> dict[str, Any] | None:
+    """launchd's view of the pulse, or None when it cannot be asked. Never raises.
+
+    Keys: manager, label, state, pid, restarts (runs since launchd loaded it,
+    less the first), last_exit.
+    """
+    label = labels(paths)[PULSE]
+    try:
+        fields = job(label, timeout=5)
+    except (ServiceError, OSError):
+        return None
+    if fields is None:
+        return {"manager": LAUNCHD, "label": label, "state": "not loaded"}
+    return {
+        "manager": LAUNCHD,
+        "label": label,
+        "state": fields.get("state", "?"),
+        "pid": number(fields.get("pid")),
+        "restarts": max(0, runs - 1) if (runs := number(fields.get("runs"))) else None,
+        "last_exit": fields.get("last exit code", ""),
+    }

@@ -1,0 +1,258 @@
+"""The files shipped in ``packaging/`` made into this profile's units and plists.
+
+``packaging/`` is the single source of truth for units and plists: nothing
+else writes one. This module fills in a template's ``@NAME@`` placeholders
+with the command that runs this looop (``paths.looop_command``: its script,
+else ``<python> -P -m looop``) and the profile's data dir,
+escaped for the format (systemd's specifiers and quoting, XML for a plist),
+and decides what install may write. It reads files but starts nothing and
+talks to no manager; the drivers (``systemd``, ``launchd``) never import it,
+so ``looop status`` never loads the installer.
+
+Two rules shape it:
+
+- *Never clobber an edit.* Each rendered file carries a
+  ``looop-rendered sha256=...`` line: the hash of the rest of the file as it
+  was written. A file whose content no longer matches its hash (or that has
+  none, or a link in its place) was changed by the user: install does not
+  overwrite it and uninstall does not remove it, unless ``--force`` is given
+  (``plan``, ``ours``). Changes belong in a drop-in, which neither ever
+  touches.
+- *One profile, one set of names* (``units``). Every rendered file sets
+  ``LOOOP_DATA_DIR``, the default profile's too: the service manager need not
+  see the ``XDG_STATE_HOME`` of the shell that ran install (launchd never
+  does), and the pulse must serve the data dir install was asked about.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from pathlib import Path
+from typing import NamedTuple
+
+from looop.fs import read_small
+from looop.paths import Paths, looop_command
+from looop.service import ServiceError
+from looop.service.units import (
+    PULSE,
+    REAP,
+    SYSTEMD,
+    TIMER,
+    installed,
+    labels,
+    launchd_log,
+    manager_named,
+    plist_file,
+    unit_file,
+)
+
+
+def xml_escape(text: str) -> str:
+    """Escape text for a plist <string> (xml.sax would pull in urllib and http)."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+MARK = "looop-rendered sha256="
+MARK_RE = re.compile(r"^.*looop-rendered sha256=([0-9a-f]{64}).*\n?", re.MULTILINE)
+
+# launchd gives agents a bare PATH; sensors want the user's usual tools.
+LAUNCHD_PATH = ("/opt/homebrew/bin", "/usr/local/bin", "/usr/bin", "/bin", "/usr/sbin", "/sbin")
+
+
+class Rendered(NamedTuple):
+    role: str
+    path: Path  # where it is installed
+    text: str
+
+
+def template_text(relative: str) -> str:
+    """A file shipped in ``packaging/``: inside the wheel as data (``looop/packaging/``).
+
+    Imported from a source checkout (``python -m pytest`` puts it first on
+    ``sys.path``) the package has no such data; the files are then the
+    checkout's own ``packaging/``, beside the package.
+    """
+    from importlib import resources  # only install needs it; status stays light
+
+    shipped = resources.files("looop").joinpath("packaging", relative)
+    if not shipped.is_file():
+        checkout = Path(__file__).resolve().parents[2] / "packaging" / relative
+        if checkout.is_file():
+            return checkout.read_text(encoding="utf-8")
+    return shipped.read_text(encoding="utf-8")
+
+
+def _command(command: list[str] | None) -> list[str]:
+    """The argv a unit runs looop by (``paths.looop_command`` unless given); absolute."""
+    command = command or looop_command()
+    if not os.path.isabs(command[0]):
+        raise ServiceError("cannot tell where the looop executable is; run it by its full path")
+    return command
+
+
+def outside_home(path: Path) -> bool:
+    """True when ``path`` is not under the home dir (a sandboxed unit must be let in)."""
+    home = Path.home()
+    return path != home and home not in path.parents
+
+
+def systemd_word(value: str) -> str:
+    """One program path or assignment value in a unit file: specifiers and quotes escaped.
+
+    ``$`` is left as it is: systemd expands variables only in a command's
+    arguments, never in the program path itself nor in ``Environment=`` or
+    ``ReadWritePaths=``, which is all looop renders; ``$$`` there would stay
+    two dollars.
+    """
+    value = value.replace("%", "%%")
+    if re.fullmatch(r"[A-Za-z0-9_@%+=:,./-]+", value):
+        return value
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def substitute(text: str, values: dict[str, str]) -> str:
+    """Replace ``@NAME@`` placeholders; a line holding only an empty one disappears."""
+    for name, value in values.items():
+        token = f"@{name}@"
+        if not value:
+            text = re.sub(rf"^[ \t]*{re.escape(token)}[ \t]*\n", "", text, flags=re.MULTILINE)
+        text = text.replace(token, value)
+    left = re.findall(r"@[A-Z_]+@", text)
+    if left:
+        raise ServiceError(f"template has placeholders looop does not know: {sorted(set(left))}")
+    return text
+
+
+def _stamp(text: str, xml: bool) -> str:
+    """Add the ``looop-rendered`` line holding the hash of everything else."""
+    digest = hashlib.sha256(text.encode()).hexdigest()
+    if xml:
+        head, _, rest = text.partition("\n")
+        line = f"<!-- {MARK}{digest} (looop install will not overwrite an edited copy) -->"
+        return f"{head}\n{line}\n{rest}"
+    line = f"# {MARK}{digest} (put changes in a drop-in: systemctl --user edit)"
+    return f"{line}\n{text}"
+
+
+def pristine(text: str) -> bool:
+    """True when a rendered file is exactly as looop wrote it."""
+    found = MARK_RE.search(text)
+    if found is None:
+        return False
+    rest = text[: found.start()] + text[found.end() :]
+    return hashlib.sha256(rest.encode()).hexdigest() == found.group(1)
+
+
+def render_systemd(paths: Paths, command: list[str] | None = None) -> list[Rendered]:
+    words = _command(command)
+    data = str(paths.data_dir)
+    env = f"Environment={systemd_word('LOOOP_DATA_DIR=' + data)}"
+    rw = f"ReadWritePaths=-{systemd_word(data)}" if outside_home(paths.data_dir) else ""
+    values = {
+        "LOOOP_COMMAND": " ".join(systemd_word(word) for word in words),
+        "PROFILE": data.replace("%", "%%"),
+        "ENVIRONMENT": env,
+        "READ_WRITE_PATHS": rw,
+    }
+    templates = {
+        PULSE: "systemd/looop.service",
+        REAP: "systemd/looop-reap.service",
+        TIMER: "systemd/looop-reap.timer",
+    }
+    return [
+        Rendered(
+            role, unit_file(paths, role), _stamp(substitute(template_text(tpl), values), False)
+        )
+        for role, tpl in templates.items()
+    ]
+
+
+def render_launchd(paths: Paths, command: list[str] | None = None) -> list[Rendered]:
+    words = _command(command)
+    path_dirs = [os.path.dirname(words[0]), *LAUNCHD_PATH]
+    search_path = ":".join(dict.fromkeys(path_dirs))
+    env = f"\t\t<key>LOOOP_DATA_DIR</key>\n\t\t<string>{xml_escape(str(paths.data_dir))}</string>"
+    names = labels(paths)
+    rendered = []
+    for role, tpl in (
+        (PULSE, "launchd/org.looop.pulse.plist"),
+        (REAP, "launchd/org.looop.reap.plist"),
+    ):
+        values = {
+            "LABEL": names[role],
+            "LOOOP_COMMAND": "\n".join(f"\t\t<string>{xml_escape(w)}</string>" for w in words),
+            "PATH": xml_escape(search_path),
+            "ENVIRONMENT": env,
+            "LOG_FILE": xml_escape(str(launchd_log(paths, role))),
+        }
+        text = _stamp(substitute(template_text(tpl), values), True)
+        rendered.append(Rendered(role, plist_file(paths, role), text))
+    return rendered
+
+
+def render(paths: Paths, manager: str, command: list[str] | None = None) -> list[Rendered]:
+    """This profile's files for ``manager``, running ``command`` (this looop unless given)."""
+    if manager_named(manager) == SYSTEMD:
+        return render_systemd(paths, command)
+    return render_launchd(paths, command)
+
+
+# --- what install may write -------------------------------------------------------
+NEW, UNCHANGED, UPDATE, EDITED = "new", "unchanged", "update", "edited"
+
+
+def _installed_text(path: Path) -> tuple[bool, str | None]:
+    """(whether anything is installed at ``path``, its text if looop may have written it).
+
+    The text is None for what looop never writes: a link (the user placed it),
+    something that is not a small readable text file (a FIFO there must not
+    hang install: ``read_small`` never blocks and never follows the link).
+    """
+    if not installed(path):
+        return False, None
+    try:
+        return True, read_small(path).decode("utf-8")
+    except FileNotFoundError:
+        return False, None
+    except (OSError, UnicodeDecodeError):
+        return True, None
+
+
+def ours(path: Path) -> bool:
+    """True when ``path`` is a file exactly as looop rendered it."""
+    text = _installed_text(path)[1]
+    return text is not None and pristine(text)
+
+
+def _compare(item: Rendered) -> str:
+    present, current = _installed_text(item.path)
+    if not present:
+        return NEW
+    if current == item.text:
+        return UNCHANGED
+    return UPDATE if current is not None and pristine(current) else EDITED
+
+
+def plan(items: list[Rendered], force: bool) -> tuple[dict[Path, str], list[str]]:
+    """What install would do with each file (NEW, UNCHANGED, UPDATE, EDITED), and lines saying so.
+
+    Raises ServiceError, before anything is written, when a file was edited
+    and ``force`` is not given.
+    """
+    states = {item.path: _compare(item) for item in items}
+    edited = [str(p) for p, s in states.items() if s == EDITED]
+    if edited and not force:
+        raise ServiceError(
+            "not overwriting a file changed since looop installed it: "
+            + ", ".join(edited)
+            + ". Keep your changes in a drop-in (systemctl --user edit) or a copy, "
+            "or run `looop install --force` to replace them"
+        )
+    lines = []
+    for item in items:
+        state = states[item.path]
+        label = {NEW: "write", UNCHANGED: "unchanged", UPDATE: "update", EDITED: "overwrite"}
+        lines.append(f"{label[state]} {item.path}")
+    return states, lines

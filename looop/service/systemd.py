@@ -1,0 +1,149 @@
+"""The systemd driver: every ``systemctl --user`` call looop makes, and what it asks.
+
+Starting, stopping and asking about the pulse (``looop up``/``down``/
+``status``), and enabling or disabling the units once install has written or
+removed them. Every call goes through ``systemctl`` (and so through
+``driver.run``), so the commands looop issues are easy to see.
+
+Installing is idempotent here: a unit whose file changed (a new looop path
+after an upgrade) is restarted, one that did not is only started if it is not
+running, and a pulse already running outside systemd is left alone and named.
+
+This module never imports the renderer or the installer: ``looop status``
+loads it (only when systemd has the pulse installed) to call ``state``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from looop.paths import Paths
+from looop.service import ServiceError
+from looop.service.driver import checked, foreign_pulse, number, run
+from looop.service.units import PULSE, REAP, SYSTEMD, TIMER, unit_file, unit_names
+
+if TYPE_CHECKING:
+    import subprocess
+
+# What `state` reports from systemd (see `systemctl show`).
+PROPERTIES = ("ActiveState", "SubState", "UnitFileState", "MainPID", "NRestarts", "Result")
+
+
+def systemctl(*args: str, timeout: float | None = None) -> subprocess.CompletedProcess[str]:
+    """``systemctl --user ARGS``: every systemd call looop makes goes through here."""
+    return run(["systemctl", "--user", *args], timeout)
+
+
+def show(unit: str, *props: str) -> dict[str, str]:
+    """``systemctl --user show``'s properties of ``unit``; {} when systemd does not answer."""
+    out = systemctl("show", unit, f"--property={','.join(props)}", timeout=5)
+    if out.returncode != 0:
+        return {}
+    found = {}
+    for line in out.stdout.splitlines():
+        key, sep, value = line.partition("=")
+        if sep:
+            found[key] = value
+    return found
+
+
+def enable(paths: Paths, changed: set[str], start: bool) -> list[str]:
+    """After install wrote the units: reload, enable, and (re)start what needs it."""
+    names = unit_names(paths)
+    if changed:
+        checked(systemctl("daemon-reload"), "systemctl --user daemon-reload")
+    wanted = [names[PULSE], names[TIMER]]
+    checked(systemctl("enable", *wanted), f"systemctl --user enable {' '.join(wanted)}")
+    lines = [f"enabled {', '.join(wanted)}"]
+    if not start:
+        return [*lines, f"not started (--no-start): systemctl --user start {names[PULSE]}"]
+    main = show(names[PULSE], "MainPID").get("MainPID", "0")
+    foreign = foreign_pulse(paths, int(main) if main.isdigit() else None)
+    if foreign:
+        return [
+            *lines,
+            f"not started: a pulse already runs outside systemd (pid {foreign}); "
+            f"stop it (kill {foreign}), then: systemctl --user start {names[PULSE]}",
+        ]
+    for role in (TIMER, PULSE):
+        unit = names[role]
+        if role not in changed and show(unit, "ActiveState").get("ActiveState") == "active":
+            lines.append(f"{unit} already running")
+            continue
+        verb = "restart" if role in changed else "start"
+        _start(unit, verb, "installed, but ")
+        lines.append(f"{verb}ed {unit}")
+    lines.append("check it with: looop status")
+    return lines
+
+
+def _units_to_stop(paths: Paths) -> list[str]:
+    names = unit_names(paths)
+    return [names[TIMER], names[PULSE], names[REAP]]
+
+
+def disable(paths: Paths) -> list[str]:
+    """Before uninstall removes the units: stop and disable them."""
+    units = _units_to_stop(paths)
+    systemctl("disable", "--now", *units)
+    return [f"stopped and disabled {', '.join(units)}"]
+
+
+def forget(paths: Paths) -> list[str]:
+    """After uninstall removed the units: reload, clear failures, name kept drop-ins."""
+    checked(systemctl("daemon-reload"), "systemctl --user daemon-reload")
+    systemctl("reset-failed", *_units_to_stop(paths))
+    lines = []
+    for role in unit_names(paths):
+        unit = unit_file(paths, role)
+        drop_ins = unit.with_name(unit.name + ".d")
+        if drop_ins.is_dir():
+            lines.append(f"kept your drop-ins in {drop_ins}")
+    return lines
+
+
+def _start(unit: str, verb: str = "start", context: str = "") -> None:
+    """``systemctl --user start|restart UNIT``; a failure says where to look."""
+    out = systemctl(verb, unit)
+    if out.returncode != 0:
+        raise ServiceError(
+            f"{context}{unit} did not start: "
+            f"{(out.stderr or out.stdout).strip() or 'no message'}. "
+            f"See: systemctl --user status {unit}"
+        )
+
+
+def start(paths: Paths) -> None:
+    """Start the pulse unit; systemd returns once the pulse sent READY=1 (its first beat)."""
+    _start(unit_names(paths)[PULSE])
+
+
+def stop(paths: Paths) -> None:
+    """Stop the pulse unit; systemd returns once it has stopped."""
+    unit = unit_names(paths)[PULSE]
+    checked(systemctl("stop", unit), f"systemctl --user stop {unit}")
+
+
+def state(paths: Paths) -> dict[str, Any] | None:
+    """systemd's view of the pulse, or None when it cannot be asked. Never raises.
+
+    Keys: manager, unit, state, enabled, pid, restarts (since systemd loaded
+    it), result (how it last ended).
+    """
+    try:
+        unit = unit_names(paths)[PULSE]
+        props = show(unit, *PROPERTIES)
+    except (ServiceError, OSError):
+        return None
+    if not props:
+        return None
+    pid = number(props.get("MainPID"))
+    return {
+        "manager": SYSTEMD,
+        "unit": unit,
+        "state": f"{props.get('ActiveState', '?')} ({props.get('SubState', '?')})",
+        "enabled": props.get("UnitFileState", ""),
+        "pid": pid or None,
+        "restarts": number(props.get("NRestarts")),
+        "result": props.get("Result", ""),
+    }
