@@ -19,7 +19,8 @@ from typing import Any, NoReturn
 import click
 
 from looop import __version__
-from looop.config import EX_CONFIG, ConfigError
+from looop.config import ConfigError
+from looop.errors import LooopError
 from looop.log import FORMATS, log
 from looop.paths import Paths, RuntimeDirError, resolve
 
@@ -37,7 +38,7 @@ def load_config(paths: Paths) -> Any:
     try:
         loaded = config.load(paths.config_file)
     except ConfigError as exc:
-        die(str(exc), EX_CONFIG)
+        die(str(exc), exc.exit_code)
     for warning in loaded.warnings:
         log.warning(warning)
     return loaded
@@ -54,7 +55,7 @@ def guarded(fn: Callable[[], int | None]) -> None:
     try:
         code = fn()
     except ConfigError as exc:
-        die(str(exc), EX_CONFIG)
+        die(str(exc), exc.exit_code)
     except RuntimeDirError as exc:
         die(str(exc), 1)
     except AlreadyRunning as exc:
@@ -328,9 +329,11 @@ def config_get(key: str) -> None:
     """The value in effect for KEY."""
     from looop import config
 
-    if key not in config.KNOBS:
-        die(f"unknown key {key!r} (known: {', '.join(config.KNOBS)})", 2)
-    click.echo(config.format_value(config.as_table(load_config(resolve()))[key]))
+    try:
+        knob = config.knob(key)
+    except LooopError as exc:
+        die(str(exc), exc.exit_code)
+    click.echo(config.format_value(config.as_table(load_config(resolve()))[knob.key]))
 
 
 @config_group.command("set", context_settings={"ignore_unknown_options": True})
@@ -343,8 +346,8 @@ def config_set(key: str, value: str) -> None:
     paths = resolve()
     try:
         stored = config.set_value(paths.config_file, key, value)
-    except ConfigError as exc:
-        die(str(exc), EX_CONFIG)
+    except LooopError as exc:
+        die(str(exc), exc.exit_code)
     click.echo(f"{key} = {config.format_value(stored)}  ({paths.config_file})")
     env = config.KNOBS[key].env
     if os.environ.get(env):

@@ -1,11 +1,23 @@
 """The pulse's knobs: one table of keys, resolved environment > file > default.
 
-A broken config must stop a service from restart-looping, so every problem is
-a ``ConfigError`` carrying the file, the line and the key; the CLI prints it
-as one line and exits 78 (``EX_CONFIG``), which the unit lists in
-``RestartPreventExitStatus=``. The file is read with ``tomllib`` and written
-with ``tomli_w``; the schema lives here once and both the loader and
-``looop config set`` validate through it.
+``KNOBS`` is the schema and the only place a default is written: ``Config``
+has no defaults of its own and is always built by ``load`` or ``defaults``,
+and ``sensors.Limits`` is built from a ``Config``. A knob's key may be dotted
+(``worker.max_live``) for the tables SPEC §2 names; the file's tables are
+walked by the same lookup, so a table arrives as rows of ``KNOBS``, not as a
+rewrite of the loader.
+
+A broken config must stop a service from restart-looping, so every problem in
+the file or the environment is a ``ConfigError`` carrying the file, the line
+and the key, and exit 78 (``errors.CONFIG``), which the unit lists in
+``RestartPreventExitStatus=``. An unknown key on the *command line* is a
+``UsageError`` (exit 2): nothing is wrong with the file. The file is read
+through ``fs.read_small`` (a FIFO, a device or a huge file named as the
+config is one error, never a hang), following a symlink: a config kept in a
+dotfiles checkout is the user's.
+
+The first-run file is linked into place only while the name is free;
+``looop config set`` rewrites the file with ``tomli_w``.
 """
 
 from __future__ import annotations
@@ -13,21 +25,27 @@ from __future__ import annotations
 import os
 import re
 import tomllib
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-EX_CONFIG = 78
+from looop import errors, fs
 
 
 @dataclass(frozen=True)
 class Knob:
-    key: str
+    key: str  # dotted for a knob in a table: "worker.max_live"
     env: str
     default: int | float
-    kind: type  # int or float: float knobs also take integers
+    kind: type[int] | type[float]  # float knobs also take integers
     help: str
     minimum: int = 0
+
+    @property
+    def attr(self) -> str:
+        """The ``Config`` field that holds it: ``worker.max_live`` -> ``worker_max_live``."""
+        return self.key.replace(".", "_")
 
 
 KNOBS: dict[str, Knob] = {
@@ -54,13 +72,20 @@ KNOBS: dict[str, Knob] = {
     )
 }
 
+# The file's tables are the first parts of the dotted keys (none yet).
+TABLES = frozenset(key.split(".", 1)[0] for key in KNOBS if "." in key)
+
 MIN_INTERVAL = 1.0
 
+HEADER = "# looop configuration: see `looop config show` for what is in effect.\n"
 
-class ConfigError(Exception):
-    """A config problem, located: ``file:line: key: message``."""
 
-    def __init__(self, source: str, line: int | None, key: str | None, message: str):
+class ConfigError(errors.LooopError):
+    """A config problem, located: ``file:line: key: message`` (exit 78)."""
+
+    exit_code = errors.CONFIG
+
+    def __init__(self, source: str, line: int | None, key: str | None, message: str) -> None:
         self.source, self.line, self.key, self.message = source, line, key, message
         where = source if line is None else f"{source}:{line}"
         super().__init__(f"{where}: {key}: {message}" if key else f"{where}: {message}")
@@ -68,12 +93,22 @@ class ConfigError(Exception):
 
 @dataclass(frozen=True)
 class Config:
-    interval: float = 60.0
-    session_ttl: float = 259200.0
-    sensor_timeout: float = 60.0
-    sensor_max_bytes: int = 8192
-    sensor_concurrency: int = 8
+    """The knobs in effect. No defaults here: build it with ``load`` or ``defaults``."""
+
+    interval: float
+    session_ttl: float
+    sensor_timeout: float
+    sensor_max_bytes: int
+    sensor_concurrency: int
     warnings: tuple[str, ...] = field(default=(), compare=False)
+
+
+def knob(key: str) -> Knob:
+    """The knob named ``key`` on a command line; UsageError (exit 2) naming the known ones."""
+    found = KNOBS.get(key)
+    if found is None:
+        raise errors.UsageError(f"unknown key {key!r} (known: {', '.join(KNOBS)})")
+    return found
 
 
 def _key_line(text: str, key: str) -> int | None:
@@ -102,7 +137,8 @@ def validate(knob: Knob, value: Any) -> int | float:
     return knob.kind(value)
 
 
-def parse_env_value(knob: Knob, raw: str) -> int | float:
+def _number(knob: Knob, raw: str) -> int | float:
+    """``raw`` as the number it spells (``3600`` an int, ``1.5`` a float), checked by the schema."""
     try:
         value: int | float = int(raw.strip())
     except ValueError:
@@ -110,17 +146,24 @@ def parse_env_value(knob: Knob, raw: str) -> int | float:
             value = float(raw.strip())
         except ValueError:
             raise ValueError(f"must be a number (got {raw!r})") from None
-    return validate(knob, value)
+    checked = validate(knob, value)
+    return value if knob.kind is float else checked
+
+
+def parse_env_value(knob: Knob, raw: str) -> int | float:
+    return knob.kind(_number(knob, raw))
 
 
 def read_file(path: Path) -> tuple[dict[str, Any], str]:
     """The raw table and text of the config file; ({}, "") when it is missing."""
     try:
-        text = path.read_bytes().decode("utf-8")
+        text = fs.read_small(path, follow=True).decode("utf-8")
     except FileNotFoundError:
         return {}, ""
     except UnicodeDecodeError as exc:
         raise ConfigError(str(path), None, None, f"not UTF-8 text ({exc.reason})") from exc
+    except fs.BadFile as exc:  # a FIFO, a device, a directory, too large: says which
+        raise ConfigError(str(path), None, None, exc.strerror or str(exc)) from None
     except OSError as exc:
         raise ConfigError(str(path), None, None, f"cannot read: {exc.strerror}") from exc
     try:
@@ -133,18 +176,52 @@ def read_file(path: Path) -> tuple[dict[str, Any], str]:
     return table, text
 
 
+def _leaves(table: dict[str, Any]) -> Iterator[tuple[str, str, Any]]:
+    """(dotted key, the name as written in its table, value) of every setting in the file."""
+    for key, value in table.items():
+        if key in TABLES and isinstance(value, dict):
+            for sub, subvalue in value.items():
+                yield f"{key}.{sub}", sub, subvalue
+        else:
+            yield key, key, value
+
+
 def _validate_table(path: Path, table: dict[str, Any], text: str) -> dict[str, int | float]:
     values: dict[str, int | float] = {}
-    for key, raw in table.items():
-        knob = KNOBS.get(key)
-        if knob is None:
+    for key, name, raw in _leaves(table):
+        found = KNOBS.get(key)
+        if found is None:
             known = ", ".join(KNOBS)
-            raise ConfigError(str(path), _key_line(text, key), key, f"unknown key (known: {known})")
+            raise ConfigError(
+                str(path), _key_line(text, name), key, f"unknown key (known: {known})"
+            )
         try:
-            values[key] = validate(knob, raw)
+            values[key] = validate(found, raw)
         except ValueError as exc:
-            raise ConfigError(str(path), _key_line(text, key), key, str(exc)) from None
+            raise ConfigError(str(path), _key_line(text, name), key, str(exc)) from None
     return values
+
+
+def _read_valid(path: Path) -> str:
+    """The config's text, refused (ConfigError) unless ``load`` would accept it."""
+    table, text = read_file(path)
+    _validate_table(path, table, text)
+    return text
+
+
+def _build(values: dict[str, int | float]) -> Config:
+    warnings: list[str] = []
+    interval = float(values.get("interval", KNOBS["interval"].default))
+    if interval < MIN_INTERVAL:
+        warnings.append(f"interval {interval:g}s is below the minimum; using {MIN_INTERVAL:g}s")
+        values["interval"] = MIN_INTERVAL
+    merged: dict[str, Any] = {k.attr: k.kind(values.get(k.key, k.default)) for k in KNOBS.values()}
+    return Config(**merged, warnings=tuple(warnings))
+
+
+def defaults() -> Config:
+    """Every knob at its default."""
+    return _build({})
 
 
 def load(path: Path, environ: dict[str, str] | None = None) -> Config:
@@ -152,40 +229,43 @@ def load(path: Path, environ: dict[str, str] | None = None) -> Config:
     env = os.environ if environ is None else environ
     table, text = read_file(path)
     values = _validate_table(path, table, text)
-    for knob in KNOBS.values():
-        raw_env = env.get(knob.env)
+    for k in KNOBS.values():
+        raw_env = env.get(k.env)
         if raw_env is None or raw_env.strip() == "":
             continue
         try:
-            values[knob.key] = parse_env_value(knob, raw_env)
+            values[k.key] = parse_env_value(k, raw_env)
         except ValueError as exc:
-            raise ConfigError(f"${knob.env}", None, knob.key, str(exc)) from None
-    warnings: list[str] = []
-    interval = float(values.get("interval", KNOBS["interval"].default))
-    if interval < MIN_INTERVAL:
-        warnings.append(f"interval {interval:g}s is below the minimum; using {MIN_INTERVAL:g}s")
-        values["interval"] = MIN_INTERVAL
-    merged = {k.key: k.kind(values.get(k.key, k.default)) for k in KNOBS.values()}
-    return Config(**merged, warnings=tuple(warnings))
+            raise ConfigError(f"${k.env}", None, k.key, str(exc)) from None
+    return _build(values)
 
 
 def write_defaults_if_missing(path: Path) -> bool:
-    """Write a config holding the defaults on first run; True if written."""
-    if path.exists() or path.is_symlink():
+    """Write a config holding the defaults on first run; True if written.
+
+    The name is never overwritten: the file is linked into place only while
+    the name is free (a ``config set`` or the user may create it meanwhile).
+    """
+    if os.path.lexists(path):
         return False
-    defaults = {k.key: k.default for k in KNOBS.values()}
-    return _write_table(path, defaults, replace=False)
+    import tomli_w  # only the first run needs it; every command reads the config
+
+    body = HEADER + tomli_w.dumps({k.key: k.default for k in KNOBS.values()})
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fs.write_whole(path, body.encode("utf-8"), exclusive=True)
+    except FileExistsError:
+        return False
+    return True
 
 
 def set_value(path: Path, key: str, raw: str) -> int | float:
     """``looop config set``: validate and store one knob, keeping the others."""
-    knob = KNOBS.get(key)
-    if knob is None:
-        raise ConfigError(str(path), None, key, f"unknown key (known: {', '.join(KNOBS)})")
+    k = knob(key)
     try:
-        value = parse_env_value(knob, raw)
+        value = parse_env_value(k, raw)
     except ValueError as exc:
-        raise ConfigError(str(path), None, key, str(exc)) from None
+        raise ConfigError(str(path), None, k.key, str(exc)) from None
     table, text = read_file(path)
     _validate_table(path, table, text)  # refuse to rewrite a file that is already broken
     table[key] = value
@@ -205,8 +285,7 @@ def _write_table(path: Path, table: dict[str, Any], replace: bool = True) -> boo
 
     target = Path(os.path.realpath(path))
     target.parent.mkdir(parents=True, exist_ok=True)
-    body = "# looop configuration: see `looop config show` for what is in effect.\n"
-    body += tomli_w.dumps(table)
+    body = HEADER + tomli_w.dumps(table)
     tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     try:
         with open(tmp, "w", encoding="utf-8") as fh:
@@ -237,4 +316,4 @@ def format_value(value: float) -> str:
 
 
 def as_table(config: Config) -> dict[str, int | float]:
-    return {k: getattr(config, k) for k in KNOBS}
+    return {k.key: getattr(config, k.attr) for k in KNOBS.values()}
