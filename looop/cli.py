@@ -342,6 +342,7 @@ def config_get(key: str) -> None:
 def config_set(key: str, value: str) -> None:
     """Store KEY = VALUE in the config file."""
     from looop import config
+    from looop.pulse.lock import pulse_holder
 
     paths = resolve()
     try:
@@ -352,6 +353,9 @@ def config_set(key: str, value: str) -> None:
     env = config.KNOBS[key].env
     if os.environ.get(env):
         click.echo(f"note: ${env} is set and overrides the file", err=True)
+    note = config.reload_note(pulse_holder(paths))
+    if note:
+        click.echo(note, err=True)
 
 
 @config_group.command("path")
