@@ -19,7 +19,8 @@ from typing import Any, NoReturn
 import click
 
 from looop import __version__
-from looop.config import EX_CONFIG, ConfigError
+from looop.config import ConfigError
+from looop.errors import LooopError
 from looop.log import FORMATS, log
 from looop.paths import Paths, RuntimeDirError, resolve
 
@@ -37,7 +38,7 @@ def load_config(paths: Paths) -> Any:
     try:
         loaded = config.load(paths.config_file)
     except ConfigError as exc:
-        die(str(exc), EX_CONFIG)
+        die(str(exc), exc.exit_code)
     for warning in loaded.warnings:
         log.warning(warning)
     return loaded
@@ -54,7 +55,7 @@ def guarded(fn: Callable[[], int | None]) -> None:
     try:
         code = fn()
     except ConfigError as exc:
-        die(str(exc), EX_CONFIG)
+        die(str(exc), exc.exit_code)
     except RuntimeDirError as exc:
         die(str(exc), 1)
     except AlreadyRunning as exc:
@@ -154,14 +155,14 @@ def status_command(as_json: bool) -> None:
 
 
 def _start_stop(start: bool) -> None:
-    from looop.service import detached as daemon
+    from looop.service import ServiceError, control
 
     def body() -> int:
         paths = resolve()
         try:
             # For `up`, a broken config is reported here (exit 78), never as "started".
-            message = daemon.up(paths, load_config(paths)) if start else daemon.down(paths)
-        except daemon.StartError as exc:
+            message = control.up(paths, load_config(paths)) if start else control.down(paths)
+        except ServiceError as exc:
             die(str(exc), exc.exit_code)
         click.echo(message)
         return 0
@@ -198,14 +199,14 @@ def install_command(manager: str | None, dry_run: bool, no_start: bool, force: b
     installation's absolute path (and LOOOP_DATA_DIR for a non-default
     profile), then enables and starts them. Safe to run again.
     """
-    from looop.service import manager as service
+    from looop.service import ServiceError, install
 
     try:
-        for line in service.install(
+        for line in install.install(
             resolve(), manager=manager, dry_run=dry_run, start=not no_start, force=force
         ):
             click.echo(line)
-    except service.ServiceError as exc:
+    except ServiceError as exc:
         die(str(exc), 1)
 
 
@@ -219,12 +220,12 @@ def uninstall_command(manager: str | None, force: bool) -> None:
     A file changed since install (or not written by looop) is kept unless
     --force is given.
     """
-    from looop.service import manager as service
+    from looop.service import ServiceError, install
 
     try:
-        for line in service.uninstall(resolve(), manager=manager, force=force):
+        for line in install.uninstall(resolve(), manager=manager, force=force):
             click.echo(line)
-    except service.ServiceError as exc:
+    except ServiceError as exc:
         die(str(exc), 1)
 
 
@@ -328,9 +329,11 @@ def config_get(key: str) -> None:
     """The value in effect for KEY."""
     from looop import config
 
-    if key not in config.KNOBS:
-        die(f"unknown key {key!r} (known: {', '.join(config.KNOBS)})", 2)
-    click.echo(config.format_value(config.as_table(load_config(resolve()))[key]))
+    try:
+        knob = config.knob(key)
+    except LooopError as exc:
+        die(str(exc), exc.exit_code)
+    click.echo(config.format_value(config.as_table(load_config(resolve()))[knob.key]))
 
 
 @config_group.command("set", context_settings={"ignore_unknown_options": True})
@@ -339,16 +342,20 @@ def config_get(key: str) -> None:
 def config_set(key: str, value: str) -> None:
     """Store KEY = VALUE in the config file."""
     from looop import config
+    from looop.pulse.lock import pulse_holder
 
     paths = resolve()
     try:
         stored = config.set_value(paths.config_file, key, value)
-    except ConfigError as exc:
-        die(str(exc), EX_CONFIG)
+    except LooopError as exc:
+        die(str(exc), exc.exit_code)
     click.echo(f"{key} = {config.format_value(stored)}  ({paths.config_file})")
     env = config.KNOBS[key].env
     if os.environ.get(env):
         click.echo(f"note: ${env} is set and overrides the file", err=True)
+    note = config.reload_note(pulse_holder(paths))
+    if note:
+        click.echo(note, err=True)
 
 
 @config_group.command("path")

@@ -1,33 +1,58 @@
 """The pulse's knobs: one table of keys, resolved environment > file > default.
 
-A broken config must stop a service from restart-looping, so every problem is
-a ``ConfigError`` carrying the file, the line and the key; the CLI prints it
-as one line and exits 78 (``EX_CONFIG``), which the unit lists in
-``RestartPreventExitStatus=``. The file is read with ``tomllib`` and written
-with ``tomli_w``; the schema lives here once and both the loader and
-``looop config set`` validate through it.
+``KNOBS`` is the schema and the only place a default is written: ``Config``
+has no defaults of its own and is always built by ``load`` or ``defaults``,
+and ``sensors.Limits`` is built from a ``Config``. A knob's key may be dotted
+(``worker.max_live``) for the tables SPEC §2 names; the file's tables are
+walked by the same lookup, so a table arrives as rows of ``KNOBS``, not as a
+rewrite of the loader.
+
+A broken config must stop a service from restart-looping, so every problem in
+the file or the environment is a ``ConfigError`` carrying the file, the line
+and the key, and exit 78 (``errors.CONFIG``), which the unit lists in
+``RestartPreventExitStatus=``. An unknown key on the *command line* is a
+``UsageError`` (exit 2): nothing is wrong with the file. The file is read
+through ``fs.read_small`` (a FIFO, a device or a huge file named as the
+config is one error, never a hang), following a symlink: a config kept in a
+dotfiles checkout is the user's.
+
+Writing: the first-run file is rendered by ``tomli_w`` and linked into place
+only while the name is free. ``looop config set`` edits the user's own file
+with ``tomlkit`` (comments, key order, formatting and each value's type
+survive; ``3600`` stays an integer), validates before writing, and refuses to
+rewrite a file that is already broken. Rejected: re-rendering the parsed
+table with ``tomli_w``, which dropped every comment and turned ``3600`` into
+``3600.0``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+import stat
 import tomllib
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-EX_CONFIG = 78
+from looop import errors, fs
 
 
 @dataclass(frozen=True)
 class Knob:
-    key: str
+    key: str  # dotted for a knob in a table: "worker.max_live"
     env: str
     default: int | float
-    kind: type  # int or float: float knobs also take integers
+    kind: type[int] | type[float]  # float knobs also take integers
     help: str
     minimum: int = 0
+
+    @property
+    def attr(self) -> str:
+        """The ``Config`` field that holds it: ``worker.max_live`` -> ``worker_max_live``."""
+        return self.key.replace(".", "_")
 
 
 KNOBS: dict[str, Knob] = {
@@ -54,13 +79,20 @@ KNOBS: dict[str, Knob] = {
     )
 }
 
+# The file's tables are the first parts of the dotted keys (none yet).
+TABLES = frozenset(key.split(".", 1)[0] for key in KNOBS if "." in key)
+
 MIN_INTERVAL = 1.0
 
+HEADER = "# looop configuration: see `looop config show` for what is in effect.\n"
 
-class ConfigError(Exception):
-    """A config problem, located: ``file:line: key: message``."""
 
-    def __init__(self, source: str, line: int | None, key: str | None, message: str):
+class ConfigError(errors.LooopError):
+    """A config problem, located: ``file:line: key: message`` (exit 78)."""
+
+    exit_code = errors.CONFIG
+
+    def __init__(self, source: str, line: int | None, key: str | None, message: str) -> None:
         self.source, self.line, self.key, self.message = source, line, key, message
         where = source if line is None else f"{source}:{line}"
         super().__init__(f"{where}: {key}: {message}" if key else f"{where}: {message}")
@@ -68,12 +100,22 @@ class ConfigError(Exception):
 
 @dataclass(frozen=True)
 class Config:
-    interval: float = 60.0
-    session_ttl: float = 259200.0
-    sensor_timeout: float = 60.0
-    sensor_max_bytes: int = 8192
-    sensor_concurrency: int = 8
+    """The knobs in effect. No defaults here: build it with ``load`` or ``defaults``."""
+
+    interval: float
+    session_ttl: float
+    sensor_timeout: float
+    sensor_max_bytes: int
+    sensor_concurrency: int
     warnings: tuple[str, ...] = field(default=(), compare=False)
+
+
+def knob(key: str) -> Knob:
+    """The knob named ``key`` on a command line; UsageError (exit 2) naming the known ones."""
+    found = KNOBS.get(key)
+    if found is None:
+        raise errors.UsageError(f"unknown key {key!r} (known: {', '.join(KNOBS)})")
+    return found
 
 
 def _key_line(text: str, key: str) -> int | None:
@@ -102,7 +144,8 @@ def validate(knob: Knob, value: Any) -> int | float:
     return knob.kind(value)
 
 
-def parse_env_value(knob: Knob, raw: str) -> int | float:
+def _number(knob: Knob, raw: str) -> int | float:
+    """``raw`` as the number it spells (``3600`` an int, ``1.5`` a float), checked by the schema."""
     try:
         value: int | float = int(raw.strip())
     except ValueError:
@@ -110,17 +153,24 @@ def parse_env_value(knob: Knob, raw: str) -> int | float:
             value = float(raw.strip())
         except ValueError:
             raise ValueError(f"must be a number (got {raw!r})") from None
-    return validate(knob, value)
+    checked = validate(knob, value)
+    return value if knob.kind is float else checked
+
+
+def parse_env_value(knob: Knob, raw: str) -> int | float:
+    return knob.kind(_number(knob, raw))
 
 
 def read_file(path: Path) -> tuple[dict[str, Any], str]:
     """The raw table and text of the config file; ({}, "") when it is missing."""
     try:
-        text = path.read_bytes().decode("utf-8")
+        text = fs.read_small(path, follow=True).decode("utf-8")
     except FileNotFoundError:
         return {}, ""
     except UnicodeDecodeError as exc:
         raise ConfigError(str(path), None, None, f"not UTF-8 text ({exc.reason})") from exc
+    except fs.BadFile as exc:  # a FIFO, a device, a directory, too large: says which
+        raise ConfigError(str(path), None, None, exc.strerror or str(exc)) from None
     except OSError as exc:
         raise ConfigError(str(path), None, None, f"cannot read: {exc.strerror}") from exc
     try:
@@ -133,18 +183,52 @@ def read_file(path: Path) -> tuple[dict[str, Any], str]:
     return table, text
 
 
+def _leaves(table: dict[str, Any]) -> Iterator[tuple[str, str, Any]]:
+    """(dotted key, the name as written in its table, value) of every setting in the file."""
+    for key, value in table.items():
+        if key in TABLES and isinstance(value, dict):
+            for sub, subvalue in value.items():
+                yield f"{key}.{sub}", sub, subvalue
+        else:
+            yield key, key, value
+
+
 def _validate_table(path: Path, table: dict[str, Any], text: str) -> dict[str, int | float]:
     values: dict[str, int | float] = {}
-    for key, raw in table.items():
-        knob = KNOBS.get(key)
-        if knob is None:
+    for key, name, raw in _leaves(table):
+        found = KNOBS.get(key)
+        if found is None:
             known = ", ".join(KNOBS)
-            raise ConfigError(str(path), _key_line(text, key), key, f"unknown key (known: {known})")
+            raise ConfigError(
+                str(path), _key_line(text, name), key, f"unknown key (known: {known})"
+            )
         try:
-            values[key] = validate(knob, raw)
+            values[key] = validate(found, raw)
         except ValueError as exc:
-            raise ConfigError(str(path), _key_line(text, key), key, str(exc)) from None
+            raise ConfigError(str(path), _key_line(text, name), key, str(exc)) from None
     return values
+
+
+def _read_valid(path: Path) -> str:
+    """The config's text, refused (ConfigError) unless ``load`` would accept it."""
+    table, text = read_file(path)
+    _validate_table(path, table, text)
+    return text
+
+
+def _build(values: dict[str, int | float]) -> Config:
+    warnings: list[str] = []
+    interval = float(values.get("interval", KNOBS["interval"].default))
+    if interval < MIN_INTERVAL:
+        warnings.append(f"interval {interval:g}s is below the minimum; using {MIN_INTERVAL:g}s")
+        values["interval"] = MIN_INTERVAL
+    merged: dict[str, Any] = {k.attr: k.kind(values.get(k.key, k.default)) for k in KNOBS.values()}
+    return Config(**merged, warnings=tuple(warnings))
+
+
+def defaults() -> Config:
+    """Every knob at its default."""
+    return _build({})
 
 
 def load(path: Path, environ: dict[str, str] | None = None) -> Config:
@@ -152,83 +236,144 @@ def load(path: Path, environ: dict[str, str] | None = None) -> Config:
     env = os.environ if environ is None else environ
     table, text = read_file(path)
     values = _validate_table(path, table, text)
-    for knob in KNOBS.values():
-        raw_env = env.get(knob.env)
+    for k in KNOBS.values():
+        raw_env = env.get(k.env)
         if raw_env is None or raw_env.strip() == "":
             continue
         try:
-            values[knob.key] = parse_env_value(knob, raw_env)
+            values[k.key] = parse_env_value(k, raw_env)
         except ValueError as exc:
-            raise ConfigError(f"${knob.env}", None, knob.key, str(exc)) from None
-    warnings: list[str] = []
-    interval = float(values.get("interval", KNOBS["interval"].default))
-    if interval < MIN_INTERVAL:
-        warnings.append(f"interval {interval:g}s is below the minimum; using {MIN_INTERVAL:g}s")
-        values["interval"] = MIN_INTERVAL
-    merged = {k.key: k.kind(values.get(k.key, k.default)) for k in KNOBS.values()}
-    return Config(**merged, warnings=tuple(warnings))
+            raise ConfigError(f"${k.env}", None, k.key, str(exc)) from None
+    return _build(values)
 
 
 def write_defaults_if_missing(path: Path) -> bool:
-    """Write a config holding the defaults on first run; True if written."""
-    if path.exists() or path.is_symlink():
+    """Write a config holding the defaults on first run; True if written.
+
+    The name is never overwritten: the file is linked into place only while
+    the name is free (a ``config set`` or the user may create it meanwhile).
+    """
+    if os.path.lexists(path):
         return False
-    defaults = {k.key: k.default for k in KNOBS.values()}
-    return _write_table(path, defaults, replace=False)
+    import tomli_w  # only the first run needs it; every command reads the config
+
+    body = HEADER + tomli_w.dumps({k.key: k.default for k in KNOBS.values()})
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fs.write_whole(path, body.encode("utf-8"), exclusive=True)
+    except FileExistsError:
+        return False
+    return True
 
 
 def set_value(path: Path, key: str, raw: str) -> int | float:
-    """``looop config set``: validate and store one knob, keeping the others."""
-    knob = KNOBS.get(key)
-    if knob is None:
-        raise ConfigError(str(path), None, key, f"unknown key (known: {', '.join(KNOBS)})")
+    """``looop config set``: store one knob in the user's file, keeping everything else.
+
+    Raises UsageError for an unknown key, ConfigError (exit 78) for a bad
+    value or a config that is broken or not a regular file (a FIFO or a
+    device named by ``LOOOP_CONFIG`` is refused before anything is opened
+    for writing, and never replaced), and LooopError (exit 1) naming the
+    file for an ordinary OS error (read-only file system, disk full,
+    permission). Returns the value stored, typed as written.
+
+    Concurrent ``set``s are serialised by an flock on a sidecar lock file,
+    ``.<name>.lock`` beside the real (symlink-resolved) config, which is
+    never renamed or removed, so every setter locks the same inode; the edit
+    (read, change, write) happens under it. Rejected: an flock on the config
+    itself. The write replaces the config by rename, so a second setter that
+    opened the old inode before the rename gets the lock on that dead inode
+    once the first lets go, while a third setter opens the new inode and
+    locks it at the same time: two edits run at once and one is lost.
+    Locking and then checking that the name still holds the locked inode
+    (retrying if not) would fix that, but has nothing to lock while the file
+    does not exist yet; the sidecar needs no retry loop, and the directory
+    must be writable for the rename anyway.
+    """
+    k = knob(key)
     try:
-        value = parse_env_value(knob, raw)
+        value = _number(k, raw)
     except ValueError as exc:
-        raise ConfigError(str(path), None, key, str(exc)) from None
-    table, text = read_file(path)
-    _validate_table(path, table, text)  # refuse to rewrite a file that is already broken
-    table[key] = value
-    _write_table(path, table)
+        raise ConfigError(str(path), None, k.key, str(exc)) from None
+    _read_valid(path)  # refuse a broken file, a FIFO or a device before touching anything
+    target = Path(os.path.realpath(path))
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with _edit_lock(target):
+            text = _read_valid(path)  # again: another setter may have changed it
+            new_text = _edited(path, text, k.key, value)
+            # Never write what load would refuse.
+            _validate_table(path, tomllib.loads(new_text), new_text)
+            fs.write_whole(path, new_text.encode("utf-8"), mode=_mode_of(target), follow=True)
+    except OSError as exc:
+        raise _set_failed(path, target, k.key, exc) from None
     return value
 
 
-def _write_table(path: Path, table: dict[str, Any], replace: bool = True) -> bool:
-    """Write atomically (temp file + rename) so a crash never leaves half a config.
+@contextlib.contextmanager
+def _edit_lock(target: Path) -> Iterator[None]:
+    """Hold the sidecar lock of the config ``target`` (see ``set_value``)."""
+    import fcntl
 
-    A symlinked config (a dotfiles checkout) is written through the link, not
-    replaced by a file. With ``replace=False`` an existing file wins: the new
-    one is linked into place only if the name is still free. Returns whether
-    the file was written.
-    """
-    import tomli_w  # only writers need it; every command reads the config
-
-    target = Path(os.path.realpath(path))
-    target.parent.mkdir(parents=True, exist_ok=True)
-    body = "# looop configuration: see `looop config show` for what is in effect.\n"
-    body += tomli_w.dumps(table)
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    lock = target.with_name(f".{target.name}.lock")
+    flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+    fd = os.open(lock, flags, 0o600)
     try:
-        with open(tmp, "w", encoding="utf-8") as fh:
-            fh.write(body)
-            fh.flush()
-            os.fsync(fh.fileno())
-        if replace:
-            os.replace(tmp, target)
-            return True
-        try:
-            os.link(tmp, target)
-        except FileExistsError:
-            return False
-        except OSError:  # no hard links here (vfat, some network mounts)
-            try:
-                with open(target, "x", encoding="utf-8") as fh:
-                    fh.write(body)
-            except FileExistsError:
-                return False
-        return True
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise fs.BadFile(lock, f"is {fs.kind(st.st_mode)}, not a lock file")
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
     finally:
-        tmp.unlink(missing_ok=True)
+        os.close(fd)  # closing releases the flock
+
+
+def _edited(path: Path, text: str, key: str, value: int | float) -> str:
+    """``text`` with ``key`` set to ``value``, everything else as the user wrote it."""
+    import tomlkit
+    from tomlkit.exceptions import ParseError
+
+    try:
+        doc: Any = tomlkit.parse(text or HEADER)
+    except ParseError as exc:  # tomllib accepted it; tomlkit disagrees: say so, change nothing
+        raise ConfigError(str(path), exc.line, None, f"cannot edit: {exc}") from None
+    *tables, name = key.split(".")
+    container = doc
+    for part in tables:
+        container = container.setdefault(part, tomlkit.table())
+    container[name] = value
+    return tomlkit.dumps(doc)
+
+
+def _mode_of(target: Path) -> int:
+    """The config's permission bits, kept by the rewrite; a new file gets 0644."""
+    try:
+        return os.stat(target).st_mode & 0o777
+    except FileNotFoundError:
+        return 0o644
+
+
+def _set_failed(path: Path, target: Path, key: str, exc: OSError) -> errors.LooopError:
+    """One line naming the config and the reason.
+
+    The lock and temp files (``.<name>.*``) are looop's own, and a failed
+    ``write`` (disk full) names no file at all: those are reported as the
+    config the user named.
+    """
+    named = exc.filename
+    ours = not isinstance(exc, fs.BadFile) and (
+        named is None or os.path.basename(os.fspath(named)).startswith(f".{target.name}.")
+    )
+    shown = OSError(exc.errno, exc.strerror, os.fspath(path)) if ours else exc
+    return errors.LooopError(f"cannot set {key}: {errors.os_error_line(shown)}")
+
+
+def reload_note(pid: int | None) -> str | None:
+    """What to tell the user after a ``set`` while the pulse ``pid`` runs (SPEC §2)."""
+    if pid is None:
+        return None
+    if not pid:
+        return "note: a pulse is starting with the config it read; reload it once it runs"
+    return f"note: the pulse (pid {pid}) reads the config at start and on reload: kill -HUP {pid}"
 
 
 def format_value(value: float) -> str:
@@ -237,4 +382,4 @@ def format_value(value: float) -> str:
 
 
 def as_table(config: Config) -> dict[str, int | float]:
-    return {k: getattr(config, k) for k in KNOBS}
+    return {k.key: getattr(config, k.attr) for k in KNOBS.values()}

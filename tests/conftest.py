@@ -167,3 +167,18 @@ def pid_alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def as_plain_user() -> list[str]:
+    """A command prefix under which permission bits bind, even for root.
+
+    Root passes every permission check through CAP_DAC_OVERRIDE and
+    CAP_DAC_READ_SEARCH; dropping both from the bounding set makes uid 0 obey
+    mode bits like any owner, which is what a real user meets, while it can
+    still run the looop installed in root's own home.
+    """
+    if os.geteuid() != 0:
+        return []
+    setpriv = shutil.which("setpriv")
+    assert setpriv is not None, "setpriv (util-linux) is needed to test permissions as root"
+    return [setpriv, "--bounding-set=-dac_override,-dac_read_search", "--"]

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import LOOOP, Processes, Profile, pid_alive, wait_for
+from conftest import LOOOP, Processes, Profile, as_plain_user, pid_alive, wait_for
 
 from looop.paths import Paths, resolve
 from looop.pulse import lock, record
@@ -734,13 +734,6 @@ def test_install_without_the_managers_command_writes_nothing(profile: Profile) -
 FAKE_SYSTEMCTL = '#!/bin/sh\necho "$*" >> "$(dirname "$0")/calls"\nexit 0\n'
 
 
-def normal_user(argv: list[str]) -> list[str]:
-    """``argv`` as a normal user: root would write through the permissions under test."""
-    if os.geteuid() != 0:
-        return argv
-    return ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", *argv]
-
-
 @pytest.mark.parametrize(
     "blocked", ["a file where systemd/ should be", "a unit dir not writable", "a dir as the unit"]
 )
@@ -763,7 +756,7 @@ def test_install_into_an_unwritable_unit_dir_says_which_file_and_why(blocked: st
             reason = f"{config / 'systemd' / 'user'}: Not a directory"
         elif blocked == "a unit dir not writable":
             unit_dir.mkdir(parents=True)
-            unit_dir.chmod(0o555)  # and, when this runs as root, the normal user's it is not
+            unit_dir.chmod(0o555)
             reason = "Permission denied"
         else:
             (unit_dir / "looop.service").mkdir(parents=True)
@@ -775,7 +768,7 @@ def test_install_into_an_unwritable_unit_dir_says_which_file_and_why(blocked: st
             "XDG_CONFIG_HOME": str(config),
         }
         out = subprocess.run(
-            normal_user([LOOOP, "install", "--systemd", "--no-start", *extra]),
+            [*as_plain_user(), LOOOP, "install", "--systemd", "--no-start", *extra],
             env=env,
             capture_output=True,
             text=True,

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import LOOOP, Processes, Profile, pid_alive
+from conftest import LOOOP, Processes, Profile, as_plain_user, pid_alive
 
 from looop import paths as looop_paths
 from looop.data import sessions
@@ -483,21 +483,6 @@ def test_claims_are_kept_when_a_linked_sessions_dir_cannot_be_read(
 
 
 # --- acceptance 5: failures are per session -----------------------------------------
-def as_plain_user() -> list[str]:
-    """A prefix that makes permission bits bind for this process, even as root.
-
-    Root passes any permission check through CAP_DAC_OVERRIDE and
-    CAP_DAC_READ_SEARCH; dropping both from the bounding set makes uid 0 obey
-    mode bits like any owner, which is what a real user's reaper meets.
-    """
-    if os.geteuid() != 0:
-        return []
-    setpriv = shutil.which("setpriv")
-    if setpriv is None:
-        pytest.skip("running as root without setpriv: cannot make a directory unreadable")
-    return [setpriv, "--bounding-set=-dac_override,-dac_read_search", "--"]
-
-
 def run_reap(profile: Profile, *args: str, prefix: list[str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [*prefix, LOOOP, "reap", *args],

@@ -60,9 +60,11 @@ class Reading:
 
 @dataclass
 class Limits:
-    timeout: float = 60.0  # 0 = none
-    max_bytes: int = 8192  # 0 = no cap
-    concurrency: int = 8
+    """A beat's bounds, always taken from the ``Config`` (whose defaults are ``config.KNOBS``)."""
+
+    timeout: float  # 0 = none
+    max_bytes: int  # 0 = no cap
+    concurrency: int
 
 
 def snapshot_name(script: Path) -> str:
