@@ -1,11 +1,11 @@
-"""The ``looop`` command line: parse, call one function below, print, exit.
+"""The ``looop`` command line: parse, call one function below, print, return the exit code.
 
 No behaviour lives here; every command calls into the module that owns it, so
-tests reach the same code without a terminal. Errors that users can fix are
-turned into one ``looop: ...`` line and a documented exit code: 78 for a bad
-config (``EX_CONFIG``, which the unit will not restart on), 1 for a refused
-runtime dir or a pulse that already runs, and for ``status`` the LSB codes
-0 (running), 3 (not running) and 4 (unknown).
+tests reach the same code without a terminal. Failures are exceptions that
+carry their exit code (``looop.errors``); the one handler in
+``looop.__main__`` prints them. ``run`` keeps click's own reports of a bad
+command line (exit 2) and hands ^C to that handler instead of click's
+"Aborted!" (exit 1).
 """
 
 from __future__ import annotations
@@ -13,31 +13,37 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Callable
-from typing import Any, NoReturn
+from typing import Any
 
 import click
 
 from looop import __version__
-from looop.config import EX_CONFIG, ConfigError
+from looop.errors import TIMED_OUT, UsageError
 from looop.log import FORMATS, log
-from looop.paths import Paths, RuntimeDirError, resolve
+from looop.paths import Paths, resolve
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 
-def die(message: str, code: int = 1) -> NoReturn:
-    click.echo(f"looop: {message}", err=True)
-    sys.exit(code)
+def run(args: list[str]) -> int:
+    """Parse and run one command line; return the command's exit code."""
+    try:
+        code = cli.main(args, prog_name="looop", standalone_mode=False)
+    except click.ClickException as exc:  # a bad command line: click says what (exit 2)
+        exc.show()
+        return exc.exit_code
+    except click.Abort as exc:
+        if isinstance(exc.__cause__, KeyboardInterrupt):
+            raise KeyboardInterrupt from None  # the top-level handler's exit 130
+        click.echo("Aborted!", err=True)
+        return 1
+    return code if isinstance(code, int) else 0
 
 
 def load_config(paths: Paths) -> Any:
     from looop import config
 
-    try:
-        loaded = config.load(paths.config_file)
-    except ConfigError as exc:
-        die(str(exc), EX_CONFIG)
+    loaded = config.load(paths.config_file)
     for warning in loaded.warnings:
         log.warning(warning)
     return loaded
@@ -45,23 +51,6 @@ def load_config(paths: Paths) -> Any:
 
 def echo_json(value: Any) -> None:
     click.echo(json.dumps(value, indent=2, sort_keys=False, default=str))
-
-
-def guarded(fn: Callable[[], int | None]) -> None:
-    """Run a command body, turning known failures into one line and an exit code."""
-    from looop.pulse.lock import AlreadyRunning
-
-    try:
-        code = fn()
-    except ConfigError as exc:
-        die(str(exc), EX_CONFIG)
-    except RuntimeDirError as exc:
-        die(str(exc), 1)
-    except AlreadyRunning as exc:
-        die(str(exc), 1)
-    except OSError as exc:  # an unwritable data dir, a full disk: say so in one line
-        die(f"{exc.strerror or exc}{f': {exc.filename}' if exc.filename else ''}", 1)
-    sys.exit(code or 0)
 
 
 def finite_seconds(ctx: click.Context, param: click.Parameter, value: float | None) -> Any:
@@ -91,19 +80,15 @@ def cli(log_format: str) -> None:
 
 
 # --- the pulse -------------------------------------------------------------
-def _pulse() -> None:
+def _pulse() -> int:
     from looop.pulse import loop as pulse
 
-    def body() -> int:
-        paths = resolve()
-        cfg = load_config(paths)
-        return pulse.run_pulse(paths, cfg)
-
-    guarded(body)
+    paths = resolve()
+    return pulse.run_pulse(paths, load_config(paths))
 
 
 @cli.command("pulse")
-def pulse_command() -> None:
+def pulse_command() -> int:
     """Run the pulse in the foreground (what the service runs).
 
     Takes the profile's lock (exit 1 if a pulse already runs), seeds the data
@@ -111,12 +96,12 @@ def pulse_command() -> None:
     `interval` seconds. SIGTERM/SIGINT stop it, SIGHUP reloads the config,
     SIGUSR1 beats now.
     """
-    _pulse()
+    return _pulse()
 
 
 @cli.command("sense")
 @click.option("--json", "as_json", is_flag=True, help="Print the beat record as JSON.")
-def sense_command(as_json: bool) -> None:
+def sense_command(as_json: bool) -> int:
     """Beat once now and print its summary.
 
     If a pulse runs, it is asked to beat (the pulse stays the only senser);
@@ -124,25 +109,18 @@ def sense_command(as_json: bool) -> None:
     """
     from looop.pulse import loop as pulse
 
-    def body() -> int:
-        paths = resolve()
-        cfg = load_config(paths)
-        try:
-            outcome = pulse.sense_now(paths, cfg)
-        except pulse.SenseError as exc:
-            die(str(exc), 1)
-        if as_json:
-            echo_json(outcome.record)
-        else:
-            click.echo(outcome.summary)
-        return 1 if outcome.record.get("publish_error") else 0
-
-    guarded(body)
+    paths = resolve()
+    outcome = pulse.sense_now(paths, load_config(paths))
+    if as_json:
+        echo_json(outcome.record)
+    else:
+        click.echo(outcome.summary)
+    return 1 if outcome.record.get("publish_error") else 0
 
 
 @cli.command("status")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object.")
-def status_command(as_json: bool) -> None:
+def status_command(as_json: bool) -> int:
     """Is the pulse running? Answered from the lock.
 
     Exit 0 running, 3 not running, 4 unknown (the runtime dir cannot be
@@ -150,23 +128,15 @@ def status_command(as_json: bool) -> None:
     """
     from looop.pulse import status
 
-    sys.exit(status.print_report(resolve(), as_json=as_json))
+    return status.print_report(resolve(), as_json=as_json)
 
 
 def _start_stop(start: bool) -> None:
     from looop.service import detached as daemon
 
-    def body() -> int:
-        paths = resolve()
-        try:
-            # For `up`, a broken config is reported here (exit 78), never as "started".
-            message = daemon.up(paths, load_config(paths)) if start else daemon.down(paths)
-        except daemon.StartError as exc:
-            die(str(exc), exc.exit_code)
-        click.echo(message)
-        return 0
-
-    guarded(body)
+    paths = resolve()
+    # For `up`, a broken config is reported here (exit 78), never as "started".
+    click.echo(daemon.up(paths, load_config(paths)) if start else daemon.down(paths))
 
 
 @cli.command("up")
@@ -200,13 +170,10 @@ def install_command(manager: str | None, dry_run: bool, no_start: bool, force: b
     """
     from looop.service import manager as service
 
-    try:
-        for line in service.install(
-            resolve(), manager=manager, dry_run=dry_run, start=not no_start, force=force
-        ):
-            click.echo(line)
-    except service.ServiceError as exc:
-        die(str(exc), 1)
+    for line in service.install(
+        resolve(), manager=manager, dry_run=dry_run, start=not no_start, force=force
+    ):
+        click.echo(line)
 
 
 @cli.command("uninstall")
@@ -221,11 +188,8 @@ def uninstall_command(manager: str | None, force: bool) -> None:
     """
     from looop.service import manager as service
 
-    try:
-        for line in service.uninstall(resolve(), manager=manager, force=force):
-            click.echo(line)
-    except service.ServiceError as exc:
-        die(str(exc), 1)
+    for line in service.uninstall(resolve(), manager=manager, force=force):
+        click.echo(line)
 
 
 @cli.command("reap")
@@ -237,7 +201,7 @@ def uninstall_command(manager: str | None, force: bool) -> None:
     help="Override session_ttl (seconds).",
 )
 @click.option("--json", "as_json", is_flag=True, help="One JSON object.")
-def reap_command(dry_run: bool, ttl: float | None, as_json: bool) -> None:
+def reap_command(dry_run: bool, ttl: float | None, as_json: bool) -> int:
     """Remove dead sessions older than session_ttl and claims of dead sessions."""
     from looop.workers import reap
 
@@ -245,7 +209,7 @@ def reap_command(dry_run: bool, ttl: float | None, as_json: bool) -> None:
     cfg = load_config(paths)
     result = reap.reap(paths, ttl=cfg.session_ttl if ttl is None else ttl, dry_run=dry_run)
     echo_json(result.as_dict()) if as_json else click.echo(result.summary())
-    sys.exit(result.exit_code)
+    return result.exit_code
 
 
 # --- the root agent's contract ---------------------------------------------
@@ -272,7 +236,7 @@ def state_command(as_json: bool) -> None:
     callback=finite_seconds,
     help="Give up after S seconds (exit 124).",
 )
-def wait_command(as_json: bool, timeout: float | None) -> None:
+def wait_command(as_json: bool, timeout: float | None) -> int:
     """Block until there is something to act on, then print the state.
 
     Wakes on a pending ask, a change of the world hash, or the pulse not
@@ -283,7 +247,7 @@ def wait_command(as_json: bool, timeout: float | None) -> None:
 
     data = wait.wait(resolve(), timeout=timeout)
     if data is None:
-        sys.exit(124)
+        return TIMED_OUT
     echo_json(data) if as_json else click.echo(state.render(data))
     # The agent is blocked on this exit: once the answer is out, skip the
     # interpreter's teardown (about 10 ms of freeing modules).
@@ -292,9 +256,9 @@ def wait_command(as_json: bool, timeout: float | None) -> None:
 
 
 @agent_group.command("pulse")
-def agent_pulse_command() -> None:
+def agent_pulse_command() -> int:
     """Alias of `looop pulse`."""
-    _pulse()
+    return _pulse()
 
 
 # --- config ------------------------------------------------------------------
@@ -329,7 +293,7 @@ def config_get(key: str) -> None:
     from looop import config
 
     if key not in config.KNOBS:
-        die(f"unknown key {key!r} (known: {', '.join(config.KNOBS)})", 2)
+        raise UsageError(f"unknown key {key!r} (known: {', '.join(config.KNOBS)})")
     click.echo(config.format_value(config.as_table(load_config(resolve()))[key]))
 
 
@@ -341,10 +305,7 @@ def config_set(key: str, value: str) -> None:
     from looop import config
 
     paths = resolve()
-    try:
-        stored = config.set_value(paths.config_file, key, value)
-    except ConfigError as exc:
-        die(str(exc), EX_CONFIG)
+    stored = config.set_value(paths.config_file, key, value)
     click.echo(f"{key} = {config.format_value(stored)}  ({paths.config_file})")
     env = config.KNOBS[key].env
     if os.environ.get(env):
@@ -373,7 +334,7 @@ def help_command(ctx: click.Context, command: tuple[str, ...]) -> None:
     info_ctx = click.Context(cli, info_name="looop")
     for name in command:
         if not isinstance(group, click.Group) or name not in group.commands:
-            die(f"no such command: {' '.join(command)}", 2)
+            raise UsageError(f"no such command: {' '.join(command)}")
         group = group.commands[name]
         info_ctx = click.Context(group, info_name=name, parent=info_ctx)
     click.echo(group.get_help(info_ctx))

@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from looop.errors import LooopError
+
 EX_CONFIG = 78
 
 
@@ -57,8 +59,10 @@ KNOBS: dict[str, Knob] = {
 MIN_INTERVAL = 1.0
 
 
-class ConfigError(Exception):
+class ConfigError(LooopError):
     """A config problem, located: ``file:line: key: message``."""
+
+    exit_code = EX_CONFIG
 
     def __init__(self, source: str, line: int | None, key: str | None, message: str):
         self.source, self.line, self.key, self.message = source, line, key, message

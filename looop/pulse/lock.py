@@ -28,6 +28,7 @@ import os
 import time
 from pathlib import Path
 
+from looop.errors import LooopError
 from looop.paths import Paths, ensure_runtime_dir
 
 # How long acquire keeps trying before it believes the lock is really held:
@@ -35,7 +36,7 @@ from looop.paths import Paths, ensure_runtime_dir
 ACQUIRE_PATIENCE = 0.25
 
 
-class AlreadyRunning(Exception):
+class AlreadyRunning(LooopError):
     def __init__(self, pid: int | None):
         self.pid = pid
         super().__init__(f"already running (pid {pid if pid is not None else '?'})")

@@ -30,6 +30,7 @@ from typing import Any
 from looop import config
 from looop.config import Config
 from looop.data import layout
+from looop.errors import LooopError
 from looop.log import log
 from looop.paths import Paths, RuntimeDirError
 from looop.pulse import beat, lock, notify, record, sensors
@@ -276,7 +277,7 @@ class SenseOutcome:
     via_pulse: bool
 
 
-class SenseError(Exception):
+class SenseError(LooopError):
     pass
 
 

@@ -27,6 +27,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from looop.config import Config
+from looop.errors import LooopError
 from looop.log import log_tail
 from looop.paths import Paths, ensure_runtime_dir
 from looop.pulse import lock
@@ -39,7 +40,7 @@ STOP_TIMEOUT = 30.0
 LOG_MAX_BYTES = 5 * 1024 * 1024
 
 
-class StartError(Exception):
+class StartError(LooopError):
     def __init__(self, message: str, exit_code: int = 1) -> None:
         super().__init__(message)
         self.exit_code = exit_code

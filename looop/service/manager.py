@@ -45,6 +45,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from looop.errors import LooopError
 from looop.log import log_tail
 from looop.paths import Paths, looop_bin
 from looop.service.units import (
@@ -93,7 +94,7 @@ LAUNCHD_START_TIMEOUT = 120.0
 LAUNCHD_STOP_TIMEOUT = 30.0
 
 
-class ServiceError(Exception):
+class ServiceError(LooopError):
     """A service manager refused or is missing; the message says what to do."""
 
 
