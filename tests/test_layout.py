@@ -176,3 +176,11 @@ def test_the_run_time_check_sees_a_module_the_command_loads(profile: Profile) ->
     out, loaded = modules_loaded_by(profile, "_", "state", "--json")
     assert out.returncode == 0, out.stderr
     assert "looop.agent.state" in loaded and breaks_rule("looop.agent.state")
+
+
+def test_a_commands_help_and_run_load_only_its_own_audiences_commands(profile: Profile) -> None:
+    commands = {"looop.cli.pulse", "looop.cli.service", "looop.cli.agent", "looop.cli.workers"}
+    for args, own in ((["status", "--help"], "looop.cli.pulse"), (["reap"], "looop.cli.workers")):
+        out, loaded = modules_loaded_by(profile, *args)
+        assert out.returncode == 0, out.stderr
+        assert loaded & (commands | {"looop.cli.config"}) == {own}, args
