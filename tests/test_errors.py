@@ -5,7 +5,8 @@ or a file where a directory should be, the one handler in ``looop.__main__``
 prints ``looop: <file>: <reason>`` on stderr and exits 1. Config files on a
 read-only or full file system are covered in test_config; the installer's own
 refusal of an unwritable unit dir in test_packaging; here are the generic
-paths that reach the handler.
+paths that reach the handler, and its two quiet cases: ^C (exit 130) and a
+reader that closed stdout early.
 
 Root enters every directory, so the permission cases run as the normal user
 ``looop-test`` when the tests run as root, with a looop installed where that
@@ -19,6 +20,7 @@ import errno
 import os
 import pwd
 import shutil
+import signal
 import subprocess
 import tempfile
 from collections.abc import Iterator
@@ -26,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from conftest import LOOOP, Profile
+from conftest import LOOOP, Processes, Profile, wait_for
 from systemd_harness import TEST_USER, _ensure_user, build_venv
 
 
@@ -66,6 +68,43 @@ def test_install_where_the_unit_dir_cannot_be_created_says_so_in_one_line(
     )
     out = profile.run("install", "--systemd", "--no-start", env=env)
     assert_one_line(out, 1, str(config_home / "systemd"), os.strerror(errno.ENOTDIR))
+
+
+def test_interrupting_a_command_exits_130_without_a_traceback(
+    profile: Profile, procs: Processes
+) -> None:
+    pulse = procs.add(profile.popen("pulse"))
+    wait_for(lambda: profile.run("status").returncode == 0 or pulse.poll() is not None)
+    assert pulse.poll() is None, pulse.stderr.read() if pulse.stderr else ""
+    ready = profile.root / "armed"
+    waiter = procs.add(
+        profile.popen(
+            "_", "wait", "--timeout", "60", env=dict(profile.env, LOOOP_TEST_WAIT_READY=str(ready))
+        )
+    )
+    wait_for(lambda: ready.exists() or waiter.poll() is not None)
+    waiter.send_signal(signal.SIGINT)
+    _, err = waiter.communicate(timeout=30)
+    assert waiter.returncode == 130, err
+    assert "Traceback" not in err and err.strip() == "", err
+
+
+def test_a_reader_that_closes_stdout_early_gets_a_quiet_exit(profile: Profile) -> None:
+    for args in (["status", "--json"], ["_", "state", "--json"], ["config", "show"]):
+        read_end, write_end = os.pipe()
+        os.close(read_end)
+        try:
+            out = subprocess.run(
+                [LOOOP, *args],
+                env=profile.env,
+                stdout=write_end,
+                stderr=subprocess.PIPE,
+                text=True,
+                timeout=60,
+            )
+        finally:
+            os.close(write_end)
+        assert (out.returncode, out.stderr) == (1, ""), args
 
 
 @dataclass

@@ -1,5 +1,9 @@
 """The root agent's plumbing: the ``_`` group with ``state`` and ``wait``.
 
+Both print the agent's format (``state.formatted``); a plain ``looop _ state
+[--json]`` is answered by ``looop.__main__`` without click, with the same
+function, as ``status`` is.
+
 ``_ pulse`` (an alias of ``looop pulse``) is listed here but lives with the
 pulse's commands in ``cli.pulse``, loaded only when called.
 """
@@ -11,7 +15,7 @@ import sys
 
 import click
 
-from looop.cli import CONTEXT, LazyGroup, echo_json, finite_seconds
+from looop.cli import CONTEXT, LazyGroup, finite_seconds
 from looop.errors import TIMED_OUT
 from looop.paths import resolve
 
@@ -32,8 +36,7 @@ def state_command(as_json: bool) -> None:
     """Print the world as the root agent sees it (a pure read)."""
     from looop.agent import state
 
-    data = state.collect(resolve())
-    echo_json(data) if as_json else click.echo(state.render(data))
+    click.echo(state.formatted(state.collect(resolve()), as_json))
 
 
 @agent_group.command("wait")
@@ -56,7 +59,7 @@ def wait_command(as_json: bool, timeout: float | None) -> int:
     data = wait.wait(resolve(), timeout=timeout)
     if data is None:
         return TIMED_OUT
-    echo_json(data) if as_json else click.echo(state.render(data))
+    click.echo(state.formatted(data, as_json))
     # The agent is blocked on this exit: once the answer is out, skip the
     # interpreter's teardown (about 10 ms of freeing modules).
     sys.stdout.flush()
