@@ -1,28 +1,85 @@
-"""The ``looop`` entry point (also ``python -m looop``).
+"""The ``looop`` entry point (also ``python -m looop``), and the one error handler.
+
+``main`` is the only place a failure becomes an exit: a ``LooopError``
+(which carries its exit code, see ``looop.errors``) becomes ``looop:
+<message>`` on stderr and that code; an ordinary ``OSError`` (permission,
+read-only, disk full, not a directory) becomes one line naming the file and
+the reason, exit 1; ^C exits 130 without a traceback; and a reader that
+closed our stdout early (``looop status | head -1``) ends us quietly, exit 1.
+Stdout is the only pipe a command writes to (sensors get their own, read
+by the runner), so a broken pipe is taken to be stdout's, as click does. Commands
+raise and return exit codes; none of them prints its own error or calls
+``sys.exit`` for one. Rejected: a ``die()`` helper and a per-command wrapper in
+the CLI, which chose codes at each call site and still let an OSError from an
+unwrapped command (``install``, ``_ state``) out as a traceback.
 
 ``looop status`` is the probe that scripts, prompts and service checks run in
-loops, and it should answer in tens of milliseconds: loading click alone costs
-more than the whole answer. So a plain ``looop status [--json]`` is answered
-here, by the same ``status.print_report`` the click command calls; anything
-else (including ``looop status --help``) goes to the full CLI in
-``looop.cli``.
+loops, and ``looop _ state`` the read a root agent makes each time it acts;
+both should answer in tens of milliseconds, and loading click alone costs
+more than the whole answer. So a plain ``looop status [--json]`` and ``looop
+_ state [--json]`` are answered here, by the same functions their click
+commands call (``status.print_report``, ``state.formatted``), inside the same
+handler; anything else (``looop status --help``, a global option first) goes
+to the full CLI in ``looop.cli``, whose own parse errors click reports (exit
+2). Nothing here may import click. Rejected: a click-free parser for every
+command; only these two are run in loops.
 """
 
 from __future__ import annotations
 
+import os
 import sys
+
+from looop import errors
 
 
 def main() -> None:
-    args = sys.argv[1:]
+    sys.exit(run(sys.argv[1:]))
+
+
+def run(args: list[str]) -> int:
+    """Run one command line and return its exit code, every failure already reported."""
+    try:
+        code = _dispatch(args)
+        sys.stdout.flush()  # a closed stdout fails here, inside the handler
+        return code
+    except errors.LooopError as exc:
+        return _fail(str(exc), exc.exit_code)
+    except BrokenPipeError:
+        _quiet_stdout()
+        return errors.FAILED  # the reader has gone: nobody to tell
+    except OSError as exc:
+        return _fail(errors.os_error_line(exc), errors.FAILED)
+    except KeyboardInterrupt:
+        return errors.INTERRUPTED
+
+
+def _dispatch(args: list[str]) -> int:
     if args[:1] == ["status"] and set(args[1:]) <= {"--json"}:
         from looop.paths import resolve
         from looop.pulse.status import print_report
 
-        sys.exit(print_report(resolve(), as_json="--json" in args))
-    from looop.cli import cli
+        return print_report(resolve(), as_json="--json" in args)
+    if args[:2] == ["_", "state"] and set(args[2:]) <= {"--json"}:
+        from looop.agent import state
+        from looop.paths import resolve
 
-    cli(prog_name="looop")
+        sys.stdout.write(state.formatted(state.collect(resolve()), "--json" in args) + "\n")
+        return errors.OK
+    from looop.cli import run as run_cli
+
+    return run_cli(args)
+
+
+def _fail(message: str, code: int) -> int:
+    sys.stderr.write(f"looop: {message}\n")
+    return code
+
+
+def _quiet_stdout() -> None:
+    """Point stdout at /dev/null, so what is still buffered cannot fail again at exit."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ UNKNOWN = 4  # `status`: the lock cannot be examined
 CONFIG = 78  # EX_CONFIG: the unit does not restart on it
 TIMED_OUT = 124
 NOT_FOUND = 127  # a command to run was not found
+INTERRUPTED = 130  # 128 + SIGINT: the shell's convention for ^C
 
 
 class LooopError(Exception):

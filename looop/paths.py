@@ -23,8 +23,10 @@ import stat
 import sys
 from pathlib import Path
 
+from looop.errors import LooopError
 
-class RuntimeDirError(Exception):
+
+class RuntimeDirError(LooopError):
     """The runtime dir exists but is not safe to use."""
 
 

@@ -110,3 +110,8 @@ def render(state: dict[str, Any]) -> str:
     if state["journal_tail"]:
         lines.append("journal     " + state["journal_tail"][-1])
     return "\n".join(lines)
+
+
+def formatted(state: dict[str, Any], as_json: bool) -> str:
+    """The agent's format of ``collect``'s result: one JSON object, or ``render``'s summary."""
+    return json.dumps(state, indent=2, default=str) if as_json else render(state)

@@ -1,0 +1,153 @@
+"""The ``looop`` command line: the root group, its global options, and lazy loading of the rest.
+
+The CLI only parses and prints: every command calls into the module that owns
+its behaviour, so tests reach the same code without a terminal. Failures are
+exceptions that carry their exit code (``looop.errors``); the one handler in
+``looop.__main__`` prints them. ``run`` keeps click's own reports of a bad
+command line (exit 2) and hands ^C to that handler instead of click's
+"Aborted!" (exit 1).
+
+The commands live in one module per audience: ``cli.pulse`` (pulse, ``_
+pulse``, sense, status), ``cli.service`` (up, down, install, uninstall),
+``cli.agent`` (the ``_`` group: state, wait), ``cli.workers`` (reap) and
+``cli.config`` (the config group). This module holds what every one of them
+shares (the root group, ``help`` and ``version``, and the small helpers
+below). ``LazyGroup`` (click's "lazily loading subcommands" pattern) imports a
+command's module only when that command is looked up, so ``looop status
+--help`` or ``looop reap`` loads its own audience's module and not the
+service manager's or the agent's.
+
+Listing commands (``looop --help``, ``looop help``) looks every one of them up
+and so imports every audience's module: the short help shown there is the
+first line of the command's own docstring, kept in one place. Rejected: a
+copy of each short help in the lazy table, which would let ``--help`` list
+without importing but would drift from the docstrings; listing is not a hot
+path (``looop status`` is, and ``looop.__main__`` answers it without click).
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+from typing import Any
+
+import click
+
+from looop import __version__
+from looop.errors import UsageError
+from looop.log import FORMATS, log
+from looop.paths import Paths
+
+CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+
+class LazyGroup(click.Group):
+    """A group whose subcommands named in ``lazy`` (``name: "module:attribute"``) load on use."""
+
+    def __init__(self, *args: Any, lazy: dict[str, str] | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.lazy = dict(lazy or {})
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted([*super().list_commands(ctx), *self.lazy])
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        target = self.lazy.get(cmd_name)
+        if target is None:
+            return super().get_command(ctx, cmd_name)
+        module, attribute = target.split(":")
+        command = getattr(importlib.import_module(module), attribute)
+        if not isinstance(command, click.Command):
+            raise TypeError(f"{target} is not a click command")
+        return command
+
+
+def run(args: list[str]) -> int:
+    """Parse and run one command line; return the command's exit code."""
+    try:
+        code = cli.main(args, prog_name="looop", standalone_mode=False)
+    except click.ClickException as exc:  # a bad command line: click says what (exit 2)
+        exc.show()
+        return exc.exit_code
+    except click.Abort as exc:
+        if isinstance(exc.__cause__, KeyboardInterrupt):
+            raise KeyboardInterrupt from None  # the top-level handler's exit 130
+        click.echo("Aborted!", err=True)
+        return 1
+    return code if isinstance(code, int) else 0
+
+
+def load_config(paths: Paths) -> Any:
+    from looop import config
+
+    loaded = config.load(paths.config_file)
+    for warning in loaded.warnings:
+        log.warning(warning)
+    return loaded
+
+
+def echo_json(value: Any) -> None:
+    click.echo(json.dumps(value, indent=2, sort_keys=False, default=str))
+
+
+def finite_seconds(ctx: click.Context, param: click.Parameter, value: float | None) -> Any:
+    """Option callback: FloatRange lets nan through (no comparison holds) and takes inf."""
+    if value is None or value < float("inf"):  # false for nan and for inf
+        return value
+    param.type.fail(f"{value} is not a finite number of seconds.", param, ctx)
+
+
+@click.group(
+    cls=LazyGroup,
+    context_settings=CONTEXT,
+    lazy={
+        "pulse": "looop.cli.pulse:pulse_command",
+        "sense": "looop.cli.pulse:sense_command",
+        "status": "looop.cli.pulse:status_command",
+        "up": "looop.cli.service:up_command",
+        "down": "looop.cli.service:down_command",
+        "install": "looop.cli.service:install_command",
+        "uninstall": "looop.cli.service:uninstall_command",
+        "reap": "looop.cli.workers:reap_command",
+        "_": "looop.cli.agent:agent_group",
+        "config": "looop.cli.config:config_group",
+    },
+)
+@click.version_option(__version__, "-V", "--version", prog_name="looop")
+@click.option(
+    "--log-format",
+    type=click.Choice(FORMATS),
+    default="auto",
+    show_default=True,
+    help="journal: <N> priority prefixes; human: terminal lines; json: NDJSON.",
+)
+def cli(log_format: str) -> None:
+    """A tiny control loop for one person's work.
+
+    The pulse senses the world on a beat (runs sensors/*.sh, publishes their
+    readings as snapshots, keeps a world hash fresh); a root agent blocked on
+    `looop _ wait` wakes the moment something changed.
+    """
+    log.configure(log_format)
+
+
+@cli.command("version")
+def version_command() -> None:
+    """Print looop's version."""
+    click.echo(f"looop {__version__}")
+
+
+@cli.command("help")
+@click.argument("command", nargs=-1)
+@click.pass_context
+def help_command(ctx: click.Context, command: tuple[str, ...]) -> None:
+    """Show help for looop or for COMMAND."""
+    group: click.Command = cli
+    info_ctx = click.Context(cli, info_name="looop")
+    for name in command:
+        found = group.get_command(info_ctx, name) if isinstance(group, click.Group) else None
+        if found is None:
+            raise UsageError(f"no such command: {' '.join(command)}")
+        group = found
+        info_ctx = click.Context(group, info_name=name, parent=info_ctx)
+    click.echo(group.get_help(info_ctx))

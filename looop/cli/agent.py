@@ -1,0 +1,66 @@
+"""The root agent's plumbing: the ``_`` group with ``state`` and ``wait``.
+
+Both print the agent's format (``state.formatted``); a plain ``looop _ state
+[--json]`` is answered by ``looop.__main__`` without click, with the same
+function, as ``status`` is.
+
+``_ pulse`` (an alias of ``looop pulse``) is listed here but lives with the
+pulse's commands in ``cli.pulse``, loaded only when called.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import click
+
+from looop.cli import CONTEXT, LazyGroup, finite_seconds
+from looop.errors import TIMED_OUT
+from looop.paths import resolve
+
+
+@click.group(
+    "_",
+    cls=LazyGroup,
+    context_settings=CONTEXT,
+    lazy={"pulse": "looop.cli.pulse:agent_pulse_command"},
+)
+def agent_group() -> None:
+    """Plumbing for the root agent: state, wait, pulse."""
+
+
+@agent_group.command("state")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object (the agent's format).")
+def state_command(as_json: bool) -> None:
+    """Print the world as the root agent sees it (a pure read)."""
+    from looop.agent import state
+
+    click.echo(state.formatted(state.collect(resolve()), as_json))
+
+
+@agent_group.command("wait")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object (the agent's format).")
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0),
+    callback=finite_seconds,
+    help="Give up after S seconds (exit 124).",
+)
+def wait_command(as_json: bool, timeout: float | None) -> int:
+    """Block until there is something to act on, then print the state.
+
+    Wakes on a pending ask, a change of the world hash, or the pulse not
+    running; `changed` says which of asks, goals, playbook, snapshots,
+    pulse-down moved.
+    """
+    from looop.agent import state, wait
+
+    data = wait.wait(resolve(), timeout=timeout)
+    if data is None:
+        return TIMED_OUT
+    click.echo(state.formatted(data, as_json))
+    # The agent is blocked on this exit: once the answer is out, skip the
+    # interpreter's teardown (about 10 ms of freeing modules).
+    sys.stdout.flush()
+    os._exit(0)

@@ -1,0 +1,71 @@
+"""The pulse's commands: ``pulse`` (and its ``_ pulse`` alias), ``sense`` and ``status``.
+
+Each body imports the pulse module it calls, so ``looop status --help`` loads
+neither the loop nor the sensors. A plain ``looop status [--json]`` does not
+come here at all: ``looop.__main__`` answers it without click, with the same
+``status.print_report``.
+"""
+
+from __future__ import annotations
+
+import click
+
+from looop.cli import echo_json, load_config
+from looop.paths import resolve
+
+
+def _pulse() -> int:
+    from looop.pulse import loop as pulse
+
+    paths = resolve()
+    return pulse.run_pulse(paths, load_config(paths))
+
+
+@click.command("pulse")
+def pulse_command() -> int:
+    """Run the pulse in the foreground (what the service runs).
+
+    Takes the profile's lock (exit 1 if a pulse already runs), seeds the data
+    dir, beats once, tells the service manager it is ready, then beats every
+    `interval` seconds. SIGTERM/SIGINT stop it, SIGHUP reloads the config,
+    SIGUSR1 beats now.
+    """
+    return _pulse()
+
+
+@click.command("pulse")
+def agent_pulse_command() -> int:
+    """Alias of `looop pulse`."""
+    return _pulse()
+
+
+@click.command("sense")
+@click.option("--json", "as_json", is_flag=True, help="Print the beat record as JSON.")
+def sense_command(as_json: bool) -> int:
+    """Beat once now and print its summary.
+
+    If a pulse runs, it is asked to beat (the pulse stays the only senser);
+    otherwise this takes the lock, beats once and releases it.
+    """
+    from looop.pulse import sense
+
+    paths = resolve()
+    outcome = sense.sense_now(paths, load_config(paths))
+    if as_json:
+        echo_json(outcome.record)
+    else:
+        click.echo(outcome.summary)
+    return 1 if outcome.record.get("publish_error") else 0
+
+
+@click.command("status")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object.")
+def status_command(as_json: bool) -> int:
+    """Is the pulse running? Answered from the lock.
+
+    Exit 0 running, 3 not running, 4 unknown (the runtime dir cannot be
+    trusted or read).
+    """
+    from looop.pulse import status
+
+    return status.print_report(resolve(), as_json=as_json)
