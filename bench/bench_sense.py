@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import shutil
 import statistics
+from functools import partial
 from pathlib import Path
 
 from common import LOOOP, alternate, isolated_env, report, run, scratch, timed
@@ -62,7 +63,7 @@ def scaling(rounds: int) -> None:
     for count in (10, 100, 1000):
         root, env = make_profile(count, "echo '{\"signal\": 1}'")
         try:
-            times = [timed(lambda env=env: run([LOOOP, "sense"], env)) for _ in range(rounds)]
+            times = [timed(partial(run, [LOOOP, "sense"], env)) for _ in range(rounds)]
             beat = statistics.median(times)
             marginal = ""
             if previous is not None:

@@ -122,14 +122,17 @@ def test_sensor_environment_and_working_directory(profile: Profile) -> None:
     profile.sensor(
         "env",
         'printf \'{"signal": {"cwd": "%s", "data": "%s", "bin": "%s", "config": "%s", '
-        '"notify": "%s", "wd": "%s"}}\' "$PWD" "$LOOOP_DATA_DIR" "$LOOOP_BIN" '
-        '"$LOOOP_CONFIG" "${NOTIFY_SOCKET:-}" "${WATCHDOG_USEC:-}"',
+        '"claims": "%s", "reports": "%s", "notify": "%s", "wd": "%s"}}\' "$PWD" '
+        '"$LOOOP_DATA_DIR" "$LOOOP_BIN" "$LOOOP_CONFIG" "$LOOOP_CLAIMS_DIR" "$LOOOP_REPORTS_DIR" '
+        '"${NOTIFY_SOCKET:-}" "${WATCHDOG_USEC:-}"',
     )
     env = dict(profile.env, NOTIFY_SOCKET="/nonexistent/notify", WATCHDOG_USEC="1000000")
     assert profile.run("sense", env=env).returncode == 0
     signal = profile.snapshot("sensor-env")["signal"]
     assert signal["cwd"] == str(profile.data) == signal["data"]
     assert signal["config"] == str(profile.config)
+    assert signal["claims"] == str(profile.data / "claims")
+    assert signal["reports"] == str(profile.data / "reports")
     assert os.path.isabs(signal["bin"]) and os.path.basename(signal["bin"]) == "looop"
     assert signal["notify"] == "" and signal["wd"] == ""
 

@@ -71,6 +71,8 @@ def _user_readings(
             "LOOOP_DATA_DIR": str(paths.data_dir),
             "LOOOP_BIN": looop_bin(),
             "LOOOP_CONFIG": str(paths.config_file),
+            "LOOOP_CLAIMS_DIR": str(paths.claims),
+            "LOOOP_REPORTS_DIR": str(paths.reports),
         },
     )
     limits = sensors.Limits(

@@ -36,7 +36,7 @@ HANDLED_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1)
 IDLE_WAKE = 5.0  # the loop wakes (and ticks) at least this often between beats
 BEAT_SLACK = 30.0  # allowance over the worst-case beat before the watchdog stops pinging
 
-SIG_NAMES = {
+SIG_NAMES: dict[int, str] = {
     signal.SIGTERM: "term",
     signal.SIGINT: "int",
     signal.SIGHUP: "hup",
