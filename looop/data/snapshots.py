@@ -10,6 +10,12 @@ cannot be written (disk full, read-only), it is discarded and the current one
 stays in place.
 
 Readers resolve the link once (``current``) and read inside that generation.
+
+The generation, not the file, is the unit of atomicity: files are written
+straight into a brand-new directory nobody reads until the link swap, so
+they do not go through ``looop.fs.write_whole`` (a temp file and rename per
+file would buy nothing and cost a beat of many sensors). Nor are they
+fsync-ed: snapshots are scratch, and a restarted pulse senses again.
 """
 
 from __future__ import annotations
