@@ -43,7 +43,7 @@ def listing(paths: Paths, problems: list[Problem] | None = None) -> list[Goal]:
         with os.scandir(paths.goals) as it:
             for entry in it:
                 name = entry.name
-                if name.startswith(".") or not name.endswith(SUFFIX) or name == SUFFIX:
+                if name.startswith(".") or not name.endswith(SUFFIX):
                     continue
                 path = paths.goals / name
                 try:

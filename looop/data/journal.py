@@ -26,9 +26,9 @@ from __future__ import annotations
 
 import fcntl
 import os
+import re
 import stat
 import time
-from datetime import datetime
 
 from looop import fs
 from looop.paths import Paths
@@ -36,6 +36,8 @@ from looop.paths import Paths
 TAIL_LINES = 20
 TAIL_BYTES = 256 * 1024  # the most any tail reads: far more than 20 lines, far less than a journal
 BLOCK = 8192
+_DATE = re.compile(r"\d{4}-\d\d-\d\d")
+_MINUTE = re.compile(r"\d\d:\d\d")
 
 
 def line(text: str, when: float | None = None) -> str:
@@ -96,17 +98,19 @@ def parse(text: str) -> tuple[float, str] | None:
     ISO-8601 stamp (date and time, ``Z`` or an offset allowed) is taken as
     written. The list marker (``-`` or ``*``) is optional.
     """
+    from datetime import datetime  # the pulse's probe parses; ``_ state`` only tails
+
     words = text.split(None, 1)
     if words and words[0] in ("-", "*"):
         text = words[1] if len(words) > 1 else ""
     parts = text.split(None, 2)
-    if len(parts) >= 2 and len(parts[0]) == 10 and len(parts[1]) == 5:
-        try:
-            minute = datetime.strptime(f"{parts[0]} {parts[1]}", "%Y-%m-%d %H:%M")
+    if len(parts) >= 2 and _DATE.fullmatch(parts[0]) and _MINUTE.fullmatch(parts[1]):
+        day, hm = parts[0], parts[1]
+        try:  # a naive datetime is local time: what the writer wrote
+            minute = datetime(int(day[:4]), int(day[5:7]), int(day[8:]), int(hm[:2]), int(hm[3:]))
         except ValueError:
-            pass
-        else:
-            return minute.timestamp(), parts[2] if len(parts) > 2 else ""
+            return None
+        return minute.timestamp(), parts[2] if len(parts) > 2 else ""
     if parts and "T" in parts[0]:
         try:
             full = datetime.fromisoformat(parts[0].replace("Z", "+00:00"))
