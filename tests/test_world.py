@@ -216,3 +216,17 @@ def test_a_first_start_that_fails_half_way_leaves_no_starter_empty_and_marks_not
         if name != "sensors/today.sh":
             assert (profile.data / name).read_text() == text
             assert stat.S_IMODE((profile.data / name).stat().st_mode) == mode
+
+
+def test_a_fifo_inside_the_published_generation_hangs_neither_a_read_nor_the_next_beat(
+    profile: Profile,
+) -> None:
+    assert profile.run("sense").returncode == 0
+    before = _hash(profile)
+    gen = Path(os.path.realpath(profile.data / "snapshots"))
+    (gen / "sensor-today.json").unlink()
+    os.mkfifo(gen / "sensor-today.json")
+    assert _hash(profile) != before  # the reading is gone from the world, not waited on
+    assert "sensor-today" not in profile.state()["snapshots"]
+    assert profile.run("sense", timeout=10).returncode == 0
+    assert _hash(profile) == before

@@ -109,7 +109,15 @@ def read_generation(paths: Paths, attempts: int = 5) -> list[tuple[str, bytes]]:
             return []
         try:
             names = sorted(p.name for p in gen.iterdir() if p.name.endswith(".json"))
-            return [(name, (gen / name).read_bytes()) for name in names]
+            found = []
+            for name in names:
+                try:
+                    found.append((name, fs.read_small(gen / name, limit=snapshots.READ_LIMIT)))
+                except (FileNotFoundError, NotADirectoryError):
+                    raise
+                except OSError:
+                    continue  # not a reading looop wrote (a FIFO, a giant): not part of the world
+            return found
         except (FileNotFoundError, NotADirectoryError):
             continue
     return []
