@@ -16,6 +16,9 @@ through ``read_small``; everything it writes whole goes through
   ``OSError`` whose message says what was found instead ("a FIFO", "larger
   than 1 MiB"), so a caller that treats any unreadable file alike needs one
   ``except OSError`` and a caller that reports problems has the words.
+  ``open_regular`` (for a reader that reads only a tail: the journal) and
+  ``read_small_fd`` (for a file already open: the reaper's claim) are the
+  same rules, not a second reader.
 * **Writing is whole or not at all.** A temp file in the same directory
   (``O_EXCL | O_NOFOLLOW``: nobody else's file is ever opened), written,
   ``fsync``-ed, given the caller's mode, then renamed over the name (or, for
@@ -35,7 +38,6 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
-import secrets
 import stat
 from pathlib import Path
 
@@ -63,8 +65,48 @@ def kind(mode: int) -> str:
     return _KINDS.get(stat.S_IFMT(mode), "a regular file" if stat.S_ISREG(mode) else "not a file")
 
 
+def why(exc: OSError) -> str:
+    """What a reader says about a file it could not read: "is a FIFO, not a regular file"."""
+    if isinstance(exc, BadFile):
+        return str(exc.strerror)
+    return f"cannot be read: {exc.strerror or exc}"
+
+
 def _size_words(limit: int) -> str:
     return f"{limit >> 20} MiB" if limit >= 1 << 20 and not limit % (1 << 20) else f"{limit} bytes"
+
+
+def _open(path: str | os.PathLike[str], dir_fd: int | None, follow: bool) -> int:
+    flags = os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | (0 if follow else os.O_NOFOLLOW)
+    try:
+        return os.open(path, flags, dir_fd=dir_fd)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP and not follow:
+            raise BadFile(path, "is a symlink; not followed") from None
+        raise
+
+
+def _regular(fd: int, path: str | os.PathLike[str]) -> os.stat_result:
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode):
+        raise BadFile(path, f"is {kind(st.st_mode)}, not a regular file")
+    return st
+
+
+def open_regular(
+    path: str | os.PathLike[str], *, dir_fd: int | None = None, follow: bool = False
+) -> tuple[int, os.stat_result]:
+    """Open a regular file for reading, by ``read_small``'s rules; the fd and its ``fstat``.
+
+    For a reader that must not read the file whole (the journal's tail): the
+    caller closes the fd. Raises OSError (``BadFile``) like ``read_small``.
+    """
+    fd = _open(path, dir_fd, follow)
+    try:
+        return fd, _regular(fd, path)
+    except BaseException:
+        os.close(fd)
+        raise
 
 
 def read_small(
@@ -79,31 +121,36 @@ def read_small(
     ``follow`` lets the last component be a symlink (the user's own link);
     without it a link is refused like any other non-file.
     """
-    flags = os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | (0 if follow else os.O_NOFOLLOW)
+    fd = _open(path, dir_fd, follow)
     try:
-        fd = os.open(path, flags, dir_fd=dir_fd)
-    except OSError as exc:
-        if exc.errno == errno.ELOOP and not follow:
-            raise BadFile(path, "is a symlink; not followed") from None
-        raise
-    try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            raise BadFile(path, f"is {kind(st.st_mode)}, not a regular file")
-        if st.st_size > limit:
-            raise BadFile(path, f"is larger than {_size_words(limit)}")
-        # What fstat promised and one byte more, to notice a file still growing.
-        data = os.read(fd, st.st_size + 1) if st.st_size else os.read(fd, limit + 1)
-        while len(data) <= limit:
-            more = os.read(fd, limit + 1 - len(data))
-            if not more:
-                break
-            data += more
-        if len(data) > limit:
-            raise BadFile(path, f"is larger than {_size_words(limit)}")
-        return data
+        return read_small_fd(fd, limit=limit, path=path)[0]
     finally:
         os.close(fd)
+
+
+def read_small_fd(
+    fd: int, *, limit: int = SMALL, path: str | os.PathLike[str] = "<fd>"
+) -> tuple[bytes, os.stat_result]:
+    """``read_small`` for a file the caller already holds open: its content and its ``fstat``.
+
+    Read from the start whatever the fd's offset (``pread``), so a caller that
+    judges one open file twice (the reaper, before and right before deleting)
+    reads it whole both times. ``path`` only names the file in an error.
+    """
+    st = _regular(fd, path)
+    if st.st_size > limit:
+        raise BadFile(path, f"is larger than {_size_words(limit)}")
+    # What fstat promised and one byte more, to notice a file still growing; a
+    # fixed buffer of the cap's size would cost that allocation per file.
+    data = os.pread(fd, st.st_size + 1 if st.st_size else limit + 1, 0)
+    while len(data) <= limit:
+        more = os.pread(fd, limit + 1 - len(data), len(data))
+        if not more:
+            break
+        data += more
+    if len(data) > limit:
+        raise BadFile(path, f"is larger than {_size_words(limit)}")
+    return data, st
 
 
 def write_whole(
@@ -132,7 +179,7 @@ def write_whole(
             raise BadFile(target, f"is {kind(st.st_mode)}; refusing to replace it")
         if exclusive:
             raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), str(target))
-    tmp = target.with_name(f".{target.name}.{os.getpid()}-{secrets.token_hex(3)}.tmp")
+    tmp = target.with_name(f".{target.name}.{os.getpid()}-{os.urandom(3).hex()}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, mode)
     try:
         try:

@@ -222,8 +222,9 @@ def check_runtime_dir(path: Path) -> None:
 def ensure_runtime_dir(paths: Paths) -> Path:
     """Create the runtime dir 0700 if missing, then verify it is safe.
 
-    Also writes ``<profile>.datadir`` so a person listing the runtime dir can
-    tell which lock belongs to which data dir.
+    Also writes ``<profile>.datadir`` (whole, 0600, only when it does not
+    already say this data dir) so a person listing the runtime dir can tell
+    which lock belongs to which data dir.
     """
     rt = paths.runtime_dir
     try:
@@ -234,15 +235,19 @@ def ensure_runtime_dir(paths: Paths) -> Path:
     except OSError as exc:
         raise RuntimeDirError(f"cannot create runtime dir {rt}: {exc.strerror}") from exc
     check_runtime_dir(rt)
+    from looop import fs  # only starters of a pulse or a sense get here; status stays light
+
     marker = paths.datadir_file
-    text = f"{paths.data_dir}\n"
+    data = f"{paths.data_dir}\n".encode()
     try:
-        if not marker.is_file() or marker.read_text() != text:
-            fd = os.open(marker, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
-            with os.fdopen(fd, "w") as fh:
-                fh.write(text)
+        try:
+            same = fs.read_small(marker) == data
+        except FileNotFoundError:
+            same = False
+        if not same:
+            fs.write_whole(marker, data, mode=0o600)
     except OSError as exc:
-        raise RuntimeDirError(f"cannot write {marker}: {exc.strerror}") from exc
+        raise RuntimeDirError(f"cannot write {marker}: {fs.why(exc)}") from exc
     return rt
 
 

@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import shutil
+import stat
 import subprocess
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import Profile
 
+from looop import fs
 from looop import paths as looop_paths
+from looop.data import goals, layout
 from looop.pulse import worldhash
 
 
@@ -136,3 +141,92 @@ def test_a_generation_that_cannot_be_written_leaves_the_previous_one(
         assert after["world_hash"] == before["world_hash"]
         leftovers = [p for p in (profile.data / ".snapshots").iterdir()]
         assert len(leftovers) == 1, f"partial generation left behind: {leftovers}"
+
+
+def test_a_directory_named_like_a_goal_is_no_goal_for_the_hash_or_the_state(
+    profile: Profile,
+) -> None:
+    assert profile.run("sense").returncode == 0
+    before = _hash(profile)
+    (profile.data / "goals" / "x.md").mkdir()
+    (profile.data / "goals" / ".draft.md").write_text("not yet a goal\n")
+    assert _hash(profile) == before
+    state = profile.state()
+    assert state["goals"] == ["setup"]
+    assert state["problems"] == [{"path": "goals/x.md", "why": "is a directory, not a goal file"}]
+    assert [g.id for g in goals.listing(_paths(profile))] == ["setup"]
+
+
+def test_a_goal_that_cannot_be_read_is_still_a_goal_and_is_reported(profile: Profile) -> None:
+    assert profile.run("sense").returncode == 0
+    before = _hash(profile)
+    os.mkfifo(profile.data / "goals" / "x.md")
+    assert _hash(profile) != before
+    state = profile.state()
+    assert state["goals"] == ["setup", "x"]
+    assert state["problems"] == [{"path": "goals/x.md", "why": "is a FIFO, not a regular file"}]
+
+
+def test_a_playbook_and_a_goal_linked_into_a_notes_repo_are_followed(profile: Profile) -> None:
+    assert profile.run("sense").returncode == 0
+    notes = profile.root / "notes"
+    notes.mkdir()
+    (notes / "PLAYBOOK.md").write_text("# mine\n")
+    (notes / "g.md").write_text("# a goal\n")
+    (profile.data / "PLAYBOOK.md").unlink()
+    (profile.data / "PLAYBOOK.md").symlink_to(notes / "PLAYBOOK.md")
+    (profile.data / "goals" / "g.md").symlink_to(notes / "g.md")
+    first = _hash(profile)
+    (notes / "PLAYBOOK.md").write_text("# mine, edited\n")
+    second = _hash(profile)
+    (notes / "g.md").write_text("# a goal, edited\n")
+    assert len({first, second, _hash(profile)}) == 3
+    assert profile.state()["problems"] == []
+
+
+def test_a_first_start_that_fails_half_way_leaves_no_starter_empty_and_marks_nothing_seeded(
+    profile: Profile, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    paths = _paths(profile)
+    real = fs.write_whole
+    calls: list[Path] = []
+
+    def full_disk(path: str | os.PathLike[str], data: bytes, **kw: Any) -> Path:
+        calls.append(Path(path))
+        if len(calls) == 2:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+        return real(path, data, **kw)
+
+    monkeypatch.setattr(fs, "write_whole", full_disk)
+    with pytest.raises(OSError, match="No space left"):
+        layout.ensure_layout(paths)
+    assert not (profile.data / layout.MARKER).exists()
+    for name in layout.STARTERS:
+        target = profile.data / name
+        assert not target.exists() or target.read_text() == layout.STARTERS[name][0]
+    assert sorted(p.name for p in profile.data.rglob(".*.tmp")) == []
+
+    monkeypatch.setattr(fs, "write_whole", real)
+    (profile.data / "sensors" / "today.sh").write_text("#!/bin/sh\necho '{}'  # mine\n")
+    written = layout.ensure_layout(paths)
+    assert (profile.data / layout.MARKER).exists()
+    assert profile.data / "sensors" / "today.sh" not in written
+    assert "# mine" in (profile.data / "sensors" / "today.sh").read_text()
+    for name, (text, mode) in layout.STARTERS.items():
+        if name != "sensors/today.sh":
+            assert (profile.data / name).read_text() == text
+            assert stat.S_IMODE((profile.data / name).stat().st_mode) == mode
+
+
+def test_a_fifo_inside_the_published_generation_hangs_neither_a_read_nor_the_next_beat(
+    profile: Profile,
+) -> None:
+    assert profile.run("sense").returncode == 0
+    before = _hash(profile)
+    gen = Path(os.path.realpath(profile.data / "snapshots"))
+    (gen / "sensor-today.json").unlink()
+    os.mkfifo(gen / "sensor-today.json")
+    assert _hash(profile) != before  # the reading is gone from the world, not waited on
+    assert "sensor-today" not in profile.state()["snapshots"]
+    assert profile.run("sense", timeout=10).returncode == 0
+    assert _hash(profile) == before

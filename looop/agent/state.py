@@ -4,19 +4,23 @@ A pure read: nothing here writes, takes a lock or starts a beat, so the root
 agent may call it as often as it likes, even while a beat is publishing (it
 reads one generation, never a mix). ``pulse_alive`` comes from the lock probe,
 the same answer ``looop status`` gives.
+
+Each field comes from the data dir's own answer (``worldhash.measure``,
+``mailbox.pending``, ``goals.listing``, ``journal.tail``, ``claims.listing``,
+``sessions.scan``), and every entry those readers could not read (a FIFO, a
+directory or a 100 MB file where a small file belongs) is listed once in
+``problems`` as ``{"path", "why"}``, sorted by path: reported, never waited on.
 """
 
 from __future__ import annotations
 
 import json
-from collections import deque
 from typing import Any
 
-from looop.data import sessions
+from looop.data import claims, goals, journal, mailbox, sessions
+from looop.data.layout import Problem, problem
 from looop.paths import Paths
-from looop.pulse import lock, probes, worldhash
-
-JOURNAL_TAIL = 20
+from looop.pulse import lock, worldhash
 
 
 def pulse_alive(paths: Paths) -> bool:
@@ -35,22 +39,6 @@ def readings(paths: Paths) -> dict[str, Any]:
     return found
 
 
-def pending_asks(paths: Paths) -> list[dict[str, Any]]:
-    """Asks without an answer, oldest name first."""
-    pending = []
-    for path in sorted(paths.asks.glob("*.json")):
-        if (paths.answers / path.name).exists():
-            continue
-        try:
-            ask = json.loads(path.read_bytes())
-        except (OSError, ValueError):
-            ask = {"id": path.stem, "error": "unreadable ask"}
-        if isinstance(ask, dict):
-            ask.setdefault("id", path.stem)
-        pending.append(ask)
-    return pending
-
-
 def workers(paths: Paths) -> list[dict[str, Any]]:
     return [
         {
@@ -63,24 +51,33 @@ def workers(paths: Paths) -> list[dict[str, Any]]:
     ]
 
 
-def journal_tail(paths: Paths, lines: int = JOURNAL_TAIL) -> list[str]:
+def journal_tail(paths: Paths, problems: list[Problem] | None = None) -> list[str]:
     try:
-        with open(paths.journal, encoding="utf-8", errors="replace") as fh:
-            return [line.rstrip("\n") for line in deque(fh, maxlen=lines)]
-    except OSError:
+        return journal.tail(paths)
+    except FileNotFoundError:
+        return []
+    except OSError as exc:
+        if problems is not None:
+            problems.append(problem(paths, paths.journal, exc))
         return []
 
 
 def collect(paths: Paths, alive: bool | None = None) -> dict[str, Any]:
     """The state; ``alive`` is a liveness the caller already knows (``_ wait`` does)."""
+    problems: list[Problem] = []
+    world = worldhash.measure(paths, problems)
+    asks = mailbox.pending(paths, problems)
+    claims.listing(paths, problems)
+    tail = journal_tail(paths, problems)
     return {
-        "world_hash": worldhash.world_hash(paths),
+        "world_hash": world.hash,
         "pulse_alive": pulse_alive(paths) if alive is None else alive,
         "snapshots": readings(paths),
-        "asks": pending_asks(paths),
+        "asks": asks,
         "workers": workers(paths),
-        "goals": probes.goal_ids(paths),
-        "journal_tail": journal_tail(paths),
+        "goals": goals.ids(paths),
+        "journal_tail": tail,
+        "problems": sorted(problems, key=lambda p: (p["path"], p["why"])),
         "data_dir": str(paths.data_dir),
     }
 
@@ -105,6 +102,7 @@ def render(state: dict[str, Any]) -> str:
         f"asks        {len(state['asks'])} pending",
         f"workers     {len(state['workers'])} ({live} alive)",
     ]
+    lines += [f"problem     {p['path']} {p['why']}" for p in state.get("problems", [])]
     if state.get("changed"):
         lines.insert(0, f"changed     {', '.join(state['changed'])}")
     if state["journal_tail"]:

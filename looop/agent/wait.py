@@ -76,6 +76,7 @@ from pathlib import Path
 from typing import Any
 
 from looop.agent import state
+from looop.data import mailbox
 from looop.paths import Paths
 from looop.pulse import lock, worldhash
 
@@ -165,12 +166,8 @@ def _result(paths: Paths, changed: set[str], alive: bool | None) -> dict[str, An
 
 
 def _has_pending_ask(paths: Paths) -> bool:
-    """Is any ``asks/<id>.json`` without ``answers/<id>.json``? Names only, no parsing."""
-    try:
-        names = [e.name for e in os.scandir(paths.asks) if e.name.endswith(".json")]
-    except OSError:
-        return False
-    return any(not (paths.answers / name).exists() for name in names)
+    """Is any ask pending? ``mailbox.has_pending``: names only, no parsing."""
+    return mailbox.has_pending(paths)
 
 
 def _announce_ready(backend: str, world_hash: str) -> None:

@@ -9,9 +9,11 @@ not stop a beat.
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import json
 import os
+import stat
 import time
 from pathlib import Path
 from typing import Any
@@ -20,9 +22,18 @@ MAX_BYTES = 5 * 1024 * 1024
 
 
 def _open_current(path: Path) -> int:
-    """Open ``path`` for append with the lock held, following a rotation."""
+    """Open ``path`` for append with the lock held, following a rotation.
+
+    Never through a link and never blocking: a FIFO named ``events.jsonl``
+    would otherwise hang the beat on ``open``; anything but a regular file is
+    refused (OSError), so the event is dropped.
+    """
+    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
     while True:
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        fd = os.open(path, flags, 0o644)
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise OSError(errno.EINVAL, "not a regular file", str(path))
         fcntl.flock(fd, fcntl.LOCK_EX)
         try:
             same = os.fstat(fd).st_ino == os.stat(path).st_ino

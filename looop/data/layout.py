@@ -4,6 +4,15 @@ Directories are created on every start (cheap, idempotent). The starter files
 are written once, for a fresh data dir, and recorded by a marker file: a user
 who edits or deletes a starter file keeps that choice, and looop never
 rewrites the user's words.
+
+Starter files are written whole and exclusively (``looop.fs.write_whole``):
+a file that appeared meanwhile is never overwritten, and the marker is written
+only after every starter was, so a first start that fails half-way (a full
+disk) leaves no starter empty and marked as seeded; the next start finishes.
+
+This module also says how a bad entry of the layout is *reported*
+(``problem``): every data-dir reader that meets a FIFO, a directory or an
+oversized file where a file belongs adds one, and ``_ state`` lists them.
 """
 
 from __future__ import annotations
@@ -11,6 +20,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from looop import fs
 from looop.paths import Paths
 
 MARKER = ".looop-seeded"
@@ -82,23 +92,39 @@ STARTERS: dict[str, tuple[str, int]] = {
 
 
 def ensure_layout(paths: Paths) -> list[Path]:
-    """Create the layout; seed starter files once. Returns the files written."""
+    """Create the layout; seed starter files once. Returns the files written.
+
+    Raises OSError when a starter cannot be written; the marker is then not
+    written, so the next start tries again.
+    """
     root = paths.data_dir
     root.mkdir(parents=True, exist_ok=True)
     for name in DIRECTORIES:
         (root / name).mkdir(exist_ok=True)
     marker = root / MARKER
-    if marker.exists():
+    if os.path.lexists(marker):
         return []
     written = []
     for name, (text, mode) in STARTERS.items():
         target = root / name
         try:
-            fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, mode)
-        except FileExistsError:
-            continue
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
+            fs.write_whole(target, text.encode(), mode=mode, exclusive=True)
+        except (FileExistsError, fs.BadFile):
+            continue  # the name is taken (by the user's file, or by anything else): keep it
         written.append(target)
-    marker.write_text("seeded by looop; delete to have missing starter files written again\n")
+    fs.write_whole(marker, b"seeded by looop; delete to have missing starter files written again\n")
     return written
+
+
+Problem = dict[str, str]
+
+
+def problem(paths: Paths, path: Path, why: str | OSError) -> Problem:
+    """``{"path": <relative to the data dir>, "why": ...}`` for a bad entry of the layout."""
+    if isinstance(why, OSError):
+        why = fs.why(why)
+    try:
+        shown = str(path.relative_to(paths.data_dir))
+    except ValueError:
+        shown = str(path)
+    return {"path": shown, "why": why}

@@ -16,7 +16,9 @@ later; ``inspect`` and ``scan`` are the path-based front doors for readers.
 
 Nothing here follows a symlink: a link directly under ``sessions/`` is not a
 session (unknown), and a ``meta.json`` or ``status.json`` that is a link, a
-FIFO or anything but a small regular file is unreadable. Meta is read
+FIFO or anything but a small regular file is unreadable (read by
+``looop.fs.read_small`` relative to the session's directory descriptor, or
+``fs.read_small_fd`` for a file the reaper already holds open). Meta is read
 before anything is called dead, even when the status says the session exited:
 without it the directory may not be a session at all. A session whose status
 says it exited (and whose meta reads) is judged without asking the process
@@ -27,20 +29,21 @@ from __future__ import annotations
 
 import errno
 import json
+import math
 import os
-import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from looop import proc
+from looop import fs, proc
 
 ALIVE, DEAD, UNKNOWN = "alive", "dead", "unknown"
 # meta.json and status.json are a few hundred bytes; anything bigger than this
 # is not a session file and is not worth reading into memory.
-MAX_JSON_BYTES = 1 << 20
+MAX_JSON_BYTES = fs.SMALL
 
 DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+# How the reaper opens a claim it will judge with ``read_json_fd`` (fs's rules).
 FILE_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
 
 
@@ -89,40 +92,38 @@ class Verdict:
 def read_json_at(dir_fd: int | None, name: str | Path) -> dict[str, Any] | None:
     """A JSON object from a small regular file, never through a symlink; else None."""
     try:
-        fd = os.open(name, FILE_FLAGS, dir_fd=dir_fd)
+        return _object(fs.read_small(name, limit=MAX_JSON_BYTES, dir_fd=dir_fd))
     except OSError:
         return None
-    try:
-        return read_json_fd(fd)[0]
-    finally:
-        os.close(fd)
 
 
 def read_json_fd(fd: int) -> tuple[dict[str, Any] | None, os.stat_result | None]:
     """The JSON object in the open file ``fd`` (from its start) and its ``fstat``.
 
-    The object is None unless the file is a small regular file holding a JSON
-    object; the stat is None only when ``fstat`` itself failed.
+    Both are None unless the file is a small regular file; the object is also
+    None when it does not hold a JSON object.
     """
     try:
-        st = os.fstat(fd)
+        data, st = fs.read_small_fd(fd, limit=MAX_JSON_BYTES)
     except OSError:
         return None, None
-    if not stat.S_ISREG(st.st_mode) or st.st_size > MAX_JSON_BYTES:
-        return None, st
+    return _object(data), st
+
+
+def _object(data: bytes) -> dict[str, Any] | None:
     try:
-        # Read what fstat promised (and one byte more, to notice growth): a fixed
-        # large buffer would cost an allocation the size of the cap per file.
-        value = json.loads(os.pread(fd, st.st_size + 1, 0))
-    except (OSError, ValueError):
-        return None, st
-    return (value if isinstance(value, dict) else None), st
+        value = json.loads(data)
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
 
 
 def _number(value: Any) -> float | None:
+    """A finite number, else None: ``NaN`` or ``Infinity`` in a status is no time at all."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
-    return float(value)
+    number = float(value)
+    return number if math.isfinite(number) else None
 
 
 def _exit_code(status: dict[str, Any]) -> int | None:

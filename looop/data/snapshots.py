@@ -9,7 +9,14 @@ finish); older ones are renamed away, then removed. If the new generation
 cannot be written (disk full, read-only), it is discarded and the current one
 stays in place.
 
-Readers resolve the link once (``current``) and read inside that generation.
+Readers resolve the link once (``current``) and read inside that generation,
+each file by ``looop.fs.read_small`` (capped at ``READ_LIMIT``).
+
+The generation, not the file, is the unit of atomicity: files are written
+straight into a brand-new directory nobody reads until the link swap, so
+they do not go through ``looop.fs.write_whole`` (a temp file and rename per
+file would buy nothing and cost a beat of many sensors). Nor are they
+fsync-ed: snapshots are scratch, and a restarted pulse senses again.
 """
 
 from __future__ import annotations
@@ -20,7 +27,13 @@ import shutil
 import time
 from pathlib import Path
 
+from looop import fs
 from looop.paths import Paths
+
+# Readers read a generation's files through fs.read_small with this cap: far
+# above any reading (sensor output is capped at 8 KiB by default), low enough
+# that a stray giant in a generation costs nothing.
+READ_LIMIT = 64 << 20
 
 
 class PublishError(Exception):
@@ -75,9 +88,8 @@ def _link_unchanged(previous: Path | None, gen: Path, name: str, data: bytes) ->
         return False
     old = previous / name
     try:
-        with open(old, "rb") as fh:
-            if fh.read(len(data) + 1) != data:
-                return False
+        if fs.read_small(old, limit=len(data)) != data:
+            return False
         os.link(old, gen / name, follow_symlinks=False)
     except OSError:
         return False

@@ -3,19 +3,18 @@
 ``sys-sessions``, ``sys-claims`` and ``sys-goals`` follow the same wake-signal
 rule as user sensors: what should wake the root agent goes in ``signal``,
 anything that changes on its own (counts, ages) goes in ``detail`` so it never
-moves the world hash.
+moves the world hash. Each reads through the data dir's own modules (the
+sessions judgment, the claims and goals listings, the journal's reader), so a
+probe never has a reader of its own.
 """
 
 from __future__ import annotations
 
-import json
-import os
 import re
 import time
-from datetime import datetime
 from typing import Any
 
-from looop.data import sessions
+from looop.data import claims, goals, journal, sessions
 from looop.paths import Paths
 
 
@@ -25,60 +24,68 @@ def sys_sessions(paths: Paths) -> dict[str, Any]:
 
 
 def sys_claims(paths: Paths) -> dict[str, Any]:
-    leases = []
-    for path in sorted(paths.claims.glob("*.json")):
-        try:
-            claim: Any = json.loads(path.read_bytes())
-        except (OSError, ValueError):
-            claim = None
-        leases.append({"name": path.stem, "claim": claim})
+    leases = claims.listing(paths)
     return {"signal": leases, "detail": {"count": len(leases)}}
 
 
 JOURNAL_SCAN_BYTES = 256 * 1024
-_JOURNAL_STAMP = re.compile(r"^\s*(?:[-*]\s*)?(\S+)\s+(.*)$")
+ID_MAX = 64  # SPEC §9: an id is at most 64 characters
+_RUN = re.compile(r"[\w.-]+")
+_WORD = re.compile(r"\w+")
+
+
+def mentions(text: str, wanted: dict[str, Any]) -> set[str]:
+    """The keys of ``wanted`` that ``text`` names as whole words.
+
+    ``text`` is tokenised once: every run of id characters (word characters,
+    ``.``, ``-``) and, inside it, every span from a word's start to a word's
+    end (at most ``ID_MAX`` long) is looked up, so ``goals/setup.md`` names
+    ``setup`` and ``setup.md``, and ``my-goal`` names ``my-goal``, as the
+    ``\\b<id>\\b`` match it replaces did, at a cost linear in the line and
+    independent of the number of goals.
+    """
+    found: set[str] = set()
+    for run in _RUN.finditer(text):
+        chunk = run.group()
+        words = [(m.start(), m.end()) for m in _WORD.finditer(chunk)]
+        for i, (start, _) in enumerate(words):
+            for _, end in words[i:]:
+                if end - start > ID_MAX:
+                    break
+                if chunk[start:end] in wanted:
+                    found.add(chunk[start:end])
+    return found
 
 
 def last_acted(paths: Paths, goal_ids: list[str]) -> dict[str, float | None]:
     """Seconds since the newest journal line naming each goal, or None.
 
-    A journal line counts when it starts (after an optional list marker) with
-    an ISO-8601 timestamp and names the goal id later on the line; only the
-    journal's last ``JOURNAL_SCAN_BYTES`` are read.
+    A journal line counts when ``journal.parse`` finds its stamp (SPEC §1's
+    ``- YYYY-MM-DD HH:MM``, local time, or a full ISO-8601 stamp) and its text
+    names the goal id; only the journal's last ``JOURNAL_SCAN_BYTES`` are read.
     """
     latest: dict[str, float | None] = dict.fromkeys(goal_ids)
     try:
-        with open(paths.journal, "rb") as fh:
-            # Only the recent past matters for "since last acted", and the
-            # journal only grows: read its tail, not all of it every beat.
-            fh.seek(max(0, os.fstat(fh.fileno()).st_size - JOURNAL_SCAN_BYTES))
-            lines = fh.read().decode("utf-8", errors="replace").splitlines()
+        # Only the recent past matters for "since last acted", and the journal
+        # only grows: its tail, not all of it every beat.
+        lines = journal.tail(paths, lines=None, max_bytes=JOURNAL_SCAN_BYTES)
     except OSError:
         lines = []
     now = time.time()
     for line in lines:
-        match = _JOURNAL_STAMP.match(line)
-        if not match:
+        parsed = journal.parse(line)
+        if parsed is None:
             continue
-        try:
-            stamp = datetime.fromisoformat(match.group(1).replace("Z", "+00:00")).timestamp()
-        except ValueError:
-            continue
-        rest = match.group(2)
-        for gid in goal_ids:
-            if re.search(rf"\b{re.escape(gid)}\b", rest):
-                age = max(0.0, now - stamp)
-                current = latest[gid]
-                latest[gid] = age if current is None else min(current, age)
+        stamp, text = parsed
+        age = max(0.0, now - stamp)
+        for gid in mentions(text, latest):
+            current = latest[gid]
+            latest[gid] = age if current is None else min(current, age)
     return latest
 
 
-def goal_ids(paths: Paths) -> list[str]:
-    return sorted(p.stem for p in paths.goals.glob("*.md"))
-
-
 def sys_goals(paths: Paths) -> dict[str, Any]:
-    return {"signal": {}, "detail": {"since_acted": last_acted(paths, goal_ids(paths))}}
+    return {"signal": {}, "detail": {"since_acted": last_acted(paths, goals.ids(paths))}}
 
 
 PROBES = {

@@ -1,41 +1,62 @@
 """The last-beat record: ``<profile>.beat.json`` in the runtime dir.
 
-Written (atomically: temp file + rename) by whoever just beat while holding
-the lock; read by ``looop status`` and ``looop sense``. It lives in the
-runtime dir because it is volatile and per profile, like the lock, and it is
-kept in its own small module so a status probe can read it without importing
-the sensing machinery.
+Written by whoever just beat while holding the lock; read by ``looop status``
+and ``looop sense``. It lives in the runtime dir because it is volatile and
+per profile, like the lock, and it is kept in its own small module so a
+status probe can read it without importing the sensing machinery.
+
+Written whole by ``looop.fs.write_whole`` (a reader sees the last record or
+the one before, never half), mode 0600: it is nobody else's business, and
+the 0700 runtime dir already says so; 0644 would promise readers it cannot
+have. Read by ``looop.fs.read_small``: something other than a small regular
+file at its name (a FIFO, a directory, a device, 100 MB) is never waited on
+or read whole; ``read`` says why to a caller that asks (``status``), and the
+writer refuses to replace it (a beat goes on without its record).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
-import os
 from typing import TYPE_CHECKING, Any
 
+from looop import fs
 from looop.paths import Paths
 
 if TYPE_CHECKING:
     from looop.pulse.beat import BeatResult
 
+MODE = 0o600
+
 
 def write(paths: Paths, result: BeatResult, **extra: Any) -> None:
+    """Replace the record; a record that cannot be written is skipped, never raised."""
     from dataclasses import asdict  # writers only: the status probe stays light
 
     record = asdict(result)
     record.update(ok=result.ok, duration=round(result.duration, 3), summary=result.summary())
     record.update(extra)
-    tmp = paths.beat_file.with_name(f".{paths.beat_file.name}.{os.getpid()}")
-    try:
-        tmp.write_text(json.dumps(record) + "\n")
-        os.replace(tmp, paths.beat_file)
-    except OSError:
-        tmp.unlink(missing_ok=True)
+    with contextlib.suppress(OSError):
+        fs.write_whole(paths.beat_file, (json.dumps(record) + "\n").encode(), mode=MODE)
 
 
-def read(paths: Paths) -> dict[str, Any] | None:
+def read(paths: Paths, problems: list[str] | None = None) -> dict[str, Any] | None:
+    """The last record, or None; why it could not be read goes to ``problems``.
+
+    A missing record is not a problem (nothing has beaten yet).
+    """
     try:
-        value = json.loads(paths.beat_file.read_text())
-    except (OSError, ValueError):
+        value = json.loads(fs.read_small(paths.beat_file))
+    except FileNotFoundError:
         return None
-    return value if isinstance(value, dict) else None
+    except ValueError:
+        why = "is not valid JSON"
+    except OSError as exc:
+        why = fs.why(exc)
+    else:
+        if isinstance(value, dict):
+            return value
+        why = "is not a JSON object"
+    if problems is not None:
+        problems.append(f"beat record {paths.beat_file} {why}")
+    return None

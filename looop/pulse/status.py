@@ -84,6 +84,8 @@ class StatusReport:
         else:
             head = f"looop pulse: running (pid {self.pid})"
         lines = [head]
+        if self.error and self.state != UNKNOWN:
+            lines.append(f"  problem     {self.error}")
 
         def seconds(value: float | None) -> str:
             return "-" if value is None else f"{value:.0f}s"
@@ -132,11 +134,18 @@ def collect(paths: Paths) -> StatusReport:
     if not held.is_pulse:
         # A one-off `looop sense` holds the lock: no pulse runs.
         return StatusReport(STOPPED, paths, pid=pid, role=role, manager=_service_state(paths))
-    last = record.read(paths)
+    problems: list[str] = []
+    last = record.read(paths, problems)
     if last is not None and last.get("pid") != pid:
         last = None  # the record of an earlier holder says nothing about this one
     return StatusReport(
-        RUNNING, paths, pid=pid, role=role, last_beat=last, manager=_service_state(paths)
+        RUNNING,
+        paths,
+        pid=pid,
+        role=role,
+        last_beat=last,
+        manager=_service_state(paths),
+        error=problems[0] if problems else None,
     )
 
 

@@ -1,14 +1,20 @@
 """The world hash: one SHA-256 over what the root agent acts on.
 
 In order, each behind a path marker and a length (so no two worlds hash the
-same by shifting bytes between parts): ``PLAYBOOK.md``, ``goals/*.md`` (whole
-bytes, sorted), then every ``snapshots/*.json`` (sorted) reduced to its wake
-signal — ``.signal`` when the reading is an object with that key, else the
-whole reading — canonicalised (sorted keys, compact) so key order is not a
-change. A sensor *script* is not part of the world; only what it prints is.
+same by shifting bytes between parts): ``PLAYBOOK.md``, the goals of
+``looop.data.goals.listing`` (whole bytes, sorted), then every
+``snapshots/*.json`` (sorted) reduced to its wake signal — ``.signal`` when
+the reading is an object with that key, else the whole reading —
+canonicalised (sorted keys, compact) so key order is not a change. A sensor
+*script* is not part of the world; only what it prints is.
 
 ``measure`` also keeps a digest per part, so ``looop _ wait`` can say *what*
 moved with the same single read that says *whether* it moved.
+
+PLAYBOOK and goals are read by ``looop.fs.read_small`` with links followed
+(the user's own), never blocking and capped at ``fs.SMALL``; one that cannot
+be read counts as present-but-unreadable and is reported to the caller's
+``problems``, never waited on.
 """
 
 from __future__ import annotations
@@ -16,12 +22,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from looop.data import snapshots
+from looop import fs
+from looop.data import goals, snapshots
+from looop.data.layout import Problem, problem
 from looop.paths import Paths
 
 PARTS = ("playbook", "goals", "snapshots")
@@ -50,29 +57,24 @@ def _signal_bytes(raw: bytes) -> bytes:
         return raw  # not JSON (a hand-written file): it counts whole
 
 
-def _read(path: Path) -> bytes | None:
-    """The bytes of a regular file; None for anything else or unreadable.
-
-    Opened non-blocking and checked with fstat, so a FIFO named like a goal
-    cannot hang a beat or a wait, and a file we may not read counts as absent
-    instead of failing every reader.
-    """
+def _read(paths: Paths, path: Path, problems: list[Problem] | None) -> bytes | None:
+    """The bytes of the user's file at ``path``; None when missing or unreadable (reported)."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-    except OSError:
+        # Followed: a PLAYBOOK.md or a goal linked into a notes repo is the
+        # user's own link. Capped at fs.SMALL (1 MiB, a few hundred pages of
+        # prose): an "instruction" bigger than that is not one, and a 100 MB
+        # file there must cost every beat and wake nothing.
+        return fs.read_small(path, follow=True)
+    except FileNotFoundError:
         return None
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            return None
-        with os.fdopen(fd, "rb", closefd=False) as fh:
-            return fh.read()
-    except OSError:
+    except OSError as exc:
+        if problems is not None:
+            problems.append(problem(paths, path, exc))
         return None
-    finally:
-        os.close(fd)
 
 
-def measure(paths: Paths) -> World:
+def measure(paths: Paths, problems: list[Problem] | None = None) -> World:
+    """The world; what could not be read goes to ``problems`` (``_ state`` lists them)."""
     total = hashlib.sha256()
     parts = {name: hashlib.sha256() for name in PARTS}
 
@@ -83,11 +85,13 @@ def measure(paths: Paths) -> World:
             if data is not None:
                 h.update(data)
 
-    feed("playbook", "PLAYBOOK.md", _read(paths.playbook))
-    for goal in sorted(paths.goals.glob("*.md")):
-        data = _read(goal)
-        if data is not None:
-            feed("goals", f"goals/{goal.name}", data)
+    feed("playbook", "PLAYBOOK.md", _read(paths, paths.playbook, problems))
+    for goal in goals.listing(paths, problems):
+        data = _read(paths, goal.path, problems)
+        if data is not None or os.path.lexists(goal.path):
+            # An unreadable goal is still a goal (marked by length -1): its
+            # appearing is a change, as the listing in ``_ state`` shows.
+            feed("goals", f"goals/{goal.path.name}", data)
     for name, data in read_generation(paths):
         feed("snapshots", f"snapshots/{name}", _signal_bytes(data))
     return World(total.hexdigest(), {k: h.hexdigest() for k, h in parts.items()})
@@ -105,7 +109,15 @@ def read_generation(paths: Paths, attempts: int = 5) -> list[tuple[str, bytes]]:
             return []
         try:
             names = sorted(p.name for p in gen.iterdir() if p.name.endswith(".json"))
-            return [(name, (gen / name).read_bytes()) for name in names]
+            found = []
+            for name in names:
+                try:
+                    found.append((name, fs.read_small(gen / name, limit=snapshots.READ_LIMIT)))
+                except (FileNotFoundError, NotADirectoryError):
+                    raise
+                except OSError:
+                    continue  # not a reading looop wrote (a FIFO, a giant): not part of the world
+            return found
         except (FileNotFoundError, NotADirectoryError):
             continue
     return []

@@ -1,0 +1,65 @@
+"""``goals/*.md``: the one answer to "which goals exist?".
+
+A goal is a file ``goals/<id>.md`` that is not a dot-file and not a
+directory (``goals/archive/`` holds finished goals; a directory that happens
+to be named ``x.md`` is not a goal either). A symlink to a file counts: a
+goal kept in a notes repo is the user's, and its readers follow it. Anything
+else with a goal's name (a FIFO, a device node) *is* listed, because it is
+named as a goal, and its reader reports it as unreadable; so the world hash,
+``_ state``, ``sys-goals`` and ``_ wait`` see the same goals.
+
+Only names and ``d_type`` are looked at (one ``scandir``); reading a goal is
+its reader's business, through ``looop.fs.read_small``.
+
+Rejected: ``Path.glob("*.md")`` at each caller. It lists directories, and
+the callers disagreed on what to do with one (``_ state`` listed it as a
+goal, the world hash silently dropped it).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import NamedTuple
+
+from looop.data.layout import Problem, problem
+from looop.paths import Paths
+
+SUFFIX = ".md"
+
+
+class Goal(NamedTuple):
+    id: str
+    path: Path
+
+
+def listing(paths: Paths, problems: list[Problem] | None = None) -> list[Goal]:
+    """Every goal, sorted by id.
+
+    A directory named like a goal is not one; it goes to ``problems``.
+    """
+    found: list[Goal] = []
+    try:
+        with os.scandir(paths.goals) as it:
+            for entry in it:
+                name = entry.name
+                if name.startswith(".") or not name.endswith(SUFFIX):
+                    continue
+                path = paths.goals / name
+                try:
+                    is_dir = entry.is_dir()  # follows a link: a link to a directory is one too
+                except OSError:
+                    is_dir = False
+                if is_dir:
+                    if problems is not None:
+                        problems.append(problem(paths, path, "is a directory, not a goal file"))
+                    continue
+                found.append(Goal(name[: -len(SUFFIX)], path))
+    except OSError:
+        return []
+    return sorted(found)
+
+
+def ids(paths: Paths) -> list[str]:
+    """The ids of ``listing``, sorted."""
+    return [goal.id for goal in listing(paths)]
