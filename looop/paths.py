@@ -17,12 +17,12 @@ the service manager and from every shell.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import stat
 import sys
 from pathlib import Path
 
+from looop.digest import sha256
 from looop.errors import LooopError
 
 
@@ -107,7 +107,7 @@ class Paths:
     @property
     def profile(self) -> str:
         """Short stable name of this data dir, used for its runtime files."""
-        digest = hashlib.sha256(os.fsencode(self.data_dir)).hexdigest()[:16]
+        digest = sha256(os.fsencode(self.data_dir)).hexdigest()[:16]
         return f"looop-{digest}"
 
     @property

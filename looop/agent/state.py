@@ -15,12 +15,15 @@ directory or a 100 MB file where a small file belongs) is listed once in
 from __future__ import annotations
 
 import json
-from typing import Any
 
 from looop.data import claims, goals, journal, mailbox, sessions
 from looop.data.layout import Problem, problem
 from looop.paths import Paths
 from looop.pulse import lock, worldhash
+
+TYPE_CHECKING = False  # not typing's: the probes' start-up should not pay for it
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def pulse_alive(paths: Paths) -> bool:

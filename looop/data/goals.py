@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import NamedTuple
 
 from looop.data.layout import Problem, problem
 from looop.paths import Paths
@@ -28,9 +27,13 @@ from looop.paths import Paths
 SUFFIX = ".md"
 
 
-class Goal(NamedTuple):
-    id: str
-    path: Path
+class Goal:
+    """One goal: its id (the file name without ``.md``) and its file."""
+
+    __slots__ = ("id", "path")
+
+    def __init__(self, id: str, path: Path) -> None:
+        self.id, self.path = id, path
 
 
 def listing(paths: Paths, problems: list[Problem] | None = None) -> list[Goal]:
@@ -57,7 +60,7 @@ def listing(paths: Paths, problems: list[Problem] | None = None) -> list[Goal]:
                 found.append(Goal(name[: -len(SUFFIX)], path))
     except OSError:
         return []
-    return sorted(found)
+    return sorted(found, key=lambda goal: goal.id)
 
 
 def ids(paths: Paths) -> list[str]:

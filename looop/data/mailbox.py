@@ -23,12 +23,15 @@ from __future__ import annotations
 import json
 import os
 import stat
-from collections.abc import Iterator
-from typing import Any
 
 from looop import fs
 from looop.data.layout import Problem, problem
 from looop.paths import Paths
+
+TYPE_CHECKING = False  # not typing's: the probes' start-up should not pay for it
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from typing import Any
 
 SUFFIX = ".json"
 

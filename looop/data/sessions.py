@@ -31,11 +31,13 @@ import errno
 import json
 import math
 import os
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from looop import fs, proc
+
+TYPE_CHECKING = False  # not typing's: the probes' start-up should not pay for it
+if TYPE_CHECKING:
+    from typing import Any
 
 ALIVE, DEAD, UNKNOWN = "alive", "dead", "unknown"
 # meta.json and status.json are a few hundred bytes; anything bigger than this
@@ -47,46 +49,55 @@ DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 FILE_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
 
 
-@dataclass(frozen=True)
-class Session:
-    id: str
-    path: Path
-    liveness: str  # ALIVE, DEAD or UNKNOWN
-    state: str  # "running", "exited", "dead" (pid gone) or "unknown"
-    exit_code: int | None
-    meta: dict[str, Any] | None
-    status: dict[str, Any] | None
-    why: str = ""  # for UNKNOWN and DEAD: the reason, in a few words
-
-    def summary(self) -> dict[str, Any]:
-        return {"id": self.id, "state": self.state, "exit_code": self.exit_code}
-
-    @property
-    def ended(self) -> float | None:
-        """``ended`` from the status, when it is a number."""
-        return _number(self.status.get("ended")) if self.status else None
-
-
-@dataclass(frozen=True)
 class Verdict:
-    """What ``judge_at`` found; ``Session`` adds the id and path."""
+    """What ``judge_at`` found.
 
-    liveness: str
-    state: str
-    exit_code: int | None
-    meta: dict[str, Any] | None
-    status: dict[str, Any] | None
-    why: str
+    Plain slotted classes here and in ``Session`` rather than dataclasses:
+    ``_ state`` and the pulse's probes load this module, and ``dataclasses``
+    costs them more start-up (it loads ``inspect``) than judging a session.
+    """
+
+    __slots__ = ("exit_code", "liveness", "meta", "state", "status", "why")
+
+    def __init__(
+        self,
+        liveness: str,  # ALIVE, DEAD or UNKNOWN
+        state: str,  # "running", "exited", "dead" (pid gone) or "unknown"
+        exit_code: int | None,
+        meta: dict[str, Any] | None,
+        status: dict[str, Any] | None,
+        why: str,  # for UNKNOWN and DEAD: the reason, in a few words
+    ) -> None:
+        self.liveness, self.state, self.exit_code = liveness, state, exit_code
+        self.meta, self.status, self.why = meta, status, why
 
     @property
     def ended(self) -> float | None:
-        """``ended`` from the status, when it is a number."""
+        """``ended`` from the status, when it is a finite number."""
         return _number(self.status.get("ended")) if self.status else None
 
     def session(self, sid: str, path: Path) -> Session:
-        return Session(
-            sid, path, self.liveness, self.state, self.exit_code, self.meta, self.status, self.why
+        return Session(sid, path, self)
+
+
+class Session(Verdict):
+    """A judged session directory: the verdict, and the id and path it was given for."""
+
+    __slots__ = ("id", "path")
+
+    def __init__(self, sid: str, path: Path, verdict: Verdict) -> None:
+        super().__init__(
+            verdict.liveness,
+            verdict.state,
+            verdict.exit_code,
+            verdict.meta,
+            verdict.status,
+            verdict.why,
         )
+        self.id, self.path = sid, path
+
+    def summary(self) -> dict[str, Any]:
+        return {"id": self.id, "state": self.state, "exit_code": self.exit_code}
 
 
 def read_json_at(dir_fd: int | None, name: str | Path) -> dict[str, Any] | None:

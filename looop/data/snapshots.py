@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import time
 from pathlib import Path
 
@@ -71,6 +70,8 @@ def publish(paths: Paths, files: dict[str, bytes]) -> Path:
         _swap_link(paths, gen, previous)
     except OSError as exc:
         if gen is not None:
+            import shutil  # writers only: readers of the snapshots never load it
+
             shutil.rmtree(gen, ignore_errors=True)
         raise PublishError(f"could not publish snapshots: {exc.strerror or exc}") from exc
     _prune(paths, keep={gen, previous})
@@ -120,6 +121,8 @@ def _prune(paths: Paths, keep: set[Path | None]) -> None:
     The rename makes a reader still inside an old generation fail loudly (and
     start again on the current one) instead of listing a half-deleted set.
     """
+    import shutil  # writers only: readers of the snapshots never load it
+
     try:
         entries = list(paths.generations.iterdir())
     except OSError:

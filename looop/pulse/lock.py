@@ -37,13 +37,15 @@ import fcntl
 import os
 import stat
 import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import NamedTuple
 
 from looop import fs
 from looop.errors import LooopError
 from looop.paths import Paths, ensure_runtime_dir
+
+TYPE_CHECKING = False  # not typing's: see Holder
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 # How long acquire keeps trying before it believes the lock is really held:
 # long enough to outlast any probe's momentary shared lock.
@@ -58,11 +60,21 @@ UNKNOWN_PATIENCE = 2.0
 FIX = "remove it and looop makes a new one"
 
 
-class Holder(NamedTuple):
-    """Who holds the lock: a pid (0 while it is not known yet) and a role."""
+class Holder:
+    """Who holds the lock: a pid (0 while it is not known yet) and a role.
 
-    pid: int
-    role: str  # PULSE, SENSE (a one-off `looop sense`) or UNKNOWN
+    A plain slotted class, not a NamedTuple: ``looop status`` comes here, and
+    importing ``typing`` would cost it more than the whole lock probe.
+    """
+
+    __slots__ = ("pid", "role")
+
+    def __init__(self, pid: int, role: str) -> None:
+        self.pid = pid
+        self.role = role  # PULSE, SENSE (a one-off `looop sense`) or UNKNOWN
+
+    def __repr__(self) -> str:
+        return f"Holder(pid={self.pid}, role={self.role!r})"
 
     @property
     def is_pulse(self) -> bool:

@@ -12,10 +12,13 @@ from __future__ import annotations
 
 import re
 import time
-from typing import Any
 
 from looop.data import claims, goals, journal, sessions
 from looop.paths import Paths
+
+TYPE_CHECKING = False  # not typing's: the probes' start-up should not pay for it
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def sys_sessions(paths: Paths) -> dict[str, Any]:

@@ -15,11 +15,11 @@ import json
 import os
 import sys
 import time
-from typing import TYPE_CHECKING
 
 from looop.paths import Paths, RuntimeDirError, check_runtime_dir
 from looop.pulse import lock, record
 
+TYPE_CHECKING = False  # not typing's: importing typing costs this probe ~4 ms
 if TYPE_CHECKING:
     from typing import Any
 
@@ -130,7 +130,7 @@ def collect(paths: Paths) -> StatusReport:
         return StatusReport(UNKNOWN, paths, error=str(exc), manager=_service_state(paths))
     if held is None:
         return StatusReport(STOPPED, paths, manager=_service_state(paths))
-    pid, role = held
+    pid, role = held.pid, held.role
     if not held.is_pulse:
         # A one-off `looop sense` holds the lock: no pulse runs.
         return StatusReport(STOPPED, paths, pid=pid, role=role, manager=_service_state(paths))

@@ -19,25 +19,30 @@ be read counts as present-but-unreadable and is reported to the caller's
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from looop import fs
 from looop.data import goals, snapshots
 from looop.data.layout import Problem, problem
+from looop.digest import sha256
 from looop.paths import Paths
+
+TYPE_CHECKING = False  # not typing's: the probes' start-up should not pay for it
+if TYPE_CHECKING:
+    from typing import Any
 
 PARTS = ("playbook", "goals", "snapshots")
 
 
-@dataclass(frozen=True)
 class World:
-    hash: str
-    parts: dict[str, str]
+    """The world hash and a digest per part (a plain class: see ``looop.digest``)."""
+
+    __slots__ = ("hash", "parts")
+
+    def __init__(self, hash: str, parts: dict[str, str]) -> None:
+        self.hash, self.parts = hash, parts
 
 
 def wake_signal(reading: Any) -> Any:
@@ -75,8 +80,8 @@ def _read(paths: Paths, path: Path, problems: list[Problem] | None) -> bytes | N
 
 def measure(paths: Paths, problems: list[Problem] | None = None) -> World:
     """The world; what could not be read goes to ``problems`` (``_ state`` lists them)."""
-    total = hashlib.sha256()
-    parts = {name: hashlib.sha256() for name in PARTS}
+    total = sha256()
+    parts = {name: sha256() for name in PARTS}
 
     def feed(part: str, marker: str, data: bytes | None) -> None:
         head = f"{marker}\0{-1 if data is None else len(data)}\0".encode()
