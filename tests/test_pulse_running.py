@@ -9,6 +9,7 @@ no sensor behind, whether the signal comes during a sensor or a probe.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import signal
@@ -159,3 +160,133 @@ def test_sigterm_to_a_one_off_beat_during_a_probe_publishes_nothing(
     assert _published(profile) == before
     assert _beat_record(profile) == beat
     assert [e["event"] for e in _events(profile)[seen:]] == ["beat_start", "beat_cancelled"]
+
+
+# --- a pulse that cannot beat says so; never two beats at once -------------------------
+def _beat_spans(profile: Profile) -> list[tuple[float, float, int]]:
+    """(start, end, pid) of every beat in events.jsonl, in order."""
+    open_beats: dict[int, float] = {}
+    spans = []
+    for event in _events(profile):
+        pid = event.get("pid")
+        if event["event"] == "beat_start":
+            assert pid not in open_beats, f"pid {pid} started a beat inside its own"
+            open_beats[pid] = event["ts"]
+        elif event["event"] in ("sense_done", "beat_cancelled") and pid in open_beats:
+            spans.append((open_beats.pop(pid), event["ts"], pid))
+    return spans
+
+
+def _assert_no_two_beats_at_once(spans: list[tuple[float, float, int]]) -> None:
+    ordered = sorted(spans)
+    for (_, end, pid), (start, _, other) in itertools.pairwise(ordered):
+        assert start >= end, f"beats of pids {pid} and {other} overlapped"
+
+
+def test_a_data_dir_removed_under_a_running_pulse_is_laid_out_again_within_two_beats(
+    profile: Profile, procs: Processes
+) -> None:
+    import shutil
+
+    profile.sensor("quick", "echo '{\"signal\": 1}'")
+    pulse = procs.add(profile.popen("pulse", env={**profile.env, "LOOOP_INTERVAL": "1"}))
+    wait_for(lambda: _beat_record(profile).get("number", 0) >= 1, timeout=30)
+    shutil.rmtree(profile.data)
+    before = _beat_record(profile)["number"]
+    wait_for(lambda: (profile.data / "snapshots").is_symlink(), timeout=10)
+    record = wait_for(lambda: (r := _beat_record(profile))["number"] > before and r, timeout=10)
+    assert record["number"] <= before + 2 and not record.get("failing")
+    assert pulse.poll() is None
+    assert json.loads(profile.run("status", "--json").stdout)["healthy"]
+
+
+def test_a_data_dir_replaced_by_a_file_is_reported_then_the_pulse_exits_non_zero(
+    profile: Profile, procs: Processes
+) -> None:
+    import shutil
+
+    pulse = procs.add(profile.popen("pulse", env={**profile.env, "LOOOP_INTERVAL": "1"}))
+    wait_for(lambda: _beat_record(profile).get("number", 0) >= 1, timeout=30)
+    shutil.rmtree(profile.data)
+    profile.data.write_text("not a directory\n")
+    failing = wait_for(lambda: _beat_record(profile).get("failing"), timeout=10)
+    assert failing["count"] >= 1 and str(profile.data) in failing["why"]
+    status = profile.run("status", "--json")
+    if status.returncode == 0:  # still running: it must not look healthy
+        report = json.loads(status.stdout)
+        assert report["failing"] and not report["healthy"]
+        assert "but its beats fail" in profile.run("status").stdout
+    assert pulse.wait(timeout=15) == 1
+    assert pulse.stderr is not None and "beats in a row could not run" in pulse.stderr.read()
+
+
+def test_a_sense_asking_a_pulse_whose_beats_fail_says_why_at_once(
+    profile: Profile, procs: Processes
+) -> None:
+    import shutil
+
+    # The config lives elsewhere, so the sense gets as far as asking the pulse.
+    profile.env["LOOOP_CONFIG"] = str(profile.root / "config.toml")
+    procs.add(profile.popen("pulse", env={**profile.env, "LOOOP_INTERVAL": "30"}))
+    wait_for(lambda: _beat_record(profile).get("number", 0) >= 1, timeout=30)
+    shutil.rmtree(profile.data)
+    profile.data.write_text("not a directory\n")
+    sense = profile.run("sense", timeout=20)
+    assert sense.returncode == 1
+    assert "failed" in sense.stdout + sense.stderr
+
+
+def test_no_two_beats_at_once_when_the_runtime_dir_is_wiped_mid_beat_and_a_second_pulse_starts(
+    profile: Profile, procs: Processes
+) -> None:
+    import shutil
+
+    started = profile.root / "started"
+    profile.sensor("slow", f"touch {started}\nsleep 2\necho '{{}}'")
+    env = {**profile.env, "LOOOP_INTERVAL": "1"}
+    first = procs.add(profile.popen("pulse", env=env))
+    wait_for(lambda: _beat_record(profile).get("number", 0) >= 1, timeout=30)
+    started.unlink()
+    wait_for(started.exists, timeout=10)  # the first pulse is mid-beat
+    shutil.rmtree(profile.runtime)
+    second = procs.add(profile.popen("pulse", env=env))
+    wait_for(lambda: any(s[2] == second.pid for s in _beat_spans(profile)), timeout=30)
+    assert first.wait(timeout=30) == 1, "the first pulse should stop once it lost its lock"
+    time.sleep(3)
+    _assert_no_two_beats_at_once(_beat_spans(profile))
+    assert second.poll() is None
+
+
+def test_no_two_beats_at_once_on_a_data_dir_reached_through_a_bind_mount(
+    profile: Profile, procs: Processes
+) -> None:
+    profile.sensor("slow", "sleep 1\necho '{}'")
+    assert profile.run("sense").returncode == 0
+    other = profile.root / "other-path"
+    other.mkdir()
+    subprocess.run(["mount", "--bind", str(profile.data), str(other)], check=True)
+    try:
+        env = {**profile.env, "LOOOP_INTERVAL": "1"}
+        first = procs.add(profile.popen("pulse", env=env))
+        second = procs.add(
+            profile.popen(
+                "pulse",
+                env={
+                    **env,
+                    "LOOOP_DATA_DIR": str(other),
+                    "LOOOP_RUNTIME_DIR": str(profile.root / "run2"),
+                },
+            )
+        )
+        wait_for(
+            lambda: {s[2] for s in _beat_spans(profile)} >= {first.pid, second.pid}, timeout=30
+        )
+        time.sleep(4)
+        for pulse in (first, second):
+            pulse.send_signal(signal.SIGTERM)
+            assert pulse.wait(timeout=15) == 0
+        spans = _beat_spans(profile)
+        assert len(spans) >= 4
+        _assert_no_two_beats_at_once(spans)
+    finally:
+        subprocess.run(["umount", "-l", str(other)], check=False)

@@ -19,7 +19,7 @@ import json
 from looop.data import claims, goals, journal, mailbox, sessions
 from looop.data.layout import Problem, problem
 from looop.paths import Paths
-from looop.pulse import lock, worldhash
+from looop.pulse import lock, record, worldhash
 
 TYPE_CHECKING = False  # not typing's: the probes' start-up should not pay for it
 if TYPE_CHECKING:
@@ -65,6 +65,12 @@ def journal_tail(paths: Paths, problems: list[Problem] | None = None) -> list[st
         return []
 
 
+def beats_failing(paths: Paths) -> dict[str, Any] | None:
+    """The running pulse's streak of failing beats (count, since, why), from its beat record."""
+    failing = (record.read(paths) or {}).get("failing")
+    return failing if isinstance(failing, dict) else None
+
+
 def collect(paths: Paths, alive: bool | None = None) -> dict[str, Any]:
     """The state; ``alive`` is a liveness the caller already knows (``_ wait`` does)."""
     problems: list[Problem] = []
@@ -72,9 +78,11 @@ def collect(paths: Paths, alive: bool | None = None) -> dict[str, Any]:
     asks = mailbox.pending(paths, problems)
     claims.listing(paths, problems)
     tail = journal_tail(paths, problems)
+    alive = pulse_alive(paths) if alive is None else alive
     return {
         "world_hash": world.hash,
-        "pulse_alive": pulse_alive(paths) if alive is None else alive,
+        "pulse_alive": alive,
+        "beats_failing": beats_failing(paths) if alive else None,
         "snapshots": readings(paths),
         "asks": asks,
         "workers": workers(paths),
@@ -95,9 +103,13 @@ def render(state: dict[str, Any]) -> str:
         and value["signal"].get("error")
     ]
     live = sum(1 for w in state["workers"] if w["alive"])
+    pulse = "running" if state["pulse_alive"] else "not running"
+    streak = state.get("beats_failing")
+    if streak:
+        pulse += f", but {streak.get('count')} beats in a row failed: {streak.get('why')}"
     lines = [
         f"data dir    {state['data_dir']}",
-        f"pulse       {'running' if state['pulse_alive'] else 'not running'}",
+        f"pulse       {pulse}",
         f"world hash  {state['world_hash'][:16]}",
         f"snapshots   {len(state['snapshots'])}"
         + (f" (failing: {', '.join(failing)})" if failing else ""),

@@ -55,7 +55,7 @@ def sense_command(as_json: bool) -> int:
         echo_json(outcome.record)
     else:
         click.echo(outcome.summary)
-    return 1 if outcome.record.get("publish_error") else 0
+    return 0 if outcome.healthy else 1
 
 
 @click.command("status")

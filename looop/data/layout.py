@@ -81,6 +81,7 @@ events.jsonl
 events.jsonl.1
 pulse.log
 pulse.log.1
+.looop-beat.lock
 """
 
 STARTERS: dict[str, tuple[str, int]] = {

@@ -23,7 +23,7 @@ from typing import Any
 from looop.config import Config
 from looop.data import events, snapshots
 from looop.paths import Paths, looop_bin
-from looop.pulse import probes, sensors, worldhash
+from looop.pulse import lock, probes, sensors, worldhash
 
 
 @dataclass
@@ -36,6 +36,12 @@ class BeatResult:
     world_hash: str
     publish_error: str | None = None
     cancelled: bool = False
+    error: str | None = None  # the beat itself failed (the data dir is gone...): why
+
+    @property
+    def healthy(self) -> bool:
+        """The beat ran and its world was published (sensors may still have failed)."""
+        return self.error is None and self.publish_error is None and not self.cancelled
 
     @property
     def ok(self) -> int:
@@ -48,6 +54,8 @@ class BeatResult:
     def summary(self) -> str:
         if self.cancelled:
             return f"beat {self.number} cancelled"
+        if self.error is not None:
+            return f"beat {self.number} failed: {self.error}"
         if self.failed:
             line = f"{self.ok}/{self.total} sensors ok · failed: {', '.join(self.failed)}"
         else:
@@ -100,17 +108,37 @@ def run_beat(
     cancelled: Callable[[], bool] | None = None,
     scripts: list[Path] | None = None,
 ) -> BeatResult:
-    """One beat; ``scripts`` are the sensors to run (discovered when not given)."""
+    """One beat; ``scripts`` are the sensors to run (discovered when not given).
+
+    The data dir's beat lock is held throughout (``lock.beat_lock``), so a
+    beat never overlaps another on this data dir, whoever runs it.
+    """
+    stopped = cancelled or (lambda: False)
+    with lock.beat_lock(paths, stopped) as held:
+        if not held:
+            return BeatResult(number, time.time(), time.time(), 0, [], "", cancelled=True)
+        return _locked_beat(paths, config, number, on_tick, cancel_fd, stopped, scripts)
+
+
+def _locked_beat(
+    paths: Paths,
+    config: Config,
+    number: int,
+    on_tick: Callable[[], None] | None,
+    cancel_fd: int | None,
+    stopped: Callable[[], bool],
+    scripts: list[Path] | None,
+) -> BeatResult:
     started = time.time()
-    events.record(paths.events, "beat_start", beat=number)
+    pid = os.getpid()
+    events.record(paths.events, "beat_start", beat=number, pid=pid)
     if scripts is None:
         scripts = sensors.discover(paths.sensors)
-    readings = _user_readings(paths, config, scripts, on_tick, cancel_fd, cancelled)
-    stopped = cancelled or (lambda: False)
+    readings = _user_readings(paths, config, scripts, on_tick, cancel_fd, stopped)
 
     def cancel() -> BeatResult:
         # Stopped mid-beat: nothing is published, the previous world stays.
-        events.record(paths.events, "beat_cancelled", beat=number)
+        events.record(paths.events, "beat_cancelled", beat=number, pid=pid)
         return BeatResult(number, started, time.time(), len(readings), [], "", cancelled=True)
 
     if stopped():
@@ -151,6 +179,7 @@ def run_beat(
         paths.events,
         "sense_done",
         beat=number,
+        pid=pid,
         total=result.total,
         ok=result.ok,
         failed=failed,

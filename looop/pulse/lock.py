@@ -5,6 +5,16 @@ for any reason (exit, crash, ``kill -9``), so there is never a stale lock to
 reclaim and no pid-liveness guess that a reused pid can fool. The pid file
 beside the lock is written for messages ("already running (pid N)") only.
 
+The lock in the runtime dir says who *runs*; a second lock, on
+``<data dir>/.looop-beat.lock``, is held for the length of each beat
+(``beat_lock``), so that no two beats are ever in flight on one data dir even
+when the runtime-dir lock cannot tell: the runtime dir was wiped under a
+running pulse (a temp cleaner, a logout removing ``/run/user/<uid>``) and a
+second pulse started, or the same data dir is reached by a second path (a
+bind mount: another path, so another profile name, but the same inode to
+lock). It lives in the data dir because only the data dir is shared by
+everything that beats on it.
+
 Two questions are answered here, once each: *who holds the lock* (``holder``:
 a pid and a role) and *is a pulse running* (``pulse_holder``). They differ
 while a one-off ``looop sense`` holds the lock for its single beat: nobody
@@ -45,7 +55,7 @@ from looop.paths import Paths, ensure_runtime_dir
 
 TYPE_CHECKING = False  # not typing's: see Holder
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterator
 
 # How long acquire keeps trying before it believes the lock is really held:
 # long enough to outlast any probe's momentary shared lock.
@@ -58,6 +68,8 @@ OUTWAIT_POLL = 0.05
 # How long a holder whose pid is not known may stay unknown to a waiting pulse.
 UNKNOWN_PATIENCE = 2.0
 FIX = "remove it and looop makes a new one"
+# In the data dir: held by whoever beats, for the length of the beat.
+BEAT_LOCK = ".looop-beat.lock"
 
 
 class Holder:
@@ -340,3 +352,29 @@ def holder_pid(paths: Paths) -> int | None:
     if pid and holder_fd is not None and _fdinfo_holder(pid, holder_fd, st.st_ino):
         return pid
     return _proc_locks_holder(st.st_dev, st.st_ino) or pid or 0
+
+
+@contextlib.contextmanager
+def beat_lock(paths: Paths, cancelled: Callable[[], bool]) -> Iterator[bool]:
+    """Hold the data dir's beat lock for one beat; yields False if stopped while waiting.
+
+    A beat already in flight on this data dir (another pulse through a bind
+    mount, or one that lost its runtime dir) is waited for: beats are
+    bounded, so the wait is too. Raises OSError when the lock file cannot be
+    opened or made (a read-only data dir that never had one).
+    """
+    path = paths.data_dir / BEAT_LOCK
+    try:
+        # Read-only is enough to flock, and works on a data dir remounted read-only.
+        fd = _open_lock_file(path, os.O_RDONLY)
+    except FileNotFoundError:
+        fd = _open_lock_file(path, os.O_RDWR | os.O_CREAT)
+    try:
+        while not _try_flock(fd, fcntl.LOCK_EX):
+            if cancelled():
+                yield False
+                return
+            time.sleep(OUTWAIT_POLL)
+        yield True
+    finally:
+        os.close(fd)

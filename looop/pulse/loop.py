@@ -22,19 +22,23 @@ import selectors
 import signal
 import time
 from pathlib import Path
+from typing import Any
 
 from looop import config, fs
 from looop.config import Config
 from looop.data import events, layout
+from looop.errors import os_error_line
 from looop.log import log
 from looop.paths import Paths, RuntimeDirError
 from looop.pulse import beat, lock, notify, record, sensors
+from looop.pulse.beat import BeatResult
 from looop.pulse.signals import SignalQueue
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 HANDLED_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1)
 IDLE_WAKE = 5.0  # the loop wakes (and ticks) at least this often between beats
 BEAT_SLACK = 30.0  # allowance over the worst-case beat before the watchdog stops pinging
+FAILING_LIMIT = 3  # beats in a row that cannot run at all before the pulse stops
 
 SIG_NAMES: dict[int, str] = {
     signal.SIGTERM: "term",
@@ -75,7 +79,9 @@ class Pulse:
         self.stopping = False
         self.beat_requested = False
         self.beats = 0
-        self.last_result: beat.BeatResult | None = None
+        self.last_result: BeatResult | None = None
+        # The streak of beats that failed, for the beat record: count, since, why.
+        self.failing: dict[str, Any] | None = None
         self.started_wall = time.time()
         self.next_beat = time.monotonic()
         self.selector = selectors.DefaultSelector()
@@ -159,7 +165,9 @@ class Pulse:
         self.next_beat = started + self.config.interval
         if not self._keep_lock():
             return
+        wall = time.time()
         try:
+            prepare(self.paths)  # a data dir removed under the pulse is laid out again
             result = beat.run_beat(
                 self.paths,
                 self.config,
@@ -169,11 +177,12 @@ class Pulse:
                 cancelled=self._stop_requested,
                 scripts=scripts,
             )
-        except Exception as exc:  # a bug or a broken disk must not end the service
-            log.error(f"beat {self.beats} failed: {exc!r}; the previous snapshots stay")
-            return
+        except Exception as exc:  # a bug or a broken data dir must not end the loop unsaid
+            why = os_error_line(exc) if isinstance(exc, OSError) else repr(exc)
+            result = BeatResult(self.beats, wall, time.time(), len(scripts), [], "", error=why)
         if result.cancelled:
             return
+        self._judge(result)
         record.write(
             self.paths,
             result,
@@ -181,11 +190,39 @@ class Pulse:
             pulse_started=self.started_wall,
             interval=self.config.interval,
             next_beat=time.time() + max(0.0, self.next_beat - time.monotonic()),
+            failing=self.failing,
         )
-        (log.warning if result.failed or result.publish_error else log.info)(result.summary())
+        (log.info if result.healthy and not result.failed else log.warning)(result.summary())
         self.last_result = result
         self.notifier.status(self.status_text())
         self.watchdog.tick()
+
+    def _judge(self, result: BeatResult) -> None:
+        """Keep the streak of failing beats, and stop when the data dir stays broken.
+
+        A beat that could not run at all (the data dir replaced by a file,
+        unwritable, its beat lock refused) ``FAILING_LIMIT`` times in a row
+        ends the pulse with exit 1, so the service manager restarts it and
+        says so, instead of a pulse that looks up while nothing is sensed. A
+        beat whose world could not be published (a full or read-only disk)
+        keeps the previous world and the pulse keeps beating: that heals by
+        itself. Either way ``status`` and ``_ state`` show the streak.
+        """
+        if result.healthy:
+            if self.failing is not None:
+                log.info(f"beats succeed again after {self.failing['count']} that failed")
+            self.failing = None
+            return
+        why = result.error or result.publish_error or "failed"
+        if self.failing is None:
+            self.failing = {"count": 0, "since": result.started, "why": why, "errors": 0}
+        self.failing["count"] += 1
+        self.failing["why"] = why
+        self.failing["errors"] = self.failing["errors"] + 1 if result.error else 0
+        if self.failing["errors"] >= FAILING_LIMIT:
+            log.error(f"stopping: {FAILING_LIMIT} beats in a row could not run: {why}")
+            self.stopping = True
+            self.exit_code = 1
 
     def _keep_lock(self) -> bool:
         """Make sure the lock file still names the file we hold locked.

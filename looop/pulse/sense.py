@@ -35,6 +35,11 @@ class SenseOutcome:
     record: dict[str, Any]
     via_pulse: bool
 
+    @property
+    def healthy(self) -> bool:
+        """The beat ran and published its world (whatever its sensors said)."""
+        return not self.record.get("error") and not self.record.get("publish_error")
+
 
 class SenseError(LooopError):
     pass

@@ -71,7 +71,15 @@ class StatusReport:
             "runtime_dir": str(self.paths.runtime_dir),
             "service": self.manager,
             "error": self.error,
+            # The streak of beats that failed (count, since, why); None while they succeed.
+            "failing": self.failing,
+            "healthy": self.state == RUNNING and self.failing is None,
         }
+
+    @property
+    def failing(self) -> dict[str, Any] | None:
+        value = (self.last_beat or {}).get("failing")
+        return value if isinstance(value, dict) else None
 
     def render(self) -> str:
         d = self.as_dict()
@@ -81,9 +89,16 @@ class StatusReport:
             head = f"looop pulse: not running; a one-off beat holds the lock (pid {self.pid})"
         elif self.state == STOPPED:
             head = "looop pulse: not running"
+        elif self.failing:
+            head = f"looop pulse: running (pid {self.pid}), but its beats fail"
         else:
             head = f"looop pulse: running (pid {self.pid})"
         lines = [head]
+        if self.failing:
+            since = self.failing.get("since")
+            when = time.strftime("%H:%M:%S", time.localtime(since)) if since else "?"
+            count = self.failing.get("count")
+            lines.append(f"  failing     {count} beats since {when}: {self.failing.get('why')}")
         if self.error and self.state != UNKNOWN:
             lines.append(f"  problem     {self.error}")
 
