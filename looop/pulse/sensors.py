@@ -25,8 +25,9 @@ the run ends. "Can own" is decided by start time: a process started (by the
 kernel's clock, ``/proc/<pid>/stat``) before a sensor was spawned cannot
 descend from it, so a process is spared only while some running sensor was
 spawned no later than it. Our children that existed before the run (the
-pulse starts none, but the rule does not depend on it) and running sensors'
-own leaders are never touched. The subreaper flag is one ``prctl`` call made
+pulse starts none, but the rule does not depend on it; a descendant an
+earlier run killed but could not reap yet is not one of them) and running
+sensors' own leaders are never touched. The subreaper flag is one ``prctl`` call made
 through ``ctypes`` with symbols from the running process, as the inotify
 binding in ``looop.agent.wait`` does: ``python-prctl`` is a C extension that
 needs libcap headers to build, and ``psutil`` has no ``prctl``; a dependency
@@ -124,6 +125,9 @@ def snapshot_name(script: Path) -> str:
 
 
 _subreaper: bool | None = None  # None: not asked yet (the answer never changes)
+# (pid, start) of descendants killed by an earlier run that were not dead when it
+# ended (stuck in the kernel): ours to reap still, though they predate this run.
+_unreaped: set[tuple[int, int]] = set()
 
 
 def become_subreaper() -> bool:
@@ -330,7 +334,9 @@ class SensorRun:
             self.selector.register(self.cancel_fd, selectors.EVENT_READ, None)
         self.subreaper = become_subreaper()
         if self.subreaper:
-            self.foreign = {(pid, st[1]) for pid in _children() if (st := _stat(pid))}
+            present = {(pid, st[1]) for pid in _children() if (st := _stat(pid))}
+            _unreaped.intersection_update(present)
+            self.foreign = present - _unreaped
         home = os.open(".", os.O_RDONLY | os.O_CLOEXEC)
         self.devnull = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
         per_sensor = 3 if hasattr(os, "pidfd_open") else 2  # two pipes' read ends (+ a pidfd)
@@ -605,7 +611,11 @@ class SensorRun:
         deadline = time.monotonic() + KILL_GRACE
         while self._sweep(time.monotonic(), final=True) and time.monotonic() < deadline:
             time.sleep(0.002)
-        # One that ignores SIGKILL for now (stuck in the kernel) is reaped by a later sweep.
+        # One not dead yet (stuck in the kernel) is reaped by the next run's sweeps.
+        for pid in _children():
+            st = _stat(pid)
+            if st is not None and (pid, st[1]) not in self.foreign:
+                _unreaped.add((pid, st[1]))
 
     def _reading(self, run: _Running, status: int) -> Reading:
         name = snapshot_name(run.script)
