@@ -285,7 +285,8 @@ def test_no_sensor_descendant_outlives_a_beat_of_the_running_pulse(
     alive = {n: [p for p in pids if pid_alive(p)] for n, pids in _escapees(pidfiles).items()}
     assert not any(alive.values()), f"survived the pulse's beat: {alive}"
     # And the pulse keeps no zombie of them: every child it has is gone.
-    children = Path(f"/proc/{pulse.pid}/task/{pulse.pid}/children").read_text().split()
+    tasks = Path(f"/proc/{pulse.pid}/task").glob("*/children")
+    children = [pid for task in tasks for pid in task.read_text().split()]
     assert children == [], f"the pulse still has children {children}"
 
 
