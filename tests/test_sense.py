@@ -339,3 +339,16 @@ def test_a_missing_interpreter_is_named_in_the_reading(profile: Profile) -> None
     assert reading["detail"]["message"] == (
         "sensors/nointerp.sh names /no/such/shell in its #! line, which does not exist"
     )
+
+
+def test_a_byte_order_mark_before_the_shebang_is_named_in_the_reading(profile: Profile) -> None:
+    path = profile.data / "sensors" / "bom.sh"
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"\xef\xbb\xbf#!/bin/sh\necho '{}'\n")
+    path.chmod(0o755)
+    assert profile.run("sense").returncode == 0
+    reading = profile.snapshot("sensor-bom")
+    assert reading["signal"]["error"] is True
+    assert reading["detail"]["message"] == (
+        "sensors/bom.sh starts with a byte-order mark before its #! line; save it without one"
+    )
