@@ -7,8 +7,11 @@ import os
 import signal
 import subprocess
 import time
+from collections.abc import Iterator
+from pathlib import Path
 
-from conftest import LOOOP, Profile, pid_alive
+import pytest
+from conftest import LOOOP, Processes, Profile, pid_alive, wait_for
 
 
 def test_fresh_data_dir_is_seeded_once(profile: Profile) -> None:
@@ -209,3 +212,143 @@ def test_a_stopped_sense_ends_its_sensors(profile: Profile) -> None:
             sense.kill()
             sense.wait()
     assert not pid_alive(int(pidfile.read_text()))
+
+
+# Each sensor starts a descendant that escapes its process group in its own way,
+# and waits until that descendant has written its pid (so the sensor's exit is
+# what orphans it, or, for the double forks, it is orphaned while the sensor runs).
+ESCAPES = {
+    "setsid": "setsid sh -c 'echo $$ >> {pids}; exec sleep 600' &",
+    "doublefork": "(sh -c 'echo $$ >> {pids}; exec sleep 600' &) &",
+    "setpgid": (
+        "python3 -c 'import os, time; os.setpgid(0, 0); "
+        'open("{pids}", "a").write(f"{{os.getpid()}}\\n"); time.sleep(600)\' &'
+    ),
+    "forksetsid": "(setsid sh -c 'echo $$ >> {pids}; exec sleep 600' &) &",
+}
+
+
+def _escaping_sensors(profile: Profile) -> dict[str, Path]:
+    pidfiles = {}
+    for name, line in ESCAPES.items():
+        pids = profile.root / f"{name}.pids"
+        pidfiles[name] = pids
+        profile.sensor(
+            name,
+            f"{line.format(pids=pids)}\n"
+            f"while [ ! -s {pids} ]; do sleep 0.01; done\necho '{{\"signal\": 1}}'",
+        )
+    return pidfiles
+
+
+@pytest.fixture
+def escapees(profile: Profile) -> Iterator[dict[str, Path]]:
+    """The escaping sensors' pid files; any escapee still alive is killed at teardown."""
+    pidfiles = _escaping_sensors(profile)
+    try:
+        yield pidfiles
+    finally:
+        for path in pidfiles.values():
+            for pid in path.read_text().split() if path.exists() else []:
+                if pid_alive(int(pid)):
+                    os.kill(int(pid), signal.SIGKILL)
+
+
+def _escapees(pidfiles: dict[str, Path]) -> dict[str, list[int]]:
+    found = {name: [int(p) for p in path.read_text().split()] for name, path in pidfiles.items()}
+    assert all(found.values()), found
+    return found
+
+
+def test_no_sensor_descendant_outlives_a_one_off_beat_even_one_that_escaped_its_group(
+    profile: Profile, escapees: dict[str, Path]
+) -> None:
+    pidfiles = escapees
+    out = profile.run("sense", "--json", timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["failed"] == []
+    alive = {n: [p for p in pids if pid_alive(p)] for n, pids in _escapees(pidfiles).items()}
+    assert not any(alive.values()), f"survived the beat: {alive}"
+    for name in ESCAPES:
+        assert profile.snapshot(f"sensor-{name}") == {"signal": 1}
+
+
+def test_no_sensor_descendant_outlives_a_beat_of_the_running_pulse(
+    profile: Profile, procs: Processes, escapees: dict[str, Path]
+) -> None:
+    pidfiles = escapees
+    profile.write_config("interval = 3600\n")
+    pulse = procs.add(profile.popen("pulse"))
+    # The beat record is written once the beat's sensors are done with.
+    wait_for(lambda: profile.paths.beat_file.exists() or pulse.poll() is not None, timeout=60)
+    assert pulse.poll() is None, pulse.stderr.read() if pulse.stderr else ""
+    alive = {n: [p for p in pids if pid_alive(p)] for n, pids in _escapees(pidfiles).items()}
+    assert not any(alive.values()), f"survived the pulse's beat: {alive}"
+    # And the pulse keeps no zombie of them: every child it has is gone.
+    tasks = Path(f"/proc/{pulse.pid}/task").glob("*/children")
+    children = [pid for task in tasks for pid in task.read_text().split()]
+    assert children == [], f"the pulse still has children {children}"
+
+
+def test_sensors_wait_for_a_descriptor_slot_instead_of_failing(profile: Profile) -> None:
+    (profile.data / "sensors").mkdir(parents=True)
+    for i in range(300):
+        profile.sensor(f"s{i:03d}", "echo '{\"signal\": 1}'")
+    profile.write_config("sensor_concurrency = 200\n")
+    profile.run("sense")  # seed the data dir under the ordinary limit
+    out = subprocess.run(
+        ["sh", "-c", f"ulimit -n 64; exec {LOOOP} sense --json"],
+        env=profile.env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        stdin=subprocess.DEVNULL,
+    )
+    assert out.returncode == 0, out.stderr
+    record = json.loads(out.stdout)
+    assert record["failed"] == [], record["failed"][:5]
+    assert record["ok"] == record["total"] == 301  # the starter sensor too
+    for i in range(300):
+        assert profile.snapshot(f"sensor-s{i:03d}") == {"signal": 1}
+
+
+def test_a_crlf_shebang_is_reported_with_the_file_and_the_fix(profile: Profile) -> None:
+    path = profile.data / "sensors" / "dos.sh"
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"#!/bin/sh\r\necho '{}'\r\n")
+    path.chmod(0o755)
+    profile.sensor("fine", "echo '{}'")
+    out = profile.run("sense")
+    assert out.returncode == 0, out.stderr
+    reading = profile.snapshot("sensor-dos")
+    assert reading["signal"] == {"error": True, "exit_code": 127}
+    message = "sensors/dos.sh has a CRLF line ending in its #! line; convert it with dos2unix"
+    assert reading["detail"]["message"] == message
+    assert message in (profile.data / "snapshots/sensor-dos.err").read_text()
+    assert profile.snapshot("sensor-fine") == {}
+
+
+def test_a_missing_interpreter_is_named_in_the_reading(profile: Profile) -> None:
+    path = profile.data / "sensors" / "nointerp.sh"
+    path.parent.mkdir(parents=True)
+    path.write_text("#!/no/such/shell -e\necho '{}'\n")
+    path.chmod(0o755)
+    assert profile.run("sense").returncode == 0
+    reading = profile.snapshot("sensor-nointerp")
+    assert reading["signal"] == {"error": True, "exit_code": 127}
+    assert reading["detail"]["message"] == (
+        "sensors/nointerp.sh names /no/such/shell in its #! line, which does not exist"
+    )
+
+
+def test_a_byte_order_mark_before_the_shebang_is_named_in_the_reading(profile: Profile) -> None:
+    path = profile.data / "sensors" / "bom.sh"
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"\xef\xbb\xbf#!/bin/sh\necho '{}'\n")
+    path.chmod(0o755)
+    assert profile.run("sense").returncode == 0
+    reading = profile.snapshot("sensor-bom")
+    assert reading["signal"]["error"] is True
+    assert reading["detail"]["message"] == (
+        "sensors/bom.sh starts with a byte-order mark before its #! line; save it without one"
+    )

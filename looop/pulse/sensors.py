@@ -10,6 +10,49 @@ started; the group is ended while its leader is still an unreaped zombie, so
 the group id cannot have been reused by then. Output is read only up to the
 cap: a sensor printing 100 MB costs the pulse the cap, not 100 MB. Whatever a
 sensor does, the result is a ``Reading`` — a failing sensor never fails a beat.
+
+**Descendants that leave the group.** A process group is only a convention: a
+sensor's child may call ``setsid`` or ``setpgid``, and then no signal to the
+group reaches it. On Linux the process running sensors is therefore a *child
+subreaper* (``become_subreaper``, called by ``SensorRun.run``, which both the
+pulse and a one-off ``looop sense`` go through): every orphaned descendant of
+a sensor is re-parented to it instead of to init, so it can be found among our
+own children (``/proc/self/task/*/children``) and, being our unreaped child,
+signalled with no risk of a reused pid. After a sensor finishes, a sweep kills
+every such re-parented process that no running sensor can own, and reaps the
+zombies re-parented to us so none accumulate; whatever is left is killed when
+the run ends. "Can own" is decided by start time: a process started (by the
+kernel's clock, ``/proc/<pid>/stat``) before a sensor was spawned cannot
+descend from it, so a process is spared only while some running sensor was
+spawned no later than it. Our children that existed before the run (the
+pulse starts none, but the rule does not depend on it; a descendant an
+earlier run killed but could not reap yet is not one of them) and running
+sensors' own leaders are never touched. The subreaper flag is one ``prctl`` call made
+through ``ctypes`` with symbols from the running process, as the inotify
+binding in ``looop.agent.wait`` does: ``python-prctl`` is a C extension that
+needs libcap headers to build, and ``psutil`` has no ``prctl``; a dependency
+for one system call would cost every install more than these lines. A kernel
+(or seccomp filter) that refuses the call leaves process groups only.
+
+On macOS there is no subreaper: process groups are all there is, so a
+descendant that calls ``setsid`` or ``setpgid`` and outlives its parent is
+re-parented to launchd and survives the beat. Everything else holds there.
+
+**Descriptors.** Each running sensor holds the read ends of its two pipes and
+(on Linux) a pidfd; starting one briefly holds the two write ends too. The run
+bounds its concurrency by what ``RLIMIT_NOFILE`` leaves after the descriptors
+already open (``descriptor_slots``), and a start that still fails for want of
+descriptors (``EMFILE``/``ENFILE``: the limit was lowered, another thread
+holds some, the system table is full) puts the sensor back at the front of the
+queue until a running one finishes. Only when nothing runs and it still cannot
+start is that sensor a failure reading. A pidfd that cannot be had costs a
+short poll for that sensor, never its reading.
+
+**Why a sensor could not start** is told in its reading: a ``#!`` line ending
+in CR (a file saved with CRLF line endings) or naming an interpreter that does
+not exist makes the kernel say only "No such file or directory", so on
+``ENOENT``/``ENOEXEC`` the first line is read and the message names the file
+and the fix.
 """
 
 from __future__ import annotations
@@ -18,14 +61,18 @@ import contextlib
 import errno
 import json
 import os
+import resource
 import selectors
 import signal
+import sys
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from looop import fs
 
 TIMEOUT_EXIT = 124
 KILL_GRACE = 2.0  # seconds between SIGTERM and SIGKILL for a timed-out group
@@ -35,6 +82,12 @@ READ_CHUNK = 64 * 1024
 EXCERPT = 200
 MAX_DRAIN_READS = 256  # after the leader exits, at most this many chunks per pipe
 TICK = 0.5  # the loop wakes at least this often, to show progress
+SWEEP_EVERY = TICK  # re-parented zombies are reaped at least this often while sensors run
+SPAWN_FDS = 2  # the pipes' write ends, held only while a sensor is being started
+FD_RESERVE = 8  # descriptors left free for whatever else the process opens meanwhile
+OUT_OF_FDS = (errno.EMFILE, errno.ENFILE)
+SHEBANG_LINE = 4096  # bytes of a script read to explain why it could not be run
+PR_SET_CHILD_SUBREAPER = 36  # <linux/prctl.h>
 
 # Every disposition a sensor starts with is the default: the pulse handles or
 # ignores some (Python ignores SIGPIPE and SIGXFSZ, a shell may have started
@@ -69,6 +122,111 @@ class Limits:
 
 def snapshot_name(script: Path) -> str:
     return f"sensor-{script.stem}"
+
+
+_subreaper: bool | None = None  # None: not asked yet (the answer never changes)
+# (pid, start) of descendants killed by an earlier run that were not dead when it
+# ended (stuck in the kernel): ours to reap still, though they predate this run.
+_unreaped: set[tuple[int, int]] = set()
+
+
+def become_subreaper() -> bool:
+    """Make this process the reaper of its orphaned descendants (Linux); True if it is.
+
+    Idempotent and cheap after the first call. The flag is not inherited by
+    children, so a sensor never becomes one.
+    """
+    global _subreaper
+    if _subreaper is None:
+        _subreaper = False
+        if sys.platform.startswith("linux"):
+            import ctypes  # only here: a macOS run never pays for it
+
+            libc = ctypes.CDLL(None, use_errno=True)
+            one, zero = ctypes.c_ulong(1), ctypes.c_ulong(0)
+            done = libc.prctl(ctypes.c_int(PR_SET_CHILD_SUBREAPER), one, zero, zero, zero)
+            _subreaper = done == 0
+    return _subreaper
+
+
+def _children() -> list[int]:
+    """This process's children, from every thread's ``children`` list (Linux)."""
+    pids: list[int] = []
+    try:
+        tasks = os.listdir("/proc/self/task")
+    except OSError:
+        tasks = []
+    for tid in tasks:
+        try:
+            with open(f"/proc/self/task/{tid}/children", "rb") as fh:
+                pids.extend(int(p) for p in fh.read().split())
+        except FileNotFoundError:
+            if not os.path.exists(f"/proc/self/task/{tid}"):
+                continue  # the thread ended meanwhile
+            # A kernel without CONFIG_PROC_CHILDREN: ask the process table.
+            import psutil
+
+            return [child.pid for child in psutil.Process().children()]
+    return pids
+
+
+def _stat(pid: int) -> tuple[str, int] | None:
+    """(state, start time in clock ticks since boot) of ``pid``; None if it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            fields = fh.read().rsplit(b")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    # After the ")" closing the command: state is field 3, starttime field 22.
+    return fields[0].decode(), int(fields[19])
+
+
+_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def _boot_ticks() -> int:
+    """Now, on the clock ``/proc/<pid>/stat`` uses for a process's start (floored)."""
+    return int(time.clock_gettime(time.CLOCK_BOOTTIME) * _TICKS)
+
+
+def descriptor_slots(per_sensor: int) -> int | None:
+    """How many sensors can run at once within ``RLIMIT_NOFILE``; None if unbounded.
+
+    Counts the descriptors open now (new ones take the lowest free numbers,
+    so the count is what matters, not the highest number), leaves room to
+    start one more sensor and a reserve, and never answers less than one.
+    """
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        return None
+    try:
+        open_now = len(os.listdir("/proc/self/fd" if os.path.isdir("/proc/self/fd") else "/dev/fd"))
+    except OSError:
+        return None
+    return max(1, (soft - open_now - SPAWN_FDS - FD_RESERVE) // per_sensor)
+
+
+def exec_advice(script: Path, shown: str) -> str | None:
+    """Why the kernel could not run ``script``, with the fix, when its #! line tells.
+
+    ``shown`` is how the file is named in the message (``sensors/x.sh``).
+    """
+    try:
+        head = fs.read_small(script, limit=1 << 20, follow=True)[:SHEBANG_LINE]
+    except OSError:
+        return None
+    if head.startswith(b"\xef\xbb\xbf#!"):
+        return f"{shown} starts with a byte-order mark before its #! line; save it without one"
+    if not head.startswith(b"#!"):
+        return None
+    line = head.split(b"\n", 1)[0]
+    if line.endswith(b"\r"):
+        return f"{shown} has a CRLF line ending in its #! line; convert it with dos2unix"
+    words = line[2:].split()
+    if words and not os.path.exists(words[0]):
+        interpreter = os.fsdecode(words[0])
+        return f"{shown} names {interpreter} in its #! line, which does not exist"
+    return None
 
 
 def discover(sensors_dir: Path) -> list[Path]:
@@ -117,6 +275,7 @@ class _Running:
     deadline: float | None
     out_fd: int | None
     err_fd: int | None
+    born: int = 0  # boot-clock ticks just before the spawn: no descendant is older
     pidfd: int | None = None
     out: bytearray = field(default_factory=bytearray)
     out_total: int = 0
@@ -162,19 +321,32 @@ class SensorRun:
         self.readings: dict[str, Reading] = {}
         self.stopping = False
         self.devnull = -1
+        self.slots = max(1, limits.concurrency)  # lowered to what descriptors allow in run()
+        self.starved = False  # a start failed for want of descriptors: wait for a finish
+        self.subreaper = False
+        self.foreign: set[tuple[int, int]] = set()  # (pid, start) of children not ours to end
+        self.sweep_due = False
+        self.last_sweep = 0.0
 
     # --- the loop ---------------------------------------------------------
     def run(self) -> list[Reading]:
         if self.cancel_fd is not None:
             self.selector.register(self.cancel_fd, selectors.EVENT_READ, None)
+        self.subreaper = become_subreaper()
+        if self.subreaper:
+            present = {(pid, st[1]) for pid in _children() if (st := _stat(pid))}
+            _unreaped.intersection_update(present)
+            self.foreign = present - _unreaped
         home = os.open(".", os.O_RDONLY | os.O_CLOEXEC)
         self.devnull = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
+        per_sensor = 3 if hasattr(os, "pidfd_open") else 2  # two pipes' read ends (+ a pidfd)
+        self.slots = min(self.slots, descriptor_slots(per_sensor) or self.slots)
         try:
             os.chdir(self.cwd)
             while self.pending or self.running:
                 if not self.stopping and self.cancelled():
                     self._stop_all()
-                while self.pending and len(self.running) < max(1, self.limits.concurrency):
+                while self.pending and not self.starved and len(self.running) < self.slots:
                     self._spawn(self.pending.popleft())
                 for key, _ in self.selector.select(self._wait_time()):
                     # An earlier event in this batch may have finished the sensor
@@ -190,11 +362,15 @@ class SensorRun:
                 now = time.monotonic()
                 for run in list(self.running.values()):
                     self._check(run, now)
+                if self.subreaper and (self.sweep_due or now - self.last_sweep >= SWEEP_EVERY):
+                    self._sweep(now)
                 self.on_tick()
         finally:
             for run in list(self.running.values()):
                 run.signal_group(signal.SIGKILL)
                 self._finish(run)
+            if self.subreaper:
+                self._end_leftovers()
             self.selector.close()
             os.close(self.devnull)
             with contextlib.suppress(OSError):
@@ -225,6 +401,7 @@ class SensorRun:
     # --- one sensor -------------------------------------------------------
     def _spawn(self, script: Path) -> None:
         started = time.monotonic()
+        born = _boot_ticks() if self.subreaper else 0
         try:
             out_r, out_w = os.pipe()
         except OSError as exc:  # out of descriptors: this sensor cannot start now
@@ -261,7 +438,7 @@ class SensorRun:
             os.close(err_w)
         timeout = self.limits.timeout
         deadline = started + timeout if timeout > 0 else None
-        run = _Running(script, pid, started, deadline, out_r, err_r)
+        run = _Running(script, pid, started, deadline, out_r, err_r, born)
         for fd, handler in ((out_r, self._on_stdout), (err_r, self._on_stderr)):
             os.set_blocking(fd, False)
             self.selector.register(fd, selectors.EVENT_READ, (handler, run))
@@ -269,15 +446,26 @@ class SensorRun:
             try:
                 run.pidfd = os.pidfd_open(pid)
                 self.selector.register(run.pidfd, selectors.EVENT_READ, (self._on_exit, run))
-            except OSError:
+            except OSError as exc:  # polled instead; and no more starts until a finish
                 run.pidfd = None
+                self.starved = exc.errno in OUT_OF_FDS
         self.running[pid] = run
 
     def _unstartable(self, script: Path, exc: OSError) -> None:
+        if exc.errno in OUT_OF_FDS and self.running:
+            # Descriptors free up as running sensors finish: wait for a slot.
+            self.pending.appendleft(script)
+            self.starved = True
+            return
         code = 126 if exc.errno in (errno.EACCES, errno.ENOEXEC, errno.EPERM) else 127
         why = "not executable" if code == 126 else "cannot be run"
         name = snapshot_name(script)
         message = f"{script.name} {why}: {exc.strerror}"
+        if exc.errno in OUT_OF_FDS:
+            soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+            message += f" (the open-file limit is {soft}; raise it with ulimit -n)"
+        elif exc.errno in (errno.ENOENT, errno.ENOEXEC):
+            message = exec_advice(script, self._shown(script)) or message
         self.readings[name] = Reading(
             name,
             error_value({"exit_code": code}, message, stderr=""),
@@ -285,6 +473,13 @@ class SensorRun:
             exit_code=code,
             stderr=f"{message}\n".encode(),
         )
+
+    def _shown(self, script: Path) -> str:
+        """``sensors/x.sh``: the script as named from the data dir, where the user looks."""
+        try:
+            return str(script.relative_to(self.cwd))
+        except ValueError:
+            return str(script)
 
     def _close_pipe(self, run: _Running, fd: int) -> None:
         self.selector.unregister(fd)
@@ -379,7 +574,48 @@ class SensorRun:
             status = 255 << 8  # reaped elsewhere: the exit status is lost
 
         del self.running[run.pid]
+        self.starved = False  # its descriptors are free again
+        self.sweep_due = True
         self.readings[snapshot_name(run.script)] = self._reading(run, status)
+
+    # --- descendants re-parented to us (Linux) ------------------------------
+    def _sweep(self, now: float, final: bool = False) -> int:
+        """Reap re-parented zombies; kill re-parented processes no running sensor can own.
+
+        Returns how many of our re-parented children are still alive. A
+        process is spared only while a running sensor was spawned no later
+        than it (it may descend from that one); ``final`` spares none.
+        """
+        self.sweep_due, self.last_sweep = False, now
+        oldest = None if final or not self.running else min(r.born for r in self.running.values())
+        alive = 0
+        for pid in _children():
+            if pid in self.running:
+                continue  # a sensor's leader: its own finish reaps it
+            st = _stat(pid)
+            if st is None or (pid, st[1]) in self.foreign:
+                continue
+            state, start = st
+            if state in ("Z", "X"):
+                with contextlib.suppress(ChildProcessError):
+                    os.waitpid(pid, os.WNOHANG)
+                continue
+            alive += 1
+            if oldest is None or start < oldest:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)  # our unreaped child: the pid is still its own
+        return alive
+
+    def _end_leftovers(self) -> None:
+        """The run is over: kill every re-parented descendant and reap it (bounded wait)."""
+        deadline = time.monotonic() + KILL_GRACE
+        while self._sweep(time.monotonic(), final=True) and time.monotonic() < deadline:
+            time.sleep(0.002)
+        # One not dead yet (stuck in the kernel) is reaped by the next run's sweeps.
+        for pid in _children():
+            st = _stat(pid)
+            if st is not None and (pid, st[1]) not in self.foreign:
+                _unreaped.add((pid, st[1]))
 
     def _reading(self, run: _Running, status: int) -> Reading:
         name = snapshot_name(run.script)
