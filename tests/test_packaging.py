@@ -13,6 +13,7 @@ import contextlib
 import json
 import os
 import plistlib
+import re
 import shlex
 import shutil
 import signal
@@ -93,6 +94,9 @@ case "$1" in
 esac
 exit 0
 """
+
+# Stands in for systemctl: records each call in "calls" beside it and succeeds.
+FAKE_SYSTEMCTL = '#!/bin/sh\necho "$*" >> "$(dirname "$0")/calls"\nexit 0\n'
 
 
 # --- a home with a stand-in launchctl ------------------------------------------------
@@ -182,9 +186,13 @@ def launchd_home(profile: Profile) -> Iterator[FakeHome]:
 
 
 def unit_settings(text: str) -> dict[str, list[str]]:
-    """Every assignment in a unit file, by key, in order (comments and sections skipped)."""
+    """Every assignment in a unit file, by key, in order (comments and sections skipped).
+
+    Lines end where systemd ends them (a newline, a CR or a NUL), not where
+    ``str.splitlines`` would (U+2028 and friends are ordinary text to systemd).
+    """
     settings: dict[str, list[str]] = {}
-    for raw in text.splitlines():
+    for raw in re.split(r"\r\n|[\r\n\0]", text):
         line = raw.strip()
         if not line or line.startswith(("#", ";", "[")):
             continue
@@ -436,6 +444,139 @@ def test_dollar_signs_are_rendered_literally(
     assert settings["ExecStart"] == [f'"{binary}" pulse']
     assert settings["Environment"] == [f'"LOOOP_DATA_DIR={weird}"']
     assert f'-"{weird}"' in settings["ReadWritePaths"]
+
+
+# --- values a service file cannot hold ----------------------------------------------
+# Each is refused by install, dry run included: a unit file is read line by line
+# and must be UTF-8, and XML cannot carry most control characters (a CR comes
+# back as a newline), so no escaping keeps such a path one value for both.
+HOSTILE = {
+    "a newline": ("\n", "a newline (\\n)"),
+    "a carriage return": ("\r", "a carriage return (\\r)"),
+    "a tab": ("\t", "a tab (\\t)"),
+    "an escape": ("\x1b", "a control character (\\x1b)"),
+    "DEL": ("\x7f", "a control character (\\x7f)"),
+    "invalid UTF-8": (os.fsdecode(b"\xff"), "a byte that is not UTF-8 (\\xff)"),
+}
+INJECTED = "ExecStartPre=touch pwned"
+
+
+def fake_systemctl(profile: Profile, script: str = FAKE_SYSTEMCTL) -> Path:
+    """A stand-in ``systemctl`` on the profile's PATH; returns the file its calls go to."""
+    bindir = profile.root / "fakebin"
+    bindir.mkdir(exist_ok=True)
+    fake = bindir / "systemctl"
+    fake.write_text(script)
+    fake.chmod(0o755)
+    profile.env["PATH"] = f"{bindir}:{os.environ.get('PATH', '/usr/bin:/bin')}"
+    return bindir / "calls"
+
+
+def assert_refused(out: subprocess.CompletedProcess[str], what: str, named: str) -> None:
+    """One ``looop:`` line naming the value and the character, and nothing rendered."""
+    assert out.returncode == 1, (out.stdout, out.stderr)
+    assert out.stdout == ""
+    lines = out.stderr.splitlines()
+    assert len(lines) == 1 and "Traceback" not in out.stderr, out.stderr
+    assert lines[0].startswith(f"looop: {what} "), lines[0]
+    assert f"contains {named}" in lines[0], lines[0]
+
+
+def nothing_installed(profile: Profile) -> bool:
+    home = Path(profile.env["HOME"])
+    unit_dir = Path(profile.env["XDG_CONFIG_HOME"]) / "systemd" / "user"
+    return not unit_dir.exists() and not (home / "Library").exists()
+
+
+@pytest.mark.parametrize("manager", ["systemd", "launchd"])
+@pytest.mark.parametrize("hostile", HOSTILE)
+def test_a_data_dir_a_service_file_cannot_hold_is_refused_by_install(
+    hostile: str, manager: str, profile: Profile
+) -> None:
+    char, named = HOSTILE[hostile]
+    calls = fake_systemctl(profile)
+    profile.env["LOOOP_DATA_DIR"] = f"{profile.root}/data{char}{INJECTED}"
+
+    for args in (["--dry-run"], ["--no-start"], []):
+        out = profile.run("install", f"--{manager}", *args)
+        assert_refused(out, "the data dir", named)
+
+    assert nothing_installed(profile)
+    assert not calls.exists()
+
+
+@pytest.mark.parametrize("manager", ["systemd", "launchd"])
+@pytest.mark.parametrize("hostile", HOSTILE)
+def test_a_looop_executable_a_service_file_cannot_hold_is_refused_by_install(
+    hostile: str, manager: str, profile: Profile
+) -> None:
+    char, named = HOSTILE[hostile]
+    calls = fake_systemctl(profile)
+    bindir = os.path.join(os.fsencode(profile.root), os.fsencode(f"bin{char}{INJECTED}"))
+    os.mkdir(bindir)
+    binary = os.path.join(bindir, b"looop")
+    os.symlink(LOOOP_BIN, binary)  # run by this path, it is the command a unit would run
+
+    for args in (["--dry-run"], []):
+        out = subprocess.run(
+            [binary, "install", f"--{manager}", *args],
+            env=profile.env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            stdin=subprocess.DEVNULL,
+        )
+        assert_refused(out, "the looop command", named)
+
+    assert nothing_installed(profile)
+    assert not calls.exists()
+
+
+@pytest.mark.parametrize("hostile", HOSTILE)
+def test_rendering_refuses_every_value_a_service_file_cannot_hold(
+    hostile: str, launchd_home: FakeHome, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The renderer itself: each value it writes, whoever calls it."""
+    char, named = HOSTILE[hostile]
+    paths = launchd_home.use(monkeypatch)
+    for manager in ("systemd", "launchd"):
+        with pytest.raises(ServiceError, match=re.escape(f"contains {named}")):
+            render.render(paths, manager, command=[LOOOP_BIN, f"-x{char}"])
+    # The launchd agents' log file is under HOME.
+    monkeypatch.setenv("HOME", f"{launchd_home.home}{char}{INJECTED}")
+    with pytest.raises(ServiceError, match=r"^the log file .*" + re.escape(f"contains {named}")):
+        render.render(paths, "launchd", command=[LOOOP_BIN])
+    assert render.render(paths, "systemd", command=[LOOOP_BIN])  # the units do not name it
+
+
+def directives(text: str) -> list[str]:
+    """Every line of a unit that the manager reads as a directive: its key, in order."""
+    return [key for key, values in unit_settings(text).items() for _ in values]
+
+
+def test_odd_but_printable_paths_render_to_the_same_directives_and_plist_keys(
+    launchd_home: FakeHome, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What install accepts stays one value: same directives, same plist keys and strings."""
+    launchd_home.use(monkeypatch)
+    monkeypatch.setenv("LOOOP_DATA_DIR", str(launchd_home.profile.root / "plain"))
+    paths = resolve()
+    plain = {m: render.render(paths, m, command=[LOOOP_BIN]) for m in ("systemd", "launchd")}
+    odd = f"{launchd_home.profile.root}/a b \"c\" 'd' %e $f \\g é \u2028 {INJECTED} <h/>"
+    monkeypatch.setenv("LOOOP_DATA_DIR", odd)
+    binary = f"{odd}/bin/looop"
+    paths = resolve()
+    for before, after in zip(
+        plain["systemd"], render.render(paths, "systemd", [binary]), strict=True
+    ):
+        assert directives(after.text) == directives(before.text), after.path
+    for before, after in zip(
+        plain["launchd"], render.render(paths, "launchd", [binary]), strict=True
+    ):
+        was, now = plistlib.loads(before.text.encode()), plistlib.loads(after.text.encode())
+        assert now.keys() == was.keys()
+        assert now["ProgramArguments"] == [binary, *was["ProgramArguments"][1:]]
+        assert now["EnvironmentVariables"]["LOOOP_DATA_DIR"] == odd
 
 
 # --- launchd: idempotence and edits -----------------------------------------------
@@ -729,9 +870,6 @@ def test_install_without_the_managers_command_writes_nothing(profile: Profile) -
     assert out.returncode == 1
     assert "launchctl not found" in out.stderr
     assert not (profile.root / "home" / "Library").exists()
-
-
-FAKE_SYSTEMCTL = '#!/bin/sh\necho "$*" >> "$(dirname "$0")/calls"\nexit 0\n'
 
 
 @pytest.mark.parametrize(
