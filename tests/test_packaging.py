@@ -48,6 +48,7 @@ FAKE_LAUNCHCTL = r"""#!/bin/sh
 # file per label holding the pid of the job it started, if any. With
 # $FAKE_LAUNCHD_SPAWN set, loading or kickstarting the pulse runs that shell
 # command in the background as the job (it can exec a real `looop pulse`).
+# The user's domain itself (print gui/<uid>) always answers.
 # bootout is asynchronous, as launchd's is: the label stays loaded for
 # $FAKE_LAUNCHD_BOOTOUT_DELAY more seconds ("never": it stays loaded).
 state="$FAKE_LAUNCHD_DIR"
@@ -63,6 +64,7 @@ spawn() {
 }
 case "$1" in
   print)
+    if [ "$2" = "gui/$(id -u)" ]; then printf '%s = {\n\ttype = User\n}\n' "$2"; exit 0; fi
     label="${2##*/}"
     if [ -e "$state/loaded/$label" ]; then
       pid=$(cat "$state/loaded/$label")
@@ -918,9 +920,105 @@ def test_install_into_an_unwritable_unit_dir_says_which_file_and_why(blocked: st
         assert len(lines) == 1 and "Traceback" not in out.stderr, out.stderr
         assert lines[0].startswith(f"looop: cannot write {unit_dir / 'looop.service'}: ")
         assert reason in lines[0]
-        assert not (bindir / "calls").exists()  # nothing enabled for files never written
+        # The manager was asked whether it answers, and nothing was enabled for
+        # files never written.
+        assert (bindir / "calls").read_text().splitlines() == ["--user show-environment"]
     finally:
         shutil.rmtree(base, ignore_errors=True)
+
+
+# --- up and down tell the truth -------------------------------------------------------
+# A manager that has the unit loaded but not running (it never started the pulse).
+FAKE_SYSTEMCTL_INACTIVE = """#!/bin/sh
+echo "$*" >> "$(dirname "$0")/calls"
+case "$2" in
+  show) printf 'ActiveState=inactive\\nSubState=dead\\nUnitFileState=enabled\\nMainPID=0\\n' ;;
+esac
+exit 0
+"""
+# No user manager to talk to (a login without one: ssh, a container, su).
+FAKE_SYSTEMCTL_NO_BUS = """#!/bin/sh
+echo "$*" >> "$(dirname "$0")/calls"
+echo "Failed to connect to bus: No medium found" >&2
+exit 1
+"""
+# A manager that answers but cannot load units.
+FAKE_SYSTEMCTL_NO_RELOAD = """#!/bin/sh
+echo "$*" >> "$(dirname "$0")/calls"
+[ "$2" = daemon-reload ] && { echo "Failed to reload daemon: Access denied" >&2; exit 1; }
+exit 0
+"""
+
+
+def test_down_stops_a_pulse_started_by_hand_while_the_unit_is_installed(
+    profile: Profile, procs: Processes
+) -> None:
+    calls = fake_systemctl(profile, FAKE_SYSTEMCTL_INACTIVE)
+    installed = profile.run("install", "--systemd", "--no-start")
+    assert installed.returncode == 0, installed.stderr
+    unit = units.unit_names(profile.paths)["pulse"]
+    outside = procs.add(profile.popen("pulse"))
+    wait_for(lambda: (record.read(profile.paths) or {}).get("pid") == outside.pid)
+
+    down = profile.run("down")
+
+    assert down.returncode == 0, down.stderr
+    assert f"--user stop {unit}" in calls.read_text().splitlines()
+    assert f"pid {outside.pid}" in down.stdout and "systemd" in down.stdout
+    assert outside.wait(timeout=30) == 0
+    assert lock.holder(profile.paths) is None
+
+
+def test_down_stops_a_pulse_started_by_hand_while_the_agent_is_installed(
+    launchd_home: FakeHome, monkeypatch: pytest.MonkeyPatch, procs: Processes
+) -> None:
+    paths = launchd_home.use(monkeypatch)
+    assert launchd_home.run("install", "--launchd", "--no-start").returncode == 0
+    outside = procs.add(launchd_home.profile.popen("pulse", env=launchd_home.env))
+    wait_for(lambda: (record.read(paths) or {}).get("pid") == outside.pid)
+
+    down = launchd_home.run("down")
+
+    assert down.returncode == 0, down.stderr
+    assert f"pid {outside.pid}" in down.stdout and "launchd" in down.stdout
+    assert outside.wait(timeout=30) == 0
+    assert lock.holder(paths) is None
+
+
+@pytest.mark.parametrize("manager", ["no user bus", "no daemon-reload"])
+def test_a_failed_install_leaves_no_unit_and_down_still_stops_a_detached_pulse(
+    manager: str, profile: Profile
+) -> None:
+    script = FAKE_SYSTEMCTL_NO_BUS if manager == "no user bus" else FAKE_SYSTEMCTL_NO_RELOAD
+    calls = fake_systemctl(profile, script)
+    unit_dir = Path(profile.env["XDG_CONFIG_HOME"]) / "systemd" / "user"
+    up = profile.run("up", timeout=120)
+    assert up.returncode == 0, up.stderr
+    pid = lock.pulse_holder(profile.paths)
+    assert pid
+    try:
+        failed = profile.run("install", "--systemd")
+
+        assert failed.returncode == 1, failed.stdout
+        lines = failed.stderr.splitlines()
+        assert len(lines) == 1 and lines[0].startswith("looop: "), failed.stderr
+        said = "No medium found" if manager == "no user bus" else "Access denied"
+        assert said in lines[0]
+        assert not unit_dir.exists() or list(unit_dir.iterdir()) == []
+        assert units.installed_manager(profile.paths) is None
+        made = calls.read_text().splitlines()
+        if manager == "no user bus":  # asked first, so nothing was written
+            assert made == ["--user show-environment"]
+
+        down = profile.run("down")
+
+        assert down.returncode == 0, down.stderr
+        assert down.stdout.strip() == f"stopped (pid {pid})"
+        assert calls.read_text().splitlines() == made  # down did not go to the manager
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    assert lock.holder(profile.paths) is None
 
 
 # --- what a unit runs -----------------------------------------------------------------
