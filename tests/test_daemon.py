@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 
-from conftest import Profile, pid_alive, wait_for
+from conftest import Processes, Profile, pid_alive, wait_for
+
+from looop.pulse import lock, record
 
 
 def test_up_status_down_status(profile: Profile) -> None:
@@ -59,3 +62,46 @@ def test_down_when_nothing_runs(profile: Profile) -> None:
     down = profile.run("down")
     assert down.returncode == 0
     assert down.stdout.strip() == "not running"
+
+
+def pulses_of(profile: Profile) -> list[int]:
+    """Pids of every live ``looop pulse`` serving this profile's data dir."""
+    wanted = f"LOOOP_DATA_DIR={profile.data}".encode()
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as fh:
+                argv = fh.read().split(b"\0")
+            with open(f"/proc/{entry}/environ", "rb") as fh:
+                env = fh.read().split(b"\0")
+        except OSError:
+            continue
+        if argv[-2:] == [b"pulse", b""] and wanted in env and pid_alive(int(entry)):
+            found.append(int(entry))
+    return sorted(found)
+
+
+def test_twenty_concurrent_ups_all_succeed_and_leave_one_pulse(
+    profile: Profile, procs: Processes
+) -> None:
+    profile.sensor("slow", "sleep 0.5; echo '{\"signal\": 1}'")
+    ups = [procs.add(profile.popen("up")) for _ in range(20)]
+    try:
+        results = [(up.wait(timeout=180), *up.communicate()) for up in ups]
+        held = lock.holder(profile.paths)
+        assert held is not None and held.role == "pulse", held
+        for code, out, err in results:
+            assert code == 0, err
+            assert f"(pid {held.pid})" in out, out
+        assert sum("started (pid" in out for _, out, _ in results) == 1
+        # Every other detached pulse found the lock held and is gone.
+        assert pulses_of(profile) == [held.pid]
+        beat = record.read(profile.paths)
+        assert beat is not None and beat["pid"] == held.pid
+    finally:
+        down = profile.run("down", timeout=60)
+        for pid in pulses_of(profile):
+            os.kill(pid, signal.SIGKILL)
+    assert down.returncode == 0, down.stderr

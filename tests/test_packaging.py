@@ -13,6 +13,7 @@ import contextlib
 import json
 import os
 import plistlib
+import re
 import shlex
 import shutil
 import signal
@@ -47,6 +48,7 @@ FAKE_LAUNCHCTL = r"""#!/bin/sh
 # file per label holding the pid of the job it started, if any. With
 # $FAKE_LAUNCHD_SPAWN set, loading or kickstarting the pulse runs that shell
 # command in the background as the job (it can exec a real `looop pulse`).
+# The user's domain itself (print gui/<uid>) always answers.
 # bootout is asynchronous, as launchd's is: the label stays loaded for
 # $FAKE_LAUNCHD_BOOTOUT_DELAY more seconds ("never": it stays loaded).
 state="$FAKE_LAUNCHD_DIR"
@@ -62,6 +64,7 @@ spawn() {
 }
 case "$1" in
   print)
+    if [ "$2" = "gui/$(id -u)" ]; then printf '%s = {\n\ttype = User\n}\n' "$2"; exit 0; fi
     label="${2##*/}"
     if [ -e "$state/loaded/$label" ]; then
       pid=$(cat "$state/loaded/$label")
@@ -93,6 +96,9 @@ case "$1" in
 esac
 exit 0
 """
+
+# Stands in for systemctl: records each call in "calls" beside it and succeeds.
+FAKE_SYSTEMCTL = '#!/bin/sh\necho "$*" >> "$(dirname "$0")/calls"\nexit 0\n'
 
 
 # --- a home with a stand-in launchctl ------------------------------------------------
@@ -182,9 +188,13 @@ def launchd_home(profile: Profile) -> Iterator[FakeHome]:
 
 
 def unit_settings(text: str) -> dict[str, list[str]]:
-    """Every assignment in a unit file, by key, in order (comments and sections skipped)."""
+    """Every assignment in a unit file, by key, in order (comments and sections skipped).
+
+    Lines end where systemd ends them (a newline, a CR or a NUL), not where
+    ``str.splitlines`` would (U+2028 and friends are ordinary text to systemd).
+    """
     settings: dict[str, list[str]] = {}
-    for raw in text.splitlines():
+    for raw in re.split(r"\r\n|[\r\n\0]", text):
         line = raw.strip()
         if not line or line.startswith(("#", ";", "[")):
             continue
@@ -436,6 +446,139 @@ def test_dollar_signs_are_rendered_literally(
     assert settings["ExecStart"] == [f'"{binary}" pulse']
     assert settings["Environment"] == [f'"LOOOP_DATA_DIR={weird}"']
     assert f'-"{weird}"' in settings["ReadWritePaths"]
+
+
+# --- values a service file cannot hold ----------------------------------------------
+# Each is refused by install, dry run included: a unit file is read line by line
+# and must be UTF-8, and XML cannot carry most control characters (a CR comes
+# back as a newline), so no escaping keeps such a path one value for both.
+HOSTILE = {
+    "a newline": ("\n", "a newline (\\n)"),
+    "a carriage return": ("\r", "a carriage return (\\r)"),
+    "a tab": ("\t", "a tab (\\t)"),
+    "an escape": ("\x1b", "a control character (\\x1b)"),
+    "DEL": ("\x7f", "a control character (\\x7f)"),
+    "invalid UTF-8": (os.fsdecode(b"\xff"), "a byte that is not UTF-8 (\\xff)"),
+}
+INJECTED = "ExecStartPre=touch pwned"
+
+
+def fake_systemctl(profile: Profile, script: str = FAKE_SYSTEMCTL) -> Path:
+    """A stand-in ``systemctl`` on the profile's PATH; returns the file its calls go to."""
+    bindir = profile.root / "fakebin"
+    bindir.mkdir(exist_ok=True)
+    fake = bindir / "systemctl"
+    fake.write_text(script)
+    fake.chmod(0o755)
+    profile.env["PATH"] = f"{bindir}:{os.environ.get('PATH', '/usr/bin:/bin')}"
+    return bindir / "calls"
+
+
+def assert_refused(out: subprocess.CompletedProcess[str], what: str, named: str) -> None:
+    """One ``looop:`` line naming the value and the character, and nothing rendered."""
+    assert out.returncode == 1, (out.stdout, out.stderr)
+    assert out.stdout == ""
+    lines = out.stderr.splitlines()
+    assert len(lines) == 1 and "Traceback" not in out.stderr, out.stderr
+    assert lines[0].startswith(f"looop: {what} "), lines[0]
+    assert f"contains {named}" in lines[0], lines[0]
+
+
+def nothing_installed(profile: Profile) -> bool:
+    home = Path(profile.env["HOME"])
+    unit_dir = Path(profile.env["XDG_CONFIG_HOME"]) / "systemd" / "user"
+    return not unit_dir.exists() and not (home / "Library").exists()
+
+
+@pytest.mark.parametrize("manager", ["systemd", "launchd"])
+@pytest.mark.parametrize("hostile", HOSTILE)
+def test_a_data_dir_a_service_file_cannot_hold_is_refused_by_install(
+    hostile: str, manager: str, profile: Profile
+) -> None:
+    char, named = HOSTILE[hostile]
+    calls = fake_systemctl(profile)
+    profile.env["LOOOP_DATA_DIR"] = f"{profile.root}/data{char}{INJECTED}"
+
+    for args in (["--dry-run"], ["--no-start"], []):
+        out = profile.run("install", f"--{manager}", *args)
+        assert_refused(out, "the data dir", named)
+
+    assert nothing_installed(profile)
+    assert not calls.exists()
+
+
+@pytest.mark.parametrize("manager", ["systemd", "launchd"])
+@pytest.mark.parametrize("hostile", HOSTILE)
+def test_a_looop_executable_a_service_file_cannot_hold_is_refused_by_install(
+    hostile: str, manager: str, profile: Profile
+) -> None:
+    char, named = HOSTILE[hostile]
+    calls = fake_systemctl(profile)
+    bindir = os.path.join(os.fsencode(profile.root), os.fsencode(f"bin{char}{INJECTED}"))
+    os.mkdir(bindir)
+    binary = os.path.join(bindir, b"looop")
+    os.symlink(LOOOP_BIN, binary)  # run by this path, it is the command a unit would run
+
+    for args in (["--dry-run"], []):
+        out = subprocess.run(
+            [binary, "install", f"--{manager}", *args],
+            env=profile.env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            stdin=subprocess.DEVNULL,
+        )
+        assert_refused(out, "the looop command", named)
+
+    assert nothing_installed(profile)
+    assert not calls.exists()
+
+
+@pytest.mark.parametrize("hostile", HOSTILE)
+def test_rendering_refuses_every_value_a_service_file_cannot_hold(
+    hostile: str, launchd_home: FakeHome, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The renderer itself: each value it writes, whoever calls it."""
+    char, named = HOSTILE[hostile]
+    paths = launchd_home.use(monkeypatch)
+    for manager in ("systemd", "launchd"):
+        with pytest.raises(ServiceError, match=re.escape(f"contains {named}")):
+            render.render(paths, manager, command=[LOOOP_BIN, f"-x{char}"])
+    # The launchd agents' log file is under HOME.
+    monkeypatch.setenv("HOME", f"{launchd_home.home}{char}{INJECTED}")
+    with pytest.raises(ServiceError, match=r"^the log file .*" + re.escape(f"contains {named}")):
+        render.render(paths, "launchd", command=[LOOOP_BIN])
+    assert render.render(paths, "systemd", command=[LOOOP_BIN])  # the units do not name it
+
+
+def directives(text: str) -> list[str]:
+    """Every line of a unit that the manager reads as a directive: its key, in order."""
+    return [key for key, values in unit_settings(text).items() for _ in values]
+
+
+def test_odd_but_printable_paths_render_to_the_same_directives_and_plist_keys(
+    launchd_home: FakeHome, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What install accepts stays one value: same directives, same plist keys and strings."""
+    launchd_home.use(monkeypatch)
+    monkeypatch.setenv("LOOOP_DATA_DIR", str(launchd_home.profile.root / "plain"))
+    paths = resolve()
+    plain = {m: render.render(paths, m, command=[LOOOP_BIN]) for m in ("systemd", "launchd")}
+    odd = f"{launchd_home.profile.root}/a b \"c\" 'd' %e $f \\g é \u2028 {INJECTED} <h/>"
+    monkeypatch.setenv("LOOOP_DATA_DIR", odd)
+    binary = f"{odd}/bin/looop"
+    paths = resolve()
+    for before, after in zip(
+        plain["systemd"], render.render(paths, "systemd", [binary]), strict=True
+    ):
+        assert directives(after.text) == directives(before.text), after.path
+    for before, after in zip(
+        plain["launchd"], render.render(paths, "launchd", [binary]), strict=True
+    ):
+        was, now = plistlib.loads(before.text.encode()), plistlib.loads(after.text.encode())
+        assert now.keys() == was.keys()
+        assert now["ProgramArguments"] == [binary, *was["ProgramArguments"][1:]]
+        assert now["EnvironmentVariables"]["LOOOP_DATA_DIR"] == odd
 
 
 # --- launchd: idempotence and edits -----------------------------------------------
@@ -731,9 +874,6 @@ def test_install_without_the_managers_command_writes_nothing(profile: Profile) -
     assert not (profile.root / "home" / "Library").exists()
 
 
-FAKE_SYSTEMCTL = '#!/bin/sh\necho "$*" >> "$(dirname "$0")/calls"\nexit 0\n'
-
-
 @pytest.mark.parametrize(
     "blocked", ["a file where systemd/ should be", "a unit dir not writable", "a dir as the unit"]
 )
@@ -780,9 +920,105 @@ def test_install_into_an_unwritable_unit_dir_says_which_file_and_why(blocked: st
         assert len(lines) == 1 and "Traceback" not in out.stderr, out.stderr
         assert lines[0].startswith(f"looop: cannot write {unit_dir / 'looop.service'}: ")
         assert reason in lines[0]
-        assert not (bindir / "calls").exists()  # nothing enabled for files never written
+        # The manager was asked whether it answers, and nothing was enabled for
+        # files never written.
+        assert (bindir / "calls").read_text().splitlines() == ["--user show-environment"]
     finally:
         shutil.rmtree(base, ignore_errors=True)
+
+
+# --- up and down tell the truth -------------------------------------------------------
+# A manager that has the unit loaded but not running (it never started the pulse).
+FAKE_SYSTEMCTL_INACTIVE = """#!/bin/sh
+echo "$*" >> "$(dirname "$0")/calls"
+case "$2" in
+  show) printf 'ActiveState=inactive\\nSubState=dead\\nUnitFileState=enabled\\nMainPID=0\\n' ;;
+esac
+exit 0
+"""
+# No user manager to talk to (a login without one: ssh, a container, su).
+FAKE_SYSTEMCTL_NO_BUS = """#!/bin/sh
+echo "$*" >> "$(dirname "$0")/calls"
+echo "Failed to connect to bus: No medium found" >&2
+exit 1
+"""
+# A manager that answers but cannot load units.
+FAKE_SYSTEMCTL_NO_RELOAD = """#!/bin/sh
+echo "$*" >> "$(dirname "$0")/calls"
+[ "$2" = daemon-reload ] && { echo "Failed to reload daemon: Access denied" >&2; exit 1; }
+exit 0
+"""
+
+
+def test_down_stops_a_pulse_started_by_hand_while_the_unit_is_installed(
+    profile: Profile, procs: Processes
+) -> None:
+    calls = fake_systemctl(profile, FAKE_SYSTEMCTL_INACTIVE)
+    installed = profile.run("install", "--systemd", "--no-start")
+    assert installed.returncode == 0, installed.stderr
+    unit = units.unit_names(profile.paths)["pulse"]
+    outside = procs.add(profile.popen("pulse"))
+    wait_for(lambda: (record.read(profile.paths) or {}).get("pid") == outside.pid)
+
+    down = profile.run("down")
+
+    assert down.returncode == 0, down.stderr
+    assert f"--user stop {unit}" in calls.read_text().splitlines()
+    assert f"pid {outside.pid}" in down.stdout and "systemd" in down.stdout
+    assert outside.wait(timeout=30) == 0
+    assert lock.holder(profile.paths) is None
+
+
+def test_down_stops_a_pulse_started_by_hand_while_the_agent_is_installed(
+    launchd_home: FakeHome, monkeypatch: pytest.MonkeyPatch, procs: Processes
+) -> None:
+    paths = launchd_home.use(monkeypatch)
+    assert launchd_home.run("install", "--launchd", "--no-start").returncode == 0
+    outside = procs.add(launchd_home.profile.popen("pulse", env=launchd_home.env))
+    wait_for(lambda: (record.read(paths) or {}).get("pid") == outside.pid)
+
+    down = launchd_home.run("down")
+
+    assert down.returncode == 0, down.stderr
+    assert f"pid {outside.pid}" in down.stdout and "launchd" in down.stdout
+    assert outside.wait(timeout=30) == 0
+    assert lock.holder(paths) is None
+
+
+@pytest.mark.parametrize("manager", ["no user bus", "no daemon-reload"])
+def test_a_failed_install_leaves_no_unit_and_down_still_stops_a_detached_pulse(
+    manager: str, profile: Profile
+) -> None:
+    script = FAKE_SYSTEMCTL_NO_BUS if manager == "no user bus" else FAKE_SYSTEMCTL_NO_RELOAD
+    calls = fake_systemctl(profile, script)
+    unit_dir = Path(profile.env["XDG_CONFIG_HOME"]) / "systemd" / "user"
+    up = profile.run("up", timeout=120)
+    assert up.returncode == 0, up.stderr
+    pid = lock.pulse_holder(profile.paths)
+    assert pid
+    try:
+        failed = profile.run("install", "--systemd")
+
+        assert failed.returncode == 1, failed.stdout
+        lines = failed.stderr.splitlines()
+        assert len(lines) == 1 and lines[0].startswith("looop: "), failed.stderr
+        said = "No medium found" if manager == "no user bus" else "Access denied"
+        assert said in lines[0]
+        assert not unit_dir.exists() or list(unit_dir.iterdir()) == []
+        assert units.installed_manager(profile.paths) is None
+        made = calls.read_text().splitlines()
+        if manager == "no user bus":  # asked first, so nothing was written
+            assert made == ["--user show-environment"]
+
+        down = profile.run("down")
+
+        assert down.returncode == 0, down.stderr
+        assert down.stdout.strip() == f"stopped (pid {pid})"
+        assert calls.read_text().splitlines() == made  # down did not go to the manager
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    assert lock.holder(profile.paths) is None
 
 
 # --- what a unit runs -----------------------------------------------------------------

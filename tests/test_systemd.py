@@ -489,3 +489,81 @@ def test_install_does_not_fight_a_pulse_running_outside_systemd(user_manager: Ma
     finally:
         outside.terminate()
         outside.wait(timeout=30)
+
+
+# --- issue 9: a path cannot steer the units ----------------------------------------
+def dry_run_units(out: str) -> list[tuple[str, str]]:
+    """The units ``looop install --systemd --dry-run`` printed: (file name, text), in order."""
+    units = []
+    for section in out.rstrip("\n").split("\n\n--- ")[1:]:
+        head, _, text = section.partition("\n")
+        units.append((Path(head.split(" ", 1)[1]).name, text + "\n"))
+    return units
+
+
+@pytest.mark.parametrize(
+    "hostile", ["\n", "\r", os.fsdecode(b"\xff")], ids=["newline", "CR", "invalid UTF-8"]
+)
+@pytest.mark.parametrize("where", ["data dir", "looop executable"])
+def test_a_path_cannot_add_a_directive_that_systemd_analyze_verify_reads(
+    hostile: str, where: str, tmp_path: Path
+) -> None:
+    """Refused when the unit could not hold it; the same path made printable verifies clean."""
+    from test_packaging import LOOOP_BIN, unit_settings
+
+    runtime = tmp_path / "run"
+    runtime.mkdir(mode=0o700)
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": str(tmp_path / "home"),
+        "XDG_CONFIG_HOME": str(tmp_path / "config"),
+        "XDG_RUNTIME_DIR": str(runtime),
+    }
+
+    def dry_run(char: str) -> subprocess.CompletedProcess[str]:
+        name = os.fsencode(f"x{char}ExecStartPre=touch pwned")
+        if where == "data dir":
+            binary = os.fsencode(LOOOP_BIN)
+            env["LOOOP_DATA_DIR"] = os.fsdecode(os.path.join(os.fsencode(tmp_path), name))
+        else:
+            bindir = os.path.join(os.fsencode(tmp_path), name)
+            os.makedirs(bindir, exist_ok=True)
+            binary = os.path.join(bindir, b"looop")
+            if not os.path.lexists(binary):
+                os.symlink(LOOOP_BIN, binary)
+            env["LOOOP_DATA_DIR"] = str(tmp_path / "data")
+        return subprocess.run(
+            [binary, "install", "--systemd", "--dry-run"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            stdin=subprocess.DEVNULL,
+        )
+
+    refused = dry_run(hostile)
+    assert refused.returncode == 1 and refused.stdout == "", refused.stdout
+    assert len(refused.stderr.splitlines()) == 1, refused.stderr
+    assert not (tmp_path / "config").exists()
+
+    plain, printable = dry_run("_"), dry_run(" ")
+    assert plain.returncode == 0 and printable.returncode == 0, printable.stderr
+    unit_dir = tmp_path / "units"
+    unit_dir.mkdir()
+    expected = dry_run_units(plain.stdout)
+    rendered = dry_run_units(printable.stdout)
+    assert len(rendered) == len(expected) == 3
+    for (name, text), (_, plain_text) in zip(rendered, expected, strict=True):
+        (unit_dir / name).write_text(text)
+        keys = [k for k, values in unit_settings(text).items() for _ in values]
+        assert keys == [k for k, values in unit_settings(plain_text).items() for _ in values]
+        assert "ExecStartPre" not in keys
+    out = subprocess.run(
+        ["systemd-analyze", "--user", "verify", *sorted(map(str, unit_dir.iterdir()))],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 0, out.stderr
+    assert [line for line in out.stderr.splitlines() if "looop" in line] == [], out.stderr

@@ -8,7 +8,8 @@ status`` loads only what it asks:
 - ``render``: the files shipped in ``packaging/`` made into this profile's
   units and plists, and the policy for what install may write over.
 - ``driver``: what both drivers share (running a manager's command, its
-  failure as a ``ServiceError``, a pulse the manager does not own).
+  failure as a ``ServiceError``, whether a pulse is ready, a pulse the
+  manager does not own).
 - ``systemd`` / ``launchd``: every ``systemctl`` / ``launchctl`` call, and
   what looop asks each manager. ``status`` imports the one it needs and
   nothing of the installer.

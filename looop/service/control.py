@@ -10,9 +10,20 @@ without a manager (``detached``): holding the lock with its first beat
 published, never merely "forked".
 
 Without a manager, ``up`` detaches a pulse (``detached.start``) unless one
-already runs, and ``down`` sends SIGTERM to the lock holder and waits for the
-kernel to drop the lock. A one-off ``looop sense`` holding the lock is not a
-pulse: ``down`` leaves it to end by itself.
+already runs; either way it returns once a pulse is ready, and when that pulse
+is not the one it started (one already ran, or another ``up`` won the race)
+it says "already running" with that pulse's pid and exits 0.
+
+``down`` succeeds only once no pulse holds the lock. With a manager it first
+asks the manager to stop its pulse, then, like ``down`` without one, sends
+SIGTERM to any pulse still holding the lock (one started by hand, or by
+``up`` before the unit was installed) and waits for the kernel to drop the
+lock, naming that pulse. Stopping it, rather than refusing with exit 1, is
+what "down" asks for: the user wants no pulse on this profile, and the lock
+says exactly which process that is. When it cannot be stopped (not the
+user's, or it does not let go in time) ``down`` exits 1 naming it. A one-off
+``looop sense`` holding the lock is not a pulse: ``down`` leaves it to end by
+itself.
 """
 
 from __future__ import annotations
@@ -52,11 +63,15 @@ def up(paths: Paths, cfg: Config) -> str:
     manager = _through_manager(paths, start)
     if manager is not None:
         return f"started through {manager}"
+    deadline = time.monotonic() + ready_within
     holder = lock.pulse_holder(paths)
     if holder is not None:
-        return f"already running (pid {holder})"
-    pid = detached.start(paths, ready_within)
-    return f"started (pid {pid}); log: {detached.log_file(paths)}"
+        gone = f"the running pulse (pid {holder or '?'}) stopped before it was ready; try again"
+        return f"already running (pid {detached.await_running(paths, deadline, gone)})"
+    ready = detached.start(paths, ready_within)
+    if not ready.ours:  # another `up` started one meanwhile
+        return f"already running (pid {ready.pid})"
+    return f"started (pid {ready.pid}); log: {detached.log_file(paths)}"
 
 
 def down(paths: Paths) -> str:
@@ -64,13 +79,29 @@ def down(paths: Paths) -> str:
         (systemd if manager == units.SYSTEMD else launchd).stop(p)
 
     manager = _through_manager(paths, stop)
+    held = _end_pulse(paths)
+    pulse_pid = held.pid if held is not None and held.is_pulse else None
     if manager is not None:
+        if pulse_pid:
+            return f"stopped through {manager}, and a pulse started outside it (pid {pulse_pid})"
         return f"stopped through {manager}"
-    pid = lock.holder_pid(paths)
-    if pid is None:
-        return "not running"
-    if lock.holder_role(paths, pid) == "sense":
-        return f"not running (a one-off beat holds the lock, pid {pid}; it ends by itself)"
+    if pulse_pid:
+        return f"stopped (pid {pulse_pid})"
+    if held is not None:
+        return f"not running (a one-off beat holds the lock, pid {held.pid}; it ends by itself)"
+    return "not running"
+
+
+def _end_pulse(paths: Paths) -> lock.Holder | None:
+    """SIGTERM the pulse holding the lock, and return once the kernel has freed it.
+
+    Returns who held the lock (None: nobody). A one-off ``looop sense`` is
+    left to end by itself. ServiceError when the pulse cannot be stopped.
+    """
+    held = lock.holder(paths)
+    if held is None or not held.is_pulse:
+        return held
+    pid = held.pid
     if not pid:
         raise ServiceError("the lock is held but its holder's pid is not known yet; try again")
     try:
@@ -78,10 +109,12 @@ def down(paths: Paths) -> str:
     except ProcessLookupError:
         pass
     except PermissionError:
-        raise ServiceError(f"cannot stop pid {pid}: not yours") from None
+        raise ServiceError(f"cannot stop the pulse (pid {pid}): not yours") from None
     deadline = time.monotonic() + STOP_TIMEOUT
     while lock.holder_pid(paths) is not None:
         if time.monotonic() > deadline:
-            raise ServiceError(f"pid {pid} still holds the lock after {STOP_TIMEOUT:.0f}s")
+            raise ServiceError(
+                f"the pulse (pid {pid}) still holds the lock after {STOP_TIMEOUT:.0f}s"
+            )
         time.sleep(0.02)
-    return f"stopped (pid {pid})"
+    return held

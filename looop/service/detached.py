@@ -10,6 +10,16 @@ published", never merely "forked".
 The detached process sends its pid back through a close-on-exec pipe and then
 becomes ``looop pulse`` (exec of ``paths.looop_command``), so what runs is
 exactly the program a unit runs.
+
+Two ``looop up`` at once both find no pulse and both detach one; the kernel
+lock lets one of them hold it, and the other exits ("already running"). That
+is not a failure of the ``up`` that lost: a pulse runs, which is what it was
+asked for. So a detached pulse that dies while another pulse holds the lock
+hands over to ``await_running``, which reports that pulse once it is ready
+(``driver.ready_pulse``); only a death with nobody holding the lock is an
+error, with the tail of the log saying why. Rejected: a lock around ``up``
+itself, which would serialise every ``up`` behind a first beat and still
+not cover a pulse started by hand.
 """
 
 from __future__ import annotations
@@ -20,14 +30,27 @@ import selectors
 import socket
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 from looop.log import log_tail
 from looop.paths import Paths, ensure_runtime_dir, looop_command
 from looop.proc import alive
+from looop.pulse import lock
 from looop.service import ServiceError
+from looop.service.driver import ready_pulse
 
 UMASK = 0o077  # python-daemon's default is 0; the pulse's files are private
 LOG_MAX_BYTES = 5 * 1024 * 1024
+
+
+POLL = 0.05
+
+
+class Ready(NamedTuple):
+    """The pulse that is ready, and whether this ``up`` started it."""
+
+    pid: int
+    ours: bool
 
 
 def log_file(paths: Paths) -> Path:
@@ -35,8 +58,30 @@ def log_file(paths: Paths) -> Path:
     return paths.data_dir / "pulse.log"
 
 
-def start(paths: Paths, ready_within: float) -> int:
-    """Detach a pulse and return its pid once it is ready; ServiceError saying why not."""
+def await_running(paths: Paths, deadline: float, gone: str) -> int:
+    """The pid of the pulse that runs, once it is ready; ServiceError ``gone`` if none does.
+
+    Waits until ``deadline`` (``time.monotonic``) for the pulse holding the
+    lock to publish its first beat.
+    """
+    while True:
+        pid = ready_pulse(paths)
+        if pid:
+            return pid
+        holder = lock.pulse_holder(paths)
+        if holder is None:
+            raise ServiceError(gone)
+        if time.monotonic() >= deadline:
+            raise ServiceError(f"the running pulse (pid {holder or '?'}) is not ready yet")
+        time.sleep(POLL)
+
+
+def start(paths: Paths, ready_within: float) -> Ready:
+    """Detach a pulse and return once a pulse is ready; ServiceError saying why not.
+
+    Usually the pulse is ours; when another pulse took the lock first (another
+    ``up`` at the same time), that one is reported once it is ready.
+    """
     ensure_runtime_dir(paths)
     try:
         paths.data_dir.mkdir(parents=True, exist_ok=True)
@@ -59,8 +104,7 @@ def start(paths: Paths, ready_within: float) -> int:
         os.waitpid(child, 0)  # python-daemon's first fork exits at once
         pid = _read_pid(pid_r)
         os.close(pid_r)
-        _wait_ready(notify, pid, logpath, since, ready_within)
-        return pid
+        return _wait_ready(paths, notify, pid, (logpath, since), ready_within)
     finally:
         notify.close()
         with contextlib.suppress(FileNotFoundError):
@@ -108,20 +152,22 @@ def _read_pid(fd: int) -> int:
 
 
 def _wait_ready(
-    notify: socket.socket, pid: int, logpath: Path, since: int, ready_within: float
-) -> None:
+    paths: Paths, notify: socket.socket, pid: int, log: tuple[Path, int], ready_within: float
+) -> Ready:
+    """Our pulse's READY=1; or, once it has died, the pulse that holds the lock instead."""
     selector = selectors.DefaultSelector()
     selector.register(notify, selectors.EVENT_READ)
     deadline = time.monotonic() + ready_within
     try:
         while time.monotonic() < deadline:
-            if selector.select(0.05):
+            if selector.select(POLL):
                 message = notify.recv(4096).decode(errors="replace")
                 if "READY=1" in message.splitlines():
-                    return
+                    return Ready(pid, True)
             elif not alive(pid):
-                said = log_tail(logpath, since) or "(nothing in the log)"
-                raise ServiceError(f"the pulse exited before it was ready: {said}")
+                said = log_tail(*log) or "(nothing in the log)"
+                gone = f"the pulse exited before it was ready: {said}"
+                return Ready(await_running(paths, deadline, gone), False)
     finally:
         selector.close()
     raise ServiceError(f"the pulse (pid {pid}) was not ready after {ready_within:.0f}s")

@@ -3,7 +3,10 @@
 Every ``systemctl`` and ``launchctl`` call goes through ``run``: one small
 function, so a missing command or one that hangs is reported the same way for
 both managers, and a test can put a stand-in on ``PATH``. ``checked`` turns a
-refusal into a ``ServiceError`` carrying what the manager said.
+refusal into a ``ServiceError`` carrying what the manager said. Two questions
+about the pulse are answered here for both drivers and for ``detached``: is a
+pulse ready (``ready_pulse``), and does one run that the manager does not own
+(``foreign_pulse``).
 ``subprocess`` is imported where it is used: ``looop status`` loads a driver
 to ask for the pulse's state and should not pay for it otherwise.
 """
@@ -62,6 +65,21 @@ def number(value: Any) -> int | None:
         return int(value)
     except (TypeError, ValueError):
         return None
+
+
+def ready_pulse(paths: Paths) -> int | None:
+    """Pid of a pulse that holds the lock and has published a beat of its own, else None.
+
+    What ``looop up`` promises under every manager, and without one: "ready"
+    is this, never merely "forked" or "launched".
+    """
+    from looop.pulse import lock, record
+
+    pid = lock.pulse_holder(paths)
+    if not pid:
+        return None
+    beat = record.read(paths)
+    return pid if beat is not None and beat.get("pid") == pid else None
 
 
 def foreign_pulse(paths: Paths, managed_pid: int | None) -> int | None:

@@ -3,9 +3,15 @@
 The orchestration only: ``render`` makes the files and decides what may be
 written over, the driver (``systemd`` or ``launchd``) enables, starts, stops
 and disables, and this module puts the two together in an order that leaves
-nothing half-done: every file is judged before any is written, the manager's
-command must exist before anything is written, and uninstall stops the jobs
-before it removes their files.
+nothing half-done: every file is judged before any is written, the manager
+must answer before anything is written (``driver.answers``: a missing
+``systemctl``, or one with no user bus to talk to), a manager that then
+refuses to load or enable them has the files this install created removed
+again, and uninstall stops the jobs before it removes their files. Half an
+install would be worse than none: ``looop up``/``down`` go to the manager as
+soon as a unit file exists, and a manager that cannot load the unit cannot
+stop a pulse either. A pulse that fails to *start* is different: the unit is
+installed and correct, and stays (``looop status`` and the manager say why).
 
 *Idempotent*: installing twice changes nothing the second time (an unchanged
 file is not rewritten, and the driver restarts only what changed).
@@ -15,6 +21,7 @@ with ``force``) and never touches the data dir or a drop-in.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
@@ -22,8 +29,7 @@ from looop.errors import os_error_line
 from looop.fs import write_whole
 from looop.paths import Paths
 from looop.service import ServiceError, launchd, systemd
-from looop.service.driver import missing
-from looop.service.render import UNCHANGED, ours, outside_home, plan, render
+from looop.service.render import NEW, UNCHANGED, ours, outside_home, plan, render
 from looop.service.units import (
     LAUNCHD,
     SYSTEMD,
@@ -97,19 +103,30 @@ def install(
         for item, line in zip(items, lines, strict=True):
             out += ["", f"--- {line}", item.text.rstrip("\n")]
         return [*out, "", *notes]
-    command = "systemctl" if chosen == SYSTEMD else "launchctl"
-    import shutil
-
-    if shutil.which(command) is None:  # say so before writing anything
-        raise missing(command)
-    _prepare_dirs(paths, chosen)
-    for item in items:
-        if states[item.path] != UNCHANGED:
-            _write(item.path, item.text)
-    changed = {item.role for item in items if states[item.path] != UNCHANGED}
     driver = systemd if chosen == SYSTEMD else launchd
-    lines += driver.enable(paths, changed, start)
+    driver.answers()  # a manager that is missing or does not answer: nothing written
+    _prepare_dirs(paths, chosen)
+    written: list[Path] = []  # what was not there before: removed again if the manager refuses
+    try:
+        for item in items:
+            if states[item.path] != UNCHANGED:
+                _write(item.path, item.text)
+                if states[item.path] == NEW:
+                    written.append(item.path)
+        changed = {item.role for item in items if states[item.path] != UNCHANGED}
+        lines += driver.enable(paths, changed)
+    except ServiceError:
+        _roll_back(written)
+        raise
+    lines += driver.launch(paths, changed, start)
     return [*lines, *notes]
+
+
+def _roll_back(written: list[Path]) -> None:
+    """Remove the files this install created, so nothing looks installed that is not."""
+    for path in written:
+        with contextlib.suppress(OSError):
+            path.unlink()
 
 
 def _remove(files: list[Path], force: bool, kept_note: str = "") -> list[str]:

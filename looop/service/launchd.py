@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 from looop.log import log_tail
 from looop.paths import Paths
 from looop.service import ServiceError
-from looop.service.driver import checked, foreign_pulse, number, run
+from looop.service.driver import checked, foreign_pulse, number, ready_pulse, run
 from looop.service.units import (
     LAUNCHD,
     PULSE,
@@ -108,22 +108,42 @@ def _bootstrap(paths: Paths, role: str) -> None:
     )
 
 
-def enable(paths: Paths, changed: set[str], start: bool) -> list[str]:
-    """After install wrote the plists: enable, and (re)load what needs it."""
+def answers() -> None:
+    """Before install writes anything: is there a user domain to load the agents into?
+
+    ``launchctl print gui/<uid>`` fails in a login without one (ssh with
+    nobody logged in at the console); ServiceError saying what it said.
+    """
+    out = launchctl("print", _domain(), timeout=10)
+    if out.returncode != 0:
+        detail = (out.stderr or out.stdout).strip().replace("\n", " · ") or "no message"
+        raise ServiceError(
+            f"launchd has no {_domain()} domain here ({detail}); nothing installed. "
+            "Run install from a logged-in session, or start the pulse with looop up"
+        )
+
+
+def enable(paths: Paths, changed: set[str]) -> list[str]:
+    """After install wrote the plists: enable them."""
     names = labels(paths)
     for label in names.values():
         target = f"{_domain()}/{label}"
         checked(launchctl("enable", target), f"launchctl enable {target}")
-    lines = [f"enabled {', '.join(names.values())}"]
+    return [f"enabled {', '.join(names.values())}"]
+
+
+def launch(paths: Paths, changed: set[str], start: bool) -> list[str]:
+    """After install enabled the plists: (re)load what needs it, unless ``start`` is false."""
+    names = labels(paths)
     if not start:
-        return [*lines, "not started (--no-start): loaded at next login, or now by: looop up"]
+        return ["not started (--no-start): loaded at next login, or now by: looop up"]
     foreign = foreign_pulse(paths, _pid(names[PULSE]))
     if foreign:
         return [
-            *lines,
             f"not started: a pulse already runs outside launchd (pid {foreign}); "
             f"stop it (kill {foreign}), then: looop up",
         ]
+    lines = []
     for role, label in names.items():
         is_loaded = loaded(label)
         if is_loaded and role not in changed:
@@ -144,17 +164,6 @@ def unload(paths: Paths) -> list[str]:
             bootout(label)
             lines.append(f"unloaded {label}")
     return lines
-
-
-def _pulse_ready(paths: Paths) -> bool:
-    """A pulse holds the lock and has published a beat of its own."""
-    from looop.pulse import lock, record
-
-    pid = lock.pulse_holder(paths)
-    if not pid:
-        return False
-    beat = record.read(paths)
-    return beat is not None and beat.get("pid") == pid
 
 
 def _log_size(path: Path) -> int:
@@ -185,7 +194,7 @@ def start(paths: Paths, ready_within: float | None = None) -> None:
     else:
         _bootstrap(paths, PULSE)
     deadline = time.monotonic() + ready_within
-    while not _pulse_ready(paths):
+    while not ready_pulse(paths):
         if time.monotonic() >= deadline:
             said = log_tail(log, since)
             raise ServiceError(

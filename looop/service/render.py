@@ -9,7 +9,18 @@ and decides what install may write. It reads files but starts nothing and
 talks to no manager; the drivers (``systemd``, ``launchd``) never import it,
 so ``looop status`` never loads the installer.
 
-Two rules shape it:
+Three rules shape it:
+
+- *A value stays one value, or install refuses it.* Every value a file is
+  rendered with (the data dir, each word of the looop command, a plist's log
+  file) goes through ``holdable``, which refuses a control character or a
+  byte that is not UTF-8, naming the value and the character. Refusing, not
+  escaping, is one rule for both formats: a unit line ends at a newline, a
+  CR or a NUL, a unit must be UTF-8, and XML has no form at all for most
+  control characters (and reads a CR back as a newline); escaping would need
+  a different, partial scheme per format and per systemd setting. A plist's
+  ``PATH`` is built from the looop command's directory and fixed ones, so it
+  needs no check of its own.
 
 - *Never clobber an edit.* Each rendered file carries a
   ``looop-rendered sha256=...`` line: the hash of the rest of the file as it
@@ -84,12 +95,65 @@ def template_text(relative: str) -> str:
     return shipped.read_text(encoding="utf-8")
 
 
+_CHARACTER_NAMES = {"\n": "a newline (\\n)", "\r": "a carriage return (\\r)", "\t": "a tab (\\t)"}
+
+
+def _unholdable(char: str) -> bool:
+    """A character no service file can carry as part of one value.
+
+    C0 controls, DEL and C1 controls (a unit is read line by line and a CR
+    or NUL ends a line too; XML 1.0 has no form for most of them and turns a
+    CR into a newline), and a lone surrogate: a byte of a name that is not
+    UTF-8, which neither a unit nor a plist may hold.
+    """
+    code = ord(char)
+    return code < 0x20 or 0x7F <= code <= 0x9F or 0xD800 <= code <= 0xDFFF
+
+
+def _shown(value: str) -> str:
+    """``value`` on one line: each character ``_unholdable`` finds written as an escape."""
+    return "".join(_escape(c) if _unholdable(c) else c for c in value)
+
+
+def _escape(char: str) -> str:
+    """``\\n``, ``\\x1b``; a byte that is not UTF-8 (surrogateescape) as the byte."""
+    code = ord(char)
+    if char in "\n\r\t":
+        return repr(char)[1:-1]
+    if 0xDC80 <= code <= 0xDCFF:
+        return f"\\x{code - 0xDC00:02x}"
+    return f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}"
+
+
+def holdable(what: str, value: str) -> str:
+    """``value``, unless a service file cannot hold it as one value: then ServiceError.
+
+    Every value a unit or plist is rendered with goes through here. Refused,
+    not escaped: systemd and XML would each need their own escape, and
+    neither has one for everything (a plist cannot carry a byte that is not
+    UTF-8, nor most control characters), so one rule for both is to refuse.
+    Such a path is an accident or an attack, and the message names it.
+    """
+    for char in value:
+        if not _unholdable(char):
+            continue
+        if 0xDC80 <= ord(char) <= 0xDCFF:
+            named = f"a byte that is not UTF-8 ({_escape(char)})"
+        else:
+            named = _CHARACTER_NAMES.get(char) or f"a control character ({_escape(char)})"
+        raise ServiceError(
+            f"{what} {_shown(value)} contains {named}, which a service file cannot hold "
+            "as part of one value; use a path without it"
+        )
+    return value
+
+
 def _command(command: list[str] | None) -> list[str]:
     """The argv a unit runs looop by (``paths.looop_command`` unless given); absolute."""
     command = command or looop_command()
     if not os.path.isabs(command[0]):
         raise ServiceError("cannot tell where the looop executable is; run it by its full path")
-    return command
+    return [holdable("the looop command", word) for word in command]
 
 
 def outside_home(path: Path) -> bool:
@@ -147,7 +211,7 @@ def pristine(text: str) -> bool:
 
 def render_systemd(paths: Paths, command: list[str] | None = None) -> list[Rendered]:
     words = _command(command)
-    data = str(paths.data_dir)
+    data = holdable("the data dir", str(paths.data_dir))
     env = f"Environment={systemd_word('LOOOP_DATA_DIR=' + data)}"
     rw = f"ReadWritePaths=-{systemd_word(data)}" if outside_home(paths.data_dir) else ""
     values = {
@@ -171,9 +235,11 @@ def render_systemd(paths: Paths, command: list[str] | None = None) -> list[Rende
 
 def render_launchd(paths: Paths, command: list[str] | None = None) -> list[Rendered]:
     words = _command(command)
+    # PATH is the looop command's directory (checked with it) and fixed ones.
     path_dirs = [os.path.dirname(words[0]), *LAUNCHD_PATH]
     search_path = ":".join(dict.fromkeys(path_dirs))
-    env = f"\t\t<key>LOOOP_DATA_DIR</key>\n\t\t<string>{xml_escape(str(paths.data_dir))}</string>"
+    data = holdable("the data dir", str(paths.data_dir))
+    env = f"\t\t<key>LOOOP_DATA_DIR</key>\n\t\t<string>{xml_escape(data)}</string>"
     names = labels(paths)
     rendered = []
     for role, tpl in (
@@ -185,7 +251,7 @@ def render_launchd(paths: Paths, command: list[str] | None = None) -> list[Rende
             "LOOOP_COMMAND": "\n".join(f"\t\t<string>{xml_escape(w)}</string>" for w in words),
             "PATH": xml_escape(search_path),
             "ENVIRONMENT": env,
-            "LOG_FILE": xml_escape(str(launchd_log(paths, role))),
+            "LOG_FILE": xml_escape(holdable("the log file", str(launchd_log(paths, role)))),
         }
         text = _stamp(substitute(template_text(tpl), values), True)
         rendered.append(Rendered(role, plist_file(paths, role), text))

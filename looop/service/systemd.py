@@ -47,24 +47,45 @@ def show(unit: str, *props: str) -> dict[str, str]:
     return found
 
 
-def enable(paths: Paths, changed: set[str], start: bool) -> list[str]:
-    """After install wrote the units: reload, enable, and (re)start what needs it."""
+def answers() -> None:
+    """Before install writes anything: is there a user manager to take the units?
+
+    ServiceError saying what systemctl said when not (no user bus: a login
+    without a user manager, such as ``su`` or some containers), so install
+    never leaves units behind that ``looop down`` would then go to.
+    """
+    out = systemctl("show-environment", timeout=10)
+    if out.returncode != 0:
+        detail = (out.stderr or out.stdout).strip().replace("\n", " · ") or "no message"
+        raise ServiceError(
+            f"the systemd user manager does not answer ({detail}); nothing installed. "
+            "Run install from a login with a user manager, or start the pulse with looop up"
+        )
+
+
+def enable(paths: Paths, changed: set[str]) -> list[str]:
+    """After install wrote the units: reload and enable them."""
     names = unit_names(paths)
     if changed:
         checked(systemctl("daemon-reload"), "systemctl --user daemon-reload")
     wanted = [names[PULSE], names[TIMER]]
     checked(systemctl("enable", *wanted), f"systemctl --user enable {' '.join(wanted)}")
-    lines = [f"enabled {', '.join(wanted)}"]
+    return [f"enabled {', '.join(wanted)}"]
+
+
+def launch(paths: Paths, changed: set[str], start: bool) -> list[str]:
+    """After install enabled the units: (re)start what needs it, unless ``start`` is false."""
+    names = unit_names(paths)
     if not start:
-        return [*lines, f"not started (--no-start): systemctl --user start {names[PULSE]}"]
+        return [f"not started (--no-start): systemctl --user start {names[PULSE]}"]
     main = show(names[PULSE], "MainPID").get("MainPID", "0")
     foreign = foreign_pulse(paths, int(main) if main.isdigit() else None)
     if foreign:
         return [
-            *lines,
             f"not started: a pulse already runs outside systemd (pid {foreign}); "
             f"stop it (kill {foreign}), then: systemctl --user start {names[PULSE]}",
         ]
+    lines = []
     for role in (TIMER, PULSE):
         unit = names[role]
         if role not in changed and show(unit, "ActiveState").get("ActiveState") == "active":
