@@ -689,16 +689,15 @@ def test_a_session_that_comes_alive_while_being_measured_is_kept(
     sessions = profile.data / "sessions"
     session = make_session(sessions, "revived", pid=gone_pid(), age=5 * DAY)
     worker = start_sleeper(procs)
-    measure = reap._newest_mtime
+    measure = reap._survey
 
-    def measure_then_revive(fd: int, cutoff: float, where: str, depth: int = 0) -> float:
-        newest = measure(fd, cutoff, where, depth)
+    def measure_then_revive(fd: int, *args: Any, depth: int = 0) -> None:
+        measure(fd, *args, depth=depth)
         if depth == 0:  # the worker restarts in this session while it is being measured
             meta = {"id": "revived", "pid": worker.pid, "started": time.time(), "cmd": "work"}
             (session / "meta.json").write_text(json.dumps(meta))
-        return newest
 
-    monkeypatch.setattr(reap, "_newest_mtime", measure_then_revive)
+    monkeypatch.setattr(reap, "_survey", measure_then_revive)
     monkeypatch.setenv("LOOOP_DATA_DIR", str(profile.data))
     result = reap.reap(looop_paths.resolve(), ttl=3600)
     assert result.live == ["revived"] and result.sessions == []
@@ -986,11 +985,11 @@ def test_a_mount_that_appears_during_removal_is_left_and_finished_later(
     empty = reap._empty
     points: list[Path] = []
 
-    def mount_then_empty(doomed: str, fd: int, sid: str, record: dict[str, Any]) -> Any:
+    def mount_then_empty(doomed: str, *args: Any) -> Any:
         point = mounts.tmpfs(sessions / doomed / "late")
         fill(point)
         points.append(point)
-        return empty(doomed, fd, sid, record)
+        return empty(doomed, *args)
 
     monkeypatch.setattr(reap, "_empty", mount_then_empty)
     monkeypatch.setenv("LOOOP_DATA_DIR", str(profile.data))
