@@ -137,10 +137,6 @@ NAME_MAX = 255
 _MOUNT_IDS = sys.platform.startswith("linux")
 
 
-class _Unreadable(Exception):
-    """Part of a session could not be read, so its age cannot be known."""
-
-
 def _ago(seconds: float) -> str:
     seconds = max(0.0, seconds)
     for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
