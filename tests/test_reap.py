@@ -691,8 +691,10 @@ def test_a_session_that_comes_alive_while_being_measured_is_kept(
     worker = start_sleeper(procs)
     measure = reap._survey
 
-    def measure_then_revive(fd: int, *args: Any, depth: int = 0) -> None:
-        measure(fd, *args, depth=depth)
+    def measure_then_revive(
+        fd: int, home: Any, where: str, cutoff: float | None, found: Any, depth: int = 0
+    ) -> None:
+        measure(fd, home, where, cutoff, found, depth=depth)
         if depth == 0:  # the worker restarts in this session while it is being measured
             meta = {"id": "revived", "pid": worker.pid, "started": time.time(), "cmd": "work"}
             (session / "meta.json").write_text(json.dumps(meta))
@@ -852,7 +854,10 @@ class Mounts:
         return target
 
     def bind(self, source: Path, target: Path) -> Path:
-        target.mkdir(parents=True, exist_ok=True)
+        if source.is_dir():
+            target.mkdir(parents=True, exist_ok=True)
+        else:
+            target.touch()
         subprocess.run(["mount", "--bind", str(source), str(target)], check=True)
         self.points.append(target)
         return target
@@ -1100,3 +1105,29 @@ def test_a_status_with_a_non_finite_ended_is_judged_by_its_pid(
     # Dead because its pid is gone, not because a status nobody can read says it exited.
     assert {s["state"] for s in result["reaped"]["sessions"]} == {"dead"}
     assert sorted(os.listdir(sessions)) == sorted([".reap.lock", *live])
+
+
+def test_a_file_mounted_over_an_entry_is_never_removed(profile: Profile, mounts: Mounts) -> None:
+    """The survey sees directories only; the kernel refuses to unlink a mounted file."""
+    sessions = profile.data / "sessions"
+    session = dead_old_session(sessions, "file-mount")
+    source = profile.root / "precious.txt"
+    source.write_text("the user's file\n")
+    target = mounts.bind(source, session / "mounted.txt")
+
+    code, result = reap_json(profile, "--ttl", "0")
+    assert code == 1, result
+    assert source.read_text() == "the user's file\n"
+    [kept] = result["kept"]["mounted"]
+    mounts.points[mounts.points.index(target)] = profile.data / kept["at"]  # moved with it
+    assert kept["id"] == "file-mount" and kept["at"].endswith("/mounted.txt")
+    assert result["errors"] == []
+    text = profile.run("reap", "--ttl", "0")
+    assert text.returncode == 1
+    assert f"its removal is left as {kept['left']}" in text.stdout
+
+    mounts.unmount(profile.data / kept["at"])
+    code, done = reap_json(profile, "--ttl", "0")
+    assert code == 0, done
+    assert os.listdir(sessions) == [".reap.lock"]
+    assert source.read_text() == "the user's file\n"

@@ -48,7 +48,11 @@ Why it is shaped this way:
   surveys a leftover before finishing it, so it keeps the leftover (and
   says so) while the mount is there and finishes it once it is gone.
   (Rejected: renaming such a session back; its name may be a new session's
-  by then, and what was removed cannot be restored anyway.)
+  by then, and what was removed cannot be restored anyway.) A single *file*
+  bind-mounted over an entry is not seen by the survey (that would cost a
+  ``stat`` per file); the kernel refuses to unlink it (``EBUSY``), so it is
+  never touched, and it is reported the same way as a mount found during
+  removal.
 * **Judge the descriptor, then rename, then delete.** A session is judged on
   the open descriptor of exactly the directory that will be deleted, right
   before it is removed (and judged again when its survey took more than one
@@ -180,10 +184,13 @@ class ReapResult:
             lines.append(f"{verb} claim {c['name']} (session {c['session']} {c['why']})")
         for u in self.unknown:
             lines.append(f"kept session {u['id']}: unknown ({u['why']}); never deleted blind")
-        for whole in (*self.mounted, *self.too_deep):
-            where = f"{whole['at']} " if "at" in whole else ""
-            left = f" (left as {whole['left']})" if "left" in whole else ""
-            lines.append(f"kept session {whole['id']} whole: {where}{whole['why']}{left}")
+        for item in (*self.mounted, *self.too_deep):
+            where = f"{item['at']} " if "at" in item else ""
+            if "left" in item:  # found only once its removal had begun
+                how, left = "", f"; its removal is left as {item['left']}"
+            else:
+                how, left = " whole", ""
+            lines.append(f"kept session {item['id']}{how}: {where}{item['why']}{left}")
         for c in self.kept_claims:
             if c["why"] != "live":
                 lines.append(f"kept claim {c['name']}: {c['why']}")
@@ -379,7 +386,8 @@ def _clear(fd: int, home: _Home, where: str, left: _Removal, depth: int = 0) -> 
     """Remove everything inside the open directory ``fd``; never follow a link.
 
     A directory on another mount (one that appeared since the survey) is
-    neither entered nor removed; it is noted in ``left.mounts``.
+    neither entered nor removed, and neither is a file mounted over an entry
+    (its unlink fails with ``EBUSY``); both are noted in ``left.mounts``.
     """
     if depth > MAX_DEPTH:
         left.problems.append(f"{where}: nested too deep")
@@ -408,6 +416,9 @@ def _clear(fd: int, home: _Home, where: str, left: _Removal, depth: int = 0) -> 
                     now_dir = stat.S_ISDIR(os.stat(name, dir_fd=fd, follow_symlinks=False).st_mode)
                 except OSError:
                     now_dir = False
+                if exc.errno == errno.EBUSY:
+                    left.mounts.append(f"{where}/{name}")  # a file mounted over the entry
+                    continue
                 if not now_dir:
                     left.problems.append(f"{where}/{name}: {exc.strerror}")
                     continue
