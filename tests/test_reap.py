@@ -689,16 +689,17 @@ def test_a_session_that_comes_alive_while_being_measured_is_kept(
     sessions = profile.data / "sessions"
     session = make_session(sessions, "revived", pid=gone_pid(), age=5 * DAY)
     worker = start_sleeper(procs)
-    measure = reap._newest_mtime
+    measure = reap._survey
 
-    def measure_then_revive(fd: int, cutoff: float, where: str, depth: int = 0) -> float:
-        newest = measure(fd, cutoff, where, depth)
+    def measure_then_revive(
+        fd: int, home: Any, where: str, cutoff: float | None, found: Any, depth: int = 0
+    ) -> None:
+        measure(fd, home, where, cutoff, found, depth=depth)
         if depth == 0:  # the worker restarts in this session while it is being measured
             meta = {"id": "revived", "pid": worker.pid, "started": time.time(), "cmd": "work"}
             (session / "meta.json").write_text(json.dumps(meta))
-        return newest
 
-    monkeypatch.setattr(reap, "_newest_mtime", measure_then_revive)
+    monkeypatch.setattr(reap, "_survey", measure_then_revive)
     monkeypatch.setenv("LOOOP_DATA_DIR", str(profile.data))
     result = reap.reap(looop_paths.resolve(), ttl=3600)
     assert result.live == ["revived"] and result.sessions == []
@@ -837,3 +838,296 @@ def test_a_session_replaced_between_check_and_rename_is_put_back(
     assert json.loads((victim / "meta.json").read_text())["pid"] == worker.pid
     assert sorted(os.listdir(root)) == [".reap.lock", "victim"]
     assert (aside / "meta.json").is_file()
+
+
+# --- never leaving the session's own tree --------------------------------------------
+class Mounts:
+    """File systems a test mounts; each is unmounted at the end, even on failure."""
+
+    def __init__(self) -> None:
+        self.points: list[Path] = []
+
+    def tmpfs(self, target: Path) -> Path:
+        target.mkdir(parents=True, exist_ok=True)
+        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(target)], check=True)
+        self.points.append(target)
+        return target
+
+    def bind(self, source: Path, target: Path) -> Path:
+        if source.is_dir():
+            target.mkdir(parents=True, exist_ok=True)
+        else:
+            target.touch()
+        subprocess.run(["mount", "--bind", str(source), str(target)], check=True)
+        self.points.append(target)
+        return target
+
+    def unmount(self, target: Path) -> None:
+        subprocess.run(["umount", str(target)], check=True)
+        self.points.remove(target)
+
+    def unmount_all(self) -> None:
+        for target in reversed(self.points):
+            # Lazily, should the test have left something busy: never leave a mount behind.
+            subprocess.run(["umount", "-l", str(target)], check=False, capture_output=True)
+        self.points.clear()
+
+
+@pytest.fixture
+def mounts() -> Iterator[Mounts]:
+    made = Mounts()
+    try:
+        yield made
+    finally:
+        made.unmount_all()
+
+
+def fill(root: Path) -> None:
+    """A few files and a nested directory: what a worker left on its mount."""
+    (root / "work").mkdir(parents=True, exist_ok=True)
+    (root / "notes.txt").write_text("the user's notes\n")
+    (root / "work" / "draft.md").write_text("# a draft\n")
+    (root / "work" / "deep").mkdir(exist_ok=True)
+    (root / "work" / "deep" / "data.bin").write_bytes(b"\0\1\2" * 100)
+
+
+def dead_old_session(sessions: Path, sid: str) -> Path:
+    """Meta with a gone pid, a status that says it exited ten days ago, old mtimes."""
+    return make_session(sessions, sid, pid=gone_pid(), ended=time.time() - 10 * DAY, age=10 * DAY)
+
+
+def strict_json(text: str) -> Any:
+    """JSON as the standard has it: ``NaN`` and ``Infinity`` are not JSON."""
+
+    def refuse(name: str) -> None:
+        raise ValueError(f"{name} is not JSON")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+@pytest.mark.parametrize("kind", ["tmpfs", "bind"])
+@pytest.mark.parametrize("ttl", [TTL, "0"])
+def test_a_file_system_mounted_inside_a_dead_session_is_never_entered(
+    profile: Profile, mounts: Mounts, kind: str, ttl: str
+) -> None:
+    sessions = profile.data / "sessions"
+    session = dead_old_session(sessions, "mounted")
+    dead_old_session(sessions, "plain")
+    point = session / "scratch" / "mnt"
+    if kind == "tmpfs":
+        mounts.tmpfs(point)
+    else:  # the same file system as the data dir: only the mount tells it apart
+        source = profile.root / "project"
+        source.mkdir()
+        mounts.bind(source, point)
+    fill(point)
+    backdate(session, 10 * DAY)
+    on_mount = tree(point)
+    whole = tree(session)
+    assert len(on_mount) == 5
+
+    for args in (["--dry-run"], []):
+        code, result = reap_json(profile, "--ttl", ttl, *args)
+        assert code == 1, result
+        assert tree(point) == on_mount, "a file on the mount was touched"
+        assert tree(session) == whole, "the session was not kept whole"
+        assert [m["id"] for m in result["kept"]["mounted"]] == ["mounted"]
+        assert result["kept"]["mounted"][0]["at"] == "sessions/mounted/scratch/mnt"
+        assert "left" not in result["kept"]["mounted"][0]
+        assert result["counts"]["mounted"] == 1
+        assert [s["id"] for s in result["reaped"]["sessions"]] == ["plain"]
+        assert result["exit_code"] == 1
+    # Kept under its own name: never renamed out of sight.
+    assert sorted(os.listdir(sessions)) == [".reap.lock", "mounted"]
+    assert [e["id"] for e in events(profile, "session_reaped")] == ["plain"]
+
+    text = profile.run("reap", "--ttl", ttl)
+    assert text.returncode == 1
+    assert (
+        "kept session mounted whole: sessions/mounted/scratch/mnt is a mount point "
+        "(another file system); unmount it, then reap again"
+    ) in text.stdout
+    assert text.stdout.strip().splitlines()[-1].endswith("1 mounted")
+    assert tree(point) == on_mount
+
+    mounts.unmount(point)
+    code, result = reap_json(profile, "--ttl", ttl)
+    assert code == 0, result
+    assert [s["id"] for s in result["reaped"]["sessions"]] == ["mounted"]
+    assert result["kept"]["mounted"] == []
+    assert os.listdir(sessions) == [".reap.lock"]
+    if kind == "bind":
+        assert tree(profile.root / "project") == on_mount
+
+
+def test_a_mount_on_the_session_directory_itself_is_never_entered(
+    profile: Profile, mounts: Mounts
+) -> None:
+    sessions = profile.data / "sessions"
+    session = sessions / "itself"
+    mounts.tmpfs(session)
+    meta = {"id": "itself", "pid": gone_pid(), "started": time.time() - 20 * DAY, "cmd": "work"}
+    (session / "meta.json").write_text(json.dumps(meta))
+    status = {"state": "exited", "exit_code": 0, "ended": time.time() - 10 * DAY}
+    (session / "status.json").write_text(json.dumps(status))
+    fill(session)
+    backdate(session, 10 * DAY)
+    whole = tree(session)
+    code, result = reap_json(profile, "--ttl", "0")
+    assert code == 1, result
+    assert tree(session) == whole
+    assert [(m["id"], m["at"]) for m in result["kept"]["mounted"]] == [
+        ("itself", "sessions/itself")
+    ]
+
+
+def test_a_mount_that_appears_during_removal_is_left_and_finished_later(
+    profile: Profile, mounts: Mounts, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Raced in after the survey: the renamed leftover stays until the mount is gone."""
+    sessions = profile.data / "sessions"
+    dead_old_session(sessions, "raced")
+    empty = reap._empty
+    points: list[Path] = []
+
+    def mount_then_empty(doomed: str, *args: Any) -> Any:
+        point = mounts.tmpfs(sessions / doomed / "late")
+        fill(point)
+        points.append(point)
+        return empty(doomed, *args)
+
+    monkeypatch.setattr(reap, "_empty", mount_then_empty)
+    monkeypatch.setenv("LOOOP_DATA_DIR", str(profile.data))
+    result = reap.reap(looop_paths.resolve(), ttl=3600)
+    monkeypatch.undo()
+    assert len(points) == 1
+    point = points[0]
+    on_mount = tree(point)
+    assert len(on_mount) == 5
+    assert result.exit_code == 1 and result.sessions == []
+    [kept] = result.mounted
+    assert kept["id"] == "raced"
+    assert kept["left"] == f"sessions/{point.parent.name}"
+    assert kept["at"] == f"sessions/{point.parent.name}/late"
+
+    # Every later run keeps it (and says so) while the mount is there...
+    code, again = reap_json(profile, "--ttl", TTL)
+    assert code == 1
+    assert [m["id"] for m in again["kept"]["mounted"]] == ["raced"]
+    assert tree(point) == on_mount
+    # ...and finishes the removal once it is gone.
+    mounts.unmount(point)
+    code, done = reap_json(profile, "--ttl", TTL)
+    assert code == 0, done
+    assert [s["id"] for s in done["reaped"]["sessions"]] == ["raced"]
+    assert os.listdir(sessions) == [".reap.lock"]
+
+
+def nest(root: Path, depth: int) -> Path:
+    """``depth`` directories one inside the other under ``root``, a file in each."""
+    path = root
+    for level in range(depth):
+        path = path / "d"
+        path.mkdir()
+        (path / "f.txt").write_text(f"level {level + 1}\n")
+    return path
+
+
+def test_a_session_deeper_than_the_walker_follows_is_kept_whole(profile: Profile) -> None:
+    sessions = profile.data / "sessions"
+    deep = dead_old_session(sessions, "too-deep")
+    nest(deep, reap.MAX_DEPTH + 1)
+    backdate(deep, 10 * DAY)
+    edge = dead_old_session(sessions, "just-deep-enough")
+    nest(edge, reap.MAX_DEPTH)
+    whole = tree(deep)
+
+    for ttl in (TTL, "0"):
+        code, result = reap_json(profile, "--ttl", ttl)
+        assert code == 1, result
+        assert tree(deep) == whole, "a session too deep to follow was half-emptied"
+        assert [k["id"] for k in result["kept"]["too_deep"]] == ["too-deep"]
+        assert result["counts"]["too_deep"] == 1
+        assert result["errors"] == []
+    assert [e["id"] for e in events(profile, "session_reaped")] == ["just-deep-enough"]
+    assert sorted(os.listdir(sessions)) == [".reap.lock", "too-deep"]
+    text = profile.run("reap", "--ttl", TTL)
+    assert text.returncode == 1
+    assert (
+        f"kept session too-deep whole: nested deeper than {reap.MAX_DEPTH} directories"
+        in text.stdout
+    )
+
+
+NOT_FINITE = {"nan": "NaN", "inf": "Infinity", "neg-inf": "-Infinity", "overflow": "1e999"}
+
+
+def non_finite_sessions(sessions: Path, pid: int, started: float, prefix: str) -> set[str]:
+    made = set()
+    for name, literal in NOT_FINITE.items():
+        sid = f"{prefix}-{name}"
+        d = make_session(sessions, sid, pid=pid, started=started)
+        (d / "status.json").write_text(
+            '{"state": "exited", "exit_code": 0, "ended": ' + literal + "}"
+        )
+        backdate(d, 10 * DAY)
+        made.add(sid)
+    return made
+
+
+def test_a_non_finite_ended_never_reaches_the_output_or_the_events(profile: Profile) -> None:
+    sessions = profile.data / "sessions"
+    gone = non_finite_sessions(sessions, gone_pid(), time.time() - 20 * DAY, "gone")
+    for args in (["--dry-run", "--ttl", TTL], ["--dry-run", "--ttl", "0"], ["--ttl", TTL]):
+        out = profile.run("reap", "--json", *args)
+        assert out.returncode == 0, out.stdout + out.stderr
+        result = strict_json(out.stdout)
+        assert {s["id"] for s in result["reaped"]["sessions"]} == gone
+        for s in result["reaped"]["sessions"]:
+            assert s["age"] is None or s["age"] > 9 * DAY
+    for line in (profile.data / "events.jsonl").read_text().splitlines():
+        strict_json(line)
+    assert os.listdir(sessions) == [".reap.lock"]
+
+
+def test_a_status_with_a_non_finite_ended_is_judged_by_its_pid(
+    profile: Profile, procs: Processes
+) -> None:
+    sessions = profile.data / "sessions"
+    worker = start_sleeper(procs)
+    live = non_finite_sessions(sessions, worker.pid, time.time(), "live")
+    gone = non_finite_sessions(sessions, gone_pid(), time.time() - 20 * DAY, "gone")
+    out = profile.run("reap", "--json", "--ttl", "0")
+    assert out.returncode == 0, out.stdout + out.stderr
+    result = strict_json(out.stdout)
+    assert result["kept"]["live"] == sorted(live)
+    assert {s["id"] for s in result["reaped"]["sessions"]} == gone
+    # Dead because its pid is gone, not because a status nobody can read says it exited.
+    assert {s["state"] for s in result["reaped"]["sessions"]} == {"dead"}
+    assert sorted(os.listdir(sessions)) == sorted([".reap.lock", *live])
+
+
+def test_a_file_mounted_over_an_entry_is_never_removed(profile: Profile, mounts: Mounts) -> None:
+    """The survey sees directories only; the kernel refuses to unlink a mounted file."""
+    sessions = profile.data / "sessions"
+    session = dead_old_session(sessions, "file-mount")
+    source = profile.root / "precious.txt"
+    source.write_text("the user's file\n")
+    target = mounts.bind(source, session / "mounted.txt")
+
+    code, result = reap_json(profile, "--ttl", "0")
+    assert code == 1, result
+    assert source.read_text() == "the user's file\n"
+    [kept] = result["kept"]["mounted"]
+    mounts.points[mounts.points.index(target)] = profile.data / kept["at"]  # moved with it
+    assert kept["id"] == "file-mount" and kept["at"].endswith("/mounted.txt")
+    assert result["errors"] == []
+    text = profile.run("reap", "--ttl", "0")
+    assert text.returncode == 1
+    assert f"its removal is left as {kept['left']}" in text.stdout
+
+    mounts.unmount(profile.data / kept["at"])
+    code, done = reap_json(profile, "--ttl", "0")
+    assert code == 0, done
+    assert os.listdir(sessions) == [".reap.lock"]
+    assert source.read_text() == "the user's file\n"

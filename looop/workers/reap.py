@@ -3,10 +3,11 @@
 What it removes: dead sessions older than ``session_ttl`` (age from ``ended``
 in the status, else from the newest modification anywhere inside, measured
 with ``lstat``), and claims whose session is dead or missing. What it keeps:
-live sessions, young dead ones, and every session whose meta cannot be read
-(unknown); a claim whose session is unknown is kept too. Liveness comes from
-``looop.sessions.judge_at``, the same judgment ``sys-sessions`` and
-``looop _ state`` show.
+live sessions, young dead ones, every session whose meta cannot be read
+(unknown), and, whole, every dead session that holds a mount or is nested
+deeper than ``MAX_DEPTH`` (reported, exit 1); a claim whose session is unknown
+is kept too. Liveness comes from ``looop.sessions.judge_at``, the same
+judgment ``sys-sessions`` and ``looop _ state`` show.
 
 Why it is shaped this way:
 
@@ -21,19 +22,50 @@ Why it is shaped this way:
   about and lets each failure be pinned to its session.) An entry directly
   under ``sessions/`` that is a link or not a directory is not a session and
   is left alone; so is a linked ``sessions/`` or ``claims/`` itself.
+* **Never off its own mount.** Whatever is mounted inside a session (a
+  worker's FUSE or bind mount that outlived it, a tmpfs) is the user's, not
+  the session's: every directory opened is compared with ``sessions/``
+  itself, by device as ``rm --one-file-system`` does and, on Linux, by mount
+  id (read from ``/proc/self/fdinfo``), since a bind mount of the same file
+  system keeps its device; macOS has no same-device bind mounts, so the
+  device is the whole answer there. A foreign directory is never entered.
+  (Rejected: reading ``/proc/self/mountinfo`` once and matching paths; its
+  paths are escaped, relative to the process root, and name what was
+  mounted, not what a descriptor is on now. Rejected too: ``statx`` with
+  ``STATX_ATTR_MOUNT_ROOT``, which Python 3.11 cannot call.)
+* **Measure first, then decide.** A dead session that is due is first
+  surveyed, its whole tree walked through descriptors (``d_type`` only, no
+  ``stat`` per entry, unless its age must be measured in the same walk):
+  a mount anywhere inside (the session directory itself included), or a
+  tree deeper than ``MAX_DEPTH`` (deeper than the walker follows without
+  exhausting descriptors), keeps the session whole under its own name,
+  reported under ``kept.mounted`` or ``kept.too_deep`` and in the summary,
+  and the run exits 1; after the user unmounts, the next run removes it.
+  A mount that appears *during* removal (after the survey) is found as the
+  emptying reaches it and is not entered either; the session has then
+  already been renamed and partly emptied, so it stays a ``.reaping-*``
+  leftover, reported as mounted with where it was left. Every later run
+  surveys a leftover before finishing it, so it keeps the leftover (and
+  says so) while the mount is there and finishes it once it is gone.
+  (Rejected: renaming such a session back; its name may be a new session's
+  by then, and what was removed cannot be restored anyway.) A single *file*
+  bind-mounted over an entry is not seen by the survey (that would cost a
+  ``stat`` per file); the kernel refuses to unlink it (``EBUSY``), so it is
+  never touched, and it is reported the same way as a mount found during
+  removal.
 * **Judge the descriptor, then rename, then delete.** A session is judged on
   the open descriptor of exactly the directory that will be deleted, right
-  before it is removed (and judged again when measuring its age took a walk,
-  since a session may have come alive meanwhile). The directory is then
-  renamed to ``.reaping-<token>-<id>`` (dot names are not sessions, so readers
-  see it vanish at once instead of watching a half-deleted session turn
-  "unknown"). Right before the rename the name is checked to still hold the
-  judged directory, and after it the new name is checked again; a session
-  replaced meanwhile is its owner's, left alone (put back, if the rename
-  moved it) and reported as skipped, not as an error. Only then is the
-  directory emptied through the descriptor. A removal that fails part
-  way leaves a ``.reaping-*`` directory that the next run finishes (and
-  reports until it can).
+  before it is removed (and judged again when its survey took more than one
+  directory listing, since a session may have come alive meanwhile). The
+  directory is then renamed to ``.reaping-<token>-<id>`` (dot names are not
+  sessions, so readers see it vanish at once instead of watching a
+  half-deleted session turn "unknown"). Right before the rename the name is
+  checked to still hold the judged directory, and after it the new name is
+  checked again; a session replaced meanwhile is its owner's, left alone
+  (put back, if the rename moved it) and reported as skipped, not as an
+  error. Only then is the directory emptied through the descriptor. A
+  removal that fails part way leaves a ``.reaping-*`` directory that the
+  next run finishes (and reports until it can).
 * **Two reapers at once.** A real run holds an exclusive ``flock`` on
   ``sessions/.reap.lock`` (in the directory it guards, so every context of the
   user maps to the same lock): the second reaper waits, then finds nothing
@@ -58,11 +90,23 @@ Why it is shaped this way:
   lease a worker renamed into the name or rewrote meanwhile is kept. No call
   removes a name only if it is a given file, so the few instructions between
   that check and the unlink are the window left.
+* **Only finite numbers.** An ``ended`` that is not a finite number (NaN or
+  an infinity, which Python's ``json`` reads though JSON has neither) is no
+  time at all: the session is aged by its contents, as if it had none, so
+  no age, report or event ever holds NaN or Infinity. Every number the
+  reaper prints is made finite where it enters (``ttl`` is finite by the
+  CLI and the config; ages are ``now`` minus a finite ``ended`` or an
+  mtime), rather than by ``allow_nan=False`` at the printers, which are
+  shared with every other command and would turn a bad file into a crash
+  instead of a kept or measured session. Whether such a status says
+  anything about liveness is ``looop.data.sessions``'s judgment.
 * **Cheap for the common case.** A session whose status says it exited with an
   ``ended`` time is judged from its status and meta: no process-table lookup,
-  no walk. One ``scandir`` per directory, its ``d_type`` saves a ``stat`` per
-  entry; sessions are taken in inode order and removed as they are found, and
-  each victim's descriptor is closed before its final ``rmdir``.
+  no ``stat`` per entry. Each directory is listed twice, once by the survey
+  and once by the removal (plus, on Linux, one mount-id read per directory);
+  ``d_type`` saves a ``stat`` per entry; sessions are taken in inode order
+  and removed as they are found, and each victim's descriptor is closed
+  before its final ``rmdir``.
 """
 
 from __future__ import annotations
@@ -70,6 +114,7 @@ from __future__ import annotations
 import errno
 import fcntl
 import hashlib
+import math
 import os
 import secrets
 import stat
@@ -80,6 +125,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+from looop import fs
 from looop.data import events, sessions
 from looop.data.sessions import ALIVE, DEAD, DIR_FLAGS, UNKNOWN
 from looop.paths import Paths
@@ -91,10 +137,8 @@ MISSING = "missing"
 # Deeper than this is not worker scratch; stop rather than exhaust descriptors.
 MAX_DEPTH = 128
 NAME_MAX = 255
-
-
-class _Unreadable(Exception):
-    """Part of a session could not be read, so its age cannot be known."""
+# Linux tells a bind mount of the same file system by its mount id alone.
+_MOUNT_IDS = sys.platform.startswith("linux")
 
 
 def _ago(seconds: float) -> str:
@@ -121,12 +165,15 @@ class ReapResult:
     young: list[dict[str, Any]] = field(default_factory=list)
     unknown: list[dict[str, Any]] = field(default_factory=list)
     kept_claims: list[dict[str, Any]] = field(default_factory=list)
+    # Dead and due, but kept whole: a mount inside, or a tree deeper than MAX_DEPTH.
+    mounted: list[dict[str, Any]] = field(default_factory=list)
+    too_deep: list[dict[str, Any]] = field(default_factory=list)
     skipped: list[dict[str, Any]] = field(default_factory=list)
     errors: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def exit_code(self) -> int:
-        return 1 if self.errors else 0
+        return 1 if self.errors or self.mounted or self.too_deep else 0
 
     def summary(self) -> str:
         verb = "would reap" if self.dry_run else "reaped"
@@ -137,6 +184,13 @@ class ReapResult:
             lines.append(f"{verb} claim {c['name']} (session {c['session']} {c['why']})")
         for u in self.unknown:
             lines.append(f"kept session {u['id']}: unknown ({u['why']}); never deleted blind")
+        for item in (*self.mounted, *self.too_deep):
+            where = f"{item['at']} " if "at" in item else ""
+            if "left" in item:  # found only once its removal had begun
+                how, left = "", f"; its removal is left as {item['left']}"
+            else:
+                how, left = " whole", ""
+            lines.append(f"kept session {item['id']}{how}: {where}{item['why']}{left}")
         for c in self.kept_claims:
             if c["why"] != "live":
                 lines.append(f"kept claim {c['name']}: {c['why']}")
@@ -149,6 +203,10 @@ class ReapResult:
             kept.append(f"{len(self.young)} young")
         if self.unknown:
             kept.append(f"{len(self.unknown)} unknown")
+        if self.mounted:
+            kept.append(f"{len(self.mounted)} mounted")
+        if self.too_deep:
+            kept.append(f"{len(self.too_deep)} too deep")
         line = (
             f"{verb} {_plural(len(self.sessions), 'session')}, "
             f"{_plural(len(self.claims), 'claim')}; kept {', '.join(kept)}"
@@ -169,6 +227,8 @@ class ReapResult:
                 "live": self.live,
                 "young": self.young,
                 "unknown": self.unknown,
+                "mounted": self.mounted,
+                "too_deep": self.too_deep,
                 "claims": self.kept_claims,
             },
             "skipped": self.skipped,
@@ -179,6 +239,8 @@ class ReapResult:
                 "live": len(self.live),
                 "young": len(self.young),
                 "unknown": len(self.unknown),
+                "mounted": len(self.mounted),
+                "too_deep": len(self.too_deep),
                 "errors": len(self.errors),
             },
             "exit_code": self.exit_code,
@@ -190,63 +252,151 @@ def _open_dir(parent_fd: int | None, name: str) -> int:
     return os.open(name, DIR_FLAGS, dir_fd=parent_fd)
 
 
-def _newest_mtime(fd: int, cutoff: float, where: str, depth: int = 0) -> float:
-    """Newest ``lstat`` mtime at or below the open directory ``fd``.
+def _mount_id(fd: int) -> int | None:
+    """The id of the mount the open directory ``fd`` is on (Linux), else None."""
+    if not _MOUNT_IDS:
+        return None
+    try:
+        text = fs.read_small(f"/proc/self/fdinfo/{fd}")
+    except OSError:
+        return None
+    for line in text.splitlines():
+        if line.startswith(b"mnt_id:"):
+            try:
+                return int(line[len(b"mnt_id:") :])
+            except ValueError:
+                return None
+    return None
 
-    Stops early once something is newer than ``cutoff`` (the session is young
-    whatever else it holds). Raises ``_Unreadable`` naming what could not be read.
+
+class _Home:
+    """The one file system a run may delete on: the mount ``sessions/`` itself is on.
+
+    A directory is foreign when its device differs from that of ``sessions/``
+    (another file system: a tmpfs, a FUSE mount, a bind mount from another
+    disk), as ``rm --one-file-system`` sees it, or, on Linux, when its mount
+    differs (a bind mount of the same file system keeps the device, so only
+    the mount id tells it apart; that costs one read of
+    ``/proc/self/fdinfo`` per directory, and the bare session directory of a
+    worker that made no subdirectory costs none beyond its own).
     """
-    newest = os.fstat(fd).st_mtime
-    if newest > cutoff:
-        return newest
-    if depth > MAX_DEPTH:
-        raise _Unreadable(f"{where}: nested too deep")
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self.dev = os.fstat(fd).st_dev
+        self.mount: int | None = None
+        self.mount_read = False
+
+    def foreign(self, fd: int, st: os.stat_result) -> bool:
+        """Whether the open directory ``fd`` (whose ``fstat`` is ``st``) is off this mount."""
+        if st.st_dev != self.dev:
+            return True
+        if not self.mount_read:
+            self.mount, self.mount_read = _mount_id(self.fd), True
+        if self.mount is None:
+            return False
+        mine = _mount_id(fd)
+        return mine is not None and mine != self.mount
+
+
+@dataclass
+class _Survey:
+    """What a walk of a session found before anything in it was touched."""
+
+    newest: float = 0.0  # newest lstat mtime, when measuring its age
+    mount: str | None = None  # the first foreign directory found (never entered)
+    too_deep: bool = False  # something lies deeper than MAX_DEPTH
+    unreadable: str | None = None  # the first corner that could not be read
+    dirs: int = 0  # directories listed
+
+
+def _survey(
+    fd: int, home: _Home, where: str, cutoff: float | None, found: _Survey, depth: int = 0
+) -> None:
+    """Walk the open directory ``fd`` into ``found``, without entering a foreign directory.
+
+    With a ``cutoff`` the walk also measures the newest ``lstat`` mtime and
+    stops once something is newer (the session is young whatever else it
+    holds); without one it needs no ``stat`` per entry, only ``d_type``.
+    Nothing deeper than ``MAX_DEPTH`` is opened.
+    """
+    found.dirs += 1
     try:
         with os.scandir(fd) as it:
             entries = list(it)
     except OSError as exc:
-        raise _Unreadable(f"{where}: {exc.strerror}") from None
+        found.unreadable = found.unreadable or f"{where}: {exc.strerror}"
+        return
     subdirs = []
     for entry in entries:
         try:
-            st = entry.stat(follow_symlinks=False)
+            if cutoff is None:
+                is_dir = entry.is_dir(follow_symlinks=False)
+            else:
+                st = entry.stat(follow_symlinks=False)
+                found.newest = max(found.newest, st.st_mtime)
+                if found.newest > cutoff:
+                    return
+                is_dir = stat.S_ISDIR(st.st_mode)
         except FileNotFoundError:
             continue
         except OSError as exc:
-            raise _Unreadable(f"{where}/{entry.name}: {exc.strerror}") from None
-        newest = max(newest, st.st_mtime)
-        if newest > cutoff:
-            return newest
-        if stat.S_ISDIR(st.st_mode):
+            found.unreadable = found.unreadable or f"{where}/{entry.name}: {exc.strerror}"
+            continue
+        if is_dir:
             subdirs.append(entry.name)
+    if subdirs and depth >= MAX_DEPTH:
+        found.too_deep = True
+        return
     for name in subdirs:
+        inner = f"{where}/{name}"
         try:
             sub = _open_dir(fd, name)
         except FileNotFoundError:
             continue
         except OSError as exc:
-            if exc.errno in (errno.ELOOP, errno.ENOTDIR):
-                continue  # became a link or a file since the scan: its lstat was counted
-            raise _Unreadable(f"{where}/{name}: {exc.strerror}") from None
+            if exc.errno not in (errno.ELOOP, errno.ENOTDIR):  # else a link or file by now
+                found.unreadable = found.unreadable or f"{inner}: {exc.strerror}"
+            continue
         try:
-            newest = max(newest, _newest_mtime(sub, cutoff, f"{where}/{name}", depth + 1))
+            if home.foreign(sub, os.fstat(sub)):
+                found.mount = found.mount or inner
+            else:
+                _survey(sub, home, inner, cutoff, found, depth=depth + 1)
+        except OSError as exc:
+            found.unreadable = found.unreadable or f"{inner}: {exc.strerror}"
         finally:
             os.close(sub)
-        if newest > cutoff:
-            return newest
-    return newest
+        if cutoff is not None and found.newest > cutoff:
+            return
 
 
-def _clear(fd: int, where: str, errors: list[str], depth: int = 0) -> None:
-    """Remove everything inside the open directory ``fd``; never follow a link."""
+@dataclass
+class _Removal:
+    """What emptying a victim could not remove: failures, and mounts left unentered."""
+
+    problems: list[str] = field(default_factory=list)
+    mounts: list[str] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.problems) + len(self.mounts)
+
+
+def _clear(fd: int, home: _Home, where: str, left: _Removal, depth: int = 0) -> None:
+    """Remove everything inside the open directory ``fd``; never follow a link.
+
+    A directory on another mount (one that appeared since the survey) is
+    neither entered nor removed, and neither is a file mounted over an entry
+    (its unlink fails with ``EBUSY``); both are noted in ``left.mounts``.
+    """
     if depth > MAX_DEPTH:
-        errors.append(f"{where}: nested too deep")
+        left.problems.append(f"{where}: nested too deep")
         return
     try:
         with os.scandir(fd) as it:
             entries = list(it)
     except OSError as exc:
-        errors.append(f"{where}: {exc.strerror}")
+        left.problems.append(f"{where}: {exc.strerror}")
         return
     for entry in entries:
         name = entry.name
@@ -266,8 +416,11 @@ def _clear(fd: int, where: str, errors: list[str], depth: int = 0) -> None:
                     now_dir = stat.S_ISDIR(os.stat(name, dir_fd=fd, follow_symlinks=False).st_mode)
                 except OSError:
                     now_dir = False
+                if exc.errno == errno.EBUSY:
+                    left.mounts.append(f"{where}/{name}")  # a file mounted over the entry
+                    continue
                 if not now_dir:
-                    errors.append(f"{where}/{name}: {exc.strerror}")
+                    left.problems.append(f"{where}/{name}: {exc.strerror}")
                     continue
         try:
             sub = _open_dir(fd, name)
@@ -282,23 +435,28 @@ def _clear(fd: int, where: str, errors: list[str], depth: int = 0) -> None:
                 except FileNotFoundError:
                     pass
                 except OSError as exc2:
-                    errors.append(f"{where}/{name}: {exc2.strerror}")
+                    left.problems.append(f"{where}/{name}: {exc2.strerror}")
             else:
-                errors.append(f"{where}/{name}: {exc.strerror}")
+                left.problems.append(f"{where}/{name}: {exc.strerror}")
             continue
-        failed = len(errors)
+        failed = len(left)
         try:
-            _clear(sub, f"{where}/{name}", errors, depth + 1)
+            if home.foreign(sub, os.fstat(sub)):
+                left.mounts.append(f"{where}/{name}")
+            else:
+                _clear(sub, home, f"{where}/{name}", left, depth + 1)
+        except OSError as exc:
+            left.problems.append(f"{where}/{name}: {exc.strerror}")
         finally:
             os.close(sub)
-        if len(errors) > failed:
+        if len(left) > failed:
             continue  # what is left inside is already reported
         try:
             os.rmdir(name, dir_fd=fd)
         except FileNotFoundError:
             pass
         except OSError as exc:
-            errors.append(f"{where}/{name}: {exc.strerror}")
+            left.problems.append(f"{where}/{name}: {exc.strerror}")
 
 
 # --- the run -------------------------------------------------------------------
@@ -346,13 +504,13 @@ class _Emptied:
     doomed: str  # its ``.reaping-*`` name under sessions/
     sid: str
     record: dict[str, Any]
-    problems: list[str]
+    left: _Removal
 
 
-def _empty(doomed: str, fd: int, sid: str, record: dict[str, Any]) -> _Emptied:
-    problems: list[str] = []
-    _clear(fd, f"sessions/{doomed}", problems)
-    return _Emptied(doomed, sid, record, problems)
+def _empty(doomed: str, fd: int, home: _Home, sid: str, record: dict[str, Any]) -> _Emptied:
+    left = _Removal()
+    _clear(fd, home, f"sessions/{doomed}", left)
+    return _Emptied(doomed, sid, record, left)
 
 
 def _claim_victim(fd: int) -> bool:
@@ -382,6 +540,11 @@ def _still_named(parent_fd: int | None, name: str, fd: int) -> bool:
 def _file_key(st: os.stat_result) -> tuple[int, ...]:
     """What tells one version of a file from another: which file, and its last change."""
     return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
+def _finite(value: float | None) -> float | None:
+    """``value`` if it is a finite number: NaN and the infinities are no time at all."""
+    return value if value is not None and math.isfinite(value) else None
 
 
 def _valid_id(sid: Any) -> bool:
@@ -414,6 +577,7 @@ class _Reaper:
         self.cutoff = now - ttl
         self.result = ReapResult(dry_run=dry_run, ttl=ttl)
         self.sessions_fd: int | None = None
+        self.home: _Home | None = None  # the mount sessions/ is on, while it is open
         # Why sessions/ is not open: None while it is (or before the run opens
         # it), "missing" when it does not exist, else what stopped the open.
         # Only a missing sessions/ says a claim's session is missing.
@@ -451,11 +615,50 @@ class _Reaper:
     def skip(self, sid: str, why: str) -> None:
         self.result.skipped.append({"name": f"sessions/{sid}", "why": why})
 
+    def survey(self, fd: int, where: str, cutoff: float | None) -> _Survey:
+        """Survey the session open as ``fd`` (named ``where``); see ``_survey``."""
+        assert self.home is not None
+        found = _Survey()
+        try:
+            st = os.fstat(fd)
+            found.newest = st.st_mtime
+            if cutoff is not None and found.newest > cutoff:
+                return found
+            if self.home.foreign(fd, st):
+                found.mount = where  # the session directory itself is a mount point
+            else:
+                _survey(fd, self.home, where, cutoff, found)
+        except OSError as exc:
+            found.unreadable = found.unreadable or f"{where}: {exc.strerror}"
+        return found
+
+    def kept_whole(self, sid: str, found: _Survey, left: str | None = None) -> bool:
+        """Keep (and report) a session the survey found a mount in, or too deep to follow."""
+        if found.mount is not None:
+            self.mounted(sid, found.mount, left)
+        elif found.too_deep:
+            why = f"nested deeper than {MAX_DEPTH} directories; never half-emptied"
+            entry: dict[str, Any] = {"id": sid, "why": why}
+            if left is not None:
+                entry["left"] = left
+            self.result.too_deep.append(entry)
+        else:
+            return False
+        return True
+
+    def mounted(self, sid: str, at: str, left: str | None) -> None:
+        why = "is a mount point (another file system); unmount it, then reap again"
+        entry: dict[str, Any] = {"id": sid, "at": at, "why": why}
+        if left is not None:
+            entry["left"] = left
+        self.result.mounted.append(entry)
+
     def sessions_pass(self) -> None:
         fd = self.sessions_fd
         if fd is None:
             return
         try:
+            self.home = _Home(fd)
             with os.scandir(fd) as it:
                 # Inode order: a file system frees neighbouring inodes far more
                 # cheaply than ones scattered by name. The report is sorted after.
@@ -515,24 +718,27 @@ class _Reaper:
             if _still_named(self.sessions_fd, sid, fd):  # not emptied by a reaper just now
                 self.result.unknown.append({"id": sid, "why": verdict.why})
             return None
-        ended = verdict.ended
-        walked = False
+        ended = _finite(verdict.ended)
+        measure = ended is None and self.ttl > 0
+        age: float | None = None  # unmeasured: --ttl 0 takes every dead session
         if ended is not None:
-            age: float | None = self.now - ended
-        elif self.ttl <= 0:
-            age = None  # --ttl 0 takes every dead session: no need to measure it
-        else:
-            walked = True
-            try:
-                age = self.now - _newest_mtime(fd, self.cutoff, f"sessions/{sid}")
-            except _Unreadable as exc:
-                self.error("session", sid, f"cannot measure its age, kept: {exc}")
+            age = self.now - ended
+            if self.ttl > 0 and age < self.ttl:
+                self.result.young.append({"id": sid, "age": round(age, 1)})
                 return None
-        if self.ttl > 0 and age is not None and age < self.ttl:
-            self.result.young.append({"id": sid, "age": round(age, 1)})
-            return None
-        if walked:
-            # Measuring took a walk: judge again right before removing.
+        # Measure first, then decide: nothing is renamed or removed before the
+        # whole tree is known to lie on this mount and within MAX_DEPTH.
+        found = self.survey(fd, f"sessions/{sid}", self.cutoff if measure else None)
+        if measure:
+            age = self.now - found.newest
+            if age < self.ttl:
+                self.result.young.append({"id": sid, "age": round(age, 1)})
+                return None
+            if found.unreadable is not None:
+                self.error("session", sid, f"cannot measure its age, kept: {found.unreadable}")
+                return None
+        if measure or found.dirs > 1:
+            # The walk took a while: judge again right before removing.
             verdict = sessions.judge_at(fd)
             self.seen[sid] = verdict.liveness
             if verdict.liveness == ALIVE:
@@ -541,6 +747,8 @@ class _Reaper:
             if verdict.liveness == UNKNOWN:
                 self.result.unknown.append({"id": sid, "why": verdict.why})
                 return None
+        if self.kept_whole(sid, found):
+            return None
         if age is None:  # --ttl 0 takes every dead session without measuring it
             why = verdict.why
         elif verdict.state == "exited":
@@ -588,7 +796,8 @@ class _Reaper:
         except OSError:
             after = None
         if after is not None and os.path.samestat(before, after):
-            return _empty(doomed, fd, sid, record)
+            assert self.home is not None
+            return _empty(doomed, fd, self.home, sid, record)
         # Replaced in the instant between the check and the rename: the rename
         # moved somebody else's directory, so put it back where it was.
         try:
@@ -613,22 +822,26 @@ class _Reaper:
         directory and never goes through a link.
         """
         assert self.sessions_fd is not None
-        problems = emptied.problems
-        if not problems:
+        problems, mounts = emptied.left.problems, emptied.left.mounts
+        left = f"sessions/{emptied.doomed}"
+        if not problems and not mounts:
             try:
                 os.rmdir(emptied.doomed, dir_fd=self.sessions_fd)
             except FileNotFoundError:
                 return  # another reaper finished it (and reports it)
             except OSError as exc:
-                problems.append(f"sessions/{emptied.doomed}: {exc.strerror}")
+                problems.append(f"{left}: {exc.strerror}")
+        if mounts:
+            self.mounted(emptied.sid, mounts[0], left)
         if problems:
             more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
             self.error(
                 "session",
                 emptied.sid,
                 f"cannot remove {'; '.join(problems[:3])}{more}",
-                left=f"sessions/{emptied.doomed}",
+                left=left,
             )
+        if problems or mounts:
             return
         record = emptied.record
         self.result.sessions.append(record)
@@ -661,10 +874,18 @@ class _Reaper:
             return
         emptied = None
         try:
-            if self.dry_run:
+            if not self.dry_run and not (
+                (self.locked or _claim_victim(fd)) and _still_named(self.sessions_fd, name, fd)
+            ):
+                return  # another reaper is finishing it
+            found = self.survey(fd, f"sessions/{name}", None)
+            if self.kept_whole(sid, found, left=f"sessions/{name}"):
+                pass
+            elif self.dry_run:
                 self.result.sessions.append(record)
-            elif (self.locked or _claim_victim(fd)) and _still_named(self.sessions_fd, name, fd):
-                emptied = _empty(name, fd, sid, record)
+            else:
+                assert self.home is not None
+                emptied = _empty(name, fd, self.home, sid, record)
         finally:
             os.close(fd)
         if emptied is not None:
@@ -815,7 +1036,7 @@ class _Reaper:
                 os.close(self.sessions_fd)
             events.record_many(self.events, self.pending_events)
         r = self.result
-        for found in (r.sessions, r.young, r.unknown):
+        for found in (r.sessions, r.young, r.unknown, r.mounted, r.too_deep):
             found.sort(key=lambda item: item["id"])
         r.live.sort()
         r.skipped.sort(key=lambda item: item["name"])
