@@ -122,11 +122,28 @@ def read_json_fd(fd: int) -> tuple[dict[str, Any] | None, os.stat_result | None]
 
 
 def _object(data: bytes) -> dict[str, Any] | None:
+    """The JSON object in ``data``; None for anything else, strictly JSON.
+
+    ``NaN`` and ``Infinity`` (which Python's json reads) and numbers too big
+    to be finite (``1e999``) are not JSON: a status holding one is unreadable,
+    so the session is judged by its pid, and no such value reaches an output.
+    """
     try:
-        value = json.loads(data)
-    except ValueError:
+        value = json.loads(data, parse_constant=_not_json, parse_float=_finite)
+    except (ValueError, RecursionError):
         return None
     return value if isinstance(value, dict) else None
+
+
+def _not_json(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"{text} is not a finite number")
+    return value
 
 
 def _number(value: Any) -> float | None:
