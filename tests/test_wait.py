@@ -180,6 +180,23 @@ def test_new_goal_file_wakes(loop: Loop) -> None:
     assert "g2" in state["goals"]
 
 
+@pytest.mark.parametrize("name", ["PLAYBOOK.md", "goals/g1.md"])
+def test_an_edit_behind_a_symlinked_playbook_or_goal_wakes(loop: Loop, name: str) -> None:
+    """A PLAYBOOK.md or goal linked from elsewhere (a notes repo) changes where
+    no watch on the data dir can see it: the link's target is watched too."""
+    target = loop.profile.root / "notes" / name.replace("/", "-")
+    target.parent.mkdir(exist_ok=True)
+    target.write_text("# kept in a notes repo\n")
+    link = loop.data / name
+    link.unlink()
+    link.symlink_to(target)
+    waiter = loop.start_wait("--timeout", "20")
+    with open(target, "a") as fh:
+        fh.write("- edited where the notes live\n")
+    code, state = loop.finish(waiter)
+    assert (code, state["changed"]) == (0, ["playbook" if name == "PLAYBOOK.md" else "goals"])
+
+
 # --- 2. stays asleep through what does not -----------------------------------
 def change_detail(loop: Loop) -> None:
     (loop.profile.root / "det").write_text("b")

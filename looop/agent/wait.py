@@ -9,56 +9,45 @@ already needs attention or that nothing will update.
 Why it is shaped this way:
 
 * **Events, not a poll.** Every millisecond a wait oversleeps is the agent
-  reacting late, so it sleeps on file-system notifications for exactly what
+  reacting late, so it sleeps (``looop.watch``, which owns the notifications,
+  their filtering and settling, and the polling fallback) on exactly what
   feeds the hash and the mailbox: the data dir itself (``PLAYBOOK.md`` and the
   ``snapshots`` symlink, whose atomic swap is a rename *in the data dir*),
-  ``goals/``, ``asks/`` and ``answers/``. Events are filtered by name (a beat
-  also appends to ``events.jsonl``; that must cost a read, never a hash), a
-  burst is let settle for a couple of milliseconds (and until a file being
-  written is closed, so an edit is not read half-written), and only then is
-  the hash recomputed. A wake whose hash equals the starting one (a file
-  rewritten with the same bytes, a ``detail``-only beat) goes back to sleep.
-* **inotify through ctypes.** The standard library has no inotify. Three libc
-  calls (``inotify_init1``, ``inotify_add_watch``, ``inotify_rm_watch``) and a
-  16-byte event header are all that is needed, so a small binding here beats a
-  dependency: ``watchdog`` runs observer threads and emitter queues that add
-  latency and start-up cost to a process whose whole job is to wake fast, and
-  ``inotify_simple`` is itself exactly this ctypes binding. Symbols come from
-  the running process (``CDLL(None)``), not ``ctypes.util.find_library``,
-  which spawns ``ldconfig`` and would cost more than the wait's own start-up.
-  On macOS and the BSDs ``select.kqueue`` (standard library) watches the same
-  directories and files.
+  ``goals/``, ``asks/`` and ``answers/``, and ``PLAYBOOK.md`` and each goal in
+  their own right where one is a symlink. A wake says only which reads may
+  have moved (``WORLD``: the hash; ``ASKS``: the mailbox), so a beat's append
+  to ``events.jsonl`` costs no read and an ask costs no hash. A wake whose
+  hash equals the starting one (a file rewritten with the same bytes, a
+  ``detail``-only beat) goes back to sleep.
 * **Pulse death by process handle, not by lock.** The lock holder's pid comes
   from ``lock.pulse_holder`` (which never stands in a starting pulse's way, and
-  counts a one-off ``looop sense`` as no pulse); the wait then holds
-  a pidfd (Linux) or an ``EVFILT_PROC`` event (kqueue) on that process and is
-  woken the instant it exits, then asks the lock again: only a free lock is
-  ``pulse-down``. It never blocks on the lock: a shared ``flock`` would be
-  granted the instant the pulse dies, but a waiter still holding it when a
-  pulse restarts (a stopped or starved agent process) would make that pulse
-  fail to start. Arming re-reads the holder
-  after opening the handle, so a reused pid cannot be watched by mistake.
-  Where no handle can be had, the lock is probed every 500 ms. While the
-  handle is quiet the holder is known to live, so the returned state takes
+  counts a one-off ``looop sense`` as no pulse); the wait then holds a handle
+  on that process (``Watch.watch_pid``: a pidfd or an ``EVFILT_PROC`` event)
+  and is woken the instant it exits, then asks the lock again: only a free
+  lock is ``pulse-down``. It never blocks on the lock: a shared ``flock``
+  would be granted the instant the pulse dies, but a waiter still holding it
+  when a pulse restarts (a stopped or starved agent process) would make that
+  pulse fail to start. Arming re-reads the holder after opening the handle,
+  so a reused pid cannot be watched by mistake. Where no handle can be had
+  (the polling fallback), the lock is probed every 500 ms. While the handle is
+  quiet the holder is known to live, so the returned state takes
   ``pulse_alive`` from it rather than reading ``/proc/locks`` again, which
   can cost an RCU grace period (about 10 ms) on the wake path.
-* **Leaving fast.** Latency is measured to the waiter's exit. Releasing an
-  inotify instance waits for the kernel to retire its watches (another grace
-  period); the watches are dropped the moment the wait decides to return and
-  the descriptor is closed on a thread, so that wait overlaps reading and
-  printing the state instead of following it.
+* **Leaving fast.** Latency is measured to the waiter's exit: the watch is
+  closed the moment the wait decides to return, before the state is read and
+  printed (``Watch.close`` releases inotify on a thread).
 * **A polling fallback** (``LOOOP_WAIT_POLL=1``, or wherever notifications
-  cannot be set up) compares a cheap stat signature every 100 ms and the full
-  hash once a second (timestamps can be too coarse to see two quick
-  same-size edits), so the same tests run on it and it stays cheap. A watch
-  that fails for want of the path is fine (its parent's watch sees the path
-  appear); one that fails for any other reason (the inotify watch limit
-  reached, no memory, no access, out of descriptors) would leave changes
-  unseen, so the wait keeps its other notifications and polls as well.
+  cannot be set up: ``looop.watch``) compares a cheap stat signature every
+  100 ms and reads the full hash once a second, so the same tests run on it.
 
-Blocked, a wait sleeps in the kernel: no timer ticks unless it polls the lock
-or runs the fallback (or, under a timeout longer than an hour, once an hour:
-one kernel sleep cannot take weeks, so a long timeout is slept in turns).
+Two environment variables are read here. ``LOOOP_WAIT_POLL`` (set, and not
+``0``) forces the polling fallback, so the tests and the bench can run every
+behaviour on it too. ``LOOOP_TEST_WAIT_READY`` names a file written (``<watch
+name> <world hash>``, atomically) once the wait is armed: a test or the bench
+changes the world only after that, and learns which watch the wait sleeps on.
+
+Blocked, a wait sleeps in the kernel: no timer ticks unless it probes the lock
+or the watch polls (or once an hour under a longer timeout: ``looop.watch``).
 """
 
 from __future__ import annotations
@@ -70,17 +59,20 @@ import time
 from pathlib import Path
 from typing import Any
 
+from looop import watch
 from looop.agent import state
 from looop.paths import Paths
 from looop.pulse import lock, worldhash
-from looop.watch import ASKS, PULSE, WORLD, Backend, open_backend
 
+POLL_ENV = "LOOOP_WAIT_POLL"  # set (not "0") to force the polling fallback
 READY_ENV = "LOOOP_TEST_WAIT_READY"  # a file written once the wait is armed (tests, bench)
 
 PULSE_POLL = 0.5  # lock probe period when the holder cannot be watched directly
-MAX_NAP = 3600.0  # one sleep in the kernel at most this long (poll(2) takes an int of ms)
 
 ORDER = ("asks", "goals", "playbook", "snapshots", "pulse-down")
+
+# What a wake may have moved, so only the needed reads are done.
+WORLD, ASKS, PULSE = "world", "asks", "pulse"
 
 
 # --- the wait ----------------------------------------------------------------
@@ -92,33 +84,58 @@ def wait(paths: Paths, timeout: float | None = None) -> dict[str, Any] | None:
     if timeout is not None and math.isnan(timeout):
         raise ValueError("timeout must be a number of seconds, not NaN")
     deadline = None if timeout is None or timeout == math.inf else time.monotonic() + timeout
-    backend = open_backend(paths)
+    watcher = watch.open_watch(_watched(paths), poll=os.environ.get(POLL_ENV, "") not in ("", "0"))
     try:
         # Watches first, then the starting reads: a change after this point
         # is seen either by the reads or by an event, never by neither.
         start = worldhash.measure(paths)
-        pulse = _PulseWatch(paths, backend)
+        pulse = _PulseWatch(paths, watcher)
         changed: set[str] = set()
         if _has_pending_ask(paths):
             changed.add("asks")
         if not pulse.arm():
             changed.add("pulse-down")
-        _announce_ready(backend.name, start.hash)
+        _announce_ready(watcher.name, start.hash)
         while not changed:
             now = time.monotonic()
             remaining = None if deadline is None else deadline - now
             if remaining is not None and remaining <= 0:
                 return None
-            # A long timeout is slept in turns: one kernel sleep cannot take it.
             naps = [t for t in (remaining, pulse.probe_in(now)) if t is not None]
-            hints = backend.wait(min(*naps, MAX_NAP) if naps else None)
-            if pulse.next_probe is not None and time.monotonic() >= pulse.next_probe:
+            woke = watcher.wait(min(naps) if naps else None)
+            hints = set(woke.roles)
+            if woke.pid_exited or (
+                pulse.next_probe is not None and time.monotonic() >= pulse.next_probe
+            ):
                 hints.add(PULSE)
             changed = _what_changed(paths, start, hints, pulse)
-        alive = False if "pulse-down" in changed else backend.pid_alive()
+        alive = False if "pulse-down" in changed else watcher.pid_alive()
     finally:
-        backend.close()
+        watcher.close()
     return _result(paths, changed, alive)
+
+
+def _watched(paths: Paths) -> list[watch.Dir]:
+    """What feeds the world hash (``WORLD``) and the mailbox (``ASKS``), to watch."""
+    return [
+        watch.Dir(
+            paths.data_dir,
+            WORLD,
+            names=lambda name: name in (paths.playbook.name, paths.snapshots.name),
+            follow=lambda name: name == paths.playbook.name,
+        ),
+        watch.Dir(paths.goals, WORLD, names=_goal_name, follow=_goal_name),
+        watch.Dir(paths.asks, ASKS, names=_json_name),
+        watch.Dir(paths.answers, ASKS, names=_json_name),
+    ]
+
+
+def _goal_name(name: str) -> bool:
+    return name.endswith(".md")  # goals/<id>.md, as the world hash reads them
+
+
+def _json_name(name: str) -> bool:
+    return name.endswith(".json")  # asks/<id>.json, answers/<id>.json
 
 
 def _what_changed(
@@ -174,8 +191,8 @@ def _announce_ready(backend: str, world_hash: str) -> None:
 class _PulseWatch:
     """Is the pulse (the lock holder) still there? Woken by its exit where possible."""
 
-    def __init__(self, paths: Paths, backend: Backend) -> None:
-        self.paths, self.backend = paths, backend
+    def __init__(self, paths: Paths, watcher: watch.Watch) -> None:
+        self.paths, self.watcher = paths, watcher
         self.next_probe: float | None = None  # set while the lock must be probed
 
     def _holder(self) -> int | None:
@@ -186,7 +203,7 @@ class _PulseWatch:
 
     def arm(self) -> bool:
         """False when no pulse holds the lock; else watch the holder and return True."""
-        self.backend.unwatch_pid()
+        self.watcher.unwatch_pid()
         self.next_probe = None
         for _ in range(3):
             pid = self._holder()
@@ -195,8 +212,8 @@ class _PulseWatch:
             if pid <= 0:
                 break
             try:
-                if not self.backend.watch_pid(pid):
-                    break  # this backend cannot: probe the lock instead
+                if not self.watcher.watch_pid(pid):
+                    break  # this watch cannot: probe the lock instead
             except ProcessLookupError:
                 continue  # it went away while being armed: ask the lock again
             # The handle names whichever process had this pid when it was
@@ -205,6 +222,6 @@ class _PulseWatch:
             # the next wake re-arms.)
             if self._holder() == pid:
                 return True
-            self.backend.unwatch_pid()
+            self.watcher.unwatch_pid()
         self.next_probe = time.monotonic() + PULSE_POLL
         return True
