@@ -9,14 +9,16 @@ exited. It says *may*: the caller reads what it cares about and decides; a
 wake is a hint, never a verdict. ``looop _ wait`` uses it for what feeds the
 world hash and the mailbox; ``looop _ ask`` waits on one answer the same way::
 
-    name = f"{ask_id}.json"
+    name = f"{ask_id}.json"  # the answer to come, and the ask that must stay
     dirs = [watch.Dir(paths.answers, "answer", name.__eq__),
-            watch.Dir(paths.asks, "ask", name.__eq__)]
+            watch.Dir(paths.asks, "ask", name.__eq__)]  # both seeded with the data dir
     with watch.open_watch(dirs) as w:
         # Watch first, then look: a change after this is seen by one or the other.
         while not (paths.answers / name).exists():
             if not (paths.asks / name).exists():
                 raise AskGone(ask_id)
+            if deadline is not None and time.monotonic() >= deadline:
+                raise AskTimeout(ask_id)
             w.wait(None if deadline is None else deadline - time.monotonic())
 
 Why it is shaped this way:
@@ -31,7 +33,9 @@ Why it is shaped this way:
   again when its name comes or goes in the parent. An entry may be watched in
   its own right (``Dir.follow``): a symlinked ``PLAYBOOK.md`` or goal whose
   target lives elsewhere (a notes repo) changes where no directory watch can
-  see it.
+  see it. A single file is declared so, as an entry of its directory, never
+  alone: one replaced by rename (editors, atomic writers) is seen only by its
+  directory's watch.
 * **inotify through ctypes.** The standard library has no inotify. Three libc
   calls (``inotify_init1``, ``inotify_add_watch``, ``inotify_rm_watch``) and a
   16-byte event header are all that is needed, so a small binding here beats a
@@ -85,9 +89,9 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
+from typing import NamedTuple
 
 POLL_INTERVAL = 0.1  # fallback: stat signature this often
 POLL_FULL = 1.0  # fallback: every role this often, whatever the signature says
@@ -101,8 +105,7 @@ def _any_name(name: str) -> bool:
     return True
 
 
-@dataclass(frozen=True)
-class Dir:
+class Dir(NamedTuple):
     """A directory to watch: events on entries whose names pass ``names`` wake ``role``.
 
     ``follow`` picks, among those, the entries also watched in their own right
@@ -124,8 +127,7 @@ class Dir:
         return sorted(self.path / e.name for e in os.scandir(self.path) if self.followed(e.name))
 
 
-@dataclass(frozen=True)
-class Wake:
+class Wake(NamedTuple):
     """What one ``Watch.wait`` saw: the roles that may have moved, and the process's exit."""
 
     roles: frozenset[str]
@@ -483,6 +485,8 @@ class _Inotify(Watch):
 
     def watch_pid(self, pid: int) -> bool:
         self.unwatch_pid()
+        if sys.platform != "linux":
+            return False  # pidfds are Linux's (and this backend is only used there)
         try:
             self.pidfd = os.pidfd_open(pid)
         except ProcessLookupError:
