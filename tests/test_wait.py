@@ -110,6 +110,10 @@ def mode(request: pytest.FixtureRequest, profile: Profile) -> str:
 @pytest.fixture
 def loop(profile: Profile, procs: Processes, mode: str) -> Loop:
     """A seeded world (a fixed heartbeat so midnight never moves it) and a live pulse."""
+    return seeded_loop(profile, procs, mode)
+
+
+def seeded_loop(profile: Profile, procs: Processes, mode: str) -> Loop:
     sig, det = profile.root / "sig", profile.root / "det"
     sig.write_text("one")
     det.write_text("a")
@@ -178,6 +182,30 @@ def test_new_goal_file_wakes(loop: Loop) -> None:
     code, state = loop.finish(waiter)
     assert (code, state["changed"]) == (0, ["goals"])
     assert "g2" in state["goals"]
+
+
+@pytest.mark.parametrize("name", ["PLAYBOOK.md", "goals/g1.md"])
+def test_an_edit_behind_a_symlinked_playbook_or_goal_wakes(
+    profile: Profile, procs: Processes, mode: str, name: str
+) -> None:
+    """A PLAYBOOK.md or goal linked from elsewhere (a notes repo) changes where
+    no watch on the data dir can see it: the link's target is watched too.
+
+    The pulse beats once an hour here: a beat re-reads the hash, and one a
+    second would hide a target that is not watched."""
+    profile.env["LOOOP_INTERVAL"] = "3600"
+    loop = seeded_loop(profile, procs, mode)
+    target = loop.profile.root / "notes" / name.replace("/", "-")
+    target.parent.mkdir(exist_ok=True)
+    target.write_text("# kept in a notes repo\n")
+    link = loop.data / name
+    link.unlink()
+    link.symlink_to(target)
+    waiter = loop.start_wait("--timeout", "20")
+    with open(target, "a") as fh:
+        fh.write("- edited where the notes live\n")
+    code, state = loop.finish(waiter)
+    assert (code, state["changed"]) == (0, ["playbook" if name == "PLAYBOOK.md" else "goals"])
 
 
 # --- 2. stays asleep through what does not -----------------------------------
