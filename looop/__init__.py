@@ -1,8 +1,20 @@
 """looop: a tiny, Kubernetes-shaped control loop for one person's work.
 
-The pulse senses (``looop.pulse``, ``looop.beat``, ``looop.sensors``), the root
-agent reads and waits (``looop.state``), and everything lives as plain files
-in a data dir (``looop.paths``).
+The package is laid out by audience (SPEC §14), each sub-package over the
+same small foundation:
+
+- ``looop.pulse``: the pulse, the long-running service that senses on a beat;
+- ``looop.service``: looop as a systemd/launchd user service, or detached;
+- ``looop.agent``: the root agent's reads (``_ state``, ``_ wait``);
+- ``looop.workers``: worker sessions (reaping today);
+- ``looop.data``: the data dir everyone shares, one module per kind of file;
+- ``looop.cli``: parsing and printing only, one module per audience.
+
+The foundation: ``errors`` (exit codes and the exception carrying one),
+``paths`` (where everything is), ``config`` (the knobs), ``log`` (log lines),
+``fs`` (the one safe small-file reader and the one atomic writer), ``proc``
+(is this pid alive and that process), ``watch`` (file-system notifications)
+and ``digest`` (SHA-256 without OpenSSL's start-up).
 """
 
 __version__ = "0.1.0"

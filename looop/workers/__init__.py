@@ -1,0 +1,1 @@
+"""The workers' room: ``reap`` (removing dead sessions and their claims)."""
