@@ -82,10 +82,12 @@ def _agent_reads(profile: Profile) -> dict[str, Any]:
     assert state.returncode == 0, state.stderr
     parsed = json.loads(state.stdout)
     _text_all_the_way(parsed)
+    # No pulse runs, so the wait answers at once ("pulse-down"), with the whole state.
     waited = profile.run("_", "wait", "--json", "--timeout", "1")
-    assert "Traceback" not in waited.stderr
-    if waited.stdout.strip():
-        _text_all_the_way(json.loads(waited.stdout))
+    assert waited.returncode == 0, waited.stderr
+    woke = json.loads(waited.stdout)
+    _text_all_the_way(woke)
+    assert woke["changed"] == ["pulse-down"]
     human = profile.run("_", "state")
     assert human.returncode == 0, human.stderr
     return dict(parsed)
