@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import re
 import shutil
 import stat
 import subprocess
@@ -230,3 +231,128 @@ def test_a_fifo_inside_the_published_generation_hangs_neither_a_read_nor_the_nex
     assert "sensor-today" not in profile.state()["snapshots"]
     assert profile.run("sense", timeout=10).returncode == 0
     assert _hash(profile) == before
+
+
+def _tree(root: Path) -> dict[str, bytes | str]:
+    """Every entry under ``root`` (not following links): a file's bytes, a link's target."""
+    found: dict[str, bytes | str] = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in dirnames + filenames:
+            path = Path(dirpath) / name
+            rel = str(path.relative_to(root))
+            if path.is_symlink():
+                found[rel] = "-> " + os.readlink(path)
+            elif path.is_dir():
+                found[rel] = "dir"
+            else:
+                found[rel] = path.read_bytes()
+    return found
+
+
+def _unrelated(where: Path) -> dict[str, bytes | str]:
+    """A directory of the user's files, some named like looop's own generations."""
+    where.mkdir(parents=True)
+    (where / "thesis.tex").write_text("chapter one\n")
+    for looop_like in ("gen-1-2", "legacy-3", "trash-gen-4-5"):
+        (where / looop_like).mkdir()
+        (where / looop_like / "keep.txt").write_text(f"inside {looop_like}\n")
+    (where / "trash-notes").write_text("mine\n")
+    (where / "photos").mkdir()
+    (where / "photos" / "a.jpg").write_bytes(b"\xff\xd8\xff")
+    return _tree(where)
+
+
+def _sense_three_times(profile: Profile) -> list[subprocess.CompletedProcess[str]]:
+    outs = [profile.run("sense") for _ in range(3)]
+    for out in outs:
+        assert "Traceback" not in out.stderr
+    return outs
+
+
+def test_a_symlinked_dot_snapshots_is_moved_aside_and_its_target_left_whole(
+    profile: Profile,
+) -> None:
+    profile.sensor("one", "echo '{\"signal\": 1}'")
+    profile.data.mkdir(parents=True, exist_ok=True)
+    victim = profile.root / "victim"
+    before = _unrelated(victim)
+    (profile.data / ".snapshots").symlink_to(victim)
+
+    outs = _sense_three_times(profile)
+
+    assert _tree(victim) == before
+    assert all(out.returncode == 0 for out in outs), outs
+    # Repaired: a real directory of looop's own, the user's link kept aside.
+    gens = profile.data / ".snapshots"
+    assert gens.is_dir() and not gens.is_symlink()
+    aside = [p for p in profile.data.iterdir() if p.name.startswith(".snapshots.not-looop-")]
+    assert len(aside) == 1 and os.readlink(aside[0]) == str(victim)
+    assert "not-looop" in outs[0].stderr
+    assert profile.snapshot("sensor-one")["signal"] == 1
+
+
+def test_a_dot_snapshots_that_is_a_plain_file_is_moved_aside_not_deleted(
+    profile: Profile,
+) -> None:
+    profile.sensor("one", "echo '{\"signal\": 1}'")
+    (profile.data / ".snapshots").write_text("my notes\n")
+    outs = _sense_three_times(profile)
+    assert all(out.returncode == 0 for out in outs), outs
+    aside = [p for p in profile.data.iterdir() if p.name.startswith(".snapshots.not-looop-")]
+    assert [p.read_text() for p in aside] == ["my notes\n"]
+    assert "not-looop" in outs[0].stderr
+    assert profile.snapshot("sensor-one")["signal"] == 1
+
+
+def test_a_snapshots_name_holding_a_plain_file_is_moved_aside_not_replaced(
+    profile: Profile,
+) -> None:
+    profile.sensor("one", "echo '{\"signal\": 1}'")
+    (profile.data / "snapshots").write_text("not a link\n")
+    outs = _sense_three_times(profile)
+    assert all(out.returncode == 0 for out in outs), outs
+    aside = [p for p in profile.data.iterdir() if p.name.startswith("snapshots.not-looop-")]
+    assert [p.read_text() for p in aside] == ["not a link\n"]
+    assert (profile.data / "snapshots").is_symlink()
+    assert profile.snapshot("sensor-one")["signal"] == 1
+
+
+def test_pruning_removes_only_looops_own_generations_and_leftovers(profile: Profile) -> None:
+    profile.sensor("one", "echo '{\"signal\": 1}'")
+    assert profile.run("sense").returncode == 0
+    gens = profile.data / ".snapshots"
+    victim = profile.root / "victim"
+    victim_before = _unrelated(victim)
+    # The user's entries inside a real .snapshots/ (names looop never makes).
+    (gens / "notes.txt").write_text("mine\n")
+    (gens / "mine").mkdir()
+    (gens / "mine" / "deep.txt").write_text("deep\n")
+    (gens / "gen-not-a-number").mkdir()
+    (gens / "trash-mine").write_text("mine too\n")
+    (gens / "elsewhere").symlink_to(victim)
+    (gens / "gen-5-5-extra").symlink_to(victim / "gen-1-2")
+    ours_now = re.compile(r"gen-\d+-\d+(/|$)")
+    theirs = {n: v for n, v in _tree(gens).items() if not ours_now.match(n)}
+    # Leftovers of looop's own, of every type: a killed prune, a killed swap.
+    (gens / "trash-gen-1-1").write_text("half-removed\n")
+    (gens / "trash-gen-2-2").symlink_to(victim)
+    (gens / "trash-gen-3-3").mkdir()
+    (gens / "trash-gen-3-3" / "sensor-x.json").write_text("{}\n")
+    (gens / "trash-legacy-4").symlink_to(victim / "photos")
+    (gens / "gen-6-6").symlink_to(victim / "legacy-3")
+    (gens / "legacy-7").mkdir()
+    (profile.data / ".snapshots.link-999999").symlink_to(".snapshots/gen-1-1")
+
+    _sense_three_times(profile)
+
+    after = _tree(gens)
+    for name, value in theirs.items():
+        assert after.get(name) == value, name
+    assert _tree(victim) == victim_before
+    ours = sorted(p.name for p in gens.iterdir() if p.name.startswith(("gen-", "trash-gen")))
+    ours = [n for n in ours if n not in ("gen-not-a-number", "gen-5-5-extra")]
+    assert len(ours) == 2 and all(n.startswith("gen-") for n in ours), ours
+    for gone in ("trash-gen-1-1", "trash-gen-2-2", "trash-gen-3-3", "trash-legacy-4", "legacy-7"):
+        assert not os.path.lexists(gens / gone), gone
+    assert not os.path.lexists(profile.data / ".snapshots.link-999999")
+    assert profile.snapshot("sensor-one")["signal"] == 1

@@ -10,6 +10,8 @@ Each field comes from the data dir's own answer (``worldhash.measure``,
 ``sessions.scan``), and every entry those readers could not read (a FIFO, a
 directory or a 100 MB file where a small file belongs) is listed once in
 ``problems`` as ``{"path", "why"}``, sorted by path: reported, never waited on.
+A name that is not text (bytes that are not UTF-8, an ask's or a session's)
+is shown by ``layout.shown``, so the JSON printed is text all the way.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from __future__ import annotations
 import json
 
 from looop.data import claims, goals, journal, mailbox, sessions
-from looop.data.layout import Problem, problem
+from looop.data.layout import Problem, problem, shown
 from looop.paths import Paths
 from looop.pulse import lock, record, worldhash
 
@@ -45,7 +47,7 @@ def readings(paths: Paths) -> dict[str, Any]:
 def workers(paths: Paths) -> list[dict[str, Any]]:
     return [
         {
-            "id": s.id,
+            "id": shown(s.id),
             "state": s.state,
             "alive": s.liveness == sessions.ALIVE,
             "exit_code": s.exit_code,
@@ -76,6 +78,9 @@ def collect(paths: Paths, alive: bool | None = None) -> dict[str, Any]:
     problems: list[Problem] = []
     world = worldhash.measure(paths, problems)
     asks = mailbox.pending(paths, problems)
+    for ask in asks:
+        if isinstance(ask.get("id"), str):
+            ask["id"] = shown(ask["id"])
     claims.listing(paths, problems)
     tail = journal_tail(paths, problems)
     alive = pulse_alive(paths) if alive is None else alive

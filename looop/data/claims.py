@@ -19,7 +19,7 @@ import json
 import os
 
 from looop import fs
-from looop.data.layout import Problem, problem
+from looop.data.layout import Problem, problem, shown
 from looop.paths import Paths
 
 TYPE_CHECKING = False  # not typing's: the probes' start-up should not pay for it
@@ -41,7 +41,8 @@ def listing(paths: Paths, problems: list[Problem] | None = None) -> list[dict[st
     leases: list[dict[str, Any]] = []
     for name in names:
         path = paths.claims / name
-        entry: dict[str, Any] = {"name": name[: -len(SUFFIX)], "claim": None}
+        # Shown as text (``\\xNN`` for bytes that are not UTF-8): the listing is published.
+        entry: dict[str, Any] = {"name": shown(name[: -len(SUFFIX)]), "claim": None}
         try:
             entry["claim"] = json.loads(fs.read_small(path))
         except ValueError:

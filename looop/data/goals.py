@@ -11,6 +11,11 @@ named as a goal, and its reader reports it as unreadable; so the world hash,
 Only names and ``d_type`` are looked at (one ``scandir``); reading a goal is
 its reader's business, through ``looop.fs.read_small``.
 
+A name that is not valid UTF-8 is no goal either: a goal's id is text the
+root agent and the journal name it by, and such a name cannot be named back.
+It goes to ``problems`` (shown with ``\\xNN`` escapes) and counts nowhere,
+so it never moves the world hash. A long name is a goal like any other.
+
 Rejected: ``Path.glob("*.md")`` at each caller. It lists directories, and
 the callers disagreed on what to do with one (``_ state`` listed it as a
 goal, the world hash silently dropped it).
@@ -21,7 +26,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from looop.data.layout import Problem, problem
+from looop.data.layout import Problem, problem, shown
 from looop.paths import Paths
 
 SUFFIX = ".md"
@@ -39,7 +44,8 @@ class Goal:
 def listing(paths: Paths, problems: list[Problem] | None = None) -> list[Goal]:
     """Every goal, sorted by id.
 
-    A directory named like a goal is not one; it goes to ``problems``.
+    A directory named like a goal, or a name that is not text, is not one;
+    it goes to ``problems``.
     """
     found: list[Goal] = []
     try:
@@ -49,6 +55,11 @@ def listing(paths: Paths, problems: list[Problem] | None = None) -> list[Goal]:
                 if name.startswith(".") or not name.endswith(SUFFIX):
                     continue
                 path = paths.goals / name
+                if shown(name) != name:
+                    if problems is not None:
+                        why = "is not a goal: its name is not valid UTF-8; rename it"
+                        problems.append(problem(paths, path, why))
+                    continue
                 try:
                     is_dir = entry.is_dir()  # follows a link: a link to a directory is one too
                 except OSError:

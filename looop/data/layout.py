@@ -13,6 +13,9 @@ disk) leaves no starter empty and marked as seeded; the next start finishes.
 This module also says how a bad entry of the layout is *reported*
 (``problem``): every data-dir reader that meets a FIFO, a directory or an
 oversized file where a file belongs adds one, and ``_ state`` lists them.
+It says how any entry's name is *shown* (``shown``): a name the file system
+allows need not be text (bytes that are not UTF-8), and what looop prints as
+JSON or in a log line must be.
 """
 
 from __future__ import annotations
@@ -120,12 +123,31 @@ def ensure_layout(paths: Paths) -> list[Path]:
 Problem = dict[str, str]
 
 
+def shown(name: str) -> str:
+    """``name`` as text: itself when it is valid UTF-8, else each byte that is not as ``\\xNN``.
+
+    Stable (the same name always shows the same) and printable by any JSON
+    writer; a name that shows differently from itself cannot be named back
+    as text, which is how readers tell such a name (``shown(n) != n``).
+    """
+    try:
+        name.encode("utf-8")
+        return name
+    except UnicodeEncodeError:
+        pass
+    try:
+        raw = name.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:  # a surrogate that no file name decoded to
+        return name.encode("utf-8", "backslashreplace").decode("utf-8")
+    return raw.decode("utf-8", "backslashreplace")
+
+
 def problem(paths: Paths, path: Path, why: str | OSError) -> Problem:
     """``{"path": <relative to the data dir>, "why": ...}`` for a bad entry of the layout."""
     if isinstance(why, OSError):
         why = fs.why(why)
     try:
-        shown = str(path.relative_to(paths.data_dir))
+        relative = str(path.relative_to(paths.data_dir))
     except ValueError:
-        shown = str(path)
-    return {"path": shown, "why": why}
+        relative = str(path)
+    return {"path": shown(relative), "why": why}

@@ -34,6 +34,7 @@ import os
 from pathlib import Path
 
 from looop import fs, proc
+from looop.data.layout import shown
 
 TYPE_CHECKING = False  # not typing's: the probes' start-up should not pay for it
 if TYPE_CHECKING:
@@ -97,7 +98,8 @@ class Session(Verdict):
         self.id, self.path = sid, path
 
     def summary(self) -> dict[str, Any]:
-        return {"id": self.id, "state": self.state, "exit_code": self.exit_code}
+        # Shown as text: a directory name need not be UTF-8, and this is published.
+        return {"id": shown(self.id), "state": self.state, "exit_code": self.exit_code}
 
 
 def read_json_at(dir_fd: int | None, name: str | Path) -> dict[str, Any] | None:

@@ -121,7 +121,33 @@ class Limits:
 
 
 def snapshot_name(script: Path) -> str:
-    return f"sensor-{script.stem}"
+    """``sensor-<stem>``, or a derived name when that cannot be a snapshot's name.
+
+    A stem that is not valid UTF-8 or makes the name too long becomes
+    ``sensor-<shown stem, cut>~<16 hex of the SHA-256 of the raw name>``:
+    text, short enough, recognisable, distinct per file, and the same every
+    beat, so the world hash does not move by itself. The sensor still runs
+    and its reading is published under that name; the name is its only cost.
+    Rejected: skipping such a sensor (its output would be lost for a name
+    the file system allowed) and escaping alone (an escaped name can be too
+    long, or equal another sensor's real name).
+    """
+    from looop.data.layout import shown
+
+    # A snapshot is `<name>.json` and `<name>.err`: its name must be text (it
+    # is JSON's too) and leave room for the longer suffix within NAME_MAX (255).
+    longest = 255 - len(".json")
+    stem = script.name.removesuffix(".sh")
+    name = f"sensor-{stem}"
+    if shown(stem) == stem and len(name.encode()) <= longest:
+        return name
+    from looop.digest import sha256
+
+    tag = "~" + sha256(os.fsencode(script.name)).hexdigest()[:16]
+    readable = shown(stem)[:64]
+    while len(f"sensor-{readable}{tag}".encode()) > longest:
+        readable = readable[:-1]
+    return f"sensor-{readable}{tag}"
 
 
 _subreaper: bool | None = None  # None: not asked yet (the answer never changes)
@@ -230,12 +256,29 @@ def exec_advice(script: Path, shown: str) -> str | None:
 
 
 def discover(sensors_dir: Path) -> list[Path]:
-    """The ``*.sh`` files in ``sensors/``, sorted by name."""
+    """The sensors: ``sensors/*.sh`` that are not dot-files or directories, sorted by name.
+
+    A dot-file (``.x.sh``, a macOS ``._x.sh``) is never a sensor, and an
+    editor's leftover beside one (``x.sh~``, ``.x.sh.swp``, ``#x.sh#``,
+    ``x.sh.orig``) does not end in ``.sh``. One ``scandir``; a name that is
+    not text is still a sensor (see ``snapshot_name``).
+    """
+    found: list[Path] = []
     try:
-        entries = sorted(sensors_dir.glob("*.sh"))
+        with os.scandir(sensors_dir) as it:
+            for entry in it:
+                name = entry.name
+                if name.startswith(".") or not name.endswith(".sh"):
+                    continue
+                try:
+                    if entry.is_dir():  # follows a link: a link to a directory is none either
+                        continue
+                except OSError:
+                    pass
+                found.append(sensors_dir / name)
     except OSError:
         return []
-    return [p for p in entries if not p.is_dir()]
+    return sorted(found, key=lambda p: os.fsencode(p.name))
 
 
 def sensor_environment(base: Mapping[str, str], extra: Mapping[str, str]) -> dict[str, str]:

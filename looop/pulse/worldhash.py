@@ -84,7 +84,9 @@ def measure(paths: Paths, problems: list[Problem] | None = None) -> World:
     parts = {name: sha256() for name in PARTS}
 
     def feed(part: str, marker: str, data: bytes | None) -> None:
-        head = f"{marker}\0{-1 if data is None else len(data)}\0".encode()
+        # surrogateescape: a name is its bytes, whatever they are (never an error).
+        size = -1 if data is None else len(data)
+        head = f"{marker}\0{size}\0".encode("utf-8", "surrogateescape")
         for h in (total, parts[part]):
             h.update(head)
             if data is not None:
