@@ -61,7 +61,7 @@ from typing import Any
 
 from looop import watch
 from looop.agent import state
-from looop.data import mailbox
+from looop.data import goals, mailbox
 from looop.paths import Paths
 from looop.pulse import lock, worldhash
 
@@ -125,18 +125,10 @@ def _watched(paths: Paths) -> list[watch.Dir]:
             names=lambda name: name in (paths.playbook.name, paths.snapshots.name),
             follow=lambda name: name == paths.playbook.name,
         ),
-        watch.Dir(paths.goals, WORLD, names=_goal_name, follow=_goal_name),
-        watch.Dir(paths.asks, ASKS, names=_json_name),
-        watch.Dir(paths.answers, ASKS, names=_json_name),
+        watch.Dir(paths.goals, WORLD, names=goals.named, follow=goals.named),
+        watch.Dir(paths.asks, ASKS, names=mailbox.named),
+        watch.Dir(paths.answers, ASKS, names=mailbox.named),
     ]
-
-
-def _goal_name(name: str) -> bool:
-    return name.endswith(".md")  # goals/<id>.md, as the world hash reads them
-
-
-def _json_name(name: str) -> bool:
-    return name.endswith(".json")  # asks/<id>.json, answers/<id>.json
 
 
 def _what_changed(

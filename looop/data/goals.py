@@ -41,6 +41,11 @@ class Goal:
         self.id, self.path = id, path
 
 
+def named(name: str) -> bool:
+    """Does ``name`` look like a goal's file? ``<id>.md``, never a dot-file."""
+    return name.endswith(SUFFIX) and not name.startswith(".")
+
+
 def listing(paths: Paths, problems: list[Problem] | None = None) -> list[Goal]:
     """Every goal, sorted by id.
 
@@ -52,7 +57,7 @@ def listing(paths: Paths, problems: list[Problem] | None = None) -> list[Goal]:
         with os.scandir(paths.goals) as it:
             for entry in it:
                 name = entry.name
-                if name.startswith(".") or not name.endswith(SUFFIX):
+                if not named(name):
                     continue
                 path = paths.goals / name
                 if shown(name) != name:

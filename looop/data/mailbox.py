@@ -36,12 +36,17 @@ if TYPE_CHECKING:
 SUFFIX = ".json"
 
 
+def named(name: str) -> bool:
+    """Does ``name`` count as an ask or an answer? ``<id>.json``, never a dot-file."""
+    return name.endswith(SUFFIX) and not name.startswith(".")
+
+
 def _names(directory: os.PathLike[str]) -> Iterator[str]:
     """The names in ``directory`` that count as an ask or an answer."""
     try:
         with os.scandir(directory) as it:
             for entry in it:
-                if entry.name.endswith(SUFFIX) and not entry.name.startswith("."):
+                if named(entry.name):
                     yield entry.name
     except OSError:
         return

@@ -73,6 +73,7 @@ from pathlib import Path
 from typing import Any
 
 from looop import fs
+from looop.data.layout import shown
 
 TIMEOUT_EXIT = 124
 KILL_GRACE = 2.0  # seconds between SIGTERM and SIGKILL for a timed-out group
@@ -503,7 +504,7 @@ class SensorRun:
         code = 126 if exc.errno in (errno.EACCES, errno.ENOEXEC, errno.EPERM) else 127
         why = "not executable" if code == 126 else "cannot be run"
         name = snapshot_name(script)
-        message = f"{script.name} {why}: {exc.strerror}"
+        message = f"{shown(script.name)} {why}: {exc.strerror}"
         if exc.errno in OUT_OF_FDS:
             soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
             message += f" (the open-file limit is {soft}; raise it with ulimit -n)"
@@ -520,9 +521,9 @@ class SensorRun:
     def _shown(self, script: Path) -> str:
         """``sensors/x.sh``: the script as named from the data dir, where the user looks."""
         try:
-            return str(script.relative_to(self.cwd))
+            return shown(str(script.relative_to(self.cwd)))
         except ValueError:
-            return str(script)
+            return shown(str(script))
 
     def _close_pipe(self, run: _Running, fd: int) -> None:
         self.selector.unregister(fd)
