@@ -126,3 +126,54 @@ def test_a_line_names_exactly_the_ids_a_whole_word_match_finds(text: str) -> Non
     wanted = dict.fromkeys(IDS)
     expected = {gid for gid in IDS if re.search(rf"\b{re.escape(gid)}\b", text)}
     assert probes.mentions(text, wanted) == expected
+
+
+# --- every time knob has an upper bound a real user could want ---------------
+
+BOUNDS = {"interval": 86400, "sensor_timeout": 86400, "session_ttl": 31536000}
+
+
+@pytest.mark.parametrize("key", sorted(BOUNDS))
+def test_config_set_refuses_a_time_knob_beyond_its_bound_and_keeps_the_file(
+    profile: Profile, key: str
+) -> None:
+    profile.write_config("# mine\ninterval = 30\n")
+    before = profile.config.read_bytes()
+    for raw in ("1e308", str(BOUNDS[key] + 1)):
+        out = profile.run("config", "set", key, raw)
+        assert out.returncode == 78, out
+        assert out.stderr.count("\n") == 1 and out.stderr.startswith("looop: "), out.stderr
+        assert f"{key}: must be <= {BOUNDS[key]}" in out.stderr, out.stderr
+        assert "Traceback" not in out.stderr
+        assert profile.config.read_bytes() == before
+    assert profile.run("config", "set", key, str(BOUNDS[key])).returncode == 0
+    assert profile.run("config", "get", key).stdout.strip() == str(BOUNDS[key])
+
+
+@pytest.mark.parametrize("key", sorted(BOUNDS))
+def test_a_config_file_with_a_time_knob_of_1e308_stops_sense_and_pulse_with_exit_78_naming_the_line(
+    profile: Profile, key: str
+) -> None:
+    profile.write_config(f"# looop\n\n{key} = 1e308\n")
+    for command in (["sense"], ["pulse"], ["config", "show"]):
+        out = profile.run(*command, timeout=30)
+        assert out.returncode == 78, (command, out)
+        assert f"{profile.config}:3: {key}: must be <= {BOUNDS[key]}" in out.stderr, out.stderr
+        assert "Traceback" not in out.stderr
+
+
+@pytest.mark.parametrize("key", sorted(BOUNDS))
+def test_an_environment_knob_of_1e308_is_refused_naming_the_variable(
+    profile: Profile, key: str
+) -> None:
+    variable = f"LOOOP_{key.upper()}"
+    out = profile.run("sense", env={**profile.env, variable: "1e308"})
+    assert out.returncode == 78, out
+    assert f"${variable}: {key}: must be <= {BOUNDS[key]}" in out.stderr, out.stderr
+
+
+def test_config_show_says_each_time_knobs_bound(profile: Profile) -> None:
+    shown = profile.run("config", "show").stdout
+    for key, bound in BOUNDS.items():
+        line = next(x for x in shown.splitlines() if x.startswith(f"{key} ="))
+        assert str(bound) in line.split("#", 1)[1], line
