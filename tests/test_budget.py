@@ -177,3 +177,45 @@ def test_config_show_says_each_time_knobs_bound(profile: Profile) -> None:
     for key, bound in BOUNDS.items():
         line = next(x for x in shown.splitlines() if x.startswith(f"{key} ="))
         assert str(bound) in line.split("#", 1)[1], line
+
+
+# --- a goals/ that is a dangling link ----------------------------------------
+
+DANGLING = "is a symlink to a missing directory: remove the link or create its target"
+
+
+def test_a_goals_dir_that_is_a_dangling_link_is_named_with_its_fix_by_sense_and_state(
+    profile: Profile,
+) -> None:
+    assert profile.run("sense").returncode == 0
+    goals = profile.data / "goals"
+    for entry in goals.rglob("*"):
+        if entry.is_file():
+            entry.unlink()
+    (goals / "archive").rmdir()
+    goals.rmdir()
+    goals.symlink_to(profile.root / "notes-not-mounted" / "goals")
+
+    sensed = profile.run("sense")
+    assert sensed.returncode != 0
+    assert sensed.stderr == f"looop: {goals}: {DANGLING}\n", sensed.stderr
+    assert goals.is_symlink() and not goals.exists(), "the user's link was replaced"
+
+    state = profile.run("_", "state")
+    assert state.returncode == 0, state.stderr
+    assert f"problem     goals {DANGLING}" in state.stdout.splitlines(), state.stdout
+    problems = profile.state()["problems"]
+    assert {"path": "goals", "why": DANGLING} in problems, problems
+
+
+def test_a_goals_dir_that_becomes_a_dangling_link_under_a_beat_is_reported_by_the_goals_probe(
+    profile: Profile,
+) -> None:
+    assert profile.run("sense").returncode == 0
+    paths = profile.paths
+    goals = profile.data / "goals"
+    goals.rename(profile.root / "goals-moved")
+    goals.symlink_to(profile.root / "notes-not-mounted")
+    reading = probes.sys_goals(paths)
+    assert reading["detail"]["since_acted"] == {}
+    assert reading["detail"]["problems"] == [{"path": "goals", "why": DANGLING}]

@@ -14,6 +14,7 @@ import re
 import time
 
 from looop.data import claims, goals, journal, sessions
+from looop.data.layout import Problem
 from looop.paths import Paths
 
 TYPE_CHECKING = False  # not typing's: the probes' start-up should not pay for it
@@ -101,7 +102,18 @@ def last_acted(paths: Paths, goal_ids: list[str]) -> dict[str, float | None]:
 
 
 def sys_goals(paths: Paths) -> dict[str, Any]:
-    return {"signal": {}, "detail": {"since_acted": last_acted(paths, goals.ids(paths))}}
+    """Each goal's age since the journal last named it; what kept goals unlisted, said.
+
+    A ``goals/`` that cannot be listed (a link to a missing directory, a
+    file) has no goals, and ``goals.listing``'s problems say why, in
+    ``detail`` as ``_ state`` shows them: never a silent empty map.
+    """
+    problems: list[Problem] = []
+    found = goals.listing(paths, problems)
+    detail: dict[str, Any] = {"since_acted": last_acted(paths, [goal.id for goal in found])}
+    if problems:
+        detail["problems"] = problems
+    return {"signal": {}, "detail": detail}
 
 
 PROBES = {
