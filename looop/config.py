@@ -16,6 +16,13 @@ through ``fs.read_small`` (a FIFO, a device or a huge file named as the
 config is one error, never a hang), following a symlink: a config kept in a
 dotfiles checkout is the user's.
 
+Time knobs are bounded above as well as below: ``interval`` and
+``sensor_timeout`` at a day, ``session_ttl`` at a year (said in each knob's
+help). Beyond is a ``ConfigError`` like any bad value, not a clamp: a value
+like ``1e308`` is a slip, not a wish, and once accepted it reached every
+deadline and wait the pulse computes (``status`` printed a 309-digit "next
+beat in"). Below 1 s, ``interval`` is clamped with a warning (SPEC §2).
+
 Writing: the first-run file is rendered by ``tomli_w`` and linked into place
 only while the name is free. ``looop config set`` edits the user's own file
 with ``tomlkit`` (comments, key order, formatting and each value's type
@@ -48,6 +55,7 @@ class Knob:
     kind: type[int] | type[float]  # float knobs also take integers
     help: str
     minimum: int = 0
+    maximum: int | None = None  # a time knob's bound: what the loop's arithmetic and waits handle
 
     @property
     def attr(self) -> str:
@@ -55,18 +63,36 @@ class Knob:
         return self.key.replace(".", "_")
 
 
+DAY = 86400
+YEAR = 365 * DAY
+
 KNOBS: dict[str, Knob] = {
     k.key: k
     for k in (
-        Knob("interval", "LOOOP_INTERVAL", 60, float, "seconds between beat starts (>= 1)"),
+        Knob(
+            "interval",
+            "LOOOP_INTERVAL",
+            60,
+            float,
+            f"seconds between beat starts (1 to {DAY}, a day)",
+            maximum=DAY,
+        ),
         Knob(
             "session_ttl",
             "LOOOP_SESSION_TTL",
             259200,
             float,
-            "age in seconds after which a dead session is reaped",
+            f"age in seconds after which a dead session is reaped (at most {YEAR}, a year)",
+            maximum=YEAR,
         ),
-        Knob("sensor_timeout", "LOOOP_SENSOR_TIMEOUT", 60, float, "seconds per sensor; 0 = none"),
+        Knob(
+            "sensor_timeout",
+            "LOOOP_SENSOR_TIMEOUT",
+            60,
+            float,
+            f"seconds per sensor, at most {DAY} (a day); 0 = none",
+            maximum=DAY,
+        ),
         Knob("sensor_max_bytes", "LOOOP_SENSOR_MAX_BYTES", 8192, int, "output cap; 0 = no cap"),
         Knob(
             "sensor_concurrency",
@@ -141,6 +167,8 @@ def validate(knob: Knob, value: Any) -> int | float:
         raise ValueError(f"must be a finite number (got {value!r})")
     if value < knob.minimum:
         raise ValueError(f"must be >= {knob.minimum} (got {value!r})")
+    if knob.maximum is not None and value > knob.maximum:
+        raise ValueError(f"must be <= {knob.maximum} (got {value!r})")
     return knob.kind(value)
 
 

@@ -74,15 +74,20 @@ def tail(paths: Paths, lines: int | None = TAIL_LINES, max_bytes: int = TAIL_BYT
     try:
         end = st.st_size
         pos = end
-        data = b""
+        blocks: list[bytes] = []  # newest first; joined once (prepending is quadratic)
+        newlines = 0
         while pos > 0 and end - pos < max_bytes:
-            if lines is not None and data.count(b"\n") > lines:
+            if lines is not None and newlines > lines:
                 break
-            step = min(BLOCK, pos, max_bytes - (end - pos))
+            # Every line wanted: the whole bounded tail in one read.
+            step = min(BLOCK if lines is not None else max_bytes, pos, max_bytes - (end - pos))
             pos -= step
-            data = os.pread(fd, step, pos) + data
+            block = os.pread(fd, step, pos)
+            blocks.append(block)
+            newlines += block.count(b"\n")
     finally:
         os.close(fd)
+    data = b"".join(reversed(blocks))
     if pos > 0:
         data = data.partition(b"\n")[2]  # the first line is cut: drop it
     found = data.decode("utf-8", errors="replace").split("\n")

@@ -14,6 +14,7 @@ import re
 import time
 
 from looop.data import claims, goals, journal, sessions
+from looop.data.layout import Problem
 from looop.paths import Paths
 
 TYPE_CHECKING = False  # not typing's: the probes' start-up should not pay for it
@@ -37,26 +38,38 @@ _RUN = re.compile(r"[\w.-]+")
 _WORD = re.compile(r"\w+")
 
 
-def mentions(text: str, wanted: dict[str, Any]) -> set[str]:
+def mentions(text: str, wanted: dict[str, Any], longest: int = ID_MAX) -> set[str]:
     """The keys of ``wanted`` that ``text`` names as whole words.
 
     ``text`` is tokenised once: every run of id characters (word characters,
     ``.``, ``-``) and, inside it, every span from a word's start to a word's
-    end (at most ``ID_MAX`` long) is looked up, so ``goals/setup.md`` names
-    ``setup`` and ``setup.md``, and ``my-goal`` names ``my-goal``, as the
-    ``\\b<id>\\b`` match it replaces did, at a cost linear in the line and
-    independent of the number of goals.
+    end (at most ``longest`` long, the caller's longest id) is looked up, so
+    ``goals/setup.md`` names ``setup`` and ``setup.md``, and ``my-goal`` names
+    ``my-goal``, as the ``\\b<id>\\b`` match it replaces did. The cost is
+    linear in the line and independent of the number of goals: each word
+    start tries only the word ends within ``longest`` characters of it
+    (a run of a hundred thousand joined ids is a hundred thousand short
+    looks, never a quadratic walk of the run).
     """
     found: set[str] = set()
     for run in _RUN.finditer(text):
         chunk = run.group()
-        words = [(m.start(), m.end()) for m in _WORD.finditer(chunk)]
-        for i, (start, _) in enumerate(words):
-            for _, end in words[i:]:
-                if end - start > ID_MAX:
-                    break
-                if chunk[start:end] in wanted:
-                    found.add(chunk[start:end])
+        if _WORD.fullmatch(chunk):  # the common case: one word, one look
+            if chunk in wanted:
+                found.add(chunk)
+            continue
+        starts, ends = [], []
+        for word in _WORD.finditer(chunk):
+            starts.append(word.start())
+            ends.append(word.end())
+        count = len(ends)
+        for i, start in enumerate(starts):
+            j = i
+            while j < count and ends[j] - start <= longest:
+                span = chunk[start : ends[j]]
+                if span in wanted:
+                    found.add(span)
+                j += 1
     return found
 
 
@@ -75,20 +88,32 @@ def last_acted(paths: Paths, goal_ids: list[str]) -> dict[str, float | None]:
     except OSError:
         lines = []
     now = time.time()
+    longest = min(ID_MAX, max(map(len, latest), default=0))
     for line in lines:
         parsed = journal.parse(line)
         if parsed is None:
             continue
         stamp, text = parsed
         age = max(0.0, now - stamp)
-        for gid in mentions(text, latest):
+        for gid in mentions(text, latest, longest):
             current = latest[gid]
             latest[gid] = age if current is None else min(current, age)
     return latest
 
 
 def sys_goals(paths: Paths) -> dict[str, Any]:
-    return {"signal": {}, "detail": {"since_acted": last_acted(paths, goals.ids(paths))}}
+    """Each goal's age since the journal last named it; what kept goals unlisted, said.
+
+    A ``goals/`` that cannot be listed (a link to a missing directory, a
+    file) has no goals, and ``goals.listing``'s problems say why, in
+    ``detail`` as ``_ state`` shows them: never a silent empty map.
+    """
+    problems: list[Problem] = []
+    found = goals.listing(paths, problems)
+    detail: dict[str, Any] = {"since_acted": last_acted(paths, [goal.id for goal in found])}
+    if problems:
+        detail["problems"] = problems
+    return {"signal": {}, "detail": detail}
 
 
 PROBES = {
