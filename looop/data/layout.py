@@ -104,7 +104,11 @@ def ensure_layout(paths: Paths) -> list[Path]:
     root = paths.data_dir
     root.mkdir(parents=True, exist_ok=True)
     for name in DIRECTORIES:
-        (root / name).mkdir(exist_ok=True)
+        target = root / name
+        try:
+            target.mkdir(exist_ok=True)
+        except FileExistsError:  # a dangling link, a file: not ours to replace
+            raise fs.BadFile(target, not_a_directory(target)) from None
     marker = root / MARKER
     if os.path.lexists(marker):
         return []
@@ -140,6 +144,17 @@ def shown(name: str) -> str:
     except UnicodeEncodeError:  # a surrogate that no file name decoded to
         return name.encode("utf-8", "backslashreplace").decode("utf-8")
     return raw.decode("utf-8", "backslashreplace")
+
+
+def not_a_directory(path: Path) -> str:
+    """Why the layout directory ``path`` is not one, and the fix, in words."""
+    try:
+        st = os.lstat(path)
+    except OSError as exc:
+        return f"cannot be read: {exc.strerror}"
+    if os.path.islink(path) and not os.path.exists(path):
+        return "is a symlink to a missing directory: remove the link or create its target"
+    return f"is {fs.kind(st.st_mode)}, not a directory: move it aside"
 
 
 def problem(paths: Paths, path: Path, why: str | OSError) -> Problem:

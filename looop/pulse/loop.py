@@ -167,7 +167,7 @@ class Pulse:
             return
         wall = time.time()
         try:
-            prepare(self.paths)  # a data dir removed under the pulse is laid out again
+            self._lay_out()
             result = beat.run_beat(
                 self.paths,
                 self.config,
@@ -196,6 +196,19 @@ class Pulse:
         self.last_result = result
         self.notifier.status(self.status_text())
         self.watchdog.tick()
+
+    def _lay_out(self) -> None:
+        """Lay the data dir out again before each beat: one removed under the pulse comes back.
+
+        A layout directory whose name holds something else (a dangling
+        ``goals/`` link) is said, and the beat goes on: the sensors and the
+        rest of the world do not depend on it. A data dir that cannot be made
+        at all raises, and the beat fails.
+        """
+        try:
+            prepare(self.paths)
+        except fs.BadFile as exc:
+            log.warning(os_error_line(exc))
 
     def _judge(self, result: BeatResult) -> None:
         """Keep the streak of failing beats, and stop when the data dir stays broken.
