@@ -56,10 +56,9 @@ import contextlib
 import math
 import os
 import time
-from pathlib import Path
 from typing import Any
 
-from looop import watch
+from looop import fs, watch
 from looop.agent import state
 from looop.data import goals, mailbox
 from looop.paths import Paths
@@ -167,13 +166,12 @@ def _has_pending_ask(paths: Paths) -> bool:
 
 
 def _announce_ready(backend: str, world_hash: str) -> None:
+    """``$LOOOP_TEST_WAIT_READY``: say, in that file, that the watches are armed."""
     target = os.environ.get(READY_ENV)
     if not target:
         return
-    tmp = f"{target}.{os.getpid()}.tmp"
     with contextlib.suppress(OSError):
-        Path(tmp).write_text(f"{backend} {world_hash}\n")
-        os.replace(tmp, target)
+        fs.write_whole(target, f"{backend} {world_hash}\n".encode())
 
 
 # --- the pulse ---------------------------------------------------------------
