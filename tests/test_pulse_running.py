@@ -211,6 +211,9 @@ def test_a_data_dir_replaced_by_a_file_is_reported_then_the_pulse_exits_non_zero
     profile.data.write_text("not a directory\n")
     failing = wait_for(lambda: _beat_record(profile).get("failing"), timeout=10)
     assert failing["count"] >= 1 and str(profile.data) in failing["why"]
+    state = profile.state()
+    if state["pulse_alive"]:  # still running: the agent is told too
+        assert state["beats_failing"]["count"] >= 1, state
     status = profile.run("status", "--json")
     if status.returncode == 0:  # still running: it must not look healthy
         report = json.loads(status.stdout)
@@ -290,3 +293,15 @@ def test_no_two_beats_at_once_on_a_data_dir_reached_through_a_bind_mount(
         _assert_no_two_beats_at_once(spans)
     finally:
         subprocess.run(["umount", "-l", str(other)], check=False)
+
+
+def test_a_lock_file_that_is_a_symlink_is_named_with_its_fix(profile: Profile) -> None:
+    profile.runtime.mkdir(mode=0o700)
+    target = profile.root / "elsewhere"
+    target.write_text("")
+    profile.paths.lock_file.symlink_to(target)
+    pulse = profile.run("pulse", timeout=30)
+    assert pulse.returncode == 1
+    assert str(profile.paths.lock_file) in pulse.stderr
+    assert "is a symlink, not a lock file; remove it" in pulse.stderr
+    assert "Traceback" not in pulse.stderr and target.read_text() == ""
