@@ -20,15 +20,17 @@ from __future__ import annotations
 
 import argparse
 import shutil
+import sys
 from pathlib import Path
 
 from common import LOOOP, alternate, isolated_env, report, run, scratch
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from datasets import GOALS, big_data_dir
+
 from looop.paths import Paths
 from looop.pulse import probes
 
-GOALS = 2000
-JOURNAL_BYTES = 50 << 20
 WATCHDOG_SEC = 30.0
 
 
@@ -40,19 +42,7 @@ def make_profile(name: str, big: bool, last_line: str = "") -> tuple[Path, dict[
     for script in (data / "sensors").glob("*.sh"):
         script.unlink()
     if big:
-        for i in range(GOALS):
-            (data / "goals" / f"g{i}.md").write_text(f"# goal {i}\n\nKeep thing {i} in shape.\n")
-        block = "".join(
-            f"- 2026-12-0{1 + j % 2} {j % 24:02d}:{j % 60:02d} worked on "
-            f"g{j % GOALS}, goals/g{(j * 7) % GOALS}.md and g{(j * 13) % GOALS}-notes\n"
-            for j in range(4096)
-        ).encode()
-        with open(data / "journal.md", "wb") as fh:
-            written = 0
-            while written < JOURNAL_BYTES:
-                fh.write(block)
-                written += len(block)
-            fh.write(last_line.encode())
+        big_data_dir(data, last_line)
     return root, env
 
 

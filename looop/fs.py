@@ -184,10 +184,7 @@ def write_whole(
     try:
         try:
             os.fchmod(fd, mode)  # the umask does not decide a file's mode; the caller does
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
-            os.fsync(fd)
+            _write_all(fd, data)
         finally:
             os.close(fd)
         if exclusive:
@@ -215,12 +212,17 @@ def _link_exclusive(tmp: Path, target: Path, data: bytes, mode: int) -> None:
     # still exclusive, though a crash mid-write could leave it short.
     fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, mode)
     try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
-        os.fsync(fd)
+        _write_all(fd, data)
     finally:
         os.close(fd)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    """Every byte of ``data`` to ``fd`` (a write may take less), then to the disk."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+    os.fsync(fd)
 
 
 def _sync_dir(directory: Path) -> None:

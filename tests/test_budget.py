@@ -17,12 +17,11 @@ from pathlib import Path
 
 import pytest
 from conftest import Processes, Profile, wait_for
+from datasets import GOALS, big_data_dir
 from test_pulse import NotifyPeer
 
 from looop.pulse import probes
 
-GOALS = 2000
-JOURNAL_BYTES = 50 << 20
 PERIOD = 2.0  # WATCHDOG_USEC=2000000
 
 
@@ -31,25 +30,6 @@ def notify(tmp_path: Path) -> Iterator[NotifyPeer]:
     listener = NotifyPeer(tmp_path / "notify.sock")
     yield listener
     listener.close()
-
-
-def big_data_dir(data: Path, last_line: str = "") -> None:
-    """``goals/g0..g1999.md`` and a 50 MiB journal of SPEC §1 lines naming goals."""
-    goals = data / "goals"
-    goals.mkdir(parents=True)
-    for i in range(GOALS):
-        (goals / f"g{i}.md").write_text(f"# goal {i}\n\nKeep thing {i} in shape.\n")
-    block = "".join(
-        f"- 2026-12-0{1 + j % 2} {j % 24:02d}:{j % 60:02d} worked on "
-        f"g{j % GOALS}, goals/g{(j * 7) % GOALS}.md and g{(j * 13) % GOALS}-notes\n"
-        for j in range(4096)
-    ).encode()
-    with open(data / "journal.md", "wb") as fh:
-        written = 0
-        while written < JOURNAL_BYTES:
-            fh.write(block)
-            written += len(block)
-        fh.write(last_line.encode())
 
 
 def pings_through_beats(profile: Profile, procs: Processes, peer: NotifyPeer) -> list[float]:
