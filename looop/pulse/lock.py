@@ -257,7 +257,8 @@ def acquire(
             if time.monotonic() >= deadline:
                 other = holder(paths)
                 if other is None:
-                    continue  # let go of just now: try again at once
+                    time.sleep(0.005)  # let go of just now (or a probe's shared lock): again
+                    continue
                 if other.pid == 0 and outwait_sense is not None:
                     # A holder between its pid file and its lock: one starting,
                     # or a one-off beat letting go. Either settles at once.
