@@ -161,7 +161,7 @@ def _read_pid(path: Path) -> int | None:
     return _read_pid_file(path)[0]
 
 
-def holder_role(paths: Paths, pid: int) -> str:
+def _holder_role(paths: Paths, pid: int) -> str:
     """What lock holder ``pid`` is: PULSE, SENSE (one beat) or UNKNOWN.
 
     The pid file only counts when it names that same pid: a file left by an
@@ -176,7 +176,7 @@ def holder(paths: Paths) -> Holder | None:
     pid = holder_pid(paths)
     if pid is None:
         return None
-    return Holder(pid, holder_role(paths, pid) if pid else UNKNOWN)
+    return Holder(pid, _holder_role(paths, pid) if pid else UNKNOWN)
 
 
 def pulse_holder(paths: Paths) -> int | None:
