@@ -9,7 +9,8 @@ command line (exit 2) and hands ^C to that handler instead of click's
 
 The commands live in one module per audience: ``cli.pulse`` (pulse, ``_
 pulse``, sense, status), ``cli.service`` (up, down, install, uninstall),
-``cli.agent`` (the ``_`` group: state, wait), ``cli.workers`` (reap) and
+``cli.agent`` (the ``_`` group: state, wait), ``cli.mailbox`` (``_ ask``,
+``_ answer``, ``_ asks``), ``cli.workers`` (reap) and
 ``cli.config`` (the config group). This module holds what every one of them
 shares (the root group, ``help`` and ``version``, and the small helpers
 below). ``LazyGroup`` (click's "lazily loading subcommands" pattern) imports a

@@ -5,7 +5,8 @@ Both print the agent's format (``state.formatted``); a plain ``looop _ state
 function, as ``status`` is.
 
 ``_ pulse`` (an alias of ``looop pulse``) is listed here but lives with the
-pulse's commands in ``cli.pulse``, loaded only when called.
+pulse's commands in ``cli.pulse``, loaded only when called; ``ask``,
+``answer`` and ``asks`` likewise in ``cli.mailbox``.
 """
 
 from __future__ import annotations
@@ -24,10 +25,15 @@ from looop.paths import resolve
     "_",
     cls=LazyGroup,
     context_settings=CONTEXT,
-    lazy={"pulse": "looop.cli.pulse:agent_pulse_command"},
+    lazy={
+        "pulse": "looop.cli.pulse:agent_pulse_command",
+        "ask": "looop.cli.mailbox:ask_command",
+        "answer": "looop.cli.mailbox:answer_command",
+        "asks": "looop.cli.mailbox:asks_command",
+    },
 )
 def agent_group() -> None:
-    """Plumbing for the root agent: state, wait, pulse."""
+    """Plumbing for the root agent: state, wait, pulse, and the mailbox (ask, answer, asks)."""
 
 
 @agent_group.command("state")

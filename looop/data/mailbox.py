@@ -16,16 +16,49 @@ entry goes to the caller's ``problems``. Reads go through
 Rejected: each caller deciding for itself (``_ state`` listed an unreadable
 ask with an error while ``_ wait`` skipped the listing on any error, so the
 two disagreed about whether anything was pending).
+
+It also owns the mailbox's writes and the asker's wait (SPEC §10):
+
+* **An ask is created exclusively** (``raise_ask``): ``asks/<worker>-<n>.json``
+  through ``fs.write_whole(..., exclusive=True)``, ``n`` one past the highest
+  taken by that worker in ``asks/`` or ``answers/`` (an answered id is never
+  reused: its old answer would answer the new ask), and on FileExistsError
+  the next ``n``. Two asks at once never share an id. Before creating, a
+  pending ask of the same worker with the same prompt, reference and options
+  is *resumed* instead: a worker whose shell tool timed out runs the same
+  command again and waits on the same id.
+* **The asker waits on notifications** (``wait_answer``), through
+  ``looop.watch`` on the two names that matter (its answer, its ask), never a
+  polling loop of its own: watch first, then look, so nothing is missed. The
+  ask vanishing, or an answer that is not ``{"id", "answer": non-empty text}``,
+  ends the wait with exit 1 and the reason (``AskFailed``); a deadline with
+  exit 124 (``AskTimedOut``), the ask left pending.
+* **An answer is created exclusively** (``answer``): of two answers at once
+  exactly one wins; ``force`` replaces. One event (``ask_raised``,
+  ``ask_answered``) per write, and the answer journaled.
+* **Stranded** (``listing``): an ask whose worker has a session directory
+  (``sessions/<worker>``) judged dead. A worker with no session directory is
+  *not* stranded: any process may ask (a script setting
+  ``LOOOP_SESSION_ID``), and looop cannot tell that it is gone; an unreadable
+  session is unknown, not dead, so not stranded either.
+
+The directories are made here (``asks/``, ``answers/``), not by
+``layout.ensure_layout``: a worker asking must not seed a fresh data dir's
+starter files.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import stat
+import time
 
 from looop import fs
+from looop.data import ids, journal, sessions
 from looop.data.layout import Problem, problem
+from looop.errors import FAILED, TIMED_OUT, LooopError, UsageError
 from looop.paths import Paths
 
 TYPE_CHECKING = False  # not typing's: the probes' start-up should not pay for it
@@ -118,3 +151,176 @@ def _bad_answers(paths: Paths) -> list[Problem]:
         elif st.st_size > fs.SMALL:
             bad.append(problem(paths, path, f"is larger than {fs.SMALL >> 20} MiB"))
     return bad
+
+
+class AskFailed(LooopError):
+    """The ask cannot be answered any more: it vanished, or its answer is not valid (exit 1)."""
+
+    exit_code = FAILED
+
+
+class AskTimedOut(LooopError):
+    """No answer within ``--timeout``; the ask stays pending (exit 124)."""
+
+    exit_code = TIMED_OUT
+
+
+def _ensure_dirs(paths: Paths) -> None:
+    for directory in (paths.asks, paths.answers):
+        directory.mkdir(parents=True, exist_ok=True)
+
+
+def _numbers(paths: Paths, worker: str) -> Iterator[int]:
+    """The ``n`` of every ``<worker>-<n>`` id taken, asked or answered."""
+    prefix = f"{worker}-"
+    for directory in (paths.asks, paths.answers):
+        for name in _names(directory):
+            tail = name[len(prefix) : -len(SUFFIX)] if name.startswith(prefix) else ""
+            if tail.isdigit() and tail.isascii():
+                yield int(tail)
+
+
+def _same_question(ask: dict[str, Any], record: dict[str, Any]) -> bool:
+    return all(
+        ask.get(key) == record.get(key) for key in ("worker", "prompt", "reference", "options")
+    )
+
+
+def raise_ask(
+    paths: Paths,
+    worker: str,
+    prompt: str,
+    reference: str | None = None,
+    options: list[str] | None = None,
+) -> tuple[str, bool]:
+    """Create the ask (or find the identical pending one); returns ``(id, created)``."""
+    ids.check("worker", worker)
+    if not prompt.strip():
+        raise UsageError("an ask needs a non-empty --prompt")
+    _ensure_dirs(paths)
+    record: dict[str, Any] = {"worker": worker, "prompt": prompt}
+    if reference is not None:
+        record["reference"] = reference
+    if options is not None:
+        record["options"] = options
+    for ask in pending(paths):
+        if "error" not in ask and _same_question(ask, record):
+            return str(ask["id"]), False
+    n = max(_numbers(paths, worker), default=0) + 1
+    while True:
+        ask_id = ids.check("ask", f"{worker}-{n}")
+        data = {"id": ask_id, **record, "ts": round(time.time(), 3)}
+        try:
+            fs.write_whole(
+                paths.asks / f"{ask_id}{SUFFIX}",
+                (json.dumps(data, indent=2) + "\n").encode(),
+                exclusive=True,
+            )
+        except FileExistsError:
+            n += 1
+            continue
+        from looop.data import events  # writers only: _ state and _ wait never load it
+
+        events.record(paths.events, "ask_raised", id=ask_id, worker=worker)
+        return ask_id, True
+
+
+def read_answer(paths: Paths, ask_id: str) -> dict[str, Any]:
+    """The answer record of ``ask_id``; AskFailed saying why when it is not a valid one."""
+    path = paths.answers / f"{ask_id}{SUFFIX}"
+    try:
+        value, why = _why_not_json(fs.read_small(path))
+    except OSError as exc:
+        value, why = None, fs.why(exc)
+    record: dict[str, Any] = value if isinstance(value, dict) else {}
+    if not why:
+        text = record.get("answer")
+        if not isinstance(text, str) or not text:
+            why = 'has no non-empty "answer" text'
+        elif record.get("id", ask_id) != ask_id:
+            why = f"is for another ask ({record.get('id')!r})"
+    if why:
+        raise AskFailed(f"the answer to ask {ask_id} ({path}) {why}")
+    return record
+
+
+def wait_answer(paths: Paths, ask_id: str, timeout: float | None = None) -> dict[str, Any]:
+    """Block until ``ask_id`` is answered; its answer record.
+
+    AskFailed when the ask disappears or the answer is not valid, AskTimedOut
+    after ``timeout`` seconds.
+    """
+    from looop import watch  # only the asker pays for it
+
+    name = f"{ask_id}{SUFFIX}"
+    deadline = None if timeout is None else time.monotonic() + timeout
+    dirs = [
+        watch.Dir(paths.answers, "answer", name.__eq__),
+        watch.Dir(paths.asks, "ask", name.__eq__),
+    ]
+    with watch.open_watch(dirs) as w:
+        # Watch first, then look: a change after this is seen by one or the other.
+        while not os.path.lexists(paths.answers / name):
+            if not os.path.lexists(paths.asks / name):
+                raise AskFailed(f"ask {ask_id} was withdrawn (asks/{name} is gone)")
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                raise AskTimedOut(f"no answer to ask {ask_id} yet (it stays pending)")
+            w.wait(left)
+    return read_answer(paths, ask_id)
+
+
+def answer(paths: Paths, ask_id: str, text: str, force: bool = False) -> dict[str, Any]:
+    """Write the answer to ``ask_id`` exclusively (``force``: replace one); the record."""
+    ids.check("ask", ask_id)
+    if not text.strip():
+        raise UsageError("an empty answer is refused")
+    if not os.path.lexists(paths.asks / f"{ask_id}{SUFFIX}"):
+        raise LooopError(f"no such ask: {ask_id}")
+    record = {"id": ask_id, "answer": text, "ts": round(time.time(), 3)}
+    data = (json.dumps(record, indent=2) + "\n").encode()
+    try:
+        fs.write_whole(paths.answers / f"{ask_id}{SUFFIX}", data, exclusive=not force)
+    except FileExistsError:
+        raise LooopError(
+            f"ask {ask_id} is already answered (--force replaces the answer)"
+        ) from None
+    from looop.data import events
+
+    events.record(paths.events, "ask_answered", id=ask_id, forced=force)
+    journal.append(paths, f"answer {ask_id}: {text.strip().splitlines()[0]}")
+    return record
+
+
+def _finite(value: Any) -> float | None:
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+        return float(value)
+    return None
+
+
+def stranded(paths: Paths, ask: dict[str, Any]) -> bool:
+    """Is the ask's worker a session judged dead? (No session directory: not stranded.)"""
+    worker = ask.get("worker")
+    if not isinstance(worker, str) or ids.PATTERN.fullmatch(worker) is None:
+        return False
+    path = paths.sessions / worker
+    if not os.path.lexists(path):
+        return False
+    return sessions.inspect(path).liveness == sessions.DEAD
+
+
+def listing(paths: Paths, now: float | None = None) -> list[dict[str, Any]]:
+    """Pending asks, oldest first, each with ``age`` (seconds, or None) and ``stranded``."""
+    now = time.time() if now is None else now
+    found = []
+    for ask in pending(paths):
+        ts = _finite(ask.get("ts"))
+        found.append(
+            {
+                **ask,
+                "age": None if ts is None else round(max(0.0, now - ts), 3),
+                "stranded": stranded(paths, ask),
+            }
+        )
+    found.sort(key=lambda a: (_finite(a.get("ts")) or math.inf, str(a["id"])))
+    return found

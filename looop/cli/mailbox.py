@@ -1,0 +1,109 @@
+"""The mailbox's commands (SPEC §10): ``_ ask``, ``_ answer``, ``_ asks``.
+
+``_ ask`` is a worker's, ``_ answer`` and ``_ asks`` the root agent's. They
+live in the ``_`` group (``cli.agent`` lists them lazily) but in a module of
+their own: a worker blocked in ``_ ask`` loads neither the agent's state nor
+the service manager. All behaviour is ``looop.data.mailbox``'s; this module
+parses and prints. ``_ ask`` prints only the answer text on stdout, so
+``answer=$(looop _ ask ...)`` holds exactly the answer.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from typing import NoReturn
+
+import click
+
+from looop.cli import CONTEXT, echo_json, finite_seconds
+from looop.errors import UsageError
+from looop.paths import resolve
+
+SESSION_ENV = "LOOOP_SESSION_ID"
+
+
+@click.command("ask", context_settings=CONTEXT)
+@click.argument("worker", required=False)
+@click.option("--prompt", required=True, help="The question.")
+@click.option("--ref", "reference", metavar="PATH", help="A file the answerer should read.")
+@click.option("--options", metavar="A,B", help="The answers expected, comma-separated.")
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0),
+    callback=finite_seconds,
+    help="Give up after S seconds (exit 124); the ask stays pending.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the answer record, not its text.")
+def ask_command(
+    worker: str | None,
+    prompt: str,
+    reference: str | None,
+    options: str | None,
+    timeout: float | None,
+    as_json: bool,
+) -> NoReturn:
+    """Ask the root agent and block until it answers; print only the answer.
+
+    WORKER defaults to $LOOOP_SESSION_ID. Asking the same question again while
+    it is pending waits on the same ask. Exit 124 on --timeout, 1 when the ask
+    is withdrawn or its answer is not valid.
+    """
+    from looop.data import mailbox
+
+    worker = worker if worker is not None else os.environ.get(SESSION_ENV)
+    if worker is None:
+        raise UsageError(f"name the WORKER or set ${SESSION_ENV}")
+    choices = None
+    if options is not None:
+        choices = [o.strip() for o in options.split(",") if o.strip()]
+        if not choices:
+            raise UsageError("--options needs at least one non-empty choice")
+    if reference is not None:
+        reference = os.path.abspath(reference)
+    paths = resolve()
+    ask_id, _created = mailbox.raise_ask(paths, worker, prompt, reference, choices)
+    record = mailbox.wait_answer(paths, ask_id, timeout)
+    if as_json:
+        echo_json(record)
+    else:
+        click.echo(record["answer"])
+    # The worker is blocked on this exit, as the agent is on `_ wait`'s: once
+    # the answer is out, skip the interpreter's teardown.
+    sys.stdout.flush()
+    os._exit(0)
+
+
+@click.command("answer", context_settings=CONTEXT)
+@click.argument("ask_id")
+@click.argument("text", required=False)
+@click.option("--force", is_flag=True, help="Replace an answer already given.")
+def answer_command(ask_id: str, text: str | None, force: bool) -> None:
+    """Answer ASK_ID with TEXT, or with stdin (`-`, or no TEXT and stdin not a terminal)."""
+    from looop.data import ids, mailbox
+
+    ids.check("ask", ask_id)
+    if text == "-" or (text is None and not sys.stdin.isatty()):
+        text = sys.stdin.read()
+        text = text[:-1] if text.endswith("\n") else text
+    if text is None:
+        raise UsageError("give the answer as TEXT, or on stdin with -")
+    mailbox.answer(resolve(), ask_id, text, force)
+
+
+@click.command("asks", context_settings=CONTEXT)
+@click.option("--json", "as_json", is_flag=True, help="A JSON list.")
+def asks_command(as_json: bool) -> None:
+    """List pending asks, oldest first, with their age and whether they are stranded."""
+    from looop.data import mailbox
+
+    asks = mailbox.listing(resolve(), time.time())
+    if as_json:
+        echo_json(asks)
+        return
+    for ask in asks:
+        age = "?" if ask["age"] is None else f"{ask['age']:.0f}s"
+        mark = " (stranded)" if ask["stranded"] else ""
+        what = ask.get("error") or ask.get("prompt", "")
+        click.echo(f"{ask['id']}  {age}{mark}  {what}")
