@@ -256,7 +256,7 @@ def test_pulse_down_while_waiting(loop: Loop, how: int) -> None:
     gone = time.monotonic()
     code, state = loop.finish(waiter)
     woke_after = time.monotonic() - gone
-    assert code == 0
+    assert code == 3
     assert state["changed"] == ["pulse-down"]
     assert state["pulse_alive"] is False
     # The issue asks for "within a second"; the bound is loose so that a busy
@@ -267,7 +267,7 @@ def test_pulse_down_while_waiting(loop: Loop, how: int) -> None:
 
 def test_no_pulse_returns_at_once(profile: Profile, mode: str) -> None:
     out = profile.run("_", "wait", "--json", "--timeout", "20", timeout=30)
-    assert out.returncode == 0, out.stderr
+    assert out.returncode == 3, out.stderr
     state = json.loads(out.stdout)
     assert state["changed"] == ["pulse-down"]
     assert state["pulse_alive"] is False
@@ -275,7 +275,7 @@ def test_no_pulse_returns_at_once(profile: Profile, mode: str) -> None:
 
 def test_human_output_names_what_changed(profile: Profile, mode: str) -> None:
     out = profile.run("_", "wait", timeout=30)
-    assert out.returncode == 0, out.stderr
+    assert out.returncode == 3, out.stderr
     assert out.stdout.splitlines()[0].split() == ["changed", "pulse-down"]
 
 
@@ -377,3 +377,124 @@ def test_a_blocked_wait_costs_almost_no_cpu(loop: Loop) -> None:
     total = usage.ru_utime + usage.ru_stime
     blocked = total - armed
     assert blocked < 0.1, f"{blocked:.3f}s CPU while blocked ({total:.3f}s in all)"
+
+
+# --- 5. nothing lost between two waits (--since) ---------------------------------
+def cursor_after(loop: Loop, change: Callable[[Loop], None]) -> str:
+    """The cursor of a wait woken by ``change``: the agent's last look at the world."""
+    waiter = loop.start_wait("--timeout", "20")
+    change(loop)
+    code, state = loop.finish(waiter)
+    assert code == 0, state
+    return str(state["cursor"])
+
+
+def new_goal(loop: Loop) -> None:
+    (loop.data / "goals" / "g2.md").write_text("# goal two\n")
+
+
+def second_ask(loop: Loop) -> None:
+    write_json(loop.data / "asks" / "q2.json", {"id": "q2", "worker": "w", "prompt": "!", "ts": 2})
+
+
+def test_a_goal_written_between_two_waits_is_reported_at_once(loop: Loop) -> None:
+    cursor = cursor_after(loop, Loop.edit_goal)
+    new_goal(loop)  # while the agent is acting: no wait is running
+    code, state = loop.finish(loop.start_wait("--since", cursor, "--timeout", "20"))
+    assert (code, state["changed"]) == (0, ["goals"])
+    assert "g2" in state["goals"]
+    assert state["cursor"] != cursor
+
+
+def test_a_change_after_state_is_reported_by_a_wait_since_its_cursor(loop: Loop) -> None:
+    cursor = loop.profile.state()["cursor"]
+    edit_playbook(loop)
+    code, state = loop.finish(loop.start_wait("--since", cursor, "--timeout", "20"))
+    assert (code, state["changed"]) == (0, ["playbook"])
+
+
+def test_an_ask_pending_at_the_cursor_does_not_wake_a_wait_since_it(loop: Loop) -> None:
+    cursor = cursor_after(loop, new_ask)
+    waiter = loop.start_wait("--since", cursor, "--timeout", "2")
+    out, err = waiter.communicate(timeout=30)
+    assert (waiter.returncode, out) == (124, ""), err
+
+
+def test_a_new_ask_wakes_a_wait_since_a_cursor_that_had_another(loop: Loop) -> None:
+    cursor = cursor_after(loop, new_ask)
+    waiter = loop.start_wait("--since", cursor, "--timeout", "20")
+    loop.next_beat()  # an identical beat, and the old ask still pending: asleep
+    assert waiter.poll() is None, loop.finish(waiter)
+    second_ask(loop)
+    code, state = loop.finish(waiter)
+    assert (code, state["changed"]) == (0, ["asks"])
+    assert sorted(ask["id"] for ask in state["asks"]) == ["q1", "q2"]
+
+
+def test_a_new_ask_raised_between_two_waits_is_reported_at_once(loop: Loop) -> None:
+    cursor = cursor_after(loop, new_ask)
+    second_ask(loop)
+    code, state = loop.finish(loop.start_wait("--since", cursor, "--timeout", "20"))
+    assert (code, state["changed"]) == (0, ["asks"])
+
+
+def test_an_answered_ask_does_not_wake_a_wait_since_a_cursor_that_had_it(loop: Loop) -> None:
+    cursor = cursor_after(loop, new_ask)
+    waiter = loop.start_wait("--since", cursor, "--timeout", "20")
+    write_json(loop.data / "answers" / "q1.json", {"id": "q1", "answer": "yes", "ts": 3})
+    loop.next_beat()
+    assert waiter.poll() is None, loop.finish(waiter)
+    loop.edit_goal()
+    code, state = loop.finish(waiter)
+    assert (code, state["changed"], state["asks"]) == (0, ["goals"], [])
+
+
+@pytest.mark.parametrize("while_blocked", [False, True], ids=["before", "while-blocked"])
+def test_a_wait_since_a_cursor_exits_3_when_the_pulse_stops(
+    loop: Loop, while_blocked: bool
+) -> None:
+    cursor = loop.profile.state()["cursor"]
+    assert loop.pulse is not None
+    if while_blocked:
+        waiter = loop.start_wait("--since", cursor, "--timeout", "20")
+    loop.pulse.send_signal(signal.SIGTERM)
+    loop.pulse.wait(timeout=10)
+    if not while_blocked:
+        waiter = loop.start_wait("--since", cursor, "--timeout", "20")
+    code, state = loop.finish(waiter)
+    assert (code, state["changed"], state["pulse_alive"]) == (3, ["pulse-down"], False)
+
+
+def _encoded(payload: Any) -> str:
+    import base64
+
+    raw = json.dumps(payload).encode()
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+BAD_CURSORS = {
+    "empty": "",
+    "not-base64": "not a cursor!",
+    "not-json": _encoded("x")[:-2] + "@@",
+    "not-a-list": _encoded({"v": 1}),
+    "short": _encoded([1, "a", "b"]),
+    "ids-not-text": _encoded([1, "a", "b", "c", [1], []]),
+    "other-format": _encoded([2, "a", "b", "c", [], []]),
+}
+
+
+@pytest.mark.parametrize("case", BAD_CURSORS)
+def test_a_malformed_cursor_is_a_usage_error(profile: Profile, case: str) -> None:
+    out = profile.run("_", "wait", "--json", "--since", BAD_CURSORS[case], "--timeout", "5")
+    assert out.returncode == 2, (out.stdout, out.stderr)
+    assert out.stdout == ""
+    assert len(out.stderr.splitlines()) == 1 and out.stderr.startswith("looop: "), out.stderr
+
+
+def test_every_state_and_wait_output_carries_a_cursor(profile: Profile) -> None:
+    state = profile.state()
+    human = profile.run("_", "state").stdout
+    waited = profile.run("_", "wait", "--json", "--timeout", "5")
+    assert waited.returncode == 3, waited.stderr
+    assert f"cursor      {state['cursor']}" in human.splitlines()
+    assert json.loads(waited.stdout)["cursor"] == state["cursor"]

@@ -12,20 +12,111 @@ directory or a 100 MB file where a small file belongs) is listed once in
 ``problems`` as ``{"path", "why"}``, sorted by path: reported, never waited on.
 A name that is not text (bytes that are not UTF-8, an ask's or a session's)
 is shown by ``layout.shown``, so the JSON printed is text all the way.
+
+Every output carries a ``cursor`` (``Cursor``): what that output showed, in
+a form a later ``_ wait --since`` compares against, so nothing that changed
+while the agent was acting is lost (SPEC §8). It holds the world's per-part
+digests (``worldhash.measure``'s, cut to 64 bits: a comparison, not a
+proof), the ids of the asks then pending and the ids of the live workers,
+as base64url of a compact JSON list whose first item is the format version
+(``1``). Opaque to the agent, and short: a few dozen bytes plus the ids.
+Rejected: the world hash alone (it cannot say *what* moved, nor which asks
+were already seen), and a sequence number kept by the pulse (the agent's
+own writes, a goal between two waits, never pass through the pulse).
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 
 from looop.data import claims, goals, journal, mailbox, sessions
 from looop.data.layout import Problem, problem, shown
+from looop.errors import UsageError
 from looop.paths import Paths
 from looop.pulse import lock, record, worldhash
 
 TYPE_CHECKING = False  # not typing's: the probes' start-up should not pay for it
 if TYPE_CHECKING:
     from typing import Any
+
+
+CURSOR_VERSION = 1
+DIGEST_CHARS = 16  # of each part's hex digest kept in a cursor (64 bits)
+
+
+class Cursor:
+    """What one output showed: world part digests, pending ask ids, live worker ids.
+
+    ``workers`` is None for a wait's own starting point without ``--since``
+    (that wait does not report workers, as before cursors).
+    """
+
+    __slots__ = ("asks", "parts", "workers")
+
+    def __init__(
+        self, parts: dict[str, str], asks: frozenset[str], workers: frozenset[str] | None
+    ) -> None:
+        self.parts = {name: parts[name][:DIGEST_CHARS] for name in worldhash.PARTS}
+        self.asks, self.workers = asks, workers
+
+    def encode(self) -> str:
+        payload = [
+            CURSOR_VERSION,
+            *(self.parts[name] for name in worldhash.PARTS),
+            sorted(self.asks),
+            sorted(self.workers or ()),
+        ]
+        raw = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
+        return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
+
+    @classmethod
+    def decode(cls, text: str) -> Cursor:
+        """The cursor ``text`` names; a UsageError (exit 2) for anything else."""
+        bad = UsageError(f"--since: {text[:40]!r} is not a cursor from `looop _ state` or `_ wait`")
+        try:
+            raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+            payload = json.loads(raw)
+        except (ValueError, binascii.Error):
+            raise bad from None
+        if not isinstance(payload, list) or not payload or type(payload[0]) is not int:
+            raise bad
+        if payload[0] != CURSOR_VERSION:
+            raise UsageError(f"--since: a cursor of format {payload[0]}, not {CURSOR_VERSION}")
+        n = len(worldhash.PARTS)
+        if len(payload) != n + 3:
+            raise bad
+        digests, asks, live = payload[1 : n + 1], payload[n + 1], payload[n + 2]
+        if not all(isinstance(d, str) for d in digests):
+            raise bad
+        for ids in (asks, live):
+            if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
+                raise bad
+        return cls(
+            dict(zip(worldhash.PARTS, digests, strict=True)), frozenset(asks), frozenset(live)
+        )
+
+    def changes_to(self, later: Cursor) -> set[str]:
+        """What ``later`` shows that this did not: moved parts, new asks, other live workers."""
+        changed = {name for name in worldhash.PARTS if later.parts[name] != self.parts[name]}
+        if later.asks - self.asks:
+            changed.add("asks")
+        if self.workers is not None and later.workers != self.workers:
+            changed.add("workers")
+        return changed
+
+
+def ask_ids(asks: list[dict[str, Any]]) -> frozenset[str]:
+    """The ids of ``mailbox.pending``'s asks, as ``_ state`` shows them."""
+    return frozenset(
+        shown(ask["id"]) if isinstance(ask.get("id"), str) else str(ask.get("id")) for ask in asks
+    )
+
+
+def live_workers(found: list[dict[str, Any]]) -> frozenset[str]:
+    """The ids of the live workers among ``workers``'s entries."""
+    return frozenset(w["id"] for w in found if w["alive"])
 
 
 def pulse_alive(paths: Paths) -> bool:
@@ -75,6 +166,11 @@ def beats_failing(paths: Paths) -> dict[str, Any] | None:
 
 def collect(paths: Paths, alive: bool | None = None) -> dict[str, Any]:
     """The state; ``alive`` is a liveness the caller already knows (``_ wait`` does)."""
+    return observe(paths, alive)[0]
+
+
+def observe(paths: Paths, alive: bool | None = None) -> tuple[dict[str, Any], Cursor]:
+    """``collect``'s state and its cursor (also in the state, encoded, as ``cursor``)."""
     problems: list[Problem] = []
     world = worldhash.measure(paths, problems)
     asks = mailbox.pending(paths, problems)
@@ -84,18 +180,22 @@ def collect(paths: Paths, alive: bool | None = None) -> dict[str, Any]:
     claims.listing(paths, problems)
     tail = journal_tail(paths, problems)
     alive = pulse_alive(paths) if alive is None else alive
-    return {
+    found = workers(paths)
+    cursor = Cursor(world.parts, ask_ids(asks), live_workers(found))
+    data = {
         "world_hash": world.hash,
         "pulse_alive": alive,
         "beats_failing": beats_failing(paths) if alive else None,
         "snapshots": readings(paths),
         "asks": asks,
-        "workers": workers(paths),
+        "workers": found,
         "goals": goals.ids(paths),
         "journal_tail": tail,
         "problems": sorted(problems, key=lambda p: (p["path"], p["why"])),
         "data_dir": str(paths.data_dir),
+        "cursor": cursor.encode(),
     }
+    return data, cursor
 
 
 def render(state: dict[str, Any]) -> str:
@@ -122,6 +222,7 @@ def render(state: dict[str, Any]) -> str:
         f"asks        {len(state['asks'])} pending",
         f"workers     {len(state['workers'])} ({live} alive)",
     ]
+    lines.append(f"cursor      {state['cursor']}")
     lines += [f"problem     {p['path']} {p['why']}" for p in state.get("problems", [])]
     if state.get("changed"):
         lines.insert(0, f"changed     {', '.join(state['changed'])}")

@@ -40,6 +40,18 @@ Why it is shaped this way:
   cannot be set up: ``looop.watch``) compares a cheap stat signature every
   100 ms and reads the full hash once a second, so the same tests run on it.
 
+**Nothing lost between two waits** (``--since CURSOR``, SPEC §8). The
+starting point is then not the world when the wait began but what the
+output carrying the cursor showed (``state.Cursor``): the world parts are
+compared against its digests and an ask is news only when its id is not
+among the cursor's, so a change made while the agent was acting returns at
+once and an ask the agent has already seen does not wake it again. Live
+workers are compared once at the start and in the returned state (sessions
+are not watched yet). Without ``--since`` the starting point is the world
+measured once the watches are armed, with no ask seen, as before. Either
+way the returned ``changed`` also covers what the returned state itself
+shows against that starting point, so it never shows more than it says.
+
 Two environment variables are read here. ``LOOOP_WAIT_POLL`` (set, and not
 ``0``) forces the polling fallback, so the tests and the bench can run every
 behaviour on it too. ``LOOOP_TEST_WAIT_READY`` names a file written (``<watch
@@ -69,17 +81,20 @@ READY_ENV = "LOOOP_TEST_WAIT_READY"  # a file written once the wait is armed (te
 
 PULSE_POLL = 0.5  # lock probe period when the holder cannot be watched directly
 
-ORDER = ("asks", "goals", "playbook", "snapshots", "pulse-down")
+ORDER = ("asks", "goals", "playbook", "snapshots", "workers", "pulse-down")
 
 # What a wake may have moved, so only the needed reads are done.
 WORLD, ASKS, PULSE = "world", "asks", "pulse"
 
 
 # --- the wait ----------------------------------------------------------------
-def wait(paths: Paths, timeout: float | None = None) -> dict[str, Any] | None:
+def wait(
+    paths: Paths, timeout: float | None = None, since: state.Cursor | None = None
+) -> dict[str, Any] | None:
     """The state plus ``changed`` once there is something to act on; None on timeout.
 
     ``timeout`` is in seconds; None or infinity waits for as long as it takes.
+    ``since`` is the cursor of an earlier output: changes are relative to it.
     """
     if timeout is not None and math.isnan(timeout):
         raise ValueError("timeout must be a number of seconds, not NaN")
@@ -88,14 +103,17 @@ def wait(paths: Paths, timeout: float | None = None) -> dict[str, Any] | None:
     try:
         # Watches first, then the starting reads: a change after this point
         # is seen either by the reads or by an event, never by neither.
-        start = worldhash.measure(paths)
+        world = worldhash.measure(paths)
+        base = since or state.Cursor(world.parts, frozenset(), None)
         pulse = _PulseWatch(paths, watcher)
-        changed: set[str] = set()
-        if _has_pending_ask(paths):
+        changed = _moved(base, world)
+        if base.workers is not None and state.live_workers(state.workers(paths)) != base.workers:
+            changed.add("workers")
+        if _has_new_ask(paths, base):
             changed.add("asks")
         if not pulse.arm():
             changed.add("pulse-down")
-        _announce_ready(watcher.name, start.hash)
+        _announce_ready(watcher.name, world.hash)
         while not changed:
             now = time.monotonic()
             remaining = None if deadline is None else deadline - now
@@ -108,11 +126,11 @@ def wait(paths: Paths, timeout: float | None = None) -> dict[str, Any] | None:
                 pulse.next_probe is not None and time.monotonic() >= pulse.next_probe
             ):
                 hints.add(PULSE)
-            changed = _what_changed(paths, start, hints, pulse)
+            changed = _what_changed(paths, base, hints, pulse)
         alive = False if "pulse-down" in changed else watcher.pid_alive()
     finally:
         watcher.close()
-    return _result(paths, changed, alive)
+    return _result(paths, base, changed, alive)
 
 
 def _watched(paths: Paths) -> list[watch.Dir]:
@@ -131,38 +149,46 @@ def _watched(paths: Paths) -> list[watch.Dir]:
 
 
 def _what_changed(
-    paths: Paths, start: worldhash.World, hints: set[str], pulse: _PulseWatch
+    paths: Paths, base: state.Cursor, hints: set[str], pulse: _PulseWatch
 ) -> set[str]:
     changed: set[str] = set()
-    if ASKS in hints and _has_pending_ask(paths):
+    if ASKS in hints and _has_new_ask(paths, base):
         changed.add("asks")
     if WORLD in hints:
-        now = worldhash.measure(paths)
-        if now.hash != start.hash:
-            changed.update(part for part in worldhash.PARTS if now.parts[part] != start.parts[part])
+        changed |= _moved(base, worldhash.measure(paths))
     if PULSE in hints and not pulse.arm():
         changed.add("pulse-down")
     return changed
 
 
-def _result(paths: Paths, changed: set[str], alive: bool | None) -> dict[str, Any]:
+def _moved(base: state.Cursor, world: worldhash.World) -> set[str]:
+    """The world parts whose digest differs from ``base``'s."""
+    return state.Cursor(world.parts, base.asks, base.workers).changes_to(base)
+
+
+def _result(
+    paths: Paths, base: state.Cursor, changed: set[str], alive: bool | None
+) -> dict[str, Any]:
     # ``alive`` is known when the lock holder is watched (asking the lock
     # again reads /proc/locks, which can wait a whole RCU grace period).
-    data = state.collect(paths, alive=alive)
-    # The state is read after the wake; report what it shows, too. No ask was
-    # pending when the wait began (it would have returned at once), so any
-    # pending now is news.
-    if data["asks"]:
-        changed.add("asks")
+    data, cursor = state.observe(paths, alive=alive)
+    # The state is read after the wake; report what it shows, too.
+    changed |= base.changes_to(cursor)
     if not data["pulse_alive"]:
         changed.add("pulse-down")
     data["changed"] = [name for name in ORDER if name in changed]
     return data
 
 
-def _has_pending_ask(paths: Paths) -> bool:
-    """Is any ask pending? ``mailbox.has_pending``: names only, no parsing."""
-    return mailbox.has_pending(paths)
+def _has_new_ask(paths: Paths, base: state.Cursor) -> bool:
+    """Is an ask pending that ``base`` had not seen?
+
+    With none seen, ``mailbox.has_pending`` answers from names alone (the
+    wake path of a plain wait); otherwise the pending asks are listed.
+    """
+    if not base.asks:
+        return mailbox.has_pending(paths)
+    return bool(state.ask_ids(mailbox.pending(paths)) - base.asks)
 
 
 def _announce_ready(backend: str, world_hash: str) -> None:

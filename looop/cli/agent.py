@@ -17,7 +17,7 @@ import sys
 import click
 
 from looop.cli import CONTEXT, LazyGroup, finite_seconds
-from looop.errors import TIMED_OUT
+from looop.errors import NOT_RUNNING, OK, TIMED_OUT
 from looop.paths import resolve
 
 
@@ -53,20 +53,28 @@ def state_command(as_json: bool) -> None:
     callback=finite_seconds,
     help="Give up after S seconds (exit 124).",
 )
-def wait_command(as_json: bool, timeout: float | None) -> int:
+@click.option(
+    "--since",
+    metavar="CURSOR",
+    help="Changes after the output that printed CURSOR (its `cursor`), not after now.",
+)
+def wait_command(as_json: bool, timeout: float | None, since: str | None) -> int:
     """Block until there is something to act on, then print the state.
 
     Wakes on a pending ask, a change of the world hash, or the pulse not
     running; `changed` says which of asks, goals, playbook, snapshots,
-    pulse-down moved.
+    workers, pulse-down moved. With --since, returns at once for anything
+    that changed after the output carrying CURSOR, and an ask pending then
+    does not wake it again. Exits 3 when the pulse is down.
     """
     from looop.agent import state, wait
 
-    data = wait.wait(resolve(), timeout=timeout)
+    cursor = None if since is None else state.Cursor.decode(since)
+    data = wait.wait(resolve(), timeout=timeout, since=cursor)
     if data is None:
         return TIMED_OUT
     click.echo(state.formatted(data, as_json))
     # The agent is blocked on this exit: once the answer is out, skip the
     # interpreter's teardown (about 10 ms of freeing modules).
     sys.stdout.flush()
-    os._exit(0)
+    os._exit(NOT_RUNNING if "pulse-down" in data["changed"] else OK)
