@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import importlib
 import json
+from collections.abc import Callable
 from typing import Any
 
 import click
@@ -91,11 +92,19 @@ def echo_json(value: Any) -> None:
     click.echo(json.dumps(value, indent=2, sort_keys=False, default=str))
 
 
-def finite_seconds(ctx: click.Context, param: click.Parameter, value: float | None) -> Any:
+def _finite_seconds(ctx: click.Context, param: click.Parameter, value: float | None) -> Any:
     """Option callback: FloatRange lets nan through (no comparison holds) and takes inf."""
     if value is None or value < float("inf"):  # false for nan and for inf
         return value
     param.type.fail(f"{value} is not a finite number of seconds.", param, ctx)
+
+
+def seconds_option(name: str, help: str) -> Callable[[Any], Any]:
+    """A duration option (``--timeout``, ``--ttl``): a finite, non-negative number of seconds.
+
+    ``FloatRange`` alone lets ``nan`` through (no comparison holds) and takes ``inf``.
+    """
+    return click.option(name, type=click.FloatRange(min=0), callback=_finite_seconds, help=help)
 
 
 @click.group(

@@ -16,7 +16,7 @@ import sys
 
 import click
 
-from looop.cli import CONTEXT, LazyGroup, finite_seconds
+from looop.cli import CONTEXT, LazyGroup, seconds_option
 from looop.errors import NOT_RUNNING, OK, TIMED_OUT
 from looop.paths import resolve
 
@@ -47,12 +47,7 @@ def state_command(as_json: bool) -> None:
 
 @agent_group.command("wait")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object (the agent's format).")
-@click.option(
-    "--timeout",
-    type=click.FloatRange(min=0),
-    callback=finite_seconds,
-    help="Give up after S seconds (exit 124).",
-)
+@seconds_option("--timeout", help="Give up after S seconds (exit 124).")
 @click.option(
     "--since",
     metavar="CURSOR",

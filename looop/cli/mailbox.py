@@ -17,7 +17,7 @@ from typing import NoReturn
 
 import click
 
-from looop.cli import CONTEXT, echo_json, finite_seconds
+from looop.cli import CONTEXT, echo_json, seconds_option
 from looop.errors import UsageError
 from looop.paths import resolve
 
@@ -29,12 +29,7 @@ SESSION_ENV = "LOOOP_SESSION_ID"
 @click.option("--prompt", required=True, help="The question.")
 @click.option("--ref", "reference", metavar="PATH", help="A file the answerer should read.")
 @click.option("--options", metavar="A,B", help="The answers expected, comma-separated.")
-@click.option(
-    "--timeout",
-    type=click.FloatRange(min=0),
-    callback=finite_seconds,
-    help="Give up after S seconds (exit 124); the ask stays pending.",
-)
+@seconds_option("--timeout", help="Give up after S seconds (exit 124); the ask stays pending.")
 @click.option("--json", "as_json", is_flag=True, help="Print the answer record, not its text.")
 def ask_command(
     worker: str | None,

@@ -4,18 +4,13 @@ from __future__ import annotations
 
 import click
 
-from looop.cli import echo_json, finite_seconds, load_config
+from looop.cli import echo_json, load_config, seconds_option
 from looop.paths import resolve
 
 
 @click.command("reap")
 @click.option("--dry-run", is_flag=True, help="List what would be removed; remove nothing.")
-@click.option(
-    "--ttl",
-    type=click.FloatRange(min=0),
-    callback=finite_seconds,
-    help="Override session_ttl (seconds).",
-)
+@seconds_option("--ttl", help="Override session_ttl (seconds).")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object.")
 def reap_command(dry_run: bool, ttl: float | None, as_json: bool) -> int:
     """Remove dead sessions older than session_ttl and claims of dead sessions."""
