@@ -51,11 +51,15 @@ def run(argv: Sequence[str], timeout: float | None) -> subprocess.CompletedProce
         raise ServiceError(f"{' '.join(argv)} did not answer within {timeout:g}s") from None
 
 
+def said(out: subprocess.CompletedProcess[str]) -> str:
+    """What a manager's command said (its stderr, else its stdout), on one line; "" if nothing."""
+    return (out.stderr or out.stdout).strip().replace("\n", " · ")
+
+
 def checked(out: subprocess.CompletedProcess[str], what: str) -> subprocess.CompletedProcess[str]:
     """``out`` if the command succeeded; else a ServiceError with what it said."""
     if out.returncode != 0:
-        detail = (out.stderr or out.stdout).strip().replace("\n", " · ")
-        raise ServiceError(f"{what} failed (exit {out.returncode}): {detail or 'no message'}")
+        raise ServiceError(f"{what} failed (exit {out.returncode}): {said(out) or 'no message'}")
     return out
 
 

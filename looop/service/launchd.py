@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 from looop.log import log_tail
 from looop.paths import Paths
 from looop.service import ServiceError
-from looop.service.driver import checked, foreign_pulse, number, ready_pulse, run
+from looop.service.driver import checked, foreign_pulse, number, ready_pulse, run, said
 from looop.service.units import (
     LAUNCHD,
     PULSE,
@@ -91,7 +91,7 @@ def bootout(label: str) -> None:
     deadline = time.monotonic() + BOOTOUT_TIMEOUT
     while loaded(label):
         if time.monotonic() >= deadline:
-            detail = (out.stderr or out.stdout).strip().replace("\n", " · ")
+            detail = said(out)
             raise ServiceError(
                 f"launchctl bootout {target}: still loaded after {BOOTOUT_TIMEOUT:g}s"
                 + (f" ({detail})" if detail else "")
@@ -116,7 +116,7 @@ def answers() -> None:
     """
     out = launchctl("print", _domain(), timeout=10)
     if out.returncode != 0:
-        detail = (out.stderr or out.stdout).strip().replace("\n", " · ") or "no message"
+        detail = said(out) or "no message"
         raise ServiceError(
             f"launchd has no {_domain()} domain here ({detail}); nothing installed. "
             "Run install from a logged-in session, or start the pulse with looop up"

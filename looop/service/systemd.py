@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from looop.paths import Paths
 from looop.service import ServiceError
-from looop.service.driver import checked, foreign_pulse, number, run
+from looop.service.driver import checked, foreign_pulse, number, run, said
 from looop.service.units import PULSE, REAP, SYSTEMD, TIMER, unit_file, unit_names
 
 if TYPE_CHECKING:
@@ -56,7 +56,7 @@ def answers() -> None:
     """
     out = systemctl("show-environment", timeout=10)
     if out.returncode != 0:
-        detail = (out.stderr or out.stdout).strip().replace("\n", " · ") or "no message"
+        detail = said(out) or "no message"
         raise ServiceError(
             f"the systemd user manager does not answer ({detail}); nothing installed. "
             "Run install from a login with a user manager, or start the pulse with looop up"
