@@ -7,6 +7,16 @@ and ``sensors.Limits`` is built from a ``Config``. A knob's key may be dotted
 walked by the same lookup, so a table arrives as rows of ``KNOBS``, not as a
 rewrite of the loader.
 
+A knob is a number (``int``/``float``, bounded), a choice (``str`` with
+``choices``: ``worker.supervisor``) or an argv (``tuple``: ``worker.command``,
+``notify.command``), a non-empty list of strings that is never handed to a
+shell. In the environment and on ``config set``'s command line an argv is
+split like a shell line (``LOOOP_WORKER_COMMAND="claude -p '{prompt}'"``),
+which is what a person types; in the file it is a TOML array. A knob whose
+default is unset (``notify.command``: the desktop's notifier) is unset again
+by an empty value. Rejected: a string command split at run time, which
+would put a shell's quoting rules between the user and every worker.
+
 A broken config must stop a service from restart-looping, so every problem in
 the file or the environment is a ``ConfigError`` carrying the file, the line
 and the key, and exit 78 (``errors.CONFIG``), which the unit lists in
@@ -46,16 +56,20 @@ from typing import Any
 
 from looop import errors, fs
 
+Argv = tuple[str, ...]
+Value = int | float | str | Argv | None
+
 
 @dataclass(frozen=True)
 class Knob:
     key: str  # dotted for a knob in a table: "worker.max_live"
     env: str
-    default: int | float
-    kind: type[int] | type[float]  # float knobs also take integers
+    default: Value  # None: unset (the knob's help says what unset means)
+    kind: type[int] | type[float] | type[str] | type[tuple]  # float knobs also take integers
     help: str
     minimum: int = 0
     maximum: int | None = None  # a time knob's bound: what the loop's arithmetic and waits handle
+    choices: tuple[str, ...] = ()  # a str knob's allowed values
 
     @property
     def attr(self) -> str:
@@ -102,10 +116,49 @@ KNOBS: dict[str, Knob] = {
             "sensors run at once",
             minimum=1,
         ),
+        Knob(
+            "worker.command",
+            "LOOOP_WORKER_COMMAND",
+            ("claude", "-p", "{prompt}"),
+            tuple,
+            "a worker's argv, never run by a shell; {prompt}, {prompt_file}, {id} are replaced",
+        ),
+        Knob("worker.max_live", "LOOOP_WORKER_MAX_LIVE", 8, int, "live workers at once", minimum=1),
+        Knob(
+            "worker.timeout",
+            "LOOOP_WORKER_TIMEOUT",
+            0,
+            float,
+            f"seconds a worker may run, at most {YEAR} (a year); 0 = unbounded",
+            maximum=YEAR,
+        ),
+        Knob(
+            "worker.supervisor",
+            "LOOOP_WORKER_SUPERVISOR",
+            "auto",
+            str,
+            "systemd (a transient user unit), detached, or auto (systemd when a manager answers)",
+            choices=("auto", "systemd", "detached"),
+        ),
+        Knob(
+            "run.timeout",
+            "LOOOP_RUN_TIMEOUT",
+            300,
+            float,
+            f"seconds before `_ run` ends its command, at most {DAY} (a day); 0 = none",
+            maximum=DAY,
+        ),
+        Knob(
+            "notify.command",
+            "LOOOP_NOTIFY_COMMAND",
+            None,
+            tuple,
+            "`_ notify`'s argv, {message} replaced, never a shell; unset = the desktop's notifier",
+        ),
     )
 }
 
-# The file's tables are the first parts of the dotted keys (none yet).
+# The file's tables are the first parts of the dotted keys: worker, run, notify.
 TABLES = frozenset(key.split(".", 1)[0] for key in KNOBS if "." in key)
 
 MIN_INTERVAL = 1.0
@@ -133,6 +186,12 @@ class Config:
     sensor_timeout: float
     sensor_max_bytes: int
     sensor_concurrency: int
+    worker_command: Argv
+    worker_max_live: int
+    worker_timeout: float
+    worker_supervisor: str
+    run_timeout: float
+    notify_command: Argv | None
     warnings: tuple[str, ...] = field(default=(), compare=False)
 
 
@@ -145,17 +204,43 @@ def knob(key: str) -> Knob:
 
 
 def _key_line(text: str, key: str) -> int | None:
-    """The line that sets ``key``: ``key = ...``, a dotted ``key.x = ...`` or a ``[key]`` table."""
-    name = rf"[\"']?{re.escape(key)}[\"']?"
-    pattern = re.compile(rf"^\s*(?:{name}\s*[=.]|\[+\s*{name}\s*[\].])")
-    for number, line in enumerate(text.splitlines(), start=1):
-        if pattern.match(line):
+    """The line that sets ``key``: ``key = ...``, a dotted ``key.x = ...`` or a ``[key]`` table.
+
+    A key in a table (``worker.timeout``) is looked for inside that table's
+    section, or spelled dotted (``worker.timeout = ...``) anywhere, so
+    ``[run] timeout`` is never reported on ``[worker] timeout``'s line.
+    """
+    lines = text.splitlines()
+
+    def pattern(name: str) -> re.Pattern[str]:
+        quoted = rf"[\"']?{re.escape(name)}[\"']?"
+        return re.compile(rf"^\s*(?:{quoted}\s*[=.]|\[+\s*{quoted}\s*[\].])")
+
+    *tables, name = key.split(".")
+    if not tables:
+        wanted = pattern(name)
+        return next((n for n, line in enumerate(lines, 1) if wanted.match(line)), None)
+    header, inner = pattern(tables[0]), pattern(name)
+    dotted = re.compile(rf"^\s*[\"']?{re.escape(tables[0])}[\"']?\s*\.\s*[\"']?{re.escape(name)}\b")
+    inside = False
+    for number, line in enumerate(lines, start=1):
+        if line.lstrip().startswith("["):
+            inside = bool(header.match(line))
+            if inside and re.match(rf"^\s*\[+[^\]]*\.\s*[\"']?{re.escape(name)}\b", line):
+                return number  # [worker.command]-style header naming the key itself
+        elif dotted.match(line) or (inside and inner.match(line)):
             return number
-    return None
+    return _key_line(text, tables[0])
 
 
-def validate(knob: Knob, value: Any) -> int | float:
+def validate(knob: Knob, value: Any) -> Value:
     """Return ``value`` as the knob's type, or raise ValueError saying why not."""
+    if knob.kind is tuple:
+        return _argv(value)
+    if knob.kind is str:
+        if not isinstance(value, str) or value not in knob.choices:
+            raise ValueError(f"must be one of {', '.join(knob.choices)} (got {value!r})")
+        return value
     if isinstance(value, bool) or not isinstance(value, int | float):
         want = "an integer" if knob.kind is int else "a number"
         raise ValueError(f"must be {want} (got {type(value).__name__} {value!r})")
@@ -172,8 +257,36 @@ def validate(knob: Knob, value: Any) -> int | float:
     return knob.kind(value)
 
 
-def _number(knob: Knob, raw: str) -> int | float:
-    """``raw`` as the number it spells (``3600`` an int, ``1.5`` a float), checked by the schema."""
+def _argv(value: Any) -> Argv:
+    """An argv knob's value: a non-empty list of strings whose first names a program."""
+    if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
+        raise ValueError(f"must be a list of strings, an argv (got {value!r})")
+    if not value or not value[0].strip():
+        raise ValueError("must name a program first (got an empty command)")
+    if any("\0" in v for v in value):
+        raise ValueError("must not contain a NUL character")
+    return tuple(value)
+
+
+def parse_text(knob: Knob, raw: str) -> Value:
+    """A value as written on a command line or in the environment, checked by the schema.
+
+    Numbers keep the type they are spelled with (``3600`` an int, ``1.5`` a
+    float); an argv is split like a shell line (``claude -p '{prompt}'``),
+    and an empty one means unset for a knob whose default is unset.
+    """
+    if knob.kind is tuple:
+        import shlex
+
+        try:
+            words = shlex.split(raw)
+        except ValueError as exc:
+            raise ValueError(f"cannot split {raw!r} like a shell line: {exc}") from None
+        if not words and knob.default is None:
+            return None
+        return _argv(words)
+    if knob.kind is str:
+        return validate(knob, raw.strip())
     try:
         value: int | float = int(raw.strip())
     except ValueError:
@@ -183,10 +296,6 @@ def _number(knob: Knob, raw: str) -> int | float:
             raise ValueError(f"must be a number (got {raw!r})") from None
     checked = validate(knob, value)
     return value if knob.kind is float else checked
-
-
-def parse_env_value(knob: Knob, raw: str) -> int | float:
-    return knob.kind(_number(knob, raw))
 
 
 def read_file(path: Path) -> tuple[dict[str, Any], str]:
@@ -214,22 +323,26 @@ def read_file(path: Path) -> tuple[dict[str, Any], str]:
 def _leaves(table: dict[str, Any]) -> Iterator[tuple[str, str, Any]]:
     """(dotted key, the name as written in its table, value) of every setting in the file."""
     for key, value in table.items():
-        if key in TABLES and isinstance(value, dict):
+        if key in TABLES:
+            if not isinstance(value, dict):
+                yield key, key, value  # reported as unknown: only its keys are settings
+                continue
             for sub, subvalue in value.items():
-                yield f"{key}.{sub}", sub, subvalue
+                yield f"{key}.{sub}", f"{key}.{sub}", subvalue
         else:
             yield key, key, value
 
 
-def _validate_table(path: Path, table: dict[str, Any], text: str) -> dict[str, int | float]:
-    values: dict[str, int | float] = {}
+def _validate_table(path: Path, table: dict[str, Any], text: str) -> dict[str, Value]:
+    values: dict[str, Value] = {}
     for key, name, raw in _leaves(table):
         found = KNOBS.get(key)
         if found is None:
             known = ", ".join(KNOBS)
-            raise ConfigError(
-                str(path), _key_line(text, name), key, f"unknown key (known: {known})"
-            )
+            inner = ", ".join(k.split(".", 1)[1] for k in KNOBS if k.startswith(f"{key}."))
+            why = f"must be a table (keys: {inner})"
+            message = why if key in TABLES else f"unknown key (known: {known})"
+            raise ConfigError(str(path), _key_line(text, name), key, message)
         try:
             values[key] = validate(found, raw)
         except ValueError as exc:
@@ -244,13 +357,17 @@ def _read_valid(path: Path) -> str:
     return text
 
 
-def _build(values: dict[str, int | float]) -> Config:
+def _build(values: dict[str, Value]) -> Config:
     warnings: list[str] = []
-    interval = float(values.get("interval", KNOBS["interval"].default))
+    given: Any = values.get("interval", KNOBS["interval"].default)
+    interval = float(given)
     if interval < MIN_INTERVAL:
         warnings.append(f"interval {interval:g}s is below the minimum; using {MIN_INTERVAL:g}s")
         values["interval"] = MIN_INTERVAL
-    merged: dict[str, Any] = {k.attr: k.kind(values.get(k.key, k.default)) for k in KNOBS.values()}
+    merged: dict[str, Any] = {}
+    for k in KNOBS.values():
+        value: Any = values.get(k.key, k.default)
+        merged[k.attr] = None if value is None else k.kind(value)  # 3600 -> 3600.0 for a float
     return Config(**merged, warnings=tuple(warnings))
 
 
@@ -269,7 +386,7 @@ def load(path: Path, environ: dict[str, str] | None = None) -> Config:
         if raw_env is None or raw_env.strip() == "":
             continue
         try:
-            values[k.key] = parse_env_value(k, raw_env)
+            values[k.key] = parse_text(k, raw_env)
         except ValueError as exc:
             raise ConfigError(f"${k.env}", None, k.key, str(exc)) from None
     return _build(values)
@@ -285,7 +402,16 @@ def write_defaults_if_missing(path: Path) -> bool:
         return False
     import tomli_w  # only the first run needs it; every command reads the config
 
-    body = HEADER + tomli_w.dumps({k.key: k.default for k in KNOBS.values()})
+    table: dict[str, Any] = {}
+    for k in KNOBS.values():
+        if k.default is None:
+            continue  # unset: nothing to write
+        *tables, name = k.key.split(".")
+        container = table
+        for part in tables:
+            container = container.setdefault(part, {})
+        container[name] = list(k.default) if isinstance(k.default, tuple) else k.default
+    body = HEADER + tomli_w.dumps(table)
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
         fs.write_whole(path, body.encode("utf-8"), exclusive=True)
@@ -294,7 +420,7 @@ def write_defaults_if_missing(path: Path) -> bool:
     return True
 
 
-def set_value(path: Path, key: str, raw: str) -> int | float:
+def set_value(path: Path, key: str, raw: str) -> Value:
     """``looop config set``: store one knob in the user's file, keeping everything else.
 
     Raises UsageError for an unknown key, ConfigError (exit 78) for a bad
@@ -302,7 +428,8 @@ def set_value(path: Path, key: str, raw: str) -> int | float:
     device named by ``LOOOP_CONFIG`` is refused before anything is opened
     for writing, and never replaced), and LooopError (exit 1) naming the
     file for an ordinary OS error (read-only file system, disk full,
-    permission). Returns the value stored, typed as written.
+    permission). Returns the value stored, typed as written; an empty value
+    for a knob whose default is unset (``notify.command``) removes the key.
 
     Concurrent ``set``s are serialised by an flock on a sidecar lock file,
     ``.<name>.lock`` beside the real (symlink-resolved) config, which is
@@ -319,7 +446,7 @@ def set_value(path: Path, key: str, raw: str) -> int | float:
     """
     k = knob(key)
     try:
-        value = _number(k, raw)
+        value = parse_text(k, raw)
     except ValueError as exc:
         raise ConfigError(str(path), None, k.key, str(exc)) from None
     _read_valid(path)  # refuse a broken file, a FIFO or a device before touching anything
@@ -355,7 +482,7 @@ def _edit_lock(target: Path) -> Iterator[None]:
         os.close(fd)  # closing releases the flock
 
 
-def _edited(path: Path, text: str, key: str, value: int | float) -> str:
+def _edited(path: Path, text: str, key: str, value: Value) -> str:
     """``text`` with ``key`` set to ``value``, everything else as the user wrote it."""
     import tomlkit
     from tomlkit.exceptions import ParseError
@@ -367,8 +494,13 @@ def _edited(path: Path, text: str, key: str, value: int | float) -> str:
     *tables, name = key.split(".")
     container = doc
     for part in tables:
+        if value is None and part not in container:
+            return tomlkit.dumps(doc)  # unsetting what was never set
         container = container.setdefault(part, tomlkit.table())
-    container[name] = value
+    if value is None:
+        container.pop(name, None)
+    else:
+        container[name] = list(value) if isinstance(value, tuple) else value
     return tomlkit.dumps(doc)
 
 
@@ -404,10 +536,22 @@ def reload_note(pid: int | None) -> str | None:
     return f"note: the pulse (pid {pid}) reads the config at start and on reload: kill -HUP {pid}"
 
 
-def format_value(value: float) -> str:
-    """A knob's value as people and scripts expect it: 259200, not 2.592e+05."""
+def format_value(value: Value) -> str:
+    """A knob's value as people and scripts expect it: 259200, not 2.592e+05.
+
+    An argv prints as a TOML (and JSON) array, a choice as itself, unset as
+    nothing.
+    """
+    if value is None:
+        return ""
+    if isinstance(value, tuple):
+        import json
+
+        return json.dumps(list(value), ensure_ascii=False)
+    if isinstance(value, str):
+        return value
     return str(int(value)) if float(value).is_integer() else repr(float(value))
 
 
-def as_table(config: Config) -> dict[str, int | float]:
+def as_table(config: Config) -> dict[str, Value]:
     return {k.key: getattr(config, k.attr) for k in KNOBS.values()}

@@ -42,6 +42,16 @@ def test_a_wrong_type_exits_78_naming_file_line_and_key(profile: Profile) -> Non
         ("sensor_concurrency = 0\n", 1, "sensor_concurrency"),
         ("sensor_max_bytes = 1.5\n", 1, "sensor_max_bytes"),
         ("interval = 5\n[pulse]\nx = 1\n", 2, "pulse"),
+        ("[worker]\ntimeout = 5\n\n[run]\ntimeout = -1\n", 5, "run.timeout"),
+        ("[run]\ntimeout = 5\n[worker]\ntimeout = -1\n", 4, "worker.timeout"),
+        ("[worker]\nmax_live = 0\n", 2, "worker.max_live"),
+        ("[worker]\nbogus = 1\n", 2, "worker.bogus"),
+        ("worker = 5\n", 1, "worker"),
+        ('[worker]\ncommand = "claude -p"\n', 2, "worker.command"),
+        ("[worker]\ncommand = []\n", 2, "worker.command"),
+        ('[worker]\ncommand = ["", "x"]\n', 2, "worker.command"),
+        ('[worker]\nsupervisor = "cron"\n', 2, "worker.supervisor"),
+        ("interval = 5\nnotify.command = [1]\n", 2, "notify.command"),
     ],
 )
 def test_invalid_values_are_located(profile: Profile, text: str, line: int, key: str) -> None:
@@ -86,6 +96,69 @@ def test_missing_config_uses_defaults_and_is_written_on_first_run(profile: Profi
     assert profile.run("config", "get", "sensor_max_bytes").stdout.strip() == "8192"
     assert profile.run("config", "get", "session_ttl").stdout.strip() == "259200"
     assert profile.run("sense").returncode == 0
+    assert config.load(profile.config, environ={}) == config.defaults()
+
+
+def test_the_tables_resolve_environment_over_file_over_default(profile: Profile) -> None:
+    profile.write_config(
+        '[worker]\ncommand = ["agent", "--task", "{prompt_file}"]\nmax_live = 2\n'
+        '[notify]\ncommand = ["record", "{message}"]\n'
+    )
+    loaded = config.load(profile.config, environ={"LOOOP_RUN_TIMEOUT": "9"})
+    assert loaded.worker_command == ("agent", "--task", "{prompt_file}")
+    assert loaded.worker_max_live == 2
+    assert loaded.worker_supervisor == "auto" and loaded.worker_timeout == 0
+    assert loaded.run_timeout == 9.0
+    assert loaded.notify_command == ("record", "{message}")
+    env = {"LOOOP_WORKER_COMMAND": "claude -p '{prompt}' --model \"a b\""}
+    assert config.load(profile.config, environ=env).worker_command == (
+        "claude",
+        "-p",
+        "{prompt}",
+        "--model",
+        "a b",
+    )
+    assert config.defaults().notify_command is None
+
+
+def test_a_bad_table_knob_in_the_environment_names_the_variable(profile: Profile) -> None:
+    for env, value in [
+        ("LOOOP_WORKER_COMMAND", "claude 'unclosed"),
+        ("LOOOP_WORKER_SUPERVISOR", "cron"),
+        ("LOOOP_WORKER_MAX_LIVE", "0"),
+    ]:
+        out = profile.run("config", "show", env={**profile.env, env: value})
+        assert out.returncode == 78, (env, out.stderr)
+        assert out.stderr.startswith(f"looop: ${env}: "), out.stderr
+        assert len(out.stderr.strip().splitlines()) == 1
+
+
+def test_config_set_edits_a_table_and_unsets_an_unset_by_default_knob(profile: Profile) -> None:
+    profile.write_config("# mine\n[worker]\ntimeout = 5 # five\n")
+    assert profile.run("config", "set", "worker.command", "agent -p '{prompt}'").returncode == 0
+    assert profile.run("config", "set", "notify.command", "record {message}").returncode == 0
+    text = profile.config.read_text()
+    assert text.startswith("# mine\n[worker]\ntimeout = 5 # five\n"), text
+    table = tomllib.loads(text)
+    assert table["worker"]["command"] == ["agent", "-p", "{prompt}"]
+    assert table["notify"]["command"] == ["record", "{message}"]
+    got = profile.run("config", "get", "worker.command").stdout.strip()
+    assert got == '["agent", "-p", "{prompt}"]'
+    assert profile.run("config", "set", "notify.command", "").returncode == 0
+    assert "command" not in tomllib.loads(profile.config.read_text()).get("notify", {})
+    assert profile.run("config", "get", "notify.command").stdout == "\n"
+    refused = profile.run("config", "set", "worker.command", "")
+    assert refused.returncode == 78 and "worker.command" in refused.stderr
+
+
+def test_the_first_run_file_writes_the_tables_and_loads_back_as_the_defaults(
+    profile: Profile,
+) -> None:
+    assert config.write_defaults_if_missing(profile.config)
+    table = tomllib.loads(profile.config.read_text())
+    assert table["worker"]["command"] == ["claude", "-p", "{prompt}"]
+    assert table["run"] == {"timeout": 300}
+    assert "notify" not in table  # unset by default: nothing to write
     assert config.load(profile.config, environ={}) == config.defaults()
 
 
@@ -244,7 +317,7 @@ def test_concurrent_config_sets_of_different_keys_lose_no_update(
 
 def test_an_unknown_key_on_the_command_line_is_a_usage_error(profile: Profile) -> None:
     profile.write_config("interval = 30\n")
-    for key in ("nope", "worker.max_live"):
+    for key in ("nope", "worker.nope", "nope.max_live"):
         got = profile.run("config", "get", key)
         put = profile.run("config", "set", key, "1")
         assert (got.returncode, put.returncode) == (2, 2)

@@ -35,7 +35,8 @@ def config_show(as_json: bool) -> None:
         return
     for key, value in table.items():
         knob = config.KNOBS[key]
-        click.echo(f"{key} = {config.format_value(value)}    # {knob.help}; env {knob.env}")
+        shown = config.format_value(value) if value is not None else "(unset)"
+        click.echo(f"{key} = {shown}    # {knob.help}; env {knob.env}")
 
 
 @config_group.command("get")
@@ -58,7 +59,8 @@ def config_set(key: str, value: str) -> None:
 
     paths = resolve()
     stored = config.set_value(paths.config_file, key, value)
-    click.echo(f"{key} = {config.format_value(stored)}  ({paths.config_file})")
+    shown = config.format_value(stored) if stored is not None else "(unset)"
+    click.echo(f"{key} = {shown}  ({paths.config_file})")
     env = config.KNOBS[key].env
     if os.environ.get(env):
         click.echo(f"note: ${env} is set and overrides the file", err=True)
