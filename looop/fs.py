@@ -191,7 +191,7 @@ def write_whole(
             _link_exclusive(tmp, target, data, mode)
         else:
             os.replace(tmp, target)
-        _sync_dir(target.parent)
+        sync_dir(target.parent)
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
@@ -225,7 +225,7 @@ def _write_all(fd: int, data: bytes) -> None:
     os.fsync(fd)
 
 
-def _sync_dir(directory: Path) -> None:
+def sync_dir(directory: Path) -> None:
     """Make the rename itself durable; a file system that cannot is not an error."""
     try:
         fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)

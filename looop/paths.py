@@ -103,6 +103,10 @@ class Paths:
     def events(self) -> Path:
         return self.data_dir / "events.jsonl"
 
+    @property
+    def playbook_history(self) -> Path:
+        return self.data_dir / "playbook.d"
+
     # --- runtime dir (volatile, per profile) ------------------------------
     @property
     def profile(self) -> str:

@@ -10,10 +10,12 @@ command line (exit 2) and hands ^C to that handler instead of click's
 The commands live in one module per audience: ``cli.pulse`` (pulse, ``_
 pulse``, sense, status), ``cli.service`` (up, down, install, uninstall),
 ``cli.agent`` (the ``_`` group: state, wait), ``cli.mailbox`` (``_ ask``,
-``_ answer``, ``_ asks``), ``cli.workers`` (reap) and
+``_ answer``, ``_ asks``), ``cli.verbs`` (``_ goal``, ``_ sensor``, ``_
+playbook``, ``_ notify``), ``cli.workers`` (reap) and
 ``cli.config`` (the config group). This module holds what every one of them
 shares (the root group, ``help`` and ``version``, and the small helpers
-below). ``LazyGroup`` (click's "lazily loading subcommands" pattern) imports a
+below: ``body``, the verbs' one rule for a body given as words or on
+stdin). ``LazyGroup`` (click's "lazily loading subcommands" pattern) imports a
 command's module only when that command is looked up, so ``looop status
 --help`` or ``looop reap`` loads its own audience's module and not the
 service manager's or the agent's.
@@ -90,6 +92,27 @@ def load_config(paths: Paths) -> Any:
 
 def echo_json(value: Any) -> None:
     click.echo(json.dumps(value, indent=2, sort_keys=False, default=str))
+
+
+def body(words: tuple[str, ...], what: str) -> str:
+    """The one body rule of the verbs and ``_ answer`` (SPEC §11).
+
+    The words joined by spaces, or stdin with ``-`` (or no words and stdin
+    not a terminal). An empty body is refused, and so is a lone word shaped
+    like a flag (``-x``, ``--help`` after ``--``): the reference once wrote
+    ``--help`` into a PLAYBOOK. Both are usage errors (exit 2), nothing written.
+    """
+    import sys
+
+    if words == ("-",) or (not words and not sys.stdin.isatty()):
+        text = sys.stdin.read()
+    elif len(words) == 1 and words[0].startswith("-"):
+        raise UsageError(f"refusing {words[0]!r} as the {what}: it looks like an option")
+    else:
+        text = " ".join(words)
+    if not text.strip():
+        raise UsageError(f"empty {what}: give it as arguments, or on stdin with -")
+    return text
 
 
 def _finite_seconds(ctx: click.Context, param: click.Parameter, value: float | None) -> Any:

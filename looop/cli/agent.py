@@ -6,7 +6,8 @@ function, as ``status`` is.
 
 ``_ pulse`` (an alias of ``looop pulse``) is listed here but lives with the
 pulse's commands in ``cli.pulse``, loaded only when called; ``ask``,
-``answer`` and ``asks`` likewise in ``cli.mailbox``.
+``answer`` and ``asks`` likewise in ``cli.mailbox``, and the verbs (``goal``,
+``sensor``, ``playbook``, ``notify``) in ``cli.verbs``.
 """
 
 from __future__ import annotations
@@ -30,10 +31,14 @@ from looop.paths import resolve
         "ask": "looop.cli.mailbox:ask_command",
         "answer": "looop.cli.mailbox:answer_command",
         "asks": "looop.cli.mailbox:asks_command",
+        "goal": "looop.cli.verbs:goal_group",
+        "sensor": "looop.cli.verbs:sensor_group",
+        "playbook": "looop.cli.verbs:playbook_group",
+        "notify": "looop.cli.verbs:notify_command",
     },
 )
 def agent_group() -> None:
-    """Plumbing for the root agent: state, wait, pulse, and the mailbox (ask, answer, asks)."""
+    """Plumbing for the root agent: state, wait, the mailbox and the verbs."""
 
 
 @agent_group.command("state")

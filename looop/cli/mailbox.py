@@ -17,7 +17,7 @@ from typing import NoReturn
 
 import click
 
-from looop.cli import CONTEXT, echo_json, seconds_option
+from looop.cli import CONTEXT, body, echo_json, seconds_option
 from looop.errors import UsageError
 from looop.paths import resolve
 
@@ -72,19 +72,15 @@ def ask_command(
 
 @click.command("answer", context_settings=CONTEXT)
 @click.argument("ask_id")
-@click.argument("text", required=False)
+@click.argument("text", nargs=-1)
 @click.option("--force", is_flag=True, help="Replace an answer already given.")
-def answer_command(ask_id: str, text: str | None, force: bool) -> None:
+def answer_command(ask_id: str, text: tuple[str, ...], force: bool) -> None:
     """Answer ASK_ID with TEXT, or with stdin (`-`, or no TEXT and stdin not a terminal)."""
     from looop.data import ids, mailbox
 
     ids.check("ask", ask_id)
-    if text == "-" or (text is None and not sys.stdin.isatty()):
-        text = sys.stdin.read()
-        text = text[:-1] if text.endswith("\n") else text
-    if text is None:
-        raise UsageError("give the answer as TEXT, or on stdin with -")
-    mailbox.answer(resolve(), ask_id, text, force)
+    answer = body(text, "answer")
+    mailbox.answer(resolve(), ask_id, answer[:-1] if answer.endswith("\n") else answer, force)
 
 
 @click.command("asks", context_settings=CONTEXT)

@@ -65,14 +65,19 @@ class BeatResult:
         return line
 
 
-def _user_readings(
+def user_readings(
     paths: Paths,
     config: Config,
     scripts: list[Path],
-    on_tick: Callable[[], None] | None,
-    cancel_fd: int | None,
-    cancelled: Callable[[], bool] | None,
+    on_tick: Callable[[], None] | None = None,
+    cancel_fd: int | None = None,
+    cancelled: Callable[[], bool] | None = None,
 ) -> list[sensors.Reading]:
+    """Run ``scripts`` as a beat runs its sensors (environment, limits, data dir as cwd).
+
+    ``looop _ sensor test`` runs one sensor through here, so a test is exactly
+    a beat's run of it, without publishing.
+    """
     env = sensors.sensor_environment(
         os.environ,
         {
@@ -134,7 +139,7 @@ def _locked_beat(
     events.record(paths.events, "beat_start", beat=number, pid=pid)
     if scripts is None:
         scripts = sensors.discover(paths.sensors)
-    readings = _user_readings(paths, config, scripts, on_tick, cancel_fd, stopped)
+    readings = user_readings(paths, config, scripts, on_tick, cancel_fd, stopped)
 
     def cancel() -> BeatResult:
         # Stopped mid-beat: nothing is published, the previous world stays.

@@ -1,0 +1,186 @@
+"""The root agent's verbs (SPEC §11): goals, sensors, the playbook, and notify.
+
+The root agent changes the world only through these, never by editing files,
+so each verb is the single writer of what it touches. Every verb here
+
+* checks its id with ``data.ids.check`` before any file is touched (SPEC §9);
+* writes whole or not at all (``fs.write_whole``: temp file, fsync, rename),
+  so a beat hashing the world never sees half a goal or half a sensor, and a
+  FIFO or device at the name is refused, not written into;
+* appends one line to ``journal.md`` through ``data.journal.append`` and
+  records one event through ``data.events.record``, after the change is made.
+
+The journal line is ``<verb> <id>`` (``goal write deploy``, ``sensor remove
+ci``, ``playbook write``, ``notify: <message>``), with ``: <reason>`` added
+when the agent gives ``--journal REASON``: the journal says what moved and,
+when the agent says it, why. The event is ``goal_written``,
+``goal_archived``, ``sensor_written``, ``sensor_removed``,
+``playbook_written`` or ``notified``, naming the id.
+
+Parsing the body (arguments or stdin, the refusal of a lone flag-shaped
+body) is the CLI's (``looop.cli.body``); these functions take text.
+
+``notify`` hands the message to ``[notify] command`` (argv, ``{message}``
+replaced inside each element) or, when that is unset, to the desktop's own
+notifier when one is on ``PATH`` (``notify-send`` on Linux, ``osascript`` on
+macOS, whose script reads the message from its ``argv`` and never has it
+spliced into its text). The message is always one argv element, never shell
+text. With no notifier at all the message is still journaled and recorded,
+and ``notify`` says so (exit 0): a headless machine is not an error.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+from looop import fs
+from looop.data import events, ids, journal, playbook
+from looop.data.layout import ensure_layout
+from looop.errors import NOT_FOUND, LooopError
+from looop.paths import Paths
+
+NOTIFY_TIMEOUT = 10.0  # seconds a notifier may take before it is abandoned
+SENSOR_MODE = 0o755
+GOAL_MODE = 0o644
+
+
+def _moved(paths: Paths, text: str, reason: str | None, event: str, **fields: str) -> None:
+    journal.append(paths, f"{text}: {reason}" if reason else text)
+    events.record_many(paths.events, [(event, dict(fields))])
+
+
+def _as_file(text: str) -> bytes:
+    return (text if text.endswith("\n") else text + "\n").encode("utf-8")
+
+
+def write_goal(paths: Paths, goal_id: str, body: str, reason: str | None = None) -> Path:
+    ids.check("goal", goal_id)
+    ensure_layout(paths)
+    written = fs.write_whole(paths.goals / f"{goal_id}.md", _as_file(body), mode=GOAL_MODE)
+    _moved(paths, f"goal write {goal_id}", reason, "goal_written", goal=goal_id)
+    return written
+
+
+def archive_goal(paths: Paths, goal_id: str, reason: str | None = None) -> Path:
+    """Move ``goals/ID.md`` into ``goals/archive/``, never over an archived goal of that name.
+
+    ``link`` then ``unlink``: the link fails if the archived name is taken
+    (``rename`` would replace it silently), and for a moment the goal has two
+    names, never none.
+    """
+    ids.check("goal", goal_id)
+    source = paths.goals / f"{goal_id}.md"
+    target = paths.goals / "archive" / f"{goal_id}.md"
+    try:
+        st = os.lstat(source)
+    except FileNotFoundError:
+        raise LooopError(f"no goal named {goal_id!r}") from None
+    if not stat.S_ISREG(st.st_mode):
+        raise fs.BadFile(source, f"is {fs.kind(st.st_mode)}, not a goal; refusing to move it")
+    target.parent.mkdir(exist_ok=True)
+    try:
+        os.link(source, target, follow_symlinks=False)
+    except FileExistsError:
+        raise LooopError(
+            f"goal {goal_id!r} is already archived; archive it under another id"
+        ) from None
+    os.unlink(source)
+    fs.sync_dir(paths.goals)
+    _moved(paths, f"goal archive {goal_id}", reason, "goal_archived", goal=goal_id)
+    return target
+
+
+def write_sensor(paths: Paths, name: str, script: str, reason: str | None = None) -> Path:
+    ids.check("sensor", name)
+    if not script.startswith("#!"):
+        raise LooopError("a sensor script must start with a #! line (e.g. #!/bin/sh)")
+    ensure_layout(paths)
+    written = fs.write_whole(paths.sensors / f"{name}.sh", _as_file(script), mode=SENSOR_MODE)
+    _moved(paths, f"sensor write {name}", reason, "sensor_written", sensor=name)
+    return written
+
+
+def remove_sensor(paths: Paths, name: str, reason: str | None = None) -> Path:
+    ids.check("sensor", name)
+    path = paths.sensors / f"{name}.sh"
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        raise LooopError(f"no sensor named {name!r}") from None
+    if stat.S_ISDIR(st.st_mode):
+        raise fs.BadFile(path, "is a directory, not a sensor; refusing to remove it")
+    os.unlink(path)  # a link is removed as a link; what it points to is untouched
+    _moved(paths, f"sensor remove {name}", reason, "sensor_removed", sensor=name)
+    return path
+
+
+def sensor_script(paths: Paths, name: str) -> Path:
+    """The script ``_ sensor test NAME`` runs; LooopError when there is none."""
+    ids.check("sensor", name)
+    path = paths.sensors / f"{name}.sh"
+    if not os.path.lexists(path):
+        raise LooopError(f"no sensor named {name!r}")
+    return path
+
+
+def write_playbook(paths: Paths, body: str, reason: str | None = None) -> Path | None:
+    """Replace ``PLAYBOOK.md``; returns where the previous version was kept."""
+    ensure_layout(paths)
+    kept = playbook.replace(paths, body if body.endswith("\n") else body + "\n")
+    _moved(paths, "playbook write", reason, "playbook_written")
+    return kept
+
+
+def notifier(command: tuple[str, ...] | None, message: str) -> list[str] | None:
+    """The argv that delivers ``message``; None when there is no notifier."""
+    if command is not None:
+        return [part.replace("{message}", message) for part in command]
+    if sys.platform == "darwin" and shutil.which("osascript"):
+        return [
+            "osascript",
+            "-e",
+            "on run argv",
+            "-e",
+            'display notification (item 1 of argv) with title "looop"',
+            "-e",
+            "end run",
+            message,
+        ]
+    if shutil.which("notify-send"):
+        return ["notify-send", "looop", message]
+    return None
+
+
+def notify(paths: Paths, message: str, command: tuple[str, ...] | None) -> str:
+    """Journal, record and deliver ``message``; returns what was done, in words."""
+    ensure_layout(paths)
+    _moved(paths, f"notify: {message}", None, "notified", message=message)
+    argv = notifier(command, message)
+    if argv is None:
+        return "notified: recorded only (no notifier: set [notify] command)"
+    try:
+        done = subprocess.run(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            cwd=paths.data_dir,
+            timeout=NOTIFY_TIMEOUT,
+            check=False,
+        )
+    except FileNotFoundError:
+        raise LooopError(f"notifier not found: {argv[0]}", NOT_FOUND) from None
+    except PermissionError as exc:
+        raise LooopError(f"cannot run the notifier {argv[0]}: {exc.strerror}", NOT_FOUND) from None
+    except subprocess.TimeoutExpired:
+        raise LooopError(f"the notifier {argv[0]} took over {NOTIFY_TIMEOUT:g}s") from None
+    if done.returncode != 0:
+        said = done.stderr.decode(errors="replace").strip().splitlines()
+        why = f": {said[-1]}" if said else ""
+        raise LooopError(f"the notifier {argv[0]} exited {done.returncode}{why}")
+    return f"notified via {os.path.basename(argv[0])}"

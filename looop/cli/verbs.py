@@ -1,0 +1,134 @@
+"""The root agent's verbs (SPEC §11): ``_ goal``, ``_ sensor``, ``_ playbook``, ``_ notify``.
+
+Behaviour is ``looop.agent.verbs``'s (and ``pulse.beat``'s for ``_ sensor
+test``); this module parses, applies the one body rule (``cli.body``) and
+prints one line saying what was done.
+"""
+
+from __future__ import annotations
+
+import click
+
+from looop.cli import CONTEXT, body, echo_json, load_config
+from looop.paths import resolve
+
+REASON = click.option("--journal", "reason", metavar="TEXT", help="The reason, for the journal.")
+
+
+@click.group("goal", context_settings=CONTEXT)
+def goal_group() -> None:
+    """Write or archive a goal (goals/ID.md)."""
+
+
+@goal_group.command("write", context_settings=CONTEXT)
+@click.argument("goal_id", metavar="ID")
+@click.argument("words", nargs=-1, metavar="[BODY...|-]")
+@REASON
+def goal_write(goal_id: str, words: tuple[str, ...], reason: str | None) -> None:
+    """Write goals/ID.md from BODY, or from stdin with `-`."""
+    from looop.agent import verbs
+    from looop.data import ids
+
+    ids.check("goal", goal_id)  # before the body: a bad id never reads stdin
+    written = verbs.write_goal(resolve(), goal_id, body(words, "goal"), reason)
+    click.echo(f"wrote goal {goal_id} ({written})")
+
+
+@goal_group.command("archive", context_settings=CONTEXT)
+@click.argument("goal_id", metavar="ID")
+@REASON
+def goal_archive(goal_id: str, reason: str | None) -> None:
+    """Move goals/ID.md into goals/archive/ (never over an archived goal)."""
+    from looop.agent import verbs
+
+    target = verbs.archive_goal(resolve(), goal_id, reason)
+    click.echo(f"archived goal {goal_id} ({target})")
+
+
+@click.group("sensor", context_settings=CONTEXT)
+def sensor_group() -> None:
+    """Write, remove or test a sensor (sensors/NAME.sh)."""
+
+
+@sensor_group.command("write", context_settings=CONTEXT)
+@click.argument("name")
+@click.argument("words", nargs=-1, metavar="[SCRIPT...|-]")
+@REASON
+def sensor_write(name: str, words: tuple[str, ...], reason: str | None) -> None:
+    """Write sensors/NAME.sh (executable) from SCRIPT, or from stdin with `-`."""
+    from looop.agent import verbs
+    from looop.data import ids
+
+    ids.check("sensor", name)
+    written = verbs.write_sensor(resolve(), name, body(words, "script"), reason)
+    click.echo(f"wrote sensor {name} ({written})")
+
+
+@sensor_group.command("remove", context_settings=CONTEXT)
+@click.argument("name")
+@REASON
+def sensor_remove(name: str, reason: str | None) -> None:
+    """Remove sensors/NAME.sh."""
+    from looop.agent import verbs
+
+    verbs.remove_sensor(resolve(), name, reason)
+    click.echo(f"removed sensor {name}")
+
+
+@sensor_group.command("test", context_settings=CONTEXT)
+@click.argument("name")
+@click.option("--json", "as_json", is_flag=True, help="The whole reading as JSON.")
+def sensor_test(name: str, as_json: bool) -> int:
+    """Run sensor NAME now, as a beat would, and print its reading; publishes nothing."""
+    import json
+
+    from looop.agent import verbs
+    from looop.pulse import beat
+
+    paths = resolve()
+    script = verbs.sensor_script(paths, name)
+    (reading,) = beat.user_readings(paths, load_config(paths), [script])
+    err = reading.stderr.decode(errors="replace").rstrip()
+    if as_json:
+        echo_json(
+            {
+                "name": reading.name,
+                "ok": reading.ok,
+                "exit_code": reading.exit_code,
+                "duration": round(reading.duration, 3),
+                "value": reading.value,
+                "stderr": err,
+            }
+        )
+    else:
+        click.echo(json.dumps(reading.value, ensure_ascii=False))
+        if err:
+            click.echo(err, err=True)
+    return 0 if reading.ok else 1
+
+
+@click.group("playbook", context_settings=CONTEXT)
+def playbook_group() -> None:
+    """Write PLAYBOOK.md (earlier versions kept in playbook.d/)."""
+
+
+@playbook_group.command("write", context_settings=CONTEXT)
+@click.argument("words", nargs=-1, metavar="[BODY...|-]")
+@REASON
+def playbook_write(words: tuple[str, ...], reason: str | None) -> None:
+    """Write PLAYBOOK.md from BODY, or from stdin with `-`."""
+    from looop.agent import verbs
+
+    kept = verbs.write_playbook(resolve(), body(words, "playbook"), reason)
+    click.echo("wrote PLAYBOOK.md" + (f" (previous kept as {kept})" if kept else ""))
+
+
+@click.command("notify", context_settings=CONTEXT)
+@click.argument("words", nargs=-1, metavar="MESSAGE...")
+def notify_command(words: tuple[str, ...]) -> None:
+    """Tell the human: journal MESSAGE and hand it to [notify] command (never a shell)."""
+    from looop.agent import verbs
+
+    paths = resolve()
+    message = body(words, "message")
+    click.echo(verbs.notify(paths, message, load_config(paths).notify_command))
