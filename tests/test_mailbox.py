@@ -292,3 +292,27 @@ def test_asks_lists_pending_asks_oldest_first_with_age_and_stranded(profile: Pro
     human = profile.run("_", "asks").stdout.splitlines()
     assert [line.split()[0] for line in human] == ["dead-1", "alive-1", "nosession-1"]
     assert "(stranded)" in human[0] and "(stranded)" not in human[1]
+
+
+def test_state_marks_stranded_asks_and_its_human_form_lists_asks_and_live_workers(
+    profile: Profile,
+) -> None:
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    dead = profile.data / "sessions" / "dead"
+    dead.mkdir(parents=True)
+    (dead / "meta.json").write_text(json.dumps({"pid": gone.pid, "started": 1.0}))
+    alive = profile.data / "sessions" / "alive"
+    alive.mkdir()
+    (alive / "meta.json").write_text(json.dumps({"pid": os.getpid()}))
+    raised(profile, "dead", "--prompt", "from the dead")
+    raised(profile, "alive", "--prompt", "deploy\nnow?")
+    state = json.loads(profile.run("_", "state", "--json").stdout)
+    assert {a["id"]: a["stranded"] for a in state["asks"]} == {"dead-1": True, "alive-1": False}
+    human = profile.run("_", "state").stdout.splitlines()
+    asks = [line.strip() for line in human if line.strip().startswith("ask ")]
+    assert len(asks) == 2
+    assert any(re.fullmatch(r"ask alive-1 \(alive, \d+s\): deploy now\?", a) for a in asks), asks
+    assert any(re.fullmatch(r"ask dead-1 \(dead, \d+s, stranded\): from the dead", a) for a in asks)
+    workers = [line.strip() for line in human if line.strip().startswith("worker ")]
+    assert workers == ["worker alive (running)"], human

@@ -30,6 +30,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import time
 
 from looop.data import claims, goals, journal, mailbox, sessions
 from looop.data.layout import Problem, problem, shown
@@ -175,6 +176,7 @@ def observe(paths: Paths, alive: bool | None = None) -> tuple[dict[str, Any], Cu
     world = worldhash.measure(paths, problems)
     asks = mailbox.pending(paths, problems)
     for ask in asks:
+        ask["stranded"] = mailbox.stranded(paths, ask)  # nobody waits for that answer
         if isinstance(ask.get("id"), str):
             ask["id"] = shown(ask["id"])
     claims.listing(paths, problems)
@@ -222,6 +224,16 @@ def render(state: dict[str, Any]) -> str:
         f"asks        {len(state['asks'])} pending",
         f"workers     {len(state['workers'])} ({live} alive)",
     ]
+    now = time.time()
+    for ask in state["asks"]:
+        ts = ask.get("ts")
+        age = f"{max(0, now - ts):.0f}s" if isinstance(ts, int | float) and ts == ts else "?"
+        mark = ", stranded" if ask.get("stranded") else ""
+        prompt = " ".join(str(ask.get("prompt", ask.get("error", ""))).split())
+        lines.append(f"  ask {ask['id']} ({ask.get('worker', '?')}, {age}{mark}): {prompt}")
+    for worker in state["workers"]:
+        if worker["alive"]:
+            lines.append(f"  worker {worker['id']} ({worker['state']})")
     lines.append(f"cursor      {state['cursor']}")
     lines += [f"problem     {p['path']} {p['why']}" for p in state.get("problems", [])]
     if state.get("changed"):
