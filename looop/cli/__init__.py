@@ -170,11 +170,25 @@ def version_command() -> None:
     click.echo(f"looop {__version__}")
 
 
+@cli.command("completion")
+@click.argument("shell", type=click.Choice(["bash", "zsh", "fish"]))
+def completion_command(shell: str) -> None:
+    """Print the shell's completion script: eval "$(looop completion bash)"."""
+    from looop.cli import complete
+
+    click.echo(complete.script(cli, shell))
+
+
 @cli.command("help")
 @click.argument("command", nargs=-1)
 @click.pass_context
 def help_command(ctx: click.Context, command: tuple[str, ...]) -> None:
-    """Show help for looop or for COMMAND."""
+    """The manual (the root agent's contract), or COMMAND's help."""
+    if not command:
+        from looop.agent import manual
+
+        click.echo(manual.text(), nl=False)
+        return
     group: click.Command = cli
     info_ctx = click.Context(cli, info_name="looop")
     for name in command:

@@ -10,7 +10,7 @@ import os
 
 import click
 
-from looop.cli import CONTEXT, echo_json, load_config
+from looop.cli import CONTEXT, complete, echo_json, load_config
 from looop.paths import resolve
 
 
@@ -40,7 +40,7 @@ def config_show(as_json: bool) -> None:
 
 
 @config_group.command("get")
-@click.argument("key")
+@click.argument("key", shell_complete=complete.config_keys)
 def config_get(key: str) -> None:
     """The value in effect for KEY."""
     from looop import config
@@ -50,7 +50,7 @@ def config_get(key: str) -> None:
 
 
 @config_group.command("set", context_settings={"ignore_unknown_options": True})
-@click.argument("key")
+@click.argument("key", shell_complete=complete.config_keys)
 @click.argument("value")
 def config_set(key: str, value: str) -> None:
     """Store KEY = VALUE in the config file."""

@@ -17,7 +17,7 @@ from typing import NoReturn
 
 import click
 
-from looop.cli import CONTEXT, body, echo_json, seconds_option
+from looop.cli import CONTEXT, body, complete, echo_json, seconds_option
 from looop.errors import UsageError
 from looop.paths import resolve
 
@@ -71,7 +71,7 @@ def ask_command(
 
 
 @click.command("answer", context_settings=CONTEXT)
-@click.argument("ask_id")
+@click.argument("ask_id", shell_complete=complete.ask_ids)
 @click.argument("text", nargs=-1)
 @click.option("--force", is_flag=True, help="Replace an answer already given.")
 def answer_command(ask_id: str, text: tuple[str, ...], force: bool) -> None:

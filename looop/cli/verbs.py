@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import click
 
-from looop.cli import CONTEXT, body, echo_json, load_config
+from looop.cli import CONTEXT, body, complete, echo_json, load_config
 from looop.paths import resolve
 
 REASON = click.option("--journal", "reason", metavar="TEXT", help="The reason, for the journal.")
@@ -21,7 +21,7 @@ def goal_group() -> None:
 
 
 @goal_group.command("write", context_settings=CONTEXT)
-@click.argument("goal_id", metavar="ID")
+@click.argument("goal_id", metavar="ID", shell_complete=complete.goal_ids)
 @click.argument("words", nargs=-1, metavar="[BODY...|-]")
 @REASON
 def goal_write(goal_id: str, words: tuple[str, ...], reason: str | None) -> None:
@@ -35,7 +35,7 @@ def goal_write(goal_id: str, words: tuple[str, ...], reason: str | None) -> None
 
 
 @goal_group.command("archive", context_settings=CONTEXT)
-@click.argument("goal_id", metavar="ID")
+@click.argument("goal_id", metavar="ID", shell_complete=complete.goal_ids)
 @REASON
 def goal_archive(goal_id: str, reason: str | None) -> None:
     """Move goals/ID.md into goals/archive/ (never over an archived goal)."""
@@ -51,7 +51,7 @@ def sensor_group() -> None:
 
 
 @sensor_group.command("write", context_settings=CONTEXT)
-@click.argument("name")
+@click.argument("name", shell_complete=complete.sensor_names)
 @click.argument("words", nargs=-1, metavar="[SCRIPT...|-]")
 @REASON
 def sensor_write(name: str, words: tuple[str, ...], reason: str | None) -> None:
@@ -65,7 +65,7 @@ def sensor_write(name: str, words: tuple[str, ...], reason: str | None) -> None:
 
 
 @sensor_group.command("remove", context_settings=CONTEXT)
-@click.argument("name")
+@click.argument("name", shell_complete=complete.sensor_names)
 @REASON
 def sensor_remove(name: str, reason: str | None) -> None:
     """Remove sensors/NAME.sh."""
@@ -76,7 +76,7 @@ def sensor_remove(name: str, reason: str | None) -> None:
 
 
 @sensor_group.command("test", context_settings=CONTEXT)
-@click.argument("name")
+@click.argument("name", shell_complete=complete.sensor_names)
 @click.option("--json", "as_json", is_flag=True, help="The whole reading as JSON.")
 def sensor_test(name: str, as_json: bool) -> int:
     """Run sensor NAME now, as a beat would, and print its reading; publishes nothing."""

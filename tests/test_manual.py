@@ -1,0 +1,132 @@
+"""``looop help`` (the manual, SPEC §13) and ``looop completion`` in a real bash."""
+
+from __future__ import annotations
+
+import subprocess
+
+import click
+import pytest
+from conftest import LOOOP, Profile
+
+from looop.cli import cli
+
+VERBS = [
+    "_ state",
+    "_ wait",
+    "_ asks",
+    "_ answer",
+    "_ ask",
+    "_ goal write",
+    "_ goal archive",
+    "_ sensor write",
+    "_ sensor remove",
+    "_ sensor test",
+    "_ playbook write",
+    "_ run",
+    "_ notify",
+    "_ worker start",
+    "_ worker kill",
+    "_ worker list",
+    "_ claim",
+    "_ unclaim",
+    "_ cost",
+    "_ kill",
+]
+INVARIANTS = ["irreversible", "Single writer", "Ask, don't guess"]
+
+
+def registered(group: click.Group, prefix: str) -> list[str]:
+    """Every command under ``group`` as typed, groups expanded (``_ goal write``)."""
+    ctx = click.Context(group)
+    found = []
+    for name in group.list_commands(ctx):
+        command = group.get_command(ctx, name)
+        assert command is not None
+        if isinstance(command, click.Group):
+            found += registered(command, f"{prefix} {name}")
+        elif not command.hidden:
+            found.append(f"{prefix} {name}")
+    return found
+
+
+def test_the_manual_names_every_verb_the_invariants_and_the_worker_contract(
+    profile: Profile,
+) -> None:
+    out = profile.run("help")
+    assert out.returncode == 0, out.stderr
+    for verb in VERBS + INVARIANTS:
+        assert verb in out.stdout, verb
+    assert "THE WORKER CONTRACT" in out.stdout and '_ kill "$LOOOP_SESSION_ID"' in out.stdout
+    assert "worker.max_live" in out.stdout and "LOOOP_RUN_TIMEOUT" in out.stdout
+    assert " 78  the config is broken" in out.stdout
+
+
+def test_every_command_under_the_agent_group_is_named_in_the_manual(profile: Profile) -> None:
+    manual = profile.run("help").stdout
+    group = cli.get_command(click.Context(cli), "_")
+    assert isinstance(group, click.Group)
+    commands = registered(group, "_")
+    assert "_ goal write" in commands and "_ notify" in commands
+    missing = [c for c in commands if f"looop {c}" not in manual and c != "_ pulse"]
+    assert not missing, f"not in the manual: {missing}"
+
+
+def test_help_command_prints_that_commands_help_and_an_unknown_one_is_a_usage_error(
+    profile: Profile,
+) -> None:
+    out = profile.run("help", "_", "goal", "write")
+    assert out.returncode == 0 and out.stdout.startswith("Usage: looop _ goal write")
+    bad = profile.run("help", "nosuch")
+    assert bad.returncode == 2 and bad.stderr.strip() == "looop: no such command: nosuch"
+
+
+def complete(profile: Profile, line: str) -> list[str]:
+    """What bash offers for ``line`` (a trailing space: a new word), with looop's script."""
+    driver = (
+        'source <(looop completion bash) || exit 9; read -ra COMP_WORDS <<< "$1"; '
+        '[[ "$1" == *" " ]] && COMP_WORDS+=(""); COMP_CWORD=$(( ${#COMP_WORDS[@]} - 1 )); '
+        '_looop_completion looop; printf "%s\\n" "${COMPREPLY[@]}"'
+    )
+    out = subprocess.run(
+        ["bash", "--norc", "--noprofile", "-c", driver, "_", line],
+        env=profile.env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 0, out.stderr
+    return [w for w in out.stdout.splitlines() if w]
+
+
+def test_bash_completes_goal_ids_sensor_names_ask_ids_and_config_keys(profile: Profile) -> None:
+    for goal in ("deploy", "docs", "release"):
+        assert profile.run("_", "goal", "write", goal, "text").returncode == 0
+    profile.sensor("ci", "echo '{}'")
+    raised = subprocess.run(
+        [LOOOP, "_", "ask", "w", "--prompt", "q", "--timeout", "0"],
+        env=profile.env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert raised.returncode == 124, raised.stderr
+    assert complete(profile, "looop _ goal write d") == ["deploy", "docs"]
+    assert complete(profile, "looop _ goal archive ") == ["deploy", "docs", "release", "setup"]
+    assert complete(profile, "looop _ sensor test ") == ["ci", "today"]  # today: the starter
+    assert complete(profile, "looop _ answer ") == ["w-1"]
+    assert complete(profile, "looop config set run.") == ["run.timeout"]
+    assert "goal" in complete(profile, "looop _ go")
+
+
+@pytest.mark.parametrize("shell", ["bash", "zsh", "fish"])
+def test_completion_prints_a_script_for_each_shell(profile: Profile, shell: str) -> None:
+    out = profile.run("completion", shell)
+    assert out.returncode == 0 and "_LOOOP_COMPLETE" in out.stdout
+
+
+def test_completion_in_a_broken_data_dir_completes_nothing_and_says_nothing(
+    profile: Profile,
+) -> None:
+    profile.data.parent.mkdir(parents=True, exist_ok=True)
+    profile.data.write_text("not a directory")
+    assert complete(profile, "looop _ goal write ") == []
