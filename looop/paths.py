@@ -104,6 +104,10 @@ class Paths:
         return self.data_dir / "events.jsonl"
 
     @property
+    def runs(self) -> Path:
+        return self.data_dir / "runs"
+
+    @property
     def playbook_history(self) -> Path:
         return self.data_dir / "playbook.d"
 

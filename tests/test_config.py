@@ -13,9 +13,8 @@ import dataclasses
 import os
 import stat
 import subprocess
-import tempfile
 import tomllib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -371,18 +370,6 @@ def test_config_set_tells_that_a_running_pulse_must_be_reloaded(
         f"note: the pulse (pid {pulse.pid}) reads the config at start and on reload: "
         f"kill -HUP {pulse.pid}"
     )
-
-
-@pytest.fixture
-def tiny_fs() -> Iterator[Path]:
-    """A 1 MiB tmpfs of its own, unmounted at the end."""
-    where = Path(tempfile.mkdtemp(prefix="looop-tinyfs-"))
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(where)], check=True)
-    try:
-        yield where
-    finally:
-        subprocess.run(["umount", str(where)], check=True)
-        where.rmdir()
 
 
 def one_line_exit_1(out: subprocess.CompletedProcess[str], cfg: Path, reason: str) -> None:

@@ -32,7 +32,7 @@ import binascii
 import json
 import time
 
-from looop.data import claims, goals, journal, mailbox, sessions
+from looop.data import claims, goals, journal, mailbox, runs, sessions
 from looop.data.layout import Problem, problem, shown
 from looop.errors import UsageError
 from looop.paths import Paths
@@ -193,6 +193,7 @@ def observe(paths: Paths, alive: bool | None = None) -> tuple[dict[str, Any], Cu
         "workers": found,
         "goals": goals.ids(paths),
         "journal_tail": tail,
+        "runs": runs.recent(paths),
         "problems": sorted(problems, key=lambda p: (p["path"], p["why"])),
         "data_dir": str(paths.data_dir),
         "cursor": cursor.encode(),

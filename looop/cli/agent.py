@@ -35,6 +35,7 @@ from looop.paths import resolve
         "sensor": "looop.cli.verbs:sensor_group",
         "playbook": "looop.cli.verbs:playbook_group",
         "notify": "looop.cli.verbs:notify_command",
+        "run": "looop.cli.run:run_command",
     },
 )
 def agent_group() -> None:

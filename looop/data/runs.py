@@ -1,0 +1,85 @@
+"""``runs/``: one record per ``looop _ run`` (SPEC §11), and whether it was interrupted.
+
+A record is ``runs/<id>.json``: ``id``, ``cmd``, ``reason``, ``started``,
+``pid`` (the ``looop _ run`` that ran it), ``pgid`` (the command's process
+group), then, once it is over, ``ended``, ``exit_code``, ``output`` (the last
+64 KiB), ``truncated``, ``timed_out`` and ``signal``. It is written before the
+command starts, so a run whose ``looop _ run`` was killed outright (SIGKILL,
+a crash, a reboot) is still on record: a record without ``ended`` whose
+runner no longer runs (``proc.runs_since``, pids being reused) is
+*interrupted*. ``state_of`` is that one judgment; ``_ state`` shows it.
+
+Ids sort by time (``<UTC stamp to the microsecond>-<pid>``) and are created
+exclusively, so two runs never share a record; they match SPEC §9's rule.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from looop import fs, proc
+from looop.paths import Paths
+
+RUNNING, ENDED, INTERRUPTED = "running", "ended", "interrupted"
+RECENT = 5
+
+
+def create(paths: Paths, record: dict[str, Any]) -> tuple[str, Path]:
+    """Write a new record (exclusively); returns its id and path."""
+    paths.runs.mkdir(parents=True, exist_ok=True)
+    while True:
+        now = time.time()
+        stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(now)) + f".{int(now % 1 * 1e6):06d}"
+        run_id = f"{stamp}-{os.getpid()}"
+        body = {"id": run_id, **record}
+        try:
+            path = fs.write_whole(paths.runs / f"{run_id}.json", _encode(body), exclusive=True)
+        except FileExistsError:
+            continue
+        return run_id, path
+
+
+def update(path: Path, record: dict[str, Any]) -> None:
+    fs.write_whole(path, _encode(record))
+
+
+def _encode(record: dict[str, Any]) -> bytes:
+    return (json.dumps(record, indent=2, ensure_ascii=False) + "\n").encode()
+
+
+def state_of(record: dict[str, Any]) -> str:
+    """ended, running, or interrupted (no end, and its runner is gone)."""
+    if record.get("ended") is not None:
+        return ENDED
+    pid, started = record.get("pid"), record.get("started")
+    if isinstance(pid, int) and isinstance(started, int | float) and proc.runs_since(pid, started):
+        return RUNNING
+    return INTERRUPTED
+
+
+def recent(paths: Paths, limit: int = RECENT) -> list[dict[str, Any]]:
+    """The newest ``limit`` records and every interrupted one, newest first, output left out."""
+    try:
+        names = sorted(
+            (e.name for e in os.scandir(paths.runs) if e.name.endswith(".json")),
+            reverse=True,
+        )
+    except OSError:
+        return []
+    found: list[dict[str, Any]] = []
+    for name in names:
+        try:
+            record = json.loads(fs.read_small(paths.runs / name))
+        except (OSError, ValueError):
+            continue
+        if not isinstance(record, dict):
+            continue
+        state = state_of(record)
+        if len(found) < limit or state == INTERRUPTED:
+            record.pop("output", None)
+            found.append({**record, "state": state})
+    return found
