@@ -34,7 +34,9 @@ def test_run_prints_the_output_exits_with_the_status_and_keeps_a_record(profile:
     assert record["exit_code"] == 3 and record["cmd"] == "echo hi; exit 3"
     assert record["reason"] == "check" and record["output"] == "hi\n"
     assert record["ended"] >= record["started"]
-    assert any(f"run {record['id']}: echo hi; exit 3: check" in line for line in journal(profile))
+    assert journal(profile)[-1].endswith(f" run {record['id']}: echo hi; exit 3: check")
+    lines = (profile.data / "events.jsonl").read_text().splitlines()
+    assert [json.loads(line)["event"] for line in lines] == ["ran"]
 
 
 def journal(profile: Profile) -> list[str]:

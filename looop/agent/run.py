@@ -21,8 +21,11 @@ How it ends, and what ``_ run`` exits with:
 * ``_ run`` is killed outright: the record has no end and ``_ state`` shows
   it as interrupted.
 
-The guard rail is ``agent.gate``; a refused command is journaled, recorded
-as a ``run_refused`` event and not run (exit 1). ``--allow-dangerous`` is
+Like every verb, a run appends one journal line (``run <id>: <cmd>``, with
+``: <reason>``) when it starts and records one event (``ran``, with the exit
+code) when it ends; a run that never ends has its record instead. The guard
+rail is ``agent.gate``; a refused command is journaled, recorded as a
+``run_refused`` event and not run (exit 1). ``--allow-dangerous`` is
 journaled with the command.
 """
 
@@ -78,7 +81,6 @@ def run(
     run_id, path = runs.create(paths, record)
     flag = f" (allowed dangerous: {rule})" if rule else ""
     journal.append(paths, f"run {run_id}{flag}: {command}{why}")
-    events.record(paths.events, "run_started", id=run_id, cmd=command)
     record["id"] = run_id
 
     def running(pgid: int) -> None:  # the group is known once it runs: put it on record
@@ -87,7 +89,7 @@ def run(
 
     record.update(_execute(paths, command, timeout, running))
     runs.update(path, record)
-    events.record(paths.events, "run_ended", id=run_id, exit_code=record["exit_code"])
+    events.record(paths.events, "ran", id=run_id, cmd=command, exit_code=record["exit_code"])
     return int(record["exit_code"])
 
 
