@@ -109,6 +109,16 @@ def test_allow_dangerous_runs_it_and_journals_that(profile: Profile, tmp_path: P
     assert "allowed dangerous" in journal(profile)[-1]
 
 
+def test_a_command_that_closes_its_output_is_still_waited_for_and_timed_out(
+    profile: Profile,
+) -> None:
+    done = profile.run("_", "run", "--", "echo a; exec >&- 2>&-; sleep 0.3; exit 5")
+    assert (done.returncode, done.stdout, done.stderr) == (5, "a\n", "")
+    out = profile.run("_", "run", "--timeout", "1", "--", "exec >&- 2>&-; sleep 60", timeout=30)
+    assert (out.returncode, out.stderr) == (124, "")
+    wait_for(lambda: group_gone(records(profile)[-1]["pgid"]))
+
+
 def test_only_the_last_64_kib_of_output_are_kept(profile: Profile) -> None:
     out = profile.run("_", "run", "--", "head -c 200000 /dev/zero | tr '\\0' a; echo END")
     assert out.returncode == 0 and len(out.stdout) == 200004

@@ -148,7 +148,8 @@ def _supervise(
             _signal_group(child.pid, signal.SIGKILL)
             kill_at = float("inf")
         if not open_pipe and child.poll() is None:
-            child.wait(0.05)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                child.wait(0.05)  # it closed its output but runs on: the deadline still holds
             continue
         waits = [t for t in (deadline, kill_at) if t is not None and t != float("inf")]
         wait = max(0.0, min(waits) - now) if waits else None
