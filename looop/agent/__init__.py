@@ -1,3 +1,4 @@
 """The root agent's room: ``state`` (its one read of the world), ``wait`` (block until
-there is something to act on), ``verbs`` (the only way it changes the world) and
-``manual`` (``looop help``: its operating contract)."""
+there is something to act on), ``verbs`` (the only way it changes the world), ``run``
+and ``gate`` (its one gated command and the guard rail in front of it) and ``manual``
+(``looop help``: its operating contract)."""

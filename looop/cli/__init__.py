@@ -11,9 +11,11 @@ The commands live in one module per audience: ``cli.pulse`` (pulse, ``_
 pulse``, sense, status), ``cli.service`` (up, down, install, uninstall),
 ``cli.agent`` (the ``_`` group: state, wait), ``cli.mailbox`` (``_ ask``,
 ``_ answer``, ``_ asks``), ``cli.verbs`` (``_ goal``, ``_ sensor``, ``_
-playbook``, ``_ notify``), ``cli.workers`` (reap) and
-``cli.config`` (the config group). This module holds what every one of them
-shares (the root group, ``help`` and ``version``, and the small helpers
+playbook``, ``_ notify``), ``cli.run`` (``_ run``), ``cli.workers`` (reap)
+and ``cli.config`` (the config group); ``cli.complete`` holds the shell
+completers they attach to their arguments. This module holds what every
+one of them shares (the root group, ``help`` (the manual is
+``agent.manual``'s), ``version`` and ``completion``, and the small helpers
 below: ``body``, the verbs' one rule for a body given as words or on
 stdin). ``LazyGroup`` (click's "lazily loading subcommands" pattern) imports a
 command's module only when that command is looked up, so ``looop status
