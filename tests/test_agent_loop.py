@@ -62,10 +62,10 @@ def test_a_scripted_worker_gets_exactly_the_answer_a_scripted_agent_gives(
     worker = procs.add(subprocess.Popen([worker_script], env=env, stdin=subprocess.DEVNULL))
     assert worker.wait(timeout=60) == 0
     assert out.read_bytes() == b"yes"
+    # The worker may return before the agent has logged its answer: wait for that line.
+    wait_for(lambda: "answered w1-1" in log.read_text().splitlines())
     lines = log.read_text().splitlines()
-    assert "answered w1-1" in lines and any(
-        line.startswith("woke ") and "asks" in line for line in lines
-    ), lines
+    assert any(line.startswith("woke ") and "asks" in line for line in lines), lines
     pulse.send_signal(signal.SIGTERM)
     pulse.wait(timeout=30)
     assert agent.wait(timeout=30) == 0
