@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 
 import click
@@ -81,20 +82,28 @@ def test_help_command_prints_that_commands_help_and_an_unknown_one_is_a_usage_er
 
 
 def complete(profile: Profile, line: str) -> list[str]:
-    """What bash offers for ``line`` (a trailing space: a new word), with looop's script."""
+    """What bash offers for ``line`` (a trailing space: a new word), with looop's script.
+
+    The ``looop`` under test comes first on PATH (the script calls ``looop``
+    by name), and the function called is the one the script registered.
+    """
     driver = (
-        'source <(looop completion bash) || exit 9; read -ra COMP_WORDS <<< "$1"; '
-        '[[ "$1" == *" " ]] && COMP_WORDS+=(""); COMP_CWORD=$(( ${#COMP_WORDS[@]} - 1 )); '
-        '_looop_completion looop; printf "%s\\n" "${COMPREPLY[@]}"'
+        '[[ $(command -v looop) == "$2" ]] || exit 7; '
+        'script=$(looop completion bash) || exit 9; eval "$script"; '
+        'fn=$(complete -p looop | sed -n "s/.* -F \\([^ ]*\\) .*/\\1/p"); [[ $fn ]] || exit 8; '
+        'read -ra COMP_WORDS <<< "$1"; [[ "$1" == *" " ]] && COMP_WORDS+=(""); '
+        "COMP_CWORD=$(( ${#COMP_WORDS[@]} - 1 )); "
+        '"$fn" looop; printf "%s\\n" "${COMPREPLY[@]}"'
     )
+    path = f"{os.path.dirname(LOOOP)}{os.pathsep}{profile.env.get('PATH', os.defpath)}"
     out = subprocess.run(
-        ["bash", "--norc", "--noprofile", "-c", driver, "_", line],
-        env=profile.env,
+        ["bash", "--norc", "--noprofile", "-c", driver, "_", line, LOOOP],
+        env={**profile.env, "PATH": path},
         capture_output=True,
         text=True,
         timeout=60,
     )
-    assert out.returncode == 0, out.stderr
+    assert out.returncode == 0, (out.returncode, out.stderr)
     return [w for w in out.stdout.splitlines() if w]
 
 
