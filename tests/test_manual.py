@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
+import textwrap
+from pathlib import Path
 
 import click
 import pytest
-from conftest import LOOOP, Profile
+from conftest import LOOOP, Processes, Profile, wait_for
 
+from looop import errors
 from looop.cli import cli
+from looop.pulse import worldhash
 
 VERBS = [
     "_ state",
@@ -70,6 +75,89 @@ def test_every_command_under_the_agent_group_is_named_in_the_manual(profile: Pro
     assert "_ goal write" in commands and "_ notify" in commands
     missing = [c for c in commands if f"looop {c}" not in manual and c != "_ pulse"]
     assert not missing, f"not in the manual: {missing}"
+
+
+def section(manual: str, title: str) -> str:
+    """The manual's section that starts with the line ``title``, up to the next heading."""
+    match = re.search(rf"^{re.escape(title)}.*?(?=^[A-Z])", manual + "\nEND", re.M | re.S)
+    assert match, f"no section {title!r} in the manual"
+    return match.group(0)
+
+
+def test_every_top_level_command_is_named_in_the_manual(profile: Profile) -> None:
+    manual = profile.run("help").stdout
+    ctx = click.Context(cli)
+    commands = [n for n in cli.list_commands(ctx) if not cli.get_command(ctx, n).hidden]  # type: ignore[union-attr]
+    assert "completion" in commands and "status" in commands
+    missing = [name for name in commands if not re.search(rf"looop {re.escape(name)}\b", manual)]
+    assert not missing, f"not in the manual: {missing}"
+
+
+def test_every_field_of_the_state_and_every_kind_of_change_is_explained(
+    profile: Profile,
+) -> None:
+    manual = profile.run("help").stdout
+    fields = section(manual, "THE STATE")
+    named = set(re.findall(r"^    ([a-z_]+)\b", fields, re.M))
+    state = profile.state()
+    missing = [key for key in [*state, "changed"] if key not in named]
+    assert not missing, f"fields of `_ state --json` the manual does not explain: {missing}"
+    kinds = [*worldhash.PARTS, "asks", "workers", "pulse-down"]
+    said = section(manual, "THE ROOT AGENT'S OPERATING CONTRACT")
+    assert not [k for k in kinds if not re.search(rf"^    {re.escape(k)}\b", said, re.M)]
+
+
+def test_the_exit_codes_in_the_manual_are_every_code_errors_defines(profile: Profile) -> None:
+    manual = profile.run("help").stdout
+    listed = [int(n) for n in re.findall(r"^ +(\d+)  ", section(manual, "EXIT CODES"), re.M)]
+    defined = sorted({v for k, v in vars(errors).items() if k.isupper() and type(v) is int})
+    assert listed == defined
+
+
+def test_the_manual_fits_in_80_columns(profile: Profile) -> None:
+    out = profile.run("help")
+    wide = [line for line in out.stdout.splitlines() if len(line) > 80]
+    assert not wide, wide
+
+
+def test_the_manuals_loop_runs_as_written_and_ends_on_exit_3(
+    profile: Profile, procs: Processes, tmp_path: Path
+) -> None:
+    """The loop is copied from the manual; only its comment becomes a body.
+
+    An ask pending before the loop starts wakes the first wait at once; the
+    body notes what woke it and stops the pulse; the second wait, given the
+    cursor, is not woken by that same ask and ends the loop on pulse-down.
+    """
+    lines = profile.run("help").stdout.splitlines()
+    start = lines.index('      c=""')
+    end = lines.index("      done", start)
+    loop = textwrap.dedent("\n".join(lines[start : end + 1]))
+    assert "--since" in loop and "cursor" in loop
+    body = "printf '%s\\n' \"$c\" >> cursors; printf '%s' \"$state\" | jq -c .changed >> changes"
+    body += '; kill "$PULSE"'
+    loop = "\n".join(body if line.strip().startswith("#") else line for line in loop.splitlines())
+    pulse = procs.add(profile.popen("pulse", stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+    wait_for(lambda: profile.run("status").returncode == 0, timeout=30)
+    raised = profile.run("_", "ask", "w", "--prompt", "q", "--timeout", "0")
+    assert raised.returncode == 124, raised.stderr
+    env = {
+        **profile.env,
+        "PATH": f"{os.path.dirname(LOOOP)}{os.pathsep}{profile.env.get('PATH', os.defpath)}",
+        "PULSE": str(pulse.pid),
+    }
+    out = subprocess.run(
+        ["bash", "--norc", "--noprofile", "-c", loop + '\nlooop _ wait --since "$c"'],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 3, out.stderr  # the wait after the loop: pulse-down again
+    assert (tmp_path / "changes").read_text().splitlines() == ['["asks"]']
+    [cursor] = (tmp_path / "cursors").read_text().splitlines()
+    assert cursor and cursor != "null"
 
 
 def test_help_command_prints_that_commands_help_and_an_unknown_one_is_a_usage_error(
