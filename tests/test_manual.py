@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -213,6 +214,50 @@ def test_bash_completes_goal_ids_sensor_names_ask_ids_and_config_keys(profile: P
     assert complete(profile, "looop _ answer ") == ["w-1"]
     assert complete(profile, "looop config set run.") == ["run.timeout"]
     assert "goal" in complete(profile, "looop _ go")
+
+
+def test_bash_completes_command_names_after_help(profile: Profile) -> None:
+    assert complete(profile, "looop help con") == ["config"]
+    assert complete(profile, "looop help _ go") == ["goal"]
+    assert complete(profile, "looop help _ goal ") == ["archive", "write"]
+    assert complete(profile, "looop help nosuch ") == []
+
+
+def test_zsh_and_fish_get_the_same_ask_ids_through_clicks_protocol(profile: Profile) -> None:
+    raised = profile.run("_", "ask", "w", "--prompt", "q", "--timeout", "0")
+    assert raised.returncode == 124, raised.stderr
+    # zsh's script passes the index of the word being completed; fish's, the word itself.
+    for protocol, cword, expected in (
+        ("zsh_complete", "3", "plain\nw-1\n_\n"),
+        ("fish_complete", "", "plain,w-1\n"),
+    ):
+        env = {
+            **profile.env,
+            "_LOOOP_COMPLETE": protocol,
+            "COMP_WORDS": "looop _ answer ",
+            "COMP_CWORD": cword,
+        }
+        out = subprocess.run([LOOOP], env=env, capture_output=True, text=True, timeout=60)
+        assert (out.returncode, out.stdout, out.stderr) == (0, expected, ""), protocol
+
+
+def test_worker_ids_complete_from_the_sessions_and_a_broken_sessions_dir_gives_none(
+    profile: Profile, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from looop.cli import complete
+
+    for sid in ("w1", "w2", "x1"):
+        session = profile.data / "sessions" / sid
+        session.mkdir(parents=True)
+        meta = {"id": sid, "pid": 1, "started": 0, "cmd": ["true"]}
+        (session / "meta.json").write_text(json.dumps(meta))
+    monkeypatch.setenv("LOOOP_DATA_DIR", str(profile.data))
+    param = click.Argument(["id"])
+    ctx = click.Context(cli)
+    assert [i.value for i in complete.worker_ids(ctx, param, "w")] == ["w1", "w2"]
+    (profile.data / "sessions").rename(profile.data / "gone")
+    (profile.data / "sessions").write_text("not a directory")
+    assert complete.worker_ids(ctx, param, "") == []
 
 
 @pytest.mark.parametrize("shell", ["bash", "zsh", "fish"])
