@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import json
+import os
+import re
 import subprocess
+import textwrap
+from pathlib import Path
 
 import click
 import pytest
-from conftest import LOOOP, Profile
+from conftest import LOOOP, Processes, Profile, wait_for
 
+from looop import errors
 from looop.cli import cli
+from looop.pulse import worldhash
 
 VERBS = [
     "_ state",
@@ -71,6 +78,89 @@ def test_every_command_under_the_agent_group_is_named_in_the_manual(profile: Pro
     assert not missing, f"not in the manual: {missing}"
 
 
+def section(manual: str, title: str) -> str:
+    """The manual's section that starts with the line ``title``, up to the next heading."""
+    match = re.search(rf"^{re.escape(title)}.*?(?=^[A-Z])", manual + "\nEND", re.M | re.S)
+    assert match, f"no section {title!r} in the manual"
+    return match.group(0)
+
+
+def test_every_top_level_command_is_named_in_the_manual(profile: Profile) -> None:
+    manual = profile.run("help").stdout
+    ctx = click.Context(cli)
+    commands = [n for n in cli.list_commands(ctx) if not cli.get_command(ctx, n).hidden]  # type: ignore[union-attr]
+    assert "completion" in commands and "status" in commands
+    missing = [name for name in commands if not re.search(rf"looop {re.escape(name)}\b", manual)]
+    assert not missing, f"not in the manual: {missing}"
+
+
+def test_every_field_of_the_state_and_every_kind_of_change_is_explained(
+    profile: Profile,
+) -> None:
+    manual = profile.run("help").stdout
+    fields = section(manual, "THE STATE")
+    named = set(re.findall(r"^    ([a-z_]+)\b", fields, re.M))
+    state = profile.state()
+    missing = [key for key in [*state, "changed"] if key not in named]
+    assert not missing, f"fields of `_ state --json` the manual does not explain: {missing}"
+    kinds = [*worldhash.PARTS, "asks", "workers", "pulse-down"]
+    said = section(manual, "THE ROOT AGENT'S OPERATING CONTRACT")
+    assert not [k for k in kinds if not re.search(rf"^    {re.escape(k)}\b", said, re.M)]
+
+
+def test_the_exit_codes_in_the_manual_are_every_code_errors_defines(profile: Profile) -> None:
+    manual = profile.run("help").stdout
+    listed = [int(n) for n in re.findall(r"^ +(\d+)  ", section(manual, "EXIT CODES"), re.M)]
+    defined = sorted({v for k, v in vars(errors).items() if k.isupper() and type(v) is int})
+    assert listed == defined
+
+
+def test_the_manual_fits_in_80_columns(profile: Profile) -> None:
+    out = profile.run("help")
+    wide = [line for line in out.stdout.splitlines() if len(line) > 80]
+    assert not wide, wide
+
+
+def test_the_manuals_loop_runs_as_written_and_ends_on_exit_3(
+    profile: Profile, procs: Processes, tmp_path: Path
+) -> None:
+    """The loop is copied from the manual; only its comment becomes a body.
+
+    An ask pending before the loop starts wakes the first wait at once; the
+    body notes what woke it and stops the pulse; the second wait, given the
+    cursor, is not woken by that same ask and ends the loop on pulse-down.
+    """
+    lines = profile.run("help").stdout.splitlines()
+    start = lines.index('      c=""')
+    end = lines.index("      done", start)
+    loop = textwrap.dedent("\n".join(lines[start : end + 1]))
+    assert "--since" in loop and "cursor" in loop
+    body = "printf '%s\\n' \"$c\" >> cursors; printf '%s' \"$state\" | jq -c .changed >> changes"
+    body += '; kill "$PULSE"'
+    loop = "\n".join(body if line.strip().startswith("#") else line for line in loop.splitlines())
+    pulse = procs.add(profile.popen("pulse", stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+    wait_for(lambda: profile.run("status").returncode == 0, timeout=30)
+    raised = profile.run("_", "ask", "w", "--prompt", "q", "--timeout", "0")
+    assert raised.returncode == 124, raised.stderr
+    env = {
+        **profile.env,
+        "PATH": f"{os.path.dirname(LOOOP)}{os.pathsep}{profile.env.get('PATH', os.defpath)}",
+        "PULSE": str(pulse.pid),
+    }
+    out = subprocess.run(
+        ["bash", "--norc", "--noprofile", "-c", loop + '\nlooop _ wait --since "$c"'],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 3, out.stderr  # the wait after the loop: pulse-down again
+    assert (tmp_path / "changes").read_text().splitlines() == ['["asks"]']
+    [cursor] = (tmp_path / "cursors").read_text().splitlines()
+    assert cursor and cursor != "null"
+
+
 def test_help_command_prints_that_commands_help_and_an_unknown_one_is_a_usage_error(
     profile: Profile,
 ) -> None:
@@ -81,20 +171,28 @@ def test_help_command_prints_that_commands_help_and_an_unknown_one_is_a_usage_er
 
 
 def complete(profile: Profile, line: str) -> list[str]:
-    """What bash offers for ``line`` (a trailing space: a new word), with looop's script."""
+    """What bash offers for ``line`` (a trailing space: a new word), with looop's script.
+
+    The ``looop`` under test comes first on PATH (the script calls ``looop``
+    by name), and the function called is the one the script registered.
+    """
     driver = (
-        'source <(looop completion bash) || exit 9; read -ra COMP_WORDS <<< "$1"; '
-        '[[ "$1" == *" " ]] && COMP_WORDS+=(""); COMP_CWORD=$(( ${#COMP_WORDS[@]} - 1 )); '
-        '_looop_completion looop; printf "%s\\n" "${COMPREPLY[@]}"'
+        '[[ $(command -v looop) == "$2" ]] || exit 7; '
+        'script=$(looop completion bash) || exit 9; eval "$script"; '
+        'fn=$(complete -p looop | sed -n "s/.* -F \\([^ ]*\\) .*/\\1/p"); [[ $fn ]] || exit 8; '
+        'read -ra COMP_WORDS <<< "$1"; [[ "$1" == *" " ]] && COMP_WORDS+=(""); '
+        "COMP_CWORD=$(( ${#COMP_WORDS[@]} - 1 )); "
+        '"$fn" looop; printf "%s\\n" "${COMPREPLY[@]}"'
     )
+    path = f"{os.path.dirname(LOOOP)}{os.pathsep}{profile.env.get('PATH', os.defpath)}"
     out = subprocess.run(
-        ["bash", "--norc", "--noprofile", "-c", driver, "_", line],
-        env=profile.env,
+        ["bash", "--norc", "--noprofile", "-c", driver, "_", line, LOOOP],
+        env={**profile.env, "PATH": path},
         capture_output=True,
         text=True,
         timeout=60,
     )
-    assert out.returncode == 0, out.stderr
+    assert out.returncode == 0, (out.returncode, out.stderr)
     return [w for w in out.stdout.splitlines() if w]
 
 
@@ -116,6 +214,50 @@ def test_bash_completes_goal_ids_sensor_names_ask_ids_and_config_keys(profile: P
     assert complete(profile, "looop _ answer ") == ["w-1"]
     assert complete(profile, "looop config set run.") == ["run.timeout"]
     assert "goal" in complete(profile, "looop _ go")
+
+
+def test_bash_completes_command_names_after_help(profile: Profile) -> None:
+    assert complete(profile, "looop help con") == ["config"]
+    assert complete(profile, "looop help _ go") == ["goal"]
+    assert complete(profile, "looop help _ goal ") == ["archive", "write"]
+    assert complete(profile, "looop help nosuch ") == []
+
+
+def test_zsh_and_fish_get_the_same_ask_ids_through_clicks_protocol(profile: Profile) -> None:
+    raised = profile.run("_", "ask", "w", "--prompt", "q", "--timeout", "0")
+    assert raised.returncode == 124, raised.stderr
+    # zsh's script passes the index of the word being completed; fish's, the word itself.
+    for protocol, cword, expected in (
+        ("zsh_complete", "3", "plain\nw-1\n_\n"),
+        ("fish_complete", "", "plain,w-1\n"),
+    ):
+        env = {
+            **profile.env,
+            "_LOOOP_COMPLETE": protocol,
+            "COMP_WORDS": "looop _ answer ",
+            "COMP_CWORD": cword,
+        }
+        out = subprocess.run([LOOOP], env=env, capture_output=True, text=True, timeout=60)
+        assert (out.returncode, out.stdout, out.stderr) == (0, expected, ""), protocol
+
+
+def test_worker_ids_complete_from_the_sessions_and_a_broken_sessions_dir_gives_none(
+    profile: Profile, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from looop.cli import complete
+
+    for sid in ("w1", "w2", "x1"):
+        session = profile.data / "sessions" / sid
+        session.mkdir(parents=True)
+        meta = {"id": sid, "pid": 1, "started": 0, "cmd": ["true"]}
+        (session / "meta.json").write_text(json.dumps(meta))
+    monkeypatch.setenv("LOOOP_DATA_DIR", str(profile.data))
+    param = click.Argument(["id"])
+    ctx = click.Context(cli)
+    assert [i.value for i in complete.worker_ids(ctx, param, "w")] == ["w1", "w2"]
+    (profile.data / "sessions").rename(profile.data / "gone")
+    (profile.data / "sessions").write_text("not a directory")
+    assert complete.worker_ids(ctx, param, "") == []
 
 
 @pytest.mark.parametrize("shell", ["bash", "zsh", "fish"])

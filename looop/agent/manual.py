@@ -4,8 +4,14 @@ One text that an agent told "read ``looop help``, then loop on ``looop _
 wait``" needs and nothing else. The parts that are tables elsewhere are
 generated from those tables, never copied: the config keys from
 ``config.KNOBS``, the exit codes from ``looop.errors``, the worker contract
-from ``workers.contract``. A test checks that every command registered under
-``looop _`` is named here, so a new verb cannot arrive without its line.
+from ``workers.contract``. The rest is prose, and tests hold it to the code:
+every command registered (top level and under ``looop _``) is named here,
+every field ``_ state --json`` prints and every kind of ``changed`` has its
+line, the exit codes are exactly those ``looop.errors`` defines, no line is
+wider than 80 columns, and the root agent's loop, copied out of this text,
+runs and ends on exit 3. So a new verb, field or code cannot arrive without
+its line. Rejected: generating the verb list from click's help (the manual
+says what a verb is *for*, in the agent's terms, which the help does not).
 """
 
 from __future__ import annotations
@@ -33,16 +39,23 @@ THREE ROLES
               looop supervises them, they ask through the mailbox and end.
 
 RUNNING IT
-  looop up | down          start / stop the pulse (through systemd or
-                           launchd when installed, detached otherwise)
+  looop up                 start the pulse (through systemd or launchd when
+                           installed, detached otherwise); returns once ready
+  looop down               stop the pulse, then every live worker unless
+                           --keep-workers
   looop install            install the pulse and an hourly reaper as user
                            services; `looop uninstall` removes them
+  looop pulse              the pulse in the foreground (what the unit runs)
   looop status [--json]    is the pulse running? exit 0 yes, 3 no, 4 unknown
   looop sense [--json]     beat now
   looop reap               remove dead worker sessions and stale claims
   looop config show|get|set|path
-                           the knobs (below); `looop help COMMAND` for any
-                           command's own help
+                           the knobs (below)
+  looop completion bash|zsh|fish
+                           the shell's completion script:
+                           eval "$(looop completion bash)"
+  looop help [COMMAND...]  this manual, or COMMAND's own help
+  looop version            which looop this is
 
 THE DATA DIR  ($LOOOP_DATA_DIR, else ${XDG_STATE_HOME:-~/.local/state}/looop)
   PLAYBOOK.md        the user's judgment guide; earlier versions in playbook.d/
@@ -57,6 +70,9 @@ THE DATA DIR  ($LOOOP_DATA_DIR, else ${XDG_STATE_HOME:-~/.local/state}/looop)
   journal.md         one line per move, written only by looop's verbs
   events.jsonl       machine-readable lifecycle events
   cost.jsonl         the spend ledger
+  config.toml        the knobs (below); $LOOOP_CONFIG names another file
+  The lock, the pid and the last beat's record live in the runtime dir
+  ($LOOOP_RUNTIME_DIR, else $XDG_RUNTIME_DIR/looop), never in the data dir.
 
 SENSORS
   A sensor is an executable sensors/NAME.sh that prints ONE JSON object:
@@ -80,14 +96,22 @@ THE ROOT AGENT'S OPERATING CONTRACT
       c=""
       while state=$(looop _ wait --json ${c:+--since "$c"}); do
           c=$(printf '%s' "$state" | jq -r .cursor)
-          # read "changed", act through the verbs below, then wait again
+          # act on "changed" (below) through the verbs, then wait again
       done
-      # exit 3: the pulse is down (changed: ["pulse-down"]); tell the human
+      # exit 3: the pulse is down (changed: ["pulse-down"]): tell the human.
+      # Any other exit: stderr says why (2: a bad cursor, 78: the config).
 
-  `changed` says what moved: asks (a worker waits for you: answer it),
-  goals, playbook (re-read them), snapshots (the world changed: compare it
-  with the goals), workers (one started or ended: read its report),
-  pulse-down. An ask already pending at your cursor does not wake you again.
+  (jq reads the cursor here; any JSON reader will do.) Each time, decide
+  the one move that matters most, make it, and wait again. `changed` says
+  what moved since your cursor:
+    asks        a worker waits for you: answer each pending ask
+    goals       a goal was written or archived: re-read goals/ID.md
+    playbook    the PLAYBOOK changed: re-read it, it is your judgment guide
+    snapshots   a sensor's signal moved: compare the world with the goals
+    workers     a worker started or ended: read its report in reports/
+    pulse-down  nothing senses any more: the loop ends with exit 3
+  An ask already pending at your cursor does not wake you again, so you
+  may relay it to the human and keep waiting.
 
   Reading:
     looop _ state [--json]                 the whole state (a pure read)
@@ -96,7 +120,8 @@ THE ROOT AGENT'S OPERATING CONTRACT
     looop _ asks [--json]                  pending asks, oldest first
   The mailbox:
     looop _ answer ASK_ID [TEXT...|-] [--force]
-    looop _ ask [WORKER] --prompt T [--options a,b] [--timeout S]
+    looop _ ask [WORKER] --prompt T [--ref PATH] [--options a,b]
+                [--timeout S] [--json]
                                  a worker's: blocks, prints only the answer
   Changing the world (each writes whole, journals one line, records an event;
   --journal TEXT gives the reason; a body is the words, or stdin with -):
@@ -125,9 +150,35 @@ THE ROOT AGENT'S OPERATING CONTRACT
     write to someone) without the human's yes.
   - Single writer: change goals, sensors, the PLAYBOOK and the journal only
     through these verbs, never by editing the files.
-  - Ask, don't guess: when a decision is the human's, ask them
-    (`_ notify`, then wait for the goal or PLAYBOOK to change).
+  - Ask, don't guess: when you lack information or authority, ask the
+    human (in your conversation, or with `_ notify` when they are away)
+    and wait. A worker's ask that is the human's to decide is relayed,
+    not answered by you.
   - Answer every ask; a stranded ask (its worker is gone) needs no answer.
+"""
+
+STATE = """\
+THE STATE  (`looop _ state --json`; `_ wait --json` prints the same)
+  One JSON object:
+    cursor        pass it back with `_ wait --since` (opaque)
+    changed       from `_ wait` only: what moved (above)
+    pulse_alive   is the pulse running (from its lock, as `looop status`)
+    beats_failing null, or the running pulse's streak of failed beats
+                  (count, since, why): tell the human
+    world_hash    the hash of the PLAYBOOK, the goals and every signal
+    snapshots     sensor readings by name (sensor-NAME, sys-sessions,
+                  sys-claims, sys-goals); a failed sensor's signal holds
+                  "error": true, its detail the message and stderr
+    asks          pending asks, oldest first: id, worker, prompt, options,
+                  reference, ts, and stranded (its worker is gone)
+    workers       every session: id, state, alive, exit_code
+    goals         the goal ids; the text is in goals/ID.md
+    journal_tail  the last 20 lines of journal.md
+    runs          the last `_ run` records, and any interrupted one
+    problems      files looop could not read, as {path, why}: fix them or
+                  tell the human
+    data_dir      the data dir all of this was read from
+  Without --json, a short summary for people.
 """
 
 IDS = """\
@@ -169,4 +220,4 @@ def text() -> str:
     worker = "THE WORKER CONTRACT  (prepended to every worker's prompt)\n" + "".join(
         f"  {line}\n" if line else "\n" for line in CONTRACT.splitlines()
     )
-    return "\n".join([INTRO, AGENT, worker, IDS, _config_part(), _exit_part()])
+    return "\n".join([INTRO, AGENT, STATE, worker, IDS, _config_part(), _exit_part()])

@@ -181,8 +181,15 @@ def completion_command(shell: str) -> None:
     click.echo(complete.script(cli, shell))
 
 
+def _command_names(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[Any]:
+    """``looop help <TAB>``'s completer, loaded only when a shell completes."""
+    from looop.cli import complete
+
+    return complete.command_names(ctx, param, incomplete)
+
+
 @cli.command("help")
-@click.argument("command", nargs=-1)
+@click.argument("command", nargs=-1, shell_complete=_command_names)
 @click.pass_context
 def help_command(ctx: click.Context, command: tuple[str, ...]) -> None:
     """The manual (the root agent's contract), or COMMAND's help."""

@@ -7,7 +7,8 @@ asks a parameter's ``shell_complete`` for its values. The completers here
 read the data dir through the readers that own it (``data.goals``,
 ``pulse.sensors.discover``, ``data.mailbox``, ``data.sessions``) and never
 raise: a broken or missing data dir completes nothing rather than printing a
-traceback into the user's prompt.
+traceback into the user's prompt. ``command_names`` completes the words of
+``looop help COMMAND...`` by walking the same tree.
 """
 
 from __future__ import annotations
@@ -67,6 +68,35 @@ def config_keys(
     from looop import config
 
     return _items(lambda: config.KNOBS, incomplete)
+
+
+def command_names(
+    ctx: click.Context, param: click.Parameter, incomplete: str
+) -> list[CompletionItem]:
+    """``looop help WORDS <TAB>``: the visible subcommands of the command WORDS name.
+
+    Only the names that match ``incomplete`` are looked up (to see whether
+    they are hidden), so a lazy group imports no more than a command line
+    completing the same word would.
+    """
+
+    def find() -> list[str]:
+        command: click.Command | None = ctx.find_root().command
+        sub = click.Context(command, info_name="looop") if command else ctx
+        for word in ctx.params.get(param.name or "") or ():
+            if not isinstance(command, click.Group):
+                return []
+            command = command.get_command(sub, word)
+            if command is None:
+                return []
+            sub = click.Context(command, info_name=word, parent=sub)
+        if not isinstance(command, click.Group):
+            return []
+        group = command
+        names = [name for name in group.list_commands(sub) if name.startswith(incomplete)]
+        return [name for name in names if not getattr(group.get_command(sub, name), "hidden", 1)]
+
+    return _items(find, incomplete)
 
 
 def script(root: click.Command, shell: str) -> str:
