@@ -223,24 +223,6 @@ def test_bash_completes_command_names_after_help(profile: Profile) -> None:
     assert complete(profile, "looop help nosuch ") == []
 
 
-def test_zsh_and_fish_get_the_same_ask_ids_through_clicks_protocol(profile: Profile) -> None:
-    raised = profile.run("_", "ask", "w", "--prompt", "q", "--timeout", "0")
-    assert raised.returncode == 124, raised.stderr
-    # zsh's script passes the index of the word being completed; fish's, the word itself.
-    for protocol, cword, expected in (
-        ("zsh_complete", "3", "plain\nw-1\n_\n"),
-        ("fish_complete", "", "plain,w-1\n"),
-    ):
-        env = {
-            **profile.env,
-            "_LOOOP_COMPLETE": protocol,
-            "COMP_WORDS": "looop _ answer ",
-            "COMP_CWORD": cword,
-        }
-        out = subprocess.run([LOOOP], env=env, capture_output=True, text=True, timeout=60)
-        assert (out.returncode, out.stdout, out.stderr) == (0, expected, ""), protocol
-
-
 def test_worker_ids_complete_from_the_sessions_and_a_broken_sessions_dir_gives_none(
     profile: Profile, monkeypatch: pytest.MonkeyPatch
 ) -> None:
