@@ -1,0 +1,159 @@
+"""One command in its own process group, watched until it is over: ``_ run`` and workers.
+
+``run`` starts ``argv`` in a new session (so a new process group: a signal to
+the group reaches every process the command forked that did not leave it),
+stdin ``/dev/null``, stdout and stderr on one pipe handed chunk by chunk to
+``on_output``, and returns how it ended:
+
+* the command exits: its status, and whatever it left running in its group
+  is killed, so one command is one command and a background child cannot
+  hold the pipe (and its watcher) open;
+* the timeout: SIGTERM to the group, SIGKILL ``grace`` seconds later;
+* the watcher gets one of ``signals``: the same two steps, and the outcome
+  says which signal. Handlers only note the signal; ``signal.set_wakeup_fd``
+  wakes the one selector (the pulse's design), and SIGCHLD wakes it too,
+  since the pipe does not close while a child the command left behind
+  holds it.
+
+``looop _ run`` (``agent.run``) and the worker supervisor
+(``workers.supervise``) are its two callers; they differ only in where the
+output goes and what an outcome means to them. What escapes the group (a
+``setsid`` child) is beyond a process group's reach: under systemd a
+worker's cgroup ends it (``service.systemd``), and without one it is
+reported, not hidden.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import selectors
+import signal
+import subprocess
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+
+
+class Outcome:
+    """How the command ended: its return code, and whether a timeout or a signal ended it."""
+
+    __slots__ = ("returncode", "stopped_by", "timed_out")
+
+    def __init__(self, returncode: int, timed_out: bool, stopped_by: int | None) -> None:
+        self.returncode, self.timed_out, self.stopped_by = returncode, timed_out, stopped_by
+
+    @property
+    def status(self) -> int:
+        """The command's own exit status, a death by signal N counted as 128+N (the shell's)."""
+        code = self.returncode
+        return 128 - code if code < 0 else code
+
+
+def run(
+    argv: Sequence[str],
+    *,
+    cwd: Path,
+    timeout: float,
+    on_output: Callable[[bytes], None],
+    on_start: Callable[[int], None] = lambda pgid: None,
+    env: Mapping[str, str] | None = None,
+    signals: Sequence[int] = STOP_SIGNALS,
+    grace: float = 2.0,
+) -> Outcome:
+    """Run ``argv`` to its end (``timeout`` 0: no timeout). OSError if it cannot start."""
+    wake_r, wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+    caught: list[int] = []
+    previous = {sig: signal.signal(sig, lambda n, _f: caught.append(n)) for sig in signals}
+    # SIGCHLD only wakes the selector: the command may exit while a child it left holds the pipe.
+    previous[signal.SIGCHLD] = signal.signal(signal.SIGCHLD, lambda _n, _f: None)
+    old_fd = signal.set_wakeup_fd(wake_w, warn_on_full_buffer=False)
+    try:
+        child = subprocess.Popen(
+            list(argv),
+            cwd=cwd,
+            env=None if env is None else dict(env),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        on_start(child.pid)
+        return _watch(child, timeout, grace, wake_r, caught, on_output)
+    finally:
+        signal.set_wakeup_fd(old_fd)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        os.close(wake_r)
+        os.close(wake_w)
+
+
+def _watch(
+    child: subprocess.Popen[bytes],
+    timeout: float,
+    grace: float,
+    wake_r: int,
+    caught: list[int],
+    on_output: Callable[[bytes], None],
+) -> Outcome:
+    assert child.stdout is not None
+    out_fd = child.stdout.fileno()
+    os.set_blocking(out_fd, False)
+    selector = selectors.DefaultSelector()
+    selector.register(out_fd, selectors.EVENT_READ)
+    selector.register(wake_r, selectors.EVENT_READ)
+    deadline = time.monotonic() + timeout if timeout > 0 else None
+    kill_at: float | None = None
+    timed_out = False
+    stopped_by: int | None = None
+    open_pipe = True
+    while open_pipe or child.poll() is None:
+        now = time.monotonic()
+        if kill_at is None and ((deadline is not None and now >= deadline) or caught):
+            timed_out = not caught
+            stopped_by = caught[0] if caught else None
+            signal_group(child.pid, signal.SIGTERM)
+            kill_at = now + grace
+        if kill_at is not None and now >= kill_at:
+            signal_group(child.pid, signal.SIGKILL)
+            kill_at = float("inf")
+        if not open_pipe and child.poll() is None:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                child.wait(0.05)  # it closed its output but runs on: the deadline still holds
+            continue
+        waits = [t for t in (deadline, kill_at) if t is not None and t != float("inf")]
+        wait = max(0.0, min(waits) - now) if waits else None
+        for key, _ in selector.select(wait if child.poll() is None else 0.05):
+            if key.fd == wake_r:
+                with contextlib.suppress(BlockingIOError):
+                    os.read(wake_r, 64)
+                continue
+            try:
+                chunk = os.read(out_fd, 65536)
+            except BlockingIOError:
+                continue
+            if not chunk:
+                selector.unregister(out_fd)
+                open_pipe = False
+                continue
+            on_output(chunk)
+        if open_pipe and child.poll() is not None:
+            # The command is over; what it left in its group (holding the pipe) ends with it.
+            signal_group(child.pid, signal.SIGKILL)
+    signal_group(child.pid, signal.SIGKILL)
+    selector.close()
+    child.stdout.close()
+    return Outcome(child.returncode, timed_out, stopped_by)
+
+
+def signal_group(pgid: int, sig: int) -> bool:
+    """Send ``sig`` to the process group ``pgid``; False when no process is left in it."""
+    try:
+        os.killpg(pgid, sig)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
