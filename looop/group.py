@@ -7,7 +7,9 @@ stdin ``/dev/null``, stdout and stderr on one pipe handed chunk by chunk to
 
 * the command exits: its status, and whatever it left running in its group
   is killed, so one command is one command and a background child cannot
-  hold the pipe (and its watcher) open;
+  hold the pipe (and its watcher) open; one that left the group cannot
+  either: once the command has exited, what is in the pipe is read and the
+  watch ends without waiting for the pipe to close;
 * the timeout: SIGTERM to the group, SIGKILL ``grace`` seconds later;
 * the watcher gets one of ``signals``: the same two steps, and the outcome
   says which signal. Handlers only note the signal; ``signal.set_wakeup_fd``
@@ -142,10 +144,25 @@ def _watch(
         if open_pipe and child.poll() is not None:
             # The command is over; what it left in its group (holding the pipe) ends with it.
             signal_group(child.pid, signal.SIGKILL)
+            # A process that left the group (setsid) may hold the pipe for
+            # ever: take what is there now and stop waiting for the end.
+            _drain(out_fd, on_output)
+            break
     signal_group(child.pid, signal.SIGKILL)
     selector.close()
     child.stdout.close()
     return Outcome(child.returncode, timed_out, stopped_by)
+
+
+def _drain(fd: int, on_output: Callable[[bytes], None]) -> None:
+    while True:
+        try:
+            chunk = os.read(fd, 65536)
+        except BlockingIOError:
+            return
+        if not chunk:
+            return
+        on_output(chunk)
 
 
 def signal_group(pgid: int, sig: int) -> bool:

@@ -8,7 +8,8 @@ it is refused rather than repaired.
 
 It also answers where this installation's ``looop`` is (``looop_command``
 for what units run, ``looop_bin`` for sensors): the same question of "where",
-asked of the installation instead of the profile.
+asked of the installation instead of the profile; and so the environment
+that tells a sensor or a worker where things are (``child_environment``).
 
 The lock is per *profile*: its name is a hash of the resolved data dir, so two
 data dirs never share a lock, and the same data dir maps to the same name from
@@ -333,3 +334,27 @@ def looop_bin() -> str:
     import shutil
 
     return shutil.which("looop") or ""
+
+
+# The service manager's channel belongs to the pulse alone: a sensor or a
+# worker that ran systemd-notify must not be able to mark the service ready
+# or feed its watchdog.
+WITHHELD_ENV = ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID")
+
+
+def child_environment(paths: Paths, base: dict[str, str] | os._Environ[str]) -> dict[str, str]:
+    """The environment looop gives what it runs for the user (sensors, workers).
+
+    ``base`` without the service manager's channel, plus where looop is and
+    where the shared directories are (SPEC §3): ``LOOOP_DATA_DIR``,
+    ``LOOOP_BIN``, ``LOOOP_CONFIG``, ``LOOOP_CLAIMS_DIR``, ``LOOOP_REPORTS_DIR``.
+    """
+    env = {k: v for k, v in base.items() if k not in WITHHELD_ENV}
+    env.update(
+        LOOOP_DATA_DIR=str(paths.data_dir),
+        LOOOP_BIN=looop_bin(),
+        LOOOP_CONFIG=str(paths.config_file),
+        LOOOP_CLAIMS_DIR=str(paths.claims),
+        LOOOP_REPORTS_DIR=str(paths.reports),
+    )
+    return env

@@ -144,6 +144,8 @@ def seconds_option(name: str, help: str) -> Callable[[Any], Any]:
         "install": "looop.cli.service:install_command",
         "uninstall": "looop.cli.service:uninstall_command",
         "reap": "looop.cli.workers:reap_command",
+        "workers": "looop.cli.workers:workers_command",
+        "logs": "looop.cli.workers:logs_command",
         "_": "looop.cli.agent:agent_group",
         "config": "looop.cli.config:config_group",
     },

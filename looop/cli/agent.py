@@ -36,6 +36,9 @@ from looop.paths import resolve
         "playbook": "looop.cli.verbs:playbook_group",
         "notify": "looop.cli.verbs:notify_command",
         "run": "looop.cli.run:run_command",
+        "worker": "looop.cli.workers:worker_group",
+        "kill": "looop.cli.workers:done_command",
+        "supervise": "looop.cli.workers:supervise_command",
     },
 )
 def agent_group() -> None:

@@ -12,14 +12,6 @@ from looop.cli import load_config
 from looop.paths import resolve
 
 
-def _start_stop(start: bool) -> None:
-    from looop.service import control
-
-    paths = resolve()
-    # For `up`, a broken config is reported here (exit 78), never as "started".
-    click.echo(control.up(paths, load_config(paths)) if start else control.down(paths))
-
-
 @click.command("up")
 def up_command() -> None:
     """Start the pulse: through systemd/launchd when installed, else detached.
@@ -27,13 +19,25 @@ def up_command() -> None:
     Returns once the pulse has taken the lock and published its first beat,
     or says why it did not.
     """
-    _start_stop(start=True)
+    from looop.service import control
+
+    paths = resolve()
+    # A broken config is reported here (exit 78), never as "started".
+    click.echo(control.up(paths, load_config(paths)))
 
 
 @click.command("down")
-def down_command() -> None:
-    """Stop the pulse: through systemd/launchd when installed, else by SIGTERM."""
-    _start_stop(start=False)
+@click.option("--keep-workers", is_flag=True, help="Leave live workers running.")
+def down_command(keep_workers: bool) -> None:
+    """Stop the pulse, then every live worker of this profile.
+
+    The pulse through systemd/launchd when installed, else by SIGTERM; the
+    workers through their supervisors, unless --keep-workers.
+    """
+    from looop.service import control
+
+    for line in control.down(resolve(), keep_workers=keep_workers):
+        click.echo(line)
 
 
 @click.command("install")

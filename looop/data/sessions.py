@@ -1,10 +1,14 @@
 """The worker-session contract and the one answer to "is this session alive?".
 
 A session is ``sessions/<id>/`` with ``meta.json`` (``id``, ``pid``,
-``started``, ``cmd``) and, once it ends, ``status.json`` (``state``,
-``exit_code``, ``ended``). It is *dead* when its status says it ended, or when
+``started``, ``cmd``) and, once it ends, ``status.json`` (``state``:
+``exited`` or ``killed``, ``exit_code``, ``ended``). It is *dead* when its
+status says it ended, or when
 its pid is gone, is a zombie, or now belongs to a process that started after
-the session did (pids are reused; the process start time tells them apart). A
+the session did (pids are reused; the process start time tells them apart).
+A meta whose ``pid`` is null is a worker being started (``_ worker start``
+writes it before the supervisor runs, and the supervisor writes its pid):
+alive for ``START_GRACE`` seconds, dead after that. A
 session whose meta cannot be read is *unknown*, and unknown is never treated
 as dead: a reaper must never delete blind.
 
@@ -21,7 +25,7 @@ FIFO or anything but a small regular file is unreadable (read by
 ``fs.read_small_fd`` for a file the reaper already holds open). Meta is read
 before anything is called dead, even when the status says the session exited:
 without it the directory may not be a session at all. A session whose status
-says it exited (and whose meta reads) is judged without asking the process
+says it ended (and whose meta reads) is judged without asking the process
 table, which keeps a scan of thousands of finished sessions cheap.
 """
 
@@ -31,6 +35,7 @@ import errno
 import json
 import math
 import os
+import time
 from pathlib import Path
 
 from looop import fs, proc
@@ -41,6 +46,11 @@ if TYPE_CHECKING:
     from typing import Any
 
 ALIVE, DEAD, UNKNOWN = "alive", "dead", "unknown"
+# The states a supervisor writes into status.json when its worker has ended.
+EXITED, KILLED = "exited", "killed"
+ENDED = (EXITED, KILLED)
+# How long a session may stay "starting" (meta written, no supervisor pid yet).
+START_GRACE = 60.0
 # meta.json and status.json are a few hundred bytes; anything bigger than this
 # is not a session file and is not worth reading into memory.
 MAX_JSON_BYTES = fs.SMALL
@@ -63,7 +73,7 @@ class Verdict:
     def __init__(
         self,
         liveness: str,  # ALIVE, DEAD or UNKNOWN
-        state: str,  # "running", "exited", "dead" (pid gone) or "unknown"
+        state: str,  # "starting", "running", "exited", "killed", "dead" (pid gone), "unknown"
         exit_code: int | None,
         meta: dict[str, Any] | None,
         status: dict[str, Any] | None,
@@ -171,12 +181,19 @@ def judge_at(session_fd: int) -> Verdict:
     meta = read_json_at(session_fd, "meta.json")
     if meta is None:
         return Verdict(UNKNOWN, "unknown", None, None, status, "meta.json unreadable")
-    if status is not None and status.get("state") == "exited":
-        return Verdict(DEAD, "exited", _exit_code(status), meta, status, "exited")
+    if status is not None and status.get("state") in ENDED:
+        state = status["state"]
+        return Verdict(DEAD, state, _exit_code(status), meta, status, state)
     pid = meta.get("pid")
+    started = _number(meta.get("started"))
+    if pid is None and "pid" in meta and started is not None:
+        # Written by ``_ worker start`` before its supervisor runs, which
+        # writes its own pid within moments; one that never does is dead.
+        if time.time() - started < START_GRACE:
+            return Verdict(ALIVE, "starting", None, meta, status, "")
+        return Verdict(DEAD, "dead", None, meta, status, "its supervisor never started")
     if isinstance(pid, bool) or not isinstance(pid, int) or pid <= 0:
         return Verdict(UNKNOWN, "unknown", None, meta, status, "meta.json has no valid pid")
-    started = _number(meta.get("started"))
     if proc.runs_since(pid, started):
         return Verdict(ALIVE, "running", None, meta, status, "")
     return Verdict(DEAD, "dead", None, meta, status, f"pid {pid} gone or reused")

@@ -22,7 +22,7 @@ from typing import Any
 
 from looop.config import Config
 from looop.data import events, snapshots
-from looop.paths import Paths, looop_bin
+from looop.paths import Paths, child_environment
 from looop.pulse import lock, probes, sensors, worldhash
 
 
@@ -78,16 +78,7 @@ def user_readings(
     ``looop _ sensor test`` runs one sensor through here, so a test is exactly
     a beat's run of it, without publishing.
     """
-    env = sensors.sensor_environment(
-        os.environ,
-        {
-            "LOOOP_DATA_DIR": str(paths.data_dir),
-            "LOOOP_BIN": looop_bin(),
-            "LOOOP_CONFIG": str(paths.config_file),
-            "LOOOP_CLAIMS_DIR": str(paths.claims),
-            "LOOOP_REPORTS_DIR": str(paths.reports),
-        },
-    )
+    env = child_environment(paths, os.environ)
     limits = sensors.Limits(
         config.sensor_timeout, config.sensor_max_bytes, config.sensor_concurrency
     )

@@ -95,10 +95,6 @@ PR_SET_CHILD_SUBREAPER = 36  # <linux/prctl.h>
 # us ignoring SIGQUIT), and an ignored signal would be inherited across exec.
 SIGNALS_RESET = tuple(signal.valid_signals() - {signal.SIGKILL, signal.SIGSTOP})
 
-# The service manager's channel belongs to the pulse alone: a sensor that ran
-# systemd-notify must not be able to mark the service ready or feed its watchdog.
-WITHHELD_ENV = ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID")
-
 
 @dataclass
 class Reading:
@@ -280,12 +276,6 @@ def discover(sensors_dir: Path) -> list[Path]:
     except OSError:
         return []
     return sorted(found, key=lambda p: os.fsencode(p.name))
-
-
-def sensor_environment(base: Mapping[str, str], extra: Mapping[str, str]) -> dict[str, str]:
-    env = {k: v for k, v in base.items() if k not in WITHHELD_ENV}
-    env.update(extra)
-    return env
 
 
 def error_value(signal_part: dict[str, Any], message: str, **detail: Any) -> dict[str, Any]:

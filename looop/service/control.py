@@ -14,7 +14,9 @@ already runs; either way it returns once a pulse is ready, and when that pulse
 is not the one it started (one already ran, or another ``up`` won the race)
 it says "already running" with that pulse's pid and exits 0.
 
-``down`` succeeds only once no pulse holds the lock. With a manager it first
+``down`` stops the pulse first (so nothing senses a half-stopped fleet),
+then every live worker of the profile (``workers.fleet.stop_all``), unless
+``--keep-workers``. For the pulse it succeeds only once no pulse holds the lock. With a manager it first
 asks the manager to stop its pulse, then, like ``down`` without one, sends
 SIGTERM to any pulse still holding the lock (one started by hand, or by
 ``up`` before the unit was installed) and waits for the kernel to drop the
@@ -74,7 +76,20 @@ def up(paths: Paths, cfg: Config) -> str:
     return f"started (pid {ready.pid}); log: {detached.log_file(paths)}"
 
 
-def down(paths: Paths) -> str:
+def down(paths: Paths, keep_workers: bool = False) -> list[str]:
+    """Stop the pulse, then (unless ``keep_workers``) every live worker of the profile."""
+    lines = [_down_pulse(paths)]
+    if not keep_workers:
+        from looop.workers import fleet
+
+        stopped = fleet.stop_all(paths)
+        if stopped:
+            word = "worker" if len(stopped) == 1 else "workers"
+            lines.append(f"stopped {len(stopped)} {word}: {', '.join(stopped)}")
+    return lines
+
+
+def _down_pulse(paths: Paths) -> str:
     def stop(p: Paths, manager: str) -> None:
         (systemd if manager == units.SYSTEMD else launchd).stop(p)
 

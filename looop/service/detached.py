@@ -1,4 +1,4 @@
-"""A pulse started without a service manager: detached with python-daemon, then ready.
+"""Without a service manager: a pulse (or a worker's supervisor) detached with python-daemon.
 
 ``looop up`` comes here (``control``) when no unit or plist is installed.
 It reports back only once the detached pulse is *ready*, or why it died.
@@ -9,7 +9,8 @@ published", never merely "forked".
 
 The detached process sends its pid back through a close-on-exec pipe and then
 becomes ``looop pulse`` (exec of ``paths.looop_command``), so what runs is
-exactly the program a unit runs.
+exactly the program a unit runs. ``spawn`` is that detach alone; a worker's
+supervisor is started through it where no user manager answers.
 
 Two ``looop up`` at once both find no pulse and both detach one; the kernel
 lock lets one of them hold it, and the other exits ("already running"). That
@@ -93,17 +94,13 @@ def start(paths: Paths, ready_within: float) -> Ready:
     notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     try:
         notify.bind(str(address))
-        pid_r, pid_w = os.pipe()  # close-on-exec: the exec itself closes it
         logpath = log_file(paths)
         _trim(logpath)
         since = logpath.stat().st_size if logpath.exists() else 0
-        child = os.fork()
-        if child == 0:  # pragma: no cover - runs in the child, which never returns
-            _become_pulse(pid_w, address, logpath)
-        os.close(pid_w)
-        os.waitpid(child, 0)  # python-daemon's first fork exits at once
-        pid = _read_pid(pid_r)
-        os.close(pid_r)
+        env = {k: v for k, v in os.environ.items() if k not in ("WATCHDOG_USEC", "WATCHDOG_PID")}
+        env["NOTIFY_SOCKET"] = str(address)
+        # What a unit runs: this installation's looop, whatever PATH holds.
+        pid = spawn([*looop_command(), "pulse"], logpath, env, "/")
         return _wait_ready(paths, notify, pid, (logpath, since), ready_within)
     finally:
         notify.close()
@@ -111,15 +108,34 @@ def start(paths: Paths, ready_within: float) -> Ready:
             address.unlink()
 
 
-def _become_pulse(pid_w: int, address: Path, logpath: Path) -> None:
-    """In the forked child: detach with python-daemon, report our pid, exec the pulse."""
+def spawn(argv: list[str], logpath: Path, env: dict[str, str], cwd: str) -> int:
+    """Run ``argv`` detached with python-daemon; its pid, once it has detached.
+
+    The detached process sends its pid back through a pipe and then execs
+    ``argv`` with stdout and stderr appended to ``logpath``: nothing of the
+    caller's (its terminal, a ``$(...)`` pipe) is held by what runs.
+    """
+    pid_r, pid_w = os.pipe()  # close-on-exec: the exec itself closes it
+    child = os.fork()
+    if child == 0:  # pragma: no cover - runs in the child, which never returns
+        _become(pid_w, argv, logpath, env, cwd)
+    os.close(pid_w)
+    os.waitpid(child, 0)  # python-daemon's first fork exits at once
+    try:
+        return _read_pid(pid_r)
+    finally:
+        os.close(pid_r)
+
+
+def _become(pid_w: int, argv: list[str], logpath: Path, env: dict[str, str], cwd: str) -> None:
+    """In the forked child: detach with python-daemon, report our pid, exec ``argv``."""
     try:
         import daemon
 
         log = open(logpath, "ab", buffering=0)  # noqa: SIM115 - becomes the daemon's stdout/stderr
         context = daemon.DaemonContext(
             umask=UMASK,
-            working_directory="/",
+            working_directory=cwd,
             files_preserve=[pid_w, log],
             stdout=log,
             stderr=log,
@@ -128,15 +144,10 @@ def _become_pulse(pid_w: int, address: Path, logpath: Path) -> None:
         )
         context.open()
         os.write(pid_w, f"{os.getpid()}\n".encode())
-        os.environ["NOTIFY_SOCKET"] = str(address)
-        for name in ("WATCHDOG_USEC", "WATCHDOG_PID"):
-            os.environ.pop(name, None)
-        # What a unit runs: this installation's looop, whatever PATH holds.
-        command = [*looop_command(), "pulse"]
-        os.execv(command[0], command)
+        os.execve(argv[0], argv, env)
     except BaseException as exc:
         with contextlib.suppress(OSError):
-            os.write(2, f"looop: could not start the pulse: {exc!r}\n".encode())
+            os.write(2, f"looop: could not start {argv[-1]}: {exc!r}\n".encode())
     finally:
         os._exit(127)
 
@@ -148,7 +159,7 @@ def _read_pid(fd: int) -> int:
     try:
         return int(data.split()[0])
     except (ValueError, IndexError):
-        raise ServiceError("the detached pulse did not start") from None
+        raise ServiceError("the detached process did not start") from None
 
 
 def _wait_ready(

@@ -15,6 +15,7 @@ loads it (only when systemd has the pulse installed) to call ``state``.
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING, Any
 
 from looop.paths import Paths
@@ -168,3 +169,86 @@ def state(paths: Paths) -> dict[str, Any] | None:
         "restarts": number(props.get("NRestarts")),
         "result": props.get("Result", ""),
     }
+
+
+# --- workers: transient units (SPEC §12) ---------------------------------------
+# A worker's unit: the supervisor is its main process, and a stop ends the
+# whole cgroup. KillMode=mixed sends the stop's SIGTERM to the supervisor
+# alone, which ends its worker's process group gently and writes status.json;
+# whatever is left in the cgroup then (a child that escaped with setsid)
+# gets SIGKILL. TimeoutStopSec bounds the whole stop. Type=exec makes
+# systemd-run fail when the supervisor cannot be executed, instead of
+# reporting a unit that never ran.
+WORKER_STOP_SEC = 10
+WORKER_PROPERTIES = (
+    "Type=exec",
+    "KillMode=mixed",
+    f"TimeoutStopSec={WORKER_STOP_SEC}",
+    "SendSIGKILL=yes",
+)
+
+
+def manager_socket() -> str:
+    """Where this user's manager listens (``systemctl``'s own fallback to the bus)."""
+    runtime = os.environ.get("XDG_RUNTIME_DIR") or f"/run/user/{os.getuid()}"
+    return os.path.join(runtime, "systemd", "private")
+
+
+def manager_answers() -> bool:
+    """Does a systemd user manager answer for this user? A connect, no process started.
+
+    The manager's private socket is what ``systemctl --user`` falls back to;
+    a socket file left by a manager that has gone refuses the connection.
+    """
+    import socket
+
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    probe.settimeout(1.0)
+    try:
+        probe.connect(manager_socket())
+    except OSError:
+        return False
+    finally:
+        probe.close()
+    return True
+
+
+def run_transient(unit: str, argv: list[str], env: dict[str, str]) -> None:
+    """Start ``argv`` as the transient service ``unit`` (collected once it ends).
+
+    Returns once the supervisor has been executed; ServiceError saying what
+    systemd-run said when it could not be.
+    """
+    setenv = [f"--setenv={key}={value}" for key, value in env.items()]
+    props = [f"--property={prop}" for prop in WORKER_PROPERTIES]
+    out = run(
+        [
+            "systemd-run",
+            "--user",
+            "--collect",
+            "--quiet",
+            f"--unit={unit}",
+            *props,
+            *setenv,
+            "--",
+            *argv,
+        ],
+        timeout=30,
+    )
+    checked(out, f"systemd-run --user --unit={unit}")
+
+
+def stop_units(units: list[str]) -> None:
+    """Stop ``units`` together; returns once systemd has stopped every one.
+
+    A unit that has already gone (collected once its worker ended) is not an
+    error: the caller judges the sessions afterwards, not this exit status.
+    """
+    if units:
+        systemctl("stop", *units, timeout=WORKER_STOP_SEC + 30)
+
+
+def unit_active(unit: str) -> bool:
+    """Is ``unit`` loaded and not yet stopped?"""
+    state = show(unit, "ActiveState").get("ActiveState", "")
+    return state in ("active", "activating", "deactivating", "reloading")

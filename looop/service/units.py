@@ -48,6 +48,12 @@ def unit_names(paths: Paths) -> dict[str, str]:
     return {PULSE: f"{pulse}.service", REAP: f"{reap}.service", TIMER: f"{reap}.timer"}
 
 
+def worker_unit(paths: Paths, wid: str) -> str:
+    """The transient unit a worker runs as: ``looop-worker-<ID>``, plus the profile suffix."""
+    s = profile_suffix(paths)
+    return f"looop-worker-{wid}-{s}.service" if s else f"looop-worker-{wid}.service"
+
+
 def labels(paths: Paths) -> dict[str, str]:
     """launchd labels of this profile, by role."""
     s = profile_suffix(paths)

@@ -1,0 +1,174 @@
+"""The live workers of a profile: list them, kill one, end one as done, stop them all.
+
+Every question of liveness is ``data.sessions``'s one judgment. Ending a
+worker always goes through its supervisor, which ends the worker's process
+group and writes ``status.json``:
+
+* ``kill`` (``_ worker kill ID``): under systemd ``systemctl --user stop`` of
+  its unit (the supervisor gets SIGTERM; the unit's stop then ends whatever
+  is left in its cgroup, a ``setsid`` escapee included); detached, SIGTERM to
+  the supervisor. Returns once the session is judged ended. A session that
+  has already ended is not an error; one whose supervisor died without a
+  status (SIGKILL) gets one written here, ``killed``, so every way out ends
+  with a status.
+* ``done`` (a worker's own ``_ kill ID``): SIGUSR1 to the supervisor, which
+  ends the worker's group and records ``exited``, exit 0, ``reason: done``.
+  The caller is usually inside that group and ends with it.
+* ``stop_all`` (``looop down``): every live worker at once, the units in one
+  ``systemctl stop``.
+
+A supervisor that is still starting (no pid in its meta yet) is waited for,
+briefly, before it is signalled.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import time
+from typing import Any
+
+from looop import proc
+from looop.data import ids, mailbox, sessions
+from looop.errors import LooopError
+from looop.paths import Paths
+from looop.workers import records
+from looop.workers.supervise import DONE, GRACE
+
+# How long an end may take: the supervisor's grace for its group, then the
+# unit's own stop timeout, then slack.
+END_WITHIN = GRACE + 10 + 10
+POLL = 0.02
+
+
+def listing(paths: Paths) -> list[dict[str, Any]]:
+    """id, state, alive, started, exit code, unit and pending ask of every session."""
+    asks: dict[str, str] = {}
+    for ask in mailbox.pending(paths):
+        worker, ask_id = ask.get("worker"), ask.get("id")
+        if isinstance(worker, str) and isinstance(ask_id, str):
+            asks.setdefault(worker, ask_id)
+    found = []
+    for s in sessions.scan(paths.sessions):
+        meta = s.meta or {}
+        found.append(
+            {
+                "id": s.id,
+                "state": s.state,
+                "alive": s.liveness == sessions.ALIVE,
+                "started": meta.get("started"),
+                "exit_code": s.exit_code,
+                "unit": meta.get("unit"),
+                "pending_ask": asks.get(s.id),
+            }
+        )
+    return found
+
+
+def live(paths: Paths) -> list[sessions.Session]:
+    return [s for s in sessions.scan(paths.sessions) if s.liveness == sessions.ALIVE]
+
+
+def _judged(paths: Paths, wid: str) -> sessions.Session:
+    ids.check("worker", wid)
+    session = sessions.inspect(paths.sessions / wid)
+    if session.meta is None:
+        if not os.path.lexists(session.path):
+            raise LooopError(f"no worker {wid}")
+        raise LooopError(f"worker {wid}: {session.why}; not touched")
+    return session
+
+
+def _ended(session: sessions.Session) -> str:
+    return f"{session.id} has ended ({session.state}, exit {session.exit_code})"
+
+
+def kill(paths: Paths, wid: str) -> str:
+    """End worker ``wid`` and its whole tree; returns once its status says so."""
+    session = _judged(paths, wid)
+    if session.liveness != sessions.ALIVE:
+        return _ended(session)
+    _signal([session], signal.SIGTERM)
+    return _ended(_await_end(paths, session))
+
+
+def done(paths: Paths, wid: str) -> str:
+    """The worker says its task is done: its supervisor ends it as exited, 0."""
+    session = _judged(paths, wid)
+    if session.liveness != sessions.ALIVE:
+        return _ended(session)
+    _signal([session], DONE, through_manager=False)
+    return _ended(_await_end(paths, session))
+
+
+def stop_all(paths: Paths) -> list[str]:
+    """Stop every live worker of the profile; the ids stopped."""
+    found = live(paths)
+    _signal(found, signal.SIGTERM)
+    for session in found:
+        _await_end(paths, session)
+    return [s.id for s in found]
+
+
+def _signal(found: list[sessions.Session], sig: int, through_manager: bool = True) -> None:
+    units = [_unit(s) for s in found if through_manager and _unit(s)]
+    if units:
+        from looop.service import systemd
+
+        systemd.stop_units(units)
+    for session in found:
+        if through_manager and _unit(session):
+            continue
+        pid = _supervisor_pid(session)
+        if pid is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, sig)
+
+
+def _unit(session: sessions.Session) -> str:
+    """The session's unit, or "" when it has none (detached)."""
+    unit = (session.meta or {}).get("unit")
+    return unit if isinstance(unit, str) else ""
+
+
+def _supervisor_pid(session: sessions.Session) -> int | None:
+    """The supervisor's pid, waiting a little for one that is still starting."""
+    deadline = time.monotonic() + 10
+    while True:
+        meta = records.read_meta(session.path) or {}
+        pid, started = meta.get("pid"), meta.get("started")
+        if isinstance(pid, int) and not isinstance(pid, bool) and pid > 0:
+            if isinstance(started, int | float) and proc.runs_since(pid, started):
+                return pid
+            return None
+        if time.monotonic() > deadline:
+            return None
+        time.sleep(POLL)
+
+
+def _never_ran(session: sessions.Session) -> bool:
+    """A unit stopped before its supervisor wrote a pid: it stays "starting" otherwise."""
+    unit = _unit(session)
+    if session.state != "starting" or not unit:
+        return False
+    from looop.service import systemd
+
+    return not systemd.unit_active(unit)
+
+
+def _await_end(paths: Paths, session: sessions.Session) -> sessions.Session:
+    """The session once judged ended; a supervisor gone without a status gets one."""
+    deadline = time.monotonic() + END_WITHIN
+    while True:
+        now = sessions.inspect(session.path)
+        if now.liveness != sessions.ALIVE or _never_ran(now):
+            break
+        if time.monotonic() > deadline:
+            raise LooopError(f"worker {session.id} did not end within {END_WITHIN:.0f}s")
+        time.sleep(POLL)
+    if now.status is None or now.status.get("state") not in sessions.ENDED:
+        records.write_status(now.path, sessions.KILLED, None, reason="supervisor gone")
+        records.poke(paths)
+        now = sessions.inspect(session.path)
+    return now

@@ -1,0 +1,214 @@
+"""``looop _ worker start``: check, write the session, hand it to a supervisor, return.
+
+In order, and nothing is written before the checks pass:
+
+1. the id (``data.ids``), then ``worker.command``'s program on the ``PATH``
+   the worker will get (``NotFound``, exit 127: nothing started, no session
+   directory left);
+2. under ``sessions/.start.lock`` (a ``flock``, so two starts never both
+   pass the next checks): the id's session must not be alive, and fewer
+   than ``worker.max_live`` sessions may be (the refusal names them);
+3. ``sessions/<id>/`` gets ``prompt.md`` (the contract, then the task),
+   ``env.json`` (the caller's environment, for the supervisor) and a first
+   ``meta.json`` (``workers.records``). A dead session's id is reused: its
+   old status goes, its transcript is started afresh by the supervisor, and
+   its asks stay until the reaper takes them;
+4. the supervisor (``looop _ supervise ID``) starts as a transient unit under
+   a systemd user manager, else detached with python-daemon
+   (``worker.supervisor`` forces either; ``auto`` asks whether a user
+   manager answers, with a connect to its socket, no process started).
+
+``start`` returns once the supervisor is executed, never waiting for the
+worker, and never leaves it holding the caller's stdout or stderr (the
+reference's ``$(looop _ worker start ...)`` hung for the worker's life).
+The supervisor writes its own pid into the meta: under systemd nobody else
+knows it at that point (asking the manager would cost a second round trip
+on every start), and detached, two writers of one meta would race. Until
+it does, a moment later, the meta says ``pid: null`` and the session is
+"starting" (``data.sessions``).
+
+The program check uses the caller's ``PATH`` for both supervisors: the
+supervisor runs the worker with the caller's environment, wherever the
+supervisor itself runs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import shutil
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from looop.config import Config
+from looop.data import ids, sessions
+from looop.data.layout import ensure_layout
+from looop.errors import NOT_FOUND, LooopError
+from looop.paths import Paths, child_environment, looop_command
+from looop.workers import records
+
+SYSTEMD, DETACHED = "systemd", "detached"
+START_LOCK = ".start.lock"
+
+
+class Started:
+    """What a start did: the worker's id, its session and who supervises it."""
+
+    __slots__ = ("id", "pid", "session", "supervisor", "unit")
+
+    def __init__(
+        self, wid: str, session: Path, supervisor: str, unit: str | None, pid: int | None
+    ) -> None:
+        self.id, self.session, self.supervisor, self.unit, self.pid = (
+            wid,
+            session,
+            supervisor,
+            unit,
+            pid,
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "session": str(self.session),
+            "supervisor": self.supervisor,
+            "unit": self.unit,
+            "pid": self.pid,
+        }
+
+
+def supervisor_for(choice: str) -> str:
+    """systemd or detached, for the ``worker.supervisor`` setting."""
+    if choice in (SYSTEMD, DETACHED):
+        return choice
+    from looop.service import systemd
+
+    return SYSTEMD if systemd.manager_answers() else DETACHED
+
+
+def substitute(template: tuple[str, ...], prompt: str, prompt_file: Path, wid: str) -> list[str]:
+    """``worker.command`` with ``{prompt}``, ``{prompt_file}`` and ``{id}`` replaced per element."""
+    values = {"{prompt}": prompt, "{prompt_file}": str(prompt_file), "{id}": wid}
+    out = []
+    for word in template:
+        for key, value in values.items():
+            word = word.replace(key, value)
+        out.append(word)
+    return out
+
+
+def start(paths: Paths, cfg: Config, wid: str, task: str, timeout: float | None) -> Started:
+    ids.check("worker", wid)
+    template = cfg.worker_command
+    if not template:
+        raise LooopError("worker.command is empty: set it with looop config set worker.command")
+    env = child_environment(paths, os.environ)
+    env["LOOOP_SESSION_ID"] = wid
+    program = template[0]
+    if shutil.which(program, path=env.get("PATH", os.defpath)) is None:
+        raise LooopError(
+            f"worker.command's program {program!r} is not on PATH; nothing started", NOT_FOUND
+        )
+    supervisor = supervisor_for(cfg.worker_supervisor)
+    ensure_layout(paths)
+    with _start_lock(paths):
+        _admit(paths, wid, cfg.worker_max_live)
+        session = paths.sessions / wid
+        fresh = _session_dir(session)
+        records.clear_status(session)
+        prompt_file = records.write_prompt(session, task)
+        argv = substitute(template, records.prompt_text(task), prompt_file, wid)
+        records.write_env(session, env)
+        meta: dict[str, Any] = {
+            "id": wid,
+            "pid": None,
+            "started": time.time(),
+            "cmd": argv,
+            "supervisor": supervisor,
+            "timeout": cfg.worker_timeout if timeout is None else timeout,
+        }
+        try:
+            return _launch(paths, wid, session, supervisor, meta)
+        except BaseException:
+            _undo(session, fresh)
+            raise
+
+
+def _launch(
+    paths: Paths, wid: str, session: Path, supervisor: str, meta: dict[str, Any]
+) -> Started:
+    command = [*looop_command(), "_", "supervise", wid]
+    if supervisor == SYSTEMD:
+        from looop.service import systemd, units
+
+        unit = units.worker_unit(paths, wid)
+        meta["unit"] = unit
+        records.write_meta(session, meta)
+        where = {
+            "LOOOP_DATA_DIR": str(paths.data_dir),
+            "LOOOP_CONFIG": str(paths.config_file),
+            "LOOOP_RUNTIME_DIR": str(paths.runtime_dir),
+        }
+        systemd.run_transient(unit, command, where)
+        return Started(wid, session, supervisor, unit, None)
+    from looop.service import detached
+
+    records.write_meta(session, meta)
+    env = child_environment(paths, os.environ)
+    pid = detached.spawn(command, session / "supervisor.log", env, str(paths.data_dir))
+    return Started(wid, session, supervisor, None, pid)
+
+
+@contextlib.contextmanager
+def _start_lock(paths: Paths) -> Iterator[None]:
+    fd = os.open(
+        paths.sessions / START_LOCK,
+        os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK,
+        0o600,
+    )
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def _admit(paths: Paths, wid: str, max_live: int) -> None:
+    live = [s for s in sessions.scan(paths.sessions) if s.liveness == sessions.ALIVE]
+    if any(s.id == wid for s in live):
+        raise LooopError(f"worker {wid} is already {_state_of(live, wid)}; kill it first")
+    if max_live and len(live) >= max_live:
+        names = ", ".join(s.id for s in live)
+        raise LooopError(
+            f"{len(live)} workers are live (max_live {max_live}): {names}; "
+            "wait for one to end or kill one"
+        )
+
+
+def _state_of(live: list[sessions.Session], wid: str) -> str:
+    return next(s.state for s in live if s.id == wid)
+
+
+def _session_dir(session: Path) -> bool:
+    """Make the session directory; True when it is new. A link or a file there is refused."""
+    try:
+        os.mkdir(session, 0o700)
+        return True
+    except FileExistsError:
+        pass
+    if session.is_symlink() or not session.is_dir():
+        raise LooopError(f"{session} is not a directory; not starting a worker there")
+    return False
+
+
+def _undo(session: Path, fresh: bool) -> None:
+    """A start that failed leaves nothing behind in a new session, and no live-looking meta."""
+    for name in (records.ENV, records.META, records.PROMPT):
+        with contextlib.suppress(OSError):
+            os.unlink(session / name)
+    if fresh:
+        with contextlib.suppress(OSError):
+            os.rmdir(session)

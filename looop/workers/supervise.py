@@ -1,0 +1,114 @@
+"""The worker supervisor: ``looop _ supervise ID``, one process per worker (SPEC §12).
+
+The same program runs under both ways of starting a worker (``workers.start``):
+as the main process of a transient systemd unit, or detached with
+python-daemon where no user manager answers. It
+
+1. takes the environment ``start`` left in ``env.json`` (removing the file),
+   and writes its own pid and start time into ``meta.json``, which makes the
+   session "running" instead of "starting";
+2. runs the worker's argv (already substituted by ``start``) through
+   ``looop.group``: its own process group, cwd the data dir, stdin
+   ``/dev/null``, stdout and stderr copied into the capped ``output.log``
+   (``workers.transcript``);
+3. on every way out writes ``status.json``:
+
+   ============================  =========  ==============================
+   how it ended                  state      exit_code, why
+   ============================  =========  ==============================
+   the worker exited             exited     its status (signal N: 128+N)
+   ``_ kill`` (SIGUSR1: "done")  exited     0, ``reason: done``
+   the timeout                   killed     124, ``reason: timeout``
+   SIGTERM/INT/HUP (a kill,      killed     128+N, ``reason: signal``
+   ``systemctl stop``, down)
+   the command cannot start      exited     127 (not found) or 126
+   ============================  =========  ==============================
+
+   then touches ``sessions/.changed`` so a waiting root agent wakes at once
+   (``agent.wait`` watches ``sessions/``), and exits 0: the supervisor did
+   its job, whatever the worker's fate, so a unit never lists as failed.
+
+A supervisor killed outright (SIGKILL) writes nothing; its session is then
+judged by its pid, which is gone: dead. Under systemd the unit's stop ends
+whatever is left in its cgroup; without it, whatever left the process group
+(``setsid``) is out of reach, as the README says.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import signal
+import time
+from typing import Any
+
+from looop import group
+from looop.data import sessions
+from looop.errors import NOT_FOUND, TIMED_OUT, LooopError
+from looop.paths import Paths
+from looop.workers import records, transcript
+
+DONE = signal.SIGUSR1  # what ``_ kill`` sends: the worker says its task is done
+SIGNALS = (*group.STOP_SIGNALS, DONE)
+GRACE = 5.0  # from SIGTERM to SIGKILL of the worker's group
+
+
+def supervise(paths: Paths, wid: str) -> int:
+    session = paths.sessions / wid
+    meta = records.read_meta(session)
+    if meta is None or not isinstance(meta.get("cmd"), list):
+        raise LooopError(f"{session}: no meta.json with a command to run")
+    env = records.take_env(session)
+    if env is None:
+        env = dict(os.environ)
+    env["LOOOP_SESSION_ID"] = wid
+    argv = [str(word) for word in meta["cmd"]]
+    timeout = meta.get("timeout") or 0
+    meta.update(pid=os.getpid(), started=time.time())
+    records.write_meta(session, meta)
+    records.poke(paths)
+    out = transcript.Writer(session / transcript.NAME)
+    out.note(f"{wid} started: {shlex.join(argv)}")
+
+    def started(pgid: int) -> None:
+        meta["pgid"] = pgid
+        records.write_meta(session, meta)
+
+    try:
+        try:
+            end = group.run(
+                argv,
+                cwd=paths.data_dir,
+                env=env,
+                timeout=float(timeout),
+                on_output=out.write,
+                on_start=started,
+                signals=SIGNALS,
+                grace=GRACE,
+            )
+        except OSError as exc:
+            code = NOT_FOUND if isinstance(exc, FileNotFoundError) else 126
+            out.note(f"cannot run {argv[0]}: {exc.strerror or exc}")
+            status = records.write_status(session, sessions.EXITED, code, reason="not run")
+        else:
+            state, code, reason = _ending(end)
+            status = records.write_status(session, state, code, reason=reason)
+        out.note(_said(status))
+    finally:
+        out.close()
+        records.poke(paths)
+    return 0
+
+
+def _ending(end: group.Outcome) -> tuple[str, int, str]:
+    if end.stopped_by == DONE:
+        return sessions.EXITED, 0, "done"
+    if end.timed_out:
+        return sessions.KILLED, TIMED_OUT, "timeout"
+    if end.stopped_by is not None:
+        return sessions.KILLED, 128 + end.stopped_by, signal.Signals(end.stopped_by).name
+    return sessions.EXITED, end.status, "exit"
+
+
+def _said(status: dict[str, Any]) -> str:
+    return f"{status['state']} (exit {status['exit_code']}, {status.get('reason', '')})"

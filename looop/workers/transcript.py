@@ -1,0 +1,126 @@
+"""``sessions/<id>/output.log``: a worker's transcript, written capped and read back.
+
+The supervisor is the only writer: it copies the worker's stdout and stderr
+(one pipe, so their order is kept) into the file, with its own few lines
+(``[looop] ...``: the command, how it ended) among them. A worker that
+prints without end must not fill the disk, so the file is capped: once it
+passes ``CAP`` bytes, its newest ``KEEP`` bytes are written to a new file
+that replaces it whole (``fs.write_whole``), starting at a line boundary,
+after a line saying how much was dropped. Rejected: rotation into
+``output.log.1`` (two files for every reader to stitch) and truncating from
+the front in place (no such call; a copy is what every way costs).
+
+``looop logs ID`` reads it here: the last ``n`` lines, then with ``follow``
+what is appended until the session has ended, reopening the file when a trim
+replaced it. It is read without following a link and without blocking, like
+every file looop reads from the data dir.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from looop import fs
+
+NAME = "output.log"
+CAP = 4 << 20  # 4 MiB
+KEEP = 1 << 20  # what a trim keeps: the newest 1 MiB
+FOLLOW_POLL = 0.2
+
+
+class Writer:
+    """The supervisor's end: append, and trim to the newest part past the cap."""
+
+    def __init__(self, path: Path, cap: int = CAP, keep: int = KEEP) -> None:
+        self.path, self.cap, self.keep = path, cap, keep
+        self.fd = self._open(os.O_TRUNC)
+        self.size = 0
+
+    def _open(self, extra: int) -> int:
+        flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW | os.O_CLOEXEC | extra
+        return os.open(self.path, flags, 0o600)
+
+    def write(self, data: bytes) -> None:
+        if not data:
+            return
+        try:
+            os.write(self.fd, data)
+        except OSError:
+            return  # a full disk loses transcript, never the worker or its status
+        self.size += len(data)
+        if self.size > self.cap:
+            self._trim()
+
+    def note(self, text: str) -> None:
+        """One line of the supervisor's own, marked as such."""
+        self.write(f"[looop] {text}\n".encode(errors="replace"))
+
+    def _trim(self) -> None:
+        try:
+            with open(self.path, "rb") as f:
+                f.seek(max(0, self.size - self.keep))
+                tail = f.read(self.keep)
+            cut = tail.find(b"\n")
+            if 0 <= cut < len(tail) - 1:
+                tail = tail[cut + 1 :]
+            dropped = self.size - len(tail)
+            head = f"[looop] ... {dropped} earlier bytes dropped (cap {self.cap})\n".encode()
+            fs.write_whole(self.path, head + tail, mode=0o600)
+            os.close(self.fd)
+            self.fd = self._open(0)
+            self.size = len(head) + len(tail)
+        except OSError:
+            pass  # trimming again at the next write is as good
+
+    def close(self) -> None:
+        os.close(self.fd)
+
+
+def tail(path: Path, lines: int) -> bytes:
+    """The last ``lines`` lines of the transcript (all of it for a negative count)."""
+    data, _ = _read_from(path, 0)
+    if lines < 0:
+        return data
+    if lines == 0:
+        return b""
+    parts = data.splitlines(keepends=True)
+    return b"".join(parts[-lines:])
+
+
+def follow(path: Path, lines: int, ended: Callable[[], bool]) -> Iterator[bytes]:
+    """``tail``, then what is written after it, until ``ended()`` and nothing more came."""
+    data, (ino, offset) = _read_from(path, 0)
+    parts = data.splitlines(keepends=True)
+    yield b"".join(parts[-lines:] if lines >= 0 else parts)
+    while True:
+        done = ended()  # asked before the read: what was written before the end is shown
+        try:
+            st = os.stat(path, follow_symlinks=False)
+            if st.st_ino != ino:  # trimmed: a new file holds the newest part
+                ino, offset = st.st_ino, 0
+            more, (ino, offset) = _read_from(path, offset)
+        except FileNotFoundError:
+            more = b""
+        if more:
+            yield more
+        elif done:
+            return
+        else:
+            time.sleep(FOLLOW_POLL)
+
+
+def _read_from(path: Path, offset: int) -> tuple[bytes, tuple[int, int]]:
+    """What the file holds after ``offset``, and (its inode, the new offset)."""
+    fd, st = fs.open_regular(path)
+    try:
+        os.lseek(fd, offset, os.SEEK_SET)
+        chunks = []
+        while chunk := os.read(fd, 1 << 16):
+            chunks.append(chunk)
+        data = b"".join(chunks)
+        return data, (st.st_ino, offset + len(data))
+    finally:
+        os.close(fd)
