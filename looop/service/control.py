@@ -18,14 +18,14 @@ it says "already running" with that pulse's pid and exits 0.
 then every live worker of the profile (``workers.fleet.stop_all``), unless
 ``--keep-workers``. For the pulse it succeeds only once no pulse holds the
 lock. With a manager it first asks the manager to stop its pulse, then,
-like ``down`` without one, sends SIGTERM to any pulse still holding the lock (one started by hand, or by
-``up`` before the unit was installed) and waits for the kernel to drop the
-lock, naming that pulse. Stopping it, rather than refusing with exit 1, is
-what "down" asks for: the user wants no pulse on this profile, and the lock
-says exactly which process that is. When it cannot be stopped (not the
-user's, or it does not let go in time) ``down`` exits 1 naming it. A one-off
-``looop sense`` holding the lock is not a pulse: ``down`` leaves it to end by
-itself.
+like ``down`` without one, sends SIGTERM to any pulse still holding the
+lock (one started by hand, or by ``up`` before the unit was installed) and
+waits for the kernel to drop the lock, naming that pulse. Stopping it,
+rather than refusing with exit 1, is what "down" asks for: the user wants
+no pulse on this profile, and the lock says exactly which process that is.
+When it cannot be stopped (not the user's, or it does not let go in time)
+``down`` exits 1 naming it. A one-off ``looop sense`` holding the lock is
+not a pulse: ``down`` leaves it to end by itself.
 """
 
 from __future__ import annotations
