@@ -141,6 +141,7 @@ THE ROOT AGENT'S OPERATING CONTRACT
     looop _ worker start ID [PROMPT...|-] [--timeout S]
     looop _ worker kill ID                 ends its whole process tree
     looop _ worker list [--json]           also `looop workers`
+    looop logs ID [-f] [-n N]              a worker's transcript
     looop _ claim NAME / looop _ unclaim NAME
     looop _ cost KIND ID RUNNER USD        and `looop cost [--today]`
     looop _ kill ID                        a worker ending itself

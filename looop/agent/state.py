@@ -48,16 +48,12 @@ DIGEST_CHARS = 16  # of each part's hex digest kept in a cursor (64 bits)
 
 
 class Cursor:
-    """What one output showed: world part digests, pending ask ids, live worker ids.
-
-    ``workers`` is None for a wait's own starting point without ``--since``
-    (that wait does not report workers, as before cursors).
-    """
+    """What one output showed: world part digests, pending ask ids, live worker ids."""
 
     __slots__ = ("asks", "parts", "workers")
 
     def __init__(
-        self, parts: dict[str, str], asks: frozenset[str], workers: frozenset[str] | None
+        self, parts: dict[str, str], asks: frozenset[str], workers: frozenset[str]
     ) -> None:
         self.parts = {name: parts[name][:DIGEST_CHARS] for name in worldhash.PARTS}
         self.asks, self.workers = asks, workers
@@ -67,7 +63,7 @@ class Cursor:
             CURSOR_VERSION,
             *(self.parts[name] for name in worldhash.PARTS),
             sorted(self.asks),
-            sorted(self.workers or ()),
+            sorted(self.workers),
         ]
         raw = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
         return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
@@ -103,7 +99,7 @@ class Cursor:
         changed = {name for name in worldhash.PARTS if later.parts[name] != self.parts[name]}
         if later.asks - self.asks:
             changed.add("asks")
-        if self.workers is not None and later.workers != self.workers:
+        if later.workers != self.workers:
             changed.add("workers")
         return changed
 

@@ -46,9 +46,12 @@ output carrying the cursor showed (``state.Cursor``): the world parts are
 compared against its digests and an ask is news only when its id is not
 among the cursor's, so a change made while the agent was acting returns at
 once and an ask the agent has already seen does not wake it again. Live
-workers are compared once at the start and in the returned state (sessions
-are not watched yet). Without ``--since`` the starting point is the world
-measured once the watches are armed, with no ask seen, as before. Either
+workers are compared at the start, whenever ``sessions/.changed`` moves (a
+supervisor rewrites it when its session starts and ends; a supervisor
+killed outright does not, and the next beat's ``sys-sessions`` reports it),
+and in the returned state. Without ``--since`` the starting point is the
+world measured once the watches are armed, with no ask seen and the live
+workers of that moment. Either
 way the returned ``changed`` also covers what the returned state itself
 shows against that starting point, so it never shows more than it says.
 
@@ -75,6 +78,7 @@ from looop.agent import state
 from looop.data import goals, mailbox
 from looop.paths import Paths
 from looop.pulse import lock, worldhash
+from looop.workers.records import CHANGED
 
 POLL_ENV = "LOOOP_WAIT_POLL"  # set (not "0") to force the polling fallback
 READY_ENV = "LOOOP_TEST_WAIT_READY"  # a file written once the wait is armed (tests, bench)
@@ -84,7 +88,7 @@ PULSE_POLL = 0.5  # lock probe period when the holder cannot be watched directly
 ORDER = ("asks", "goals", "playbook", "snapshots", "workers", "pulse-down")
 
 # What a wake may have moved, so only the needed reads are done.
-WORLD, ASKS, PULSE = "world", "asks", "pulse"
+WORLD, ASKS, PULSE, WORKERS = "world", "asks", "pulse", "workers"
 
 
 # --- the wait ----------------------------------------------------------------
@@ -104,10 +108,11 @@ def wait(
         # Watches first, then the starting reads: a change after this point
         # is seen either by the reads or by an event, never by neither.
         world = worldhash.measure(paths)
-        base = since or state.Cursor(world.parts, frozenset(), None)
+        live = state.live_workers(state.workers(paths))
+        base = since or state.Cursor(world.parts, frozenset(), live)
         pulse = _PulseWatch(paths, watcher)
         changed = _moved(base, world)
-        if base.workers is not None and state.live_workers(state.workers(paths)) != base.workers:
+        if live != base.workers:
             changed.add("workers")
         if _has_new_ask(paths, base):
             changed.add("asks")
@@ -145,6 +150,8 @@ def _watched(paths: Paths) -> list[watch.Dir]:
         watch.Dir(paths.goals, WORLD, names=goals.named, follow=goals.named),
         watch.Dir(paths.asks, ASKS, names=mailbox.named),
         watch.Dir(paths.answers, ASKS, names=mailbox.named),
+        # A session's start or end rewrites sessions/.changed (workers.records.poke).
+        watch.Dir(paths.sessions, WORKERS, names=lambda name: name == CHANGED),
     ]
 
 
@@ -158,6 +165,8 @@ def _what_changed(
         changed |= _moved(base, worldhash.measure(paths))
     if PULSE in hints and not pulse.arm():
         changed.add("pulse-down")
+    if WORKERS in hints and state.live_workers(state.workers(paths)) != base.workers:
+        changed.add("workers")
     return changed
 
 

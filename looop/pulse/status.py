@@ -41,6 +41,7 @@ class StatusReport:
         self.state, self.paths, self.pid, self.role = state, paths, pid, role
         self.last_beat, self.manager, self.error = last_beat, manager, error
         self.now = time.time()
+        self.workers = live_workers(paths)
 
     @property
     def exit_code(self) -> int:
@@ -74,6 +75,8 @@ class StatusReport:
             # The streak of beats that failed (count, since, why); None while they succeed.
             "failing": self.failing,
             "healthy": self.state == RUNNING and self.failing is None,
+            # The profile's live workers: {id, state} each (they outlive a stopped pulse).
+            "workers": self.workers,
         }
 
     @property
@@ -117,7 +120,20 @@ class StatusReport:
         if self.manager:
             shown = " · ".join(f"{k}={v}" for k, v in self.manager.items())
             lines.append(f"  service     {shown}")
+        if self.workers:
+            names = ", ".join(w["id"] for w in self.workers)
+            lines.append(f"  workers     {len(self.workers)} live: {names}")
         return "\n".join(lines)
+
+
+def live_workers(paths: Paths) -> list[dict[str, Any]]:
+    """``{id, state}`` of each live worker session (``data.sessions``'s judgment)."""
+    from looop.data import sessions
+
+    found = sessions.scan(paths.sessions)
+    return [
+        {"id": s.summary()["id"], "state": s.state} for s in found if s.liveness == sessions.ALIVE
+    ]
 
 
 def _service_state(paths: Paths) -> dict[str, Any] | None:
