@@ -1,0 +1,246 @@
+"""Workers without a service manager (SPEC §12): the detached supervisor, as processes.
+
+Every worker here is a real script run by the installed ``looop`` through
+``[worker] supervisor = "detached"`` (python-daemon); the same scenarios
+under a real systemd user manager are in ``test_systemd_workers.py``. Every
+worker a test starts is killed at teardown (``looop down``, then by pid).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from conftest import LOOOP, Processes, Profile, pid_alive, wait_for
+from workers_kit import (
+    ESCAPER,
+    EXITS_3,
+    FAKE_AGENT,
+    ROOT_AGENT,
+    SLEEPER,
+    group_members,
+    pids_of,
+    session_file,
+    worker_script,
+)
+
+
+def configure(profile: Profile, command: list[str], **extra: object) -> None:
+    lines = ["[worker]", f"command = {json.dumps(command)}", 'supervisor = "detached"']
+    lines += [f"{key} = {json.dumps(value)}" for key, value in extra.items()]
+    profile.write_config("\n".join(lines) + "\n")
+
+
+@pytest.fixture
+def fleet(profile: Profile) -> Iterator[Profile]:
+    """The profile; whatever workers it left are stopped at the end, by pid if need be."""
+    try:
+        yield profile
+    finally:
+        profile.run("down", timeout=120)
+        for meta in (profile.data / "sessions").glob("*/meta.json"):
+            pgid = json.loads(meta.read_text()).get("pgid")
+            if pgid:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(pgid, signal.SIGKILL)
+        for pids in (profile.data / "reports").glob("*.pids"):
+            for line in pids.read_text().splitlines():
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(int(line.split()[1]), signal.SIGKILL)
+
+
+def ended(profile: Profile, wid: str) -> dict[str, object]:
+    return wait_for(lambda: session_file(profile.data, wid, "status.json"), timeout=60)
+
+
+def test_a_contract_keeping_worker_asks_is_answered_reports_and_ends(
+    fleet: Profile, procs: Processes, tmp_path: Path
+) -> None:
+    configure(fleet, [str(FAKE_AGENT), "{prompt_file}"])
+    pulse = procs.add(fleet.popen("pulse", stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+    wait_for(lambda: fleet.run("status").returncode == 0, timeout=30)
+    log = tmp_path / "agent.log"
+    agent_env = {**fleet.env, "LOOOP": LOOOP, "PY": sys.executable, "LOG": str(log)}
+    agent = procs.add(
+        subprocess.Popen(["bash", "-c", ROOT_AGENT], env=agent_env, stdin=subprocess.DEVNULL)
+    )
+    out = fleet.run("_", "worker", "start", "w1", "ship the release")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout == "w1\n"
+    status = ended(fleet, "w1")
+    assert status["state"] == "exited" and status["exit_code"] == 0, status
+    assert status["reason"] == "done"
+    assert (fleet.data / "reports" / "w1.md").read_text() == "answer: yes\n"
+    cost = json.loads(fleet.run("cost", "--json").stdout)
+    assert [(r["kind"], r["runner"], r["usd"]) for r in cost["rows"]] == [
+        ("worker", "fake-agent", 0.25)
+    ]
+    assert not list((fleet.data / "claims").glob("*.json"))
+    meta = session_file(fleet.data, "w1", "meta.json")
+    assert meta["supervisor"] == "detached" and "unit" not in meta
+    prompt = (fleet.data / "sessions" / "w1" / "prompt.md").read_text()
+    assert prompt.startswith("You are a looop worker") and prompt.endswith("ship the release\n")
+    wait_for(lambda: "answered w1-1" in log.read_text().splitlines())
+    pulse.send_signal(signal.SIGTERM)
+    pulse.wait(timeout=30)
+    assert agent.wait(timeout=30) == 0
+    assert log.read_text().splitlines()[-1] == "exit 3"
+
+
+def test_start_in_a_command_substitution_returns_while_the_worker_runs(fleet: Profile) -> None:
+    configure(fleet, [str(worker_script(fleet.root / "w", SLEEPER))])
+    shell = subprocess.run(
+        ["sh", "-c", f'out=$("{LOOOP}" _ worker start w2 sleep); echo "[$out]"'],
+        env=fleet.env,
+        capture_output=True,
+        text=True,
+        timeout=30,  # the worker sleeps 60 s: returning at all is returning early
+    )
+    assert shell.returncode == 0, shell.stderr
+    assert shell.stdout == "[w2]\n"
+    state = json.loads(fleet.run("workers", "--json").stdout)
+    assert [(w["id"], w["alive"]) for w in state] == [("w2", True)]
+
+
+def test_kill_ends_the_worker_and_its_process_group_and_reports_what_escaped(
+    fleet: Profile,
+) -> None:
+    configure(fleet, [str(worker_script(fleet.root / "w", ESCAPER))])
+    assert fleet.run("_", "worker", "start", "w3", "x").returncode == 0
+    pids = wait_for(lambda: len(_pids(fleet, "w3")) == 3 and _pids(fleet, "w3"))
+    meta = wait_for(lambda: (session_file(fleet.data, "w3", "meta.json") or {}).get("pgid"))
+    out = fleet.run("_", "worker", "kill", "w3")
+    assert out.returncode == 0, out.stderr
+    assert session_file(fleet.data, "w3", "status.json")["state"] == "killed"
+    assert group_members(meta) == []  # nothing is left in the worker's process group
+    assert not pid_alive(pids["worker"]) and not pid_alive(pids["forked"])
+    # Without a service manager, a child that left the group with setsid is
+    # beyond the supervisor's reach: it is what escapes (ended here by pid).
+    assert pid_alive(pids["escaped"])
+    again = fleet.run("_", "worker", "kill", "w3")
+    assert again.returncode == 0 and "has ended (killed" in again.stdout
+
+
+def _pids(profile: Profile, wid: str) -> dict[str, int]:
+    try:
+        return pids_of(profile.data, wid)
+    except (FileNotFoundError, ValueError, IndexError):
+        return {}
+
+
+def test_a_worker_that_exits_3_is_exited_3_and_a_timeout_is_killed(fleet: Profile) -> None:
+    configure(fleet, [str(worker_script(fleet.root / "w", EXITS_3))])
+    assert fleet.run("_", "worker", "start", "three", "x").returncode == 0
+    status = ended(fleet, "three")
+    assert (status["state"], status["exit_code"]) == ("exited", 3)
+    configure(fleet, [str(worker_script(fleet.root / "s", SLEEPER))])
+    assert fleet.run("_", "worker", "start", "slow", "x", "--timeout", "1").returncode == 0
+    status = ended(fleet, "slow")
+    assert (status["state"], status["exit_code"], status["reason"]) == ("killed", 124, "timeout")
+    log = fleet.run("logs", "three")
+    assert log.returncode == 0 and "working\n" in log.stdout and "exited (exit 3" in log.stdout
+
+
+def test_max_live_refuses_a_third_worker_naming_the_two_live_ones(fleet: Profile) -> None:
+    configure(fleet, [str(worker_script(fleet.root / "w", SLEEPER))], max_live=2)
+    for wid in ("a1", "a2"):
+        assert fleet.run("_", "worker", "start", wid, "x").returncode == 0
+    third = fleet.run("_", "worker", "start", "a3", "x")
+    assert third.returncode == 1
+    assert "a1" in third.stderr and "a2" in third.stderr and "max_live 2" in third.stderr
+    assert not (fleet.data / "sessions" / "a3").exists()
+    twice = fleet.run("_", "worker", "start", "a1", "x")
+    assert twice.returncode == 1 and "already" in twice.stderr
+
+
+def test_a_missing_command_exits_127_and_leaves_no_session(fleet: Profile) -> None:
+    configure(fleet, ["no-such-agent-anywhere", "{prompt}"])
+    out = fleet.run("_", "worker", "start", "w4", "x")
+    assert out.returncode == 127
+    assert out.stderr.count("\n") == 1 and "no-such-agent-anywhere" in out.stderr
+    assert not (fleet.data / "sessions" / "w4").exists()
+
+
+@pytest.mark.parametrize("bad", ["../x", ".x", "pulse-x/..", "a/b", "", "-x"])
+def test_a_bad_worker_id_is_refused_before_anything_is_written(fleet: Profile, bad: str) -> None:
+    configure(fleet, [str(worker_script(fleet.root / "w", SLEEPER))])
+    before = sorted(p.relative_to(fleet.root) for p in fleet.root.rglob("*"))
+    out = fleet.run("_", "worker", "start", "--", bad, "x")
+    assert out.returncode == 2, out
+    assert "Traceback" not in out.stderr
+    after = sorted(p.relative_to(fleet.root) for p in fleet.root.rglob("*"))
+    assert after == before
+
+
+def test_down_stops_the_pulse_and_every_live_worker_unless_told_to_keep_them(
+    fleet: Profile, procs: Processes
+) -> None:
+    configure(fleet, [str(worker_script(fleet.root / "w", SLEEPER))])
+    for keep in (True, False):
+        procs.add(fleet.popen("pulse", stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        wait_for(lambda: fleet.run("status").returncode == 0, timeout=30)
+        for wid in ("d1", "d2"):
+            if not keep:
+                break
+            assert fleet.run("_", "worker", "start", wid, "x").returncode == 0
+        args = ["down", "--keep-workers"] if keep else ["down"]
+        out = fleet.run(*args, timeout=120)
+        assert out.returncode == 0, out.stderr
+        assert fleet.run("status").returncode == 3
+        live = [w["id"] for w in json.loads(fleet.run("workers", "--json").stdout) if w["alive"]]
+        if keep:
+            assert live == ["d1", "d2"]
+        else:
+            assert live == [] and "stopped 2 workers: d1, d2" in out.stdout
+            for wid in ("d1", "d2"):
+                assert session_file(fleet.data, wid, "status.json")["state"] == "killed"
+
+
+def test_a_wait_wakes_with_workers_when_a_worker_ends(fleet: Profile, procs: Processes) -> None:
+    configure(fleet, [str(worker_script(fleet.root / "w", SLEEPER))])
+    # No beat during the test: what wakes the wait is the session's own change.
+    fleet.write_config(fleet.config.read_text().replace("[worker]", "interval = 3600\n[worker]"))
+    procs.add(fleet.popen("pulse", stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+    wait_for(lambda: fleet.run("status").returncode == 0, timeout=30)
+    assert fleet.run("_", "worker", "start", "ww", "x").returncode == 0
+    wait_for(lambda: session_file(fleet.data, "ww", "meta.json").get("pid"))
+    cursor = json.loads(fleet.run("_", "state", "--json").stdout)["cursor"]
+    waiter = procs.add(fleet.popen("_", "wait", "--json", "--since", cursor, "--timeout", "60"))
+    assert fleet.run("_", "worker", "kill", "ww").returncode == 0
+    out, _ = waiter.communicate(timeout=60)
+    assert waiter.returncode == 0
+    assert "workers" in json.loads(out)["changed"]
+
+
+def test_the_transcript_keeps_the_newest_part_of_a_flood(fleet: Profile) -> None:
+    flood = (
+        'i=0; while [ $i -lt 300 ]; do head -c 32768 /dev/zero | tr "\\0" x; echo " $i"; '
+        "i=$((i+1)); done"
+    )
+    configure(fleet, [str(worker_script(fleet.root / "w", flood))])
+    assert fleet.run("_", "worker", "start", "fl", "x").returncode == 0
+    ended(fleet, "fl")
+    log = (fleet.data / "sessions" / "fl" / "output.log").read_bytes()
+    assert len(log) < 5 << 20  # 9.6 MiB printed, the cap is 4 MiB
+    assert b"earlier bytes dropped" in log and log.rstrip().endswith(b"exit)")
+    assert b" 299\n" in log and b" 0\n" not in log
+    tail = fleet.run("logs", "fl", "-n", "2")
+    assert tail.stdout.splitlines()[-1].startswith("[looop] exited (exit 0")
+
+
+def test_a_session_dir_that_is_a_link_is_not_started_in(fleet: Profile, tmp_path: Path) -> None:
+    configure(fleet, [str(worker_script(fleet.root / "w", SLEEPER))])
+    (fleet.data / "sessions").mkdir(parents=True, exist_ok=True)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (fleet.data / "sessions" / "ln").symlink_to(elsewhere)
+    out = fleet.run("_", "worker", "start", "ln", "x")
+    assert out.returncode == 1 and "not a directory" in out.stderr
+    assert list(elsewhere.iterdir()) == []
