@@ -14,15 +14,18 @@ the CLI, which chose codes at each call site and still let an OSError from an
 unwrapped command (``install``, ``_ state``) out as a traceback.
 
 ``looop status`` is the probe that scripts, prompts and service checks run in
-loops, and ``looop _ state`` the read a root agent makes each time it acts;
-both should answer in tens of milliseconds, and loading click alone costs
-more than the whole answer. So a plain ``looop status [--json]`` and ``looop
-_ state [--json]`` are answered here, by the same functions their click
-commands call (``status.print_report``, ``state.formatted``), inside the same
-handler; anything else (``looop status --help``, a global option first) goes
-to the full CLI in ``looop.cli``, whose own parse errors click reports (exit
-2). Nothing here may import click. Rejected: a click-free parser for every
-command; only these two are run in loops.
+loops, ``looop _ state`` the read a root agent makes each time it acts, and
+``looop _ worker start`` what it runs to hand work on (timed against
+``systemd-run`` itself); each should answer in tens of milliseconds, and
+loading click alone costs more than the whole answer. So a plain ``looop
+status [--json]``, ``looop _ state [--json]`` and ``looop _ worker start ID
+WORDS...`` (no option, no word that looks like one, a body that is not
+blank) are answered here, by the same functions their click commands call
+(``status.print_report``, ``state.formatted``, ``workers.start.start``),
+inside the same handler; anything else (``--help``, ``--json``, a body on
+stdin, a global option first) goes to the full CLI in ``looop.cli``, whose
+own parse errors click reports (exit 2). Nothing here may import click.
+Rejected: a click-free parser for every command; only these are hot.
 """
 
 from __future__ import annotations
@@ -66,9 +69,28 @@ def _dispatch(args: list[str]) -> int:
 
         sys.stdout.write(state.formatted(state.collect(resolve()), "--json" in args) + "\n")
         return errors.OK
+    if args[:3] == ["_", "worker", "start"] and _plain_start(args[3:]):
+        from looop import config
+        from looop.paths import resolve
+        from looop.workers import start
+
+        paths = resolve()
+        cfg = config.load_logged(paths.config_file)
+        started = start.start(paths, cfg, args[3], " ".join(args[4:]), None)
+        sys.stdout.write(started.id + "\n")
+        return errors.OK
     from looop.cli import run as run_cli
 
     return run_cli(args)
+
+
+def _plain_start(rest: list[str]) -> bool:
+    """``_ worker start ID WORDS...`` with no option and a body of words (no stdin, no flags)."""
+    return (
+        len(rest) >= 2
+        and not any(word.startswith("-") for word in rest)
+        and bool(" ".join(rest[1:]).strip())
+    )
 
 
 def _fail(message: str, code: int) -> int:

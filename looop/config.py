@@ -392,6 +392,17 @@ def load(path: Path, environ: dict[str, str] | None = None) -> Config:
     return _build(values)
 
 
+def load_logged(path: Path) -> Config:
+    """``load``, with each warning (a value clamped into range) logged: what commands use."""
+    loaded = load(path)
+    if loaded.warnings:
+        from looop.log import log
+
+        for warning in loaded.warnings:
+            log.warning(warning)
+    return loaded
+
+
 def write_defaults_if_missing(path: Path) -> bool:
     """Write a config holding the defaults on first run; True if written.
 

@@ -86,10 +86,7 @@ def run(args: list[str]) -> int:
 def load_config(paths: Paths) -> Any:
     from looop import config
 
-    loaded = config.load(paths.config_file)
-    for warning in loaded.warnings:
-        log.warning(warning)
-    return loaded
+    return config.load_logged(paths.config_file)
 
 
 def echo_json(value: Any) -> None:
