@@ -141,7 +141,9 @@ THE ROOT AGENT'S OPERATING CONTRACT
     looop _ worker start ID [PROMPT...|-] [--timeout S]
     looop _ worker kill ID                 ends its whole process tree
     looop _ worker list [--json]           also `looop workers`
-    looop _ claim NAME / looop _ unclaim NAME
+    looop _ claim NAME [--session ID]      lease claims/NAME.json; exit 1 if
+                                           another live session holds it
+    looop _ unclaim NAME [--session ID]    release your own lease
     looop _ cost KIND ID RUNNER USD        and `looop cost [--today]`
     looop _ kill ID                        a worker ending itself
 

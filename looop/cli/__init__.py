@@ -11,7 +11,8 @@ The commands live in one module per audience: ``cli.pulse`` (pulse, ``_
 pulse``, sense, status), ``cli.service`` (up, down, install, uninstall),
 ``cli.agent`` (the ``_`` group: state, wait), ``cli.mailbox`` (``_ ask``,
 ``_ answer``, ``_ asks``), ``cli.verbs`` (``_ goal``, ``_ sensor``, ``_
-playbook``, ``_ notify``), ``cli.run`` (``_ run``), ``cli.workers`` (reap)
+playbook``, ``_ notify``), ``cli.run`` (``_ run``), ``cli.workers`` (reap, ``_ claim``,
+``_ unclaim``)
 and ``cli.config`` (the config group); ``cli.complete`` holds the shell
 completers they attach to their arguments. This module holds what every
 one of them shares (the root group, ``help`` (the manual is

@@ -7,7 +7,8 @@ function, as ``status`` is.
 ``_ pulse`` (an alias of ``looop pulse``) is listed here but lives with the
 pulse's commands in ``cli.pulse``, loaded only when called; ``ask``,
 ``answer`` and ``asks`` likewise in ``cli.mailbox``, and the verbs (``goal``,
-``sensor``, ``playbook``, ``notify``) in ``cli.verbs``.
+``sensor``, ``playbook``, ``notify``) in ``cli.verbs``, and a worker's
+``claim`` and ``unclaim`` in ``cli.workers``.
 """
 
 from __future__ import annotations
@@ -36,6 +37,8 @@ from looop.paths import resolve
         "playbook": "looop.cli.verbs:playbook_group",
         "notify": "looop.cli.verbs:notify_command",
         "run": "looop.cli.run:run_command",
+        "claim": "looop.cli.workers:claim_command",
+        "unclaim": "looop.cli.workers:unclaim_command",
     },
 )
 def agent_group() -> None:

@@ -2,11 +2,12 @@
 
 What it removes: dead sessions older than ``session_ttl`` (age from ``ended``
 in the status, else from the newest modification anywhere inside, measured
-with ``lstat``), and claims whose session is dead or missing. What it keeps:
-live sessions, young dead ones, every session whose meta cannot be read
-(unknown), and, whole, every dead session that holds a mount or is nested
-deeper than ``MAX_DEPTH`` (reported, exit 1); a claim whose session is unknown
-is kept too. Liveness comes from ``looop.sessions.judge_at``, the same
+with ``lstat``), and claims whose session is dead or missing
+(``claims.standing``, the judgment ``_ claim`` takes a claim over by). What
+it keeps: live sessions, young dead ones, every session whose meta cannot be
+read (unknown), and, whole, every dead session that holds a mount or is
+nested deeper than ``MAX_DEPTH`` (reported, exit 1); a claim whose session
+is unknown is kept too. Liveness comes from ``looop.sessions.judge_at``, the same
 judgment ``sys-sessions`` and ``looop _ state`` show.
 
 Why it is shaped this way:
@@ -78,7 +79,9 @@ Why it is shaped this way:
   reported and the rest are still reaped; the exit status is 1 only when
   something due could not be removed (or could not be measured: a dead
   session with an unreadable corner is kept, and said so).
-* **A claim of a missing session** is removed once the claim file is older
+* **A claim of a missing session** (judged by ``claims.standing``, removed
+  under the ``flock`` on ``claims/`` that ``_ claim`` takes over with) is
+  removed once the claim file is older
   than ``CLAIM_GRACE`` seconds, so a lease written a moment before its
   session directory appears is not taken away; a claim of a *dead* session
   goes at once. Missing means that ``sessions/<id>`` does not exist, or that
@@ -126,14 +129,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from looop import fs
-from looop.data import events, sessions
+from looop.data import claims, events, sessions
+from looop.data.claims import MISSING
 from looop.data.sessions import ALIVE, DEAD, DIR_FLAGS, UNKNOWN
 from looop.paths import Paths
 
 REAPING_PREFIX = ".reaping-"
 LOCK_NAME = ".reap.lock"
-CLAIM_GRACE = 60.0
-MISSING = "missing"
 # Deeper than this is not worker scratch; stop rather than exhaust descriptors.
 MAX_DEPTH = 128
 NAME_MAX = 255
@@ -537,24 +539,9 @@ def _still_named(parent_fd: int | None, name: str, fd: int) -> bool:
         return False
 
 
-def _file_key(st: os.stat_result) -> tuple[int, ...]:
-    """What tells one version of a file from another: which file, and its last change."""
-    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
-
-
 def _finite(value: float | None) -> float | None:
     """``value`` if it is a finite number: NaN and the infinities are no time at all."""
     return value if value is not None and math.isfinite(value) else None
-
-
-def _valid_id(sid: Any) -> bool:
-    return (
-        isinstance(sid, str)
-        and sid not in ("", ".", "..")
-        and not sid.startswith(".")
-        and "/" not in sid
-        and "\0" not in sid
-    )
 
 
 def _reaping_name(token: str, sid: str) -> str:
@@ -893,19 +880,15 @@ class _Reaper:
 
     # -- claims --
     def liveness_of(self, sid: str, fresh: bool) -> str:
+        """A claim's session as this run sees it: the session pass's look unless ``fresh``.
+
+        A session the pass found dead is dead still when it is missing now:
+        the pass has just removed it, so its claims go without the grace.
+        """
         if not fresh and sid in self.seen:
             return self.seen[sid]
-        if self.sessions_fd is None:
-            # Only a sessions/ that does not exist says its sessions are missing;
-            # one that cannot be opened says nothing about them.
-            return MISSING if self.sessions_closed == MISSING else UNKNOWN
-        try:
-            os.stat(sid, dir_fd=self.sessions_fd, follow_symlinks=False)
-        except FileNotFoundError:
-            return MISSING
-        except OSError:
-            return UNKNOWN
-        return sessions.judge(self.sessions_fd, sid).liveness
+        live = claims.session_liveness(self.sessions_fd, self.sessions_closed == MISSING, sid)
+        return DEAD if live == MISSING and self.seen.get(sid) == DEAD else live
 
     def claim_verdict(self, fd: int, fresh: bool) -> tuple[str | None, str, bool, Any]:
         """(session id, why, due, fstat) for the claim file open as ``fd``."""
@@ -918,31 +901,11 @@ class _Reaper:
     def claim_of(
         self, claim: dict[str, Any], mtime: float, fresh: bool
     ) -> tuple[str | None, str, bool]:
-        """(session id, why, due) for a claim's content, last modified at ``mtime``."""
-        sid = claim.get("session")
-        if not _valid_id(sid):
-            return None, "names no valid session, never deleted blind", False
-        assert isinstance(sid, str)
-        live = self.liveness_of(sid, fresh)
-        if live == ALIVE:
-            return sid, "live", False
-        if live == UNKNOWN:
-            if self.sessions_fd is None:
-                return (
-                    sid,
-                    f"session {sid} unknown (sessions/ cannot be opened), never deleted blind",
-                    False,
-                )
-            return sid, f"session {sid} unknown, never deleted blind", False
-        if live == DEAD or self.seen.get(sid) == DEAD:
-            return sid, "dead", True
-        if self.now - mtime < CLAIM_GRACE:
-            return (
-                sid,
-                f"session {sid} missing, but the claim is under {CLAIM_GRACE:.0f}s old",
-                False,
-            )
-        return sid, "missing", True
+        """(session id, why, due): ``claims.standing``, with liveness as this run sees it."""
+        note = " (sessions/ cannot be opened)" if self.sessions_fd is None else ""
+        return claims.standing(
+            claim, mtime, self.now, lambda sid: self.liveness_of(sid, fresh), note
+        )
 
     def claims_pass(self) -> None:
         cfd, _ = self.open_area("claims")
@@ -994,30 +957,29 @@ class _Reaper:
         if self.dry_run:
             self.result.claims.append(record)
             return
-        # Judge again right before removing: the lease may have been rewritten.
-        sid, why, due, judged = self.claim_verdict(fd, fresh=True)
-        if not due:
-            self.result.kept_claims.append({"name": name, "session": sid, "why": why})
-            return
-        # The name must still be the very file just judged, unchanged since: a
-        # worker may have renamed a fresh lease into it, or rewritten it in place.
-        try:
-            now = os.stat(name, dir_fd=cfd, follow_symlinks=False)
-        except FileNotFoundError:
-            return
-        except OSError:
-            now = None
-        if now is None or _file_key(now) != _file_key(judged):
-            why = "changed while being judged, kept"
-            self.result.kept_claims.append({"name": name, "session": sid, "why": why})
-            return
-        try:
-            os.unlink(name, dir_fd=cfd)
-        except FileNotFoundError:
-            return
-        except OSError as exc:
-            self.error("claim", name, f"cannot remove: {exc.strerror}")
-            return
+        # Judged again right before removing (the lease may have been
+        # rewritten), under the lock ``_ claim`` takes over a claim with.
+        with claims.locked(cfd):
+            sid, why, due, judged = self.claim_verdict(fd, fresh=True)
+            if not due:
+                self.result.kept_claims.append({"name": name, "session": sid, "why": why})
+                return
+            # The name must still be the very file just judged, unchanged since: a
+            # worker may have renamed a fresh lease into it, or rewritten it in place.
+            same = claims.still_named(cfd, name, judged)
+            if same is None:
+                return
+            if not same:
+                why = "changed while being judged, kept"
+                self.result.kept_claims.append({"name": name, "session": sid, "why": why})
+                return
+            try:
+                os.unlink(name, dir_fd=cfd)
+            except FileNotFoundError:
+                return
+            except OSError as exc:
+                self.error("claim", name, f"cannot remove: {exc.strerror}")
+                return
         self.result.claims.append({"name": name, "session": sid, "why": why})
         self.pending_events.append(("claim_reaped", {"name": name, "session": sid, "why": why}))
 
