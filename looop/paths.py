@@ -108,6 +108,10 @@ class Paths:
         return self.data_dir / "runs"
 
     @property
+    def cost(self) -> Path:
+        return self.data_dir / "cost.jsonl"
+
+    @property
     def playbook_history(self) -> Path:
         return self.data_dir / "playbook.d"
 

@@ -8,7 +8,7 @@ function, as ``status`` is.
 pulse's commands in ``cli.pulse``, loaded only when called; ``ask``,
 ``answer`` and ``asks`` likewise in ``cli.mailbox``, and the verbs (``goal``,
 ``sensor``, ``playbook``, ``notify``) in ``cli.verbs``, and a worker's
-``claim`` and ``unclaim`` in ``cli.workers``.
+``claim``, ``unclaim`` and ``cost`` in ``cli.workers``.
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ from looop.paths import resolve
         "run": "looop.cli.run:run_command",
         "claim": "looop.cli.workers:claim_command",
         "unclaim": "looop.cli.workers:unclaim_command",
+        "cost": "looop.cli.workers:agent_cost_command",
     },
 )
 def agent_group() -> None:

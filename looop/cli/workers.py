@@ -1,10 +1,11 @@
-"""The workers' commands: ``reap``, and ``_ claim``, ``_ unclaim``.
+"""The workers' commands: ``reap``, ``cost``, and ``_ claim``, ``_ unclaim``, ``_ cost``.
 
-``_ claim`` and ``_ unclaim`` are a worker's; ``cli.agent`` lists them lazily
-in the ``_`` group, and ``cli`` lists ``reap`` at the top level, so a worker
-taking a lease loads neither the agent's state nor the service manager. All
-behaviour is ``looop.data.claims``' and ``looop.workers.reap``'s; this module
-parses and prints.
+``_ claim``, ``_ unclaim`` and ``_ cost`` are a worker's; ``cli.agent`` lists
+them lazily in the ``_`` group, and ``cli`` lists ``reap`` and ``cost`` at
+the top level, so a worker taking a lease loads neither the agent's state
+nor the service manager. All behaviour is ``looop.data.claims``',
+``looop.data.cost``'s and ``looop.workers.reap``'s; this module parses and
+prints.
 """
 
 from __future__ import annotations
@@ -73,3 +74,26 @@ def unclaim_command(name: str, session: str | None) -> None:
     owner = _owner(session)
     released = claims.release(resolve(), name, owner)
     click.echo(f"claim {name}: released" if released else f"claim {name}: none held")
+
+
+@click.command("cost", context_settings=CONTEXT)
+@click.argument("kind")
+@click.argument("ident", metavar="ID")
+@click.argument("runner")
+@click.argument("usd")
+def agent_cost_command(kind: str, ident: str, runner: str, usd: str) -> None:
+    """Record spend: append {ts, kind, id, runner, usd} to cost.jsonl."""
+    from looop.data import cost
+
+    cost.record(resolve(), kind, ident, runner, usd)
+
+
+@click.command("cost", context_settings=CONTEXT)
+@click.option("--today", is_flag=True, help="Only today's spend (local date).")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object.")
+def cost_command(today: bool, as_json: bool) -> None:
+    """Spend recorded with `_ cost`, summed by day, kind and runner."""
+    from looop.data import cost
+
+    report = cost.summary(resolve(), today=today)
+    echo_json(report) if as_json else click.echo(cost.formatted(report))

@@ -75,7 +75,7 @@ class Verdict:
     @property
     def ended(self) -> float | None:
         """``ended`` from the status, when it is a finite number."""
-        return _number(self.status.get("ended")) if self.status else None
+        return finite_number(self.status.get("ended")) if self.status else None
 
     def session(self, sid: str, path: Path) -> Session:
         return Session(sid, path, self)
@@ -105,7 +105,7 @@ class Session(Verdict):
 def read_json_at(dir_fd: int | None, name: str | Path) -> dict[str, Any] | None:
     """A JSON object from a small regular file, never through a symlink; else None."""
     try:
-        return _object(fs.read_small(name, limit=MAX_JSON_BYTES, dir_fd=dir_fd))
+        return parse_object(fs.read_small(name, limit=MAX_JSON_BYTES, dir_fd=dir_fd))
     except OSError:
         return None
 
@@ -120,10 +120,10 @@ def read_json_fd(fd: int) -> tuple[dict[str, Any] | None, os.stat_result | None]
         data, st = fs.read_small_fd(fd, limit=MAX_JSON_BYTES)
     except OSError:
         return None, None
-    return _object(data), st
+    return parse_object(data), st
 
 
-def _object(data: bytes) -> dict[str, Any] | None:
+def parse_object(data: bytes) -> dict[str, Any] | None:
     """The JSON object in ``data``; None for anything else, strictly JSON.
 
     ``NaN`` and ``Infinity`` (which Python's json reads) and numbers too big
@@ -148,7 +148,7 @@ def _finite(text: str) -> float:
     return value
 
 
-def _number(value: Any) -> float | None:
+def finite_number(value: Any) -> float | None:
     """A finite number, else None: ``NaN`` or ``Infinity`` in a status is no time at all."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
@@ -176,7 +176,7 @@ def judge_at(session_fd: int) -> Verdict:
     pid = meta.get("pid")
     if isinstance(pid, bool) or not isinstance(pid, int) or pid <= 0:
         return Verdict(UNKNOWN, "unknown", None, meta, status, "meta.json has no valid pid")
-    started = _number(meta.get("started"))
+    started = finite_number(meta.get("started"))
     if proc.runs_since(pid, started):
         return Verdict(ALIVE, "running", None, meta, status, "")
     return Verdict(DEAD, "dead", None, meta, status, f"pid {pid} gone or reused")
