@@ -26,7 +26,7 @@ SESSION_ENV = "LOOOP_SESSION_ID"
 @seconds_option("--ttl", help="Override session_ttl (seconds).")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object.")
 def reap_command(dry_run: bool, ttl: float | None, as_json: bool) -> int:
-    """Remove dead sessions older than session_ttl and claims of dead sessions."""
+    """Remove dead sessions older than session_ttl (and their asks), stale claims and runs."""
     from looop.workers import reap
 
     paths = resolve()

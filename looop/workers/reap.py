@@ -1,13 +1,17 @@
-"""``looop reap``: bound ``sessions/`` and ``claims/`` without ever deleting blind.
+"""``looop reap``: bound ``sessions/``, ``claims/`` and ``runs/`` without ever deleting blind.
 
 What it removes: dead sessions older than ``session_ttl`` (age from ``ended``
 in the status, else from the newest modification anywhere inside, measured
-with ``lstat``), and claims whose session is dead or missing
-(``claims.standing``, the judgment ``_ claim`` takes a claim over by). What
-it keeps: live sessions, young dead ones, every session whose meta cannot be
-read (unknown), and, whole, every dead session that holds a mount or is
-nested deeper than ``MAX_DEPTH`` (reported, exit 1); a claim whose session
-is unknown is kept too. Liveness comes from ``looop.sessions.judge_at``, the same
+with ``lstat``) and with each its asks and answers (exactly
+``asks/<id>-<digits>.json`` and ``answers/<id>-<digits>.json``, regular files
+only), claims whose session is dead or missing (``claims.standing``, the
+judgment ``_ claim`` takes a claim over by), and ``_ run`` records ended (or
+interrupted, counted from their start) longer than ``session_ttl`` ago; a
+running one is never removed. What it keeps: live sessions, young dead ones,
+every session whose meta cannot be read (unknown), and, whole, every dead
+session that holds a mount or is nested deeper than ``MAX_DEPTH`` (reported,
+exit 1); a claim whose session is unknown is kept too, and so is a run record
+that cannot be read. Liveness comes from ``looop.sessions.judge_at``, the same
 judgment ``sys-sessions`` and ``looop _ state`` show.
 
 Why it is shaped this way:
@@ -129,7 +133,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from looop import fs
-from looop.data import claims, events, sessions
+from looop.data import claims, events, runs, sessions
 from looop.data.claims import MISSING
 from looop.data.sessions import ALIVE, DEAD, DIR_FLAGS, UNKNOWN
 from looop.paths import Paths
@@ -163,6 +167,7 @@ class ReapResult:
     ttl: float
     sessions: list[dict[str, Any]] = field(default_factory=list)
     claims: list[dict[str, Any]] = field(default_factory=list)
+    runs: list[dict[str, Any]] = field(default_factory=list)
     live: list[str] = field(default_factory=list)
     young: list[dict[str, Any]] = field(default_factory=list)
     unknown: list[dict[str, Any]] = field(default_factory=list)
@@ -177,6 +182,10 @@ class ReapResult:
     def exit_code(self) -> int:
         return 1 if self.errors or self.mounted or self.too_deep else 0
 
+    def mail(self, box: str) -> int:
+        """How many of the reaped sessions' ``asks`` (or ``answers``) went with them."""
+        return sum(s.get(box, 0) for s in self.sessions)
+
     def summary(self) -> str:
         verb = "would reap" if self.dry_run else "reaped"
         lines = []
@@ -184,6 +193,8 @@ class ReapResult:
             lines.append(f"{verb} session {s['id']} ({s['why']})")
         for c in self.claims:
             lines.append(f"{verb} claim {c['name']} (session {c['session']} {c['why']})")
+        for r in self.runs:
+            lines.append(f"{verb} run {r['id']} ({r['why']})")
         for u in self.unknown:
             lines.append(f"kept session {u['id']}: unknown ({u['why']}); never deleted blind")
         for item in (*self.mounted, *self.too_deep):
@@ -209,9 +220,12 @@ class ReapResult:
             kept.append(f"{len(self.mounted)} mounted")
         if self.too_deep:
             kept.append(f"{len(self.too_deep)} too deep")
+        asks, answers = self.mail("asks"), self.mail("answers")
+        mail = f" ({_plural(asks, 'ask')}, {_plural(answers, 'answer')})" if asks or answers else ""
+        runs = f", {_plural(len(self.runs), 'run')}" if self.runs else ""
         line = (
-            f"{verb} {_plural(len(self.sessions), 'session')}, "
-            f"{_plural(len(self.claims), 'claim')}; kept {', '.join(kept)}"
+            f"{verb} {_plural(len(self.sessions), 'session')}{mail}, "
+            f"{_plural(len(self.claims), 'claim')}{runs}; kept {', '.join(kept)}"
         )
         if self.errors:
             line += f"; {_plural(len(self.errors), 'error')}"
@@ -224,7 +238,7 @@ class ReapResult:
         return {
             "dry_run": self.dry_run,
             "ttl": self.ttl,
-            "reaped": {"sessions": self.sessions, "claims": self.claims},
+            "reaped": {"sessions": self.sessions, "claims": self.claims, "runs": self.runs},
             "kept": {
                 "live": self.live,
                 "young": self.young,
@@ -238,6 +252,9 @@ class ReapResult:
             "counts": {
                 "sessions": len(self.sessions),
                 "claims": len(self.claims),
+                "asks": self.mail("asks"),
+                "answers": self.mail("answers"),
+                "runs": len(self.runs),
                 "live": len(self.live),
                 "young": len(self.young),
                 "unknown": len(self.unknown),
@@ -544,6 +561,12 @@ def _finite(value: float | None) -> float | None:
     return value if value is not None and math.isfinite(value) else None
 
 
+def _mail_of(name: str, sid: str) -> bool:
+    """Is ``name`` an ask (or answer) of session ``sid``: ``<sid>-<digits>.json``?"""
+    number = name[len(sid) + 1 : -len(".json")] if name.endswith(".json") else ""
+    return name.startswith(f"{sid}-") and number.isascii() and number.isdigit()
+
+
 def _reaping_name(token: str, sid: str) -> str:
     name = f"{REAPING_PREFIX}{token}-{sid}"
     if len(os.fsencode(name)) > NAME_MAX:
@@ -750,6 +773,7 @@ class _Reaper:
             "why": why,
         }
         if self.dry_run:
+            self.mail_of(sid, record)
             self.result.sessions.append(record)
             return None
         return self.remove_session(sid, fd, record)
@@ -831,6 +855,7 @@ class _Reaper:
         if problems or mounts:
             return
         record = emptied.record
+        self.mail_of(emptied.sid, record)
         self.result.sessions.append(record)
         self.pending_events.append(
             (
@@ -840,6 +865,8 @@ class _Reaper:
                     "state": record["state"],
                     "exit_code": record["exit_code"],
                     "age": record["age"],
+                    "asks": record["asks"],
+                    "answers": record["answers"],
                 },
             )
         )
@@ -869,6 +896,7 @@ class _Reaper:
             if self.kept_whole(sid, found, left=f"sessions/{name}"):
                 pass
             elif self.dry_run:
+                self.mail_of(sid, record)
                 self.result.sessions.append(record)
             else:
                 assert self.home is not None
@@ -877,6 +905,105 @@ class _Reaper:
             os.close(fd)
         if emptied is not None:
             self.conclude(emptied)
+
+    # -- a reaped session's asks and answers --
+    def mail_of(self, sid: str, record: dict[str, Any]) -> None:
+        """Remove (in a dry run, count) the reaped ``sid``'s asks and answers into ``record``.
+
+        Exactly ``<sid>-<digits>.json`` (the mailbox's ids): ``w-2-1.json`` is
+        session ``w-2``'s, never ``w``'s. Only regular files are unlinked, each
+        relative to the open directory; a link named like an ask is left alone.
+        """
+        for box in ("asks", "answers"):
+            record[box] = 0
+            fd, _ = self.open_area(box)
+            if fd is None:
+                continue
+            try:
+                with os.scandir(fd) as it:
+                    names = [
+                        e.name
+                        for e in it
+                        if _mail_of(e.name, sid) and e.is_file(follow_symlinks=False)
+                    ]
+                for name in sorted(names):
+                    if not self.dry_run:
+                        try:
+                            os.unlink(name, dir_fd=fd)
+                        except FileNotFoundError:
+                            continue
+                        except OSError as exc:
+                            self.error(box[:-1], f"{box}/{name}", f"cannot remove: {exc.strerror}")
+                            continue
+                    record[box] += 1
+            except OSError as exc:
+                self.error("directory", f"{box}/", str(exc.strerror))
+            finally:
+                os.close(fd)
+
+    # -- _ run records --
+    def runs_pass(self) -> None:
+        """Remove ``runs/<id>.json`` records over, or interrupted, longer than the ttl ago.
+
+        An ended run ages from its ``ended``, an interrupted one (no end, its
+        runner gone: ``runs.state_of``) from its ``started``; a running one,
+        or a record that cannot be read or holds no finite time, is kept. The
+        name is unlinked only while it still holds the very file judged.
+        """
+        rfd, _ = self.open_area("runs")
+        if rfd is None:
+            return
+        try:
+            with os.scandir(rfd) as it:
+                names = sorted(
+                    e.name
+                    for e in it
+                    if e.name.endswith(".json")
+                    and not e.name.startswith(".")
+                    and e.is_file(follow_symlinks=False)
+                )
+            for name in names:
+                self.run_record(rfd, name)
+        except OSError as exc:
+            self.error("directory", "runs/", str(exc.strerror))
+        finally:
+            os.close(rfd)
+
+    def run_record(self, rfd: int, name: str) -> None:
+        try:
+            fd = os.open(name, sessions.FILE_FLAGS, dir_fd=rfd)
+        except OSError:
+            return  # gone, or a link since the scan: not a record to remove
+        try:
+            record, st = sessions.read_json_fd(fd)
+        finally:
+            os.close(fd)
+        if record is None or st is None:
+            return
+        state = runs.state_of(record)
+        if state == runs.RUNNING:
+            return
+        since = sessions.finite_number(record.get("ended" if state == runs.ENDED else "started"))
+        if since is None:
+            return
+        age = self.now - since
+        if self.ttl > 0 and age < self.ttl:
+            return
+        how = "ended" if state == runs.ENDED else "interrupted, started"
+        entry = {"id": name[: -len(".json")], "state": state, "age": round(age, 1)}
+        entry["why"] = f"{how} {_ago(age)} ago"
+        if not self.dry_run:
+            if not claims.still_named(rfd, name, st):
+                return  # rewritten (or gone) since it was read
+            try:
+                os.unlink(name, dir_fd=rfd)
+            except FileNotFoundError:
+                return
+            except OSError as exc:
+                self.error("run", f"runs/{name}", f"cannot remove: {exc.strerror}")
+                return
+            self.pending_events.append(("run_reaped", dict(entry)))
+        self.result.runs.append(entry)
 
     # -- claims --
     def liveness_of(self, sid: str, fresh: bool) -> str:
@@ -989,10 +1116,12 @@ class _Reaper:
             if self.dry_run:
                 self.sessions_pass()
                 self.claims_pass()
+                self.runs_pass()
             else:
                 with _reap_lock(self.sessions_fd) as self.locked:
                     self.sessions_pass()
                     self.claims_pass()
+                    self.runs_pass()
         finally:
             if self.sessions_fd is not None:
                 os.close(self.sessions_fd)
