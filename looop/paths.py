@@ -109,6 +109,10 @@ class Paths:
         return self.data_dir / "runs"
 
     @property
+    def cost(self) -> Path:
+        return self.data_dir / "cost.jsonl"
+
+    @property
     def playbook_history(self) -> Path:
         return self.data_dir / "playbook.d"
 
@@ -340,6 +344,9 @@ def looop_bin() -> str:
 # worker that ran systemd-notify must not be able to mark the service ready
 # or feed its watchdog.
 WITHHELD_ENV = ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID")
+# A worker's own id, set in its environment; what ``_ ask``, ``_ claim`` and
+# ``_ kill`` default to.
+SESSION_ENV = "LOOOP_SESSION_ID"
 
 
 def child_environment(paths: Paths, base: dict[str, str] | os._Environ[str]) -> dict[str, str]:

@@ -1131,3 +1131,84 @@ def test_a_file_mounted_over_an_entry_is_never_removed(profile: Profile, mounts:
     assert code == 0, done
     assert os.listdir(sessions) == [".reap.lock"]
     assert source.read_text() == "the user's file\n"
+
+
+# --- with a reaped session go its asks and answers; old _ run records go -----------
+def mail(profile: Profile, box: str, name: str, body: str = "{}") -> Path:
+    path = profile.data / box / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(body)
+    return path
+
+
+def test_a_reaped_sessions_asks_and_answers_go_and_no_others(
+    profile: Profile, procs: Processes
+) -> None:
+    now = time.time()
+    root = profile.data / "sessions"
+    make_session(root, "w", ended=now - 10 * DAY, age=10 * DAY)
+    make_session(root, "w-2", ended=now - 60)  # young: kept, and its mail with it
+    worker = start_sleeper(procs)
+    make_session(root, "live", pid=worker.pid, started=time.time())
+    outside = profile.root / "outside.json"
+    outside.write_text("keep\n")
+    for box in ("asks", "answers"):
+        for name in ("w-1.json", "w-12.json", "w-2-1.json", "w-x.json", "live-1.json", "w.json"):
+            mail(profile, box, name)
+        os.symlink(outside, profile.data / box / "w-3.json")
+        (profile.data / box / "w-4.json").mkdir()
+    mail(profile, "asks", "w-5.json")  # an ask never answered
+
+    code, dry = reap_json(profile, "--dry-run", "--ttl", TTL)
+    assert code == 0, dry
+    assert dry["counts"]["asks"] == 3 and dry["counts"]["answers"] == 2
+    assert (profile.data / "asks" / "w-1.json").exists()
+    text = profile.run("reap", "--dry-run", "--ttl", TTL).stdout
+    assert "would reap 1 session (3 asks, 2 answers), 0 claims; kept 1 live" in text
+
+    out = profile.run("reap", "--ttl", TTL)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "reaped 1 session (3 asks, 2 answers), 0 claims; kept 1 live, 1 young" in out.stdout
+    for box in ("asks", "answers"):
+        left = sorted(p.name for p in (profile.data / box).iterdir())
+        assert left == ["live-1.json", "w-2-1.json", "w-3.json", "w-4.json", "w-x.json", "w.json"]
+        assert (profile.data / box / "w-3.json").is_symlink()
+    assert outside.read_text() == "keep\n"
+    reaped = events(profile, "session_reaped")
+    assert [(e["id"], e["asks"], e["answers"]) for e in reaped] == [("w", 3, 2)]
+
+
+def run_record(profile: Profile, name: str, **fields: Any) -> Path:
+    path = profile.data / "runs" / f"{name}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"id": name, "cmd": ["true"], **fields}))
+    return path
+
+
+def test_old_ended_and_interrupted_run_records_go_and_running_ones_stay(
+    profile: Profile, procs: Processes
+) -> None:
+    now = time.time()
+    worker = start_sleeper(procs)
+    old_ended = run_record(profile, "old-ended", started=now - 5 * DAY, ended=now - 4 * DAY)
+    young_ended = run_record(profile, "young-ended", started=now - 120, ended=now - 60)
+    old_gone = run_record(profile, "old-interrupted", pid=gone_pid(), started=now - 5 * DAY)
+    young_gone = run_record(profile, "young-interrupted", pid=gone_pid(), started=now - 60)
+    # Running: its runner is alive (the record is old, its directory older still).
+    running = run_record(profile, "running", pid=worker.pid, started=time.time())
+    garbage = profile.data / "runs" / "garbage.json"
+    garbage.write_text("{not json")
+    backdate(profile.data / "runs", 10 * DAY)
+
+    code, dry = reap_json(profile, "--dry-run", "--ttl", TTL)
+    assert code == 0, dry
+    assert {r["id"] for r in dry["reaped"]["runs"]} == {"old-ended", "old-interrupted"}
+    assert old_ended.exists()
+
+    out = profile.run("reap", "--ttl", TTL)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert out.stdout.strip().splitlines()[-1] == "reaped 0 sessions, 0 claims, 2 runs; kept 0 live"
+    assert not old_ended.exists() and not old_gone.exists()
+    for kept in (young_ended, young_gone, running, garbage):
+        assert kept.exists(), kept
+    assert {e["id"] for e in events(profile, "run_reaped")} == {"old-ended", "old-interrupted"}

@@ -49,6 +49,8 @@ RUNNING IT
   looop status [--json]    is the pulse running? exit 0 yes, 3 no, 4 unknown
   looop sense [--json]     beat now
   looop reap               remove dead worker sessions and stale claims
+  looop cost [--today] [--json]
+                           spend by day, kind and runner (from `_ cost`)
   looop config show|get|set|path
                            the knobs (below)
   looop completion bash|zsh|fish
@@ -142,8 +144,10 @@ THE ROOT AGENT'S OPERATING CONTRACT
     looop _ worker kill ID                 ends its whole process tree
     looop _ worker list [--json]           also `looop workers`
     looop logs ID [-f] [-n N]              a worker's transcript
-    looop _ claim NAME / looop _ unclaim NAME
-    looop _ cost KIND ID RUNNER USD        and `looop cost [--today]`
+    looop _ claim NAME [--session ID]      lease claims/NAME.json; exit 1 if
+                                           another live session holds it
+    looop _ unclaim NAME [--session ID]    release your own lease
+    looop _ cost KIND ID RUNNER USD        record spend in cost.jsonl
     looop _ kill ID                        a worker ending itself
 
   The invariants:

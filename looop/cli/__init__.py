@@ -11,7 +11,8 @@ The commands live in one module per audience: ``cli.pulse`` (pulse, ``_
 pulse``, sense, status), ``cli.service`` (up, down, install, uninstall),
 ``cli.agent`` (the ``_`` group: state, wait), ``cli.mailbox`` (``_ ask``,
 ``_ answer``, ``_ asks``), ``cli.verbs`` (``_ goal``, ``_ sensor``, ``_
-playbook``, ``_ notify``), ``cli.run`` (``_ run``), ``cli.workers`` (reap)
+playbook``, ``_ notify``), ``cli.run`` (``_ run``), ``cli.workers`` (reap, cost, ``_ claim``,
+``_ unclaim``, ``_ cost``)
 and ``cli.config`` (the config group); ``cli.complete`` holds the shell
 completers they attach to their arguments. This module holds what every
 one of them shares (the root group, ``help`` (the manual is
@@ -143,6 +144,7 @@ def seconds_option(name: str, help: str) -> Callable[[Any], Any]:
         "reap": "looop.cli.workers:reap_command",
         "workers": "looop.cli.workers:workers_command",
         "logs": "looop.cli.workers:logs_command",
+        "cost": "looop.cli.workers:cost_command",
         "_": "looop.cli.agent:agent_group",
         "config": "looop.cli.config:config_group",
     },

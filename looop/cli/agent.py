@@ -7,7 +7,8 @@ function, as ``status`` is.
 ``_ pulse`` (an alias of ``looop pulse``) is listed here but lives with the
 pulse's commands in ``cli.pulse``, loaded only when called; ``ask``,
 ``answer`` and ``asks`` likewise in ``cli.mailbox``, and the verbs (``goal``,
-``sensor``, ``playbook``, ``notify``) in ``cli.verbs``.
+``sensor``, ``playbook``, ``notify``) in ``cli.verbs``, and a worker's
+``claim``, ``unclaim`` and ``cost`` in ``cli.workers``.
 """
 
 from __future__ import annotations
@@ -39,6 +40,9 @@ from looop.paths import resolve
         "worker": "looop.cli.workers:worker_group",
         "kill": "looop.cli.workers:done_command",
         "supervise": "looop.cli.workers:supervise_command",
+        "claim": "looop.cli.workers:claim_command",
+        "unclaim": "looop.cli.workers:unclaim_command",
+        "cost": "looop.cli.workers:agent_cost_command",
     },
 )
 def agent_group() -> None:

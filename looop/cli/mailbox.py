@@ -19,9 +19,7 @@ import click
 
 from looop.cli import CONTEXT, body, complete, echo_json, seconds_option
 from looop.errors import UsageError
-from looop.paths import resolve
-
-SESSION_ENV = "LOOOP_SESSION_ID"
+from looop.paths import SESSION_ENV, resolve
 
 
 @click.command("ask", context_settings=CONTEXT)

@@ -8,25 +8,58 @@ publishes and what ``_ state`` checks for problems; each file is read by
 that cannot be read is listed with ``claim: null`` and an ``error`` saying
 why, so a FIFO named like a claim is reported, never waited on.
 
-Judging whether a claim may be removed is the reaper's
-(``looop.workers.reap``), which reads the claim it holds open with
-``looop.data.sessions.read_json_fd``.
+Whether a claim is free is one judgment, ``standing``, which both the
+reaper (``looop.workers.reap``: remove a claim that is free) and ``_ claim``
+(take over a claim that is free) make, each passing its own way of asking a
+session's liveness (``session_liveness``, the reaper's cached by its session
+pass), so the two can never disagree about a lease. A claim is free when its
+session is dead, or missing (no ``sessions/<id>``) and the claim is older
+than ``CLAIM_GRACE`` (a lease written a moment before its session directory
+appears is not taken away); a claim whose file or session cannot be read is
+never free: nothing is deleted or taken blind.
+
+It also owns the writes (SPEC §12): ``take`` creates ``claims/<name>.json``
+exclusively (``fs.write_whole(..., exclusive=True)``: of two takers of a free
+name one wins), and ``release`` removes the caller's own. Removing a free
+claim to take it over, and the reaper's removal, happen under one ``flock``
+on ``claims/`` itself and only while the name still holds the very file judged
+(device, inode, size, mtime, ctime): two takers of a dead session's claim
+are serialised, and the second judges the first's fresh lease (alive, or
+missing but young) and loses. Rejected: a rename to a dot name without the
+lock; a taker that checked the name just before another's rename could move
+the winner's fresh lease away.
 """
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import json
 import os
+import time
+from contextlib import contextmanager, suppress
 
 from looop import fs
+from looop.data import events, ids, sessions
 from looop.data.layout import Problem, problem, shown
+from looop.data.sessions import ALIVE, DEAD, DIR_FLAGS, UNKNOWN
+from looop.errors import FAILED, LooopError
 from looop.paths import Paths
 
 TYPE_CHECKING = False  # not typing's: the probes' start-up should not pay for it
 if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
     from typing import Any
 
 SUFFIX = ".json"
+MISSING = "missing"  # a liveness: no sessions/<id> at all
+CLAIM_GRACE = 60.0
+
+
+class ClaimHeld(LooopError):
+    """The claim is another's (or its holder cannot be told): exit 1, naming the holder."""
+
+    exit_code = FAILED
 
 
 def listing(paths: Paths, problems: list[Problem] | None = None) -> list[dict[str, Any]]:
@@ -55,3 +88,235 @@ def listing(paths: Paths, problems: list[Problem] | None = None) -> list[dict[st
             problems.append(problem(paths, path, entry["error"]))
         leases.append(entry)
     return leases
+
+
+# --- one judgment: is this claim free? ---------------------------------------------
+def valid_holder(sid: Any) -> bool:
+    """Could ``sid`` name a session directory under ``sessions/``? (Never a path.)"""
+    return (
+        isinstance(sid, str)
+        and sid not in ("", ".", "..")
+        and not sid.startswith(".")
+        and "/" not in sid
+        and "\0" not in sid
+    )
+
+
+def session_liveness(sessions_fd: int | None, sessions_missing: bool, sid: str) -> str:
+    """ALIVE, DEAD, UNKNOWN or MISSING for session ``sid`` under the open ``sessions/``.
+
+    Without an open ``sessions/``: MISSING only when it does not exist; one
+    that cannot be opened says nothing about its sessions (UNKNOWN).
+    """
+    if sessions_fd is None:
+        return MISSING if sessions_missing else UNKNOWN
+    try:
+        os.stat(sid, dir_fd=sessions_fd, follow_symlinks=False)
+    except FileNotFoundError:
+        return MISSING
+    except OSError:
+        return UNKNOWN
+    return sessions.judge(sessions_fd, sid).liveness
+
+
+def standing(
+    claim: dict[str, Any],
+    mtime: float,
+    now: float,
+    liveness: Callable[[str], str],
+    unknown_note: str = "",
+) -> tuple[str | None, str, bool]:
+    """(session id, why, free) for a claim's content, last modified at ``mtime``.
+
+    ``liveness(sid)`` answers ALIVE, DEAD, UNKNOWN or MISSING; ``unknown_note``
+    says why a session is unknown, when the caller knows more than that.
+    """
+    sid = claim.get("session")
+    if not valid_holder(sid):
+        return None, "names no valid session, never deleted blind", False
+    assert isinstance(sid, str)
+    live = liveness(sid)
+    if live == ALIVE:
+        return sid, "live", False
+    if live == DEAD:
+        return sid, "dead", True
+    if live != MISSING:
+        return sid, f"session {sid} unknown{unknown_note}, never deleted blind", False
+    if now - mtime < CLAIM_GRACE:
+        return sid, f"session {sid} missing, but the claim is under {CLAIM_GRACE:.0f}s old", False
+    return sid, "missing", True
+
+
+def file_key(st: os.stat_result) -> tuple[int, ...]:
+    """What tells one version of a file from another: which file, and its last change."""
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
+def still_named(dir_fd: int, name: str, judged: os.stat_result) -> bool | None:
+    """Does ``name`` still hold the very file judged, unchanged? None: the name is gone."""
+    try:
+        now = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+    except FileNotFoundError:
+        return None
+    except OSError:
+        return False
+    return file_key(now) == file_key(judged)
+
+
+@contextmanager
+def locked(claims_fd: int) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on ``claims/`` itself: one remover of a judged claim at a time.
+
+    On the directory, not on a lock file in it, so the lock leaves nothing
+    behind; each process opens ``claims/`` on its own, so each holds its
+    own lock. Without ``flock`` (some network file systems) the removal still
+    goes ahead, guarded by ``still_named`` alone, as the reaper's was.
+    """
+    try:
+        fcntl.flock(claims_fd, fcntl.LOCK_EX)
+    except OSError:
+        yield
+        return
+    try:
+        yield
+    finally:
+        fcntl.flock(claims_fd, fcntl.LOCK_UN)
+
+
+# --- the writes: _ claim and _ unclaim -------------------------------------------
+def _open_area(paths: Paths, create: bool) -> int | None:
+    """``claims/``, open without following a link; None when it is missing and not ``create``."""
+    if create:
+        paths.claims.mkdir(parents=True, exist_ok=True)
+    try:
+        return os.open(paths.claims, DIR_FLAGS)
+    except FileNotFoundError:
+        if create:
+            raise
+        return None
+    except OSError as exc:
+        if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+            raise LooopError(
+                f"{paths.claims} is a symlink or not a directory; not followed"
+            ) from None
+        raise
+
+
+def _read_at(cfd: int, file: str, name: str) -> tuple[dict[str, Any], os.stat_result] | None:
+    """The claim ``file`` and its ``fstat``; None when there is none; ClaimHeld when unreadable."""
+    try:
+        fd = os.open(file, sessions.FILE_FLAGS, dir_fd=cfd)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        why = "is a symlink" if exc.errno == errno.ELOOP else exc.strerror
+        raise ClaimHeld(f"claim {name}: claims/{file} {why}; its holder is unknown") from None
+    try:
+        claim, st = sessions.read_json_fd(fd)
+    finally:
+        os.close(fd)
+    if claim is None or st is None:
+        raise ClaimHeld(f"claim {name} is unreadable; its holder is unknown, so it is not taken")
+    return claim, st
+
+
+def live_judge(paths: Paths) -> Callable[[str], str]:
+    """``liveness`` for ``standing`` as ``_ claim`` asks it: a fresh look at ``sessions/``."""
+
+    def liveness(sid: str) -> str:
+        try:
+            fd = os.open(paths.sessions, DIR_FLAGS)
+        except FileNotFoundError:
+            return session_liveness(None, True, sid)
+        except OSError:
+            return session_liveness(None, False, sid)
+        try:
+            return session_liveness(fd, False, sid)
+        finally:
+            os.close(fd)
+
+    return liveness
+
+
+def take(paths: Paths, name: str, session: str) -> str:
+    """Claim ``name`` for ``session``: "taken", "yours" or "taken over from <id>".
+
+    Raises ClaimHeld (exit 1) when another session holds it and is not free
+    to lose it; a bad name or session id is refused (exit 2) before any file.
+    """
+    ids.check("claim", name)
+    ids.check("session", session)
+    file = name + SUFFIX
+    body = {"session": session, "name": name, "ts": round(time.time(), 3)}
+    data = (json.dumps(body) + "\n").encode()
+    cfd = _open_area(paths, create=True)
+    assert cfd is not None
+    try:
+        previous: str | None = None
+        while True:
+            try:
+                fs.write_whole(paths.claims / file, data, exclusive=True)
+            except FileExistsError:
+                pass
+            else:
+                fields: dict[str, Any] = {"name": name, "session": session}
+                if previous is not None:
+                    fields["from"] = previous
+                events.record(paths.events, "claim_taken", **fields)
+                return "taken" if previous is None else f"taken over from {previous}"
+            found = _read_at(cfd, file, name)
+            if found is None:
+                continue  # released meanwhile: try the name again
+            claim, st = found
+            if claim.get("session") == session:
+                return "yours"
+            with locked(cfd):
+                found = _read_at(cfd, file, name)  # judged again under the lock
+                if found is None:
+                    continue
+                claim, st = found
+                if claim.get("session") == session:
+                    return "yours"
+                sid, why, free = standing(claim, st.st_mtime, time.time(), live_judge(paths))
+                if not free:
+                    holder = "an invalid session" if sid is None else f"session {sid}"
+                    raise ClaimHeld(f"claim {name} is held by {holder} ({why})")
+                if still_named(cfd, file, st):
+                    with suppress(FileNotFoundError):
+                        os.unlink(file, dir_fd=cfd)
+                    previous = sid
+    finally:
+        os.close(cfd)
+
+
+def release(paths: Paths, name: str, session: str) -> bool:
+    """Remove ``session``'s own claim ``name``; False when there was none.
+
+    Raises ClaimHeld (exit 1) naming the holder when it is another's.
+    """
+    ids.check("claim", name)
+    ids.check("session", session)
+    file = name + SUFFIX
+    cfd = _open_area(paths, create=False)
+    if cfd is None:
+        return False
+    try:
+        with locked(cfd):
+            found = _read_at(cfd, file, name)
+            if found is None:
+                return False
+            claim, st = found
+            holder = claim.get("session")
+            if holder != session:
+                shown_holder = f"session {holder}" if isinstance(holder, str) else "no session"
+                raise ClaimHeld(f"claim {name} is held by {shown_holder}, not by {session}")
+            if not still_named(cfd, file, st):
+                raise ClaimHeld(f"claim {name} changed while being released; try again")
+            try:
+                os.unlink(file, dir_fd=cfd)
+            except FileNotFoundError:
+                return False
+    finally:
+        os.close(cfd)
+    events.record(paths.events, "claim_released", name=name, session=session)
+    return True

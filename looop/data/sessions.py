@@ -85,7 +85,7 @@ class Verdict:
     @property
     def ended(self) -> float | None:
         """``ended`` from the status, when it is a finite number."""
-        return _number(self.status.get("ended")) if self.status else None
+        return finite_number(self.status.get("ended")) if self.status else None
 
     def session(self, sid: str, path: Path) -> Session:
         return Session(sid, path, self)
@@ -115,7 +115,7 @@ class Session(Verdict):
 def read_json_at(dir_fd: int | None, name: str | Path) -> dict[str, Any] | None:
     """A JSON object from a small regular file, never through a symlink; else None."""
     try:
-        return _object(fs.read_small(name, limit=MAX_JSON_BYTES, dir_fd=dir_fd))
+        return parse_object(fs.read_small(name, limit=MAX_JSON_BYTES, dir_fd=dir_fd))
     except OSError:
         return None
 
@@ -130,10 +130,10 @@ def read_json_fd(fd: int) -> tuple[dict[str, Any] | None, os.stat_result | None]
         data, st = fs.read_small_fd(fd, limit=MAX_JSON_BYTES)
     except OSError:
         return None, None
-    return _object(data), st
+    return parse_object(data), st
 
 
-def _object(data: bytes) -> dict[str, Any] | None:
+def parse_object(data: bytes) -> dict[str, Any] | None:
     """The JSON object in ``data``; None for anything else, strictly JSON.
 
     ``NaN`` and ``Infinity`` (which Python's json reads) and numbers too big
@@ -158,7 +158,7 @@ def _finite(text: str) -> float:
     return value
 
 
-def _number(value: Any) -> float | None:
+def finite_number(value: Any) -> float | None:
     """A finite number, else None: ``NaN`` or ``Infinity`` in a status is no time at all."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
@@ -185,7 +185,7 @@ def judge_at(session_fd: int) -> Verdict:
         state = status["state"]
         return Verdict(DEAD, state, _exit_code(status), meta, status, state)
     pid = meta.get("pid")
-    started = _number(meta.get("started"))
+    started = finite_number(meta.get("started"))
     if pid is None and "pid" in meta and started is not None:
         # Written by ``_ worker start`` before its supervisor runs, which
         # writes its own pid within moments; one that never does is dead.

@@ -1,12 +1,17 @@
-"""``looop reap``: bound ``sessions/`` and ``claims/`` without ever deleting blind.
+"""``looop reap``: bound ``sessions/``, ``claims/`` and ``runs/`` without ever deleting blind.
 
 What it removes: dead sessions older than ``session_ttl`` (age from ``ended``
 in the status, else from the newest modification anywhere inside, measured
-with ``lstat``), and claims whose session is dead or missing. What it keeps:
-live sessions, young dead ones, every session whose meta cannot be read
-(unknown), and, whole, every dead session that holds a mount or is nested
-deeper than ``MAX_DEPTH`` (reported, exit 1); a claim whose session is unknown
-is kept too. Liveness comes from ``looop.sessions.judge_at``, the same
+with ``lstat``) and with each its asks and answers (exactly
+``asks/<id>-<digits>.json`` and ``answers/<id>-<digits>.json``, regular files
+only), claims whose session is dead or missing (``claims.standing``, the
+judgment ``_ claim`` takes a claim over by), and ``_ run`` records ended (or
+interrupted, counted from their start) longer than ``session_ttl`` ago; a
+running one is never removed. What it keeps: live sessions, young dead ones,
+every session whose meta cannot be read (unknown), and, whole, every dead
+session that holds a mount or is nested deeper than ``MAX_DEPTH`` (reported,
+exit 1); a claim whose session is unknown is kept too, and so is a run record
+that cannot be read. Liveness comes from ``looop.sessions.judge_at``, the same
 judgment ``sys-sessions`` and ``looop _ state`` show.
 
 Why it is shaped this way:
@@ -78,7 +83,9 @@ Why it is shaped this way:
   reported and the rest are still reaped; the exit status is 1 only when
   something due could not be removed (or could not be measured: a dead
   session with an unreadable corner is kept, and said so).
-* **A claim of a missing session** is removed once the claim file is older
+* **A claim of a missing session** (judged by ``claims.standing``, removed
+  under the ``flock`` on ``claims/`` that ``_ claim`` takes over with) is
+  removed once the claim file is older
   than ``CLAIM_GRACE`` seconds, so a lease written a moment before its
   session directory appears is not taken away; a claim of a *dead* session
   goes at once. Missing means that ``sessions/<id>`` does not exist, or that
@@ -126,14 +133,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from looop import fs
-from looop.data import events, sessions
+from looop.data import claims, events, runs, sessions
+from looop.data.claims import MISSING
 from looop.data.sessions import ALIVE, DEAD, DIR_FLAGS, UNKNOWN
 from looop.paths import Paths
 
 REAPING_PREFIX = ".reaping-"
 LOCK_NAME = ".reap.lock"
-CLAIM_GRACE = 60.0
-MISSING = "missing"
 # Deeper than this is not worker scratch; stop rather than exhaust descriptors.
 MAX_DEPTH = 128
 NAME_MAX = 255
@@ -161,6 +167,7 @@ class ReapResult:
     ttl: float
     sessions: list[dict[str, Any]] = field(default_factory=list)
     claims: list[dict[str, Any]] = field(default_factory=list)
+    runs: list[dict[str, Any]] = field(default_factory=list)
     live: list[str] = field(default_factory=list)
     young: list[dict[str, Any]] = field(default_factory=list)
     unknown: list[dict[str, Any]] = field(default_factory=list)
@@ -175,6 +182,10 @@ class ReapResult:
     def exit_code(self) -> int:
         return 1 if self.errors or self.mounted or self.too_deep else 0
 
+    def mail(self, box: str) -> int:
+        """How many of the reaped sessions' ``asks`` (or ``answers``) went with them."""
+        return sum(s.get(box, 0) for s in self.sessions)
+
     def summary(self) -> str:
         verb = "would reap" if self.dry_run else "reaped"
         lines = []
@@ -182,6 +193,8 @@ class ReapResult:
             lines.append(f"{verb} session {s['id']} ({s['why']})")
         for c in self.claims:
             lines.append(f"{verb} claim {c['name']} (session {c['session']} {c['why']})")
+        for r in self.runs:
+            lines.append(f"{verb} run {r['id']} ({r['why']})")
         for u in self.unknown:
             lines.append(f"kept session {u['id']}: unknown ({u['why']}); never deleted blind")
         for item in (*self.mounted, *self.too_deep):
@@ -207,9 +220,12 @@ class ReapResult:
             kept.append(f"{len(self.mounted)} mounted")
         if self.too_deep:
             kept.append(f"{len(self.too_deep)} too deep")
+        asks, answers = self.mail("asks"), self.mail("answers")
+        mail = f" ({_plural(asks, 'ask')}, {_plural(answers, 'answer')})" if asks or answers else ""
+        runs = f", {_plural(len(self.runs), 'run')}" if self.runs else ""
         line = (
-            f"{verb} {_plural(len(self.sessions), 'session')}, "
-            f"{_plural(len(self.claims), 'claim')}; kept {', '.join(kept)}"
+            f"{verb} {_plural(len(self.sessions), 'session')}{mail}, "
+            f"{_plural(len(self.claims), 'claim')}{runs}; kept {', '.join(kept)}"
         )
         if self.errors:
             line += f"; {_plural(len(self.errors), 'error')}"
@@ -222,7 +238,7 @@ class ReapResult:
         return {
             "dry_run": self.dry_run,
             "ttl": self.ttl,
-            "reaped": {"sessions": self.sessions, "claims": self.claims},
+            "reaped": {"sessions": self.sessions, "claims": self.claims, "runs": self.runs},
             "kept": {
                 "live": self.live,
                 "young": self.young,
@@ -236,6 +252,9 @@ class ReapResult:
             "counts": {
                 "sessions": len(self.sessions),
                 "claims": len(self.claims),
+                "asks": self.mail("asks"),
+                "answers": self.mail("answers"),
+                "runs": len(self.runs),
                 "live": len(self.live),
                 "young": len(self.young),
                 "unknown": len(self.unknown),
@@ -537,24 +556,15 @@ def _still_named(parent_fd: int | None, name: str, fd: int) -> bool:
         return False
 
 
-def _file_key(st: os.stat_result) -> tuple[int, ...]:
-    """What tells one version of a file from another: which file, and its last change."""
-    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
-
-
 def _finite(value: float | None) -> float | None:
     """``value`` if it is a finite number: NaN and the infinities are no time at all."""
     return value if value is not None and math.isfinite(value) else None
 
 
-def _valid_id(sid: Any) -> bool:
-    return (
-        isinstance(sid, str)
-        and sid not in ("", ".", "..")
-        and not sid.startswith(".")
-        and "/" not in sid
-        and "\0" not in sid
-    )
+def _mail_of(name: str, sid: str) -> bool:
+    """Is ``name`` an ask (or answer) of session ``sid``: ``<sid>-<digits>.json``?"""
+    number = name[len(sid) + 1 : -len(".json")] if name.endswith(".json") else ""
+    return name.startswith(f"{sid}-") and number.isascii() and number.isdigit()
 
 
 def _reaping_name(token: str, sid: str) -> str:
@@ -763,6 +773,7 @@ class _Reaper:
             "why": why,
         }
         if self.dry_run:
+            self.mail_of(sid, record)
             self.result.sessions.append(record)
             return None
         return self.remove_session(sid, fd, record)
@@ -844,6 +855,7 @@ class _Reaper:
         if problems or mounts:
             return
         record = emptied.record
+        self.mail_of(emptied.sid, record)
         self.result.sessions.append(record)
         self.pending_events.append(
             (
@@ -853,6 +865,8 @@ class _Reaper:
                     "state": record["state"],
                     "exit_code": record["exit_code"],
                     "age": record["age"],
+                    "asks": record["asks"],
+                    "answers": record["answers"],
                 },
             )
         )
@@ -882,6 +896,7 @@ class _Reaper:
             if self.kept_whole(sid, found, left=f"sessions/{name}"):
                 pass
             elif self.dry_run:
+                self.mail_of(sid, record)
                 self.result.sessions.append(record)
             else:
                 assert self.home is not None
@@ -891,21 +906,116 @@ class _Reaper:
         if emptied is not None:
             self.conclude(emptied)
 
+    # -- a reaped session's asks and answers --
+    def mail_of(self, sid: str, record: dict[str, Any]) -> None:
+        """Remove (in a dry run, count) the reaped ``sid``'s asks and answers into ``record``.
+
+        Exactly ``<sid>-<digits>.json`` (the mailbox's ids): ``w-2-1.json`` is
+        session ``w-2``'s, never ``w``'s. Only regular files are unlinked, each
+        relative to the open directory; a link named like an ask is left alone.
+        """
+        for box in ("asks", "answers"):
+            record[box] = 0
+            fd, _ = self.open_area(box)
+            if fd is None:
+                continue
+            try:
+                with os.scandir(fd) as it:
+                    names = [
+                        e.name
+                        for e in it
+                        if _mail_of(e.name, sid) and e.is_file(follow_symlinks=False)
+                    ]
+                for name in sorted(names):
+                    if not self.dry_run:
+                        try:
+                            os.unlink(name, dir_fd=fd)
+                        except FileNotFoundError:
+                            continue
+                        except OSError as exc:
+                            self.error(box[:-1], f"{box}/{name}", f"cannot remove: {exc.strerror}")
+                            continue
+                    record[box] += 1
+            except OSError as exc:
+                self.error("directory", f"{box}/", str(exc.strerror))
+            finally:
+                os.close(fd)
+
+    # -- _ run records --
+    def runs_pass(self) -> None:
+        """Remove ``runs/<id>.json`` records over, or interrupted, longer than the ttl ago.
+
+        An ended run ages from its ``ended``, an interrupted one (no end, its
+        runner gone: ``runs.state_of``) from its ``started``; a running one,
+        or a record that cannot be read or holds no finite time, is kept. The
+        name is unlinked only while it still holds the very file judged.
+        """
+        rfd, _ = self.open_area("runs")
+        if rfd is None:
+            return
+        try:
+            with os.scandir(rfd) as it:
+                names = sorted(
+                    e.name
+                    for e in it
+                    if e.name.endswith(".json")
+                    and not e.name.startswith(".")
+                    and e.is_file(follow_symlinks=False)
+                )
+            for name in names:
+                self.run_record(rfd, name)
+        except OSError as exc:
+            self.error("directory", "runs/", str(exc.strerror))
+        finally:
+            os.close(rfd)
+
+    def run_record(self, rfd: int, name: str) -> None:
+        try:
+            fd = os.open(name, sessions.FILE_FLAGS, dir_fd=rfd)
+        except OSError:
+            return  # gone, or a link since the scan: not a record to remove
+        try:
+            record, st = sessions.read_json_fd(fd)
+        finally:
+            os.close(fd)
+        if record is None or st is None:
+            return
+        state = runs.state_of(record)
+        if state == runs.RUNNING:
+            return
+        since = sessions.finite_number(record.get("ended" if state == runs.ENDED else "started"))
+        if since is None:
+            return
+        age = self.now - since
+        if self.ttl > 0 and age < self.ttl:
+            return
+        how = "ended" if state == runs.ENDED else "interrupted, started"
+        entry = {"id": name[: -len(".json")], "state": state, "age": round(age, 1)}
+        entry["why"] = f"{how} {_ago(age)} ago"
+        if not self.dry_run:
+            if not claims.still_named(rfd, name, st):
+                return  # rewritten (or gone) since it was read
+            try:
+                os.unlink(name, dir_fd=rfd)
+            except FileNotFoundError:
+                return
+            except OSError as exc:
+                self.error("run", f"runs/{name}", f"cannot remove: {exc.strerror}")
+                return
+            self.pending_events.append(("run_reaped", dict(entry)))
+        self.result.runs.append(entry)
+
     # -- claims --
     def liveness_of(self, sid: str, fresh: bool) -> str:
+        """A claim's session as this run sees it: the session pass's look unless ``fresh``.
+
+        A session the pass found dead is dead still when it is missing now:
+        the pass has just removed it, so its claims go without the grace.
+        """
         if not fresh and sid in self.seen:
             return self.seen[sid]
-        if self.sessions_fd is None:
-            # Only a sessions/ that does not exist says its sessions are missing;
-            # one that cannot be opened says nothing about them.
-            return MISSING if self.sessions_closed == MISSING else UNKNOWN
-        try:
-            os.stat(sid, dir_fd=self.sessions_fd, follow_symlinks=False)
-        except FileNotFoundError:
-            return MISSING
-        except OSError:
-            return UNKNOWN
-        return sessions.judge(self.sessions_fd, sid).liveness
+        live = claims.session_liveness(self.sessions_fd, self.sessions_closed == MISSING, sid)
+        return DEAD if live == MISSING and self.seen.get(sid) == DEAD else live
 
     def claim_verdict(self, fd: int, fresh: bool) -> tuple[str | None, str, bool, Any]:
         """(session id, why, due, fstat) for the claim file open as ``fd``."""
@@ -918,31 +1028,11 @@ class _Reaper:
     def claim_of(
         self, claim: dict[str, Any], mtime: float, fresh: bool
     ) -> tuple[str | None, str, bool]:
-        """(session id, why, due) for a claim's content, last modified at ``mtime``."""
-        sid = claim.get("session")
-        if not _valid_id(sid):
-            return None, "names no valid session, never deleted blind", False
-        assert isinstance(sid, str)
-        live = self.liveness_of(sid, fresh)
-        if live == ALIVE:
-            return sid, "live", False
-        if live == UNKNOWN:
-            if self.sessions_fd is None:
-                return (
-                    sid,
-                    f"session {sid} unknown (sessions/ cannot be opened), never deleted blind",
-                    False,
-                )
-            return sid, f"session {sid} unknown, never deleted blind", False
-        if live == DEAD or self.seen.get(sid) == DEAD:
-            return sid, "dead", True
-        if self.now - mtime < CLAIM_GRACE:
-            return (
-                sid,
-                f"session {sid} missing, but the claim is under {CLAIM_GRACE:.0f}s old",
-                False,
-            )
-        return sid, "missing", True
+        """(session id, why, due): ``claims.standing``, with liveness as this run sees it."""
+        note = " (sessions/ cannot be opened)" if self.sessions_fd is None else ""
+        return claims.standing(
+            claim, mtime, self.now, lambda sid: self.liveness_of(sid, fresh), note
+        )
 
     def claims_pass(self) -> None:
         cfd, _ = self.open_area("claims")
@@ -994,30 +1084,29 @@ class _Reaper:
         if self.dry_run:
             self.result.claims.append(record)
             return
-        # Judge again right before removing: the lease may have been rewritten.
-        sid, why, due, judged = self.claim_verdict(fd, fresh=True)
-        if not due:
-            self.result.kept_claims.append({"name": name, "session": sid, "why": why})
-            return
-        # The name must still be the very file just judged, unchanged since: a
-        # worker may have renamed a fresh lease into it, or rewritten it in place.
-        try:
-            now = os.stat(name, dir_fd=cfd, follow_symlinks=False)
-        except FileNotFoundError:
-            return
-        except OSError:
-            now = None
-        if now is None or _file_key(now) != _file_key(judged):
-            why = "changed while being judged, kept"
-            self.result.kept_claims.append({"name": name, "session": sid, "why": why})
-            return
-        try:
-            os.unlink(name, dir_fd=cfd)
-        except FileNotFoundError:
-            return
-        except OSError as exc:
-            self.error("claim", name, f"cannot remove: {exc.strerror}")
-            return
+        # Judged again right before removing (the lease may have been
+        # rewritten), under the lock ``_ claim`` takes over a claim with.
+        with claims.locked(cfd):
+            sid, why, due, judged = self.claim_verdict(fd, fresh=True)
+            if not due:
+                self.result.kept_claims.append({"name": name, "session": sid, "why": why})
+                return
+            # The name must still be the very file just judged, unchanged since: a
+            # worker may have renamed a fresh lease into it, or rewritten it in place.
+            same = claims.still_named(cfd, name, judged)
+            if same is None:
+                return
+            if not same:
+                why = "changed while being judged, kept"
+                self.result.kept_claims.append({"name": name, "session": sid, "why": why})
+                return
+            try:
+                os.unlink(name, dir_fd=cfd)
+            except FileNotFoundError:
+                return
+            except OSError as exc:
+                self.error("claim", name, f"cannot remove: {exc.strerror}")
+                return
         self.result.claims.append({"name": name, "session": sid, "why": why})
         self.pending_events.append(("claim_reaped", {"name": name, "session": sid, "why": why}))
 
@@ -1027,10 +1116,12 @@ class _Reaper:
             if self.dry_run:
                 self.sessions_pass()
                 self.claims_pass()
+                self.runs_pass()
             else:
                 with _reap_lock(self.sessions_fd) as self.locked:
                     self.sessions_pass()
                     self.claims_pass()
+                    self.runs_pass()
         finally:
             if self.sessions_fd is not None:
                 os.close(self.sessions_fd)

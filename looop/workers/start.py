@@ -47,7 +47,7 @@ from looop.config import Config
 from looop.data import ids, sessions
 from looop.data.layout import ensure_layout
 from looop.errors import NOT_FOUND, LooopError
-from looop.paths import Paths, child_environment, looop_command
+from looop.paths import SESSION_ENV, Paths, child_environment, looop_command
 from looop.workers import records
 
 SYSTEMD, DETACHED = "systemd", "detached"
@@ -106,7 +106,7 @@ def start(paths: Paths, cfg: Config, wid: str, task: str, timeout: float | None)
     if not template:
         raise LooopError("worker.command is empty: set it with looop config set worker.command")
     env = child_environment(paths, os.environ)
-    env["LOOOP_SESSION_ID"] = wid
+    env[SESSION_ENV] = wid
     program = template[0]
     if shutil.which(program, path=env.get("PATH", os.defpath)) is None:
         raise LooopError(

@@ -45,7 +45,7 @@ from typing import Any
 from looop import group
 from looop.data import sessions
 from looop.errors import NOT_FOUND, TIMED_OUT, LooopError
-from looop.paths import Paths
+from looop.paths import SESSION_ENV, Paths
 from looop.workers import records, transcript
 
 DONE = signal.SIGUSR1  # what ``_ kill`` sends: the worker says its task is done
@@ -61,7 +61,7 @@ def supervise(paths: Paths, wid: str) -> int:
     env = records.take_env(session)
     if env is None:
         env = dict(os.environ)
-    env["LOOOP_SESSION_ID"] = wid
+    env[SESSION_ENV] = wid
     argv = [str(word) for word in meta["cmd"]]
     timeout = meta.get("timeout") or 0
     meta.update(pid=os.getpid(), started=time.time())

@@ -1,0 +1,152 @@
+"""``cost.jsonl``: the spend ledger (SPEC §12), appended by ``_ cost``, summed by ``cost``.
+
+A line is ``{"ts", "kind", "id", "runner", "usd"}``. Workers record their
+spend at the same time, so ``record`` appends with ``O_APPEND`` and one
+``os.write`` per line: the kernel places each whole line at the end, and two
+writers never interleave (no lock needed, unlike ``events.jsonl``, which
+also rotates). A bad amount (not a number, negative, NaN or an infinity) is
+a usage error before anything is written: silence would make the ledger lie.
+
+``summary`` reads the ledger without following a link and without blocking
+(``fs.open_regular``: a FIFO named ``cost.jsonl`` is reported, never waited
+on), line by line rather than whole, since a ledger only grows. A line that
+is not such an object (a crash mid-line elsewhere, a hand edit) is skipped
+and counted, never fatal. Sums are by local day, kind and runner.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import stat
+import time
+from typing import Any
+
+from looop import fs
+from looop.data import sessions
+from looop.errors import LooopError, UsageError
+from looop.paths import Paths
+
+FIELDS = ("kind", "id", "runner")
+CHUNK = 1 << 16
+
+
+def amount(text: str) -> float:
+    """USD as a finite, non-negative number; UsageError (exit 2) saying why otherwise."""
+    try:
+        usd = float(text)
+    except ValueError:
+        raise UsageError(f"invalid USD {text!r}: not a number") from None
+    if not math.isfinite(usd) or usd < 0:
+        raise UsageError(f"invalid USD {text!r}: give a finite, non-negative amount")
+    return usd
+
+
+def _word(name: str, value: str) -> str:
+    if not value.strip() or "\n" in value or "\r" in value:
+        raise UsageError(f"invalid {name.upper()} {value!r}: give a non-empty word on one line")
+    return value
+
+
+def record(paths: Paths, kind: str, ident: str, runner: str, usd_text: str) -> dict[str, Any]:
+    """Append one line to the ledger; returns it. Everything is checked before the write."""
+    words = [_word(name, value) for name, value in zip(FIELDS, (kind, ident, runner), strict=True)]
+    entry = {"ts": round(time.time(), 3), **dict(zip(FIELDS, words, strict=True))}
+    entry["usd"] = amount(usd_text)
+    line = (json.dumps(entry, ensure_ascii=False) + "\n").encode()
+    paths.data_dir.mkdir(parents=True, exist_ok=True)
+    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+    try:
+        fd = os.open(paths.cost, flags, 0o644)
+    except OSError as exc:
+        raise LooopError(f"cannot append to {paths.cost}: {exc.strerror}") from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise LooopError(f"{paths.cost} is {fs.kind(st.st_mode)}, not a regular file")
+        os.write(fd, line)  # one write: appended whole, never interleaved
+    finally:
+        os.close(fd)
+    return entry
+
+
+def _entry(line: bytes) -> dict[str, Any] | None:
+    """A ledger line as ``{"ts", "kind", "runner", "usd"}``; None when it is not one."""
+    value = sessions.parse_object(line)
+    if value is None:
+        return None
+    ts, usd = sessions.finite_number(value.get("ts")), sessions.finite_number(value.get("usd"))
+    if ts is None or usd is None or usd < 0:
+        return None
+    if not all(isinstance(value.get(name), str) and value[name] for name in FIELDS):
+        return None
+    return {"ts": ts, "kind": value["kind"], "runner": value["runner"], "usd": usd}
+
+
+def _lines(paths: Paths) -> list[bytes]:
+    try:
+        fd, _ = fs.open_regular(paths.cost)
+    except FileNotFoundError:
+        return []
+    except OSError as exc:
+        raise LooopError(f"{paths.cost} {fs.why(exc)}") from None
+    try:
+        data = bytearray()
+        while chunk := os.read(fd, CHUNK):
+            data += chunk
+    finally:
+        os.close(fd)
+    return bytes(data).splitlines()
+
+
+def day_of(ts: float) -> str:
+    return time.strftime("%Y-%m-%d", time.localtime(ts))
+
+
+def summary(paths: Paths, today: bool = False) -> dict[str, Any]:
+    """``{"rows": [{"day", "kind", "runner", "usd", "count"}], "total", "skipped"}``."""
+    only = day_of(time.time()) if today else None
+    sums: dict[tuple[str, str, str], list[float]] = {}
+    skipped = 0
+    for line in _lines(paths):
+        if not line.strip():
+            continue
+        entry = _entry(line)
+        if entry is None:
+            skipped += 1
+            continue
+        day = day_of(entry["ts"])
+        if only is not None and day != only:
+            continue
+        row = sums.setdefault((day, entry["kind"], entry["runner"]), [0.0, 0])
+        row[0] += entry["usd"]
+        row[1] += 1
+    rows = [
+        {"day": day, "kind": kind, "runner": runner, "usd": round(usd, 6), "count": int(count)}
+        for (day, kind, runner), (usd, count) in sorted(sums.items())
+    ]
+    total = round(sum(usd for usd, _ in sums.values()), 6)
+    return {"rows": rows, "total": total, "skipped": skipped}
+
+
+def formatted(report: dict[str, Any]) -> str:
+    """The human form: a small table, then the total (and the lines skipped)."""
+    header = ("day", "kind", "runner", "usd", "count")
+    table = [header] + [
+        (r["day"], r["kind"], r["runner"], f"{r['usd']:.4f}", str(r["count"]))
+        for r in report["rows"]
+    ]
+    widths = [max(len(row[i]) for row in table) for i in range(len(header))]
+    lines = (
+        [
+            "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
+            for row in table
+        ]
+        if report["rows"]
+        else ["no spend recorded"]
+    )
+    lines.append(f"total {report['total']:.4f} USD")
+    if report["skipped"]:
+        lines.append(f"skipped {report['skipped']} malformed line(s) in cost.jsonl")
+    return "\n".join(lines)
