@@ -11,9 +11,9 @@ The commands live in one module per audience: ``cli.pulse`` (pulse, ``_
 pulse``, sense, status), ``cli.service`` (up, down, install, uninstall),
 ``cli.agent`` (the ``_`` group: state, wait), ``cli.mailbox`` (``_ ask``,
 ``_ answer``, ``_ asks``), ``cli.verbs`` (``_ goal``, ``_ sensor``, ``_
-playbook``, ``_ notify``), ``cli.run`` (``_ run``), ``cli.workers`` (reap, cost, ``_ claim``,
-``_ unclaim``, ``_ cost``)
-and ``cli.config`` (the config group); ``cli.complete`` holds the shell
+playbook``, ``_ notify``), ``cli.run`` (``_ run``), ``cli.workers``
+(``_ worker start|kill|list``, workers, logs, reap, cost, and a worker's
+``_ claim``, ``_ unclaim``, ``_ cost``, ``_ kill``) and ``cli.config`` (the config group); ``cli.complete`` holds the shell
 completers they attach to their arguments. This module holds what every
 one of them shares (the root group, ``help`` (the manual is
 ``agent.manual``'s), ``version`` and ``completion``, and the small helpers

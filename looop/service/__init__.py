@@ -11,12 +11,14 @@ status`` loads only what it asks:
   failure as a ``ServiceError``, whether a pulse is ready, a pulse the
   manager does not own).
 - ``systemd`` / ``launchd``: every ``systemctl`` / ``launchctl`` call, and
-  what looop asks each manager. ``status`` imports the one it needs and
+  what looop asks each manager (``systemd`` also runs and stops the
+  workers' transient units). ``status`` imports the one it needs and
   nothing of the installer.
 - ``install``: install and uninstall, over ``render`` and a driver.
 - ``control``: what ``looop up`` / ``down`` do: through the installed
   manager, else a detached pulse.
-- ``detached``: the python-daemon detach and its readiness wait.
+- ``detached``: the python-daemon detach and its readiness wait, for a
+  pulse and for a worker's supervisor where there is no manager.
 """
 
 from __future__ import annotations
