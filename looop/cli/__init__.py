@@ -13,8 +13,9 @@ pulse``, sense, status), ``cli.service`` (up, down, install, uninstall),
 ``_ answer``, ``_ asks``), ``cli.verbs`` (``_ goal``, ``_ sensor``, ``_
 playbook``, ``_ notify``), ``cli.run`` (``_ run``), ``cli.workers``
 (``_ worker start|kill|list``, workers, logs, reap, cost, and a worker's
-``_ claim``, ``_ unclaim``, ``_ cost``, ``_ kill``) and ``cli.config`` (the config group); ``cli.complete`` holds the shell
-completers they attach to their arguments. This module holds what every
+``_ claim``, ``_ unclaim``, ``_ cost``, ``_ kill``) and ``cli.config`` (the
+config group); ``cli.complete`` holds the shell completers they attach to
+their arguments. This module holds what every
 one of them shares (the root group, ``help`` (the manual is
 ``agent.manual``'s), ``version`` and ``completion``, and the small helpers
 below: ``body``, the verbs' one rule for a body given as words or on
