@@ -263,7 +263,7 @@ def test_no_two_beats_at_once_when_the_runtime_dir_is_wiped_mid_beat_and_a_secon
 def test_no_two_beats_at_once_on_a_data_dir_reached_through_a_bind_mount(
     profile: Profile, procs: Processes
 ) -> None:
-    profile.sensor("slow", "sleep 1\necho '{}'")
+    profile.sensor("slow", "sleep 1.5\necho '{}'")
     assert profile.run("sense").returncode == 0
     other = profile.root / "other-path"
     other.mkdir()

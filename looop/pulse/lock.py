@@ -70,6 +70,13 @@ UNKNOWN_PATIENCE = 2.0
 FIX = "remove it and looop makes a new one"
 # In the data dir: held by whoever beats, for the length of the beat.
 BEAT_LOCK = ".looop-beat.lock"
+# How long a process that just released the beat lock leaves it to the others
+# before it takes it again: more than one OUTWAIT_POLL, so a waiting pulse
+# polls inside the gap. Without it a pulse whose beats overrun its interval
+# takes the lock back microseconds after letting it go, every time, and a
+# second pulse on the same data dir (a bind mount) never beats at all.
+HANDOFF = 2 * OUTWAIT_POLL
+_released_at = -HANDOFF  # this process's last release of a beat lock (monotonic)
 
 
 class Holder:
@@ -361,9 +368,12 @@ def beat_lock(paths: Paths, cancelled: Callable[[], bool]) -> Iterator[bool]:
 
     A beat already in flight on this data dir (another pulse through a bind
     mount, or one that lost its runtime dir) is waited for: beats are
-    bounded, so the wait is too. Raises OSError when the lock file cannot be
-    opened or made (a read-only data dir that never had one).
+    bounded, so the wait is too. Taken again by the process that last let
+    it go only after ``HANDOFF``, so two pulses take turns. Raises OSError
+    when the lock file cannot be opened or made (a read-only data dir that
+    never had one).
     """
+    global _released_at
     path = paths.data_dir / BEAT_LOCK
     try:
         # Read-only is enough to flock, and works on a data dir remounted read-only.
@@ -371,11 +381,16 @@ def beat_lock(paths: Paths, cancelled: Callable[[], bool]) -> Iterator[bool]:
     except FileNotFoundError:
         fd = _open_lock_file(path, os.O_RDWR | os.O_CREAT)
     try:
+        if (gap := _released_at + HANDOFF - time.monotonic()) > 0:
+            time.sleep(gap)
         while not _try_flock(fd, fcntl.LOCK_EX):
             if cancelled():
                 yield False
                 return
             time.sleep(OUTWAIT_POLL)
-        yield True
+        try:
+            yield True
+        finally:
+            _released_at = time.monotonic()
     finally:
         os.close(fd)
