@@ -93,6 +93,23 @@ def test_a_contract_keeping_worker_asks_is_answered_reports_and_ends(
     assert agent.wait(timeout=30) == 0
     assert log.read_text().splitlines()[-1] == "exit 3"
 
+    # Then the reaper: the ended worker goes with its mail; a live one's stays.
+    configure(fleet, [str(worker_script(fleet.root / "w", SLEEPER))])
+    assert fleet.run("_", "worker", "start", "w9", "x").returncode == 0
+    asking = procs.add(fleet.popen("_", "ask", "w9", "--prompt", "still?", stdout=subprocess.PIPE))
+    wait_for(lambda: list((fleet.data / "asks").glob("w9-*.json")))
+    assert fleet.run("_", "claim", "held", "--session", "w9").returncode == 0
+    mail = [*(fleet.data / "asks").glob("w1-*.json"), *(fleet.data / "answers").glob("w1-*.json")]
+    assert mail
+    reap = fleet.run("reap", "--ttl", "0")
+    assert reap.returncode == 0, reap.stderr
+    assert not (fleet.data / "sessions" / "w1").exists()
+    assert not [p for p in mail if p.exists()]
+    assert (fleet.data / "sessions" / "w9" / "meta.json").exists()
+    assert list((fleet.data / "asks").glob("w9-*.json"))
+    assert (fleet.data / "claims" / "held.json").exists()
+    assert asking.poll() is None  # its ask still pending, its asker still waiting
+
 
 def test_start_in_a_command_substitution_returns_while_the_worker_runs(fleet: Profile) -> None:
     configure(fleet, [str(worker_script(fleet.root / "w", SLEEPER))])
