@@ -189,12 +189,16 @@ def write_whole(
             os.close(fd)
         if exclusive:
             _link_exclusive(tmp, target, data, mode)
+            # The temp name goes at once, before the slow directory sync: a
+            # writer killed while syncing (an ``_ ask`` killed as it starts
+            # waiting) left it behind beside the ask it had named.
+            os.unlink(tmp)
         else:
             os.replace(tmp, target)
-        sync_dir(target.parent)
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+    sync_dir(target.parent)
     return target
 
 

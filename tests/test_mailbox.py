@@ -12,6 +12,7 @@ import json
 import os
 import re
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -316,3 +317,25 @@ def test_state_marks_stranded_asks_and_its_human_form_lists_asks_and_live_worker
     assert any(re.fullmatch(r"ask dead-1 \(dead, \d+s, stranded\): from the dead", a) for a in asks)
     workers = [line.strip() for line in human if line.strip().startswith("worker ")]
     assert workers == ["worker alive (running)"], human
+
+
+KILLED_AFTER_NAMING = """
+import os, signal, sys
+from looop import fs
+def die(*args, **kwargs):
+    os.kill(os.getpid(), signal.SIGKILL)
+fs.sync_dir = die  # killed while the new name is made durable
+fs.write_whole(sys.argv[1], b'{"id": "w1-1"}', exclusive=True)
+"""
+
+
+def test_an_exclusive_write_killed_as_it_syncs_its_new_name_leaves_no_temp_file(
+    tmp_path: Path,
+) -> None:
+    # What an ask killed as it began to wait did: the ask's name was given,
+    # and its temp name was never taken away.
+    target = tmp_path / "w1-1.json"
+    run = subprocess.run([sys.executable, "-c", KILLED_AFTER_NAMING, str(target)], check=False)
+    assert run.returncode == -9
+    assert sorted(os.listdir(tmp_path)) == ["w1-1.json"]
+    assert target.read_bytes() == b'{"id": "w1-1"}'
