@@ -251,6 +251,12 @@ class StuckLog:
 
 
 def _start_stuck(profile: Profile, procs: Processes, log: StuckLog, **env: str) -> Any:
+    """A pulse on a log pipe the test can jam, with something new to log every beat.
+
+    The pulse logs a failure when it starts and when its reason changes, so
+    a sensor failing with a fresh reason each beat keeps the log writing.
+    """
+    profile.sensor("restless", "date +%s%N >&2\nexit 1")
     return procs.add(
         subprocess.Popen(
             [LOOOP, "pulse"],

@@ -21,7 +21,7 @@ def test_status_reports_a_running_pulse(profile: Profile, procs: Processes) -> N
     assert report["pid"] == pulse.pid and report["role"] == "pulse"
     assert report["beats"] == 1 and report["uptime"] >= 0
     assert 0 < report["next_beat_in"] <= 60
-    assert report["last_beat"].startswith("1 sensors ok")
+    assert report["last_beat"].startswith("1 sensor ok")
     assert len(report["world_hash"]) == 64
     assert report["data_dir"] == str(profile.data)
     assert report["runtime_dir"] == str(profile.runtime)

@@ -41,7 +41,10 @@ def agent_pulse_command() -> int:
 
 @click.command("sense")
 @click.option("--json", "as_json", is_flag=True, help="Print the beat record as JSON.")
-def sense_command(as_json: bool) -> int:
+@click.option(
+    "-v", "--verbose", is_flag=True, help="Each sensor's result, duration and reason first."
+)
+def sense_command(as_json: bool, verbose: bool) -> int:
     """Beat once now and print its summary.
 
     If a pulse runs, it is asked to beat (the pulse stays the only senser);
@@ -53,6 +56,8 @@ def sense_command(as_json: bool) -> int:
     outcome = sense.sense_now(paths, load_config(paths))
     if as_json:
         echo_json(outcome.record)
+    elif verbose:
+        click.echo(f"{sense.sensor_table(outcome.record)}\n\n{outcome.summary}")
     else:
         click.echo(outcome.summary)
     return 0 if outcome.healthy else 1

@@ -16,7 +16,7 @@ import json
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +37,8 @@ class BeatResult:
     publish_error: str | None = None
     cancelled: bool = False
     error: str | None = None  # the beat itself failed (the data dir is gone...): why
+    # Each user sensor's result: name, ok, duration (s), exit_code, reason (None when ok).
+    sensors: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def healthy(self) -> bool:
@@ -59,7 +61,8 @@ class BeatResult:
         if self.failed:
             line = f"{self.ok}/{self.total} sensors ok · failed: {', '.join(self.failed)}"
         else:
-            line = f"{self.total} sensors ok ({self.duration:.1f}s)"
+            noun = "sensor" if self.total == 1 else "sensors"
+            line = f"{self.total} {noun} ok ({self.duration:.1f}s)"
         if self.publish_error:
             line += f" · not published: {self.publish_error}"
         return line
@@ -170,6 +173,16 @@ def _locked_beat(
         failed,
         worldhash.world_hash(paths),
         publish_error,
+        sensors=[
+            {
+                "name": r.name.removeprefix("sensor-"),
+                "ok": r.ok,
+                "duration": round(r.duration, 3),
+                "exit_code": r.exit_code,
+                "reason": r.reason,
+            }
+            for r in readings
+        ],
     )
     events.record(
         paths.events,

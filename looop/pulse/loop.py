@@ -30,7 +30,7 @@ from looop.data import events, layout
 from looop.errors import os_error_line
 from looop.log import log
 from looop.paths import Paths, RuntimeDirError
-from looop.pulse import beat, lock, notify, record, sensors
+from looop.pulse import beat, beatlog, lock, notify, record, sensors
 from looop.pulse.beat import BeatResult
 from looop.pulse.signals import SignalQueue
 
@@ -82,6 +82,7 @@ class Pulse:
         self.last_result: BeatResult | None = None
         # The streak of beats that failed, for the beat record: count, since, why.
         self.failing: dict[str, Any] | None = None
+        self.beat_log = beatlog.BeatLog()  # what the log says of each beat: changes only
         self.started_wall = time.time()
         self.next_beat = time.monotonic()
         self.selector = selectors.DefaultSelector()
@@ -192,7 +193,8 @@ class Pulse:
             next_beat=time.time() + max(0.0, self.next_beat - time.monotonic()),
             failing=self.failing,
         )
-        (log.info if result.healthy and not result.failed else log.warning)(result.summary())
+        for level, line in self.beat_log.lines(result):
+            log.emit(level, line)
         self.last_result = result
         self.notifier.status(self.status_text())
         self.watchdog.tick()
@@ -222,8 +224,6 @@ class Pulse:
         itself. Either way ``status`` and ``_ state`` show the streak.
         """
         if result.healthy:
-            if self.failing is not None:
-                log.info(f"beats succeed again after {self.failing['count']} that failed")
             self.failing = None
             return
         why = result.error or result.publish_error or "failed"

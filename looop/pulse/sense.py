@@ -83,6 +83,30 @@ def sense_now(paths: Paths, cfg: Config, wait_limit: float | None = None) -> Sen
     return SenseOutcome(result.summary(), record.read(paths) or {}, via_pulse=False)
 
 
+def sensor_table(rec: dict[str, Any]) -> str:
+    """The beat record's sensors as ``looop sense -v`` prints them: slowest first.
+
+    Columns: name, ok or failed, duration, reason (a failure's, on one line).
+    """
+    rows = [r for r in rec.get("sensors") or [] if isinstance(r, dict)]
+    rows.sort(key=lambda r: -float(r.get("duration") or 0))
+    cells = [("sensor", "result", "duration", "reason")] + [
+        (
+            str(r.get("name")),
+            "ok" if r.get("ok") else "failed",
+            f"{float(r.get('duration') or 0):.2f}s",
+            str(r.get("reason") or ""),
+        )
+        for r in rows
+    ]
+    widths = [max(len(row[i]) for row in cells) for i in range(3)]
+    return "\n".join(
+        "  ".join(cell.ljust(w) for cell, w in zip(row[:3], widths, strict=True))
+        + ("  " + row[3] if row[3] else "")
+        for row in cells
+    ).rstrip()
+
+
 def _next_number(paths: Paths) -> int:
     number = (record.read(paths) or {}).get("number")
     return number + 1 if isinstance(number, int) else 1

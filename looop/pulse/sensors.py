@@ -89,6 +89,7 @@ FD_RESERVE = 8  # descriptors left free for whatever else the process opens mean
 OUT_OF_FDS = (errno.EMFILE, errno.ENFILE)
 SHEBANG_LINE = 4096  # bytes of a script read to explain why it could not be run
 PR_SET_CHILD_SUBREAPER = 36  # <linux/prctl.h>
+REASON_CHARS = 200  # a failure's reason, as the beat record and the log keep it
 
 # Every disposition a sensor starts with is the default: the pulse handles or
 # ignores some (Python ignores SIGPIPE and SIGXFSZ, a shell may have started
@@ -106,6 +107,20 @@ class Reading:
     exit_code: int | None
     stderr: bytes = b""
     duration: float = 0.0
+
+    @property
+    def reason(self) -> str | None:
+        """Why it failed, on one line: the message, then stderr's last line; None when ok."""
+        if self.ok:
+            return None
+        detail = self.value.get("detail") if isinstance(self.value, dict) else None
+        message = detail.get("message") if isinstance(detail, dict) else None
+        said = str(message) if message else f"exited with status {self.exit_code}"
+        tail = self.stderr[-STDERR_DETAIL:].decode("utf-8", "replace").splitlines()
+        last = next((line.strip() for line in reversed(tail) if line.strip()), "")
+        if last and not said.startswith("output is not one JSON value"):
+            said += f": {last}"
+        return said[:REASON_CHARS]
 
 
 @dataclass
