@@ -95,3 +95,57 @@ def test_probes_never_make_a_start_fail(profile: Profile, tmp_path: Path) -> Non
                 assert code == expected, f"status said {code} while the state was {expected}"
                 judged += 1
     assert judged >= 100, f"only {judged} probes fell inside a stable period"
+
+
+# Every field `status --json` had before the human status: new ones may be
+# added, none renamed or dropped.
+JSON_FIELDS = {
+    "state", "running", "pid", "role", "uptime", "beats", "last_beat_age", "last_beat",
+    "last_beat_failed", "world_hash", "next_beat_in", "data_dir", "runtime_dir", "service",
+    "error", "failing", "healthy", "workers",
+}  # fmt: skip
+
+
+def test_status_says_a_three_day_uptime_an_overdue_beat_and_the_failing_sensor_in_words(
+    profile: Profile, procs: Processes
+) -> None:
+    profile.sensor("fine", "echo '{\"signal\": 1}'")
+    profile.sensor("broken", "echo 'disk not mounted' >&2\nexit 2")
+    pulse = procs.add(profile.popen("pulse", env={**profile.env, "LOOOP_INTERVAL": "3600"}))
+    beat_file = wait_for(lambda: next(profile.runtime.glob("*.beat.json"), None))
+    wait_for(lambda: json.loads(beat_file.read_text()).get("pid") == pulse.pid)
+    # The pulse beats hourly, so it will not rewrite this before the test reads it:
+    # make it a pulse that started three days ago and last beat ten intervals ago.
+    record = json.loads(beat_file.read_text())
+    now = time.time()
+    ended = now - 10 * 3600
+    record.update(pulse_started=now - 3 * 86400 - 5, ended=ended, next_beat=ended + 3600)
+    beat_file.write_text(json.dumps(record))
+
+    status = profile.run("status")
+    assert status.returncode == 0, status.stderr
+    human = status.stdout
+    assert "up          3d 0h, since " in human
+    assert time.strftime("%Y-%m-%d", time.localtime(now - 3 * 86400 - 5)) in human
+    assert "10h 0m ago" in human and "278" not in human
+    assert "next beat   OVERDUE: it was due 9h 0m ago (every 1h 0m)" in human
+    assert "but its next beat is overdue" in human.splitlines()[0]
+    assert "failed      broken" in human
+    assert "looop logs" in human
+    assert "service     not installed" in human
+
+    report = json.loads(profile.run("status", "--json").stdout)
+    assert set(report) >= JSON_FIELDS
+    assert report["overdue"] is True and report["interval"] == 3600
+    assert 3 * 86400 < report["uptime"] < 3 * 86400 + 60
+    assert report["last_beat_failed"] == ["broken"]
+
+
+def test_status_of_a_pulse_on_time_is_not_overdue(profile: Profile, procs: Processes) -> None:
+    procs.add(profile.popen("pulse", env={**profile.env, "LOOOP_INTERVAL": "3600"}))
+    wait_for(lambda: profile.run("status").returncode == 0)
+    wait_for(lambda: json.loads(profile.run("status", "--json").stdout)["beats"] == 1)
+    report = json.loads(profile.run("status", "--json").stdout)
+    assert report["overdue"] is False
+    human = profile.run("status").stdout
+    assert "OVERDUE" not in human and "next beat   in 59m" in human

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from looop import say
 from looop.config import Config
 from looop.data import events, snapshots
 from looop.paths import Paths, child_environment
@@ -61,8 +62,7 @@ class BeatResult:
         if self.failed:
             line = f"{self.ok}/{self.total} sensors ok · failed: {', '.join(self.failed)}"
         else:
-            noun = "sensor" if self.total == 1 else "sensors"
-            line = f"{self.total} {noun} ok ({self.duration:.1f}s)"
+            line = f"{say.count(self.total, 'sensor')} ok ({self.duration:.1f}s)"
         if self.publish_error:
             line += f" · not published: {self.publish_error}"
         return line

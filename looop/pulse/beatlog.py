@@ -23,6 +23,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
+from looop import say
 from looop.pulse.beat import BeatResult
 
 REMIND_FIRST = 10  # beats of the same failure before the first reminder
@@ -68,8 +69,8 @@ class BeatLog:
         for what, streak in list(self.streaks.items()):
             if what not in failures:
                 del self.streaks[what]
-                beats = "beat" if streak.beats == 1 else "beats"
-                said.append(("info", f"{what} is ok again after {streak.beats} failing {beats}"))
+                beats = say.count(streak.beats, "failing beat")
+                said.append(("info", f"{what} is ok again after {beats}"))
         for what, reason in failures.items():
             current = self.streaks.get(what)
             if current is None or current.reason != reason:

@@ -25,6 +25,9 @@ if TYPE_CHECKING:
 
 RUNNING, STOPPED, UNKNOWN = "running", "not running", "unknown"
 EXIT_CODES = {RUNNING: 0, STOPPED: 3, UNKNOWN: 4}
+# The next beat is overdue once it is this many intervals late (and at least a
+# minute): a beat whose sensors run long is late, not yet stuck.
+OVERDUE_GRACE = 1.0
 
 
 class StatusReport:
@@ -77,6 +80,11 @@ class StatusReport:
             "healthy": self.state == RUNNING and self.failing is None,
             # The profile's live workers: {id, state} each (they outlive a stopped pulse).
             "workers": self.workers,
+            # Added with the human status: when the pulse started (epoch s), its
+            # interval, and whether the next beat is overdue (see ``overdue``).
+            "started_at": (self.last_beat or {}).get("pulse_started"),
+            "interval": (self.last_beat or {}).get("interval"),
+            "overdue": self.overdue,
         }
 
     @property
@@ -84,7 +92,18 @@ class StatusReport:
         value = (self.last_beat or {}).get("failing")
         return value if isinstance(value, dict) else None
 
+    @property
+    def overdue(self) -> bool | None:
+        """Is the next beat late by more than ``OVERDUE_GRACE`` intervals (at least a minute)?"""
+        beat = self.last_beat or {}
+        next_beat, interval = beat.get("next_beat"), beat.get("interval")
+        if not isinstance(next_beat, int | float) or not isinstance(interval, int | float):
+            return None
+        return self.now - next_beat > max(OVERDUE_GRACE * interval, 60.0)
+
     def render(self) -> str:
+        from looop import say
+
         d = self.as_dict()
         if self.state == UNKNOWN:
             head = f"looop pulse: unknown ({self.error})"
@@ -94,36 +113,78 @@ class StatusReport:
             head = "looop pulse: not running"
         elif self.failing:
             head = f"looop pulse: running (pid {self.pid}), but its beats fail"
+        elif self.overdue:
+            head = f"looop pulse: running (pid {self.pid}), but its next beat is overdue"
         else:
             head = f"looop pulse: running (pid {self.pid})"
         lines = [head]
+
+        def when(stamp: Any) -> str:
+            return time.strftime("%a %Y-%m-%d %H:%M:%S %Z", time.localtime(stamp))
+
         if self.failing:
             since = self.failing.get("since")
-            when = time.strftime("%H:%M:%S", time.localtime(since)) if since else "?"
             count = self.failing.get("count")
-            lines.append(f"  failing     {count} beats since {when}: {self.failing.get('why')}")
+            beats = say.count(count, "beat") if isinstance(count, int) else "beats"
+            started = f" since {when(since)}" if isinstance(since, int | float) else ""
+            lines.append(f"  failing     {beats}{started}: {self.failing.get('why')}")
         if self.error and self.state != UNKNOWN:
             lines.append(f"  problem     {self.error}")
-
-        def seconds(value: float | None) -> str:
-            return "-" if value is None else f"{value:.0f}s"
-
         if self.state == RUNNING and self.last_beat:
-            lines += [
-                f"  uptime      {seconds(d['uptime'])}",
-                f"  beats       {d['beats']}",
-                f"  last beat   {seconds(d['last_beat_age'])} ago · {d['last_beat']}",
-                f"  world hash  {str(d['world_hash'])[:16]}",
-                f"  next beat   in {seconds(d['next_beat_in'])}",
-            ]
+            beat = self.last_beat
+            if d["uptime"] is not None:
+                up, since = say.duration(d["uptime"]), when(beat["pulse_started"])
+                lines.append(f"  up          {up}, since {since}")
+            age = d["last_beat_age"]
+            ago = "-" if age is None else f"{say.duration(age)} ago"
+            lines.append(f"  last beat   #{d['beats']}, {ago}: {d['last_beat']}")
+            failed = d["last_beat_failed"] or []
+            if failed:
+                lines.append(f"  failed      {', '.join(map(str, failed))}")
+            next_in = d["next_beat_in"]
+            interval = beat.get("interval")
+            every = (
+                f" (every {say.duration(interval)})" if isinstance(interval, int | float) else ""
+            )
+            if next_in is None:
+                pass  # a record from before the pulse kept its next beat
+            elif self.overdue:
+                lines.append(
+                    f"  next beat   OVERDUE: it was due {say.duration(-next_in)} ago{every}; "
+                    "is a sensor or the disk stuck? See looop logs"
+                )
+            elif next_in < 0:
+                lines.append(f"  next beat   due {say.duration(-next_in)} ago{every}")
+            else:
+                lines.append(f"  next beat   in {say.duration(next_in)}{every}")
+            lines.append(f"  world hash  {str(d['world_hash'])[:16]}")
         lines += [f"  data dir    {d['data_dir']}", f"  runtime dir {d['runtime_dir']}"]
-        if self.manager:
-            shown = " · ".join(f"{k}={v}" for k, v in self.manager.items())
-            lines.append(f"  service     {shown}")
+        lines += _manager_lines(self.manager)
         if self.workers:
             names = ", ".join(w["id"] for w in self.workers)
             lines.append(f"  workers     {len(self.workers)} live: {names}")
+        if self.state != RUNNING or self.failing or self.overdue or self.error:
+            lines.append("  logs        looop logs -n 50 (or -f to follow); looop doctor")
         return "\n".join(lines)
+
+
+def _manager_lines(manager: dict[str, Any] | None) -> list[str]:
+    """The service manager's view, one fact a line: what is installed, enabled, active."""
+    if not manager:
+        return ["  service     not installed (looop install runs it as a user service)"]
+    name = manager.get("unit") or manager.get("label")
+    lines = [f"  service     {manager.get('manager')} {name}"]
+    if "enabled" in manager:
+        lines.append(f"    enabled   {manager.get('enabled') or '-'}")
+    active = str(manager.get("state") or "?")
+    if manager.get("pid"):
+        active += f", pid {manager['pid']}"
+    lines.append(f"    active    {active}")
+    restarts = manager.get("restarts")
+    if restarts is not None:
+        how = manager.get("result") or manager.get("last_exit")
+        lines.append(f"    restarts  {restarts}" + (f", last ended: {how}" if how else ""))
+    return lines
 
 
 def live_workers(paths: Paths) -> list[dict[str, Any]]:

@@ -35,6 +35,7 @@ import signal
 import time
 from collections.abc import Callable
 
+from looop import say
 from looop.config import Config
 from looop.paths import Paths
 from looop.pulse import lock
@@ -84,8 +85,7 @@ def down(paths: Paths, keep_workers: bool = False) -> list[str]:
 
         stopped = fleet.stop_all(paths)
         if stopped:
-            word = "worker" if len(stopped) == 1 else "workers"
-            lines.append(f"stopped {len(stopped)} {word}: {', '.join(stopped)}")
+            lines.append(f"stopped {say.count(len(stopped), 'worker')}: {', '.join(stopped)}")
     return lines
 
 

@@ -132,7 +132,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from looop import fs
+from looop import fs, say
 from looop.data import claims, events, runs, sessions
 from looop.data.claims import MISSING
 from looop.data.sessions import ALIVE, DEAD, DIR_FLAGS, UNKNOWN
@@ -145,18 +145,6 @@ MAX_DEPTH = 128
 NAME_MAX = 255
 # Linux tells a bind mount of the same file system by its mount id alone.
 _MOUNT_IDS = sys.platform.startswith("linux")
-
-
-def _ago(seconds: float) -> str:
-    seconds = max(0.0, seconds)
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= size:
-            return f"{seconds / size:.0f}{unit}"
-    return f"{seconds:.0f}s"
-
-
-def _plural(n: int, word: str) -> str:
-    return f"{n} {word}" if n == 1 else f"{n} {word}s"
 
 
 @dataclass
@@ -221,14 +209,18 @@ class ReapResult:
         if self.too_deep:
             kept.append(f"{len(self.too_deep)} too deep")
         asks, answers = self.mail("asks"), self.mail("answers")
-        mail = f" ({_plural(asks, 'ask')}, {_plural(answers, 'answer')})" if asks or answers else ""
-        runs = f", {_plural(len(self.runs), 'run')}" if self.runs else ""
+        mail = (
+            f" ({say.count(asks, 'ask')}, {say.count(answers, 'answer')})"
+            if asks or answers
+            else ""
+        )
+        runs = f", {say.count(len(self.runs), 'run')}" if self.runs else ""
         line = (
-            f"{verb} {_plural(len(self.sessions), 'session')}{mail}, "
-            f"{_plural(len(self.claims), 'claim')}{runs}; kept {', '.join(kept)}"
+            f"{verb} {say.count(len(self.sessions), 'session')}{mail}, "
+            f"{say.count(len(self.claims), 'claim')}{runs}; kept {', '.join(kept)}"
         )
         if self.errors:
-            line += f"; {_plural(len(self.errors), 'error')}"
+            line += f"; {say.count(len(self.errors), 'error')}"
         if self.dry_run:
             line += " (dry run: nothing removed)"
         lines.append(line)
@@ -762,9 +754,9 @@ class _Reaper:
         if age is None:  # --ttl 0 takes every dead session without measuring it
             why = verdict.why
         elif verdict.state == "exited":
-            why = f"exited {_ago(age)} ago"
+            why = f"exited {say.duration(age)} ago"
         else:
-            why = f"{verdict.why}, idle {_ago(age)}"
+            why = f"{verdict.why}, idle {say.duration(age)}"
         record: dict[str, Any] = {
             "id": sid,
             "state": verdict.state,
@@ -991,7 +983,7 @@ class _Reaper:
             return
         how = "ended" if state == runs.ENDED else "interrupted, started"
         entry = {"id": name[: -len(".json")], "state": state, "age": round(age, 1)}
-        entry["why"] = f"{how} {_ago(age)} ago"
+        entry["why"] = f"{how} {say.duration(age)} ago"
         if not self.dry_run:
             if not claims.still_named(rfd, name, st):
                 return  # rewritten (or gone) since it was read
