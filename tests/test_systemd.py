@@ -567,3 +567,46 @@ def test_a_path_cannot_add_a_directive_that_systemd_analyze_verify_reads(
     )
     assert out.returncode == 0, out.stderr
     assert [line for line in out.stderr.splitlines() if "looop" in line] == [], out.stderr
+
+
+# --- issue 12: logs, restart and reload through the manager --------------------
+def test_logs_restart_and_reload_go_through_the_installed_unit(any_manager: Manager) -> None:
+    m = any_manager
+    config(m, "interval = 1\n")
+    m.sensor("restless", "date +%s%N >&2\nexit 1")  # a new failure, so a new line, each beat
+    install(m)
+    log = unit_log(m)
+    wait_for(lambda: len(log.read_text().splitlines()) >= 6, timeout=30)
+
+    # The test drop-in sends the unit's stderr to a file (no journald here):
+    # `looop logs` reads the file systemd writes, found through the unit.
+    shown = m.looop_cmd("logs", "-n", "5")
+    assert shown.returncode == 0, shown.stderr
+    lines = shown.stdout.splitlines()
+    assert len(lines) == 5 and set(lines) <= set(log.read_text().splitlines()), shown.stdout
+    assert all(re.match(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d[+-]\d{4} looop: ", x) for x in lines)
+
+    human = m.looop_cmd("status").stdout
+    assert "service     systemd looop.service" in human
+    assert "    enabled   enabled" in human and "    active    active (running)" in human
+
+    pid = active_pid(m)
+    reloaded = m.looop_cmd("reload", timeout=60)
+    assert reloaded.returncode == 0, reloaded.stderr
+    assert reloaded.stdout.strip() == "reloaded through systemd" and active_pid(m) == pid
+    restarted = m.looop_cmd("restart", timeout=120)
+    assert restarted.returncode == 0, restarted.stderr
+    assert restarted.stdout.strip() == "restarted through systemd"
+    assert active_pid(m) not in (0, pid) and holder(m) == active_pid(m)
+
+    # Without a file output the journal is the log: looop hands over to
+    # journalctl for the unit (a stand-in on PATH shows what it was asked).
+    m.drop_in(PULSE, "[Service]\nWatchdogSec=2\n")
+    m.systemctl("daemon-reload", check=True)
+    fake = m.base / "bin" / "journalctl"
+    m.write(fake, '#!/bin/sh\necho "journalctl $*"\n', mode=0o755)
+    path = f"{fake.parent}:{m.env.get('PATH', '/usr/bin:/bin')}"
+    asked = m.looop_cmd("logs", "-n", "7", "-f", env={"PATH": path})
+    assert asked.returncode == 0, asked.stderr
+    assert asked.stdout.strip() == "journalctl --user -u looop.service -n 7 --no-pager -f"
+    m.looop_cmd("down", timeout=120)

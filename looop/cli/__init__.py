@@ -8,11 +8,11 @@ command line (exit 2) and hands ^C to that handler instead of click's
 "Aborted!" (exit 1).
 
 The commands live in one module per audience: ``cli.pulse`` (pulse, ``_
-pulse``, sense, status), ``cli.service`` (up, down, install, uninstall),
+pulse``, sense, status), ``cli.service`` (up, down, restart, reload, logs, install, uninstall),
 ``cli.agent`` (the ``_`` group: state, wait), ``cli.mailbox`` (``_ ask``,
 ``_ answer``, ``_ asks``), ``cli.verbs`` (``_ goal``, ``_ sensor``, ``_
 playbook``, ``_ notify``), ``cli.run`` (``_ run``), ``cli.workers``
-(``_ worker start|kill|list``, workers, logs, reap, cost, and a worker's
+(``_ worker start|kill|list``, workers, reap, cost, and a worker's
 ``_ claim``, ``_ unclaim``, ``_ cost``, ``_ kill``) and ``cli.config`` (the
 config group); ``cli.complete`` holds the shell completers they attach to
 their arguments. This module holds what every
@@ -144,7 +144,9 @@ def seconds_option(name: str, help: str) -> Callable[[Any], Any]:
         "uninstall": "looop.cli.service:uninstall_command",
         "reap": "looop.cli.workers:reap_command",
         "workers": "looop.cli.workers:workers_command",
-        "logs": "looop.cli.workers:logs_command",
+        "logs": "looop.cli.service:logs_command",
+        "restart": "looop.cli.service:restart_command",
+        "reload": "looop.cli.service:reload_command",
         "cost": "looop.cli.workers:cost_command",
         "_": "looop.cli.agent:agent_group",
         "config": "looop.cli.config:config_group",

@@ -1,14 +1,20 @@
-"""The service manager's commands: ``up``, ``down``, ``install`` and ``uninstall``.
+"""The service manager's commands: up, down, restart, reload, logs, install, uninstall, doctor.
 
 Each body imports the service module it calls, so listing these commands
-(``looop --help``) does not load the installer or python-daemon.
+(``looop --help``) does not load the installer or python-daemon. ``logs``
+lives here because where a log is depends on who runs the process: the
+pulse's is the manager's (``service.logs``), a worker's is its transcript.
 """
 
 from __future__ import annotations
 
+import os
+import sys
+
 import click
 
-from looop.cli import load_config
+from looop.cli import CONTEXT, complete, load_config
+from looop.errors import LooopError
 from looop.paths import resolve
 
 
@@ -38,6 +44,91 @@ def down_command(keep_workers: bool) -> None:
 
     for line in control.down(resolve(), keep_workers=keep_workers):
         click.echo(line)
+
+
+@click.command("restart")
+def restart_command() -> None:
+    """Restart the pulse (through systemd when installed); workers keep running."""
+    from looop.service import control
+
+    paths = resolve()
+    for line in control.restart(paths, load_config(paths)):
+        click.echo(line)
+
+
+@click.command("reload")
+def reload_command() -> None:
+    """Make the pulse re-read its config (SIGHUP), without a restart."""
+    from looop.service import control
+
+    paths = resolve()
+    click.echo(control.reload(paths, load_config(paths)))
+
+
+@click.command("logs", context_settings=CONTEXT)
+@click.argument("wid", metavar="[ID]", required=False, shell_complete=complete.worker_ids)
+@click.option("-f", "--follow", is_flag=True, help="Keep printing new lines (until ^C).")
+@click.option(
+    "-n",
+    "lines",
+    type=click.IntRange(min=0),
+    default=50,
+    show_default=True,
+    help="Lines of the end to print first.",
+)
+def logs_command(wid: str | None, follow: bool, lines: int) -> None:
+    """The pulse's log, or worker ID's transcript.
+
+    The pulse's: its unit's journal under systemd, its log file under
+    launchd or when `looop up` detached it. A worker's: its output.log,
+    followed until the worker ends.
+    """
+    from looop import log
+
+    paths = resolve()
+    if wid is None:
+        from looop.service import logs
+
+        where = logs.pulse_log(paths, lines, follow)
+        if where.command is not None:
+            sys.stdout.flush()
+            try:
+                os.execvp(where.command[0], where.command)
+            except OSError as exc:
+                raise LooopError(
+                    f"cannot run {where.command[0]} to read {where.where}: {exc.strerror}"
+                ) from None
+        path = where.file
+        assert path is not None
+        if not os.path.lexists(path):
+            raise LooopError(f"no pulse log yet at {where.where}")
+
+        def ended() -> bool:
+            return False
+    else:
+        from looop.data import ids, sessions
+        from looop.workers import transcript
+
+        session = paths.sessions / ids.check("worker", wid)
+        path = session / transcript.NAME
+        if not os.path.lexists(session):
+            raise LooopError(f"no worker {wid}")
+        if not os.path.lexists(path):
+            raise LooopError(f"worker {wid} has no transcript yet ({path})")
+
+        def ended() -> bool:
+            return sessions.inspect(session).liveness != sessions.ALIVE
+
+    out = sys.stdout.buffer
+    if not follow:
+        out.write(log.tail(path, lines))
+        return
+    try:
+        for chunk in log.follow(path, lines, ended):
+            out.write(chunk)
+            out.flush()
+    except KeyboardInterrupt:
+        return  # ^C is how a follow of the pulse's log ends: not an error
 
 
 @click.command("install")

@@ -1,25 +1,24 @@
-"""The workers' commands: ``_ worker start|kill|list``, ``_ kill``, ``logs``, ``reap``, ``cost``.
+"""The workers' commands: ``_ worker start|kill|list``, ``_ kill``, ``reap``, ``cost``.
 
 Also ``looop workers`` (``_ worker list`` under a name a person types), the
 hidden ``_ supervise`` that ``_ worker start`` runs, and a worker's own
 ``_ claim``, ``_ unclaim`` and ``_ cost``. ``cli.agent`` lists the ``_``
 ones lazily and ``cli`` the top-level ones, so a worker taking a lease loads
 neither the agent's state nor the service manager. Behaviour lives in
-``looop.workers`` (``start``, ``fleet``, ``supervise``, ``transcript``,
-``reap``) and ``looop.data`` (``claims``, ``cost``); this module parses and
-prints.
+``looop.workers`` (``start``, ``fleet``, ``supervise``, ``reap``) and
+``looop.data`` (``claims``, ``cost``); this module parses and prints. A
+worker's transcript is shown by ``looop logs ID`` (``cli.service``).
 """
 
 from __future__ import annotations
 
 import os
-import sys
 import time
 
 import click
 
 from looop.cli import CONTEXT, body, complete, echo_json, load_config, seconds_option
-from looop.errors import LooopError, UsageError
+from looop.errors import UsageError
 from looop.paths import SESSION_ENV, resolve
 
 
@@ -122,42 +121,6 @@ def supervise_command(wid: str) -> int:
     from looop.workers import supervise
 
     return supervise.supervise(resolve(), ids.check("worker", wid))
-
-
-@click.command("logs", context_settings=CONTEXT)
-@click.argument("wid", metavar="ID", shell_complete=complete.worker_ids)
-@click.option("-f", "--follow", is_flag=True, help="Keep printing until the worker ends.")
-@click.option(
-    "-n",
-    "lines",
-    type=click.IntRange(min=0),
-    default=50,
-    show_default=True,
-    help="Lines of the end to print first.",
-)
-def logs_command(wid: str, follow: bool, lines: int) -> None:
-    """Print worker ID's transcript (its output.log)."""
-    from looop.data import ids, sessions
-    from looop.workers import transcript
-
-    paths = resolve()
-    session = paths.sessions / ids.check("worker", wid)
-    log = session / transcript.NAME
-    if not os.path.lexists(session):
-        raise LooopError(f"no worker {wid}")
-    if not os.path.lexists(log):
-        raise LooopError(f"worker {wid} has no transcript yet ({log})")
-    out = sys.stdout.buffer
-    if not follow:
-        out.write(transcript.tail(log, lines))
-        return
-
-    def ended() -> bool:
-        return sessions.inspect(session).liveness != sessions.ALIVE
-
-    for chunk in transcript.follow(log, lines, ended):
-        out.write(chunk)
-        out.flush()
 
 
 def _owner(session: str | None) -> str:

@@ -84,6 +84,8 @@ class Pulse:
         self.failing: dict[str, Any] | None = None
         self.beat_log = beatlog.BeatLog()  # what the log says of each beat: changes only
         self.started_wall = time.time()
+        # When the config was last (re)loaded: `looop reload` waits for a beat record saying so.
+        self.config_loaded = self.started_wall
         self.next_beat = time.monotonic()
         self.selector = selectors.DefaultSelector()
         self.selector.register(self.signals.fd, selectors.EVENT_READ)
@@ -111,6 +113,7 @@ class Pulse:
         self.notifier.reloading()
         try:
             self.config = config.load(self.paths.config_file)
+            self.config_loaded = time.time()
             for warning in self.config.warnings:
                 log.warning(warning)
             log.info(f"config reloaded · interval {self.config.interval:g}s")
@@ -189,6 +192,7 @@ class Pulse:
             result,
             pid=os.getpid(),
             pulse_started=self.started_wall,
+            config_loaded=self.config_loaded,
             interval=self.config.interval,
             next_beat=time.time() + max(0.0, self.next_beat - time.monotonic()),
             failing=self.failing,

@@ -14,6 +14,12 @@ already runs; either way it returns once a pulse is ready, and when that pulse
 is not the one it started (one already ran, or another ``up`` won the race)
 it says "already running" with that pulse's pid and exits 0.
 
+``restart`` is ``systemctl --user restart`` under systemd, and ``down``
+then ``up`` of the pulse alone otherwise (launchd has no restart that waits
+for readiness; the workers are not the pulse's and stay). ``reload`` is
+``systemctl --user reload`` (the unit's ExecReload sends SIGHUP) or SIGHUP
+to the lock's holder, and returns once the pulse beat again.
+
 ``down`` stops the pulse first (so nothing senses a half-stopped fleet),
 then every live worker of the profile (``workers.fleet.stop_all``), unless
 ``--keep-workers``. For the pulse it succeeds only once no pulse holds the
@@ -105,6 +111,58 @@ def _down_pulse(paths: Paths) -> str:
     if held is not None:
         return f"not running (a one-off beat holds the lock, pid {held.pid}; it ends by itself)"
     return "not running"
+
+
+def restart(paths: Paths, cfg: Config) -> list[str]:
+    """Stop the pulse and start it again; workers keep running (they are not the pulse's)."""
+    manager = units.installed_manager(paths)
+    if manager == units.SYSTEMD:
+        systemd.restart(paths)
+        return [f"restarted through {manager}"]
+    return [_down_pulse(paths), up(paths, cfg)]
+
+
+def reload(paths: Paths, cfg: Config) -> str:
+    """Have the running pulse re-read its config (SIGHUP), and return once it beat on it.
+
+    Through systemd (``systemctl --user reload``, whose ExecReload sends the
+    signal and waits for READY=1 again) when installed; otherwise SIGHUP to
+    the pulse holding the lock, then wait for a beat record whose
+    ``config_loaded`` is later than the signal (the pulse beats at once after
+    a reload), so "reloaded" means the pulse is beating on the new config. The caller has
+    loaded the config first (``looop reload`` exits 78 on a broken one and
+    signals nothing); a config broken in between is refused by the pulse,
+    which logs why and keeps the old one.
+    """
+    manager = units.installed_manager(paths)
+    if manager == units.SYSTEMD:
+        systemd.reload(paths)
+        return f"reloaded through {manager}"
+    held = lock.holder(paths)
+    if held is None or not held.is_pulse or not held.pid:
+        raise ServiceError("no pulse runs on this profile; start it with looop up")
+    from looop.pulse import record
+
+    def reloaded() -> bool:
+        loaded = (record.read(paths) or {}).get("config_loaded")
+        return isinstance(loaded, int | float) and loaded >= sent
+
+    sent = time.time()
+    try:
+        os.kill(held.pid, signal.SIGHUP)
+    except ProcessLookupError:
+        raise ServiceError(f"the pulse (pid {held.pid}) ended before it could reload") from None
+    except PermissionError:
+        raise ServiceError(f"cannot signal the pulse (pid {held.pid}): not yours") from None
+    deadline = time.monotonic() + pulse.longest_beat(paths, cfg) + 30
+    while not reloaded():
+        if time.monotonic() > deadline or lock.holder_pid(paths) != held.pid:
+            raise ServiceError(
+                f"sent SIGHUP to the pulse (pid {held.pid}), but it has not beaten since; "
+                "see looop logs"
+            )
+        time.sleep(0.05)
+    return f"reloaded (pid {held.pid}): it beat on the new config"
 
 
 def _end_pulse(paths: Paths) -> lock.Holder | None:

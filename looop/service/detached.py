@@ -33,7 +33,7 @@ import time
 from pathlib import Path
 from typing import NamedTuple
 
-from looop.log import log_tail
+from looop.log import log, log_tail
 from looop.paths import Paths, ensure_runtime_dir, looop_command
 from looop.proc import alive
 from looop.pulse import lock
@@ -99,8 +99,10 @@ def start(paths: Paths, ready_within: float) -> Ready:
         since = logpath.stat().st_size if logpath.exists() else 0
         env = {k: v for k, v in os.environ.items() if k not in ("WATCHDOG_USEC", "WATCHDOG_PID")}
         env["NOTIFY_SOCKET"] = str(address)
-        # What a unit runs: this installation's looop, whatever PATH holds.
-        pid = spawn([*looop_command(), "pulse"], logpath, env, "/")
+        # What a unit runs: this installation's looop, whatever PATH holds, with
+        # the log format `up` was given (auto: the pulse's stderr is this file).
+        argv = [*looop_command(), "--log-format", log.chosen, "pulse"]
+        pid = spawn(argv, logpath, env, "/")
         return _wait_ready(paths, notify, pid, (logpath, since), ready_within)
     finally:
         notify.close()

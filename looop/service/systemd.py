@@ -16,6 +16,7 @@ loads it (only when systemd has the pulse installed) to call ``state``.
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from looop.paths import Paths
@@ -144,6 +145,46 @@ def stop(paths: Paths) -> None:
     """Stop the pulse unit; systemd returns once it has stopped."""
     unit = unit_names(paths)[PULSE]
     checked(systemctl("stop", unit), f"systemctl --user stop {unit}")
+
+
+def restart(paths: Paths) -> None:
+    """Restart the pulse unit; systemd returns once the new pulse sent READY=1."""
+    _start(unit_names(paths)[PULSE], "restart")
+
+
+def reload(paths: Paths) -> None:
+    """Reload the pulse unit (its ExecReload sends SIGHUP); returns once it is ready again."""
+    unit = unit_names(paths)[PULSE]
+    checked(systemctl("reload", unit), f"systemctl --user reload {unit}")
+
+
+# `StandardError=` values that send the unit's stderr to a file (systemd.exec(5)).
+FILE_OUTPUTS = ("file:", "append:", "truncate:")
+
+
+def log_file(paths: Paths) -> Path | None:
+    """The file the pulse unit's stderr goes to, or None for the journal (the default).
+
+    systemd does not say a file output's path over ``show`` (only
+    ``StandardError=append``), so it is read from ``systemctl cat``: the unit
+    and its drop-ins in the order systemd applies them, the last assignment
+    winning. ``StandardError=inherit`` (or none) means stderr follows stdout.
+    """
+    out = systemctl("cat", unit_names(paths)[PULSE], timeout=5)
+    if out.returncode != 0:
+        return None
+    said_: dict[str, str] = {}
+    for raw in out.stdout.splitlines():
+        key, sep, value = raw.strip().partition("=")
+        if sep and key.strip() in ("StandardOutput", "StandardError"):
+            said_[key.strip()] = value.strip()
+    where = said_.get("StandardError", "inherit")
+    if where in ("", "inherit"):
+        where = said_.get("StandardOutput", "journal")
+    for prefix in FILE_OUTPUTS:
+        if where.startswith(prefix):
+            return Path(where[len(prefix) :])
+    return None
 
 
 def state(paths: Paths) -> dict[str, Any] | None:

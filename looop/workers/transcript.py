@@ -10,17 +10,15 @@ after a line saying how much was dropped. Rejected: rotation into
 ``output.log.1`` (two files for every reader to stitch) and truncating from
 the front in place (no such call; a copy is what every way costs).
 
-``looop logs ID`` reads it here: the last ``n`` lines, then with ``follow``
+``looop logs ID`` reads it back with ``log.tail`` and ``log.follow``, the
+one reader of every log file (the pulse's too): the last ``n`` lines, then
 what is appended until the session has ended, reopening the file when a trim
-replaced it. It is read without following a link and without blocking, like
-every file looop reads from the data dir.
+replaced it.
 """
 
 from __future__ import annotations
 
 import os
-import time
-from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from looop import fs
@@ -28,7 +26,6 @@ from looop import fs
 NAME = "output.log"
 CAP = 4 << 20  # 4 MiB
 KEEP = 1 << 20  # what a trim keeps: the newest 1 MiB
-FOLLOW_POLL = 0.2
 
 
 class Writer:
@@ -77,50 +74,3 @@ class Writer:
 
     def close(self) -> None:
         os.close(self.fd)
-
-
-def tail(path: Path, lines: int) -> bytes:
-    """The last ``lines`` lines of the transcript (all of it for a negative count)."""
-    data, _ = _read_from(path, 0)
-    if lines < 0:
-        return data
-    if lines == 0:
-        return b""
-    parts = data.splitlines(keepends=True)
-    return b"".join(parts[-lines:])
-
-
-def follow(path: Path, lines: int, ended: Callable[[], bool]) -> Iterator[bytes]:
-    """``tail``, then what is written after it, until ``ended()`` and nothing more came."""
-    data, (ino, offset) = _read_from(path, 0)
-    parts = data.splitlines(keepends=True)
-    yield b"".join(parts[-lines:] if lines >= 0 else parts)
-    while True:
-        done = ended()  # asked before the read: what was written before the end is shown
-        try:
-            st = os.stat(path, follow_symlinks=False)
-            if st.st_ino != ino:  # trimmed: a new file holds the newest part
-                ino, offset = st.st_ino, 0
-            more, (ino, offset) = _read_from(path, offset)
-        except FileNotFoundError:
-            more = b""
-        if more:
-            yield more
-        elif done:
-            return
-        else:
-            time.sleep(FOLLOW_POLL)
-
-
-def _read_from(path: Path, offset: int) -> tuple[bytes, tuple[int, int]]:
-    """What the file holds after ``offset``, and (its inode, the new offset)."""
-    fd, st = fs.open_regular(path)
-    try:
-        os.lseek(fd, offset, os.SEEK_SET)
-        chunks = []
-        while chunk := os.read(fd, 1 << 16):
-            chunks.append(chunk)
-        data = b"".join(chunks)
-        return data, (st.st_ino, offset + len(data))
-    finally:
-        os.close(fd)
