@@ -610,3 +610,38 @@ def test_logs_restart_and_reload_go_through_the_installed_unit(any_manager: Mana
     assert asked.returncode == 0, asked.stderr
     assert asked.stdout.strip() == "journalctl --user -u looop.service -n 7 --no-pager -f"
     m.looop_cmd("down", timeout=120)
+
+
+def test_doctor_passes_under_the_user_manager_and_install_names_lingering_when_off(
+    any_manager: Manager,
+) -> None:
+    m = any_manager
+    config(m, 'interval = 3600\n[worker]\ncommand = ["sleep", "{prompt_file}"]\n')
+    m.sensor("fine", "echo '{\"signal\": 1}'")
+    # No logind runs here: a stand-in loginctl says lingering is off, as on a
+    # fresh machine, and install must say what that means and how to fix it.
+    fake = m.base / "bin" / "loginctl"
+    m.write(fake, "#!/bin/sh\necho no\n", mode=0o755)
+    path = {"PATH": f"{fake.parent}:{m.env.get('PATH', '/usr/bin:/bin')}"}
+    add_test_drop_in(m)
+    out = m.looop_cmd("install", "--systemd", env=path, timeout=120)
+    assert out.returncode == 0, out.stderr
+    note = [line for line in out.stdout.splitlines() if "lingering" in line]
+    assert len(note) == 1 and "stops when you log out" in note[0], out.stdout
+    assert note[0].endswith("to keep it running: loginctl enable-linger " + m.user)
+
+    checked = m.looop_cmd("doctor", env=path)
+    assert checked.returncode == 1, checked.stdout
+    lines = checked.stdout.splitlines()
+    assert [x for x in lines if x.startswith("✗")] == [
+        "✗ lingering: off: the user manager, and the pulse with it, stops when you log out; "
+        f"fix: loginctl enable-linger {m.user}"
+    ]
+    assert any(x.startswith("✓ installed systemd pulse ") and "runs this looop" in x for x in lines)
+    assert any(x.startswith("✓ user manager: systemd answers at ") for x in lines)
+
+    # With lingering on (or logind not there to ask) the same setup is healthy.
+    m.write(fake, "#!/bin/sh\necho yes\n", mode=0o755)
+    healthy = m.looop_cmd("doctor", env=path)
+    assert healthy.returncode == 0, healthy.stdout
+    m.looop_cmd("down", timeout=120)

@@ -147,6 +147,7 @@ def seconds_option(name: str, help: str) -> Callable[[Any], Any]:
         "logs": "looop.cli.service:logs_command",
         "restart": "looop.cli.service:restart_command",
         "reload": "looop.cli.service:reload_command",
+        "doctor": "looop.cli.service:doctor_command",
         "cost": "looop.cli.workers:cost_command",
         "_": "looop.cli.agent:agent_group",
         "config": "looop.cli.config:config_group",

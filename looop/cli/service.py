@@ -131,6 +131,17 @@ def logs_command(wid: str | None, follow: bool, lines: int) -> None:
         return  # ^C is how a follow of the pulse's log ends: not an error
 
 
+@click.command("doctor")
+def doctor_command() -> int:
+    """Check what breaks a setup; each problem with its fix. Exit 1 on any."""
+    from looop.service import doctor
+
+    checks = doctor.run(resolve())
+    for check in checks:
+        click.echo(check.line())
+    return 1 if any(c.mark == doctor.FAILED for c in checks) else 0
+
+
 @click.command("install")
 @click.option("--systemd", "manager", flag_value="systemd", help="Install the systemd user units.")
 @click.option("--launchd", "manager", flag_value="launchd", help="Install the launchd agents.")

@@ -119,6 +119,11 @@ def install(
         _roll_back(written)
         raise
     lines += driver.launch(paths, changed, start)
+    if chosen == SYSTEMD and systemd.lingering() is False:
+        notes.append(
+            "note: lingering is off, so the pulse stops when you log out; "
+            f"to keep it running: {systemd.linger_hint()}"
+        )
     return [*lines, *notes]
 
 

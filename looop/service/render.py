@@ -47,6 +47,7 @@ from looop.fs import read_small
 from looop.paths import Paths, looop_command
 from looop.service import ServiceError
 from looop.service.units import (
+    LAUNCHD,
     PULSE,
     REAP,
     SYSTEMD,
@@ -57,6 +58,7 @@ from looop.service.units import (
     manager_named,
     plist_file,
     unit_file,
+    unit_names,
 )
 
 
@@ -217,6 +219,7 @@ def render_systemd(paths: Paths, command: list[str] | None = None) -> list[Rende
     values = {
         "LOOOP_COMMAND": " ".join(systemd_word(word) for word in words),
         "PROFILE": data.replace("%", "%%"),
+        "UNIT": unit_names(paths)[PULSE],
         "ENVIRONMENT": env,
         "READ_WRITE_PATHS": rw,
     }
@@ -267,6 +270,41 @@ def render(paths: Paths, manager: str, command: list[str] | None = None) -> list
 
 # --- what install may write -------------------------------------------------------
 NEW, UNCHANGED, UPDATE, EDITED = "new", "unchanged", "update", "edited"
+
+
+def installed_command(path: Path, manager: str) -> list[str]:
+    """The looop command an installed pulse unit or plist runs (without ``pulse``).
+
+    Read back from the file by the inverse of how it is rendered
+    (``systemd_word``, the plist's ``ProgramArguments``), so ``looop doctor``
+    can tell a unit left pointing at a removed venv. OSError (a FIFO, a
+    directory, not there: ``read_small``'s) or ServiceError (unreadable).
+    """
+    data = read_small(path)
+    words: list[str]
+    if manager == LAUNCHD:
+        import plistlib
+
+        try:
+            given = plistlib.loads(data).get("ProgramArguments")
+        except (plistlib.InvalidFileException, ValueError, AttributeError) as exc:
+            raise ServiceError(f"not a property list: {exc}") from None
+        words = [str(w) for w in given] if isinstance(given, list) else []
+    else:
+        lines = data.decode("utf-8", "replace").splitlines()
+        starts = [line[len("ExecStart=") :] for line in lines if line.startswith("ExecStart=")]
+        words = _systemd_words(starts[-1]) if starts else []
+    return words[:-1] if words and words[-1] == "pulse" else words
+
+
+def _systemd_words(line: str) -> list[str]:
+    """The words of a command line as ``systemd_word`` wrote them: quotes, \\ and %%."""
+    out = []
+    for m in re.finditer(r'"((?:[^"\\]|\\.)*)"|(\S+)', line):
+        quoted, bare = m.groups()
+        word = re.sub(r"\\(.)", r"\1", quoted) if quoted is not None else bare
+        out.append(word.replace("%%", "%"))
+    return out
 
 
 def _installed_text(path: Path) -> tuple[bool, str | None]:

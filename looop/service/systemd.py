@@ -229,6 +229,36 @@ WORKER_PROPERTIES = (
 )
 
 
+def lingering() -> bool | None:
+    """Does logind keep this user's manager running after logout? None when it cannot say.
+
+    Without lingering the user manager, and the pulse with it, stops when the
+    user's last session ends (``loginctl enable-linger`` keeps it).
+    """
+    import pwd
+
+    try:
+        user = pwd.getpwuid(os.getuid()).pw_name
+        out = run(["loginctl", "show-user", user, "--property=Linger", "--value"], 5)
+    except (ServiceError, OSError, KeyError):
+        return None
+    answer = out.stdout.strip()
+    if out.returncode != 0 or answer not in ("yes", "no"):
+        return None
+    return answer == "yes"
+
+
+def linger_hint() -> str:
+    """The command that turns lingering on for this user."""
+    import pwd
+
+    try:
+        user = pwd.getpwuid(os.getuid()).pw_name
+    except KeyError:
+        user = str(os.getuid())
+    return f"loginctl enable-linger {user}"
+
+
 def manager_socket() -> str:
     """Where this user's manager listens (``systemctl``'s own fallback to the bus)."""
     runtime = os.environ.get("XDG_RUNTIME_DIR") or f"/run/user/{os.getuid()}"
