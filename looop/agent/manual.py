@@ -43,11 +43,17 @@ RUNNING IT
                            installed, detached otherwise); returns once ready
   looop down               stop the pulse, then every live worker unless
                            --keep-workers
+  looop restart            stop the pulse and start it again (workers stay)
+  looop reload             the pulse re-reads its config (SIGHUP), no restart
   looop install            install the pulse and an hourly reaper as user
                            services; `looop uninstall` removes them
   looop pulse              the pulse in the foreground (what the unit runs)
   looop status [--json]    is the pulse running? exit 0 yes, 3 no, 4 unknown
-  looop sense [--json]     beat now
+  looop logs [-f] [-n N]   the pulse's log (its journal, or its log file)
+  looop doctor             what breaks this setup, each with its fix; exit 1
+                           when anything does
+  looop sense [-v] [--json]
+                           beat now; -v: each sensor's result, slowest first
   looop reap               remove dead worker sessions and stale claims
   looop cost [--today] [--json]
                            spend by day, kind and runner (from `_ cost`)

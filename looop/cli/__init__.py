@@ -8,25 +8,26 @@ command line (exit 2) and hands ^C to that handler instead of click's
 "Aborted!" (exit 1).
 
 The commands live in one module per audience: ``cli.pulse`` (pulse, ``_
-pulse``, sense, status), ``cli.service`` (up, down, restart, reload, logs, install, uninstall),
-``cli.agent`` (the ``_`` group: state, wait), ``cli.mailbox`` (``_ ask``,
-``_ answer``, ``_ asks``), ``cli.verbs`` (``_ goal``, ``_ sensor``, ``_
-playbook``, ``_ notify``), ``cli.run`` (``_ run``), ``cli.workers``
-(``_ worker start|kill|list``, workers, reap, cost, and a worker's
-``_ claim``, ``_ unclaim``, ``_ cost``, ``_ kill``) and ``cli.config`` (the
-config group); ``cli.complete`` holds the shell completers they attach to
-their arguments. This module holds what every
-one of them shares (the root group, ``help`` (the manual is
-``agent.manual``'s), ``version`` and ``completion``, and the small helpers
-below: ``body``, the verbs' one rule for a body given as words or on
-stdin). ``LazyGroup`` (click's "lazily loading subcommands" pattern) imports a
-command's module only when that command is looked up, so ``looop status
---help`` or ``looop reap`` loads its own audience's module and not the
-service manager's or the agent's.
+pulse``, sense, status), ``cli.service`` (up, down, restart, reload, logs,
+doctor, install, uninstall), ``cli.agent`` (the ``_`` group: state, wait),
+``cli.mailbox`` (``_ ask``, ``_ answer``, ``_ asks``), ``cli.verbs`` (``_
+goal``, ``_ sensor``, ``_ playbook``, ``_ notify``), ``cli.run`` (``_
+run``), ``cli.workers`` (``_ worker start|kill|list``, workers, reap, cost,
+and a worker's ``_ claim``, ``_ unclaim``, ``_ cost``, ``_ kill``) and
+``cli.config`` (the config group); ``cli.complete`` holds the shell
+completers they attach to their arguments. This module holds what every
+one of them shares: the root group (a bare ``looop`` prints ``OVERVIEW``),
+``help`` (the manual is ``agent.manual``'s), ``version`` and
+``completion``, and the small helpers below (``body``, the verbs' one rule
+for a body given as words or on stdin). ``LazyGroup`` (click's "lazily
+loading subcommands" pattern) imports a command's module only when that
+command is looked up, so ``looop status --help`` or ``looop reap`` loads
+its own audience's module and not the service manager's or the agent's.
 
 Listing commands (``looop --help``, ``looop help``) looks every one of them up
 and so imports every audience's module: the short help shown there is the
-first line of the command's own docstring, kept in one place. Rejected: a
+first sentence of the command's own docstring, kept in one place and short
+enough for an 80-column terminal (tests/test_help.py). Rejected: a
 copy of each short help in the lazy table, which would let ``--help`` list
 without importing but would drift from the docstrings; listing is not a hot
 path (``looop status`` is, and ``looop.__main__`` answers it without click).
@@ -134,6 +135,7 @@ def seconds_option(name: str, help: str) -> Callable[[Any], Any]:
 @click.group(
     cls=LazyGroup,
     context_settings=CONTEXT,
+    invoke_without_command=True,
     lazy={
         "pulse": "looop.cli.pulse:pulse_command",
         "sense": "looop.cli.pulse:sense_command",
@@ -153,7 +155,7 @@ def seconds_option(name: str, help: str) -> Callable[[Any], Any]:
         "config": "looop.cli.config:config_group",
     },
 )
-@click.version_option(__version__, "-V", "--version", prog_name="looop")
+@click.version_option(__version__, "-V", "--version", message=f"looop {__version__}")
 @click.option(
     "--log-format",
     type=click.Choice(FORMATS),
@@ -161,7 +163,8 @@ def seconds_option(name: str, help: str) -> Callable[[Any], Any]:
     show_default=True,
     help="journal: <N> priority prefixes; human: terminal lines; json: NDJSON.",
 )
-def cli(log_format: str) -> None:
+@click.pass_context
+def cli(ctx: click.Context, log_format: str) -> None:
     """A tiny control loop for one person's work.
 
     The pulse senses the world on a beat (runs sensors/*.sh, publishes their
@@ -169,6 +172,21 @@ def cli(log_format: str) -> None:
     `looop _ wait` wakes the moment something changed.
     """
     log.configure(log_format)
+    if ctx.invoked_subcommand is None:
+        click.echo(OVERVIEW.format(version=__version__))
+
+
+# What a bare `looop` prints (exit 0): where to start, not every command.
+OVERVIEW = """\
+looop {version}: a tiny control loop for one person's work.
+
+  looop up          start the pulse (looop install: as a user service)
+  looop status      is it running, and how are its beats?
+  looop logs        the pulse's log (-f to follow)
+  looop doctor      what is wrong with this setup, and how to fix it
+  looop sense -v    beat once now and show each sensor's result
+  looop help        the manual a root agent works from
+  looop --help      every command"""
 
 
 @cli.command("version")
@@ -180,7 +198,10 @@ def version_command() -> None:
 @cli.command("completion")
 @click.argument("shell", type=click.Choice(["bash", "zsh", "fish"]))
 def completion_command(shell: str) -> None:
-    """Print the shell's completion script: eval "$(looop completion bash)"."""
+    """Print a shell completion script.
+
+    Load it with: eval "$(looop completion bash)".
+    """
     from looop.cli import complete
 
     click.echo(complete.script(cli, shell))

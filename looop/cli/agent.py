@@ -46,7 +46,7 @@ from looop.paths import resolve
     },
 )
 def agent_group() -> None:
-    """Plumbing for the root agent: state, wait, the mailbox and the verbs."""
+    """The root agent's plumbing: state, wait, mailbox, verbs."""
 
 
 @agent_group.command("state")

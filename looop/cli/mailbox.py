@@ -37,7 +37,7 @@ def ask_command(
     timeout: float | None,
     as_json: bool,
 ) -> NoReturn:
-    """Ask the root agent and block until it answers; print only the answer.
+    """Ask the root agent; block and print its answer.
 
     WORKER defaults to $LOOOP_SESSION_ID. Asking the same question again while
     it is pending waits on the same ask. Exit 124 on --timeout, 1 when the ask
@@ -73,7 +73,10 @@ def ask_command(
 @click.argument("text", nargs=-1)
 @click.option("--force", is_flag=True, help="Replace an answer already given.")
 def answer_command(ask_id: str, text: tuple[str, ...], force: bool) -> None:
-    """Answer ASK_ID with TEXT, or with stdin (`-`, or no TEXT and stdin not a terminal)."""
+    """Answer ASK_ID with TEXT, or with stdin.
+
+    Stdin with `-`, or with no TEXT when stdin is not a terminal.
+    """
     from looop.data import ids, mailbox
 
     ids.check("ask", ask_id)
@@ -84,7 +87,10 @@ def answer_command(ask_id: str, text: tuple[str, ...], force: bool) -> None:
 @click.command("asks", context_settings=CONTEXT)
 @click.option("--json", "as_json", is_flag=True, help="A JSON list.")
 def asks_command(as_json: bool) -> None:
-    """List pending asks, oldest first, with their age and whether they are stranded."""
+    """List pending asks, oldest first.
+
+    With each ask's age and whether it is stranded (its worker is dead).
+    """
     from looop.data import mailbox
 
     asks = mailbox.listing(resolve(), time.time())

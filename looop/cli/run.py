@@ -16,7 +16,10 @@ from looop.paths import resolve
 def run_command(
     reason: str | None, timeout: float | None, allow_dangerous: bool, words: tuple[str, ...]
 ) -> int:
-    """Run ONE command (sh -c) in the data dir, recorded in runs/; exit with its status."""
+    """Run ONE command (sh -c) in the data dir.
+
+    Recorded in runs/; exits with its status.
+    """
     from looop.agent import run
 
     paths = resolve()

@@ -20,7 +20,9 @@ from looop.paths import resolve
 
 @click.command("up")
 def up_command() -> None:
-    """Start the pulse: through systemd/launchd when installed, else detached.
+    """Start the pulse (through systemd/launchd if installed).
+
+    Without an installed service the pulse is detached.
 
     Returns once the pulse has taken the lock and published its first beat,
     or says why it did not.
@@ -48,7 +50,10 @@ def down_command(keep_workers: bool) -> None:
 
 @click.command("restart")
 def restart_command() -> None:
-    """Restart the pulse (through systemd when installed); workers keep running."""
+    """Restart the pulse; workers keep running.
+
+    Through systemd when installed, else stop and start it again.
+    """
     from looop.service import control
 
     paths = resolve()
@@ -168,7 +173,9 @@ def install_command(manager: str | None, dry_run: bool, no_start: bool, force: b
 @click.option("--launchd", "manager", flag_value="launchd")
 @click.option("--force", is_flag=True, help="Also remove files you edited since install.")
 def uninstall_command(manager: str | None, force: bool) -> None:
-    """Stop and remove the installed service files; the data dir is left alone.
+    """Remove the installed service files (keeps the data).
+
+    Stops and disables the units or agents first; the data dir is left alone.
 
     A file changed since install (or not written by looop) is kept unless
     --force is given.

@@ -38,7 +38,10 @@ def goal_write(goal_id: str, words: tuple[str, ...], reason: str | None) -> None
 @click.argument("goal_id", metavar="ID", shell_complete=complete.goal_ids)
 @REASON
 def goal_archive(goal_id: str, reason: str | None) -> None:
-    """Move goals/ID.md into goals/archive/ (never over an archived goal)."""
+    """Move goals/ID.md into goals/archive/.
+
+    Never over a goal archived under the same id.
+    """
     from looop.agent import verbs
 
     target = verbs.archive_goal(resolve(), goal_id, reason)
@@ -55,7 +58,10 @@ def sensor_group() -> None:
 @click.argument("words", nargs=-1, metavar="[SCRIPT...|-]")
 @REASON
 def sensor_write(name: str, words: tuple[str, ...], reason: str | None) -> None:
-    """Write sensors/NAME.sh (executable) from SCRIPT, or from stdin with `-`."""
+    """Write sensors/NAME.sh (executable) from SCRIPT.
+
+    Or from stdin with `-`.
+    """
     from looop.agent import verbs
     from looop.data import ids
 
@@ -79,7 +85,10 @@ def sensor_remove(name: str, reason: str | None) -> None:
 @click.argument("name", shell_complete=complete.sensor_names)
 @click.option("--json", "as_json", is_flag=True, help="The whole reading as JSON.")
 def sensor_test(name: str, as_json: bool) -> int:
-    """Run sensor NAME now, as a beat would, and print its reading; publishes nothing."""
+    """Run sensor NAME now and print its reading.
+
+    Exactly as a beat would run it; publishes nothing.
+    """
     import json
 
     from looop.agent import verbs
@@ -126,7 +135,10 @@ def playbook_write(words: tuple[str, ...], reason: str | None) -> None:
 @click.command("notify", context_settings=CONTEXT)
 @click.argument("words", nargs=-1, metavar="MESSAGE...")
 def notify_command(words: tuple[str, ...]) -> None:
-    """Tell the human: journal MESSAGE and hand it to [notify] command (never a shell)."""
+    """Tell the human MESSAGE.
+
+    Journals it and hands it to [notify] command (never a shell).
+    """
     from looop.agent import verbs
 
     paths = resolve()

@@ -27,7 +27,10 @@ from looop.paths import SESSION_ENV, resolve
 @seconds_option("--ttl", help="Override session_ttl (seconds).")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object.")
 def reap_command(dry_run: bool, ttl: float | None, as_json: bool) -> int:
-    """Remove dead sessions older than session_ttl (and their asks), stale claims and runs."""
+    """Remove dead sessions, stale claims and old runs.
+
+    A dead session older than session_ttl goes with its asks and answers.
+    """
     from looop.workers import reap
 
     paths = resolve()
@@ -48,7 +51,9 @@ def worker_group() -> None:
 @seconds_option("--timeout", help="End the worker after S seconds (default: worker.timeout).")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object.")
 def start_command(wid: str, prompt: tuple[str, ...], timeout: float | None, as_json: bool) -> None:
-    """Start worker ID on PROMPT (or stdin with -) and return at once; prints its id.
+    """Start worker ID on PROMPT (or stdin with -).
+
+    Returns at once and prints its id.
 
     The worker runs [worker] command, supervised by a transient systemd user
     unit where a user manager answers, else by a detached supervisor.
@@ -64,7 +69,10 @@ def start_command(wid: str, prompt: tuple[str, ...], timeout: float | None, as_j
 @worker_group.command("kill")
 @click.argument("wid", metavar="ID", shell_complete=complete.worker_ids)
 def kill_command(wid: str) -> None:
-    """End worker ID and its whole process tree; returns once its status says so."""
+    """End worker ID and its whole process tree.
+
+    Returns once its status.json says killed.
+    """
     from looop.workers import fleet
 
     click.echo(fleet.kill(resolve(), wid))
@@ -73,7 +81,10 @@ def kill_command(wid: str) -> None:
 @worker_group.command("list")
 @click.option("--json", "as_json", is_flag=True, help="One JSON list.")
 def list_command(as_json: bool) -> None:
-    """List workers: id, state, alive, started, exit code, unit, pending ask."""
+    """List workers and their state.
+
+    Columns: id, state, alive, started, exit code, unit, pending ask.
+    """
     from looop.workers import fleet
 
     found = fleet.listing(resolve())
@@ -107,7 +118,7 @@ workers_command = click.Command(
 @click.command("kill", context_settings=CONTEXT)
 @click.argument("wid", metavar="ID", shell_complete=complete.worker_ids)
 def done_command(wid: str) -> None:
-    """End worker ID as done: what a worker runs, last, when its task is done."""
+    """End worker ID as done (a worker's last command)."""
     from looop.workers import fleet
 
     click.echo(fleet.done(resolve(), wid))
@@ -139,7 +150,9 @@ session_option = click.option(
 @click.argument("name")
 @session_option
 def claim_command(name: str, session: str | None) -> None:
-    """Take the lease claims/NAME.json; exit 1 if another live session holds it.
+    """Take the lease claims/NAME.json.
+
+    Exit 1 if another live session holds it.
 
     A claim whose session is dead (or missing, past a minute's grace) is
     taken over; of two takers exactly one wins.
@@ -155,7 +168,10 @@ def claim_command(name: str, session: str | None) -> None:
 @click.argument("name")
 @session_option
 def unclaim_command(name: str, session: str | None) -> None:
-    """Release your own lease claims/NAME.json (none held is not an error)."""
+    """Release your lease claims/NAME.json.
+
+    None held is not an error.
+    """
     from looop.data import claims
 
     owner = _owner(session)
