@@ -237,7 +237,15 @@ def test_every_service_file_is_a_package_resource_of_the_installed_looop() -> No
 
 
 def fresh_clone(into: Path) -> Path:
-    """The project's files as a fresh clone has them (tracked, or new and not ignored)."""
+    """The project's files as a fresh clone has them (tracked, or new and not ignored).
+
+    An unpacked sdist has no git: its files are what a clone has, less what
+    running its tests left behind.
+    """
+    if not (PROJECT / ".git").exists():
+        left = shutil.ignore_patterns("__pycache__", "*.py[cod]", ".pytest_cache", "build", "dist")
+        shutil.copytree(PROJECT, into, ignore=left, dirs_exist_ok=True)
+        return into
     listed = subprocess.run(
         ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
         cwd=PROJECT,
@@ -411,6 +419,16 @@ def test_a_non_default_profile_gets_its_own_labels(profile: Profile) -> None:
     assert pulse["EnvironmentVariables"]["LOOOP_DATA_DIR"] == data
     assert reap["EnvironmentVariables"]["LOOOP_DATA_DIR"] == data
     assert pulse["StandardOutPath"] != reap["StandardOutPath"]
+
+
+def test_a_non_default_profiles_unit_names_itself_in_its_comment(profile: Profile) -> None:
+    home = FakeHome(profile, default_profile=False)
+    out = home.run("install", "--systemd", "--dry-run")
+    assert out.returncode == 0, out.stderr
+    unit = Paths(profile.data, profile.config, profile.runtime, False).profile
+    assert unit != "looop"
+    assert f"systemctl --user edit {unit}.service" in out.stdout
+    assert "systemctl --user edit looop.service" not in out.stdout
 
 
 def test_paths_with_markup_survive_rendering(profile: Profile) -> None:
