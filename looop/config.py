@@ -544,7 +544,7 @@ def reload_note(pid: int | None) -> str | None:
         return None
     if not pid:
         return "note: a pulse is starting with the config it read; reload it once it runs"
-    return f"note: the pulse (pid {pid}) reads the config at start and on reload: kill -HUP {pid}"
+    return f"note: the pulse (pid {pid}) reads the config at start and on reload: looop reload"
 
 
 def format_value(value: Value) -> str:

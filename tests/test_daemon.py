@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import signal
 
 from conftest import Processes, Profile, pid_alive, wait_for
@@ -35,6 +36,32 @@ def test_up_status_down_status(profile: Profile) -> None:
     wait_for(lambda: not pid_alive(pid))
     log = (profile.data / "pulse.log").read_text()
     assert "pulse started" in log and "pulse stopped" in log
+
+
+def core_limit(pid: int) -> str:
+    """The soft core-file limit of ``pid`` as /proc/<pid>/limits words it."""
+    with open(f"/proc/{pid}/limits") as fh:
+        (line,) = [line for line in fh if line.startswith("Max core file size")]
+    return line.split()[4]
+
+
+def test_a_detached_pulse_keeps_the_core_limit_it_was_started_with(profile: Profile) -> None:
+    # python-daemon sets the limit to 0 unless told not to: a pulse that
+    # crashes would then leave no core for its user to look at.
+    _, hard = resource.getrlimit(resource.RLIMIT_CORE)
+    wanted = 4096 * 1024 if hard == resource.RLIM_INFINITY else hard
+    assert wanted > 0, "this machine allows no core files at all"
+
+    def raise_limit() -> None:
+        resource.setrlimit(resource.RLIMIT_CORE, (wanted, hard))
+
+    up = profile.run("up", timeout=120, preexec_fn=raise_limit)
+    assert up.returncode == 0, up.stderr
+    try:
+        pid = json.loads(profile.run("status", "--json").stdout)["pid"]
+        assert core_limit(pid) == str(wanted)
+    finally:
+        assert profile.run("down", timeout=60).returncode == 0
 
 
 def test_up_with_a_broken_config_reports_it_and_starts_nothing(profile: Profile) -> None:

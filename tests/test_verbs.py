@@ -97,7 +97,8 @@ def test_sensor_write_makes_an_executable_script_and_refuses_one_without_a_sheba
     assert path.read_text() == script
     assert stat.S_IMODE(path.stat().st_mode) == 0o755
     refused = profile.run("_", "sensor", "write", "bad", "echo", "{}")
-    assert refused.returncode == 1 and "#!" in refused.stderr
+    # A bad body is a usage error (exit 2), as the manual's exit table says.
+    assert refused.returncode == 2 and "#!" in refused.stderr
     assert not (profile.data / "sensors" / "bad.sh").exists()
     moved(profile, "_", "sensor", "remove", "ci")
     assert not path.exists()

@@ -41,7 +41,7 @@ from pathlib import Path
 from looop import fs
 from looop.data import events, ids, journal, playbook
 from looop.data.layout import ensure_layout
-from looop.errors import NOT_FOUND, LooopError
+from looop.errors import NOT_FOUND, LooopError, UsageError
 from looop.paths import Paths
 
 NOTIFY_TIMEOUT = 10.0  # seconds a notifier may take before it is abandoned
@@ -98,7 +98,7 @@ def archive_goal(paths: Paths, goal_id: str, reason: str | None = None) -> Path:
 def write_sensor(paths: Paths, name: str, script: str, reason: str | None = None) -> Path:
     ids.check("sensor", name)
     if not script.startswith("#!"):
-        raise LooopError("a sensor script must start with a #! line (e.g. #!/bin/sh)")
+        raise UsageError("a sensor script must start with a #! line (e.g. #!/bin/sh)")
     ensure_layout(paths)
     written = fs.write_whole(paths.sensors / f"{name}.sh", _as_file(script), mode=SENSOR_MODE)
     _moved(paths, f"sensor write {name}", reason, "sensor_written", sensor=name)

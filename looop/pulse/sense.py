@@ -101,10 +101,9 @@ def sensor_table(rec: dict[str, Any]) -> str:
     ]
     widths = [max(len(row[i]) for row in cells) for i in range(3)]
     return "\n".join(
-        "  ".join(cell.ljust(w) for cell, w in zip(row[:3], widths, strict=True))
-        + ("  " + row[3] if row[3] else "")
+        "  ".join(cell.ljust(w) for cell, w in zip(row, [*widths, 0], strict=True)).rstrip()
         for row in cells
-    ).rstrip()
+    )
 
 
 def _next_number(paths: Paths) -> int:

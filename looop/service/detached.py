@@ -10,7 +10,9 @@ published", never merely "forked".
 The detached process sends its pid back through a close-on-exec pipe and then
 becomes ``looop pulse`` (exec of ``paths.looop_command``), so what runs is
 exactly the program a unit runs. ``spawn`` is that detach alone; a worker's
-supervisor is started through it where no user manager answers.
+supervisor is started through it where no user manager answers. It keeps
+what the caller's shell set, the core-file limit included (python-daemon
+would set it to 0), as a unit keeps what its manager sets.
 
 Two ``looop up`` at once both find no pulse and both detach one; the kernel
 lock lets one of them hold it, and the other exits ("already running"). That
@@ -142,6 +144,7 @@ def _become(pid_w: int, argv: list[str], logpath: Path, env: dict[str, str], cwd
             stdout=log,
             stderr=log,
             detach_process=True,
+            prevent_core=False,  # the user's core limit stands: a crash leaves its core
             signal_map={},  # keep default dispositions: exec resets handlers, not ignores
         )
         context.open()
