@@ -2,7 +2,9 @@
 
 Every test gets its own data dir, runtime dir and config through the
 environment, so nothing touches the real home. ``procs`` ends, by pid, every
-background process a test started, even when the test fails.
+background process a test started, even when the test fails. ``dists`` is
+the project built once a run, from a fresh clone's files, for the tests of
+what the wheel and sdist carry.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import pytest
 
@@ -26,6 +28,7 @@ import pytest
 # and the hook that fails a run whose systemd tests were skipped on Linux.
 pytest_plugins = ["systemd_harness"]
 
+PROJECT = Path(__file__).resolve().parents[1]
 LOOOP = str(Path(sys.executable).parent / "looop")
 if not os.path.exists(LOOOP):  # pragma: no cover - an unusual install layout
     LOOOP = shutil.which("looop") or "looop"
@@ -195,3 +198,54 @@ def tiny_fs() -> Iterator[Path]:
     finally:
         subprocess.run(["umount", str(where)], check=True)
         where.rmdir()
+
+
+def fresh_clone(into: Path) -> Path:
+    """The project's files as a fresh clone has them (tracked, or new and not ignored).
+
+    An unpacked sdist has no git: its files are what a clone has, less what
+    running its tests left behind.
+    """
+    if not (PROJECT / ".git").exists():
+        left = shutil.ignore_patterns("__pycache__", "*.py[cod]", ".pytest_cache", "build", "dist")
+        shutil.copytree(PROJECT, into, ignore=left, dirs_exist_ok=True)
+        return into
+    listed = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        cwd=PROJECT,
+        capture_output=True,
+        check=True,
+    ).stdout.decode()
+    for name in filter(None, listed.split("\0")):
+        source = PROJECT / name
+        if source.is_file():  # a file deleted but not yet committed is not in a clone
+            (into / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, into / name)
+    return into
+
+
+class Dists(NamedTuple):
+    clone: Path
+    wheel: Path
+    sdist: Path
+
+
+@pytest.fixture(scope="session")
+def dists(tmp_path_factory: pytest.TempPathFactory) -> Dists:
+    """A fresh clone, and the wheel and sdist ``python -m build`` made from it, once a run.
+
+    Tests may run Python in the clone (its ``__pycache__`` then appears) but
+    must change nothing else in it.
+    """
+    clone = fresh_clone(tmp_path_factory.mktemp("clone"))
+    out = subprocess.run(
+        [sys.executable, "-m", "build", "-o", str(clone / "dist"), str(clone)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=clone,
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
+    (wheel,) = (clone / "dist").glob("looop-*.whl")
+    (sdist,) = (clone / "dist").glob("looop-*.tar.gz")
+    return Dists(clone, wheel, sdist)

@@ -10,8 +10,8 @@ are run from it (the whole suite from an sdist is run by hand before a
 release: ``pytest -m 'not systemd'`` in the unpacked tree). Both must pass
 ``twine check --strict``, as an index would check them.
 
-One build serves the module, made as test_packaging.py makes its own: a
-fresh clone's files, built by ``python -m build``.
+One build serves the whole run, shared with test_packaging.py (conftest's
+``dists``): a fresh clone's files, built by ``python -m build``.
 """
 
 from __future__ import annotations
@@ -27,11 +27,10 @@ import tarfile
 import tomllib
 import zipfile
 from pathlib import Path
-from typing import NamedTuple
 
 import click
 import pytest
-from test_packaging import PROJECT, fresh_clone
+from conftest import PROJECT, Dists
 
 from looop.cli import cli, manpage
 
@@ -42,29 +41,6 @@ MAN = shutil.which("man")
 # checks with them, the service files, the man page, and the project's files.
 SDIST_TREES = ("tests/", "bench/", "packaging/", "man/")
 SDIST_FILES = ("README.md", "LICENSE", "pyproject.toml", "MANIFEST.in")
-
-
-class Dists(NamedTuple):
-    clone: Path
-    wheel: Path
-    sdist: Path
-
-
-@pytest.fixture(scope="module")
-def dists(tmp_path_factory: pytest.TempPathFactory) -> Dists:
-    """A fresh clone, and the wheel and sdist ``python -m build`` made from it."""
-    clone = fresh_clone(tmp_path_factory.mktemp("clone"))
-    out = subprocess.run(
-        [sys.executable, "-m", "build", "-o", str(clone / "dist"), str(clone)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=clone,
-    )
-    assert out.returncode == 0, out.stdout + out.stderr
-    (wheel,) = (clone / "dist").glob("looop-*.whl")
-    (sdist,) = (clone / "dist").glob("looop-*.tar.gz")
-    return Dists(clone, wheel, sdist)
 
 
 def plain_env(**extra: str) -> dict[str, str]:
@@ -290,7 +266,7 @@ def test_the_sdist_carries_everything_its_tests_need(dists: Dists, tmp_path: Pat
     needed = [
         path.relative_to(dists.clone).as_posix()
         for path in dists.clone.rglob("*")
-        if path.is_file() and "dist" not in path.relative_to(dists.clone).parts
+        if path.is_file() and not {"dist", "__pycache__"} & set(path.relative_to(dists.clone).parts)
     ]
     needed = [name for name in needed if name.startswith(SDIST_TREES) or name in SDIST_FILES]
     assert "tests/conftest.py" in needed and "man/looop.1" in needed

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import LOOOP, Processes, Profile, as_plain_user, pid_alive, wait_for
+from conftest import LOOOP, Dists, Processes, Profile, as_plain_user, pid_alive, wait_for
 
 from looop.paths import Paths, resolve
 from looop.pulse import lock, record
@@ -40,7 +40,6 @@ SHIPPED = {
     "systemd": ["looop.service", "looop-reap.service", "looop-reap.timer"],
     "launchd": ["org.looop.pulse.plist", "org.looop.reap.plist"],
 }
-PROJECT = Path(__file__).resolve().parents[1]
 LOOOP_BIN = os.path.abspath(LOOOP)
 
 FAKE_LAUNCHCTL = r"""#!/bin/sh
@@ -236,51 +235,10 @@ def test_every_service_file_is_a_package_resource_of_the_installed_looop() -> No
             assert "@LOOOP_COMMAND@" in out.stdout or name.endswith(".timer"), name
 
 
-def fresh_clone(into: Path) -> Path:
-    """The project's files as a fresh clone has them (tracked, or new and not ignored).
-
-    An unpacked sdist has no git: its files are what a clone has, less what
-    running its tests left behind.
-    """
-    if not (PROJECT / ".git").exists():
-        left = shutil.ignore_patterns("__pycache__", "*.py[cod]", ".pytest_cache", "build", "dist")
-        shutil.copytree(PROJECT, into, ignore=left, dirs_exist_ok=True)
-        return into
-    listed = subprocess.run(
-        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-        cwd=PROJECT,
-        capture_output=True,
-        check=True,
-    ).stdout.decode()
-    for name in filter(None, listed.split("\0")):
-        source = PROJECT / name
-        if source.is_file():  # a file deleted but not yet committed is not in a clone
-            (into / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(source, into / name)
-    return into
-
-
-@pytest.fixture(scope="module")
-def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
-    """A fresh clone, and the wheel and sdist ``python -m build`` made from it."""
-    clone = fresh_clone(tmp_path_factory.mktemp("clone"))
-    out = subprocess.run(
-        [sys.executable, "-m", "build", "-o", str(clone / "dist"), str(clone)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=clone,
-    )
-    assert out.returncode == 0, out.stdout + out.stderr
-    (wheel,) = (clone / "dist").glob("looop-*.whl")
-    (sdist,) = (clone / "dist").glob("looop-*.tar.gz")
-    return clone, wheel, sdist
-
-
 def test_a_fresh_clone_builds_a_wheel_and_sdist_carrying_every_service_file(
-    built: tuple[Path, Path, Path],
+    dists: Dists,
 ) -> None:
-    _, wheel, sdist = built
+    wheel, sdist = dists.wheel, dists.sdist
     members = set(zipfile.ZipFile(wheel).namelist())
     with tarfile.open(sdist) as tar:
         in_sdist = {name.split("/", 1)[1] for name in tar.getnames() if "/" in name}
@@ -292,9 +250,9 @@ def test_a_fresh_clone_builds_a_wheel_and_sdist_carrying_every_service_file(
 
 
 def test_pytest_collects_from_a_fresh_clone_where_packaging_is_pypis(
-    built: tuple[Path, Path, Path],
+    dists: Dists,
 ) -> None:
-    clone = built[0]
+    clone = dists.clone
     which = subprocess.run(
         [sys.executable, "-c", "import packaging; print(packaging.__file__)"],
         cwd=clone,
@@ -1054,7 +1012,7 @@ def rendered_commands(dry_run: str) -> dict[str, list[str]]:
 
 
 def test_python_m_looop_install_from_a_user_install_renders_a_command_that_runs(
-    built: tuple[Path, Path, Path], tmp_path: Path
+    dists: Dists, tmp_path: Path
 ) -> None:
     """``pip install --user`` with ``~/.local/bin`` off PATH, then ``python -m looop install``.
 
@@ -1063,7 +1021,7 @@ def test_python_m_looop_install_from_a_user_install_renders_a_command_that_runs(
     from a working directory whose ``looop/`` folder must not stand in for
     the package.
     """
-    _, wheel, _ = built
+    wheel = dists.wheel
     home = tmp_path / "home"
     home.mkdir()
     # A Python whose user site is live (a venv's is not, unless it sees the system's).
