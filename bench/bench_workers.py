@@ -6,6 +6,9 @@
    harness): ``looop _ worker start`` of a trivial worker (it sleeps) against
    ``systemd-run --user --collect true``, both run the same way as the
    manager's user, alternating. Goal: median ratio <= 3.0.
+   Also printed: the floor, a bare Python that only hands a looop
+   supervisor to ``systemd-run`` (the supervisor's own start competes with
+   the caller's return for the CPU), against the same baseline.
 2. Without a manager (the detached supervisor): the same start against a
    bare ``python3 -I -c pass``. Goal: median ratio <= 4.0.
 
@@ -52,6 +55,22 @@ def under_systemd(rounds: int) -> None:
         supervisors = {w["unit"] is not None for w in listed}
         report("worker start vs systemd-run --user --collect true", ours, theirs, goal=3.0)
         print(f"  every worker a unit: {supervisors == {True}}")
+        # What no start can go below: a Python that only hands a looop
+        # supervisor to systemd-run (it exits at once, finding no session).
+        python = str(Path(m.looop).parent / "python")
+        handing = "import subprocess, sys; subprocess.run(sys.argv[1:], check=True)"
+        floor, theirs = alternate(
+            lambda: m.run(
+                *[python, "-I", "-c", handing, "systemd-run", "--user", "--collect", "--quiet"],
+                *["--property=Type=exec", m.looop, "_", "supervise", "absent"],
+                check=True,
+            ),
+            lambda: m.run("systemd-run", "--user", "--collect", "--quiet", "true", check=True),
+            rounds,
+        )
+        report(
+            "  floor: python3 -I handing a supervisor to systemd-run, vs the same", floor, theirs
+        )
         m.looop_cmd("down", timeout=300)
     finally:
         harness.close()

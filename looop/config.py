@@ -50,9 +50,8 @@ import re
 import stat
 import tomllib
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from looop import errors, fs
 
@@ -60,8 +59,7 @@ Argv = tuple[str, ...]
 Value = int | float | str | Argv | None
 
 
-@dataclass(frozen=True)
-class Knob:
+class Knob(NamedTuple):
     key: str  # dotted for a knob in a table: "worker.max_live"
     env: str
     default: Value  # None: unset (the knob's help says what unset means)
@@ -177,9 +175,13 @@ class ConfigError(errors.LooopError):
         super().__init__(f"{where}: {key}: {message}" if key else f"{where}: {message}")
 
 
-@dataclass(frozen=True)
-class Config:
-    """The knobs in effect. No defaults here: build it with ``load`` or ``defaults``."""
+class Config(NamedTuple):
+    """The knobs in effect. No defaults here: build it with ``load`` or ``defaults``.
+
+    ``Knob`` and ``Config`` are named tuples rather than dataclasses: every
+    command loads the config, and importing ``dataclasses`` (with
+    ``inspect``) cost each one about 5 ms.
+    """
 
     interval: float
     session_ttl: float
@@ -192,7 +194,7 @@ class Config:
     worker_supervisor: str
     run_timeout: float
     notify_command: Argv | None
-    warnings: tuple[str, ...] = field(default=(), compare=False)
+    warnings: tuple[str, ...] = ()
 
 
 def knob(key: str) -> Knob:
