@@ -59,18 +59,14 @@ def under_systemd(rounds: int) -> None:
         # supervisor to systemd-run (it exits at once, finding no session).
         python = str(Path(m.looop).parent / "python")
         handing = "import subprocess, sys; subprocess.run(sys.argv[1:], check=True)"
+        unit = ["systemd-run", "--user", "--collect", "--quiet", "--property=Type=exec"]
+        hand = [python, "-I", "-c", handing, *unit, m.looop, "_", "supervise", "absent"]
         floor, theirs = alternate(
-            lambda: m.run(
-                *[python, "-I", "-c", handing, "systemd-run", "--user", "--collect", "--quiet"],
-                *["--property=Type=exec", m.looop, "_", "supervise", "absent"],
-                check=True,
-            ),
+            lambda: m.run(*hand, check=True),
             lambda: m.run("systemd-run", "--user", "--collect", "--quiet", "true", check=True),
             rounds,
         )
-        report(
-            "  floor: python3 -I handing a supervisor to systemd-run, vs the same", floor, theirs
-        )
+        report("  floor vs the same systemd-run", floor, theirs, subject="floor")
         m.looop_cmd("down", timeout=300)
     finally:
         harness.close()

@@ -53,12 +53,18 @@ def alternate(
     return ours, theirs
 
 
-def report(name: str, ours: list[float], theirs: list[float], goal: float | None = None) -> float:
+def report(
+    name: str,
+    ours: list[float],
+    theirs: list[float],
+    goal: float | None = None,
+    subject: str = "looop",
+) -> float:
     a, b = statistics.median(ours), statistics.median(theirs)
     ratio = a / b
     goal_text = "" if goal is None else f"  (goal <= {goal})"
     print(
-        f"{name}: looop {a * 1000:.1f} ms, baseline {b * 1000:.1f} ms, "
+        f"{name}: {subject} {a * 1000:.1f} ms, baseline {b * 1000:.1f} ms, "
         f"ratio {ratio:.3f}{goal_text}  [median of {len(ours)}]"
     )
     return ratio
