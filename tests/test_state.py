@@ -50,7 +50,17 @@ def test_state_json_has_the_contract_fields(profile: Profile) -> None:
     assert state["data_dir"] == str(profile.data)
     assert state["goals"] == ["setup"]
     assert [a["id"] for a in state["asks"]] == ["q1"]
-    assert state["workers"] == [{"id": "w1", "state": "exited", "alive": False, "exit_code": 0}]
+    assert state["workers"] == [
+        {
+            "id": "w1",
+            "state": "exited",
+            "alive": False,
+            "started": 1.0,
+            "exit_code": 0,
+            "unit": None,
+            "pending_ask": None,
+        }
+    ]
     assert state["journal_tail"] == [f"line {i}" for i in range(10, 30)]
     assert {"sensor-today", "sys-sessions", "sys-claims", "sys-goals"} <= set(state["snapshots"])
     assert state["snapshots"]["sensor-plain"]["signal"]["invalid_json"] is True

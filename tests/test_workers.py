@@ -111,6 +111,44 @@ def test_a_contract_keeping_worker_asks_is_answered_reports_and_ends(
     assert asking.poll() is None  # its ask still pending, its asker still waiting
 
 
+def test_every_printer_of_workers_shows_one_live_worker_in_the_same_row(
+    fleet: Profile, procs: Processes
+) -> None:
+    configure(fleet, [str(worker_script(fleet.root / "w", SLEEPER))])
+    assert fleet.run("_", "worker", "start", "w4", "x").returncode == 0
+    procs.add(fleet.popen("_", "ask", "w4", "--prompt", "which?", stdout=subprocess.PIPE))
+    ask = wait_for(lambda: list((fleet.data / "asks").glob("w4-*.json")))[0].stem
+
+    def rows() -> dict[str, list[dict[str, object]]]:
+        status = fleet.run("status", "--json")  # exit 3: no pulse runs, the JSON still prints
+        return {
+            "workers": json.loads(fleet.run("workers", "--json").stdout),
+            "_ worker list": json.loads(fleet.run("_", "worker", "list", "--json").stdout),
+            "_ state": fleet.state()["workers"],
+            "status": json.loads(status.stdout)["workers"],
+        }
+
+    def running() -> bool:
+        found = json.loads(fleet.run("status", "--json").stdout)["workers"]
+        return bool(found) and found[0]["state"] == "running"
+
+    wait_for(running, timeout=30)  # then its row holds still while it sleeps
+    shown = rows()
+    expected = shown["status"]
+    assert [r["id"] for r in expected] == ["w4"] and expected[0]["pending_ask"] == ask
+    assert expected[0]["alive"] is True and isinstance(expected[0]["started"], float)
+    assert set(expected[0]) == {
+        "id",
+        "state",
+        "alive",
+        "started",
+        "exit_code",
+        "unit",
+        "pending_ask",
+    }
+    assert shown == {printer: expected for printer in shown}
+
+
 def test_start_in_a_command_substitution_returns_while_the_worker_runs(fleet: Profile) -> None:
     configure(fleet, [str(worker_script(fleet.root / "w", SLEEPER))])
     shell = subprocess.run(

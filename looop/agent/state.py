@@ -7,9 +7,10 @@ the same answer ``looop status`` gives.
 
 Each field comes from the data dir's own answer (``worldhash.measure``,
 ``mailbox.pending``, ``goals.listing``, ``journal.tail``, ``claims.listing``,
-``sessions.scan``), and every entry those readers could not read (a FIFO, a
-directory or a 100 MB file where a small file belongs) is listed once in
-``problems`` as ``{"path", "why"}``, sorted by path: reported, never waited on.
+``sessions.scan``, each worker as ``sessions.rows`` gives every printer), and
+every entry those readers could not read (a FIFO, a directory or a 100 MB file
+where a small file belongs) is listed once in ``problems`` as ``{"path",
+"why"}``, sorted by path: reported, never waited on.
 A name that is not text (bytes that are not UTF-8, an ask's or a session's)
 is shown by ``layout.shown``, so the JSON printed is text all the way.
 
@@ -111,9 +112,9 @@ def ask_ids(asks: list[dict[str, Any]]) -> frozenset[str]:
     )
 
 
-def live_workers(found: list[dict[str, Any]]) -> frozenset[str]:
-    """The ids of the live workers among ``workers``'s entries."""
-    return frozenset(w["id"] for w in found if w["alive"])
+def live_workers(paths: Paths) -> frozenset[str]:
+    """The ids of the live workers (``sessions.live``), as ``_ state`` shows them."""
+    return frozenset(shown(s.id) for s in sessions.live(paths.sessions))
 
 
 def pulse_alive(paths: Paths) -> bool:
@@ -130,18 +131,6 @@ def readings(paths: Paths) -> dict[str, Any]:
         except ValueError:
             continue
     return found
-
-
-def workers(paths: Paths) -> list[dict[str, Any]]:
-    return [
-        {
-            "id": shown(s.id),
-            "state": s.state,
-            "alive": s.liveness == sessions.ALIVE,
-            "exit_code": s.exit_code,
-        }
-        for s in sessions.scan(paths.sessions)
-    ]
 
 
 def journal_tail(paths: Paths, problems: list[Problem] | None = None) -> list[str]:
@@ -178,8 +167,8 @@ def observe(paths: Paths, alive: bool | None = None) -> tuple[dict[str, Any], Cu
     claims.listing(paths, problems)
     tail = journal_tail(paths, problems)
     alive = pulse_alive(paths) if alive is None else alive
-    found = workers(paths)
-    cursor = Cursor(world.parts, ask_ids(asks), live_workers(found))
+    found = sessions.rows(sessions.scan(paths.sessions), asks)
+    cursor = Cursor(world.parts, ask_ids(asks), frozenset(w["id"] for w in found if w["alive"]))
     data = {
         "world_hash": world.hash,
         "pulse_alive": alive,

@@ -75,10 +75,9 @@ from typing import Any
 
 from looop import fs, watch
 from looop.agent import state
-from looop.data import goals, mailbox
+from looop.data import goals, mailbox, sessions
 from looop.paths import Paths
 from looop.pulse import lock, worldhash
-from looop.workers.records import CHANGED
 
 POLL_ENV = "LOOOP_WAIT_POLL"  # set (not "0") to force the polling fallback
 READY_ENV = "LOOOP_TEST_WAIT_READY"  # a file written once the wait is armed (tests, bench)
@@ -108,7 +107,7 @@ def wait(
         # Watches first, then the starting reads: a change after this point
         # is seen either by the reads or by an event, never by neither.
         world = worldhash.measure(paths)
-        live = state.live_workers(state.workers(paths))
+        live = state.live_workers(paths)
         base = since or state.Cursor(world.parts, frozenset(), live)
         pulse = _PulseWatch(paths, watcher)
         changed = _moved(base, world)
@@ -150,8 +149,8 @@ def _watched(paths: Paths) -> list[watch.Dir]:
         watch.Dir(paths.goals, WORLD, names=goals.named, follow=goals.named),
         watch.Dir(paths.asks, ASKS, names=mailbox.named),
         watch.Dir(paths.answers, ASKS, names=mailbox.named),
-        # A session's start or end rewrites sessions/.changed (workers.records.poke).
-        watch.Dir(paths.sessions, WORKERS, names=lambda name: name == CHANGED),
+        # A session's start or end rewrites sessions/.changed (data.sessions.poke).
+        watch.Dir(paths.sessions, WORKERS, names=lambda name: name == sessions.CHANGED),
     ]
 
 
@@ -165,7 +164,7 @@ def _what_changed(
         changed |= _moved(base, worldhash.measure(paths))
     if PULSE in hints and not pulse.arm():
         changed.add("pulse-down")
-    if WORKERS in hints and state.live_workers(state.workers(paths)) != base.workers:
+    if WORKERS in hints and state.live_workers(paths) != base.workers:
         changed.add("workers")
     return changed
 

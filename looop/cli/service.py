@@ -112,10 +112,9 @@ def logs_command(wid: str | None, follow: bool, lines: int) -> None:
             return False
     else:
         from looop.data import ids, sessions
-        from looop.workers import transcript
 
         session = paths.sessions / ids.check("worker", wid)
-        path = session / transcript.NAME
+        path = session / sessions.OUTPUT
         if not os.path.lexists(session):
             raise LooopError(f"no worker {wid}")
         if not os.path.lexists(path):

@@ -1,22 +1,38 @@
-"""The worker-session contract and the one answer to "is this session alive?".
+"""The worker session's one owner: its files, its states, its judgment, its listing.
 
-A session is ``sessions/<id>/`` with ``meta.json`` (``id``, ``pid``,
-``started``, ``cmd``) and, once it ends, ``status.json`` (``state``:
-``exited`` or ``killed``, ``exit_code``, ``ended``). It is *dead* when its
-status says it ended, or when
-its pid is gone, is a zombie, or now belongs to a process that started after
-the session did (pids are reused; the process start time tells them apart).
-A meta whose ``pid`` is null is a worker being started (``_ worker start``
-writes it before the supervisor runs, and the supervisor writes its pid):
-alive for ``START_GRACE`` seconds, dead after that. A
-session whose meta cannot be read is *unknown*, and unknown is never treated
-as dead: a reaper must never delete blind.
+A session is ``sessions/<id>/`` holding ``meta.json`` (``META``: ``id``,
+``pid``, ``started``, ``cmd``, and ``unit``, ``timeout``, ``supervisor``,
+``pgid``) and, once it ends, ``status.json`` (``STATUS``: ``state``, one of
+``State.ENDED``, ``exit_code``, ``ended`` and why), beside the workers room's
+``prompt.md``, ``env.json``, ``output.log`` and ``supervisor.log``. Every
+name is defined here, once, and so are the meta and status writes
+(``write_meta``, ``write_status``): whole files (``fs.write_whole``), so a
+reader or the reaper never sees half a record. ``sessions/.changed``
+(``CHANGED``) is rewritten by ``poke`` whenever a session starts or ends, so
+``_ wait``, which watches ``sessions/`` for that one name, wakes at once.
 
-``sys-sessions``, ``looop _ state`` and the reaper all reach the same
-judgment, ``judge_at``, so the three can never disagree about a session. It
-works on an open directory descriptor because the reaper must judge exactly
-the directory it is about to delete, not whatever a path names a moment
-later; ``inspect`` and ``scan`` are the path-based front doors for readers.
+A session's state is one of ``State.ALL``: ``starting`` (a meta whose
+``pid`` is null: ``_ worker start`` writes it before the supervisor runs,
+and the supervisor writes its pid; alive for ``START_GRACE`` seconds),
+``running`` (its pid runs and started no later than the session did),
+``exited`` or ``killed`` (what its status says), ``dead`` (no status, and
+its pid is gone, a zombie, or now belongs to a later process: pids are
+reused and the start time tells them apart) and ``unknown`` (its meta cannot
+be read). Its liveness follows from the state: ``ALIVE``, ``DEAD`` or
+``UNKNOWN``, and unknown is never treated as dead: a reaper must never
+delete blind. A plain class of strings, not ``enum``: ``status``, ``_
+state`` and the probes load this module and should not pay for ``enum``.
+
+``judge_at`` is the one judgment, so ``sys-sessions``, ``_ state``,
+``status``, the workers' commands, the claims and the reaper can never
+disagree about a session. It works on an open directory descriptor because
+the reaper must judge exactly the directory it is about to delete, not
+whatever a path names a moment later; ``inspect`` and ``scan`` are the
+path-based front doors for readers, and ``live`` is the one listing of live
+sessions (``_ worker start``'s ``max_live``, ``down``, ``status``, ``_
+wait``). ``Session.as_dict`` is the one row every printer of a worker
+shows (``workers``, ``_ worker list``, ``_ state``, ``status``; ``rows``
+adds each worker's pending ask).
 
 Nothing here follows a symlink: a link directly under ``sessions/`` is not a
 session (unknown), and a ``meta.json`` or ``status.json`` that is a link, a
@@ -31,6 +47,7 @@ table, which keeps a scan of thousands of finished sessions cheap.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import math
@@ -45,10 +62,34 @@ TYPE_CHECKING = False  # not typing's: the probes' start-up should not pay for i
 if TYPE_CHECKING:
     from typing import Any
 
+# The files of sessions/<id>/, and the marker in sessions/ itself.
+META, STATUS, PROMPT, ENV = "meta.json", "status.json", "prompt.md", "env.json"
+OUTPUT, SUPERVISOR_LOG = "output.log", "supervisor.log"
+CHANGED = ".changed"  # sessions/.changed: rewritten when a session starts or ends
+START_LOCK = ".start.lock"  # sessions/.start.lock: held by ``_ worker start``'s checks
+
+
+class State:
+    """A session's state, as ``judge_at`` finds it."""
+
+    STARTING, RUNNING = "starting", "running"
+    EXITED, KILLED = "exited", "killed"  # what a supervisor writes into status.json
+    DEAD, UNKNOWN = "dead", "unknown"  # no status and no process; meta unreadable
+    ALL = (STARTING, RUNNING, EXITED, KILLED, DEAD, UNKNOWN)
+    LIVE = (STARTING, RUNNING)
+    ENDED = (EXITED, KILLED)
+
+
+# A state's liveness: the reaper and the claims ask only this.
 ALIVE, DEAD, UNKNOWN = "alive", "dead", "unknown"
-# The states a supervisor writes into status.json when its worker has ended.
-EXITED, KILLED = "exited", "killed"
-ENDED = (EXITED, KILLED)
+
+
+def liveness(state: str) -> str:
+    if state in State.LIVE:
+        return ALIVE
+    return UNKNOWN if state == State.UNKNOWN else DEAD
+
+
 # How long a session may stay "starting" (meta written, no supervisor pid yet).
 START_GRACE = 60.0
 # meta.json and status.json are a few hundred bytes; anything bigger than this
@@ -68,19 +109,23 @@ class Verdict:
     costs them more start-up (it loads ``inspect``) than judging a session.
     """
 
-    __slots__ = ("exit_code", "liveness", "meta", "state", "status", "why")
+    __slots__ = ("exit_code", "meta", "state", "status", "why")
 
     def __init__(
         self,
-        liveness: str,  # ALIVE, DEAD or UNKNOWN
-        state: str,  # "starting", "running", "exited", "killed", "dead" (pid gone), "unknown"
+        state: str,  # one of State.ALL
         exit_code: int | None,
         meta: dict[str, Any] | None,
         status: dict[str, Any] | None,
-        why: str,  # for UNKNOWN and DEAD: the reason, in a few words
+        why: str,  # for an unknown or dead session: the reason, in a few words
     ) -> None:
-        self.liveness, self.state, self.exit_code = liveness, state, exit_code
+        self.state, self.exit_code = state, exit_code
         self.meta, self.status, self.why = meta, status, why
+
+    @property
+    def liveness(self) -> str:
+        """ALIVE, DEAD or UNKNOWN: ``liveness`` of the state."""
+        return liveness(self.state)
 
     @property
     def ended(self) -> float | None:
@@ -98,18 +143,41 @@ class Session(Verdict):
 
     def __init__(self, sid: str, path: Path, verdict: Verdict) -> None:
         super().__init__(
-            verdict.liveness,
-            verdict.state,
-            verdict.exit_code,
-            verdict.meta,
-            verdict.status,
-            verdict.why,
+            verdict.state, verdict.exit_code, verdict.meta, verdict.status, verdict.why
         )
         self.id, self.path = sid, path
 
+    def as_dict(self, pending_ask: str | None = None) -> dict[str, Any]:
+        """The one row every printer of a worker shows (``rows`` gives its pending ask).
+
+        The id is shown as text (``layout.shown``): a directory name need not
+        be UTF-8, and this is printed and published.
+        """
+        meta = self.meta or {}
+        unit = meta.get("unit")
+        return {
+            "id": shown(self.id),
+            "state": self.state,
+            "alive": self.liveness == ALIVE,
+            "started": finite_number(meta.get("started")),
+            "exit_code": self.exit_code,
+            "unit": unit if isinstance(unit, str) else None,
+            "pending_ask": pending_ask,
+        }
+
     def summary(self) -> dict[str, Any]:
-        # Shown as text: a directory name need not be UTF-8, and this is published.
+        """What ``sys-sessions`` publishes as its signal: what should wake the root agent."""
         return {"id": shown(self.id), "state": self.state, "exit_code": self.exit_code}
+
+
+def rows(found: list[Session], asks: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``as_dict`` of each session, with the first of ``asks`` (pending asks) it raised."""
+    first: dict[str, str] = {}
+    for ask in asks:
+        worker, ask_id = ask.get("worker"), ask.get("id")
+        if isinstance(worker, str) and isinstance(ask_id, str):
+            first.setdefault(worker, shown(ask_id))
+    return [s.as_dict(first.get(s.id)) for s in found]
 
 
 def read_json_at(dir_fd: int | None, name: str | Path) -> dict[str, Any] | None:
@@ -177,30 +245,30 @@ def judge_at(session_fd: int) -> Verdict:
     A session whose meta cannot be read is unknown whatever its status says.
     One that says it exited is then dead without a look at the process table.
     """
-    status = read_json_at(session_fd, "status.json")
-    meta = read_json_at(session_fd, "meta.json")
+    status = read_json_at(session_fd, STATUS)
+    meta = read_json_at(session_fd, META)
     if meta is None:
-        return Verdict(UNKNOWN, "unknown", None, None, status, "meta.json unreadable")
-    if status is not None and status.get("state") in ENDED:
+        return Verdict(State.UNKNOWN, None, None, status, f"{META} unreadable")
+    if status is not None and status.get("state") in State.ENDED:
         state = status["state"]
-        return Verdict(DEAD, state, _exit_code(status), meta, status, state)
+        return Verdict(state, _exit_code(status), meta, status, state)
     pid = meta.get("pid")
     started = finite_number(meta.get("started"))
     if pid is None and "pid" in meta and started is not None:
         # Written by ``_ worker start`` before its supervisor runs, which
         # writes its own pid within moments; one that never does is dead.
         if time.time() - started < START_GRACE:
-            return Verdict(ALIVE, "starting", None, meta, status, "")
-        return Verdict(DEAD, "dead", None, meta, status, "its supervisor never started")
+            return Verdict(State.STARTING, None, meta, status, "")
+        return Verdict(State.DEAD, None, meta, status, "its supervisor never started")
     if isinstance(pid, bool) or not isinstance(pid, int) or pid <= 0:
-        return Verdict(UNKNOWN, "unknown", None, meta, status, "meta.json has no valid pid")
+        return Verdict(State.UNKNOWN, None, meta, status, f"{META} has no valid pid")
     if proc.runs_since(pid, started):
-        return Verdict(ALIVE, "running", None, meta, status, "")
-    return Verdict(DEAD, "dead", None, meta, status, f"pid {pid} gone or reused")
+        return Verdict(State.RUNNING, None, meta, status, "")
+    return Verdict(State.DEAD, None, meta, status, f"pid {pid} gone or reused")
 
 
 def not_a_session(why: str) -> Verdict:
-    return Verdict(UNKNOWN, "unknown", None, None, None, why)
+    return Verdict(State.UNKNOWN, None, None, None, why)
 
 
 def judge(parent_fd: int | None, name: str | Path) -> Verdict:
@@ -258,3 +326,42 @@ def scan(sessions_dir: Path) -> list[Session]:
         return found
     finally:
         os.close(dir_fd)
+
+
+def live(sessions_dir: Path) -> list[Session]:
+    """The live sessions (starting or running) under ``sessions/``, sorted by id: ``scan``'s."""
+    return [s for s in scan(sessions_dir) if s.state in State.LIVE]
+
+
+def poke(sessions_dir: Path) -> None:
+    """Say that a session started or ended, in the one place ``_ wait`` watches."""
+    with contextlib.suppress(OSError):  # the next beat's sys-sessions says it anyway
+        fs.write_whole(sessions_dir / CHANGED, f"{time.time()}\n".encode())
+
+
+# -- the meta and status writes (the workers room's start and supervisor) --
+
+
+def _encode(record: dict[str, Any]) -> bytes:
+    return (json.dumps(record, indent=2, ensure_ascii=False) + "\n").encode()
+
+
+def read_meta(session: Path) -> dict[str, Any] | None:
+    return read_json_at(None, session / META)
+
+
+def write_meta(session: Path, meta: dict[str, Any]) -> None:
+    fs.write_whole(session / META, _encode(meta), mode=0o644)
+
+
+def write_status(session: Path, state: str, exit_code: int | None, **why: Any) -> dict[str, Any]:
+    """Record how the session ended (``state`` is one of ``State.ENDED``); the record written."""
+    status = {"state": state, "exit_code": exit_code, "ended": time.time(), **why}
+    fs.write_whole(session / STATUS, _encode(status), mode=0o644)
+    return status
+
+
+def clear_status(session: Path) -> None:
+    """A new run of a dead session's id starts without the old run's status."""
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(session / STATUS)

@@ -188,13 +188,15 @@ def _manager_lines(manager: dict[str, Any] | None) -> list[str]:
 
 
 def live_workers(paths: Paths) -> list[dict[str, Any]]:
-    """``{id, state}`` of each live worker session (``data.sessions``'s judgment)."""
+    """The live workers (``sessions.live``), each as every printer's row (``sessions.rows``)."""
     from looop.data import sessions
 
-    found = sessions.scan(paths.sessions)
-    return [
-        {"id": s.summary()["id"], "state": s.state} for s in found if s.liveness == sessions.ALIVE
-    ]
+    found = sessions.live(paths.sessions)
+    if not found:
+        return []
+    from looop.data import mailbox  # for a live worker's pending ask; not paid without one
+
+    return sessions.rows(found, mailbox.pending(paths))
 
 
 def _service_state(paths: Paths) -> dict[str, Any] | None:

@@ -6,7 +6,8 @@
 - ``supervise``: the process that runs one worker in its own process group,
   keeps its transcript and writes how it ended (the same code under both).
 - ``fleet``: what is done to workers from outside: list, kill, done, stop all.
-- ``records``: the session's files (prompt, meta, status, the one-shot env).
+- ``records``: the worker's prompt (the contract, then its task) and its one-shot
+  env; the session's names, meta and status are ``looop.data.sessions``'s.
 - ``transcript``: the capped ``output.log``, its tail and its follow.
 - ``contract``: the rules every worker is given before its task.
 - ``reap``: removing dead sessions (with their asks and answers), stale

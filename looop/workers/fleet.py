@@ -31,9 +31,9 @@ from typing import Any
 
 from looop import proc
 from looop.data import ids, mailbox, sessions
+from looop.data.sessions import State
 from looop.errors import LooopError
 from looop.paths import Paths
-from looop.workers import records
 from looop.workers.supervise import DONE, GRACE
 
 # How long an end may take: the supervisor's grace for its group, then the
@@ -43,31 +43,8 @@ POLL = 0.02
 
 
 def listing(paths: Paths) -> list[dict[str, Any]]:
-    """id, state, alive, started, exit code, unit and pending ask of every session."""
-    asks: dict[str, str] = {}
-    for ask in mailbox.pending(paths):
-        worker, ask_id = ask.get("worker"), ask.get("id")
-        if isinstance(worker, str) and isinstance(ask_id, str):
-            asks.setdefault(worker, ask_id)
-    found = []
-    for s in sessions.scan(paths.sessions):
-        meta = s.meta or {}
-        found.append(
-            {
-                "id": s.id,
-                "state": s.state,
-                "alive": s.liveness == sessions.ALIVE,
-                "started": meta.get("started"),
-                "exit_code": s.exit_code,
-                "unit": meta.get("unit"),
-                "pending_ask": asks.get(s.id),
-            }
-        )
-    return found
-
-
-def live(paths: Paths) -> list[sessions.Session]:
-    return [s for s in sessions.scan(paths.sessions) if s.liveness == sessions.ALIVE]
+    """Every session as ``Session.as_dict``'s row, with its pending ask."""
+    return sessions.rows(sessions.scan(paths.sessions), mailbox.pending(paths))
 
 
 def _judged(paths: Paths, wid: str) -> sessions.Session:
@@ -104,7 +81,7 @@ def done(paths: Paths, wid: str) -> str:
 
 def stop_all(paths: Paths) -> list[str]:
     """Stop every live worker of the profile; the ids stopped."""
-    found = live(paths)
+    found = sessions.live(paths.sessions)
     _signal(found, signal.SIGTERM)
     for session in found:
         _await_end(paths, session)
@@ -136,7 +113,7 @@ def _supervisor_pid(session: sessions.Session) -> int | None:
     """The supervisor's pid, waiting a little for one that is still starting."""
     deadline = time.monotonic() + 10
     while True:
-        meta = records.read_meta(session.path) or {}
+        meta = sessions.read_meta(session.path) or {}
         pid, started = meta.get("pid"), meta.get("started")
         if isinstance(pid, int) and not isinstance(pid, bool) and pid > 0:
             if isinstance(started, int | float) and proc.runs_since(pid, started):
@@ -150,7 +127,7 @@ def _supervisor_pid(session: sessions.Session) -> int | None:
 def _never_ran(session: sessions.Session) -> bool:
     """A unit stopped before its supervisor wrote a pid: it stays "starting" otherwise."""
     unit = _unit(session)
-    if session.state != "starting" or not unit:
+    if session.state != State.STARTING or not unit:
         return False
     from looop.service import systemd
 
@@ -167,8 +144,8 @@ def _await_end(paths: Paths, session: sessions.Session) -> sessions.Session:
         if time.monotonic() > deadline:
             raise LooopError(f"worker {session.id} did not end within {END_WITHIN:.0f}s")
         time.sleep(POLL)
-    if now.status is None or now.status.get("state") not in sessions.ENDED:
-        records.write_status(now.path, sessions.KILLED, None, reason="supervisor gone")
-        records.poke(paths)
+    if now.status is None or now.status.get("state") not in State.ENDED:
+        sessions.write_status(now.path, State.KILLED, None, reason="supervisor gone")
+        sessions.poke(paths.sessions)
         now = sessions.inspect(session.path)
     return now

@@ -1,21 +1,18 @@
-"""The files the workers' room writes into ``sessions/<id>/`` (SPEC §7, §12).
+"""The workers room's own files in ``sessions/<id>/`` (SPEC §7, §12): the prompt and the env.
 
-``prompt.md`` (the worker contract, then the task), ``meta.json`` (``id``,
-``pid``, ``started``, ``cmd``, and ``unit``, ``timeout``, ``supervisor``),
-``status.json`` (``state``, ``exit_code``, ``ended``, and why) and
-``env.json``, the caller's environment on its way to the supervisor; and
-``sessions/.changed``, rewritten whenever a session starts or ends, so
-``_ wait`` (which watches ``sessions/``) wakes at once. Every
-one is written whole (``fs.write_whole``), so a reader or the reaper never
-sees half a record; how they are *read* and judged is
-``looop.data.sessions``'s, the one judgment.
+``prompt.md`` (the worker contract, then the task) and ``env.json``, the
+caller's environment on its way to the supervisor. Their names, like every
+session file's, are ``looop.data.sessions``'s, which also writes and judges
+``meta.json`` and ``status.json``: one owner for the session's format, while
+what a worker is told and what it inherits stay in this room.
 
 Who writes what: ``_ worker start`` writes the prompt, the environment and a
 first meta whose ``pid`` is null (the session is "starting"); the
-supervisor, once it runs, rewrites the meta with its own pid and start time
-(under systemd nobody else knows that pid without asking the manager again,
-which ``start`` does not wait for), and it writes the status on every way
-out. ``kill`` writes a status only for a supervisor that died without one.
+supervisor, once it runs, takes the environment, rewrites the meta with its
+own pid and start time (under systemd nobody else knows that pid without
+asking the manager again, which ``start`` does not wait for), and it writes
+the status on every way out. ``kill`` writes a status only for a supervisor
+that died without one.
 
 The environment travels in a file of mode 0600 that the supervisor reads and
 removes at once, rather than as ``systemd-run --setenv`` arguments, because
@@ -28,22 +25,13 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import time
 from pathlib import Path
-from typing import Any
 
 from looop import fs
-from looop.data import sessions
-from looop.paths import Paths
+from looop.data.sessions import ENV, PROMPT
 from looop.workers.contract import CONTRACT
 
-PROMPT, META, STATUS, ENV = "prompt.md", "meta.json", "status.json", "env.json"
-CHANGED = ".changed"  # sessions/.changed: touched when a session starts or ends
 ENV_LIMIT = 4 << 20  # an environment is far smaller; a bigger file is not one
-
-
-def _encode(record: dict[str, Any]) -> bytes:
-    return (json.dumps(record, indent=2, ensure_ascii=False) + "\n").encode()
 
 
 def prompt_text(task: str) -> str:
@@ -53,26 +41,6 @@ def prompt_text(task: str) -> str:
 
 def write_prompt(session: Path, task: str) -> Path:
     return fs.write_whole(session / PROMPT, prompt_text(task).encode(), mode=0o600)
-
-
-def write_meta(session: Path, meta: dict[str, Any]) -> None:
-    fs.write_whole(session / META, _encode(meta), mode=0o644)
-
-
-def read_meta(session: Path) -> dict[str, Any] | None:
-    return sessions.read_json_at(None, session / META)
-
-
-def write_status(session: Path, state: str, exit_code: int | None, **why: Any) -> dict[str, Any]:
-    status = {"state": state, "exit_code": exit_code, "ended": time.time(), **why}
-    fs.write_whole(session / STATUS, _encode(status), mode=0o644)
-    return status
-
-
-def clear_status(session: Path) -> None:
-    """A new run of a dead session's id starts without the old run's status."""
-    with contextlib.suppress(FileNotFoundError):
-        os.unlink(session / STATUS)
 
 
 def write_env(session: Path, env: dict[str, str]) -> None:
@@ -96,9 +64,3 @@ def take_env(session: Path) -> dict[str, str] | None:
     if not isinstance(env, dict):
         return None
     return {str(k): str(v) for k, v in env.items()}
-
-
-def poke(paths: Paths) -> None:
-    """Say that a session started or ended, in the one place ``_ wait`` watches."""
-    with contextlib.suppress(OSError):  # the next beat's sys-sessions says it anyway
-        fs.write_whole(paths.sessions / CHANGED, f"{time.time()}\n".encode())

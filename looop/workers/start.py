@@ -10,7 +10,7 @@ In order, and nothing is written before the checks pass:
    than ``worker.max_live`` sessions may be (the refusal names them);
 3. ``sessions/<id>/`` gets ``prompt.md`` (the contract, then the task),
    ``env.json`` (the caller's environment, for the supervisor) and a first
-   ``meta.json`` (``workers.records``). A dead session's id is reused: its
+   ``meta.json`` (``workers.records``, ``data.sessions``). A dead session's id is reused: its
    old status goes, its transcript is started afresh by the supervisor, and
    its asks stay until the reaper takes them;
 4. the supervisor (``looop _ supervise ID``) starts as a transient unit under
@@ -46,12 +46,12 @@ from typing import Any
 from looop.config import Config
 from looop.data import ids, sessions
 from looop.data.layout import ensure_layout
+from looop.data.sessions import ENV, META, PROMPT, START_LOCK, SUPERVISOR_LOG
 from looop.errors import NOT_FOUND, LooopError
 from looop.paths import SESSION_ENV, Paths, child_environment, looop_command
 from looop.workers import records
 
 SYSTEMD, DETACHED = "systemd", "detached"
-START_LOCK = ".start.lock"
 
 
 class Started:
@@ -118,7 +118,7 @@ def start(paths: Paths, cfg: Config, wid: str, task: str, timeout: float | None)
         _admit(paths, wid, cfg.worker_max_live)
         session = paths.sessions / wid
         fresh = _session_dir(session)
-        records.clear_status(session)
+        sessions.clear_status(session)
         prompt_file = records.write_prompt(session, task)
         argv = substitute(template, records.prompt_text(task), prompt_file, wid)
         records.write_env(session, env)
@@ -146,7 +146,7 @@ def _launch(
 
         unit = units.worker_unit(paths, wid)
         meta["unit"] = unit
-        records.write_meta(session, meta)
+        sessions.write_meta(session, meta)
         where = {
             "LOOOP_DATA_DIR": str(paths.data_dir),
             "LOOOP_CONFIG": str(paths.config_file),
@@ -156,9 +156,9 @@ def _launch(
         return Started(wid, session, supervisor, unit, None)
     from looop.service import detached
 
-    records.write_meta(session, meta)
+    sessions.write_meta(session, meta)
     env = child_environment(paths, os.environ)
-    pid = detached.spawn(command, session / "supervisor.log", env, str(paths.data_dir))
+    pid = detached.spawn(command, session / SUPERVISOR_LOG, env, str(paths.data_dir))
     return Started(wid, session, supervisor, None, pid)
 
 
@@ -177,7 +177,7 @@ def _start_lock(paths: Paths) -> Iterator[None]:
 
 
 def _admit(paths: Paths, wid: str, max_live: int) -> None:
-    live = [s for s in sessions.scan(paths.sessions) if s.liveness == sessions.ALIVE]
+    live = sessions.live(paths.sessions)
     if any(s.id == wid for s in live):
         raise LooopError(f"worker {wid} is already {_state_of(live, wid)}; kill it first")
     if max_live and len(live) >= max_live:
@@ -206,7 +206,7 @@ def _session_dir(session: Path) -> bool:
 
 def _undo(session: Path, fresh: bool) -> None:
     """A start that failed leaves nothing behind in a new session, and no live-looking meta."""
-    for name in (records.ENV, records.META, records.PROMPT):
+    for name in (ENV, META, PROMPT):
         with contextlib.suppress(OSError):
             os.unlink(session / name)
     if fresh:

@@ -44,6 +44,7 @@ from typing import Any
 
 from looop import group
 from looop.data import sessions
+from looop.data.sessions import State
 from looop.errors import NOT_FOUND, TIMED_OUT, LooopError
 from looop.paths import SESSION_ENV, Paths
 from looop.workers import records, transcript
@@ -55,7 +56,7 @@ GRACE = 5.0  # from SIGTERM to SIGKILL of the worker's group
 
 def supervise(paths: Paths, wid: str) -> int:
     session = paths.sessions / wid
-    meta = records.read_meta(session)
+    meta = sessions.read_meta(session)
     if meta is None or not isinstance(meta.get("cmd"), list):
         raise LooopError(f"{session}: no meta.json with a command to run")
     env = records.take_env(session)
@@ -65,14 +66,14 @@ def supervise(paths: Paths, wid: str) -> int:
     argv = [str(word) for word in meta["cmd"]]
     timeout = meta.get("timeout") or 0
     meta.update(pid=os.getpid(), started=time.time())
-    records.write_meta(session, meta)
-    records.poke(paths)
-    out = transcript.Writer(session / transcript.NAME)
+    sessions.write_meta(session, meta)
+    sessions.poke(paths.sessions)
+    out = transcript.Writer(session / sessions.OUTPUT)
     out.note(f"{wid} started: {shlex.join(argv)}")
 
     def started(pgid: int) -> None:
         meta["pgid"] = pgid
-        records.write_meta(session, meta)
+        sessions.write_meta(session, meta)
 
     try:
         try:
@@ -89,25 +90,25 @@ def supervise(paths: Paths, wid: str) -> int:
         except OSError as exc:
             code = NOT_FOUND if isinstance(exc, FileNotFoundError) else 126
             out.note(f"cannot run {argv[0]}: {exc.strerror or exc}")
-            status = records.write_status(session, sessions.EXITED, code, reason="not run")
+            status = sessions.write_status(session, State.EXITED, code, reason="not run")
         else:
             state, code, reason = _ending(end)
-            status = records.write_status(session, state, code, reason=reason)
+            status = sessions.write_status(session, state, code, reason=reason)
         out.note(_said(status))
     finally:
         out.close()
-        records.poke(paths)
+        sessions.poke(paths.sessions)
     return 0
 
 
 def _ending(end: group.Outcome) -> tuple[str, int, str]:
     if end.stopped_by == DONE:
-        return sessions.EXITED, 0, "done"
+        return State.EXITED, 0, "done"
     if end.timed_out:
-        return sessions.KILLED, TIMED_OUT, "timeout"
+        return State.KILLED, TIMED_OUT, "timeout"
     if end.stopped_by is not None:
-        return sessions.KILLED, 128 + end.stopped_by, signal.Signals(end.stopped_by).name
-    return sessions.EXITED, end.status, "exit"
+        return State.KILLED, 128 + end.stopped_by, signal.Signals(end.stopped_by).name
+    return State.EXITED, end.status, "exit"
 
 
 def _said(status: dict[str, Any]) -> str:

@@ -23,7 +23,6 @@ from pathlib import Path
 
 from looop import fs
 
-NAME = "output.log"
 CAP = 4 << 20  # 4 MiB
 KEEP = 1 << 20  # what a trim keeps: the newest 1 MiB
 
