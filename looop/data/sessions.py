@@ -50,12 +50,11 @@ from __future__ import annotations
 import contextlib
 import errno
 import json
-import math
 import os
 import time
 from pathlib import Path
 
-from looop import fs, proc
+from looop import fs, jsonfile, proc
 from looop.data.layout import shown
 
 TYPE_CHECKING = False  # not typing's: the probes' start-up should not pay for it
@@ -130,7 +129,7 @@ class Verdict:
     @property
     def ended(self) -> float | None:
         """``ended`` from the status, when it is a finite number."""
-        return finite_number(self.status.get("ended")) if self.status else None
+        return jsonfile.finite(self.status.get("ended")) if self.status else None
 
     def session(self, sid: str, path: Path) -> Session:
         return Session(sid, path, self)
@@ -159,7 +158,7 @@ class Session(Verdict):
             "id": shown(self.id),
             "state": self.state,
             "alive": self.liveness == ALIVE,
-            "started": finite_number(meta.get("started")),
+            "started": jsonfile.finite(meta.get("started")),
             "exit_code": self.exit_code,
             "unit": unit if isinstance(unit, str) else None,
             "pending_ask": pending_ask,
@@ -180,10 +179,15 @@ def rows(found: list[Session], asks: list[dict[str, Any]]) -> list[dict[str, Any
     return [s.as_dict(first.get(s.id)) for s in found]
 
 
+# The one strict reader's (``looop.jsonfile``): NaN, Infinity and 1e999 are not
+# JSON, so a status holding one is unreadable, and no such value reaches an output.
+parse_object, finite_number = jsonfile.parse_object, jsonfile.finite
+
+
 def read_json_at(dir_fd: int | None, name: str | Path) -> dict[str, Any] | None:
     """A JSON object from a small regular file, never through a symlink; else None."""
     try:
-        return parse_object(fs.read_small(name, limit=MAX_JSON_BYTES, dir_fd=dir_fd))
+        return jsonfile.read_object(name, dir_fd=dir_fd, limit=MAX_JSON_BYTES)
     except OSError:
         return None
 
@@ -198,40 +202,7 @@ def read_json_fd(fd: int) -> tuple[dict[str, Any] | None, os.stat_result | None]
         data, st = fs.read_small_fd(fd, limit=MAX_JSON_BYTES)
     except OSError:
         return None, None
-    return parse_object(data), st
-
-
-def parse_object(data: bytes) -> dict[str, Any] | None:
-    """The JSON object in ``data``; None for anything else, strictly JSON.
-
-    ``NaN`` and ``Infinity`` (which Python's json reads) and numbers too big
-    to be finite (``1e999``) are not JSON: a status holding one is unreadable,
-    so the session is judged by its pid, and no such value reaches an output.
-    """
-    try:
-        value = json.loads(data, parse_constant=_not_json, parse_float=_finite)
-    except (ValueError, RecursionError):
-        return None
-    return value if isinstance(value, dict) else None
-
-
-def _not_json(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
-
-
-def _finite(text: str) -> float:
-    value = float(text)
-    if not math.isfinite(value):
-        raise ValueError(f"{text} is not a finite number")
-    return value
-
-
-def finite_number(value: Any) -> float | None:
-    """A finite number, else None: ``NaN`` or ``Infinity`` in a status is no time at all."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    number = float(value)
-    return number if math.isfinite(number) else None
+    return jsonfile.parse_object(data), st
 
 
 def _exit_code(status: dict[str, Any]) -> int | None:
@@ -253,7 +224,7 @@ def judge_at(session_fd: int) -> Verdict:
         state = status["state"]
         return Verdict(state, _exit_code(status), meta, status, state)
     pid = meta.get("pid")
-    started = finite_number(meta.get("started"))
+    started = jsonfile.finite(meta.get("started"))
     if pid is None and "pid" in meta and started is not None:
         # Written by ``_ worker start`` before its supervisor runs, which
         # writes its own pid within moments; one that never does is dead.
