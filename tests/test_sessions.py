@@ -176,3 +176,12 @@ def test_a_claim_held_open_is_read_whole_from_its_start_each_time(tmp_path: Path
         assert sessions.read_json_fd(fd) == (None, None)
     finally:
         os.close(fd)
+
+
+def test_the_manual_names_every_state_and_every_field_of_a_workers_row(tmp_path: Path) -> None:
+    from looop.agent.manual import STATE
+
+    workers = " ".join(STATE.split("workers ", 1)[1].split("goals ", 1)[0].split())
+    row = sessions.inspect(write(tmp_path / "s", {"id": "s", "pid": None, "started": 1})).as_dict()
+    for word in (*sessions.State.ALL, *row):
+        assert word in workers, f"the manual's workers entry does not name {word}"

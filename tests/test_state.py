@@ -218,3 +218,17 @@ def test_the_journal_tail_reads_the_end_of_a_big_journal_not_all_of_it(
     read.clear()
     journal.tail(paths, lines=None, max_bytes=journal.TAIL_BYTES)
     assert sum(read) <= journal.TAIL_BYTES
+
+
+def test_a_meta_whose_start_time_is_too_big_for_a_float_is_shown_without_one(
+    profile: Profile,
+) -> None:
+    session = profile.data / "sessions" / "huge"
+    session.mkdir(parents=True)
+    (session / "meta.json").write_text(
+        f'{{"id": "huge", "pid": 999999999, "started": 1{"0" * 400}}}'
+    )
+    out = profile.run("_", "state", "--json")
+    assert out.returncode == 0, out.stderr
+    [row] = json.loads(out.stdout)["workers"]
+    assert (row["id"], row["state"], row["alive"], row["started"]) == ("huge", "dead", False, None)

@@ -182,7 +182,9 @@ THE STATE  (`looop _ state --json`; `_ wait --json` prints the same)
                   "error": true, its detail the message and stderr
     asks          pending asks, oldest first: id, worker, prompt, options,
                   reference, ts, and stranded (its worker is gone)
-    workers       every session: id, state, alive, exit_code
+    workers       every session: id, state (starting, running, exited,
+                  killed, dead, unknown), alive, started, exit_code, unit,
+                  pending_ask (its first pending ask's id, or null)
     goals         the goal ids; the text is in goals/ID.md
     journal_tail  the last 20 lines of journal.md
     runs          the last `_ run` records, and any interrupted one
