@@ -16,6 +16,7 @@ import os
 import sys
 import time
 
+from looop import errors
 from looop.paths import Paths, RuntimeDirError, check_runtime_dir
 from looop.pulse import lock, record
 
@@ -24,7 +25,7 @@ if TYPE_CHECKING:
     from typing import Any
 
 RUNNING, STOPPED, UNKNOWN = "running", "not running", "unknown"
-EXIT_CODES = {RUNNING: 0, STOPPED: 3, UNKNOWN: 4}
+EXIT_CODES = {RUNNING: errors.OK, STOPPED: errors.NOT_RUNNING, UNKNOWN: errors.UNKNOWN}
 # The next beat is overdue once it is this many intervals late (and at least a
 # minute): a beat whose sensors run long is late, not yet stuck.
 OVERDUE_GRACE = 1.0
