@@ -201,17 +201,9 @@ def live_workers(paths: Paths) -> list[dict[str, Any]]:
 def _service_state(paths: Paths) -> dict[str, Any] | None:
     from looop.service import units
 
-    manager = units.installed_manager(paths)
-    if manager is None:
-        return None
     # Only the driver's state query: status never loads the installer.
-    if manager == units.SYSTEMD:
-        from looop.service import systemd
-
-        return systemd.state(paths)
-    from looop.service import launchd
-
-    return launchd.state(paths)
+    driver = units.installed_driver(paths)
+    return None if driver is None else driver.state(paths)
 
 
 def collect(paths: Paths) -> StatusReport:
