@@ -11,7 +11,8 @@ same small foundation:
 - ``looop.cli``: parsing and printing only, one module per audience.
 
 The foundation: ``errors`` (exit codes and the exception carrying one),
-``paths`` (where everything is), ``config`` (the knobs), ``log`` (log lines),
+``paths`` (where everything is), ``config`` (the knobs; ``config_edit``:
+``config set``), ``log`` (log lines),
 ``fs`` (the one safe small-file reader and the one atomic writer), ``proc``
 (is this pid alive and that process), ``watch`` (file-system notifications)
 and ``digest`` (SHA-256 without OpenSSL's start-up).

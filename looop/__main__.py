@@ -26,6 +26,12 @@ inside the same handler; anything else (``--help``, ``--json``, a body on
 stdin, a global option first) goes to the full CLI in ``looop.cli``, whose
 own parse errors click reports (exit 2). Nothing here may import click.
 Rejected: a click-free parser for every command; only these are hot.
+
+Both paths must answer alike, and tests/test_fast_path.py holds them to it
+(stdout, stderr and exit code, options and errors): ``python -m looop.cli``
+runs a command line through this module's handler with the fast path off
+(``run(args, fast=False)``), so the test compares the two without an
+environment switch that every fast answer would have to read first.
 """
 
 from __future__ import annotations
@@ -40,10 +46,14 @@ def main() -> None:
     sys.exit(run(sys.argv[1:]))
 
 
-def run(args: list[str]) -> int:
-    """Run one command line and return its exit code, every failure already reported."""
+def run(args: list[str], fast: bool = True) -> int:
+    """Run one command line and return its exit code, every failure already reported.
+
+    ``fast=False`` skips the click-free answers and hands every command line
+    to click (``python -m looop.cli``): the same handler either way.
+    """
     try:
-        code = _dispatch(args)
+        code = _dispatch(args) if fast else _full(args)
         sys.stdout.flush()  # a closed stdout fails here, inside the handler
         return code
     except errors.LooopError as exc:
@@ -79,6 +89,11 @@ def _dispatch(args: list[str]) -> int:
         started = start.start(paths, cfg, args[3], " ".join(args[4:]), None)
         sys.stdout.write(started.id + "\n")
         return errors.OK
+    return _full(args)
+
+
+def _full(args: list[str]) -> int:
+    """The whole command line through click (``looop.cli``)."""
     from looop.cli import run as run_cli
 
     return run_cli(args)

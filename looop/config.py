@@ -35,19 +35,13 @@ beat in"). Below 1 s, ``interval`` is clamped with a warning (SPEC §2).
 
 Writing: the first-run file is rendered by ``tomli_w`` and linked into place
 only while the name is free. ``looop config set`` edits the user's own file
-with ``tomlkit`` (comments, key order, formatting and each value's type
-survive; ``3600`` stays an integer), validates before writing, and refuses to
-rewrite a file that is already broken. Rejected: re-rendering the parsed
-table with ``tomli_w``, which dropped every comment and turned ``3600`` into
-``3600.0``.
+in ``looop.config_edit``, off every other command's path.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
-import stat
 import tomllib
 from collections.abc import Iterator
 from pathlib import Path
@@ -335,7 +329,7 @@ def _leaves(table: dict[str, Any]) -> Iterator[tuple[str, str, Any]]:
             yield key, key, value
 
 
-def _validate_table(path: Path, table: dict[str, Any], text: str) -> dict[str, Value]:
+def validate_table(path: Path, table: dict[str, Any], text: str) -> dict[str, Value]:
     values: dict[str, Value] = {}
     for key, name, raw in _leaves(table):
         found = KNOBS.get(key)
@@ -350,13 +344,6 @@ def _validate_table(path: Path, table: dict[str, Any], text: str) -> dict[str, V
         except ValueError as exc:
             raise ConfigError(str(path), _key_line(text, name), key, str(exc)) from None
     return values
-
-
-def _read_valid(path: Path) -> str:
-    """The config's text, refused (ConfigError) unless ``load`` would accept it."""
-    table, text = read_file(path)
-    _validate_table(path, table, text)
-    return text
 
 
 def _build(values: dict[str, Value]) -> Config:
@@ -382,7 +369,7 @@ def load(path: Path, environ: dict[str, str] | None = None) -> Config:
     """Resolve every knob: environment > file > default. Raises ConfigError."""
     env = os.environ if environ is None else environ
     table, text = read_file(path)
-    values = _validate_table(path, table, text)
+    values = validate_table(path, table, text)
     for k in KNOBS.values():
         raw_env = env.get(k.env)
         if raw_env is None or raw_env.strip() == "":
@@ -431,122 +418,6 @@ def write_defaults_if_missing(path: Path) -> bool:
     except FileExistsError:
         return False
     return True
-
-
-def set_value(path: Path, key: str, raw: str) -> Value:
-    """``looop config set``: store one knob in the user's file, keeping everything else.
-
-    Raises UsageError for an unknown key, ConfigError (exit 78) for a bad
-    value or a config that is broken or not a regular file (a FIFO or a
-    device named by ``LOOOP_CONFIG`` is refused before anything is opened
-    for writing, and never replaced), and LooopError (exit 1) naming the
-    file for an ordinary OS error (read-only file system, disk full,
-    permission). Returns the value stored, typed as written; an empty value
-    for a knob whose default is unset (``notify.command``) removes the key.
-
-    Concurrent ``set``s are serialised by an flock on a sidecar lock file,
-    ``.<name>.lock`` beside the real (symlink-resolved) config, which is
-    never renamed or removed, so every setter locks the same inode; the edit
-    (read, change, write) happens under it. Rejected: an flock on the config
-    itself. The write replaces the config by rename, so a second setter that
-    opened the old inode before the rename gets the lock on that dead inode
-    once the first lets go, while a third setter opens the new inode and
-    locks it at the same time: two edits run at once and one is lost.
-    Locking and then checking that the name still holds the locked inode
-    (retrying if not) would fix that, but has nothing to lock while the file
-    does not exist yet; the sidecar needs no retry loop, and the directory
-    must be writable for the rename anyway.
-    """
-    k = knob(key)
-    try:
-        value = parse_text(k, raw)
-    except ValueError as exc:
-        raise ConfigError(str(path), None, k.key, str(exc)) from None
-    _read_valid(path)  # refuse a broken file, a FIFO or a device before touching anything
-    target = Path(os.path.realpath(path))
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        with _edit_lock(target):
-            text = _read_valid(path)  # again: another setter may have changed it
-            new_text = _edited(path, text, k.key, value)
-            # Never write what load would refuse.
-            _validate_table(path, tomllib.loads(new_text), new_text)
-            fs.write_whole(path, new_text.encode("utf-8"), mode=_mode_of(target), follow=True)
-    except OSError as exc:
-        raise _set_failed(path, target, k.key, exc) from None
-    return value
-
-
-@contextlib.contextmanager
-def _edit_lock(target: Path) -> Iterator[None]:
-    """Hold the sidecar lock of the config ``target`` (see ``set_value``)."""
-    import fcntl
-
-    lock = target.with_name(f".{target.name}.lock")
-    flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
-    fd = os.open(lock, flags, 0o600)
-    try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            raise fs.BadFile(lock, f"is {fs.kind(st.st_mode)}, not a lock file")
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)  # closing releases the flock
-
-
-def _edited(path: Path, text: str, key: str, value: Value) -> str:
-    """``text`` with ``key`` set to ``value``, everything else as the user wrote it."""
-    import tomlkit
-    from tomlkit.exceptions import ParseError
-
-    try:
-        doc: Any = tomlkit.parse(text or HEADER)
-    except ParseError as exc:  # tomllib accepted it; tomlkit disagrees: say so, change nothing
-        raise ConfigError(str(path), exc.line, None, f"cannot edit: {exc}") from None
-    *tables, name = key.split(".")
-    container = doc
-    for part in tables:
-        if value is None and part not in container:
-            return tomlkit.dumps(doc)  # unsetting what was never set
-        container = container.setdefault(part, tomlkit.table())
-    if value is None:
-        container.pop(name, None)
-    else:
-        container[name] = list(value) if isinstance(value, tuple) else value
-    return tomlkit.dumps(doc)
-
-
-def _mode_of(target: Path) -> int:
-    """The config's permission bits, kept by the rewrite; a new file gets 0644."""
-    try:
-        return os.stat(target).st_mode & 0o777
-    except FileNotFoundError:
-        return 0o644
-
-
-def _set_failed(path: Path, target: Path, key: str, exc: OSError) -> errors.LooopError:
-    """One line naming the config and the reason.
-
-    The lock and temp files (``.<name>.*``) are looop's own, and a failed
-    ``write`` (disk full) names no file at all: those are reported as the
-    config the user named.
-    """
-    named = exc.filename
-    ours = not isinstance(exc, fs.BadFile) and (
-        named is None or os.path.basename(os.fspath(named)).startswith(f".{target.name}.")
-    )
-    shown = OSError(exc.errno, exc.strerror, os.fspath(path)) if ours else exc
-    return errors.LooopError(f"cannot set {key}: {errors.os_error_line(shown)}")
-
-
-def reload_note(pid: int | None) -> str | None:
-    """What to tell the user after a ``set`` while the pulse ``pid`` runs (SPEC §2)."""
-    if pid is None:
-        return None
-    if not pid:
-        return "note: a pulse is starting with the config it read; reload it once it runs"
-    return f"note: the pulse (pid {pid}) reads the config at start and on reload: looop reload"
 
 
 def format_value(value: Value) -> str:

@@ -1,6 +1,7 @@
 """The exit codes of every command, and the errors that carry them.
 
-SPEC §6 has one table for every command, so it lives here once: each
+SPEC §6 has one table for every command, so it lives here once, codes
+and meanings (``MEANINGS``, which the manual and the man page print): each
 exception a command may end with carries its own exit status (as gunicorn's
 ``HaltServer`` does), and one handler at the top (``looop.__main__``) turns
 it into a single ``looop: ...`` line on stderr and that status. An ordinary
@@ -23,6 +24,20 @@ CONFIG = 78  # EX_CONFIG: the unit does not restart on it
 TIMED_OUT = 124
 NOT_FOUND = 127  # a command to run was not found
 INTERRUPTED = 130  # 128 + SIGINT: the shell's convention for ^C
+
+# What each code means, in the order the manual (``looop help``) and the man
+# page's EXIT STATUS list them: both read this table, neither keeps a copy.
+MEANINGS = {
+    OK: "done",
+    FAILED: "failed (one line on stderr says what and why)",
+    USAGE: "usage: a bad command line, id or body",
+    NOT_RUNNING: "not running (`status`; `_ wait` on pulse-down)",
+    UNKNOWN: "unknown (`status`: the lock cannot be examined)",
+    CONFIG: "the config is broken (file, line and key are named)",
+    TIMED_OUT: "timed out (--timeout)",
+    NOT_FOUND: "a command to run was not found",
+    INTERRUPTED: "interrupted (^C)",
+}
 
 
 class LooopError(Exception):

@@ -3,15 +3,16 @@
 One text that an agent told "read ``looop help``, then loop on ``looop _
 wait``" needs and nothing else. The parts that are tables elsewhere are
 generated from those tables, never copied: the config keys from
-``config.KNOBS``, the exit codes from ``looop.errors``, the worker contract
-from ``workers.contract``. The rest is prose, and tests hold it to the code:
-every command registered (top level and under ``looop _``) is named here,
-every field ``_ state --json`` prints and every kind of ``changed`` has its
-line, the exit codes are exactly those ``looop.errors`` defines, no line is
-wider than 80 columns, and the root agent's loop, copied out of this text,
-runs and ends on exit 3. So a new verb, field or code cannot arrive without
-its line. Rejected: generating the verb list from click's help (the manual
-says what a verb is *for*, in the agent's terms, which the help does not).
+``config.KNOBS``, the exit codes and their meanings from
+``errors.MEANINGS``, the worker contract from ``workers.contract``. The
+rest is prose, and tests hold it to the code: every command registered
+(top level and under ``looop _``) is named here, every field ``_ state
+--json`` prints and every kind of ``changed`` has its line, the exit codes
+are exactly those ``looop.errors`` defines, no line is wider than 80
+columns, and the root agent's loop, copied out of this text, runs and ends
+on exit 3. So a new verb, field or code cannot arrive without its line.
+Rejected: generating the verb list from click's help (the manual says what
+a verb is *for*, in the agent's terms, which the help does not).
 """
 
 from __future__ import annotations
@@ -211,21 +212,8 @@ def _config_part() -> str:
     return "\n".join(lines) + "\n"
 
 
-EXIT_MEANINGS = {
-    errors.OK: "done",
-    errors.FAILED: "failed (one line on stderr says what and why)",
-    errors.USAGE: "usage: a bad command line, id or body",
-    errors.NOT_RUNNING: "not running (`status`; `_ wait` on pulse-down)",
-    errors.UNKNOWN: "unknown (`status`: the lock cannot be examined)",
-    errors.CONFIG: "the config is broken (file, line and key are named)",
-    errors.TIMED_OUT: "timed out (--timeout)",
-    errors.NOT_FOUND: "a command to run was not found",
-    errors.INTERRUPTED: "interrupted (^C)",
-}
-
-
 def _exit_part() -> str:
-    lines = ["EXIT CODES"] + [f"  {code:>3}  {what}" for code, what in EXIT_MEANINGS.items()]
+    lines = ["EXIT CODES"] + [f"  {code:>3}  {what}" for code, what in errors.MEANINGS.items()]
     return "\n".join(lines) + "\n"
 
 

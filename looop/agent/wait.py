@@ -73,7 +73,7 @@ import os
 import time
 from typing import Any
 
-from looop import fs, watch
+from looop import errors, fs, watch
 from looop.agent import state
 from looop.data import goals, mailbox, sessions
 from looop.paths import Paths
@@ -135,6 +135,11 @@ def wait(
     finally:
         watcher.close()
     return _result(paths, base, changed, alive)
+
+
+def exit_code(result: dict[str, Any]) -> int:
+    """``_ wait``'s exit once it woke: 3 when the pulse is down (the loop ends), else 0."""
+    return errors.NOT_RUNNING if "pulse-down" in result["changed"] else errors.OK
 
 
 def _watched(paths: Paths) -> list[watch.Dir]:

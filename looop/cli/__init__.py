@@ -15,7 +15,10 @@ goal``, ``_ sensor``, ``_ playbook``, ``_ notify``), ``cli.run`` (``_
 run``), ``cli.workers`` (``_ worker start|kill|list``, workers, reap, cost,
 and a worker's ``_ claim``, ``_ unclaim``, ``_ cost``, ``_ kill``) and
 ``cli.config`` (the config group); ``cli.complete`` holds the shell
-completers they attach to their arguments. This module holds what every
+completers they attach to their arguments, ``cli.manpage`` renders the man
+page from them, and ``cli.__main__`` (``python -m looop.cli``) runs a
+command line through click alone, without ``looop.__main__``'s fast path.
+This module holds what every
 one of them shares: the root group (a bare ``looop`` prints ``OVERVIEW``),
 ``help`` (the manual is ``agent.manual``'s), ``version`` and
 ``completion``, and the small helpers below (``body``, the verbs' one rule

@@ -19,7 +19,7 @@ import sys
 import click
 
 from looop.cli import CONTEXT, LazyGroup, seconds_option
-from looop.errors import NOT_RUNNING, OK, TIMED_OUT
+from looop.errors import TIMED_OUT
 from looop.paths import resolve
 
 
@@ -85,4 +85,4 @@ def wait_command(as_json: bool, timeout: float | None, since: str | None) -> int
     # The agent is blocked on this exit: once the answer is out, skip the
     # interpreter's teardown (about 10 ms of freeing modules).
     sys.stdout.flush()
-    os._exit(NOT_RUNNING if "pulse-down" in data["changed"] else OK)
+    os._exit(wait.exit_code(data))

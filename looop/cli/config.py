@@ -6,8 +6,6 @@ to ``looop.config``; these commands only call it and print.
 
 from __future__ import annotations
 
-import os
-
 import click
 
 from looop.cli import CONTEXT, complete, echo_json, load_config
@@ -54,18 +52,14 @@ def config_get(key: str) -> None:
 @click.argument("value")
 def config_set(key: str, value: str) -> None:
     """Store KEY = VALUE in the config file."""
-    from looop import config
+    from looop import config, config_edit
     from looop.pulse.lock import pulse_holder
 
     paths = resolve()
-    stored = config.set_value(paths.config_file, key, value)
+    stored = config_edit.set_value(paths.config_file, key, value)
     shown = config.format_value(stored) if stored is not None else "(unset)"
     click.echo(f"{key} = {shown}  ({paths.config_file})")
-    env = config.KNOBS[key].env
-    if os.environ.get(env):
-        click.echo(f"note: ${env} is set and overrides the file", err=True)
-    note = config.reload_note(pulse_holder(paths))
-    if note:
+    for note in config_edit.notes(key, pulse_holder(paths)):
         click.echo(note, err=True)
 
 

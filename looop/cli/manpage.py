@@ -9,7 +9,7 @@ usage line from the command's usage pieces, the help and epilog from
 truncation behave as in ``--help``), the options from each parameter's help
 record, the NAME line from the root's short help. Two sections come from
 the tables the manual (``looop help``) is generated from: ENVIRONMENT from
-``config.KNOBS`` and EXIT STATUS from ``agent.manual.EXIT_MEANINGS``. FILES
+``config.KNOBS`` and EXIT STATUS from ``errors.MEANINGS``. FILES
 is left out: the data dir's layout is prose in the manual, not a table, and
 a copy here would drift.
 
@@ -183,10 +183,10 @@ def environment() -> list[str]:
 
 
 def exit_status() -> list[str]:
-    from looop.agent.manual import EXIT_MEANINGS
+    from looop.errors import MEANINGS
 
     lines: list[str] = []
-    for code, meaning in EXIT_MEANINGS.items():
+    for code, meaning in MEANINGS.items():
         lines += [".TP", bold(str(code)), text_line(escape(meaning))]
     return lines
 

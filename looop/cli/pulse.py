@@ -60,7 +60,7 @@ def sense_command(as_json: bool, verbose: bool) -> int:
         click.echo(f"{sense.sensor_table(outcome.record)}\n\n{outcome.summary}")
     else:
         click.echo(outcome.summary)
-    return 0 if outcome.healthy else 1
+    return outcome.exit_code
 
 
 @click.command("status")

@@ -3,18 +3,17 @@
 Each body imports the service module it calls, so listing these commands
 (``looop --help``) does not load the installer or python-daemon. ``logs``
 lives here because where a log is depends on who runs the process: the
-pulse's is the manager's (``service.logs``), a worker's is its transcript.
+pulse's is the manager's, a worker's is its transcript (``service.logs``
+decides and reads both; this module writes what it yields).
 """
 
 from __future__ import annotations
 
-import os
 import sys
 
 import click
 
 from looop.cli import CONTEXT, complete, load_config
-from looop.errors import LooopError
 from looop.paths import resolve
 
 
@@ -88,47 +87,11 @@ def logs_command(wid: str | None, follow: bool, lines: int) -> None:
     launchd or when `looop up` detached it. A worker's: its output.log,
     followed until the worker ends.
     """
-    from looop import log
-
-    paths = resolve()
-    if wid is None:
-        from looop.service import logs
-
-        where = logs.pulse_log(paths, lines, follow)
-        if where.command is not None:
-            sys.stdout.flush()
-            try:
-                os.execvp(where.command[0], where.command)
-            except OSError as exc:
-                raise LooopError(
-                    f"cannot run {where.command[0]} to read {where.where}: {exc.strerror}"
-                ) from None
-        path = where.file
-        assert path is not None
-        if not os.path.lexists(path):
-            raise LooopError(f"no pulse log yet at {where.where}")
-
-        def ended() -> bool:
-            return False
-    else:
-        from looop.data import ids, sessions
-
-        session = paths.sessions / ids.check("worker", wid)
-        path = session / sessions.OUTPUT
-        if not os.path.lexists(session):
-            raise LooopError(f"no worker {wid}")
-        if not os.path.lexists(path):
-            raise LooopError(f"worker {wid} has no transcript yet ({path})")
-
-        def ended() -> bool:
-            return sessions.inspect(session).liveness != sessions.ALIVE
+    from looop.service import logs
 
     out = sys.stdout.buffer
-    if not follow:
-        out.write(log.tail(path, lines))
-        return
     try:
-        for chunk in log.follow(path, lines, ended):
+        for chunk in logs.read(resolve(), wid, lines, follow):
             out.write(chunk)
             out.flush()
     except KeyboardInterrupt:
@@ -143,7 +106,7 @@ def doctor_command() -> int:
     checks = doctor.run(resolve())
     for check in checks:
         click.echo(check.line())
-    return 1 if any(c.mark == doctor.FAILED for c in checks) else 0
+    return doctor.exit_code(checks)
 
 
 @click.command("install")

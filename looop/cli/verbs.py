@@ -97,22 +97,13 @@ def sensor_test(name: str, as_json: bool) -> int:
     paths = resolve()
     script = verbs.sensor_script(paths, name)
     (reading,) = beat.user_readings(paths, load_config(paths), [script])
-    err = reading.stderr.decode(errors="replace").rstrip()
+    report = reading.as_dict()
     if as_json:
-        echo_json(
-            {
-                "name": reading.name,
-                "ok": reading.ok,
-                "exit_code": reading.exit_code,
-                "duration": round(reading.duration, 3),
-                "value": reading.value,
-                "stderr": err,
-            }
-        )
+        echo_json(report)
     else:
-        click.echo(json.dumps(reading.value, ensure_ascii=False))
-        if err:
-            click.echo(err, err=True)
+        click.echo(json.dumps(report["value"], ensure_ascii=False))
+        if report["stderr"]:
+            click.echo(report["stderr"], err=True)
     return 0 if reading.ok else 1
 
 

@@ -19,6 +19,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from looop import errors
 from looop.config import Config
 from looop.errors import LooopError
 from looop.paths import Paths
@@ -39,6 +40,11 @@ class SenseOutcome:
     def healthy(self) -> bool:
         """The beat ran and published its world (whatever its sensors said)."""
         return not self.record.get("error") and not self.record.get("publish_error")
+
+    @property
+    def exit_code(self) -> int:
+        """``sense``'s exit: 0 once the beat published, whatever its sensors said; else 1."""
+        return errors.OK if self.healthy else errors.FAILED
 
 
 class SenseError(LooopError):

@@ -122,6 +122,17 @@ class Reading:
             said += f": {last}"
         return said[:REASON_CHARS]
 
+    def as_dict(self) -> dict[str, Any]:
+        """``_ sensor test``'s report: printed whole as JSON, or its value and stderr."""
+        return {
+            "name": self.name,
+            "ok": self.ok,
+            "exit_code": self.exit_code,
+            "duration": round(self.duration, 3),
+            "value": self.value,
+            "stderr": self.stderr.decode(errors="replace").rstrip(),
+        }
+
 
 @dataclass
 class Limits:

@@ -16,15 +16,17 @@ import os
 import sys
 import time
 
+from looop import errors
 from looop.paths import Paths, RuntimeDirError, check_runtime_dir
 from looop.pulse import lock, record
 
 TYPE_CHECKING = False  # not typing's: importing typing costs this probe ~4 ms
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import Any
 
 RUNNING, STOPPED, UNKNOWN = "running", "not running", "unknown"
-EXIT_CODES = {RUNNING: 0, STOPPED: 3, UNKNOWN: 4}
+EXIT_CODES = {RUNNING: errors.OK, STOPPED: errors.NOT_RUNNING, UNKNOWN: errors.UNKNOWN}
 # The next beat is overdue once it is this many intervals late (and at least a
 # minute): a beat whose sensors run long is late, not yet stuck.
 OVERDUE_GRACE = 1.0
@@ -101,71 +103,77 @@ class StatusReport:
             return None
         return self.now - next_beat > max(OVERDUE_GRACE * interval, 60.0)
 
-    def render(self) -> str:
-        from looop import say
 
-        d = self.as_dict()
-        if self.state == UNKNOWN:
-            head = f"looop pulse: unknown ({self.error})"
-        elif self.role == "sense":
-            head = f"looop pulse: not running; a one-off beat holds the lock (pid {self.pid})"
-        elif self.state == STOPPED:
-            head = "looop pulse: not running"
-        elif self.failing:
-            head = f"looop pulse: running (pid {self.pid}), but its beats fail"
-        elif self.overdue:
-            head = f"looop pulse: running (pid {self.pid}), but its next beat is overdue"
-        else:
-            head = f"looop pulse: running (pid {self.pid})"
-        lines = [head]
+def render(d: dict[str, Any]) -> str:
+    """The human status, read from the report's ``as_dict`` (what ``--json`` prints)."""
+    from looop import say
 
-        def when(stamp: Any) -> str:
-            return time.strftime("%a %Y-%m-%d %H:%M:%S %Z", time.localtime(stamp))
+    state, pid, failing, overdue = d["state"], d["pid"], d["failing"], d["overdue"]
+    if state == UNKNOWN:
+        head = f"looop pulse: unknown ({d['error']})"
+    elif d["role"] == "sense":
+        head = f"looop pulse: not running; a one-off beat holds the lock (pid {pid})"
+    elif state == STOPPED:
+        head = "looop pulse: not running"
+    elif failing:
+        head = f"looop pulse: running (pid {pid}), but its beats fail"
+    elif overdue:
+        head = f"looop pulse: running (pid {pid}), but its next beat is overdue"
+    else:
+        head = f"looop pulse: running (pid {pid})"
+    lines = [head]
 
-        if self.failing:
-            since = self.failing.get("since")
-            count = self.failing.get("count")
-            beats = say.count(count, "beat") if isinstance(count, int) else "beats"
-            started = f" since {when(since)}" if isinstance(since, int | float) else ""
-            lines.append(f"  failing     {beats}{started}: {self.failing.get('why')}")
-        if self.error and self.state != UNKNOWN:
-            lines.append(f"  problem     {self.error}")
-        if self.state == RUNNING and self.last_beat:
-            beat = self.last_beat
-            if d["uptime"] is not None:
-                up, since = say.duration(d["uptime"]), when(beat["pulse_started"])
-                lines.append(f"  up          {up}, since {since}")
-            age = d["last_beat_age"]
-            ago = "-" if age is None else f"{say.duration(age)} ago"
-            lines.append(f"  last beat   #{d['beats']}, {ago}: {d['last_beat']}")
-            failed = d["last_beat_failed"] or []
-            if failed:
-                lines.append(f"  failed      {', '.join(map(str, failed))}")
-            next_in = d["next_beat_in"]
-            interval = beat.get("interval")
-            every = (
-                f" (every {say.duration(interval)})" if isinstance(interval, int | float) else ""
-            )
-            if next_in is None:
-                pass  # a record from before the pulse kept its next beat
-            elif self.overdue:
-                lines.append(
-                    f"  next beat   OVERDUE: it was due {say.duration(-next_in)} ago{every}; "
-                    "is a sensor or the disk stuck? See looop logs"
-                )
-            elif next_in < 0:
-                lines.append(f"  next beat   due {say.duration(-next_in)} ago{every}")
-            else:
-                lines.append(f"  next beat   in {say.duration(next_in)}{every}")
-            lines.append(f"  world hash  {str(d['world_hash'])[:16]}")
-        lines += [f"  data dir    {d['data_dir']}", f"  runtime dir {d['runtime_dir']}"]
-        lines += _manager_lines(self.manager)
-        if self.workers:
-            names = ", ".join(w["id"] for w in self.workers)
-            lines.append(f"  workers     {len(self.workers)} live: {names}")
-        if self.state != RUNNING or self.failing or self.overdue or self.error:
-            lines.append("  logs        looop logs -n 50 (or -f to follow); looop doctor")
-        return "\n".join(lines)
+    def when(stamp: Any) -> str:
+        return time.strftime("%a %Y-%m-%d %H:%M:%S %Z", time.localtime(stamp))
+
+    if failing:
+        since = failing.get("since")
+        count = failing.get("count")
+        beats = say.count(count, "beat") if isinstance(count, int) else "beats"
+        started = f" since {when(since)}" if isinstance(since, int | float) else ""
+        lines.append(f"  failing     {beats}{started}: {failing.get('why')}")
+    if d["error"] and state != UNKNOWN:
+        lines.append(f"  problem     {d['error']}")
+    if state == RUNNING and d["beats"] is not None:
+        lines += _beat_lines(d, when)
+    lines += [f"  data dir    {d['data_dir']}", f"  runtime dir {d['runtime_dir']}"]
+    lines += _manager_lines(d["service"])
+    if d["workers"]:
+        names = ", ".join(w["id"] for w in d["workers"])
+        lines.append(f"  workers     {len(d['workers'])} live: {names}")
+    if state != RUNNING or failing or overdue or d["error"]:
+        lines.append("  logs        looop logs -n 50 (or -f to follow); looop doctor")
+    return "\n".join(lines)
+
+
+def _beat_lines(d: dict[str, Any], when: Callable[[Any], str]) -> list[str]:
+    """A running pulse's beats: up since, the last one, the next one, the world hash."""
+    from looop import say
+
+    lines = []
+    if d["uptime"] is not None:
+        lines.append(f"  up          {say.duration(d['uptime'])}, since {when(d['started_at'])}")
+    age = d["last_beat_age"]
+    ago = "-" if age is None else f"{say.duration(age)} ago"
+    lines.append(f"  last beat   #{d['beats']}, {ago}: {d['last_beat']}")
+    failed = d["last_beat_failed"] or []
+    if failed:
+        lines.append(f"  failed      {', '.join(map(str, failed))}")
+    next_in, interval = d["next_beat_in"], d["interval"]
+    every = f" (every {say.duration(interval)})" if isinstance(interval, int | float) else ""
+    if next_in is None:
+        pass  # a record from before the pulse kept its next beat
+    elif d["overdue"]:
+        lines.append(
+            f"  next beat   OVERDUE: it was due {say.duration(-next_in)} ago{every}; "
+            "is a sensor or the disk stuck? See looop logs"
+        )
+    elif next_in < 0:
+        lines.append(f"  next beat   due {say.duration(-next_in)} ago{every}")
+    else:
+        lines.append(f"  next beat   in {say.duration(next_in)}{every}")
+    lines.append(f"  world hash  {str(d['world_hash'])[:16]}")
+    return lines
 
 
 def _manager_lines(manager: dict[str, Any] | None) -> list[str]:
@@ -202,17 +210,9 @@ def live_workers(paths: Paths) -> list[dict[str, Any]]:
 def _service_state(paths: Paths) -> dict[str, Any] | None:
     from looop.service import units
 
-    manager = units.installed_manager(paths)
-    if manager is None:
-        return None
     # Only the driver's state query: status never loads the installer.
-    if manager == units.SYSTEMD:
-        from looop.service import systemd
-
-        return systemd.state(paths)
-    from looop.service import launchd
-
-    return launchd.state(paths)
+    driver = units.installed_driver(paths)
+    return None if driver is None else driver.state(paths)
 
 
 def collect(paths: Paths) -> StatusReport:
@@ -246,6 +246,7 @@ def collect(paths: Paths) -> StatusReport:
 def print_report(paths: Paths, as_json: bool = False) -> int:
     """Print the status (human or JSON) and return its exit code."""
     report = collect(paths)
-    text = json.dumps(report.as_dict(), indent=2) if as_json else report.render()
+    d = report.as_dict()
+    text = json.dumps(d, indent=2) if as_json else render(d)
     sys.stdout.write(text + "\n")
     return report.exit_code

@@ -4,12 +4,14 @@ One module per concern, so that each question has one home and ``looop
 status`` loads only what it asks:
 
 - ``units``: names and places (unit names, labels, where each file lives,
-  which manager has this profile installed). Needs only ``os``/``pathlib``.
+  which manager has this profile installed, and the one choice of its
+  driver: ``for_manager``). Needs only ``os``/``pathlib``.
 - ``render``: the files shipped in ``packaging/`` made into this profile's
   units and plists, and the policy for what install may write over.
-- ``driver``: what both drivers share (running a manager's command, its
-  failure as a ``ServiceError``, whether a pulse is ready, a pulse the
-  manager does not own).
+- ``driver``: the one interface both drivers implement (``Driver``), and
+  what they share (running a manager's command, its failure as a
+  ``ServiceError``, whether a pulse is ready, a pulse the manager does not
+  own).
 - ``systemd`` / ``launchd``: every ``systemctl`` / ``launchctl`` call, and
   what looop asks each manager (``systemd`` also runs and stops the
   workers' transient units). ``status`` imports the one it needs and
@@ -17,6 +19,7 @@ status`` loads only what it asks:
 - ``install``: install and uninstall, over ``render`` and a driver.
 - ``control``: what ``looop up`` / ``down`` do: through the installed
   manager, else a detached pulse.
+- ``logs``: where the pulse's (or a worker's) log is, and reading it.
 - ``detached``: the python-daemon detach and its readiness wait, for a
   pulse and for a worker's supervisor where there is no manager.
 """

@@ -1,8 +1,8 @@
 """What ``looop up`` / ``looop down`` do: through the installed manager, else detached.
 
 When looop's unit or plist is installed for this profile
-(``units.installed_manager``), the service manager owns the pulse and these
-commands only ask it: systemd's ``start`` returns once the pulse sent
+(``units.installed_driver``), the service manager owns the pulse and these
+commands only ask its driver: systemd's ``start`` returns once the pulse sent
 READY=1, which it sends once it holds the lock with its first beat
 published; launchd only launches, so its driver waits for that itself. So
 "started" means the same under both, and the same as for a pulse started
@@ -14,11 +14,12 @@ already runs; either way it returns once a pulse is ready, and when that pulse
 is not the one it started (one already ran, or another ``up`` won the race)
 it says "already running" with that pulse's pid and exits 0.
 
-``restart`` is ``systemctl --user restart`` under systemd, and ``down``
-then ``up`` of the pulse alone otherwise (launchd has no restart that waits
-for readiness; the workers are not the pulse's and stay). ``reload`` is
-``systemctl --user reload`` (the unit's ExecReload sends SIGHUP) or SIGHUP
-to the lock's holder, and returns once the pulse beat again.
+``restart`` is the driver's (``systemctl --user restart``), and ``down``
+then ``up`` of the pulse alone where it has none (launchd has no restart
+that waits for readiness; the workers are not the pulse's and stay).
+``reload`` is the driver's (``systemctl --user reload``: the unit's
+ExecReload sends SIGHUP) or SIGHUP to the lock's holder, and returns once
+the pulse beat again.
 
 ``down`` stops the pulse first (so nothing senses a half-stopped fleet),
 then every live worker of the profile (``workers.fleet.stop_all``), unless
@@ -39,39 +40,24 @@ from __future__ import annotations
 import os
 import signal
 import time
-from collections.abc import Callable
 
 from looop import say
 from looop.config import Config
 from looop.paths import Paths
 from looop.pulse import lock
 from looop.pulse import loop as pulse
-from looop.service import ServiceError, detached, launchd, systemd, units
+from looop.service import ServiceError, detached, units
 
 STOP_TIMEOUT = 30.0
-
-
-def _through_manager(paths: Paths, act: Callable[[Paths, str], None]) -> str | None:
-    """Have the service manager act when looop is installed; its name, else None."""
-    manager = units.installed_manager(paths)
-    if manager is not None:
-        act(paths, manager)
-    return manager
 
 
 def up(paths: Paths, cfg: Config) -> str:
     # Long enough for the first beat, however many sensors it has to run.
     ready_within = pulse.longest_beat(paths, cfg) + 30
-
-    def start(p: Paths, manager: str) -> None:
-        if manager == units.SYSTEMD:
-            systemd.start(p)
-        else:
-            launchd.start(p, ready_within=ready_within)
-
-    manager = _through_manager(paths, start)
-    if manager is not None:
-        return f"started through {manager}"
+    driver = units.installed_driver(paths)
+    if driver is not None:
+        driver.start(paths, ready_within)
+        return f"started through {driver.NAME}"
     deadline = time.monotonic() + ready_within
     holder = lock.pulse_holder(paths)
     if holder is not None:
@@ -96,13 +82,13 @@ def down(paths: Paths, keep_workers: bool = False) -> list[str]:
 
 
 def _down_pulse(paths: Paths) -> str:
-    def stop(p: Paths, manager: str) -> None:
-        (systemd if manager == units.SYSTEMD else launchd).stop(p)
-
-    manager = _through_manager(paths, stop)
+    driver = units.installed_driver(paths)
+    if driver is not None:
+        driver.stop(paths)
     held = _end_pulse(paths)
     pulse_pid = held.pid if held is not None and held.is_pulse else None
-    if manager is not None:
+    if driver is not None:
+        manager = driver.NAME
         if pulse_pid:
             return f"stopped through {manager}, and a pulse started outside it (pid {pulse_pid})"
         return f"stopped through {manager}"
@@ -115,10 +101,9 @@ def _down_pulse(paths: Paths) -> str:
 
 def restart(paths: Paths, cfg: Config) -> list[str]:
     """Stop the pulse and start it again; workers keep running (they are not the pulse's)."""
-    manager = units.installed_manager(paths)
-    if manager == units.SYSTEMD:
-        systemd.restart(paths)
-        return [f"restarted through {manager}"]
+    driver = units.installed_driver(paths)
+    if driver is not None and driver.restart(paths):
+        return [f"restarted through {driver.NAME}"]
     return [_down_pulse(paths), up(paths, cfg)]
 
 
@@ -134,10 +119,9 @@ def reload(paths: Paths, cfg: Config) -> str:
     signals nothing); a config broken in between is refused by the pulse,
     which logs why and keeps the old one.
     """
-    manager = units.installed_manager(paths)
-    if manager == units.SYSTEMD:
-        systemd.reload(paths)
-        return f"reloaded through {manager}"
+    driver = units.installed_driver(paths)
+    if driver is not None and driver.reload(paths):
+        return f"reloaded through {driver.NAME}"
     held = lock.holder(paths)
     if held is None or not held.is_pulse or not held.pid:
         raise ServiceError("no pulse runs on this profile; start it with looop up")

@@ -28,9 +28,10 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from looop import __version__, config, fs
+from looop import __version__, config, errors, fs
 from looop.paths import Paths, RuntimeDirError, check_runtime_dir, child_environment, looop_command
 from looop.service import ServiceError, render, systemd, units
+from looop.service.driver import Driver
 
 OK, FAILED, NOT_HERE = "✓", "✗", "-"
 MIN_FREE = 100 << 20  # below this much free space in the data dir, say so (bytes)
@@ -52,18 +53,22 @@ def run(paths: Paths) -> list[Check]:
     """Every check, in the order a setup depends on them."""
     cfg, checks = _config(paths)
     checks = [_runtime_dir(paths), *checks, _free_space(paths)]
-    installed = units.installed_manager(paths)
+    installed = units.installed_driver(paths)
     checks += _service(paths, installed)
-    needs_systemd = installed == units.SYSTEMD or (
-        cfg is not None and cfg.worker_supervisor == "systemd"
-    )
+    under_systemd = installed is not None and installed.NAME == units.SYSTEMD
+    needs_systemd = under_systemd or (cfg is not None and cfg.worker_supervisor == "systemd")
     if sys.platform.startswith("linux"):
-        checks += [_user_bus(needs_systemd), _lingering(installed == units.SYSTEMD)]
+        checks += [_user_bus(needs_systemd), _lingering(under_systemd)]
     checks += _sensors(paths)
     if cfg is not None:
         checks.append(_worker_command(paths, cfg))
     checks.append(_notifications(paths))
     return checks
+
+
+def exit_code(checks: list[Check]) -> int:
+    """1 when any check failed, else 0: a check not applicable here is not a failure."""
+    return errors.FAILED if any(c.mark == FAILED for c in checks) else errors.OK
 
 
 def _runtime_dir(paths: Paths) -> Check:
@@ -127,16 +132,14 @@ def _free_space(paths: Paths) -> Check:
     return Check(OK, "data dir", said)
 
 
-def _service(paths: Paths, installed: str | None) -> list[Check]:
+def _service(paths: Paths, installed: Driver | None) -> list[Check]:
     """The installed unit's or plist's command: there, executable, and this looop."""
     if installed is None:
         return [Check(NOT_HERE, "service", "not installed (looop install runs the pulse as one)")]
-    path = units.unit_file(paths, units.PULSE)
-    if installed == units.LAUNCHD:
-        path = units.plist_file(paths, units.PULSE)
-    what = f"installed {installed} pulse {path}"
+    path = installed.pulse_file(paths)
+    what = f"installed {installed.NAME} pulse {path}"
     try:
-        command = render.installed_command(path, installed)
+        command = render.installed_command(path, installed.NAME)
     except (OSError, ServiceError) as exc:
         why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
         return [Check(FAILED, what, f"cannot be read: {why}", "looop install --force")]

@@ -1,4 +1,16 @@
-"""What the systemd and launchd drivers share: running a manager's command.
+"""What the systemd and launchd drivers share: their one interface, and running a command.
+
+``Driver`` is what looop asks of a service manager, the whole of it: the
+pulse's state, start, stop, restart and reload (``up``, ``down``, ``status``
+and the rest), where its log is, and installing and uninstalling. The
+``systemd`` and ``launchd`` modules each implement it, and the one to use is
+chosen once, by ``units.for_manager`` (a manager named, or this platform's)
+or ``units.installed_driver`` (the one this profile is installed under);
+callers then ask the driver, never which manager it is. What a manager cannot
+do is said by the driver (launchd's ``restart`` returns False: the caller
+stops and starts), not tested for by name. Rejected: a base class with two
+subclasses, which would wrap the modules' functions in objects for nothing;
+and ``if manager == SYSTEMD`` at each call site, seven of them once.
 
 Every ``systemctl`` and ``launchctl`` call goes through ``run``: one small
 function, so a missing command or one that hangs is reported the same way for
@@ -13,8 +25,9 @@ to ask for the pulse's state and should not pay for it otherwise.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from looop.paths import Paths
 from looop.service import ServiceError
@@ -22,6 +35,66 @@ from looop.service.units import LAUNCHD, SYSTEMD
 
 if TYPE_CHECKING:
     import subprocess
+
+# What uninstall hands a driver to remove its files with: (files, what to add
+# to "kept" for an edited one) -> lines said.
+Remover = Callable[[list[Path], str], list[str]]
+
+
+class PulseLog(NamedTuple):
+    """Where the pulse's log is: a file to read, or a command (journalctl) that prints it."""
+
+    where: str  # said to a person: "the journal of looop.service", a path
+    file: Path | None = None
+    command: list[str] | None = None
+
+
+class Driver(Protocol):
+    """One service manager, as looop uses it (see the module's docstring)."""
+
+    NAME: str
+
+    def state(self, paths: Paths) -> dict[str, Any] | None:
+        """The manager's view of the pulse, or None when it cannot be asked. Never raises."""
+
+    def start(self, paths: Paths, ready_within: float | None = None) -> None:
+        """Start the pulse; return once it is ready (holds the lock, first beat published)."""
+
+    def stop(self, paths: Paths) -> None:
+        """Stop the pulse; return once it has ended."""
+
+    def restart(self, paths: Paths) -> bool:
+        """Restart the pulse in place, once ready again; False when the manager cannot."""
+
+    def reload(self, paths: Paths) -> bool:
+        """Have the pulse reload its config, once ready again; False when the manager cannot."""
+
+    def pulse_log(self, paths: Paths, lines: int, follow: bool) -> PulseLog:
+        """Where the pulse's log is, under this manager."""
+
+    def pulse_file(self, paths: Paths) -> Path:
+        """Where the pulse's unit or plist is installed."""
+
+    def answers(self) -> None:
+        """Before install writes anything: ServiceError unless the manager can take the files."""
+
+    def log_dirs(self) -> list[Path]:
+        """Directories the manager writes its jobs' output into: install makes them."""
+
+    def enable(self, paths: Paths, changed: set[str]) -> list[str]:
+        """After install wrote the files: have the manager load and enable them."""
+
+    def launch(self, paths: Paths, changed: set[str], start: bool) -> list[str]:
+        """After install enabled them: (re)start what needs it, unless ``start`` is false."""
+
+    def notes(self) -> list[str]:
+        """What to tell the user after an install (lingering off, say)."""
+
+    def uninstall(self, paths: Paths, remove: Remover) -> tuple[list[str], bool]:
+        """Stop and unload this profile's jobs, remove their files with ``remove``.
+
+        The lines said, and False when nothing of this profile's was there.
+        """
 
 
 def missing(command: str) -> ServiceError:

@@ -1,17 +1,18 @@
 """``looop install`` / ``uninstall``: render, write (or remove), then tell the manager.
 
 The orchestration only: ``render`` makes the files and decides what may be
-written over, the driver (``systemd`` or ``launchd``) enables, starts, stops
-and disables, and this module puts the two together in an order that leaves
-nothing half-done: every file is judged before any is written, the manager
-must answer before anything is written (``driver.answers``: a missing
-``systemctl``, or one with no user bus to talk to), a manager that then
-refuses to load or enable them has the files this install created removed
-again, and uninstall stops the jobs before it removes their files. Half an
-install would be worse than none: ``looop up``/``down`` go to the manager as
-soon as a unit file exists, and a manager that cannot load the unit cannot
-stop a pulse either. A pulse that fails to *start* is different: the unit is
-installed and correct, and stays (``looop status`` and the manager say why).
+written over, the driver (``units.for_manager``: ``systemd`` or ``launchd``)
+enables, starts, stops and disables, and this module puts the two together
+in an order that leaves nothing half-done: every file is judged before any
+is written, the manager must answer before anything is written
+(``driver.answers``: a missing ``systemctl``, or one with no user bus to
+talk to), a manager that then refuses to load or enable them has the files
+this install created removed again, and uninstall stops the jobs before it
+removes their files. Half an install would be worse than none: ``looop
+up``/``down`` go to the manager as soon as a unit file exists, and a manager
+that cannot load the unit cannot stop a pulse either. A pulse that fails to
+*start* is different: the unit is installed and correct, and stays (``looop
+status`` and the manager say why).
 
 *Idempotent*: installing twice changes nothing the second time (an unchanged
 file is not rewritten, and the driver restarts only what changed).
@@ -28,22 +29,10 @@ from pathlib import Path
 from looop.errors import os_error_line
 from looop.fs import write_whole
 from looop.paths import Paths
-from looop.service import ServiceError, launchd, systemd
+from looop.service import ServiceError
+from looop.service.driver import Driver, Remover
 from looop.service.render import NEW, UNCHANGED, ours, outside_home, plan, render
-from looop.service.units import (
-    LAUNCHD,
-    SYSTEMD,
-    agents_dir,
-    installed,
-    installed_manager,
-    labels,
-    launchd_log_dir,
-    manager_named,
-    plist_file,
-    unit_dir,
-    unit_file,
-    unit_names,
-)
+from looop.service.units import for_manager, installed, installed_manager
 
 
 def _cannot(verb: str, path: Path, exc: OSError) -> ServiceError:
@@ -65,13 +54,13 @@ def _make_dir(path: Path) -> None:
         raise _cannot("create", path, exc) from None
 
 
-def _prepare_dirs(paths: Paths, manager: str) -> None:
+def _prepare_dirs(paths: Paths, driver: Driver) -> None:
     # A sandboxed unit can only write to a data dir outside home if it exists
     # when the unit starts (ReadWritePaths=); making it here is idempotent.
     if outside_home(paths.data_dir):
         _make_dir(paths.data_dir)
-    if manager == LAUNCHD:  # where the plists send the agents' output
-        _make_dir(launchd_log_dir())
+    for where in driver.log_dirs():
+        _make_dir(where)
 
 
 def _write(path: Path, text: str) -> None:
@@ -91,7 +80,8 @@ def install(
     force: bool = False,
 ) -> list[str]:
     """Render, write, enable and (unless ``start`` is false) start. Returns lines to print."""
-    chosen = manager_named(manager)
+    driver = for_manager(manager)
+    chosen = driver.NAME
     items = render(paths, chosen)
     states, lines = plan(items, force)
     notes = []
@@ -103,9 +93,8 @@ def install(
         for item, line in zip(items, lines, strict=True):
             out += ["", f"--- {line}", item.text.rstrip("\n")]
         return [*out, "", *notes]
-    driver = systemd if chosen == SYSTEMD else launchd
     driver.answers()  # a manager that is missing or does not answer: nothing written
-    _prepare_dirs(paths, chosen)
+    _prepare_dirs(paths, driver)
     written: list[Path] = []  # what was not there before: removed again if the manager refuses
     try:
         for item in items:
@@ -119,12 +108,7 @@ def install(
         _roll_back(written)
         raise
     lines += driver.launch(paths, changed, start)
-    if chosen == SYSTEMD and systemd.lingering() is False:
-        notes.append(
-            "note: lingering is off, so the pulse stops when you log out; "
-            f"to keep it running: {systemd.linger_hint()}"
-        )
-    return [*lines, *notes]
+    return [*lines, *notes, *driver.notes()]
 
 
 def _roll_back(written: list[Path]) -> None:
@@ -132,6 +116,11 @@ def _roll_back(written: list[Path]) -> None:
     for path in written:
         with contextlib.suppress(OSError):
             path.unlink()
+
+
+def _remover(force: bool) -> Remover:
+    """What a driver's ``uninstall`` removes its files with (see ``_remove``)."""
+    return lambda files, kept_note: _remove(files, force, kept_note)
 
 
 def _remove(files: list[Path], force: bool, kept_note: str = "") -> list[str]:
@@ -161,20 +150,6 @@ def uninstall(paths: Paths, manager: str | None = None, force: bool = False) -> 
     with ``force``); an edited file, a link, or a file looop never wrote stays
     where it is and the returned lines say so.
     """
-    chosen = manager_named(manager or installed_manager(paths))
-    lines: list[str] = []
-    if chosen == SYSTEMD:
-        files = [unit_file(paths, role) for role in unit_names(paths)]
-        if not any(installed(f) for f in files):
-            return [f"nothing to uninstall: no looop units in {unit_dir()}"]
-        lines += systemd.disable(paths)
-        lines += _remove(files, force)
-        lines += systemd.forget(paths)
-    else:
-        files = [plist_file(paths, role) for role in labels(paths)]
-        lines += launchd.unload(paths)
-        if not lines and not any(installed(f) for f in files):
-            return [f"nothing to uninstall: no looop agents in {agents_dir()}"]
-        lines += _remove(files, force, kept_note=", and launchd loads it at next login")
-    lines.append(f"data dir left as it was: {paths.data_dir}")
-    return lines
+    driver = for_manager(manager or installed_manager(paths))
+    lines, found = driver.uninstall(paths, _remover(force))
+    return [*lines, f"data dir left as it was: {paths.data_dir}"] if found else lines

@@ -30,14 +30,28 @@ from typing import TYPE_CHECKING, Any
 from looop.log import log_tail
 from looop.paths import Paths
 from looop.service import ServiceError
-from looop.service.driver import checked, foreign_pulse, number, ready_pulse, run, said
+from looop.service.driver import (
+    PulseLog,
+    Remover,
+    checked,
+    foreign_pulse,
+    number,
+    ready_pulse,
+    run,
+    said,
+)
 from looop.service.units import (
     LAUNCHD,
     PULSE,
+    agents_dir,
+    installed,
     labels,
     launchd_log,
+    launchd_log_dir,
     plist_file,
 )
+
+NAME = LAUNCHD
 
 if TYPE_CHECKING:
     import subprocess
@@ -156,14 +170,48 @@ def launch(paths: Paths, changed: set[str], start: bool) -> list[str]:
     return lines
 
 
-def unload(paths: Paths) -> list[str]:
-    """Before uninstall removes the plists: unload every job of this profile."""
+def notes() -> list[str]:
+    return []
+
+
+def uninstall(paths: Paths, remove: Remover) -> tuple[list[str], bool]:
+    """Unload every job of this profile, then ``remove`` the plists.
+
+    A job still loaded with its plist gone is unloaded all the same.
+    """
+    files = [plist_file(paths, role) for role in labels(paths)]
     lines = []
     for label in labels(paths).values():
         if loaded(label):
             bootout(label)
             lines.append(f"unloaded {label}")
-    return lines
+    if not lines and not any(installed(f) for f in files):
+        return [f"nothing to uninstall: no looop agents in {agents_dir()}"], False
+    return [*lines, *remove(files, ", and launchd loads it at next login")], True
+
+
+def pulse_file(paths: Paths) -> Path:
+    return plist_file(paths, PULSE)
+
+
+def log_dirs() -> list[Path]:
+    return [launchd_log_dir()]  # where the plists send the agents' output
+
+
+def pulse_log(paths: Paths, lines: int, follow: bool) -> PulseLog:
+    """The agent's log file (the plist's ``StandardErrorPath``)."""
+    log = launchd_log(paths, PULSE)
+    return PulseLog(str(log), file=log)
+
+
+def restart(paths: Paths) -> bool:
+    """False: launchd has no restart that waits for readiness (the caller stops and starts)."""
+    return False
+
+
+def reload(paths: Paths) -> bool:
+    """False: launchd has no reload (the caller signals the pulse itself)."""
+    return False
 
 
 def _log_size(path: Path) -> int:

@@ -263,9 +263,12 @@ def render_launchd(paths: Paths, command: list[str] | None = None) -> list[Rende
 
 def render(paths: Paths, manager: str, command: list[str] | None = None) -> list[Rendered]:
     """This profile's files for ``manager``, running ``command`` (this looop unless given)."""
-    if manager_named(manager) == SYSTEMD:
-        return render_systemd(paths, command)
-    return render_launchd(paths, command)
+    return _RENDERERS[manager_named(manager)](paths, command)
+
+
+# One renderer per manager, and one reader of what its file runs: the format
+# is the renderer's, so the choice between the two is made here by name.
+_RENDERERS = {SYSTEMD: render_systemd, LAUNCHD: render_launchd}
 
 
 # --- what install may write -------------------------------------------------------
@@ -280,21 +283,27 @@ def installed_command(path: Path, manager: str) -> list[str]:
     can tell a unit left pointing at a removed venv. OSError (a FIFO, a
     directory, not there: ``read_small``'s) or ServiceError (unreadable).
     """
-    data = read_small(path)
-    words: list[str]
-    if manager == LAUNCHD:
-        import plistlib
-
-        try:
-            given = plistlib.loads(data).get("ProgramArguments")
-        except (plistlib.InvalidFileException, ValueError, AttributeError) as exc:
-            raise ServiceError(f"not a property list: {exc}") from None
-        words = [str(w) for w in given] if isinstance(given, list) else []
-    else:
-        lines = data.decode("utf-8", "replace").splitlines()
-        starts = [line[len("ExecStart=") :] for line in lines if line.startswith("ExecStart=")]
-        words = _systemd_words(starts[-1]) if starts else []
+    words = _COMMAND_READERS[manager_named(manager)](read_small(path))
     return words[:-1] if words and words[-1] == "pulse" else words
+
+
+def _plist_command(data: bytes) -> list[str]:
+    import plistlib
+
+    try:
+        given = plistlib.loads(data).get("ProgramArguments")
+    except (plistlib.InvalidFileException, ValueError, AttributeError) as exc:
+        raise ServiceError(f"not a property list: {exc}") from None
+    return [str(w) for w in given] if isinstance(given, list) else []
+
+
+def _unit_command(data: bytes) -> list[str]:
+    lines = data.decode("utf-8", "replace").splitlines()
+    starts = [line[len("ExecStart=") :] for line in lines if line.startswith("ExecStart=")]
+    return _systemd_words(starts[-1]) if starts else []
+
+
+_COMMAND_READERS = {SYSTEMD: _unit_command, LAUNCHD: _plist_command}
 
 
 def _systemd_words(line: str) -> list[str]:

@@ -21,8 +21,19 @@ from typing import TYPE_CHECKING, Any
 
 from looop.paths import Paths
 from looop.service import ServiceError
-from looop.service.driver import checked, foreign_pulse, number, run, said
-from looop.service.units import PULSE, REAP, SYSTEMD, TIMER, unit_file, unit_names
+from looop.service.driver import PulseLog, Remover, checked, foreign_pulse, number, run, said
+from looop.service.units import (
+    PULSE,
+    REAP,
+    SYSTEMD,
+    TIMER,
+    installed,
+    unit_dir,
+    unit_file,
+    unit_names,
+)
+
+NAME = SYSTEMD
 
 if TYPE_CHECKING:
     import subprocess
@@ -105,14 +116,32 @@ def _units_to_stop(paths: Paths) -> list[str]:
     return [names[TIMER], names[PULSE], names[REAP]]
 
 
-def disable(paths: Paths) -> list[str]:
+def notes() -> list[str]:
+    """After install: a word on lingering, when it is off."""
+    if lingering() is not False:
+        return []
+    return [
+        "note: lingering is off, so the pulse stops when you log out; "
+        f"to keep it running: {linger_hint()}"
+    ]
+
+
+def uninstall(paths: Paths, remove: Remover) -> tuple[list[str], bool]:
+    """Stop and disable the units, ``remove`` their files, then have systemd forget them."""
+    files = [unit_file(paths, role) for role in unit_names(paths)]
+    if not any(installed(f) for f in files):
+        return [f"nothing to uninstall: no looop units in {unit_dir()}"], False
+    return [*_disable(paths), *remove(files, ""), *_forget(paths)], True
+
+
+def _disable(paths: Paths) -> list[str]:
     """Before uninstall removes the units: stop and disable them."""
     units = _units_to_stop(paths)
     systemctl("disable", "--now", *units)
     return [f"stopped and disabled {', '.join(units)}"]
 
 
-def forget(paths: Paths) -> list[str]:
+def _forget(paths: Paths) -> list[str]:
     """After uninstall removed the units: reload, clear failures, name kept drop-ins."""
     checked(systemctl("daemon-reload"), "systemctl --user daemon-reload")
     systemctl("reset-failed", *_units_to_stop(paths))
@@ -136,8 +165,11 @@ def _start(unit: str, verb: str = "start", context: str = "") -> None:
         )
 
 
-def start(paths: Paths) -> None:
-    """Start the pulse unit; systemd returns once the pulse sent READY=1 (its first beat)."""
+def start(paths: Paths, ready_within: float | None = None) -> None:
+    """Start the pulse unit; systemd returns once the pulse sent READY=1 (its first beat).
+
+    The unit's own start timeout bounds the wait, not ``ready_within``.
+    """
     _start(unit_names(paths)[PULSE])
 
 
@@ -147,15 +179,35 @@ def stop(paths: Paths) -> None:
     checked(systemctl("stop", unit), f"systemctl --user stop {unit}")
 
 
-def restart(paths: Paths) -> None:
+def restart(paths: Paths) -> bool:
     """Restart the pulse unit; systemd returns once the new pulse sent READY=1."""
     _start(unit_names(paths)[PULSE], "restart")
+    return True
 
 
-def reload(paths: Paths) -> None:
+def reload(paths: Paths) -> bool:
     """Reload the pulse unit (its ExecReload sends SIGHUP); returns once it is ready again."""
     unit = unit_names(paths)[PULSE]
     checked(systemctl("reload", unit), f"systemctl --user reload {unit}")
+    return True
+
+
+def pulse_file(paths: Paths) -> Path:
+    return unit_file(paths, PULSE)
+
+
+def log_dirs() -> list[Path]:
+    return []  # the journal, or a file the unit names and systemd opens itself
+
+
+def pulse_log(paths: Paths, lines: int, follow: bool) -> PulseLog:
+    """The unit's journal (read by journalctl), or the file its stderr is sent to."""
+    unit = unit_names(paths)[PULSE]
+    target = log_file(paths)
+    if target is not None:
+        return PulseLog(f"{unit}'s StandardError file {target}", file=target)
+    argv = ["journalctl", "--user", "-u", unit, "-n", str(lines), "--no-pager"]
+    return PulseLog(f"the journal of {unit}", command=[*argv, *(["-f"] if follow else [])])
 
 
 # `StandardError=` values that send the unit's stderr to a file (systemd.exec(5)).

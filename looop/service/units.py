@@ -3,7 +3,8 @@
 Kept apart from the rest of ``looop.service`` (which renders, writes and
 drives the service managers) because ``looop status`` must know whether
 looop is installed without loading any of that: this module needs only
-``os``, ``pathlib`` and the package's ``ServiceError``. The default profile
+``os``, ``pathlib`` and the package's ``ServiceError``, and loads a driver
+(``for_manager``) only when one is asked for. The default profile
 gets the plain names; any other data dir gets them suffixed with its profile
 id, the hash that also names its lock, so two profiles' units live side by
 side.
@@ -17,6 +18,10 @@ from pathlib import Path
 
 from looop.paths import Paths
 from looop.service import ServiceError
+
+TYPE_CHECKING = False  # not typing's: `looop status` imports this module
+if TYPE_CHECKING:
+    from looop.service.driver import Driver
 
 SYSTEMD, LAUNCHD = "systemd", "launchd"
 MANAGERS = (SYSTEMD, LAUNCHD)
@@ -33,6 +38,26 @@ def manager_named(name: str | None) -> str:
     if chosen not in MANAGERS:
         raise ServiceError(f"unknown service manager {chosen!r} (known: {', '.join(MANAGERS)})")
     return chosen
+
+
+def for_manager(name: str | None) -> Driver:
+    """The driver of the manager named (this platform's for None): ``systemd`` or ``launchd``.
+
+    The one place the choice is made; ServiceError for a manager looop does not know.
+    """
+    if manager_named(name) == LAUNCHD:
+        from looop.service import launchd
+
+        return launchd
+    from looop.service import systemd
+
+    return systemd
+
+
+def installed_driver(paths: Paths) -> Driver | None:
+    """The driver of the manager this profile's pulse is installed under, else None."""
+    manager = installed_manager(paths)
+    return None if manager is None else for_manager(manager)
 
 
 def profile_suffix(paths: Paths) -> str:

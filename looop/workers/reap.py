@@ -175,53 +175,51 @@ class ReapResult:
         return sum(s.get(box, 0) for s in self.sessions)
 
     def summary(self) -> str:
-        verb = "would reap" if self.dry_run else "reaped"
+        """The human report, read from ``as_dict`` (what ``reap --json`` prints)."""
+        d = self.as_dict()
+        reaped, kept, counts = d["reaped"], d["kept"], d["counts"]
+        verb = "would reap" if d["dry_run"] else "reaped"
         lines = []
-        for s in self.sessions:
+        for s in reaped["sessions"]:
             lines.append(f"{verb} session {s['id']} ({s['why']})")
-        for c in self.claims:
+        for c in reaped["claims"]:
             lines.append(f"{verb} claim {c['name']} (session {c['session']} {c['why']})")
-        for r in self.runs:
+        for r in reaped["runs"]:
             lines.append(f"{verb} run {r['id']} ({r['why']})")
-        for u in self.unknown:
+        for u in kept["unknown"]:
             lines.append(f"kept session {u['id']}: unknown ({u['why']}); never deleted blind")
-        for item in (*self.mounted, *self.too_deep):
+        for item in (*kept["mounted"], *kept["too_deep"]):
             where = f"{item['at']} " if "at" in item else ""
             if "left" in item:  # found only once its removal had begun
                 how, left = "", f"; its removal is left as {item['left']}"
             else:
                 how, left = " whole", ""
             lines.append(f"kept session {item['id']}{how}: {where}{item['why']}{left}")
-        for c in self.kept_claims:
+        for c in kept["claims"]:
             if c["why"] != "live":
                 lines.append(f"kept claim {c['name']}: {c['why']}")
-        for s in self.skipped:
+        for s in d["skipped"]:
             lines.append(f"left {s['name']} alone: {s['why']}")
-        for e in self.errors:
+        for e in d["errors"]:
             lines.append(f"error: {e['what']} {e['name']}: {e['error']}")
-        kept = [f"{len(self.live)} live"]
-        if self.young:
-            kept.append(f"{len(self.young)} young")
-        if self.unknown:
-            kept.append(f"{len(self.unknown)} unknown")
-        if self.mounted:
-            kept.append(f"{len(self.mounted)} mounted")
-        if self.too_deep:
-            kept.append(f"{len(self.too_deep)} too deep")
-        asks, answers = self.mail("asks"), self.mail("answers")
+        held = [f"{counts['live']} live"]
+        for key in ("young", "unknown", "mounted", "too_deep"):
+            if counts[key]:
+                held.append(f"{counts[key]} {key.replace('_', ' ')}")
+        asks, answers = counts["asks"], counts["answers"]
         mail = (
             f" ({say.count(asks, 'ask')}, {say.count(answers, 'answer')})"
             if asks or answers
             else ""
         )
-        runs = f", {say.count(len(self.runs), 'run')}" if self.runs else ""
+        runs = f", {say.count(counts['runs'], 'run')}" if counts["runs"] else ""
         line = (
-            f"{verb} {say.count(len(self.sessions), 'session')}{mail}, "
-            f"{say.count(len(self.claims), 'claim')}{runs}; kept {', '.join(kept)}"
+            f"{verb} {say.count(counts['sessions'], 'session')}{mail}, "
+            f"{say.count(counts['claims'], 'claim')}{runs}; kept {', '.join(held)}"
         )
-        if self.errors:
-            line += f"; {say.count(len(self.errors), 'error')}"
-        if self.dry_run:
+        if counts["errors"]:
+            line += f"; {say.count(counts['errors'], 'error')}"
+        if d["dry_run"]:
             line += " (dry run: nothing removed)"
         lines.append(line)
         return "\n".join(lines)

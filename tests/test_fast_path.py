@@ -1,0 +1,125 @@
+"""The click-free fast path answers exactly as the click commands do.
+
+``looop status``, ``looop _ state`` and ``looop _ worker start`` are answered
+by ``looop.__main__`` without loading click; ``python -m looop.cli`` runs the
+same command lines through click alone (the same top-level handler, the fast
+path off). Each case runs its command lines both ways (on one profile, or on
+two set up alike when a command changes it) and compares stdout, stderr and
+the exit code, the profile's own directory written as ``<root>``.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from conftest import LOOOP, Profile
+
+Setup = Callable[[Profile], None]
+Answer = tuple[str, str, int]
+
+
+def nothing(profile: Profile) -> None:
+    pass
+
+
+def a_world(profile: Profile) -> None:
+    for args in (("_", "goal", "write", "g1", "ship it"), ("_", "playbook", "write", "be kind")):
+        assert profile.run(*args).returncode == 0
+
+
+def an_open_runtime_dir(profile: Profile) -> None:
+    profile.runtime.mkdir(mode=0o700)
+    profile.runtime.chmod(0o777)  # status cannot trust it: unknown, exit 4
+
+
+def a_data_dir_that_is_a_file(profile: Profile) -> None:
+    profile.data.parent.mkdir(parents=True, exist_ok=True)
+    profile.data.write_text("not a directory\n")
+
+
+def a_broken_config(profile: Profile) -> None:
+    profile.write_config("interval = 'soon'\n")
+
+
+def workers(command: str, max_live: int = 8) -> Setup:
+    def setup(profile: Profile) -> None:
+        profile.write_config(
+            f'[worker]\ncommand = {command}\nsupervisor = "detached"\nmax_live = {max_live}\n'
+        )
+
+    return setup
+
+
+def one_live_worker_of_one(profile: Profile) -> None:
+    workers('["sleep", "60"]', max_live=1)(profile)
+    assert profile.run("_", "worker", "start", "w0", "stay").returncode == 0
+
+
+STATUS = [["status"], ["status", "--json"]]
+STATE = [["_", "state"], ["_", "state", "--json"]]
+START = ["_", "worker", "start"]
+CASES: dict[str, tuple[Setup, list[list[str]]]] = {
+    "a fresh profile": (nothing, [*STATUS, *STATE]),
+    "a profile with a goal and a playbook": (a_world, [*STATUS, *STATE]),
+    "a runtime dir open to others": (an_open_runtime_dir, [*STATUS, *STATE]),
+    "a data dir that is a file": (a_data_dir_that_is_a_file, [*STATUS, *STATE]),
+    "a broken config": (a_broken_config, [*STATUS, *STATE, [*START, "w1", "go"]]),
+    "a worker started": (workers('["true"]'), [[*START, "w1", "do", "it"]]),
+    "a bad worker id": (workers('["true"]'), [[*START, "bad!", "go"], [*START, "-x", "go"]]),
+    "a worker command not on PATH": (workers('["/nonexistent/agent"]'), [[*START, "w1", "go"]]),
+    "max_live reached": (one_live_worker_of_one, [[*START, "w1", "go"]]),
+}
+
+
+def answers(profile: Profile, lines: list[list[str]], fast: bool) -> list[Answer]:
+    """Each command line's (stdout, stderr, exit code), through the fast path or click alone."""
+    got = []
+    for args in lines:
+        argv = [LOOOP, *args] if fast else [sys.executable, "-m", "looop.cli", *args]
+        out = subprocess.run(
+            argv,
+            env=profile.env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            stdin=subprocess.DEVNULL,
+        )
+        root = str(profile.root)
+        got.append(
+            (out.stdout.replace(root, "<root>"), out.stderr.replace(root, "<root>"), out.returncode)
+        )
+    return got
+
+
+def profile_at(root: Path, like: Profile) -> Profile:
+    """A profile under ``root`` with ``like``'s environment, its directories moved there."""
+    env = {k: v.replace(str(like.root), str(root)) for k, v in like.env.items()}
+    (root / "home").mkdir(parents=True, exist_ok=True)
+    return Profile(root, root / "data", root / "run", env)
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_the_fast_path_and_click_print_the_same_and_exit_the_same(
+    case: str, tmp_path: Path, profile: Profile
+) -> None:
+    setup, lines = CASES[case]
+    # A read is asked both ways of one profile; a start changes it, so each
+    # way gets a profile of its own, set up alike.
+    reads_only = all(args[:2] != ["_", "worker"] for args in lines)
+    fast_one = profile_at(tmp_path / "fast", profile)
+    click_one = fast_one if reads_only else profile_at(tmp_path / "click", profile)
+    ways = {True: fast_one, False: click_one}
+    results = {}
+    try:
+        for one in {fast_one.root: fast_one, click_one.root: click_one}.values():
+            setup(one)
+        for fast, one in ways.items():
+            results[fast] = answers(one, lines, fast)
+    finally:
+        for one in ways.values():
+            one.run("down")  # end any worker the case started
+    assert results[True] == results[False]
