@@ -21,8 +21,9 @@ later; ``inspect`` and ``scan`` are the path-based front doors for readers.
 Nothing here follows a symlink: a link directly under ``sessions/`` is not a
 session (unknown), and a ``meta.json`` or ``status.json`` that is a link, a
 FIFO or anything but a small regular file is unreadable (read by
-``looop.fs.read_small`` relative to the session's directory descriptor, or
-``fs.read_small_fd`` for a file the reaper already holds open). Meta is read
+``looop.jsonfile.read_object`` relative to the session's directory
+descriptor: finite numbers only, so a ``NaN`` in a status is unreadable, and
+no such value reaches an output). Meta is read
 before anything is called dead, even when the status says the session exited:
 without it the directory may not be a session at all. A session whose status
 says it ended (and whose meta reads) is judged without asking the process
@@ -32,13 +33,11 @@ table, which keeps a scan of thousands of finished sessions cheap.
 from __future__ import annotations
 
 import errno
-import json
-import math
 import os
 import time
 from pathlib import Path
 
-from looop import fs, proc
+from looop import jsonfile, proc
 from looop.data.layout import shown
 
 TYPE_CHECKING = False  # not typing's: the probes' start-up should not pay for it
@@ -51,12 +50,9 @@ EXITED, KILLED = "exited", "killed"
 ENDED = (EXITED, KILLED)
 # How long a session may stay "starting" (meta written, no supervisor pid yet).
 START_GRACE = 60.0
-# meta.json and status.json are a few hundred bytes; anything bigger than this
-# is not a session file and is not worth reading into memory.
-MAX_JSON_BYTES = fs.SMALL
 
 DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
-# How the reaper opens a claim it will judge with ``read_json_fd`` (fs's rules).
+# How the reaper opens a claim it will judge with ``jsonfile.read_object_fd`` (fs's rules).
 FILE_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
 
 
@@ -85,7 +81,7 @@ class Verdict:
     @property
     def ended(self) -> float | None:
         """``ended`` from the status, when it is a finite number."""
-        return finite_number(self.status.get("ended")) if self.status else None
+        return jsonfile.finite(self.status.get("ended")) if self.status else None
 
     def session(self, sid: str, path: Path) -> Session:
         return Session(sid, path, self)
@@ -112,58 +108,12 @@ class Session(Verdict):
         return {"id": shown(self.id), "state": self.state, "exit_code": self.exit_code}
 
 
-def read_json_at(dir_fd: int | None, name: str | Path) -> dict[str, Any] | None:
-    """A JSON object from a small regular file, never through a symlink; else None."""
+def _record(session_fd: int, name: str) -> dict[str, Any] | None:
+    """A session file's object (``looop.jsonfile``'s reader); None when it cannot be read."""
     try:
-        return parse_object(fs.read_small(name, limit=MAX_JSON_BYTES, dir_fd=dir_fd))
+        return jsonfile.read_object(name, dir_fd=session_fd)
     except OSError:
         return None
-
-
-def read_json_fd(fd: int) -> tuple[dict[str, Any] | None, os.stat_result | None]:
-    """The JSON object in the open file ``fd`` (from its start) and its ``fstat``.
-
-    Both are None unless the file is a small regular file; the object is also
-    None when it does not hold a JSON object.
-    """
-    try:
-        data, st = fs.read_small_fd(fd, limit=MAX_JSON_BYTES)
-    except OSError:
-        return None, None
-    return parse_object(data), st
-
-
-def parse_object(data: bytes) -> dict[str, Any] | None:
-    """The JSON object in ``data``; None for anything else, strictly JSON.
-
-    ``NaN`` and ``Infinity`` (which Python's json reads) and numbers too big
-    to be finite (``1e999``) are not JSON: a status holding one is unreadable,
-    so the session is judged by its pid, and no such value reaches an output.
-    """
-    try:
-        value = json.loads(data, parse_constant=_not_json, parse_float=_finite)
-    except (ValueError, RecursionError):
-        return None
-    return value if isinstance(value, dict) else None
-
-
-def _not_json(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
-
-
-def _finite(text: str) -> float:
-    value = float(text)
-    if not math.isfinite(value):
-        raise ValueError(f"{text} is not a finite number")
-    return value
-
-
-def finite_number(value: Any) -> float | None:
-    """A finite number, else None: ``NaN`` or ``Infinity`` in a status is no time at all."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    number = float(value)
-    return number if math.isfinite(number) else None
 
 
 def _exit_code(status: dict[str, Any]) -> int | None:
@@ -177,15 +127,15 @@ def judge_at(session_fd: int) -> Verdict:
     A session whose meta cannot be read is unknown whatever its status says.
     One that says it exited is then dead without a look at the process table.
     """
-    status = read_json_at(session_fd, "status.json")
-    meta = read_json_at(session_fd, "meta.json")
+    status = _record(session_fd, "status.json")
+    meta = _record(session_fd, "meta.json")
     if meta is None:
         return Verdict(UNKNOWN, "unknown", None, None, status, "meta.json unreadable")
     if status is not None and status.get("state") in ENDED:
         state = status["state"]
         return Verdict(DEAD, state, _exit_code(status), meta, status, state)
     pid = meta.get("pid")
-    started = finite_number(meta.get("started"))
+    started = jsonfile.finite(meta.get("started"))
     if pid is None and "pid" in meta and started is not None:
         # Written by ``_ worker start`` before its supervisor runs, which
         # writes its own pid within moments; one that never does is dead.

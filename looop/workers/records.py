@@ -32,8 +32,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from looop import fs
-from looop.data import sessions
+from looop import fs, jsonfile
 from looop.paths import Paths
 from looop.workers.contract import CONTRACT
 
@@ -60,7 +59,10 @@ def write_meta(session: Path, meta: dict[str, Any]) -> None:
 
 
 def read_meta(session: Path) -> dict[str, Any] | None:
-    return sessions.read_json_at(None, session / META)
+    try:
+        return jsonfile.read_object(session / META)
+    except OSError:
+        return None
 
 
 def write_status(session: Path, state: str, exit_code: int | None, **why: Any) -> dict[str, Any]:
@@ -83,18 +85,12 @@ def take_env(session: Path) -> dict[str, str] | None:
     """The environment ``start`` left for the supervisor, removed as it is read."""
     path = session / ENV
     try:
-        data = fs.read_small(path, limit=ENV_LIMIT)
+        env = jsonfile.read_object(path, limit=ENV_LIMIT)
     except OSError:
         return None
     finally:
         with contextlib.suppress(OSError):
             os.unlink(path)
-    try:
-        env = json.loads(data)
-    except ValueError:
-        return None
-    if not isinstance(env, dict):
-        return None
     return {str(k): str(v) for k, v in env.items()}
 
 
