@@ -17,7 +17,6 @@ and counted, never fatal. Sums are by local day, kind and runner.
 from __future__ import annotations
 
 import json
-import math
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -35,7 +34,7 @@ def amount(text: str) -> float:
         usd = float(text)
     except ValueError:
         raise UsageError(f"invalid USD {text!r}: not a number") from None
-    if not math.isfinite(usd) or usd < 0:
+    if jsonfile.finite(usd) is None or usd < 0:
         raise UsageError(f"invalid USD {text!r}: give a finite, non-negative amount")
     return usd
 
