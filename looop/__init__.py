@@ -13,7 +13,9 @@ same small foundation:
 The foundation: ``errors`` (exit codes and the exception carrying one),
 ``paths`` (where everything is), ``config`` (the knobs; ``config_edit``:
 ``config set``), ``log`` (log lines),
-``fs`` (the one safe small-file reader and the one atomic writer), ``proc``
+``fs`` (the one safe small-file reader and the one atomic writer), ``lines``
+(the one appender of a line, and reading a file's end), ``lockfile`` (taking
+a lock file), ``jsonfile`` (reading a JSON object record), ``proc``
 (is this pid alive and that process), ``watch`` (file-system notifications)
 and ``digest`` (SHA-256 without OpenSSL's start-up).
 """

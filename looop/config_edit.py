@@ -18,9 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-import stat
 import tomllib
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -78,22 +76,11 @@ def set_value(path: Path, key: str, raw: str) -> config.Value:
     return value
 
 
-@contextlib.contextmanager
-def _edit_lock(target: Path) -> Iterator[None]:
+def _edit_lock(target: Path) -> contextlib.AbstractContextManager[bool]:
     """Hold the sidecar lock of the config ``target`` (see ``set_value``)."""
-    import fcntl
+    from looop import lockfile
 
-    lock = target.with_name(f".{target.name}.lock")
-    flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
-    fd = os.open(lock, flags, 0o600)
-    try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            raise fs.BadFile(lock, f"is {fs.kind(st.st_mode)}, not a lock file")
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)  # closing releases the flock
+    return lockfile.held(target.with_name(f".{target.name}.lock"))
 
 
 def _edited(path: Path, text: str, key: str, value: config.Value) -> str:

@@ -26,6 +26,15 @@ through ``read_small``; everything it writes whole goes through
   writers racing for a name, one wins). A reader or a beat sees the old file
   or the new one, never half. A name that holds something other than a
   regular file or a link (a FIFO, a device node) is refused, never replaced.
+* **A dead writer's temp file is swept.** A writer killed between its
+  write and its rename leaves ``.<name>.<pid>-<hex>.tmp``; the first
+  ``write_whole`` of a process into a directory removes those whose pid is
+  gone (``sweep_temps``), so they never pile up. Once per process and
+  directory, not per write: a listing per write would cost the pulse a
+  ``getdents`` of ``sessions/`` each beat, while every verb and worker start
+  is a new process, so a directory written to is swept soon after a crash.
+  Rejected: sweeping by age alone (a slow writer's live temp would go) and
+  only in the reaper (a goal or config directory is never reaped).
 
 * **Every error names its file.** ``os.write``, ``fsync`` and ``pread``
   raise without a file name, so the top-level handler could only print
@@ -46,9 +55,14 @@ import contextlib
 import errno
 import os
 import stat
+import time
 from pathlib import Path
 
+from looop import proc
+
 SMALL = 1 << 20  # 1 MiB: every file looop reads whole is far smaller than this
+TEMP_GRACE = 60.0  # seconds a dead writer's temp file is left before it is swept
+_swept: set[Path] = set()  # directories this process has swept
 
 _KINDS = {
     stat.S_IFIFO: "a FIFO",
@@ -204,6 +218,9 @@ def write_whole(
             raise BadFile(target, f"is {kind(st.st_mode)}; refusing to replace it")
         if exclusive:
             raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), str(target))
+    if target.parent not in _swept:  # once per directory a process writes into
+        _swept.add(target.parent)
+        sweep_temps(target.parent)
     tmp = target.with_name(f".{target.name}.{os.getpid()}-{os.urandom(3).hex()}.tmp")
     try:
         _write_via(tmp, target, data, mode, exclusive)
@@ -213,6 +230,46 @@ def write_whole(
         raise
     sync_dir(target.parent)
     return target
+
+
+def temp_pid(name: str) -> int | None:
+    """The writer's pid in a ``write_whole`` temp name ``.<name>.<pid>-<6 hex>.tmp``; else None."""
+    head, _, tail = name.removesuffix(".tmp").rpartition(".")
+    pid, _, tag = tail.partition("-")
+    if not (name.endswith(".tmp") and head.startswith(".") and len(head) > 1 and len(tag) == 6):
+        return None
+    if not (pid.isascii() and pid.isdigit() and all(c in "0123456789abcdef" for c in tag)):
+        return None
+    return int(pid) if 0 < len(pid) <= 10 else None
+
+
+def sweep_temps(directory: str | os.PathLike[str], *, grace: float = TEMP_GRACE) -> int:
+    """Remove the temp files of ``write_whole`` writers that are gone; how many went.
+
+    A temp is ``.<name>.<pid>-<6 hex>.tmp``, a regular file; it goes when no
+    process has that pid (or it is a zombie) and it is older than ``grace``
+    seconds (a writer in another pid namespace looks gone: it is given time
+    to rename). Never raises: a temp that stays is only untidy.
+    """
+    gone = 0
+    now = time.time()
+    try:
+        with os.scandir(directory) as entries:
+            temps = [(e, pid) for e in entries if (pid := temp_pid(e.name))]
+    except OSError:
+        return 0
+    for entry, pid in temps:
+        try:
+            st = entry.stat(follow_symlinks=False)
+            if not stat.S_ISREG(st.st_mode) or now - st.st_mtime < grace:
+                continue
+            if pid == os.getpid() or proc.alive(pid):
+                continue
+            os.unlink(entry.path)
+            gone += 1
+        except (OSError, ValueError):
+            continue
+    return gone
 
 
 def _write_via(tmp: Path, target: Path, data: bytes, mode: int, exclusive: bool) -> None:

@@ -17,7 +17,8 @@ Here is the one strict reader:
 * **One error shape.** A file that cannot be read raises ``OSError`` with the
   file named (``FileNotFoundError`` as is, so "absent" stays distinguishable
   from "unreadable"); one that holds something else raises ``fs.BadFile``
-  saying so ("is not a JSON object", "holds a non-finite number").
+  saying so ("is not valid JSON", "is not a JSON object", "holds a
+  non-finite number").
   ``parse_object`` is the quiet form for a line of a ledger: None.
 
 Rejected: returning None for every failure from the file reader (a caller
@@ -80,29 +81,29 @@ def finite(value: object) -> float | None:
 def _object(data: bytes, path: str | os.PathLike[str]) -> dict[str, Any]:
     try:
         return _load(data)
-    except _NotFinite:
-        raise fs.BadFile(path, "holds a non-finite number") from None
-    except ValueError:
-        raise fs.BadFile(path, "is not a JSON object") from None
+    except ValueError as exc:
+        raise fs.BadFile(path, str(exc)) from None
 
 
 def _load(data: bytes) -> dict[str, Any]:
-    """The object in ``data``; ``_NotFinite`` or ValueError saying why it is not one."""
+    """The object in ``data``; ValueError saying, as a file's problem, why it is not one."""
     try:
-        value = json.loads(data, parse_constant=_not_json, parse_float=_finite_float)
-    except RecursionError:
-        raise ValueError("nested too deeply") from None
+        value = json.loads(data, parse_constant=_not_finite, parse_float=_finite_float)
+    except _NotFinite:
+        raise
+    except (ValueError, RecursionError):  # bad syntax, bad UTF-8, too deep, too many digits
+        raise ValueError("is not valid JSON") from None
     if not isinstance(value, dict):
-        raise ValueError("not a JSON object")
+        raise ValueError("is not a JSON object")
     return value
 
 
-def _not_json(name: str) -> Any:
-    raise _NotFinite(f"{name} is not JSON")
+def _not_finite(name: str) -> Any:
+    raise _NotFinite("holds a non-finite number")  # NaN, Infinity: Python's, not JSON's
 
 
 def _finite_float(text: str) -> float:
     value = float(text)
     if not math.isfinite(value):
-        raise _NotFinite(f"{text} is not a finite number")
+        raise _NotFinite("holds a non-finite number")  # 1e999
     return value

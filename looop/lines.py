@@ -136,13 +136,15 @@ def tail_bytes(
     end: int,
     lines: int | None,
     *,
+    start: int = 0,
     max_bytes: int = TAIL_BYTES,
     path: str | os.PathLike[str] = "<fd>",
 ) -> bytes:
-    """The last ``lines`` lines (newlines kept) of the open file before offset ``end``.
+    """The last ``lines`` lines (newlines kept) of the open file between ``start`` and ``end``.
 
     ``lines`` None: every whole line in the last ``max_bytes``. A line cut
-    by ``max_bytes`` is dropped. Reads backwards in blocks, ``pread`` only.
+    by ``max_bytes`` is dropped; ``start`` is taken as a line's beginning.
+    Reads backwards in blocks, ``pread`` only.
     """
     if lines is not None and lines <= 0:
         return b""
@@ -150,11 +152,12 @@ def tail_bytes(
     blocks: list[bytes] = []  # newest first; joined once (prepending is quadratic)
     newlines = 0
     try:
-        while pos > 0 and end - pos < max_bytes:
+        while pos > start and end - pos < max_bytes:
             if lines is not None and newlines > lines:
                 break
             # Every line wanted: the whole bounded tail in one read.
-            step = min(BLOCK if lines is not None else max_bytes, pos, max_bytes - (end - pos))
+            whole = BLOCK if lines is not None else max_bytes
+            step = min(whole, pos - start, max_bytes - (end - pos))
             block = os.pread(fd, step, pos - step)
             if not block:
                 break  # shrunk under us: what was read stands
@@ -164,7 +167,7 @@ def tail_bytes(
     except OSError as exc:
         raise fs.named(exc, path) from None
     data = b"".join(reversed(blocks))
-    if pos > 0:
+    if pos > start:
         data = data.partition(b"\n")[2]  # the first line is cut: drop it
     if lines is None:
         return data

@@ -92,6 +92,11 @@ def lock(
     return True
 
 
+def unlock(fd: int) -> None:
+    """Let go of the lock on ``fd`` while keeping it open (a directory's own lock)."""
+    fcntl.flock(fd, fcntl.LOCK_UN)
+
+
 @contextlib.contextmanager
 def held(
     path: str | os.PathLike[str],

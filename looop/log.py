@@ -13,9 +13,10 @@ pulse it detaches (``auto`` lets that pulse decide by its own stderr).
 
 Reading: ``tail`` and ``follow`` are the one way a log file is read back,
 for ``looop logs`` (the pulse's file) and ``looop logs ID`` (a worker's
-transcript): without following a link, without blocking on a FIFO, and
-reopened when a trim or a rotation replaced the file. ``log_tail`` is the
-one-line excerpt a failed start quotes.
+transcript): without following a link, without blocking on a FIFO, from the
+end (``looop.lines.tail_bytes``: ``logs -n 5`` of a 2 GB log reads a block,
+not the log), and reopened when a trim or a rotation replaced the file.
+``log_tail`` is the one-line excerpt a failed start quotes.
 """
 
 from __future__ import annotations
@@ -28,11 +29,13 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from looop import fs
+from looop import fs, lines
 
 PRIORITY = {"error": 3, "warning": 4, "info": 6, "debug": 7}
 FORMATS = ("auto", "human", "journal", "json")
 FOLLOW_POLL = 0.2  # seconds between looks at a followed file
+FOLLOW_CHUNK = 1 << 20  # the most a follow reads at once
+LINE_BYTES = 4096  # what a tail of n lines may read per line, past ``lines.TAIL_BYTES``
 
 
 def stderr_is_journal() -> bool:
@@ -46,22 +49,23 @@ def stderr_is_journal() -> bool:
     return st.st_dev == dev and st.st_ino == ino
 
 
-def log_tail(path: Path, since: int = 0, lines: int = 5) -> str:
+def log_tail(path: Path, since: int = 0, count: int = 5) -> str:
     """The last lines written to a log file after offset ``since``, on one line.
 
     For telling a user why a pulse that was started elsewhere did not come up.
     """
     try:
-        with open(path, "rb") as fh:
-            if fh.seek(0, os.SEEK_END) >= since:  # a shorter file was started anew
-                fh.seek(since)
-            else:
-                fh.seek(0)
-            text = fh.read().decode("utf-8", "replace")
+        fd, st = fs.open_regular(path)
+        try:
+            start = since if st.st_size >= since else 0  # a shorter file was started anew
+            data = lines.tail_bytes(fd, st.st_size, None, start=start, path=path)
+        finally:
+            os.close(fd)
     except OSError:
         return ""
+    text = data.decode("utf-8", "replace")
     said = [line.strip() for line in text.splitlines() if line.strip()]
-    return " · ".join(said[-lines:])
+    return " · ".join(said[-count:])
 
 
 class Logger:
@@ -107,20 +111,20 @@ class Logger:
 log = Logger()
 
 
-def tail(path: Path, lines: int) -> bytes:
-    """The last ``lines`` lines of a log file (all of it for a negative count)."""
-    data, _ = _read_from(path, 0)
-    return tail_of(data, lines)
+def tail(path: Path, count: int) -> bytes:
+    """The last ``count`` lines of a log file, read from its end (``lines.tail_bytes``)."""
+    return _tail(path, count)[0]
 
 
-def follow(path: Path, lines: int, ended: Callable[[], bool]) -> Iterator[bytes]:
+def follow(path: Path, count: int, ended: Callable[[], bool]) -> Iterator[bytes]:
     """``tail``, then what is written after it, until ``ended()`` and nothing more came.
 
     A file replaced under the same name (a trim, a rotation) is read from its
-    start; a file that is gone for a moment is waited for.
+    start; a file that is gone for a moment is waited for. What was written
+    meanwhile is read ``FOLLOW_CHUNK`` at a time, never whole.
     """
-    data, (ino, offset) = _read_from(path, 0)
-    yield tail_of(data, lines)
+    data, (ino, offset) = _tail(path, count)
+    yield data
     while True:
         done = ended()  # asked before the read: what was written before the end is shown
         try:
@@ -132,30 +136,34 @@ def follow(path: Path, lines: int, ended: Callable[[], bool]) -> Iterator[bytes]
             more = b""
         if more:
             yield more
-        elif done:
+            continue  # there may be more: look again before sleeping
+        if done:
             return
         else:
             time.sleep(FOLLOW_POLL)
 
 
-def tail_of(data: bytes, lines: int) -> bytes:
-    """The last ``lines`` lines of ``data`` (all of it for a negative count)."""
-    if lines < 0:
-        return data
-    return b"".join(data.splitlines(keepends=True)[-lines:]) if lines else b""
+def _tail(path: Path, count: int) -> tuple[bytes, tuple[int, int]]:
+    """The last ``count`` lines, and (the file's inode, its size: where a follow goes on)."""
+    fd, st = fs.open_regular(path)
+    try:
+        bound = max(lines.TAIL_BYTES, count * LINE_BYTES)
+        data = lines.tail_bytes(fd, st.st_size, count, max_bytes=bound, path=path)
+        return data, (st.st_ino, st.st_size)
+    finally:
+        os.close(fd)
 
 
 def _read_from(path: Path, offset: int) -> tuple[bytes, tuple[int, int]]:
-    """What the file holds after ``offset``, and (its inode, the new offset)."""
+    """Up to ``FOLLOW_CHUNK`` of what the file holds after ``offset``; (its inode, new offset)."""
     fd, st = fs.open_regular(path)
     try:
         if st.st_size < offset:  # truncated in place: start again
             offset = 0
-        os.lseek(fd, offset, os.SEEK_SET)
-        chunks = []
-        while chunk := os.read(fd, 1 << 16):
-            chunks.append(chunk)
-        data = b"".join(chunks)
+        try:
+            data = os.pread(fd, FOLLOW_CHUNK, offset)
+        except OSError as exc:
+            raise fs.named(exc, path) from None
         return data, (st.st_ino, offset + len(data))
     finally:
         os.close(fd)

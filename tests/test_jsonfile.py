@@ -29,8 +29,9 @@ def test_a_record_reads_as_its_object(tmp_path: Path) -> None:
         ('{"ended": 1e999}', "holds a non-finite number"),
         ('{"ended": -Infinity}', "holds a non-finite number"),
         ("[1, 2]", "is not a JSON object"),
-        ('{"ended": 1', "is not a JSON object"),
-        ("\xff", "is not a JSON object"),
+        ('{"ended": 1', "is not valid JSON"),
+        ("\xff", "is not valid JSON"),
+        ("[" * 100_000, "is not valid JSON"),
     ],
 )
 def test_a_record_that_is_not_a_finite_object_is_refused_naming_it(
@@ -57,3 +58,24 @@ def test_finite_takes_real_finite_numbers_only() -> None:
     assert jsonfile.finite(3) == 3.0 and jsonfile.finite(2.5) == 2.5
     for value in (True, None, "1", float("nan"), float("inf"), 10**400, [1]):
         assert jsonfile.finite(value) is None
+
+
+def test_a_record_held_open_is_read_whole_from_its_start_each_time(tmp_path: Path) -> None:
+    claim = tmp_path / "c.json"
+    claim.write_text('{"session": "w1"}')
+    fd = os.open(claim, os.O_RDONLY)
+    try:
+        os.lseek(fd, 0, os.SEEK_END)
+        first, st = jsonfile.read_object_fd(fd, path=claim)
+        again, _ = jsonfile.read_object_fd(fd, path=claim)
+        assert first == again == {"session": "w1"}
+        assert st.st_ino == claim.stat().st_ino
+    finally:
+        os.close(fd)
+    os.mkfifo(tmp_path / "f.json")
+    fd = os.open(tmp_path / "f.json", os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        with pytest.raises(fs.BadFile, match="FIFO"):
+            jsonfile.read_object_fd(fd, path=tmp_path / "f.json")
+    finally:
+        os.close(fd)

@@ -104,3 +104,16 @@ def test_whole_lines_reads_in_chunks_and_cuts_an_overlong_line(tmp_path: Path) -
     ledger.write_bytes(b"one\n" + b"y" * 50 + b"\ntwo\n\nthree")
     found = list(lines.whole_lines(ledger, chunk=7, max_line=10))
     assert found == [b"one", b"y" * 10, b"two", b"", b"three"]
+
+
+def test_an_event_after_a_torn_line_starts_a_line_of_its_own(tmp_path: Path) -> None:
+    from looop.data import events
+
+    log = tmp_path / "events.jsonl"
+    log.write_bytes(b'{"ts": 1, "event": "beat"}\n{"ts": 2, "ev')
+    events.record(log, "reaped", id="w1")
+    *_, torn, last = log.read_bytes().split(b"\n")[:-1]
+    assert torn == b'{"ts": 2, "ev' and json.loads(last)["event"] == "reaped"
+    events.record(log, "big", max_bytes=log.stat().st_size + 5, pad="x" * 10)
+    assert json.loads((tmp_path / "events.jsonl.1").read_bytes().split(b"\n")[-2])["id"] == "w1"
+    assert json.loads(log.read_bytes())["event"] == "big"  # rotated: one whole line

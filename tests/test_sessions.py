@@ -12,6 +12,7 @@ import psutil
 import pytest
 from conftest import Processes, wait_for
 
+from looop import fs
 from looop.data import sessions
 from looop.data.sessions import ALIVE, DEAD, UNKNOWN
 
@@ -87,7 +88,7 @@ def test_unreadable_or_odd_meta_is_unknown(tmp_path: Path, procs: Processes) -> 
         "pid is true": {"id": "x", "pid": True},
         "pid negative": {"id": "x", "pid": -4},
         "pid text": {"id": "x", "pid": "123"},
-        "too big": json.dumps({**good, "pad": "x" * (sessions.MAX_JSON_BYTES + 1)}),
+        "too big": json.dumps({**good, "pad": "x" * (fs.SMALL + 1)}),
     }
     for name, meta in cases.items():
         d = write(tmp_path / name.replace(" ", "-"), meta)
@@ -156,26 +157,6 @@ def test_scan_skips_only_an_entry_that_fails(
 
     monkeypatch.setattr(sessions, "judge", failing_on_b)
     assert [(s.id, s.liveness) for s in sessions.scan(root)] == [("a", DEAD), ("c", DEAD)]
-
-
-def test_a_claim_held_open_is_read_whole_from_its_start_each_time(tmp_path: Path) -> None:
-    claim = tmp_path / "c.json"
-    claim.write_text(json.dumps({"session": "w1"}))
-    fd = os.open(claim, sessions.FILE_FLAGS)
-    try:
-        os.lseek(fd, 0, os.SEEK_END)
-        first, st = sessions.read_json_fd(fd)
-        again, _ = sessions.read_json_fd(fd)
-        assert first == again == {"session": "w1"}
-        assert st is not None and st.st_ino == claim.stat().st_ino
-    finally:
-        os.close(fd)
-    os.mkfifo(tmp_path / "f.json")
-    fd = os.open(tmp_path / "f.json", sessions.FILE_FLAGS)
-    try:
-        assert sessions.read_json_fd(fd) == (None, None)
-    finally:
-        os.close(fd)
 
 
 def test_the_manual_names_every_state_and_every_field_of_a_workers_row(tmp_path: Path) -> None:

@@ -13,6 +13,7 @@ import pytest
 from conftest import Profile
 
 from looop.data import journal, mailbox
+from looop.lines import BLOCK
 from looop.paths import Paths
 from looop.pulse import probes
 
@@ -214,9 +215,9 @@ def test_the_journal_tail_reads_the_end_of_a_big_journal_not_all_of_it(
     monkeypatch.setattr(os, "pread", counting)
     tail = journal.tail(paths)
     assert tail == [f"- 2026-12-02 10:{i % 60:02d} line {i}" for i in range(10, 30)]
-    assert sum(read) <= journal.BLOCK
+    assert sum(read) <= BLOCK
     read.clear()
-    journal.tail(paths, lines=None, max_bytes=journal.TAIL_BYTES)
+    journal.tail(paths, None, max_bytes=journal.TAIL_BYTES)
     assert sum(read) <= journal.TAIL_BYTES
 
 

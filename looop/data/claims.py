@@ -4,7 +4,8 @@ A claim is ``claims/<name>.json`` holding ``{"session": "<id>", ...}``; the
 names that count are ``*.json`` that are not dot-files (a worker's temp file
 is one until it is renamed into place). ``listing`` is what ``sys-claims``
 publishes and what ``_ state`` checks for problems; each file is read by
-``looop.fs.read_small`` (no link followed, never blocking, capped), and one
+``looop.jsonfile.read_object`` (no link followed, never blocking, capped,
+a JSON object of finite numbers only), and one
 that cannot be read is listed with ``claim: null`` and an ``error`` saying
 why, so a FIFO named like a claim is reported, never waited on.
 
@@ -33,13 +34,12 @@ the winner's fresh lease away.
 from __future__ import annotations
 
 import errno
-import fcntl
 import json
 import os
 import time
 from contextlib import contextmanager, suppress
 
-from looop import fs
+from looop import fs, jsonfile, lockfile
 from looop.data import events, ids, sessions
 from looop.data.layout import Problem, problem, shown
 from looop.data.sessions import ALIVE, DEAD, DIR_FLAGS, UNKNOWN
@@ -77,9 +77,7 @@ def listing(paths: Paths, problems: list[Problem] | None = None) -> list[dict[st
         # Shown as text (``\\xNN`` for bytes that are not UTF-8): the listing is published.
         entry: dict[str, Any] = {"name": shown(name[: -len(SUFFIX)]), "claim": None}
         try:
-            entry["claim"] = json.loads(fs.read_small(path))
-        except ValueError:
-            entry["error"] = "is not valid JSON"
+            entry["claim"] = jsonfile.read_object(path)
         except FileNotFoundError:
             continue  # released while being listed
         except OSError as exc:
@@ -173,14 +171,14 @@ def locked(claims_fd: int) -> Iterator[None]:
     goes ahead, guarded by ``still_named`` alone, as the reaper's was.
     """
     try:
-        fcntl.flock(claims_fd, fcntl.LOCK_EX)
+        lockfile.lock(claims_fd, block=True)
     except OSError:
         yield
         return
     try:
         yield
     finally:
-        fcntl.flock(claims_fd, fcntl.LOCK_UN)
+        lockfile.unlock(claims_fd)
 
 
 # --- the writes: _ claim and _ unclaim -------------------------------------------
@@ -212,12 +210,13 @@ def _read_at(cfd: int, file: str, name: str) -> tuple[dict[str, Any], os.stat_re
         why = "is a symlink" if exc.errno == errno.ELOOP else exc.strerror
         raise ClaimHeld(f"claim {name}: claims/{file} {why}; its holder is unknown") from None
     try:
-        claim, st = sessions.read_json_fd(fd)
+        return jsonfile.read_object_fd(fd, path=file)
+    except OSError:
+        raise ClaimHeld(
+            f"claim {name} is unreadable; its holder is unknown, so it is not taken"
+        ) from None
     finally:
         os.close(fd)
-    if claim is None or st is None:
-        raise ClaimHeld(f"claim {name} is unreadable; its holder is unknown, so it is not taken")
-    return claim, st
 
 
 def live_judge(paths: Paths) -> Callable[[str], str]:

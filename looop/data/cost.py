@@ -1,15 +1,15 @@
 """``cost.jsonl``: the spend ledger (SPEC §12), appended by ``_ cost``, summed by ``cost``.
 
 A line is ``{"ts", "kind", "id", "runner", "usd"}``. Workers record their
-spend at the same time, so ``record`` appends with ``O_APPEND`` and one
-``os.write`` per line: the kernel places each whole line at the end, and two
-writers never interleave (no lock needed, unlike ``events.jsonl``, which
-also rotates). A bad amount (not a number, negative, NaN or an infinity) is
-a usage error before anything is written: silence would make the ledger lie.
+spend at the same time, so ``record`` appends with ``looop.lines.append``:
+the line whole or not at all, never interleaved with another writer's, and
+never glued onto a line torn by a crash. A bad amount (not a number,
+negative, NaN or an infinity) is a usage error before anything is written:
+silence would make the ledger lie.
 
-``summary`` reads the ledger without following a link and without blocking
-(``fs.open_regular``: a FIFO named ``cost.jsonl`` is reported, never waited
-on), line by line rather than whole, since a ledger only grows. A line that
+``summary`` reads the ledger with ``lines.whole_lines`` (no link followed,
+never blocking: a FIFO named ``cost.jsonl`` is reported, never waited on),
+a chunk at a time rather than whole, since a ledger only grows. A line that
 is not such an object (a crash mid-line elsewhere, a hand edit) is skipped
 and counted, never fatal. Sums are by local day, kind and runner.
 """
@@ -17,19 +17,15 @@ and counted, never fatal. Sums are by local day, kind and runner.
 from __future__ import annotations
 
 import json
-import math
-import os
-import stat
 import time
+from collections.abc import Iterator
 from typing import Any
 
-from looop import fs
-from looop.data import sessions
-from looop.errors import LooopError, UsageError
+from looop import jsonfile, lines
+from looop.errors import UsageError
 from looop.paths import Paths
 
 FIELDS = ("kind", "id", "runner")
-CHUNK = 1 << 16
 
 
 def amount(text: str) -> float:
@@ -38,7 +34,7 @@ def amount(text: str) -> float:
         usd = float(text)
     except ValueError:
         raise UsageError(f"invalid USD {text!r}: not a number") from None
-    if not math.isfinite(usd) or usd < 0:
+    if jsonfile.finite(usd) is None or usd < 0:
         raise UsageError(f"invalid USD {text!r}: give a finite, non-negative amount")
     return usd
 
@@ -56,27 +52,16 @@ def record(paths: Paths, kind: str, ident: str, runner: str, usd_text: str) -> d
     entry["usd"] = amount(usd_text)
     line = (json.dumps(entry, ensure_ascii=False) + "\n").encode()
     paths.data_dir.mkdir(parents=True, exist_ok=True)
-    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
-    try:
-        fd = os.open(paths.cost, flags, 0o644)
-    except OSError as exc:
-        raise LooopError(f"cannot append to {paths.cost}: {exc.strerror}") from None
-    try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            raise LooopError(f"{paths.cost} is {fs.kind(st.st_mode)}, not a regular file")
-        os.write(fd, line)  # one write: appended whole, never interleaved
-    finally:
-        os.close(fd)
+    lines.append(paths.cost, line)
     return entry
 
 
 def _entry(line: bytes) -> dict[str, Any] | None:
     """A ledger line as ``{"ts", "kind", "runner", "usd"}``; None when it is not one."""
-    value = sessions.parse_object(line)
+    value = jsonfile.parse_object(line)
     if value is None:
         return None
-    ts, usd = sessions.finite_number(value.get("ts")), sessions.finite_number(value.get("usd"))
+    ts, usd = jsonfile.finite(value.get("ts")), jsonfile.finite(value.get("usd"))
     if ts is None or usd is None or usd < 0:
         return None
     if not all(isinstance(value.get(name), str) and value[name] for name in FIELDS):
@@ -84,20 +69,12 @@ def _entry(line: bytes) -> dict[str, Any] | None:
     return {"ts": ts, "kind": value["kind"], "runner": value["runner"], "usd": usd}
 
 
-def _lines(paths: Paths) -> list[bytes]:
+def _ledger(paths: Paths) -> Iterator[bytes]:
+    """The ledger's lines, a chunk at a time; none when there is no ledger yet."""
     try:
-        fd, _ = fs.open_regular(paths.cost)
+        yield from lines.whole_lines(paths.cost)
     except FileNotFoundError:
-        return []
-    except OSError as exc:
-        raise LooopError(f"{paths.cost} {fs.why(exc)}") from None
-    try:
-        data = bytearray()
-        while chunk := os.read(fd, CHUNK):
-            data += chunk
-    finally:
-        os.close(fd)
-    return bytes(data).splitlines()
+        return
 
 
 def day_of(ts: float) -> str:
@@ -109,7 +86,7 @@ def summary(paths: Paths, today: bool = False) -> dict[str, Any]:
     only = day_of(time.time()) if today else None
     sums: dict[tuple[str, str, str], list[float]] = {}
     skipped = 0
-    for line in _lines(paths):
+    for line in _ledger(paths):
         if not line.strip():
             continue
         entry = _entry(line)

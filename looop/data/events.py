@@ -2,21 +2,22 @@
 
 Writers (the pulse, a reaper run by a timer) may append at the same time, so
 each append holds an exclusive ``flock`` on the file while it checks the size,
-rotates (one old file, ``events.jsonl.1``, is kept) and writes one line. An
-event that cannot be written is dropped, never raised: losing a log line must
-not stop a beat.
+rotates (one old file, ``events.jsonl.1``, is kept) and writes its lines by
+``looop.lines``' rules (opened by ``lines.open_append``, written by
+``lines.write_locked``): whole or absent, never glued onto a line torn by a
+crash. An event that cannot be written is dropped, never raised: losing a
+log line must not stop a beat.
 """
 
 from __future__ import annotations
 
-import errno
-import fcntl
 import json
 import os
-import stat
 import time
 from pathlib import Path
 from typing import Any
+
+from looop import lines, lockfile
 
 MAX_BYTES = 5 * 1024 * 1024
 
@@ -28,17 +29,16 @@ def _open_current(path: Path) -> int:
     would otherwise hang the beat on ``open``; anything but a regular file is
     refused (OSError), so the event is dropped.
     """
-    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
     while True:
-        fd = os.open(path, flags, 0o644)
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            os.close(fd)
-            raise OSError(errno.EINVAL, "not a regular file", str(path))
-        fcntl.flock(fd, fcntl.LOCK_EX)
+        fd = lines.open_append(path)
         try:
-            same = os.fstat(fd).st_ino == os.stat(path).st_ino
+            lockfile.lock(fd, block=True, path=path)
+            same = os.fstat(fd).st_ino == os.stat(path, follow_symlinks=False).st_ino
         except FileNotFoundError:
             same = False
+        except BaseException:
+            os.close(fd)
+            raise
         if same:
             return fd
         os.close(fd)  # rotated under us: lock the new file instead
@@ -55,10 +55,10 @@ def record_many(
     if not entries:
         return
     now = round(time.time(), 3)
-    lines = [
+    records = [
         json.dumps({"ts": now, "event": event, **fields}, default=str) for event, fields in entries
     ]
-    data = ("\n".join(lines) + "\n").encode()
+    data = ("\n".join(records) + "\n").encode()
     try:
         fd = _open_current(path)
         try:
@@ -67,7 +67,7 @@ def record_many(
                 rotated, fd = fd, -1
                 os.close(rotated)
                 fd = _open_current(path)
-            os.write(fd, data)
+            lines.write_locked(fd, data, path=path)
         finally:
             if fd >= 0:
                 os.close(fd)

@@ -10,32 +10,28 @@ with the text ``10:30 x`` was a bug.
 
 Why it is shaped so:
 
-* **Appends are lines, whole.** ``O_APPEND`` under an exclusive ``flock``
-  (as ``events.jsonl``), one ``write`` per line, and newlines in the text
-  folded to spaces, so two writers never interleave and a line is one move.
-  The journal is the user's file to keep in git, so it is never rotated or
-  rewritten; unlike an event, a journal line that cannot be written raises.
+* **Appends are lines, whole.** ``looop.lines.append`` (as ``events.jsonl``
+  and ``cost.jsonl``): whole or not at all, never interleaved, never glued
+  onto a line torn by a crash; newlines in the text are folded to spaces, so
+  a line is one move. The journal is the user's file to keep in git, so it
+  is never rotated or rewritten; unlike an event, a journal line that cannot
+  be written raises (OSError naming the journal).
 * **Reads are tails, bounded.** The journal only grows; a reader wants its
-  end. ``tail`` reads backwards from the end in blocks until it has the lines
-  asked for or ``max_bytes``, so a 100 MB journal costs one block, not 100 MB.
-  It opens the file by ``looop.fs``'s rules (no link followed, never blocking,
-  regular files only), so a FIFO named ``journal.md`` cannot hang a reader.
+  end. ``tail`` is ``lines.tail``: backwards from the end in blocks until it
+  has the lines asked for or ``max_bytes``, so a 100 MB journal costs one
+  block, not 100 MB, and a FIFO named ``journal.md`` cannot hang a reader.
 """
 
 from __future__ import annotations
 
-import fcntl
-import os
 import re
-import stat
 import time
 
-from looop import fs
+from looop import lines
 from looop.paths import Paths
 
 TAIL_LINES = 20
-TAIL_BYTES = 256 * 1024  # the most any tail reads: far more than 20 lines, far less than a journal
-BLOCK = 8192
+TAIL_BYTES = lines.TAIL_BYTES  # the most any tail reads: far more than 20 lines
 _DATE = re.compile(r"\d{4}-\d\d-\d\d")
 _MINUTE = re.compile(r"\d\d:\d\d")
 
@@ -48,52 +44,17 @@ def line(text: str, when: float | None = None) -> str:
 
 
 def append(paths: Paths, text: str, when: float | None = None) -> None:
-    """Append one line for ``text``; raises OSError when it cannot be written."""
-    data = line(text, when).encode()
-    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
-    fd = os.open(paths.journal, flags, 0o644)
-    try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            raise fs.BadFile(paths.journal, f"is {fs.kind(st.st_mode)}, not a regular file")
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
-    finally:
-        os.close(fd)
+    """Append one line for ``text``; raises OSError naming the journal when it cannot."""
+    lines.append(paths.journal, line(text, when).encode())
 
 
-def tail(paths: Paths, lines: int | None = TAIL_LINES, max_bytes: int = TAIL_BYTES) -> list[str]:
-    """The journal's last ``lines`` lines (None: every whole line in its last ``max_bytes``).
+def tail(paths: Paths, count: int | None = TAIL_LINES, max_bytes: int = TAIL_BYTES) -> list[str]:
+    """The journal's last ``count`` lines (None: every whole line in its last ``max_bytes``).
 
     Raises OSError (``fs.BadFile`` for a FIFO, a directory...); a missing
     journal is FileNotFoundError, which a caller treats as empty.
     """
-    fd, st = fs.open_regular(paths.journal)
-    try:
-        end = st.st_size
-        pos = end
-        blocks: list[bytes] = []  # newest first; joined once (prepending is quadratic)
-        newlines = 0
-        while pos > 0 and end - pos < max_bytes:
-            if lines is not None and newlines > lines:
-                break
-            # Every line wanted: the whole bounded tail in one read.
-            step = min(BLOCK if lines is not None else max_bytes, pos, max_bytes - (end - pos))
-            pos -= step
-            block = os.pread(fd, step, pos)
-            blocks.append(block)
-            newlines += block.count(b"\n")
-    finally:
-        os.close(fd)
-    data = b"".join(reversed(blocks))
-    if pos > 0:
-        data = data.partition(b"\n")[2]  # the first line is cut: drop it
-    found = data.decode("utf-8", errors="replace").split("\n")
-    if found and found[-1] == "":
-        found.pop()  # the newline ending the last line starts no line
-    return found if lines is None else found[-lines:] if lines else []
+    return lines.tail(paths.journal, count, max_bytes=max_bytes)
 
 
 def parse(text: str) -> tuple[float, str] | None:

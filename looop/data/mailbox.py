@@ -11,7 +11,8 @@ An ask that cannot be read (a FIFO, a directory, a file too large, not a
 JSON object) is still pending: somebody asked, and hiding the ask would leave
 them waiting unseen. It is listed as ``{"id", "error"}`` saying why, and the
 entry goes to the caller's ``problems``. Reads go through
-``looop.fs.read_small`` (no link followed, never blocking, capped).
+``looop.jsonfile.read_object`` (no link followed, never blocking, capped,
+finite numbers only).
 
 Rejected: each caller deciding for itself (``_ state`` listed an unreadable
 ask with an error while ``_ wait`` skipped the listing on any error, so the
@@ -55,7 +56,7 @@ import os
 import stat
 import time
 
-from looop import fs
+from looop import fs, jsonfile
 from looop.data import ids, journal, sessions
 from looop.data.layout import Problem, problem
 from looop.errors import FAILED, TIMED_OUT, LooopError, UsageError
@@ -96,16 +97,6 @@ def has_pending(paths: Paths) -> bool:
     return next(_unanswered(paths), None) is not None
 
 
-def _why_not_json(data: bytes) -> tuple[Any, str]:
-    try:
-        value = json.loads(data)
-    except ValueError:
-        return None, "is not valid JSON"
-    if not isinstance(value, dict):
-        return None, "is not a JSON object"
-    return value, ""
-
-
 def pending(paths: Paths, problems: list[Problem] | None = None) -> list[dict[str, Any]]:
     """Pending asks, oldest name first; an unreadable one as ``{"id", "error"}``.
 
@@ -116,12 +107,14 @@ def pending(paths: Paths, problems: list[Problem] | None = None) -> list[dict[st
     for name in sorted(_unanswered(paths)):
         ask_id = name[: -len(SUFFIX)]
         path = paths.asks / name
+        ask: dict[str, Any] | None = None
+        why = ""
         try:
-            ask, why = _why_not_json(fs.read_small(path))
+            ask = jsonfile.read_object(path)
         except FileNotFoundError:
             continue  # withdrawn while being listed
         except OSError as exc:
-            ask, why = None, problem(paths, path, exc)["why"]
+            why = problem(paths, path, exc)["why"]
         if ask is None:
             found.append({"id": ask_id, "error": why})
             if problems is not None:
@@ -228,11 +221,12 @@ def raise_ask(
 def read_answer(paths: Paths, ask_id: str) -> dict[str, Any]:
     """The answer record of ``ask_id``; AskFailed saying why when it is not a valid one."""
     path = paths.answers / f"{ask_id}{SUFFIX}"
+    record: dict[str, Any] = {}
+    why = ""
     try:
-        value, why = _why_not_json(fs.read_small(path))
+        record = jsonfile.read_object(path)
     except OSError as exc:
-        value, why = None, fs.why(exc)
-    record: dict[str, Any] = value if isinstance(value, dict) else {}
+        why = fs.why(exc)
     if not why:
         text = record.get("answer")
         if not isinstance(text, str) or not text:
@@ -292,12 +286,6 @@ def answer(paths: Paths, ask_id: str, text: str, force: bool = False) -> dict[st
     return record
 
 
-def _finite(value: Any) -> float | None:
-    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
-        return float(value)
-    return None
-
-
 def stranded(paths: Paths, ask: dict[str, Any]) -> bool:
     """Is the ask's worker a session judged dead? (No session directory: not stranded.)"""
     worker = ask.get("worker")
@@ -314,7 +302,7 @@ def listing(paths: Paths, now: float | None = None) -> list[dict[str, Any]]:
     now = time.time() if now is None else now
     found = []
     for ask in pending(paths):
-        ts = _finite(ask.get("ts"))
+        ts = jsonfile.finite(ask.get("ts"))
         found.append(
             {
                 **ask,
@@ -322,5 +310,5 @@ def listing(paths: Paths, now: float | None = None) -> list[dict[str, Any]]:
                 "stranded": stranded(paths, ask),
             }
         )
-    found.sort(key=lambda a: (_finite(a.get("ts")) or math.inf, str(a["id"])))
+    found.sort(key=lambda a: (jsonfile.finite(a.get("ts")) or math.inf, str(a["id"])))
     return found

@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from looop import fs, proc
+from looop import fs, jsonfile, proc
 from looop.paths import Paths
 
 RUNNING, ENDED, INTERRUPTED = "running", "ended", "interrupted"
@@ -73,10 +73,8 @@ def recent(paths: Paths, limit: int = RECENT) -> list[dict[str, Any]]:
     found: list[dict[str, Any]] = []
     for name in names:
         try:
-            record = json.loads(fs.read_small(paths.runs / name))
-        except (OSError, ValueError):
-            continue
-        if not isinstance(record, dict):
+            record = jsonfile.read_object(paths.runs / name)
+        except OSError:
             continue
         state = state_of(record)
         if len(found) < limit or state == INTERRUPTED:

@@ -37,8 +37,9 @@ adds each worker's pending ask).
 Nothing here follows a symlink: a link directly under ``sessions/`` is not a
 session (unknown), and a ``meta.json`` or ``status.json`` that is a link, a
 FIFO or anything but a small regular file is unreadable (read by
-``looop.fs.read_small`` relative to the session's directory descriptor, or
-``fs.read_small_fd`` for a file the reaper already holds open). Meta is read
+``looop.jsonfile.read_object`` relative to the session's directory
+descriptor: finite numbers only, so a ``NaN`` in a status is unreadable, and
+no such value reaches an output). Meta is read
 before anything is called dead, even when the status says the session exited:
 without it the directory may not be a session at all. A session whose status
 says it ended (and whose meta reads) is judged without asking the process
@@ -91,12 +92,9 @@ def liveness(state: str) -> str:
 
 # How long a session may stay "starting" (meta written, no supervisor pid yet).
 START_GRACE = 60.0
-# meta.json and status.json are a few hundred bytes; anything bigger than this
-# is not a session file and is not worth reading into memory.
-MAX_JSON_BYTES = fs.SMALL
 
 DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
-# How the reaper opens a claim it will judge with ``read_json_fd`` (fs's rules).
+# How the reaper opens a claim it will judge with ``jsonfile.read_object_fd`` (fs's rules).
 FILE_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
 
 
@@ -179,30 +177,12 @@ def rows(found: list[Session], asks: list[dict[str, Any]]) -> list[dict[str, Any
     return [s.as_dict(first.get(s.id)) for s in found]
 
 
-# The one strict reader's (``looop.jsonfile``): NaN, Infinity and 1e999 are not
-# JSON, so a status holding one is unreadable, and no such value reaches an output.
-parse_object, finite_number = jsonfile.parse_object, jsonfile.finite
-
-
-def read_json_at(dir_fd: int | None, name: str | Path) -> dict[str, Any] | None:
-    """A JSON object from a small regular file, never through a symlink; else None."""
+def _record(session_fd: int | None, name: str) -> dict[str, Any] | None:
+    """A session file's object (``looop.jsonfile``'s reader); None when it cannot be read."""
     try:
-        return jsonfile.read_object(name, dir_fd=dir_fd, limit=MAX_JSON_BYTES)
+        return jsonfile.read_object(name, dir_fd=session_fd)
     except OSError:
         return None
-
-
-def read_json_fd(fd: int) -> tuple[dict[str, Any] | None, os.stat_result | None]:
-    """The JSON object in the open file ``fd`` (from its start) and its ``fstat``.
-
-    Both are None unless the file is a small regular file; the object is also
-    None when it does not hold a JSON object.
-    """
-    try:
-        data, st = fs.read_small_fd(fd, limit=MAX_JSON_BYTES)
-    except OSError:
-        return None, None
-    return jsonfile.parse_object(data), st
 
 
 def _exit_code(status: dict[str, Any]) -> int | None:
@@ -216,8 +196,8 @@ def judge_at(session_fd: int) -> Verdict:
     A session whose meta cannot be read is unknown whatever its status says.
     One that says it exited is then dead without a look at the process table.
     """
-    status = read_json_at(session_fd, STATUS)
-    meta = read_json_at(session_fd, META)
+    status = _record(session_fd, STATUS)
+    meta = _record(session_fd, META)
     if meta is None:
         return Verdict(State.UNKNOWN, None, None, status, f"{META} unreadable")
     if status is not None and status.get("state") in State.ENDED:
@@ -318,7 +298,7 @@ def _encode(record: dict[str, Any]) -> bytes:
 
 
 def read_meta(session: Path) -> dict[str, Any] | None:
-    return read_json_at(None, session / META)
+    return _record(None, str(session / META))
 
 
 def write_meta(session: Path, meta: dict[str, Any]) -> None:

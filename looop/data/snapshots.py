@@ -117,7 +117,10 @@ def publish(paths: Paths, files: dict[str, bytes]) -> Path:
     except OSError as exc:
         if made:
             _remove(gens_fd, gen_name)
-        raise PublishError(f"could not publish snapshots: {exc.strerror or exc}") from exc
+        # Calls relative to a directory fd name no path (or a bare name): say where.
+        named = os.fsdecode(exc.filename) if exc.filename is not None else ""
+        where = named if os.path.isabs(named) else paths.generations / gen_name
+        raise PublishError(f"could not publish snapshots: {where}: {exc.strerror or exc}") from exc
     else:
         _prune(gens_fd, keep={gen_name, previous})
         _clean_link_leftovers(data_fd)

@@ -42,14 +42,11 @@ must be regular files: a FIFO or a device node at either name is reported
 from __future__ import annotations
 
 import contextlib
-import errno
-import fcntl
 import os
-import stat
 import time
 from pathlib import Path
 
-from looop import fs
+from looop import fs, lockfile
 from looop.errors import LooopError
 from looop.paths import Paths, ensure_runtime_dir
 
@@ -200,36 +197,12 @@ def pulse_holder(paths: Paths) -> int | None:
     return held.pid if held is not None and held.is_pulse else None
 
 
-def _try_flock(fd: int, operation: int) -> bool:
-    """A non-blocking flock: True if taken, False if someone else holds it."""
+def _open_lock_file(path: Path, create: bool) -> int:
+    """``lockfile.open_lock``, its refusal saying how to fix it."""
     try:
-        fcntl.flock(fd, operation | fcntl.LOCK_NB)
-    except OSError as exc:
-        if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
-            return False
-        raise
-    return True
-
-
-def _open_lock_file(path: Path, flags: int) -> int:
-    """Open the lock file (never through a link, never blocking) and check it is one."""
-    try:
-        fd = os.open(path, flags | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, 0o600)
-    except OSError as exc:
-        if exc.errno == errno.ELOOP:
-            raise fs.BadFile(path, f"is a symlink, not a lock file; {FIX}") from None
-        if exc.errno == errno.EISDIR:
-            raise fs.BadFile(path, f"is a directory, not a lock file; {FIX}") from None
-        raise
-    try:
-        mode = os.fstat(fd).st_mode
-    except OSError:
-        os.close(fd)
-        raise
-    if not stat.S_ISREG(mode):
-        os.close(fd)
-        raise fs.BadFile(path, f"is {fs.kind(mode)}, not a lock file; {FIX}")
-    return fd
+        return lockfile.open_lock(path, create=create)
+    except fs.BadFile as exc:
+        raise fs.BadFile(path, f"{exc.strerror}; {FIX}") from None
 
 
 def acquire(
@@ -243,14 +216,13 @@ def acquire(
     ends by itself) for as long as ``outwait_sense()`` says to go on.
     """
     ensure_runtime_dir(paths)
-    flags = os.O_RDWR | os.O_CREAT
-    fd = _open_lock_file(paths.lock_file, flags)
+    fd = _open_lock_file(paths.lock_file, create=True)
     try:
         os.fchmod(fd, 0o600)
         deadline = time.monotonic() + ACQUIRE_PATIENCE
         unknown_until: float | None = None
         while True:
-            if _try_flock(fd, fcntl.LOCK_EX):
+            if lockfile.lock(fd, path=paths.lock_file):
                 held = PulseLock(paths, fd)
                 if held.still_ours():
                     break
@@ -258,7 +230,7 @@ def acquire(
                 # lock on it excludes nobody. Lock what the path names now.
                 os.close(fd)
                 fd = -1
-                fd = _open_lock_file(paths.lock_file, flags)
+                fd = _open_lock_file(paths.lock_file, create=True)
                 os.fchmod(fd, 0o600)
                 continue
             if time.monotonic() >= deadline:
@@ -346,12 +318,12 @@ def holder_pid(paths: Paths) -> int | None:
     a starting pulse.
     """
     try:
-        fd = _open_lock_file(paths.lock_file, os.O_RDONLY)
+        fd = _open_lock_file(paths.lock_file, create=False)
     except FileNotFoundError:
         return None
     try:
-        if _try_flock(fd, fcntl.LOCK_SH):
-            fcntl.flock(fd, fcntl.LOCK_UN)
+        if lockfile.lock(fd, shared=True, path=paths.lock_file):
+            lockfile.unlock(fd)
             return None
         st = os.fstat(fd)
     finally:
@@ -377,13 +349,13 @@ def beat_lock(paths: Paths, cancelled: Callable[[], bool]) -> Iterator[bool]:
     path = paths.data_dir / BEAT_LOCK
     try:
         # Read-only is enough to flock, and works on a data dir remounted read-only.
-        fd = _open_lock_file(path, os.O_RDONLY)
+        fd = _open_lock_file(path, create=False)
     except FileNotFoundError:
-        fd = _open_lock_file(path, os.O_RDWR | os.O_CREAT)
+        fd = _open_lock_file(path, create=True)
     try:
         if (gap := _released_at + HANDOFF - time.monotonic()) > 0:
             time.sleep(gap)
-        while not _try_flock(fd, fcntl.LOCK_EX):
+        while not lockfile.lock(fd, path=path):
             if cancelled():
                 yield False
                 return

@@ -84,7 +84,7 @@ def last_acted(paths: Paths, goal_ids: list[str]) -> dict[str, float | None]:
     try:
         # Only the recent past matters for "since last acted", and the journal
         # only grows: its tail, not all of it every beat.
-        lines = journal.tail(paths, lines=None, max_bytes=JOURNAL_SCAN_BYTES)
+        lines = journal.tail(paths, None, max_bytes=JOURNAL_SCAN_BYTES)
     except OSError:
         lines = []
     now = time.time()

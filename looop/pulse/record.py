@@ -8,10 +8,11 @@ status probe can read it without importing the sensing machinery.
 Written whole by ``looop.fs.write_whole`` (a reader sees the last record or
 the one before, never half), mode 0600: it is nobody else's business, and
 the 0700 runtime dir already says so; 0644 would promise readers it cannot
-have. Read by ``looop.fs.read_small``: something other than a small regular
-file at its name (a FIFO, a directory, a device, 100 MB) is never waited on
-or read whole; ``read`` says why to a caller that asks (``status``), and the
-writer refuses to replace it (a beat goes on without its record).
+have. Read by ``looop.jsonfile.read_object``: something other than a small
+regular file holding a JSON object at its name (a FIFO, a directory, a
+device, 100 MB) is never waited on or read whole; ``read`` says why to a
+caller that asks (``status``), and the writer refuses to replace it (a beat
+goes on without its record).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from __future__ import annotations
 import contextlib
 import json
 
-from looop import fs
+from looop import fs, jsonfile
 from looop.paths import Paths
 
 TYPE_CHECKING = False  # not typing's: importing typing costs `looop status` ~4 ms
@@ -48,17 +49,11 @@ def read(paths: Paths, problems: list[str] | None = None) -> dict[str, Any] | No
     A missing record is not a problem (nothing has beaten yet).
     """
     try:
-        value = json.loads(fs.read_small(paths.beat_file))
+        return jsonfile.read_object(paths.beat_file)
     except FileNotFoundError:
         return None
-    except ValueError:
-        why = "is not valid JSON"
     except OSError as exc:
         why = fs.why(exc)
-    else:
-        if isinstance(value, dict):
-            return value
-        why = "is not a JSON object"
     if problems is not None:
         problems.append(f"beat record {paths.beat_file} {why}")
     return None

@@ -35,6 +35,7 @@ import time
 from pathlib import Path
 from typing import NamedTuple
 
+from looop import lines
 from looop.log import log, log_tail
 from looop.paths import Paths, ensure_runtime_dir, looop_command
 from looop.proc import alive
@@ -136,7 +137,8 @@ def _become(pid_w: int, argv: list[str], logpath: Path, env: dict[str, str], cwd
     try:
         import daemon
 
-        log = open(logpath, "ab", buffering=0)  # noqa: SIM115 - becomes the daemon's stdout/stderr
+        # The daemon's stdout and stderr: appended to, by ``lines``' rules (no link, no FIFO).
+        log = os.fdopen(lines.open_append(logpath), "ab", buffering=0)
         context = daemon.DaemonContext(
             umask=UMASK,
             working_directory=cwd,

@@ -132,7 +132,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from looop import fs, say
+from looop import fs, jsonfile, say
 from looop.data import claims, events, runs, sessions
 from looop.data.claims import MISSING
 from looop.data.sessions import ALIVE, DEAD, DIR_FLAGS, UNKNOWN
@@ -965,15 +965,15 @@ class _Reaper:
         except OSError:
             return  # gone, or a link since the scan: not a record to remove
         try:
-            record, st = sessions.read_json_fd(fd)
+            record, st = jsonfile.read_object_fd(fd)
+        except OSError:
+            return
         finally:
             os.close(fd)
-        if record is None or st is None:
-            return
         state = runs.state_of(record)
         if state == runs.RUNNING:
             return
-        since = sessions.finite_number(record.get("ended" if state == runs.ENDED else "started"))
+        since = jsonfile.finite(record.get("ended" if state == runs.ENDED else "started"))
         if since is None:
             return
         age = self.now - since
@@ -1009,9 +1009,10 @@ class _Reaper:
 
     def claim_verdict(self, fd: int, fresh: bool) -> tuple[str | None, str, bool, Any]:
         """(session id, why, due, fstat) for the claim file open as ``fd``."""
-        claim, st = sessions.read_json_fd(fd)
-        if claim is None or st is None:
-            return None, "unreadable, never deleted blind", False, st
+        try:
+            claim, st = jsonfile.read_object_fd(fd)
+        except OSError:
+            return None, "unreadable, never deleted blind", False, None
         sid, why, due = self.claim_of(claim, st.st_mtime, fresh)
         return sid, why, due, st
 

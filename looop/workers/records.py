@@ -27,7 +27,7 @@ import json
 import os
 from pathlib import Path
 
-from looop import fs
+from looop import fs, jsonfile
 from looop.data.sessions import ENV, PROMPT
 from looop.workers.contract import CONTRACT
 
@@ -51,16 +51,10 @@ def take_env(session: Path) -> dict[str, str] | None:
     """The environment ``start`` left for the supervisor, removed as it is read."""
     path = session / ENV
     try:
-        data = fs.read_small(path, limit=ENV_LIMIT)
+        env = jsonfile.read_object(path, limit=ENV_LIMIT)
     except OSError:
         return None
     finally:
         with contextlib.suppress(OSError):
             os.unlink(path)
-    try:
-        env = json.loads(data)
-    except ValueError:
-        return None
-    if not isinstance(env, dict):
-        return None
     return {str(k): str(v) for k, v in env.items()}

@@ -35,14 +35,13 @@ supervisor itself runs.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
 import shutil
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from looop import lockfile
 from looop.config import Config
 from looop.data import ids, sessions
 from looop.data.layout import ensure_layout
@@ -162,18 +161,8 @@ def _launch(
     return Started(wid, session, supervisor, None, pid)
 
 
-@contextlib.contextmanager
-def _start_lock(paths: Paths) -> Iterator[None]:
-    fd = os.open(
-        paths.sessions / START_LOCK,
-        os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK,
-        0o600,
-    )
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)
+def _start_lock(paths: Paths) -> contextlib.AbstractContextManager[bool]:
+    return lockfile.held(paths.sessions / START_LOCK)
 
 
 def _admit(paths: Paths, wid: str, max_live: int) -> None:

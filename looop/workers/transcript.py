@@ -10,6 +10,11 @@ after a line saying how much was dropped. Rejected: rotation into
 ``output.log.1`` (two files for every reader to stitch) and truncating from
 the front in place (no such call; a copy is what every way costs).
 
+It is opened by ``looop.lines.open_append`` (no link followed, never
+blocking, a regular file only), but written as it comes, not by
+``lines.append``: a worker's output is bytes, not whole lines, and it has
+one writer, so there is nothing to lock against and no torn line to end.
+
 ``looop logs ID`` reads it back with ``log.tail`` and ``log.follow``, the
 one reader of every log file (the pulse's too): the last ``n`` lines, then
 what is appended until the session has ended, reopening the file when a trim
@@ -21,7 +26,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from looop import fs
+from looop import fs, lines
 
 CAP = 4 << 20  # 4 MiB
 KEEP = 1 << 20  # what a trim keeps: the newest 1 MiB
@@ -32,12 +37,11 @@ class Writer:
 
     def __init__(self, path: Path, cap: int = CAP, keep: int = KEEP) -> None:
         self.path, self.cap, self.keep = path, cap, keep
-        self.fd = self._open(os.O_TRUNC)
+        self.fd = self._open(truncate=True)
         self.size = 0
 
-    def _open(self, extra: int) -> int:
-        flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW | os.O_CLOEXEC | extra
-        return os.open(self.path, flags, 0o600)
+    def _open(self, truncate: bool) -> int:
+        return lines.open_append(self.path, mode=0o600, truncate=truncate)
 
     def write(self, data: bytes) -> None:
         if not data:
@@ -56,9 +60,7 @@ class Writer:
 
     def _trim(self) -> None:
         try:
-            with open(self.path, "rb") as f:
-                f.seek(max(0, self.size - self.keep))
-                tail = f.read(self.keep)
+            tail = os.pread(self.fd, self.keep, max(0, self.size - self.keep))  # our own file
             cut = tail.find(b"\n")
             if 0 <= cut < len(tail) - 1:
                 tail = tail[cut + 1 :]
@@ -66,7 +68,7 @@ class Writer:
             head = f"[looop] ... {dropped} earlier bytes dropped (cap {self.cap})\n".encode()
             fs.write_whole(self.path, head + tail, mode=0o600)
             os.close(self.fd)
-            self.fd = self._open(0)
+            self.fd = self._open(truncate=False)
             self.size = len(head) + len(tail)
         except OSError:
             pass  # trimming again at the next write is as good

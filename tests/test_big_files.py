@@ -1,0 +1,67 @@
+"""A 2 GB log or journal costs looop its end: ``logs -n 5`` and ``_ state``'s journal tail.
+
+Each command runs twice, once with a small file and once with the same end
+after 2 GB of (sparse) start; what the second read more than the first
+(``rchar`` of ``/proc/<pid>/io``, read while the child is a zombie) is what
+the big file cost, and its peak resident size is the child's own.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+from conftest import LOOOP, Profile
+
+BIG = 2 << 30
+TAIL = b"".join(b"2026-12-07 10:00:%02d+0000 looop: line %d\n" % (i % 60, i) for i in range(40))
+
+
+def measured(profile: Profile, *args: str) -> tuple[str, int, int]:
+    """(stdout, bytes read, peak RSS in KiB) of ``looop ARGS``."""
+    child = subprocess.Popen(
+        [LOOOP, *args], env=profile.env, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL
+    )
+    assert child.stdout is not None
+    out = child.stdout.read().decode()
+    os.waitid(os.P_PID, child.pid, os.WEXITED | os.WNOWAIT)  # a zombie: its counters remain
+    with open(f"/proc/{child.pid}/io") as f:
+        rchar = int(next(line for line in f if line.startswith("rchar:")).split()[1])
+    _, status, usage = os.wait4(child.pid, 0)
+    child.returncode = os.waitstatus_to_exitcode(status)
+    assert child.returncode == 0, out
+    return out, rchar, usage.ru_maxrss
+
+
+def write(path: Path, end: bytes, size: int) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "wb") as f:
+        f.truncate(size)
+        f.seek(0, os.SEEK_END)
+        f.write(end)
+
+
+def test_logs_n_5_of_a_2gb_pulse_log_reads_its_end_only(profile: Profile) -> None:
+    log = profile.data / "pulse.log"  # where a pulse ``looop up`` detached writes
+    write(log, TAIL, 0)
+    small, small_read, _ = measured(profile, "logs", "-n", "5")
+    write(log, TAIL, BIG)
+    big, big_read, rss_kib = measured(profile, "logs", "-n", "5")
+    assert big == small and big.splitlines()[-1].endswith("line 39")
+    assert len(big.splitlines()) == 5
+    assert big_read - small_read < 1 << 20
+    assert rss_kib < 50 << 10
+
+
+def test_the_journal_tail_of_a_2gb_journal_reads_its_end_only(profile: Profile) -> None:
+    journal = profile.data / "journal.md"
+    end = b"".join(b"- 2026-12-07 10:%02d line %d\n" % (i % 60, i) for i in range(40))
+    write(journal, end, 0)
+    _, small_read, _ = measured(profile, "_", "state", "--json")
+    write(journal, end, BIG)
+    out, big_read, rss_kib = measured(profile, "_", "state", "--json")
+    assert json.loads(out)["journal_tail"][-1] == "- 2026-12-07 10:39 line 39"
+    assert big_read - small_read < 1 << 20
+    assert rss_kib < 50 << 10

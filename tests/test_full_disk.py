@@ -1,0 +1,57 @@
+"""A write that runs out of room says which file, and leaves no half of it behind.
+
+Under a file-size limit (``prlimit --fsize``: ``EFBIG`` and short writes, as a
+full disk gives ``ENOSPC``) the verbs print ``looop: <file>: <reason>``, never
+a bare ``looop: File too large``, and an append is whole or absent.
+"""
+
+from __future__ import annotations
+
+import subprocess
+
+from conftest import LOOOP, Profile
+
+
+def limited(profile: Profile, fsize: int, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["prlimit", f"--fsize={fsize}", "--", LOOOP, *args],
+        env=profile.env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+def test_a_goal_too_big_to_write_names_the_goal_file(profile: Profile) -> None:
+    assert profile.run("_", "goal", "write", "seed", "x").returncode == 0  # the layout exists
+    out = limited(profile, 4096, "_", "goal", "write", "big", "x" * 10_000)
+    goal = profile.data / "goals" / "big.md"
+    assert out.returncode == 1
+    assert out.stderr == f"looop: {goal}: File too large\n"
+    assert not goal.exists()
+    assert [p.name for p in goal.parent.iterdir() if p.name.startswith(".")] == []
+
+
+def test_a_journal_line_that_does_not_fit_names_the_journal_and_is_absent(
+    profile: Profile,
+) -> None:
+    assert profile.run("_", "goal", "write", "seed", "x").returncode == 0
+    journal = profile.data / "journal.md"
+    before = journal.read_bytes()
+    out = limited(profile, len(before) + 10, "_", "goal", "write", "next", "y")
+    assert out.returncode == 1
+    assert out.stderr == f"looop: {journal}: File too large\n"
+    assert journal.read_bytes() == before  # the part that fit was taken back
+
+
+def test_a_cost_line_that_does_not_fit_is_absent_and_named(profile: Profile) -> None:
+    assert profile.run("_", "cost", "worker", "w1", "claude", "0.5").returncode == 0
+    ledger = profile.data / "cost.jsonl"
+    before = ledger.read_bytes()
+    out = limited(profile, len(before) + 20, "_", "cost", "worker", "w2", "claude", "1.25")
+    assert out.returncode == 1
+    assert out.stderr == f"looop: {ledger}: File too large\n"
+    assert ledger.read_bytes() == before
+    summary = profile.run("cost")
+    assert summary.returncode == 0 and "skipped" not in summary.stdout
