@@ -13,7 +13,9 @@ same small foundation:
 The foundation: ``errors`` (exit codes and the exception carrying one),
 ``paths`` (where everything is), ``config`` (the knobs), ``log`` (log lines),
 ``fs`` (the one safe small-file reader and the one atomic writer), ``proc``
-(is this pid alive and that process), ``watch`` (file-system notifications)
+(is this pid alive and that process), ``signals`` (handlers that only
+queue, and the one list of stop signals), ``group`` (one command in its own
+process group), ``watch`` (file-system notifications)
 and ``digest`` (SHA-256 without OpenSSL's start-up).
 """
 

@@ -5,7 +5,7 @@ awaited: the pulse stays the sole senser. Otherwise this process takes the
 lock as a one-off (role ``sense``, so nobody mistakes it for a pulse), beats
 once and lets go; a pulse started meanwhile waits for that beat to end.
 
-A one-off beat is stopped the way the pulse is (``looop.pulse.signals``):
+A one-off beat is stopped the way the pulse is (``looop.signals``):
 SIGTERM, SIGINT or SIGHUP is queued, the beat sees it through the wake-up
 pipe, ends every running sensor group, publishes nothing and the command
 exits 128 + the signal's number.
@@ -24,7 +24,7 @@ from looop.errors import LooopError
 from looop.paths import Paths
 from looop.pulse import beat, lock, record
 from looop.pulse.loop import longest_beat, prepare
-from looop.pulse.signals import STOP_SIGNALS, SignalQueue
+from looop.signals import STOP_SIGNALS, SignalQueue
 
 ASK_POLL = 0.02  # how often the pulse's beat record is read while it beats for us
 
