@@ -17,7 +17,7 @@ group reaches it. On Linux the process running sensors is therefore a *child
 subreaper* (``become_subreaper``, called by ``SensorRun.run``, which both the
 pulse and a one-off ``looop sense`` go through): every orphaned descendant of
 a sensor is re-parented to it instead of to init, so it can be found among our
-own children (``/proc/self/task/*/children``) and, being our unreaped child,
+own children (``proc.children``) and, being our unreaped child,
 signalled with no risk of a reused pid. After a sensor finishes, a sweep kills
 every such re-parented process that no running sensor can own, and reaps the
 zombies re-parented to us so none accumulate; whatever is left is killed when
@@ -72,7 +72,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from looop import fs
+from looop import fs, proc
 from looop.data.layout import shown
 
 TIMEOUT_EXIT = 124
@@ -185,46 +185,6 @@ def become_subreaper() -> bool:
             done = libc.prctl(ctypes.c_int(PR_SET_CHILD_SUBREAPER), one, zero, zero, zero)
             _subreaper = done == 0
     return _subreaper
-
-
-def _children() -> list[int]:
-    """This process's children, from every thread's ``children`` list (Linux)."""
-    pids: list[int] = []
-    try:
-        tasks = os.listdir("/proc/self/task")
-    except OSError:
-        tasks = []
-    for tid in tasks:
-        try:
-            with open(f"/proc/self/task/{tid}/children", "rb") as fh:
-                pids.extend(int(p) for p in fh.read().split())
-        except FileNotFoundError:
-            if not os.path.exists(f"/proc/self/task/{tid}"):
-                continue  # the thread ended meanwhile
-            # A kernel without CONFIG_PROC_CHILDREN: ask the process table.
-            import psutil
-
-            return [child.pid for child in psutil.Process().children()]
-    return pids
-
-
-def _stat(pid: int) -> tuple[str, int] | None:
-    """(state, start time in clock ticks since boot) of ``pid``; None if it is gone."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as fh:
-            fields = fh.read().rsplit(b")", 1)[1].split()
-    except (OSError, IndexError):
-        return None
-    # After the ")" closing the command: state is field 3, starttime field 22.
-    return fields[0].decode(), int(fields[19])
-
-
-_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
-
-
-def _boot_ticks() -> int:
-    """Now, on the clock ``/proc/<pid>/stat`` uses for a process's start (floored)."""
-    return int(time.clock_gettime(time.CLOCK_BOOTTIME) * _TICKS)
 
 
 def descriptor_slots(per_sensor: int) -> int | None:
@@ -383,7 +343,7 @@ class SensorRun:
             self.selector.register(self.cancel_fd, selectors.EVENT_READ, None)
         self.subreaper = become_subreaper()
         if self.subreaper:
-            present = {(pid, st[1]) for pid in _children() if (st := _stat(pid))}
+            present = {(pid, st[1]) for pid in proc.children() if (st := proc.stat(pid))}
             _unreaped.intersection_update(present)
             self.foreign = present - _unreaped
         home = os.open(".", os.O_RDONLY | os.O_CLOEXEC)
@@ -450,7 +410,7 @@ class SensorRun:
     # --- one sensor -------------------------------------------------------
     def _spawn(self, script: Path) -> None:
         started = time.monotonic()
-        born = _boot_ticks() if self.subreaper else 0
+        born = proc.boot_ticks() if self.subreaper else 0
         try:
             out_r, out_w = os.pipe()
         except OSError as exc:  # out of descriptors: this sensor cannot start now
@@ -638,10 +598,10 @@ class SensorRun:
         self.sweep_due, self.last_sweep = False, now
         oldest = None if final or not self.running else min(r.born for r in self.running.values())
         alive = 0
-        for pid in _children():
+        for pid in proc.children():
             if pid in self.running:
                 continue  # a sensor's leader: its own finish reaps it
-            st = _stat(pid)
+            st = proc.stat(pid)
             if st is None or (pid, st[1]) in self.foreign:
                 continue
             state, start = st
@@ -661,8 +621,8 @@ class SensorRun:
         while self._sweep(time.monotonic(), final=True) and time.monotonic() < deadline:
             time.sleep(0.002)
         # One not dead yet (stuck in the kernel) is reaped by the next run's sweeps.
-        for pid in _children():
-            st = _stat(pid)
+        for pid in proc.children():
+            st = proc.stat(pid)
             if st is not None and (pid, st[1]) not in self.foreign:
                 _unreaped.add((pid, st[1]))
 
