@@ -28,6 +28,7 @@ from typing import Any
 from looop import config, fs
 from looop.config import Config
 from looop.data import events, layout
+from looop.data.sensors import discover
 from looop.errors import os_error_line
 from looop.log import log
 from looop.paths import Paths, RuntimeDirError
@@ -58,8 +59,15 @@ def beat_budget(cfg: Config, sensor_count: int) -> float | None:
 
 
 def longest_beat(paths: Paths, cfg: Config) -> float:
-    """How long one beat of this profile may take; an hour when sensors have no timeout."""
-    return beat_budget(cfg, len(sensors.discover(paths.sensors))) or 3600.0
+    """How long one beat of this profile may take; an hour when sensors have no timeout.
+
+    An hour too when ``sensors/`` cannot be listed: how many there are is not known.
+    """
+    try:
+        count = len(discover(paths.sensors))
+    except OSError:
+        return 3600.0
+    return beat_budget(cfg, count) or 3600.0
 
 
 class Pulse:
@@ -155,9 +163,6 @@ class Pulse:
         self.beat_requested = False
         started = time.monotonic()
         self.beats += 1
-        scripts = sensors.discover(self.paths.sensors)
-        budget = beat_budget(self.config, len(scripts))
-        self.watchdog.deadline = None if budget is None else started + budget
         self.watchdog.tick()
         # Fixed rate: the next beat starts `interval` after this one started;
         # an overrun starts it at once (never overlapping).
@@ -165,8 +170,14 @@ class Pulse:
         if not self._keep_lock():
             return
         wall = time.time()
+        scripts: list[Path] = []
         try:
             self._lay_out()
+            # A listing that fails is not "no sensors": this beat fails, the last world stays.
+            scripts = discover(self.paths.sensors)
+            budget = beat_budget(self.config, len(scripts))
+            self.watchdog.deadline = None if budget is None else started + budget
+            self.watchdog.tick()
             result = beat.run_beat(
                 self.paths,
                 self.config,
