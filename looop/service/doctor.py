@@ -193,7 +193,8 @@ def _sensors(paths: Paths) -> list[Check]:
         found = sensors.discover(paths.sensors)
     except OSError as exc:
         why = os_error_line(exc)
-        return [Check(FAILED, "sensors", f"cannot be listed: {why}", f"fix {paths.sensors}")]
+        fix = f"check the permissions and the disk of {paths.sensors}"
+        return [Check(FAILED, "sensors", f"cannot be listed: {why}", fix)]
     if not found:
         return [Check(NOT_HERE, "sensors", f"none in {paths.sensors}")]
     checks = []
