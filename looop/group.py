@@ -11,11 +11,12 @@ stdin ``/dev/null``, stdout and stderr on one pipe handed chunk by chunk to
   either: once the command has exited, what is in the pipe is read and the
   watch ends without waiting for the pipe to close;
 * the timeout: SIGTERM to the group, SIGKILL ``grace`` seconds later;
-* the watcher gets one of ``signals``: the same two steps, and the outcome
-  says which signal. Handlers only note the signal; ``signal.set_wakeup_fd``
-  wakes the one selector (the pulse's design), and SIGCHLD wakes it too,
-  since the pipe does not close while a child the command left behind
-  holds it.
+* the watcher gets one of ``signals`` (``looop.signals.STOP_SIGNALS``
+  unless told): the same two steps, and the outcome says which signal. The
+  signals are taken by a ``looop.signals.SignalQueue`` for the length of the
+  run, the pulse's model: handlers only queue, the wake-up pipe wakes the
+  one selector, and SIGCHLD wakes it too, since the pipe does not close
+  while a child the command left behind holds it.
 
 ``looop _ run`` (``agent.run``) and the worker supervisor
 (``workers.supervise``) are its two callers; they differ only in where the
@@ -36,7 +37,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
-STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+from looop.signals import STOP_SIGNALS, SignalQueue
 
 
 class Outcome:
@@ -66,13 +67,8 @@ def run(
     grace: float = 2.0,
 ) -> Outcome:
     """Run ``argv`` to its end (``timeout`` 0: no timeout). OSError if it cannot start."""
-    wake_r, wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
-    caught: list[int] = []
-    previous = {sig: signal.signal(sig, lambda n, _f: caught.append(n)) for sig in signals}
     # SIGCHLD only wakes the selector: the command may exit while a child it left holds the pipe.
-    previous[signal.SIGCHLD] = signal.signal(signal.SIGCHLD, lambda _n, _f: None)
-    old_fd = signal.set_wakeup_fd(wake_w, warn_on_full_buffer=False)
-    try:
+    with SignalQueue(signals, stop=signals, wake=(signal.SIGCHLD,)) as caught:
         child = subprocess.Popen(
             list(argv),
             cwd=cwd,
@@ -83,21 +79,14 @@ def run(
             start_new_session=True,
         )
         on_start(child.pid)
-        return _watch(child, timeout, grace, wake_r, caught, on_output)
-    finally:
-        signal.set_wakeup_fd(old_fd)
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-        os.close(wake_r)
-        os.close(wake_w)
+        return _watch(child, timeout, grace, caught, on_output)
 
 
 def _watch(
     child: subprocess.Popen[bytes],
     timeout: float,
     grace: float,
-    wake_r: int,
-    caught: list[int],
+    caught: SignalQueue,
     on_output: Callable[[bytes], None],
 ) -> Outcome:
     assert child.stdout is not None
@@ -105,7 +94,7 @@ def _watch(
     os.set_blocking(out_fd, False)
     selector = selectors.DefaultSelector()
     selector.register(out_fd, selectors.EVENT_READ)
-    selector.register(wake_r, selectors.EVENT_READ)
+    selector.register(caught.fd, selectors.EVENT_READ)
     deadline = time.monotonic() + timeout if timeout > 0 else None
     kill_at: float | None = None
     timed_out = False
@@ -113,9 +102,10 @@ def _watch(
     open_pipe = True
     while open_pipe or child.poll() is None:
         now = time.monotonic()
-        if kill_at is None and ((deadline is not None and now >= deadline) or caught):
-            timed_out = not caught
-            stopped_by = caught[0] if caught else None
+        stop = caught.stop_requested() if kill_at is None else None
+        if kill_at is None and ((deadline is not None and now >= deadline) or stop is not None):
+            timed_out = stop is None
+            stopped_by = stop
             signal_group(child.pid, signal.SIGTERM)
             kill_at = now + grace
         if kill_at is not None and now >= kill_at:
@@ -128,9 +118,8 @@ def _watch(
         waits = [t for t in (deadline, kill_at) if t is not None and t != float("inf")]
         wait = max(0.0, min(waits) - now) if waits else None
         for key, _ in selector.select(wait if child.poll() is None else 0.05):
-            if key.fd == wake_r:
-                with contextlib.suppress(BlockingIOError):
-                    os.read(wake_r, 64)
+            if key.fd == caught.fd:
+                caught.drain()
                 continue
             try:
                 chunk = os.read(out_fd, 65536)

@@ -12,12 +12,17 @@ Signal 0 answers the commonest case (no such pid) without loading the
 process table. A pid that exists is looked up in ``/proc/<pid>/stat`` on
 Linux (its state and start time, as psutil itself computes them) and
 through ``psutil`` elsewhere.
+
+``/proc/<pid>/stat`` is read here and nowhere else (``stat``): the sensor
+runner asks it too, for the state and start of the descendants re-parented
+to it (``children``), on the same clock as ``boot_ticks``.
 """
 
 from __future__ import annotations
 
 import os
 import sys
+import time
 
 # Start times have coarse granularity (Linux reports them from a boot time
 # rounded to a second), and a record of "started" is written just after the
@@ -82,21 +87,60 @@ _PROC_STAT = os.path.exists("/proc/self/stat") and sys.platform.startswith("linu
 _boot_time: float | None = None
 
 
-def _from_proc(pid: int) -> tuple[bool, float] | None:
-    """(is a zombie, start time) from ``/proc/<pid>/stat``; None to ask psutil instead."""
-    global _boot_time
+def stat(pid: int) -> tuple[str, int] | None:
+    """(state, start time in clock ticks since boot) of ``pid`` from ``/proc/<pid>/stat``.
+
+    None when it cannot be read: the process is gone, or there is no such
+    file (not Linux) or no reading it.
+    """
     try:
         with open(f"/proc/{pid}/stat", "rb") as f:
             fields = f.read().rsplit(b")", 1)[1].split()
-        if _boot_time is None:
+        # After the ")" closing the command: state is field 3, starttime field 22.
+        return fields[0].decode(), int(fields[19])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def boot_ticks() -> int:
+    """Now, on the clock ``stat`` gives a process's start in (floored)."""
+    return int(time.clock_gettime(time.CLOCK_BOOTTIME) * os.sysconf("SC_CLK_TCK"))
+
+
+def children() -> list[int]:
+    """This process's children, from every thread's ``children`` list (Linux)."""
+    pids: list[int] = []
+    try:
+        tasks = os.listdir("/proc/self/task")
+    except OSError:
+        tasks = []
+    for tid in tasks:
+        try:
+            with open(f"/proc/self/task/{tid}/children", "rb") as fh:
+                pids.extend(int(p) for p in fh.read().split())
+        except FileNotFoundError:
+            if not os.path.exists(f"/proc/self/task/{tid}"):
+                continue  # the thread ended meanwhile
+            # A kernel without CONFIG_PROC_CHILDREN: ask the process table.
+            import psutil
+
+            return [child.pid for child in psutil.Process().children()]
+    return pids
+
+
+def _from_proc(pid: int) -> tuple[bool, float] | None:
+    """(is a zombie, start time) from ``stat``; None to ask psutil instead."""
+    global _boot_time
+    seen = stat(pid)
+    if seen is None:
+        return None  # gone since it was signalled, or unreadable: psutil tells which
+    if _boot_time is None:
+        try:
             with open("/proc/stat", "rb") as f:
                 _boot_time = next(
                     float(line.split()[1]) for line in f if line.startswith(b"btime ")
                 )
-    except FileNotFoundError:
-        return True, 0.0  # gone since it was signalled
-    except (OSError, IndexError, ValueError, StopIteration):
-        return None
-    # Field 3 is the state, field 22 the start time in clock ticks since boot.
-    zombie = fields[0] in (b"Z", b"X")
-    return zombie, _boot_time + int(fields[19]) / os.sysconf("SC_CLK_TCK")
+        except (OSError, IndexError, ValueError, StopIteration):
+            return None
+    state, start = seen
+    return state in ("Z", "X"), _boot_time + start / os.sysconf("SC_CLK_TCK")

@@ -176,3 +176,14 @@ def test_a_run_in_a_read_only_data_dir_is_one_line_and_runs_nothing(
     assert out.returncode == 1, out.stderr
     assert len(out.stderr.strip().splitlines()) == 1 and "Read-only" in out.stderr
     assert not (tiny_fs.parent / "ran").exists()
+
+
+def test_the_command_gets_the_environment_sensors_and_workers_get(profile: Profile) -> None:
+    env = {**profile.env, "NOTIFY_SOCKET": "/run/user/0/systemd/notify", "MINE": "kept"}
+    out = profile.run("_", "run", "--", "env", env=env)
+    assert out.returncode == 0, out.stderr
+    seen = dict(line.split("=", 1) for line in out.stdout.splitlines() if "=" in line)
+    assert seen["LOOOP_DATA_DIR"] == os.path.realpath(profile.data)
+    assert seen["LOOOP_CLAIMS_DIR"] and seen["LOOOP_BIN"] and seen["LOOOP_CONFIG"]
+    assert seen["MINE"] == "kept"
+    assert "NOTIFY_SOCKET" not in seen  # the service manager's channel is the pulse's alone

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -352,3 +353,82 @@ def test_a_byte_order_mark_before_the_shebang_is_named_in_the_reading(profile: P
     assert reading["detail"]["message"] == (
         "sensors/bom.sh starts with a byte-order mark before its #! line; save it without one"
     )
+
+
+def _failing_listing(sensors: Path) -> list[str]:
+    """A command prefix under which every listing of ``sensors`` fails with EIO."""
+    strace = shutil.which("strace")
+    if strace is None:
+        pytest.skip("strace is needed to make a listing fail")
+    trace = ["-f", "-o", os.devnull, "-P", str(sensors), "-e", "trace=getdents64"]
+    return [strace, *trace, "-e", "inject=getdents64:error=EIO"]
+
+
+def test_a_listing_of_sensors_that_fails_keeps_the_last_world(profile: Profile) -> None:
+    profile.sensor("probe", "echo '{\"signal\": 1}'")
+    assert profile.run("sense").returncode == 0
+    before = profile.state()["world_hash"]
+    sensors = profile.data / "sensors"
+    out = subprocess.run(
+        [*_failing_listing(sensors), LOOOP, "sense"],
+        env=profile.env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        stdin=subprocess.DEVNULL,
+    )
+    # Not "0 sensors ok": the failure is said, naming sensors/, and nothing is published.
+    assert out.returncode == 1, out.stdout
+    assert out.stderr == f"looop: {os.path.realpath(sensors)}: Input/output error\n"
+    assert out.stdout == ""
+    assert profile.snapshot("sensor-probe") == {"signal": 1}
+    assert profile.state()["world_hash"] == before
+
+
+def test_the_pulse_keeps_the_last_world_when_listing_sensors_fails(
+    profile: Profile, procs: Processes
+) -> None:
+    profile.sensor("probe", "echo '{\"signal\": 1}'")
+    assert profile.run("sense").returncode == 0
+    profile.write_config("interval = 3600\n")
+    sensors = profile.data / "sensors"
+    traced = procs.add(
+        subprocess.Popen(
+            [*_failing_listing(sensors), LOOOP, "pulse"],
+            env=profile.env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+    )
+    # The pulse is strace's child: it is ended by its own pid, whatever happens.
+    pulse = wait_for(lambda: _pulse_pid(profile) or traced.poll() is not None)
+    assert traced.poll() is None, traced.stderr.read() if traced.stderr else ""
+    try:
+
+        def failed_beat() -> dict[str, object] | None:
+            record = next(profile.runtime.glob("*.beat.json"), None)
+            found = json.loads(record.read_text()) if record is not None else {}
+            return found if found.get("pid") == pulse else None
+
+        record = wait_for(failed_beat, timeout=60)
+        assert record["error"] == f"{os.path.realpath(sensors)}: Input/output error"
+        assert profile.snapshot("sensor-probe") == {"signal": 1}
+    finally:
+        if pid_alive(pulse):
+            os.kill(pulse, signal.SIGTERM)
+    assert traced.wait(timeout=30) == 0
+    assert traced.stderr is not None
+    said = f"warning: the beat fails: {os.path.realpath(sensors)}: Input/output error"
+    log = traced.stderr.read()
+    assert said in log, log
+
+
+def _pulse_pid(profile: Profile) -> int | None:
+    """The pid a running pulse wrote beside its lock, once it has."""
+    for path in profile.runtime.glob("*.pid") if profile.runtime.exists() else []:
+        fields = path.read_text().split()
+        if len(fields) > 1 and fields[1] == "pulse":
+            return int(fields[0])
+    return None

@@ -2,7 +2,9 @@
 
 The command (the words joined by spaces, as ``ssh`` does) runs under
 ``/bin/sh -c`` in the data dir, stdin ``/dev/null``, stdout and stderr on
-one pipe, in its own process group (``looop.group``, which the worker
+one pipe, with the environment sensors and workers get
+(``paths.child_environment``: the ``LOOOP_*`` variables, not the service
+manager's ``NOTIFY_SOCKET``), in its own process group (``looop.group``, which the worker
 supervisor shares). Its record (``data.runs``) is written
 before it starts and completed when it ends. The output is echoed as it
 comes and the last ``KEEP_BYTES`` are kept in the record.
@@ -41,7 +43,7 @@ from looop.agent import gate
 from looop.data import events, journal, runs
 from looop.data.layout import ensure_layout
 from looop.errors import TIMED_OUT, LooopError, UsageError
-from looop.paths import Paths
+from looop.paths import Paths, child_environment
 
 KEEP_BYTES = 64 * 1024
 GRACE = 2.0
@@ -105,6 +107,7 @@ def _execute(
     end = group.run(
         ["/bin/sh", "-c", command],
         cwd=paths.data_dir,
+        env=child_environment(paths, os.environ),
         timeout=timeout,
         on_output=output,
         on_start=started,

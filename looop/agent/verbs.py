@@ -39,7 +39,7 @@ import sys
 from pathlib import Path
 
 from looop import fs
-from looop.data import events, ids, journal, playbook
+from looop.data import events, ids, journal, playbook, sensors
 from looop.data.layout import ensure_layout
 from looop.errors import NOT_FOUND, LooopError, UsageError
 from looop.paths import Paths
@@ -100,14 +100,14 @@ def write_sensor(paths: Paths, name: str, script: str, reason: str | None = None
     if not script.startswith("#!"):
         raise UsageError("a sensor script must start with a #! line (e.g. #!/bin/sh)")
     ensure_layout(paths)
-    written = fs.write_whole(paths.sensors / f"{name}.sh", _as_file(script), mode=SENSOR_MODE)
+    written = fs.write_whole(sensors.path(paths, name), _as_file(script), mode=SENSOR_MODE)
     _moved(paths, f"sensor write {name}", reason, "sensor_written", sensor=name)
     return written
 
 
 def remove_sensor(paths: Paths, name: str, reason: str | None = None) -> Path:
     ids.check("sensor", name)
-    path = paths.sensors / f"{name}.sh"
+    path = sensors.path(paths, name)
     try:
         st = os.lstat(path)
     except FileNotFoundError:
@@ -122,7 +122,7 @@ def remove_sensor(paths: Paths, name: str, reason: str | None = None) -> Path:
 def sensor_script(paths: Paths, name: str) -> Path:
     """The script ``_ sensor test NAME`` runs; LooopError when there is none."""
     ids.check("sensor", name)
-    path = paths.sensors / f"{name}.sh"
+    path = sensors.path(paths, name)
     if not os.path.lexists(path):
         raise LooopError(f"no sensor named {name!r}")
     return path

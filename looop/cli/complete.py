@@ -5,7 +5,7 @@ Click's own completion runs underneath: the script a shell sources calls
 tree (the lazy groups list their commands, so every command completes) and
 asks a parameter's ``shell_complete`` for its values. The completers here
 read the data dir through the readers that own it (``data.goals``,
-``pulse.sensors.discover``, ``data.mailbox``, ``data.sessions``) and never
+``data.sensors.discover``, ``data.mailbox``, ``data.sessions``) and never
 raise: a broken or missing data dir completes nothing rather than printing a
 traceback into the user's prompt. ``command_names`` completes the words of
 ``looop help COMMAND...`` by walking the same tree.
@@ -39,10 +39,10 @@ def goal_ids(ctx: click.Context, param: click.Parameter, incomplete: str) -> lis
 def sensor_names(
     ctx: click.Context, param: click.Parameter, incomplete: str
 ) -> list[CompletionItem]:
+    from looop.data import sensors
     from looop.paths import resolve
-    from looop.pulse import sensors
 
-    return _items(lambda: (p.stem for p in sensors.discover(resolve().sensors)), incomplete)
+    return _items(lambda: map(sensors.name, sensors.discover(resolve().sensors)), incomplete)
 
 
 def ask_ids(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[CompletionItem]:

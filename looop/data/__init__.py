@@ -4,6 +4,7 @@
 ``playbook`` (``PLAYBOOK.md`` and ``playbook.d/``), ``mailbox`` (asks and
 answers), ``sessions`` (worker sessions and the one judgment of their
 liveness), ``claims``, ``events`` (``events.jsonl``), ``snapshots`` (the
-published generations), ``runs`` (``_ run``'s records) and ``ids`` (the one
-rule for an id a verb takes).
+published generations), ``sensors`` (which files are sensors, and their
+snapshots' names), ``runs`` (``_ run``'s records) and ``ids`` (the one rule
+for an id a verb takes).
 """

@@ -23,6 +23,7 @@ from typing import Any
 from looop import say
 from looop.config import Config
 from looop.data import events, snapshots
+from looop.data.sensors import PREFIX, discover
 from looop.paths import Paths, child_environment
 from looop.pulse import lock, probes, sensors, worldhash
 
@@ -109,6 +110,8 @@ def run_beat(
 ) -> BeatResult:
     """One beat; ``scripts`` are the sensors to run (discovered when not given).
 
+    OSError when ``sensors/`` cannot be listed: the previous world stays.
+
     The data dir's beat lock is held throughout (``lock.beat_lock``), so a
     beat never overlaps another on this data dir, whoever runs it.
     """
@@ -128,11 +131,11 @@ def _locked_beat(
     stopped: Callable[[], bool],
     scripts: list[Path] | None,
 ) -> BeatResult:
+    if scripts is None:  # raises when sensors/ cannot be listed: nothing is published
+        scripts = discover(paths.sensors)
     started = time.time()
     pid = os.getpid()
     events.record(paths.events, "beat_start", beat=number, pid=pid)
-    if scripts is None:
-        scripts = sensors.discover(paths.sensors)
     readings = user_readings(paths, config, scripts, on_tick, cancel_fd, stopped)
 
     def cancel() -> BeatResult:
@@ -147,7 +150,7 @@ def _locked_beat(
     for reading in readings:
         files[f"{reading.name}.json"] = _encode(reading.value)
         if not reading.ok:
-            failed.append(reading.name.removeprefix("sensor-"))
+            failed.append(reading.name.removeprefix(PREFIX))
             files[f"{reading.name}.err"] = reading.stderr
     for name, probe in probes.PROBES.items():
         try:
@@ -175,7 +178,7 @@ def _locked_beat(
         publish_error,
         sensors=[
             {
-                "name": r.name.removeprefix("sensor-"),
+                "name": r.name.removeprefix(PREFIX),
                 "ok": r.ok,
                 "duration": round(r.duration, 3),
                 "exit_code": r.exit_code,

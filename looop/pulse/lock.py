@@ -16,7 +16,8 @@ lock). It lives in the data dir because only the data dir is shared by
 everything that beats on it.
 
 Two questions are answered here, once each: *who holds the lock* (``holder``:
-a pid and a role) and *is a pulse running* (``pulse_holder``). They differ
+a pid and a role) and *is a pulse running* (``pulse_holder``); and so the one
+way to signal the pulse lives here too (``signal_pulse``). They differ
 while a one-off ``looop sense`` holds the lock for its single beat: nobody
 runs then, and ``status``, ``_ state``, ``_ wait``, ``up`` and ``down`` all say
 so because they all ask ``pulse_holder``. A pulse that starts meanwhile waits
@@ -195,6 +196,32 @@ def pulse_holder(paths: Paths) -> int | None:
     except OSError:
         return None
     return held.pid if held is not None and held.is_pulse else None
+
+
+def signal_pulse(paths: Paths, sig: int) -> int | None:
+    """Send ``sig`` to the running pulse; its pid, or None when no pulse holds the lock.
+
+    The one way anything signals the pulse: ``looop sense`` asks it to beat,
+    ``reload`` to re-read its config, ``down`` to stop. The pulse is the
+    lock's holder unless that is a one-off ``looop sense`` (``holder``), which
+    is never signalled. A pulse that ended between the lookup and the signal
+    still gives its pid: each caller waits for what the signal should bring
+    and sees the lock let go instead. Raises LooopError when the pulse's pid
+    is not known yet or the pulse is not this user's, OSError when the lock
+    cannot be examined.
+    """
+    held = holder(paths)
+    if held is None or not held.is_pulse:
+        return None
+    if not held.pid:
+        raise LooopError("a pulse holds the lock but its pid is not known yet; try again")
+    try:
+        os.kill(held.pid, sig)
+    except ProcessLookupError:
+        pass  # it is ending: the caller's wait for the lock says so
+    except PermissionError:
+        raise LooopError(f"cannot signal the pulse (pid {held.pid}): not yours") from None
+    return held.pid
 
 
 def _open_lock_file(path: Path, create: bool) -> int:

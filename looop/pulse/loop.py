@@ -1,9 +1,10 @@
 """The pulse: a single, long-running loop that beats on a fixed rate.
 
 Shaped like gunicorn's arbiter. Signal handlers do nothing but queue the
-signal (``looop.pulse.signals``); ``signal.set_wakeup_fd`` writes to a
-self-pipe that wakes the loop's selector, and the loop handles the queue with
-one ``handle_<signal>`` method each, outside any handler. During a beat the
+signal (``looop.signals``); ``signal.set_wakeup_fd`` writes to a self-pipe
+that wakes the loop's selector, and the loop handles the queue with one
+``handle_<signal>`` method each, outside any handler. Of the stop signals,
+SIGHUP means "reload the config" here (``RELOAD``), and SIGUSR1 "beat now". During a beat the
 same pipe is watched by the sensor runner, so a stop ends running sensor
 groups at once, and the beat is not published.
 
@@ -27,25 +28,19 @@ from typing import Any
 from looop import config, fs
 from looop.config import Config
 from looop.data import events, layout
+from looop.data.sensors import discover
 from looop.errors import os_error_line
 from looop.log import log
 from looop.paths import Paths, RuntimeDirError
 from looop.pulse import beat, beatlog, lock, notify, record, sensors
 from looop.pulse.beat import BeatResult
-from looop.pulse.signals import SignalQueue
+from looop.signals import STOP_SIGNALS, SignalQueue
 
-STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
-HANDLED_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1)
+RELOAD = signal.SIGHUP  # a stop signal elsewhere; the pulse re-reads its config
+BEAT_NOW = signal.SIGUSR1  # what `looop sense` sends a running pulse
 IDLE_WAKE = 5.0  # the loop wakes (and ticks) at least this often between beats
 BEAT_SLACK = 30.0  # allowance over the worst-case beat before the watchdog stops pinging
 FAILING_LIMIT = 3  # beats in a row that cannot run at all before the pulse stops
-
-SIG_NAMES: dict[int, str] = {
-    signal.SIGTERM: "term",
-    signal.SIGINT: "int",
-    signal.SIGHUP: "hup",
-    signal.SIGUSR1: "usr1",
-}
 
 
 def prepare(paths: Paths) -> list[Path]:
@@ -64,8 +59,15 @@ def beat_budget(cfg: Config, sensor_count: int) -> float | None:
 
 
 def longest_beat(paths: Paths, cfg: Config) -> float:
-    """How long one beat of this profile may take; an hour when sensors have no timeout."""
-    return beat_budget(cfg, len(sensors.discover(paths.sensors))) or 3600.0
+    """How long one beat of this profile may take; an hour when sensors have no timeout.
+
+    An hour too when ``sensors/`` cannot be listed: how many there are is not known.
+    """
+    try:
+        count = len(discover(paths.sensors))
+    except OSError:
+        return 3600.0
+    return beat_budget(cfg, count) or 3600.0
 
 
 class Pulse:
@@ -75,7 +77,8 @@ class Pulse:
         self.exit_code = 0
         self.notifier = notify.Notifier()
         self.watchdog = notify.Watchdog(self.notifier, notify.manager_watchdog_period())
-        self.signals = SignalQueue(HANDLED_SIGNALS, stop=STOP_SIGNALS)
+        stop = frozenset(STOP_SIGNALS) - {RELOAD}
+        self.signals = SignalQueue((*STOP_SIGNALS, BEAT_NOW), stop=stop)
         self.stopping = False
         self.beat_requested = False
         self.beats = 0
@@ -93,7 +96,7 @@ class Pulse:
     # --- signals: queued by their handlers, handled here ------------------
     def _handle_queued(self) -> None:
         while (signum := self.signals.pop()) is not None:
-            getattr(self, f"handle_{SIG_NAMES[signum]}")()
+            getattr(self, f"handle_{signal.Signals(signum).name[3:].lower()}")()
 
     def _stop_requested(self) -> bool:
         """For the beat: has a stop signal arrived? Leaves every signal queued."""
@@ -160,9 +163,6 @@ class Pulse:
         self.beat_requested = False
         started = time.monotonic()
         self.beats += 1
-        scripts = sensors.discover(self.paths.sensors)
-        budget = beat_budget(self.config, len(scripts))
-        self.watchdog.deadline = None if budget is None else started + budget
         self.watchdog.tick()
         # Fixed rate: the next beat starts `interval` after this one started;
         # an overrun starts it at once (never overlapping).
@@ -170,8 +170,14 @@ class Pulse:
         if not self._keep_lock():
             return
         wall = time.time()
+        scripts: list[Path] = []
         try:
             self._lay_out()
+            # A listing that fails is not "no sensors": this beat fails, the last world stays.
+            scripts = discover(self.paths.sensors)
+            budget = beat_budget(self.config, len(scripts))
+            self.watchdog.deadline = None if budget is None else started + budget
+            self.watchdog.tick()
             result = beat.run_beat(
                 self.paths,
                 self.config,

@@ -5,7 +5,7 @@ awaited: the pulse stays the sole senser. Otherwise this process takes the
 lock as a one-off (role ``sense``, so nobody mistakes it for a pulse), beats
 once and lets go; a pulse started meanwhile waits for that beat to end.
 
-A one-off beat is stopped the way the pulse is (``looop.pulse.signals``):
+A one-off beat is stopped the way the pulse is (``looop.signals``):
 SIGTERM, SIGINT or SIGHUP is queued, the beat sees it through the wake-up
 pipe, ends every running sensor group, publishes nothing and the command
 exits 128 + the signal's number.
@@ -24,8 +24,8 @@ from looop.config import Config
 from looop.errors import LooopError
 from looop.paths import Paths
 from looop.pulse import beat, lock, record
-from looop.pulse.loop import longest_beat, prepare
-from looop.pulse.signals import STOP_SIGNALS, SignalQueue
+from looop.pulse.loop import BEAT_NOW, longest_beat, prepare
+from looop.signals import STOP_SIGNALS, SignalQueue
 
 ASK_POLL = 0.02  # how often the pulse's beat record is read while it beats for us
 
@@ -70,7 +70,7 @@ def sense_now(paths: Paths, cfg: Config, wait_limit: float | None = None) -> Sen
     except lock.AlreadyRunning as running:
         if running.holder is not None and not running.holder.is_pulse:
             raise SenseError(f"a beat is already running (pid {running.pid}); try again") from None
-        return _ask_pulse(paths, cfg, running.pid, wait_limit, signals)
+        return _ask_pulse(paths, cfg, wait_limit, signals)
     try:
         prepare(paths)
         result = beat.run_beat(
@@ -118,17 +118,12 @@ def _next_number(paths: Paths) -> int:
 
 
 def _ask_pulse(
-    paths: Paths, cfg: Config, pid: int | None, wait_limit: float | None, signals: SignalQueue
+    paths: Paths, cfg: Config, wait_limit: float | None, signals: SignalQueue
 ) -> SenseOutcome:
-    if not pid:
-        raise SenseError("a pulse holds the lock but its pid is not known yet; try again")
     asked_at = time.time()
-    try:
-        os.kill(pid, signal.SIGUSR1)
-    except ProcessLookupError:
-        raise SenseError(f"the pulse (pid {pid}) went away; try again") from None
-    except PermissionError:
-        raise SenseError(f"cannot signal the pulse (pid {pid}): not yours") from None
+    pid = lock.signal_pulse(paths, BEAT_NOW)
+    if pid is None:
+        raise SenseError("the pulse went away; try again")
     budget = wait_limit or longest_beat(paths, cfg) + cfg.interval
     deadline = time.monotonic() + budget
     while time.monotonic() < deadline:

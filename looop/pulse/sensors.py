@@ -11,32 +11,9 @@ the group id cannot have been reused by then. Output is read only up to the
 cap: a sensor printing 100 MB costs the pulse the cap, not 100 MB. Whatever a
 sensor does, the result is a ``Reading`` — a failing sensor never fails a beat.
 
-**Descendants that leave the group.** A process group is only a convention: a
-sensor's child may call ``setsid`` or ``setpgid``, and then no signal to the
-group reaches it. On Linux the process running sensors is therefore a *child
-subreaper* (``become_subreaper``, called by ``SensorRun.run``, which both the
-pulse and a one-off ``looop sense`` go through): every orphaned descendant of
-a sensor is re-parented to it instead of to init, so it can be found among our
-own children (``/proc/self/task/*/children``) and, being our unreaped child,
-signalled with no risk of a reused pid. After a sensor finishes, a sweep kills
-every such re-parented process that no running sensor can own, and reaps the
-zombies re-parented to us so none accumulate; whatever is left is killed when
-the run ends. "Can own" is decided by start time: a process started (by the
-kernel's clock, ``/proc/<pid>/stat``) before a sensor was spawned cannot
-descend from it, so a process is spared only while some running sensor was
-spawned no later than it. Our children that existed before the run (the
-pulse starts none, but the rule does not depend on it; a descendant an
-earlier run killed but could not reap yet is not one of them) and running
-sensors' own leaders are never touched. The subreaper flag is one ``prctl`` call made
-through ``ctypes`` with symbols from the running process, as the inotify
-binding in ``looop.agent.wait`` does: ``python-prctl`` is a C extension that
-needs libcap headers to build, and ``psutil`` has no ``prctl``; a dependency
-for one system call would cost every install more than these lines. A kernel
-(or seccomp filter) that refuses the call leaves process groups only.
-
-On macOS there is no subreaper: process groups are all there is, so a
-descendant that calls ``setsid`` or ``setpgid`` and outlives its parent is
-re-parented to launchd and survives the beat. Everything else holds there.
+**Descendants that leave the group** (``setsid``, ``setpgid``) are found
+and ended by ``looop.pulse.orphans`` on Linux, where the runner is a child
+subreaper; this loop tells it when to sweep and which sensors still run.
 
 **Descriptors.** Each running sensor holds the read ends of its two pipes and
 (on Linux) a pidfd; starting one briefly holds the two write ends too. The run
@@ -48,11 +25,10 @@ queue until a running one finishes. Only when nothing runs and it still cannot
 start is that sensor a failure reading. A pidfd that cannot be had costs a
 short poll for that sensor, never its reading.
 
-**Why a sensor could not start** is told in its reading: a ``#!`` line ending
-in CR (a file saved with CRLF line endings) or naming an interpreter that does
-not exist makes the kernel say only "No such file or directory", so on
-``ENOENT``/``ENOEXEC`` the first line is read and the message names the file
-and the fix.
+**Why a sensor could not start** is told in its reading, with the fix when
+its ``#!`` line tells (``looop.data.sensors.exec_advice``). Which files are
+sensors, and their snapshots' names, are ``looop.data.sensors``'s answers:
+this module only runs them.
 """
 
 from __future__ import annotations
@@ -64,7 +40,6 @@ import os
 import resource
 import selectors
 import signal
-import sys
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
@@ -72,8 +47,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from looop import fs
+from looop import proc
 from looop.data.layout import shown
+from looop.data.sensors import exec_advice, snapshot_name
+from looop.pulse import orphans
 
 TIMEOUT_EXIT = 124
 KILL_GRACE = 2.0  # seconds between SIGTERM and SIGKILL for a timed-out group
@@ -87,8 +64,6 @@ SWEEP_EVERY = TICK  # re-parented zombies are reaped at least this often while s
 SPAWN_FDS = 2  # the pipes' write ends, held only while a sensor is being started
 FD_RESERVE = 8  # descriptors left free for whatever else the process opens meanwhile
 OUT_OF_FDS = (errno.EMFILE, errno.ENFILE)
-SHEBANG_LINE = 4096  # bytes of a script read to explain why it could not be run
-PR_SET_CHILD_SUBREAPER = 36  # <linux/prctl.h>
 REASON_CHARS = 200  # a failure's reason, as the beat record and the log keep it
 
 # Every disposition a sensor starts with is the default: the pulse handles or
@@ -143,101 +118,6 @@ class Limits:
     concurrency: int
 
 
-def snapshot_name(script: Path) -> str:
-    """``sensor-<stem>``, or a derived name when that cannot be a snapshot's name.
-
-    A stem that is not valid UTF-8 or makes the name too long becomes
-    ``sensor-<shown stem, cut>~<16 hex of the SHA-256 of the raw name>``:
-    text, short enough, recognisable, distinct per file, and the same every
-    beat, so the world hash does not move by itself. The sensor still runs
-    and its reading is published under that name; the name is its only cost.
-    Rejected: skipping such a sensor (its output would be lost for a name
-    the file system allowed) and escaping alone (an escaped name can be too
-    long, or equal another sensor's real name).
-    """
-    from looop.data.layout import shown
-
-    # A snapshot is `<name>.json` and `<name>.err`: its name must be text (it
-    # is JSON's too) and leave room for the longer suffix within NAME_MAX (255).
-    longest = 255 - len(".json")
-    stem = script.name.removesuffix(".sh")
-    name = f"sensor-{stem}"
-    if shown(stem) == stem and len(name.encode()) <= longest:
-        return name
-    from looop.digest import sha256
-
-    tag = "~" + sha256(os.fsencode(script.name)).hexdigest()[:16]
-    readable = shown(stem)[:64]
-    while len(f"sensor-{readable}{tag}".encode()) > longest:
-        readable = readable[:-1]
-    return f"sensor-{readable}{tag}"
-
-
-_subreaper: bool | None = None  # None: not asked yet (the answer never changes)
-# (pid, start) of descendants killed by an earlier run that were not dead when it
-# ended (stuck in the kernel): ours to reap still, though they predate this run.
-_unreaped: set[tuple[int, int]] = set()
-
-
-def become_subreaper() -> bool:
-    """Make this process the reaper of its orphaned descendants (Linux); True if it is.
-
-    Idempotent and cheap after the first call. The flag is not inherited by
-    children, so a sensor never becomes one.
-    """
-    global _subreaper
-    if _subreaper is None:
-        _subreaper = False
-        if sys.platform.startswith("linux"):
-            import ctypes  # only here: a macOS run never pays for it
-
-            libc = ctypes.CDLL(None, use_errno=True)
-            one, zero = ctypes.c_ulong(1), ctypes.c_ulong(0)
-            done = libc.prctl(ctypes.c_int(PR_SET_CHILD_SUBREAPER), one, zero, zero, zero)
-            _subreaper = done == 0
-    return _subreaper
-
-
-def _children() -> list[int]:
-    """This process's children, from every thread's ``children`` list (Linux)."""
-    pids: list[int] = []
-    try:
-        tasks = os.listdir("/proc/self/task")
-    except OSError:
-        tasks = []
-    for tid in tasks:
-        try:
-            with open(f"/proc/self/task/{tid}/children", "rb") as fh:
-                pids.extend(int(p) for p in fh.read().split())
-        except FileNotFoundError:
-            if not os.path.exists(f"/proc/self/task/{tid}"):
-                continue  # the thread ended meanwhile
-            # A kernel without CONFIG_PROC_CHILDREN: ask the process table.
-            import psutil
-
-            return [child.pid for child in psutil.Process().children()]
-    return pids
-
-
-def _stat(pid: int) -> tuple[str, int] | None:
-    """(state, start time in clock ticks since boot) of ``pid``; None if it is gone."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as fh:
-            fields = fh.read().rsplit(b")", 1)[1].split()
-    except (OSError, IndexError):
-        return None
-    # After the ")" closing the command: state is field 3, starttime field 22.
-    return fields[0].decode(), int(fields[19])
-
-
-_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
-
-
-def _boot_ticks() -> int:
-    """Now, on the clock ``/proc/<pid>/stat`` uses for a process's start (floored)."""
-    return int(time.clock_gettime(time.CLOCK_BOOTTIME) * _TICKS)
-
-
 def descriptor_slots(per_sensor: int) -> int | None:
     """How many sensors can run at once within ``RLIMIT_NOFILE``; None if unbounded.
 
@@ -253,55 +133,6 @@ def descriptor_slots(per_sensor: int) -> int | None:
     except OSError:
         return None
     return max(1, (soft - open_now - SPAWN_FDS - FD_RESERVE) // per_sensor)
-
-
-def exec_advice(script: Path, shown: str) -> str | None:
-    """Why the kernel could not run ``script``, with the fix, when its #! line tells.
-
-    ``shown`` is how the file is named in the message (``sensors/x.sh``).
-    """
-    try:
-        head = fs.read_small(script, limit=1 << 20, follow=True)[:SHEBANG_LINE]
-    except OSError:
-        return None
-    if head.startswith(b"\xef\xbb\xbf#!"):
-        return f"{shown} starts with a byte-order mark before its #! line; save it without one"
-    if not head.startswith(b"#!"):
-        return None
-    line = head.split(b"\n", 1)[0]
-    if line.endswith(b"\r"):
-        return f"{shown} has a CRLF line ending in its #! line; convert it with dos2unix"
-    words = line[2:].split()
-    if words and not os.path.exists(words[0]):
-        interpreter = os.fsdecode(words[0])
-        return f"{shown} names {interpreter} in its #! line, which does not exist"
-    return None
-
-
-def discover(sensors_dir: Path) -> list[Path]:
-    """The sensors: ``sensors/*.sh`` that are not dot-files or directories, sorted by name.
-
-    A dot-file (``.x.sh``, a macOS ``._x.sh``) is never a sensor, and an
-    editor's leftover beside one (``x.sh~``, ``.x.sh.swp``, ``#x.sh#``,
-    ``x.sh.orig``) does not end in ``.sh``. One ``scandir``; a name that is
-    not text is still a sensor (see ``snapshot_name``).
-    """
-    found: list[Path] = []
-    try:
-        with os.scandir(sensors_dir) as it:
-            for entry in it:
-                name = entry.name
-                if name.startswith(".") or not name.endswith(".sh"):
-                    continue
-                try:
-                    if entry.is_dir():  # follows a link: a link to a directory is none either
-                        continue
-                except OSError:
-                    pass
-                found.append(sensors_dir / name)
-    except OSError:
-        return []
-    return sorted(found, key=lambda p: os.fsencode(p.name))
 
 
 def error_value(signal_part: dict[str, Any], message: str, **detail: Any) -> dict[str, Any]:
@@ -383,8 +214,7 @@ class SensorRun:
         self.devnull = -1
         self.slots = max(1, limits.concurrency)  # lowered to what descriptors allow in run()
         self.starved = False  # a start failed for want of descriptors: wait for a finish
-        self.subreaper = False
-        self.foreign: set[tuple[int, int]] = set()  # (pid, start) of children not ours to end
+        self.orphans = orphans.Orphans()
         self.sweep_due = False
         self.last_sweep = 0.0
 
@@ -392,11 +222,7 @@ class SensorRun:
     def run(self) -> list[Reading]:
         if self.cancel_fd is not None:
             self.selector.register(self.cancel_fd, selectors.EVENT_READ, None)
-        self.subreaper = become_subreaper()
-        if self.subreaper:
-            present = {(pid, st[1]) for pid in _children() if (st := _stat(pid))}
-            _unreaped.intersection_update(present)
-            self.foreign = present - _unreaped
+        self.orphans.start()
         home = os.open(".", os.O_RDONLY | os.O_CLOEXEC)
         self.devnull = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
         per_sensor = 3 if hasattr(os, "pidfd_open") else 2  # two pipes' read ends (+ a pidfd)
@@ -422,15 +248,16 @@ class SensorRun:
                 now = time.monotonic()
                 for run in list(self.running.values()):
                     self._check(run, now)
-                if self.subreaper and (self.sweep_due or now - self.last_sweep >= SWEEP_EVERY):
-                    self._sweep(now)
+                if self.orphans.active and (self.sweep_due or now - self.last_sweep >= SWEEP_EVERY):
+                    self.sweep_due, self.last_sweep = False, now
+                    self.orphans.sweep({pid: r.born for pid, r in self.running.items()})
                 self.on_tick()
         finally:
             for run in list(self.running.values()):
                 run.signal_group(signal.SIGKILL)
                 self._finish(run)
-            if self.subreaper:
-                self._end_leftovers()
+            if self.orphans.active:
+                self.orphans.end(KILL_GRACE)
             self.selector.close()
             os.close(self.devnull)
             with contextlib.suppress(OSError):
@@ -461,7 +288,7 @@ class SensorRun:
     # --- one sensor -------------------------------------------------------
     def _spawn(self, script: Path) -> None:
         started = time.monotonic()
-        born = _boot_ticks() if self.subreaper else 0
+        born = proc.boot_ticks() if self.orphans.active else 0
         try:
             out_r, out_w = os.pipe()
         except OSError as exc:  # out of descriptors: this sensor cannot start now
@@ -637,45 +464,6 @@ class SensorRun:
         self.starved = False  # its descriptors are free again
         self.sweep_due = True
         self.readings[snapshot_name(run.script)] = self._reading(run, status)
-
-    # --- descendants re-parented to us (Linux) ------------------------------
-    def _sweep(self, now: float, final: bool = False) -> int:
-        """Reap re-parented zombies; kill re-parented processes no running sensor can own.
-
-        Returns how many of our re-parented children are still alive. A
-        process is spared only while a running sensor was spawned no later
-        than it (it may descend from that one); ``final`` spares none.
-        """
-        self.sweep_due, self.last_sweep = False, now
-        oldest = None if final or not self.running else min(r.born for r in self.running.values())
-        alive = 0
-        for pid in _children():
-            if pid in self.running:
-                continue  # a sensor's leader: its own finish reaps it
-            st = _stat(pid)
-            if st is None or (pid, st[1]) in self.foreign:
-                continue
-            state, start = st
-            if state in ("Z", "X"):
-                with contextlib.suppress(ChildProcessError):
-                    os.waitpid(pid, os.WNOHANG)
-                continue
-            alive += 1
-            if oldest is None or start < oldest:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGKILL)  # our unreaped child: the pid is still its own
-        return alive
-
-    def _end_leftovers(self) -> None:
-        """The run is over: kill every re-parented descendant and reap it (bounded wait)."""
-        deadline = time.monotonic() + KILL_GRACE
-        while self._sweep(time.monotonic(), final=True) and time.monotonic() < deadline:
-            time.sleep(0.002)
-        # One not dead yet (stuck in the kernel) is reaped by the next run's sweeps.
-        for pid in _children():
-            st = _stat(pid)
-            if st is not None and (pid, st[1]) not in self.foreign:
-                _unreaped.add((pid, st[1]))
 
     def _reading(self, run: _Running, status: int) -> Reading:
         name = snapshot_name(run.script)

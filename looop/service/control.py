@@ -37,7 +37,6 @@ not a pulse: ``down`` leaves it to end by itself.
 
 from __future__ import annotations
 
-import os
 import signal
 import time
 
@@ -85,8 +84,7 @@ def _down_pulse(paths: Paths) -> str:
     driver = units.installed_driver(paths)
     if driver is not None:
         driver.stop(paths)
-    held = _end_pulse(paths)
-    pulse_pid = held.pid if held is not None and held.is_pulse else None
+    pulse_pid = _end_pulse(paths)
     if driver is not None:
         manager = driver.NAME
         if pulse_pid:
@@ -94,6 +92,7 @@ def _down_pulse(paths: Paths) -> str:
         return f"stopped through {manager}"
     if pulse_pid:
         return f"stopped (pid {pulse_pid})"
+    held = lock.holder(paths)  # what holds it now, only to say so: nobody, or a one-off beat
     if held is not None:
         return f"not running (a one-off beat holds the lock, pid {held.pid}; it ends by itself)"
     return "not running"
@@ -122,9 +121,6 @@ def reload(paths: Paths, cfg: Config) -> str:
     driver = units.installed_driver(paths)
     if driver is not None and driver.reload(paths):
         return f"reloaded through {driver.NAME}"
-    held = lock.holder(paths)
-    if held is None or not held.is_pulse or not held.pid:
-        raise ServiceError("no pulse runs on this profile; start it with looop up")
     from looop.pulse import record
 
     def reloaded() -> bool:
@@ -132,41 +128,28 @@ def reload(paths: Paths, cfg: Config) -> str:
         return isinstance(loaded, int | float) and loaded >= sent
 
     sent = time.time()
-    try:
-        os.kill(held.pid, signal.SIGHUP)
-    except ProcessLookupError:
-        raise ServiceError(f"the pulse (pid {held.pid}) ended before it could reload") from None
-    except PermissionError:
-        raise ServiceError(f"cannot signal the pulse (pid {held.pid}): not yours") from None
+    pid = lock.signal_pulse(paths, pulse.RELOAD)
+    if pid is None:
+        raise ServiceError("no pulse runs on this profile; start it with looop up")
     deadline = time.monotonic() + pulse.longest_beat(paths, cfg) + 30
     while not reloaded():
-        if time.monotonic() > deadline or lock.holder_pid(paths) != held.pid:
+        if time.monotonic() > deadline or lock.holder_pid(paths) != pid:
             raise ServiceError(
-                f"sent SIGHUP to the pulse (pid {held.pid}), but it has not beaten since; "
-                "see looop logs"
+                f"sent SIGHUP to the pulse (pid {pid}), but it has not beaten since; see looop logs"
             )
         time.sleep(0.05)
-    return f"reloaded (pid {held.pid}): it beat on the new config"
+    return f"reloaded (pid {pid}): it beat on the new config"
 
 
-def _end_pulse(paths: Paths) -> lock.Holder | None:
+def _end_pulse(paths: Paths) -> int | None:
     """SIGTERM the pulse holding the lock, and return once the kernel has freed it.
 
-    Returns who held the lock (None: nobody). A one-off ``looop sense`` is
-    left to end by itself. ServiceError when the pulse cannot be stopped.
+    Returns the pulse's pid (None: no pulse held the lock). A one-off ``looop
+    sense`` is left to end by itself. ServiceError when the pulse does not let go.
     """
-    held = lock.holder(paths)
-    if held is None or not held.is_pulse:
-        return held
-    pid = held.pid
-    if not pid:
-        raise ServiceError("the lock is held but its holder's pid is not known yet; try again")
-    try:
-        os.kill(pid, signal.SIGTERM)
-    except ProcessLookupError:
-        pass
-    except PermissionError:
-        raise ServiceError(f"cannot stop the pulse (pid {pid}): not yours") from None
+    pid = lock.signal_pulse(paths, signal.SIGTERM)
+    if pid is None:
+        return None
     deadline = time.monotonic() + STOP_TIMEOUT
     while lock.holder_pid(paths) is not None:
         if time.monotonic() > deadline:
@@ -174,4 +157,4 @@ def _end_pulse(paths: Paths) -> lock.Holder | None:
                 f"the pulse (pid {pid}) still holds the lock after {STOP_TIMEOUT:.0f}s"
             )
         time.sleep(0.02)
-    return held
+    return pid

@@ -5,7 +5,7 @@ command it guards would: the runtime dir through ``paths.check_runtime_dir``,
 the config through ``config.load``, the installed unit through the file
 ``looop install`` wrote (``render.installed_command``), the user manager
 through ``systemd.manager_answers``, lingering through logind, sensors
-through ``sensors.discover`` and their last snapshot, the worker command
+through ``data.sensors.discover`` and their last snapshot, the worker command
 as ``_ worker start`` looks it up, file-system notifications by opening the
 same watch ``_ wait`` opens. So doctor cannot pass where the command fails.
 
@@ -189,9 +189,14 @@ def _lingering(installed: bool) -> Check:
 
 
 def _sensors(paths: Paths) -> list[Check]:
-    from looop.pulse import sensors
+    from looop.data import sensors
 
-    found = sensors.discover(paths.sensors)
+    try:
+        found = sensors.discover(paths.sensors)
+    except OSError as exc:
+        why = errors.os_error_line(exc)
+        fix = f"check the permissions and the disk of {paths.sensors}"
+        return [Check(FAILED, "sensors", f"cannot be listed: {why}", fix)]
     if not found:
         return [Check(NOT_HERE, "sensors", f"none in {paths.sensors}")]
     checks = []
@@ -216,7 +221,8 @@ def _sensors(paths: Paths) -> list[Check]:
         name = sensors.snapshot_name(script)
         if _last_reading_not_json(paths.snapshots / f"{name}.json"):
             said = "printed something that is not one JSON value at its last beat"
-            fix = f"print one JSON object; see what it prints: looop _ sensor test {script.stem}"
+            test = f"looop _ sensor test {sensors.name(script)}"
+            fix = f"print one JSON object; see what it prints: {test}"
             checks.append(Check(FAILED, what, said, fix))
             continue
         checks.append(Check(OK, what, "has a #! line and the run bit"))

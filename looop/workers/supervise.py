@@ -47,10 +47,11 @@ from looop.data import sessions
 from looop.data.sessions import State
 from looop.errors import NOT_FOUND, TIMED_OUT, LooopError
 from looop.paths import SESSION_ENV, Paths
+from looop.signals import STOP_SIGNALS
 from looop.workers import records, transcript
 
 DONE = signal.SIGUSR1  # what ``_ kill`` sends: the worker says its task is done
-SIGNALS = (*group.STOP_SIGNALS, DONE)
+SIGNALS = (*STOP_SIGNALS, DONE)
 GRACE = 5.0  # from SIGTERM to SIGKILL of the worker's group
 
 

@@ -1,0 +1,121 @@
+"""The sensors in the data dir: which files are sensors, their names, their snapshots' names.
+
+A sensor is ``sensors/<name>.sh``: not a dot-file, not a directory. Its
+reading is published as the snapshot ``sensor-<name>`` (``snapshot_name``),
+and a file the kernel would not run is explained from its ``#!`` line
+(``exec_advice``). The pulse's runner (``looop.pulse.sensors``) only runs
+what ``discover`` lists; the verbs (``_ sensor write|remove|test``), doctor
+and completion name sensors through here too, so "what is a sensor" has one
+answer.
+
+A listing that fails (``EIO``, ``EACCES``) raises: it is not "no sensors".
+Rejected: answering ``[]`` when ``sensors/`` cannot be listed, as the runner
+once did; a beat then published a world with every reading gone, exit 0,
+as if every sensor had been removed. Only a ``sensors/`` that does not
+exist has none.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from looop import fs
+from looop.data.layout import shown
+from looop.paths import Paths
+
+SUFFIX = ".sh"
+PREFIX = "sensor-"  # of a sensor's snapshot name
+SHEBANG_LINE = 4096  # bytes of a script read to explain why it could not be run
+
+
+def path(paths: Paths, name: str) -> Path:
+    """The file of sensor ``name`` (``sensors/<name>.sh``)."""
+    return paths.sensors / f"{name}{SUFFIX}"
+
+
+def name(script: Path) -> str:
+    """The sensor's name: its file's name without ``.sh``."""
+    return script.name.removesuffix(SUFFIX)
+
+
+def discover(sensors_dir: Path) -> list[Path]:
+    """The sensors: ``sensors/*.sh`` that are not dot-files or directories, sorted by name.
+
+    A dot-file (``.x.sh``, a macOS ``._x.sh``) is never a sensor, and an
+    editor's leftover beside one (``x.sh~``, ``.x.sh.swp``, ``#x.sh#``,
+    ``x.sh.orig``) does not end in ``.sh``. One ``scandir``; a name that is
+    not text is still a sensor (see ``snapshot_name``). A ``sensors_dir``
+    that does not exist has none; one that cannot be listed raises OSError
+    naming it.
+    """
+    found: list[Path] = []
+    try:
+        with os.scandir(sensors_dir) as it:
+            for entry in it:
+                file = entry.name
+                if file.startswith(".") or not file.endswith(SUFFIX):
+                    continue
+                try:
+                    if entry.is_dir():  # follows a link: a link to a directory is none either
+                        continue
+                except OSError:
+                    pass
+                found.append(sensors_dir / file)
+    except FileNotFoundError:
+        return []
+    return sorted(found, key=lambda p: os.fsencode(p.name))
+
+
+def snapshot_name(script: Path) -> str:
+    """``sensor-<stem>``, or a derived name when that cannot be a snapshot's name.
+
+    A stem that is not valid UTF-8 or makes the name too long becomes
+    ``sensor-<shown stem, cut>~<16 hex of the SHA-256 of the raw name>``:
+    text, short enough, recognisable, distinct per file, and the same every
+    beat, so the world hash does not move by itself. The sensor still runs
+    and its reading is published under that name; the name is its only cost.
+    Rejected: skipping such a sensor (its output would be lost for a name
+    the file system allowed) and escaping alone (an escaped name can be too
+    long, or equal another sensor's real name).
+    """
+    # A snapshot is `<name>.json` and `<name>.err`: its name must be text (it
+    # is JSON's too) and leave room for the longer suffix within NAME_MAX (255).
+    longest = 255 - len(".json")
+    stem = name(script)
+    snapshot = f"{PREFIX}{stem}"
+    if shown(stem) == stem and len(snapshot.encode()) <= longest:
+        return snapshot
+    from looop.digest import sha256
+
+    tag = "~" + sha256(os.fsencode(script.name)).hexdigest()[:16]
+    readable = shown(stem)[:64]
+    while len(f"{PREFIX}{readable}{tag}".encode()) > longest:
+        readable = readable[:-1]
+    return f"{PREFIX}{readable}{tag}"
+
+
+def exec_advice(script: Path, named: str) -> str | None:
+    """Why the kernel could not run ``script``, with the fix, when its #! line tells.
+
+    A ``#!`` line ending in CR (a file saved with CRLF line endings) or
+    naming an interpreter that does not exist makes the kernel say only "No
+    such file or directory"; the runner asks here on ``ENOENT``/``ENOEXEC``.
+    ``named`` is how the file is named in the message (``sensors/x.sh``).
+    """
+    try:
+        head = fs.read_small(script, limit=1 << 20, follow=True)[:SHEBANG_LINE]
+    except OSError:
+        return None
+    if head.startswith(b"\xef\xbb\xbf#!"):
+        return f"{named} starts with a byte-order mark before its #! line; save it without one"
+    if not head.startswith(b"#!"):
+        return None
+    line = head.split(b"\n", 1)[0]
+    if line.endswith(b"\r"):
+        return f"{named} has a CRLF line ending in its #! line; convert it with dos2unix"
+    words = line[2:].split()
+    if words and not os.path.exists(words[0]):
+        interpreter = os.fsdecode(words[0])
+        return f"{named} names {interpreter} in its #! line, which does not exist"
+    return None

@@ -1,0 +1,124 @@
+"""Sensors' descendants that left their process group: found among our children and ended.
+
+A process group is only a convention: a sensor's child may call ``setsid``
+or ``setpgid``, and then no signal to the group reaches it. On Linux the
+process running sensors is therefore a *child subreaper*
+(``become_subreaper``, called by ``Orphans.start`` at the start of every
+``looop.pulse.sensors.SensorRun.run``, which both the pulse and a one-off
+``looop sense`` go through): every orphaned descendant of a sensor is
+re-parented to it instead of to init, so it can be found among our own
+children (``looop.proc.children``) and, being our unreaped child, signalled
+with no risk of a reused pid. After a sensor finishes, a sweep kills every
+such re-parented process that no running sensor can own, and reaps the
+zombies re-parented to us so none accumulate; whatever is left is killed
+when the run ends. "Can own" is decided by start time: a process started
+(by the kernel's clock, ``looop.proc.stat``) before a sensor was spawned
+cannot descend from it, so a process is spared only while some running
+sensor was spawned no later than it. Our children that existed before the
+run (the pulse starts none, but the rule does not depend on it; a
+descendant an earlier run killed but could not reap yet is not one of them)
+and running sensors' own leaders are never touched.
+
+The subreaper flag is one ``prctl`` call made through ``ctypes`` with
+symbols from the running process, as the inotify binding in ``looop.watch``
+does: ``python-prctl`` is a C extension that needs libcap headers to build,
+and ``psutil`` has no ``prctl``; a dependency for one system call would cost
+every install more than these lines. A kernel (or seccomp filter) that
+refuses the call leaves process groups only.
+
+On macOS there is no subreaper: process groups are all there is, so a
+descendant that calls ``setsid`` or ``setpgid`` and outlives its parent is
+re-parented to launchd and survives the beat. Everything else holds there.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import sys
+import time
+from collections.abc import Mapping
+
+from looop import proc
+
+PR_SET_CHILD_SUBREAPER = 36  # <linux/prctl.h>
+
+_subreaper: bool | None = None  # None: not asked yet (the answer never changes)
+# (pid, start) of descendants killed by an earlier run that were not dead when it
+# ended (stuck in the kernel): ours to reap still, though they predate this run.
+_unreaped: set[tuple[int, int]] = set()
+
+
+def become_subreaper() -> bool:
+    """Make this process the reaper of its orphaned descendants (Linux); True if it is.
+
+    Idempotent and cheap after the first call. The flag is not inherited by
+    children, so a sensor never becomes one.
+    """
+    global _subreaper
+    if _subreaper is None:
+        _subreaper = False
+        if sys.platform.startswith("linux"):
+            import ctypes  # only here: a macOS run never pays for it
+
+            libc = ctypes.CDLL(None, use_errno=True)
+            one, zero = ctypes.c_ulong(1), ctypes.c_ulong(0)
+            done = libc.prctl(ctypes.c_int(PR_SET_CHILD_SUBREAPER), one, zero, zero, zero)
+            _subreaper = done == 0
+    return _subreaper
+
+
+class Orphans:
+    """One run's re-parented descendants; ``active`` once ``start`` made us their reaper."""
+
+    def __init__(self) -> None:
+        self.active = False
+        self.foreign: set[tuple[int, int]] = set()  # (pid, start) of children not ours to end
+
+    def start(self) -> None:
+        """Become the subreaper, and set aside the children we already have."""
+        self.active = become_subreaper()
+        if self.active:
+            present = {(pid, st[1]) for pid in proc.children() if (st := proc.stat(pid))}
+            _unreaped.intersection_update(present)
+            self.foreign = present - _unreaped
+
+    def sweep(self, running: Mapping[int, int], final: bool = False) -> int:
+        """Reap re-parented zombies; kill re-parented processes no running sensor can own.
+
+        ``running`` maps each running sensor's pid to its start (boot-clock
+        ticks just before its spawn). Returns how many of our re-parented
+        children are still alive. A process is spared only while a running
+        sensor was spawned no later than it (it may descend from that one);
+        ``final`` spares none.
+        """
+        oldest = None if final or not running else min(running.values())
+        alive = 0
+        for pid in proc.children():
+            if pid in running:
+                continue  # a sensor's leader: its own finish reaps it
+            st = proc.stat(pid)
+            if st is None or (pid, st[1]) in self.foreign:
+                continue
+            state, start = st
+            if state in ("Z", "X"):
+                with contextlib.suppress(ChildProcessError):
+                    os.waitpid(pid, os.WNOHANG)
+                continue
+            alive += 1
+            if oldest is None or start < oldest:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)  # our unreaped child: the pid is still its own
+        return alive
+
+    def end(self, grace: float) -> None:
+        """The run is over: kill every re-parented descendant and reap it (waiting ``grace``)."""
+        deadline = time.monotonic() + grace
+        while self.sweep({}, final=True) and time.monotonic() < deadline:
+            time.sleep(0.002)
+        # One not dead yet (stuck in the kernel) is reaped by the next run's sweeps.
+        for pid in proc.children():
+            st = proc.stat(pid)
+            if st is not None and (pid, st[1]) not in self.foreign:
+                _unreaped.add((pid, st[1]))
