@@ -26,6 +26,9 @@ through ``read_small``; everything it writes whole goes through
   writers racing for a name, one wins). A reader or a beat sees the old file
   or the new one, never half. A name that holds something other than a
   regular file or a link (a FIFO, a device node) is refused, never replaced.
+  A writer killed before its rename leaves its temp file behind, a dot name
+  no reader takes for data; ``temp_writer_gone`` tells a sweeper (the
+  reaper) the ones whose writer is gone.
 
 Rejected: a reader per module (``probes``, ``state`` and ``config`` each had
 one, and each missed a different case), and ``tempfile.NamedTemporaryFile``
@@ -42,6 +45,8 @@ import stat
 from pathlib import Path
 
 SMALL = 1 << 20  # 1 MiB: every file looop reads whole is far smaller than this
+# write_whole's temp files: ``.<name>.<pid>-<6 hex digits>.tmp`` beside the name.
+TEMP_SUFFIX = ".tmp"
 
 _KINDS = {
     stat.S_IFIFO: "a FIFO",
@@ -179,7 +184,7 @@ def write_whole(
             raise BadFile(target, f"is {kind(st.st_mode)}; refusing to replace it")
         if exclusive:
             raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), str(target))
-    tmp = target.with_name(f".{target.name}.{os.getpid()}-{os.urandom(3).hex()}.tmp")
+    tmp = target.with_name(f".{target.name}.{os.getpid()}-{os.urandom(3).hex()}{TEMP_SUFFIX}")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, mode)
     try:
         try:
@@ -200,6 +205,28 @@ def write_whole(
             os.unlink(tmp)
     sync_dir(target.parent)
     return target
+
+
+def temp_writer_gone(name: str) -> bool:
+    """Is ``name`` a ``write_whole`` temp file whose writer no longer runs?
+
+    Only the exact shape ``.<name>.<pid>-<6 hex digits>.tmp`` counts, and its
+    writer is gone when no process has that pid (``proc.alive``). A pid
+    reused since is taken for the writer, so such a file is kept until that
+    process ends too: sweeping errs on the side of leaving a file, never of
+    pulling one from under a writer that is still at work.
+    """
+    if not (name.startswith(".") and name.endswith(TEMP_SUFFIX)):
+        return False
+    stem, dot, tail = name[1 : -len(TEMP_SUFFIX)].rpartition(".")
+    pid, dash, token = tail.partition("-")
+    if not (stem and dot and dash and pid.isascii() and pid.isdigit() and len(token) == 6):
+        return False
+    if any(c not in "0123456789abcdef" for c in token):
+        return False
+    from looop import proc  # only a sweeper pays for it
+
+    return not proc.alive(int(pid))
 
 
 def _link_exclusive(tmp: Path, target: Path, data: bytes, mode: int) -> None:
