@@ -13,8 +13,9 @@ same small foundation:
 The foundation: ``errors`` (exit codes and the exception carrying one),
 ``paths`` (where everything is), ``config`` (the knobs), ``log`` (log lines),
 ``fs`` (the one safe small-file reader and the one atomic writer), ``proc``
-(is this pid alive and that process), ``watch`` (file-system notifications)
-and ``digest`` (SHA-256 without OpenSSL's start-up).
+(is this pid alive and that process), ``tree`` (emptying a directory tree
+through descriptors, never through a link or off its mount), ``watch``
+(file-system notifications) and ``digest`` (SHA-256 without OpenSSL's start-up).
 """
 
 __version__ = "0.1.0"
