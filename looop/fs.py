@@ -30,6 +30,13 @@ through ``read_small``; everything it writes whole goes through
   no reader takes for data; ``temp_writer_gone`` tells a sweeper (the
   reaper) the ones whose writer is gone.
 
+* **Every error names its file.** ``os.write``, ``fsync`` and ``pread``
+  raise without a file name, so the top-level handler could only print
+  ``looop: No space left on device``; ``named`` attaches the path, and the
+  writer's errors name the file meant, not its temp name. The foundation
+  pieces built on these (``looop.lines``, ``looop.lockfile``,
+  ``looop.jsonfile``) do the same.
+
 Rejected: a reader per module (``probes``, ``state`` and ``config`` each had
 one, and each missed a different case), and ``tempfile.NamedTemporaryFile``
 for the writer (it cannot promise the directory, the mode or ``O_NOFOLLOW``
@@ -91,8 +98,23 @@ def _open(path: str | os.PathLike[str], dir_fd: int | None, follow: bool) -> int
         raise
 
 
-def _regular(fd: int, path: str | os.PathLike[str]) -> os.stat_result:
-    st = os.fstat(fd)
+def named(exc: OSError, path: str | os.PathLike[str]) -> OSError:
+    """``exc`` naming ``path`` when it names no file (``write``, ``flock``, ``fsync`` don't).
+
+    So the top-level handler prints ``looop: <file>: <reason>``, never a bare
+    ``No space left on device``. The exception keeps its type.
+    """
+    if exc.filename is None:
+        exc.filename = os.fspath(path)
+    return exc
+
+
+def regular(fd: int, path: str | os.PathLike[str]) -> os.stat_result:
+    """The ``fstat`` of the open ``fd``; ``BadFile`` naming ``path`` unless it is a regular file."""
+    try:
+        st = os.fstat(fd)
+    except OSError as exc:
+        raise named(exc, path) from None
     if not stat.S_ISREG(st.st_mode):
         raise BadFile(path, f"is {kind(st.st_mode)}, not a regular file")
     return st
@@ -108,7 +130,7 @@ def open_regular(
     """
     fd = _open(path, dir_fd, follow)
     try:
-        return fd, _regular(fd, path)
+        return fd, regular(fd, path)
     except BaseException:
         os.close(fd)
         raise
@@ -142,17 +164,20 @@ def read_small_fd(
     judges one open file twice (the reaper, before and right before deleting)
     reads it whole both times. ``path`` only names the file in an error.
     """
-    st = _regular(fd, path)
+    st = regular(fd, path)
     if st.st_size > limit:
         raise BadFile(path, f"is larger than {_size_words(limit)}")
-    # What fstat promised and one byte more, to notice a file still growing; a
-    # fixed buffer of the cap's size would cost that allocation per file.
-    data = os.pread(fd, st.st_size + 1 if st.st_size else limit + 1, 0)
-    while len(data) <= limit:
-        more = os.pread(fd, limit + 1 - len(data), len(data))
-        if not more:
-            break
-        data += more
+    try:
+        # What fstat promised and one byte more, to notice a file still growing;
+        # a fixed buffer of the cap's size would cost that allocation per file.
+        data = os.pread(fd, st.st_size + 1 if st.st_size else limit + 1, 0)
+        while len(data) <= limit:
+            more = os.pread(fd, limit + 1 - len(data), len(data))
+            if not more:
+                break
+            data += more
+    except OSError as exc:
+        raise named(exc, path) from None
     if len(data) > limit:
         raise BadFile(path, f"is larger than {_size_words(limit)}")
     return data, st
@@ -185,6 +210,18 @@ def write_whole(
         if exclusive:
             raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), str(target))
     tmp = target.with_name(f".{target.name}.{os.getpid()}-{os.urandom(3).hex()}{TEMP_SUFFIX}")
+    try:
+        _write_via(tmp, target, data, mode, exclusive)
+    except OSError as exc:
+        if exc.filename in (None, str(tmp)):  # the temp name is gone: name the file meant
+            exc.filename, exc.filename2 = str(target), None
+        raise
+    sync_dir(target.parent)
+    return target
+
+
+def _write_via(tmp: Path, target: Path, data: bytes, mode: int, exclusive: bool) -> None:
+    """Write ``data`` to the new file ``tmp``, then give it the name ``target``."""
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, mode)
     try:
         try:
@@ -203,8 +240,6 @@ def write_whole(
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
-    sync_dir(target.parent)
-    return target
 
 
 def temp_writer_gone(name: str) -> bool:
