@@ -21,8 +21,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from looop import fs, proc
-from looop.data.sessions import finite_number
+from looop import fs, jsonfile, proc
 from looop.paths import Paths
 
 RUNNING, ENDED, INTERRUPTED = "running", "ended", "interrupted"
@@ -76,7 +75,7 @@ def over_since(record: dict[str, Any]) -> tuple[str, float | None]:
     state = state_of(record)
     if state == RUNNING:
         return state, None
-    return state, finite_number(record.get("ended" if state == ENDED else "started"))
+    return state, jsonfile.finite(record.get("ended" if state == ENDED else "started"))
 
 
 def recent(paths: Paths, limit: int = RECENT) -> list[dict[str, Any]]:

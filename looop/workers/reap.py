@@ -102,7 +102,6 @@ Why the reaper is shaped this way, beyond the tree's rules:
 
 from __future__ import annotations
 
-import fcntl
 import os
 import sys
 import time
@@ -111,7 +110,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from looop import fs, say, tree
+from looop import fs, lockfile, say, tree
 from looop.data import events
 from looop.data.claims import MISSING
 from looop.paths import Paths
@@ -344,31 +343,24 @@ def _reap_lock(sessions_fd: int | None, dry_run: bool) -> Iterator[bool]:
     """Hold ``sessions/.reap.lock`` exclusively; wait for another reaper if need be.
 
     Yields whether the lock is held. A dry run takes none. Without a usable
-    lock (no ``sessions/``, a read-only disk, a link in its place, a file
-    system without ``flock``) the run goes ahead unlocked: each victim is
-    then locked on its own.
+    lock (no ``sessions/``, a read-only disk, a link or a FIFO in its place,
+    a file system without ``flock``) the run goes ahead unlocked: each victim
+    is then locked on its own.
     """
     fd = -1
     if sessions_fd is not None and not dry_run:
         try:
-            fd = os.open(
-                LOCK_NAME,
-                os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK,
-                0o600,
-                dir_fd=sessions_fd,
-            )
+            fd = lockfile.open_lock(LOCK_NAME, dir_fd=sessions_fd)
         except OSError:
             fd = -1
     held = False
     try:
         if fd >= 0:
             try:
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                except BlockingIOError:
+                held = lockfile.lock(fd, path=LOCK_NAME)
+                if not held:
                     print("looop: another reap is running; waiting for it", file=sys.stderr)
-                    fcntl.flock(fd, fcntl.LOCK_EX)
-                held = True
+                    held = lockfile.lock(fd, block=True, path=LOCK_NAME)
             except OSError:
                 held = False
         yield held

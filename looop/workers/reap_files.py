@@ -5,7 +5,8 @@ sweeps temp files whose writer is gone), and asks the data module that owns
 the files which names count and what they mean: ``looop.data.mailbox.asker``
 (whose ask or answer a name is), ``looop.data.claims.named`` and
 ``claims.standing`` (is this claim free?), ``looop.data.runs.named`` and
-``runs.over_since`` (since when is this run over?). Every file is opened or
+``runs.over_since`` (since when is this run over?); each record is read by
+``looop.jsonfile``, and one that cannot be read is kept. Every file is opened or
 unlinked relative to its area's descriptor, never through a link, and a
 claim or record is unlinked only while its name still holds the very file
 judged (``claims.still_named``). Why the passes are shaped so is
@@ -18,7 +19,7 @@ import errno
 import os
 from typing import TYPE_CHECKING, Any
 
-from looop import say
+from looop import jsonfile, say
 from looop.data import claims, mailbox, runs, sessions
 from looop.data.claims import MISSING
 from looop.data.sessions import DEAD
@@ -103,11 +104,11 @@ def _run_record(run: Run, rfd: int, name: str) -> None:
     except OSError:
         return  # gone, or a link since the scan: not a record to remove
     try:
-        record, st = sessions.read_json_fd(fd)
+        record, st = jsonfile.read_object_fd(fd, path=f"runs/{name}")
+    except OSError:
+        return  # unreadable: never deleted blind
     finally:
         os.close(fd)
-    if record is None or st is None:
-        return
     state, since = runs.over_since(record)
     if since is None:
         return
@@ -170,9 +171,10 @@ def _liveness_of(run: Run, sid: str, fresh: bool) -> str:
 
 def _verdict(run: Run, fd: int, fresh: bool) -> tuple[str | None, str, bool, Any]:
     """(session id, why, due, fstat) for the claim file open as ``fd``: ``claims.standing``."""
-    claim, st = sessions.read_json_fd(fd)
-    if claim is None or st is None:
-        return None, "unreadable, never deleted blind", False, st
+    try:
+        claim, st = jsonfile.read_object_fd(fd)
+    except OSError:
+        return None, "unreadable, never deleted blind", False, None
     note = " (sessions/ cannot be opened)" if run.sessions_fd is None else ""
     sid, why, due = claims.standing(
         claim, st.st_mtime, run.now, lambda sid: _liveness_of(run, sid, fresh), note
