@@ -29,7 +29,9 @@ from looop.paths import SESSION_ENV, resolve
 def reap_command(dry_run: bool, ttl: float | None, as_json: bool) -> int:
     """Remove dead sessions, stale claims and old runs.
 
-    A dead session older than session_ttl goes with its asks and answers.
+    A dead session older than session_ttl goes with its asks and answers;
+    temp files whose writer is gone go too. Exit 1 when something due could
+    not be removed, with one line on stderr per file saying why.
     """
     from looop.workers import reap
 
