@@ -15,10 +15,11 @@ The foundation: ``errors`` (exit codes and the exception carrying one),
 ``config set``), ``log`` (log lines),
 ``fs`` (the one safe small-file reader and the one atomic writer), ``lines``
 (the one appender of a line, and reading a file's end), ``lockfile`` (taking
-a lock file), ``jsonfile`` (reading a JSON object record), ``proc``
-(is this pid alive and that process), ``signals`` (handlers that only
-queue, and the one list of stop signals), ``group`` (one command in its own
-process group), ``watch`` (file-system notifications)
+a lock file), ``jsonfile`` (reading a JSON object record), ``tree``
+(emptying a directory tree through descriptors, never through a link or off
+its mount), ``proc`` (is this pid alive and that process), ``signals``
+(handlers that only queue, and the one list of stop signals), ``group`` (one
+command in its own process group), ``watch`` (file-system notifications)
 and ``digest`` (SHA-256 without OpenSSL's start-up).
 """
 

@@ -33,7 +33,8 @@ through ``read_small``; everything it writes whole goes through
   directory, not per write: a listing per write would cost the pulse a
   ``getdents`` of ``sessions/`` each beat, while every verb and worker start
   is a new process, so a directory written to is swept soon after a crash.
-  Rejected: sweeping by age alone (a slow writer's live temp would go) and
+  The reaper sweeps the areas it walks with the same judgment
+  (``temp_writer_gone``). Rejected: sweeping by age alone (a slow writer's live temp would go) and
   only in the reaper (a goal or config directory is never reaped).
 
 * **Every error names its file.** ``os.write``, ``fsync`` and ``pread``
@@ -255,15 +256,15 @@ def sweep_temps(directory: str | os.PathLike[str], *, grace: float = TEMP_GRACE)
     now = time.time()
     try:
         with os.scandir(directory) as entries:
-            temps = [(e, pid) for e in entries if (pid := temp_pid(e.name))]
+            temps = [e for e in entries if temp_pid(e.name)]
     except OSError:
         return 0
-    for entry, pid in temps:
+    for entry in temps:
         try:
             st = entry.stat(follow_symlinks=False)
             if not stat.S_ISREG(st.st_mode) or now - st.st_mtime < grace:
                 continue
-            if pid == os.getpid() or proc.alive(pid):
+            if not temp_writer_gone(entry.name):
                 continue
             os.unlink(entry.path)
             gone += 1
@@ -292,6 +293,17 @@ def _write_via(tmp: Path, target: Path, data: bytes, mode: int, exclusive: bool)
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+
+
+def temp_writer_gone(name: str) -> bool:
+    """Is ``name`` a ``write_whole`` temp file (``temp_pid``) whose writer no longer runs?
+
+    A pid reused since is taken for the writer, so such a file is kept until
+    that process ends too: sweeping errs on the side of leaving a file, never
+    of pulling one from under a writer still at work.
+    """
+    pid = temp_pid(name)
+    return pid is not None and pid != os.getpid() and not proc.alive(pid)
 
 
 def _link_exclusive(tmp: Path, target: Path, data: bytes, mode: int) -> None:

@@ -27,8 +27,9 @@ import pytest
 from conftest import LOOOP, Processes, Profile, as_plain_user, pid_alive
 
 from looop import paths as looop_paths
+from looop import tree as looop_tree
 from looop.data import sessions
-from looop.workers import reap
+from looop.workers import reap, reap_sessions
 
 DAY = 86400.0
 TTL = "3600"
@@ -689,7 +690,7 @@ def test_a_session_that_comes_alive_while_being_measured_is_kept(
     sessions = profile.data / "sessions"
     session = make_session(sessions, "revived", pid=gone_pid(), age=5 * DAY)
     worker = start_sleeper(procs)
-    measure = reap._survey
+    measure = looop_tree.walk
 
     def measure_then_revive(
         fd: int, home: Any, where: str, cutoff: float | None, found: Any, depth: int = 0
@@ -699,7 +700,7 @@ def test_a_session_that_comes_alive_while_being_measured_is_kept(
             meta = {"id": "revived", "pid": worker.pid, "started": time.time(), "cmd": "work"}
             (session / "meta.json").write_text(json.dumps(meta))
 
-    monkeypatch.setattr(reap, "_survey", measure_then_revive)
+    monkeypatch.setattr(looop_tree, "walk", measure_then_revive)
     monkeypatch.setenv("LOOOP_DATA_DIR", str(profile.data))
     result = reap.reap(looop_paths.resolve(), ttl=3600)
     assert result.live == ["revived"] and result.sessions == []
@@ -827,7 +828,7 @@ def test_a_session_replaced_between_check_and_rename_is_put_back(
         return verdict
 
     monkeypatch.setattr(sessions, "judge_at", judge_then_swap)
-    monkeypatch.setattr(reap, "_still_named", lambda parent_fd, name, fd: True)
+    monkeypatch.setattr(looop_tree, "still_named", lambda parent_fd, name, fd: True)
     monkeypatch.setenv("LOOOP_DATA_DIR", str(profile.data))
     result = reap.reap(looop_paths.resolve(), ttl=3600)
     assert swapped
@@ -987,7 +988,7 @@ def test_a_mount_that_appears_during_removal_is_left_and_finished_later(
     """Raced in after the survey: the renamed leftover stays until the mount is gone."""
     sessions = profile.data / "sessions"
     dead_old_session(sessions, "raced")
-    empty = reap._empty
+    empty = reap_sessions._empty
     points: list[Path] = []
 
     def mount_then_empty(doomed: str, *args: Any) -> Any:
@@ -996,7 +997,7 @@ def test_a_mount_that_appears_during_removal_is_left_and_finished_later(
         points.append(point)
         return empty(doomed, *args)
 
-    monkeypatch.setattr(reap, "_empty", mount_then_empty)
+    monkeypatch.setattr(reap_sessions, "_empty", mount_then_empty)
     monkeypatch.setenv("LOOOP_DATA_DIR", str(profile.data))
     result = reap.reap(looop_paths.resolve(), ttl=3600)
     monkeypatch.undo()
@@ -1036,10 +1037,10 @@ def nest(root: Path, depth: int) -> Path:
 def test_a_session_deeper_than_the_walker_follows_is_kept_whole(profile: Profile) -> None:
     sessions = profile.data / "sessions"
     deep = dead_old_session(sessions, "too-deep")
-    nest(deep, reap.MAX_DEPTH + 1)
+    nest(deep, looop_tree.MAX_DEPTH + 1)
     backdate(deep, 10 * DAY)
     edge = dead_old_session(sessions, "just-deep-enough")
-    nest(edge, reap.MAX_DEPTH)
+    nest(edge, looop_tree.MAX_DEPTH)
     whole = tree(deep)
 
     for ttl in (TTL, "0"):
@@ -1054,7 +1055,7 @@ def test_a_session_deeper_than_the_walker_follows_is_kept_whole(profile: Profile
     text = profile.run("reap", "--ttl", TTL)
     assert text.returncode == 1
     assert (
-        f"kept session too-deep whole: nested deeper than {reap.MAX_DEPTH} directories"
+        f"kept session too-deep whole: nested deeper than {looop_tree.MAX_DEPTH} directories"
         in text.stdout
     )
 
@@ -1212,3 +1213,80 @@ def test_old_ended_and_interrupted_run_records_go_and_running_ones_stay(
     for kept in (young_ended, young_gone, running, garbage):
         assert kept.exists(), kept
     assert {e["id"] for e in events(profile, "run_reaped")} == {"old-ended", "old-interrupted"}
+
+
+# --- temp files of writers that are gone ----------------------------------------------
+def temp_name(name: str, pid: int) -> str:
+    """The name ``fs.write_whole`` gives its temp file for ``name``."""
+    return f".{name}.{pid}-a1b2c3.tmp"
+
+
+def test_temp_files_whose_writer_is_gone_are_swept_and_no_others(
+    profile: Profile, procs: Processes
+) -> None:
+    writer = start_sleeper(procs)
+    gone = gone_pid()
+    swept, kept = [], []
+    for area, name in (
+        ("asks", "w-1.json"),
+        ("answers", "w-1.json"),
+        ("claims", "job.json"),
+        ("runs", "r.json"),
+        ("sessions", "x"),
+    ):
+        (profile.data / area).mkdir(parents=True, exist_ok=True)
+        swept.append(mail(profile, area, temp_name(name, gone), "half"))
+        kept.append(mail(profile, area, temp_name(name, writer.pid), "being written"))
+        kept.append(mail(profile, area, f".{name}.tmp", "not a writer's temp"))
+        kept.append(mail(profile, area, f".{name}.{gone}-a1b2c3.tmp.bak", "not one either"))
+    # A directory of that shape is not a temp file, and a link is not followed.
+    (profile.data / "asks" / temp_name("w-2.json", gone)).mkdir()
+    kept.append(profile.data / "asks" / temp_name("w-2.json", gone))
+    outside = profile.root / "outside.txt"
+    outside.write_text("keep\n")
+    os.symlink(outside, profile.data / "claims" / temp_name("other.json", gone))
+    kept.extend([outside, profile.data / "claims" / temp_name("other.json", gone)])
+
+    code, dry = reap_json(profile, "--dry-run", "--ttl", TTL)
+    assert code == 0, dry
+    names = [str(p.relative_to(profile.data)) for p in swept]
+    assert dry["reaped"]["temps"] == sorted(names) and dry["counts"]["temps"] == 5
+    assert all(p.exists() for p in swept)
+
+    out = profile.run("reap", "--ttl", TTL)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "reaped 0 sessions, 0 claims, 5 temp files; kept 0 live" in out.stdout
+    assert not any(p.exists() for p in swept)
+    assert all(p.exists() for p in kept)
+
+
+# --- a failed run says what failed, one line each, on stderr -----------------------------
+def test_a_failed_reap_says_on_stderr_which_file_and_why(
+    profile: Profile, locked_dirs: list[Path]
+) -> None:
+    prefix = as_plain_user()
+    sessions = profile.data / "sessions"
+    blocked = make_session(sessions, "blocked", ended=time.time() - 5 * DAY)
+    (blocked / "private").mkdir()
+    (blocked / "private" / "secret.txt").write_text("x\n")
+    (blocked / "private").chmod(0)
+    locked_dirs.append(blocked / "private")
+    claims = profile.data / "claims"
+    old_claim(claims, "job.json", "blocked")
+    claims.chmod(0)
+    locked_dirs.append(claims)
+
+    for args in ((), ("--json",), ("--dry-run",)):
+        out = run_reap(profile, *args, "--ttl", TTL, prefix=prefix)
+        assert out.returncode == 1, out.stdout + out.stderr
+        lines = out.stderr.splitlines()
+        assert f"looop: {claims}: Permission denied" in lines, lines
+        if args == ("--dry-run",):  # nothing is removed, so nothing else fails
+            assert len(lines) == 1, lines
+            continue
+        [session_line] = [line for line in lines if "blocked" in line]
+        left = next(p for p in sessions.iterdir() if p.name.startswith(".reaping-"))
+        assert session_line.startswith(f"looop: {left}: cannot remove ")
+        assert "private: Permission denied" in session_line
+        assert len(lines) == 2, lines
+        locked_dirs.append(left / "private")

@@ -29,7 +29,9 @@ from looop.paths import SESSION_ENV, resolve
 def reap_command(dry_run: bool, ttl: float | None, as_json: bool) -> int:
     """Remove dead sessions, stale claims and old runs.
 
-    A dead session older than session_ttl goes with its asks and answers.
+    A dead session older than session_ttl goes with its asks and answers;
+    temp files whose writer is gone go too. Exit 1 when something due could
+    not be removed, with one line on stderr per file saying why.
     """
     from looop.workers import reap
 
@@ -37,6 +39,8 @@ def reap_command(dry_run: bool, ttl: float | None, as_json: bool) -> int:
     cfg = load_config(paths)
     result = reap.reap(paths, ttl=cfg.session_ttl if ttl is None else ttl, dry_run=dry_run)
     echo_json(result.as_dict()) if as_json else click.echo(result.summary())
+    for line in result.failures(paths.data_dir):  # what made it fail, one line each
+        click.echo(f"looop: {line}", err=True)
     return result.exit_code
 
 

@@ -62,13 +62,16 @@ class ClaimHeld(LooopError):
     exit_code = FAILED
 
 
+def named(name: str) -> bool:
+    """Does ``name`` count as a claim? ``<name>.json``, never a dot-file (a writer's temp)."""
+    return name.endswith(SUFFIX) and not name.startswith(".")
+
+
 def listing(paths: Paths, problems: list[Problem] | None = None) -> list[dict[str, Any]]:
     """``{"name", "claim"}`` per claim, sorted by name; an unreadable one adds ``error``."""
     try:
         with os.scandir(paths.claims) as it:
-            names = sorted(
-                e.name for e in it if e.name.endswith(SUFFIX) and not e.name.startswith(".")
-            )
+            names = sorted(e.name for e in it if named(e.name))
     except OSError:
         return []
     leases: list[dict[str, Any]] = []

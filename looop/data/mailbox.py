@@ -37,6 +37,9 @@ It also owns the mailbox's writes and the asker's wait (SPEC §10):
 * **An answer is created exclusively** (``answer``): of two answers at once
   exactly one wins; ``force`` replaces. One event (``ask_raised``,
   ``ask_answered``) per write, and the answer journaled.
+* **Whose an ask is** (``asker``): the session named by its id, the part
+  before the last ``-``; the reaper removes a reaped session's asks and
+  answers by it, listing each directory once for all sessions.
 * **Stranded** (``listing``): an ask whose worker has a session directory
   (``sessions/<worker>``) judged dead. A worker with no session directory is
   *not* stranded: any process may ask (a script setting
@@ -73,6 +76,21 @@ SUFFIX = ".json"
 def named(name: str) -> bool:
     """Does ``name`` count as an ask or an answer? ``<id>.json``, never a dot-file."""
     return name.endswith(SUFFIX) and not name.startswith(".")
+
+
+def asker(name: str) -> str | None:
+    """The session whose ask (or answer) ``name`` is, from ``<session>-<digits>.json``; else None.
+
+    The id is split at its last ``-``, so ``w-2-1.json`` is session ``w-2``'s,
+    never ``w``'s. What the reaper removes with a reaped session, and what
+    ``raise_ask`` numbers a worker's next ask after.
+    """
+    if not named(name):
+        return None
+    sid, dash, number = name[: -len(SUFFIX)].rpartition("-")
+    if not (sid and dash and number.isascii() and number.isdigit()):
+        return None
+    return sid
 
 
 def _names(directory: os.PathLike[str]) -> Iterator[str]:
@@ -165,12 +183,10 @@ def _ensure_dirs(paths: Paths) -> None:
 
 def _numbers(paths: Paths, worker: str) -> Iterator[int]:
     """The ``n`` of every ``<worker>-<n>`` id taken, asked or answered."""
-    prefix = f"{worker}-"
     for directory in (paths.asks, paths.answers):
         for name in _names(directory):
-            tail = name[len(prefix) : -len(SUFFIX)] if name.startswith(prefix) else ""
-            if tail.isdigit() and tail.isascii():
-                yield int(tail)
+            if asker(name) == worker:
+                yield int(name[len(worker) + 1 : -len(SUFFIX)])
 
 
 def _same_question(ask: dict[str, Any], record: dict[str, Any]) -> bool:

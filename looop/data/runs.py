@@ -61,11 +61,28 @@ def state_of(record: dict[str, Any]) -> str:
     return INTERRUPTED
 
 
+def named(name: str) -> bool:
+    """Does ``name`` count as a record? ``<id>.json``, never a dot-file (a writer's temp)."""
+    return name.endswith(".json") and not name.startswith(".")
+
+
+def over_since(record: dict[str, Any]) -> tuple[str, float | None]:
+    """The record's state and since when the run is over (None: running, or no finite time).
+
+    An ended run is over since its ``ended``; an interrupted one (no end, its
+    runner gone) since its ``started``, the last time it is known to have run.
+    """
+    state = state_of(record)
+    if state == RUNNING:
+        return state, None
+    return state, jsonfile.finite(record.get("ended" if state == ENDED else "started"))
+
+
 def recent(paths: Paths, limit: int = RECENT) -> list[dict[str, Any]]:
     """The newest ``limit`` records and every interrupted one, newest first, output left out."""
     try:
         names = sorted(
-            (e.name for e in os.scandir(paths.runs) if e.name.endswith(".json")),
+            (e.name for e in os.scandir(paths.runs) if named(e.name)),
             reverse=True,
         )
     except OSError:

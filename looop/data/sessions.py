@@ -94,7 +94,7 @@ def liveness(state: str) -> str:
 START_GRACE = 60.0
 
 DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
-# How the reaper opens a claim it will judge with ``jsonfile.read_object_fd`` (fs's rules).
+# How the reaper opens a claim or run record it will judge (fs's rules: no link, no block).
 FILE_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
 
 

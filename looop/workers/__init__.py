@@ -11,5 +11,7 @@
 - ``transcript``: the capped ``output.log``, its tail and its follow.
 - ``contract``: the rules every worker is given before its task.
 - ``reap``: removing dead sessions (with their asks and answers), stale
-  claims and old run records.
+  claims and old run records: the run, its result and what its passes share.
+- ``reap_sessions``: its sessions pass (judge, rename out of sight, empty).
+- ``reap_files``: its mailbox, claims and runs passes.
 """
