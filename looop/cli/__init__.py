@@ -15,7 +15,8 @@ goal``, ``_ sensor``, ``_ playbook``, ``_ notify``), ``cli.run`` (``_
 run``), ``cli.workers`` (``_ worker start|kill|list``, workers, reap, cost,
 and a worker's ``_ claim``, ``_ unclaim``, ``_ cost``, ``_ kill``) and
 ``cli.config`` (the config group); ``cli.complete`` holds the shell
-completers they attach to their arguments. This module holds what every
+completers they attach to their arguments, and ``cli.manpage`` renders
+``man/looop.1`` from their help. This module holds what every
 one of them shares: the root group (a bare ``looop`` prints ``OVERVIEW``),
 ``help`` (the manual is ``agent.manual``'s), ``version`` and
 ``completion``, and the small helpers below (``body``, the verbs' one rule
@@ -46,6 +47,27 @@ from looop import __version__
 from looop.errors import UsageError
 from looop.log import FORMATS, log
 from looop.paths import Paths
+
+# The modules of the CLI, and what this module gives them to share.
+__all__ = [
+    "CONTEXT",
+    "LazyGroup",
+    "agent",
+    "body",
+    "cli",
+    "complete",
+    "config",
+    "echo_json",
+    "load_config",
+    "mailbox",
+    "manpage",
+    "pulse",
+    "run",
+    "seconds_option",
+    "service",
+    "verbs",
+    "workers",
+]
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 

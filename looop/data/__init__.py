@@ -4,6 +4,22 @@
 ``playbook`` (``PLAYBOOK.md`` and ``playbook.d/``), ``mailbox`` (asks and
 answers), ``sessions`` (worker sessions and the one judgment of their
 liveness), ``claims``, ``events`` (``events.jsonl``), ``snapshots`` (the
-published generations), ``runs`` (``_ run``'s records) and ``ids`` (the one
-rule for an id a verb takes).
+published generations), ``runs`` (``_ run``'s records), ``cost`` (the
+spend ledger, ``cost.jsonl``) and ``ids`` (the one rule for an id a verb
+takes).
 """
+
+__all__ = [
+    "claims",
+    "cost",
+    "events",
+    "goals",
+    "ids",
+    "journal",
+    "layout",
+    "mailbox",
+    "playbook",
+    "runs",
+    "sessions",
+    "snapshots",
+]

@@ -3,9 +3,25 @@
 ``lock`` (who runs: the single-instance lock; the beat lock), ``signals``
 (handlers that only queue), ``sensors`` (running the user's scripts),
 ``probes`` (the in-process ``sys-*`` sensors), ``beat`` (one beat: sense and
-publish), ``worldhash`` (the hash the root agent wakes on), ``record`` (the
+publish), ``beatlog`` (what the log says about beats: what changed, once),
+``worldhash`` (the hash the root agent wakes on), ``record`` (the
 last-beat record), ``notify`` (sd_notify and the watchdogs), ``loop`` (the
 pulse itself), ``sense`` (one beat now) and ``status`` (is it running?).
 Nothing here imports the service manager's installer, the agent, the
 workers, the CLI or click (``tests/test_layout.py``).
 """
+
+__all__ = [
+    "beat",
+    "beatlog",
+    "lock",
+    "loop",
+    "notify",
+    "probes",
+    "record",
+    "sense",
+    "sensors",
+    "signals",
+    "status",
+    "worldhash",
+]

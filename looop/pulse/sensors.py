@@ -29,7 +29,7 @@ pulse starts none, but the rule does not depend on it; a descendant an
 earlier run killed but could not reap yet is not one of them) and running
 sensors' own leaders are never touched. The subreaper flag is one ``prctl`` call made
 through ``ctypes`` with symbols from the running process, as the inotify
-binding in ``looop.agent.wait`` does: ``python-prctl`` is a C extension that
+binding in ``looop.watch`` does: ``python-prctl`` is a C extension that
 needs libcap headers to build, and ``psutil`` has no ``prctl``; a dependency
 for one system call would cost every install more than these lines. A kernel
 (or seccomp filter) that refuses the call leaves process groups only.

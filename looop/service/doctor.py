@@ -5,9 +5,11 @@ command it guards would: the runtime dir through ``paths.check_runtime_dir``,
 the config through ``config.load``, the installed unit through the file
 ``looop install`` wrote (``render.installed_command``), the user manager
 through ``systemd.manager_answers``, lingering through logind, sensors
-through ``sensors.discover`` and their last snapshot, the worker command
-as ``_ worker start`` looks it up, file-system notifications by opening the
-same watch ``_ wait`` opens. So doctor cannot pass where the command fails.
+through ``sensors.discover`` and their last snapshot, file-system
+notifications by opening the same watch ``_ wait`` opens. So doctor cannot
+pass where the command fails. One check does not ask its owner yet: the
+worker command is looked up by a copy of ``workers.start.start``'s rule
+(its program on the ``PATH`` of ``paths.child_environment``).
 
 A check is ``ok`` (✓), failed (✗, with the fix), or not applicable here
 (-, with why: no systemd on this machine, nothing installed). Only a failed

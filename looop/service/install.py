@@ -4,7 +4,7 @@ The orchestration only: ``render`` makes the files and decides what may be
 written over, the driver (``systemd`` or ``launchd``) enables, starts, stops
 and disables, and this module puts the two together in an order that leaves
 nothing half-done: every file is judged before any is written, the manager
-must answer before anything is written (``driver.answers``: a missing
+must answer before anything is written (the driver's ``answers``: a missing
 ``systemctl``, or one with no user bus to talk to), a manager that then
 refuses to load or enable them has the files this install created removed
 again, and uninstall stops the jobs before it removes their files. Half an

@@ -12,3 +12,5 @@
 - ``reap``: removing dead sessions (with their asks and answers), stale
   claims and old run records.
 """
+
+__all__ = ["contract", "fleet", "reap", "records", "start", "supervise", "transcript"]

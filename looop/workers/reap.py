@@ -11,7 +11,7 @@ running one is never removed. What it keeps: live sessions, young dead ones,
 every session whose meta cannot be read (unknown), and, whole, every dead
 session that holds a mount or is nested deeper than ``MAX_DEPTH`` (reported,
 exit 1); a claim whose session is unknown is kept too, and so is a run record
-that cannot be read. Liveness comes from ``looop.sessions.judge_at``, the same
+that cannot be read. Liveness comes from ``looop.data.sessions.judge_at``, the same
 judgment ``sys-sessions`` and ``looop _ state`` show.
 
 Why it is shaped this way:
