@@ -5,14 +5,15 @@ same small foundation:
 
 - ``looop.pulse``: the pulse, the long-running service that senses on a beat;
 - ``looop.service``: looop as a systemd/launchd user service, or detached;
-- ``looop.agent``: the root agent's reads (``_ state``, ``_ wait``);
-- ``looop.workers``: worker sessions (reaping today);
+- ``looop.agent``: the root agent's reads (``_ state``, ``_ wait``), its
+  verbs, its gated ``_ run`` and its manual;
+- ``looop.workers``: worker sessions: start, supervise, kill, reap;
 - ``looop.data``: the data dir everyone shares, one module per kind of file;
 - ``looop.cli``: parsing and printing only, one module per audience.
 
 The foundation: ``errors`` (exit codes and the exception carrying one),
 ``paths`` (where everything is), ``config`` (the knobs; ``config_edit``:
-``config set``), ``log`` (log lines),
+``config set``), ``log`` (log lines), ``say`` (durations and counts in words),
 ``fs`` (the one safe small-file reader and the one atomic writer), ``lines``
 (the one appender of a line, and reading a file's end), ``lockfile`` (taking
 a lock file), ``jsonfile`` (reading a JSON object record), ``tree``
@@ -24,3 +25,28 @@ and ``digest`` (SHA-256 without OpenSSL's start-up).
 """
 
 __version__ = "0.1.0"
+
+__all__ = [
+    "agent",
+    "cli",
+    "config",
+    "config_edit",
+    "data",
+    "digest",
+    "errors",
+    "fs",
+    "group",
+    "jsonfile",
+    "lines",
+    "lockfile",
+    "log",
+    "paths",
+    "proc",
+    "pulse",
+    "say",
+    "service",
+    "signals",
+    "tree",
+    "watch",
+    "workers",
+]

@@ -1,10 +1,12 @@
 """How looop says a number to a person: a duration (``3d 5h``) and a count (``1 sensor``).
 
-Status, the reaper's summary and the pulse's log all talk to people; one
-module answers "how long is that, in words?" and "one or many?" so the same
-age never reads ``278220s`` in one place and ``3d 5h`` in another. Only the
-two largest units of a duration are said: a person reading ``3d 5h`` does
-not want the minutes. Machine output (``--json``) keeps plain seconds.
+Status, the reaper's summary, ``looop down``'s report and the pulse's log
+talk to people; one module answers "how long is that, in words?" and "one
+or many?" for them, so an age they say reads ``3d 5h``, not ``278220s``.
+(Not yet everywhere: the human forms of ``_ state`` and ``_ asks`` still say
+an ask's age in plain seconds.) Only the two largest units of a duration are
+said: a person reading ``3d 5h`` does not want the minutes. Machine output
+(``--json``) keeps plain seconds.
 Imports nothing: ``looop status`` uses it on its fast path.
 """
 

@@ -1,21 +1,32 @@
-"""Shared fixtures: an isolated looop profile and the installed ``looop`` as a process.
+"""The tests' one harness: an isolated looop profile, the installed ``looop`` as a process.
 
 Every test gets its own data dir, runtime dir and config through the
 environment, so nothing touches the real home. ``procs`` ends, by pid, every
 background process a test started, even when the test fails. ``dists`` is
 the project built once a run, from a fresh clone's files, for the tests of
 what the wheel and sdist carry.
+
+What more than one test module needs lives here too, once: ``wait_for``
+(poll for a state, never sleep for one), building a worker session on disk
+(``session_files``, ``make_session``), a snapshot of a tree (``tree``), the
+events of a profile (``events``), and a service manager's notify socket
+(``NotifyPeer``, the ``peer`` fixture). A test module imports from here,
+never from another test module.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -32,6 +43,7 @@ PROJECT = Path(__file__).resolve().parents[1]
 LOOOP = str(Path(sys.executable).parent / "looop")
 if not os.path.exists(LOOOP):  # pragma: no cover - an unusual install layout
     LOOOP = shutil.which("looop") or "looop"
+LOOOP_BIN = os.path.abspath(LOOOP)
 
 
 @dataclass
@@ -186,6 +198,180 @@ def as_plain_user() -> list[str]:
     setpriv = shutil.which("setpriv")
     assert setpriv is not None, "setpriv (util-linux) is needed to test permissions as root"
     return [setpriv, "--bounding-set=-dac_override,-dac_read_search", "--"]
+
+
+# --- worker sessions on disk -------------------------------------------------------
+DAY = 86400.0
+TTL = "3600"  # the reaper's --ttl in the tests that reap
+
+
+def backdate(path: Path, age: float) -> None:
+    """Set the mtime of ``path`` and everything below it ``age`` seconds back (no link followed)."""
+    when = time.time() - age
+    for root, dirs, files in os.walk(path, topdown=False, followlinks=False):
+        for name in dirs + files:
+            os.utime(os.path.join(root, name), (when, when), follow_symlinks=False)
+    os.utime(path, (when, when), follow_symlinks=False)
+
+
+def session_files(d: Path, meta: object | None = None, status: object | None = None) -> Path:
+    """A session directory ``d`` holding ``meta.json`` and ``status.json`` as given.
+
+    A str is written as it is, anything else as JSON; None writes no file.
+    """
+    d.mkdir(parents=True, exist_ok=True)
+    for name, value in (("meta.json", meta), ("status.json", status)):
+        if value is not None:
+            (d / name).write_text(value if isinstance(value, str) else json.dumps(value))
+    return d
+
+
+def make_session(
+    sessions: Path,
+    sid: str,
+    *,
+    pid: int = 999_999_999,
+    started: float | None = None,
+    ended: float | None = None,
+    exit_code: int = 0,
+    meta: str | None = None,
+    age: float | None = None,
+) -> Path:
+    """``sessions/<sid>`` with meta (or the raw ``meta`` text) and, if ``ended``, a status."""
+    (sessions / sid).mkdir(parents=True)
+    if meta is None:
+        meta = json.dumps(
+            {"id": sid, "pid": pid, "started": started or time.time() - 30 * DAY, "cmd": "work"}
+        )
+    status = None
+    if ended is not None:
+        status = {"state": "exited", "exit_code": exit_code, "ended": ended}
+    d = session_files(sessions / sid, meta, status)
+    (d / "transcript.log").write_text(f"{sid} did things\n")
+    if age is not None:
+        backdate(d, age)
+    return d
+
+
+def start_sleeper(procs: Processes) -> subprocess.Popen[bytes]:
+    return procs.add(subprocess.Popen(["sleep", "600"], stdin=subprocess.DEVNULL))
+
+
+def gone_pid() -> int:
+    """The pid of a process that has ended and been collected."""
+    proc = subprocess.Popen(["true"])
+    proc.wait()
+    return proc.pid
+
+
+def reap_json(profile: Profile, *args: str) -> tuple[int, dict[str, Any]]:
+    out = profile.run("reap", "--json", *args)
+    assert out.stdout, out.stderr
+    return out.returncode, json.loads(out.stdout)
+
+
+# --- what a test compares before and after ------------------------------------------
+def tree(root: Path) -> dict[str, str]:
+    """Every entry under ``root``, no link followed: a file's digest, a link's target, a dir."""
+    found: dict[str, str] = {}
+    if not root.exists():
+        return found
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+        for name in dirnames + filenames:
+            path = Path(dirpath) / name
+            rel = str(path.relative_to(root))
+            if path.is_symlink():
+                found[rel] = "link -> " + os.readlink(path)
+            elif path.is_dir():
+                found[rel] = "dir"
+            else:
+                found[rel] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return found
+
+
+def events(profile: Profile, kind: str | None = None) -> list[dict[str, Any]]:
+    """The profile's ``events.jsonl``, in order; only those of ``kind`` when given."""
+    path = profile.data / "events.jsonl"
+    lines = path.read_text().splitlines() if path.exists() else []
+    found = [json.loads(line) for line in lines if line.strip()]
+    return found if kind is None else [e for e in found if e["event"] == kind]
+
+
+# --- a service manager's files and notify socket ----------------------------------
+def unit_settings(text: str) -> dict[str, list[str]]:
+    """Every assignment in a unit file, by key, in order (comments and sections skipped).
+
+    Lines end where systemd ends them (a newline, a CR or a NUL), not where
+    ``str.splitlines`` would (U+2028 and friends are ordinary text to systemd).
+    """
+    settings: dict[str, list[str]] = {}
+    for raw in re.split(r"\r\n|[\r\n\0]", text):
+        line = raw.strip()
+        if not line or line.startswith(("#", ";", "[")):
+            continue
+        key, sep, value = line.partition("=")
+        if sep:
+            settings.setdefault(key.strip(), []).append(value.strip())
+    return settings
+
+
+class NotifyPeer:
+    """A bound AF_UNIX datagram socket collecting (time, fields) from the pulse."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(str(path))
+        self.sock.settimeout(0.2)
+        self.messages: list[tuple[float, list[str]]] = []
+        self.wall: list[float] = []  # time.time() of each message, for comparing with records
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._collect, daemon=True)
+        self._thread.start()
+
+    def _collect(self) -> None:
+        while not self._stop.is_set():
+            try:
+                data = self.sock.recv(65536)
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            self.wall.append(time.time())
+            self.messages.append((time.monotonic(), data.decode().splitlines()))
+
+    def first(self, field: str) -> tuple[float, list[str]] | None:
+        for when, fields in list(self.messages):
+            if field in fields:
+                return when, fields
+        return None
+
+    def times(self, field: str) -> list[float]:
+        return [when for when, fields in list(self.messages) if field in fields]
+
+    def wait_for(self, field: str, *, after: float, within: float) -> bool:
+        """Whether ``field`` arrives after ``after`` (monotonic) before ``within`` seconds pass.
+
+        For asserting an absence, which needs a window; a presence is
+        ``wait_for(lambda: peer.first(field))``.
+        """
+        try:
+            wait_for(lambda: any(t > after for t in self.times(field)), within)
+        except AssertionError:
+            return False
+        return True
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.sock.close()
+
+
+@pytest.fixture
+def peer(tmp_path: Path) -> Iterator[NotifyPeer]:
+    listener = NotifyPeer(tmp_path / "notify.sock")
+    yield listener
+    listener.close()
 
 
 @pytest.fixture

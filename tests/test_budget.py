@@ -12,24 +12,14 @@ import itertools
 import json
 import re
 import subprocess
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
-from conftest import Processes, Profile, wait_for
+from conftest import NotifyPeer, Processes, Profile, wait_for
 from datasets import GOALS, big_data_dir
-from test_pulse import NotifyPeer
 
 from looop.pulse import probes
 
 PERIOD = 2.0  # WATCHDOG_USEC=2000000
-
-
-@pytest.fixture
-def notify(tmp_path: Path) -> Iterator[NotifyPeer]:
-    listener = NotifyPeer(tmp_path / "notify.sock")
-    yield listener
-    listener.close()
 
 
 def pings_through_beats(profile: Profile, procs: Processes, peer: NotifyPeer) -> list[float]:
@@ -67,11 +57,11 @@ def no_user_sensors(profile: Profile) -> None:
 
 
 def test_watchdog_pings_keep_their_period_through_beats_of_2000_goals_and_a_50_mib_journal(
-    profile: Profile, procs: Processes, notify: NotifyPeer
+    profile: Profile, procs: Processes, peer: NotifyPeer
 ) -> None:
     big_data_dir(profile.data)
     no_user_sensors(profile)
-    assert_period_kept(pings_through_beats(profile, procs, notify))
+    assert_period_kept(pings_through_beats(profile, procs, peer))
     ages = profile.snapshot("sys-goals")["detail"]["since_acted"]
     assert len(ages) == GOALS + 1  # and the starter goal
     # The journal's tail names goals: they are aged, whatever the scan's bound.
@@ -79,14 +69,14 @@ def test_watchdog_pings_keep_their_period_through_beats_of_2000_goals_and_a_50_m
 
 
 def test_a_journal_ending_in_one_long_line_of_joined_ids_does_not_stall_the_beat(
-    profile: Profile, procs: Processes, notify: NotifyPeer
+    profile: Profile, procs: Processes, peer: NotifyPeer
 ) -> None:
     # The tokeniser's worst case: a line as long as the scan made of one run
     # of ids (every word is a goal, every span a candidate).
     joined = ".".join(f"g{i % GOALS}" for i in range(40_000))
     big_data_dir(profile.data, last_line=f"- 2026-12-02 10:00 {joined}\n")
     no_user_sensors(profile)
-    assert_period_kept(pings_through_beats(profile, procs, notify))
+    assert_period_kept(pings_through_beats(profile, procs, peer))
     assert profile.snapshot("sys-goals")["detail"]["since_acted"]["g7"] is not None
 
 

@@ -14,8 +14,18 @@ import time
 from pathlib import Path
 from typing import Any
 
-from conftest import Processes, Profile
-from test_reap import DAY, TTL, backdate, events, gone_pid, make_session, reap_json, start_sleeper
+from conftest import (
+    DAY,
+    TTL,
+    Processes,
+    Profile,
+    backdate,
+    events,
+    gone_pid,
+    make_session,
+    reap_json,
+    start_sleeper,
+)
 
 
 def sessions_dir(profile: Profile) -> Path:

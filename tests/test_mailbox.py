@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import LOOOP, Processes, Profile, wait_for
+from conftest import LOOOP, Processes, Profile, gone_pid, session_files, wait_for
 
 BAD_IDS = ["../x", ".x", "a/b", "", "..", "-x", "a" * 65]
 
@@ -271,14 +271,8 @@ def test_a_bad_ask_id_is_refused_with_nothing_written(profile: Profile, bad: str
 
 
 def test_asks_lists_pending_asks_oldest_first_with_age_and_stranded(profile: Profile) -> None:
-    gone = subprocess.Popen(["true"])
-    gone.wait()
-    dead = profile.data / "sessions" / "dead"
-    dead.mkdir(parents=True)
-    (dead / "meta.json").write_text(json.dumps({"pid": gone.pid, "started": 1.0}))
-    alive = profile.data / "sessions" / "alive"
-    alive.mkdir()
-    (alive / "meta.json").write_text(json.dumps({"pid": os.getpid()}))
+    session_files(profile.data / "sessions" / "dead", {"pid": gone_pid(), "started": 1.0})
+    session_files(profile.data / "sessions" / "alive", {"pid": os.getpid()})
     for worker in ("dead", "alive", "nosession"):
         raised(profile, worker, "--prompt", f"from {worker}")
     raised(profile, "done", "--prompt", "answered")
@@ -298,14 +292,8 @@ def test_asks_lists_pending_asks_oldest_first_with_age_and_stranded(profile: Pro
 def test_state_marks_stranded_asks_and_its_human_form_lists_asks_and_live_workers(
     profile: Profile,
 ) -> None:
-    gone = subprocess.Popen(["true"])
-    gone.wait()
-    dead = profile.data / "sessions" / "dead"
-    dead.mkdir(parents=True)
-    (dead / "meta.json").write_text(json.dumps({"pid": gone.pid, "started": 1.0}))
-    alive = profile.data / "sessions" / "alive"
-    alive.mkdir()
-    (alive / "meta.json").write_text(json.dumps({"pid": os.getpid()}))
+    session_files(profile.data / "sessions" / "dead", {"pid": gone_pid(), "started": 1.0})
+    session_files(profile.data / "sessions" / "alive", {"pid": os.getpid()})
     raised(profile, "dead", "--prompt", "from the dead")
     raised(profile, "alive", "--prompt", "deploy\nnow?")
     state = json.loads(profile.run("_", "state", "--json").stdout)

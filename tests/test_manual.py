@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import subprocess
@@ -11,7 +10,7 @@ from pathlib import Path
 
 import click
 import pytest
-from conftest import LOOOP, Processes, Profile, wait_for
+from conftest import LOOOP, Processes, Profile, session_files, wait_for
 
 from looop import errors
 from looop.cli import cli
@@ -229,10 +228,8 @@ def test_worker_ids_complete_from_the_sessions_and_a_broken_sessions_dir_gives_n
     from looop.cli import complete
 
     for sid in ("w1", "w2", "x1"):
-        session = profile.data / "sessions" / sid
-        session.mkdir(parents=True)
         meta = {"id": sid, "pid": 1, "started": 0, "cmd": ["true"]}
-        (session / "meta.json").write_text(json.dumps(meta))
+        session_files(profile.data / "sessions" / sid, meta)
     monkeypatch.setenv("LOOOP_DATA_DIR", str(profile.data))
     param = click.Argument(["id"])
     ctx = click.Context(cli)

@@ -7,66 +7,16 @@ sends to it, and the test reads exactly what arrived and when.
 from __future__ import annotations
 
 import contextlib
-import itertools
 import json
 import os
 import signal
-import socket
 import subprocess
-import threading
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import LOOOP, Processes, Profile, pid_alive, wait_for
-
-
-class NotifyPeer:
-    """A bound AF_UNIX datagram socket collecting (time, fields) from the pulse."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        self.sock.bind(str(path))
-        self.sock.settimeout(0.2)
-        self.messages: list[tuple[float, list[str]]] = []
-        self.wall: list[float] = []  # time.time() of each message, for comparing with records
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._collect, daemon=True)
-        self._thread.start()
-
-    def _collect(self) -> None:
-        while not self._stop.is_set():
-            try:
-                data = self.sock.recv(65536)
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            self.wall.append(time.time())
-            self.messages.append((time.monotonic(), data.decode().splitlines()))
-
-    def first(self, field: str) -> tuple[float, list[str]] | None:
-        for when, fields in list(self.messages):
-            if field in fields:
-                return when, fields
-        return None
-
-    def times(self, field: str) -> list[float]:
-        return [when for when, fields in list(self.messages) if field in fields]
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join()
-        self.sock.close()
-
-
-@pytest.fixture
-def peer(tmp_path: Path) -> NotifyPeer:
-    listener = NotifyPeer(tmp_path / "notify.sock")
-    yield listener
-    listener.close()
+from conftest import LOOOP, NotifyPeer, Processes, Profile, pid_alive, wait_for
 
 
 def _beat_number(profile: Profile) -> int:
@@ -109,11 +59,9 @@ def test_ready_only_after_the_first_beat_and_watchdog_at_half_period(
     assert json.loads(snapshot.read_text())["signal"] == {"socket": "", "watchdog": ""}
     assert any(f.startswith("STATUS=beat 1 · 2/2 sensors ok · next in ") for f in ready[1])
 
-    time.sleep(4.2)
-    pings = [t for t in peer.times("WATCHDOG=1") if t > ready[0]]
-    assert 2 <= len(pings) <= 6, f"{len(pings)} pings in 4 s with WATCHDOG_USEC=2 s"
-    gaps = [b - a for a, b in itertools.pairwise(pings)]
-    assert min(gaps) > 0.5, f"pinging faster than half the period: {gaps}"
+    # The watchdog goes on pinging after READY=1 (its cadence, half the
+    # period, is measured by bench/bench_pulse.py, not asserted here).
+    wait_for(lambda: len([t for t in peer.times("WATCHDOG=1") if t > ready[0]]) >= 3, timeout=30)
     assert len(peer.times("READY=1")) == 1, "someone else sent READY=1"
 
     pulse.send_signal(signal.SIGTERM)
@@ -206,15 +154,13 @@ def test_sense_asks_the_running_pulse(profile: Profile, procs: Processes) -> Non
 def test_fixed_rate_cadence(profile: Profile, procs: Processes) -> None:
     profile.sensor("slowish", "sleep 1.5\necho '{}'")
     _start(profile, procs, LOOOP_INTERVAL="2")
-    wait_for(lambda: _beat_number(profile) >= 4, timeout=30)
-    starts = [
-        e["ts"]
-        for e in map(json.loads, (profile.data / "events.jsonl").read_text().splitlines())
-        if e["event"] == "beat_start"
-    ]
-    gaps = [b - a for a, b in itertools.pairwise(starts)]
-    # Fixed rate: 2 s between starts; a fixed delay after each 1.5 s beat would be 3.5 s.
-    assert max(gaps) < 3.0, gaps
+    wait_for(lambda: _beat_number(profile) >= 2, timeout=30)
+    record = json.loads(next(profile.runtime.glob("*.beat.json")).read_text())
+    # Fixed rate: the next beat is planned `interval` after this one started,
+    # so before `interval` after it ended (where a fixed delay would put it).
+    assert record["started"] < record["ended"]
+    assert record["next_beat"] < record["ended"] + record["interval"], record
+    # The cadence itself (2 s from start to start) is bench/bench_pulse.py's.
 
 
 class StuckLog:
@@ -310,8 +256,12 @@ def test_log_formats(profile: Profile, procs: Processes, fmt: str, tmp_path: Pat
             assert {"ts", "level", "msg"} <= set(record)
 
 
-def _watchdog_pings(peer: NotifyPeer, since: float, until: float) -> int:
-    return len([t for t in peer.times("WATCHDOG=1") if since <= t <= until])
+def _blocked_in_pipe_write(pid: int) -> bool:
+    """True while the main thread of ``pid`` sleeps in a write to a full pipe."""
+    try:
+        return Path(f"/proc/{pid}/wchan").read_text().endswith("pipe_write")  # anon_pipe_write
+    except OSError:
+        return False
 
 
 def test_watchdog_pings_stop_when_the_loop_stalls(
@@ -329,11 +279,14 @@ def test_watchdog_pings_stop_when_the_loop_stalls(
         )
         wait_for(lambda: peer.first("READY=1"), timeout=30)
         log.jam()
-        jammed = time.monotonic()
-        time.sleep(4)
         # Within a beat of the jam the loop blocks on its next log line: no
-        # progress from then on, so no ping.
-        assert _watchdog_pings(peer, jammed + 1.5, jammed + 4.0) == 0
+        # progress from then on, so no ping. The state waited for: the pulse's
+        # main thread asleep in a pipe write.
+        wait_for(lambda: _blocked_in_pipe_write(pulse.pid), timeout=30)
+        # Absence needs a window: after a second for a ping already on its way
+        # to be collected, three watchdog periods with no ping.
+        blocked = time.monotonic()
+        assert not peer.wait_for("WATCHDOG=1", after=blocked + 1.0, within=4.0)
         # Under a service manager's watchdog the internal one stands aside: the
         # manager does the killing.
         assert pulse.poll() is None
@@ -344,14 +297,18 @@ def test_watchdog_pings_stop_when_the_loop_stalls(
 def test_watchdog_pings_go_on_through_a_slow_sensor(
     profile: Profile, procs: Processes, peer: NotifyPeer
 ) -> None:
-    marker = profile.root / "slow-started"
-    profile.sensor("slow", f"touch {marker}\nsleep 3\necho '{{}}'")
+    marker, release = profile.root / "slow-started", profile.root / "release"
+    profile.sensor(
+        "slow", f"touch {marker}\nwhile [ ! -e {release} ]; do sleep 0.05; done\necho '{{}}'"
+    )
     _start(profile, procs, NOTIFY_SOCKET=str(peer.path), WATCHDOG_USEC="1000000")
     wait_for(marker.exists, timeout=30)
     began = time.monotonic()
-    time.sleep(2.5)
+    # The first beat runs until the sensor is released: pings come meanwhile.
+    wait_for(lambda: len([t for t in peer.times("WATCHDOG=1") if t > began]) >= 2, timeout=30)
     assert peer.first("READY=1") is None, "the first beat should still be running"
-    assert _watchdog_pings(peer, began, began + 2.5) >= 2
+    release.touch()
+    wait_for(lambda: peer.first("READY=1"), timeout=30)
 
 
 def test_signals_right_after_the_lock_is_taken_do_not_kill_the_pulse(

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Processes, Profile, pid_alive, wait_for
+from conftest import Processes, Profile, events, pid_alive, session_files, wait_for
 
 
 def _answers(profile: Profile) -> dict[str, Any]:
@@ -43,6 +43,14 @@ def _slow_sense(profile: Profile, procs: Processes, seconds: float) -> subproces
     sense = procs.add(profile.popen("sense"))
     wait_for(started.exists, timeout=30)
     return sense
+
+
+def _catches(pid: int, signum: int) -> bool:
+    """True once ``pid`` has a handler of its own for ``signum`` (``SigCgt``)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("SigCgt:"):
+            return bool(int(line.split()[1], 16) >> (signum - 1) & 1)
+    return False
 
 
 def _beat_record(profile: Profile) -> dict[str, Any]:
@@ -98,7 +106,7 @@ def test_a_pulse_waiting_for_a_one_off_beat_still_stops_on_sigterm(
 ) -> None:
     sense = _slow_sense(profile, procs, 8)
     pulse = procs.add(profile.popen("pulse"))
-    time.sleep(1)  # let it find the lock held and start waiting
+    wait_for(lambda: _catches(pulse.pid, signal.SIGTERM))  # its handlers come before the lock
     pulse.send_signal(signal.SIGTERM)
     assert pulse.wait(timeout=5) == 0
     assert sense.poll() is None, "stopping the waiting pulse must not touch the one-off beat"
@@ -107,11 +115,6 @@ def test_a_pulse_waiting_for_a_one_off_beat_still_stops_on_sigterm(
 def _published(profile: Profile) -> str | None:
     link = profile.data / "snapshots"
     return os.readlink(link) if link.is_symlink() else None
-
-
-def _events(profile: Profile) -> list[dict[str, Any]]:
-    path = profile.data / "events.jsonl"
-    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
 
 
 def test_sigterm_to_a_one_off_beat_during_a_sensor_publishes_nothing_and_leaves_no_sensor(
@@ -130,7 +133,7 @@ def test_sigterm_to_a_one_off_beat_during_a_sensor_publishes_nothing_and_leaves_
         assert not pid_alive(pid), f"sensor process {pid} outlived the stopped beat"
     assert _published(profile) == before
     assert _beat_record(profile) == beat
-    assert _events(profile)[-1]["event"] == "beat_cancelled"
+    assert events(profile)[-1]["event"] == "beat_cancelled"
 
 
 @pytest.fixture
@@ -141,8 +144,7 @@ def many_live_sessions(profile: Profile) -> Path:
     now = time.time()
     meta = {"pid": os.getpid(), "started": now - 60, "cmd": "test"}
     for i in range(12000):
-        (sessions / f"s{i}").mkdir()
-        (sessions / f"s{i}" / "meta.json").write_text(json.dumps({"id": f"s{i}", **meta}))
+        session_files(sessions / f"s{i}", {"id": f"s{i}", **meta})
     return sessions
 
 
@@ -152,14 +154,14 @@ def test_sigterm_to_a_one_off_beat_during_a_probe_publishes_nothing(
     assert profile.run("sense", timeout=120).returncode == 0
     (profile.data / "sensors" / "today.sh").unlink()  # no sensors: the beat goes to its probes
     before, beat = _published(profile), _beat_record(profile)
-    seen = len(_events(profile))
+    seen = len(events(profile))
     sense = procs.add(profile.popen("sense"))
-    wait_for(lambda: any(e["event"] == "beat_start" for e in _events(profile)[seen:]))
+    wait_for(lambda: any(e["event"] == "beat_start" for e in events(profile)[seen:]))
     sense.send_signal(signal.SIGTERM)
     assert sense.wait(timeout=30) == 128 + signal.SIGTERM
     assert _published(profile) == before
     assert _beat_record(profile) == beat
-    assert [e["event"] for e in _events(profile)[seen:]] == ["beat_start", "beat_cancelled"]
+    assert [e["event"] for e in events(profile)[seen:]] == ["beat_start", "beat_cancelled"]
 
 
 # --- a pulse that cannot beat says so; never two beats at once -------------------------
@@ -167,7 +169,7 @@ def _beat_spans(profile: Profile) -> list[tuple[float, float, int]]:
     """(start, end, pid) of every beat in events.jsonl, in order."""
     open_beats: dict[int, float] = {}
     spans = []
-    for event in _events(profile):
+    for event in events(profile):
         pid = event.get("pid")
         if event["event"] == "beat_start":
             assert pid not in open_beats, f"pid {pid} started a beat inside its own"
@@ -255,7 +257,7 @@ def test_no_two_beats_at_once_when_the_runtime_dir_is_wiped_mid_beat_and_a_secon
     second = procs.add(profile.popen("pulse", env=env))
     wait_for(lambda: any(s[2] == second.pid for s in _beat_spans(profile)), timeout=30)
     assert first.wait(timeout=30) == 1, "the first pulse should stop once it lost its lock"
-    time.sleep(3)
+    wait_for(lambda: len([s for s in _beat_spans(profile) if s[2] == second.pid]) >= 2, timeout=30)
     _assert_no_two_beats_at_once(_beat_spans(profile))
     assert second.poll() is None
 
@@ -281,10 +283,12 @@ def test_no_two_beats_at_once_on_a_data_dir_reached_through_a_bind_mount(
                 },
             )
         )
-        wait_for(
-            lambda: {s[2] for s in _beat_spans(profile)} >= {first.pid, second.pid}, timeout=30
-        )
-        time.sleep(4)
+
+        def beats_of_each() -> bool:
+            spans = _beat_spans(profile)
+            return all(len([s for s in spans if s[2] == p.pid]) >= 2 for p in (first, second))
+
+        wait_for(beats_of_each, timeout=60)
         for pulse in (first, second):
             pulse.send_signal(signal.SIGTERM)
             assert pulse.wait(timeout=15) == 0

@@ -10,7 +10,6 @@ outside the data dir. Every process a test starts is ended by pid.
 from __future__ import annotations
 
 import fcntl
-import hashlib
 import json
 import os
 import select
@@ -24,66 +23,30 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import LOOOP, Processes, Profile, as_plain_user, pid_alive
+from conftest import (
+    DAY,
+    LOOOP,
+    TTL,
+    Processes,
+    Profile,
+    as_plain_user,
+    backdate,
+    events,
+    gone_pid,
+    make_session,
+    pid_alive,
+    reap_json,
+    start_sleeper,
+    tree,
+)
 
 from looop import paths as looop_paths
 from looop import tree as looop_tree
 from looop.data import sessions
 from looop.workers import reap, reap_sessions
 
-DAY = 86400.0
-TTL = "3600"
-
 
 # --- building sessions ---------------------------------------------------------
-def backdate(path: Path, age: float) -> None:
-    """Set the mtime of ``path`` and everything below it ``age`` seconds back (no link followed)."""
-    when = time.time() - age
-    for root, dirs, files in os.walk(path, topdown=False, followlinks=False):
-        for name in dirs + files:
-            os.utime(os.path.join(root, name), (when, when), follow_symlinks=False)
-    os.utime(path, (when, when), follow_symlinks=False)
-
-
-def make_session(
-    sessions: Path,
-    sid: str,
-    *,
-    pid: int = 999_999_999,
-    started: float | None = None,
-    ended: float | None = None,
-    exit_code: int = 0,
-    meta: str | None = None,
-    age: float | None = None,
-) -> Path:
-    """``sessions/<sid>`` with meta (or the raw ``meta`` text) and, if ``ended``, a status."""
-    d = sessions / sid
-    d.mkdir(parents=True)
-    if meta is None:
-        meta = json.dumps(
-            {"id": sid, "pid": pid, "started": started or time.time() - 30 * DAY, "cmd": "work"}
-        )
-    (d / "meta.json").write_text(meta)
-    (d / "transcript.log").write_text(f"{sid} did things\n")
-    if ended is not None:
-        status = {"state": "exited", "exit_code": exit_code, "ended": ended}
-        (d / "status.json").write_text(json.dumps(status))
-    if age is not None:
-        backdate(d, age)
-    return d
-
-
-def start_sleeper(procs: Processes) -> subprocess.Popen[bytes]:
-    return procs.add(subprocess.Popen(["sleep", "600"], stdin=subprocess.DEVNULL))
-
-
-def gone_pid() -> int:
-    """The pid of a process that has ended and been collected."""
-    proc = subprocess.Popen(["true"])
-    proc.wait()
-    return proc.pid
-
-
 @dataclass
 class Fixture:
     data: Path
@@ -145,24 +108,6 @@ def build_fixture(profile: Profile, procs: Processes) -> Fixture:
     )
 
 
-def tree(root: Path) -> dict[str, str]:
-    """Every path under ``root`` with what it is: file digest, link target or dir."""
-    found: dict[str, str] = {}
-    if not root.exists():
-        return found
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
-        for name in dirnames + filenames:
-            path = Path(dirpath) / name
-            rel = str(path.relative_to(root))
-            if path.is_symlink():
-                found[rel] = "link -> " + os.readlink(path)
-            elif path.is_dir():
-                found[rel] = "dir"
-            else:
-                found[rel] = hashlib.sha256(path.read_bytes()).hexdigest()
-    return found
-
-
 def canaries_intact(fx: Fixture) -> None:
     assert (fx.outside / "canary.txt").read_text() == "canary file\n"
     assert (fx.outside / "canary-dir" / "inside.txt").read_text() == "canary dir\n"
@@ -171,20 +116,6 @@ def canaries_intact(fx: Fixture) -> None:
 
 def session_names(sessions: Path) -> set[str]:
     return {p.name for p in sessions.iterdir() if not p.name.startswith(".")}
-
-
-def reap_json(profile: Profile, *args: str) -> tuple[int, dict[str, Any]]:
-    out = profile.run("reap", "--json", *args)
-    assert out.stdout, out.stderr
-    return out.returncode, json.loads(out.stdout)
-
-
-def events(profile: Profile, kind: str) -> list[dict[str, Any]]:
-    path = profile.data / "events.jsonl"
-    if not path.exists():
-        return []
-    lines = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    return [e for e in lines if e["event"] == kind]
 
 
 # --- acceptance 1: exactly the dead-old and pid-reused sessions go ------------------

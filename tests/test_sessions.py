@@ -10,41 +10,28 @@ from pathlib import Path
 
 import psutil
 import pytest
-from conftest import Processes, wait_for
+from conftest import Processes, session_files, start_sleeper, wait_for
 
 from looop import fs
 from looop.data import sessions
 from looop.data.sessions import ALIVE, DEAD, UNKNOWN
 
 
-def write(d: Path, meta: object | None = None, status: object | None = None) -> Path:
-    d.mkdir(parents=True, exist_ok=True)
-    if meta is not None:
-        (d / "meta.json").write_text(meta if isinstance(meta, str) else json.dumps(meta))
-    if status is not None:
-        (d / "status.json").write_text(json.dumps(status))
-    return d
-
-
-def sleeper(procs: Processes) -> subprocess.Popen[bytes]:
-    return procs.add(subprocess.Popen(["sleep", "600"], stdin=subprocess.DEVNULL))
-
-
 def test_a_running_process_that_started_the_session_is_alive(
     tmp_path: Path, procs: Processes
 ) -> None:
-    proc = sleeper(procs)
-    d = write(tmp_path / "s", {"id": "s", "pid": proc.pid, "started": time.time()})
+    proc = start_sleeper(procs)
+    d = session_files(tmp_path / "s", {"id": "s", "pid": proc.pid, "started": time.time()})
     s = sessions.inspect(d)
     assert (s.liveness, s.state, s.exit_code) == (ALIVE, "running", None)
     # Without a start time there is no telling a reused pid apart: a running pid counts.
-    d2 = write(tmp_path / "s2", {"id": "s2", "pid": proc.pid})
+    d2 = session_files(tmp_path / "s2", {"id": "s2", "pid": proc.pid})
     assert sessions.inspect(d2).liveness == ALIVE
 
 
 def test_a_pid_now_owned_by_a_later_process_is_dead(tmp_path: Path, procs: Processes) -> None:
-    proc = sleeper(procs)
-    d = write(tmp_path / "s", {"id": "s", "pid": proc.pid, "started": time.time() - 3600})
+    proc = start_sleeper(procs)
+    d = session_files(tmp_path / "s", {"id": "s", "pid": proc.pid, "started": time.time() - 3600})
     s = sessions.inspect(d)
     assert (s.liveness, s.state) == (DEAD, "dead")
     assert "reused" in s.why
@@ -53,22 +40,28 @@ def test_a_pid_now_owned_by_a_later_process_is_dead(tmp_path: Path, procs: Proce
 def test_a_gone_pid_and_a_zombie_are_dead(tmp_path: Path, procs: Processes) -> None:
     finished = subprocess.Popen(["true"])
     finished.wait()
-    d = write(tmp_path / "gone", {"id": "gone", "pid": finished.pid, "started": time.time()})
+    d = session_files(
+        tmp_path / "gone", {"id": "gone", "pid": finished.pid, "started": time.time()}
+    )
     assert sessions.inspect(d).liveness == DEAD
     for pid in (1 << 23, 2**31, 2**63):  # beyond any pid a system hands out
-        d = write(tmp_path / f"pid-{pid}", {"id": "big", "pid": pid, "started": time.time()})
+        d = session_files(
+            tmp_path / f"pid-{pid}", {"id": "big", "pid": pid, "started": time.time()}
+        )
         assert sessions.inspect(d).liveness == DEAD, pid
 
     zombie = procs.add(subprocess.Popen(["true"]))  # not waited for until teardown
     wait_for(lambda: psutil.Process(zombie.pid).status() == psutil.STATUS_ZOMBIE)
-    d = write(tmp_path / "zombie", {"id": "zombie", "pid": zombie.pid, "started": time.time()})
+    d = session_files(
+        tmp_path / "zombie", {"id": "zombie", "pid": zombie.pid, "started": time.time()}
+    )
     assert sessions.inspect(d).liveness == DEAD
     zombie.wait()
 
 
 def test_an_exited_status_is_dead_whatever_the_pid(tmp_path: Path, procs: Processes) -> None:
-    proc = sleeper(procs)
-    d = write(
+    proc = start_sleeper(procs)
+    d = session_files(
         tmp_path / "s",
         {"id": "s", "pid": proc.pid, "started": time.time()},
         {"state": "exited", "exit_code": 3, "ended": 1_700_000_000},
@@ -79,7 +72,7 @@ def test_an_exited_status_is_dead_whatever_the_pid(tmp_path: Path, procs: Proces
 
 
 def test_unreadable_or_odd_meta_is_unknown(tmp_path: Path, procs: Processes) -> None:
-    proc = sleeper(procs)
+    proc = start_sleeper(procs)
     good = {"id": "x", "pid": proc.pid, "started": time.time()}
     cases = {
         "missing": None,
@@ -91,12 +84,12 @@ def test_unreadable_or_odd_meta_is_unknown(tmp_path: Path, procs: Processes) -> 
         "too big": json.dumps({**good, "pad": "x" * (fs.SMALL + 1)}),
     }
     for name, meta in cases.items():
-        d = write(tmp_path / name.replace(" ", "-"), meta)
+        d = session_files(tmp_path / name.replace(" ", "-"), meta)
         assert sessions.inspect(d).liveness == UNKNOWN, name
 
     # A meta.json that is a link is not followed, even to a perfectly good meta.
-    real = write(tmp_path / "elsewhere", good)
-    linked = write(tmp_path / "linked")
+    real = session_files(tmp_path / "elsewhere", good)
+    linked = session_files(tmp_path / "linked")
     os.symlink(real / "meta.json", linked / "meta.json")
     assert sessions.inspect(linked).liveness == UNKNOWN
     assert sessions.inspect(real).liveness == ALIVE
@@ -106,30 +99,32 @@ def test_an_exited_status_does_not_make_unreadable_meta_dead(tmp_path: Path) -> 
     exited = {"state": "exited", "exit_code": 0, "ended": 1_700_000_000}
     cases = {"missing": None, "garbage": "{nope", "a list": "[1, 2]"}
     for name, meta in cases.items():
-        d = write(tmp_path / name.replace(" ", "-"), meta, exited)
+        d = session_files(tmp_path / name.replace(" ", "-"), meta, exited)
         s = sessions.inspect(d)
         assert (s.liveness, s.state) == (UNKNOWN, "unknown"), name
         assert s.status == exited  # what was read is still shown
-    linked = write(tmp_path / "linked", status=exited)
-    real = write(tmp_path / "elsewhere", {"id": "x", "pid": 1, "started": 1})
+    linked = session_files(tmp_path / "linked", status=exited)
+    real = session_files(tmp_path / "elsewhere", {"id": "x", "pid": 1, "started": 1})
     os.symlink(real / "meta.json", linked / "meta.json")
     assert sessions.inspect(linked).liveness == UNKNOWN
 
 
 def test_a_fifo_in_place_of_a_status_does_not_block(tmp_path: Path, procs: Processes) -> None:
-    proc = sleeper(procs)
-    d = write(tmp_path / "s", {"id": "s", "pid": proc.pid, "started": time.time()})
+    proc = start_sleeper(procs)
+    d = session_files(tmp_path / "s", {"id": "s", "pid": proc.pid, "started": time.time()})
     os.mkfifo(d / "status.json")
     assert sessions.inspect(d).liveness == ALIVE
 
 
 def test_scan_lists_real_directories_only(tmp_path: Path) -> None:
     root = tmp_path / "sessions"
-    write(root / "b", {"id": "b", "pid": 999_999_999, "started": 1})
-    write(root / "a", {"id": "a", "pid": 1, "started": 1}, {"state": "exited", "ended": 2})
-    write(root / ".reaping-0000-c")
+    session_files(root / "b", {"id": "b", "pid": 999_999_999, "started": 1})
+    session_files(root / "a", {"id": "a", "pid": 1, "started": 1}, {"state": "exited", "ended": 2})
+    session_files(root / ".reaping-0000-c")
     (root / "file").write_text("not a session\n")
-    target = write(tmp_path / "outside", status={"state": "exited", "exit_code": 0, "ended": 2})
+    target = session_files(
+        tmp_path / "outside", status={"state": "exited", "exit_code": 0, "ended": 2}
+    )
     os.symlink(target, root / "link")
     found = sessions.scan(root)
     assert [(s.id, s.liveness) for s in found] == [("a", DEAD), ("b", DEAD)]
@@ -147,7 +142,7 @@ def test_scan_skips_only_an_entry_that_fails(
     root = tmp_path / "sessions"
     exited = {"state": "exited", "exit_code": 0, "ended": 2}
     for sid in ("a", "b", "c"):
-        write(root / sid, {"id": sid, "pid": 999_999_999, "started": 1}, exited)
+        session_files(root / sid, {"id": sid, "pid": 999_999_999, "started": 1}, exited)
     judge = sessions.judge
 
     def failing_on_b(parent_fd: int | None, name: str | Path) -> sessions.Verdict:
@@ -163,6 +158,8 @@ def test_the_manual_names_every_state_and_every_field_of_a_workers_row(tmp_path:
     from looop.agent.manual import STATE
 
     workers = " ".join(STATE.split("workers ", 1)[1].split("goals ", 1)[0].split())
-    row = sessions.inspect(write(tmp_path / "s", {"id": "s", "pid": None, "started": 1})).as_dict()
+    row = sessions.inspect(
+        session_files(tmp_path / "s", {"id": "s", "pid": None, "started": 1})
+    ).as_dict()
     for word in (*sessions.State.ALL, *row):
         assert word in workers, f"the manual's workers entry does not name {word}"

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from conftest import Profile
+from conftest import Profile, session_files
 
 from looop.data import journal, mailbox
 from looop.lines import BLOCK
@@ -26,11 +26,10 @@ def test_state_json_has_the_contract_fields(profile: Profile) -> None:
     (asks / "q1.json").write_text(json.dumps({"id": "q1", "worker": "w", "prompt": "?", "ts": 1}))
     (asks / "q2.json").write_text(json.dumps({"id": "q2", "worker": "w", "prompt": "?", "ts": 2}))
     (answers / "q2.json").write_text(json.dumps({"id": "q2", "answer": "yes", "ts": 3}))
-    session = profile.data / "sessions" / "w1"
-    session.mkdir()
-    (session / "meta.json").write_text(json.dumps({"id": "w1", "pid": 999999, "started": 1}))
-    (session / "status.json").write_text(
-        json.dumps({"state": "exited", "exit_code": 0, "ended": time.time()})
+    session_files(
+        profile.data / "sessions" / "w1",
+        {"id": "w1", "pid": 999999, "started": 1},
+        {"state": "exited", "exit_code": 0, "ended": time.time()},
     )
     (profile.data / "journal.md").write_text("".join(f"line {i}\n" for i in range(30)))
     assert profile.run("sense").returncode == 0

@@ -15,32 +15,14 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
-from typing import Any
 
 import pytest
-from conftest import LOOOP, Processes, Profile
+from conftest import LOOOP, Processes, Profile, events, tree
 
 
 def journal(profile: Profile) -> list[str]:
     path = profile.data / "journal.md"
     return path.read_text().splitlines() if path.exists() else []
-
-
-def events(profile: Profile) -> list[dict[str, Any]]:
-    path = profile.data / "events.jsonl"
-    lines = path.read_text().splitlines() if path.exists() else []
-    return [json.loads(line) for line in lines]
-
-
-def tree(root: Path) -> dict[str, bytes]:
-    """Every file under ``root`` with its content (links as their target)."""
-    found: dict[str, bytes] = {}
-    for dirpath, _dirs, files in os.walk(root):
-        for name in files:
-            path = Path(dirpath, name)
-            key = str(path.relative_to(root))
-            found[key] = os.readlink(path).encode() if path.is_symlink() else path.read_bytes()
-    return found
 
 
 def moved(

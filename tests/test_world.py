@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Profile
+from conftest import Profile, tree
 
 from looop import fs
 from looop import paths as looop_paths
@@ -233,23 +233,7 @@ def test_a_fifo_inside_the_published_generation_hangs_neither_a_read_nor_the_nex
     assert _hash(profile) == before
 
 
-def _tree(root: Path) -> dict[str, bytes | str]:
-    """Every entry under ``root`` (not following links): a file's bytes, a link's target."""
-    found: dict[str, bytes | str] = {}
-    for dirpath, dirnames, filenames in os.walk(root):
-        for name in dirnames + filenames:
-            path = Path(dirpath) / name
-            rel = str(path.relative_to(root))
-            if path.is_symlink():
-                found[rel] = "-> " + os.readlink(path)
-            elif path.is_dir():
-                found[rel] = "dir"
-            else:
-                found[rel] = path.read_bytes()
-    return found
-
-
-def _unrelated(where: Path) -> dict[str, bytes | str]:
+def _unrelated(where: Path) -> dict[str, str]:
     """A directory of the user's files, some named like looop's own generations."""
     where.mkdir(parents=True)
     (where / "thesis.tex").write_text("chapter one\n")
@@ -259,7 +243,7 @@ def _unrelated(where: Path) -> dict[str, bytes | str]:
     (where / "trash-notes").write_text("mine\n")
     (where / "photos").mkdir()
     (where / "photos" / "a.jpg").write_bytes(b"\xff\xd8\xff")
-    return _tree(where)
+    return tree(where)
 
 
 def _sense_three_times(profile: Profile) -> list[subprocess.CompletedProcess[str]]:
@@ -280,7 +264,7 @@ def test_a_symlinked_dot_snapshots_is_moved_aside_and_its_target_left_whole(
 
     outs = _sense_three_times(profile)
 
-    assert _tree(victim) == before
+    assert tree(victim) == before
     assert all(out.returncode == 0 for out in outs), outs
     # Repaired: a real directory of looop's own, the user's link kept aside.
     gens = profile.data / ".snapshots"
@@ -332,7 +316,7 @@ def test_pruning_removes_only_looops_own_generations_and_leftovers(profile: Prof
     (gens / "elsewhere").symlink_to(victim)
     (gens / "gen-5-5-extra").symlink_to(victim / "gen-1-2")
     ours_now = re.compile(r"gen-\d+-\d+(/|$)")
-    theirs = {n: v for n, v in _tree(gens).items() if not ours_now.match(n)}
+    theirs = {n: v for n, v in tree(gens).items() if not ours_now.match(n)}
     # Leftovers of looop's own, of every type: a killed prune, a killed swap.
     (gens / "trash-gen-1-1").write_text("half-removed\n")
     (gens / "trash-gen-2-2").symlink_to(victim)
@@ -345,10 +329,10 @@ def test_pruning_removes_only_looops_own_generations_and_leftovers(profile: Prof
 
     _sense_three_times(profile)
 
-    after = _tree(gens)
+    after = tree(gens)
     for name, value in theirs.items():
         assert after.get(name) == value, name
-    assert _tree(victim) == victim_before
+    assert tree(victim) == victim_before
     ours = sorted(p.name for p in gens.iterdir() if p.name.startswith(("gen-", "trash-gen")))
     ours = [n for n in ours if n not in ("gen-not-a-number", "gen-5-5-extra")]
     assert len(ours) == 2 and all(n.startswith("gen-") for n in ours), ours

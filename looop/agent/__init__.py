@@ -2,3 +2,5 @@
 there is something to act on), ``verbs`` (the only way it changes the world), ``run``
 and ``gate`` (its one gated command and the guard rail in front of it) and ``manual``
 (``looop help``: its operating contract)."""
+
+__all__ = ["gate", "manual", "run", "state", "verbs", "wait"]

@@ -50,6 +50,27 @@ from looop.errors import UsageError
 from looop.log import FORMATS, log
 from looop.paths import Paths
 
+# The modules of the CLI, and what this module gives them to share.
+__all__ = [
+    "CONTEXT",
+    "LazyGroup",
+    "agent",
+    "body",
+    "cli",
+    "complete",
+    "config",
+    "echo_json",
+    "load_config",
+    "mailbox",
+    "manpage",
+    "pulse",
+    "run",
+    "seconds_option",
+    "service",
+    "verbs",
+    "workers",
+]
+
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 

@@ -5,6 +5,22 @@
 answers), ``sessions`` (worker sessions and the one judgment of their
 liveness), ``claims``, ``events`` (``events.jsonl``), ``snapshots`` (the
 published generations), ``sensors`` (which files are sensors, and their
-snapshots' names), ``runs`` (``_ run``'s records) and ``ids`` (the one rule
-for an id a verb takes).
+snapshots' names), ``runs`` (``_ run``'s records), ``cost`` (the spend
+ledger, ``cost.jsonl``) and ``ids`` (the one rule for an id a verb takes).
 """
+
+__all__ = [
+    "claims",
+    "cost",
+    "events",
+    "goals",
+    "ids",
+    "journal",
+    "layout",
+    "mailbox",
+    "playbook",
+    "runs",
+    "sensors",
+    "sessions",
+    "snapshots",
+]

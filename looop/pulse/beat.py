@@ -6,7 +6,7 @@ profile's lock, so no two beats ever run at once on one data dir. A beat never
 raises for a sensor's sake: failures become readings. It reports a publish
 failure (disk full) in its result and keeps the previous generation.
 
-Its result becomes the beat record (``looop.record``) that ``looop status``
+Its result becomes the beat record (``looop.pulse.record``) that ``looop status``
 and ``looop sense`` read.
 """
 

@@ -22,11 +22,27 @@ status`` loads only what it asks:
 - ``logs``: where the pulse's (or a worker's) log is, and reading it.
 - ``detached``: the python-daemon detach and its readiness wait, for a
   pulse and for a worker's supervisor where there is no manager.
+- ``logs``: where the pulse's log is, and reading or following it.
+- ``doctor``: ``looop doctor``, what breaks a setup and how to fix each.
 """
 
 from __future__ import annotations
 
 from looop.errors import LooopError
+
+__all__ = [
+    "ServiceError",
+    "control",
+    "detached",
+    "doctor",
+    "driver",
+    "install",
+    "launchd",
+    "logs",
+    "render",
+    "systemd",
+    "units",
+]
 
 
 class ServiceError(LooopError):

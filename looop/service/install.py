@@ -5,7 +5,7 @@ written over, the driver (``units.for_manager``: ``systemd`` or ``launchd``)
 enables, starts, stops and disables, and this module puts the two together
 in an order that leaves nothing half-done: every file is judged before any
 is written, the manager must answer before anything is written
-(``driver.answers``: a missing ``systemctl``, or one with no user bus to
+(the driver's ``answers``: a missing ``systemctl``, or one with no user bus to
 talk to), a manager that then refuses to load or enable them has the files
 this install created removed again, and uninstall stops the jobs before it
 removes their files. Half an install would be worse than none: ``looop

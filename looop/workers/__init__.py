@@ -15,3 +15,15 @@
 - ``reap_sessions``: its sessions pass (judge, rename out of sight, empty).
 - ``reap_files``: its mailbox, claims and runs passes.
 """
+
+__all__ = [
+    "contract",
+    "fleet",
+    "reap",
+    "reap_files",
+    "reap_sessions",
+    "records",
+    "start",
+    "supervise",
+    "transcript",
+]
