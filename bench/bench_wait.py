@@ -16,6 +16,9 @@ with ``--fallback``, ``looop _ wait`` with its polling fallback forced. Each
 waiter is started, and each change made, after a random delay, so a poller's
 phase against the beat and against the edit is uniform.
 
+Then the timeout: ``looop _ wait --timeout 1`` on a world that holds still,
+from its spawn to its exit (124): never under 1 s, and by how much over.
+
     python bench/bench_wait.py [--trials 30] [--fallback]
 """
 
@@ -172,6 +175,20 @@ class Bench:
             raise SystemExit(f"{contender} waiter failed (exit {proc.returncode})")
         return ended
 
+    def timed_out(self) -> float:
+        """Seconds from spawning ``_ wait --timeout 1`` to its exit, nothing having changed."""
+        began = time.monotonic()
+        code = subprocess.run(
+            [LOOOP, "_", "wait", "--json", "--timeout", "1"],
+            env=self.env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            timeout=60,
+        ).returncode
+        if code != 124:
+            raise SystemExit(f"_ wait --timeout 1 exited {code}, not 124")
+        return time.monotonic() - began
+
     def goal_edit(self, contender: str) -> float:
         proc = self.spawn(contender)
         began = time.monotonic()
@@ -207,6 +224,11 @@ def run(trials: int, contenders: list[str]) -> None:
                 print(f"\r{scenario}: {n + 1}/{trials}", end="", file=sys.stderr, flush=True)
             print(file=sys.stderr)
         report(results, trials, contenders)
+        took = [bench.timed_out() for _ in range(5)]
+        print(
+            f"_ wait --timeout 1, spawn to exit: min {min(took):.3f} s (goal >= 1.000), "
+            f"p50 {statistics.median(took):.3f} s, max {max(took):.3f} s  [{len(took)} runs]"
+        )
     finally:
         bench.close()
         shutil.rmtree(root, ignore_errors=True)

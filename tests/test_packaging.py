@@ -28,7 +28,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import LOOOP, Dists, Processes, Profile, as_plain_user, pid_alive, wait_for
+from conftest import (
+    LOOOP,
+    LOOOP_BIN,
+    Dists,
+    Processes,
+    Profile,
+    as_plain_user,
+    pid_alive,
+    unit_settings,
+    wait_for,
+)
 
 from looop.paths import Paths, resolve
 from looop.pulse import lock, record
@@ -40,7 +50,6 @@ SHIPPED = {
     "systemd": ["looop.service", "looop-reap.service", "looop-reap.timer"],
     "launchd": ["org.looop.pulse.plist", "org.looop.reap.plist"],
 }
-LOOOP_BIN = os.path.abspath(LOOOP)
 
 FAKE_LAUNCHCTL = r"""#!/bin/sh
 # Stands in for launchctl: logs each call and remembers what is loaded, one
@@ -184,23 +193,6 @@ def launchd_home(profile: Profile) -> Iterator[FakeHome]:
         yield home
     finally:
         home.end_spawned()
-
-
-def unit_settings(text: str) -> dict[str, list[str]]:
-    """Every assignment in a unit file, by key, in order (comments and sections skipped).
-
-    Lines end where systemd ends them (a newline, a CR or a NUL), not where
-    ``str.splitlines`` would (U+2028 and friends are ordinary text to systemd).
-    """
-    settings: dict[str, list[str]] = {}
-    for raw in re.split(r"\r\n|[\r\n\0]", text):
-        line = raw.strip()
-        if not line or line.startswith(("#", ";", "[")):
-            continue
-        key, sep, value = line.partition("=")
-        if sep:
-            settings.setdefault(key.strip(), []).append(value.strip())
-    return settings
 
 
 def systemd_bool(value: str) -> bool:

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import pid_alive, wait_for
+from conftest import LOOOP_BIN, pid_alive, unit_settings, wait_for
 from systemd_harness import Manager, add_test_drop_in, notifications, unit_log
 
 from looop.paths import Paths
@@ -509,8 +509,6 @@ def test_a_path_cannot_add_a_directive_that_systemd_analyze_verify_reads(
     hostile: str, where: str, tmp_path: Path
 ) -> None:
     """Refused when the unit could not hold it; the same path made printable verifies clean."""
-    from test_packaging import LOOOP_BIN, unit_settings
-
     runtime = tmp_path / "run"
     runtime.mkdir(mode=0o700)
     env = {
