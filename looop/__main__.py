@@ -4,8 +4,10 @@
 (which carries its exit code, see ``looop.errors``) becomes ``looop:
 <message>`` on stderr and that code; an ordinary ``OSError`` (permission,
 read-only, disk full, not a directory) becomes one line naming the file and
-the reason, exit 1; ^C exits 130 without a traceback; and a reader that
-closed our stdout early (``looop status | head -1``) ends us quietly, exit 1.
+the reason, exit 1; a module that cannot be loaded (its file unreadable
+mid-command) becomes ``looop: cannot load <module>: <why>``, exit 1; ^C
+exits 130 without a traceback; and a reader that closed our stdout early
+(``looop status | head -1``) ends us quietly, exit 1.
 Stdout is the only pipe a command writes to (sensors get their own, read
 by the runner), so a broken pipe is taken to be stdout's, as click does. Commands
 raise and return exit codes; none of them prints its own error or calls
@@ -63,6 +65,8 @@ def run(args: list[str], fast: bool = True) -> int:
         return errors.FAILED  # the reader has gone: nobody to tell
     except OSError as exc:
         return _fail(errors.os_error_line(exc), errors.FAILED)
+    except ImportError as exc:  # a module whose file cannot be read (importlib drops the errno)
+        return _fail(f"cannot load {exc.name or 'a module'}: {exc}", errors.FAILED)
     except KeyboardInterrupt:
         return errors.INTERRUPTED
 

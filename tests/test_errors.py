@@ -183,3 +183,16 @@ def test_wait_on_a_data_dir_the_user_cannot_enter_says_so_in_one_line(
     out = normal_user.run(env, "_", "wait", "--timeout", "1")
     assert_one_line(out, 1, str(data), os.strerror(errno.EACCES))
     assert out.stdout == ""
+
+
+def test_a_module_that_cannot_be_loaded_is_one_line(profile: Profile, tmp_path: Path) -> None:
+    """An import failing inside a command (its file unreadable) is a line, not a traceback."""
+    site = tmp_path / "site"
+    site.mkdir()
+    # Python loads sitecustomize at start-up; it makes looop.tree fail to import.
+    (site / "sitecustomize.py").write_text("import sys\nsys.modules['looop.tree'] = None\n")
+    env = dict(profile.env, PYTHONPATH=str(site))
+    out = subprocess.run(
+        [LOOOP, "reap"], env=env, capture_output=True, text=True, timeout=60, check=False
+    )
+    assert_one_line(out, 1, "cannot load looop.tree")
