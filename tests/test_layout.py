@@ -57,8 +57,6 @@ SERVICE_ALLOWED = ("looop.service.units", "looop.service.systemd", "looop.servic
 FORBIDDEN = ("looop.agent", "looop.workers", "looop.cli", "click")
 # What each of the agent and workers rooms publishes to the other.
 PUBLISHED = {"agent": ("looop.workers.contract",), "workers": ()}
-# Temporary: the wait's "a worker changed" marker moves to the session module (issue 22).
-KNOWN_CROSSINGS = {("looop.agent.wait", "looop.workers.records")}
 
 
 def under(name: str, prefixes: tuple[str, ...]) -> bool:
@@ -150,7 +148,7 @@ def breaks_rule(importer: str, target: str) -> str | None:
     if mine == "pulse" and breaks_pulse_rule(target):
         return "the pulse imports neither the installer, the agent, the workers nor the CLI"
     crossing = {mine, theirs} == {"agent", "workers"} and not under(target, PUBLISHED[mine])
-    if crossing and (importer, target) not in KNOWN_CROSSINGS:
+    if crossing:
         return f"{mine} imports only what {theirs} publishes to it"
     return None
 

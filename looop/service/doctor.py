@@ -6,7 +6,7 @@ the config through ``config.load``, the installed unit through the file
 ``looop install`` wrote (``render.installed_command``), the user manager
 through ``systemd.manager_answers``, lingering through logind, sensors
 through ``data.sensors.discover`` and their last snapshot, the worker command
-as ``_ worker start`` looks it up, file-system notifications by opening the
+through ``workers.start.find_program`` (as ``_ worker start`` looks it up), file-system notifications by opening the
 same watch ``_ wait`` opens. So doctor cannot pass where the command fails.
 
 A check is ``ok`` (✓), failed (✗, with the fix), or not applicable here
@@ -241,16 +241,14 @@ def _last_reading_not_json(snapshot: Path) -> bool:
 
 
 def _worker_command(paths: Paths, cfg: config.Config) -> Check:
-    template = cfg.worker_command
-    if not template:
-        return Check(FAILED, "worker command", "is empty", "looop config set worker.command ...")
-    program = template[0]
-    env = child_environment(paths, os.environ)
-    found = shutil.which(program, path=env.get("PATH", os.defpath))
-    if found is None:
+    from looop.workers import start
+
+    try:
+        found = start.find_program(cfg.worker_command, child_environment(paths, os.environ))
+    except errors.LooopError as exc:
         fix = "install it, or point looop at it: looop config set worker.command ..."
-        return Check(FAILED, "worker command", f"{program!r} is not on PATH", fix)
-    return Check(OK, "worker command", f"{program} is {found}")
+        return Check(FAILED, "worker command", str(exc), fix)
+    return Check(OK, "worker command", f"{cfg.worker_command[0]} is {found}")
 
 
 def _notifications(paths: Paths) -> Check:

@@ -38,6 +38,7 @@ import contextlib
 import os
 import shutil
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -99,18 +100,30 @@ def substitute(template: tuple[str, ...], prompt: str, prompt_file: Path, wid: s
     return out
 
 
-def start(paths: Paths, cfg: Config, wid: str, task: str, timeout: float | None) -> Started:
-    ids.check("worker", wid)
-    template = cfg.worker_command
+def find_program(template: tuple[str, ...], env: Mapping[str, str]) -> str:
+    """Where the worker command's program is, as a start looks it up (``env``'s PATH).
+
+    LooopError otherwise: an empty command (exit 1), a program not on PATH
+    (127). ``doctor`` asks the same question here, so it cannot pass where a
+    start fails.
+    """
     if not template:
         raise LooopError("worker.command is empty: set it with looop config set worker.command")
+    found = shutil.which(template[0], path=env.get("PATH", os.defpath))
+    if found is None:
+        raise LooopError(f"{template[0]!r} is not on PATH", NOT_FOUND)
+    return found
+
+
+def start(paths: Paths, cfg: Config, wid: str, task: str, timeout: float | None) -> Started:
+    ids.check("worker", wid)
     env = child_environment(paths, os.environ)
     env[SESSION_ENV] = wid
-    program = template[0]
-    if shutil.which(program, path=env.get("PATH", os.defpath)) is None:
-        raise LooopError(
-            f"worker.command's program {program!r} is not on PATH; nothing started", NOT_FOUND
-        )
+    try:
+        template = cfg.worker_command
+        find_program(template, env)
+    except LooopError as exc:
+        raise LooopError(f"{exc}; nothing started", exc.exit_code) from None
     supervisor = supervisor_for(cfg.worker_supervisor)
     ensure_layout(paths)
     with _start_lock(paths):
