@@ -98,9 +98,9 @@ def _dispatch(args: list[str]) -> int:
 
 def _full(args: list[str]) -> int:
     """The whole command line through click (``looop.cli``)."""
-    from looop.cli import run as run_cli
+    from looop.cli import dispatch
 
-    return run_cli(args)
+    return dispatch(args)
 
 
 def _plain_start(rest: list[str]) -> bool:

@@ -59,6 +59,7 @@ __all__ = [
     "cli",
     "complete",
     "config",
+    "dispatch",
     "echo_json",
     "load_config",
     "mailbox",
@@ -95,7 +96,7 @@ class LazyGroup(click.Group):
         return command
 
 
-def run(args: list[str]) -> int:
+def dispatch(args: list[str]) -> int:
     """Parse and run one command line; return the command's exit code."""
     try:
         code = cli.main(args, prog_name="looop", standalone_mode=False)

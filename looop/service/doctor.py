@@ -5,9 +5,10 @@ command it guards would: the runtime dir through ``paths.check_runtime_dir``,
 the config through ``config.load``, the installed unit through the file
 ``looop install`` wrote (``render.installed_command``), the user manager
 through ``systemd.manager_answers``, lingering through logind, sensors
-through ``data.sensors.discover`` and their last snapshot, the worker command
-through ``workers.start.find_program`` (as ``_ worker start`` looks it up), file-system notifications by opening the
-same watch ``_ wait`` opens. So doctor cannot pass where the command fails.
+through ``data.sensors.discover`` and their last snapshot, the worker
+command through ``workers.start.find_program`` (as ``_ worker start`` looks
+it up), file-system notifications by opening the same watch ``_ wait`` opens.
+So doctor cannot pass where the command fails.
 
 A check is ``ok`` (✓), failed (✗, with the fix), or not applicable here
 (-, with why: no systemd on this machine, nothing installed). Only a failed
