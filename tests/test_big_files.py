@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 from conftest import LOOOP, Profile
@@ -19,20 +20,34 @@ BIG = 2 << 30
 TAIL = b"".join(b"2026-12-07 10:00:%02d+0000 looop: line %d\n" % (i % 60, i) for i in range(40))
 
 
+# Measures from a small parent of its own: a child forked from pytest itself
+# would carry pytest's peak memory in its ru_maxrss (the kernel keeps the
+# high-water mark of the image it replaced at exec).
+MEASURE = """
+import json, os, sys
+pid = os.fork()
+if pid == 0:
+    os.execv(sys.argv[1], sys.argv[1:])
+os.waitid(os.P_PID, pid, os.WEXITED | os.WNOWAIT)  # a zombie: its counters remain
+with open(f"/proc/{pid}/io") as f:
+    rchar = int(next(line for line in f if line.startswith("rchar:")).split()[1])
+_, status, usage = os.wait4(pid, 0)
+print(json.dumps([os.waitstatus_to_exitcode(status), rchar, usage.ru_maxrss]), file=sys.stderr)
+"""
+
+
 def measured(profile: Profile, *args: str) -> tuple[str, int, int]:
     """(stdout, bytes read, peak RSS in KiB) of ``looop ARGS``."""
-    child = subprocess.Popen(
-        [LOOOP, *args], env=profile.env, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL
+    done = subprocess.run(
+        [sys.executable, "-I", "-c", MEASURE, LOOOP, *args],
+        env=profile.env,
+        capture_output=True,
+        stdin=subprocess.DEVNULL,
+        timeout=120,
     )
-    assert child.stdout is not None
-    out = child.stdout.read().decode()
-    os.waitid(os.P_PID, child.pid, os.WEXITED | os.WNOWAIT)  # a zombie: its counters remain
-    with open(f"/proc/{child.pid}/io") as f:
-        rchar = int(next(line for line in f if line.startswith("rchar:")).split()[1])
-    _, status, usage = os.wait4(child.pid, 0)
-    child.returncode = os.waitstatus_to_exitcode(status)
-    assert child.returncode == 0, out
-    return out, rchar, usage.ru_maxrss
+    code, rchar, maxrss = json.loads(done.stderr.decode().splitlines()[-1])
+    assert code == 0, done
+    return done.stdout.decode(), rchar, maxrss
 
 
 def write(path: Path, end: bytes, size: int) -> None:
