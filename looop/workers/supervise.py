@@ -22,6 +22,7 @@ python-daemon where no user manager answers. It
    SIGTERM/INT/HUP (a kill,      killed     128+N, ``reason: signal``
    ``systemctl stop``, down)
    the command cannot start      exited     127 (not found) or 126
+   its record fails once it ran  killed     137, ``reason: record failed``
    ============================  =========  ==============================
 
    then touches ``sessions/.changed`` so a waiting root agent wakes at once
@@ -44,7 +45,7 @@ from typing import Any
 
 from looop import group
 from looop.data import sessions
-from looop.errors import NOT_FOUND, TIMED_OUT, LooopError
+from looop.errors import NOT_FOUND, TIMED_OUT, LooopError, os_error_line
 from looop.paths import SESSION_ENV, Paths
 from looop.workers import records, transcript
 
@@ -70,7 +71,10 @@ def supervise(paths: Paths, wid: str) -> int:
     out = transcript.Writer(session / transcript.NAME)
     out.note(f"{wid} started: {shlex.join(argv)}")
 
+    ran: list[int] = []
+
     def started(pgid: int) -> None:
+        ran.append(pgid)
         meta["pgid"] = pgid
         records.write_meta(session, meta)
 
@@ -87,9 +91,14 @@ def supervise(paths: Paths, wid: str) -> int:
                 grace=GRACE,
             )
         except OSError as exc:
-            code = NOT_FOUND if isinstance(exc, FileNotFoundError) else 126
-            out.note(f"cannot run {argv[0]}: {exc.strerror or exc}")
-            status = records.write_status(session, sessions.EXITED, code, reason="not run")
+            if ran:  # it ran, but its record failed: ``group.run`` ended it (SIGKILL)
+                out.note(f"ended: its record failed: {os_error_line(exc)}")
+                code, state, reason = 128 + signal.SIGKILL, sessions.KILLED, "record failed"
+            else:
+                code = NOT_FOUND if isinstance(exc, FileNotFoundError) else 126
+                out.note(f"cannot run {argv[0]}: {exc.strerror or exc}")
+                state, reason = sessions.EXITED, "not run"
+            status = records.write_status(session, state, code, reason=reason)
         else:
             state, code, reason = _ending(end)
             status = records.write_status(session, state, code, reason=reason)
