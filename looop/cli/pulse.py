@@ -60,7 +60,9 @@ def sense_command(as_json: bool, verbose: bool) -> int:
         click.echo(f"{sense.sensor_table(outcome.record)}\n\n{outcome.summary}")
     else:
         click.echo(outcome.summary)
-    return 0 if outcome.healthy else 1
+    if outcome.failure is not None:  # said on stderr too, as every failure is
+        raise sense.SenseError(outcome.failure)
+    return 0
 
 
 @click.command("status")

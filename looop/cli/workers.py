@@ -14,12 +14,16 @@ from __future__ import annotations
 
 import os
 import time
+from typing import TYPE_CHECKING
 
 import click
 
 from looop.cli import CONTEXT, body, complete, echo_json, load_config, seconds_option
-from looop.errors import UsageError
-from looop.paths import SESSION_ENV, resolve
+from looop.errors import LooopError, UsageError
+from looop.paths import SESSION_ENV, Paths, resolve
+
+if TYPE_CHECKING:
+    from looop.workers.reap import ReapResult
 
 
 @click.command("reap")
@@ -37,7 +41,23 @@ def reap_command(dry_run: bool, ttl: float | None, as_json: bool) -> int:
     cfg = load_config(paths)
     result = reap.reap(paths, ttl=cfg.session_ttl if ttl is None else ttl, dry_run=dry_run)
     echo_json(result.as_dict()) if as_json else click.echo(result.summary())
-    return result.exit_code
+    if result.exit_code:  # what was kept or failed is listed above; stderr says it too
+        raise LooopError(_reap_failure(paths, result), result.exit_code)
+    return 0
+
+
+def _reap_failure(paths: Paths, result: ReapResult) -> str:
+    """One line for a reap that failed or kept something whole: the first such file and why."""
+    found = [
+        (paths.sessions / e["name"] if e["what"] == "session" else paths.data_dir / e["name"])
+        for e in result.errors
+    ]
+    whys = [str(e["error"]) for e in result.errors]
+    for kept in (*result.mounted, *result.too_deep):
+        found.append(paths.sessions / kept["id"])
+        whys.append(f"kept whole: {kept['why']}")
+    more = f" (and {len(found) - 1} more)" if len(found) > 1 else ""
+    return f"reap: {found[0]}: {whys[0]}{more}"
 
 
 @click.group("worker", cls=click.Group, context_settings=CONTEXT)

@@ -117,7 +117,7 @@ def publish(paths: Paths, files: dict[str, bytes]) -> Path:
     except OSError as exc:
         if made:
             _remove(gens_fd, gen_name)
-        raise PublishError(f"could not publish snapshots: {exc.strerror or exc}") from exc
+        raise PublishError(f"could not publish {paths.snapshots}: {exc.strerror or exc}") from exc
     else:
         _prune(gens_fd, keep={gen_name, previous})
         _clean_link_leftovers(data_fd)
