@@ -461,6 +461,11 @@ class Result:
     breaches: list[Breach] = field(default_factory=list)
 
 
+def _scratch(rel: str) -> bool:
+    """A dot-name on the way (a temp file, an unpublished snapshot generation): not data."""
+    return any(part.startswith(".") for part in Path(rel).parts[1:-1]) or Path(rel).name[0] == "."
+
+
 def _append_file(rel: str) -> bool:
     return rel.endswith(".jsonl") or os.path.basename(rel) == "journal.md"
 
@@ -535,7 +540,7 @@ def check_files(before: Snapshot, after: Snapshot, clean: Snapshot) -> list[Brea
         elif new != clean.get(rel):
             found.append(Breach("torn-file", f"{rel} is neither the old nor the new version"))
     for rel, new in sorted(after.items()):
-        if rel in before or new is None or os.path.basename(rel).startswith("."):
+        if rel in before or new is None or _scratch(rel):
             continue
         if rel.endswith(".json") and not _json_object(new):
             found.append(Breach("torn-file", f"{rel} (new) is not a whole JSON object"))
