@@ -254,3 +254,22 @@ def test_a_supervisor_that_cannot_detach_is_one_line_naming_why(profile: Profile
     assert out.returncode == 1
     assert "Input/output error" in _one_line_naming(out, log)
     assert not (profile.data / "sessions" / "w1").exists()
+
+
+def test_a_supervisor_that_cannot_take_its_session_over_leaves_it_dead(profile: Profile) -> None:
+    profile.write_config('[worker]\ncommand = ["true"]\nsupervisor = "detached"\n')
+    status = profile.data / "sessions" / "w1" / "status.json"
+    assert profile.run("_", "worker", "start", "w1", "t").returncode == 0
+    wait_for(status.exists)
+    meta = profile.data / "sessions" / "w1" / "meta.json"
+    meta.write_text(json.dumps({**json.loads(meta.read_text()), "pid": None}))
+    status.unlink()  # as a start leaves it: "starting", until its supervisor writes its pid
+
+    inject = ["-e", "trace=rename", "-e", "inject=rename:error=EIO:when=1"]
+    out = _traced(profile, inject, "_", "supervise", "w1")
+
+    assert out.returncode == 1
+    _one_line_naming(out, meta)
+    assert json.loads(status.read_text())["state"] == "exited"
+    again = profile.run("_", "worker", "start", "w1", "t")
+    assert again.returncode == 0, again.stderr

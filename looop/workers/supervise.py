@@ -6,7 +6,9 @@ python-daemon where no user manager answers. It
 
 1. takes the environment ``start`` left in ``env.json`` (removing the file),
    and writes its own pid and start time into ``meta.json``, which makes the
-   session "running" instead of "starting";
+   session "running" instead of "starting"; one that cannot (no meta, a
+   write that fails) writes a status saying the worker never ran (126), so
+   the session is dead at once rather than "starting" for a minute;
 2. runs the worker's argv (already substituted by ``start``) through
    ``looop.group``: its own process group, cwd the data dir, stdin
    ``/dev/null``, stdout and stderr copied into the capped ``output.log``
@@ -37,10 +39,12 @@ whatever is left in its cgroup; without it, whatever left the process group
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shlex
 import signal
 import time
+from pathlib import Path
 from typing import Any
 
 from looop import group
@@ -56,17 +60,13 @@ GRACE = 5.0  # from SIGTERM to SIGKILL of the worker's group
 
 def supervise(paths: Paths, wid: str) -> int:
     session = paths.sessions / wid
-    meta = records.read_meta(session)
-    if meta is None or not isinstance(meta.get("cmd"), list):
-        raise LooopError(f"{session}: no meta.json with a command to run")
-    env = records.take_env(session)
-    if env is None:
-        env = dict(os.environ)
-    env[SESSION_ENV] = wid
+    try:
+        meta, env = _take_over(session, wid)
+    except (OSError, LooopError) as exc:
+        _not_taken(paths, session, exc)
+        raise
     argv = [str(word) for word in meta["cmd"]]
     timeout = meta.get("timeout") or 0
-    meta.update(pid=os.getpid(), started=time.time())
-    records.write_meta(session, meta)
     records.poke(paths)
     out = transcript.Writer(session / transcript.NAME)
     out.note(f"{wid} started: {shlex.join(argv)}")
@@ -107,6 +107,32 @@ def supervise(paths: Paths, wid: str) -> int:
         out.close()
         records.poke(paths)
     return 0
+
+
+def _take_over(session: Path, wid: str) -> tuple[dict[str, Any], dict[str, str]]:
+    """The session's meta, now with our pid, and the environment ``start`` left."""
+    meta = records.read_meta(session)
+    if meta is None or not isinstance(meta.get("cmd"), list):
+        raise LooopError(f"{session}: no meta.json with a command to run")
+    env = records.take_env(session)
+    if env is None:
+        env = dict(os.environ)
+    env[SESSION_ENV] = wid
+    meta.update(pid=os.getpid(), started=time.time())
+    records.write_meta(session, meta)
+    return meta, env
+
+
+def _not_taken(paths: Paths, session: Path, exc: OSError | LooopError) -> None:
+    """Say in the status that the worker never ran, so the session is dead at once.
+
+    Without it, a meta with no pid reads as "starting" until ``START_GRACE``
+    has passed, and a new start of the id is refused meanwhile.
+    """
+    why = os_error_line(exc) if isinstance(exc, OSError) else str(exc)
+    with contextlib.suppress(OSError):
+        records.write_status(session, sessions.EXITED, 126, reason="not run", error=why)
+        records.poke(paths)
 
 
 def _ending(end: group.Outcome) -> tuple[str, int, str]:
