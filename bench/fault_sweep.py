@@ -1,6 +1,6 @@
 """The full fault sweep: every command under every failing call and crash point.
 
-For each command of ``tests/faults.py`` (``sense``, the verbs, ``_ ask``,
+For each command of ``tests/fault_commands.py`` (``sense``, the verbs, ``_ ask``,
 ``_ answer``, ``_ claim``, ``_ cost``, ``_ run``, ``config set``, ``reap``,
 ``_ worker start``), trace it once to find the calls that reach its files,
 then run it once per case (each of those calls failing with each errno, a
@@ -26,6 +26,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+import fault_commands
 import faults
 
 
@@ -41,12 +42,12 @@ def main() -> int:
     if missing:
         print(f"cannot sweep: {missing}", file=sys.stderr)
         return 1
-    names = [n for n in args.only.split(",") if n] or list(faults.COMMANDS)
+    names = [n for n in args.only.split(",") if n] or list(fault_commands.COMMANDS)
     work = Path(tempfile.mkdtemp(prefix="looop-faults-"))
     started = time.monotonic()
     bases, cases = {}, []
     for name in names:
-        command = faults.COMMANDS[name]
+        command = fault_commands.COMMANDS[name]
         bases[name] = base = faults.baseline(command, work / name)
         found = faults.cases_for(command, base.box, base.after, work / name)
         print(f"{name}: {len(found)} cases", flush=True)

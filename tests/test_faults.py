@@ -20,6 +20,7 @@ import signal
 import subprocess
 from pathlib import Path
 
+import fault_commands
 import faults
 import pytest
 from conftest import LOOOP, Processes, Profile, pid_alive, wait_for
@@ -36,11 +37,11 @@ SEED = 22
 ELSEWHERE = frozenset({"unnamed-file", "torn-line", "temp-left"})
 
 
-@pytest.mark.parametrize("name", sorted(faults.COMMANDS))
+@pytest.mark.parametrize("name", sorted(fault_commands.COMMANDS))
 def test_a_sample_of_failing_calls_and_crash_points_keeps_the_promise(
     name: str, tmp_path: Path
 ) -> None:
-    command = faults.COMMANDS[name]
+    command = fault_commands.COMMANDS[name]
     base = faults.baseline(command, tmp_path / "base")
     cases = faults.cases_for(command, base.box, base.after, tmp_path / "base")
     picked = random.Random(f"{SEED}-{name}").sample(cases, min(SAMPLE, len(cases)))
