@@ -18,6 +18,10 @@ stdin ``/dev/null``, stdout and stderr on one pipe handed chunk by chunk to
   one selector, and SIGCHLD wakes it too, since the pipe does not close
   while a child the command left behind holds it.
 
+* ``on_start`` (the caller putting the group on record) or the watch
+  itself fails: SIGKILL to the group, then the error; a command is never
+  left running with nobody watching it.
+
 ``looop _ run`` (``agent.run``) and the worker supervisor
 (``workers.supervise``) are its two callers; they differ only in where the
 output goes and what an outcome means to them. What escapes the group (a
@@ -78,8 +82,15 @@ def run(
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-        on_start(child.pid)
-        return _watch(child, timeout, grace, caught, on_output)
+        try:
+            on_start(child.pid)
+            return _watch(child, timeout, grace, caught, on_output)
+        except BaseException:
+            # Its record cannot be written (or the watch failed): a command
+            # nobody watches is not left running.
+            signal_group(child.pid, signal.SIGKILL)
+            child.wait()
+            raise
 
 
 def _watch(

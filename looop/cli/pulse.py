@@ -60,6 +60,8 @@ def sense_command(as_json: bool, verbose: bool) -> int:
         click.echo(f"{sense.sensor_table(outcome.record)}\n\n{outcome.summary}")
     else:
         click.echo(outcome.summary)
+    if outcome.failure is not None:  # said on stderr too, as every failure is
+        raise sense.SenseError(outcome.failure, outcome.exit_code)
     return outcome.exit_code
 
 

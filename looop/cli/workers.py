@@ -14,12 +14,16 @@ from __future__ import annotations
 
 import os
 import time
+from typing import TYPE_CHECKING
 
 import click
 
 from looop.cli import CONTEXT, body, complete, echo_json, load_config, seconds_option
-from looop.errors import UsageError
+from looop.errors import LooopError, UsageError
 from looop.paths import SESSION_ENV, resolve
+
+if TYPE_CHECKING:
+    pass
 
 
 @click.command("reap")
@@ -39,8 +43,10 @@ def reap_command(dry_run: bool, ttl: float | None, as_json: bool) -> int:
     cfg = load_config(paths)
     result = reap.reap(paths, ttl=cfg.session_ttl if ttl is None else ttl, dry_run=dry_run)
     echo_json(result.as_dict()) if as_json else click.echo(result.summary())
-    for line in result.failures(paths.data_dir):  # what made it fail, one line each
-        click.echo(f"looop: {line}", err=True)
+    failures = result.failures(paths.data_dir)  # what made it fail, each naming its file
+    if failures:  # the report above lists them all; stderr says the first, in one line
+        more = f" (and {len(failures) - 1} more)" if len(failures) > 1 else ""
+        raise LooopError(f"{failures[0]}{more}", result.exit_code)
     return result.exit_code
 
 

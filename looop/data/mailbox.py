@@ -36,7 +36,12 @@ It also owns the mailbox's writes and the asker's wait (SPEC §10):
   exit 124 (``AskTimedOut``), the ask left pending.
 * **An answer is created exclusively** (``answer``): of two answers at once
   exactly one wins; ``force`` replaces. One event (``ask_raised``,
-  ``ask_answered``) per write, and the answer journaled.
+  ``ask_answered``) per write, and the answer journaled after it is written.
+  The same answer again is not refused: it completes a journal line a
+  failure left out, so a retry after any failure part-way converges.
+* **A failing look is that failure** (``_names``, ``_present``): a listing
+  of ``asks/`` or a ``stat`` of an ask that fails raises, naming the path,
+  never taken for "no asks" (which raised a second ask) or "no such ask".
 * **Whose an ask is** (``asker``): the session named by its id, the part
   before the last ``-``; the reaper removes a reaped session's asks and
   answers by it, listing each directory once for all sessions.
@@ -94,19 +99,33 @@ def asker(name: str) -> str | None:
 
 
 def _names(directory: os.PathLike[str]) -> Iterator[str]:
-    """The names in ``directory`` that count as an ask or an answer."""
+    """The names in ``directory`` that count as an ask or an answer.
+
+    A missing directory has none; one that cannot be listed raises OSError
+    naming it: a failed listing is not an empty mailbox (an asker would raise
+    a second ask instead of resuming its own).
+    """
     try:
         with os.scandir(directory) as it:
             for entry in it:
                 if named(entry.name):
                     yield entry.name
-    except OSError:
+    except FileNotFoundError:
         return
+
+
+def _present(path: os.PathLike[str]) -> bool:
+    """Is there an entry at ``path``? A failing look raises (OSError naming it), never "no"."""
+    try:
+        os.lstat(path)
+    except FileNotFoundError:
+        return False
+    return True
 
 
 def _unanswered(paths: Paths) -> Iterator[str]:
     for name in _names(paths.asks):
-        if not os.path.lexists(paths.answers / name):
+        if not _present(paths.answers / name):
             yield name
 
 
@@ -195,6 +214,28 @@ def _same_question(ask: dict[str, Any], record: dict[str, Any]) -> bool:
     )
 
 
+def _pending_same(paths: Paths, record: dict[str, Any]) -> str | None:
+    """The id of the worker's pending ask of the same question, if any.
+
+    An ask of that worker that cannot be read (an I/O error, not a bad file)
+    raises: it may be the very ask to resume, and guessing "none" would raise
+    it twice.
+    """
+    prefix = f"{record['worker']}-"
+    for name in sorted(_unanswered(paths)):
+        if not name.startswith(prefix):
+            continue
+        try:
+            ask = jsonfile.read_object(paths.asks / name)
+        except FileNotFoundError:
+            continue  # withdrawn while being listed
+        except fs.BadFile:
+            continue  # not an ask this asker wrote: never the one to resume
+        if _same_question(ask, record):
+            return str(ask.get("id", name[: -len(SUFFIX)]))
+    return None
+
+
 def raise_ask(
     paths: Paths,
     worker: str,
@@ -212,9 +253,9 @@ def raise_ask(
         record["reference"] = reference
     if options is not None:
         record["options"] = options
-    for ask in pending(paths):
-        if "error" not in ask and _same_question(ask, record):
-            return str(ask["id"]), False
+    resumed = _pending_same(paths, record)
+    if resumed is not None:
+        return resumed, False
     n = max(_numbers(paths, worker), default=0) + 1
     while True:
         ask_id = ids.check("ask", f"{worker}-{n}")
@@ -270,8 +311,8 @@ def wait_answer(paths: Paths, ask_id: str, timeout: float | None = None) -> dict
     ]
     with watch.open_watch(dirs) as w:
         # Watch first, then look: a change after this is seen by one or the other.
-        while not os.path.lexists(paths.answers / name):
-            if not os.path.lexists(paths.asks / name):
+        while not _present(paths.answers / name):
+            if not _present(paths.asks / name):
                 raise AskFailed(f"ask {ask_id} was withdrawn (asks/{name} is gone)")
             left = None if deadline is None else deadline - time.monotonic()
             if left is not None and left <= 0:
@@ -281,25 +322,55 @@ def wait_answer(paths: Paths, ask_id: str, timeout: float | None = None) -> dict
 
 
 def answer(paths: Paths, ask_id: str, text: str, force: bool = False) -> dict[str, Any]:
-    """Write the answer to ``ask_id`` exclusively (``force``: replace one); the record."""
+    """Write the answer to ``ask_id`` exclusively (``force``: replace one), then journal it.
+
+    The answer file comes first, so the asker is never kept waiting on a
+    journal that cannot be written. A retry with the same text after a
+    failure part-way finds its own answer and completes what is missing (the
+    journal line), exit 0; another text is refused while one is given.
+    """
     ids.check("ask", ask_id)
     if not text.strip():
         raise UsageError("an empty answer is refused")
-    if not os.path.lexists(paths.asks / f"{ask_id}{SUFFIX}"):
+    if not _present(paths.asks / f"{ask_id}{SUFFIX}"):
         raise LooopError(f"no such ask: {ask_id}")
     record = {"id": ask_id, "answer": text, "ts": round(time.time(), 3)}
     data = (json.dumps(record, indent=2) + "\n").encode()
+    said = f"answer {ask_id}: {text.strip().splitlines()[0]}"
     try:
         fs.write_whole(paths.answers / f"{ask_id}{SUFFIX}", data, exclusive=not force)
     except FileExistsError:
-        raise LooopError(
-            f"ask {ask_id} is already answered (--force replaces the answer)"
-        ) from None
+        given = _given(paths, ask_id)
+        if given is None or given.get("answer") != text:
+            raise LooopError(
+                f"ask {ask_id} is already answered (--force replaces the answer)"
+            ) from None
+        if not _journaled(paths, said):
+            journal.append(paths, said)
+        return given
     from looop.data import events
 
     events.record(paths.events, "ask_answered", id=ask_id, forced=force)
-    journal.append(paths, f"answer {ask_id}: {text.strip().splitlines()[0]}")
+    journal.append(paths, said)
     return record
+
+
+def _given(paths: Paths, ask_id: str) -> dict[str, Any] | None:
+    """The answer record already given to ``ask_id``; None when it is not a valid one."""
+    try:
+        return read_answer(paths, ask_id)
+    except AskFailed:
+        return None
+
+
+def _journaled(paths: Paths, text: str) -> bool:
+    """Is ``text`` a line of the journal's (bounded) tail?"""
+    try:
+        tail = journal.tail(paths, None)
+    except FileNotFoundError:
+        return False
+    flat = journal.line(text).split(None, 3)[-1].rstrip("\n")
+    return any((journal.parse(line) or (0.0, ""))[1] == flat for line in tail)
 
 
 def stranded(paths: Paths, ask: dict[str, Any]) -> bool:

@@ -67,6 +67,7 @@ META, STATUS, PROMPT, ENV = "meta.json", "status.json", "prompt.md", "env.json"
 OUTPUT, SUPERVISOR_LOG = "output.log", "supervisor.log"
 CHANGED = ".changed"  # sessions/.changed: rewritten when a session starts or ends
 START_LOCK = ".start.lock"  # sessions/.start.lock: held by ``_ worker start``'s checks
+STARTING = ".starting"  # sessions/<id>/.starting: its start has not handed it on yet
 
 
 class State:

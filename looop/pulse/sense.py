@@ -39,7 +39,13 @@ class SenseOutcome:
     @property
     def healthy(self) -> bool:
         """The beat ran and published its world (whatever its sensors said)."""
-        return not self.record.get("error") and not self.record.get("publish_error")
+        return self.failure is None
+
+    @property
+    def failure(self) -> str | None:
+        """Why the beat failed or was not published (a line naming the file); None if it was."""
+        why = self.record.get("error") or self.record.get("publish_error")
+        return str(why) if why else None
 
     @property
     def exit_code(self) -> int:

@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from looop import lines
+from looop.errors import os_error_line
 from looop.log import log, log_tail
 from looop.paths import Paths, ensure_runtime_dir, looop_command
 from looop.proc import alive
@@ -153,18 +154,25 @@ def _become(pid_w: int, argv: list[str], logpath: Path, env: dict[str, str], cwd
         os.write(pid_w, f"{os.getpid()}\n".encode())
         os.execve(argv[0], argv, env)
     except BaseException as exc:
+        # Said once, by the caller (``_read_pid``): this stderr may still be the caller's.
+        why = os_error_line(exc) if isinstance(exc, OSError) else repr(exc)
         with contextlib.suppress(OSError):
-            os.write(2, f"looop: could not start {argv[-1]}: {exc!r}\n".encode())
+            os.write(pid_w, f"!could not start {argv[-1]}: {why}\n".encode())
     finally:
         os._exit(127)
 
 
 def _read_pid(fd: int) -> int:
+    """The detached process's pid; ServiceError with its own reason when it did not start."""
     data = b""
     while chunk := os.read(fd, 64):
         data += chunk
+    said = data.decode(errors="replace").splitlines()
+    failed = [line[1:] for line in said if line.startswith("!")]
+    if failed:
+        raise ServiceError(failed[0])
     try:
-        return int(data.split()[0])
+        return int(said[0])
     except (ValueError, IndexError):
         raise ServiceError("the detached process did not start") from None
 

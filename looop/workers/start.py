@@ -8,15 +8,25 @@ In order, and nothing is written before the checks pass:
 2. under ``sessions/.start.lock`` (a ``flock``, so two starts never both
    pass the next checks): the id's session must not be alive, and fewer
    than ``worker.max_live`` sessions may be (the refusal names them);
-3. ``sessions/<id>/`` gets ``prompt.md`` (the contract, then the task),
-   ``env.json`` (the caller's environment, for the supervisor) and a first
-   ``meta.json`` (``workers.records``, ``data.sessions``). A dead session's id is reused: its
-   old status goes, its transcript is started afresh by the supervisor, and
-   its asks stay until the reaper takes them;
+3. ``sessions/<id>/`` gets a ``.starting`` marker, then a first
+   ``meta.json`` (``pid: null``: "starting", and dead if no supervisor ever
+   writes its pid), ``prompt.md`` (the contract, then the task) and
+   ``env.json`` (the caller's environment, for the supervisor), in that
+   order (``data.sessions``, ``workers.records``). A dead session's id is reused: its old
+   status goes, its transcript is started afresh by the supervisor, and its
+   asks stay until the reaper takes them;
 4. the supervisor (``looop _ supervise ID``) starts as a transient unit under
    a systemd user manager, else detached with python-daemon
    (``worker.supervisor`` forces either; ``auto`` asks whether a user
    manager answers, with a connect to its socket, no process started).
+
+A start that fails removes what it wrote (and a new session directory);
+one killed part-way leaves its marker, and the next start of that id,
+under the lock (so no start is part-way), clears what it left while the
+meta has no supervisor pid: nobody took the session, and its environment
+does not stay on disk. Rejected: the marker as the "starting" judgment of
+every reader, which cannot tell a killed start from a supervisor that has
+not run yet once the start lock is released.
 
 ``start`` returns once the supervisor is executed, never waiting for the
 worker, and never leaves it holding the caller's stdout or stderr (the
@@ -46,7 +56,7 @@ from looop import lockfile
 from looop.config import Config
 from looop.data import ids, sessions
 from looop.data.layout import ensure_layout
-from looop.data.sessions import ENV, META, PROMPT, START_LOCK, SUPERVISOR_LOG
+from looop.data.sessions import ENV, META, PROMPT, START_LOCK, STARTING, SUPERVISOR_LOG
 from looop.errors import NOT_FOUND, LooopError
 from looop.paths import SESSION_ENV, Paths, child_environment, looop_command
 from looop.workers import records
@@ -127,26 +137,36 @@ def start(paths: Paths, cfg: Config, wid: str, task: str, timeout: float | None)
     supervisor = supervisor_for(cfg.worker_supervisor)
     ensure_layout(paths)
     with _start_lock(paths):
-        _admit(paths, wid, cfg.worker_max_live)
         session = paths.sessions / wid
+        _clear_abandoned(session)
+        _admit(paths, wid, cfg.worker_max_live)
         fresh = _session_dir(session)
-        sessions.clear_status(session)
-        prompt_file = records.write_prompt(session, task)
-        argv = substitute(template, records.prompt_text(task), prompt_file, wid)
-        records.write_env(session, env)
-        meta: dict[str, Any] = {
-            "id": wid,
-            "pid": None,
-            "started": time.time(),
-            "cmd": argv,
-            "supervisor": supervisor,
-            "timeout": cfg.worker_timeout if timeout is None else timeout,
-        }
         try:
-            return _launch(paths, wid, session, supervisor, meta)
+            _mark(session)
+            sessions.clear_status(session)
+            prompt_file = session / PROMPT
+            meta: dict[str, Any] = {
+                "id": wid,
+                "pid": None,
+                "started": time.time(),
+                "cmd": substitute(template, records.prompt_text(task), prompt_file, wid),
+                "supervisor": supervisor,
+                "timeout": cfg.worker_timeout if timeout is None else timeout,
+            }
+            if supervisor == SYSTEMD:
+                from looop.service import units
+
+                meta["unit"] = units.worker_unit(paths, wid)
+            sessions.write_meta(session, meta)  # first: "starting", then dead if never handed on
+            records.write_prompt(session, task)
+            records.write_env(session, env)
+            started = _launch(paths, wid, session, supervisor, meta)
         except BaseException:
             _undo(session, fresh)
             raise
+        with contextlib.suppress(OSError):  # a marker left is judged with the meta's pid
+            os.unlink(session / STARTING)
+        return started
 
 
 def _launch(
@@ -154,24 +174,41 @@ def _launch(
 ) -> Started:
     command = [*looop_command(), "_", "supervise", wid]
     if supervisor == SYSTEMD:
-        from looop.service import systemd, units
+        from looop.service import systemd
 
-        unit = units.worker_unit(paths, wid)
-        meta["unit"] = unit
-        sessions.write_meta(session, meta)
         where = {
             "LOOOP_DATA_DIR": str(paths.data_dir),
             "LOOOP_CONFIG": str(paths.config_file),
             "LOOOP_RUNTIME_DIR": str(paths.runtime_dir),
         }
-        systemd.run_transient(unit, command, where)
-        return Started(wid, session, supervisor, unit, None)
+        systemd.run_transient(meta["unit"], command, where)
+        return Started(wid, session, supervisor, meta["unit"], None)
     from looop.service import detached
 
-    sessions.write_meta(session, meta)
     env = child_environment(paths, os.environ)
     pid = detached.spawn(command, session / SUPERVISOR_LOG, env, str(paths.data_dir))
     return Started(wid, session, supervisor, None, pid)
+
+
+def _mark(session: Path) -> None:
+    """``sessions/<id>/.starting``: this start has not handed the session on yet."""
+    os.close(os.open(session / STARTING, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW, 0o600))
+
+
+def _clear_abandoned(session: Path) -> None:
+    """Clear what a start killed before handing the session on left behind.
+
+    Under the start lock no other start is part-way, so a marker means its
+    start is gone; while the meta has no supervisor pid, nobody took the
+    session: its meta ("starting"), prompt and environment go, and the id
+    is free again.
+    """
+    if not os.path.lexists(session / STARTING):
+        return
+    meta = sessions.read_meta(session)
+    if meta is not None and meta.get("pid") is not None:
+        return  # handed on: the supervisor wrote its pid
+    _undo(session, fresh=False)
 
 
 def _start_lock(paths: Paths) -> contextlib.AbstractContextManager[bool]:
@@ -208,7 +245,7 @@ def _session_dir(session: Path) -> bool:
 
 def _undo(session: Path, fresh: bool) -> None:
     """A start that failed leaves nothing behind in a new session, and no live-looking meta."""
-    for name in (ENV, META, PROMPT):
+    for name in (ENV, META, PROMPT, STARTING):
         with contextlib.suppress(OSError):
             os.unlink(session / name)
     if fresh:

@@ -6,7 +6,9 @@ python-daemon where no user manager answers. It
 
 1. takes the environment ``start`` left in ``env.json`` (removing the file),
    and writes its own pid and start time into ``meta.json``, which makes the
-   session "running" instead of "starting";
+   session "running" instead of "starting"; one that cannot (no meta, a
+   write that fails) writes a status saying the worker never ran (126), so
+   the session is dead at once rather than "starting" for a minute;
 2. runs the worker's argv (already substituted by ``start``) through
    ``looop.group``: its own process group, cwd the data dir, stdin
    ``/dev/null``, stdout and stderr copied into the capped ``output.log``
@@ -22,6 +24,7 @@ python-daemon where no user manager answers. It
    SIGTERM/INT/HUP (a kill,      killed     128+N, ``reason: signal``
    ``systemctl stop``, down)
    the command cannot start      exited     127 (not found) or 126
+   its record fails once it ran  killed     137, ``reason: record failed``
    ============================  =========  ==============================
 
    then touches ``sessions/.changed`` so a waiting root agent wakes at once
@@ -36,16 +39,18 @@ whatever is left in its cgroup; without it, whatever left the process group
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shlex
 import signal
 import time
+from pathlib import Path
 from typing import Any
 
 from looop import group
 from looop.data import sessions
 from looop.data.sessions import State
-from looop.errors import NOT_FOUND, TIMED_OUT, LooopError
+from looop.errors import NOT_FOUND, TIMED_OUT, LooopError, os_error_line
 from looop.paths import SESSION_ENV, Paths
 from looop.signals import STOP_SIGNALS
 from looop.workers import records, transcript
@@ -57,22 +62,21 @@ GRACE = 5.0  # from SIGTERM to SIGKILL of the worker's group
 
 def supervise(paths: Paths, wid: str) -> int:
     session = paths.sessions / wid
-    meta = sessions.read_meta(session)
-    if meta is None or not isinstance(meta.get("cmd"), list):
-        raise LooopError(f"{session}: no meta.json with a command to run")
-    env = records.take_env(session)
-    if env is None:
-        env = dict(os.environ)
-    env[SESSION_ENV] = wid
+    try:
+        meta, env = _take_over(session, wid)
+    except (OSError, LooopError) as exc:
+        _not_taken(paths, session, exc)
+        raise
     argv = [str(word) for word in meta["cmd"]]
     timeout = meta.get("timeout") or 0
-    meta.update(pid=os.getpid(), started=time.time())
-    sessions.write_meta(session, meta)
     sessions.poke(paths.sessions)
     out = transcript.Writer(session / sessions.OUTPUT)
     out.note(f"{wid} started: {shlex.join(argv)}")
 
+    ran: list[int] = []
+
     def started(pgid: int) -> None:
+        ran.append(pgid)
         meta["pgid"] = pgid
         sessions.write_meta(session, meta)
 
@@ -89,9 +93,14 @@ def supervise(paths: Paths, wid: str) -> int:
                 grace=GRACE,
             )
         except OSError as exc:
-            code = NOT_FOUND if isinstance(exc, FileNotFoundError) else 126
-            out.note(f"cannot run {argv[0]}: {exc.strerror or exc}")
-            status = sessions.write_status(session, State.EXITED, code, reason="not run")
+            if ran:  # it ran, but its record failed: ``group.run`` ended it (SIGKILL)
+                out.note(f"ended: its record failed: {os_error_line(exc)}")
+                code, state, reason = 128 + signal.SIGKILL, State.KILLED, "record failed"
+            else:
+                code = NOT_FOUND if isinstance(exc, FileNotFoundError) else 126
+                out.note(f"cannot run {argv[0]}: {exc.strerror or exc}")
+                state, reason = State.EXITED, "not run"
+            status = sessions.write_status(session, state, code, reason=reason)
         else:
             state, code, reason = _ending(end)
             status = sessions.write_status(session, state, code, reason=reason)
@@ -100,6 +109,32 @@ def supervise(paths: Paths, wid: str) -> int:
         out.close()
         sessions.poke(paths.sessions)
     return 0
+
+
+def _take_over(session: Path, wid: str) -> tuple[dict[str, Any], dict[str, str]]:
+    """The session's meta, now with our pid, and the environment ``start`` left."""
+    meta = sessions.read_meta(session)
+    if meta is None or not isinstance(meta.get("cmd"), list):
+        raise LooopError(f"{session}: no meta.json with a command to run")
+    env = records.take_env(session)
+    if env is None:
+        env = dict(os.environ)
+    env[SESSION_ENV] = wid
+    meta.update(pid=os.getpid(), started=time.time())
+    sessions.write_meta(session, meta)
+    return meta, env
+
+
+def _not_taken(paths: Paths, session: Path, exc: OSError | LooopError) -> None:
+    """Say in the status that the worker never ran, so the session is dead at once.
+
+    Without it, a meta with no pid reads as "starting" until ``START_GRACE``
+    has passed, and a new start of the id is refused meanwhile.
+    """
+    why = os_error_line(exc) if isinstance(exc, OSError) else str(exc)
+    with contextlib.suppress(OSError):
+        sessions.write_status(session, State.EXITED, 126, reason="not run", error=why)
+        sessions.poke(paths.sessions)
 
 
 def _ending(end: group.Outcome) -> tuple[str, int, str]:
