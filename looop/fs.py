@@ -34,8 +34,12 @@ through ``read_small``; everything it writes whole goes through
   ``getdents`` of ``sessions/`` each beat, while every verb and worker start
   is a new process, so a directory written to is swept soon after a crash.
   The reaper sweeps the areas it walks with the same judgment
-  (``temp_writer_gone``). Rejected: sweeping by age alone (a slow writer's live temp would go) and
-  only in the reaper (a goal or config directory is never reaped).
+  (``temp_writer_gone``). A writer in another pid namespace sharing the data
+  dir looks gone: its temp may go before its rename, which then fails and
+  says so (nothing is torn). Rejected: sweeping by age alone (a slow writer's
+  live temp would go), a grace period (the very next call would still find a
+  crashed writer's temp), and sweeping only in the reaper (a goal or config
+  directory is never reaped).
 
 * **Every error names its file.** ``os.write``, ``fsync`` and ``pread``
   raise without a file name, so the top-level handler could only print
@@ -56,13 +60,11 @@ import contextlib
 import errno
 import os
 import stat
-import time
 from pathlib import Path
 
 from looop import proc
 
 SMALL = 1 << 20  # 1 MiB: every file looop reads whole is far smaller than this
-TEMP_GRACE = 60.0  # seconds a dead writer's temp file is left before it is swept
 _swept: set[Path] = set()  # directories this process has swept
 
 _KINDS = {
@@ -244,16 +246,14 @@ def temp_pid(name: str) -> int | None:
     return int(pid) if 0 < len(pid) <= 10 else None
 
 
-def sweep_temps(directory: str | os.PathLike[str], *, grace: float = TEMP_GRACE) -> int:
+def sweep_temps(directory: str | os.PathLike[str]) -> int:
     """Remove the temp files of ``write_whole`` writers that are gone; how many went.
 
     A temp is ``.<name>.<pid>-<6 hex>.tmp``, a regular file; it goes when no
-    process has that pid (or it is a zombie) and it is older than ``grace``
-    seconds (a writer in another pid namespace looks gone: it is given time
-    to rename). Never raises: a temp that stays is only untidy.
+    process has that pid, or it is a zombie (``temp_writer_gone``, the
+    reaper's judgment too). Never raises: a temp that stays is only untidy.
     """
     gone = 0
-    now = time.time()
     try:
         with os.scandir(directory) as entries:
             temps = [e for e in entries if temp_pid(e.name)]
@@ -262,7 +262,7 @@ def sweep_temps(directory: str | os.PathLike[str], *, grace: float = TEMP_GRACE)
     for entry in temps:
         try:
             st = entry.stat(follow_symlinks=False)
-            if not stat.S_ISREG(st.st_mode) or now - st.st_mtime < grace:
+            if not stat.S_ISREG(st.st_mode):
                 continue
             if not temp_writer_gone(entry.name):
                 continue

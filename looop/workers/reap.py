@@ -204,7 +204,11 @@ class ReapResult:
 
     def failures(self, data_dir: os.PathLike[str] | str) -> list[str]:
         """One line per reason the run exits 1: the file it concerns, and why."""
-        lines = [f"{os.path.join(data_dir, e['file'])}: {e['error']}" for e in self.errors]
+        lines = [
+            f"{os.path.join(data_dir, e['file'])}: {e['error']}"
+            + (f" (session {e['name']})" if "left" in e else "")
+            for e in self.errors
+        ]
         for item in (*self.mounted, *self.too_deep):
             where = item.get("at") or item.get("left") or f"sessions/{item['id']}"
             lines.append(
