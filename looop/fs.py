@@ -26,6 +26,10 @@ through ``read_small``; everything it writes whole goes through
   writers racing for a name, one wins). A reader or a beat sees the old file
   or the new one, never half. A name that holds something other than a
   regular file or a link (a FIFO, a device node) is refused, never replaced.
+* **An exclusive create has no temp name** where the system allows
+  (Linux's ``O_TMPFILE``, then ``linkat``, which fails if the name exists):
+  killed at any instruction, it leaves nothing behind. Elsewhere it is a
+  temp file hard-linked to the name, as below.
 * **A dead writer's temp file is swept.** A writer killed between its
   write and its rename leaves ``.<name>.<pid>-<hex>.tmp``; the first
   ``write_whole`` of a process into a directory removes those whose pid is
@@ -224,6 +228,9 @@ def write_whole(
     if target.parent not in _swept:  # once per directory a process writes into
         _swept.add(target.parent)
         sweep_temps(target.parent)
+    if exclusive and _create_unnamed(target, data, mode):
+        sync_dir(target.parent)
+        return target
     tmp = target.with_name(f".{target.name}.{os.getpid()}-{os.urandom(3).hex()}.tmp")
     try:
         _write_via(tmp, target, data, mode, exclusive)
@@ -271,6 +278,52 @@ def sweep_temps(directory: str | os.PathLike[str]) -> int:
         except (OSError, ValueError):
             continue
     return gone
+
+
+_UNNAMED = getattr(os, "O_TMPFILE", 0)  # Linux: a file with no name until it is linked
+
+
+def _create_unnamed(target: Path, data: bytes, mode: int) -> bool:
+    """An exclusive create with no temp name at all; False where the system cannot.
+
+    ``O_TMPFILE`` opens a file that has no name; written and synced, it is
+    given ``target`` by ``linkat`` (``AT_SYMLINK_FOLLOW`` through
+    ``/proc/self/fd``), which fails if the name exists. A writer killed at
+    any instruction leaves nothing: no temp file for a sweeper to find, and
+    the name either holds the whole file or nothing. Raises OSError naming
+    ``target`` (``FileExistsError`` when the name is taken); False where
+    ``O_TMPFILE``, its link or ``/proc`` is missing (macOS, an old kernel, a
+    file system without it), so the caller takes the temp-name way.
+    """
+    if not _UNNAMED:
+        return False
+    try:
+        parent = os.open(target.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError as exc:
+        raise named(exc, target) from None
+    try:
+        try:
+            fd = os.open(".", _UNNAMED | os.O_WRONLY | os.O_CLOEXEC, mode, dir_fd=parent)
+        except OSError as exc:
+            if exc.errno in (errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL):
+                return False  # no O_TMPFILE on this file system or kernel
+            raise
+        try:
+            os.fchmod(fd, mode)  # the umask does not decide a file's mode; the caller does
+            _write_all(fd, data)
+            # A dir_fd makes this linkat(2), which can follow the /proc link.
+            os.link(f"/proc/self/fd/{fd}", target.name, dst_dir_fd=parent, follow_symlinks=True)
+        except OSError as exc:
+            if exc.errno == errno.EXDEV or not os.path.isdir("/proc/self/fd"):
+                return False  # the link cannot be made here: the temp-name way
+            raise
+        finally:
+            os.close(fd)
+    except OSError as exc:
+        raise type(exc)(exc.errno, exc.strerror, str(target)) from None
+    finally:
+        os.close(parent)
+    return True
 
 
 def _write_via(tmp: Path, target: Path, data: bytes, mode: int, exclusive: bool) -> None:

@@ -8,6 +8,7 @@ live writer's, never anything else.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -72,3 +73,39 @@ def test_only_a_gone_writers_temp_files_are_swept(tmp_path: Path) -> None:
     assert fs.sweep_temps(tmp_path) == 1
     assert not swept.exists()
     assert set(os.listdir(tmp_path)) == {*kept, f".dir.json.{gone}-012345.tmp"}
+
+
+@pytest.mark.skipif(shutil.which("strace") is None, reason="needs strace")
+def test_an_ask_killed_as_its_file_is_synced_or_named_leaves_no_temp_file(
+    profile: Profile,
+) -> None:
+    # An ask is created exclusively: an unnamed file (O_TMPFILE), synced, then
+    # linked to its name, so there is no temp name for a kill to leave behind.
+    env = {**profile.env, "LOOOP_SESSION_ID": "w1"}
+    asks = profile.data / "asks"
+    for call in ("fsync", "linkat"):
+        killed = subprocess.run(
+            [
+                "strace",
+                "-f",
+                "-qq",
+                "-o",
+                "/dev/null",
+                "-e",
+                f"trace={call}",
+                "-e",
+                f"inject={call}:signal=KILL:when=1",
+                LOOOP,
+                "_",
+                "ask",
+                "--prompt",
+                "q?",
+            ],
+            env=env,
+            capture_output=True,
+            timeout=60,
+        )
+        assert killed.returncode != 0, call
+        assert dot_files(asks) == [], call
+        for whole in asks.iterdir():
+            json.loads(whole.read_text())
