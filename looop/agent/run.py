@@ -131,11 +131,12 @@ def _execute(
 def _write_all(fd: int, data: bytes) -> None:
     """Every byte of ``data`` to ``fd``, or OSError: a write cut short goes on where it stopped.
 
-    Not ``sys.stdout.buffer``: on a stdout that would block (a full pipe
-    its reader made non-blocking) ``BufferedWriter.write`` returns None and
-    the chunk is gone, no error raised, and a run lost output with exit 0.
-    Here a short count is resumed and a full non-blocking stdout is waited
-    on (``select``) until it takes the rest.
+    Not ``sys.stdout.buffer``: its ``write`` drops a chunk without a word
+    when a write to a full pipe is cut short by a handled signal (the
+    command's SIGCHLD, which ``group.run`` handles to wake its selector) or
+    would block (a stdout its reader made non-blocking), so a run under load
+    lost output and exited 0. Here a short count is resumed and a full
+    non-blocking stdout is waited on (``select``) until it takes the rest.
     """
     view = memoryview(data)
     while view:
