@@ -3,10 +3,13 @@ refused when it cannot be undone; a record whose runner died shows as interrupte
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import signal
+import struct
 import subprocess
+import termios
 from pathlib import Path
 from typing import Any
 
@@ -125,6 +128,26 @@ def test_only_the_last_64_kib_of_output_are_kept(profile: Profile) -> None:
     (record,) = records(profile)
     assert record["truncated"] is True and len(record["output"]) == 64 * 1024
     assert record["output"].endswith("aEND\n")
+
+
+def test_a_non_blocking_stdout_that_fills_loses_no_output(profile: Profile) -> None:
+    read_end, write_end = os.pipe()
+    os.set_blocking(write_end, False)  # a caller may hand its pipe over non-blocking
+    with open(read_end, "rb") as reader:
+        runner = profile.popen(
+            "_", "run", "--", "head -c 200000 /dev/zero | tr '\\0' a; echo END", stdout=write_end
+        )
+        os.close(write_end)
+        # Read nothing until the pipe is full: the run's writes meet a full pipe.
+        wait_for(lambda: _unread(reader.fileno()) >= 65536 or runner.poll() is not None)
+        received = reader.read()
+    assert runner.wait(30) == 0, runner.stderr and runner.stderr.read()
+    assert len(received) == 200004 and received.endswith(b"aEND\n")
+
+
+def _unread(fd: int) -> int:
+    """How many bytes wait in the pipe ``fd`` reads from."""
+    return int(struct.unpack("i", fcntl.ioctl(fd, termios.FIONREAD, b"\0\0\0\0"))[0])
 
 
 def test_a_run_killed_with_its_caller_shows_as_interrupted_in_state(

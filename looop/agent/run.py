@@ -32,6 +32,7 @@ journaled with the command.
 from __future__ import annotations
 
 import os
+import select
 import signal
 import sys
 import time
@@ -95,12 +96,13 @@ def _execute(
 ) -> dict[str, Any]:
     kept = bytearray()
     total = 0
+    sys.stdout.flush()  # what was printed before goes out first
+    stdout = sys.stdout.fileno()
 
     def output(chunk: bytes) -> None:
         nonlocal total
         total += len(chunk)
-        sys.stdout.buffer.write(chunk)
-        sys.stdout.buffer.flush()
+        _write_all(stdout, chunk)
         kept.extend(chunk)
         del kept[:-KEEP_BYTES]
 
@@ -124,3 +126,21 @@ def _execute(
         "timed_out": end.timed_out,
         "signal": signal.Signals(end.stopped_by).name if end.stopped_by else None,
     }
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    """Every byte of ``data`` to ``fd``, or OSError: a write cut short goes on where it stopped.
+
+    Not ``sys.stdout.buffer``: its ``write`` drops a chunk without a word
+    when a write to a full pipe is cut short by a handled signal (the
+    command's SIGCHLD, which ``group.run`` handles to wake its selector) or
+    would block (a stdout its reader made non-blocking), so a run under load
+    lost output and exited 0. Here a short count is resumed and a full
+    non-blocking stdout is waited on (``select``) until it takes the rest.
+    """
+    view = memoryview(data)
+    while view:
+        try:
+            view = view[os.write(fd, view) :]
+        except BlockingIOError:
+            select.select([], [fd], [])
