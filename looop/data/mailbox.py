@@ -101,16 +101,17 @@ def asker(name: str) -> str | None:
 def _names(directory: os.PathLike[str]) -> Iterator[str]:
     """The names in ``directory`` that count as an ask or an answer.
 
-    A missing directory has none; one that cannot be listed raises OSError
-    naming it: a failed listing is not an empty mailbox (an asker would raise
-    a second ask instead of resuming its own).
+    A missing directory has none (nor has a path through a file: a data dir
+    replaced by a file has no mailbox); one that cannot be listed raises
+    OSError naming it: a failed listing is not an empty mailbox (an asker
+    would raise a second ask instead of resuming its own).
     """
     try:
         with os.scandir(directory) as it:
             for entry in it:
                 if named(entry.name):
                     yield entry.name
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):
         return
 
 
@@ -118,7 +119,7 @@ def _present(path: os.PathLike[str]) -> bool:
     """Is there an entry at ``path``? A failing look raises (OSError naming it), never "no"."""
     try:
         os.lstat(path)
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):
         return False
     return True
 
