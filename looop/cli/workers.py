@@ -36,12 +36,7 @@ def reap_command(dry_run: bool, ttl: float | None, as_json: bool) -> int:
     from looop.workers import reap
 
     paths = resolve()
-    cfg = load_config(paths)
-    result = reap.reap(paths, ttl=cfg.session_ttl if ttl is None else ttl, dry_run=dry_run)
-    echo_json(result.as_dict()) if as_json else click.echo(result.summary())
-    for line in result.failures(paths.data_dir):  # what made it fail, one line each
-        click.echo(f"looop: {line}", err=True)
-    return result.exit_code
+    return reap.print_run(paths, load_config(paths).session_ttl, ttl, dry_run, as_json)
 
 
 @click.group("worker", cls=click.Group, context_settings=CONTEXT)

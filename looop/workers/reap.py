@@ -367,6 +367,27 @@ def _reap_lock(sessions_fd: int | None, dry_run: bool) -> Iterator[bool]:
             os.close(fd)
 
 
+def print_run(
+    paths: Paths, session_ttl: float, ttl: float | None, dry_run: bool, as_json: bool
+) -> int:
+    """``looop reap``: run, print the report (or ``--json``'s object), one line per failure.
+
+    What the click command and ``looop.__main__``'s fast path both call; ``ttl``
+    overrides the config's ``session_ttl``. Returns the exit code.
+    """
+    result = reap(paths, ttl=session_ttl if ttl is None else ttl, dry_run=dry_run)
+    if as_json:
+        import json
+
+        sys.stdout.write(json.dumps(result.as_dict(), indent=2, default=str) + "\n")
+    else:
+        sys.stdout.write(result.summary() + "\n")
+    sys.stdout.flush()  # the report before the failures, as on a terminal
+    for line in result.failures(paths.data_dir):  # what made it fail, one line each
+        sys.stderr.write(f"looop: {line}\n")
+    return result.exit_code
+
+
 def reap(paths: Paths, ttl: float, dry_run: bool = False, now: float | None = None) -> ReapResult:
     """Remove dead sessions older than ``ttl`` seconds, their mail, stale claims and old runs."""
     run = Run(paths, ttl, dry_run, time.time() if now is None else now)
