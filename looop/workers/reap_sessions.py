@@ -92,9 +92,14 @@ class _Pass:
         except OSError as exc:
             self.run_.error("directory", "sessions/", str(exc.strerror))
             return
-        entries = self.run_.listing(self.fd, "sessions")
-        if entries is None:
-            return
+        try:
+            entries = self.run_.listing(self.fd, "sessions")
+            if entries is not None:
+                self.entries(entries)
+        finally:
+            self.home.close()
+
+    def entries(self, entries: list[os.DirEntry[str]]) -> None:
         # Inode order: a file system frees neighbouring inodes far more
         # cheaply than ones scattered by name. The report is sorted after.
         for entry in sorted(entries, key=lambda e: e.inode()):
