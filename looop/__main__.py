@@ -18,12 +18,15 @@ unwrapped command (``install``, ``_ state``) out as a traceback.
 ``looop status`` is the probe that scripts, prompts and service checks run in
 loops, ``looop _ state`` the read a root agent makes each time it acts, and
 ``looop _ worker start`` what it runs to hand work on (timed against
-``systemd-run`` itself); each should answer in tens of milliseconds, and
-loading click alone costs more than the whole answer. So a plain ``looop
-status [--json]``, ``looop _ state [--json]`` and ``looop _ worker start ID
-WORDS...`` (no option, no word that looks like one, a body that is not
-blank) are answered here, by the same functions their click commands call
-(``status.print_report``, ``state.formatted``, ``workers.start.start``),
+``systemd-run`` itself), and ``looop reap`` what a timer or a script runs
+to keep the data dir bounded (timed against ``rm -rf``); each should answer
+in tens of milliseconds, and loading click alone costs more than the whole
+answer. So a plain ``looop status [--json]``, ``looop _ state [--json]``,
+``looop reap [--json] [--dry-run]`` and ``looop _ worker start ID WORDS...``
+(no option, no word that looks like one, a body that is not blank) are
+answered here, by the same functions their click commands call
+(``status.print_report``, ``state.formatted``, ``workers.reap.print_run``,
+``workers.start.start``),
 inside the same handler; anything else (``--help``, ``--json``, a body on
 stdin, a global option first) goes to the full CLI in ``looop.cli``, whose
 own parse errors click reports (exit 2). Nothing here may import click.
@@ -93,6 +96,14 @@ def _dispatch(args: list[str]) -> int:
         started = start.start(paths, cfg, args[3], " ".join(args[4:]), None)
         sys.stdout.write(started.id + "\n")
         return errors.OK
+    if args[:1] == ["reap"] and set(args[1:]) <= {"--json", "--dry-run"}:
+        from looop import config
+        from looop.paths import resolve
+        from looop.workers import reap
+
+        paths = resolve()
+        ttl = config.load_logged(paths.config_file).session_ttl
+        return reap.print_run(paths, ttl, None, "--dry-run" in args, "--json" in args)
     return _full(args)
 
 

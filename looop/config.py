@@ -42,7 +42,6 @@ from __future__ import annotations
 
 import os
 import re
-import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -306,6 +305,8 @@ def read_file(path: Path) -> tuple[dict[str, Any], str]:
         raise ConfigError(str(path), None, None, exc.strerror or str(exc)) from None
     except OSError as exc:
         raise ConfigError(str(path), None, None, f"cannot read: {exc.strerror}") from exc
+    import tomllib  # only when there is a file to parse
+
     try:
         table = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:

@@ -186,8 +186,10 @@ def read_small_fd(
     try:
         # What fstat promised and one byte more, to notice a file still growing;
         # a fixed buffer of the cap's size would cost that allocation per file.
-        data = os.pread(fd, st.st_size + 1 if st.st_size else limit + 1, 0)
-        while len(data) <= limit:
+        asked = st.st_size + 1 if st.st_size else limit + 1
+        data = os.pread(fd, asked, 0)
+        # Less than asked is the end of a regular file: no second read to hear it.
+        while asked <= len(data) <= limit:
             more = os.pread(fd, limit + 1 - len(data), len(data))
             if not more:
                 break

@@ -88,7 +88,8 @@ def _object(data: bytes, path: str | os.PathLike[str]) -> dict[str, Any]:
 def _load(data: bytes) -> dict[str, Any]:
     """The object in ``data``; ValueError saying, as a file's problem, why it is not one."""
     try:
-        value = json.loads(data, parse_constant=_not_finite, parse_float=_finite_float)
+        # ``json.loads`` for bytes, with one decoder made once instead of one per call.
+        value = _DECODER.decode(data.decode(json.detect_encoding(data), "surrogatepass"))
     except _NotFinite:
         raise
     except (ValueError, RecursionError):  # bad syntax, bad UTF-8, too deep, too many digits
@@ -107,3 +108,6 @@ def _finite_float(text: str) -> float:
     if not math.isfinite(value):
         raise _NotFinite("holds a non-finite number")  # 1e999
     return value
+
+
+_DECODER = json.JSONDecoder(parse_constant=_not_finite, parse_float=_finite_float)

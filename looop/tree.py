@@ -40,7 +40,8 @@ tree looop removes, and a second walker would be a second set of answers.
   caller's name for the tree), so one stubborn file fails only its tree and
   the caller decides what that means.
 * **Cheap.** Each directory is listed once per walk (plus, on Linux, one
-  mount-id read per subdirectory); ``d_type`` saves a ``stat`` per entry.
+  mount-id read per directory while a bind mount of the home's file system
+  exists, see ``Home``); ``d_type`` saves a ``stat`` per entry.
 
 ``still_named`` is the check a remover makes before and after renaming a
 tree out of sight: does the name still hold the very directory it holds
@@ -94,29 +95,91 @@ class Home:
     file system: a tmpfs, a FUSE mount, a bind mount from another disk), as
     ``rm --one-file-system`` sees it, or, on Linux, when its mount differs (a
     bind mount of the same file system keeps the device, so only the mount
-    id tells it apart; that costs one read of ``/proc/self/fdinfo`` per
-    directory, and a bare directory with no subdirectory costs none beyond
-    its own).
+    id tells it apart). Reading a mount id costs a read of
+    ``/proc/self/fdinfo`` per directory, so it is read only while a bind
+    mount is possible: ``/proc/self/mountinfo`` is read once, and when it
+    holds no other mount of the home's device, the device is the whole
+    answer for as long as the mount table stays unchanged, which the kernel
+    signals on that open file (``POLLPRI``); one change, any change, and
+    every later directory has its mount id read. (Rejected: trusting that
+    list for the whole walk; a bind mount made during the walk would go
+    unseen.)
     """
 
-    __slots__ = ("dev", "fd", "mount", "mount_read")
+    __slots__ = ("dev", "fd", "mount", "mount_read", "table")
 
     def __init__(self, fd: int) -> None:
         self.fd = fd
         self.dev = os.fstat(fd).st_dev
         self.mount: int | None = None
         self.mount_read = False
+        # /proc/self/mountinfo, open while it shows the home's device mounted once.
+        self.table = _lone_mount_table(self.dev)
+
+    def close(self) -> None:
+        if self.table is not None:
+            self.table.close()
+            self.table = None
 
     def foreign(self, fd: int, st: os.stat_result) -> bool:
         """Whether the open directory ``fd`` (whose ``fstat`` is ``st``) is off this mount."""
         if st.st_dev != self.dev:
             return True
+        if self.table is not None:
+            if not self.table.changed():
+                return False  # no other mount of this device, then or now
+            self.close()
         if not self.mount_read:
             self.mount, self.mount_read = mount_id(self.fd), True
         if self.mount is None:
             return False
         mine = mount_id(fd)
         return mine is not None and mine != self.mount
+
+
+class _MountTable:
+    """An open ``/proc/self/mountinfo``: has the mount table changed since it was opened?"""
+
+    __slots__ = ("fd", "poller")
+
+    def __init__(self, fd: int) -> None:
+        import select
+
+        self.fd = fd
+        self.poller = select.poll()
+        self.poller.register(fd, select.POLLPRI | select.POLLERR)
+
+    def changed(self) -> bool:
+        return bool(self.poller.poll(0))
+
+    def close(self) -> None:
+        os.close(self.fd)
+
+
+def _lone_mount_table(dev: int) -> _MountTable | None:
+    """The open mount table when it lists ``dev`` exactly once (Linux), else None."""
+    if not _MOUNT_IDS:
+        return None
+    try:
+        fd = os.open("/proc/self/mountinfo", os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        table = _MountTable(fd)  # opened first: a change from here on is signalled
+        chunks = []
+        while chunk := os.read(fd, 65536):
+            chunks.append(chunk)
+    except OSError:
+        os.close(fd)
+        return None
+    wanted = f"{os.major(dev)}:{os.minor(dev)}".encode()
+    mounted = sum(
+        1 for line in b"".join(chunks).splitlines() if line.split(b" ", 3)[2:3] == [wanted]
+    )
+    if mounted != 1 or table.changed():
+        table.close()
+        return None
+    return table
 
 
 class Survey:

@@ -1,6 +1,6 @@
 """The click-free fast path answers exactly as the click commands do.
 
-``looop status``, ``looop _ state`` and ``looop _ worker start`` are answered
+``looop status``, ``looop _ state``, ``looop reap`` and ``looop _ worker start`` are answered
 by ``looop.__main__`` without loading click; ``python -m looop.cli`` runs the
 same command lines through click alone (the same top-level handler, the fast
 path off). Each case runs its command lines both ways (on one profile, or on
@@ -10,8 +10,11 @@ the exit code, the profile's own directory written as ``<root>``.
 
 from __future__ import annotations
 
+import json
+import os
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -59,15 +62,41 @@ def one_live_worker_of_one(profile: Profile) -> None:
     assert profile.run("_", "worker", "start", "w0", "stay").returncode == 0
 
 
+def dead_sessions_and_mail(profile: Profile) -> None:
+    """An exited session with an ask and its answer, one with a gone pid, one unreadable.
+
+    Ten days and half an hour old, so both ways print the same age ("10d 0h");
+    ``--json`` ages count tenths of a second, so only the text report is compared.
+    """
+    ended = time.time() - 10 * 86400 - 1800
+    for sid, status in (("w1", {"state": "exited", "exit_code": 0, "ended": ended}), ("w2", None)):
+        d = profile.data / "sessions" / sid
+        d.mkdir(parents=True)
+        meta = {"id": sid, "pid": (1 << 23) + 1, "started": ended - 60, "cmd": "worker"}
+        (d / "meta.json").write_text(json.dumps(meta))
+        if status is not None:
+            (d / "status.json").write_text(json.dumps(status))
+        for f in d.iterdir():
+            os.utime(f, (ended, ended))
+        os.utime(d, (ended, ended))
+    (profile.data / "sessions" / "w3").mkdir()  # no meta: unknown, kept
+    for box in ("asks", "answers"):
+        (profile.data / box).mkdir()
+        (profile.data / box / "w1-1.json").write_text(json.dumps({"id": "w1-1", "ts": ended}))
+
+
 STATUS = [["status"], ["status", "--json"]]
 STATE = [["_", "state"], ["_", "state", "--json"]]
 START = ["_", "worker", "start"]
+REAP = ["reap"]
 CASES: dict[str, tuple[Setup, list[list[str]]]] = {
-    "a fresh profile": (nothing, [*STATUS, *STATE]),
+    "a fresh profile": (nothing, [*STATUS, *STATE, REAP, [*REAP, "--json"]]),
+    "dead sessions with mail": (dead_sessions_and_mail, [[*REAP, "--dry-run"], REAP, REAP]),
+    "a data dir that is a file, reaped": (a_data_dir_that_is_a_file, [REAP, [*REAP, "--json"]]),
     "a profile with a goal and a playbook": (a_world, [*STATUS, *STATE]),
     "a runtime dir open to others": (an_open_runtime_dir, [*STATUS, *STATE]),
     "a data dir that is a file": (a_data_dir_that_is_a_file, [*STATUS, *STATE]),
-    "a broken config": (a_broken_config, [*STATUS, *STATE, [*START, "w1", "go"]]),
+    "a broken config": (a_broken_config, [*STATUS, *STATE, REAP, [*START, "w1", "go"]]),
     "a worker started": (workers('["true"]'), [[*START, "w1", "do", "it"]]),
     "a bad worker id": (workers('["true"]'), [[*START, "bad!", "go"], [*START, "-x", "go"]]),
     "a worker command not on PATH": (workers('["/nonexistent/agent"]'), [[*START, "w1", "go"]]),
@@ -109,7 +138,7 @@ def test_the_fast_path_and_click_print_the_same_and_exit_the_same(
     setup, lines = CASES[case]
     # A read is asked both ways of one profile; a start changes it, so each
     # way gets a profile of its own, set up alike.
-    reads_only = all(args[:2] != ["_", "worker"] for args in lines)
+    reads_only = all(args[:2] != ["_", "worker"] and args[:1] != REAP for args in lines)
     fast_one = profile_at(tmp_path / "fast", profile)
     click_one = fast_one if reads_only else profile_at(tmp_path / "click", profile)
     ways = {True: fast_one, False: click_one}

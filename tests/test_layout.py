@@ -341,10 +341,21 @@ def test_the_run_time_check_sees_a_module_the_command_loads(profile: Profile) ->
 
 def test_a_commands_help_and_run_load_only_its_own_audiences_commands(profile: Profile) -> None:
     commands = {"looop.cli.pulse", "looop.cli.service", "looop.cli.agent", "looop.cli.workers"}
-    for args, own in ((["status", "--help"], "looop.cli.pulse"), (["reap"], "looop.cli.workers")):
+    for args, own in (
+        (["status", "--help"], "looop.cli.pulse"),
+        (["reap", "--ttl", "3600"], "looop.cli.workers"),
+    ):
         out, loaded = modules_loaded_by(profile, *args)
         assert out.returncode == 0, out.stderr
         assert loaded & (commands | {"looop.cli.config"}) == {own}, args
+
+
+def test_a_plain_looop_reap_loads_no_click(profile: Profile) -> None:
+    for args in (["reap"], ["reap", "--json", "--dry-run"]):
+        out, loaded = modules_loaded_by(profile, *args)
+        assert out.returncode == 0, out.stderr
+        assert "looop.workers.reap" in loaded  # the hook saw the answer being made
+        assert sorted(n for n in loaded if n.split(".")[0] == "click" or n == "looop.cli") == []
 
 
 # --- sizes ------------------------------------------------------------------------

@@ -913,17 +913,29 @@ def test_a_mount_on_the_session_directory_itself_is_never_entered(
     ]
 
 
+@pytest.mark.parametrize("kind", ["tmpfs", "bind"])
 def test_a_mount_that_appears_during_removal_is_left_and_finished_later(
-    profile: Profile, mounts: Mounts, monkeypatch: pytest.MonkeyPatch
+    profile: Profile, mounts: Mounts, monkeypatch: pytest.MonkeyPatch, kind: str
 ) -> None:
-    """Raced in after the survey: the renamed leftover stays until the mount is gone."""
+    """Raced in after the survey: the renamed leftover stays until the mount is gone.
+
+    A bind mount of the data dir's own file system, made once the run has
+    begun, is told apart by its mount id all the same (the run's look at the
+    mount table is out of date by then).
+    """
     sessions = profile.data / "sessions"
     dead_old_session(sessions, "raced")
     empty = reap_sessions._empty
     points: list[Path] = []
 
     def mount_then_empty(doomed: str, *args: Any) -> Any:
-        point = mounts.tmpfs(sessions / doomed / "late")
+        target = sessions / doomed / "late"
+        if kind == "tmpfs":
+            point = mounts.tmpfs(target)
+        else:
+            source = profile.root / "project"
+            source.mkdir()
+            point = mounts.bind(source, target)
         fill(point)
         points.append(point)
         return empty(doomed, *args)

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 import click
 
 from looop.cli import CONTEXT, body, complete, echo_json, load_config, seconds_option
-from looop.errors import LooopError, UsageError
+from looop.errors import UsageError
 from looop.paths import SESSION_ENV, resolve
 
 if TYPE_CHECKING:
@@ -40,14 +40,7 @@ def reap_command(dry_run: bool, ttl: float | None, as_json: bool) -> int:
     from looop.workers import reap
 
     paths = resolve()
-    cfg = load_config(paths)
-    result = reap.reap(paths, ttl=cfg.session_ttl if ttl is None else ttl, dry_run=dry_run)
-    echo_json(result.as_dict()) if as_json else click.echo(result.summary())
-    failures = result.failures(paths.data_dir)  # what made it fail, each naming its file
-    if failures:  # the report above lists them all; stderr says the first, in one line
-        more = f" (and {len(failures) - 1} more)" if len(failures) > 1 else ""
-        raise LooopError(f"{failures[0]}{more}", result.exit_code)
-    return result.exit_code
+    return reap.print_run(paths, load_config(paths).session_ttl, ttl, dry_run, as_json)
 
 
 @click.group("worker", cls=click.Group, context_settings=CONTEXT)

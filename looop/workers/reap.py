@@ -107,7 +107,6 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from typing import Any
 
 from looop import fs, lockfile, say, tree
@@ -119,26 +118,30 @@ from looop.workers import reap_files, reap_sessions
 LOCK_NAME = ".reap.lock"
 
 
-@dataclass
 class ReapResult:
-    """What one run removed (or, in a dry run, would remove) and what it kept."""
+    """What one run removed (or, in a dry run, would remove) and what it kept.
 
-    dry_run: bool
-    ttl: float
-    sessions: list[dict[str, Any]] = field(default_factory=list)
-    claims: list[dict[str, Any]] = field(default_factory=list)
-    runs: list[dict[str, Any]] = field(default_factory=list)
-    # Temp files (``area/name``) whose writer is gone, found in the areas listed.
-    temps: list[str] = field(default_factory=list)
-    live: list[str] = field(default_factory=list)
-    young: list[dict[str, Any]] = field(default_factory=list)
-    unknown: list[dict[str, Any]] = field(default_factory=list)
-    kept_claims: list[dict[str, Any]] = field(default_factory=list)
-    # Dead and due, but kept whole: a mount inside, or a tree deeper than MAX_DEPTH.
-    mounted: list[dict[str, Any]] = field(default_factory=list)
-    too_deep: list[dict[str, Any]] = field(default_factory=list)
-    skipped: list[dict[str, Any]] = field(default_factory=list)
-    errors: list[dict[str, Any]] = field(default_factory=list)
+    A plain class rather than a dataclass: ``looop reap`` is timed against
+    ``rm -rf``, and importing ``dataclasses`` costs more than reaping dozens of sessions.
+    """
+
+    def __init__(self, dry_run: bool, ttl: float) -> None:
+        self.dry_run = dry_run
+        self.ttl = ttl
+        self.sessions: list[dict[str, Any]] = []
+        self.claims: list[dict[str, Any]] = []
+        self.runs: list[dict[str, Any]] = []
+        # Temp files (``area/name``) whose writer is gone, found in the areas listed.
+        self.temps: list[str] = []
+        self.live: list[str] = []
+        self.young: list[dict[str, Any]] = []
+        self.unknown: list[dict[str, Any]] = []
+        self.kept_claims: list[dict[str, Any]] = []
+        # Dead and due, but kept whole: a mount inside, or a tree deeper than MAX_DEPTH.
+        self.mounted: list[dict[str, Any]] = []
+        self.too_deep: list[dict[str, Any]] = []
+        self.skipped: list[dict[str, Any]] = []
+        self.errors: list[dict[str, Any]] = []
 
     @property
     def exit_code(self) -> int:
@@ -369,6 +372,31 @@ def _reap_lock(sessions_fd: int | None, dry_run: bool) -> Iterator[bool]:
     finally:
         if fd >= 0:
             os.close(fd)
+
+
+def print_run(
+    paths: Paths, session_ttl: float, ttl: float | None, dry_run: bool, as_json: bool
+) -> int:
+    """``looop reap``: run, print the report (or ``--json``'s object); a failure is one line.
+
+    What the click command and ``looop.__main__``'s fast path both call; ``ttl``
+    overrides the config's ``session_ttl``. Returns the exit code.
+    """
+    result = reap(paths, ttl=session_ttl if ttl is None else ttl, dry_run=dry_run)
+    if as_json:
+        import json
+
+        sys.stdout.write(json.dumps(result.as_dict(), indent=2, default=str) + "\n")
+    else:
+        sys.stdout.write(result.summary() + "\n")
+    sys.stdout.flush()  # the report before the failure, as on a terminal
+    failures = result.failures(paths.data_dir)  # what made it fail, each naming its file
+    if failures:  # the report lists them all; stderr says the first, in one line
+        more = f" (and {len(failures) - 1} more)" if len(failures) > 1 else ""
+        from looop.errors import LooopError
+
+        raise LooopError(f"{failures[0]}{more}", result.exit_code)
+    return result.exit_code
 
 
 def reap(paths: Paths, ttl: float, dry_run: bool = False, now: float | None = None) -> ReapResult:

@@ -12,9 +12,7 @@ the mailbox pass's, run after this one).
 from __future__ import annotations
 
 import fcntl
-import hashlib
 import os
-import secrets
 from typing import TYPE_CHECKING, Any
 
 from looop import say, tree
@@ -60,6 +58,8 @@ def _claim_victim(fd: int) -> bool:
 def _reaping_name(token: str, sid: str) -> str:
     name = f"{REAPING_PREFIX}{token}-{sid}"
     if len(os.fsencode(name)) > NAME_MAX:
+        import hashlib  # only for an id too long to keep whole
+
         digest = hashlib.sha256(os.fsencode(sid)).hexdigest()[:32]
         name = f"{REAPING_PREFIX}{token}-{digest}"
     return name
@@ -83,7 +83,7 @@ class _Pass:
         self.fd = sessions_fd
         self.home: tree.Home | None = None  # the mount sessions/ is on
         # Names for victims: unique per run (random) and per victim (a counter).
-        self.token = secrets.token_hex(4)
+        self.token = os.urandom(4).hex()
         self.renamed = 0
 
     def run(self) -> None:
@@ -92,9 +92,14 @@ class _Pass:
         except OSError as exc:
             self.run_.error("directory", "sessions/", str(exc.strerror))
             return
-        entries = self.run_.listing(self.fd, "sessions")
-        if entries is None:
-            return
+        try:
+            entries = self.run_.listing(self.fd, "sessions")
+            if entries is not None:
+                self.entries(entries)
+        finally:
+            self.home.close()
+
+    def entries(self, entries: list[os.DirEntry[str]]) -> None:
         # Inode order: a file system frees neighbouring inodes far more
         # cheaply than ones scattered by name. The report is sorted after.
         for entry in sorted(entries, key=lambda e: e.inode()):
