@@ -10,7 +10,7 @@ from pathlib import Path
 
 import psutil
 import pytest
-from conftest import Processes, session_files, start_sleeper, wait_for
+from conftest import Processes, Profile, gone_pid, session_files, start_sleeper, wait_for
 
 from looop import fs
 from looop.data import sessions
@@ -163,3 +163,18 @@ def test_the_manual_names_every_state_and_every_field_of_a_workers_row(tmp_path:
     ).as_dict()
     for word in (*sessions.State.ALL, *row):
         assert word in workers, f"the manual's workers entry does not name {word}"
+
+
+def test_a_starting_session_whose_detached_supervisor_is_gone_is_dead_at_once(
+    profile: Profile, procs: Processes
+) -> None:
+    sessions_dir = profile.data / "sessions"
+    meta = {"id": "w1", "pid": None, "started": time.time(), "cmd": ["true"]}
+    for wid, pid in (("gone", gone_pid()), ("alive", start_sleeper(procs).pid), ("unit", None)):
+        session = session_files(sessions_dir / wid, {**meta, "id": wid})
+        if pid is not None:
+            (session / "supervisor.pid").write_text(f"{pid}\n")
+    out = profile.run("_", "worker", "list", "--json")
+    assert out.returncode == 0, out.stderr
+    states = {row["id"]: row["state"] for row in json.loads(out.stdout)}
+    assert states == {"gone": "dead", "alive": "starting", "unit": "starting"}

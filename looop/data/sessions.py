@@ -65,6 +65,8 @@ if TYPE_CHECKING:
 # The files of sessions/<id>/, and the marker in sessions/ itself.
 META, STATUS, PROMPT, ENV = "meta.json", "status.json", "prompt.md", "env.json"
 OUTPUT, SUPERVISOR_LOG = "output.log", "supervisor.log"
+# A detached supervisor's pid, written by ``_ worker start`` once it has spawned it.
+SUPERVISOR_PID = "supervisor.pid"
 CHANGED = ".changed"  # sessions/.changed: rewritten when a session starts or ends
 START_LOCK = ".start.lock"  # sessions/.start.lock: held by ``_ worker start``'s checks
 STARTING = ".starting"  # sessions/<id>/.starting: its start has not handed it on yet
@@ -208,7 +210,10 @@ def judge_at(session_fd: int) -> Verdict:
     started = jsonfile.finite(meta.get("started"))
     if pid is None and "pid" in meta and started is not None:
         # Written by ``_ worker start`` before its supervisor runs, which
-        # writes its own pid within moments; one that never does is dead.
+        # writes its own pid within moments; one that never does is dead, and
+        # so is one whose detached supervisor is known and gone already.
+        if _supervisor_gone(session_fd):
+            return Verdict(State.DEAD, None, meta, status, "its supervisor ended before taking it")
         if time.time() - started < START_GRACE:
             return Verdict(State.STARTING, None, meta, status, "")
         return Verdict(State.DEAD, None, meta, status, "its supervisor never started")
@@ -217,6 +222,23 @@ def judge_at(session_fd: int) -> Verdict:
     if proc.runs_since(pid, started):
         return Verdict(State.RUNNING, None, meta, status, "")
     return Verdict(State.DEAD, None, meta, status, f"pid {pid} gone or reused")
+
+
+def _supervisor_gone(session_fd: int) -> bool:
+    """Did the detached supervisor ``start`` spawned (``SUPERVISOR_PID``) end already?
+
+    Only a pid on record counts: no file (a systemd unit, or a start that has
+    not recorded it yet) says nothing, and the start grace decides. A pid
+    reused since looks alive: the grace decides then too (never dead by a guess).
+    """
+    try:
+        text = fs.read_small(SUPERVISOR_PID, dir_fd=session_fd, limit=64)
+    except OSError:
+        return False
+    pid = text.strip()
+    if not (pid.isdigit() and 0 < len(pid) <= 10):
+        return False
+    return not proc.alive(int(pid))
 
 
 def not_a_session(why: str) -> Verdict:
@@ -314,6 +336,7 @@ def write_status(session: Path, state: str, exit_code: int | None, **why: Any) -
 
 
 def clear_status(session: Path) -> None:
-    """A new run of a dead session's id starts without the old run's status."""
-    with contextlib.suppress(FileNotFoundError):
-        os.unlink(session / STATUS)
+    """A new run of a dead session's id starts without the old run's status (or supervisor)."""
+    for name in (STATUS, SUPERVISOR_PID):
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(session / name)

@@ -52,11 +52,19 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from looop import lockfile
+from looop import fs, lockfile
 from looop.config import Config
 from looop.data import ids, sessions
 from looop.data.layout import ensure_layout
-from looop.data.sessions import ENV, META, PROMPT, START_LOCK, STARTING, SUPERVISOR_LOG
+from looop.data.sessions import (
+    ENV,
+    META,
+    PROMPT,
+    START_LOCK,
+    STARTING,
+    SUPERVISOR_LOG,
+    SUPERVISOR_PID,
+)
 from looop.errors import NOT_FOUND, LooopError
 from looop.paths import SESSION_ENV, Paths, child_environment, looop_command
 from looop.workers import records
@@ -187,6 +195,10 @@ def _launch(
 
     env = child_environment(paths, os.environ)
     pid = detached.spawn(command, session / SUPERVISOR_LOG, env, str(paths.data_dir))
+    # So a supervisor that dies before taking the session is judged dead at
+    # once, not "starting" for a minute. Best effort: the grace still holds.
+    with contextlib.suppress(OSError):
+        fs.write_whole(session / SUPERVISOR_PID, f"{pid}\n".encode())
     return Started(wid, session, supervisor, None, pid)
 
 
