@@ -155,6 +155,18 @@ def procs() -> Iterator[Processes]:
         tracker.end_all()
 
 
+def strace_prefix(*options: str) -> list[str]:
+    """A command prefix running what follows under strace with ``options`` (its trace discarded).
+
+    How the tests make a system call fail (``-e inject=...``) or kill a
+    process at one; skips the test where strace is not installed.
+    """
+    strace = shutil.which("strace")
+    if strace is None:
+        pytest.skip("strace is needed to make a system call fail")
+    return [strace, "-qq", "-o", os.devnull, *options]
+
+
 def wait_for(predicate: Callable[[], Any], timeout: float = 15.0, interval: float = 0.02) -> Any:
     """Poll until ``predicate()`` is truthy; fail the test with a clear message if never."""
     deadline = time.monotonic() + timeout

@@ -23,7 +23,7 @@ from pathlib import Path
 import fault_commands
 import faults
 import pytest
-from conftest import LOOOP, Processes, Profile, pid_alive, wait_for
+from conftest import LOOOP, Processes, Profile, pid_alive, strace_prefix, wait_for
 
 MISSING = faults.have_tools()
 pytestmark = pytest.mark.skipif(MISSING is not None, reason=MISSING or "")
@@ -51,7 +51,7 @@ def test_a_sample_of_failing_calls_and_crash_points_keeps_the_promise(
 def _traced(profile: Profile, strace: list[str], *args: str) -> Ran:
     """``looop ARGS`` under ``strace STRACE`` (its trace to /dev/null)."""
     return subprocess.run(
-        ["strace", "-qq", "-o", os.devnull, *strace, LOOOP, *args],
+        [*strace_prefix(*strace), LOOOP, *args],
         env=profile.env,
         capture_output=True,
         text=True,

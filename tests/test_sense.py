@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import time
@@ -12,7 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import LOOOP, Processes, Profile, pid_alive, wait_for
+from conftest import LOOOP, Processes, Profile, pid_alive, strace_prefix, wait_for
 
 
 def test_fresh_data_dir_is_seeded_once(profile: Profile) -> None:
@@ -354,11 +353,8 @@ def test_a_byte_order_mark_before_the_shebang_is_named_in_the_reading(profile: P
 
 def _failing_listing(sensors: Path) -> list[str]:
     """A command prefix under which every listing of ``sensors`` fails with EIO."""
-    strace = shutil.which("strace")
-    if strace is None:
-        pytest.skip("strace is needed to make a listing fail")
-    trace = ["-f", "-o", os.devnull, "-P", str(sensors), "-e", "trace=getdents64"]
-    return [strace, *trace, "-e", "inject=getdents64:error=EIO"]
+    trace = ["-f", "-P", str(sensors), "-e", "trace=getdents64"]
+    return strace_prefix(*trace, "-e", "inject=getdents64:error=EIO")
 
 
 def test_a_listing_of_sensors_that_fails_keeps_the_last_world(profile: Profile) -> None:
