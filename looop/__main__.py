@@ -41,10 +41,15 @@ environment switch that every fast answer would have to read first.
 
 from __future__ import annotations
 
+import io
 import os
 import sys
 
 from looop import errors
+
+TYPE_CHECKING = False  # not typing's: every command starts here
+if TYPE_CHECKING:
+    from _typeshed import ReadableBuffer
 
 
 def main() -> None:
@@ -58,6 +63,7 @@ def run(args: list[str], fast: bool = True) -> int:
     to click (``python -m looop.cli``): the same handler either way.
     """
     try:
+        _name_stdout()
         code = _dispatch(args) if fast else _full(args)
         sys.stdout.flush()  # a closed stdout fails here, inside the handler
         return code
@@ -67,6 +73,8 @@ def run(args: list[str], fast: bool = True) -> int:
         _quiet_stdout()
         return errors.FAILED  # the reader has gone: nobody to tell
     except OSError as exc:
+        if exc.filename == "<stdout>":
+            _quiet_stdout()  # what is still buffered cannot fail again at exit
         return _fail(errors.os_error_line(exc), errors.FAILED)
     except ImportError as exc:  # a module whose file cannot be read (importlib drops the errno)
         return _fail(f"cannot load {exc.name or 'a module'}: {exc}", errors.FAILED)
@@ -120,6 +128,33 @@ def _plain_start(rest: list[str]) -> bool:
         len(rest) >= 2
         and not any(word.startswith("-") for word in rest)
         and bool(" ".join(rest[1:]).strip())
+    )
+
+
+class _Stdout(io.FileIO):
+    """Standard output whose failed write names it (``<stdout>``), as every file is named."""
+
+    def write(self, data: ReadableBuffer) -> int:
+        try:
+            return super().write(data)
+        except OSError as exc:
+            exc.filename = "<stdout>"
+            raise
+
+
+def _name_stdout() -> None:
+    """Let a write to a redirected stdout that fails (``> file`` on a full disk) say so.
+
+    Python's own stdout raises a bare ``OSError`` with no file; the handler
+    could then only say "No space left on device". A terminal is left as it is.
+    """
+    out = sys.stdout
+    if out is None or out.isatty() or not isinstance(out, io.TextIOWrapper):
+        return
+    out.flush()
+    raw = _Stdout(out.fileno(), "w", closefd=False)
+    sys.stdout = io.TextIOWrapper(
+        io.BufferedWriter(raw), encoding=out.encoding, errors=out.errors, newline="\n"
     )
 
 

@@ -55,3 +55,18 @@ def test_a_cost_line_that_does_not_fit_is_absent_and_named(profile: Profile) -> 
     assert ledger.read_bytes() == before
     summary = profile.run("cost")
     assert summary.returncode == 0 and "skipped" not in summary.stdout
+
+
+def test_an_answer_printed_to_a_full_disk_names_the_standard_output(profile: Profile) -> None:
+    # `looop ... > file` on a full disk: the write that fails is stdout's, which
+    # has no file name of its own. Both the fast path and click's say so.
+    for args in (("_", "state", "--json"), ("status",), ("help",), ("_", "state", "--wat")):
+        with open("/dev/full", "w") as full:
+            out = subprocess.run(
+                [LOOOP, *args], env=profile.env, stdout=full, stderr=subprocess.PIPE, text=True
+            )
+        if args[-1] == "--wat":  # a usage error writes only to stderr
+            assert out.returncode == 2 and "No such option" in out.stderr, out.stderr
+            continue
+        assert out.returncode == 1, (args, out.stderr)
+        assert out.stderr == "looop: <stdout>: No space left on device\n", (args, out.stderr)
