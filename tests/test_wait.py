@@ -363,12 +363,12 @@ def cpu_seconds_so_far(pid: int) -> float:
 @pytest.mark.skipif(not os.path.exists("/proc/self/stat"), reason="needs /proc for CPU times")
 @pytest.mark.parametrize("mode", ["events"], indirect=True)
 def test_a_blocked_wait_costs_almost_no_cpu(loop: Loop) -> None:
-    """10 s asleep (through ten beats) costs < 0.1 s CPU, start-up not counted.
+    """4 s asleep (through four beats) costs < 0.1 s CPU, start-up not counted.
 
     The bound is for the event-driven wait (issue item 6); the forced polling
     fallback wakes ten times a second by design and is not held to it.
     """
-    waiter = loop.start_wait("--timeout", "10")
+    waiter = loop.start_wait("--timeout", "4")
     armed = cpu_seconds_so_far(waiter.pid)  # interpreter start-up and arming
     _, status, usage = os.wait4(waiter.pid, 0)
     waiter.returncode = os.waitstatus_to_exitcode(status)

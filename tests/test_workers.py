@@ -282,7 +282,10 @@ def test_the_transcript_keeps_the_newest_part_of_a_flood(fleet: Profile) -> None
     configure(fleet, [str(worker_script(fleet.root / "w", flood))])
     assert fleet.run("_", "worker", "start", "fl", "x").returncode == 0
     ended(fleet, "fl")
-    log = (fleet.data / "sessions" / "fl" / "output.log").read_bytes()
+    output = fleet.data / "sessions" / "fl" / "output.log"
+    # The status is the record and is written first; the transcript's last
+    # line, how it ended, follows it.
+    log = wait_for(lambda: (data := output.read_bytes()).rstrip().endswith(b"exit)") and data)
     assert len(log) < 5 << 20  # 9.6 MiB printed, the cap is 4 MiB
     assert b"earlier bytes dropped" in log and log.rstrip().endswith(b"exit)")
     assert b" 299\n" in log and b" 0\n" not in log
