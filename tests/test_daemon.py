@@ -132,3 +132,19 @@ def test_twenty_concurrent_ups_all_succeed_and_leave_one_pulse(
         for pid in pulses_of(profile):
             os.kill(pid, signal.SIGKILL)
     assert down.returncode == 0, down.stderr
+
+
+def test_up_under_a_runtime_dir_too_deep_for_a_socket_path_still_waits_for_ready(
+    profile: Profile,
+) -> None:
+    # A socket's path holds about 107 bytes; this runtime dir alone is longer.
+    deep = profile.root / ("r" * 60) / ("u" * 60)
+    env = {**profile.env, "LOOOP_RUNTIME_DIR": str(deep)}
+    up = profile.run("up", timeout=120, env=env)
+    try:
+        assert up.returncode == 0, up.stderr
+        assert "started (pid" in up.stdout
+        assert profile.run("status", env=env).returncode == 0
+    finally:
+        down = profile.run("down", timeout=60, env=env)
+    assert down.returncode == 0, down.stderr

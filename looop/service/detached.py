@@ -29,8 +29,11 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import selectors
 import socket
+import struct
+import sys
 import time
 from pathlib import Path
 from typing import NamedTuple
@@ -97,12 +100,14 @@ def start(paths: Paths, ready_within: float) -> Ready:
         address.unlink()
     notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     try:
-        notify.bind(str(address))
+        if PASSCRED:  # each datagram carries its sender's pid, checked by _receive
+            notify.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
+        name = _bind(notify, address)
         logpath = log_file(paths)
         _trim(logpath)
         since = logpath.stat().st_size if logpath.exists() else 0
         env = {k: v for k, v in os.environ.items() if k not in ("WATCHDOG_USEC", "WATCHDOG_PID")}
-        env["NOTIFY_SOCKET"] = str(address)
+        env["NOTIFY_SOCKET"] = name
         # What a unit runs: this installation's looop, whatever PATH holds, with
         # the log format `up` was given (auto: the pulse's stderr is this file).
         argv = [*looop_command(), "--log-format", log.chosen, "pulse"]
@@ -112,6 +117,31 @@ def start(paths: Paths, ready_within: float) -> Ready:
         notify.close()
         with contextlib.suppress(FileNotFoundError):
             address.unlink()
+
+
+PASSCRED = hasattr(socket, "SO_PASSCRED") and hasattr(socket, "SCM_CREDENTIALS")
+CREDENTIALS = struct.Struct("iII")  # struct ucred: pid, uid, gid
+
+
+def _bind(notify: socket.socket, address: Path) -> str:
+    """Bind the readiness socket at ``address``; the ``NOTIFY_SOCKET`` that reaches it.
+
+    A socket's path holds at most about 107 bytes. Under a runtime dir deeper
+    than that, Linux binds a name in the abstract namespace instead (``@...``,
+    as systemd's own ``NOTIFY_SOCKET`` may be), gone with the socket; it has
+    no permission bits, which is why ``_receive`` takes READY=1 only from the
+    pulse's own pid. Elsewhere the failure names the path.
+    """
+    try:
+        notify.bind(str(address))
+        return str(address)
+    except OSError as exc:
+        too_long = "too long" in str(exc)
+        if not (too_long and sys.platform.startswith("linux")):
+            raise OSError(exc.errno, exc.strerror or str(exc), str(address)) from None
+    name = f"looop-up-{os.getpid()}-{secrets.token_hex(8)}"
+    notify.bind("\0" + name)
+    return "@" + name
 
 
 def spawn(argv: list[str], logpath: Path, env: dict[str, str], cwd: str) -> int:
@@ -187,7 +217,7 @@ def _wait_ready(
     try:
         while time.monotonic() < deadline:
             if selector.select(POLL):
-                message = notify.recv(4096).decode(errors="replace")
+                message = _receive(notify, pid)
                 if "READY=1" in message.splitlines():
                     return Ready(pid, True)
             elif not alive(pid):
@@ -197,6 +227,18 @@ def _wait_ready(
     finally:
         selector.close()
     raise ServiceError(f"the pulse (pid {pid}) was not ready after {ready_within:.0f}s")
+
+
+def _receive(notify: socket.socket, pid: int) -> str:
+    """One datagram's text, if the pulse ``pid`` sent it (Linux checks the sender); else ""."""
+    if not PASSCRED:
+        return notify.recv(4096).decode(errors="replace")
+    data, ancillary, _, _ = notify.recvmsg(4096, socket.CMSG_SPACE(CREDENTIALS.size))
+    for level, kind, value in ancillary:
+        if level == socket.SOL_SOCKET and kind == socket.SCM_CREDENTIALS:
+            sender = CREDENTIALS.unpack_from(value)[0]
+            return data.decode(errors="replace") if sender == pid else ""
+    return ""
 
 
 def _trim(logpath: Path) -> None:
