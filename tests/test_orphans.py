@@ -1,12 +1,18 @@
-"""Orphans: nothing a pulse or a one-off ``sense`` started outlives it, however it died.
+"""Orphans: nothing a pulse or a one-off ``sense`` started outlives it, however it died;
+concurrent ``looop restart`` calls coalesce instead of failing.
 
 The sensors here are slow (a child of theirs sleeps), and the beat is
 killed in mid-flight by a signal no process can catch (SIGKILL) or one that
 dumps core (SIGQUIT). Every process a call started carries its marker
-(``shell_tool.survivors``), the sensors and their children included.
+(``shell_tool.survivors``), the sensors and their children included. The
+systemd side of ``restart`` is in test_systemd.py.
 """
 
 from __future__ import annotations
+
+import json
+import threading
+from typing import Any
 
 import pytest
 from conftest import Profile, wait_for
@@ -40,3 +46,46 @@ def test_a_sensor_never_outlives_a_pulse_killed_mid_beat(profile: Profile) -> No
     profile.env["LOOOP_INTERVAL"] = "3600"
     call = _killed_mid_beat(profile, "looop pulse", "KILL")
     wait_for(lambda: survivors(call.marker) == [], timeout=5)
+
+
+def _status(profile: Profile) -> dict[str, Any]:
+    out = profile.run("status", "--json")
+    return json.loads(out.stdout)  # type: ignore[no-any-return]
+
+
+def _starting(profile: Profile, before: int) -> bool:
+    """A new pulse holds the lock but has not published its first beat yet."""
+    from looop.pulse import lock, record
+
+    holder = lock.holder_pid(profile.paths)
+    return holder not in (None, before) and (record.read(profile.paths) or {}).get("pid") != holder
+
+
+def _in_thread(tool: ShellTool, text: str, calls: list[Call]) -> threading.Thread:
+    caller = threading.Thread(target=lambda: calls.append(tool.call(text)))
+    caller.start()
+    return caller
+
+
+def test_concurrent_restarts_coalesce_and_none_fails(profile: Profile) -> None:
+    profile.sensor("slow", "sleep 2; echo 1")  # a first beat slow enough to arrive during it
+    profile.env["LOOOP_INTERVAL"] = "3600"
+    assert profile.run("up", timeout=120).returncode == 0
+    tool = ShellTool(profile.env, limit=120)
+    try:
+        before = _status(profile)["pid"]
+        calls: list[Call] = []
+        first = _in_thread(tool, "looop restart", calls)
+        # The second comes while the first one's new pulse is starting.
+        wait_for(lambda: _starting(profile, before) or calls, timeout=60)
+        second = _in_thread(tool, "looop restart", calls)
+        burst = [_in_thread(tool, "looop restart", calls) for _ in range(3)]
+        for caller in (first, second, *burst):
+            caller.join(150)
+        failed = [(c.returncode, c.out, c.err) for c in calls if c.returncode or c.err]
+        assert len(calls) == 5 and failed == []
+        assert any("by a concurrent restart" in c.out for c in calls), [c.out for c in calls]
+        status = _status(profile)
+        assert status["running"] and status["pid"] != before
+    finally:
+        profile.run("down", timeout=60)
