@@ -144,7 +144,7 @@ class _Watch:
         self.out: int | None = child.stdout.fileno()
         os.set_blocking(self.out, False)
         self.echo, self.echo_size = _echo_target(echo)
-        self.pending = b""  # read from the command, not yet taken by the echo's reader
+        self.pending = bytearray()  # read from the command, not yet taken by the echo's reader
         self.deadline = time.monotonic() + timeout if timeout > 0 else None
         self.kill_at: float | None = None
         self.exited = False  # the command has exited (not yet reaped)
@@ -171,7 +171,7 @@ class _Watch:
             # and what is in the pipe now is read: one that left the group may hold it for ever.
             self.exited = True
             signal_group(self.child.pid, signal.SIGKILL)
-            self._drain()
+            self._read(MAX_DRAIN_READS)  # bounded: a process that left the group may write on
             self._close_output()
         if self.pending and self.echo is not None and not self._late():
             return False  # delivered while its reader takes it, up to the deadline
@@ -224,16 +224,19 @@ class _Watch:
             if fd not in self.selector.get_map():
                 self.selector.register(fd, events)
 
-    def _read(self) -> None:
-        assert self.out is not None
-        try:
-            chunk = os.read(self.out, 65536)
-        except BlockingIOError:
-            return
-        if not chunk:
-            self._close_output()
-            return
-        self._take(chunk)
+    def _read(self, chunks: int = 1) -> None:
+        """Up to ``chunks`` reads of what the pipe holds now; its end closes it."""
+        for _ in range(chunks):
+            if self.out is None:
+                return
+            try:
+                chunk = os.read(self.out, 65536)
+            except BlockingIOError:
+                return
+            if not chunk:
+                self._close_output()
+                return
+            self._take(chunk)
 
     def _take(self, chunk: bytes) -> None:
         self.on_output(chunk)
@@ -250,23 +253,11 @@ class _Watch:
         except OSError:
             # The reader went away (EPIPE): the command's own pipe closes too, so its
             # next write fails as it would in a shell pipeline (SIGPIPE).
-            self.echo, self.pending = None, b""
+            self.echo = None
+            self.pending.clear()
             self._close_output()
             return
-        self.pending = self.pending[done:]
-
-    def _drain(self) -> None:
-        """What the pipe holds now, bounded: a process that left the group may write on."""
-        for _ in range(MAX_DRAIN_READS):
-            if self.out is None:
-                return
-            try:
-                chunk = os.read(self.out, 65536)
-            except BlockingIOError:
-                return
-            if not chunk:
-                return
-            self._take(chunk)
+        del self.pending[:done]  # from the front: no copy of the rest
 
     def _close_output(self) -> None:
         if self.out is not None:

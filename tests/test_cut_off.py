@@ -87,7 +87,7 @@ def test_output_nobody_reads_is_still_ended_at_the_timeout(profile: Profile) -> 
 def test_a_run_killed_at_its_tools_limit_leaves_nothing_running(
     profile: Profile, command: str
 ) -> None:
-    tool = ShellTool(profile.env, limit=1, grace=0.3)
+    tool = ShellTool(profile.env, limit=3, grace=0.3)  # long enough for _ run to start
     call = tool.call(f'looop _ run --timeout 60 -- "{command}"')
     assert call.killed
     wait_for(lambda: survivors(call.marker) == [], timeout=5)
