@@ -11,6 +11,8 @@ systemd side of ``restart`` is in test_systemd.py.
 from __future__ import annotations
 
 import json
+import os
+import signal
 import threading
 from typing import Any
 
@@ -89,3 +91,19 @@ def test_concurrent_restarts_coalesce_and_none_fails(profile: Profile) -> None:
         assert status["running"] and status["pid"] != before
     finally:
         profile.run("down", timeout=60)
+
+
+def test_a_detached_workers_command_never_outlives_its_supervisor_killed_outright(
+    profile: Profile,
+) -> None:
+    worker = profile.root / "worker"
+    worker.write_text("#!/bin/sh\nsleep 60 | cat\n")
+    worker.chmod(0o755)
+    profile.write_config(f'[worker]\ncommand = ["{worker}"]\nsupervisor = "detached"\n')
+    call = ShellTool(profile.env, limit=60).call("looop _ worker start w x")
+    assert call.returncode == 0, call.err
+    meta_file = profile.data / "sessions" / "w" / "meta.json"
+    meta = wait_for(lambda: (m := json.loads(meta_file.read_text())).get("pgid") and m)
+    os.kill(meta["pid"], signal.SIGKILL)  # the supervisor, as an OOM killer would
+    wait_for(lambda: survivors(call.marker) == [], timeout=5)
+    profile.run("reap", "--ttl", "0")
