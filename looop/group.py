@@ -143,7 +143,7 @@ class _Watch:
         self.on_output, self.on_stop = on_output, on_stop
         self.out: int | None = child.stdout.fileno()
         os.set_blocking(self.out, False)
-        self.echo, self.echo_size = _echo_target(echo)
+        self.echo, self.echo_size, self.direct = _echo_target(echo)
         self.pending = bytearray()  # read from the command, not yet taken by the echo's reader
         self.deadline = time.monotonic() + timeout if timeout > 0 else None
         self.kill_at: float | None = None
@@ -214,7 +214,7 @@ class _Watch:
     def _register(self) -> None:
         """Wait on the signals; on the command's output, or on the echo while it holds some."""
         wanted = {self.caught.fd: selectors.EVENT_READ}
-        if self.pending and self.echo is not None:
+        if self.pending and self.echo is not None and not self.direct:
             wanted[self.echo] = selectors.EVENT_WRITE  # back-pressure: the command waits meanwhile
         elif self.out is not None:
             wanted[self.out] = selectors.EVENT_READ
@@ -242,22 +242,28 @@ class _Watch:
         self.on_output(chunk)
         if self.echo is not None:
             self.pending += chunk
+            while self.direct and self.pending and self._deliver():
+                pass
 
-    def _deliver(self) -> None:
-        """Hand the echo's reader what it can take now without blocking; gone: stop echoing."""
+    def _deliver(self) -> bool:
+        """Hand the echo's reader what it can take now without blocking; gone: stop echoing.
+
+        True when some was taken.
+        """
         assert self.echo is not None
         try:
             done = os.write(self.echo, self.pending[: self.echo_size])
         except BlockingIOError:  # a stdout its reader made non-blocking, full again
-            return
+            return False
         except OSError:
             # The reader went away (EPIPE): the command's own pipe closes too, so its
             # next write fails as it would in a shell pipeline (SIGPIPE).
             self.echo = None
             self.pending.clear()
             self._close_output()
-            return
+            return False
         del self.pending[:done]  # from the front: no copy of the rest
+        return done > 0
 
     def _close_output(self) -> None:
         if self.out is not None:
@@ -267,19 +273,24 @@ class _Watch:
             self.out = None
 
 
-def _echo_target(fd: int | None) -> tuple[int | None, int]:
-    """The echo's fd and how much one write may hand it without blocking (None: no echo).
+def _echo_target(fd: int | None) -> tuple[int | None, int, bool]:
+    """The echo's fd, how much one write may hand it, and whether it is written at once.
 
-    A pipe or a terminal takes ``PIPE_BUF`` bytes whenever it is writable; a
-    regular file takes any amount. An fd that is not open is no echo.
+    A pipe, a socket or a terminal is waited on (``epoll``) and takes
+    ``PIPE_BUF`` bytes whenever it is writable, so a write never blocks. A
+    regular file or ``/dev/null`` cannot be waited on (``epoll`` refuses
+    them) and never makes a writer wait: it is written at once, whole. An fd
+    that is not open is no echo (None).
     """
     if fd is None:
-        return None, 0
+        return None, 0, False
     try:
-        regular = stat.S_ISREG(os.fstat(fd).st_mode)
+        mode = os.fstat(fd).st_mode
     except OSError:
-        return None, 0
-    return fd, 65536 if regular else select.PIPE_BUF
+        return None, 0, False
+    if stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode) or os.isatty(fd):
+        return fd, select.PIPE_BUF, False
+    return fd, 1 << 20, True
 
 
 def _exited(pid: int) -> bool:

@@ -148,3 +148,12 @@ def test_a_wait_killed_at_any_moment_leaves_nothing_that_trips_the_next(pulse: P
     after = tool.call("looop _ wait --timeout 1 --json")
     assert (after.returncode, after.err) == (124, ""), after.err
     assert _quiet(pulse.data) == before
+
+
+@pytest.mark.parametrize("command", ["_ run -- 'echo hi'", "_ state", "status", "_ asks"])
+def test_a_caller_that_closed_stdout_gets_no_traceback(profile: Profile, command: str) -> None:
+    tool = ShellTool(profile.env, limit=30)
+    closed = tool.call(f"looop {command} >&-; echo $?")
+    into_a_file = tool.call(f"looop {command} > {profile.root / 'out'}; echo $?")
+    assert (closed.out, closed.err) == (into_a_file.out, "")
+    assert (profile.root / "out").read_text() != "" or command == "_ asks"
