@@ -18,9 +18,10 @@ reaches end of file, the watcher is gone, however it died, and the guardian
 SIGKILLs every group it still has. A watcher that ends normally kills the
 guardian first (its own unreaped child, so the pid is still that process)
 and only then lets the pipe close, so the guardian never acts on groups the
-watcher has dealt with; and it sends ``-N`` before it reaps a group's
-leader, the moment the id could be handed out again (``pid_max`` may be
-32768), so the guardian never kills a stranger's group that took the id.
+watcher has dealt with; and it sends ``-N`` (or ends the guardian) before
+it reaps a group's leader, the moment the id could be handed out again
+(``pid_max`` may be 32768), so the guardian never kills a stranger's group
+that took the id.
 
 Rejected: ``PR_SET_PDEATHSIG`` in each child. It ends only the process it
 is set in (a ``sh -c 'yes | cat'`` or a sensor's ``sleep`` child outlives
