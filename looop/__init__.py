@@ -20,7 +20,8 @@ a lock file), ``jsonfile`` (reading a JSON object record), ``tree``
 (emptying a directory tree through descriptors, never through a link or off
 its mount), ``proc`` (is this pid alive and that process), ``signals``
 (handlers that only queue, and the one list of stop signals), ``group`` (one
-command in its own process group), ``watch`` (file-system notifications)
+command in its own process group), ``lifeline`` (process groups that end
+when the process watching them dies), ``watch`` (file-system notifications)
 and ``digest`` (SHA-256 without OpenSSL's start-up).
 """
 
@@ -37,6 +38,7 @@ __all__ = [
     "fs",
     "group",
     "jsonfile",
+    "lifeline",
     "lines",
     "lockfile",
     "log",

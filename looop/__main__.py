@@ -6,8 +6,9 @@
 read-only, disk full, not a directory) becomes one line naming the file and
 the reason, exit 1; a module that cannot be loaded (its file unreadable
 mid-command) becomes ``looop: cannot load <module>: <why>``, exit 1; ^C
-exits 130 without a traceback; and a reader that closed our stdout early
-(``looop status | head -1``) ends us quietly, exit 1.
+exits 130 without a traceback; a reader that closed our stdout early
+(``looop status | head -1``) ends us quietly, exit 1; and a standard stream
+the caller closed before we started (``>&-``) is ``/dev/null``.
 Stdout is the only pipe a command writes to (sensors get their own, read
 by the runner), so a broken pipe is taken to be stdout's, as click does. Commands
 raise and return exit codes; none of them prints its own error or calls
@@ -53,7 +54,26 @@ if TYPE_CHECKING:
 
 
 def main() -> None:
+    if sys.stdin is None or sys.stdout is None or sys.stderr is None:
+        _open_closed_streams()  # never on the hot path: Python says None for a closed fd
     sys.exit(run(sys.argv[1:]))
+
+
+def _open_closed_streams() -> None:
+    """A standard stream its caller closed (``looop ... >&-``) becomes ``/dev/null``.
+
+    Python leaves ``sys.stdout`` None then, and every print failed with a
+    traceback; and the descriptor left free would be the next one looop
+    opens (a pipe, a record), which a write to "stdout" would then reach.
+    What nobody can read is discarded, as written to a reader that is gone.
+    """
+    for fd, name, mode in ((0, "stdin", "r"), (1, "stdout", "w"), (2, "stderr", "w")):
+        if getattr(sys, name) is None:
+            null = os.open(os.devnull, os.O_RDWR)  # the lowest free descriptor: this one
+            if null != fd:
+                os.dup2(null, fd)
+                os.close(null)
+            setattr(sys, name, open(fd, mode, closefd=False))  # noqa: SIM115 - for good
 
 
 def run(args: list[str], fast: bool = True) -> int:

@@ -12,15 +12,31 @@ stdin ``/dev/null``, stdout and stderr on one pipe handed chunk by chunk to
   watch ends without waiting for the pipe to close;
 * the timeout: SIGTERM to the group, SIGKILL ``grace`` seconds later;
 * the watcher gets one of ``signals`` (``looop.signals.STOP_SIGNALS``
-  unless told): the same two steps, and the outcome says which signal. The
-  signals are taken by a ``looop.signals.SignalQueue`` for the length of the
-  run, the pulse's model: handlers only queue, the wake-up pipe wakes the
-  one selector, and SIGCHLD wakes it too, since the pipe does not close
-  while a child the command left behind holds it.
-
+  unless told): ``on_stop`` hears which at once (so a record can say it
+  even if the watcher is killed before the end), then the same two steps,
+  and the outcome says which signal. The signals are taken by a
+  ``looop.signals.SignalQueue`` for the length of the run, the pulse's
+  model: handlers only queue, the wake-up pipe wakes the one selector, and
+  SIGCHLD wakes it too, since the pipe does not close while a child the
+  command left behind holds it;
+* the watcher dies outright (SIGKILL, an agent's tool at its limit): the
+  group's ``looop.lifeline.Lifeline`` kills it, so a command never outlives
+  the process watching it;
 * ``on_start`` (the caller putting the group on record) or the watch
   itself fails: SIGKILL to the group, then the error; a command is never
   left running with nobody watching it.
+
+**The echo** (``echo``, an fd: ``_ run``'s stdout) gets the output as the
+command's own stdout would: with back-pressure, never blocking the watch.
+What was read waits until the echo's reader can take it (``PIPE_BUF`` at a
+time to a pipe, so a write never blocks), and meanwhile the command's pipe
+is not read, so a command whose output nobody reads waits on a full pipe as
+it would in a shell, while its deadline and the signals still hold. A
+reader that goes away (``| head -1``: EPIPE) closes the command's pipe too:
+its next write fails (SIGPIPE), as in a shell pipeline, and the run goes on
+to the command's end and is recorded. Once the command is over, what is
+left is delivered while the reader takes it, until the deadline or a stop
+signal, then dropped.
 
 ``looop _ run`` (``agent.run``) and the worker supervisor
 (``workers.supervise``) are its two callers; they differ only in where the
@@ -32,16 +48,20 @@ reported, not hidden.
 
 from __future__ import annotations
 
-import contextlib
 import os
+import select
 import selectors
 import signal
+import stat
 import subprocess
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
+from looop.lifeline import Lifeline
 from looop.signals import STOP_SIGNALS, SignalQueue
+
+MAX_DRAIN_READS = 256  # chunks read from the pipe once the command is over
 
 
 class Outcome:
@@ -66,6 +86,8 @@ def run(
     timeout: float,
     on_output: Callable[[bytes], None],
     on_start: Callable[[int], None] = lambda pgid: None,
+    on_stop: Callable[[int], None] = lambda sig: None,
+    echo: int | None = None,
     env: Mapping[str, str] | None = None,
     signals: Sequence[int] = STOP_SIGNALS,
     grace: float = 2.0,
@@ -73,96 +95,210 @@ def run(
     """Run ``argv`` to its end (``timeout`` 0: no timeout). OSError if it cannot start."""
     # SIGCHLD only wakes the selector: the command may exit while a child it left holds the pipe.
     with SignalQueue(signals, stop=signals, wake=(signal.SIGCHLD,)) as caught:
-        child = subprocess.Popen(
-            list(argv),
-            cwd=cwd,
-            env=None if env is None else dict(env),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+        guard = Lifeline()
+        try:
+            child = subprocess.Popen(
+                list(argv),
+                cwd=cwd,
+                env=None if env is None else dict(env),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        except BaseException:
+            guard.close()
+            raise
+        guard.add(child.pid)
         try:
             on_start(child.pid)
-            return _watch(child, timeout, grace, caught, on_output)
+            watch = _Watch(child, timeout, grace, caught, on_output, on_stop, echo)
+            return watch.run(guard)
         except BaseException:
             # Its record cannot be written (or the watch failed): a command
             # nobody watches is not left running.
             signal_group(child.pid, signal.SIGKILL)
+            guard.close()
             child.wait()
             raise
+        finally:
+            guard.close()
 
 
-def _watch(
-    child: subprocess.Popen[bytes],
-    timeout: float,
-    grace: float,
-    caught: SignalQueue,
-    on_output: Callable[[bytes], None],
-) -> Outcome:
-    assert child.stdout is not None
-    out_fd = child.stdout.fileno()
-    os.set_blocking(out_fd, False)
-    selector = selectors.DefaultSelector()
-    selector.register(out_fd, selectors.EVENT_READ)
-    selector.register(caught.fd, selectors.EVENT_READ)
-    deadline = time.monotonic() + timeout if timeout > 0 else None
-    kill_at: float | None = None
-    timed_out = False
-    stopped_by: int | None = None
-    open_pipe = True
-    while open_pipe or child.poll() is None:
-        now = time.monotonic()
-        stop = caught.stop_requested() if kill_at is None else None
-        if kill_at is None and ((deadline is not None and now >= deadline) or stop is not None):
-            timed_out = stop is None
-            stopped_by = stop
-            signal_group(child.pid, signal.SIGTERM)
-            kill_at = now + grace
-        if kill_at is not None and now >= kill_at:
-            signal_group(child.pid, signal.SIGKILL)
-            kill_at = float("inf")
-        if not open_pipe and child.poll() is None:
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                child.wait(0.05)  # it closed its output but runs on: the deadline still holds
-            continue
-        waits = [t for t in (deadline, kill_at) if t is not None and t != float("inf")]
-        wait = max(0.0, min(waits) - now) if waits else None
-        for key, _ in selector.select(wait if child.poll() is None else 0.05):
-            if key.fd == caught.fd:
-                caught.drain()
-                continue
-            try:
-                chunk = os.read(out_fd, 65536)
-            except BlockingIOError:
-                continue
-            if not chunk:
-                selector.unregister(out_fd)
-                open_pipe = False
-                continue
-            on_output(chunk)
-        if open_pipe and child.poll() is not None:
-            # The command is over; what it left in its group (holding the pipe) ends with it.
-            signal_group(child.pid, signal.SIGKILL)
-            # A process that left the group (setsid) may hold the pipe for
-            # ever: take what is there now and stop waiting for the end.
-            _drain(out_fd, on_output)
-            break
-    signal_group(child.pid, signal.SIGKILL)
-    selector.close()
-    child.stdout.close()
-    return Outcome(child.returncode, timed_out, stopped_by)
+class _Watch:
+    """One command watched to its end: its output, its deadline, the signals, the echo."""
 
+    def __init__(
+        self,
+        child: subprocess.Popen[bytes],
+        timeout: float,
+        grace: float,
+        caught: SignalQueue,
+        on_output: Callable[[bytes], None],
+        on_stop: Callable[[int], None],
+        echo: int | None,
+    ) -> None:
+        assert child.stdout is not None
+        self.child, self.grace, self.caught = child, grace, caught
+        self.on_output, self.on_stop = on_output, on_stop
+        self.out: int | None = child.stdout.fileno()
+        os.set_blocking(self.out, False)
+        self.echo, self.echo_size, self.direct = _echo_target(echo)
+        self.pending = bytearray()  # read from the command, not yet taken by the echo's reader
+        self.deadline = time.monotonic() + timeout if timeout > 0 else None
+        self.kill_at: float | None = None
+        self.exited = False  # the command has exited (not yet reaped)
+        self.timed_out = False
+        self.stopped_by: int | None = None
+        self.selector = selectors.DefaultSelector()
 
-def _drain(fd: int, on_output: Callable[[bytes], None]) -> None:
-    while True:
+    def run(self, guard: Lifeline) -> Outcome:
+        self.guard = guard
         try:
-            chunk = os.read(fd, 65536)
-        except BlockingIOError:
-            return
-        if not chunk:
-            return
-        on_output(chunk)
+            while not self._over():
+                self._step()
+        finally:
+            self.selector.close()
+            self.child.stdout.close()  # type: ignore[union-attr]
+        return Outcome(self.child.returncode, self.timed_out, self.stopped_by)
+
+    def _over(self) -> bool:
+        """Reap the command once it has exited and nothing is left to deliver; True then."""
+        if not self.exited:
+            if not _exited(self.child.pid):
+                return False
+            # The command is over; what it left in its group (holding the pipe) ends with it,
+            # and what is in the pipe now is read: one that left the group may hold it for ever.
+            self.exited = True
+            signal_group(self.child.pid, signal.SIGKILL)
+            self._read(MAX_DRAIN_READS)  # bounded: a process that left the group may write on
+            self._close_output()
+        if self.pending and self.echo is not None and not self._late():
+            return False  # delivered while its reader takes it, up to the deadline
+        signal_group(self.child.pid, signal.SIGKILL)
+        self.guard.close()  # before the reaping frees the group's id for anyone to take
+        self.child.wait()
+        return True
+
+    def _late(self) -> bool:
+        """Past the deadline, or told to stop: what the echo's reader has not taken is dropped."""
+        past = self.deadline is not None and time.monotonic() >= self.deadline
+        return past or self.kill_at is not None or self.caught.stop_requested() is not None
+
+    def _step(self) -> None:
+        now = time.monotonic()
+        if self.exited:
+            pass  # only its output is being delivered: _over decides when that ends
+        elif self.kill_at is None:
+            stop = self.caught.stop_requested()
+            if stop is not None or (self.deadline is not None and now >= self.deadline):
+                self.timed_out, self.stopped_by = stop is None, stop
+                if stop is not None:
+                    self.on_stop(stop)
+                signal_group(self.child.pid, signal.SIGTERM)
+                self.kill_at = now + self.grace
+        elif now >= self.kill_at:
+            signal_group(self.child.pid, signal.SIGKILL)
+            self.kill_at = float("inf")
+        self._register()
+        waits = [t for t in (self.deadline, self.kill_at) if t is not None and t != float("inf")]
+        wait = max(0.0, min(waits) - now) if waits else None
+        for key, _ in self.selector.select(wait):
+            if key.fd == self.caught.fd:
+                self.caught.drain()
+            elif key.fd == self.echo:
+                self._deliver()
+            elif key.fd == self.out:
+                self._read()
+
+    def _register(self) -> None:
+        """Wait on the signals; on the command's output, or on the echo while it holds some."""
+        wanted = {self.caught.fd: selectors.EVENT_READ}
+        if self.pending and self.echo is not None and not self.direct:
+            wanted[self.echo] = selectors.EVENT_WRITE  # back-pressure: the command waits meanwhile
+        elif self.out is not None:
+            wanted[self.out] = selectors.EVENT_READ
+        for fd in [fd for fd in self.selector.get_map() if fd not in wanted]:
+            self.selector.unregister(fd)
+        for fd, events in wanted.items():
+            if fd not in self.selector.get_map():
+                self.selector.register(fd, events)
+
+    def _read(self, chunks: int = 1) -> None:
+        """Up to ``chunks`` reads of what the pipe holds now; its end closes it."""
+        for _ in range(chunks):
+            if self.out is None:
+                return
+            try:
+                chunk = os.read(self.out, 65536)
+            except BlockingIOError:
+                return
+            if not chunk:
+                self._close_output()
+                return
+            self._take(chunk)
+
+    def _take(self, chunk: bytes) -> None:
+        self.on_output(chunk)
+        if self.echo is not None:
+            self.pending += chunk
+            while self.direct and self.pending and self._deliver():
+                pass
+
+    def _deliver(self) -> bool:
+        """Hand the echo's reader what it can take now without blocking; gone: stop echoing.
+
+        True when some was taken.
+        """
+        assert self.echo is not None
+        try:
+            done = os.write(self.echo, self.pending[: self.echo_size])
+        except BlockingIOError:  # a stdout its reader made non-blocking, full again
+            return False
+        except OSError:
+            # The reader went away (EPIPE): the command's own pipe closes too, so its
+            # next write fails as it would in a shell pipeline (SIGPIPE).
+            self.echo = None
+            self.pending.clear()
+            self._close_output()
+            return False
+        del self.pending[:done]  # from the front: no copy of the rest
+        return done > 0
+
+    def _close_output(self) -> None:
+        if self.out is not None:
+            if self.out in self.selector.get_map():
+                self.selector.unregister(self.out)
+            self.child.stdout.close()  # type: ignore[union-attr]
+            self.out = None
+
+
+def _echo_target(fd: int | None) -> tuple[int | None, int, bool]:
+    """The echo's fd, how much one write may hand it, and whether it is written at once.
+
+    A pipe, a socket or a terminal is waited on (``epoll``) and takes
+    ``PIPE_BUF`` bytes whenever it is writable, so a write never blocks. A
+    regular file or ``/dev/null`` cannot be waited on (``epoll`` refuses
+    them) and never makes a writer wait: it is written at once, whole. An fd
+    that is not open is no echo (None).
+    """
+    if fd is None:
+        return None, 0, False
+    try:
+        mode = os.fstat(fd).st_mode
+    except OSError:
+        return None, 0, False
+    if stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode) or os.isatty(fd):
+        return fd, select.PIPE_BUF, False
+    return fd, 1 << 20, True
+
+
+def _exited(pid: int) -> bool:
+    """Has the child ``pid`` exited? It is left unreaped, so its group id stays its own."""
+    try:
+        return os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
+    except ChildProcessError:
+        return True
 
 
 def signal_group(pgid: int, sig: int) -> bool:

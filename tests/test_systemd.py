@@ -17,6 +17,7 @@ import re
 import shutil
 import signal
 import subprocess
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -642,4 +643,34 @@ def test_doctor_passes_under_the_user_manager_and_install_names_lingering_when_o
     m.write(fake, "#!/bin/sh\necho yes\n", mode=0o755)
     healthy = m.looop_cmd("doctor", env=path)
     assert healthy.returncode == 0, healthy.stdout
+    m.looop_cmd("down", timeout=120)
+
+
+# --- issue 23: concurrent restarts coalesce --------------------------------------
+def test_concurrent_restarts_through_the_unit_coalesce_and_none_fails(
+    user_manager: Manager,
+) -> None:
+    m = user_manager
+    config(m, "interval = 3600\n")
+    m.sensor("slow", "sleep 2; echo 1")  # a start slow enough for the others to arrive during it
+    install(m)
+    before = active_pid(m)
+    done: list[subprocess.CompletedProcess[str]] = []
+
+    def restart() -> threading.Thread:
+        caller = threading.Thread(target=lambda: done.append(m.looop_cmd("restart", timeout=120)))
+        caller.start()
+        return caller
+
+    first = restart()
+    # The others come while the first one's new pulse is starting.
+    wait_for(lambda: m.prop(PULSE, "ActiveState") == "activating" or done, timeout=60)
+    callers = [first, *(restart() for _ in range(3))]
+    for caller in callers:
+        caller.join(150)
+    failed = [(r.returncode, r.stdout, r.stderr) for r in done if r.returncode or r.stderr]
+    assert len(done) == 4 and failed == []
+    # Those that asked before a newer pulse started take it as theirs: fewer pulses than calls.
+    assert any("by a concurrent restart" in r.stdout for r in done), [r.stdout for r in done]
+    assert active_pid(m) not in (0, before) and holder(m) == active_pid(m)
     m.looop_cmd("down", timeout=120)

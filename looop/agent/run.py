@@ -7,7 +7,8 @@ one pipe, with the environment sensors and workers get
 manager's ``NOTIFY_SOCKET``), in its own process group (``looop.group``, which the worker
 supervisor shares). Its record (``data.runs``) is written
 before it starts and completed when it ends. The output is echoed as it
-comes and the last ``KEEP_BYTES`` are kept in the record.
+comes (``looop.group``'s echo, with back-pressure) and the last
+``KEEP_BYTES`` are kept in the record.
 
 How it ends, and what ``_ run`` exits with:
 
@@ -16,10 +17,15 @@ How it ends, and what ``_ run`` exits with:
   command and a background child cannot hold the pipe (and ``_ run``) open;
 * the timeout (``--timeout`` or ``[run] timeout``): SIGTERM to the group,
   SIGKILL after ``GRACE`` seconds, exit 124;
-* ``_ run`` itself gets SIGTERM, SIGINT or SIGHUP: the same two steps, the
-  record says which signal, exit 128+N;
-* ``_ run`` is killed outright: the record has no end and ``_ state`` shows
-  it as interrupted.
+* ``_ run`` itself gets SIGTERM, SIGINT or SIGHUP: the record says which
+  signal at once, then the same two steps, exit 128+N;
+* ``_ run``'s reader goes away (``| head -1``): the command's next write
+  fails as in a shell pipeline (SIGPIPE, so usually 141), and the end is
+  recorded all the same; a reader that takes nothing holds the command on a
+  full pipe until its timeout (``looop.group``'s echo);
+* ``_ run`` is killed outright (an agent's tool at its limit: SIGKILL): its
+  command's group is killed with it (``looop.lifeline``), the record has no
+  end and ``_ state`` shows it as interrupted.
 
 Like every verb, a run appends one journal line (``run <id>: <cmd>``, with
 ``: <reason>``) when it starts and records one event (``ran``, with the exit
@@ -32,7 +38,6 @@ journaled with the command.
 from __future__ import annotations
 
 import os
-import select
 import signal
 import sys
 import time
@@ -47,6 +52,7 @@ from looop.errors import TIMED_OUT, LooopError, UsageError
 from looop.paths import Paths, child_environment
 
 KEEP_BYTES = 64 * 1024
+STDOUT = 1  # the echo: by fd, whatever sys.stdout is
 GRACE = 2.0
 
 
@@ -85,24 +91,30 @@ def run(
         record["pgid"] = pgid
         runs.update(path, record)
 
-    record.update(_execute(paths, command, timeout, running))
+    def stopping(sig: int) -> None:  # said at once: _ run may be killed before the end
+        record["signal"] = signal.Signals(sig).name
+        runs.update(path, record)
+
+    record.update(_execute(paths, command, timeout, running, stopping))
     runs.update(path, record)
     events.record(paths.events, "ran", id=run_id, cmd=command, exit_code=record["exit_code"])
     return int(record["exit_code"])
 
 
 def _execute(
-    paths: Paths, command: str, timeout: float, started: Callable[[int], None]
+    paths: Paths,
+    command: str,
+    timeout: float,
+    started: Callable[[int], None],
+    stopping: Callable[[int], None],
 ) -> dict[str, Any]:
     kept = bytearray()
     total = 0
     sys.stdout.flush()  # what was printed before goes out first
-    stdout = sys.stdout.fileno()
 
     def output(chunk: bytes) -> None:
         nonlocal total
         total += len(chunk)
-        _write_all(stdout, chunk)
         kept.extend(chunk)
         del kept[:-KEEP_BYTES]
 
@@ -113,6 +125,8 @@ def _execute(
         timeout=timeout,
         on_output=output,
         on_start=started,
+        on_stop=stopping,
+        echo=STDOUT,
         grace=GRACE,
     )
     exit_code = TIMED_OUT if end.timed_out else end.status
@@ -126,21 +140,3 @@ def _execute(
         "timed_out": end.timed_out,
         "signal": signal.Signals(end.stopped_by).name if end.stopped_by else None,
     }
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    """Every byte of ``data`` to ``fd``, or OSError: a write cut short goes on where it stopped.
-
-    Not ``sys.stdout.buffer``: its ``write`` drops a chunk without a word
-    when a write to a full pipe is cut short by a handled signal (the
-    command's SIGCHLD, which ``group.run`` handles to wake its selector) or
-    would block (a stdout its reader made non-blocking), so a run under load
-    lost output and exited 0. Here a short count is resumed and a full
-    non-blocking stdout is waited on (``select``) until it takes the rest.
-    """
-    view = memoryview(data)
-    while view:
-        try:
-            view = view[os.write(fd, view) :]
-        except BlockingIOError:
-            select.select([], [fd], [])

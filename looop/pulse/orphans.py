@@ -1,21 +1,29 @@
-"""Sensors' descendants that left their process group: found among our children and ended.
+"""What a sensor started, outliving it or the runner: found and ended.
 
-A process group is only a convention: a sensor's child may call ``setsid``
-or ``setpgid``, and then no signal to the group reaches it. On Linux the
-process running sensors is therefore a *child subreaper*
-(``become_subreaper``, called by ``Orphans.start`` at the start of every
-``looop.pulse.sensors.SensorRun.run``, which both the pulse and a one-off
-``looop sense`` go through): every orphaned descendant of a sensor is
-re-parented to it instead of to init, so it can be found among our own
-children (``looop.proc.children``) and, being our unreaped child, signalled
-with no risk of a reused pid. After a sensor finishes, a sweep kills every
-such re-parented process that no running sensor can own, and reaps the
-zombies re-parented to us so none accumulate; whatever is left is killed
-when the run ends. "Can own" is decided by start time: a process started
-(by the kernel's clock, ``looop.proc.stat``) before a sensor was spawned
-cannot descend from it, so a process is spared only while some running
-sensor was spawned no later than it. Our children that existed before the
-run (the pulse starts none, but the rule does not depend on it; a
+**The runner dies outright** (a pulse or a one-off ``looop sense`` killed by
+SIGKILL, or by SIGQUIT, which no handler sees): each sensor's group was
+handed to a ``looop.lifeline.Lifeline`` as it started (``guard``, and
+``release`` once the runner ended it), whose guardian kills what is still
+listed the moment the runner is gone, so no sensor outlives its beat's
+runner. Under a service manager the unit's cgroup would do it too; a
+detached pulse and a one-off beat have only this.
+
+**Descendants that leave the group.** A process group is only a convention:
+a sensor's child may call ``setsid`` or ``setpgid``, and then no signal to
+the group reaches it. On Linux the process running sensors is therefore a
+*child subreaper* (``become_subreaper``, called by ``Orphans.start`` at the
+start of every ``looop.pulse.sensors.SensorRun.run``, which both the pulse
+and a one-off ``looop sense`` go through): every orphaned descendant of a
+sensor is re-parented to it instead of to init, so it can be found among our
+own children (``looop.proc.children``) and, being our unreaped child,
+signalled with no risk of a reused pid. After a sensor finishes, a sweep
+kills every such re-parented process that no running sensor can own, and
+reaps the zombies re-parented to us so none accumulate; whatever is left is
+killed when the run ends. "Can own" is decided by start time: a process
+started (by the kernel's clock, ``looop.proc.stat``) before a sensor was
+spawned cannot descend from it, so a process is spared only while some
+running sensor was spawned no later than it. Our children that existed
+before the run (the pulse starts none, but the rule does not depend on it; a
 descendant an earlier run killed but could not reap yet is not one of them)
 and running sensors' own leaders are never touched.
 
@@ -41,6 +49,7 @@ import time
 from collections.abc import Mapping
 
 from looop import proc
+from looop.lifeline import Lifeline
 
 PR_SET_CHILD_SUBREAPER = 36  # <linux/prctl.h>
 
@@ -75,14 +84,26 @@ class Orphans:
     def __init__(self) -> None:
         self.active = False
         self.foreign: set[tuple[int, int]] = set()  # (pid, start) of children not ours to end
+        self.lifeline: Lifeline | None = None
 
     def start(self) -> None:
-        """Become the subreaper, and set aside the children we already have."""
+        """Start the lifeline, become the subreaper, and set aside the children we already have."""
+        self.lifeline = Lifeline()  # first: the guardian is one of the children set aside
         self.active = become_subreaper()
         if self.active:
             present = {(pid, st[1]) for pid in proc.children() if (st := proc.stat(pid))}
             _unreaped.intersection_update(present)
             self.foreign = present - _unreaped
+
+    def guard(self, pgid: int) -> None:
+        """A sensor's group, ended by the lifeline if the runner dies before it does."""
+        if self.lifeline is not None:
+            self.lifeline.add(pgid)
+
+    def release(self, pgid: int) -> None:
+        """The runner has ended that group and is about to reap its leader."""
+        if self.lifeline is not None:
+            self.lifeline.drop(pgid)
 
     def sweep(self, running: Mapping[int, int], final: bool = False) -> int:
         """Reap re-parented zombies; kill re-parented processes no running sensor can own.
@@ -113,7 +134,15 @@ class Orphans:
         return alive
 
     def end(self, grace: float) -> None:
-        """The run is over: kill every re-parented descendant and reap it (waiting ``grace``)."""
+        """The run is over: kill every re-parented descendant and reap it (waiting ``grace``).
+
+        The lifeline goes first: every sensor's group has been ended by now.
+        """
+        if self.lifeline is not None:
+            self.lifeline.close()
+            self.lifeline = None
+        if not self.active:
+            return
         deadline = time.monotonic() + grace
         while self.sweep({}, final=True) and time.monotonic() < deadline:
             time.sleep(0.002)

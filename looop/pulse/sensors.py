@@ -11,9 +11,9 @@ the group id cannot have been reused by then. Output is read only up to the
 cap: a sensor printing 100 MB costs the pulse the cap, not 100 MB. Whatever a
 sensor does, the result is a ``Reading`` — a failing sensor never fails a beat.
 
-**Descendants that leave the group** (``setsid``, ``setpgid``) are found
-and ended by ``looop.pulse.orphans`` on Linux, where the runner is a child
-subreaper; this loop tells it when to sweep and which sensors still run.
+**What outlives a sensor or the runner** is ``looop.pulse.orphans``'s (a
+lifeline, a subreaper's sweep); this loop tells it each group, when to
+sweep and which sensors still run.
 
 **Descriptors.** Each running sensor holds the read ends of its two pipes and
 (on Linux) a pidfd; starting one briefly holds the two write ends too. The run
@@ -256,8 +256,7 @@ class SensorRun:
             for run in list(self.running.values()):
                 run.signal_group(signal.SIGKILL)
                 self._finish(run)
-            if self.orphans.active:
-                self.orphans.end(KILL_GRACE)
+            self.orphans.end(KILL_GRACE)
             self.selector.close()
             os.close(self.devnull)
             with contextlib.suppress(OSError):
@@ -323,6 +322,7 @@ class SensorRun:
         finally:
             os.close(out_w)
             os.close(err_w)
+        self.orphans.guard(pid)
         timeout = self.limits.timeout
         deadline = started + timeout if timeout > 0 else None
         run = _Running(script, pid, started, deadline, out_r, err_r, born)
@@ -455,6 +455,7 @@ class SensorRun:
             self.selector.unregister(run.pidfd)
             os.close(run.pidfd)
             run.pidfd = None
+        self.orphans.release(run.pid)  # before the reaping frees its group's id
         try:
             _, status = os.waitpid(run.pid, 0)
         except ChildProcessError:

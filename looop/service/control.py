@@ -17,6 +17,14 @@ it says "already running" with that pulse's pid and exits 0.
 ``restart`` is the driver's (``systemctl --user restart``), and ``down``
 then ``up`` of the pulse alone where it has none (launchd has no restart
 that waits for readiness; the workers are not the pulse's and stay).
+Concurrent restarts coalesce, as concurrent ``up``s do: each takes the
+profile's restart lock (``<profile>.restart.lock`` in the runtime dir, an
+``flock``, so a killed restart leaves nothing held) for its stop and start,
+and one that finds, once it holds the lock, a ready pulse started after it
+was asked (the beat record's ``pulse_started``) is done: that pulse is the
+restart it asked for. Without the lock a second restart stopped the pulse
+the first had just started before it was ready, and the first failed;
+under systemd a second ``systemctl restart`` may cancel the first's job.
 ``reload`` is the driver's (``systemctl --user reload``: the unit's
 ExecReload sends SIGHUP) or SIGHUP to the lock's holder, and returns once
 the pulse beat again.
@@ -40,12 +48,13 @@ from __future__ import annotations
 import signal
 import time
 
-from looop import say
+from looop import lockfile, say
 from looop.config import Config
-from looop.paths import Paths
+from looop.paths import Paths, ensure_runtime_dir
 from looop.pulse import lock
 from looop.pulse import loop as pulse
 from looop.service import ServiceError, detached, units
+from looop.service.driver import ready_pulse
 
 STOP_TIMEOUT = 30.0
 
@@ -99,11 +108,29 @@ def _down_pulse(paths: Paths) -> str:
 
 
 def restart(paths: Paths, cfg: Config) -> list[str]:
-    """Stop the pulse and start it again; workers keep running (they are not the pulse's)."""
-    driver = units.installed_driver(paths)
-    if driver is not None and driver.restart(paths):
-        return [f"restarted through {driver.NAME}"]
-    return [_down_pulse(paths), up(paths, cfg)]
+    """Stop the pulse and start it again; workers keep running (they are not the pulse's).
+
+    A pulse started by a concurrent restart after this one was asked is this one's answer.
+    """
+    asked = time.time()
+    ensure_runtime_dir(paths)
+    with lockfile.held(paths.runtime_dir / f"{paths.profile}.restart.lock"):
+        pid = _started_since(paths, asked)
+        if pid is not None:
+            return [f"restarted by a concurrent restart (pid {pid})"]
+        driver = units.installed_driver(paths)
+        if driver is not None and driver.restart(paths):
+            return [f"restarted through {driver.NAME}"]
+        return [_down_pulse(paths), up(paths, cfg)]
+
+
+def _started_since(paths: Paths, asked: float) -> int | None:
+    """The ready pulse's pid if it started at ``asked`` (Unix time) or later, else None."""
+    from looop.pulse import record
+
+    pid = ready_pulse(paths)
+    started = (record.read(paths) or {}).get("pulse_started") if pid else None
+    return pid if isinstance(started, int | float) and started >= asked else None
 
 
 def reload(paths: Paths, cfg: Config) -> str:

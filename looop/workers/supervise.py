@@ -32,7 +32,8 @@ python-daemon where no user manager answers. It
    its job, whatever the worker's fate, so a unit never lists as failed.
 
 A supervisor killed outright (SIGKILL) writes nothing; its session is then
-judged by its pid, which is gone: dead. Under systemd the unit's stop ends
+judged by its pid, which is gone: dead, and its worker's process group is
+killed by the run's lifeline (``looop.group``). Under systemd the unit's stop ends
 whatever is left in its cgroup; without it, whatever left the process group
 (``setsid``) is out of reach, as the README says.
 """
