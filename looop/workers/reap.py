@@ -105,15 +105,18 @@ from __future__ import annotations
 import os
 import sys
 import time
-from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
 
 from looop import fs, lockfile, say, tree
 from looop.data import events
-from looop.data.claims import MISSING
-from looop.paths import Paths
 from looop.workers import reap_files, reap_sessions
+
+TYPE_CHECKING = False  # not typing's: ``looop reap``'s start-up should not pay for it
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from typing import Any
+
+    from looop.paths import Paths
 
 LOCK_NAME = ".reap.lock"
 
@@ -270,10 +273,9 @@ class Run:
         # Written together at the end of the run: one lock and one write, not one per removal.
         self.pending_events: list[tuple[str, dict[str, Any]]] = []
         self.sessions_fd: int | None = None
-        # Why sessions/ is not open: None while it is (or before the run opens
-        # it), MISSING when it does not exist, else what stopped the open.
-        # Only a missing sessions/ says a claim's session is missing.
-        self.sessions_closed: str | None = None
+        # Whether sessions/ does not exist: only that says a claim's session
+        # is missing (one that cannot be opened says nothing of any session).
+        self.sessions_missing = False
         # Liveness each session id was found in by the session pass; claims use it
         # so a dry run and a real run judge a claim the same way.
         self.seen: dict[str, str] = {}
@@ -281,12 +283,12 @@ class Run:
         # the per-victim locks can be skipped.
         self.locked = False
 
-    def open_area(self, name: str) -> tuple[int | None, str | None]:
-        """(descriptor, None), or (None, why not): ``MISSING`` or what stopped the open."""
+    def open_area(self, name: str) -> tuple[int | None, bool]:
+        """(descriptor, False), or (None, whether it is missing): a failure is reported."""
         try:
-            return tree.open_dir(None, str(self.paths.data_dir / name)), None
+            return tree.open_dir(None, str(self.paths.data_dir / name)), False
         except FileNotFoundError:
-            return None, MISSING
+            return None, True
         except OSError as exc:
             why = str(
                 "is a symlink or not a directory; never followed"
@@ -294,7 +296,7 @@ class Run:
                 else exc.strerror
             )
             self.error("directory", f"{name}/", why)
-            return None, why
+            return None, False
 
     def listing(self, fd: int, area: str) -> list[os.DirEntry[str]] | None:
         """The entries of the open ``area``, listed once; None when the listing failed.
@@ -402,7 +404,7 @@ def print_run(
 def reap(paths: Paths, ttl: float, dry_run: bool = False, now: float | None = None) -> ReapResult:
     """Remove dead sessions older than ``ttl`` seconds, their mail, stale claims and old runs."""
     run = Run(paths, ttl, dry_run, time.time() if now is None else now)
-    run.sessions_fd, run.sessions_closed = run.open_area("sessions")
+    run.sessions_fd, run.sessions_missing = run.open_area("sessions")
     try:
         with _reap_lock(run.sessions_fd, dry_run) as run.locked:
             reap_sessions.sessions_pass(run)
