@@ -311,7 +311,8 @@ class Run:
         except OSError as exc:
             self.error("directory", f"{area}/", str(exc.strerror))
             return None
-        return [e for e in entries if not self.swept(fd, area, e)]
+        # Only a dot name can be a temp file (``fs.temp_pid``): the rest go by untouched.
+        return [e for e in entries if e.name[:1] != "." or not self.swept(fd, area, e)]
 
     def swept(self, fd: int, area: str, entry: os.DirEntry[str]) -> bool:
         """Remove ``entry`` if it is a temp file whose writer is gone; whether it was one."""
