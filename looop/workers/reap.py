@@ -97,7 +97,13 @@ Why the reaper is shaped this way, beyond the tree's rules:
   an ``ended`` time is judged from its status and meta: no process-table
   lookup, no ``stat`` per entry. Sessions are taken in inode order and
   removed as they are found, each victim's descriptor closed before its
-  final ``rmdir``; events are written together at the end of the run.
+  final ``rmdir``; events are written together at the end of the run. A
+  victim is ``fstat``-ed once (its mount, age and identity all come from
+  that one look) and listed once: the survey's listing is the one it is
+  emptied from, and an entry made since shows as ``ENOTEMPTY`` at the
+  ``rmdir``, which empties it again from a fresh listing. Only the modules a
+  run needs are loaded: the mailbox, claims and runs modules when their
+  area exists.
 """
 
 from __future__ import annotations
