@@ -42,25 +42,47 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterator
-from pathlib import Path
-from typing import Any, NamedTuple
 
 from looop import errors, fs
 
+TYPE_CHECKING = False  # not typing's: every command loads the config
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from pathlib import Path
+    from typing import Any
+
 Argv = tuple[str, ...]
 Value = int | float | str | Argv | None
+Kind = type[int] | type[float] | type[str] | type[tuple]  # float knobs also take integers
 
 
-class Knob(NamedTuple):
-    key: str  # dotted for a knob in a table: "worker.max_live"
-    env: str
-    default: Value  # None: unset (the knob's help says what unset means)
-    kind: type[int] | type[float] | type[str] | type[tuple]  # float knobs also take integers
-    help: str
-    minimum: int = 0
-    maximum: int | None = None  # a time knob's bound: what the loop's arithmetic and waits handle
-    choices: tuple[str, ...] = ()  # a str knob's allowed values
+class Knob:
+    """One row of the schema.
+
+    ``Knob`` and ``Config`` are plain slotted classes, not dataclasses or
+    ``typing.NamedTuple``: every command loads the config, and importing
+    ``dataclasses`` (with ``inspect``) cost each one about 5 ms, ``typing``
+    and building two named tuples about 6 ms more.
+    """
+
+    __slots__ = ("choices", "default", "env", "help", "key", "kind", "maximum", "minimum")
+
+    def __init__(
+        self,
+        key: str,  # dotted for a knob in a table: "worker.max_live"
+        env: str,
+        default: Value,  # None: unset (the knob's help says what unset means)
+        kind: Kind,
+        help: str,
+        minimum: int = 0,
+        maximum: int | None = None,  # a time knob's bound: what the loop's arithmetic handles
+        choices: tuple[str, ...] = (),  # a str knob's allowed values
+    ) -> None:
+        self.key, self.env, self.default, self.kind, self.help = key, env, default, kind, help
+        self.minimum, self.maximum, self.choices = minimum, maximum, choices
+
+    def __repr__(self) -> str:
+        return f"Knob({self.key!r})"
 
     @property
     def attr(self) -> str:
@@ -168,12 +190,12 @@ class ConfigError(errors.LooopError):
         super().__init__(f"{where}: {key}: {message}" if key else f"{where}: {message}")
 
 
-class Config(NamedTuple):
+class Config:
     """The knobs in effect. No defaults here: build it with ``load`` or ``defaults``.
 
-    ``Knob`` and ``Config`` are named tuples rather than dataclasses: every
-    command loads the config, and importing ``dataclasses`` (with
-    ``inspect``) cost each one about 5 ms.
+    One attribute per knob (``Knob.attr``) and ``warnings``, all given by
+    name: a knob missing or unknown is a ``TypeError``. Equal when every
+    value is.
     """
 
     interval: float
@@ -187,7 +209,28 @@ class Config(NamedTuple):
     worker_supervisor: str
     run_timeout: float
     notify_command: Argv | None
-    warnings: tuple[str, ...] = ()
+    warnings: tuple[str, ...]
+    FIELDS: tuple[str, ...] = ()  # every knob's ``attr``, then ``warnings``: set below
+
+    def __init__(self, **values: Any) -> None:
+        if set(values) != set(self.FIELDS):
+            raise TypeError(f"Config needs exactly {', '.join(self.FIELDS)}")
+        for name in self.FIELDS:
+            setattr(self, name, values[name])
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Config) and all(
+            getattr(self, name) == getattr(other, name) for name in self.FIELDS
+        )
+
+    __hash__ = None  # type: ignore[assignment]  # equal by value, and not frozen
+
+    def __repr__(self) -> str:
+        inner = ", ".join(f"{name}={getattr(self, name)!r}" for name in self.FIELDS)
+        return f"Config({inner})"
+
+
+Config.FIELDS = (*(k.attr for k in KNOBS.values()), "warnings")
 
 
 def knob(key: str) -> Knob:

@@ -246,6 +246,8 @@ def write_whole(
 
 def temp_pid(name: str) -> int | None:
     """The writer's pid in a ``write_whole`` temp name ``.<name>.<pid>-<6 hex>.tmp``; else None."""
+    if not (name.startswith(".") and name.endswith(".tmp")):
+        return None  # what nearly every name is: looked at before any splitting
     head, _, tail = name.removesuffix(".tmp").rpartition(".")
     pid, _, tag = tail.partition("-")
     if not (name.endswith(".tmp") and head.startswith(".") and len(head) > 1 and len(tag) == 6):

@@ -88,8 +88,14 @@ def _object(data: bytes, path: str | os.PathLike[str]) -> dict[str, Any]:
 def _load(data: bytes) -> dict[str, Any]:
     """The object in ``data``; ValueError saying, as a file's problem, why it is not one."""
     try:
-        # ``json.loads`` for bytes, with one decoder made once instead of one per call.
-        value = _DECODER.decode(data.decode(json.detect_encoding(data), "surrogatepass"))
+        # ``json.loads`` for bytes, with one decoder made once instead of one per call;
+        # an object's text begins with ``{`` and, in UTF-8 alone, no NUL after it.
+        utf8 = data[:1] == b"{" and data[1:2] != b"\0"
+        text = data.decode("utf-8" if utf8 else json.detect_encoding(data), "surrogatepass")
+        text = text.strip(_WHITESPACE)  # what ``decode`` skips, without its two regex matches
+        value, end = _DECODER.raw_decode(text)
+        if end != len(text):
+            raise ValueError("extra data")
     except _NotFinite:
         raise
     except (ValueError, RecursionError):  # bad syntax, bad UTF-8, too deep, too many digits
@@ -110,4 +116,5 @@ def _finite_float(text: str) -> float:
     return value
 
 
+_WHITESPACE = " \t\n\r"  # JSON's whitespace: no other character
 _DECODER = json.JSONDecoder(parse_constant=_not_finite, parse_float=_finite_float)

@@ -23,7 +23,6 @@ import stat
 import sys
 from pathlib import Path
 
-from looop.digest import sha256
 from looop.errors import LooopError
 
 
@@ -120,6 +119,8 @@ class Paths:
     @property
     def profile(self) -> str:
         """Short stable name of this data dir, used for its runtime files."""
+        from looop.digest import sha256  # only a command that uses the runtime dir pays for it
+
         digest = sha256(os.fsencode(self.data_dir)).hexdigest()[:16]
         return f"looop-{digest}"
 

@@ -41,11 +41,18 @@ tree looop removes, and a second walker would be a second set of answers.
   the caller decides what that means.
 * **Cheap.** Each directory is listed once per walk (plus, on Linux, one
   mount-id read per directory while a bind mount of the home's file system
-  exists, see ``Home``); ``d_type`` saves a ``stat`` per entry.
+  exists, see ``Home``); ``d_type`` saves a ``stat`` per entry. A caller
+  that holds the directory's ``fstat`` hands it over rather than have it
+  taken again, and ``clear`` may start from the survey's own listing of the
+  top directory (``Survey.listing``) instead of listing it a second time:
+  an entry made since is then not seen, so the caller's ``rmdir`` fails
+  with ``ENOTEMPTY`` and it clears again with a fresh listing (rejected:
+  trusting ``st_nlink`` to tell a directory without subdirectories, which
+  btrfs, overlayfs and many FUSE file systems do not keep).
 
 ``still_named`` is the check a remover makes before and after renaming a
 tree out of sight: does the name still hold the very directory it holds
-open?
+open (given as that descriptor's ``fstat``)?
 """
 
 from __future__ import annotations
@@ -185,7 +192,7 @@ def _lone_mount_table(dev: int) -> _MountTable | None:
 class Survey:
     """What a walk of a tree found before anything in it was touched."""
 
-    __slots__ = ("dirs", "mount", "newest", "too_deep", "unreadable")
+    __slots__ = ("dirs", "listing", "mount", "newest", "too_deep", "unreadable")
 
     def __init__(self) -> None:
         self.newest = 0.0  # newest lstat mtime, when measuring its age
@@ -193,22 +200,28 @@ class Survey:
         self.too_deep = False  # something lies deeper than MAX_DEPTH
         self.unreadable: str | None = None  # the first corner that could not be read
         self.dirs = 0  # directories listed
+        # The top directory's entries as the walk listed them, for ``clear``.
+        self.listing: list[os.DirEntry[str]] | None = None
 
     def note(self, where: str, exc: OSError) -> None:
         self.unreadable = self.unreadable or f"{where}: {exc.strerror}"
 
 
-def survey(fd: int, home: Home, where: str, cutoff: float | None) -> Survey:
+def survey(
+    fd: int, home: Home, where: str, cutoff: float | None, st: os.stat_result | None = None
+) -> Survey:
     """Walk the tree open as ``fd`` (named ``where`` in reports) without touching it.
 
     The directory itself counts: on another mount than ``home``, it is the
     mount found and nothing is listed. With a ``cutoff`` the walk also
     measures the newest ``lstat`` mtime and stops once something is newer
-    (the tree is young whatever else it holds).
+    (the tree is young whatever else it holds). ``st`` is ``fd``'s ``fstat``
+    when the caller has it.
     """
     found = Survey()
     try:
-        st = os.fstat(fd)
+        if st is None:
+            st = os.fstat(fd)
         found.newest = st.st_mtime
         if cutoff is not None and found.newest > cutoff:
             return found
@@ -236,6 +249,8 @@ def walk(
     except OSError as exc:
         found.note(where, exc)
         return
+    if depth == 0:
+        found.listing = entries
     subdirs = []
     for entry in entries:
         try:
@@ -293,28 +308,40 @@ class Removal:
         return len(self.problems) + len(self.mounts)
 
 
-def clear(fd: int, home: Home, where: str) -> Removal:
+def clear(
+    fd: int, home: Home, where: str, listing: list[os.DirEntry[str]] | None = None
+) -> Removal:
     """Remove everything inside the open directory ``fd`` (not the directory itself).
 
     Never follows a link; a directory on another mount than ``home`` (one
     that appeared since a survey) is neither entered nor removed, and neither
-    is a file mounted over an entry; both are noted in ``mounts``.
+    is a file mounted over an entry; both are noted in ``mounts``. With a
+    ``listing`` (``Survey.listing``) the top directory is not listed again:
+    what was made in it since is left, for the caller's ``rmdir`` to find.
     """
     left = Removal()
-    _clear(fd, home, where, left)
+    _clear(fd, home, where, left, 0, listing)
     return left
 
 
-def _clear(fd: int, home: Home, where: str, left: Removal, depth: int = 0) -> None:
+def _clear(
+    fd: int,
+    home: Home,
+    where: str,
+    left: Removal,
+    depth: int = 0,
+    entries: list[os.DirEntry[str]] | None = None,
+) -> None:
     if depth > MAX_DEPTH:
         left.problems.append(f"{where}: nested too deep")
         return
-    try:
-        with os.scandir(fd) as it:
-            entries = list(it)
-    except OSError as exc:
-        left.problems.append(f"{where}: {exc.strerror}")
-        return
+    if entries is None:
+        try:
+            with os.scandir(fd) as it:
+                entries = list(it)
+        except OSError as exc:
+            left.problems.append(f"{where}: {exc.strerror}")
+            return
     for entry in entries:
         name = entry.name
         try:
@@ -385,11 +412,12 @@ def _unlink(fd: int, name: str, where: str, left: Removal) -> None:
         left.problems.append(f"{where}/{name}: {exc.strerror}")
 
 
-def still_named(parent_fd: int | None, name: str, fd: int) -> bool:
-    """Does ``name`` (relative to ``parent_fd``, not followed) still hold the open ``fd``?"""
+def still_named(parent_fd: int | None, name: str, held: os.stat_result) -> bool:
+    """Does ``name`` (relative to ``parent_fd``, not followed) still hold the open directory?
+
+    ``held`` is the ``fstat`` of the descriptor the caller holds it open by.
+    """
     try:
-        return os.path.samestat(
-            os.stat(name, dir_fd=parent_fd, follow_symlinks=False), os.fstat(fd)
-        )
+        return os.path.samestat(os.stat(name, dir_fd=parent_fd, follow_symlinks=False), held)
     except OSError:
         return False

@@ -186,9 +186,13 @@ def test_config_set_writes_through_a_symlinked_config(profile: Profile) -> None:
 
 def test_the_defaults_are_written_once_in_the_knob_table() -> None:
     assert config.as_table(config.defaults()) == {k.key: k.default for k in config.KNOBS.values()}
-    fields = set(config.Config._fields) - {"warnings"}
+    fields = set(config.Config.FIELDS) - {"warnings"}
     assert fields == {k.attr for k in config.KNOBS.values()}
-    assert set(config.Config._field_defaults) == {"warnings"}
+    assert fields == {f for f in config.Config.__annotations__ if f not in ("warnings", "FIELDS")}
+    given = {name: getattr(config.defaults(), name) for name in config.Config.FIELDS}
+    del given["interval"]
+    with pytest.raises(TypeError):  # no defaults of its own
+        config.Config(**given)
     assert all(f.default is dataclasses.MISSING for f in dataclasses.fields(sensors.Limits))
 
 

@@ -967,6 +967,39 @@ def test_a_mount_that_appears_during_removal_is_left_and_finished_later(
     assert os.listdir(sessions) == [".reap.lock"]
 
 
+def test_what_a_dead_worker_left_after_the_survey_is_removed_with_it(
+    profile: Profile, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Emptied from the survey's listing, the victim is cleared again when more was made in it.
+
+    A straggler of the dead worker (a file, a directory holding one) writes
+    into the session once its survey has listed it: the reap still leaves
+    nothing behind, in one run.
+    """
+    sessions = profile.data / "sessions"
+    dead_old_session(sessions, "late-writes")
+    dead_old_session(sessions, "plain")
+    empty = reap_sessions._empty
+    written: list[str] = []
+
+    def write_then_empty(doomed: str, *args: Any) -> Any:
+        if doomed.endswith("late-writes"):
+            (sessions / doomed / "late.log").write_text("written after the survey\n")
+            (sessions / doomed / "late-dir").mkdir()
+            (sessions / doomed / "late-dir" / "inner.txt").write_text("inner\n")
+            written.append(doomed)
+        return empty(doomed, *args)
+
+    monkeypatch.setattr(reap_sessions, "_empty", write_then_empty)
+    monkeypatch.setenv("LOOOP_DATA_DIR", str(profile.data))
+    result = reap.reap(looop_paths.resolve(), ttl=3600)
+    monkeypatch.undo()
+    assert written
+    assert result.errors == [] and result.mounted == [] and result.exit_code == 0
+    assert sorted(s["id"] for s in result.sessions) == ["late-writes", "plain"]
+    assert os.listdir(sessions) == [".reap.lock"]
+
+
 def nest(root: Path, depth: int) -> Path:
     """``depth`` directories one inside the other under ``root``, a file in each."""
     path = root

@@ -14,10 +14,13 @@ from __future__ import annotations
 import json
 import os
 import time
-from pathlib import Path
-from typing import Any
 
 from looop import lines, lockfile
+
+TYPE_CHECKING = False  # not typing's: the verbs and the reaper should not pay for it
+if TYPE_CHECKING:
+    from pathlib import Path
+    from typing import Any
 
 MAX_BYTES = 5 * 1024 * 1024
 
@@ -55,9 +58,8 @@ def record_many(
     if not entries:
         return
     now = round(time.time(), 3)
-    records = [
-        json.dumps({"ts": now, "event": event, **fields}, default=str) for event, fields in entries
-    ]
+    encode = json.JSONEncoder(default=str).encode  # one encoder for the lot, not one per event
+    records = [encode({"ts": now, "event": event, **fields}) for event, fields in entries]
     data = ("\n".join(records) + "\n").encode()
     try:
         fd = _open_current(path)

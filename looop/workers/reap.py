@@ -97,7 +97,13 @@ Why the reaper is shaped this way, beyond the tree's rules:
   an ``ended`` time is judged from its status and meta: no process-table
   lookup, no ``stat`` per entry. Sessions are taken in inode order and
   removed as they are found, each victim's descriptor closed before its
-  final ``rmdir``; events are written together at the end of the run.
+  final ``rmdir``; events are written together at the end of the run. A
+  victim is ``fstat``-ed once (its mount, age and identity all come from
+  that one look) and listed once: the survey's listing is the one it is
+  emptied from, and an entry made since shows as ``ENOTEMPTY`` at the
+  ``rmdir``, which empties it again from a fresh listing. Only the modules a
+  run needs are loaded: the mailbox, claims and runs modules when their
+  area exists.
 """
 
 from __future__ import annotations
@@ -105,15 +111,18 @@ from __future__ import annotations
 import os
 import sys
 import time
-from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
 
 from looop import fs, lockfile, say, tree
 from looop.data import events
-from looop.data.claims import MISSING
-from looop.paths import Paths
 from looop.workers import reap_files, reap_sessions
+
+TYPE_CHECKING = False  # not typing's: ``looop reap``'s start-up should not pay for it
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from typing import Any
+
+    from looop.paths import Paths
 
 LOCK_NAME = ".reap.lock"
 
@@ -270,10 +279,9 @@ class Run:
         # Written together at the end of the run: one lock and one write, not one per removal.
         self.pending_events: list[tuple[str, dict[str, Any]]] = []
         self.sessions_fd: int | None = None
-        # Why sessions/ is not open: None while it is (or before the run opens
-        # it), MISSING when it does not exist, else what stopped the open.
-        # Only a missing sessions/ says a claim's session is missing.
-        self.sessions_closed: str | None = None
+        # Whether sessions/ does not exist: only that says a claim's session
+        # is missing (one that cannot be opened says nothing of any session).
+        self.sessions_missing = False
         # Liveness each session id was found in by the session pass; claims use it
         # so a dry run and a real run judge a claim the same way.
         self.seen: dict[str, str] = {}
@@ -281,12 +289,12 @@ class Run:
         # the per-victim locks can be skipped.
         self.locked = False
 
-    def open_area(self, name: str) -> tuple[int | None, str | None]:
-        """(descriptor, None), or (None, why not): ``MISSING`` or what stopped the open."""
+    def open_area(self, name: str) -> tuple[int | None, bool]:
+        """(descriptor, False), or (None, whether it is missing): a failure is reported."""
         try:
-            return tree.open_dir(None, str(self.paths.data_dir / name)), None
+            return tree.open_dir(None, str(self.paths.data_dir / name)), False
         except FileNotFoundError:
-            return None, MISSING
+            return None, True
         except OSError as exc:
             why = str(
                 "is a symlink or not a directory; never followed"
@@ -294,7 +302,7 @@ class Run:
                 else exc.strerror
             )
             self.error("directory", f"{name}/", why)
-            return None, why
+            return None, False
 
     def listing(self, fd: int, area: str) -> list[os.DirEntry[str]] | None:
         """The entries of the open ``area``, listed once; None when the listing failed.
@@ -309,7 +317,8 @@ class Run:
         except OSError as exc:
             self.error("directory", f"{area}/", str(exc.strerror))
             return None
-        return [e for e in entries if not self.swept(fd, area, e)]
+        # Only a dot name can be a temp file (``fs.temp_pid``): the rest go by untouched.
+        return [e for e in entries if e.name[:1] != "." or not self.swept(fd, area, e)]
 
     def swept(self, fd: int, area: str, entry: os.DirEntry[str]) -> bool:
         """Remove ``entry`` if it is a temp file whose writer is gone; whether it was one."""
@@ -402,7 +411,7 @@ def print_run(
 def reap(paths: Paths, ttl: float, dry_run: bool = False, now: float | None = None) -> ReapResult:
     """Remove dead sessions older than ``ttl`` seconds, their mail, stale claims and old runs."""
     run = Run(paths, ttl, dry_run, time.time() if now is None else now)
-    run.sessions_fd, run.sessions_closed = run.open_area("sessions")
+    run.sessions_fd, run.sessions_missing = run.open_area("sessions")
     try:
         with _reap_lock(run.sessions_fd, dry_run) as run.locked:
             reap_sessions.sessions_pass(run)

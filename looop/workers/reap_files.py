@@ -10,21 +10,24 @@ the files which names count and what they mean: ``looop.data.mailbox.asker``
 unlinked relative to its area's descriptor, never through a link, and a
 claim or record is unlinked only while its name still holds the very file
 judged (``claims.still_named``). Why the passes are shaped so is
-``looop.workers.reap``'s to say.
+``looop.workers.reap``'s to say. Each data module is imported by the pass
+that needs it once its area is found: a data dir without ``claims/`` or
+``runs/`` does not pay for loading them.
 """
 
 from __future__ import annotations
 
 import errno
 import os
-from typing import TYPE_CHECKING, Any
 
 from looop import jsonfile, say
-from looop.data import claims, mailbox, runs, sessions
-from looop.data.claims import MISSING
+from looop.data import sessions
 from looop.data.sessions import DEAD
 
+TYPE_CHECKING = False  # not typing's: ``looop reap``'s start-up should not pay for it
 if TYPE_CHECKING:
+    from typing import Any
+
     from looop.workers.reap import Run
 
 BOXES = ("asks", "answers")
@@ -47,6 +50,8 @@ def mail_pass(run: Run) -> None:
         fd, _ = run.open_area(box)
         if fd is None:
             continue
+        from looop.data import mailbox
+
         try:
             entries = run.listing(fd, box)
             for entry in entries or ():
@@ -82,6 +87,8 @@ def runs_pass(run: Run) -> None:
     rfd, _ = run.open_area("runs")
     if rfd is None:
         return
+    from looop.data import runs
+
     try:
         entries = run.listing(rfd, "runs")
         names = sorted(e.name for e in entries or () if runs.named(e.name) and _regular(e))
@@ -99,6 +106,8 @@ def _regular(entry: os.DirEntry[str]) -> bool:
 
 
 def _run_record(run: Run, rfd: int, name: str) -> None:
+    from looop.data import claims, runs
+
     try:
         fd = os.open(name, sessions.FILE_FLAGS, dir_fd=rfd)
     except OSError:
@@ -138,6 +147,8 @@ def claims_pass(run: Run) -> None:
     cfd, _ = run.open_area("claims")
     if cfd is None:
         return
+    from looop.data import claims
+
     try:
         entries = run.listing(cfd, "claims")
         for entry in sorted(entries or (), key=lambda e: e.name):
@@ -163,14 +174,18 @@ def _liveness_of(run: Run, sid: str, fresh: bool) -> str:
     A session the pass found dead is dead still when it is missing now:
     the pass has just removed it, so its claims go without the grace.
     """
+    from looop.data import claims
+
     if not fresh and sid in run.seen:
         return run.seen[sid]
-    live = claims.session_liveness(run.sessions_fd, run.sessions_closed == MISSING, sid)
-    return DEAD if live == MISSING and run.seen.get(sid) == DEAD else live
+    live = claims.session_liveness(run.sessions_fd, run.sessions_missing, sid)
+    return DEAD if live == claims.MISSING and run.seen.get(sid) == DEAD else live
 
 
 def _verdict(run: Run, fd: int, fresh: bool) -> tuple[str | None, str, bool, Any]:
     """(session id, why, due, fstat) for the claim file open as ``fd``: ``claims.standing``."""
+    from looop.data import claims
+
     try:
         claim, st = jsonfile.read_object_fd(fd)
     except OSError:
@@ -200,6 +215,8 @@ def _claim(run: Run, cfd: int, name: str) -> None:
 
 def _claim_fd(run: Run, cfd: int, name: str, fd: int) -> None:
     """Judge the claim open as ``fd``; remove ``name`` only while it is still that file."""
+    from looop.data import claims
+
     kept = run.result.kept_claims
     sid, why, due, _ = _verdict(run, fd, fresh=False)
     if not due:

@@ -11,15 +11,18 @@ the mailbox pass's, run after this one).
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
-from typing import TYPE_CHECKING, Any
 
 from looop import say, tree
 from looop.data import sessions
 from looop.data.sessions import ALIVE, UNKNOWN
 
+TYPE_CHECKING = False  # not typing's: ``looop reap``'s start-up should not pay for it
 if TYPE_CHECKING:
+    from typing import Any
+
     from looop.workers.reap import Run
 
 REAPING_PREFIX = ".reaping-"
@@ -29,15 +32,34 @@ NAME_MAX = 255
 class _Emptied:
     """A victim renamed out of sight and emptied through its descriptor."""
 
-    __slots__ = ("doomed", "left", "record", "sid")
+    __slots__ = ("doomed", "held", "left", "record", "sid")
 
-    def __init__(self, doomed: str, sid: str, record: dict[str, Any], left: tree.Removal) -> None:
+    def __init__(
+        self,
+        doomed: str,
+        sid: str,
+        record: dict[str, Any],
+        left: tree.Removal,
+        held: os.stat_result | None,
+    ) -> None:
         self.doomed = doomed  # its ``.reaping-*`` name under sessions/
         self.sid, self.record, self.left = sid, record, left
+        # The victim's fstat while its top was emptied from the survey's
+        # listing (an entry made since is left); None once listed afresh.
+        self.held = held
 
 
-def _empty(doomed: str, fd: int, home: tree.Home, sid: str, record: dict[str, Any]) -> _Emptied:
-    return _Emptied(doomed, sid, record, tree.clear(fd, home, f"sessions/{doomed}"))
+def _empty(
+    doomed: str,
+    fd: int,
+    home: tree.Home,
+    sid: str,
+    record: dict[str, Any],
+    found: tree.Survey,
+    held: os.stat_result,
+) -> _Emptied:
+    left = tree.clear(fd, home, f"sessions/{doomed}", found.listing)
+    return _Emptied(doomed, sid, record, left, None if found.listing is None else held)
 
 
 def _claim_victim(fd: int) -> bool:
@@ -123,9 +145,9 @@ class _Pass:
     def skip(self, sid: str, why: str) -> None:
         self.run_.skip(f"sessions/{sid}", why)
 
-    def survey(self, fd: int, where: str, cutoff: float | None) -> tree.Survey:
+    def survey(self, fd: int, where: str, cutoff: float | None, st: os.stat_result) -> tree.Survey:
         assert self.home is not None
-        return tree.survey(fd, self.home, where, cutoff)
+        return tree.survey(fd, self.home, where, cutoff, st)
 
     def kept_whole(self, sid: str, found: tree.Survey, left: str | None = None) -> bool:
         """Keep (and report) a session the survey found a mount in, or too deep to follow."""
@@ -161,30 +183,37 @@ class _Pass:
             return
         emptied = None
         try:
+            try:
+                st = os.fstat(fd)  # the one fstat of the victim: its mount, age and identity
+            except OSError as exc:
+                self.result.unknown.append({"id": sid, "why": f"cannot stat: {exc.strerror}"})
+                self.run_.seen[sid] = UNKNOWN
+                return
             if self.run_.dry_run or self.run_.locked or _claim_victim(fd):
-                emptied = self.session_fd(sid, fd)
+                emptied = self.session_fd(sid, fd, st)
             # else another reaper is removing this very directory right now
         finally:
             os.close(fd)
         if emptied is not None:
             self.conclude(emptied)
 
-    def judged(self, sid: str, fd: int) -> sessions.Verdict | None:
+    def judged(self, sid: str, fd: int, st: os.stat_result) -> sessions.Verdict | None:
         """The verdict on the session open as ``fd``; None (recorded) unless it is dead."""
         verdict = sessions.judge_at(fd)
-        self.run_.seen[sid] = verdict.liveness
-        if verdict.liveness == ALIVE:
+        liveness = verdict.liveness
+        self.run_.seen[sid] = liveness
+        if liveness == ALIVE:
             self.result.live.append(sid)
             return None
-        if verdict.liveness == UNKNOWN:
-            if tree.still_named(self.fd, sid, fd):  # not emptied by a reaper just now
+        if liveness == UNKNOWN:
+            if tree.still_named(self.fd, sid, st):  # not emptied by a reaper just now
                 self.result.unknown.append({"id": sid, "why": verdict.why})
             return None
         return verdict
 
-    def session_fd(self, sid: str, fd: int) -> _Emptied | None:
+    def session_fd(self, sid: str, fd: int, st: os.stat_result) -> _Emptied | None:
         run = self.run_
-        verdict = self.judged(sid, fd)
+        verdict = self.judged(sid, fd, st)
         if verdict is None:
             return None
         ended = verdict.ended
@@ -197,7 +226,7 @@ class _Pass:
                 return None
         # Measure first, then decide: nothing is renamed or removed before the
         # whole tree is known to lie on this mount and within MAX_DEPTH.
-        found = self.survey(fd, f"sessions/{sid}", run.cutoff if measure else None)
+        found = self.survey(fd, f"sessions/{sid}", run.cutoff if measure else None, st)
         if measure:
             age = run.now - found.newest
             if age < run.ttl:
@@ -208,7 +237,7 @@ class _Pass:
                 return None
         if measure or found.dirs > 1:
             # The walk took a while: judge again right before removing.
-            verdict = self.judged(sid, fd)
+            verdict = self.judged(sid, fd, st)
             if verdict is None:
                 return None
         if self.kept_whole(sid, found):
@@ -217,9 +246,11 @@ class _Pass:
         if run.dry_run:
             self.result.sessions.append(record)
             return None
-        return self.remove(sid, fd, record)
+        return self.remove(sid, fd, st, record, found)
 
-    def remove(self, sid: str, fd: int, record: dict[str, Any]) -> _Emptied | None:
+    def remove(
+        self, sid: str, fd: int, before: os.stat_result, record: dict[str, Any], found: tree.Survey
+    ) -> _Emptied | None:
         """Check the name still holds the judged directory, rename it out of sight, empty it.
 
         A name that no longer holds it (the session was replaced, or removed by
@@ -227,10 +258,9 @@ class _Pass:
         failure: it is left alone and reported as skipped.
         """
         sfd = self.fd
-        if not tree.still_named(sfd, sid, fd):
+        if not tree.still_named(sfd, sid, before):
             self.skip(sid, "gone or replaced while being judged; left alone")
             return None
-        before = os.fstat(fd)
         self.renamed += 1
         doomed = _reaping_name(f"{self.token}{self.renamed:x}", sid)
         try:
@@ -248,7 +278,7 @@ class _Pass:
             after = None
         if after is not None and os.path.samestat(before, after):
             assert self.home is not None
-            return _empty(doomed, fd, self.home, sid, record)
+            return _empty(doomed, fd, self.home, sid, record, found, before)
         # Replaced in the instant between the check and the rename: the rename
         # moved somebody else's directory, so put it back where it was.
         try:
@@ -276,6 +306,10 @@ class _Pass:
             except FileNotFoundError:
                 return  # another reaper finished it (and reports it)
             except OSError as exc:
+                if exc.errno == errno.ENOTEMPTY and emptied.held is not None:
+                    self.empty_again(emptied)  # made in it since its survey listed it
+                    self.conclude(emptied)
+                    return
                 problems.append(f"{left}: {exc.strerror}")
         if mounts:
             self.mounted(emptied.sid, mounts[0], left)
@@ -285,6 +319,28 @@ class _Pass:
             self.run_.error("session", emptied.sid, why, left=left)
         if not problems and not mounts:
             self.result.sessions.append(emptied.record)
+
+    def empty_again(self, emptied: _Emptied) -> None:
+        """Empty a victim anew, listing it afresh: its survey's listing missed an entry."""
+        held, emptied.held = emptied.held, None
+        assert held is not None and self.home is not None
+        where = f"sessions/{emptied.doomed}"
+        try:
+            fd = tree.open_dir(self.fd, emptied.doomed)
+        except FileNotFoundError:
+            return  # another reaper finished it: the rmdir says so
+        except OSError as exc:
+            emptied.left.problems.append(f"{where}: {exc.strerror}")
+            return
+        try:
+            if os.path.samestat(os.fstat(fd), held):
+                emptied.left = tree.clear(fd, self.home, where)
+            else:
+                emptied.left.problems.append(f"{where}: replaced while being emptied")
+        except OSError as exc:
+            emptied.left.problems.append(f"{where}: {exc.strerror}")
+        finally:
+            os.close(fd)
 
     def finish_leftover(self, name: str) -> None:
         """A ``.reaping-*`` directory: a removal already decided, not yet finished."""
@@ -302,18 +358,23 @@ class _Pass:
             return
         emptied = None
         try:
+            try:
+                st = os.fstat(fd)
+            except OSError as exc:
+                self.run_.error("session", sid, f"cannot remove sessions/{name}: {exc.strerror}")
+                return
             if not self.run_.dry_run and not (
-                (self.run_.locked or _claim_victim(fd)) and tree.still_named(self.fd, name, fd)
+                (self.run_.locked or _claim_victim(fd)) and tree.still_named(self.fd, name, st)
             ):
                 return  # another reaper is finishing it
-            found = self.survey(fd, f"sessions/{name}", None)
+            found = self.survey(fd, f"sessions/{name}", None, st)
             if self.kept_whole(sid, found, left=f"sessions/{name}"):
                 pass
             elif self.run_.dry_run:
                 self.result.sessions.append(record)
             else:
                 assert self.home is not None
-                emptied = _empty(name, fd, self.home, sid, record)
+                emptied = _empty(name, fd, self.home, sid, record, found, st)
         finally:
             os.close(fd)
         if emptied is not None:
