@@ -22,7 +22,7 @@ import signal
 import subprocess
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -59,6 +59,9 @@ class ShellTool:
     cut: int = 30_000  # bytes kept of each of stdout and stderr
     cwd: Path | None = None
     calls: list[Call] = field(default_factory=list)
+    # How a command line becomes the argv to run, given the variables to add
+    # (another user's world: ``systemd_harness.Manager.command``). None: as is.
+    wrap: Callable[[list[str], dict[str, str]], list[str]] | None = None
 
     def call(self, text: str, *, limit: float | None = None, stdin: bytes | None = None) -> Call:
         """Run ``bash -c text`` as the tool does; ``looop`` there is the installed one."""
@@ -68,8 +71,11 @@ class ShellTool:
         env = dict(self.env)
         env[MARKER] = marker
         env["PATH"] = os.path.dirname(LOOOP_BIN) + os.pathsep + env.get("PATH", os.defpath)
+        argv = ["bash", "-c", text]
+        if self.wrap is not None:
+            argv = self.wrap(argv, {MARKER: marker})
         proc = subprocess.Popen(
-            ["bash", "-c", text],
+            argv,
             env=env,
             cwd=self.cwd,
             stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,

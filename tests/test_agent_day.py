@@ -5,7 +5,9 @@ Every call goes through ``shell_tool.ShellTool``: its own process group, a
 call that outlives its limit (a ``_ wait`` with no timeout, a ``_ run`` of
 a long command) and is killed, then retried as an agent retries. The three
 workers are ``tests/agent-cli`` stand-ins: one stuck with no output, one
-flooding then asking, one SIGKILLed while its ask is blocked.
+flooding then asking, one SIGKILLed while its ask is blocked; detached,
+then as units of a real user manager (where the tool's calls run as that
+manager's user, in its world).
 """
 
 from __future__ import annotations
@@ -14,12 +16,13 @@ import contextlib
 import json
 import os
 import signal
-import subprocess
 from pathlib import Path
 from typing import Any
 
+import pytest
 from conftest import Processes, Profile, wait_for
 from shell_tool import Call, ShellTool, survivors
+from systemd_harness import Manager
 
 AGENT_CLI = Path(__file__).resolve().parent / "agent-cli"
 ROUNDS = 20
@@ -72,22 +75,44 @@ def _end_all(calls: list[Call]) -> None:
                 os.kill(pid, signal.SIGKILL)
 
 
+def _config(supervisor: str) -> str:
+    command = [str(AGENT_CLI), "-p", "{prompt}"]
+    return f"interval = 1\n[worker]\ncommand = {json.dumps(command)}\nsupervisor = {supervisor!r}\n"
+
+
 def test_a_root_agent_whose_calls_are_killed_and_cut_keeps_the_loop_whole(
     profile: Profile, procs: Processes
 ) -> None:
-    command = [str(AGENT_CLI), "-p", "{prompt}"]
-    profile.write_config(
-        f'interval = 1\n[worker]\ncommand = {json.dumps(command)}\nsupervisor = "detached"\n'
-    )
+    profile.write_config(_config("detached"))
     pulse = procs.add(profile.popen("pulse"))
     tool = ShellTool(profile.env, limit=10, grace=0.5)
     try:
-        _day(profile, tool, pulse)
+        _day(tool, profile.data)
+        assert pulse.poll() is None
     finally:
         _end_all(tool.calls)
+    pulse.send_signal(signal.SIGTERM)
+    assert pulse.wait(timeout=30) == 0
 
 
-def _day(profile: Profile, tool: ShellTool, pulse: subprocess.Popen[str]) -> None:
+@pytest.mark.systemd
+def test_the_same_day_with_workers_as_units_of_a_user_manager(user_manager: Manager) -> None:
+    m = user_manager
+    m.write(m.data_dir / "config.toml", _config("auto"))
+    assert m.looop_cmd("up").returncode == 0
+    tool = ShellTool(m.env, limit=10, grace=0.5, wrap=m.command)
+    try:
+        _day(tool, m.data_dir)
+        units = m.systemctl("list-units", "--no-legend", "--state=active", "looop-worker-*")
+        assert units.stdout.strip() == ""
+        assert m.looop_cmd("status").returncode == 0
+    finally:
+        _end_all(tool.calls)
+        m.looop_cmd("down")
+
+
+def _day(tool: ShellTool, data: Path) -> None:
+    """The day itself: start three workers, twenty rounds, then check what is left."""
     wait_for(lambda: tool.call("looop status").returncode == 0)
     for wid, role in WORKERS.items():
         started = tool.call(f"looop _ worker start {wid} '{role}: do the task, report, end'")
@@ -111,11 +136,8 @@ def _day(profile: Profile, tool: ShellTool, pulse: subprocess.Popen[str]) -> Non
     with contextlib.suppress(AssertionError):
         wait_for(lambda: not _left_behind(tool.calls), timeout=30)
     assert _left_behind(tool.calls) == {}
-    assert pulse.poll() is None
     reaped = tool.call("looop reap --ttl 0")
     assert reaped.returncode == 0, reaped.err
     # Only looop's own markers stay (the wait's ``.changed``, the reaper's lock).
-    left = sorted(p.name for p in (profile.data / "sessions").iterdir())
+    left = sorted(p.name for p in (data / "sessions").iterdir())
     assert [name for name in left if not name.startswith(".")] == [], reaped.out
-    pulse.send_signal(signal.SIGTERM)
-    assert pulse.wait(timeout=30) == 0
