@@ -124,7 +124,9 @@ def _plain_start(rest: list[str]) -> bool:
 
 
 def _fail(message: str, code: int) -> int:
-    sys.stderr.write(f"looop: {message}\n")
+    from looop.say import escaped
+
+    sys.stderr.write(f"looop: {escaped(message)}\n")
     return code
 
 

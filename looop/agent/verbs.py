@@ -25,8 +25,11 @@ replaced inside each element) or, when that is unset, to the desktop's own
 notifier when one is on ``PATH`` (``notify-send`` on Linux, ``osascript`` on
 macOS, whose script reads the message from its ``argv`` and never has it
 spliced into its text). The message is always one argv element, never shell
-text. With no notifier at all the message is still journaled and recorded,
-and ``notify`` says so (exit 0): a headless machine is not an error.
+text, and always after a ``--`` on the notifiers looop builds, so a message
+that starts with ``-`` (``-u critical``) is shown, not taken for an option
+(a ``[notify] command`` is the user's argv: its ``--`` is theirs to write).
+With no notifier at all the message is still journaled and recorded, and
+``notify`` says so (exit 0): a headless machine is not an error.
 """
 
 from __future__ import annotations
@@ -149,10 +152,11 @@ def notifier(command: tuple[str, ...] | None, message: str) -> list[str] | None:
             'display notification (item 1 of argv) with title "looop"',
             "-e",
             "end run",
+            "--",
             message,
         ]
     if shutil.which("notify-send"):
-        return ["notify-send", "looop", message]
+        return ["notify-send", "--", "looop", message]
     return None
 
 

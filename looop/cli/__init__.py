@@ -126,14 +126,15 @@ def body(words: tuple[str, ...], what: str) -> str:
 
     The words joined by spaces, or stdin with ``-`` (or no words and stdin
     not a terminal). An empty body is refused, and so is a lone word shaped
-    like a flag (``-x``, ``--help`` after ``--``): the reference once wrote
-    ``--help`` into a PLAYBOOK. Both are usage errors (exit 2), nothing written.
+    like a flag (``-x``, ``--help`` after ``--``: a dash, then no space): the
+    reference once wrote ``--help`` into a PLAYBOOK. Both are usage errors
+    (exit 2), nothing written. ``-5 degrees outside`` is a body.
     """
     import sys
 
     if words == ("-",) or (not words and not sys.stdin.isatty()):
         text = sys.stdin.read()
-    elif len(words) == 1 and words[0].startswith("-"):
+    elif len(words) == 1 and words[0].startswith("-") and len(words[0].split()) == 1:
         raise UsageError(f"refusing {words[0]!r} as the {what}: it looks like an option")
     else:
         text = " ".join(words)

@@ -20,6 +20,7 @@ import click
 from looop.cli import CONTEXT, body, complete, echo_json, seconds_option
 from looop.errors import UsageError
 from looop.paths import SESSION_ENV, resolve
+from looop.say import escaped
 
 
 @click.command("ask", context_settings=CONTEXT)
@@ -101,4 +102,4 @@ def asks_command(as_json: bool) -> None:
         age = "?" if ask["age"] is None else f"{ask['age']:.0f}s"
         mark = " (stranded)" if ask["stranded"] else ""
         what = ask.get("error") or ask.get("prompt", "")
-        click.echo(f"{ask['id']}  {age}{mark}  {what}")
+        click.echo(escaped(f"{ask['id']}  {age}{mark}  {what}"))

@@ -21,6 +21,7 @@ import click
 from looop.cli import CONTEXT, body, complete, echo_json, load_config, seconds_option
 from looop.errors import UsageError
 from looop.paths import SESSION_ENV, resolve
+from looop.say import escaped
 
 if TYPE_CHECKING:
     pass
@@ -106,7 +107,7 @@ def list_command(as_json: bool) -> None:
         code = "" if w["exit_code"] is None else f" exit {w['exit_code']}"
         extras = [x for x in (w["unit"], w["pending_ask"] and f"asks {w['pending_ask']}") if x]
         tail = f"  ({', '.join(extras)})" if extras else ""
-        click.echo(f"{w['id']:<20} {w['state'] + code:<16} since {started}{tail}")
+        click.echo(escaped(f"{w['id']:<20} {w['state'] + code:<16} since {started}{tail}"))
 
 
 workers_command = click.Command(
@@ -164,7 +165,8 @@ def claim_command(name: str, session: str | None) -> None:
 
     owner = _owner(session)
     outcome = claims.take(resolve(), name, owner)
-    click.echo(f"claim {name}: already yours" if outcome == "yours" else f"claim {name}: {outcome}")
+    said = "already yours" if outcome == "yours" else outcome
+    click.echo(escaped(f"claim {name}: {said}"))
 
 
 @click.command("unclaim", context_settings=CONTEXT)

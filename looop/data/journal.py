@@ -13,9 +13,11 @@ Why it is shaped so:
 * **Appends are lines, whole.** ``looop.lines.append`` (as ``events.jsonl``
   and ``cost.jsonl``): whole or not at all, never interleaved, never glued
   onto a line torn by a crash; newlines in the text are folded to spaces, so
-  a line is one move. The journal is the user's file to keep in git, so it
-  is never rotated or rewritten; unlike an event, a journal line that cannot
-  be written raises (OSError naming the journal).
+  a line is one move, and any other control character is escaped
+  (``say.escaped``), so no text can forge a line a reader of the tail sees.
+  The journal is the user's file to keep in git, so it is never rotated or
+  rewritten; unlike an event, a journal line that cannot be written raises
+  (OSError naming the journal).
 * **Reads are tails, bounded.** The journal only grows; a reader wants its
   end. ``tail`` is ``lines.tail``: backwards from the end in blocks until it
   has the lines asked for or ``max_bytes``, so a 100 MB journal costs one
@@ -29,6 +31,7 @@ import time
 
 from looop import lines
 from looop.paths import Paths
+from looop.say import escaped
 
 TAIL_LINES = 20
 TAIL_BYTES = lines.TAIL_BYTES  # the most any tail reads: far more than 20 lines
@@ -39,7 +42,7 @@ _MINUTE = re.compile(r"\d\d:\d\d")
 def line(text: str, when: float | None = None) -> str:
     """The journal line for ``text`` at ``when`` (now), local time, newline-terminated."""
     stamp = time.strftime("%Y-%m-%d %H:%M", time.localtime(when))
-    flat = " ".join(text.splitlines()).strip()
+    flat = escaped(" ".join(text.splitlines()).strip())
     return f"- {stamp} {flat}\n"
 
 
