@@ -53,7 +53,7 @@ GOAL_MODE = 0o644
 
 
 def _moved(paths: Paths, text: str, reason: str | None, event: str, **fields: str) -> None:
-    journal.append(paths, f"{text}: {reason}" if reason else text)
+    journal.append(paths, text, reason=reason)
     events.record_many(paths.events, [(event, dict(fields))])
 
 
@@ -160,10 +160,12 @@ def notifier(command: tuple[str, ...] | None, message: str) -> list[str] | None:
     return None
 
 
-def notify(paths: Paths, message: str, command: tuple[str, ...] | None) -> str:
+def notify(
+    paths: Paths, message: str, command: tuple[str, ...] | None, reason: str | None = None
+) -> str:
     """Journal, record and deliver ``message``; returns what was done, in words."""
     ensure_layout(paths)
-    _moved(paths, f"notify: {message}", None, "notified", message=message)
+    _moved(paths, f"notify: {message}", reason, "notified", message=message)
     argv = notifier(command, message)
     if argv is None:
         return "notified: recorded only (no notifier: set [notify] command)"

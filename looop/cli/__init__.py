@@ -53,6 +53,7 @@ from looop.paths import Paths
 # The modules of the CLI, and what this module gives them to share.
 __all__ = [
     "CONTEXT",
+    "JOURNAL",
     "LazyGroup",
     "agent",
     "body",
@@ -73,6 +74,9 @@ __all__ = [
 ]
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+# Every verb's reason for the journal (SPEC §11): one option, the same everywhere.
+JOURNAL = click.option("--journal", "reason", metavar="TEXT", help="The reason, for the journal.")
 
 
 class LazyGroup(click.Group):

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from looop.cli import CONTEXT, body, complete, echo_json, load_config, seconds_option
+from looop.cli import CONTEXT, JOURNAL, body, complete, echo_json, load_config, seconds_option
 from looop.errors import UsageError
 from looop.paths import SESSION_ENV, resolve
 from looop.say import escaped
@@ -54,7 +54,10 @@ def worker_group() -> None:
 @click.argument("prompt", nargs=-1)
 @seconds_option("--timeout", help="End the worker after S seconds (default: worker.timeout).")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object.")
-def start_command(wid: str, prompt: tuple[str, ...], timeout: float | None, as_json: bool) -> None:
+@JOURNAL
+def start_command(
+    wid: str, prompt: tuple[str, ...], timeout: float | None, as_json: bool, reason: str | None
+) -> None:
     """Start worker ID on PROMPT (or stdin with -).
 
     Returns at once and prints its id.
@@ -66,20 +69,25 @@ def start_command(wid: str, prompt: tuple[str, ...], timeout: float | None, as_j
 
     paths = resolve()
     cfg = load_config(paths)
-    started = start.start(paths, cfg, wid, body(prompt, "prompt"), timeout)
+    started = start.start(paths, cfg, wid, body(prompt, "prompt"), timeout, reason)
     echo_json(started.as_dict()) if as_json else click.echo(started.id)
 
 
 @worker_group.command("kill")
 @click.argument("wid", metavar="ID", shell_complete=complete.worker_ids)
-def kill_command(wid: str) -> None:
+@JOURNAL
+def kill_command(wid: str, reason: str | None) -> None:
     """End worker ID and its whole process tree.
 
     Returns once its status.json says killed.
     """
+    from looop.data import journal
     from looop.workers import fleet
 
-    click.echo(fleet.kill(resolve(), wid))
+    paths = resolve()
+    said = fleet.kill(paths, wid)
+    journal.append(paths, f"worker kill {wid}", reason=reason)
+    click.echo(said)
 
 
 @worker_group.command("list")

@@ -46,9 +46,15 @@ def line(text: str, when: float | None = None) -> str:
     return f"- {stamp} {flat}\n"
 
 
-def append(paths: Paths, text: str, when: float | None = None) -> None:
-    """Append one line for ``text``; raises OSError naming the journal when it cannot."""
-    lines.append(paths.journal, line(text, when).encode())
+def append(
+    paths: Paths, text: str, when: float | None = None, *, reason: str | None = None
+) -> None:
+    """Append one line for ``text`` (``text: reason`` when the caller gives ``--journal``).
+
+    Raises OSError naming the journal when it cannot.
+    """
+    said = f"{text}: {reason}" if reason else text
+    lines.append(paths.journal, line(said, when).encode())
 
 
 def tail(paths: Paths, count: int | None = TAIL_LINES, max_bytes: int = TAIL_BYTES) -> list[str]:
