@@ -203,3 +203,20 @@ def test_names_and_contents_that_are_not_utf8_never_break_a_reader(profile: Prof
         exports = " ".join(f"{k}='{v}'" for k, v in env.items())
         clean(shell.call(f"env {exports} looop"), 0)
     assert stat.S_ISDIR(os.lstat(profile.data / "sessions").st_mode)
+
+
+def test_a_data_dir_whose_path_is_not_utf8_serves_every_verb(profile: Profile) -> None:
+    data = os.fsdecode(os.fsencode(profile.root) + b"/d\xff")
+    shell = ShellTool({**profile.env, "LOOOP_DATA_DIR": data, "PYTHONIOENCODING": "utf-8"})
+    for text, codes in (
+        ("looop _ goal write g1 ship it", (0,)),
+        ("looop _ run -- pwd", (0,)),
+        ("looop _ ask w1 --prompt q --timeout 0", (124,)),
+        ("looop _ answer w1-1 yes", (0,)),
+        ("looop sense", (0,)),
+        ("looop status", (3,)),
+        ("looop _ state --json", (0,)),
+        ("looop doctor", (0, 1)),
+    ):
+        clean(shell.call(text), *codes)
+    assert os.path.exists(os.fsencode(data) + b"/goals/g1.md")
