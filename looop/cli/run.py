@@ -26,8 +26,8 @@ class RunCommand(click.Command):
         try:
             return super().parse_args(ctx, args)
         except click.NoSuchOption as exc:
-            exc.message += " (the command goes after --: looop _ run [OPTIONS] -- COMMAND...)"
-            raise
+            hint = "_ run's options come first; the command goes after --"
+            raise click.UsageError(f"{exc.format_message()} ({hint})", ctx) from None
 
 
 @click.command(
