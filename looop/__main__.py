@@ -38,7 +38,8 @@ arguments with ``surrogateescape``, so ``\\xff`` arrives as a lone surrogate tha
 no UTF-8 writer accepts, and a verb that wrote its file and then met it in
 the journal line failed half-way ("delivered, then exit 1, and a retry says
 already answered"). The rule (the manual's IDS AND TEXT): arguments and stdin are
-UTF-8 text, and a byte that is not is read as U+FFFD (``text``); so every
+UTF-8 text, and a byte that is not is read as U+FFFD (``text``; a body's
+NUL too, ``cli.body``, since a body may become an argument); so every
 verb stores, journals and hands on valid text, and does all of its work or
 none of it. Stdout and stderr get ``backslashreplace``: a name read from
 the disk that is not UTF-8 (an odd file in ``sensors/``) prints escaped,

@@ -18,7 +18,7 @@ import stat
 from pathlib import Path
 
 import pytest
-from conftest import Profile
+from conftest import Profile, wait_for
 from shell_tool import Call, ShellTool
 
 BAD = "$'\\xff\\xfe'"  # bash: two bytes that are not UTF-8
@@ -220,3 +220,24 @@ def test_a_data_dir_whose_path_is_not_utf8_serves_every_verb(profile: Profile) -
     ):
         clean(shell.call(text), *codes)
     assert os.path.exists(os.fsencode(data) + b"/goals/g1.md")
+
+
+def test_a_body_with_a_nul_or_bad_bytes_reaches_a_worker_and_a_notifier_as_text(
+    profile: Profile, tmp_path: Path
+) -> None:
+    got = tmp_path / "got"
+    recorder = tmp_path / "record"
+    recorder.write_text(f'#!/bin/sh\nprintf "%s" "$1" > "{got}.$2"\n')
+    recorder.chmod(0o755)
+    profile.write_config(
+        f'[worker]\ncommand = ["{recorder}", "{{prompt}}", "worker"]\nsupervisor = "detached"\n'
+        f'[notify]\ncommand = ["{recorder}", "{{message}}", "notifier"]\n'
+    )
+    shell = tool(profile)
+    clean(shell.call("looop _ notify -", stdin=b"a\0b\xff"), 0)
+    clean(shell.call("looop _ worker start w1 -", stdin=b"task a\0b\xff"), 0)
+    assert Path(f"{got}.notifier").read_text(encoding="utf-8") == "a\ufffdb\ufffd"
+    wait_for(lambda: Path(f"{got}.worker").exists())
+    assert "task a\ufffdb\ufffd" in Path(f"{got}.worker").read_text(encoding="utf-8")
+    supervisor_log = profile.data / "sessions" / "w1" / "supervisor.log"
+    assert not supervisor_log.exists() or "Traceback" not in supervisor_log.read_text()

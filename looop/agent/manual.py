@@ -203,9 +203,9 @@ IDS AND TEXT
   Goal, sensor, worker, ask and claim ids are 1 to 64 of A-Z a-z 0-9 . _ -,
   starting with a letter or digit; anything else is refused before a file
   is touched. Arguments and stdin are UTF-8 text: a byte that is not UTF-8
-  is read as U+FFFD. Human output shows control characters and newlines in
-  any id, prompt, name or message escaped (\\n, \\x1b), one item per line;
-  --json output is the text as stored.
+  (or a NUL in a body) is read as U+FFFD. Human output shows control
+  characters and newlines in any id, prompt, name or message escaped (\\n,
+  \\x1b), one item per line; --json output is the text as stored.
 """
 
 
