@@ -241,3 +241,26 @@ def test_a_body_with_a_nul_or_bad_bytes_reaches_a_worker_and_a_notifier_as_text(
     assert "task a\ufffdb\ufffd" in Path(f"{got}.worker").read_text(encoding="utf-8")
     supervisor_log = profile.data / "sessions" / "w1" / "supervisor.log"
     assert not supervisor_log.exists() or "Traceback" not in supervisor_log.read_text()
+
+
+def test_a_verb_whose_journal_cannot_take_its_line_moves_nothing(profile: Profile) -> None:
+    shell = tool(profile)
+    clean(shell.call("looop _ goal write g1 first"), 0)
+    clean(shell.call("looop _ sensor write s1 -- '#!/bin/sh'"), 0)
+    before = {p: p.read_bytes() for p in profile.data.rglob("*") if p.is_file()}
+    (profile.data / "journal.md").unlink()
+    (profile.data / "journal.md").mkdir()  # a journal no line can be appended to
+    del before[profile.data / "journal.md"]
+    for text in (
+        "looop _ goal write g1 second",
+        "looop _ goal write g2 new",
+        "looop _ goal archive g1",
+        "looop _ sensor write s1 -- '#!/bin/bash'",
+        "looop _ sensor remove s1",
+        "looop _ playbook write mine",
+    ):
+        done = shell.call(text)
+        clean(done, 1)
+        assert "journal.md" in done.err, done.err
+    after = {p: p.read_bytes() for p in profile.data.rglob("*") if p.is_file()}
+    assert after == before

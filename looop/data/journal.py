@@ -17,7 +17,10 @@ Why it is shaped so:
   (``say.escaped``), so no text can forge a line a reader of the tail sees.
   The journal is the user's file to keep in git, so it is never rotated or
   rewritten; unlike an event, a journal line that cannot be written raises
-  (OSError naming the journal).
+  (OSError naming the journal). A verb opens it before its move
+  (``opened``) and writes the line after, so a journal that cannot be opened
+  (a directory, a FIFO, no permission) fails the move before it is made,
+  not after: all of a verb's work or none of it.
 * **Reads are tails, bounded.** The journal only grows; a reader wants its
   end. ``tail`` is ``lines.tail``: backwards from the end in blocks until it
   has the lines asked for or ``max_bytes``, so a 100 MB journal costs one
@@ -26,10 +29,13 @@ Why it is shaped so:
 
 from __future__ import annotations
 
+import os
 import re
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
-from looop import lines
+from looop import lines, lockfile
 from looop.paths import Paths
 from looop.say import escaped
 
@@ -53,8 +59,30 @@ def append(
 
     Raises OSError naming the journal when it cannot.
     """
-    said = f"{text}: {reason}" if reason else text
-    lines.append(paths.journal, line(said, when).encode())
+    lines.append(paths.journal, line(_said(text, reason), when).encode())
+
+
+def _said(text: str, reason: str | None) -> str:
+    return f"{text}: {reason}" if reason else text
+
+
+@contextmanager
+def opened(paths: Paths) -> Iterator[Callable[..., None]]:
+    """The journal open for one line, before the move it records: ``note(text, reason=None)``.
+
+    Raises OSError naming the journal when it cannot be opened, before the
+    caller has done anything; ``note`` appends as ``append`` does.
+    """
+    fd = lines.open_append(paths.journal)
+    try:
+
+        def note(text: str, reason: str | None = None) -> None:
+            lockfile.lock(fd, block=True, path=paths.journal)
+            lines.write_locked(fd, line(_said(text, reason)).encode(), path=paths.journal)
+
+        yield note
+    finally:
+        os.close(fd)
 
 
 def tail(paths: Paths, count: int | None = TAIL_LINES, max_bytes: int = TAIL_BYTES) -> list[str]:
