@@ -33,6 +33,22 @@ stdin, a global option first) goes to the full CLI in ``looop.cli``, whose
 own parse errors click reports (exit 2). Nothing here may import click.
 Rejected: a click-free parser for every command; only these are hot.
 
+Any bytes are text here, once, before either path sees them. Linux hands a
+program bytes (its arguments, its stdin, file names); Python decodes the
+arguments with ``surrogateescape``, so ``\\xff`` arrives as a lone surrogate that
+no UTF-8 writer accepts, and a verb that wrote its file and then met it in
+the journal line failed half-way ("delivered, then exit 1, and a retry says
+already answered"). The rule (the manual's IDS AND TEXT): arguments and stdin are
+UTF-8 text, and a byte that is not is read as U+FFFD (``text``; a body's
+NUL too, ``cli.body``, since a body may become an argument); so every
+verb stores, journals and hands on valid text, and does all of its work or
+none of it. Stdout and stderr get ``backslashreplace``: a name read from
+the disk that is not UTF-8 (an odd file in ``sensors/``) prints escaped,
+never as a traceback, whatever the locale (``errors="strict"`` in most
+UTF-8 locales). Rejected: refusing such an argument (an agent passing on a
+tool's output would be stuck with no way to say it) and passing it through
+(every writer would need its own rule, and one was always missing).
+
 Both paths must answer alike, and tests/test_fast_path.py holds them to it
 (stdout, stderr and exit code, options and errors): ``python -m looop.cli``
 runs a command line through this module's handler with the fast path off
@@ -82,6 +98,8 @@ def run(args: list[str], fast: bool = True) -> int:
     ``fast=False`` skips the click-free answers and hands every command line
     to click (``python -m looop.cli``): the same handler either way.
     """
+    args = [text(arg) for arg in args]
+    _text_streams()
     try:
         _name_stdout()
         code = _dispatch(args) if fast else _full(args)
@@ -100,6 +118,25 @@ def run(args: list[str], fast: bool = True) -> int:
         return _fail(f"cannot load {exc.name or 'a module'}: {exc}", errors.FAILED)
     except KeyboardInterrupt:
         return errors.INTERRUPTED
+
+
+def text(arg: str) -> str:
+    """An argument as UTF-8 text: a byte that was not UTF-8 (a lone surrogate) becomes U+FFFD."""
+    if arg.isascii():
+        return arg
+    return arg.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
+def _text_streams() -> None:
+    """Stdin read as UTF-8 with U+FFFD for bad bytes; stdout and stderr never fail to encode."""
+    for stream, settings in (
+        (sys.stdin, {"encoding": "utf-8", "errors": "replace"}),
+        (sys.stdout, {"errors": "backslashreplace"}),
+        (sys.stderr, {"errors": "backslashreplace"}),
+    ):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            reconfigure(**settings)
 
 
 def _dispatch(args: list[str]) -> int:
@@ -179,7 +216,9 @@ def _name_stdout() -> None:
 
 
 def _fail(message: str, code: int) -> int:
-    sys.stderr.write(f"looop: {message}\n")
+    from looop.say import escaped
+
+    sys.stderr.write(f"looop: {escaped(message)}\n")
     return code
 
 

@@ -166,7 +166,8 @@ KNOBS: dict[str, Knob] = {
             "LOOOP_NOTIFY_COMMAND",
             None,
             tuple,
-            "`_ notify`'s argv, {message} replaced, never a shell; unset = the desktop's notifier",
+            "`_ notify`'s argv, {message} replaced, never a shell (put -- before {message} if the"
+            " program takes options); unset = the desktop's notifier, given the message after --",
         ),
     )
 }

@@ -17,6 +17,10 @@ transcript): without following a link, without blocking on a FIFO, from the
 end (``looop.lines.tail_bytes``: ``logs -n 5`` of a 2 GB log reads a block,
 not the log), and reopened when a trim or a rotation replaced the file.
 ``log_tail`` is the one-line excerpt a failed start quotes.
+
+A message is one line whatever text it carries (a sensor's name, a worker's
+error): the human and journal formats escape it with ``say.escaped``, so no
+name can add a log line of its own; NDJSON escapes by itself.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from looop import fs, lines
+from looop.say import escaped
 
 PRIORITY = {"error": 3, "warning": 4, "info": 6, "debug": 7}
 FORMATS = ("auto", "human", "journal", "json")
@@ -88,10 +93,10 @@ class Logger:
             record = {"ts": round(time.time(), 3), "level": level, "msg": message, **fields}
             line = json.dumps(record, separators=(",", ":"), default=str)
         elif self.format == "journal":
-            line = f"<{PRIORITY[level]}>{message}"
+            line = f"<{PRIORITY[level]}>{escaped(message)}"
         else:
             prefix = "" if level == "info" else f"{level}: "
-            line = f"{time.strftime(self.clock)} looop: {prefix}{message}"
+            line = f"{time.strftime(self.clock)} looop: {prefix}{escaped(message)}"
         try:
             sys.stderr.write(line + "\n")
             sys.stderr.flush()

@@ -252,7 +252,7 @@ def ensure_runtime_dir(paths: Paths) -> Path:
     from looop import fs  # only starters of a pulse or a sense get here; status stays light
 
     marker = paths.datadir_file
-    data = f"{paths.data_dir}\n".encode()
+    data = os.fsencode(paths.data_dir) + b"\n"  # a path: its bytes, UTF-8 or not
     try:
         try:
             same = fs.read_small(marker) == data

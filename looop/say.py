@@ -1,4 +1,4 @@
-"""How looop says a number to a person: a duration (``3d 5h``) and a count (``1 sensor``).
+"""How looop says things to a person: a duration, a count, and any text on one line.
 
 Status, the reaper's summary, ``looop down``'s report and the pulse's log
 talk to people; one module answers "how long is that, in words?" and "one
@@ -7,6 +7,22 @@ or many?" for them, so an age they say reads ``3d 5h``, not ``278220s``.
 an ask's age in plain seconds.) Only the two largest units of a duration are
 said: a person reading ``3d 5h`` does not want the minutes. Machine output
 (``--json``) keeps plain seconds.
+
+Text looop did not write itself (an id, a prompt, an answer, a file name, a
+sensor's message) reaches people's lines too, and such text can hold a
+newline, a carriage return or an escape sequence that would add a line of its
+own: a fake ask in ``_ asks``, a fake worker in ``workers``, a fake check in
+``doctor``, a fake candidate in a completion. ``escaped`` is the one answer
+to "how is this text shown on one line?": every character Python does not
+call printable (controls, line and paragraph separators, format characters
+such as bidi overrides, and bytes that were not UTF-8) is written as a
+backslash escape (``\\n``, ``\\x1b``, ``\\u202e``, ``\\xff``), the rest as is.
+Every human printer calls it on every such field; JSON output needs no help
+(its writer escapes). ``shown`` is its half for names and JSON: a file name
+that is not UTF-8 as ``\\xNN`` text any writer accepts. Rejected: escaping the
+backslash too (injective, but a path or a regex in a prompt would read
+doubled), and escaping at the stream (that would also escape the printer's
+own newlines).
 Imports nothing: ``looop status`` uses it on its fast path.
 """
 
@@ -31,3 +47,47 @@ def duration(seconds: float) -> str:
 def count(n: int, word: str, plural: str | None = None) -> str:
     """``1 sensor``, ``2 sensors``, ``0 sensors``."""
     return f"{n} {word if n == 1 else plural or word + 's'}"
+
+
+_NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def shown(name: str) -> str:
+    """``name`` as text: itself when it is valid UTF-8, else each byte that is not as ``\\xNN``.
+
+    Stable (the same name always shows the same) and printable by any JSON
+    writer; a name that shows differently from itself cannot be named back
+    as text, which is how readers tell such a name (``shown(n) != n``).
+    """
+    try:
+        name.encode("utf-8")
+        return name
+    except UnicodeEncodeError:
+        pass
+    try:
+        raw = name.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:  # a surrogate that no file name decoded to
+        return name.encode("utf-8", "backslashreplace").decode("utf-8")
+    return raw.decode("utf-8", "backslashreplace")
+
+
+def escaped(text: object) -> str:
+    """``text`` for one human line: what is not printable as a backslash escape.
+
+    ``a\\n- [ask] x`` stays one line; ``\\x1b[2K`` cannot erase the line before it.
+    """
+    text = text if isinstance(text, str) else str(text)
+    if text.isprintable():
+        return text
+    return "".join(ch if ch.isprintable() else _escape(ch) for ch in shown(text))
+
+
+def _escape(ch: str) -> str:
+    code = ord(ch)
+    if ch in _NAMED:
+        return _NAMED[ch]
+    if code < 0x100:
+        return f"\\x{code:02x}"
+    if code < 0x10000:
+        return f"\\u{code:04x}"
+    return f"\\U{code:08x}"

@@ -101,6 +101,11 @@ CASES: dict[str, tuple[Setup, list[list[str]]]] = {
     "a bad worker id": (workers('["true"]'), [[*START, "bad!", "go"], [*START, "-x", "go"]]),
     "a worker command not on PATH": (workers('["/nonexistent/agent"]'), [[*START, "w1", "go"]]),
     "max_live reached": (one_live_worker_of_one, [[*START, "w1", "go"]]),
+    # Bytes that are not UTF-8 (a surrogate here is that byte in the argv).
+    "bytes in an argument": (
+        workers('["true"]'),
+        [[*START, "w1", "\udcff\udcfe"], [*START, "w\udcff", "go"], ["status", "\udcff"]],
+    ),
 }
 
 

@@ -129,9 +129,10 @@ THE ROOT AGENT'S OPERATING CONTRACT
     looop _ asks [--json]                  pending asks, oldest first
   The mailbox:
     looop _ answer ASK_ID [TEXT...|-] [--force]
-    looop _ ask [WORKER] --prompt T [--ref PATH] [--options a,b]
+    looop _ ask [WORKER] --prompt T [--ref PATH] [--options a,b]...
                 [--timeout S] [--json]
-                                 a worker's: blocks, prints only the answer
+                                 a worker's: blocks, prints only the answer;
+                                 a repeated --options adds choices
   Changing the world (each writes whole, journals one line, records an event;
   --journal TEXT gives the reason; a body is the words, or stdin with -):
     looop _ goal write ID [BODY...|-]      goals/ID.md
@@ -141,14 +142,16 @@ THE ROOT AGENT'S OPERATING CONTRACT
     looop _ sensor remove NAME
     looop _ sensor test NAME [--json]      run it once; publishes nothing
     looop _ playbook write [BODY...|-]     PLAYBOOK.md, the old one kept
-    looop _ run [--reason T] [--timeout S] [--allow-dangerous] -- COMMAND...
-                                           one command, recorded in runs/;
+    looop _ run [--reason|--journal T] [--timeout S] [--allow-dangerous]
+                -- COMMAND...              one command, recorded in runs/;
                                            irreversible ones refused unless
-                                           --allow-dangerous
+                                           --allow-dangerous; its options come
+                                           first (a misspelt one is exit 2),
+                                           the command is every word after
     looop _ notify MESSAGE...              tell the human ([notify] command)
   Workers:
-    looop _ worker start ID [PROMPT...|-] [--timeout S]
-    looop _ worker kill ID                 ends its whole process tree
+    looop _ worker start ID [PROMPT...|-] [--timeout S] [--journal T]
+    looop _ worker kill ID [--journal T]   ends its whole process tree
     looop _ worker list [--json]           also `looop workers`
     looop logs ID [-f] [-n N]              a worker's transcript
     looop _ claim NAME [--session ID]      lease claims/NAME.json; exit 1 if
@@ -196,10 +199,13 @@ THE STATE  (`looop _ state --json`; `_ wait --json` prints the same)
 """
 
 IDS = """\
-IDS
+IDS AND TEXT
   Goal, sensor, worker, ask and claim ids are 1 to 64 of A-Z a-z 0-9 . _ -,
   starting with a letter or digit; anything else is refused before a file
-  is touched.
+  is touched. Arguments and stdin are UTF-8 text: a byte that is not UTF-8
+  (or a NUL in a body) is read as U+FFFD. Human output shows control
+  characters and newlines in any id, prompt, name or message escaped (\\n,
+  \\x1b), one item per line; --json output is the text as stored.
 """
 
 

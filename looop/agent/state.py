@@ -187,7 +187,9 @@ def observe(paths: Paths, alive: bool | None = None) -> tuple[dict[str, Any], Cu
 
 
 def render(state: dict[str, Any]) -> str:
-    """A short human summary of ``collect``'s result."""
+    """A short human summary of ``collect``'s result, each line ``say.escaped``."""
+    from looop.say import escaped
+
     failing = [
         name
         for name, value in state["snapshots"].items()
@@ -226,7 +228,7 @@ def render(state: dict[str, Any]) -> str:
         lines.insert(0, f"changed     {', '.join(state['changed'])}")
     if state["journal_tail"]:
         lines.append("journal     " + state["journal_tail"][-1])
-    return "\n".join(lines)
+    return "\n".join(map(escaped, lines))
 
 
 def formatted(state: dict[str, Any], as_json: bool) -> str:

@@ -7,8 +7,10 @@ so each verb is the single writer of what it touches. Every verb here
 * writes whole or not at all (``fs.write_whole``: temp file, fsync, rename),
   so a beat hashing the world never sees half a goal or half a sensor, and a
   FIFO or device at the name is refused, not written into;
-* appends one line to ``journal.md`` through ``data.journal.append`` and
-  records one event through ``data.events.record``, after the change is made.
+* opens ``journal.md`` before the change (``data.journal.opened``), so a
+  journal that cannot take the line fails the verb before anything moved,
+  then appends the line and records one event (``data.events.record``)
+  after the change is made: all of the work or none of it.
 
 The journal line is ``<verb> <id>`` (``goal write deploy``, ``sensor remove
 ci``, ``playbook write``, ``notify: <message>``), with ``: <reason>`` added
@@ -25,8 +27,11 @@ replaced inside each element) or, when that is unset, to the desktop's own
 notifier when one is on ``PATH`` (``notify-send`` on Linux, ``osascript`` on
 macOS, whose script reads the message from its ``argv`` and never has it
 spliced into its text). The message is always one argv element, never shell
-text. With no notifier at all the message is still journaled and recorded,
-and ``notify`` says so (exit 0): a headless machine is not an error.
+text, and always after a ``--`` on the notifiers looop builds, so a message
+that starts with ``-`` (``-u critical``) is shown, not taken for an option
+(a ``[notify] command`` is the user's argv: its ``--`` is theirs to write).
+With no notifier at all the message is still journaled and recorded, and
+``notify`` says so (exit 0): a headless machine is not an error.
 """
 
 from __future__ import annotations
@@ -36,6 +41,8 @@ import shutil
 import stat
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from looop import fs
@@ -49,8 +56,12 @@ SENSOR_MODE = 0o755
 GOAL_MODE = 0o644
 
 
-def _moved(paths: Paths, text: str, reason: str | None, event: str, **fields: str) -> None:
-    journal.append(paths, f"{text}: {reason}" if reason else text)
+@contextmanager
+def _move(paths: Paths, text: str, reason: str | None, event: str, **fields: str) -> Iterator[None]:
+    """The journal opened before the move in the block, its line and event written after."""
+    with journal.opened(paths) as note:
+        yield
+        note(text, reason)
     events.record_many(paths.events, [(event, dict(fields))])
 
 
@@ -61,8 +72,8 @@ def _as_file(text: str) -> bytes:
 def write_goal(paths: Paths, goal_id: str, body: str, reason: str | None = None) -> Path:
     ids.check("goal", goal_id)
     ensure_layout(paths)
-    written = fs.write_whole(paths.goals / f"{goal_id}.md", _as_file(body), mode=GOAL_MODE)
-    _moved(paths, f"goal write {goal_id}", reason, "goal_written", goal=goal_id)
+    with _move(paths, f"goal write {goal_id}", reason, "goal_written", goal=goal_id):
+        written = fs.write_whole(paths.goals / f"{goal_id}.md", _as_file(body), mode=GOAL_MODE)
     return written
 
 
@@ -83,15 +94,15 @@ def archive_goal(paths: Paths, goal_id: str, reason: str | None = None) -> Path:
     if not stat.S_ISREG(st.st_mode):
         raise fs.BadFile(source, f"is {fs.kind(st.st_mode)}, not a goal; refusing to move it")
     target.parent.mkdir(exist_ok=True)
-    try:
-        os.link(source, target, follow_symlinks=False)
-    except FileExistsError:
-        raise LooopError(
-            f"goal {goal_id!r} is already archived; archive it under another id"
-        ) from None
-    os.unlink(source)
-    fs.sync_dir(paths.goals)
-    _moved(paths, f"goal archive {goal_id}", reason, "goal_archived", goal=goal_id)
+    with _move(paths, f"goal archive {goal_id}", reason, "goal_archived", goal=goal_id):
+        try:
+            os.link(source, target, follow_symlinks=False)
+        except FileExistsError:
+            raise LooopError(
+                f"goal {goal_id!r} is already archived; archive it under another id"
+            ) from None
+        os.unlink(source)
+        fs.sync_dir(paths.goals)
     return target
 
 
@@ -100,8 +111,8 @@ def write_sensor(paths: Paths, name: str, script: str, reason: str | None = None
     if not script.startswith("#!"):
         raise UsageError("a sensor script must start with a #! line (e.g. #!/bin/sh)")
     ensure_layout(paths)
-    written = fs.write_whole(sensors.path(paths, name), _as_file(script), mode=SENSOR_MODE)
-    _moved(paths, f"sensor write {name}", reason, "sensor_written", sensor=name)
+    with _move(paths, f"sensor write {name}", reason, "sensor_written", sensor=name):
+        written = fs.write_whole(sensors.path(paths, name), _as_file(script), mode=SENSOR_MODE)
     return written
 
 
@@ -114,8 +125,8 @@ def remove_sensor(paths: Paths, name: str, reason: str | None = None) -> Path:
         raise LooopError(f"no sensor named {name!r}") from None
     if stat.S_ISDIR(st.st_mode):
         raise fs.BadFile(path, "is a directory, not a sensor; refusing to remove it")
-    os.unlink(path)  # a link is removed as a link; what it points to is untouched
-    _moved(paths, f"sensor remove {name}", reason, "sensor_removed", sensor=name)
+    with _move(paths, f"sensor remove {name}", reason, "sensor_removed", sensor=name):
+        os.unlink(path)  # a link is removed as a link; what it points to is untouched
     return path
 
 
@@ -131,8 +142,8 @@ def sensor_script(paths: Paths, name: str) -> Path:
 def write_playbook(paths: Paths, body: str, reason: str | None = None) -> Path | None:
     """Replace ``PLAYBOOK.md``; returns where the previous version was kept."""
     ensure_layout(paths)
-    kept = playbook.replace(paths, body if body.endswith("\n") else body + "\n")
-    _moved(paths, "playbook write", reason, "playbook_written")
+    with _move(paths, "playbook write", reason, "playbook_written"):
+        kept = playbook.replace(paths, body if body.endswith("\n") else body + "\n")
     return kept
 
 
@@ -149,17 +160,21 @@ def notifier(command: tuple[str, ...] | None, message: str) -> list[str] | None:
             'display notification (item 1 of argv) with title "looop"',
             "-e",
             "end run",
+            "--",
             message,
         ]
     if shutil.which("notify-send"):
-        return ["notify-send", "looop", message]
+        return ["notify-send", "--", "looop", message]
     return None
 
 
-def notify(paths: Paths, message: str, command: tuple[str, ...] | None) -> str:
+def notify(
+    paths: Paths, message: str, command: tuple[str, ...] | None, reason: str | None = None
+) -> str:
     """Journal, record and deliver ``message``; returns what was done, in words."""
     ensure_layout(paths)
-    _moved(paths, f"notify: {message}", None, "notified", message=message)
+    with _move(paths, f"notify: {message}", reason, "notified", message=message):
+        pass  # journaled and recorded first: a notifier that fails leaves the record
     argv = notifier(command, message)
     if argv is None:
         return "notified: recorded only (no notifier: set [notify] command)"

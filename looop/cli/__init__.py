@@ -53,6 +53,7 @@ from looop.paths import Paths
 # The modules of the CLI, and what this module gives them to share.
 __all__ = [
     "CONTEXT",
+    "JOURNAL",
     "LazyGroup",
     "agent",
     "body",
@@ -73,6 +74,9 @@ __all__ = [
 ]
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+# Every verb's reason for the journal (SPEC §11): one option, the same everywhere.
+JOURNAL = click.option("--journal", "reason", metavar="TEXT", help="The reason, for the journal.")
 
 
 class LazyGroup(click.Group):
@@ -126,14 +130,18 @@ def body(words: tuple[str, ...], what: str) -> str:
 
     The words joined by spaces, or stdin with ``-`` (or no words and stdin
     not a terminal). An empty body is refused, and so is a lone word shaped
-    like a flag (``-x``, ``--help`` after ``--``): the reference once wrote
-    ``--help`` into a PLAYBOOK. Both are usage errors (exit 2), nothing written.
+    like a flag (``-x``, ``--help`` after ``--``: a dash, then no space): the
+    reference once wrote ``--help`` into a PLAYBOOK. Both are usage errors
+    (exit 2), nothing written. ``-5 degrees outside`` is a body. Stdin is
+    read as ``looop.__main__`` reads all input (UTF-8, U+FFFD for a byte that
+    is not), and a NUL is U+FFFD too: a body may become an argument (a
+    worker's ``{prompt}``, a notifier's ``{message}``), and no argument holds one.
     """
     import sys
 
     if words == ("-",) or (not words and not sys.stdin.isatty()):
-        text = sys.stdin.read()
-    elif len(words) == 1 and words[0].startswith("-"):
+        text = sys.stdin.read().replace("\0", "\ufffd")
+    elif len(words) == 1 and words[0].startswith("-") and len(words[0].split()) == 1:
         raise UsageError(f"refusing {words[0]!r} as the {what}: it looks like an option")
     else:
         text = " ".join(words)

@@ -7,7 +7,10 @@ asks a parameter's ``shell_complete`` for its values. The completers here
 read the data dir through the readers that own it (``data.goals``,
 ``data.sensors.discover``, ``data.mailbox``, ``data.sessions``) and never
 raise: a broken or missing data dir completes nothing rather than printing a
-traceback into the user's prompt. ``command_names`` completes the words of
+traceback into the user's prompt. An id completes only when it is one a verb
+takes (``data.ids``): a file named with a newline, a comma or bytes that are
+not UTF-8 could otherwise add a candidate of its own (the shell reads one per
+line), and no verb would take it back anyway. ``command_names`` completes the words of
 ``looop help COMMAND...`` by walking the same tree.
 """
 
@@ -29,11 +32,18 @@ def _items(find: Callable[[], Iterable[str]], incomplete: str) -> list[Completio
         return []
 
 
+def _ids(find: Callable[[], Iterable[str]], incomplete: str) -> list[CompletionItem]:
+    """``_items`` of the ids a verb would take: nothing else becomes a candidate."""
+    from looop.data import ids
+
+    return _items(lambda: (v for v in find() if ids.PATTERN.fullmatch(v)), incomplete)
+
+
 def goal_ids(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[CompletionItem]:
     from looop.data import goals
     from looop.paths import resolve
 
-    return _items(lambda: goals.ids(resolve()), incomplete)
+    return _ids(lambda: goals.ids(resolve()), incomplete)
 
 
 def sensor_names(
@@ -42,14 +52,14 @@ def sensor_names(
     from looop.data import sensors
     from looop.paths import resolve
 
-    return _items(lambda: map(sensors.name, sensors.discover(resolve().sensors)), incomplete)
+    return _ids(lambda: map(sensors.name, sensors.discover(resolve().sensors)), incomplete)
 
 
 def ask_ids(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[CompletionItem]:
     from looop.data import mailbox
     from looop.paths import resolve
 
-    return _items(
+    return _ids(
         lambda: (a["id"] for a in mailbox.pending(resolve()) if isinstance(a.get("id"), str)),
         incomplete,
     )
@@ -59,7 +69,7 @@ def worker_ids(ctx: click.Context, param: click.Parameter, incomplete: str) -> l
     from looop.data import sessions
     from looop.paths import resolve
 
-    return _items(lambda: (s.id for s in sessions.scan(resolve().sessions)), incomplete)
+    return _ids(lambda: (s.id for s in sessions.scan(resolve().sessions)), incomplete)
 
 
 def config_keys(

@@ -20,20 +20,26 @@ import click
 from looop.cli import CONTEXT, body, complete, echo_json, seconds_option
 from looop.errors import UsageError
 from looop.paths import SESSION_ENV, resolve
+from looop.say import escaped
 
 
 @click.command("ask", context_settings=CONTEXT)
 @click.argument("worker", required=False)
 @click.option("--prompt", required=True, help="The question.")
 @click.option("--ref", "reference", metavar="PATH", help="A file the answerer should read.")
-@click.option("--options", metavar="A,B", help="The answers expected, comma-separated.")
+@click.option(
+    "--options",
+    metavar="A,B",
+    multiple=True,
+    help="The answers expected, comma-separated; repeat to add more.",
+)
 @seconds_option("--timeout", help="Give up after S seconds (exit 124); the ask stays pending.")
 @click.option("--json", "as_json", is_flag=True, help="Print the answer record, not its text.")
 def ask_command(
     worker: str | None,
     prompt: str,
     reference: str | None,
-    options: str | None,
+    options: tuple[str, ...],
     timeout: float | None,
     as_json: bool,
 ) -> NoReturn:
@@ -49,8 +55,8 @@ def ask_command(
     if worker is None:
         raise UsageError(f"name the WORKER or set ${SESSION_ENV}")
     choices = None
-    if options is not None:
-        choices = [o.strip() for o in options.split(",") if o.strip()]
+    if options:
+        choices = [o.strip() for given in options for o in given.split(",") if o.strip()]
         if not choices:
             raise UsageError("--options needs at least one non-empty choice")
     if reference is not None:
@@ -101,4 +107,4 @@ def asks_command(as_json: bool) -> None:
         age = "?" if ask["age"] is None else f"{ask['age']:.0f}s"
         mark = " (stranded)" if ask["stranded"] else ""
         what = ask.get("error") or ask.get("prompt", "")
-        click.echo(f"{ask['id']}  {age}{mark}  {what}")
+        click.echo(escaped(f"{ask['id']}  {age}{mark}  {what}"))

@@ -51,15 +51,16 @@ def sense_command(as_json: bool, verbose: bool) -> int:
     otherwise this takes the lock, beats once and releases it.
     """
     from looop.pulse import sense
+    from looop.say import escaped
 
     paths = resolve()
     outcome = sense.sense_now(paths, load_config(paths))
     if as_json:
         echo_json(outcome.record)
     elif verbose:
-        click.echo(f"{sense.sensor_table(outcome.record)}\n\n{outcome.summary}")
+        click.echo(f"{sense.sensor_table(outcome.record)}\n\n{escaped(outcome.summary)}")
     else:
-        click.echo(outcome.summary)
+        click.echo(escaped(outcome.summary))
     if outcome.failure is not None:  # said on stderr too, as every failure is
         raise sense.SenseError(outcome.failure, outcome.exit_code)
     return outcome.exit_code

@@ -15,6 +15,7 @@ import click
 
 from looop.cli import CONTEXT, complete, load_config
 from looop.paths import resolve
+from looop.say import escaped
 
 
 @click.command("up")
@@ -44,7 +45,7 @@ def down_command(keep_workers: bool) -> None:
     from looop.service import control
 
     for line in control.down(resolve(), keep_workers=keep_workers):
-        click.echo(line)
+        click.echo(escaped(line))
 
 
 @click.command("restart")
@@ -57,7 +58,7 @@ def restart_command() -> None:
 
     paths = resolve()
     for line in control.restart(paths, load_config(paths)):
-        click.echo(line)
+        click.echo(escaped(line))
 
 
 @click.command("reload")
@@ -127,7 +128,7 @@ def install_command(manager: str | None, dry_run: bool, no_start: bool, force: b
     for line in install.install(
         resolve(), manager=manager, dry_run=dry_run, start=not no_start, force=force
     ):
-        click.echo(line)
+        click.echo(escaped(line))
 
 
 @click.command("uninstall")
@@ -145,4 +146,4 @@ def uninstall_command(manager: str | None, force: bool) -> None:
     from looop.service import install
 
     for line in install.uninstall(resolve(), manager=manager, force=force):
-        click.echo(line)
+        click.echo(escaped(line))

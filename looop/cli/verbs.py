@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import click
 
-from looop.cli import CONTEXT, body, complete, echo_json, load_config
+from looop.cli import CONTEXT, JOURNAL, body, complete, echo_json, load_config
 from looop.paths import resolve
-
-REASON = click.option("--journal", "reason", metavar="TEXT", help="The reason, for the journal.")
 
 
 @click.group("goal", context_settings=CONTEXT)
@@ -23,7 +21,7 @@ def goal_group() -> None:
 @goal_group.command("write", context_settings=CONTEXT)
 @click.argument("goal_id", metavar="ID", shell_complete=complete.goal_ids)
 @click.argument("words", nargs=-1, metavar="[BODY...|-]")
-@REASON
+@JOURNAL
 def goal_write(goal_id: str, words: tuple[str, ...], reason: str | None) -> None:
     """Write goals/ID.md from BODY, or from stdin with `-`."""
     from looop.agent import verbs
@@ -36,7 +34,7 @@ def goal_write(goal_id: str, words: tuple[str, ...], reason: str | None) -> None
 
 @goal_group.command("archive", context_settings=CONTEXT)
 @click.argument("goal_id", metavar="ID", shell_complete=complete.goal_ids)
-@REASON
+@JOURNAL
 def goal_archive(goal_id: str, reason: str | None) -> None:
     """Move goals/ID.md into goals/archive/.
 
@@ -56,7 +54,7 @@ def sensor_group() -> None:
 @sensor_group.command("write", context_settings=CONTEXT)
 @click.argument("name", shell_complete=complete.sensor_names)
 @click.argument("words", nargs=-1, metavar="[SCRIPT...|-]")
-@REASON
+@JOURNAL
 def sensor_write(name: str, words: tuple[str, ...], reason: str | None) -> None:
     """Write sensors/NAME.sh (executable) from SCRIPT.
 
@@ -72,7 +70,7 @@ def sensor_write(name: str, words: tuple[str, ...], reason: str | None) -> None:
 
 @sensor_group.command("remove", context_settings=CONTEXT)
 @click.argument("name", shell_complete=complete.sensor_names)
-@REASON
+@JOURNAL
 def sensor_remove(name: str, reason: str | None) -> None:
     """Remove sensors/NAME.sh."""
     from looop.agent import verbs
@@ -114,7 +112,7 @@ def playbook_group() -> None:
 
 @playbook_group.command("write", context_settings=CONTEXT)
 @click.argument("words", nargs=-1, metavar="[BODY...|-]")
-@REASON
+@JOURNAL
 def playbook_write(words: tuple[str, ...], reason: str | None) -> None:
     """Write PLAYBOOK.md from BODY, or from stdin with `-`."""
     from looop.agent import verbs
@@ -125,7 +123,8 @@ def playbook_write(words: tuple[str, ...], reason: str | None) -> None:
 
 @click.command("notify", context_settings=CONTEXT)
 @click.argument("words", nargs=-1, metavar="MESSAGE...")
-def notify_command(words: tuple[str, ...]) -> None:
+@JOURNAL
+def notify_command(words: tuple[str, ...], reason: str | None) -> None:
     """Tell the human MESSAGE.
 
     Journals it and hands it to [notify] command (never a shell).
@@ -134,4 +133,4 @@ def notify_command(words: tuple[str, ...]) -> None:
 
     paths = resolve()
     message = body(words, "message")
-    click.echo(verbs.notify(paths, message, load_config(paths).notify_command))
+    click.echo(verbs.notify(paths, message, load_config(paths).notify_command, reason))

@@ -18,9 +18,10 @@ from typing import TYPE_CHECKING
 
 import click
 
-from looop.cli import CONTEXT, body, complete, echo_json, load_config, seconds_option
+from looop.cli import CONTEXT, JOURNAL, body, complete, echo_json, load_config, seconds_option
 from looop.errors import UsageError
 from looop.paths import SESSION_ENV, resolve
+from looop.say import escaped
 
 if TYPE_CHECKING:
     pass
@@ -53,7 +54,10 @@ def worker_group() -> None:
 @click.argument("prompt", nargs=-1)
 @seconds_option("--timeout", help="End the worker after S seconds (default: worker.timeout).")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object.")
-def start_command(wid: str, prompt: tuple[str, ...], timeout: float | None, as_json: bool) -> None:
+@JOURNAL
+def start_command(
+    wid: str, prompt: tuple[str, ...], timeout: float | None, as_json: bool, reason: str | None
+) -> None:
     """Start worker ID on PROMPT (or stdin with -).
 
     Returns at once and prints its id.
@@ -65,20 +69,25 @@ def start_command(wid: str, prompt: tuple[str, ...], timeout: float | None, as_j
 
     paths = resolve()
     cfg = load_config(paths)
-    started = start.start(paths, cfg, wid, body(prompt, "prompt"), timeout)
+    started = start.start(paths, cfg, wid, body(prompt, "prompt"), timeout, reason)
     echo_json(started.as_dict()) if as_json else click.echo(started.id)
 
 
 @worker_group.command("kill")
 @click.argument("wid", metavar="ID", shell_complete=complete.worker_ids)
-def kill_command(wid: str) -> None:
+@JOURNAL
+def kill_command(wid: str, reason: str | None) -> None:
     """End worker ID and its whole process tree.
 
     Returns once its status.json says killed.
     """
+    from looop.data import journal
     from looop.workers import fleet
 
-    click.echo(fleet.kill(resolve(), wid))
+    paths = resolve()
+    said = fleet.kill(paths, wid)
+    journal.append(paths, f"worker kill {wid}", reason=reason)
+    click.echo(said)
 
 
 @worker_group.command("list")
@@ -106,7 +115,7 @@ def list_command(as_json: bool) -> None:
         code = "" if w["exit_code"] is None else f" exit {w['exit_code']}"
         extras = [x for x in (w["unit"], w["pending_ask"] and f"asks {w['pending_ask']}") if x]
         tail = f"  ({', '.join(extras)})" if extras else ""
-        click.echo(f"{w['id']:<20} {w['state'] + code:<16} since {started}{tail}")
+        click.echo(escaped(f"{w['id']:<20} {w['state'] + code:<16} since {started}{tail}"))
 
 
 workers_command = click.Command(
@@ -164,7 +173,8 @@ def claim_command(name: str, session: str | None) -> None:
 
     owner = _owner(session)
     outcome = claims.take(resolve(), name, owner)
-    click.echo(f"claim {name}: already yours" if outcome == "yours" else f"claim {name}: {outcome}")
+    said = "already yours" if outcome == "yours" else outcome
+    click.echo(escaped(f"claim {name}: {said}"))
 
 
 @click.command("unclaim", context_settings=CONTEXT)

@@ -24,6 +24,7 @@ from typing import Any
 from looop import jsonfile, lines
 from looop.errors import UsageError
 from looop.paths import Paths
+from looop.say import escaped
 
 FIELDS = ("kind", "id", "runner")
 
@@ -111,7 +112,7 @@ def formatted(report: dict[str, Any]) -> str:
     """The human form: a small table, then the total (and the lines skipped)."""
     header = ("day", "kind", "runner", "usd", "count")
     table = [header] + [
-        (r["day"], r["kind"], r["runner"], f"{r['usd']:.4f}", str(r["count"]))
+        (r["day"], escaped(r["kind"]), escaped(r["runner"]), f"{r['usd']:.4f}", str(r["count"]))
         for r in report["rows"]
     ]
     widths = [max(len(row[i]) for row in table) for i in range(len(header))]

@@ -13,9 +13,14 @@ Why it is shaped so:
 * **Appends are lines, whole.** ``looop.lines.append`` (as ``events.jsonl``
   and ``cost.jsonl``): whole or not at all, never interleaved, never glued
   onto a line torn by a crash; newlines in the text are folded to spaces, so
-  a line is one move. The journal is the user's file to keep in git, so it
-  is never rotated or rewritten; unlike an event, a journal line that cannot
-  be written raises (OSError naming the journal).
+  a line is one move, and any other control character is escaped
+  (``say.escaped``), so no text can forge a line a reader of the tail sees.
+  The journal is the user's file to keep in git, so it is never rotated or
+  rewritten; unlike an event, a journal line that cannot be written raises
+  (OSError naming the journal). A verb opens it before its move
+  (``opened``) and writes the line after, so a journal that cannot be opened
+  (a directory, a FIFO, no permission) fails the move before it is made,
+  not after: all of a verb's work or none of it.
 * **Reads are tails, bounded.** The journal only grows; a reader wants its
   end. ``tail`` is ``lines.tail``: backwards from the end in blocks until it
   has the lines asked for or ``max_bytes``, so a 100 MB journal costs one
@@ -24,11 +29,15 @@ Why it is shaped so:
 
 from __future__ import annotations
 
+import os
 import re
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
-from looop import lines
+from looop import lines, lockfile
 from looop.paths import Paths
+from looop.say import escaped
 
 TAIL_LINES = 20
 TAIL_BYTES = lines.TAIL_BYTES  # the most any tail reads: far more than 20 lines
@@ -39,13 +48,41 @@ _MINUTE = re.compile(r"\d\d:\d\d")
 def line(text: str, when: float | None = None) -> str:
     """The journal line for ``text`` at ``when`` (now), local time, newline-terminated."""
     stamp = time.strftime("%Y-%m-%d %H:%M", time.localtime(when))
-    flat = " ".join(text.splitlines()).strip()
+    flat = escaped(" ".join(text.splitlines()).strip())
     return f"- {stamp} {flat}\n"
 
 
-def append(paths: Paths, text: str, when: float | None = None) -> None:
-    """Append one line for ``text``; raises OSError naming the journal when it cannot."""
-    lines.append(paths.journal, line(text, when).encode())
+def append(
+    paths: Paths, text: str, when: float | None = None, *, reason: str | None = None
+) -> None:
+    """Append one line for ``text`` (``text: reason`` when the caller gives ``--journal``).
+
+    Raises OSError naming the journal when it cannot.
+    """
+    lines.append(paths.journal, line(_said(text, reason), when).encode())
+
+
+def _said(text: str, reason: str | None) -> str:
+    return f"{text}: {reason}" if reason else text
+
+
+@contextmanager
+def opened(paths: Paths) -> Iterator[Callable[..., None]]:
+    """The journal open for one line, before the move it records: ``note(text, reason=None)``.
+
+    Raises OSError naming the journal when it cannot be opened, before the
+    caller has done anything; ``note`` appends as ``append`` does.
+    """
+    fd = lines.open_append(paths.journal)
+    try:
+
+        def note(text: str, reason: str | None = None) -> None:
+            lockfile.lock(fd, block=True, path=paths.journal)
+            lines.write_locked(fd, line(_said(text, reason)).encode(), path=paths.journal)
+
+        yield note
+    finally:
+        os.close(fd)
 
 
 def tail(paths: Paths, count: int | None = TAIL_LINES, max_bytes: int = TAIL_BYTES) -> list[str]:

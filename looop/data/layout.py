@@ -13,9 +13,9 @@ disk) leaves no starter empty and marked as seeded; the next start finishes.
 This module also says how a bad entry of the layout is *reported*
 (``problem``): every data-dir reader that meets a FIFO, a directory or an
 oversized file where a file belongs adds one, and ``_ state`` lists them.
-It says how any entry's name is *shown* (``shown``): a name the file system
-allows need not be text (bytes that are not UTF-8), and what looop prints as
-JSON or in a log line must be.
+Its readers show any entry's name with ``say.shown`` (re-exported here as
+``shown``): a name the file system allows need not be text (bytes that are
+not UTF-8), and what looop prints as JSON or in a log line must be.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from pathlib import Path
 
 from looop import fs
 from looop.paths import Paths
+from looop.say import shown
 
 MARKER = ".looop-seeded"
 
@@ -125,25 +126,6 @@ def ensure_layout(paths: Paths) -> list[Path]:
 
 
 Problem = dict[str, str]
-
-
-def shown(name: str) -> str:
-    """``name`` as text: itself when it is valid UTF-8, else each byte that is not as ``\\xNN``.
-
-    Stable (the same name always shows the same) and printable by any JSON
-    writer; a name that shows differently from itself cannot be named back
-    as text, which is how readers tell such a name (``shown(n) != n``).
-    """
-    try:
-        name.encode("utf-8")
-        return name
-    except UnicodeEncodeError:
-        pass
-    try:
-        raw = name.encode("utf-8", "surrogateescape")
-    except UnicodeEncodeError:  # a surrogate that no file name decoded to
-        return name.encode("utf-8", "backslashreplace").decode("utf-8")
-    return raw.decode("utf-8", "backslashreplace")
 
 
 def not_a_directory(path: Path) -> str:

@@ -25,6 +25,7 @@ from looop.errors import LooopError
 from looop.paths import Paths
 from looop.pulse import beat, lock, record
 from looop.pulse.loop import BEAT_NOW, longest_beat, prepare
+from looop.say import escaped
 from looop.signals import STOP_SIGNALS, SignalQueue
 
 ASK_POLL = 0.02  # how often the pulse's beat record is read while it beats for us
@@ -103,11 +104,11 @@ def sensor_table(rec: dict[str, Any]) -> str:
     rows = [r for r in rec.get("sensors") or [] if isinstance(r, dict)]
     rows.sort(key=lambda r: -float(r.get("duration") or 0))
     cells = [("sensor", "result", "duration", "reason")] + [
-        (
-            str(r.get("name")),
+        (  # a name or a reason stays in its cell, on its line
+            escaped(r.get("name")),
             "ok" if r.get("ok") else "failed",
             f"{float(r.get('duration') or 0):.2f}s",
-            str(r.get("reason") or ""),
+            escaped(r.get("reason") or ""),
         )
         for r in rows
     ]

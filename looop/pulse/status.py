@@ -143,7 +143,7 @@ def render(d: dict[str, Any]) -> str:
         lines.append(f"  workers     {len(d['workers'])} live: {names}")
     if state != RUNNING or failing or overdue or d["error"]:
         lines.append("  logs        looop logs -n 50 (or -f to follow); looop doctor")
-    return "\n".join(lines)
+    return "\n".join(map(say.escaped, lines))
 
 
 def _beat_lines(d: dict[str, Any], when: Callable[[Any], str]) -> list[str]:

@@ -31,6 +31,7 @@ from pathlib import Path
 
 from looop import __version__, config, errors, fs
 from looop.paths import Paths, RuntimeDirError, check_runtime_dir, child_environment, looop_command
+from looop.say import escaped
 from looop.service import ServiceError, render, systemd, units
 from looop.service.driver import Driver
 
@@ -46,8 +47,9 @@ class Check:
     fix: str = ""
 
     def line(self) -> str:
+        """One line, whatever names the check quotes (``say.escaped``)."""
         line = f"{self.mark} {self.what}: {self.said}"
-        return f"{line}; fix: {self.fix}" if self.fix else line
+        return escaped(f"{line}; fix: {self.fix}" if self.fix else line)
 
 
 def run(paths: Paths) -> list[Check]:

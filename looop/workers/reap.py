@@ -212,7 +212,7 @@ class ReapResult:
         if d["dry_run"]:
             line += " (dry run: nothing removed)"
         lines.append(line)
-        return "\n".join(lines)
+        return "\n".join(map(say.escaped, lines))
 
     def failures(self, data_dir: os.PathLike[str] | str) -> list[str]:
         """One line per reason the run exits 1: the file it concerns, and why."""

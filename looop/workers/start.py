@@ -54,7 +54,7 @@ from typing import Any
 
 from looop import fs, lockfile
 from looop.config import Config
-from looop.data import ids, sessions
+from looop.data import ids, journal, sessions
 from looop.data.layout import ensure_layout
 from looop.data.sessions import (
     ENV,
@@ -133,7 +133,15 @@ def find_program(template: tuple[str, ...], env: Mapping[str, str]) -> str:
     return found
 
 
-def start(paths: Paths, cfg: Config, wid: str, task: str, timeout: float | None) -> Started:
+def start(
+    paths: Paths,
+    cfg: Config,
+    wid: str,
+    task: str,
+    timeout: float | None,
+    reason: str | None = None,
+) -> Started:
+    """Start worker ``wid`` on ``task``; journaled (``worker start ID: reason``) once started."""
     ids.check("worker", wid)
     env = child_environment(paths, os.environ)
     env[SESSION_ENV] = wid
@@ -174,6 +182,7 @@ def start(paths: Paths, cfg: Config, wid: str, task: str, timeout: float | None)
             raise
         with contextlib.suppress(OSError):  # a marker left is judged with the meta's pid
             os.unlink(session / STARTING)
+        journal.append(paths, f"worker start {wid}", reason=reason)
         return started
 
 
