@@ -123,6 +123,19 @@ def profile(tmp_path: Path) -> Profile:
     return Profile(tmp_path, data, runtime, env)
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests sharing one costly resource run on the same worker, one after another.
+
+    The systemd tests share the real user managers of ``systemd_harness``, and
+    the tests of what the wheel and sdist carry share the ``dists`` built once.
+    """
+    for item in items:
+        if item.get_closest_marker("systemd") is not None:
+            item.add_marker(pytest.mark.xdist_group("systemd"))
+        elif "dists" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.xdist_group("dists"))
+
+
 class Processes:
     """Background processes started by a test, ended by pid at teardown."""
 
