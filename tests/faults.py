@@ -336,7 +336,7 @@ def _bad_lines(rel: str, data: bytes) -> str | None:
     return None
 
 
-NAMED_PATH = re.compile(r"looop: (/[^:]+): ")
+NAMED_PATH = re.compile(r"looop: (/[^:]+|<stdout>): ")
 
 
 def check_message(box: Sandbox, case: Case, out: Outcome, clean: Outcome) -> list[Breach]:
@@ -360,11 +360,12 @@ def check_message(box: Sandbox, case: Case, out: Outcome, clean: Outcome) -> lis
     rest = lines[0].replace(str(box.root), "")
     if rest == lines[0]:
         named = NAMED_PATH.match(lines[0])
-        if named is None or not os.path.lexists(named.group(1)):
+        where = named.group(1) if named else ""
+        if where != "<stdout>" and not (where and os.path.lexists(where)):
             return [*found, Breach("unnamed-file", lines[0][:200])]
         # A call failing outside the data dir (the installed looop's own
-        # files, as an import lists them) is named by its real path.
-        rest = lines[0].replace(named.group(1), "")
+        # files, as an import lists them; a redirected stdout) is named too.
+        rest = lines[0].replace(where, "")
     if not re.search(r"[A-Za-z]{3}", rest[len("looop: ") :].replace("/", " ")):
         return [*found, Breach("no-reason", lines[0][:200])]
     return found
