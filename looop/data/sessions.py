@@ -9,7 +9,8 @@ name is defined here, once, and so are the meta and status writes
 (``write_meta``, ``write_status``): whole files (``fs.write_whole``), so a
 reader or the reaper never sees half a record. ``sessions/.changed``
 (``CHANGED``) is rewritten by ``poke`` whenever a session starts or ends, so
-``_ wait``, which watches ``sessions/`` for that one name, wakes at once.
+``_ wait``, which watches ``sessions/`` for that one name, wakes at once; its
+value is the session ``generation`` a cursor carries.
 
 A session's state is one of ``State.ALL``: ``starting`` (a meta whose
 ``pid`` is null: ``_ worker start`` writes it before the supervisor runs,
@@ -308,9 +309,21 @@ def live(sessions_dir: Path) -> list[Session]:
 
 
 def poke(sessions_dir: Path) -> None:
-    """Say that a session started or ended, in the one place ``_ wait`` watches."""
+    """Say that a session started or ended, in the one place ``_ wait`` watches.
+
+    The marker gets a value no other poke writes (the time in nanoseconds
+    and the writer's pid), so ``generation`` moves with every poke.
+    """
     with contextlib.suppress(OSError):  # the next beat's sys-sessions says it anyway
-        fs.write_whole(sessions_dir / CHANGED, f"{time.time()}\n".encode())
+        fs.write_whole(sessions_dir / CHANGED, f"{time.time_ns()} {os.getpid()}\n".encode())
+
+
+def generation(sessions_dir: Path) -> str:
+    """The session generation: ``CHANGED``'s value, which every ``poke`` moves ("" if none)."""
+    try:
+        return fs.read_small(sessions_dir / CHANGED, limit=64).strip().decode("ascii", "replace")
+    except (OSError, ValueError):
+        return ""
 
 
 # -- the meta and status writes (the workers room's start and supervisor) --
