@@ -16,7 +16,7 @@ import subprocess
 from collections.abc import Iterator
 
 import pytest
-from conftest import LOOOP, Processes, Profile, wait_for
+from conftest import LOOOP, Processes, Profile, strace_prefix, wait_for
 from shell_tool import ShellTool
 from workers_kit import session_file, worker_script
 
@@ -114,3 +114,20 @@ def test_a_forged_cursor_of_any_shape_is_a_usage_error(profile: Profile, case: s
     lines = out.stderr.splitlines()
     assert len(lines) == 1 and lines[0].startswith(b"looop: "), out.stderr[-500:]
     assert len(lines[0]) < 300
+
+
+def test_state_reads_a_bounded_number_of_run_records_whatever_runs_holds(
+    profile: Profile,
+) -> None:
+    runs = profile.data / "runs"
+    runs.mkdir(parents=True)
+    for n in range(2_000):
+        stamp = f"20260101T{n // 3600:02d}{n // 60 % 60:02d}{n % 60:02d}.000000-1"
+        record = {"id": stamp, "cmd": "true", "started": 1.0, "pid": 1, "ended": 2.0}
+        (runs / f"{stamp}.json").write_text(json.dumps({**record, "output": "o" * 4000}))
+    trace = profile.root / "trace"
+    traced = strace_prefix("-f", "-e", "trace=open,openat", "-o", str(trace))
+    out = ShellTool(profile.env, limit=60).call(" ".join([*traced, "looop _ state --json"]))
+    assert out.returncode == 0, out.err
+    opened = [line for line in trace.read_text().splitlines() if "/runs/2026" in line]
+    assert 5 <= len(opened) <= 200, len(opened)
