@@ -144,20 +144,26 @@ def test_a_start_killed_at_any_call_leaves_nothing_that_stops_the_next_one(
     configure(fleet, [str(worker_script(fleet.root / "w", SLEEPER))])
     (fleet.data / "sessions").mkdir(parents=True)
     shell = tool(fleet)
-    points = [("rename", n) for n in range(1, 6)] + [("mkdir", 1), ("openat", 60)]
-    for call, n in points:
-        if not reuse:
-            shutil.rmtree(fleet.data / "sessions" / "w1", ignore_errors=True)
-        kill = f"inject={call}:signal=KILL:when={n}"
-        killed = " ".join(strace_prefix("-e", f"trace={call}", "-e", kill))
-        shell.call(f"{killed} looop _ worker start w1 sleep")
-        rows = json.loads(shell.call("looop _ worker list --json").out)
-        assert [r for r in rows if r["state"] == "unknown"] == [], (call, n, rows)
-        retried = shell.call("looop _ worker start w1 sleep")
-        assert retried.returncode == 0 or "already running" in retried.err, (n, retried.err)
-        assert shell.call("looop _ worker kill w1").returncode == 0
-        left = [p.name for p in (fleet.data / "sessions").iterdir() if p.name.endswith(".tmp")]
-        assert left == [], (call, n, left)
+    assert shell.call("looop _ worker start w1 sleep").returncode == 0  # first-run seeding done
+    assert shell.call("looop _ worker kill w1").returncode == 0
+    for call in ("rename", "mkdir"):  # each of its renames and mkdirs, until one start is whole
+        for n in range(1, 16):
+            if not reuse:
+                shutil.rmtree(fleet.data / "sessions" / "w1", ignore_errors=True)
+            kill = f"inject={call}:signal=KILL:when={n}"
+            killed = " ".join(strace_prefix("-e", f"trace={call}", "-e", kill))
+            whole = shell.call(f"{killed} looop _ worker start w1 sleep").returncode == 0
+            rows = json.loads(shell.call("looop _ worker list --json").out)
+            assert [r for r in rows if r["state"] == "unknown"] == [], (call, n, rows)
+            retried = shell.call("looop _ worker start w1 sleep")
+            assert retried.returncode == 0 or "already running" in retried.err, (n, retried.err)
+            assert shell.call("looop _ worker kill w1").returncode == 0
+            left = [p.name for p in (fleet.data / "sessions").iterdir() if p.name[0] == "."]
+            assert set(left) <= {".start.lock", ".changed"}, (call, n, left)
+            if whole:
+                break
+        else:
+            raise AssertionError(f"a start makes more than 15 {call} calls")
 
 
 def test_a_brief_too_long_for_argv_reaches_the_worker_by_its_file_and_stdin(
@@ -177,7 +183,7 @@ def test_a_brief_too_long_for_argv_reaches_the_worker_by_its_file_and_stdin(
 
 
 def test_a_brief_of_megabytes_keeps_every_session_file_readable(fleet: Profile) -> None:
-    configure(fleet, [str(worker_script(fleet.root / "w", AGENT_CLI)), "{prompt_file}"])
+    configure(fleet, [str(worker_script(fleet.root / "w", AGENT_CLI)), "-p", "{prompt}"])
     brief = b"x" * (3 << 20)
     out = tool(fleet).call("looop _ worker start w1 -", stdin=brief)
     assert out.returncode == 0, out.err
