@@ -155,6 +155,9 @@ def test_a_start_killed_at_any_call_leaves_nothing_that_stops_the_next_one(
             whole = shell.call(f"{killed} looop _ worker start w1 sleep").returncode == 0
             rows = json.loads(shell.call("looop _ worker list --json").out)
             assert [r for r in rows if r["state"] == "unknown"] == [], (call, n, rows)
+            # A kill within the tool's limit, well inside the minute a start may take.
+            ended = shell.call("looop _ worker kill w1", limit=20)
+            assert not ended.killed and (ended.returncode == 0 or "no worker" in ended.err)
             retried = shell.call("looop _ worker start w1 sleep")
             assert retried.returncode == 0 or "already running" in retried.err, (n, retried.err)
             assert shell.call("looop _ worker kill w1").returncode == 0

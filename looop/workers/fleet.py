@@ -65,8 +65,18 @@ def _ended(session: sessions.Session) -> str:
 
 
 def kill(paths: Paths, wid: str) -> str:
-    """End worker ``wid`` and its whole tree; returns once its status says so."""
+    """End worker ``wid`` and its whole tree; returns once its status says so.
+
+    A session still "starting" may be one whose start was killed before it
+    handed the session on: closed first (``start.close_abandoned``), it is
+    dead at once instead of at the end of the start grace.
+    """
     session = _judged(paths, wid)
+    if session.state == State.STARTING:
+        from looop.workers import start
+
+        start.close_abandoned(paths, session.path)
+        session = _judged(paths, wid)
     if session.liveness != sessions.ALIVE:
         return _ended(session)
     _signal([session], signal.SIGTERM)

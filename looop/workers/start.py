@@ -161,7 +161,7 @@ def start(paths: Paths, cfg: Config, wid: str, task: str, timeout: float | None)
     with _start_lock(paths):
         session = paths.sessions / wid
         _sweep_staged(paths.sessions)
-        _clear_abandoned(session)
+        _close_abandoned(session)
         _admit(paths, wid, cfg.worker_max_live)
         fresh = _write_session(paths, session, (meta, prompt, env_data))
         try:
@@ -194,6 +194,11 @@ def _write_session(
         try:
             _fill(staged, meta, prompt, env)
             os.rename(staged, session)
+        except OSError as exc:
+            _remove_flat(staged)
+            if exc.filename in (None, str(staged)):  # the temp name is gone: name the session
+                exc.filename, exc.filename2 = str(session), None
+            raise
         except BaseException:
             _remove_flat(staged)
             raise
@@ -245,7 +250,13 @@ def _mark(session: Path) -> None:
     os.close(os.open(session / STARTING, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW, 0o600))
 
 
-def _clear_abandoned(session: Path) -> None:
+def close_abandoned(paths: Paths, session: Path) -> None:
+    """``_close_abandoned`` under the start lock: for ``_ worker kill`` of a "starting" session."""
+    with _start_lock(paths):
+        _close_abandoned(session)
+
+
+def _close_abandoned(session: Path) -> None:
     """Close what a start killed before handing the session on left behind.
 
     Under the start lock no other start is part-way, so a marker means its
