@@ -16,7 +16,7 @@ import signal
 from collections.abc import Iterator
 
 import pytest
-from conftest import Profile, pid_alive, strace_prefix, tree, wait_for
+from conftest import Profile, gone_pid, pid_alive, strace_prefix, tree, wait_for
 from shell_tool import ShellTool
 from workers_kit import AGENT_CLI, SLEEPER, group_members, session_file, worker_script
 
@@ -202,3 +202,20 @@ def test_a_brief_over_the_limit_is_refused_before_anything_is_written(fleet: Pro
     assert "max_prompt_bytes" in out.err and out.err.count("\n") == 1, out.err
     assert not (fleet.data / "sessions" / "w1").exists()
     assert tool(fleet).call("looop _ worker start w1 -", stdin=b"y" * 1000).returncode == 0
+
+
+def test_the_reaper_removes_a_staged_session_whose_start_is_gone_and_keeps_a_live_ones(
+    profile: Profile,
+) -> None:
+    sessions = profile.data / "sessions"
+    gone, live = (
+        sessions / f".w1.{gone_pid()}-abcdef.tmp",
+        sessions / f".w2.{os.getpid()}-abcdef.tmp",
+    )
+    for staged in (gone, live):
+        staged.mkdir(parents=True)
+        (staged / "meta.json").write_text(json.dumps({"id": "w", "pid": None, "started": 1.0}))
+        (staged / "env.json").write_text("{}")
+    out = tool(profile).call("looop reap --ttl 0")
+    assert out.returncode == 0, out.err
+    assert not gone.exists() and (live / "env.json").exists()
