@@ -53,6 +53,25 @@ def test_a_worker_that_started_and_ended_between_two_waits_wakes_the_next_one_at
     assert quiet.returncode == 124, (quiet.out, quiet.err)
 
 
+def test_a_worker_killed_mid_step_is_recorded_and_wakes_a_wait_blocked_on_the_cursor(
+    pulse: Profile, procs: Processes
+) -> None:
+    mid_step = 'echo \'{"type":"assistant","message":"step 1"}\'; kill -KILL $$; echo never'
+    pulse.write_config(
+        f'[worker]\ncommand = ["{worker_script(pulse.root / "w", mid_step)}"]\n'
+        'supervisor = "detached"\n'
+    )
+    tool = ShellTool(pulse.env, limit=30)
+    cursor = tool.call(f"looop _ state --json | {CURSOR_OF}").out.strip()
+    assert tool.call("looop _ worker start dies 'one step'").returncode == 0
+    woke = tool.call(f'looop _ wait --json --timeout 20 --since "{cursor}"')
+    assert woke.returncode == 0 and "workers" in json.loads(woke.out)["changed"], woke.err
+    status = wait_for(lambda: session_file(pulse.data, "dies", "status.json"), timeout=30)
+    assert (status["state"], status["exit_code"]) == ("exited", 137), status
+    log = tool.call("looop logs dies").out
+    assert "step 1" in log and "never" not in log
+
+
 def test_the_cursor_has_one_size_whatever_the_pending_asks_and_a_wait_takes_it(
     pulse: Profile,
 ) -> None:
