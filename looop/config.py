@@ -154,6 +154,15 @@ KNOBS: dict[str, Knob] = {
             choices=("auto", "systemd", "detached"),
         ),
         Knob(
+            "worker.max_prompt_bytes",
+            "LOOOP_WORKER_MAX_PROMPT_BYTES",
+            4 << 20,
+            int,
+            "the largest task _ worker start takes, in bytes (one too long for argv goes by file)",
+            minimum=1,
+            maximum=64 << 20,
+        ),
+        Knob(
             "run.timeout",
             "LOOOP_RUN_TIMEOUT",
             300,
@@ -208,6 +217,7 @@ class Config:
     worker_max_live: int
     worker_timeout: float
     worker_supervisor: str
+    worker_max_prompt_bytes: int
     run_timeout: float
     notify_command: Argv | None
     warnings: tuple[str, ...]

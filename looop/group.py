@@ -2,8 +2,9 @@
 
 ``run`` starts ``argv`` in a new session (so a new process group: a signal to
 the group reaches every process the command forked that did not leave it),
-stdin ``/dev/null``, stdout and stderr on one pipe handed chunk by chunk to
-``on_output``, and returns how it ended:
+stdin ``/dev/null`` (or a file the caller opened: a worker's prompt),
+stdout and stderr on one pipe handed chunk by chunk to ``on_output``, and
+returns how it ended:
 
 * the command exits: its status, and whatever it left running in its group
   is killed, so one command is one command and a background child cannot
@@ -91,8 +92,12 @@ def run(
     env: Mapping[str, str] | None = None,
     signals: Sequence[int] = STOP_SIGNALS,
     grace: float = 2.0,
+    stdin: int | None = None,
 ) -> Outcome:
-    """Run ``argv`` to its end (``timeout`` 0: no timeout). OSError if it cannot start."""
+    """Run ``argv`` to its end (``timeout`` 0: no timeout). OSError if it cannot start.
+
+    ``stdin``: an open descriptor for the command's stdin (``/dev/null`` if None).
+    """
     # SIGCHLD only wakes the selector: the command may exit while a child it left holds the pipe.
     with SignalQueue(signals, stop=signals, wake=(signal.SIGCHLD,)) as caught:
         guard = Lifeline()
@@ -101,7 +106,7 @@ def run(
                 list(argv),
                 cwd=cwd,
                 env=None if env is None else dict(env),
-                stdin=subprocess.DEVNULL,
+                stdin=subprocess.DEVNULL if stdin is None else stdin,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,

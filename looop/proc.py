@@ -6,7 +6,9 @@ exited; only its parent has not collected it). ``runs_since`` also asks
 whether it is the process that started at a known time: a process created
 later than that is a stranger that reused the pid. Sessions (``meta.json``
 records when the worker started), the detached start (``looop up`` watching
-the pulse it forked) and the supervisor all ask here.
+the pulse it forked) and the supervisor all ask here. ``group_runs_since``
+asks the same of a process group: a worker whose supervisor was killed
+outright is still found by the group it was started in.
 
 Signal 0 answers the commonest case (no such pid) without loading the
 process table. A pid that exists is looked up in ``/proc/<pid>/stat`` on
@@ -65,6 +67,32 @@ def runs_since(pid: int, started: float | None) -> bool:
     if zombie:
         return False
     return started is None or created <= started + START_SLACK
+
+
+def group_runs_since(pgid: int, started: float | None) -> bool:
+    """True while process group ``pgid`` has a member and is the one led by a process
+    that did not start after ``started``.
+
+    A group's id is its leader's pid, which the system does not hand out
+    again while any member lives; so a group whose leader has exited but
+    whose members run on is still the same group, and one whose id names a
+    later process now is another group.
+    """
+    if pgid <= 1:
+        return False
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except (OverflowError, ValueError):
+        return False
+    except PermissionError:
+        pass
+    if _exists(pgid) is False:
+        return True  # its leader is gone, its members run on
+    seen = (_from_proc(pgid) if _PROC_STAT else None) or _from_psutil(pgid)
+    # A zombie leader still leads its group: only a later start says "another group".
+    return seen is None or started is None or seen[1] <= started + START_SLACK
 
 
 def _from_psutil(pid: int) -> tuple[bool, float] | None:

@@ -205,13 +205,17 @@ def test_a_worker_start_killed_part_way_is_retried_without_a_trace(profile: Prof
 def test_a_worker_start_that_fails_leaves_no_session(profile: Profile) -> None:
     profile.write_config('[worker]\ncommand = ["true"]\nsupervisor = "detached"\n')
     assert profile.run("_", "goal", "write", "g0", "seed").returncode == 0
-    env_file = profile.data / "sessions" / "w1" / "env.json"
+    session = profile.data / "sessions" / "w1"
 
-    out = _under(profile, env_file, "newfstatat:error=EIO", "_", "worker", "start", "w1", "t")
+    # A new session is written aside (meta, prompt, env: three renames) and
+    # renamed into place: that fourth rename fails.
+    failing = ["-f", "-e", "trace=rename", "-e", "inject=rename:error=EIO:when=4"]
+    out = _traced(profile, failing, "_", "worker", "start", "w1", "t")
 
     assert out.returncode == 1
-    _one_line_naming(out, env_file)
-    assert not (profile.data / "sessions" / "w1").exists()
+    _one_line_naming(out, session)
+    assert [p.name for p in session.parent.iterdir() if not p.name.startswith(".")] == []
+    assert [p.name for p in session.parent.iterdir() if p.name.endswith(".tmp")] == []
 
 
 def test_a_sense_that_cannot_publish_says_so_on_stderr(profile: Profile) -> None:

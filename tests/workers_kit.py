@@ -80,3 +80,15 @@ def pids_of(data: Path, wid: str) -> dict[str, int]:
         role, pid = line.split()
         found[role] = int(pid)
     return found
+
+
+# A stand-in shaped like an agent CLI run non-interactively (``claude -p``):
+# the brief is the argument after ``-p``, or its stdin when it has none; it
+# records both where the test can read them, and ends with a JSON result line.
+AGENT_CLI = """\
+out="$LOOOP_REPORTS_DIR/$LOOOP_SESSION_ID"
+mkdir -p "$LOOOP_REPORTS_DIR"
+if [ "${1:-}" = "-p" ] && [ $# -ge 2 ]; then printf '%s' "$2" > "$out.argv"; fi
+cat > "$out.stdin"
+echo '{"type":"result","subtype":"success","total_cost_usd":0.01,"result":"done"}'
+"""

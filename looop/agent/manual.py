@@ -151,6 +151,14 @@ THE ROOT AGENT'S OPERATING CONTRACT
     looop _ notify MESSAGE...              tell the human ([notify] command)
   Workers:
     looop _ worker start ID [PROMPT...|-] [--timeout S] [--journal T]
+                                           a task of up to 4 MiB
+                                           (worker.max_prompt_bytes);
+                                           {prompt}, {prompt_file}, {id} are
+                                           replaced in worker.command only;
+                                           with neither {prompt} nor
+                                           {prompt_file}, or a prompt over
+                                           128 KiB, the worker reads it on
+                                           stdin ({prompt} names the file)
     looop _ worker kill ID [--journal T]   ends its whole process tree
     looop _ worker list [--json]           also `looop workers`
     looop logs ID [-f] [-n N]              a worker's transcript

@@ -18,12 +18,25 @@ Every output carries a ``cursor`` (``Cursor``): what that output showed, in
 a form a later ``_ wait --since`` compares against, so nothing that changed
 while the agent was acting is lost (SPEC §8). It holds the world's per-part
 digests (``worldhash.measure``'s, cut to 64 bits: a comparison, not a
-proof), the ids of the asks then pending and the ids of the live workers,
-as base64url of a compact JSON list whose first item is the format version
-(``1``). Opaque to the agent, and short: a few dozen bytes plus the ids.
+proof), the pending asks as a digest of their ids with their count and the
+moment they were listed, and the workers as the session generation
+(``sessions.generation``: it moves with every start and end, so a worker
+that started and ended between two waits is news although the live set is
+the same again) with a digest of the live ids; as base64url of a compact
+JSON list whose first item is the format version (``2``). Opaque to the
+agent, and of one size, about 200 bytes, whatever the number of asks and
+workers: a cursor carrying every id grew past the 128 KiB a single argument
+may have at exec (``--since "$c"`` failed there at 10,000 asks). An ask is
+news when the set differs and either the count grew or an ask's file is
+younger than the newest the cursor saw (``Cursor.new_asks``; one renamed in
+while the asks were listed counts as unseen): an answered ask alone never
+wakes, a new one always does, and an ask raised within moments of the
+cursor, in a wait that also sees an answer, may wake once more than
+needed, never less.
 Rejected: the world hash alone (it cannot say *what* moved, nor which asks
-were already seen), and a sequence number kept by the pulse (the agent's
-own writes, a goal between two waits, never pass through the pulse).
+were already seen), a sequence number kept by the pulse (the agent's own
+writes, a goal between two waits, never pass through the pulse), and every
+ask and worker id (the size above).
 """
 
 from __future__ import annotations
@@ -31,10 +44,12 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import os
 import time
 
 from looop.data import claims, goals, journal, mailbox, runs, sessions
 from looop.data.layout import Problem, problem, shown
+from looop.digest import sha256
 from looop.errors import UsageError
 from looop.paths import Paths
 from looop.pulse import lock, record, worldhash
@@ -44,63 +59,122 @@ if TYPE_CHECKING:
     from typing import Any
 
 
-CURSOR_VERSION = 1
+CURSOR_VERSION = 2
 DIGEST_CHARS = 16  # of each part's hex digest kept in a cursor (64 bits)
+CURSOR_MAX = 400  # characters: looop's own cursors are about 200, whatever the world's size
+# A file's change time comes from a coarse clock (a few ms behind the fine
+# one): an ask renamed into asks/ this close to a listing's start may be
+# missing from it.
+COARSE_US = 20_000
+
+
+def digest(ids: frozenset[str] | set[str]) -> str:
+    """64 bits of SHA-256 over the sorted ``ids``: a set compared, not carried."""
+    h = sha256()
+    for ident in sorted(ids):
+        h.update(ident.encode("utf-8", "surrogateescape") + b"\0")
+    return h.hexdigest()[:DIGEST_CHARS]
 
 
 class Cursor:
-    """What one output showed: world part digests, pending ask ids, live worker ids."""
+    """What one output showed, in constant size.
 
-    __slots__ = ("asks", "parts", "workers")
+    The world's part digests; the pending asks as a digest of their ids,
+    their count and the change time of the newest one's file (``seen_us``,
+    ``asks_seen``: so one world gives one cursor); the workers as the
+    session generation (``sessions.generation``) and a digest of the live
+    ids. Every field is a few bytes whatever the number of asks and workers.
+    """
+
+    __slots__ = ("asks", "asks_n", "generation", "live", "parts", "seen_us")
 
     def __init__(
-        self, parts: dict[str, str], asks: frozenset[str], workers: frozenset[str]
+        self,
+        parts: dict[str, str],
+        asks: str,
+        asks_n: int,
+        seen_us: int,
+        generation: str,
+        live: str,
     ) -> None:
         self.parts = {name: parts[name][:DIGEST_CHARS] for name in worldhash.PARTS}
-        self.asks, self.workers = asks, workers
+        self.asks, self.asks_n, self.seen_us = asks, asks_n, seen_us
+        self.generation, self.live = generation, live
 
     def encode(self) -> str:
         payload = [
             CURSOR_VERSION,
             *(self.parts[name] for name in worldhash.PARTS),
-            sorted(self.asks),
-            sorted(self.workers),
+            self.asks,
+            self.asks_n,
+            self.seen_us,
+            self.generation,
+            self.live,
         ]
-        raw = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
+        raw = json.dumps(payload, separators=(",", ":")).encode()
         return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
 
     @classmethod
     def decode(cls, text: str) -> Cursor:
-        """The cursor ``text`` names; a UsageError (exit 2) for anything else."""
+        """The cursor ``text`` names; a UsageError (exit 2) for anything else.
+
+        Bounded before anything is decoded: a text longer than ``CURSOR_MAX``
+        is no cursor, so no input can cost more than a few hundred bytes of
+        parsing (nor nest deep enough to exhaust the stack).
+        """
         bad = UsageError(f"--since: {text[:40]!r} is not a cursor from `looop _ state` or `_ wait`")
+        if len(text) > CURSOR_MAX or not text.isascii():
+            raise bad
         try:
             raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
             payload = json.loads(raw)
-        except (ValueError, binascii.Error):
+        except (ValueError, binascii.Error, RecursionError):
             raise bad from None
         if not isinstance(payload, list) or not payload or type(payload[0]) is not int:
             raise bad
         if payload[0] != CURSOR_VERSION:
             raise UsageError(f"--since: a cursor of format {payload[0]}, not {CURSOR_VERSION}")
         n = len(worldhash.PARTS)
-        if len(payload) != n + 3:
+        if len(payload) != n + 6:
             raise bad
-        digests, asks, live = payload[1 : n + 1], payload[n + 1], payload[n + 2]
-        if not all(isinstance(d, str) for d in digests):
+        texts = [*payload[1 : n + 2], payload[n + 4], payload[n + 5]]
+        numbers = payload[n + 2 : n + 4]
+        if not all(isinstance(t, str) and len(t) <= 64 for t in texts):
             raise bad
-        for ids in (asks, live):
-            if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
-                raise bad
-        return cls(
-            dict(zip(worldhash.PARTS, digests, strict=True)), frozenset(asks), frozenset(live)
-        )
+        if not all(type(k) is int and 0 <= k < 1 << 62 for k in numbers):
+            raise bad
+        parts = dict(zip(worldhash.PARTS, payload[1 : n + 1], strict=True))
+        asks, asks_n, seen_us, generation, live = payload[n + 1 : n + 6]
+        return cls(parts, asks, asks_n, seen_us, generation, live)
 
-    def changes_to(self, later: Cursor) -> set[str]:
-        """What ``later`` shows that this did not: moved parts, new asks, other live workers."""
-        changed = {name for name in worldhash.PARTS if later.parts[name] != self.parts[name]}
-        if later.asks - self.asks:
+    def moved(self, parts: dict[str, str]) -> set[str]:
+        """The world parts whose digest differs from this cursor's."""
+        return {name for name in worldhash.PARTS if parts[name][:DIGEST_CHARS] != self.parts[name]}
+
+    def new_asks(self, paths: Paths, asks: list[dict[str, Any]]) -> bool:
+        """Is one of ``asks`` (``mailbox.pending``'s) an ask this cursor had not seen?
+
+        The same set: no. More asks than seen: yes. Otherwise some were
+        answered, and an ask is new if its file changed after the newest one
+        the cursor saw; one that cannot be looked at counts as new.
+        """
+        ids = ask_ids(asks)
+        if digest(ids) == self.asks:
+            return False
+        if len(ids) > self.asks_n:
+            return True
+        return asks_seen(paths, ids, time.time_ns() // 1000) > self.seen_us
+
+    def workers_moved(self, generation: str, live: str) -> bool:
+        """Did a session start or end (the generation moved), or the live set change?"""
+        return (generation, live) != (self.generation, self.live)
+
+    def changes_to(self, paths: Paths, later: Cursor, asks: list[dict[str, Any]]) -> set[str]:
+        """What ``later`` (whose pending asks are ``asks``) shows that this did not."""
+        changed = self.moved(later.parts)
+        if self.new_asks(paths, asks):
             changed.add("asks")
-        if later.workers != self.workers:
+        if self.workers_moved(later.generation, later.live):
             changed.add("workers")
         return changed
 
@@ -112,9 +186,21 @@ def ask_ids(asks: list[dict[str, Any]]) -> frozenset[str]:
     )
 
 
-def live_workers(paths: Paths) -> frozenset[str]:
-    """The ids of the live workers (``sessions.live``), as ``_ state`` shows them."""
-    return frozenset(shown(s.id) for s in sessions.live(paths.sessions))
+def asks_seen(paths: Paths, ids: frozenset[str], now_us: int) -> int:
+    """The change time (µs) of the newest of the asks ``ids``; one not looked at is ``now_us``."""
+    newest = 0
+    for ident in ids:
+        try:
+            newest = max(newest, os.lstat(paths.asks / f"{ident}.json").st_ctime_ns // 1000)
+        except (OSError, ValueError):
+            return now_us
+    return newest
+
+
+def workers_now(paths: Paths) -> tuple[str, str]:
+    """The session generation, then (so a start in between is never missed) the live digest."""
+    generation = sessions.generation(paths.sessions)
+    return generation, digest({shown(s.id) for s in sessions.live(paths.sessions)})
 
 
 def pulse_alive(paths: Paths) -> bool:
@@ -158,7 +244,9 @@ def collect(paths: Paths, alive: bool | None = None) -> dict[str, Any]:
 def observe(paths: Paths, alive: bool | None = None) -> tuple[dict[str, Any], Cursor]:
     """``collect``'s state and its cursor (also in the state, encoded, as ``cursor``)."""
     problems: list[Problem] = []
+    generation = sessions.generation(paths.sessions)  # before the sessions are judged
     world = worldhash.measure(paths, problems)
+    listed_us = time.time_ns() // 1000  # what is renamed in from here may be missed
     asks = mailbox.pending(paths, problems)
     for ask in asks:
         ask["stranded"] = mailbox.stranded(paths, ask)  # nobody waits for that answer
@@ -168,7 +256,12 @@ def observe(paths: Paths, alive: bool | None = None) -> tuple[dict[str, Any], Cu
     tail = journal_tail(paths, problems)
     alive = pulse_alive(paths) if alive is None else alive
     found = sessions.rows(sessions.scan(paths.sessions), asks)
-    cursor = Cursor(world.parts, ask_ids(asks), frozenset(w["id"] for w in found if w["alive"]))
+    ids = ask_ids(asks)
+    live = digest({w["id"] for w in found if w["alive"]})
+    # An ask younger than the listing's start (by the coarse clock) may have
+    # been missed: the cursor says it saw only what is older.
+    seen_us = min(asks_seen(paths, ids, listed_us), listed_us - COARSE_US) if ids else 0
+    cursor = Cursor(world.parts, digest(ids), len(ids), seen_us, generation, live)
     data = {
         "world_hash": world.hash,
         "pulse_alive": alive,

@@ -43,15 +43,17 @@ Why it is shaped this way:
 **Nothing lost between two waits** (``--since CURSOR``, SPEC §8). The
 starting point is then not the world when the wait began but what the
 output carrying the cursor showed (``state.Cursor``): the world parts are
-compared against its digests and an ask is news only when its id is not
-among the cursor's, so a change made while the agent was acting returns at
-once and an ask the agent has already seen does not wake it again. Live
-workers are compared at the start, whenever ``sessions/.changed`` moves (a
-supervisor rewrites it when its session starts and ends; a supervisor
-killed outright does not, and the next beat's ``sys-sessions`` reports it),
-and in the returned state. Without ``--since`` the starting point is the
-world measured once the watches are armed, with no ask seen and the live
-workers of that moment. Either
+compared against its digests, and an ask is news only when the cursor had
+not seen it (``Cursor.new_asks``), so a change made while the agent was
+acting returns at once and an ask the agent has already seen does not wake
+it again. Workers are news when the session generation moved (every start
+and end pokes ``sessions/.changed``: a worker that started and ended
+between two waits is news although the live set is the same again) or the
+live set differs (a supervisor killed outright pokes nothing; the live set
+and the next beat's ``sys-sessions`` report it); both are compared at the
+start, whenever ``sessions/.changed`` moves, and in the returned state.
+Without ``--since`` the starting point is the world measured once the
+watches are armed, with no ask seen and the workers of that moment. Either
 way the returned ``changed`` also covers what the returned state itself
 shows against that starting point, so it never shows more than it says.
 
@@ -107,11 +109,11 @@ def wait(
         # Watches first, then the starting reads: a change after this point
         # is seen either by the reads or by an event, never by neither.
         world = worldhash.measure(paths)
-        live = state.live_workers(paths)
-        base = since or state.Cursor(world.parts, frozenset(), live)
+        generation, live = state.workers_now(paths)
+        base = since or state.Cursor(world.parts, state.digest(set()), 0, 0, generation, live)
         pulse = _PulseWatch(paths, watcher)
-        changed = _moved(base, world)
-        if live != base.workers:
+        changed = base.moved(world.parts)
+        if base.workers_moved(generation, live):
             changed.add("workers")
         if _has_new_ask(paths, base):
             changed.add("asks")
@@ -166,17 +168,12 @@ def _what_changed(
     if ASKS in hints and _has_new_ask(paths, base):
         changed.add("asks")
     if WORLD in hints:
-        changed |= _moved(base, worldhash.measure(paths))
+        changed |= base.moved(worldhash.measure(paths).parts)
     if PULSE in hints and not pulse.arm():
         changed.add("pulse-down")
-    if WORKERS in hints and state.live_workers(paths) != base.workers:
+    if WORKERS in hints and base.workers_moved(*state.workers_now(paths)):
         changed.add("workers")
     return changed
-
-
-def _moved(base: state.Cursor, world: worldhash.World) -> set[str]:
-    """The world parts whose digest differs from ``base``'s."""
-    return state.Cursor(world.parts, base.asks, base.workers).changes_to(base)
 
 
 def _result(
@@ -186,7 +183,7 @@ def _result(
     # again reads /proc/locks, which can wait a whole RCU grace period).
     data, cursor = state.observe(paths, alive=alive)
     # The state is read after the wake; report what it shows, too.
-    changed |= base.changes_to(cursor)
+    changed |= base.changes_to(paths, cursor, data["asks"])
     if not data["pulse_alive"]:
         changed.add("pulse-down")
     data["changed"] = [name for name in ORDER if name in changed]
@@ -197,11 +194,12 @@ def _has_new_ask(paths: Paths, base: state.Cursor) -> bool:
     """Is an ask pending that ``base`` had not seen?
 
     With none seen, ``mailbox.has_pending`` answers from names alone (the
-    wake path of a plain wait); otherwise the pending asks are listed.
+    wake path of a plain wait); otherwise the pending asks are listed
+    (``Cursor.new_asks``).
     """
-    if not base.asks:
+    if not base.asks_n:
         return mailbox.has_pending(paths)
-    return bool(state.ask_ids(mailbox.pending(paths)) - base.asks)
+    return base.new_asks(paths, mailbox.pending(paths))
 
 
 def _announce_ready(backend: str, world_hash: str) -> None:

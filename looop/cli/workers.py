@@ -60,7 +60,10 @@ def start_command(
 ) -> None:
     """Start worker ID on PROMPT (or stdin with -).
 
-    Returns at once and prints its id.
+    Returns at once and prints its id. The task may be up to
+    worker.max_prompt_bytes; a command with neither {prompt} nor
+    {prompt_file}, or whose {prompt} would be too long for one argument
+    (128 KiB), gets the prompt on its stdin.
 
     The worker runs [worker] command, supervised by a transient systemd user
     unit where a user manager answers, else by a detached supervisor.

@@ -7,7 +7,9 @@ group), then, once it is over, ``ended``, ``exit_code``, ``output`` (the last
 command starts, so a run whose ``looop _ run`` was killed outright (SIGKILL,
 a crash, a reboot) is still on record: a record without ``ended`` whose
 runner no longer runs (``proc.runs_since``, pids being reused) is
-*interrupted*. ``state_of`` is that one judgment; ``_ state`` shows it.
+*interrupted*. ``state_of`` is that one judgment; ``_ state`` shows it
+(``recent``: the newest records, and the interrupted ones among the newest
+``WINDOW``, so its cost does not grow with ``runs/``).
 
 Ids sort by time (``<UTC stamp to the microsecond>-<pid>``) and are created
 exclusively, so two runs never share a record; they match SPEC §9's rule.
@@ -26,6 +28,10 @@ from looop.paths import Paths
 
 RUNNING, ENDED, INTERRUPTED = "running", "ended", "interrupted"
 RECENT = 5
+# How many of the newest records ``recent`` reads to find the interrupted
+# ones: ``_ state`` costs the same whatever runs/ holds (the reaper judges
+# every record, on its own time).
+WINDOW = 100
 
 
 def create(paths: Paths, record: dict[str, Any]) -> tuple[str, Path]:
@@ -79,7 +85,11 @@ def over_since(record: dict[str, Any]) -> tuple[str, float | None]:
 
 
 def recent(paths: Paths, limit: int = RECENT) -> list[dict[str, Any]]:
-    """The newest ``limit`` records and every interrupted one, newest first, output left out."""
+    """The newest ``limit`` records and the interrupted ones among the newest ``WINDOW``.
+
+    Newest first, output left out. Only names are listed beyond the window;
+    no record past it is read.
+    """
     try:
         names = sorted(
             (e.name for e in os.scandir(paths.runs) if named(e.name)),
@@ -88,7 +98,7 @@ def recent(paths: Paths, limit: int = RECENT) -> list[dict[str, Any]]:
     except OSError:
         return []
     found: list[dict[str, Any]] = []
-    for name in names:
+    for name in names[: max(limit, WINDOW)]:
         try:
             record = jsonfile.read_object(paths.runs / name)
         except OSError:

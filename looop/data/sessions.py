@@ -9,16 +9,21 @@ name is defined here, once, and so are the meta and status writes
 (``write_meta``, ``write_status``): whole files (``fs.write_whole``), so a
 reader or the reaper never sees half a record. ``sessions/.changed``
 (``CHANGED``) is rewritten by ``poke`` whenever a session starts or ends, so
-``_ wait``, which watches ``sessions/`` for that one name, wakes at once.
+``_ wait``, which watches ``sessions/`` for that one name, wakes at once; its
+value is the session ``generation`` a cursor carries.
 
 A session's state is one of ``State.ALL``: ``starting`` (a meta whose
 ``pid`` is null: ``_ worker start`` writes it before the supervisor runs,
 and the supervisor writes its pid; alive for ``START_GRACE`` seconds),
-``running`` (its pid runs and started no later than the session did),
+``running`` (its pid runs and started no later than the session did, or,
+its detached supervisor killed outright, the worker's recorded process
+group still runs: ``proc.group_runs_since``, so ``_ worker kill`` and
+``down`` still find it and end it),
 ``exited`` or ``killed`` (what its status says), ``dead`` (no status, and
 its pid is gone, a zombie, or now belongs to a later process: pids are
 reused and the start time tells them apart) and ``unknown`` (its meta cannot
-be read). Its liveness follows from the state: ``ALIVE``, ``DEAD`` or
+be read, or is of a format this looop does not know: ``VERSION``). Its
+liveness follows from the state: ``ALIVE``, ``DEAD`` or
 ``UNKNOWN``, and unknown is never treated as dead: a reaper must never
 delete blind. A plain class of strings, not ``enum``: ``status``, ``_
 state`` and the probes load this module and should not pay for ``enum``.
@@ -92,6 +97,12 @@ def liveness(state: str) -> str:
         return ALIVE
     return UNKNOWN if state == State.UNKNOWN else DEAD
 
+
+# The meta's format (``v``): 2 since the command is kept as configured and
+# substituted by the supervisor; a meta without ``v`` is format 1.
+VERSION = 2
+# Why a running session runs without its supervisor (``judge_at``).
+ORPHANED = "its supervisor is gone; its process group runs"
 
 # How long a session may stay "starting" (meta written, no supervisor pid yet).
 START_GRACE = 60.0
@@ -203,6 +214,10 @@ def judge_at(session_fd: int) -> Verdict:
     meta = _record(session_fd, META)
     if meta is None:
         return Verdict(State.UNKNOWN, None, None, status, f"{META} unreadable")
+    version = meta.get("v", 1)
+    if type(version) is not int or not 1 <= version <= VERSION:
+        why = f"{META} is of format {shown(str(version))[:20]}, not {VERSION} (another looop)"
+        return Verdict(State.UNKNOWN, None, meta, status, why)
     if status is not None and status.get("state") in State.ENDED:
         state = status["state"]
         return Verdict(state, _exit_code(status), meta, status, state)
@@ -221,6 +236,10 @@ def judge_at(session_fd: int) -> Verdict:
         return Verdict(State.UNKNOWN, None, meta, status, f"{META} has no valid pid")
     if proc.runs_since(pid, started):
         return Verdict(State.RUNNING, None, meta, status, "")
+    pgid = meta.get("pgid")
+    if type(pgid) is int and meta.get("unit") is None and proc.group_runs_since(pgid, started):
+        # Its detached supervisor was killed outright; the worker runs on.
+        return Verdict(State.RUNNING, None, meta, status, ORPHANED)
     return Verdict(State.DEAD, None, meta, status, f"pid {pid} gone or reused")
 
 
@@ -264,18 +283,25 @@ def inspect(path: Path) -> Session:
     return judge(None, path).session(path.name, path)
 
 
-def scan(sessions_dir: Path) -> list[Session]:
+def scan(sessions_dir: Path, strict: bool = False) -> list[Session]:
     """Every session under ``sessions/``, sorted by id.
 
     Only real directories count: a link or a file there is not a session, and a
-    dot name is scratch (the reaper's lock, a removal in progress). An entry
-    that fails to be read is left out; the others are still listed.
+    dot name is scratch (the reaper's lock, a start or a removal in progress).
+    An entry that fails to be read is left out; the others are still listed.
+    A ``sessions/`` that cannot be listed is no session for a reader; with
+    ``strict`` (whoever must act on every worker: ``down``, ``max_live``) it
+    is that failure, an OSError naming it. Only a missing one is empty.
     """
     try:
         # A reader may look through a linked sessions/ (the reaper refuses to);
         # entries inside it are still judged without following links.
         dir_fd = os.open(sessions_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    except OSError:
+    except FileNotFoundError:
+        return []
+    except OSError as exc:
+        if strict:
+            raise fs.named(exc, sessions_dir) from None
         return []
     try:
         names: list[str] = []
@@ -289,8 +315,10 @@ def scan(sessions_dir: Path) -> list[Session]:
                             names.append(entry.name)
                     except OSError:
                         continue
-        except OSError:
-            pass  # the listing broke off: what it gave so far still counts
+        except OSError as exc:
+            if strict:
+                raise fs.named(exc, sessions_dir) from None
+            # the listing broke off: what it gave so far still counts
         found = []
         for name in sorted(names):
             try:
@@ -302,15 +330,27 @@ def scan(sessions_dir: Path) -> list[Session]:
         os.close(dir_fd)
 
 
-def live(sessions_dir: Path) -> list[Session]:
+def live(sessions_dir: Path, strict: bool = False) -> list[Session]:
     """The live sessions (starting or running) under ``sessions/``, sorted by id: ``scan``'s."""
-    return [s for s in scan(sessions_dir) if s.state in State.LIVE]
+    return [s for s in scan(sessions_dir, strict) if s.state in State.LIVE]
 
 
 def poke(sessions_dir: Path) -> None:
-    """Say that a session started or ended, in the one place ``_ wait`` watches."""
+    """Say that a session started or ended, in the one place ``_ wait`` watches.
+
+    The marker gets a value no other poke writes (the time in nanoseconds
+    and the writer's pid), so ``generation`` moves with every poke.
+    """
     with contextlib.suppress(OSError):  # the next beat's sys-sessions says it anyway
-        fs.write_whole(sessions_dir / CHANGED, f"{time.time()}\n".encode())
+        fs.write_whole(sessions_dir / CHANGED, f"{time.time_ns()} {os.getpid()}\n".encode())
+
+
+def generation(sessions_dir: Path) -> str:
+    """The session generation: ``CHANGED``'s value, which every ``poke`` moves ("" if none)."""
+    try:
+        return fs.read_small(sessions_dir / CHANGED, limit=64).strip().decode("ascii", "replace")
+    except (OSError, ValueError):
+        return ""
 
 
 # -- the meta and status writes (the workers room's start and supervisor) --

@@ -10,12 +10,15 @@ group and writes ``status.json``:
   the supervisor. Returns once the session is judged ended. A session that
   has already ended is not an error; one whose supervisor died without a
   status (SIGKILL) gets one written here, ``killed``, so every way out ends
-  with a status.
+  with a status. A detached worker whose supervisor was killed outright
+  runs on in its recorded process group (``data.sessions`` judges it
+  running): having no supervisor left, that group is ended here, SIGTERM
+  then SIGKILL after the supervisor's grace, and the status written.
 * ``done`` (a worker's own ``_ kill ID``): SIGUSR1 to the supervisor, which
   ends the worker's group and records ``exited``, exit 0, ``reason: done``.
   The caller is usually inside that group and ends with it.
 * ``stop_all`` (``looop down``): every live worker at once, the units in one
-  ``systemctl stop``.
+  ``systemctl stop``; a ``sessions/`` it cannot list fails it, naming why.
 
 A supervisor that is still starting (no pid in its meta yet) is waited for,
 briefly, before it is signalled.
@@ -29,7 +32,7 @@ import signal
 import time
 from typing import Any
 
-from looop import proc
+from looop import group, jsonfile, proc
 from looop.data import ids, mailbox, sessions
 from looop.data.sessions import State
 from looop.errors import LooopError
@@ -62,8 +65,18 @@ def _ended(session: sessions.Session) -> str:
 
 
 def kill(paths: Paths, wid: str) -> str:
-    """End worker ``wid`` and its whole tree; returns once its status says so."""
+    """End worker ``wid`` and its whole tree; returns once its status says so.
+
+    A session still "starting" may be one whose start was killed before it
+    handed the session on: closed first (``start.close_abandoned``), it is
+    dead at once instead of at the end of the start grace.
+    """
     session = _judged(paths, wid)
+    if session.state == State.STARTING:
+        from looop.workers import start
+
+        start.close_abandoned(paths, session.path)
+        session = _judged(paths, wid)
     if session.liveness != sessions.ALIVE:
         return _ended(session)
     _signal([session], signal.SIGTERM)
@@ -76,12 +89,17 @@ def done(paths: Paths, wid: str) -> str:
     if session.liveness != sessions.ALIVE:
         return _ended(session)
     _signal([session], DONE, through_manager=False)
-    return _ended(_await_end(paths, session))
+    return _ended(_await_end(paths, session, done=True))
 
 
 def stop_all(paths: Paths) -> list[str]:
-    """Stop every live worker of the profile; the ids stopped."""
-    found = sessions.live(paths.sessions)
+    """Stop every live worker of the profile; the ids stopped.
+
+    A ``sessions/`` that cannot be listed is that failure (OSError naming
+    it), never "no workers": ``down`` must not report success over workers
+    it could not see.
+    """
+    found = sessions.live(paths.sessions, strict=True)
     _signal(found, signal.SIGTERM)
     for session in found:
         _await_end(paths, session)
@@ -101,6 +119,8 @@ def _signal(found: list[sessions.Session], sig: int, through_manager: bool = Tru
         if pid is not None:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, sig)
+        elif (pgid := _orphan_group(session)) is not None:
+            group.signal_group(pgid, signal.SIGTERM)  # nobody else is left to end it
 
 
 def _unit(session: sessions.Session) -> str:
@@ -124,6 +144,15 @@ def _supervisor_pid(session: sessions.Session) -> int | None:
         time.sleep(POLL)
 
 
+def _orphan_group(session: sessions.Session) -> int | None:
+    """The process group of a worker whose supervisor was killed outright, while it runs."""
+    meta = session.meta or {}
+    pgid, started = meta.get("pgid"), jsonfile.finite(meta.get("started"))
+    if type(pgid) is not int or _unit(session):
+        return None
+    return pgid if proc.group_runs_since(pgid, started) else None
+
+
 def _never_ran(session: sessions.Session) -> bool:
     """A unit stopped before its supervisor wrote a pid: it stays "starting" otherwise."""
     unit = _unit(session)
@@ -134,18 +163,30 @@ def _never_ran(session: sessions.Session) -> bool:
     return not systemd.unit_active(unit)
 
 
-def _await_end(paths: Paths, session: sessions.Session) -> sessions.Session:
-    """The session once judged ended; a supervisor gone without a status gets one."""
-    deadline = time.monotonic() + END_WITHIN
+def _await_end(paths: Paths, session: sessions.Session, done: bool = False) -> sessions.Session:
+    """The session once judged ended; a supervisor gone without a status gets one.
+
+    A worker whose supervisor is gone (``_orphan_group``) is ended here, as
+    its supervisor would have: SIGTERM to its group, SIGKILL after ``GRACE``.
+    """
+    start = time.monotonic()
+    deadline, killed = start + END_WITHIN, False
     while True:
         now = sessions.inspect(session.path)
         if now.liveness != sessions.ALIVE or _never_ran(now):
             break
         if time.monotonic() > deadline:
             raise LooopError(f"worker {session.id} did not end within {END_WITHIN:.0f}s")
+        pgid = _orphan_group(now) if now.why == sessions.ORPHANED else None
+        if pgid is not None:
+            sig = signal.SIGKILL if time.monotonic() - start > GRACE else signal.SIGTERM
+            killed = group.signal_group(pgid, sig) or killed
         time.sleep(POLL)
     if now.status is None or now.status.get("state") not in State.ENDED:
-        sessions.write_status(now.path, State.KILLED, None, reason="supervisor gone")
+        if done:
+            sessions.write_status(now.path, State.EXITED, 0, reason="done")
+        else:
+            sessions.write_status(now.path, State.KILLED, None, reason="supervisor gone")
         sessions.poke(paths.sessions)
         now = sessions.inspect(session.path)
     return now

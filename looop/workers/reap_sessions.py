@@ -3,7 +3,9 @@
 Each entry of ``sessions/`` is judged by ``looop.data.sessions.judge_at`` on
 the open descriptor of exactly the directory that would be removed, surveyed
 and emptied by ``looop.tree``, renamed to ``.reaping-<token>-<id>`` in
-between; a ``.reaping-*`` directory is an earlier removal to finish. Why it
+between; a ``.reaping-*`` directory is an earlier removal to finish, and so
+is a session ``_ worker start`` staged (``.<id>.<pid>-<hex>.tmp``) and never
+renamed into place, its writer gone. Why it
 is ordered this way is ``looop.workers.reap``'s to say; this module only
 does it, filling the run's result (the reaped sessions' asks and answers are
 the mailbox pass's, run after this one).
@@ -15,7 +17,7 @@ import errno
 import fcntl
 import os
 
-from looop import say, tree
+from looop import fs, say, tree
 from looop.data import sessions
 from looop.data.sessions import ALIVE, UNKNOWN
 
@@ -131,7 +133,7 @@ class _Pass:
                 is_dir = not is_link and entry.is_dir(follow_symlinks=False)
             except OSError:
                 continue
-            if name.startswith(REAPING_PREFIX) and is_dir:
+            if is_dir and (name.startswith(REAPING_PREFIX) or fs.temp_writer_gone(name)):
                 self.finish_leftover(name)
             elif name.startswith("."):
                 continue  # dot names are not sessions (the run lock, a writer's temp file)
@@ -343,11 +345,19 @@ class _Pass:
             os.close(fd)
 
     def finish_leftover(self, name: str) -> None:
-        """A ``.reaping-*`` directory: a removal already decided, not yet finished."""
-        rest = name[len(REAPING_PREFIX) :]
-        sid = rest.split("-", 1)[1] if "-" in rest else rest
+        """A ``.reaping-*`` directory: a removal already decided, not yet finished.
+
+        Or the staged session of a ``_ worker start`` killed before renaming
+        it into place (``.<id>.<pid>-<hex>.tmp``, its writer gone).
+        """
+        if name.startswith(REAPING_PREFIX):
+            rest = name[len(REAPING_PREFIX) :]
+            sid = rest.split("-", 1)[1] if "-" in rest else rest
+            why = f"finishing an earlier removal ({name})"
+        else:
+            sid, why = name[1:].rsplit(".", 2)[0], f"a start that was killed left {name}"
         record = {"id": sid, "state": sessions.State.DEAD, "exit_code": None, "age": None}
-        record["why"] = f"finishing an earlier removal ({name})"
+        record["why"] = why
         try:
             fd = tree.open_dir(self.fd, name)
         except FileNotFoundError:

@@ -4,27 +4,37 @@ In order, and nothing is written before the checks pass:
 
 1. the id (``data.ids``), then ``worker.command``'s program on the ``PATH``
    the worker will get (``NotFound``, exit 127: nothing started, no session
-   directory left);
+   directory left), then the sizes: the task within
+   ``worker.max_prompt_bytes``, the environment within what the supervisor
+   reads (``workers.records``);
 2. under ``sessions/.start.lock`` (a ``flock``, so two starts never both
-   pass the next checks): the id's session must not be alive, and fewer
-   than ``worker.max_live`` sessions may be (the refusal names them);
-3. ``sessions/<id>/`` gets a ``.starting`` marker, then a first
-   ``meta.json`` (``pid: null``: "starting", and dead if no supervisor ever
-   writes its pid), ``prompt.md`` (the contract, then the task) and
-   ``env.json`` (the caller's environment, for the supervisor), in that
-   order (``data.sessions``, ``workers.records``). A dead session's id is reused: its old
-   status goes, its transcript is started afresh by the supervisor, and its
-   asks stay until the reaper takes them;
+   pass the next checks): the id's session must not be alive, fewer than
+   ``worker.max_live`` sessions may be (the refusal names them; a
+   ``sessions/`` that cannot be listed refuses too), and a session there
+   that cannot be judged (unknown: an unreadable meta, one of another
+   format) is refused with the reason, never cleared;
+3. the session's files: a ``.starting`` marker, a first ``meta.json``
+   (``pid: null``: "starting", and dead if no supervisor ever writes its
+   pid; the command as configured, never the brief), ``prompt.md`` (the
+   contract, then the task) and ``env.json`` (the caller's environment, for
+   the supervisor), in that order (``data.sessions``, ``workers.records``).
+   A new session is written under a temp name and renamed into place
+   whole. A dead session's directory is reused: its old status goes, its
+   transcript is started afresh by the supervisor, and its asks stay until
+   the reaper takes them;
 4. the supervisor (``looop _ supervise ID``) starts as a transient unit under
    a systemd user manager, else detached with python-daemon
    (``worker.supervisor`` forces either; ``auto`` asks whether a user
    manager answers, with a connect to its socket, no process started).
 
-A start that fails removes what it wrote (and a new session directory);
-one killed part-way leaves its marker, and the next start of that id,
-under the lock (so no start is part-way), clears what it left while the
-meta has no supervisor pid: nobody took the session, and its environment
-does not stay on disk. Rejected: the marker as the "starting" judgment of
+A start that fails leaves no new session directory (the supervisor's log
+goes with it), and a reused one dead, with a status saying the worker never
+ran (126). One killed part-way leaves either a staged temp directory, which
+the next start sweeps, or its marker, and the next start of that id, under
+the lock (so no start is part-way), closes what it left while the meta has
+no supervisor pid and no supervisor of it runs: nobody took the session,
+its environment does not stay on disk, and it is dead, never "starting" or
+"unknown" for good. Rejected: the marker as the "starting" judgment of
 every reader, which cannot tell a killed start from a supervisor that has
 not run yet once the start lock is released.
 
@@ -52,20 +62,20 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from looop import fs, lockfile
+from looop import fs, lockfile, proc
 from looop.config import Config
 from looop.data import ids, journal, sessions
 from looop.data.layout import ensure_layout
 from looop.data.sessions import (
     ENV,
-    META,
     PROMPT,
     START_LOCK,
     STARTING,
     SUPERVISOR_LOG,
     SUPERVISOR_PID,
+    State,
 )
-from looop.errors import NOT_FOUND, LooopError
+from looop.errors import NOT_FOUND, LooopError, os_error_line
 from looop.paths import SESSION_ENV, Paths, child_environment, looop_command
 from looop.workers import records
 
@@ -107,17 +117,6 @@ def supervisor_for(choice: str) -> str:
     return SYSTEMD if systemd.manager_answers() else DETACHED
 
 
-def substitute(template: tuple[str, ...], prompt: str, prompt_file: Path, wid: str) -> list[str]:
-    """``worker.command`` with ``{prompt}``, ``{prompt_file}`` and ``{id}`` replaced per element."""
-    values = {"{prompt}": prompt, "{prompt_file}": str(prompt_file), "{id}": wid}
-    out = []
-    for word in template:
-        for key, value in values.items():
-            word = word.replace(key, value)
-        out.append(word)
-    return out
-
-
 def find_program(template: tuple[str, ...], env: Mapping[str, str]) -> str:
     """Where the worker command's program is, as a start looks it up (``env``'s PATH).
 
@@ -150,40 +149,84 @@ def start(
         find_program(template, env)
     except LooopError as exc:
         raise LooopError(f"{exc}; nothing started", exc.exit_code) from None
+    prompt = records.encoded_prompt(task, cfg.worker_max_prompt_bytes)
+    env_data = records.encoded_env(env)
     supervisor = supervisor_for(cfg.worker_supervisor)
+    meta: dict[str, Any] = {
+        "v": sessions.VERSION,
+        "id": wid,
+        "pid": None,
+        "started": time.time(),
+        "cmd": list(template),  # as configured: the supervisor substitutes it
+        "supervisor": supervisor,
+        "timeout": cfg.worker_timeout if timeout is None else timeout,
+    }
+    if supervisor == SYSTEMD:
+        from looop.service import units
+
+        meta["unit"] = units.worker_unit(paths, wid)
     ensure_layout(paths)
     with _start_lock(paths):
         session = paths.sessions / wid
-        _clear_abandoned(session)
+        _sweep_staged(paths.sessions)
+        _close_abandoned(session)
         _admit(paths, wid, cfg.worker_max_live)
-        fresh = _session_dir(session)
+        fresh = _write_session(paths, session, (meta, prompt, env_data))
         try:
-            _mark(session)
-            sessions.clear_status(session)
-            prompt_file = session / PROMPT
-            meta: dict[str, Any] = {
-                "id": wid,
-                "pid": None,
-                "started": time.time(),
-                "cmd": substitute(template, records.prompt_text(task), prompt_file, wid),
-                "supervisor": supervisor,
-                "timeout": cfg.worker_timeout if timeout is None else timeout,
-            }
-            if supervisor == SYSTEMD:
-                from looop.service import units
-
-                meta["unit"] = units.worker_unit(paths, wid)
-            sessions.write_meta(session, meta)  # first: "starting", then dead if never handed on
-            records.write_prompt(session, task)
-            records.write_env(session, env)
             started = _launch(paths, wid, session, supervisor, meta)
-        except BaseException:
-            _undo(session, fresh)
+        except BaseException as exc:
+            _undo(session, fresh, exc)
             raise
         with contextlib.suppress(OSError):  # a marker left is judged with the meta's pid
             os.unlink(session / STARTING)
+        sessions.poke(paths.sessions)
         journal.append(paths, f"worker start {wid}", reason=reason)
         return started
+
+
+def _write_session(
+    paths: Paths, session: Path, records_: tuple[dict[str, Any], bytes, bytes]
+) -> bool:
+    """Write the session's files, marked as starting; True when its directory is new.
+
+    A new session is written in a directory of a temp name (``fs``'s
+    ``.<id>.<pid>-<hex>.tmp``, not a session to any reader) and renamed into
+    place whole: a start killed part-way leaves no half session that would
+    read as unknown, only a temp that the next start sweeps. A dead
+    session's directory is reused in place: its meta first (then it is
+    starting), the prompt and environment after.
+    """
+    meta, prompt, env = records_
+    if not _session_dir(session):
+        staged = paths.sessions / f".{session.name}.{os.getpid()}-{os.urandom(3).hex()}.tmp"
+        os.mkdir(staged, 0o700)
+        try:
+            _fill(staged, meta, prompt, env)
+            os.rename(staged, session)
+        except OSError as exc:
+            _remove_flat(staged)
+            if exc.filename in (None, str(staged)):  # the temp name is gone: name the session
+                exc.filename, exc.filename2 = str(session), None
+            raise
+        except BaseException:
+            _remove_flat(staged)
+            raise
+        return True
+    try:
+        _mark(session)
+        sessions.clear_status(session)
+        _fill(session, meta, prompt, env)
+    except BaseException as exc:
+        _undo(session, False, exc)
+        raise
+    return False
+
+
+def _fill(session: Path, meta: dict[str, Any], prompt: bytes, env: bytes) -> None:
+    _mark(session)
+    sessions.write_meta(session, meta)  # first: "starting", then dead if never handed on
+    records.write_prompt(session, prompt)
+    records.write_env(session, env)
 
 
 def _launch(
@@ -216,20 +259,38 @@ def _mark(session: Path) -> None:
     os.close(os.open(session / STARTING, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW, 0o600))
 
 
-def _clear_abandoned(session: Path) -> None:
-    """Clear what a start killed before handing the session on left behind.
+def close_abandoned(paths: Paths, session: Path) -> None:
+    """``_close_abandoned`` under the start lock: for ``_ worker kill`` of a "starting" session."""
+    with _start_lock(paths):
+        _close_abandoned(session)
+
+
+def _close_abandoned(session: Path) -> None:
+    """Close what a start killed before handing the session on left behind.
 
     Under the start lock no other start is part-way, so a marker means its
-    start is gone; while the meta has no supervisor pid, nobody took the
-    session: its meta ("starting"), prompt and environment go, and the id
-    is free again.
+    start is gone; while the meta has no supervisor pid and no detached
+    supervisor of it runs, nobody took the session: its prompt and
+    environment go, and a status says it never ran, so it is dead (never
+    unknown) and its id free again.
     """
     if not os.path.lexists(session / STARTING):
         return
     meta = sessions.read_meta(session)
     if meta is not None and meta.get("pid") is not None:
         return  # handed on: the supervisor wrote its pid
-    _undo(session, fresh=False)
+    if sessions.inspect(session).state == State.STARTING and not _gone(session):
+        return  # its supervisor runs and has yet to take it
+    _undo(session, False, LooopError("its start was interrupted"))
+
+
+def _gone(session: Path) -> bool:
+    """Is the session's detached supervisor on record and ended? (No record: a killed start.)"""
+    try:
+        pid = int(fs.read_small(session / SUPERVISOR_PID, limit=64))
+    except (OSError, ValueError):
+        return True
+    return not proc.alive(pid)
 
 
 def _start_lock(paths: Paths) -> contextlib.AbstractContextManager[bool]:
@@ -237,7 +298,7 @@ def _start_lock(paths: Paths) -> contextlib.AbstractContextManager[bool]:
 
 
 def _admit(paths: Paths, wid: str, max_live: int) -> None:
-    live = sessions.live(paths.sessions)
+    live = sessions.live(paths.sessions, strict=True)
     if any(s.id == wid for s in live):
         raise LooopError(f"worker {wid} is already {_state_of(live, wid)}; kill it first")
     if max_live and len(live) >= max_live:
@@ -246,6 +307,14 @@ def _admit(paths: Paths, wid: str, max_live: int) -> None:
             f"{len(live)} workers are live (max_live {max_live}): {names}; "
             "wait for one to end or kill one"
         )
+    session = paths.sessions / wid
+    if os.path.lexists(session):
+        found = sessions.inspect(session)
+        if found.state == State.UNKNOWN:
+            raise LooopError(
+                f"worker {wid}: its session cannot be judged ({found.why}); not touched: "
+                f"remove {session} to reuse the id"
+            )
 
 
 def _state_of(live: list[sessions.Session], wid: str) -> str:
@@ -253,22 +322,49 @@ def _state_of(live: list[sessions.Session], wid: str) -> str:
 
 
 def _session_dir(session: Path) -> bool:
-    """Make the session directory; True when it is new. A link or a file there is refused."""
-    try:
-        os.mkdir(session, 0o700)
-        return True
-    except FileExistsError:
-        pass
+    """Is there a session directory to reuse? A link or a file there is refused."""
+    if not os.path.lexists(session):
+        return False
     if session.is_symlink() or not session.is_dir():
         raise LooopError(f"{session} is not a directory; not starting a worker there")
-    return False
+    return True
 
 
-def _undo(session: Path, fresh: bool) -> None:
-    """A start that failed leaves nothing behind in a new session, and no live-looking meta."""
-    for name in (ENV, META, PROMPT, STARTING):
+def _undo(session: Path, fresh: bool, why: BaseException) -> None:
+    """A start that failed leaves no new session behind, and no live-looking one.
+
+    A new directory goes whole (everything in it is this start's, the
+    supervisor's log included). A reused one keeps its meta and gets a
+    status saying the worker never ran: dead, never unknown.
+    """
+    if fresh:
+        _remove_flat(session)
+        return
+    for name in (ENV, PROMPT, SUPERVISOR_PID):
         with contextlib.suppress(OSError):
             os.unlink(session / name)
-    if fresh:
+    with contextlib.suppress(OSError):
+        error = os_error_line(why) if isinstance(why, OSError) else str(why) or repr(why)
+        sessions.write_status(session, State.EXITED, 126, reason="not run", error=error)
+    with contextlib.suppress(OSError):
+        os.unlink(session / STARTING)
+
+
+def _remove_flat(directory: Path) -> None:
+    """Remove a directory this start made, and the files in it (it holds nothing else)."""
+    with contextlib.suppress(OSError), os.scandir(directory) as entries:
+        for entry in list(entries):
+            with contextlib.suppress(OSError):
+                os.unlink(entry.path)
+    with contextlib.suppress(OSError):
+        os.rmdir(directory)
+
+
+def _sweep_staged(sessions_dir: Path) -> None:
+    """Remove the staged sessions (``_write_session``) of starts that were killed."""
+    with contextlib.suppress(OSError), os.scandir(sessions_dir) as entries:
+        found = [e for e in entries if fs.temp_writer_gone(e.name)]
+    for entry in found:
         with contextlib.suppress(OSError):
-            os.rmdir(session)
+            if entry.is_dir(follow_symlinks=False):
+                _remove_flat(Path(entry.path))

@@ -9,8 +9,10 @@ python-daemon where no user manager answers. It
    session "running" instead of "starting"; one that cannot (no meta, a
    write that fails) writes a status saying the worker never ran (126), so
    the session is dead at once rather than "starting" for a minute;
-2. runs the worker's argv (already substituted by ``start``) through
-   ``looop.group``: its own process group, cwd the data dir, stdin
+2. builds the worker's argv from the command ``start`` kept in the meta
+   (``records.worker_argv``: the placeholders replaced, the prompt on stdin
+   where the argv does not carry it) and runs it through ``looop.group``:
+   its own process group, cwd the data dir, stdin the prompt or
    ``/dev/null``, stdout and stderr copied into the capped ``output.log``
    (``workers.transcript``);
 3. on every way out writes ``status.json``:
@@ -48,7 +50,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from looop import group
+from looop import fs, group
 from looop.data import sessions
 from looop.data.sessions import State
 from looop.errors import NOT_FOUND, TIMED_OUT, LooopError, os_error_line
@@ -68,11 +70,12 @@ def supervise(paths: Paths, wid: str) -> int:
     except (OSError, LooopError) as exc:
         _not_taken(paths, session, exc)
         raise
-    argv = [str(word) for word in meta["cmd"]]
+    template = [str(word) for word in meta["cmd"]]
+    argv, on_stdin = records.worker_argv(template, session, wid)
     timeout = meta.get("timeout") or 0
     sessions.poke(paths.sessions)
     out = transcript.Writer(session / sessions.OUTPUT)
-    out.note(f"{wid} started: {shlex.join(argv)}")
+    out.note(f"{wid} started: {shlex.join(template)}" + (" < prompt.md" if on_stdin else ""))
 
     ran: list[int] = []
 
@@ -81,6 +84,7 @@ def supervise(paths: Paths, wid: str) -> int:
         meta["pgid"] = pgid
         sessions.write_meta(session, meta)
 
+    stdin = _prompt_in(session) if on_stdin else None
     try:
         try:
             end = group.run(
@@ -92,6 +96,7 @@ def supervise(paths: Paths, wid: str) -> int:
                 on_start=started,
                 signals=SIGNALS,
                 grace=GRACE,
+                stdin=stdin,
             )
         except OSError as exc:
             if ran:  # it ran, but its record failed: ``group.run`` ended it (SIGKILL)
@@ -107,9 +112,19 @@ def supervise(paths: Paths, wid: str) -> int:
             status = sessions.write_status(session, state, code, reason=reason)
         out.note(_said(status))
     finally:
+        if stdin is not None:
+            os.close(stdin)
         out.close()
         sessions.poke(paths.sessions)
     return 0
+
+
+def _prompt_in(session: Path) -> int | None:
+    """The prompt file open for the worker's stdin; None (``/dev/null``) if it cannot be."""
+    try:
+        return fs.open_regular(session / sessions.PROMPT)[0]
+    except OSError:
+        return None
 
 
 def _take_over(session: Path, wid: str) -> tuple[dict[str, Any], dict[str, str]]:
@@ -117,6 +132,8 @@ def _take_over(session: Path, wid: str) -> tuple[dict[str, Any], dict[str, str]]
     meta = sessions.read_meta(session)
     if meta is None or not isinstance(meta.get("cmd"), list):
         raise LooopError(f"{session}: no meta.json with a command to run")
+    if meta.get("v") != sessions.VERSION:
+        raise LooopError(f"{session}: a meta.json of another format; not run")
     env = records.take_env(session)
     if env is None:
         env = dict(os.environ)
