@@ -5,8 +5,9 @@ sweeps temp files whose writer is gone), and asks the data module that owns
 the files which names count and what they mean: ``looop.data.mailbox.asker``
 (whose ask or answer a name is), ``looop.data.claims.named`` and
 ``claims.standing`` (is this claim free?), ``looop.data.runs.named`` and
-``runs.over_since`` (since when is this run over?); each record is read by
-``looop.jsonfile``, and one that cannot be read is kept. Every file is opened or
+``runs.over_since`` (since when is this run over?); a run record is read by
+``looop.jsonfile``, a claim by ``claims.read_fd``, and one that cannot be
+read is kept. Every file is opened or
 unlinked relative to its area's descriptor, never through a link, and a
 claim or record is unlinked only while its name still holds the very file
 judged (``claims.still_named``). Why the passes are shaped so is
@@ -22,7 +23,6 @@ from typing import TYPE_CHECKING, Any
 from looop import jsonfile, say
 from looop.data import claims, mailbox, runs, sessions
 from looop.data.claims import MISSING
-from looop.data.sessions import DEAD
 
 if TYPE_CHECKING:
     from looop.workers.reap import Run
@@ -158,21 +158,16 @@ def claims_pass(run: Run) -> None:
 
 
 def _liveness_of(run: Run, sid: str, fresh: bool) -> str:
-    """A claim's session as this run sees it: the session pass's look unless ``fresh``.
-
-    A session the pass found dead is dead still when it is missing now:
-    the pass has just removed it, so its claims go without the grace.
-    """
+    """A claim's session as this run sees it: the session pass's look unless ``fresh``."""
     if not fresh and sid in run.seen:
         return run.seen[sid]
-    live = claims.session_liveness(run.sessions_fd, run.sessions_closed == MISSING, sid)
-    return DEAD if live == MISSING and run.seen.get(sid) == DEAD else live
+    return claims.session_liveness(run.sessions_fd, run.sessions_closed == MISSING, sid)
 
 
 def _verdict(run: Run, fd: int, fresh: bool) -> tuple[str | None, str, bool, Any]:
     """(session id, why, due, fstat) for the claim file open as ``fd``: ``claims.standing``."""
     try:
-        claim, st = jsonfile.read_object_fd(fd)
+        claim, st = claims.read_fd(fd, "<claim>")
     except OSError:
         return None, "unreadable, never deleted blind", False, None
     note = " (sessions/ cannot be opened)" if run.sessions_fd is None else ""
