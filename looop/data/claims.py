@@ -29,12 +29,12 @@ name one wins), each attempt with a fresh ``ts``, and ``release`` removes
 the caller's own. A holder claiming its own claim again rewrites it with a
 fresh ``ts`` (under the lock, only while the name holds the file judged): an
 id can be used again by a later session, and the rewrite tells the new
-holder's lease from its predecessor's, as the reference's ``nonce`` does. Removing a free
-claim to take it over, and the reaper's removal, happen under one ``flock``
-on ``claims/`` itself and only while the name still holds the very file judged
-(device, inode, size, mtime, ctime): two takers of a dead session's claim
-are serialised, and the second judges the first's fresh lease (alive, or
-missing but young) and loses. Rejected: a rename to a dot name without the
+holder's lease from its predecessor's, as the reference's ``nonce`` does.
+Removing a free claim to take it over, and the reaper's removal, happen
+under one ``flock`` on ``claims/`` itself (``looop.lockfile.directory``)
+and only while the name still holds the very file judged (device, inode,
+size, mtime, ctime): two takers of a dead session's claim are serialised,
+and the second judges the first's fresh lease (alive) and loses. Rejected: a rename to a dot name without the
 lock; a taker that checked the name just before another's rename could move
 the winner's fresh lease away.
 """
@@ -45,7 +45,7 @@ import errno
 import json
 import os
 import time
-from contextlib import contextmanager, suppress
+from contextlib import suppress
 
 from looop import fs, jsonfile, lockfile
 from looop.data import events, ids, sessions
@@ -56,7 +56,7 @@ from looop.paths import Paths
 
 TYPE_CHECKING = False  # not typing's: the probes' start-up should not pay for it
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
+    from collections.abc import Callable
     from typing import Any
 
 SUFFIX = ".json"
@@ -185,26 +185,6 @@ def still_named(dir_fd: int, name: str, judged: os.stat_result) -> bool | None:
     return file_key(now) == file_key(judged)
 
 
-@contextmanager
-def locked(claims_fd: int) -> Iterator[None]:
-    """Hold an exclusive ``flock`` on ``claims/`` itself: one remover of a judged claim at a time.
-
-    On the directory, not on a lock file in it, so the lock leaves nothing
-    behind; each process opens ``claims/`` on its own, so each holds its
-    own lock. Without ``flock`` (some network file systems) the removal still
-    goes ahead, guarded by ``still_named`` alone, as the reaper's was.
-    """
-    try:
-        lockfile.lock(claims_fd, block=True)
-    except OSError:
-        yield
-        return
-    try:
-        yield
-    finally:
-        lockfile.unlock(claims_fd)
-
-
 # --- the writes: _ claim and _ unclaim -------------------------------------------
 def _open_area(paths: Paths, create: bool) -> int | None:
     """``claims/``, open without following a link; None when it is missing and not ``create``."""
@@ -296,7 +276,7 @@ def take(paths: Paths, name: str, session: str) -> str:
                 return "taken" if previous is None else f"taken over from {previous}"
             if _read_at(cfd, file, name) is None:
                 continue  # released meanwhile: try the name again
-            with locked(cfd):
+            with lockfile.directory(cfd):
                 outcome = _judged_under_lock(paths, cfd, file, name, session)
             if outcome == "yours":
                 return outcome
@@ -341,7 +321,7 @@ def release(paths: Paths, name: str, session: str) -> bool:
     if cfd is None:
         return False
     try:
-        with locked(cfd):
+        with lockfile.directory(cfd):
             found = _read_at(cfd, file, name)
             if found is None:
                 return False

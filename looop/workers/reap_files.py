@@ -20,7 +20,7 @@ import errno
 import os
 from typing import TYPE_CHECKING, Any
 
-from looop import jsonfile, say
+from looop import jsonfile, lockfile, say
 from looop.data import claims, mailbox, runs, sessions
 from looop.data.claims import MISSING
 
@@ -205,7 +205,7 @@ def _claim_fd(run: Run, cfd: int, name: str, fd: int) -> None:
         return
     # Judged again right before removing (the lease may have been
     # rewritten), under the lock ``_ claim`` takes over a claim with.
-    with claims.locked(cfd):
+    with lockfile.directory(cfd):
         sid, why, due, judged = _verdict(run, fd, fresh=True)
         if not due:
             kept.append({"name": name, "session": sid, "why": why})
