@@ -25,7 +25,12 @@ from looop.paths import SESSION_ENV, resolve
 @click.command("ask", context_settings=CONTEXT)
 @click.argument("worker", required=False)
 @click.option("--prompt", required=True, help="The question.")
-@click.option("--ref", "reference", metavar="PATH", help="A file the answerer should read.")
+@click.option(
+    "--ref",
+    "reference",
+    metavar="PATH",
+    help="A file the answerer should read, stored as given (relative: to the data dir).",
+)
 @click.option("--options", metavar="A,B", help="The answers expected, comma-separated.")
 @seconds_option("--timeout", help="Give up after S seconds (exit 124); the ask stays pending.")
 @click.option("--json", "as_json", is_flag=True, help="Print the answer record, not its text.")
@@ -41,7 +46,7 @@ def ask_command(
 
     WORKER defaults to $LOOOP_SESSION_ID. Asking the same question again while
     it is pending waits on the same ask. Exit 124 on --timeout, 1 when the ask
-    is withdrawn or its answer is not valid.
+    is withdrawn; an answer file that is not a valid answer is waited past.
     """
     from looop.data import mailbox
 
@@ -53,8 +58,6 @@ def ask_command(
         choices = [o.strip() for o in options.split(",") if o.strip()]
         if not choices:
             raise UsageError("--options needs at least one non-empty choice")
-    if reference is not None:
-        reference = os.path.abspath(reference)
     paths = resolve()
     ask_id, _created = mailbox.raise_ask(paths, worker, prompt, reference, choices)
     record = mailbox.wait_answer(paths, ask_id, timeout)
@@ -101,4 +104,5 @@ def asks_command(as_json: bool) -> None:
         age = "?" if ask["age"] is None else f"{ask['age']:.0f}s"
         mark = " (stranded)" if ask["stranded"] else ""
         what = ask.get("error") or ask.get("prompt", "")
-        click.echo(f"{ask['id']}  {age}{mark}  {what}")
+        broken = f" (answer unusable: {ask['answer_error']})" if "answer_error" in ask else ""
+        click.echo(f"{ask['id']}  {age}{mark}{broken}  {what}")

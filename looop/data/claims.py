@@ -34,9 +34,9 @@ Removing a free claim to take it over, and the reaper's removal, happen
 under one ``flock`` on ``claims/`` itself (``looop.lockfile.directory``)
 and only while the name still holds the very file judged (device, inode,
 size, mtime, ctime): two takers of a dead session's claim are serialised,
-and the second judges the first's fresh lease (alive) and loses. Rejected: a rename to a dot name without the
-lock; a taker that checked the name just before another's rename could move
-the winner's fresh lease away.
+and the second judges the first's fresh lease (alive) and loses. Rejected:
+a rename to a dot name without the lock; a taker that checked the name just
+before another's rename could move the winner's fresh lease away.
 """
 
 from __future__ import annotations

@@ -36,13 +36,13 @@ def mail_pass(run: Run) -> None:
 
     ``asks/`` and ``answers/`` are each listed once for all sessions (and
     their dead writers' temp files swept, even when no session was reaped); a
-    name goes when ``mailbox.asker`` names a reaped session and it is a
-    regular file (a link named like an ask is left alone).
+    name goes when ``mailbox.asker`` names the ``mailbox.stem`` of a reaped
+    session and it is a regular file (a link named like an ask is left alone).
     """
     reaped: dict[str, dict[str, Any]] = {}
     for record in run.result.sessions:
         record.update(dict.fromkeys(BOXES, 0))
-        reaped[record["id"]] = record
+        reaped[mailbox.stem(record["id"])] = record
     for box in BOXES:
         fd, _ = run.open_area(box)
         if fd is None:
