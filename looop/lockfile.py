@@ -114,7 +114,8 @@ def directory(fd: int) -> Iterator[None]:
     try:
         yield
     finally:
-        unlock(fd)
+        with contextlib.suppress(OSError):  # a failed unlock is undone by the caller's close
+            unlock(fd)
 
 
 @contextlib.contextmanager

@@ -124,9 +124,16 @@ def test_a_different_question_raises_a_second_ask(profile: Profile) -> None:
     assert [a["id"] for a in pending(profile)] == ["w1-1", "w1-2", "w1-3"]
 
 
-def test_an_answered_ask_is_not_resumed_and_its_id_is_not_reused(profile: Profile) -> None:
+def test_an_answer_is_given_to_the_asker_once_and_then_its_question_is_asked_anew(
+    profile: Profile,
+) -> None:
     assert raised(profile, "w1", "--prompt", "deploy?") == "w1-1"
     assert profile.run("_", "answer", "w1-1", "yes").returncode == 0
+    # The asker gave up before the answer came: asking again gets it, from the same ask.
+    again = profile.run("_", "ask", "w1", "--prompt", "deploy?", "--timeout", "0")
+    assert (again.returncode, again.stdout) == (0, "yes\n"), again.stderr
+    assert json.loads(ask_file(profile, "w1-1").read_text())["delivered"] > 0
+    # Delivered: the same question later is a new ask, and the answered id is not reused.
     assert raised(profile, "w1", "--prompt", "deploy?") == "w1-2"
 
 
@@ -399,7 +406,9 @@ def test_every_worker_id_start_accepts_can_ask_again_and_again(
         assert tool.call(f"looop _ answer {ask_id} 'answer {n}'").returncode == 0
     assert len(set(ids)) == 12
     again = tool.call(f"looop _ ask {worker} --prompt 'question 0?' --timeout 0")
-    assert pending_id(again.err) not in ids
+    assert (again.returncode, again.out) == (0, "answer 0\n"), again.err
+    anew = tool.call(f"looop _ ask {worker} --prompt 'question 0?' --timeout 0")
+    assert pending_id(anew.err) not in ids
     make_session(profile.data / "sessions", worker, ended=1.0, age=10 * 86400)
     reaped = tool.call(f"looop reap --ttl {TTL} --json")
     assert reaped.returncode == 0, reaped.err

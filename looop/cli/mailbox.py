@@ -66,8 +66,11 @@ def ask_command(
     else:
         click.echo(record["answer"])
     # The worker is blocked on this exit, as the agent is on `_ wait`'s: once
-    # the answer is out, skip the interpreter's teardown.
+    # the answer is out (stdout closed: `$(...)` has it), mark it delivered,
+    # so the same question later is a new ask, and skip the interpreter's teardown.
     sys.stdout.flush()
+    os.close(sys.stdout.fileno())
+    mailbox.delivered(paths, ask_id)
     os._exit(0)
 
 

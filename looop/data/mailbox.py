@@ -3,78 +3,60 @@
 An ask is ``asks/<id>.json``; it is pending while ``answers/<id>.json`` is
 not a valid answer (``{"id", "answer": non-empty text}``, ``_answer_of``).
 A name counts when it ends in ``.json`` and is not a dot-file (a writer's
-temp file). Both questions use the same judgment (``_unanswered``), so
-``has_pending`` (for ``_ wait``'s wake path: it stops at the first pending
-ask, and reads only the answers that exist) and ``pending`` (parsed, for
-``_ state``) agree on every case. An answer file that is corrupt, cannot be
-read or is not a regular file never hides its ask: the ask stays pending,
-listed with ``answer_error`` saying why (and the problem reported), the
-asker goes on waiting, and ``_ answer --force`` repairs it. Rejected: a name
-answering its ask whatever it held (a hand-edited or truncated answer hid
-the question from the root agent, and the asker exited 1 with nobody told).
-
-An ask that cannot be read (a FIFO, a directory, a file too large, not a
-JSON object) is still pending: somebody asked, and hiding the ask would leave
-them waiting unseen. It is listed as ``{"id", "error"}`` saying why, and the
-entry goes to the caller's ``problems``. Reads go through
-``looop.jsonfile.read_object`` (no link followed, never blocking, capped,
-finite numbers only).
-
-Rejected: each caller deciding for itself (``_ state`` listed an unreadable
-ask with an error while ``_ wait`` skipped the listing on any error, so the
-two disagreed about whether anything was pending).
+temp file). ``has_pending`` (``_ wait``'s wake path: it stops at the first
+pending ask) and ``pending`` (parsed, for ``_ state``) share that judgment
+(``_unanswered``), so they agree on every case. An answer file that is
+corrupt, unreadable or not a regular file never hides its ask: the ask stays
+pending, listed with ``answer_error`` (and the problem reported), the asker
+waits on, and ``_ answer --force`` repairs it. An ask that cannot be read
+(a FIFO, a directory, too large, not a JSON object) is pending too, listed
+as ``{"id", "error"}``: somebody asked. Reads go through
+``looop.jsonfile.read_object`` (no link followed, never blocking, capped).
+Rejected: a name answering its ask whatever it held (a hand-edited answer
+hid the question, and the asker exited 1 with nobody told); each caller
+deciding for itself (``_ state`` and ``_ wait`` disagreed).
 
 It also owns the mailbox's writes and the asker's wait (SPEC §10):
 
 * **An ask is created exclusively** (``raise_ask``): ``asks/<stem>-<n>.json``
   through ``fs.write_whole(..., exclusive=True)``, ``n`` one past the highest
-  taken by that worker in ``asks/`` or ``answers/`` (an answered id is never
-  reused: its old answer would answer the new ask), and on FileExistsError
-  the next ``n``. Two asks at once never share an id. The ``stem`` is the
-  worker id itself up to ``STEM`` characters; a longer one is cut and given
-  8 hex digits of its hash, so every worker id the id rule accepts can ask
-  as often as it needs and each ask id still fits the rule (rejected:
-  ``<worker>-<n>`` whole, which a 63-character worker could not use once).
-  Before creating, a pending ask of the same worker with the same prompt,
-  reference and options is *resumed* instead: a worker whose shell tool
-  timed out runs the same command again and waits on the same id. The look
-  and the create happen under an ``flock`` on ``asks/``
-  (``looop.lockfile.directory``: nothing left behind by a holder killed), so
-  the same question asked twice at the same instant is one ask. The
-  reference is stored as given (a relative one is read relative to the data
-  dir), so the same question asked from another directory resumes too.
-* **Every record carries a schema version** ``v`` (``VERSION``); a reader
-  meeting a newer one shows the record as far as it understands it and
-  warns once per process on stderr (``_newer``), never dropping it.
+  taken in ``asks/`` or ``answers/`` (an answered id is never reused), on
+  FileExistsError the next. The ``stem`` is the worker id up to ``STEM``
+  characters, a longer one cut and given 8 hex digits of its hash, so every
+  worker id the id rule accepts can ask as often as it needs (rejected:
+  ``<worker>-<n>``, which a 63-character worker could not use once).
+* **The same question resumes its ask** (``_pending_same``): an ask of the
+  worker with the same prompt, reference and options that is pending, or
+  answered but not yet ``delivered`` to its asker (killed by its shell tool
+  before it could print it), is waited on again instead of asking twice. The
+  look and the create happen under an ``flock`` on ``asks/``
+  (``looop.lockfile.directory``, nothing left by a holder killed), so the
+  same question asked twice at one instant is one ask. The reference is
+  stored as given (a relative one is relative to the data dir), so the
+  question asked from another directory resumes too.
+* **Every record carries a schema version** ``v`` (``VERSION``); a newer one
+  is shown as far as it is understood, with one warning per process.
 * **The asker waits on notifications** (``wait_answer``), through
-  ``looop.watch`` on the two names that matter (its answer, its ask), never a
-  polling loop of its own: watch first, then look, so nothing is missed. The
-  ask vanishing ends the wait with exit 1 and the reason (``AskFailed``); a
-  deadline with exit 124 (``AskTimedOut``), the ask left pending. An answer
-  file that is not a valid answer leaves the ask pending, so the wait goes on.
+  ``looop.watch`` on its answer and its ask, watch first, then look. The ask
+  vanishing ends the wait with exit 1 (``AskFailed``); a deadline with 124
+  (``AskTimedOut``), the ask left pending.
 * **An answer is created exclusively** (``answer``): of two answers at once
-  exactly one wins; ``force`` replaces (a FIFO, device or empty directory at
-  the name included: that is the repair of an answer that hid nothing). One event (``ask_raised``,
-  ``ask_answered``) per write, and the answer journaled after it is written.
-  The same answer again is not refused: it completes a journal line a
-  failure left out, so a retry after any failure part-way converges.
+  exactly one wins; ``force`` replaces (a FIFO or empty directory at the
+  name too). One event (``ask_raised``, ``ask_answered``) per write, the
+  answer journaled after it is written. The same answer again completes a
+  journal line a failure left out, so a retry after any failure converges.
 * **A failing look is that failure** (``_names``, ``_present``): a listing
-  of ``asks/`` or a ``stat`` of an ask that fails raises, naming the path,
-  never taken for "no asks" (which raised a second ask) or "no such ask".
-* **Whose an ask is** (``asker``): the stem of the session named by its id,
-  the part before the last ``-``; the reaper removes a reaped session's asks
-  and answers by it (``stem`` of each reaped session), listing each
-  directory once for all sessions.
+  of ``asks/`` or a ``stat`` that fails raises, naming the path, never taken
+  for "no asks" (which raised a second ask) or "no such ask".
+* **Whose an ask is** (``asker``): the ``stem`` before the id's last ``-``;
+  the reaper removes a reaped session's asks and answers by it.
 * **Stranded** (``listing``): an ask whose worker has a session directory
-  (``sessions/<worker>``) judged dead. A worker with no session directory is
-  *not* stranded: any process may ask (a script setting
-  ``LOOOP_SESSION_ID``), and looop cannot tell that it is gone; an unreadable
-  session is unknown, not dead, so not stranded either.
+  (``sessions/<worker>``) judged dead. No session directory is *not*
+  stranded (any process may ask), and an unreadable session is unknown.
 
-The directories are made here (``asks/``, ``answers/``: by the asker, the
-waiter and the answerer alike, so a missing one is made, never taken for a
-missing ask), not by ``layout.ensure_layout``: a worker asking must not seed
-a fresh data dir's starter files.
+The directories are made here, by the asker, the waiter and the answerer
+alike (a missing one is made, never taken for a missing ask), not by
+``layout.ensure_layout``: a worker asking must not seed starter files.
 """
 
 from __future__ import annotations
@@ -298,14 +280,16 @@ def _same_question(ask: dict[str, Any], record: dict[str, Any]) -> bool:
 
 
 def _pending_same(paths: Paths, record: dict[str, Any]) -> str | None:
-    """The id of the worker's pending ask of the same question, if any.
+    """The id of the worker's ask of the same question still to resume, if any.
 
-    An ask of that worker that cannot be read (an I/O error, not a bad file)
-    raises: it may be the very ask to resume, and guessing "none" would raise
-    it twice.
+    One is to resume while it is pending, or answered but its answer not yet
+    ``delivered`` (the asker was killed before it could print it: the retry
+    gets it, rather than asking the root agent again). An ask of that worker
+    that cannot be read (an I/O error, not a bad file) raises: it may be the
+    very ask to resume, and guessing "none" would raise it twice.
     """
     prefix = stem(record["worker"])
-    for name, _ in sorted(_unanswered(paths)):
+    for name in sorted(_names(paths.asks)):
         if asker(name) != prefix:
             continue
         try:
@@ -314,9 +298,27 @@ def _pending_same(paths: Paths, record: dict[str, Any]) -> str | None:
             continue  # withdrawn while being listed
         except fs.BadFile:
             continue  # not an ask this asker wrote: never the one to resume
-        if _same_question(ask, record):
+        if not _same_question(ask, record):
+            continue
+        if "delivered" not in ask:
             return str(ask.get("id", name[: -len(SUFFIX)]))
     return None
+
+
+def delivered(paths: Paths, ask_id: str) -> None:
+    """Mark the ask as answered to its asker, so the same question later is a new ask.
+
+    Best effort: unmarked, a retry of the same question is given the same
+    answer again, which is what it asked for.
+    """
+    path = paths.asks / f"{ask_id}{SUFFIX}"
+    try:
+        ask = jsonfile.read_object(path)
+        if "delivered" not in ask:
+            ask["delivered"] = round(time.time(), 3)
+            fs.write_whole(path, (json.dumps(ask, indent=2) + "\n").encode())
+    except OSError:
+        pass
 
 
 def raise_ask(
