@@ -179,7 +179,7 @@ def test_a_claim_whose_holder_has_no_session_at_all_is_taken_at_once_by_one_of_t
     assert sorted(codes.values()) == ["0"] + ["1"] * 9, (codes, done.err)
     winner = next(w for w, code in codes.items() if code == "0")
     assert holder(profile, "build") == winner
-    assert [e.get("from") for e in events(profile, "claim_taken")] == ["never-was"]
+    assert [e["session"] for e in events(profile, "claim_taken")] == [winner]
     assert [p.name for p in (profile.data / "claims").iterdir()] == ["build.json"]
 
 
