@@ -86,7 +86,7 @@ def test_bad_amounts_are_usage_errors_and_nothing_is_appended(profile: Profile) 
         out = profile.run("_", "cost", "worker", "w1", "claude", usd)
         assert out.returncode == 2, (usd, out.stderr)
         assert "USD" in out.stderr and "Traceback" not in out.stderr
-    for bad in (("", "w1", "claude"), ("worker", "a\nb", "claude")):
+    for bad in (("", "w1", "claude"), ("worker", "a\nb", "claude"), ("worker", "w1", "\udcff")):
         out = profile.run("_", "cost", *bad, "1")
         assert out.returncode == 2, (bad, out.stderr)
     assert ledger(profile).read_bytes() == before
@@ -125,15 +125,16 @@ def test_a_line_with_an_absurd_time_or_amount_is_skipped_and_the_sums_stay_finit
             line = {"kind": "worker", "id": "x", "runner": "r", **fields}
             f.write(json.dumps(line) + "\n")
         f.write('{"ts": 1, "kind": "worker", "id": "x", "runner": "r", "usd": Infinity}\n')
+        f.write('{"ts": 1, "kind": "a\\ud800", "id": "x", "runner": "r", "usd": 1}\n')
     tool = ShellTool(profile.env)
     done = tool.call("looop cost --json | head -c 100000")
     assert done.returncode == 0 and not done.err, done.err
     result = json.loads(done.out, parse_constant=refuse)  # strict JSON: no NaN or Infinity
-    assert result["total"] == 1.5 and result["skipped"] == len(absurd) + 1
+    assert result["total"] == 1.5 and result["skipped"] == len(absurd) + 2
     for variant in ("looop cost", "looop cost --today", "looop cost --today --json"):
         done = tool.call(variant)
         assert done.returncode == 0 and not done.err, (variant, done.err)
-    assert "skipped 9" in tool.call("looop cost").out
+    assert "skipped 10" in tool.call("looop cost").out
 
 
 def test_a_fifo_named_cost_jsonl_is_reported_not_waited_on(profile: Profile) -> None:

@@ -11,9 +11,9 @@ error before anything is written: silence would make the ledger lie.
 never blocking: a FIFO named ``cost.jsonl`` is reported, never waited on),
 a chunk at a time rather than whole, since a ledger only grows: its memory
 is bounded whatever the ledger's size, its time linear in it. A line that
-is not such an object (a crash mid-line elsewhere, a hand edit), or whose
-``ts`` is no instant a calendar shows (outside 0 to ``MAX_TS``) or whose
-``usd`` is absurd (over ``MAX_USD``), is skipped and counted, never fatal:
+is not such an object (a crash mid-line elsewhere, a hand edit, a word no
+encoder can print), or whose ``ts`` is no instant a calendar shows (outside
+0 to ``MAX_TS``) or whose ``usd`` is absurd (over ``MAX_USD``), is skipped and counted, never fatal:
 so every sum stays a finite number and ``--json`` stays valid JSON. Sums
 are by local day, kind and runner, for at most ``MAX_ROWS`` such groups;
 lines of further groups are summed into one ``other`` entry, so a ledger
@@ -51,8 +51,10 @@ def amount(text: str) -> float:
 
 
 def _word(name: str, value: str) -> str:
-    if not value.strip() or "\n" in value or "\r" in value:
-        raise UsageError(f"invalid {name.upper()} {value!r}: give a non-empty word on one line")
+    if not (value.strip() and _text(value)) or "\n" in value or "\r" in value:
+        raise UsageError(
+            f"invalid {name.upper()} {value!r}: give a non-empty word of UTF-8 text on one line"
+        )
     return value
 
 
@@ -75,9 +77,19 @@ def _entry(line: bytes) -> dict[str, Any] | None:
     ts, usd = jsonfile.finite(value.get("ts")), jsonfile.finite(value.get("usd"))
     if ts is None or usd is None or not (0 <= ts <= MAX_TS and 0 <= usd <= MAX_USD):
         return None
-    if not all(isinstance(value.get(name), str) and value[name] for name in FIELDS):
+    if not all(isinstance(value.get(name), str) and _text(value[name]) for name in FIELDS):
         return None
     return {"ts": ts, "kind": value["kind"], "runner": value["runner"], "usd": usd}
+
+
+def _text(value: str) -> bool:
+    """Is ``value`` non-empty text any printer can write? (A lone surrogate from a
+    ``\\ud800`` escape is not: no encoder takes it.)"""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return bool(value)
 
 
 def _ledger(paths: Paths) -> Iterator[bytes]:
