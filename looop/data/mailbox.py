@@ -51,11 +51,10 @@ It also owns the mailbox's writes and the asker's wait (SPEC §10):
 * **Whose an ask is** (``asker``): the ``stem`` before the id's last ``-``;
   the reaper removes a reaped session's asks and answers by it.
 * **Stranded** (``listing``): an ask whose worker has a session directory
-  (``sessions/<worker>``) judged dead. No session directory is *not*
-  stranded (any process may ask), and an unreadable session is unknown.
+  judged dead (none: not stranded, any process may ask; unreadable: unknown).
 
-The directories are made here, by the asker, the waiter and the answerer
-alike (a missing one is made, never taken for a missing ask), not by
+The directories are made here, by asker, waiter and answerer alike (a
+missing one is made, never taken for a missing ask), not by
 ``layout.ensure_layout``: a worker asking must not seed starter files.
 """
 
@@ -414,6 +413,10 @@ def answer(paths: Paths, ask_id: str, text: str, force: bool = False) -> dict[st
     ids.check("ask", ask_id)
     if not text.strip():
         raise UsageError("an empty answer is refused")
+    try:
+        text.encode("utf-8")  # the journal line must take it, or nothing is written
+    except UnicodeEncodeError:
+        raise UsageError("the answer is not UTF-8 text; nothing written") from None
     if not _present(paths.asks / f"{ask_id}{SUFFIX}"):
         raise LooopError(f"no such ask: {ask_id}")
     _ensure_dirs(paths)
