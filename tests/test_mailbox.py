@@ -132,7 +132,7 @@ def test_an_answer_is_given_to_the_asker_once_and_then_its_question_is_asked_ane
     # The asker gave up before the answer came: asking again gets it, from the same ask.
     again = profile.run("_", "ask", "w1", "--prompt", "deploy?", "--timeout", "0")
     assert (again.returncode, again.stdout) == (0, "yes\n"), again.stderr
-    assert json.loads(ask_file(profile, "w1-1").read_text())["delivered"] > 0
+    wait_for(lambda: "delivered" in json.loads(ask_file(profile, "w1-1").read_text()))
     # Delivered: the same question later is a new ask, and the answered id is not reused.
     assert raised(profile, "w1", "--prompt", "deploy?") == "w1-2"
 
@@ -418,6 +418,8 @@ def test_every_worker_id_start_accepts_can_ask_again_and_again(
     assert len(set(ids)) == 12
     again = tool.call(f"looop _ ask {worker} --prompt 'question 0?' --timeout 0")
     assert (again.returncode, again.out) == (0, "answer 0\n"), again.err
+    asked = profile.data / "asks" / f"{ids[0]}.json"
+    wait_for(lambda: "delivered" in json.loads(asked.read_text()))
     anew = tool.call(f"looop _ ask {worker} --prompt 'question 0?' --timeout 0")
     assert pending_id(anew.err) not in ids
     make_session(profile.data / "sessions", worker, ended=1.0, age=10 * 86400)

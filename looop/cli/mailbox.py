@@ -66,11 +66,16 @@ def ask_command(
     else:
         click.echo(record["answer"])
     # The worker is blocked on this exit, as the agent is on `_ wait`'s: once
-    # the answer is out (stdout closed: `$(...)` has it), mark it delivered,
-    # so the same question later is a new ask, and skip the interpreter's teardown.
+    # the answer is out, exit at once, skipping the interpreter's teardown. A
+    # child of ours, with none of the worker's pipes, marks the ask delivered
+    # (so the same question later is a new ask): a durable write the worker
+    # need not wait for; if it is lost, a retry is given the answer again.
     sys.stdout.flush()
-    os.close(sys.stdout.fileno())
-    mailbox.delivered(paths, ask_id)
+    if os.fork() == 0:
+        devnull = os.open(os.devnull, os.O_RDWR)
+        for fd in (0, 1, 2):
+            os.dup2(devnull, fd)
+        mailbox.delivered(paths, ask_id)
     os._exit(0)
 
 
