@@ -19,6 +19,12 @@ separately, so it is done here once:
   that can go on without a lock (the reaper, the claims) catches it.
 * ``held`` is the two together as a context manager that closes the file
   (closing lets go of the lock).
+* ``directory`` holds the lock on a directory the caller has open (the
+  claims' ``claims/``, the mailbox's ``asks/``): a lock that leaves no file
+  behind, whoever is killed holding it. Each process opens the directory on
+  its own, so each holds its own lock. Where ``flock`` is not to be had
+  (some network file systems) the block runs unlocked, and the caller's own
+  checks (an exclusive create, a judged file still in place) are what holds.
 
 Rejected: ``fcntl.lockf`` (POSIX record locks belong to the process, so a
 second open of the same file in the same process silently drops them), and
@@ -95,6 +101,21 @@ def lock(
 def unlock(fd: int) -> None:
     """Let go of the lock on ``fd`` while keeping it open (a directory's own lock)."""
     fcntl.flock(fd, fcntl.LOCK_UN)
+
+
+@contextlib.contextmanager
+def directory(fd: int) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on the open directory ``fd`` for the block (unlocked without)."""
+    try:
+        lock(fd, block=True)
+    except OSError:
+        yield
+        return
+    try:
+        yield
+    finally:
+        with contextlib.suppress(OSError):  # a failed unlock is undone by the caller's close
+            unlock(fd)
 
 
 @contextlib.contextmanager

@@ -26,6 +26,7 @@ from conftest import (
     reap_json,
     start_sleeper,
 )
+from shell_tool import ShellTool
 
 
 def sessions_dir(profile: Profile) -> Path:
@@ -83,13 +84,15 @@ def test_no_owner_is_a_usage_error_and_writes_nothing(profile: Profile) -> None:
     assert not (profile.data / "claims").exists()
 
 
-def test_a_claim_held_by_the_same_session_is_already_yours(profile: Profile) -> None:
-    assert profile.run("_", "claim", "build", "--session", "w1").returncode == 0
-    first = claim_file(profile, "build").read_text()
+def test_a_claim_held_by_the_same_session_is_already_yours_and_stamped_afresh(
+    profile: Profile,
+) -> None:
+    write_claim(profile, "build", {"session": "w1", "name": "build", "ts": 1}, age=0)
     out = profile.run("_", "claim", "build", "--session", "w1")
     assert out.returncode == 0, out.stderr
     assert "already yours" in out.stdout
-    assert claim_file(profile, "build").read_text() == first
+    body = json.loads(claim_file(profile, "build").read_text())
+    assert body["session"] == "w1" and body["ts"] > time.time() - 60
 
 
 def test_a_claim_held_by_another_live_session_is_refused_naming_it(
@@ -103,13 +106,14 @@ def test_a_claim_held_by_another_live_session_is_refused_naming_it(
     assert holder(profile, "build") == "holder"
 
 
-def test_a_dead_sessions_claim_is_taken_over(profile: Profile) -> None:
+def test_a_dead_sessions_claim_is_taken_over_and_stamped_afresh(profile: Profile) -> None:
     dead_session(profile, "gone")
-    write_claim(profile, "build", {"session": "gone"}, age=0)
+    write_claim(profile, "build", {"session": "gone", "ts": 1}, age=0)
     out = profile.run("_", "claim", "build", "--session", "w2")
     assert out.returncode == 0, out.stderr
     assert "taken over from gone" in out.stdout
     assert holder(profile, "build") == "w2"
+    assert json.loads(claim_file(profile, "build").read_text())["ts"] > time.time() - 60
     assert events(profile, "claim_taken")[-1] == {
         **events(profile, "claim_taken")[-1],
         "name": "build",
@@ -140,15 +144,70 @@ def test_of_ten_takers_of_a_dead_sessions_claim_exactly_one_wins(
     assert [p.name for p in (profile.data / "claims").iterdir()] == ["build.json"]
 
 
-def test_a_claim_whose_holder_is_unknown_is_not_taken(profile: Profile) -> None:
+def test_a_claim_whose_holder_is_unknown_or_that_may_be_still_written_is_not_taken(
+    profile: Profile,
+) -> None:
     make_session(sessions_dir(profile), "mystery", meta="{not json", age=10 * DAY)
-    cases = {"of-unknown": {"session": "mystery"}, "garbage": "{not json", "nobody": {"x": 1}}
-    for name, body in cases.items():
-        path = write_claim(profile, name, body)
+    cases = {
+        "of-unknown": ({"session": "mystery"}, 600),
+        "young-empty": ("", 0),
+        "young-garbage": ("{not js", 0),
+    }
+    for name, (body, age) in cases.items():
+        path = write_claim(profile, name, body, age=age)
         before = path.read_bytes()
         out = profile.run("_", "claim", name, "--session", "w2")
         assert out.returncode == 1, (name, out.stdout, out.stderr)
+        assert len(out.stderr.strip().splitlines()) == 1, out.stderr
         assert path.read_bytes() == before
+
+
+def test_a_claim_whose_holder_has_no_session_at_all_is_taken_at_once_by_one_of_ten(
+    profile: Profile, procs: Processes
+) -> None:
+    write_claim(profile, "build", {"session": "never-was", "ts": time.time()}, age=0)
+    worker = start_sleeper(procs)
+    for i in range(10):
+        make_session(sessions_dir(profile), f"w{i}", pid=worker.pid, started=time.time())
+    tool = ShellTool(profile.env, limit=60)
+    done = tool.call(
+        "for i in 0 1 2 3 4 5 6 7 8 9; do"
+        ' (looop _ claim build --session w$i >/dev/null 2>&1; echo "w$i $?") &'
+        " done; wait"
+    )
+    codes = dict(line.split() for line in done.out.splitlines())
+    assert sorted(codes.values()) == ["0"] + ["1"] * 9, (codes, done.err)
+    winner = next(w for w, code in codes.items() if code == "0")
+    assert holder(profile, "build") == winner
+    assert [e["session"] for e in events(profile, "claim_taken")] == [winner]
+    assert [p.name for p in (profile.data / "claims").iterdir()] == ["build.json"]
+
+
+def test_an_empty_or_garbage_claim_file_past_a_short_grace_is_debris_taken_and_reaped(
+    profile: Profile, procs: Processes
+) -> None:
+    live_session(profile, procs, "w2")
+    bodies: dict[str, Any] = {
+        "empty": "",
+        "garbage": "{not json",
+        "nobody": {"x": 1},
+        "escape": {"session": "../x"},
+    }
+    tool = ShellTool(profile.env)
+    for name, body in bodies.items():
+        write_claim(profile, name, body, age=30)
+        done = tool.call(f"looop _ claim {name} --session w2")
+        assert done.returncode == 0, (name, done.err)
+        assert holder(profile, name) == "w2"
+    for name, body in bodies.items():
+        write_claim(profile, f"left-{name}", body, age=30)
+    done = tool.call(f"looop reap --ttl {TTL} --json")
+    assert done.returncode == 0, done.err
+    reaped = {c["name"] for c in json.loads(done.out)["reaped"]["claims"]}
+    assert reaped == {f"left-{name}.json" for name in bodies}
+    assert sorted(p.name for p in (profile.data / "claims").iterdir()) == sorted(
+        f"{name}.json" for name in bodies
+    )
 
 
 def test_a_fifo_named_like_the_claim_is_reported_not_waited_on(profile: Profile) -> None:
@@ -207,6 +266,7 @@ def test_the_reaper_and_claim_agree_on_which_claims_are_free(
         "garbage": ("{not json", 600),
         "no-session": ({"holder": "x"}, 600),
         "escape": ({"session": "../../outside"}, 600),
+        "young-garbage": ("{not json", 0),
     }
     for name, (body, age) in situations.items():
         write_claim(profile, name, body, age=age)
@@ -214,7 +274,16 @@ def test_the_reaper_and_claim_agree_on_which_claims_are_free(
     code, dry = reap_json(profile, "--dry-run", "--ttl", TTL)
     assert code == 0, dry
     reaper_frees = {c["name"][: -len(".json")] for c in dry["reaped"]["claims"]}
-    assert reaper_frees == {"of-dead-young", "of-dead-old", "of-pid-gone", "of-missing-old"}
+    assert reaper_frees == {
+        "of-dead-young",
+        "of-dead-old",
+        "of-pid-gone",
+        "of-missing-old",
+        "of-missing-young",
+        "garbage",
+        "no-session",
+        "escape",
+    }
 
     claim_takes = set()
     for name in situations:

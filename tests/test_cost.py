@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from conftest import Processes, Profile
+from shell_tool import ShellTool
 
 
 def ledger(profile: Profile) -> Path:
@@ -24,6 +25,10 @@ def report(profile: Profile, *args: str) -> dict[str, Any]:
     out = profile.run("cost", "--json", *args)
     assert out.returncode == 0, out.stderr
     return dict(json.loads(out.stdout))
+
+
+def refuse(constant: str) -> Any:
+    raise ValueError(f"{constant} is not JSON")
 
 
 def old_line(profile: Profile, days: float, kind: str, runner: str, usd: float) -> None:
@@ -77,11 +82,11 @@ def test_cost_sums_by_day_kind_and_runner(profile: Profile) -> None:
 def test_bad_amounts_are_usage_errors_and_nothing_is_appended(profile: Profile) -> None:
     spend(profile, "worker", "w1", "claude", "0.25")
     before = ledger(profile).read_bytes()
-    for usd in ("abc", "-1", "nan", "inf", "-inf", "1e999", ""):
+    for usd in ("abc", "-1", "nan", "inf", "-inf", "1e999", "", "1e300", "1000000.01"):
         out = profile.run("_", "cost", "worker", "w1", "claude", usd)
         assert out.returncode == 2, (usd, out.stderr)
         assert "USD" in out.stderr and "Traceback" not in out.stderr
-    for bad in (("", "w1", "claude"), ("worker", "a\nb", "claude")):
+    for bad in (("", "w1", "claude"), ("worker", "a\nb", "claude"), ("worker", "w1", "\udcff")):
         out = profile.run("_", "cost", *bad, "1")
         assert out.returncode == 2, (bad, out.stderr)
     assert ledger(profile).read_bytes() == before
@@ -98,6 +103,38 @@ def test_a_malformed_line_is_skipped_and_counted(profile: Profile) -> None:
     assert result["total"] == 3.0 and result["skipped"] == 3
     text = profile.run("cost")
     assert text.returncode == 0 and "skipped 3" in text.stdout
+
+
+def test_a_line_with_an_absurd_time_or_amount_is_skipped_and_the_sums_stay_finite(
+    profile: Profile,
+) -> None:
+    spend(profile, "worker", "w1", "claude", "1.5")
+    now = time.time()
+    absurd = [
+        {"ts": 1e300, "usd": 1},  # no calendar has that day
+        {"ts": -1e300, "usd": 1},
+        {"ts": 1e19, "usd": 1},
+        {"ts": now, "usd": 1e308},  # two of these would sum to infinity
+        {"ts": now, "usd": 1e308},
+        {"ts": now, "usd": 1e300},
+        {"ts": now, "usd": 10**400},  # an integer no float can hold
+        {"ts": 10**400, "usd": 1},
+    ]
+    with open(ledger(profile), "a") as f:
+        for fields in absurd:
+            line = {"kind": "worker", "id": "x", "runner": "r", **fields}
+            f.write(json.dumps(line) + "\n")
+        f.write('{"ts": 1, "kind": "worker", "id": "x", "runner": "r", "usd": Infinity}\n')
+        f.write('{"ts": 1, "kind": "a\\ud800", "id": "x", "runner": "r", "usd": 1}\n')
+    tool = ShellTool(profile.env)
+    done = tool.call("looop cost --json | head -c 100000")
+    assert done.returncode == 0 and not done.err, done.err
+    result = json.loads(done.out, parse_constant=refuse)  # strict JSON: no NaN or Infinity
+    assert result["total"] == 1.5 and result["skipped"] == len(absurd) + 2
+    for variant in ("looop cost", "looop cost --today", "looop cost --today --json"):
+        done = tool.call(variant)
+        assert done.returncode == 0 and not done.err, (variant, done.err)
+    assert "skipped 10" in tool.call("looop cost").out
 
 
 def test_a_fifo_named_cost_jsonl_is_reported_not_waited_on(profile: Profile) -> None:

@@ -17,7 +17,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import LOOOP, Processes, Profile, gone_pid, session_files, wait_for
+from conftest import (
+    LOOOP,
+    TTL,
+    Processes,
+    Profile,
+    gone_pid,
+    make_session,
+    session_files,
+    strace_prefix,
+    wait_for,
+)
+from shell_tool import ShellTool
 
 BAD_IDS = ["../x", ".x", "a/b", "", "..", "-x", "a" * 65]
 
@@ -40,6 +51,13 @@ def raised(profile: Profile, *args: str) -> str:
     assert (out.returncode, out.stdout) == (124, ""), out.stderr
     found = re.fullmatch(r"looop: no answer to ask (\S+) yet \(it stays pending\)\n", out.stderr)
     assert found is not None, out.stderr
+    return found[1]
+
+
+def pending_id(stderr: str) -> str:
+    """The id in ``_ ask --timeout 0``'s message."""
+    found = re.search(r"no answer to ask (\S+) yet", stderr)
+    assert found is not None, stderr
     return found[1]
 
 
@@ -106,9 +124,16 @@ def test_a_different_question_raises_a_second_ask(profile: Profile) -> None:
     assert [a["id"] for a in pending(profile)] == ["w1-1", "w1-2", "w1-3"]
 
 
-def test_an_answered_ask_is_not_resumed_and_its_id_is_not_reused(profile: Profile) -> None:
+def test_an_answer_is_given_to_the_asker_once_and_then_its_question_is_asked_anew(
+    profile: Profile,
+) -> None:
     assert raised(profile, "w1", "--prompt", "deploy?") == "w1-1"
     assert profile.run("_", "answer", "w1-1", "yes").returncode == 0
+    # The asker gave up before the answer came: asking again gets it, from the same ask.
+    again = profile.run("_", "ask", "w1", "--prompt", "deploy?", "--timeout", "0")
+    assert (again.returncode, again.stdout) == (0, "yes\n"), again.stderr
+    wait_for(lambda: "delivered" in json.loads(ask_file(profile, "w1-1").read_text()))
+    # Delivered: the same question later is a new ask, and the answered id is not reused.
     assert raised(profile, "w1", "--prompt", "deploy?") == "w1-2"
 
 
@@ -203,6 +228,17 @@ def test_an_empty_answer_is_refused_and_nothing_is_written(profile: Profile, tex
     assert os.listdir(profile.data / "answers") == []
 
 
+def test_an_answer_that_is_not_utf8_is_refused_whole_before_anything_is_written(
+    profile: Profile,
+) -> None:
+    raised(profile, "w1", "--prompt", "deploy?")
+    tool = ShellTool(profile.env)
+    refused = tool.call("looop _ answer w1-1 $'\\xfe yes'")
+    assert refused.returncode == 2 and "UTF-8" in refused.err, refused.err
+    assert os.listdir(profile.data / "answers") == []
+    assert tool.call("looop _ answer w1-1 yes").returncode == 0
+
+
 def test_an_answer_to_an_ask_that_does_not_exist_is_refused(profile: Profile) -> None:
     out = profile.run("_", "answer", "nobody-1", "yes")
     assert out.returncode == 1 and "no such ask" in out.stderr
@@ -220,29 +256,176 @@ def test_an_ask_whose_file_is_deleted_while_it_waits_exits_1_with_a_reason(
     assert stderr.startswith("looop: ") and "withdrawn" in stderr and stderr.count("\n") == 1
 
 
-@pytest.mark.parametrize("garbage", [b"not json", b"[1, 2]", b'{"id": "w1-1"}', b'{"answer": ""}'])
-def test_an_ask_whose_answer_is_not_a_valid_record_exits_1_with_a_reason(
-    profile: Profile, procs: Processes, garbage: bytes
+BAD_ANSWERS = {
+    "not-json": b"not json",
+    "not-an-object": b"[1, 2]",
+    "no-text": b'{"id": "w1-1"}',
+    "empty-text": b'{"answer": ""}',
+    "another-ask": b'{"id": "w9-9", "answer": "yes"}',
+    "empty-file": b"",
+    "fifo": None,
+    "directory": None,
+}
+
+
+def place_answer(profile: Profile, ask_id: str, kind: str) -> None:
+    path = answer_file(profile, ask_id)
+    if kind == "fifo":
+        os.mkfifo(path)
+    elif kind == "directory":
+        path.mkdir()
+    else:
+        tmp = path.with_name(".garbage")
+        tmp.write_bytes(BAD_ANSWERS[kind] or b"")
+        tmp.rename(path)
+
+
+@pytest.mark.parametrize("kind", sorted(BAD_ANSWERS))
+def test_a_corrupt_or_non_regular_answer_never_hides_its_ask_and_force_repairs_it(
+    profile: Profile, procs: Processes, kind: str
 ) -> None:
-    asker = asking(procs, profile, "w1", "--prompt", "deploy?")
+    asker = asking(procs, profile, "w1", "--prompt", "deploy?", "--timeout", "60")
     wait_for(lambda: ask_file(profile, "w1-1").exists())
-    tmp = profile.data / "answers" / ".garbage"
-    tmp.write_bytes(garbage)
-    tmp.rename(answer_file(profile, "w1-1"))
-    stdout, stderr = asker.communicate(timeout=10)
-    assert (asker.returncode, stdout) == (1, "")
-    assert stderr.startswith("looop: ") and "w1-1" in stderr and stderr.count("\n") == 1
+    place_answer(profile, "w1-1", kind)
+    root = ShellTool(profile.env)
+    listed = json.loads(root.call("looop _ asks --json").out)
+    assert [a["id"] for a in listed] == ["w1-1"]
+    assert "answers/w1-1.json" in listed[0]["answer_error"]
+    state = json.loads(root.call("looop _ state --json").out)
+    assert [a["id"] for a in state["asks"]] == ["w1-1"]
+    assert "answers/w1-1.json" in {p["path"] for p in state["problems"]}
+    assert "asks" in json.loads(root.call("looop _ wait --json --timeout 0").out)["changed"]
+    assert "w1-1" in root.call("looop _ asks").out
+    refused = root.call("looop _ answer w1-1 yes")
+    assert refused.returncode == 1 and "--force" in refused.err, refused.err
+    repaired = root.call("looop _ answer --force w1-1 fixed")
+    assert repaired.returncode == 0, repaired.err
+    stdout, stderr = asker.communicate(timeout=30)
+    assert (asker.returncode, stdout) == (0, "fixed\n"), stderr
+    assert json.loads(root.call("looop _ asks --json").out) == []
 
 
-def test_an_ask_whose_answer_is_a_fifo_exits_1_without_hanging(
+def test_a_missing_answers_or_asks_directory_is_made_not_taken_for_a_missing_ask(
     profile: Profile, procs: Processes
 ) -> None:
-    asker = asking(procs, profile, "w1", "--prompt", "deploy?")
-    wait_for(lambda: ask_file(profile, "w1-1").exists())
-    os.mkfifo(answer_file(profile, "w1-1"))
-    stdout, stderr = asker.communicate(timeout=10)
-    assert (asker.returncode, stdout) == (1, "")
-    assert "FIFO" in stderr
+    tool = ShellTool(profile.env)
+    assert tool.call("looop _ ask w1 --prompt first? --timeout 0").returncode == 124
+    (profile.data / "answers").rmdir()
+    answered = tool.call("looop _ answer w1-1 yes")
+    assert answered.returncode == 0, answered.err
+    assert json.loads(answer_file(profile, "w1-1").read_text())["answer"] == "yes"
+    (answer_file(profile, "w1-1")).unlink()
+    (profile.data / "answers").rmdir()
+    asker = asking(procs, profile, "w1", "--prompt", "second?", "--timeout", "60")
+    wait_for(lambda: ask_file(profile, "w1-2").exists())
+    assert tool.call("looop _ answer w1-2 no").returncode == 0
+    assert asker.communicate(timeout=30)[0] == "no\n"
+    for gone in ("asks", "answers"):
+        for box in ("asks", "answers"):
+            for entry in (profile.data / box).iterdir():
+                entry.unlink()
+        (profile.data / gone).rmdir()
+        listed = tool.call("looop _ asks --json")
+        assert (listed.returncode, json.loads(listed.out)) == (0, []), listed.err
+        assert tool.call("looop _ ask w2 --prompt again? --timeout 0").returncode == 124
+
+
+def nth_listing_of(profile: Profile, directory: Path, *args: str) -> int:
+    """Which ``getdents64`` of ``looop args`` (in its process) first lists ``directory``."""
+    trace = profile.root / "trace.txt"
+    prefix = strace_prefix("-yy", "-e", "trace=getdents64")
+    prefix[prefix.index(os.devnull)] = str(trace)
+    subprocess.run([*prefix, LOOOP, *args], env=profile.env, capture_output=True, check=False)
+    calls = [line for line in trace.read_text().splitlines() if line.startswith("getdents64(")]
+    return next(n for n, line in enumerate(calls, 1) if f"{directory}>" in line)
+
+
+def test_a_failure_to_list_asks_is_reported_as_that_failure_never_as_no_asks(
+    profile: Profile,
+) -> None:
+    tool = ShellTool(profile.env)
+    assert tool.call("looop _ ask w1 --prompt deploy? --timeout 0").returncode == 124
+    for verb in ("_ asks", "_ ask w1 --prompt deploy? --timeout 0"):
+        n = nth_listing_of(profile, profile.data / "asks", *verb.split())
+        inject = ("-e", "trace=getdents64", "-e", f"inject=getdents64:error=EIO:when={n}")
+        done = tool.call(f"{' '.join(strace_prefix(*inject))} looop {verb}")
+        assert done.returncode not in (0, 124), (verb, done.out, done.err)
+        assert done.err.startswith("looop: ") and "asks" in done.err, done.err
+        assert "Traceback" not in done.err
+    assert sorted(os.listdir(profile.data / "asks")) == ["w1-1.json"]
+
+
+def test_identical_asks_from_one_worker_at_the_same_instant_are_one_ask(profile: Profile) -> None:
+    tool = ShellTool(profile.env, limit=60)
+    done = tool.call(
+        "for i in 1 2 3 4 5 6 7 8 9 10; do"
+        " looop _ ask w1 --prompt 'deploy?' --options yes,no --timeout 0 2>/dev/null &"
+        " done; wait"
+    )
+    assert not done.killed, done.err
+    assert sorted(os.listdir(profile.data / "asks")) == ["w1-1.json"]
+
+
+def test_a_relative_ref_is_stored_as_given_so_the_question_resumes_from_anywhere(
+    profile: Profile, tmp_path: Path
+) -> None:
+    ids = []
+    for where in ("a", "b"):
+        (tmp_path / where).mkdir()
+        tool = ShellTool(profile.env, cwd=tmp_path / where)
+        done = tool.call("looop _ ask w1 --prompt 'read it?' --ref notes/plan.md --timeout 0")
+        assert done.returncode == 124, done.err
+        ids.append(pending_id(done.err))
+    assert ids == ["w1-1", "w1-1"]
+    assert json.loads(ask_file(profile, "w1-1").read_text())["reference"] == "notes/plan.md"
+
+
+def test_every_mailbox_record_carries_a_version_and_a_newer_one_is_shown_with_one_warning(
+    profile: Profile,
+) -> None:
+    tool = ShellTool(profile.env)
+    assert tool.call("looop _ ask w1 --prompt deploy? --timeout 0").returncode == 124
+    assert tool.call("looop _ answer w1-1 yes").returncode == 0
+    assert json.loads(ask_file(profile, "w1-1").read_text())["v"] == 1
+    assert json.loads(answer_file(profile, "w1-1").read_text())["v"] == 1
+    for n in (2, 3):
+        future = {"v": 2, "id": f"w1-{n}", "worker": "w1", "prompt": "new?", "ts": 1, "more": {}}
+        ask_file(profile, f"w1-{n}").write_text(json.dumps(future))
+    for verb in ("looop _ asks --json", "looop _ state --json"):
+        done = tool.call(verb)
+        assert done.returncode == 0, done.err
+        listed = json.loads(done.out)
+        asks = listed if isinstance(listed, list) else listed["asks"]
+        assert [a["id"] for a in asks] == ["w1-2", "w1-3"], asks
+        warnings = done.err.splitlines()
+        assert len(warnings) == 1 and "version 2" in warnings[0], done.err
+
+
+@pytest.mark.parametrize("length", [43, 44, 45, 62, 64])
+def test_every_worker_id_start_accepts_can_ask_again_and_again(
+    profile: Profile, length: int
+) -> None:
+    worker = ("w" + "x-y." * 20)[: length - 1] + "z"
+    tool = ShellTool(profile.env)
+    ids = []
+    for n in range(12):
+        done = tool.call(f"looop _ ask {worker} --prompt 'question {n}?' --timeout 0")
+        assert done.returncode == 124, done.err
+        ask_id = pending_id(done.err)
+        assert len(ask_id) <= 64
+        ids.append(ask_id)
+        assert tool.call(f"looop _ answer {ask_id} 'answer {n}'").returncode == 0
+    assert len(set(ids)) == 12
+    again = tool.call(f"looop _ ask {worker} --prompt 'question 0?' --timeout 0")
+    assert (again.returncode, again.out) == (0, "answer 0\n"), again.err
+    asked = profile.data / "asks" / f"{ids[0]}.json"
+    wait_for(lambda: "delivered" in json.loads(asked.read_text()))
+    anew = tool.call(f"looop _ ask {worker} --prompt 'question 0?' --timeout 0")
+    assert pending_id(anew.err) not in ids
+    make_session(profile.data / "sessions", worker, ended=1.0, age=10 * 86400)
+    reaped = tool.call(f"looop reap --ttl {TTL} --json")
+    assert reaped.returncode == 0, reaped.err
+    assert os.listdir(profile.data / "asks") == os.listdir(profile.data / "answers") == []
 
 
 def test_an_ask_that_times_out_exits_124_and_stays_pending(profile: Profile) -> None:

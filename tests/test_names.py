@@ -153,7 +153,7 @@ def test_odd_names_in_the_mailbox_claims_and_sessions_crash_no_reader(profile: P
     names += _dot_names(b".json") + _leftovers(b".json")
     for directory in ("asks", "answers", "claims"):
         for name in names:
-            _create(profile.data / directory, name, b'{"session": "s", "question": "q"}\n')
+            _create(profile.data / directory, name, b'{"session": "s", "answer": "a"}\n')
     for stem in NOT_UTF8 + _long_stems(b""):
         os.mkdir(os.path.join(os.fsencode(profile.data / "sessions"), stem))
 

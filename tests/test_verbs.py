@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 from conftest import LOOOP, Processes, Profile, events, tree
+from shell_tool import ShellTool
 
 
 def journal(profile: Profile) -> list[str]:
@@ -108,6 +109,29 @@ def test_playbook_write_keeps_the_previous_version_and_only_the_last_twenty(
     kept = sorted((profile.data / "playbook.d").iterdir())
     assert len(kept) == 20
     assert [p.read_text() for p in kept] == [f"version {n}\n" for n in range(2, 22)]
+
+
+def test_the_playbook_history_never_prunes_the_version_it_just_saved_after_a_clock_step(
+    profile: Profile,
+) -> None:
+    # Twenty versions kept while the clock ran a year ahead, named by that clock.
+    history = profile.data / "playbook.d"
+    history.mkdir(parents=True)
+    for n in range(20):
+        (history / f"PLAYBOOK-20271207T1200{n:02d}.000000Z.md").write_text(f"ahead {n}\n")
+    tool = ShellTool(profile.env)
+    for text in ("first", "second", "third"):
+        done = tool.call(f"looop _ playbook write {text}")
+        assert done.returncode == 0, done.err
+    kept = {p.name: p.read_text() for p in history.iterdir()}
+    assert len(kept) == 20
+    # The clock now reads a year earlier: each saved version is kept (the starter
+    # playbook, "first", "second"), and the three oldest of those named ahead go.
+    assert "first\n" in kept.values() and "second\n" in kept.values()
+    assert sorted(t for t in kept.values() if t.startswith("ahead")) == sorted(
+        f"ahead {n}\n" for n in range(3, 20)
+    )
+    assert (profile.data / "PLAYBOOK.md").read_text() == "third\n"
 
 
 @pytest.mark.parametrize("bad", ["../x", ".x", "a/b", "", "..", "x/..", "é"])

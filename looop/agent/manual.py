@@ -165,7 +165,7 @@ THE ROOT AGENT'S OPERATING CONTRACT
     looop _ claim NAME [--session ID]      lease claims/NAME.json; exit 1 if
                                            another live session holds it
     looop _ unclaim NAME [--session ID]    release your own lease
-    looop _ cost KIND ID RUNNER USD        record spend in cost.jsonl
+    looop _ cost KIND ID RUNNER USD        record spend (0-1e6 USD a line)
     looop _ kill ID                        a worker ending itself
 
   The invariants:

@@ -26,7 +26,12 @@ from looop.say import escaped
 @click.command("ask", context_settings=CONTEXT)
 @click.argument("worker", required=False)
 @click.option("--prompt", required=True, help="The question.")
-@click.option("--ref", "reference", metavar="PATH", help="A file the answerer should read.")
+@click.option(
+    "--ref",
+    "reference",
+    metavar="PATH",
+    help="A file the answerer should read, stored as given (relative: to the data dir).",
+)
 @click.option(
     "--options",
     metavar="A,B",
@@ -47,7 +52,7 @@ def ask_command(
 
     WORKER defaults to $LOOOP_SESSION_ID. Asking the same question again while
     it is pending waits on the same ask. Exit 124 on --timeout, 1 when the ask
-    is withdrawn or its answer is not valid.
+    is withdrawn; an answer file that is not a valid answer is waited past.
     """
     from looop.data import mailbox
 
@@ -59,8 +64,6 @@ def ask_command(
         choices = [o.strip() for given in options for o in given.split(",") if o.strip()]
         if not choices:
             raise UsageError("--options needs at least one non-empty choice")
-    if reference is not None:
-        reference = os.path.abspath(reference)
     paths = resolve()
     ask_id, _created = mailbox.raise_ask(paths, worker, prompt, reference, choices)
     record = mailbox.wait_answer(paths, ask_id, timeout)
@@ -69,8 +72,16 @@ def ask_command(
     else:
         click.echo(record["answer"])
     # The worker is blocked on this exit, as the agent is on `_ wait`'s: once
-    # the answer is out, skip the interpreter's teardown.
+    # the answer is out, exit at once, skipping the interpreter's teardown. A
+    # child of ours, with none of the worker's pipes, marks the ask delivered
+    # (so the same question later is a new ask): a durable write the worker
+    # need not wait for; if it is lost, a retry is given the answer again.
     sys.stdout.flush()
+    if os.fork() == 0:
+        devnull = os.open(os.devnull, os.O_RDWR)
+        for fd in (0, 1, 2):
+            os.dup2(devnull, fd)
+        mailbox.delivered(paths, ask_id)
     os._exit(0)
 
 
@@ -107,4 +118,5 @@ def asks_command(as_json: bool) -> None:
         age = "?" if ask["age"] is None else f"{ask['age']:.0f}s"
         mark = " (stranded)" if ask["stranded"] else ""
         what = ask.get("error") or ask.get("prompt", "")
-        click.echo(escaped(f"{ask['id']}  {age}{mark}  {what}"))
+        broken = f" (answer unusable: {ask['answer_error']})" if "answer_error" in ask else ""
+        click.echo(escaped(f"{ask['id']}  {age}{mark}{broken}  {what}"))

@@ -13,22 +13,30 @@ Whether a claim is free is one judgment, ``standing``, which both the
 reaper (``looop.workers.reap``: remove a claim that is free) and ``_ claim``
 (take over a claim that is free) make, each passing its own way of asking a
 session's liveness (``session_liveness``, the reaper's cached by its session
-pass), so the two can never disagree about a lease. A claim is free when its
-session is dead, or missing (no ``sessions/<id>``) and the claim is older
-than ``CLAIM_GRACE`` (a lease written a moment before its session directory
-appears is not taken away); a claim whose file or session cannot be read is
-never free: nothing is deleted or taken blind.
+pass), so the two can never disagree about a lease. It decides as the
+reference does: a claim is free when its session is dead or has no session
+directory at all (nothing alive holds it, so it is taken at once, by one
+winner); a claim file that names no session (empty, not a JSON object, no
+valid ``session``: ``read_fd`` reads it as ``{}``) is debris once it is
+``DEBRIS_GRACE`` seconds old (younger, a foreign writer may be filling it
+in); a claim whose session cannot be judged, or whose file cannot be read at
+all (an I/O error, not a regular file), is never free: nothing is deleted or
+taken blind.
 
 It also owns the writes (SPEC §12): ``take`` creates ``claims/<name>.json``
 exclusively (``fs.write_whole(..., exclusive=True)``: of two takers of a free
-name one wins), and ``release`` removes the caller's own. Removing a free
-claim to take it over, and the reaper's removal, happen under one ``flock``
-on ``claims/`` itself and only while the name still holds the very file judged
-(device, inode, size, mtime, ctime): two takers of a dead session's claim
-are serialised, and the second judges the first's fresh lease (alive, or
-missing but young) and loses. Rejected: a rename to a dot name without the
-lock; a taker that checked the name just before another's rename could move
-the winner's fresh lease away.
+name one wins), each attempt with a fresh ``ts``, and ``release`` removes
+the caller's own. A holder claiming its own claim again rewrites it with a
+fresh ``ts`` (under the lock, only while the name holds the file judged): an
+id can be used again by a later session, and the rewrite tells the new
+holder's lease from its predecessor's, as the reference's ``nonce`` does.
+Removing a free claim to take it over, and the reaper's removal, happen
+under one ``flock`` on ``claims/`` itself (``looop.lockfile.directory``)
+and only while the name still holds the very file judged (device, inode,
+size, mtime, ctime): two takers of a dead session's claim are serialised,
+and the second judges the first's fresh lease (alive) and loses. Rejected:
+a rename to a dot name without the lock; a taker that checked the name just
+before another's rename could move the winner's fresh lease away.
 """
 
 from __future__ import annotations
@@ -37,7 +45,7 @@ import errno
 import json
 import os
 import time
-from contextlib import contextmanager, suppress
+from contextlib import suppress
 
 from looop import fs, jsonfile, lockfile
 from looop.data import events, ids, sessions
@@ -48,12 +56,12 @@ from looop.paths import Paths
 
 TYPE_CHECKING = False  # not typing's: the probes' start-up should not pay for it
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
+    from collections.abc import Callable
     from typing import Any
 
 SUFFIX = ".json"
 MISSING = "missing"  # a liveness: no sessions/<id> at all
-CLAIM_GRACE = 60.0
+DEBRIS_GRACE = 10.0  # seconds a claim file naming no session may be still being written
 
 
 class ClaimHeld(LooopError):
@@ -92,6 +100,19 @@ def listing(paths: Paths, problems: list[Problem] | None = None) -> list[dict[st
 
 
 # --- one judgment: is this claim free? ---------------------------------------------
+def read_fd(fd: int, path: str | os.PathLike[str]) -> tuple[dict[str, Any], os.stat_result]:
+    """The claim in the open file ``fd`` and its ``fstat``; ``{}`` when its content is no claim.
+
+    Raises OSError when it is not a regular file or cannot be read: that file
+    is not debris of a claim writer, and nothing says who holds it.
+    """
+    st = fs.regular(fd, path)
+    if st.st_size > fs.SMALL:
+        return {}, st
+    data, st = fs.read_small_fd(fd, path=path)
+    return jsonfile.parse_object(data) or {}, st
+
+
 def valid_holder(sid: Any) -> bool:
     """Could ``sid`` name a session directory under ``sessions/``? (Never a path.)"""
     return (
@@ -134,7 +155,9 @@ def standing(
     """
     sid = claim.get("session")
     if not valid_holder(sid):
-        return None, "names no valid session, never deleted blind", False
+        if now - mtime < DEBRIS_GRACE:
+            return None, f"names no session, but is under {DEBRIS_GRACE:.0f}s old", False
+        return None, "names no session: debris", True
     assert isinstance(sid, str)
     live = liveness(sid)
     if live == ALIVE:
@@ -143,9 +166,7 @@ def standing(
         return sid, "dead", True
     if live != MISSING:
         return sid, f"session {sid} unknown{unknown_note}, never deleted blind", False
-    if now - mtime < CLAIM_GRACE:
-        return sid, f"session {sid} missing, but the claim is under {CLAIM_GRACE:.0f}s old", False
-    return sid, "missing", True
+    return sid, "no such session", True
 
 
 def file_key(st: os.stat_result) -> tuple[int, ...]:
@@ -162,26 +183,6 @@ def still_named(dir_fd: int, name: str, judged: os.stat_result) -> bool | None:
     except OSError:
         return False
     return file_key(now) == file_key(judged)
-
-
-@contextmanager
-def locked(claims_fd: int) -> Iterator[None]:
-    """Hold an exclusive ``flock`` on ``claims/`` itself: one remover of a judged claim at a time.
-
-    On the directory, not on a lock file in it, so the lock leaves nothing
-    behind; each process opens ``claims/`` on its own, so each holds its
-    own lock. Without ``flock`` (some network file systems) the removal still
-    goes ahead, guarded by ``still_named`` alone, as the reaper's was.
-    """
-    try:
-        lockfile.lock(claims_fd, block=True)
-    except OSError:
-        yield
-        return
-    try:
-        yield
-    finally:
-        lockfile.unlock(claims_fd)
 
 
 # --- the writes: _ claim and _ unclaim -------------------------------------------
@@ -204,7 +205,10 @@ def _open_area(paths: Paths, create: bool) -> int | None:
 
 
 def _read_at(cfd: int, file: str, name: str) -> tuple[dict[str, Any], os.stat_result] | None:
-    """The claim ``file`` and its ``fstat``; None when there is none; ClaimHeld when unreadable."""
+    """The claim ``file`` (``{}``: names no session) and its ``fstat``; None when there is none.
+
+    ClaimHeld when it cannot be read at all: its holder is unknown.
+    """
     try:
         fd = os.open(file, sessions.FILE_FLAGS, dir_fd=cfd)
     except FileNotFoundError:
@@ -213,10 +217,10 @@ def _read_at(cfd: int, file: str, name: str) -> tuple[dict[str, Any], os.stat_re
         why = "is a symlink" if exc.errno == errno.ELOOP else exc.strerror
         raise ClaimHeld(f"claim {name}: claims/{file} {why}; its holder is unknown") from None
     try:
-        return jsonfile.read_object_fd(fd, path=file)
-    except OSError:
+        return read_fd(fd, file)
+    except OSError as exc:
         raise ClaimHeld(
-            f"claim {name} is unreadable; its holder is unknown, so it is not taken"
+            f"claim {name}: claims/{file} {fs.why(exc)}; its holder is unknown, so it is not taken"
         ) from None
     finally:
         os.close(fd)
@@ -240,6 +244,12 @@ def live_judge(paths: Paths) -> Callable[[str], str]:
     return liveness
 
 
+def _lease(name: str, session: str) -> bytes:
+    """A claim's content, stamped now."""
+    body = {"session": session, "name": name, "ts": round(time.time(), 3)}
+    return (json.dumps(body) + "\n").encode()
+
+
 def take(paths: Paths, name: str, session: str) -> str:
     """Claim ``name`` for ``session``: "taken", "yours" or "taken over from <id>".
 
@@ -249,15 +259,13 @@ def take(paths: Paths, name: str, session: str) -> str:
     ids.check("claim", name)
     ids.check("session", session)
     file = name + SUFFIX
-    body = {"session": session, "name": name, "ts": round(time.time(), 3)}
-    data = (json.dumps(body) + "\n").encode()
     cfd = _open_area(paths, create=True)
     assert cfd is not None
     try:
         previous: str | None = None
         while True:
             try:
-                fs.write_whole(paths.claims / file, data, exclusive=True)
+                fs.write_whole(paths.claims / file, _lease(name, session), exclusive=True)
             except FileExistsError:
                 pass
             else:
@@ -266,29 +274,39 @@ def take(paths: Paths, name: str, session: str) -> str:
                     fields["from"] = previous
                 events.record(paths.events, "claim_taken", **fields)
                 return "taken" if previous is None else f"taken over from {previous}"
-            found = _read_at(cfd, file, name)
-            if found is None:
+            if _read_at(cfd, file, name) is None:
                 continue  # released meanwhile: try the name again
-            claim, st = found
-            if claim.get("session") == session:
-                return "yours"
-            with locked(cfd):
-                found = _read_at(cfd, file, name)  # judged again under the lock
-                if found is None:
-                    continue
-                claim, st = found
-                if claim.get("session") == session:
-                    return "yours"
-                sid, why, free = standing(claim, st.st_mtime, time.time(), live_judge(paths))
-                if not free:
-                    holder = "an invalid session" if sid is None else f"session {sid}"
-                    raise ClaimHeld(f"claim {name} is held by {holder} ({why})")
-                if still_named(cfd, file, st):
-                    with suppress(FileNotFoundError):
-                        os.unlink(file, dir_fd=cfd)
-                    previous = sid
+            with lockfile.directory(cfd):
+                outcome = _judged_under_lock(paths, cfd, file, name, session)
+            if outcome == "yours":
+                return outcome
+            if outcome is not None:
+                previous = outcome
     finally:
         os.close(cfd)
+
+
+def _judged_under_lock(paths: Paths, cfd: int, file: str, name: str, session: str) -> str | None:
+    """Under the lock: "yours" (rewritten, fresh), the holder a free claim was removed from, or
+    None (gone meanwhile: try again). ClaimHeld when another holds it."""
+    found = _read_at(cfd, file, name)
+    if found is None:
+        return None
+    claim, st = found
+    if claim.get("session") == session:
+        if still_named(cfd, file, st):
+            fs.write_whole(paths.claims / file, _lease(name, session))
+            return "yours"
+        return None  # changed meanwhile: judged again
+    sid, why, free = standing(claim, st.st_mtime, time.time(), live_judge(paths))
+    if not free:
+        holder = "no session" if sid is None else f"session {sid}"
+        raise ClaimHeld(f"claim {name} is held by {holder} ({why})")
+    if not still_named(cfd, file, st):
+        return None  # changed meanwhile: judged again
+    with suppress(FileNotFoundError):
+        os.unlink(file, dir_fd=cfd)
+    return "a claim naming no session" if sid is None else sid
 
 
 def release(paths: Paths, name: str, session: str) -> bool:
@@ -303,7 +321,7 @@ def release(paths: Paths, name: str, session: str) -> bool:
     if cfd is None:
         return False
     try:
-        with locked(cfd):
+        with lockfile.directory(cfd):
             found = _read_at(cfd, file, name)
             if found is None:
                 return False

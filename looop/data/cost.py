@@ -4,14 +4,20 @@ A line is ``{"ts", "kind", "id", "runner", "usd"}``. Workers record their
 spend at the same time, so ``record`` appends with ``looop.lines.append``:
 the line whole or not at all, never interleaved with another writer's, and
 never glued onto a line torn by a crash. A bad amount (not a number,
-negative, NaN or an infinity) is a usage error before anything is written:
-silence would make the ledger lie.
+negative, NaN, an infinity, or over ``MAX_USD`` for one line) is a usage
+error before anything is written: silence would make the ledger lie.
 
 ``summary`` reads the ledger with ``lines.whole_lines`` (no link followed,
 never blocking: a FIFO named ``cost.jsonl`` is reported, never waited on),
-a chunk at a time rather than whole, since a ledger only grows. A line that
-is not such an object (a crash mid-line elsewhere, a hand edit) is skipped
-and counted, never fatal. Sums are by local day, kind and runner.
+a chunk at a time rather than whole, since a ledger only grows: its memory
+is bounded whatever the ledger's size, its time linear in it. A line that
+is not such an object (a crash mid-line elsewhere, a hand edit, a word no
+encoder can print), or whose ``ts`` is no instant a calendar shows (outside
+0 to ``MAX_TS``) or whose ``usd`` is absurd (over ``MAX_USD``), is skipped and counted, never fatal:
+so every sum stays a finite number and ``--json`` stays valid JSON. Sums
+are by local day, kind and runner, for at most ``MAX_ROWS`` such groups;
+lines of further groups are summed into one ``other`` entry, so a ledger
+naming a new runner on every line costs no more memory than one that does not.
 """
 
 from __future__ import annotations
@@ -27,6 +33,9 @@ from looop.paths import Paths
 from looop.say import escaped
 
 FIELDS = ("kind", "id", "runner")
+MAX_USD = 1_000_000.0  # one line's spend; more is a typo or a forgery, not a bill
+MAX_TS = 32_503_680_000.0  # 3000-01-01 UTC: later is no time a ledger line was written
+MAX_ROWS = 10_000  # groups (day, kind, runner) summed apart; the rest go to "other"
 
 
 def amount(text: str) -> float:
@@ -37,12 +46,16 @@ def amount(text: str) -> float:
         raise UsageError(f"invalid USD {text!r}: not a number") from None
     if jsonfile.finite(usd) is None or usd < 0:
         raise UsageError(f"invalid USD {text!r}: give a finite, non-negative amount")
+    if usd > MAX_USD:
+        raise UsageError(f"invalid USD {text!r}: over {MAX_USD:,.0f} for one record")
     return usd
 
 
 def _word(name: str, value: str) -> str:
-    if not value.strip() or "\n" in value or "\r" in value:
-        raise UsageError(f"invalid {name.upper()} {value!r}: give a non-empty word on one line")
+    if not (value.strip() and _text(value)) or "\n" in value or "\r" in value:
+        raise UsageError(
+            f"invalid {name.upper()} {value!r}: give a non-empty word of UTF-8 text on one line"
+        )
     return value
 
 
@@ -63,11 +76,21 @@ def _entry(line: bytes) -> dict[str, Any] | None:
     if value is None:
         return None
     ts, usd = jsonfile.finite(value.get("ts")), jsonfile.finite(value.get("usd"))
-    if ts is None or usd is None or usd < 0:
+    if ts is None or usd is None or not (0 <= ts <= MAX_TS and 0 <= usd <= MAX_USD):
         return None
-    if not all(isinstance(value.get(name), str) and value[name] for name in FIELDS):
+    if not all(isinstance(value.get(name), str) and _text(value[name]) for name in FIELDS):
         return None
     return {"ts": ts, "kind": value["kind"], "runner": value["runner"], "usd": usd}
+
+
+def _text(value: str) -> bool:
+    """Is ``value`` non-empty text any printer can write? (A lone surrogate from a
+    ``\\ud800`` escape is not: no encoder takes it.)"""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return bool(value)
 
 
 def _ledger(paths: Paths) -> Iterator[bytes]:
@@ -83,9 +106,14 @@ def day_of(ts: float) -> str:
 
 
 def summary(paths: Paths, today: bool = False) -> dict[str, Any]:
-    """``{"rows": [{"day", "kind", "runner", "usd", "count"}], "total", "skipped"}``."""
+    """``{"rows": [{"day", "kind", "runner", "usd", "count"}], "total", "skipped"}``.
+
+    With more than ``MAX_ROWS`` groups, also ``"other": {"usd", "count"}``
+    for the lines of the groups past them.
+    """
     only = day_of(time.time()) if today else None
     sums: dict[tuple[str, str, str], list[float]] = {}
+    other = [0.0, 0]
     skipped = 0
     for line in _ledger(paths):
         if not line.strip():
@@ -97,15 +125,21 @@ def summary(paths: Paths, today: bool = False) -> dict[str, Any]:
         day = day_of(entry["ts"])
         if only is not None and day != only:
             continue
-        row = sums.setdefault((day, entry["kind"], entry["runner"]), [0.0, 0])
+        key = (day, entry["kind"], entry["runner"])
+        row = sums.get(key)
+        if row is None:
+            row = other if len(sums) >= MAX_ROWS else sums.setdefault(key, [0.0, 0])
         row[0] += entry["usd"]
         row[1] += 1
     rows = [
         {"day": day, "kind": kind, "runner": runner, "usd": round(usd, 6), "count": int(count)}
         for (day, kind, runner), (usd, count) in sorted(sums.items())
     ]
-    total = round(sum(usd for usd, _ in sums.values()), 6)
-    return {"rows": rows, "total": total, "skipped": skipped}
+    total = round(sum(usd for usd, _ in sums.values()) + other[0], 6)
+    report: dict[str, Any] = {"rows": rows, "total": total, "skipped": skipped}
+    if other[1]:
+        report["other"] = {"usd": round(other[0], 6), "count": int(other[1])}
+    return report
 
 
 def formatted(report: dict[str, Any]) -> str:
@@ -124,6 +158,9 @@ def formatted(report: dict[str, Any]) -> str:
         if report["rows"]
         else ["no spend recorded"]
     )
+    if "other" in report:
+        extra = report["other"]
+        lines.append(f"other groups (past {MAX_ROWS}): {extra['usd']:.4f} USD in {extra['count']}")
     lines.append(f"total {report['total']:.4f} USD")
     if report["skipped"]:
         lines.append(f"skipped {report['skipped']} malformed line(s) in cost.jsonl")

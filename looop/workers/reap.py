@@ -4,7 +4,8 @@ What it removes: dead sessions older than ``session_ttl`` (age from ``ended``
 in the status, else from the newest modification anywhere inside, measured
 with ``lstat``) and with each its asks and answers (the mailbox's names for
 that session, ``looop.data.mailbox.asker``, regular files only), claims whose
-session is dead or missing (``claims.standing``, the judgment ``_ claim``
+session is dead or missing, and claim files naming no session once they
+are a few seconds old (``claims.standing``, the judgment ``_ claim``
 takes a claim over by), ``_ run`` records ended (or interrupted, counted
 from their start) longer than ``session_ttl`` ago (``runs.over_since``; a
 running one is never removed), and in every area it lists, the temp files of
@@ -74,11 +75,11 @@ Why the reaper is shaped this way, beyond the tree's rules:
   unreadable corner is kept, and said so), and then the summary has a line
   saying what. A listing that fails part way is such an error, never taken
   for an empty area.
-* **A claim of a missing session** (judged by ``claims.standing``, removed
-  under the ``flock`` on ``claims/`` that ``_ claim`` takes over with) is
-  removed once the claim file is older than ``CLAIM_GRACE`` seconds, so a
-  lease written a moment before its session directory appears is not taken
-  away; a claim of a *dead* session goes at once. Missing means that
+* **A claim of a missing or dead session** (judged by ``claims.standing``,
+  removed under the ``flock`` on ``claims/`` that ``_ claim`` takes over
+  with) goes at once, as in the reference: nothing alive holds it. A claim
+  file naming no session (empty, not JSON) goes once it is older than
+  ``claims.DEBRIS_GRACE`` seconds. Missing means that
   ``sessions/<id>`` does not exist, or that ``sessions/`` itself does not; a
   ``sessions/`` that exists but cannot be opened (a link, no permission)
   says nothing about any session, so every claim is then kept as unknown. A

@@ -5,8 +5,9 @@ sweeps temp files whose writer is gone), and asks the data module that owns
 the files which names count and what they mean: ``looop.data.mailbox.asker``
 (whose ask or answer a name is), ``looop.data.claims.named`` and
 ``claims.standing`` (is this claim free?), ``looop.data.runs.named`` and
-``runs.over_since`` (since when is this run over?); each record is read by
-``looop.jsonfile``, and one that cannot be read is kept. Every file is opened or
+``runs.over_since`` (since when is this run over?); a run record is read by
+``looop.jsonfile``, a claim by ``claims.read_fd``, and one that cannot be
+read is kept. Every file is opened or
 unlinked relative to its area's descriptor, never through a link, and a
 claim or record is unlinked only while its name still holds the very file
 judged (``claims.still_named``). Why the passes are shaped so is
@@ -22,7 +23,6 @@ import os
 
 from looop import jsonfile, say
 from looop.data import sessions
-from looop.data.sessions import DEAD
 
 TYPE_CHECKING = False  # not typing's: ``looop reap``'s start-up should not pay for it
 if TYPE_CHECKING:
@@ -39,13 +39,16 @@ def mail_pass(run: Run) -> None:
 
     ``asks/`` and ``answers/`` are each listed once for all sessions (and
     their dead writers' temp files swept, even when no session was reaped); a
-    name goes when ``mailbox.asker`` names a reaped session and it is a
-    regular file (a link named like an ask is left alone).
+    name goes when ``mailbox.asker`` names the ``mailbox.stem`` of a reaped
+    session and it is a regular file (a link named like an ask is left alone).
     """
     reaped: dict[str, dict[str, Any]] = {}
-    for record in run.result.sessions:
-        record.update(dict.fromkeys(BOXES, 0))
-        reaped[record["id"]] = record
+    if run.result.sessions:
+        from looop.data import mailbox
+
+        for record in run.result.sessions:
+            record.update(dict.fromkeys(BOXES, 0))
+            reaped[mailbox.stem(record["id"])] = record
     for box in BOXES:
         fd, _ = run.open_area(box)
         if fd is None:
@@ -169,17 +172,12 @@ def claims_pass(run: Run) -> None:
 
 
 def _liveness_of(run: Run, sid: str, fresh: bool) -> str:
-    """A claim's session as this run sees it: the session pass's look unless ``fresh``.
-
-    A session the pass found dead is dead still when it is missing now:
-    the pass has just removed it, so its claims go without the grace.
-    """
+    """A claim's session as this run sees it: the session pass's look unless ``fresh``."""
     from looop.data import claims
 
     if not fresh and sid in run.seen:
         return run.seen[sid]
-    live = claims.session_liveness(run.sessions_fd, run.sessions_missing, sid)
-    return DEAD if live == claims.MISSING and run.seen.get(sid) == DEAD else live
+    return claims.session_liveness(run.sessions_fd, run.sessions_missing, sid)
 
 
 def _verdict(run: Run, fd: int, fresh: bool) -> tuple[str | None, str, bool, Any]:
@@ -187,7 +185,7 @@ def _verdict(run: Run, fd: int, fresh: bool) -> tuple[str | None, str, bool, Any
     from looop.data import claims
 
     try:
-        claim, st = jsonfile.read_object_fd(fd)
+        claim, st = claims.read_fd(fd, "<claim>")
     except OSError:
         return None, "unreadable, never deleted blind", False, None
     note = " (sessions/ cannot be opened)" if run.sessions_fd is None else ""
@@ -227,7 +225,9 @@ def _claim_fd(run: Run, cfd: int, name: str, fd: int) -> None:
         return
     # Judged again right before removing (the lease may have been
     # rewritten), under the lock ``_ claim`` takes over a claim with.
-    with claims.locked(cfd):
+    from looop import lockfile
+
+    with lockfile.directory(cfd):
         sid, why, due, judged = _verdict(run, fd, fresh=True)
         if not due:
             kept.append({"name": name, "session": sid, "why": why})
