@@ -128,7 +128,9 @@ def install_command(manager: str | None, dry_run: bool, no_start: bool, force: b
     for line in install.install(
         resolve(), manager=manager, dry_run=dry_run, start=not no_start, force=force
     ):
-        click.echo(escaped(line))
+        # A dry run prints the files as they would be written (render refuses
+        # a path they could not hold): their text is shown as it is.
+        click.echo(line if dry_run else escaped(line))
 
 
 @click.command("uninstall")
