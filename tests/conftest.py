@@ -16,6 +16,7 @@ never from another test module.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -460,3 +461,44 @@ def dists(tmp_path_factory: pytest.TempPathFactory) -> Dists:
     (wheel,) = (clone / "dist").glob("looop-*.whl")
     (sdist,) = (clone / "dist").glob("looop-*.tar.gz")
     return Dists(clone, wheel, sdist)
+
+
+# --- workers and runs a test left behind --------------------------------------------
+def configure_workers(profile: Profile, command: list[str], **extra: object) -> None:
+    """``[worker]`` with ``command``, detached supervisors, and any other worker knobs."""
+    lines = ["[worker]", f"command = {json.dumps(command)}", 'supervisor = "detached"']
+    lines += [f"{key} = {json.dumps(value)}" for key, value in extra.items()]
+    profile.write_config("\n".join(lines) + "\n")
+
+
+@pytest.fixture
+def fleet(profile: Profile) -> Iterator[Profile]:
+    """The profile; whatever its workers left running is ended at the end (down, then by group)."""
+    try:
+        yield profile
+    finally:
+        profile.run("down", timeout=120)
+        for meta in (profile.data / "sessions").glob("*/meta.json"):
+            with contextlib.suppress(ValueError, OSError):
+                pgid = json.loads(meta.read_text()).get("pgid")
+                if pgid:
+                    os.killpg(pgid, signal.SIGKILL)
+        for pids in (profile.data / "reports").glob("*.pids"):
+            for line in pids.read_text().splitlines():
+                with contextlib.suppress(ProcessLookupError, ValueError, IndexError):
+                    os.kill(int(line.split()[1]), signal.SIGKILL)
+
+
+def run_records(profile: Profile) -> list[dict[str, Any]]:
+    """Every ``_ run`` record of the profile, by name."""
+    runs = profile.data / "runs"
+    return [json.loads(p.read_text()) for p in sorted(runs.glob("*.json"))] if runs.exists() else []
+
+
+def group_gone(pgid: int) -> bool:
+    """No process is left in the process group ``pgid``."""
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return True
+    return False

@@ -9,7 +9,6 @@ it ended, and ``_ wait`` leaves nothing that trips the next call.
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import threading
@@ -17,25 +16,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Processes, Profile, tree, wait_for
+from conftest import Processes, Profile, group_gone, run_records, tree, wait_for
 from shell_tool import ShellTool, survivors
 
 
-def records(profile: Profile) -> list[dict[str, Any]]:
-    runs = profile.data / "runs"
-    return [json.loads(p.read_text()) for p in sorted(runs.glob("*.json"))] if runs.exists() else []
-
-
-def group_gone(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return True
-    return False
-
-
 def ended(profile: Profile) -> dict[str, Any] | None:
-    found = records(profile)
+    found = run_records(profile)
     return found[0] if len(found) == 1 and found[0].get("ended") is not None else None
 
 
@@ -91,7 +77,7 @@ def test_a_run_killed_at_its_tools_limit_leaves_nothing_running(
     call = tool.call(f'looop _ run --timeout 60 -- "{command}"')
     assert call.killed
     wait_for(lambda: survivors(call.marker) == [], timeout=5)
-    (record,) = records(profile)
+    (record,) = run_records(profile)
     assert record["signal"] == "SIGTERM"  # what reached _ run is on record, ended or not
     (run,) = profile.state()["runs"]
     assert run["state"] in ("ended", "interrupted")
@@ -101,8 +87,8 @@ def test_a_run_killed_outright_takes_its_command_with_it(
     profile: Profile, procs: Processes
 ) -> None:
     runner = procs.add(profile.popen("_", "run", "--", "sleep 60 | cat & sleep 60; wait"))
-    wait_for(lambda: any("pgid" in r for r in records(profile)))
-    (record,) = records(profile)
+    wait_for(lambda: any("pgid" in r for r in run_records(profile)))
+    (record,) = run_records(profile)
     runner.send_signal(signal.SIGKILL)
     runner.wait(10)
     wait_for(lambda: group_gone(record["pgid"]), timeout=5)
@@ -111,10 +97,10 @@ def test_a_run_killed_outright_takes_its_command_with_it(
 
 def test_ctrl_c_ends_the_command_and_records_sigint(profile: Profile, procs: Processes) -> None:
     runner = procs.add(profile.popen("_", "run", "--", "sleep 60 | cat", start_new_session=True))
-    wait_for(lambda: any("pgid" in r for r in records(profile)))
+    wait_for(lambda: any("pgid" in r for r in run_records(profile)))
     os.killpg(runner.pid, signal.SIGINT)  # a terminal's ^C goes to the foreground group
     assert runner.wait(30) == 128 + signal.SIGINT
-    (record,) = records(profile)
+    (record,) = run_records(profile)
     assert record["signal"] == "SIGINT" and record["ended"] is not None
     wait_for(lambda: group_gone(record["pgid"]), timeout=5)
 

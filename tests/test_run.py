@@ -11,29 +11,15 @@ import struct
 import subprocess
 import termios
 from pathlib import Path
-from typing import Any
 
 import pytest
-from conftest import LOOOP, Processes, Profile, wait_for
-
-
-def records(profile: Profile) -> list[dict[str, Any]]:
-    runs = profile.data / "runs"
-    return [json.loads(p.read_text()) for p in sorted(runs.glob("*.json"))] if runs.exists() else []
-
-
-def group_gone(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return True
-    return False
+from conftest import LOOOP, Processes, Profile, group_gone, run_records, wait_for
 
 
 def test_run_prints_the_output_exits_with_the_status_and_keeps_a_record(profile: Profile) -> None:
     out = profile.run("_", "run", "--reason", "check", "--", "echo hi; exit 3")
     assert (out.returncode, out.stdout) == (3, "hi\n")
-    (record,) = records(profile)
+    (record,) = run_records(profile)
     assert record["exit_code"] == 3 and record["cmd"] == "echo hi; exit 3"
     assert record["reason"] == "check" and record["output"] == "hi\n"
     assert record["ended"] >= record["started"]
@@ -49,7 +35,7 @@ def journal(profile: Profile) -> list[str]:
 def test_the_timeout_ends_the_whole_process_group(profile: Profile) -> None:
     out = profile.run("_", "run", "--timeout", "1", "--", "sleep 60 & sleep 60; wait", timeout=30)
     assert out.returncode == 124
-    (record,) = records(profile)
+    (record,) = run_records(profile)
     assert record["timed_out"] is True and record["exit_code"] == 124
     wait_for(lambda: group_gone(record["pgid"]))  # killed; gone once the kernel has reaped it
 
@@ -57,7 +43,7 @@ def test_the_timeout_ends_the_whole_process_group(profile: Profile) -> None:
 def test_what_a_finished_command_leaves_in_its_group_is_ended(profile: Profile) -> None:
     out = profile.run("_", "run", "--", "sleep 300 & echo started", timeout=30)
     assert (out.returncode, out.stdout) == (0, "started\n")
-    wait_for(lambda: group_gone(records(profile)[0]["pgid"]))
+    wait_for(lambda: group_gone(run_records(profile)[0]["pgid"]))
 
 
 @pytest.mark.parametrize(
@@ -88,7 +74,7 @@ def test_a_command_that_cannot_be_undone_is_refused_without_allow_dangerous(
     out = profile.run("_", "run", "--", command)
     assert out.returncode == 1 and "refused:" in out.stderr, out.stderr
     assert len(out.stderr.strip().splitlines()) == 1
-    assert records(profile) == []
+    assert run_records(profile) == []
 
 
 @pytest.mark.parametrize(
@@ -108,7 +94,7 @@ def test_allow_dangerous_runs_it_and_journals_that(profile: Profile, tmp_path: P
     env = {**profile.env, "PATH": f"{stub.parent}:{os.environ['PATH']}"}
     out = profile.run("_", "run", "--allow-dangerous", "--", "sudo", "true", env=env)
     assert (out.returncode, out.stdout) == (0, "stub sudo true\n")
-    assert records(profile)[0]["allowed_dangerous"] is True
+    assert run_records(profile)[0]["allowed_dangerous"] is True
     assert "allowed dangerous" in journal(profile)[-1]
 
 
@@ -119,13 +105,13 @@ def test_a_command_that_closes_its_output_is_still_waited_for_and_timed_out(
     assert (done.returncode, done.stdout, done.stderr) == (5, "a\n", "")
     out = profile.run("_", "run", "--timeout", "1", "--", "exec >&- 2>&-; sleep 60", timeout=30)
     assert (out.returncode, out.stderr) == (124, "")
-    wait_for(lambda: group_gone(records(profile)[-1]["pgid"]))
+    wait_for(lambda: group_gone(run_records(profile)[-1]["pgid"]))
 
 
 def test_only_the_last_64_kib_of_output_are_kept(profile: Profile) -> None:
     out = profile.run("_", "run", "--", "head -c 200000 /dev/zero | tr '\\0' a; echo END")
     assert out.returncode == 0 and len(out.stdout) == 200004
-    (record,) = records(profile)
+    (record,) = run_records(profile)
     assert record["truncated"] is True and len(record["output"]) == 64 * 1024
     assert record["output"].endswith("aEND\n")
 
@@ -154,8 +140,8 @@ def test_a_run_killed_with_its_caller_shows_as_interrupted_in_state(
     profile: Profile, procs: Processes
 ) -> None:
     runner = procs.add(profile.popen("_", "run", "--", "sleep 120"))
-    wait_for(lambda: any("pgid" in r for r in records(profile)))
-    (record,) = records(profile)
+    wait_for(lambda: any("pgid" in r for r in run_records(profile)))
+    (record,) = run_records(profile)
     try:
         state = profile.state()
         assert [r["state"] for r in state["runs"]] == ["running"]
@@ -171,10 +157,10 @@ def test_sigterm_to_run_ends_the_command_and_records_the_signal(
     profile: Profile, procs: Processes
 ) -> None:
     runner = procs.add(profile.popen("_", "run", "--", "sleep 120"))
-    wait_for(lambda: any("pgid" in r for r in records(profile)))
+    wait_for(lambda: any("pgid" in r for r in run_records(profile)))
     runner.send_signal(signal.SIGTERM)
     assert runner.wait(30) == 128 + signal.SIGTERM
-    (record,) = records(profile)
+    (record,) = run_records(profile)
     assert record["signal"] == "SIGTERM"
     wait_for(lambda: group_gone(record["pgid"]))
 

@@ -8,17 +8,14 @@ worker a test starts is killed at teardown (``looop down``, then by pid).
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import LOOOP, Processes, Profile, pid_alive, wait_for
+from conftest import LOOOP, Processes, Profile, configure_workers, pid_alive, wait_for
 from workers_kit import (
     ESCAPER,
     EXITS_3,
@@ -32,30 +29,6 @@ from workers_kit import (
 )
 
 
-def configure(profile: Profile, command: list[str], **extra: object) -> None:
-    lines = ["[worker]", f"command = {json.dumps(command)}", 'supervisor = "detached"']
-    lines += [f"{key} = {json.dumps(value)}" for key, value in extra.items()]
-    profile.write_config("\n".join(lines) + "\n")
-
-
-@pytest.fixture
-def fleet(profile: Profile) -> Iterator[Profile]:
-    """The profile; whatever workers it left are stopped at the end, by pid if need be."""
-    try:
-        yield profile
-    finally:
-        profile.run("down", timeout=120)
-        for meta in (profile.data / "sessions").glob("*/meta.json"):
-            pgid = json.loads(meta.read_text()).get("pgid")
-            if pgid:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(pgid, signal.SIGKILL)
-        for pids in (profile.data / "reports").glob("*.pids"):
-            for line in pids.read_text().splitlines():
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(int(line.split()[1]), signal.SIGKILL)
-
-
 def ended(profile: Profile, wid: str) -> dict[str, object]:
     return wait_for(lambda: session_file(profile.data, wid, "status.json"), timeout=60)
 
@@ -63,7 +36,7 @@ def ended(profile: Profile, wid: str) -> dict[str, object]:
 def test_a_contract_keeping_worker_asks_is_answered_reports_and_ends(
     fleet: Profile, procs: Processes, tmp_path: Path
 ) -> None:
-    configure(fleet, [str(FAKE_AGENT), "{prompt_file}"])
+    configure_workers(fleet, [str(FAKE_AGENT), "{prompt_file}"])
     pulse = procs.add(fleet.popen("pulse", stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
     wait_for(lambda: fleet.run("status").returncode == 0, timeout=30)
     log = tmp_path / "agent.log"
@@ -94,7 +67,7 @@ def test_a_contract_keeping_worker_asks_is_answered_reports_and_ends(
     assert log.read_text().splitlines()[-1] == "exit 3"
 
     # Then the reaper: the ended worker goes with its mail; a live one's stays.
-    configure(fleet, [str(worker_script(fleet.root / "w", SLEEPER))])
+    configure_workers(fleet, [str(worker_script(fleet.root / "w", SLEEPER))])
     assert fleet.run("_", "worker", "start", "w9", "x").returncode == 0
     asking = procs.add(fleet.popen("_", "ask", "w9", "--prompt", "still?", stdout=subprocess.PIPE))
     wait_for(lambda: list((fleet.data / "asks").glob("w9-*.json")))
@@ -114,7 +87,7 @@ def test_a_contract_keeping_worker_asks_is_answered_reports_and_ends(
 def test_every_printer_of_workers_shows_one_live_worker_in_the_same_row(
     fleet: Profile, procs: Processes
 ) -> None:
-    configure(fleet, [str(worker_script(fleet.root / "w", SLEEPER))])
+    configure_workers(fleet, [str(worker_script(fleet.root / "w", SLEEPER))])
     assert fleet.run("_", "worker", "start", "w4", "x").returncode == 0
     procs.add(fleet.popen("_", "ask", "w4", "--prompt", "which?", stdout=subprocess.PIPE))
     ask = wait_for(lambda: list((fleet.data / "asks").glob("w4-*.json")))[0].stem
@@ -150,7 +123,7 @@ def test_every_printer_of_workers_shows_one_live_worker_in_the_same_row(
 
 
 def test_start_in_a_command_substitution_returns_while_the_worker_runs(fleet: Profile) -> None:
-    configure(fleet, [str(worker_script(fleet.root / "w", SLEEPER))])
+    configure_workers(fleet, [str(worker_script(fleet.root / "w", SLEEPER))])
     shell = subprocess.run(
         ["sh", "-c", f'out=$("{LOOOP}" _ worker start w2 sleep); echo "[$out]"'],
         env=fleet.env,
@@ -167,7 +140,7 @@ def test_start_in_a_command_substitution_returns_while_the_worker_runs(fleet: Pr
 def test_kill_ends_the_worker_and_its_process_group_and_reports_what_escaped(
     fleet: Profile,
 ) -> None:
-    configure(fleet, [str(worker_script(fleet.root / "w", ESCAPER))])
+    configure_workers(fleet, [str(worker_script(fleet.root / "w", ESCAPER))])
     assert fleet.run("_", "worker", "start", "w3", "x").returncode == 0
     pids = wait_for(lambda: len(_pids(fleet, "w3")) == 3 and _pids(fleet, "w3"))
     meta = wait_for(lambda: (session_file(fleet.data, "w3", "meta.json") or {}).get("pgid"))
@@ -191,11 +164,11 @@ def _pids(profile: Profile, wid: str) -> dict[str, int]:
 
 
 def test_a_worker_that_exits_3_is_exited_3_and_a_timeout_is_killed(fleet: Profile) -> None:
-    configure(fleet, [str(worker_script(fleet.root / "w", EXITS_3))])
+    configure_workers(fleet, [str(worker_script(fleet.root / "w", EXITS_3))])
     assert fleet.run("_", "worker", "start", "three", "x").returncode == 0
     status = ended(fleet, "three")
     assert (status["state"], status["exit_code"]) == ("exited", 3)
-    configure(fleet, [str(worker_script(fleet.root / "s", SLEEPER))])
+    configure_workers(fleet, [str(worker_script(fleet.root / "s", SLEEPER))])
     assert fleet.run("_", "worker", "start", "slow", "x", "--timeout", "1").returncode == 0
     status = ended(fleet, "slow")
     assert (status["state"], status["exit_code"], status["reason"]) == ("killed", 124, "timeout")
@@ -204,7 +177,7 @@ def test_a_worker_that_exits_3_is_exited_3_and_a_timeout_is_killed(fleet: Profil
 
 
 def test_max_live_refuses_a_third_worker_naming_the_two_live_ones(fleet: Profile) -> None:
-    configure(fleet, [str(worker_script(fleet.root / "w", SLEEPER))], max_live=2)
+    configure_workers(fleet, [str(worker_script(fleet.root / "w", SLEEPER))], max_live=2)
     for wid in ("a1", "a2"):
         assert fleet.run("_", "worker", "start", wid, "x").returncode == 0
     third = fleet.run("_", "worker", "start", "a3", "x")
@@ -216,7 +189,7 @@ def test_max_live_refuses_a_third_worker_naming_the_two_live_ones(fleet: Profile
 
 
 def test_a_missing_command_exits_127_and_leaves_no_session(fleet: Profile) -> None:
-    configure(fleet, ["no-such-agent-anywhere", "{prompt}"])
+    configure_workers(fleet, ["no-such-agent-anywhere", "{prompt}"])
     out = fleet.run("_", "worker", "start", "w4", "x")
     assert out.returncode == 127
     assert out.stderr.count("\n") == 1 and "no-such-agent-anywhere" in out.stderr
@@ -225,7 +198,7 @@ def test_a_missing_command_exits_127_and_leaves_no_session(fleet: Profile) -> No
 
 @pytest.mark.parametrize("bad", ["../x", ".x", "pulse-x/..", "a/b", "", "-x"])
 def test_a_bad_worker_id_is_refused_before_anything_is_written(fleet: Profile, bad: str) -> None:
-    configure(fleet, [str(worker_script(fleet.root / "w", SLEEPER))])
+    configure_workers(fleet, [str(worker_script(fleet.root / "w", SLEEPER))])
     before = sorted(p.relative_to(fleet.root) for p in fleet.root.rglob("*"))
     out = fleet.run("_", "worker", "start", "--", bad, "x")
     assert out.returncode == 2, out
@@ -237,7 +210,7 @@ def test_a_bad_worker_id_is_refused_before_anything_is_written(fleet: Profile, b
 def test_down_stops_the_pulse_and_every_live_worker_unless_told_to_keep_them(
     fleet: Profile, procs: Processes
 ) -> None:
-    configure(fleet, [str(worker_script(fleet.root / "w", SLEEPER))])
+    configure_workers(fleet, [str(worker_script(fleet.root / "w", SLEEPER))])
     for keep in (True, False):
         procs.add(fleet.popen("pulse", stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
         wait_for(lambda: fleet.run("status").returncode == 0, timeout=30)
@@ -259,7 +232,7 @@ def test_down_stops_the_pulse_and_every_live_worker_unless_told_to_keep_them(
 
 
 def test_a_wait_wakes_with_workers_when_a_worker_ends(fleet: Profile, procs: Processes) -> None:
-    configure(fleet, [str(worker_script(fleet.root / "w", SLEEPER))])
+    configure_workers(fleet, [str(worker_script(fleet.root / "w", SLEEPER))])
     # No beat during the test: what wakes the wait is the session's own change.
     fleet.write_config(fleet.config.read_text().replace("[worker]", "interval = 3600\n[worker]"))
     procs.add(fleet.popen("pulse", stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
@@ -279,7 +252,7 @@ def test_the_transcript_keeps_the_newest_part_of_a_flood(fleet: Profile) -> None
         'i=0; while [ $i -lt 300 ]; do head -c 32768 /dev/zero | tr "\\0" x; echo " $i"; '
         "i=$((i+1)); done"
     )
-    configure(fleet, [str(worker_script(fleet.root / "w", flood))])
+    configure_workers(fleet, [str(worker_script(fleet.root / "w", flood))])
     assert fleet.run("_", "worker", "start", "fl", "x").returncode == 0
     ended(fleet, "fl")
     output = fleet.data / "sessions" / "fl" / "output.log"
@@ -294,7 +267,7 @@ def test_the_transcript_keeps_the_newest_part_of_a_flood(fleet: Profile) -> None
 
 
 def test_a_session_dir_that_is_a_link_is_not_started_in(fleet: Profile, tmp_path: Path) -> None:
-    configure(fleet, [str(worker_script(fleet.root / "w", SLEEPER))])
+    configure_workers(fleet, [str(worker_script(fleet.root / "w", SLEEPER))])
     (fleet.data / "sessions").mkdir(parents=True, exist_ok=True)
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()

@@ -8,37 +8,15 @@ ones a SIGKILL leaves nobody behind to clean up after.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import shutil
 import signal
-from collections.abc import Iterator
 
 import pytest
-from conftest import Profile, gone_pid, pid_alive, strace_prefix, tree, wait_for
+from conftest import Profile, configure_workers, gone_pid, pid_alive, strace_prefix, tree, wait_for
 from shell_tool import ShellTool
 from workers_kit import AGENT_CLI, SLEEPER, group_members, session_file, worker_script
-
-
-def configure(profile: Profile, command: list[str], **extra: object) -> None:
-    lines = ["[worker]", f"command = {json.dumps(command)}", 'supervisor = "detached"']
-    lines += [f"{key} = {json.dumps(value)}" for key, value in extra.items()]
-    profile.write_config("\n".join(lines) + "\n")
-
-
-@pytest.fixture
-def fleet(profile: Profile) -> Iterator[Profile]:
-    """The profile; whatever its workers left running is killed at the end, by group."""
-    try:
-        yield profile
-    finally:
-        profile.run("down", timeout=120)
-        for meta in (profile.data / "sessions").glob("*/meta.json"):
-            with contextlib.suppress(ValueError, OSError):
-                pgid = json.loads(meta.read_text()).get("pgid")
-                if pgid:
-                    os.killpg(pgid, signal.SIGKILL)
 
 
 def tool(profile: Profile, limit: float = 60) -> ShellTool:
@@ -47,7 +25,7 @@ def tool(profile: Profile, limit: float = 60) -> ShellTool:
 
 def orphaned(profile: Profile, wid: str) -> int:
     """Start a sleeping worker, SIGKILL its supervisor; the worker's process group."""
-    configure(profile, [str(worker_script(profile.root / "w", SLEEPER))])
+    configure_workers(profile, [str(worker_script(profile.root / "w", SLEEPER))])
     assert tool(profile).call(f"looop _ worker start {wid} sleep").returncode == 0
     meta = wait_for(
         lambda: (m := session_file(profile.data, wid, "meta.json")) and "pgid" in m and m
@@ -80,7 +58,7 @@ def test_a_worker_whose_supervisor_was_sigkilled_is_found_by_its_group_and_ended
 def test_a_start_over_a_session_it_cannot_judge_refuses_and_keeps_it(
     fleet: Profile, meta: str
 ) -> None:
-    configure(fleet, [str(worker_script(fleet.root / "w", AGENT_CLI))])
+    configure_workers(fleet, [str(worker_script(fleet.root / "w", AGENT_CLI))])
     session = fleet.data / "sessions" / "w1"
     session.mkdir(parents=True)
     (session / "meta.json").write_text(meta)
@@ -96,7 +74,7 @@ def test_a_start_over_a_session_it_cannot_judge_refuses_and_keeps_it(
 def test_a_start_whose_supervisor_cannot_start_leaves_no_session_directory(
     fleet: Profile,
 ) -> None:
-    configure(fleet, [str(worker_script(fleet.root / "w", AGENT_CLI))])
+    configure_workers(fleet, [str(worker_script(fleet.root / "w", AGENT_CLI))])
     (fleet.data / "sessions").mkdir(parents=True)
     # The detached supervisor's setsid fails: it never runs.
     strace = " ".join(strace_prefix("-f", "-e", "trace=setsid", "-e", "inject=setsid:error=EPERM"))
@@ -110,7 +88,7 @@ def test_a_start_whose_supervisor_cannot_start_leaves_no_session_directory(
 def test_placeholders_are_replaced_in_the_template_only_never_in_the_brief(
     fleet: Profile,
 ) -> None:
-    configure(fleet, [str(worker_script(fleet.root / "w", AGENT_CLI)), "-p", "{prompt}"])
+    configure_workers(fleet, [str(worker_script(fleet.root / "w", AGENT_CLI)), "-p", "{prompt}"])
     brief = "keep {id}, {prompt} and {prompt_file} as they are"
     assert tool(fleet).call(f"looop _ worker start w1 '{brief}'").returncode == 0
     wait_for(lambda: session_file(fleet.data, "w1", "status.json"), timeout=30)
@@ -121,7 +99,7 @@ def test_placeholders_are_replaced_in_the_template_only_never_in_the_brief(
 
 
 def test_a_command_with_no_placeholder_gets_the_brief_on_its_stdin(fleet: Profile) -> None:
-    configure(fleet, [str(worker_script(fleet.root / "w", AGENT_CLI))])
+    configure_workers(fleet, [str(worker_script(fleet.root / "w", AGENT_CLI))])
     assert tool(fleet).call("looop _ worker start w1 read me from stdin").returncode == 0
     wait_for(lambda: session_file(fleet.data, "w1", "status.json"), timeout=30)
     got = (fleet.data / "reports" / "w1.stdin").read_text()
@@ -141,7 +119,7 @@ def test_down_fails_closed_when_it_cannot_list_the_workers(fleet: Profile) -> No
 def test_a_start_killed_at_any_call_leaves_nothing_that_stops_the_next_one(
     fleet: Profile, reuse: bool
 ) -> None:
-    configure(fleet, [str(worker_script(fleet.root / "w", SLEEPER))])
+    configure_workers(fleet, [str(worker_script(fleet.root / "w", SLEEPER))])
     (fleet.data / "sessions").mkdir(parents=True)
     shell = tool(fleet)
     assert shell.call("looop _ worker start w1 sleep").returncode == 0  # first-run seeding done
@@ -172,7 +150,7 @@ def test_a_start_killed_at_any_call_leaves_nothing_that_stops_the_next_one(
 def test_a_brief_too_long_for_argv_reaches_the_worker_by_its_file_and_stdin(
     fleet: Profile,
 ) -> None:
-    configure(fleet, [str(worker_script(fleet.root / "w", AGENT_CLI)), "-p", "{prompt}"])
+    configure_workers(fleet, [str(worker_script(fleet.root / "w", AGENT_CLI)), "-p", "{prompt}"])
     brief = ("a long brief line {id}\n" * 15_000).encode()  # 345,000 bytes: over 128 KiB
     out = tool(fleet).call("looop _ worker start w1 -", stdin=brief)
     assert out.returncode == 0, out.err
@@ -186,7 +164,7 @@ def test_a_brief_too_long_for_argv_reaches_the_worker_by_its_file_and_stdin(
 
 
 def test_a_brief_of_megabytes_keeps_every_session_file_readable(fleet: Profile) -> None:
-    configure(fleet, [str(worker_script(fleet.root / "w", AGENT_CLI)), "-p", "{prompt}"])
+    configure_workers(fleet, [str(worker_script(fleet.root / "w", AGENT_CLI)), "-p", "{prompt}"])
     brief = b"x" * (3 << 20)
     out = tool(fleet).call("looop _ worker start w1 -", stdin=brief)
     assert out.returncode == 0, out.err
@@ -196,7 +174,9 @@ def test_a_brief_of_megabytes_keeps_every_session_file_readable(fleet: Profile) 
 
 
 def test_a_brief_over_the_limit_is_refused_before_anything_is_written(fleet: Profile) -> None:
-    configure(fleet, [str(worker_script(fleet.root / "w", AGENT_CLI))], max_prompt_bytes=1000)
+    configure_workers(
+        fleet, [str(worker_script(fleet.root / "w", AGENT_CLI))], max_prompt_bytes=1000
+    )
     out = tool(fleet).call("looop _ worker start w1 -", stdin=b"y" * 1001)
     assert out.returncode == 1, out.err
     assert "max_prompt_bytes" in out.err and out.err.count("\n") == 1, out.err
