@@ -502,3 +502,15 @@ def group_gone(pgid: int) -> bool:
     except ProcessLookupError:
         return True
     return False
+
+
+@contextlib.contextmanager
+def detached_pulse(profile: Profile, interval: str) -> Iterator[Profile]:
+    """A pulse detached by ``looop up`` beating every ``interval`` seconds, downed at the end."""
+    profile.env["LOOOP_INTERVAL"] = interval
+    up = profile.run("up", timeout=120)
+    assert up.returncode == 0, up.stderr
+    try:
+        yield profile
+    finally:
+        profile.run("down", timeout=60)

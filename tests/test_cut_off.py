@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Processes, Profile, group_gone, run_records, tree, wait_for
+from conftest import Processes, Profile, detached_pulse, group_gone, run_records, tree, wait_for
 from shell_tool import ShellTool, survivors
 
 
@@ -108,13 +108,8 @@ def test_ctrl_c_ends_the_command_and_records_sigint(profile: Profile, procs: Pro
 @pytest.fixture
 def pulse(profile: Profile) -> Any:
     """A detached pulse that beats once an hour, so a wait blocks."""
-    profile.env["LOOOP_INTERVAL"] = "3600"
-    up = profile.run("up", timeout=120)
-    assert up.returncode == 0, up.stderr
-    try:
+    with detached_pulse(profile, "3600"):
         yield profile
-    finally:
-        profile.run("down", timeout=60)
 
 
 def _quiet(root: Path) -> dict[str, str]:

@@ -13,7 +13,7 @@ import signal
 from collections.abc import Iterator
 
 import pytest
-from conftest import Profile, wait_for
+from conftest import Profile, detached_pulse, wait_for
 
 FILE_LINE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d[+-]\d{4} looop: ")
 
@@ -22,13 +22,8 @@ FILE_LINE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d[+-]\d{4} looop: ")
 def detached(profile: Profile) -> Iterator[Profile]:
     """A pulse beating every second, detached by ``looop up``, with a new failure each beat."""
     profile.sensor("restless", "date +%s%N >&2\nexit 1")
-    profile.env["LOOOP_INTERVAL"] = "1"
-    up = profile.run("up", timeout=120)
-    assert up.returncode == 0, up.stderr
-    try:
+    with detached_pulse(profile, "1"):
         yield profile
-    finally:
-        profile.run("down", timeout=60)
 
 
 def _beats(profile: Profile) -> int:
