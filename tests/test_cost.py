@@ -86,7 +86,7 @@ def test_bad_amounts_are_usage_errors_and_nothing_is_appended(profile: Profile) 
         out = profile.run("_", "cost", "worker", "w1", "claude", usd)
         assert out.returncode == 2, (usd, out.stderr)
         assert "USD" in out.stderr and "Traceback" not in out.stderr
-    for bad in (("", "w1", "claude"), ("worker", "a\nb", "claude"), ("worker", "w1", "\udcff")):
+    for bad in (("", "w1", "claude"), ("worker", "a\nb", "claude"), ("worker", "w1", "")):
         out = profile.run("_", "cost", *bad, "1")
         assert out.returncode == 2, (bad, out.stderr)
     assert ledger(profile).read_bytes() == before

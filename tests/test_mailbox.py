@@ -228,17 +228,6 @@ def test_an_empty_answer_is_refused_and_nothing_is_written(profile: Profile, tex
     assert os.listdir(profile.data / "answers") == []
 
 
-def test_an_answer_that_is_not_utf8_is_refused_whole_before_anything_is_written(
-    profile: Profile,
-) -> None:
-    raised(profile, "w1", "--prompt", "deploy?")
-    tool = ShellTool(profile.env)
-    refused = tool.call("looop _ answer w1-1 $'\\xfe yes'")
-    assert refused.returncode == 2 and "UTF-8" in refused.err, refused.err
-    assert os.listdir(profile.data / "answers") == []
-    assert tool.call("looop _ answer w1-1 yes").returncode == 0
-
-
 def test_an_answer_to_an_ask_that_does_not_exist_is_refused(profile: Profile) -> None:
     out = profile.run("_", "answer", "nobody-1", "yes")
     assert out.returncode == 1 and "no such ask" in out.stderr

@@ -24,16 +24,30 @@ def tool(profile: Profile, limit: float = 60) -> ShellTool:
 
 
 def orphaned(profile: Profile, wid: str) -> int:
-    """Start a sleeping worker, SIGKILL its supervisor; the worker's process group."""
+    """Start a sleeping worker, SIGKILL its supervisor; the worker's process group.
+
+    The supervisor's lifeline (``looop.lifeline``) is killed first, as when
+    the whole tree of the supervisor is killed at once (an OOM killer, a
+    ``kill -9`` of everything it started): otherwise it would take the
+    worker's group with the supervisor, and nothing would be left to find.
+    """
     configure_workers(profile, [str(worker_script(profile.root / "w", SLEEPER))])
     assert tool(profile).call(f"looop _ worker start {wid} sleep").returncode == 0
     meta = wait_for(
         lambda: (m := session_file(profile.data, wid, "meta.json")) and "pgid" in m and m
     )
+    for child in _children(meta["pid"]):
+        if child != meta["pgid"]:  # not the worker itself: the lifeline's shell
+            os.kill(child, signal.SIGKILL)
     os.kill(meta["pid"], signal.SIGKILL)
     wait_for(lambda: not pid_alive(meta["pid"]))
     assert group_members(meta["pgid"])  # the worker runs on, its supervisor gone
     return int(meta["pgid"])
+
+
+def _children(pid: int) -> list[int]:
+    with open(f"/proc/{pid}/task/{pid}/children") as fh:
+        return [int(word) for word in fh.read().split()]
 
 
 @pytest.mark.parametrize("verb", ["_ worker kill w1", "down"])
