@@ -49,6 +49,7 @@ reported, not hidden.
 
 from __future__ import annotations
 
+import errno
 import os
 import select
 import selectors
@@ -63,15 +64,25 @@ from looop.lifeline import Lifeline
 from looop.signals import STOP_SIGNALS, SignalQueue
 
 MAX_DRAIN_READS = 256  # chunks read from the pipe once the command is over
+READER_GONE = (errno.EPIPE, errno.ECONNRESET)  # the echo's reader went away
 
 
 class Outcome:
     """How the command ended: its return code, and whether a timeout or a signal ended it."""
 
-    __slots__ = ("returncode", "stopped_by", "timed_out")
+    __slots__ = ("echo_error", "returncode", "stopped_by", "timed_out")
 
-    def __init__(self, returncode: int, timed_out: bool, stopped_by: int | None) -> None:
+    def __init__(
+        self,
+        returncode: int,
+        timed_out: bool,
+        stopped_by: int | None,
+        echo_error: OSError | None = None,
+    ) -> None:
         self.returncode, self.timed_out, self.stopped_by = returncode, timed_out, stopped_by
+        # The echo could not be written for a reason other than its reader
+        # going away (a full disk under a redirected stdout): the caller says so.
+        self.echo_error = echo_error
 
     @property
     def status(self) -> int:
@@ -150,6 +161,7 @@ class _Watch:
         os.set_blocking(self.out, False)
         self.echo, self.echo_size, self.direct = _echo_target(echo)
         self.pending = bytearray()  # read from the command, not yet taken by the echo's reader
+        self.echo_error: OSError | None = None
         self.deadline = time.monotonic() + timeout if timeout > 0 else None
         self.kill_at: float | None = None
         self.exited = False  # the command has exited (not yet reaped)
@@ -165,7 +177,7 @@ class _Watch:
         finally:
             self.selector.close()
             self.child.stdout.close()  # type: ignore[union-attr]
-        return Outcome(self.child.returncode, self.timed_out, self.stopped_by)
+        return Outcome(self.child.returncode, self.timed_out, self.stopped_by, self.echo_error)
 
     def _over(self) -> bool:
         """Reap the command once it has exited and nothing is left to deliver; True then."""
@@ -260,12 +272,18 @@ class _Watch:
             done = os.write(self.echo, self.pending[: self.echo_size])
         except BlockingIOError:  # a stdout its reader made non-blocking, full again
             return False
-        except OSError:
-            # The reader went away (EPIPE): the command's own pipe closes too, so its
-            # next write fails as it would in a shell pipeline (SIGPIPE).
+        except OSError as exc:
             self.echo = None
             self.pending.clear()
-            self._close_output()
+            if exc.errno in READER_GONE:
+                # The command's own pipe closes too, so its next write fails as
+                # it would in a shell pipeline (SIGPIPE).
+                self._close_output()
+            else:
+                # A full disk, an I/O error: nobody left to read it is not the
+                # case, so the command runs on, recorded, and the caller says why.
+                exc.filename = exc.filename or "<stdout>"
+                self.echo_error = exc
             return False
         del self.pending[:done]  # from the front: no copy of the rest
         return done > 0

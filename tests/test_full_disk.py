@@ -7,6 +7,7 @@ a bare ``looop: File too large``, and an append is whole or absent.
 
 from __future__ import annotations
 
+import json
 import subprocess
 
 from conftest import LOOOP, Profile
@@ -70,3 +71,23 @@ def test_an_answer_printed_to_a_full_disk_names_the_standard_output(profile: Pro
             continue
         assert out.returncode == 1, (args, out.stderr)
         assert out.stderr == "looop: <stdout>: No space left on device\n", (args, out.stderr)
+
+
+def test_a_run_whose_output_cannot_be_written_runs_whole_records_it_and_names_stdout(
+    profile: Profile,
+) -> None:
+    # A full disk under `_ run ... > file` is not a reader gone: the command is
+    # not cut short by SIGPIPE, its end and output are recorded, and the line says why.
+    with open("/dev/full", "w") as full:
+        out = subprocess.run(
+            [LOOOP, "_", "run", "--", "seq 100000"],
+            env=profile.env,
+            stdout=full,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=60,
+        )
+    assert out.returncode == 1, out.stderr
+    assert out.stderr == "looop: <stdout>: No space left on device\n"
+    (record,) = [json.loads(p.read_text()) for p in (profile.data / "runs").glob("*.json")]
+    assert record["exit_code"] == 0 and record["output"].endswith("\n100000\n")

@@ -96,8 +96,11 @@ def run(
         runs.update(path, record)
 
     record.update(_execute(paths, command, timeout, running, stopping))
+    echo_error = record.pop("echo_error")
     runs.update(path, record)
     events.record(paths.events, "ran", id=run_id, cmd=command, exit_code=record["exit_code"])
+    if echo_error is not None:
+        raise echo_error  # recorded whole; what could not be shown is said, exit 1
     return int(record["exit_code"])
 
 
@@ -139,4 +142,5 @@ def _execute(
         "truncated": total > KEEP_BYTES,
         "timed_out": end.timed_out,
         "signal": signal.Signals(end.stopped_by).name if end.stopped_by else None,
+        "echo_error": end.echo_error,
     }
