@@ -169,8 +169,10 @@ def claim_command(name: str, session: str | None) -> None:
 
     Exit 1 if another live session holds it.
 
-    A claim whose session is dead (or missing, past a minute's grace) is
-    taken over; of two takers exactly one wins.
+    A claim whose session is dead or missing (no sessions/ID at all) is
+    taken over at once, and a claim file naming no session once it is a few
+    seconds old; of two takers exactly one wins. Claiming your own claim
+    again stamps it afresh.
     """
     from looop.data import claims
 
