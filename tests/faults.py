@@ -336,7 +336,7 @@ def _bad_lines(rel: str, data: bytes) -> str | None:
     return None
 
 
-NAMED_PATH = re.compile(r"looop: (/[^:]+|<stdout>): ")
+NAMED_PATH = re.compile(r"looop: (?:cannot load [\w.]+: )?(/[^:]+|<stdout>): ")
 
 
 def check_message(box: Sandbox, case: Case, out: Outcome, clean: Outcome) -> list[Breach]:

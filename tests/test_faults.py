@@ -218,6 +218,21 @@ def test_a_worker_start_that_fails_leaves_no_session(profile: Profile) -> None:
     assert [p.name for p in session.parent.iterdir() if p.name.endswith(".tmp")] == []
 
 
+def test_a_worker_start_that_cannot_list_sessions_says_so_in_one_line(profile: Profile) -> None:
+    profile.write_config('[worker]\ncommand = ["true"]\nsupervisor = "detached"\n')
+    assert profile.run("_", "goal", "write", "g0", "seed").returncode == 0
+    sessions = profile.data / "sessions"
+    sessions.mkdir(exist_ok=True)
+
+    # Every open of sessions/ fails: the sweep of killed starts finds nothing
+    # to do, and the listing of live workers is the failure said.
+    out = _under(profile, sessions, "openat:error=EIO", "_", "worker", "start", "w1", "t")
+
+    assert out.returncode == 1
+    _one_line_naming(out, sessions)
+    assert "Traceback" not in out.stderr
+
+
 def test_a_sense_that_cannot_publish_says_so_on_stderr(profile: Profile) -> None:
     assert profile.run("sense").returncode == 0
 

@@ -362,6 +362,7 @@ def _remove_flat(directory: Path) -> None:
 
 def _sweep_staged(sessions_dir: Path) -> None:
     """Remove the staged sessions (``_write_session``) of starts that were killed."""
+    found: list[os.DirEntry[str]] = []  # sessions/ that cannot be listed: nothing to sweep now
     with contextlib.suppress(OSError), os.scandir(sessions_dir) as entries:
         found = [e for e in entries if fs.temp_writer_gone(e.name)]
     for entry in found:
