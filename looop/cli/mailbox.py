@@ -10,6 +10,7 @@ parses and prints. ``_ ask`` prints only the answer text on stdout, so
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import time
@@ -76,12 +77,18 @@ def ask_command(
     # child of ours, with none of the worker's pipes, marks the ask delivered
     # (so the same question later is a new ask): a durable write the worker
     # need not wait for; if it is lost, a retry is given the answer again.
+    # With no process to spare (fork fails), we mark it ourselves: the answer is out.
     sys.stdout.flush()
-    if os.fork() == 0:
+    try:
+        child = os.fork()
+    except OSError:
+        child = 0
+    if child == 0:
         devnull = os.open(os.devnull, os.O_RDWR)
         for fd in (0, 1, 2):
             os.dup2(devnull, fd)
-        mailbox.delivered(paths, ask_id)
+        with contextlib.suppress(OSError):  # lost: a retry is given the answer again
+            mailbox.delivered(paths, ask_id)
     os._exit(0)
 
 
