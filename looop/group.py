@@ -30,14 +30,16 @@ returns how it ended:
 **The echo** (``echo``, an fd: ``_ run``'s stdout) gets the output as the
 command's own stdout would: with back-pressure, never blocking the watch.
 What was read waits until the echo's reader can take it (``PIPE_BUF`` at a
-time to a pipe, so a write never blocks), and meanwhile the command's pipe
+time to a pipe, which then never blocks; a terminal or a socket on a
+blocking descriptor may, briefly), and meanwhile the command's pipe
 is not read, so a command whose output nobody reads waits on a full pipe as
 it would in a shell, while its deadline and the signals still hold. A
 reader that goes away (``| head -1``: EPIPE) closes the command's pipe too:
 its next write fails (SIGPIPE), as in a shell pipeline, and the run goes on
-to the command's end and is recorded. Once the command is over, what is
-left is delivered while the reader takes it, until the deadline or a stop
-signal, then dropped.
+to the command's end and is recorded. An echo that fails otherwise (a full
+disk under ``> file``) stops echoing, not the command; the caller says why.
+Once the command is over, what is left is delivered while the reader takes
+it, until the deadline or a stop signal, then dropped.
 
 ``looop _ run`` (``agent.run``) and the worker supervisor
 (``workers.supervise``) are its two callers; they differ only in where the
@@ -300,7 +302,7 @@ def _echo_target(fd: int | None) -> tuple[int | None, int, bool]:
     """The echo's fd, how much one write may hand it, and whether it is written at once.
 
     A pipe, a socket or a terminal is waited on (``epoll``) and takes
-    ``PIPE_BUF`` bytes whenever it is writable, so a write never blocks. A
+    ``PIPE_BUF`` bytes whenever it is writable (a pipe then never blocks). A
     regular file or ``/dev/null`` cannot be waited on (``epoll`` refuses
     them) and never makes a writer wait: it is written at once, whole. An fd
     that is not open is no echo (None).
