@@ -211,6 +211,23 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
+def live_with_env(entry: str) -> list[int]:
+    """Live processes whose environment holds ``entry`` (``NAME=value``), from /proc."""
+    needle = entry.encode()
+    found = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/environ", "rb") as fh:
+                environ = fh.read().split(b"\0")
+        except OSError:
+            continue
+        if needle in environ and pid_alive(int(name)):
+            found.append(int(name))
+    return sorted(found)
+
+
 def as_plain_user() -> list[str]:
     """A command prefix under which permission bits bind, even for root.
 

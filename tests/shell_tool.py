@@ -154,18 +154,6 @@ def _signal_group(pgid: int, sig: signal.Signals) -> None:
 
 def survivors(marker: str) -> list[int]:
     """Live processes started by the call with ``marker``, wherever they went (not zombies)."""
-    needle = f"{MARKER}={marker}".encode()
-    found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/environ", "rb") as fh:
-                environ = fh.read()
-            with open(f"/proc/{entry}/stat", "rb") as fh:
-                state = fh.read().rsplit(b")", 1)[1].split()[0]
-        except OSError:
-            continue
-        if state not in (b"Z", b"X") and needle in environ.split(b"\0"):
-            found.append(int(entry))
-    return found
+    from conftest import live_with_env
+
+    return live_with_env(f"{MARKER}={marker}")

@@ -7,7 +7,7 @@ import os
 import resource
 import signal
 
-from conftest import Processes, Profile, pid_alive, wait_for
+from conftest import Processes, Profile, live_with_env, pid_alive, wait_for
 
 from looop.pulse import lock, record
 
@@ -93,21 +93,16 @@ def test_down_when_nothing_runs(profile: Profile) -> None:
 
 def pulses_of(profile: Profile) -> list[int]:
     """Pids of every live ``looop pulse`` serving this profile's data dir."""
-    wanted = f"LOOOP_DATA_DIR={profile.data}".encode()
     found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
+    for pid in live_with_env(f"LOOOP_DATA_DIR={profile.data}"):
         try:
-            with open(f"/proc/{entry}/cmdline", "rb") as fh:
+            with open(f"/proc/{pid}/cmdline", "rb") as fh:
                 argv = fh.read().split(b"\0")
-            with open(f"/proc/{entry}/environ", "rb") as fh:
-                env = fh.read().split(b"\0")
         except OSError:
             continue
-        if argv[-2:] == [b"pulse", b""] and wanted in env and pid_alive(int(entry)):
-            found.append(int(entry))
-    return sorted(found)
+        if argv[-2:] == [b"pulse", b""]:
+            found.append(pid)
+    return found
 
 
 def test_twenty_concurrent_ups_all_succeed_and_leave_one_pulse(
