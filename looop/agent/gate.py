@@ -1,108 +1,614 @@
 """The guard rail of ``looop _ run`` (SPEC §11): commands that cannot be undone.
 
-A guard rail, not a sandbox. It reads the command's text, split at ``;``,
-``&``, ``|``, newlines and the openings of ``$(`` and backticks, and looks at
-each simple command with its leading ``VAR=value`` words and wrappers
-(``env``, ``command``, ``exec``, ``nohup``, ``time``, ``nice``) removed and
-the program taken by its base name, so ``/usr/bin/sudo``, ``env sudo`` and
-``true && sudo x`` are all seen. Refused, unless ``--allow-dangerous``:
-``sudo``/``doas``; a recursive ``rm`` of ``/``, the home dir or the data dir
-(``~``, ``$HOME``, ``.``, ``*`` and their trailing-slash spellings, the data
-dir being the command's working directory); a force-push to ``main`` or
-``master``; a download (``curl``, ``wget``) piped or substituted into a
-shell; ``mkfs``; ``dd`` onto a device; shutdown, reboot, halt, poweroff.
+A guard rail, not a sandbox. ``refused`` reads the command as the shell will
+(``agent.shellread``: parsed, every simple command found wherever it sits)
+and judges each simple command with its assignments and wrappers removed:
+the wrappers that run their arguments as a command (``timeout``, ``nice``,
+``ionice``, ``setsid``, ``nohup``, ``stdbuf``, ``env`` with its options,
+``command``, ``builtin``, ``exec``, ``time``, ``coproc``, ``xargs``,
+``flock``, ``chrt``, ``taskset``) are seen through, and the program is taken
+by its base name. A literal string given to ``sh -c`` (``bash``, ``zsh``,
+``dash``..., ``flock -c``, ``env -S``) or fed to a shell as a heredoc is read
+the same way, one level deep; so is ``find -exec``'s command. Refused,
+unless ``--allow-dangerous`` or ``LOOOP_RUN_ALLOW_DANGEROUS=1``:
 
-What it does not catch, by design: anything assembled at run time (``x=su;
-${x}do``, ``eval``, a script file that does it, an alias), other
-interpreters (``python -c``), and ``find -delete``. The human's yes is the
-real gate; this catches the slips an agent actually makes.
+- ``sudo``, ``doas``, ``su``, ``pkexec``, ``run0``: they run as another user;
+- a recursive ``rm`` (``-r``, ``-R``, ``--recursive``, in any cluster) of
+  ``/``, the home dir or the data dir, or a directory holding one of them,
+  or everything in one (``*``), however the shell spells it: ``~``,
+  ``$HOME``, ``"${HOME:?}/"``, ``$PWD``, ``"$(pwd)"``, ``.`` in the
+  directory the command runs in (the data dir, followed through ``cd``),
+  ``$LOOOP_DATA_DIR``, an unset variable before ``/``;
+- ``git push`` with ``-f``/``--force``/``--force-with-lease`` (in any short
+  cluster), ``--mirror``, a ``+refspec`` or a deletion onto ``main``,
+  ``master`` or the remote's default branch when the repository says it
+  (with no refspec: the branch checked out);
+- a download (``curl``, ``wget``, ``fetch``, ``http``, ``xh``) whose output
+  reaches an interpreter's code (a shell, ``python``, ``perl``, ``ruby``,
+  ``node``, ``php``, ``eval``, ``source``): piped into one reading its
+  program from stdin (through ``tee`` and other stages too, or into
+  ``tee >(sh)``), or as its ``-c`` string, script, here-string or input by
+  command or process substitution;
+- ``mkfs*``, ``mke2fs``, ``mkswap``, ``wipefs``;
+- ``dd of=`` a block device, and any write redirection (``>``, ``>>``,
+  ``>|``, ``&>``, ``<>``) or ``tee`` onto one (``/dev/sd*``, ``/dev/nvme*``,
+  ``/dev/disk*``, ``/dev/rdisk*``, ``/dev/mmcblk*``, ``/dev/vd*``,
+  ``/dev/xvd*`` and whatever this machine has as a block device), while
+  ``/dev/null``, ``/dev/zero``, ``/dev/stdout`` and ``/dev/stderr`` are fine;
+- ``shutdown``, ``reboot``, ``halt``, ``poweroff``, ``init 0|6``,
+  ``systemctl poweroff|reboot|halt|kexec``.
+
+Text that only looks like a command (quoted, given to ``echo``, ``grep`` or
+a commit message) is never judged. A command the parser cannot read is left
+to the shell, which will fail on it, unless what can be read of it (the
+parser's recovery, or its words split at the shell's operators) shows one
+of the forms above: then it is refused as "could not be read safely".
+
+Out of its reach, by design (each example here runs unrefused, and
+``tests/test_guard.py`` runs every one of them so this list cannot drift):
+
+- a name built at run time: ``x=$(printf su); ${x}do id``
+- text run as code later: ``eval "su""do id"``
+- a script file that does it: ``printf 'sudo id' > s.sh; sh s.sh``
+- another interpreter's code: ``python3 -c 'import os; os.system("sudo id")'``
+- a function that runs its arguments: ``f() { "$@"; }; f sudo id``
+- a command string two levels deep: ``sh -c "sh -c 'sudo id'"``
+- a target read at run time: ``echo / | xargs rm -rf``
+- a link made by the same command: ``ln -sfn ~ h; rm -rf h/``
+- a download made into arguments: ``curl -s u | xargs -I{} sh -c {}``
+
+The human's yes is the real gate; this catches the slips an agent makes.
 """
 
 from __future__ import annotations
 
+import glob
 import os
+import pwd
 import re
 import shlex
-from pathlib import Path
+import stat
+from dataclasses import dataclass
 
-WRAPPERS = {"env", "command", "exec", "nohup", "time", "nice", "builtin"}
-_SPLIT = re.compile(r"\|\||&&|[;&|\n]|\$\(|`|<\(")
-_DOWNLOAD_INTO_SHELL = re.compile(
-    r"\b(curl|wget)\b[^|;&]*\|\s*(sudo\s+)?(\S*/)?(ba|z|k|da|fi)?sh\b"
-    r"|\b(ba|z|k|da)?sh\b[^;&|]*(\$\(|<\(|`)\s*(curl|wget)\b"
-)
-_SHELL_WORD = re.compile(r"^\$\{?HOME\}?(/.*)?$")
+from looop import fs, say
+from looop.agent import shellread
+from looop.agent.shellread import Simple, Word
+
+ENV_ALLOW = "LOOOP_RUN_ALLOW_DANGEROUS"
+UNREADABLE = "could not be read safely"
 
 
-def _words(segment: str) -> list[str]:
+@dataclass(frozen=True)
+class Refusal:
+    """The rule a command breaks and the simple command that broke it."""
+
+    rule: str
+    command: str
+
+    def __str__(self) -> str:
+        text = " ".join(self.command.split())
+        text = text if len(text) <= 80 else text[:77] + "..."
+        return f'{self.rule} in "{say.escaped(text)}"'
+
+
+@dataclass(frozen=True)
+class _Wrapper:
+    values: str = ""  # short options that take a value
+    long_values: frozenset[str] = frozenset()
+    operands: int = 0  # operands before the command (timeout's duration)
+    idle: str = ""  # short options that run no command (command -v, ionice -p)
+    code: str = ""  # short options whose value is a shell command (flock -c)
+    long_code: frozenset[str] = frozenset()
+
+
+def _w(
+    values: str = "",
+    longs: str = "",
+    operands: int = 0,
+    idle: str = "",
+    code: str = "",
+    long_code: str = "",
+) -> _Wrapper:
+    return _Wrapper(
+        values, frozenset(longs.split()), operands, idle, code, frozenset(long_code.split())
+    )
+
+
+WRAPPERS = {
+    "env": _w("uC", "unset chdir", code="S", long_code="split-string"),
+    "timeout": _w("sk", "signal kill-after", operands=1),
+    "nice": _w("n", "adjustment"),
+    "ionice": _w("cn", "class classdata", idle="pPu"),
+    "setsid": _w(),
+    "nohup": _w(),
+    "stdbuf": _w("ioe", "input output error"),
+    "command": _w(idle="vV"),
+    "builtin": _w(),
+    "exec": _w("a"),
+    "time": _w("fo", "format output"),
+    "coproc": _w(),
+    "nocorrect": _w(),
+    "noglob": _w(),
+    "xargs": _w("adEILnPs", "arg-file delimiter max-args max-procs max-chars process-slot-var"),
+    "flock": _w("wE", "wait timeout conflict-exit-code", operands=1, code="c", long_code="command"),
+    "chrt": _w("TPD", "sched-runtime sched-period sched-deadline", operands=1, idle="pm"),
+    "taskset": _w(operands=1, idle="p"),
+}
+SHELLS = {"sh", "bash", "zsh", "dash", "ksh", "mksh", "ash", "yash", "fish", "csh", "tcsh"}
+# Interpreters: (options that give the code or a module, options that take a value).
+INTERPRETERS = {name: ("c", "oO") for name in SHELLS} | {
+    "perl": ("eE", ""),
+    "ruby": ("e", ""),
+    "node": ("ep", "r"),
+    "nodejs": ("ep", "r"),
+    "php": ("rB", ""),
+    "lua": ("e", ""),
+}
+_PYTHON = re.compile(r"(python|pypy)[0-9.]*")
+EVALUATORS = {"eval", "source", "."}
+DOWNLOADERS = {"curl", "wget", "fetch", "http", "https", "xh"}
+ESCALATORS = {"sudo", "doas", "su", "pkexec", "run0"}
+FORMATTERS = {"mke2fs", "mkswap", "wipefs"}
+POWER = {"shutdown", "reboot", "halt", "poweroff"}
+_BLOCK = re.compile(r"/dev/(sd|hd|vd|xvd|nvme|mmcblk|disk|rdisk|md|dm-|mapper/|nbd|loop)")
+_WRITES = {">", ">>", ">|", "&>", "&>>", "<>", ">&"}
+_HARMLESS_DEVICES = {"/dev/null", "/dev/zero", "/dev/stdout", "/dev/stderr"}
+_PROTECTED_BRANCHES = {"main", "master"}
+_PUSH_VALUES = {"repo", "receive-pack", "exec", "push-option"}
+_ASSIGNMENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*=.*", re.S)
+
+
+def allowed_by_environment(environ: dict[str, str] | os._Environ[str]) -> bool:
+    """Whether ``LOOOP_RUN_ALLOW_DANGEROUS`` says yes (``1``, ``true``, ``yes``)."""
+    return environ.get(ENV_ALLOW, "").strip().lower() in ("1", "true", "yes")
+
+
+def refused(command: str, data_dir: str, env: dict[str, str]) -> Refusal | None:
+    """The rule ``command`` breaks when ``/bin/sh -c`` runs it in the data dir with
+    ``env``; None when it may run."""
     try:
-        words = shlex.split(segment, comments=True)
-    except ValueError:
-        words = segment.split()
-    while words and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*=.*", words[0]):
-        words.pop(0)
-    while words and os.path.basename(words[0]) in WRAPPERS:
-        words.pop(0)
-        while words and words[0].startswith("-"):
-            words.pop(0)
-        while words and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*=.*", words[0]):
-            words.pop(0)
-    return words
+        account = pwd.getpwuid(os.getuid()).pw_dir
+    except KeyError:  # a uid with no passwd entry (a container's)
+        account = None
+    homes = {os.path.normpath(h) for h in (env.get("HOME"), os.path.expanduser("~"), account) if h}
+    data_dir = os.path.normpath(data_dir)
+    judge = _Judge(env, homes, data_dir)
+    reading = shellread.read(command, data_dir, env)
+    found = judge.reading(reading, depth=0)
+    if reading.broken:
+        found = found or judge.scan(command, data_dir)
+        return Refusal(f"{UNREADABLE} ({found.rule})", found.command) if found else None
+    return found
 
 
-def _precious(target: str, home: str, data_dir: Path) -> bool:
-    """Is ``target`` (an ``rm`` operand) ``/``, the home dir or the data dir (the cwd)?"""
-    if target in (".", "./", "*", "./*", "/*", "~/*", "..", "../"):
-        return True
-    if target == "~" or target.startswith("~/"):
-        target = home + target[1:]
-    elif _SHELL_WORD.match(target):
-        target = home + (target.split("}", 1)[1] if "}" in target else target[5:])
-    target = target.rstrip("/*") or "/"
-    if not target.startswith("/"):
-        target = str(data_dir / target)
-    real = os.path.normpath(target)
-    return real in ("/", os.path.normpath(home), os.path.normpath(str(data_dir)))
+class _Judge:
+    def __init__(self, env: dict[str, str], homes: set[str], data_dir: str) -> None:
+        self.env = env
+        self.homes = homes
+        self.data_dir = data_dir
 
-
-def _rule(words: list[str], home: str, data_dir: Path) -> str | None:
-    if not words:
+    def reading(self, reading: shellread.Reading, depth: int) -> Refusal | None:
+        for simple in reading.simples:
+            found = self.simple(simple, depth)
+            if found:
+                return found
+        for stages in reading.pipelines:
+            for n, stage in enumerate(stages):
+                upstream = [s for earlier in stages[:n] for s in earlier]
+                if any(self.downloads(s) for s in upstream):
+                    for simple in stage:
+                        program = self.reads_code_from_stdin(simple)
+                        if program:
+                            return Refusal(f"a download run by {program}", simple.text)
         return None
-    program = os.path.basename(words[0])
-    args = words[1:]
-    if program in ("sudo", "doas"):
-        return f"{program} (runs as another user)"
-    if program.startswith("mkfs"):
-        return "mkfs (formats a file system)"
-    if program in ("shutdown", "reboot", "halt", "poweroff") or (
-        program == "systemctl" and any(a in ("reboot", "poweroff", "halt") for a in args)
-    ):
-        return f"{program} (stops the machine)"
-    if program == "dd" and any(a.startswith("of=/dev/") for a in args):
-        return "dd onto a device"
-    if program == "rm":
-        flags = "".join(a[1:] for a in args if a.startswith("-") and not a.startswith("--"))
-        recursive = "r" in flags or "R" in flags or "--recursive" in args
-        if recursive and any(_precious(a, home, data_dir) for a in args if not a.startswith("-")):
-            return "recursive rm of /, the home dir or the data dir"
-    if program == "git" and "push" in args:
-        after = args[args.index("push") + 1 :]
-        forced = any(a in ("-f", "--force") or a.startswith("--force-with-lease") for a in after)
-        refs = [a for a in after if not a.startswith("-")]
-        plus = any(r.startswith("+") for r in refs)
-        branch = any(re.search(r"(^|[:+/])(main|master)$", r) for r in refs)
-        if (forced or plus) and branch:
-            return "force-push to main/master"
-    return None
 
+    def nested(self, code: str, simple: Simple, depth: int) -> Refusal | None:
+        """A command string (``sh -c``, a heredoc fed to a shell), read one level deep."""
+        if depth > 0:
+            return None
+        reading = shellread.read(code, simple.cwd, self.env)
+        found = self.reading(reading, depth + 1)
+        if reading.broken and not found:
+            found = self.scan(code, simple.cwd)
+        return found
 
-def refused(command: str, data_dir: Path, home: str | None = None) -> str | None:
-    """The rule ``command`` breaks, in words; None when it may run."""
-    home = home if home is not None else os.path.expanduser("~")
-    if _DOWNLOAD_INTO_SHELL.search(command):
-        return "a download run by a shell"
-    for segment in _SPLIT.split(command):
-        rule = _rule(_words(segment.strip(" )")), home, data_dir)
+    def simple(self, simple: Simple, depth: int) -> Refusal | None:
+        for redirect in simple.redirects:
+            target = redirect.target.value
+            if redirect.op in _WRITES and target is not None and _block_device(target):
+                return Refusal(f"a write onto the disk {target}", simple.text)
+        words, code = unwrap(simple.words)
+        if code is not None:
+            return (
+                Refusal("a download run as a command", simple.text)
+                if any(self.downloads(s) for s in code.subs)
+                else (self.nested(code.value, simple, depth) if code.value is not None else None)
+            )
+        if not words:
+            return None
+        if words[0].value is None:
+            if any(self.downloads(s) for s in words[0].subs):
+                return Refusal("a download run as a command", simple.text)
+            return None
+        program = os.path.basename(words[0].value)
+        args = [w.value for w in words[1:]]
+        rule = _rule(program, args, simple.cwd, self)
         if rule:
-            return rule
+            return Refusal(rule, simple.text)
+        if program == "find":
+            for section in _find_exec(words[1:]):
+                found = self.simple(Simple(simple.text, section, [], simple.cwd), depth)
+                if found:
+                    return found
+        return self.interpreted(program, words, simple, depth)
+
+    def interpreted(
+        self, program: str, words: list[Word], simple: Simple, depth: int
+    ) -> Refusal | None:
+        """A download or a command string given to an interpreter as its code."""
+        if program in EVALUATORS:
+            if any(self.downloads(s) for w in words[1:] for s in w.subs):
+                return Refusal(f"a download run by {program}", simple.text)
+            return None
+        mode = _interpreter(program, words)
+        if mode is None:
+            return None
+        how, code = mode
+        sources = [code] if code is not None else []
+        if how == "stdin":
+            sources = [r.target for r in simple.redirects if r.op in ("<", "<<<", "<<", "<>")]
+        if any(self.downloads(s) for w in sources for s in w.subs):
+            return Refusal(f"a download run by {program}", simple.text)
+        if program in SHELLS and how == "code" and code is not None and code.value is not None:
+            return self.nested(code.value, simple, depth)
+        if program in SHELLS and how == "stdin" and simple.stdin is not None:
+            return self.nested(simple.stdin, simple, depth)
+        return None
+
+    def downloads(self, simple: Simple) -> bool:
+        words, _ = unwrap(simple.words)
+        return bool(words) and os.path.basename(words[0].value or "") in DOWNLOADERS
+
+    def reads_code_from_stdin(self, simple: Simple) -> str | None:
+        words, _ = unwrap(simple.words)
+        if not words or words[0].value is None:
+            return None
+        program = os.path.basename(words[0].value)
+        if program in ("source", "."):
+            return program if [w.value for w in words[1:2]] in (["/dev/stdin"], ["-"]) else None
+        mode = _interpreter(program, words)
+        redirected = any(r.op.startswith("<") for r in simple.redirects)
+        return program if mode is not None and mode[0] == "stdin" and not redirected else None
+
+    def scan(self, text: str, cwd: str | None) -> Refusal | None:
+        """The rules over a text the parser could not read: split at the shell's
+        operators, each piece's words taken literally."""
+        pieces = []
+        for piece in re.split(r"\|\||&&|[;&|\n(){}`]|\$\(|<\(|>\(", text):
+            try:
+                values = shlex.split(piece, comments=True)
+            except ValueError:
+                values = piece.split()
+            simple = Simple(piece.strip(), [Word(v) for v in values], [], cwd)
+            pieces.append(simple)
+            found = self.simple(simple, depth=1)
+            if found:
+                return found
+        for n, simple in enumerate(pieces):
+            program = self.reads_code_from_stdin(simple)
+            if program and any(self.downloads(s) for s in pieces[:n]):
+                return Refusal(f"a download run by {program}", simple.text)
+        return None
+
+
+def unwrap(words: list[Word]) -> tuple[list[Word], Word | None]:
+    """The command a simple command's words run once the wrappers are taken off, or
+    the command string a wrapper gives a shell (``flock -c``, ``env -S``)."""
+    while words and words[0].value is not None:
+        name = os.path.basename(words[0].value)
+        spec = WRAPPERS.get(name)
+        if spec is None:
+            return words, None
+        i, operands = 1, 0
+        while i < len(words):
+            word = words[i].value
+            if word is None:
+                break
+            if word == "--":
+                i += 1
+                break
+            if word.startswith("--") and len(word) > 2:
+                option, eq, value = word[2:].partition("=")
+                if option in spec.long_code:
+                    return [], Word(value) if eq else _next(words, i)
+                i += 1 if eq or option not in spec.long_values else 2
+                continue
+            if word.startswith("-") and len(word) > 1 and operands == 0:
+                for n, letter in enumerate(word[1:], 1):
+                    rest = word[n + 1 :]
+                    if letter in spec.idle:
+                        return [], None
+                    if letter in spec.code:
+                        return [], Word(rest) if rest else _next(words, i)
+                    if letter in spec.values:
+                        i += 0 if rest else 1
+                        break
+                i += 1
+                continue
+            if name == "env" and (word == "-" or _ASSIGNMENT.fullmatch(word)):
+                i += 1
+                continue
+            if operands < spec.operands:
+                operands += 1
+                i += 1
+                if name == "flock" and i < len(words) and words[i].value in ("-c", "--command"):
+                    return [], _next(words, i)
+                continue
+            break
+        words = words[i:]
+    return words, None
+
+
+def _next(words: list[Word], i: int) -> Word | None:
+    """The word after ``words[i]`` (an option's value), if there is one."""
+    return words[i + 1] if i + 1 < len(words) else None
+
+
+def _interpreter(program: str, words: list[Word]) -> tuple[str, Word | None] | None:
+    """How an interpreter gets its code: ("code", the -c/-e word), ("file", the
+    script operand), ("module", None) or ("stdin", None); None if not one."""
+    if _PYTHON.fullmatch(program):
+        code, values = "cm", "WXQ"
+    elif program in INTERPRETERS:
+        code, values = INTERPRETERS[program]
+    else:
+        return None
+    i = 1
+    while i < len(words):
+        word = words[i].value
+        if word is None or word == "-" or not word.startswith(("-", "+")) or word == "--":
+            break
+        if word.startswith("--"):
+            i += 2 if word in ("--rcfile", "--init-file") else 1
+            continue
+        for n, letter in enumerate(word[1:], 1):
+            if letter in code:
+                rest = word[n + 1 :]
+                if letter == "m":
+                    return "module", None
+                given = Word(rest) if rest else _next(words, i)
+                return ("code", given) if given is not None else ("stdin", None)
+            if letter == "s" and program in SHELLS:
+                return "stdin", None
+            if letter in values:
+                i += 0 if word[n + 1 :] else 1
+                break
+        i += 1
+    if i < len(words) and words[i].value == "--":
+        i += 1
+    if i >= len(words) or words[i].value == "-":
+        return "stdin", None
+    return "file", words[i]
+
+
+def _rule(program: str, args: list[str | None], cwd: str | None, judge: _Judge) -> str | None:
+    """The rule a plain program with these arguments breaks, in words."""
+    if program in ESCALATORS:
+        return f"{program} (runs as another user)"
+    if program.startswith("mkfs") or program in FORMATTERS:
+        return f"{program} (formats a disk)"
+    if program in POWER:
+        return f"{program} (stops the machine)"
+    operands = [a for a in args if a is not None and not a.startswith("-")]
+    if program in ("init", "telinit") and operands[:1] in (["0"], ["6"]):
+        return f"{program} {operands[0]} (stops the machine)"
+    if program in ("systemctl", "loginctl"):
+        verb = next(iter(_operands(args, "HMtspnoP")), None)
+        if verb in ("poweroff", "reboot", "halt", "kexec", "soft-reboot"):
+            return f"{program} {verb} (stops the machine)"
+    if program == "dd":
+        for arg in args:
+            if arg is not None and arg.startswith("of=") and _block_device(arg[3:]):
+                return f"dd onto the disk {arg[3:]}"
+    if program == "tee":
+        for target in _operands(args, ""):
+            if _block_device(target):
+                return f"a write onto the disk {target}"
+    if program == "rm" and _recursive(args):
+        for target in _operands(args, ""):
+            hit = _precious(target, cwd, judge.homes, judge.data_dir)
+            if hit:
+                return f"a recursive rm of {hit}"
+    if program == "git":
+        return _force_push(args, cwd)
     return None
+
+
+def _operands(args: list[str | None], values: str) -> list[str]:
+    """The operands among ``args`` (known ones only), skipping options and the values
+    of the short options in ``values``."""
+    found: list[str] = []
+    skip = False
+    ended = False
+    for arg in args:
+        if skip:
+            skip = False
+        elif arg is None:
+            continue
+        elif ended or not arg.startswith("-") or arg == "-":
+            found.append(arg)
+        elif arg == "--":
+            ended = True
+        elif not arg.startswith("--") and arg[-1] in values:
+            skip = True
+    return found
+
+
+def _recursive(args: list[str | None]) -> bool:
+    for arg in args:
+        if arg == "--":
+            return False
+        if arg == "--recursive" or (arg and re.fullmatch(r"-[a-zA-Z]*[rR][a-zA-Z]*", arg)):
+            return True
+    return False
+
+
+def _precious(target: str, cwd: str | None, homes: set[str], data_dir: str) -> str | None:
+    """What a recursive ``rm`` of ``target`` would take: ``/``, the home dir, the data
+    dir or a directory holding one (everything in one, for ``DIR/*``); None for
+    anything else, or for a relative path where the directory is not known."""
+    if not target:
+        return None  # rm "" removes nothing
+    if not target.startswith("/"):
+        if cwd is None:
+            return None
+        target = os.path.join(cwd, target)
+    path = os.path.normpath(target)
+    head, last = os.path.split(path)
+    if last in ("*", ".*"):
+        path = head  # everything in it
+    kept = {"/": "/", **{home: "the home dir" for home in homes}, data_dir: "the data dir"}
+    for place, what in kept.items():
+        if path == place:
+            return what
+        if place.startswith(path.rstrip("/") + "/"):
+            return f"{path}, which holds {what}"
+    if any(ch in path for ch in "*?["):
+        for match in glob.glob(path):
+            hit = _precious(match, None, homes, data_dir)
+            if hit:
+                return hit
+    return None
+
+
+def _block_device(path: str) -> bool:
+    if not path.startswith("/dev/") or path in _HARMLESS_DEVICES:
+        return False
+    if _BLOCK.match(path):
+        return True
+    try:
+        return stat.S_ISBLK(os.stat(path).st_mode)
+    except (OSError, ValueError):
+        return False
+
+
+def _find_exec(words: list[Word]) -> list[list[Word]]:
+    """The commands ``find -exec``/``-execdir``/``-ok``/``-okdir`` runs."""
+    sections: list[list[Word]] = []
+    current: list[Word] | None = None
+    for word in words:
+        if current is None:
+            if word.value in ("-exec", "-execdir", "-ok", "-okdir"):
+                current = []
+        elif word.value in (";", "+"):
+            sections.append(current)
+            current = None
+        else:
+            current.append(word)
+    return sections + ([current] if current else [])
+
+
+def _force_push(args: list[str | None], cwd: str | None) -> str | None:
+    """``git [opts] push`` that forces (or deletes) a protected branch, in words."""
+    i = 0
+    while i < len(args) and args[i] != "push":
+        arg = args[i]
+        if arg is None or not arg.startswith("-"):
+            return None  # another subcommand
+        if arg in ("-C", "-c", "--git-dir", "--work-tree", "--namespace", "--config-env"):
+            if arg == "-C" and i + 1 < len(args):
+                given = args[i + 1]
+                cwd = None if given is None or cwd is None else os.path.join(cwd, given)
+            i += 1
+        i += 1
+    if i >= len(args):
+        return None
+    force = delete = everything = False
+    operands: list[str | None] = []
+    rest = args[i + 1 :]
+    j = 0
+    while j < len(rest):
+        arg = rest[j]
+        j += 1
+        if arg is None or not arg.startswith("-") or arg == "-":
+            operands.append(arg)
+        elif arg.startswith("--"):
+            name = arg[2:].partition("=")[0]
+            force |= name in ("force", "force-with-lease", "mirror")
+            delete |= name == "delete"
+            everything |= name in ("mirror", "all", "branches")
+            j += 1 if name in _PUSH_VALUES and "=" not in arg else 0
+        else:
+            letters = arg[1:].partition("o")[0]
+            force |= "f" in letters
+            delete |= "d" in letters
+            j += 1 if "o" in arg[1:] and arg.endswith("o") else 0
+    remote = operands[0] if operands else None
+    refspecs = operands[1:]
+    protected = _PROTECTED_BRANCHES | set(filter(None, [_default_branch(cwd, remote or "origin")]))
+    if force and everything:
+        return "a force-push of every branch"
+    if not refspecs and force:
+        current = _current_branch(cwd)
+        return f"a force-push to {current}" if current in protected else None
+    for spec in refspecs:
+        if spec is None:
+            continue
+        plus = spec.startswith("+")
+        source, colon, dest = spec.lstrip("+").rpartition(":")
+        if not colon:
+            source = dest
+        if dest == "HEAD":
+            dest = _current_branch(cwd) or dest
+        dest = dest.removeprefix("refs/heads/")
+        if dest in protected and (force or plus):
+            return f"a force-push to {dest}"
+        if dest in protected and (delete or (colon and not source)):
+            return f"a deletion of {dest}"
+    return None
+
+
+def _git_dir(cwd: str | None) -> str | None:
+    """The repository holding ``cwd`` (a worktree's ``.git`` file followed)."""
+    if cwd is None:
+        return None
+    here = os.path.normpath(cwd)
+    while True:
+        dot = os.path.join(here, ".git")
+        if os.path.isdir(dot):
+            return dot
+        if os.path.isfile(dot):
+            text = _small(dot)
+            if text and text.startswith("gitdir:"):
+                return os.path.join(here, text[7:].strip())
+            return None
+        parent = os.path.dirname(here)
+        if parent == here:
+            return None
+        here = parent
+
+
+def _small(path: str) -> str | None:
+    try:
+        return fs.read_small(path, limit=4096).decode("utf-8", "replace")
+    except (OSError, ValueError):
+        return None
+
+
+def _current_branch(cwd: str | None) -> str | None:
+    git = _git_dir(cwd)
+    head = _small(os.path.join(git, "HEAD")) if git else None
+    if head and head.startswith("ref: refs/heads/"):
+        return head[16:].strip()
+    return None
+
+
+def _default_branch(cwd: str | None, remote: str) -> str | None:
+    git = _git_dir(cwd)
+    if git is None or "/" in remote:
+        return None
+    common = _small(os.path.join(git, "commondir"))
+    base = os.path.join(git, common.strip()) if common else git
+    head = _small(os.path.join(base, "refs", "remotes", remote, "HEAD"))
+    prefix = f"ref: refs/remotes/{remote}/"
+    return head[len(prefix) :].strip() if head and head.startswith(prefix) else None

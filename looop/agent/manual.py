@@ -144,10 +144,17 @@ THE ROOT AGENT'S OPERATING CONTRACT
     looop _ playbook write [BODY...|-]     PLAYBOOK.md, the old one kept
     looop _ run [--reason|--journal T] [--timeout S] [--allow-dangerous]
                 -- COMMAND...              one command, recorded in runs/;
-                                           irreversible ones refused unless
-                                           --allow-dangerous; its options come
-                                           first (a misspelt one is exit 2),
-                                           the command is every word after
+                                           irreversible ones (read as the
+                                           shell reads them: sudo, rm -rf of
+                                           ~ / the data dir, a force-push to
+                                           main, a download run by a shell,
+                                           mkfs, a write onto a disk,
+                                           shutdown) refused unless
+                                           --allow-dangerous or the human set
+                                           LOOOP_RUN_ALLOW_DANGEROUS=1; its
+                                           options come first (a misspelt one
+                                           is exit 2), the command is every
+                                           word after
     looop _ notify MESSAGE...              tell the human ([notify] command)
   Workers:
     looop _ worker start ID [PROMPT...|-] [--timeout S] [--journal T]

@@ -30,9 +30,11 @@ How it ends, and what ``_ run`` exits with:
 Like every verb, a run appends one journal line (``run <id>: <cmd>``, with
 ``: <reason>``) when it starts and records one event (``ran``, with the exit
 code) when it ends; a run that never ends has its record instead. The guard
-rail is ``agent.gate``; a refused command is journaled, recorded as a
-``run_refused`` event and not run (exit 1). ``--allow-dangerous`` is
-journaled with the command.
+rail is ``agent.gate`` (which brings the shell parser: this module is
+imported for ``_ run`` alone); a refused command is journaled, recorded as a
+``run_refused`` event and not run (exit 1). ``--allow-dangerous``, or
+``LOOOP_RUN_ALLOW_DANGEROUS=1`` in the environment, runs it and is journaled
+with the command.
 """
 
 from __future__ import annotations
@@ -52,6 +54,7 @@ from looop.errors import TIMED_OUT, LooopError, UsageError
 from looop.paths import Paths, child_environment
 
 KEEP_BYTES = 64 * 1024
+ALLOW_HINT = "--allow-dangerous to run it anyway, with the human's yes"
 STDOUT = 1  # the echo: by fd, whatever sys.stdout is
 GRACE = 2.0
 
@@ -69,11 +72,13 @@ def run(
         raise UsageError("give the command after --")
     ensure_layout(paths)
     why = f": {reason}" if reason else ""
-    rule = gate.refused(command, paths.data_dir)
-    if rule and not allow_dangerous:
+    env = child_environment(paths, os.environ)
+    refusal = gate.refused(command, str(paths.data_dir), env)
+    rule = str(refusal) if refusal else None
+    if rule and not (allow_dangerous or gate.allowed_by_environment(os.environ)):
         journal.append(paths, f"run refused ({rule}): {command}{why}")
         events.record(paths.events, "run_refused", cmd=command, rule=rule)
-        raise LooopError(f"refused: {rule}; add --allow-dangerous only with the human's yes")
+        raise LooopError(f"refused: {rule}; {ALLOW_HINT}")
     started = time.time()
     record: dict[str, Any] = {
         "cmd": command,
@@ -95,7 +100,7 @@ def run(
         record["signal"] = signal.Signals(sig).name
         runs.update(path, record)
 
-    record.update(_execute(paths, command, timeout, running, stopping))
+    record.update(_execute(paths, command, env, timeout, running, stopping))
     echo_error = record.pop("echo_error")
     runs.update(path, record)
     events.record(paths.events, "ran", id=run_id, cmd=command, exit_code=record["exit_code"])
@@ -107,6 +112,7 @@ def run(
 def _execute(
     paths: Paths,
     command: str,
+    env: dict[str, str],
     timeout: float,
     started: Callable[[int], None],
     stopping: Callable[[int], None],
@@ -124,7 +130,7 @@ def _execute(
     end = group.run(
         ["/bin/sh", "-c", command],
         cwd=paths.data_dir,
-        env=child_environment(paths, os.environ),
+        env=env,
         timeout=timeout,
         on_output=output,
         on_start=started,
