@@ -42,7 +42,11 @@ Text that only looks like a command (quoted, given to ``echo``, ``grep`` or
 a commit message) is never judged. A command the parser cannot read is left
 to the shell, which will fail on it, unless what can be read of it (the
 parser's recovery, or its words split at the shell's operators) shows one
-of the forms above: then it is refused as "could not be read safely".
+of the forms above: then it is refused as "could not be read safely". So
+is a text past what is worth reading (``shellread.MAX_BYTES``,
+``MAX_DEPTH``, ``MAX_COMMANDS``: 1 MiB, nesting 150 deep, 5,000
+commands), which no person or agent writes and which would otherwise cost
+the guard seconds or Python's recursion limit.
 
 Out of its reach, by design (each example here runs unrefused, and
 ``tests/test_guard.py`` runs every one of them so this list cannot drift):
@@ -62,16 +66,14 @@ The human's yes is the real gate; this catches the slips an agent makes.
 
 from __future__ import annotations
 
-import glob
 import os
 import pwd
 import re
 import shlex
-import stat
 from dataclasses import dataclass
 
-from looop import fs, say
-from looop.agent import shellread
+from looop import say
+from looop.agent import harms, shellread
 from looop.agent.shellread import Simple, Word
 
 ENV_ALLOW = "LOOOP_RUN_ALLOW_DANGEROUS"
@@ -147,14 +149,7 @@ INTERPRETERS = {name: ("c", "oO") for name in SHELLS} | {
 _PYTHON = re.compile(r"(python|pypy)[0-9.]*")
 EVALUATORS = {"eval", "source", "."}
 DOWNLOADERS = {"curl", "wget", "fetch", "http", "https", "xh"}
-ESCALATORS = {"sudo", "doas", "su", "pkexec", "run0"}
-FORMATTERS = {"mke2fs", "mkswap", "wipefs"}
-POWER = {"shutdown", "reboot", "halt", "poweroff"}
-_BLOCK = re.compile(r"/dev/(sd|hd|vd|xvd|nvme|mmcblk|disk|rdisk|md|dm-|mapper/|nbd|loop)")
 _WRITES = {">", ">>", ">|", "&>", "&>>", "<>", ">&"}
-_HARMLESS_DEVICES = {"/dev/null", "/dev/zero", "/dev/stdout", "/dev/stderr"}
-_PROTECTED_BRANCHES = {"main", "master"}
-_PUSH_VALUES = {"repo", "receive-pack", "exec", "push-option"}
 _ASSIGNMENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*=.*", re.S)
 
 
@@ -174,6 +169,8 @@ def refused(command: str, data_dir: str, env: dict[str, str]) -> Refusal | None:
     data_dir = os.path.normpath(data_dir)
     judge = _Judge(env, homes, data_dir)
     reading = shellread.read(command, data_dir, env)
+    if reading.unread:
+        return Refusal(f"{UNREADABLE} ({reading.unread})", command)
     found = judge.reading(reading, depth=0)
     if reading.broken:
         found = found or judge.scan(command, data_dir)
@@ -193,13 +190,13 @@ class _Judge:
             if found:
                 return found
         for stages in reading.pipelines:
-            for n, stage in enumerate(stages):
-                upstream = [s for earlier in stages[:n] for s in earlier]
-                if any(self.downloads(s) for s in upstream):
-                    for simple in stage:
-                        program = self.reads_code_from_stdin(simple)
-                        if program:
-                            return Refusal(f"a download run by {program}", simple.text)
+            downloaded = False  # by a stage before this one
+            for stage in stages:
+                for simple in stage if downloaded else ():
+                    program = self.reads_code_from_stdin(simple)
+                    if program:
+                        return Refusal(f"a download run by {program}", simple.text)
+                downloaded = downloaded or any(self.downloads(s) for s in stage)
         return None
 
     def nested(self, code: str, simple: Simple, depth: int) -> Refusal | None:
@@ -207,6 +204,8 @@ class _Judge:
         if depth > 0:
             return None
         reading = shellread.read(code, simple.cwd, self.env)
+        if reading.unread:
+            return Refusal(f"{UNREADABLE} ({reading.unread})", simple.text)
         found = self.reading(reading, depth + 1)
         if reading.broken and not found:
             found = self.scan(code, simple.cwd)
@@ -215,7 +214,7 @@ class _Judge:
     def simple(self, simple: Simple, depth: int) -> Refusal | None:
         for redirect in simple.redirects:
             target = redirect.target.value
-            if redirect.op in _WRITES and target is not None and _block_device(target):
+            if redirect.op in _WRITES and target is not None and harms.block_device(target):
                 return Refusal(f"a write onto the disk {target}", simple.text)
         words, code = unwrap(simple.words)
         if code is not None:
@@ -232,7 +231,7 @@ class _Judge:
             return None
         program = os.path.basename(words[0].value)
         args = [w.value for w in words[1:]]
-        rule = _rule(program, args, simple.cwd, self)
+        rule = harms.rule(program, args, simple.cwd, self.homes, self.data_dir)
         if rule:
             return Refusal(rule, simple.text)
         if program == "find":
@@ -284,7 +283,8 @@ class _Judge:
         """The rules over a text the parser could not read: split at the shell's
         operators, each piece's words taken literally."""
         pieces = []
-        for piece in re.split(r"\|\||&&|[;&|\n(){}`]|\$\(|<\(|>\(", text):
+        split = re.split(r"\|\||&&|[;&|\n(){}`]|\$\(|<\(|>\(", text)
+        for piece in [p for p in split if p.strip()][: shellread.MAX_COMMANDS]:
             try:
                 values = shlex.split(piece, comments=True)
             except ValueError:
@@ -391,107 +391,6 @@ def _interpreter(program: str, words: list[Word]) -> tuple[str, Word | None] | N
     return "file", words[i]
 
 
-def _rule(program: str, args: list[str | None], cwd: str | None, judge: _Judge) -> str | None:
-    """The rule a plain program with these arguments breaks, in words."""
-    if program in ESCALATORS:
-        return f"{program} (runs as another user)"
-    if program.startswith("mkfs") or program in FORMATTERS:
-        return f"{program} (formats a disk)"
-    if program in POWER:
-        return f"{program} (stops the machine)"
-    operands = [a for a in args if a is not None and not a.startswith("-")]
-    if program in ("init", "telinit") and operands[:1] in (["0"], ["6"]):
-        return f"{program} {operands[0]} (stops the machine)"
-    if program in ("systemctl", "loginctl"):
-        verb = next(iter(_operands(args, "HMtspnoP")), None)
-        if verb in ("poweroff", "reboot", "halt", "kexec", "soft-reboot"):
-            return f"{program} {verb} (stops the machine)"
-    if program == "dd":
-        for arg in args:
-            if arg is not None and arg.startswith("of=") and _block_device(arg[3:]):
-                return f"dd onto the disk {arg[3:]}"
-    if program == "tee":
-        for target in _operands(args, ""):
-            if _block_device(target):
-                return f"a write onto the disk {target}"
-    if program == "rm" and _recursive(args):
-        for target in _operands(args, ""):
-            hit = _precious(target, cwd, judge.homes, judge.data_dir)
-            if hit:
-                return f"a recursive rm of {hit}"
-    if program == "git":
-        return _force_push(args, cwd)
-    return None
-
-
-def _operands(args: list[str | None], values: str) -> list[str]:
-    """The operands among ``args`` (known ones only), skipping options and the values
-    of the short options in ``values``."""
-    found: list[str] = []
-    skip = False
-    ended = False
-    for arg in args:
-        if skip:
-            skip = False
-        elif arg is None:
-            continue
-        elif ended or not arg.startswith("-") or arg == "-":
-            found.append(arg)
-        elif arg == "--":
-            ended = True
-        elif not arg.startswith("--") and arg[-1] in values:
-            skip = True
-    return found
-
-
-def _recursive(args: list[str | None]) -> bool:
-    for arg in args:
-        if arg == "--":
-            return False
-        if arg == "--recursive" or (arg and re.fullmatch(r"-[a-zA-Z]*[rR][a-zA-Z]*", arg)):
-            return True
-    return False
-
-
-def _precious(target: str, cwd: str | None, homes: set[str], data_dir: str) -> str | None:
-    """What a recursive ``rm`` of ``target`` would take: ``/``, the home dir, the data
-    dir or a directory holding one (everything in one, for ``DIR/*``); None for
-    anything else, or for a relative path where the directory is not known."""
-    if not target:
-        return None  # rm "" removes nothing
-    if not target.startswith("/"):
-        if cwd is None:
-            return None
-        target = os.path.join(cwd, target)
-    path = os.path.normpath(target)
-    head, last = os.path.split(path)
-    if last in ("*", ".*"):
-        path = head  # everything in it
-    kept = {"/": "/", **{home: "the home dir" for home in homes}, data_dir: "the data dir"}
-    for place, what in kept.items():
-        if path == place:
-            return what
-        if place.startswith(path.rstrip("/") + "/"):
-            return f"{path}, which holds {what}"
-    if any(ch in path for ch in "*?["):
-        for match in glob.glob(path):
-            hit = _precious(match, None, homes, data_dir)
-            if hit:
-                return hit
-    return None
-
-
-def _block_device(path: str) -> bool:
-    if not path.startswith("/dev/") or path in _HARMLESS_DEVICES:
-        return False
-    if _BLOCK.match(path):
-        return True
-    try:
-        return stat.S_ISBLK(os.stat(path).st_mode)
-    except (OSError, ValueError):
-        return False
-
-
 def _find_exec(words: list[Word]) -> list[list[Word]]:
     """The commands ``find -exec``/``-execdir``/``-ok``/``-okdir`` runs."""
     sections: list[list[Word]] = []
@@ -506,109 +405,3 @@ def _find_exec(words: list[Word]) -> list[list[Word]]:
         else:
             current.append(word)
     return sections + ([current] if current else [])
-
-
-def _force_push(args: list[str | None], cwd: str | None) -> str | None:
-    """``git [opts] push`` that forces (or deletes) a protected branch, in words."""
-    i = 0
-    while i < len(args) and args[i] != "push":
-        arg = args[i]
-        if arg is None or not arg.startswith("-"):
-            return None  # another subcommand
-        if arg in ("-C", "-c", "--git-dir", "--work-tree", "--namespace", "--config-env"):
-            if arg == "-C" and i + 1 < len(args):
-                given = args[i + 1]
-                cwd = None if given is None or cwd is None else os.path.join(cwd, given)
-            i += 1
-        i += 1
-    if i >= len(args):
-        return None
-    force = delete = everything = False
-    operands: list[str | None] = []
-    rest = args[i + 1 :]
-    j = 0
-    while j < len(rest):
-        arg = rest[j]
-        j += 1
-        if arg is None or not arg.startswith("-") or arg == "-":
-            operands.append(arg)
-        elif arg.startswith("--"):
-            name = arg[2:].partition("=")[0]
-            force |= name in ("force", "force-with-lease", "mirror")
-            delete |= name == "delete"
-            everything |= name in ("mirror", "all", "branches")
-            j += 1 if name in _PUSH_VALUES and "=" not in arg else 0
-        else:
-            letters = arg[1:].partition("o")[0]
-            force |= "f" in letters
-            delete |= "d" in letters
-            j += 1 if "o" in arg[1:] and arg.endswith("o") else 0
-    remote = operands[0] if operands else None
-    refspecs = operands[1:]
-    protected = _PROTECTED_BRANCHES | set(filter(None, [_default_branch(cwd, remote or "origin")]))
-    if force and everything:
-        return "a force-push of every branch"
-    if not refspecs and force:
-        current = _current_branch(cwd)
-        return f"a force-push to {current}" if current in protected else None
-    for spec in refspecs:
-        if spec is None:
-            continue
-        plus = spec.startswith("+")
-        source, colon, dest = spec.lstrip("+").rpartition(":")
-        if not colon:
-            source = dest
-        if dest == "HEAD":
-            dest = _current_branch(cwd) or dest
-        dest = dest.removeprefix("refs/heads/")
-        if dest in protected and (force or plus):
-            return f"a force-push to {dest}"
-        if dest in protected and (delete or (colon and not source)):
-            return f"a deletion of {dest}"
-    return None
-
-
-def _git_dir(cwd: str | None) -> str | None:
-    """The repository holding ``cwd`` (a worktree's ``.git`` file followed)."""
-    if cwd is None:
-        return None
-    here = os.path.normpath(cwd)
-    while True:
-        dot = os.path.join(here, ".git")
-        if os.path.isdir(dot):
-            return dot
-        if os.path.isfile(dot):
-            text = _small(dot)
-            if text and text.startswith("gitdir:"):
-                return os.path.join(here, text[7:].strip())
-            return None
-        parent = os.path.dirname(here)
-        if parent == here:
-            return None
-        here = parent
-
-
-def _small(path: str) -> str | None:
-    try:
-        return fs.read_small(path, limit=4096).decode("utf-8", "replace")
-    except (OSError, ValueError):
-        return None
-
-
-def _current_branch(cwd: str | None) -> str | None:
-    git = _git_dir(cwd)
-    head = _small(os.path.join(git, "HEAD")) if git else None
-    if head and head.startswith("ref: refs/heads/"):
-        return head[16:].strip()
-    return None
-
-
-def _default_branch(cwd: str | None, remote: str) -> str | None:
-    git = _git_dir(cwd)
-    if git is None or "/" in remote:
-        return None
-    common = _small(os.path.join(git, "commondir"))
-    base = os.path.join(git, common.strip()) if common else git
-    head = _small(os.path.join(base, "refs", "remotes", remote, "HEAD"))
-    prefix = f"ref: refs/remotes/{remote}/"
-    return head[len(prefix) :].strip() if head and head.startswith(prefix) else None

@@ -11,8 +11,9 @@ where that is known without running anything: quotes removed, backslashes
 undone, ``$'...'`` decoded, ``~`` and ``$HOME``/``${HOME:?}`` from the
 environment the command gets, ``$PWD`` and ``$(pwd)`` from the directory it
 runs in (followed through ``cd``), variables assigned a literal earlier in
-the same text. A word only running could tell (``$(date)``, ``$1``, a name
-set by ``read``) is ``None``; each word keeps the simple commands of its own
+the same text (met before the use, in the order the text gives). A word
+only running could tell (``$(date)``, ``$1``, a name set by ``read`` or a
+``for`` loop) is ``None``; each word keeps the simple commands of its own
 substitutions, so a rule can ask whether a download is a program's code or
 merely its argument.
 
@@ -48,8 +49,14 @@ _ANSI_C = re.compile(
 _ANSI_C_CHARS = {"a": "\a", "b": "\b", "e": "\x1b", "E": "\x1b", "f": "\f", "n": "\n"}
 _ANSI_C_CHARS |= {"r": "\r", "t": "\t", "v": "\v"}
 # Commands that set a variable from what only running tells (read x, for x in).
-_SETTERS = {"read", "mapfile", "readarray", "getopts", "printf", "let", "declare", "typeset"}
+_SETTERS = {"read", "mapfile", "readarray", "getopts"}
 _SUBSTITUTIONS = {"command_substitution", "process_substitution"}
+# Past these the text is not read further, and the gate refuses it as unreadable:
+# a person's or an agent's command is never near them, and the walk stays
+# well inside Python's recursion limit and a fraction of a second.
+MAX_DEPTH = 150
+MAX_COMMANDS = 5_000
+MAX_BYTES = 1024 * 1024  # the parser takes about 2 s a MiB of short commands
 
 
 @dataclass
@@ -87,12 +94,19 @@ class Simple:
 
 @dataclass
 class Reading:
-    """What ``read`` found: the simple commands, the pipelines' stages, and whether the
-    parser met text it could not read."""
+    """What ``read`` found: the simple commands, the pipelines' stages, whether the
+    parser met text it could not read, and why the text was not read to its end
+    (longer than ``MAX_BYTES``, nested deeper than ``MAX_DEPTH``, more than
+    ``MAX_COMMANDS``), if it was not."""
 
     simples: list[Simple]
     pipelines: list[list[list[Simple]]]
     broken: bool
+    unread: str | None = None
+
+
+class _Unread(Exception):
+    """The walk stopped: the text is nested too deep or holds too many commands."""
 
 
 @dataclass
@@ -106,9 +120,15 @@ class _State:
 
 def read(text: str, cwd: str | None, env: dict[str, str]) -> Reading:
     """Parse ``text`` as ``/bin/sh -c`` would get it, run in ``cwd`` with ``env``."""
-    root = _PARSER.parse(text.encode("utf-8", "surrogateescape")).root_node
-    walker = _Walker(env, _assigned(root))
-    walker.walk(root, _State(cwd, {}))
+    source = text.encode("utf-8", "surrogateescape")
+    if len(source) > MAX_BYTES:
+        return Reading([], [], True, f"longer than {MAX_BYTES // 1024} KiB")
+    root = _PARSER.parse(source).root_node
+    walker = _Walker(env)
+    try:
+        walker.walk(root, _State(cwd, {}))
+    except _Unread as stop:
+        return Reading(walker.simples, walker.pipelines, root.has_error, str(stop))
     return Reading(walker.simples, walker.pipelines, root.has_error)
 
 
@@ -116,34 +136,44 @@ def _text(node: Any) -> str:
     return bytes(node.text).decode("utf-8", "surrogateescape")
 
 
-def _assigned(root: Any) -> set[str]:
-    """The names the text assigns anywhere, so an environment value is not trusted for them."""
-    names: set[str] = set()
-    stack = [root]
+def _in_order(node: Any) -> list[Any]:
+    """A ``list`` node's commands in order: ``a && b || c`` nests to the left, one
+    level per operator, so it is unrolled here rather than walked level by level."""
+    out: list[Any] = []
+    stack = [node]
     while stack:
-        node = stack.pop()
-        if node.type in ("variable_assignment", "for_statement"):
-            name = node.child_by_field_name("name") or node.child_by_field_name("variable")
-            if name is not None:
-                names.add(_text(name))
-        elif node.type == "command":
-            words = [_text(c) for c in node.named_children]
-            if words and os.path.basename(words[0]) in _SETTERS:
-                names.update(w for w in words[1:] if _NAME.fullmatch(w))
-        stack.extend(node.named_children)
-    return names
+        here = stack.pop()
+        if here.type == "list":
+            stack.extend(reversed(here.named_children))
+        else:
+            out.append(here)
+    return out
 
 
 class _Walker:
-    def __init__(self, env: dict[str, str], assigned: set[str]) -> None:
+    def __init__(self, env: dict[str, str]) -> None:
         self.env = env
-        self.assigned = assigned
         self.simples: list[Simple] = []
         self.pipelines: list[list[list[Simple]]] = []
+        self.depth = 0
 
     def walk(self, node: Any, state: _State) -> None:
+        self.depth += 1
+        try:
+            if self.depth > MAX_DEPTH:
+                raise _Unread(f"nested more than {MAX_DEPTH} deep")
+            if len(self.simples) > MAX_COMMANDS:
+                raise _Unread(f"more than {MAX_COMMANDS} commands")
+            self.node(node, state)
+        finally:
+            self.depth -= 1
+
+    def node(self, node: Any, state: _State) -> None:
         kind = node.type
-        if kind == "command":
+        if kind == "list":
+            for child in _in_order(node):
+                self.walk(child, state)
+        elif kind == "command":
             self.command(node, state, [])
         elif kind == "redirected_statement":
             body = node.child_by_field_name("body")
@@ -165,6 +195,12 @@ class _Walker:
             inner = state.copy()
             for child in node.named_children:
                 self.walk(child, inner)
+        elif kind == "for_statement":
+            name = node.child_by_field_name("variable")
+            for child in node.named_children:
+                if child.type == "do_group" and name is not None:
+                    state.vars[_text(name)] = None  # set by the loop, as it runs
+                self.walk(child, state)
         elif kind == "variable_assignment":
             value = node.child_by_field_name("value")
             name = node.child_by_field_name("name")
@@ -198,6 +234,11 @@ class _Walker:
             words.append(self.word(target, state))
         simple = Simple(text or _text(node), words, found, state.cwd, stdin)
         self.simples.append(simple)
+        names = [w.value for w in words[1:]]
+        if words and words[0].value in _SETTERS:  # read x, mapfile x...: set as it runs
+            state.vars.update((n, None) for n in names if n and _NAME.fullmatch(n))
+        if words and words[0].value == "printf" and "-v" in names[:-1]:
+            state.vars[names[names.index("-v") + 1] or ""] = None
         if words and words[0].value in ("cd", "pushd", "popd"):
             home = self.variable("HOME", state)
             state.cwd = _moved(state.cwd, [w.value for w in words], home)
@@ -265,8 +306,8 @@ class _Walker:
             return state.vars[name]
         if name == "PWD":
             return state.cwd
-        if not _NAME.fullmatch(name) or name in self.assigned:
-            return None  # $1, $@, $?, or a name set by what only running tells
+        if not _NAME.fullmatch(name):
+            return None  # $1, $@, $?
         if name in ("RANDOM", "SECONDS", "LINENO", "BASHPID", "EPOCHREALTIME", "OLDPWD"):
             return None
         return self.env.get(name, "")  # unset expands to nothing
@@ -288,10 +329,14 @@ def _moved(cwd: str | None, words: list[str | None], home: str | None) -> str | 
 
 
 def _unescape(text: str) -> str:
+    if "\\" not in text:
+        return text
     return re.sub(r"\\(.)", r"\1", text.replace("\\\n", ""), flags=re.S)
 
 
 def _dquoted(text: str) -> str:
+    if "\\" not in text:
+        return text
     return re.sub(r'\\([\\"$`])', r"\1", text.replace("\\\n", ""))
 
 
