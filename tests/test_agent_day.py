@@ -54,12 +54,12 @@ def _round(tool: ShellTool, cursor: str, n: int) -> str:
     head = tool.call("looop _ run --timeout 5 -- yes | head -1")
     assert head.out == "y\n", head.err
     if n % 5 == 2:
-        cut = tool.call("looop _ run --timeout 600 -- sleep 600", limit=2)
+        cut = tool.call("looop _ run --timeout 600 -- sleep 600", limit=1)
         assert cut.killed
     if n % 5 == 3:
         # A tool with no grace at all: SIGTERM and SIGKILL at once to the group.
         hard = ShellTool(tool.env, grace=0, calls=tool.calls)
-        assert hard.call("looop _ run --timeout 600 -- sleep 600", limit=2).killed
+        assert hard.call("looop _ run --timeout 600 -- sleep 600", limit=1).killed
     return cursor
 
 
