@@ -84,9 +84,14 @@ def test_a_message_told_to_an_asking_worker_comes_with_its_answer_and_told_shows
     assert refused.returncode == 1 and "no worker nobody" in refused.err
     assert root.call("looop _ tell w1 " + "x" * 20000).returncode == 1
     assert worker.call("env -u LOOOP_SESSION_ID looop _ told").returncode == 2
+    ok(root.call("looop _ tell w1 never read"))
     ok(root.call("looop _ worker kill w1"))
     dead = root.call("looop _ tell w1 too late")
     assert dead.returncode == 1 and "not alive" in dead.err, dead.err
+    assert rows(root)["w1"]["undelivered"] == 1  # told, never delivered: shown as such
+    ok(root.call("looop _ worker start w1 'a new run'"))  # starts with an empty inbox
+    assert rows(root)["w1"]["undelivered"] == 0
+    assert ok(worker.call("looop _ told --all")).out == ""
 
 
 def test_a_failed_verify_marks_the_worker_in_every_listing_and_wakes_a_blocked_wait(
