@@ -46,7 +46,7 @@ from typing import Any
 from looop import fs, jsonfile
 from looop.data import ids, journal, sessions
 from looop.data.sessions import INBOX, INBOX_READ, MESSAGE_SUFFIX
-from looop.errors import LooopError
+from looop.errors import LooopError, UsageError
 from looop.paths import Paths
 
 LIMIT = 16 << 10  # bytes of one message
@@ -62,6 +62,8 @@ def tell(paths: Paths, worker: str, text: str, reason: str | None = None) -> dic
     """
     ids.check("worker", worker)
     text = text.rstrip("\n")
+    if not text.strip():
+        raise UsageError("an empty message is refused")
     size = len(text.encode("utf-8", "surrogateescape"))
     if size > LIMIT:
         raise LooopError(f"the message is {size} bytes, over {LIMIT}; nothing queued")
@@ -162,7 +164,6 @@ def formatted(messages: list[dict[str, Any]]) -> str:
         ts = m["ts"]
         when = "?" if ts is None else time.strftime("%Y-%m-%d %H:%M", time.localtime(ts))
         out.append(f"{MARKER} {m['id']} from the root agent ({when}) ---\n")
-        out.append(
-            f"{m['text'] if m['text'] is not None else '[unreadable: ' + m['error'] + ']'}\n"
-        )
+        text = m["text"] if m["text"] is not None else f"[unreadable: {m['error']}]"
+        out.append(f"{text}\n")
     return "".join(out)

@@ -49,6 +49,7 @@ from looop import group
 from looop.data.sessions import State
 from looop.errors import NOT_FOUND, LooopError, UsageError, os_error_line
 from looop.signals import STOP_SIGNALS, SignalQueue
+from looop.workers.transcript import Writer
 
 MAX_COMMANDS = 16
 MAX_BYTES = 4096  # of one command line
@@ -90,7 +91,7 @@ def after(
     ending: tuple[str, int],
     data_dir: Path,
     env: Mapping[str, str],
-    out: Any,
+    out: Writer,
 ) -> dict[str, Any]:
     """What ``status.json`` adds for the worker's post-conditions: {} when none were asked.
 
