@@ -41,6 +41,11 @@ disk under ``> file``) stops echoing, not the command; the caller says why.
 Once the command is over, what is left is delivered while the reader takes
 it, until the deadline or a stop signal, then dropped.
 
+``shell`` is the argv of one shell command line, ``Tail`` an ``on_output``
+that keeps the end of the output, and ``Outcome.exit_code`` what a run of
+one command reports: ``_ run`` and a worker's post-conditions
+(``workers.verify``) share the three, so a verify is run as ``_ run`` runs.
+
 ``looop _ run`` (``agent.run``) and the worker supervisor
 (``workers.supervise``) are its two callers; they differ only in where the
 output goes and what an outcome means to them. What escapes the group (a
@@ -62,6 +67,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
+from looop.errors import TIMED_OUT
 from looop.lifeline import Lifeline
 from looop.signals import STOP_SIGNALS, SignalQueue
 
@@ -91,6 +97,42 @@ class Outcome:
         """The command's own exit status, a death by signal N counted as 128+N (the shell's)."""
         code = self.returncode
         return 128 - code if code < 0 else code
+
+    @property
+    def exit_code(self) -> int:
+        """What a run reports (``_ run``'s exit, a verify's result): 124, 128+N, or ``status``.
+
+        124 when its timeout ended it, 128+N when signal N stopped the watcher.
+        """
+        if self.stopped_by is not None:
+            return 128 + self.stopped_by
+        return TIMED_OUT if self.timed_out else self.status
+
+
+class Tail:
+    """An ``on_output`` that keeps the last ``keep`` bytes and counts them all."""
+
+    __slots__ = ("keep", "kept", "total")
+
+    def __init__(self, keep: int) -> None:
+        self.keep, self.kept, self.total = keep, bytearray(), 0
+
+    def __call__(self, chunk: bytes) -> None:
+        self.total += len(chunk)
+        self.kept.extend(chunk)
+        del self.kept[: -self.keep]
+
+    def text(self) -> str:
+        return self.kept.decode("utf-8", errors="replace")
+
+    @property
+    def truncated(self) -> bool:
+        return self.total > self.keep
+
+
+def shell(command: str) -> list[str]:
+    """The argv that runs ``command`` as one shell command line (``_ run``'s and a verify's)."""
+    return ["/bin/sh", "-c", command]
 
 
 def run(

@@ -17,8 +17,10 @@ watch...), and ``looop/__main__.py`` is the entry point. The rules:
 - the agent and the workers do not import each other's internals. A
   room's internals are every module but the ones it publishes to the
   other: the workers publish ``contract`` (the rules every worker is
-  given, which the manual prints); the agent publishes nothing to the
-  workers (a worker reaches the agent through the data dir);
+  given, which the manual prints); the agent publishes ``gate`` (``_
+  run``'s guard rail, a pure judgment of a command line, which a worker's
+  post-conditions pass through too); otherwise a worker reaches the agent
+  through the data dir;
 - nothing imports the CLI but the CLI itself and ``looop.__main__``;
 - no import cycle runs through two rooms. Rooms may lean on each other
   through distinct modules (the pulse's status reads the managers'
@@ -55,8 +57,8 @@ ROOMS = ("agent", "cli", "data", "pulse", "service", "workers")
 SERVICE_ALLOWED = ("looop.service.units", "looop.service.systemd", "looop.service.launchd")
 # Not the pulse's: the other audiences, the CLI, click.
 FORBIDDEN = ("looop.agent", "looop.workers", "looop.cli", "click")
-# What each of the agent and workers rooms publishes to the other.
-PUBLISHED = {"agent": ("looop.workers.contract",), "workers": ()}
+# What each of the agent and workers rooms may import from the other (what that one publishes).
+PUBLISHED = {"agent": ("looop.workers.contract",), "workers": ("looop.agent.gate",)}
 
 
 def under(name: str, prefixes: tuple[str, ...]) -> bool:

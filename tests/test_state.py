@@ -59,6 +59,8 @@ def test_state_json_has_the_contract_fields(profile: Profile) -> None:
             "exit_code": 0,
             "unit": None,
             "pending_ask": None,
+            "undelivered": 0,
+            "verify": None,
         }
     ]
     assert state["journal_tail"] == [f"line {i}" for i in range(10, 30)]

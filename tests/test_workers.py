@@ -118,6 +118,8 @@ def test_every_printer_of_workers_shows_one_live_worker_in_the_same_row(
         "exit_code",
         "unit",
         "pending_ask",
+        "undelivered",
+        "verify",
     }
     assert shown == {printer: expected for printer in shown}
 

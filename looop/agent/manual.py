@@ -118,6 +118,7 @@ THE ROOT AGENT'S OPERATING CONTRACT
     playbook    the PLAYBOOK changed: re-read it, it is your judgment guide
     snapshots   a sensor's signal moved: compare the world with the goals
     workers     a worker started or ended: read its report in reports/
+                (and its verify: a failed one did not do what you asked)
     pulse-down  nothing senses any more: the loop ends with exit 3
   An ask already pending at your cursor does not wake you again, so you
   may relay it to the human and keep waiting.
@@ -157,7 +158,8 @@ THE ROOT AGENT'S OPERATING CONTRACT
                                            word after
     looop _ notify MESSAGE...              tell the human ([notify] command)
   Workers:
-    looop _ worker start ID [PROMPT...|-] [--timeout S] [--journal T]
+    looop _ worker start ID [PROMPT...|-] [--timeout S] [--verify CMD]...
+                         [--journal T]
                                            a task of up to 4 MiB
                                            (worker.max_prompt_bytes);
                                            {prompt}, {prompt_file}, {id} are
@@ -165,9 +167,24 @@ THE ROOT AGENT'S OPERATING CONTRACT
                                            with neither {prompt} nor
                                            {prompt_file}, or a prompt over
                                            128 KiB, the worker reads it on
-                                           stdin ({prompt} names the file)
+                                           stdin ({prompt} names the file).
+                                           --verify: a post-condition (up to
+                                           16), run as `_ run` runs it (its
+                                           guard rail, [run] timeout, in the
+                                           data dir) once the worker exits 0
+                                           or ends itself; its results are in
+                                           sessions/ID/status.json, and a
+                                           failure is "verify failed" in
+                                           every listing and wakes `_ wait`
     looop _ worker kill ID [--journal T]   ends its whole process tree
     looop _ worker list [--json]           also `looop workers`
+    looop _ tell ID [MESSAGE...|-] [--journal T]
+                                           steer a live worker: the message
+                                           comes after its next answer or in
+                                           `_ told`, whichever is first, once
+                                           (16 KiB; exit 1: ID is not alive)
+    looop _ told [WORKER] [--all] [--json] a worker's: messages told to it
+                                           and not yet shown (marked shown)
     looop logs ID [-f] [-n N]              a worker's transcript
     looop _ claim NAME [--session ID]      lease claims/NAME.json; exit 1 if
                                            another live session holds it
@@ -203,7 +220,9 @@ THE STATE  (`looop _ state --json`; `_ wait --json` prints the same)
                   reference, ts, and stranded (its worker is gone)
     workers       every session: id, state (starting, running, exited,
                   killed, dead, unknown), alive, started, exit_code, unit,
-                  pending_ask (its first pending ask's id, or null)
+                  pending_ask (its first pending ask's id, or null),
+                  undelivered (messages told, not yet shown to it), verify
+                  (its --verify verdict: passed, failed, skipped, or null)
     goals         the goal ids; the text is in goals/ID.md
     journal_tail  the last 20 lines of journal.md
     runs          the last `_ run` records, and any interrupted one

@@ -50,7 +50,7 @@ from looop import group
 from looop.agent import gate
 from looop.data import events, journal, runs
 from looop.data.layout import ensure_layout
-from looop.errors import TIMED_OUT, LooopError, UsageError
+from looop.errors import LooopError, UsageError
 from looop.paths import Paths, child_environment
 
 KEEP_BYTES = 64 * 1024
@@ -117,35 +117,24 @@ def _execute(
     started: Callable[[int], None],
     stopping: Callable[[int], None],
 ) -> dict[str, Any]:
-    kept = bytearray()
-    total = 0
+    tail = group.Tail(KEEP_BYTES)
     sys.stdout.flush()  # what was printed before goes out first
-
-    def output(chunk: bytes) -> None:
-        nonlocal total
-        total += len(chunk)
-        kept.extend(chunk)
-        del kept[:-KEEP_BYTES]
-
     end = group.run(
-        ["/bin/sh", "-c", command],
+        group.shell(command),
         cwd=paths.data_dir,
         env=env,
         timeout=timeout,
-        on_output=output,
+        on_output=tail,
         on_start=started,
         on_stop=stopping,
         echo=STDOUT,
         grace=GRACE,
     )
-    exit_code = TIMED_OUT if end.timed_out else end.status
-    if end.stopped_by is not None:
-        exit_code = 128 + end.stopped_by
     return {
         "ended": time.time(),
-        "exit_code": exit_code,
-        "output": kept.decode("utf-8", errors="replace"),
-        "truncated": total > KEEP_BYTES,
+        "exit_code": end.exit_code,
+        "output": tail.text(),
+        "truncated": tail.truncated,
         "timed_out": end.timed_out,
         "signal": signal.Signals(end.stopped_by).name if end.stopped_by else None,
         "echo_error": end.echo_error,

@@ -313,8 +313,10 @@ def render(state: dict[str, Any]) -> str:
         prompt = " ".join(str(ask.get("prompt", ask.get("error", ""))).split())
         lines.append(f"  ask {ask['id']} ({ask.get('worker', '?')}, {age}{mark}): {prompt}")
     for worker in state["workers"]:
-        if worker["alive"]:
-            lines.append(f"  worker {worker['id']} ({worker['state']})")
+        failed = worker.get("verify") == "failed"
+        if worker["alive"] or failed:
+            mark = f", exit {worker['exit_code']}, verify failed" if failed else ""
+            lines.append(f"  worker {worker['id']} ({worker['state']}{mark})")
     lines.append(f"cursor      {state['cursor']}")
     lines += [f"problem     {p['path']} {p['why']}" for p in state.get("problems", [])]
     if state.get("changed"):

@@ -6,9 +6,10 @@ function, as ``status`` is.
 
 ``_ pulse`` (an alias of ``looop pulse``) is listed here but lives with the
 pulse's commands in ``cli.pulse``, loaded only when called; ``ask``,
-``answer`` and ``asks`` likewise in ``cli.mailbox``, and the verbs (``goal``,
-``sensor``, ``playbook``, ``notify``) in ``cli.verbs``, and a worker's
-``claim``, ``unclaim`` and ``cost`` in ``cli.workers``.
+``answer``, ``asks``, ``tell`` and ``told`` likewise in ``cli.mailbox``,
+and the verbs (``goal``, ``sensor``, ``playbook``, ``notify``) in
+``cli.verbs``, and a worker's ``claim``, ``unclaim`` and ``cost`` in
+``cli.workers``.
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ from looop.paths import resolve
         "ask": "looop.cli.mailbox:ask_command",
         "answer": "looop.cli.mailbox:answer_command",
         "asks": "looop.cli.mailbox:asks_command",
+        "tell": "looop.cli.mailbox:tell_command",
+        "told": "looop.cli.mailbox:told_command",
         "goal": "looop.cli.verbs:goal_group",
         "sensor": "looop.cli.verbs:sensor_group",
         "playbook": "looop.cli.verbs:playbook_group",

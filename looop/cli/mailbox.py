@@ -1,11 +1,15 @@
-"""The mailbox's commands (SPEC §10): ``_ ask``, ``_ answer``, ``_ asks``.
+"""The mailbox's commands (SPEC §10): ``_ ask``, ``_ answer``, ``_ asks``, ``_ tell``, ``_ told``.
 
-``_ ask`` is a worker's, ``_ answer`` and ``_ asks`` the root agent's. They
+``_ ask`` and ``_ told`` are a worker's, ``_ answer``, ``_ asks`` and ``_
+tell`` the root agent's. They
 live in the ``_`` group (``cli.agent`` lists them lazily) but in a module of
 their own: a worker blocked in ``_ ask`` loads neither the agent's state nor
 the service manager. All behaviour is ``looop.data.mailbox``'s; this module
-parses and prints. ``_ ask`` prints only the answer text on stdout, so
-``answer=$(looop _ ask ...)`` holds exactly the answer.
+parses and prints (the inbox's, ``_ tell`` and ``_ told``, is
+``looop.data.inbox``'s). ``_ ask`` prints only the answer text on stdout,
+then the messages told to the worker since it last read them, each after a
+marker line (``inbox.MARKER``), so ``answer=$(looop _ ask ...)`` holds the
+answer up to the first such line.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from typing import NoReturn
 
 import click
 
-from looop.cli import CONTEXT, body, complete, echo_json, seconds_option
+from looop.cli import CONTEXT, JOURNAL, body, complete, echo_json, seconds_option
 from looop.errors import UsageError
 from looop.paths import SESSION_ENV, resolve
 from looop.say import escaped
@@ -54,8 +58,10 @@ def ask_command(
     WORKER defaults to $LOOOP_SESSION_ID. Asking the same question again while
     it is pending waits on the same ask. Exit 124 on --timeout, 1 when the ask
     is withdrawn; an answer file that is not a valid answer is waited past.
+    Messages told to the worker (`_ tell`) follow the answer, each after a
+    line beginning "--- looop: message" (with --json: "messages").
     """
-    from looop.data import mailbox
+    from looop.data import inbox, mailbox
 
     worker = worker if worker is not None else os.environ.get(SESSION_ENV)
     if worker is None:
@@ -68,10 +74,14 @@ def ask_command(
     paths = resolve()
     ask_id, _created = mailbox.raise_ask(paths, worker, prompt, reference, choices)
     record = mailbox.wait_answer(paths, ask_id, timeout)
+    messages = []
+    with contextlib.suppress(OSError):  # not taken: they wait for `_ told` or the next answer
+        messages = inbox.take(paths, worker)
     if as_json:
-        echo_json(record)
+        echo_json({**record, "messages": messages})
     else:
         click.echo(record["answer"])
+        click.echo(inbox.formatted(messages), nl=False)
     # The worker is blocked on this exit, as the agent is on `_ wait`'s: once
     # the answer is out, exit at once, skipping the interpreter's teardown. A
     # child of ours, with none of the worker's pipes, marks the ask delivered
@@ -127,3 +137,46 @@ def asks_command(as_json: bool) -> None:
         what = ask.get("error") or ask.get("prompt", "")
         broken = f" (answer unusable: {ask['answer_error']})" if "answer_error" in ask else ""
         click.echo(escaped(f"{ask['id']}  {age}{mark}{broken}  {what}"))
+
+
+@click.command("tell", context_settings=CONTEXT)
+@click.argument("wid", metavar="ID", shell_complete=complete.worker_ids)
+@click.argument("words", nargs=-1, metavar="MESSAGE...|-")
+@JOURNAL
+def tell_command(wid: str, words: tuple[str, ...], reason: str | None) -> None:
+    """Queue MESSAGE for live worker ID: it comes with its next answer.
+
+    Or when it runs `_ told`, whichever is first; shown once. MESSAGE is the
+    words, or stdin with `-`; up to 16 KiB. A worker that is not alive is
+    refused (exit 1).
+    """
+    from looop.data import ids, inbox
+
+    ids.check("worker", wid)  # before the body: a bad id never reads stdin
+    record = inbox.tell(resolve(), wid, body(words, "message"), reason)
+    click.echo(f"told {wid} (message {record['id']})")
+
+
+@click.command("told", context_settings=CONTEXT)
+@click.argument("worker", required=False)
+@click.option("--all", "everything", is_flag=True, help="Also the messages shown before.")
+@click.option("--json", "as_json", is_flag=True, help="A JSON list.")
+def told_command(worker: str | None, everything: bool, as_json: bool) -> None:
+    """Print the messages the root agent told you, and mark them read.
+
+    WORKER defaults to $LOOOP_SESSION_ID. Each message is shown once, here
+    or after an answer; nothing new prints nothing.
+    """
+    from looop.data import inbox
+
+    worker = worker if worker is not None else os.environ.get(SESSION_ENV)
+    if worker is None:
+        raise UsageError(f"name the WORKER or set ${SESSION_ENV}")
+    paths = resolve()
+    messages = inbox.take(paths, worker)
+    if everything:
+        messages = inbox.shown(paths, worker)
+    if as_json:
+        echo_json(messages)
+    else:
+        click.echo(inbox.formatted(messages), nl=False)  # as an answer is printed: as told

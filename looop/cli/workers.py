@@ -53,10 +53,22 @@ def worker_group() -> None:
 @click.argument("wid", metavar="ID")
 @click.argument("prompt", nargs=-1)
 @seconds_option("--timeout", help="End the worker after S seconds (default: worker.timeout).")
+@click.option(
+    "--verify",
+    "checks",
+    metavar="CMD",
+    multiple=True,
+    help="A post-condition: run as `_ run` runs it once the worker ends well; repeatable.",
+)
 @click.option("--json", "as_json", is_flag=True, help="One JSON object.")
 @JOURNAL
 def start_command(
-    wid: str, prompt: tuple[str, ...], timeout: float | None, as_json: bool, reason: str | None
+    wid: str,
+    prompt: tuple[str, ...],
+    timeout: float | None,
+    checks: tuple[str, ...],
+    as_json: bool,
+    reason: str | None,
 ) -> None:
     """Start worker ID on PROMPT (or stdin with -).
 
@@ -67,12 +79,18 @@ def start_command(
 
     The worker runs [worker] command, supervised by a transient systemd user
     unit where a user manager answers, else by a detached supervisor.
+
+    Each --verify CMD runs, once the worker exits 0 or ends itself with
+    `_ kill`, through `_ run`'s guard rail and runner ([run] timeout) in the
+    data dir; status.json keeps each result, and a failed one shows as
+    "verify failed" in every listing. One the guard rail refuses is refused
+    here (exit 1, nothing started).
     """
     from looop.workers import start
 
     paths = resolve()
     cfg = load_config(paths)
-    started = start.start(paths, cfg, wid, body(prompt, "prompt"), timeout, reason)
+    started = start.start(paths, cfg, wid, body(prompt, "prompt"), timeout, reason, checks)
     echo_json(started.as_dict()) if as_json else click.echo(started.id)
 
 
@@ -98,7 +116,8 @@ def kill_command(wid: str, reason: str | None) -> None:
 def list_command(as_json: bool) -> None:
     """List workers and their state.
 
-    Columns: id, state, alive, started, exit code, unit, pending ask.
+    Columns: id, state, alive, started, exit code, unit, pending ask,
+    messages told and not yet delivered, and what its --verify found.
     """
     from looop.workers import fleet
 
@@ -116,7 +135,17 @@ def list_command(as_json: bool) -> None:
             else time.strftime("%Y-%m-%d %H:%M", time.localtime(w["started"]))
         )
         code = "" if w["exit_code"] is None else f" exit {w['exit_code']}"
-        extras = [x for x in (w["unit"], w["pending_ask"] and f"asks {w['pending_ask']}") if x]
+        if w["verify"] in ("failed", "passed"):
+            code += f", verify {w['verify']}"
+        extras = [
+            x
+            for x in (
+                w["unit"],
+                w["pending_ask"] and f"asks {w['pending_ask']}",
+                w["undelivered"] and f"{w['undelivered']} undelivered",
+            )
+            if x
+        ]
         tail = f"  ({', '.join(extras)})" if extras else ""
         click.echo(escaped(f"{w['id']:<20} {w['state'] + code:<16} since {started}{tail}"))
 

@@ -3,7 +3,8 @@
 ``layout`` (the directories and the starter files), ``goals``, ``journal``,
 ``playbook`` (``PLAYBOOK.md`` and ``playbook.d/``), ``mailbox`` (asks and
 answers), ``sessions`` (worker sessions and the one judgment of their
-liveness), ``claims``, ``events`` (``events.jsonl``), ``snapshots`` (the
+liveness), ``inbox`` (the messages ``_ tell`` queues for a live
+worker), ``claims``, ``events`` (``events.jsonl``), ``snapshots`` (the
 published generations), ``sensors`` (which files are sensors, and their
 snapshots' names), ``runs`` (``_ run``'s records), ``cost`` (the spend
 ledger, ``cost.jsonl``) and ``ids`` (the one rule for an id a verb takes).
@@ -15,6 +16,7 @@ __all__ = [
     "events",
     "goals",
     "ids",
+    "inbox",
     "journal",
     "layout",
     "mailbox",

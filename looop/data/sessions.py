@@ -4,7 +4,8 @@ A session is ``sessions/<id>/`` holding ``meta.json`` (``META``: ``id``,
 ``pid``, ``started``, ``cmd``, and ``unit``, ``timeout``, ``supervisor``,
 ``pgid``) and, once it ends, ``status.json`` (``STATUS``: ``state``, one of
 ``State.ENDED``, ``exit_code``, ``ended`` and why), beside the workers room's
-``prompt.md``, ``env.json``, ``output.log`` and ``supervisor.log``. Every
+``prompt.md``, ``env.json``, ``output.log`` and ``supervisor.log``, and
+``inbox/`` (the messages ``_ tell`` queues, ``data.inbox``'s). Every
 name is defined here, once, and so are the meta and status writes
 (``write_meta``, ``write_status``): whole files (``fs.write_whole``), so a
 reader or the reaper never sees half a record. ``sessions/.changed``
@@ -72,6 +73,8 @@ META, STATUS, PROMPT, ENV = "meta.json", "status.json", "prompt.md", "env.json"
 OUTPUT, SUPERVISOR_LOG = "output.log", "supervisor.log"
 # A detached supervisor's pid, written by ``_ worker start`` once it has spawned it.
 SUPERVISOR_PID = "supervisor.pid"
+# sessions/<id>/inbox/<n>.json: a message told (``data.inbox``), moved into read/ once shown.
+INBOX, INBOX_READ, MESSAGE_SUFFIX = "inbox", "read", ".json"
 CHANGED = ".changed"  # sessions/.changed: rewritten when a session starts or ends
 START_LOCK = ".start.lock"  # sessions/.start.lock: held by ``_ worker start``'s checks
 STARTING = ".starting"  # sessions/<id>/.starting: its start has not handed it on yet
@@ -87,6 +90,9 @@ class State:
     LIVE = (STARTING, RUNNING)
     ENDED = (EXITED, KILLED)
 
+
+# What the supervisor's post-conditions found (``workers.verify``), in status.json's "verify".
+VERDICTS = ("passed", "failed", "skipped")
 
 # A state's liveness: the reaper and the claims ask only this.
 ALIVE, DEAD, UNKNOWN = "alive", "dead", "unknown"
@@ -166,6 +172,7 @@ class Session(Verdict):
         """
         meta = self.meta or {}
         unit = meta.get("unit")
+        verdict = (self.status or {}).get("verify")
         return {
             "id": shown(self.id),
             "state": self.state,
@@ -174,11 +181,32 @@ class Session(Verdict):
             "exit_code": self.exit_code,
             "unit": unit if isinstance(unit, str) else None,
             "pending_ask": pending_ask,
+            "undelivered": len(message_names(self.path / INBOX)),
+            "verify": verdict if verdict in VERDICTS else None,
         }
 
     def summary(self) -> dict[str, Any]:
         """What ``sys-sessions`` publishes as its signal: what should wake the root agent."""
         return {"id": shown(self.id), "state": self.state, "exit_code": self.exit_code}
+
+
+def message_names(directory: Path) -> list[str]:
+    """The messages in a session's ``inbox/`` (told, not yet shown) or ``inbox/read/``, in order.
+
+    The one answer to "what waits in a worker's inbox": ``data.inbox``
+    delivers these, every printer of a worker counts them. A missing or
+    unreadable directory holds none.
+    """
+    found = []
+    try:
+        with os.scandir(directory) as it:
+            for entry in it:
+                number = entry.name.removesuffix(MESSAGE_SUFFIX)
+                if number != entry.name and number.isascii() and number.isdigit():
+                    found.append((int(number), entry.name))
+    except OSError:
+        return []
+    return [name for _, name in sorted(found)]
 
 
 def rows(found: list[Session], asks: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -376,7 +404,18 @@ def write_status(session: Path, state: str, exit_code: int | None, **why: Any) -
 
 
 def clear_status(session: Path) -> None:
-    """A new run of a dead session's id starts without the old run's status (or supervisor)."""
+    """A new run of a dead session's id starts without the old run's status (or supervisor).
+
+    Nor with its messages: told to the run that ended, they are not the new
+    run's to read (``inbox/`` and ``inbox/read/`` hold only files).
+    """
     for name in (STATUS, SUPERVISOR_PID):
         with contextlib.suppress(FileNotFoundError):
             os.unlink(session / name)
+    for directory in (session / INBOX / INBOX_READ, session / INBOX):
+        with contextlib.suppress(OSError), os.scandir(directory) as entries:
+            for entry in list(entries):
+                if not entry.is_dir(follow_symlinks=False):
+                    os.unlink(entry.path)
+        with contextlib.suppress(OSError):
+            os.rmdir(directory)

@@ -5,6 +5,8 @@
   user unit where the user manager answers, else a detached process).
 - ``supervise``: the process that runs one worker in its own process group,
   keeps its transcript and writes how it ended (the same code under both).
+- ``verify``: a worker's post-conditions (``--verify``), run by its supervisor
+  once it ends well, through ``_ run``'s guard rail and runner.
 - ``fleet``: what is done to workers from outside: list, kill, done, stop all.
 - ``records``: the worker's prompt (the contract, then its task) and its one-shot
   env; the session's names, meta and status are ``looop.data.sessions``'s.
@@ -26,4 +28,5 @@ __all__ = [
     "start",
     "supervise",
     "transcript",
+    "verify",
 ]

@@ -15,7 +15,9 @@ group and writes ``status.json``:
   running): having no supervisor left, that group is ended here, SIGTERM
   then SIGKILL after the supervisor's grace, and the status written.
 * ``done`` (a worker's own ``_ kill ID``): SIGUSR1 to the supervisor, which
-  ends the worker's group and records ``exited``, exit 0, ``reason: done``.
+  ends the worker's group and records ``exited``, exit 0, ``reason: done``
+  once its post-conditions (``workers.verify``) are checked: the wait for
+  the end allows for them.
   The caller is usually inside that group and ends with it.
 * ``stop_all`` (``looop down``): every live worker at once, the units in one
   ``systemctl stop``; a ``sessions/`` it cannot list fails it, naming why.
@@ -37,6 +39,7 @@ from looop.data import ids, mailbox, sessions
 from looop.data.sessions import State
 from looop.errors import LooopError
 from looop.paths import Paths
+from looop.workers import verify
 from looop.workers.supervise import DONE, GRACE
 
 # How long an end may take: the supervisor's grace for its group, then the
@@ -163,6 +166,16 @@ def _never_ran(session: sessions.Session) -> bool:
     return not systemd.unit_active(unit)
 
 
+def _checking(session: sessions.Session) -> float:
+    """How long the session's post-conditions may take once its worker ended (``verify``)."""
+    meta = session.meta or {}
+    n = len(meta.get("verify") or ())
+    each = jsonfile.finite(meta.get("verify_timeout")) or 0.0
+    if n and each <= 0:
+        return float("inf")  # checks with no timeout: the end comes when they end
+    return n * (each + verify.GRACE)
+
+
 def _await_end(paths: Paths, session: sessions.Session, done: bool = False) -> sessions.Session:
     """The session once judged ended; a supervisor gone without a status gets one.
 
@@ -170,7 +183,7 @@ def _await_end(paths: Paths, session: sessions.Session, done: bool = False) -> s
     its supervisor would have: SIGTERM to its group, SIGKILL after ``GRACE``.
     """
     start = time.monotonic()
-    deadline, killed = start + END_WITHIN, False
+    deadline, killed = start + END_WITHIN + _checking(session), False
     while True:
         now = sessions.inspect(session.path)
         if now.liveness != sessions.ALIVE or _never_ran(now):

@@ -53,12 +53,14 @@ ARGV_BUDGET = 512 << 10  # of the whole argv: leaves the environment its room
 PLACEHOLDERS = ("{prompt_file}", "{prompt}", "{id}")  # the longest first: one is a prefix
 
 
-def prompt_text(task: str) -> str:
-    """What a worker is given: the contract, then its task."""
-    return f"{CONTRACT}\n# Your task\n\n{task.rstrip()}\n"
+def prompt_text(task: str, checks: list[str] | None = None) -> str:
+    """What a worker is given: the contract, then its task, then its post-conditions, if any."""
+    checked = "".join(f"    {cmd}\n" for cmd in checks or ())
+    tail = f"\n# Checked when you end\n\n{checked}" if checked else ""
+    return f"{CONTRACT}\n# Your task\n\n{task.rstrip()}\n{tail}"
 
 
-def encoded_prompt(task: str, limit: int) -> bytes:
+def encoded_prompt(task: str, limit: int, checks: list[str] | None = None) -> bytes:
     """The prompt file's bytes; a LooopError past ``worker.max_prompt_bytes`` (``limit``).
 
     Checked before anything is written. Bytes that were not UTF-8 on the way
@@ -69,7 +71,7 @@ def encoded_prompt(task: str, limit: int) -> bytes:
         raise LooopError(
             f"the task is {size} bytes, over worker.max_prompt_bytes ({limit}); nothing started"
         )
-    return prompt_text(task).encode("utf-8", "surrogateescape")
+    return prompt_text(task, checks).encode("utf-8", "surrogateescape")
 
 
 def write_prompt(session: Path, prompt: bytes) -> Path:

@@ -4,7 +4,8 @@ In order, and nothing is written before the checks pass:
 
 1. the id (``data.ids``), then ``worker.command``'s program on the ``PATH``
    the worker will get (``NotFound``, exit 127: nothing started, no session
-   directory left), then the sizes: the task within
+   directory left), then the ``--verify`` commands (``workers.verify``:
+   their sizes, and ``_ run``'s guard rail), then the sizes: the task within
    ``worker.max_prompt_bytes``, the environment within what the supervisor
    reads (``workers.records``);
 2. under ``sessions/.start.lock`` (a ``flock``, so two starts never both
@@ -77,7 +78,7 @@ from looop.data.sessions import (
 )
 from looop.errors import NOT_FOUND, LooopError, os_error_line
 from looop.paths import SESSION_ENV, Paths, child_environment, looop_command
-from looop.workers import records
+from looop.workers import records, verify
 
 SYSTEMD, DETACHED = "systemd", "detached"
 
@@ -139,8 +140,12 @@ def start(
     task: str,
     timeout: float | None,
     reason: str | None = None,
+    checks: tuple[str, ...] = (),
 ) -> Started:
-    """Start worker ``wid`` on ``task``; journaled (``worker start ID: reason``) once started."""
+    """Start worker ``wid`` on ``task``; journaled (``worker start ID: reason``) once started.
+
+    ``checks``: its post-conditions (``--verify``, ``workers.verify``).
+    """
     ids.check("worker", wid)
     env = child_environment(paths, os.environ)
     env[SESSION_ENV] = wid
@@ -149,7 +154,8 @@ def start(
         find_program(template, env)
     except LooopError as exc:
         raise LooopError(f"{exc}; nothing started", exc.exit_code) from None
-    prompt = records.encoded_prompt(task, cfg.worker_max_prompt_bytes)
+    commands = verify.checked(checks, paths.data_dir, env) if checks else []
+    prompt = records.encoded_prompt(task, cfg.worker_max_prompt_bytes, commands)
     env_data = records.encoded_env(env)
     supervisor = supervisor_for(cfg.worker_supervisor)
     meta: dict[str, Any] = {
@@ -161,6 +167,8 @@ def start(
         "supervisor": supervisor,
         "timeout": cfg.worker_timeout if timeout is None else timeout,
     }
+    if commands:
+        meta.update(verify=commands, verify_timeout=cfg.run_timeout)
     if supervisor == SYSTEMD:
         from looop.service import units
 

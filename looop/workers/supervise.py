@@ -15,7 +15,10 @@ python-daemon where no user manager answers. It
    its own process group, cwd the data dir, stdin the prompt or
    ``/dev/null``, stdout and stderr copied into the capped ``output.log``
    (``workers.transcript``);
-3. on every way out writes ``status.json``:
+3. once the worker exited 0 or ended itself with ``_ kill``, runs the
+   post-conditions it was started with (``workers.verify``: ``--verify``),
+   the session still running meanwhile;
+4. on every way out writes ``status.json`` (with the verdict, if any):
 
    ============================  =========  ==============================
    how it ended                  state      exit_code, why
@@ -56,7 +59,7 @@ from looop.data.sessions import State
 from looop.errors import NOT_FOUND, TIMED_OUT, LooopError, os_error_line
 from looop.paths import SESSION_ENV, Paths
 from looop.signals import STOP_SIGNALS
-from looop.workers import records, transcript
+from looop.workers import records, transcript, verify
 
 DONE = signal.SIGUSR1  # what ``_ kill`` sends: the worker says its task is done
 SIGNALS = (*STOP_SIGNALS, DONE)
@@ -109,7 +112,8 @@ def supervise(paths: Paths, wid: str) -> int:
             status = sessions.write_status(session, state, code, reason=reason)
         else:
             state, code, reason = _ending(end)
-            status = sessions.write_status(session, state, code, reason=reason)
+            checks = verify.after(meta, (state, code), paths.data_dir, env, out)
+            status = sessions.write_status(session, state, code, reason=reason, **checks)
         out.note(_said(status))
     finally:
         if stdin is not None:
