@@ -53,10 +53,20 @@ def worker_group() -> None:
 @click.argument("wid", metavar="ID")
 @click.argument("prompt", nargs=-1)
 @seconds_option("--timeout", help="End the worker after S seconds (default: worker.timeout).")
+@click.option(
+    "--runner",
+    metavar="NAME",
+    help="Run [runners.NAME]'s command (default: worker.runner, else worker.command).",
+)
 @click.option("--json", "as_json", is_flag=True, help="One JSON object.")
 @JOURNAL
 def start_command(
-    wid: str, prompt: tuple[str, ...], timeout: float | None, as_json: bool, reason: str | None
+    wid: str,
+    prompt: tuple[str, ...],
+    timeout: float | None,
+    runner: str | None,
+    as_json: bool,
+    reason: str | None,
 ) -> None:
     """Start worker ID on PROMPT (or stdin with -).
 
@@ -65,14 +75,17 @@ def start_command(
     {prompt_file}, or whose {prompt} would be too long for one argument
     (128 KiB), gets the prompt on its stdin.
 
-    The worker runs [worker] command, supervised by a transient systemd user
-    unit where a user manager answers, else by a detached supervisor.
+    The worker runs the runner's command (--runner, else worker.runner, else
+    [worker] command), supervised by a transient systemd user unit where a
+    user manager answers, else by a detached supervisor. Where the runner
+    prints its spend (Claude Code's JSON result), it goes to cost.jsonl.
     """
     from looop.workers import start
 
     paths = resolve()
     cfg = load_config(paths)
-    started = start.start(paths, cfg, wid, body(prompt, "prompt"), timeout, reason)
+    task = body(prompt, "prompt")
+    started = start.start(paths, cfg, wid, task, timeout, reason, runner)
     echo_json(started.as_dict()) if as_json else click.echo(started.id)
 
 
@@ -203,10 +216,16 @@ def unclaim_command(name: str, session: str | None) -> None:
 @click.argument("runner")
 @click.argument("usd")
 def agent_cost_command(kind: str, ident: str, runner: str, usd: str) -> None:
-    """Record spend: append {ts, kind, id, runner, usd} to cost.jsonl."""
+    """Record spend: append {ts, kind, id, runner, usd} to cost.jsonl.
+
+    A worker session's spend has one source: when its runner already
+    reported it (the supervisor read it from the output), nothing is
+    written and a note says so (exit 0).
+    """
     from looop.data import cost
 
-    cost.record(resolve(), kind, ident, runner, usd)
+    if cost.record(resolve(), kind, ident, runner, usd) is None:
+        click.echo(f"note: {kind} {ident}'s spend is counted from its runner's output", err=True)
 
 
 @click.command("cost", context_settings=CONTEXT)
