@@ -75,6 +75,7 @@ SUPERVISOR_PID = "supervisor.pid"
 CHANGED = ".changed"  # sessions/.changed: rewritten when a session starts or ends
 START_LOCK = ".start.lock"  # sessions/.start.lock: held by ``_ worker start``'s checks
 STARTING = ".starting"  # sessions/<id>/.starting: its start has not handed it on yet
+SPEND = "spend.from"  # who reports the session's spend, the worker or its runner (``data.cost``)
 
 
 class State:
@@ -376,7 +377,10 @@ def write_status(session: Path, state: str, exit_code: int | None, **why: Any) -
 
 
 def clear_status(session: Path) -> None:
-    """A new run of a dead session's id starts without the old run's status (or supervisor)."""
-    for name in (STATUS, SUPERVISOR_PID):
+    """A new run of a dead session's id starts without the old run's status (or supervisor).
+
+    Nor with its spend's source (``data.cost``): the new run reports its own.
+    """
+    for name in (STATUS, SUPERVISOR_PID, SPEND):
         with contextlib.suppress(FileNotFoundError):
             os.unlink(session / name)
