@@ -265,11 +265,11 @@ def knob(key: str) -> Knob:
 def _key_line(text: str, key: str) -> int | None:
     """The line that sets ``key``: ``key = ...``, a dotted ``key.x = ...`` or a ``[key]`` table.
 
-    A key in a table (``worker.timeout``, ``runners.codex.command``) is
-    looked for inside that table's section, or spelled dotted from an
-    enclosing one (``worker.timeout = ...`` at the top), so ``[run] timeout``
-    is never reported on ``[worker] timeout``'s line. Not found: the line of
-    what holds it (an inline table).
+    A key in a table (``worker.timeout``, a runner's ``command``) is looked
+    for inside that table's section, or spelled dotted from an enclosing
+    one (``worker.timeout = ...`` at the top), so ``[run] timeout`` is never
+    reported on ``[worker] timeout``'s line. Not found: the line of what
+    holds it (an inline table).
     """
     parts = key.split(".")
     table: list[str] = []

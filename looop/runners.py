@@ -82,7 +82,7 @@ workspace-write. It wants a Git repository unless --skip-git-repo-check
             (
                 "opencode",
                 "run",
-                "Your brief is the attached file: read it and follow it.",
+                "Follow the brief in the attached file.",
                 "--file",
                 "{prompt_file}",
             ),

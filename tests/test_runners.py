@@ -176,7 +176,7 @@ def test_each_preset_renders_the_command_its_tool_documents(profile: Profile, pr
         "opencode": [
             "opencode",
             "run",
-            "Your brief is the attached file: read it and follow it.",
+            "Follow the brief in the attached file.",
             "--file",
             str(prompt),
         ],

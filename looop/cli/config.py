@@ -153,7 +153,7 @@ def runner_list(as_json: bool) -> None:
 @click.option("--force", is_flag=True, help="Replace a runner of that name already there.")
 @click.pass_context
 def init_command(ctx: click.Context, runner: str | None, install: bool | None, force: bool) -> None:
-    """A first run: the data dir, a runner, and the service if you want it.
+    """A first run: the data dir, a runner, the service.
 
     Creates the data dir (seeded with a starter PLAYBOOK, goal and sensor)
     and the config, adds --runner as [runners.NAME] and worker.runner, and
