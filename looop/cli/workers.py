@@ -56,6 +56,7 @@ def worker_group() -> None:
 @click.option(
     "--runner",
     metavar="NAME",
+    shell_complete=complete.runner_names,
     help="Run [runners.NAME]'s command (default: worker.runner, else worker.command).",
 )
 @click.option("--json", "as_json", is_flag=True, help="One JSON object.")
