@@ -7,7 +7,8 @@ written out here by hand rather than read from the preset table. The
 Claude Code stand-in also ends with the JSON result line of ``claude -p
 --output-format json``, with or without the worker's own ``_ cost``.
 Driven through the shell tool an agent uses (``shell_tool``), with detached
-supervisors.
+supervisors; every stand-in ends on its own, so no test needs the fleet's
+clean-up.
 """
 
 from __future__ import annotations
@@ -82,8 +83,9 @@ def prompt_of(profile: Profile, wid: str) -> Path:
 
 
 def test_runner_picks_the_argv_per_worker_and_worker_runner_is_the_default(
-    fleet: Profile,
+    profile: Profile,
 ) -> None:
+    fleet = profile  # every worker here ends on its own
     stand_ins(fleet, "alpha", "beta", "gamma")
     fleet.write_config(
         '[worker]\nsupervisor = "detached"\nrunner = "a"\ncommand = ["gamma", "{prompt}"]\n'
