@@ -226,7 +226,8 @@ def agent_cost_command(kind: str, ident: str, runner: str, usd: str) -> None:
     from looop.data import cost
 
     if cost.record(resolve(), kind, ident, runner, usd) is None:
-        click.echo(f"note: {kind} {ident}'s spend is counted from its runner's output", err=True)
+        said = f"note: {kind} {ident}'s spend is counted from its runner's output"
+        click.echo(escaped(said), err=True)
 
 
 @click.command("cost", context_settings=CONTEXT)
