@@ -59,10 +59,11 @@ A brief too long for one argument: looop passes a line naming prompt.md as
 the query and the brief on stdin, the page's `cat file | claude -p "query"`
 ("Process piped content"). --output-format stream-json --verbose prints each
 event as a JSON line as it works, the last the result with total_cost_usd
-(https://code.claude.com/docs/en/headless: stream-json with --verbose), which
-the supervisor records in cost.jsonl. In -p mode no tool is approved by a
-person: allow what your workers need (the contract's looop commands run in
-Bash) with --allowedTools or --permission-mode in this command.""",
+(https://code.claude.com/docs/en/headless: stream-json with --verbose; -p
+refuses stream-json without it), which the supervisor records in cost.jsonl.
+In -p mode no tool is approved by a person: allow what your workers need
+(the contract's looop commands run in Bash) with --allowedTools or
+--permission-mode in this command.""",
         ),
         Preset(
             "codex",
