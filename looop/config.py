@@ -8,7 +8,8 @@ walked by the same lookup, so a table arrives as rows of ``KNOBS``, not as a
 rewrite of the loader.
 
 A knob is a number (``int``/``float``, bounded), a choice (``str`` with
-``choices``: ``worker.supervisor``) or an argv (``tuple``: ``worker.command``,
+``choices``: ``worker.supervisor``), a name (``str`` without: a runner's,
+``worker.runner``) or an argv (``tuple``: ``worker.command``,
 ``notify.command``), a non-empty list of strings that is never handed to a
 shell. In the environment and on ``config set``'s command line an argv is
 split like a shell line (``LOOOP_WORKER_COMMAND="claude -p '{prompt}'"``),
