@@ -4,10 +4,10 @@ In order, and nothing is written before the checks pass:
 
 1. the id (``data.ids``), then the command (``--runner``'s, else
    ``worker.runner``'s, else ``worker.command``: ``looop.runners``) and its
-   program on the ``PATH`` the worker will get (``NotFound``, exit 127: nothing started, no session
-   directory left), then the sizes: the task within
-   ``worker.max_prompt_bytes``, the environment within what the supervisor
-   reads (``workers.records``);
+   program on the ``PATH`` the worker will get (``NotFound``, exit 127:
+   nothing started, no session directory left), then the sizes: the task
+   within ``worker.max_prompt_bytes``, the environment within what the
+   supervisor reads (``workers.records``);
 2. under ``sessions/.start.lock`` (a ``flock``, so two starts never both
    pass the next checks): the id's session must not be alive, fewer than
    ``worker.max_live`` sessions may be (the refusal names them; a
