@@ -86,7 +86,7 @@ def start_command(
     paths = resolve()
     cfg = load_config(paths)
     task = body(prompt, "prompt")
-    started = start.start(paths, cfg, wid, task, timeout, reason, runner)
+    started = start.start(paths, cfg, wid, task, timeout, reason, runner=runner)
     echo_json(started.as_dict()) if as_json else click.echo(started.id)
 
 

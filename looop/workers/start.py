@@ -140,6 +140,7 @@ def start(
     task: str,
     timeout: float | None,
     reason: str | None = None,
+    *,
     runner: str | None = None,
 ) -> Started:
     """Start worker ``wid`` on ``task`` with ``runner`` (None: the default); journaled."""
