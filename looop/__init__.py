@@ -13,7 +13,8 @@ same small foundation:
 
 The foundation: ``errors`` (exit codes and the exception carrying one),
 ``paths`` (where everything is), ``config`` (the knobs; ``config_edit``:
-``config set``), ``log`` (log lines), ``say`` (durations and counts in words),
+writing the file; ``runners``: named worker commands and the agent CLIs'
+presets), ``log`` (log lines), ``say`` (durations and counts in words),
 ``fs`` (the one safe small-file reader and the one atomic writer), ``lines``
 (the one appender of a line, and reading a file's end), ``lockfile`` (taking
 a lock file), ``jsonfile`` (reading a JSON object record), ``tree``
@@ -45,6 +46,7 @@ __all__ = [
     "paths",
     "proc",
     "pulse",
+    "runners",
     "say",
     "service",
     "signals",

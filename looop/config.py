@@ -8,7 +8,8 @@ walked by the same lookup, so a table arrives as rows of ``KNOBS``, not as a
 rewrite of the loader.
 
 A knob is a number (``int``/``float``, bounded), a choice (``str`` with
-``choices``: ``worker.supervisor``) or an argv (``tuple``: ``worker.command``,
+``choices``: ``worker.supervisor``), a name (``str`` without: a runner's,
+``worker.runner``) or an argv (``tuple``: ``worker.command``,
 ``notify.command``), a non-empty list of strings that is never handed to a
 shell. In the environment and on ``config set``'s command line an argv is
 split like a shell line (``LOOOP_WORKER_COMMAND="claude -p '{prompt}'"``),
@@ -33,9 +34,10 @@ like ``1e308`` is a slip, not a wish, and once accepted it reached every
 deadline and wait the pulse computes (``status`` printed a 309-digit "next
 beat in"). Below 1 s, ``interval`` is clamped with a warning (SPEC §2).
 
-Writing: the first-run file is rendered by ``tomli_w`` and linked into place
-only while the name is free. ``looop config set`` edits the user's own file
-in ``looop.config_edit``, off every other command's path.
+Writing is ``looop.config_edit``'s, off every other command's path: the
+first-run file, and ``looop config set`` and ``config runner add`` editing
+the user's own. Runners (``[runners.NAME]``, ``worker.runner``) are
+``looop.runners``'s, read here only when the file has them.
 """
 
 from __future__ import annotations
@@ -136,6 +138,13 @@ KNOBS: dict[str, Knob] = {
             tuple,
             "a worker's argv, never run by a shell; {prompt}, {prompt_file}, {id} are replaced",
         ),
+        Knob(
+            "worker.runner",
+            "LOOOP_WORKER_RUNNER",
+            None,
+            str,
+            "the default runner: a [runners.NAME] (`config runner add`); unset: worker.command",
+        ),
         Knob("worker.max_live", "LOOOP_WORKER_MAX_LIVE", 8, int, "live workers at once", minimum=1),
         Knob(
             "worker.timeout",
@@ -214,14 +223,16 @@ class Config:
     sensor_max_bytes: int
     sensor_concurrency: int
     worker_command: Argv
+    worker_runner: str | None
     worker_max_live: int
     worker_timeout: float
     worker_supervisor: str
     worker_max_prompt_bytes: int
     run_timeout: float
     notify_command: Argv | None
+    runners: dict[str, Argv]  # the [runners.NAME] tables (``looop.runners``)
     warnings: tuple[str, ...]
-    FIELDS: tuple[str, ...] = ()  # every knob's ``attr``, then ``warnings``: set below
+    FIELDS: tuple[str, ...] = ()  # every knob's ``attr``, ``runners``, ``warnings``: set below
 
     def __init__(self, **values: Any) -> None:
         if set(values) != set(self.FIELDS):
@@ -241,7 +252,7 @@ class Config:
         return f"Config({inner})"
 
 
-Config.FIELDS = (*(k.attr for k in KNOBS.values()), "warnings")
+Config.FIELDS = (*(k.attr for k in KNOBS.values()), "runners", "warnings")
 
 
 def knob(key: str) -> Knob:
@@ -255,37 +266,35 @@ def knob(key: str) -> Knob:
 def _key_line(text: str, key: str) -> int | None:
     """The line that sets ``key``: ``key = ...``, a dotted ``key.x = ...`` or a ``[key]`` table.
 
-    A key in a table (``worker.timeout``) is looked for inside that table's
-    section, or spelled dotted (``worker.timeout = ...``) anywhere, so
-    ``[run] timeout`` is never reported on ``[worker] timeout``'s line.
+    A key in a table (``worker.timeout``, a runner's ``command``) is looked
+    for inside that table's section, or spelled dotted from an enclosing
+    one (``worker.timeout = ...`` at the top), so ``[run] timeout`` is never
+    reported on ``[worker] timeout``'s line. Not found: the line of what
+    holds it (an inline table).
     """
-    lines = text.splitlines()
-
-    def pattern(name: str) -> re.Pattern[str]:
-        quoted = rf"[\"']?{re.escape(name)}[\"']?"
-        return re.compile(rf"^\s*(?:{quoted}\s*[=.]|\[+\s*{quoted}\s*[\].])")
-
-    *tables, name = key.split(".")
-    if not tables:
-        wanted = pattern(name)
-        return next((n for n, line in enumerate(lines, 1) if wanted.match(line)), None)
-    header, inner = pattern(tables[0]), pattern(name)
-    dotted = re.compile(rf"^\s*[\"']?{re.escape(tables[0])}[\"']?\s*\.\s*[\"']?{re.escape(name)}\b")
-    inside = False
-    for number, line in enumerate(lines, start=1):
-        if line.lstrip().startswith("["):
-            inside = bool(header.match(line))
-            if inside and re.match(rf"^\s*\[+[^\]]*\.\s*[\"']?{re.escape(name)}\b", line):
-                return number  # [worker.command]-style header naming the key itself
-        elif dotted.match(line) or (inside and inner.match(line)):
-            return number
-    return _key_line(text, tables[0])
+    parts = key.split(".")
+    table: list[str] = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        header = re.match(r"^\s*\[+([^\]]*)\]", line)
+        if header:
+            table = [word.strip().strip("\"'") for word in header.group(1).split(".")]
+            if table[: len(parts)] == parts:  # [key], or [key.x] inside it
+                return number
+        elif "=" in line and parts[: len(table)] == table and len(table) < len(parts):
+            words = [word.strip().strip("\"'") for word in line.split("=", 1)[0].split(".")]
+            if words[: len(parts) - len(table)] == parts[len(table) :]:
+                return number
+    return _key_line(text, key.rsplit(".", 1)[0]) if len(parts) > 1 else None
 
 
 def validate(knob: Knob, value: Any) -> Value:
     """Return ``value`` as the knob's type, or raise ValueError saying why not."""
     if knob.kind is tuple:
         return _argv(value)
+    if knob.kind is str and not knob.choices:  # a name: worker.runner
+        from looop import runners
+
+        return runners.name_value(value)
     if knob.kind is str:
         if not isinstance(value, str) or value not in knob.choices:
             raise ValueError(f"must be one of {', '.join(knob.choices)} (got {value!r})")
@@ -335,7 +344,7 @@ def parse_text(knob: Knob, raw: str) -> Value:
             return None
         return _argv(words)
     if knob.kind is str:
-        return validate(knob, raw.strip())
+        return None if not raw.strip() and knob.default is None else validate(knob, raw.strip())
     try:
         value: int | float = int(raw.strip())
     except ValueError:
@@ -372,8 +381,10 @@ def read_file(path: Path) -> tuple[dict[str, Any], str]:
 
 
 def _leaves(table: dict[str, Any]) -> Iterator[tuple[str, str, Any]]:
-    """(dotted key, the name as written in its table, value) of every setting in the file."""
+    """(dotted key, the name as written in its table, value) of every knob set in the file."""
     for key, value in table.items():
+        if key == "runners":
+            continue  # not knobs: ``runner_tables``
         if key in TABLES:
             if not isinstance(value, dict):
                 yield key, key, value  # reported as unknown: only its keys are settings
@@ -398,10 +409,24 @@ def validate_table(path: Path, table: dict[str, Any], text: str) -> dict[str, Va
             values[key] = validate(found, raw)
         except ValueError as exc:
             raise ConfigError(str(path), _key_line(text, name), key, str(exc)) from None
+    if "runners" in table or "worker.runner" in values:
+        from looop import runners
+
+        defined = runner_tables(path, table, text)
+        runners.check_default(str(path), _key_line(text, "worker.runner"), values, defined)
     return values
 
 
-def _build(values: dict[str, Value]) -> Config:
+def runner_tables(path: Path, table: dict[str, Any], text: str) -> dict[str, Argv]:
+    """The file's runners, ``{name: argv}`` (``looop.runners``); ConfigError locating a problem."""
+    if "runners" not in table:
+        return {}
+    from looop import runners
+
+    return runners.validate_table(str(path), table["runners"], lambda key: _key_line(text, key))
+
+
+def _build(values: dict[str, Value], runners: dict[str, Argv]) -> Config:
     warnings: list[str] = []
     given: Any = values.get("interval", KNOBS["interval"].default)
     interval = float(given)
@@ -412,12 +437,12 @@ def _build(values: dict[str, Value]) -> Config:
     for k in KNOBS.values():
         value: Any = values.get(k.key, k.default)
         merged[k.attr] = None if value is None else k.kind(value)  # 3600 -> 3600.0 for a float
-    return Config(**merged, warnings=tuple(warnings))
+    return Config(**merged, runners=runners, warnings=tuple(warnings))
 
 
 def defaults() -> Config:
     """Every knob at its default."""
-    return _build({})
+    return _build({}, {})
 
 
 def load(path: Path, environ: dict[str, str] | None = None) -> Config:
@@ -425,6 +450,7 @@ def load(path: Path, environ: dict[str, str] | None = None) -> Config:
     env = os.environ if environ is None else environ
     table, text = read_file(path)
     values = validate_table(path, table, text)
+    found = runner_tables(path, table, text)
     for k in KNOBS.values():
         raw_env = env.get(k.env)
         if raw_env is None or raw_env.strip() == "":
@@ -433,7 +459,11 @@ def load(path: Path, environ: dict[str, str] | None = None) -> Config:
             values[k.key] = parse_text(k, raw_env)
         except ValueError as exc:
             raise ConfigError(f"${k.env}", None, k.key, str(exc)) from None
-    return _build(values)
+    if env.get(KNOBS["worker.runner"].env, "").strip():
+        from looop import runners
+
+        runners.check_default(f"${KNOBS['worker.runner'].env}", None, values, found)
+    return _build(values, found)
 
 
 def load_logged(path: Path) -> Config:
@@ -445,34 +475,6 @@ def load_logged(path: Path) -> Config:
         for warning in loaded.warnings:
             log.warning(warning)
     return loaded
-
-
-def write_defaults_if_missing(path: Path) -> bool:
-    """Write a config holding the defaults on first run; True if written.
-
-    The name is never overwritten: the file is linked into place only while
-    the name is free (a ``config set`` or the user may create it meanwhile).
-    """
-    if os.path.lexists(path):
-        return False
-    import tomli_w  # only the first run needs it; every command reads the config
-
-    table: dict[str, Any] = {}
-    for k in KNOBS.values():
-        if k.default is None:
-            continue  # unset: nothing to write
-        *tables, name = k.key.split(".")
-        container = table
-        for part in tables:
-            container = container.setdefault(part, {})
-        container[name] = list(k.default) if isinstance(k.default, tuple) else k.default
-    body = HEADER + tomli_w.dumps(table)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        fs.write_whole(path, body.encode("utf-8"), exclusive=True)
-    except FileExistsError:
-        return False
-    return True
 
 
 def format_value(value: Value) -> str:

@@ -1,11 +1,15 @@
-"""``looop config set``: one knob edited in the user's own config file, nothing else touched.
+"""Writing the config: the first-run file, and the user's own file edited, nothing else touched.
 
-What a knob is, its default, how a value is checked and how the file is
-read belong to ``looop.config`` (``KNOBS``, ``parse_text``,
-``validate_table``, ``read_file``); this module only edits. It is apart from
-``config`` because every command loads the config and none but ``config
-set`` edits it: the load path stays small, and the editor's imports
-(``tomlkit``, ``fcntl``) stay off it.
+``looop config set`` stores one knob, ``looop config runner add`` (and
+``looop init``) one runner, a preset's comment above its command; both go
+through ``_edit``. What a knob is, its default, how a value is checked and
+how the file is read belong to ``looop.config`` (``KNOBS``, ``parse_text``,
+``validate_table``, ``read_file``), what a runner is to ``looop.runners``;
+this module only writes. It is apart from ``config`` because every command
+loads the config and only these edit it: the load path stays small, and the
+editor's imports (``tomlkit``, ``fcntl``, ``tomli_w`` for the first-run file,
+rendered whole and linked into place only while the name is free) stay off
+it.
 
 The user's file is edited with ``tomlkit`` (comments, key order, formatting
 and each value's type survive; ``3600`` stays an integer), validated before
@@ -19,10 +23,39 @@ from __future__ import annotations
 import contextlib
 import os
 import tomllib
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from looop import config, errors, fs
+
+
+def write_defaults_if_missing(path: Path) -> bool:
+    """Write a config holding the defaults on first run; True if written.
+
+    The name is never overwritten: the file is linked into place only while
+    the name is free (a ``config set`` or the user may create it meanwhile).
+    """
+    if os.path.lexists(path):
+        return False
+    import tomli_w  # only the first run needs it; every command reads the config
+
+    table: dict[str, Any] = {}
+    for k in config.KNOBS.values():
+        if k.default is None:
+            continue  # unset: nothing to write
+        *tables, name = k.key.split(".")
+        container = table
+        for part in tables:
+            container = container.setdefault(part, {})
+        container[name] = list(k.default) if isinstance(k.default, tuple) else k.default
+    body = config.HEADER + tomli_w.dumps(table)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fs.write_whole(path, body.encode("utf-8"), exclusive=True)
+    except FileExistsError:
+        return False
+    return True
 
 
 def read_valid(path: Path) -> str:
@@ -61,19 +94,61 @@ def set_value(path: Path, key: str, raw: str) -> config.Value:
         value = config.parse_text(k, raw)
     except ValueError as exc:
         raise config.ConfigError(str(path), None, k.key, str(exc)) from None
-    read_valid(path)  # refuse a broken file, a FIFO or a device before touching anything
+    _edit(path, k.key, lambda doc: _set(doc, k.key, value))
+    return value
+
+
+def add_runner(
+    path: Path, name: str, command: config.Argv, comment: str, replace: bool, default: bool
+) -> None:
+    """``looop config runner add``: ``[runners.NAME]`` with ``command``, ``comment`` above it.
+
+    An existing runner of that name is replaced only with ``replace``
+    (LooopError, exit 1, otherwise); ``default`` also sets ``worker.runner``.
+    Everything else in the file stays as the user wrote it; the errors are
+    ``set_value``'s.
+    """
+    import tomlkit
+
+    from looop import runners
+
+    runners.check_name(name)
+    config.validate(config.KNOBS["worker.command"], list(command))
+
+    def change(doc: Any) -> None:
+        tables = doc.setdefault(runners.TABLE, tomlkit.table(is_super_table=True))
+        if name in tables and not replace:
+            raise errors.LooopError(f"runner {name} is already in {path}; --force replaces it")
+        table = tomlkit.table()
+        for line in comment.splitlines():
+            table.add(tomlkit.comment(line))
+        table["command"] = list(command)
+        tables[name] = table
+        if default:
+            _set(doc, "worker.runner", name)
+
+    _edit(path, f"{runners.TABLE}.{name}", change)
+
+
+def _edit(path: Path, key: str, change: Callable[[Any], None]) -> None:
+    """Apply ``change`` to the user's file (a ``tomlkit`` document) under the edit lock.
+
+    The file is refused if it is broken, a FIFO or a device, before anything
+    is opened for writing, and read again under the lock (another editor may
+    have changed it); what ``load`` would refuse is never written.
+    """
+    read_valid(path)
     target = Path(os.path.realpath(path))
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         with _edit_lock(target):
-            text = read_valid(path)  # again: another setter may have changed it
-            new_text = _edited(path, text, k.key, value)
-            # Never write what load would refuse.
+            doc = _document(path, read_valid(path))
+            change(doc)
+            new_text = _dumps(doc)
             config.validate_table(path, tomllib.loads(new_text), new_text)
             fs.write_whole(path, new_text.encode("utf-8"), mode=_mode_of(target), follow=True)
     except OSError as exc:
-        raise _set_failed(path, target, k.key, exc) from None
-    return value
+        raise _set_failed(path, target, key, exc) from None
 
 
 def _edit_lock(target: Path) -> contextlib.AbstractContextManager[bool]:
@@ -83,26 +158,37 @@ def _edit_lock(target: Path) -> contextlib.AbstractContextManager[bool]:
     return lockfile.held(target.with_name(f".{target.name}.lock"))
 
 
-def _edited(path: Path, text: str, key: str, value: config.Value) -> str:
-    """``text`` with ``key`` set to ``value``, everything else as the user wrote it."""
+def _document(path: Path, text: str) -> Any:
+    """The user's file as a ``tomlkit`` document (a new file: the header only)."""
     import tomlkit
     from tomlkit.exceptions import ParseError
 
     try:
-        doc: Any = tomlkit.parse(text or config.HEADER)
+        return tomlkit.parse(text or config.HEADER)
     except ParseError as exc:  # tomllib accepted it; tomlkit disagrees: say so, change nothing
         raise config.ConfigError(str(path), exc.line, None, f"cannot edit: {exc}") from None
+
+
+def _dumps(doc: Any) -> str:
+    import tomlkit
+
+    return tomlkit.dumps(doc)
+
+
+def _set(doc: Any, key: str, value: config.Value) -> None:
+    """``key`` set to ``value`` in ``doc`` (None: removed), everything else untouched."""
+    import tomlkit
+
     *tables, name = key.split(".")
     container = doc
     for part in tables:
         if value is None and part not in container:
-            return tomlkit.dumps(doc)  # unsetting what was never set
+            return  # unsetting what was never set
         container = container.setdefault(part, tomlkit.table())
     if value is None:
         container.pop(name, None)
     else:
         container[name] = list(value) if isinstance(value, tuple) else value
-    return tomlkit.dumps(doc)
 
 
 def _mode_of(target: Path) -> int:

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 from conftest import LOOOP, Processes, Profile, as_plain_user, wait_for
 
-from looop import config
+from looop import config, config_edit
 from looop.pulse import sensors
 
 
@@ -153,7 +153,7 @@ def test_config_set_edits_a_table_and_unsets_an_unset_by_default_knob(profile: P
 def test_the_first_run_file_writes_the_tables_and_loads_back_as_the_defaults(
     profile: Profile,
 ) -> None:
-    assert config.write_defaults_if_missing(profile.config)
+    assert config_edit.write_defaults_if_missing(profile.config)
     table = tomllib.loads(profile.config.read_text())
     assert table["worker"]["command"] == ["claude", "-p", "{prompt}"]
     assert table["run"] == {"timeout": 300}
@@ -186,9 +186,11 @@ def test_config_set_writes_through_a_symlinked_config(profile: Profile) -> None:
 
 def test_the_defaults_are_written_once_in_the_knob_table() -> None:
     assert config.as_table(config.defaults()) == {k.key: k.default for k in config.KNOBS.values()}
-    fields = set(config.Config.FIELDS) - {"warnings"}
+    fields = set(config.Config.FIELDS) - {"runners", "warnings"}
     assert fields == {k.attr for k in config.KNOBS.values()}
-    assert fields == {f for f in config.Config.__annotations__ if f not in ("warnings", "FIELDS")}
+    assert fields == {
+        f for f in config.Config.__annotations__ if f not in ("runners", "warnings", "FIELDS")
+    }
     given = {name: getattr(config.defaults(), name) for name in config.Config.FIELDS}
     del given["interval"]
     with pytest.raises(TypeError):  # no defaults of its own

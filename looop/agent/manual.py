@@ -40,6 +40,10 @@ THREE ROLES
               looop supervises them, they ask through the mailbox and end.
 
 RUNNING IT
+  looop init [--runner P] [--install]
+                           a first run: the data dir, the config, a runner
+                           preset as the default, the service if asked; on
+                           a terminal it asks, elsewhere only flags count
   looop up                 start the pulse (through systemd or launchd when
                            installed, detached otherwise); returns once ready
   looop down               stop the pulse, then every live worker unless
@@ -57,9 +61,13 @@ RUNNING IT
                            beat now; -v: each sensor's result, slowest first
   looop reap               remove dead worker sessions and stale claims
   looop cost [--today] [--json]
-                           spend by day, kind and runner (from `_ cost`)
+                           spend by day, kind and runner (from `_ cost`,
+                           and the spend a runner prints: RUNNERS below)
   looop config show|get|set|path
                            the knobs (below)
+  looop config runner add NAME (--preset P | --command ARGV) [--default]
+                           write [runners.NAME] (RUNNERS below); `config
+                           runner list` shows them
   looop completion bash|zsh|fish
                            the shell's completion script:
                            eval "$(looop completion bash)"
@@ -158,12 +166,14 @@ THE ROOT AGENT'S OPERATING CONTRACT
                                            word after
     looop _ notify MESSAGE...              tell the human ([notify] command)
   Workers:
-    looop _ worker start ID [PROMPT...|-] [--timeout S] [--verify CMD]...
-                         [--journal T]
+    looop _ worker start ID [PROMPT...|-] [--timeout S] [--runner NAME]
+                         [--verify CMD]... [--journal T]
                                            a task of up to 4 MiB
                                            (worker.max_prompt_bytes);
                                            {prompt}, {prompt_file}, {id} are
-                                           replaced in worker.command only;
+                                           replaced in the command only
+                                           (--runner's, else worker.runner's,
+                                           else worker.command);
                                            with neither {prompt} nor
                                            {prompt_file}, or a prompt over
                                            128 KiB, the worker reads it on
@@ -252,6 +262,43 @@ def _config_part() -> str:
     return "\n".join(lines) + "\n"
 
 
+RUNNERS = """\
+RUNNERS  (`[runners.NAME] command = [...]` in the config file)
+  A named worker command; `_ worker start ID --runner NAME` picks it and
+  worker.runner names the default. A name is 1 to 64 of A-Z a-z 0-9 _ -.
+  `looop config runner add NAME --preset P` writes one as its tool documents
+  it, with a comment citing where:
+{presets}
+  Spend: where a runner prints its own (Claude Code's JSON result line,
+  total_cost_usd), the supervisor records it in cost.jsonl as kind worker,
+  the worker's id and the runner's name. A worker session's spend has one
+  source, the first to report it: once the runner's is recorded, the
+  worker's `_ cost worker ID ...` writes nothing (and says so); once the
+  worker's own is, the runner's is not added. A worker ended by `_ kill`
+  never prints its result: its `_ cost` is its record.
+"""
+
+
+def _runners_part() -> str:
+    import shlex
+
+    from looop.runners import PRESETS
+
+    presets = [
+        "\n".join(
+            textwrap.wrap(
+                shlex.join(p.command),
+                78,
+                initial_indent=f"    {p.name:<9} ",
+                subsequent_indent=" " * 14,
+                break_on_hyphens=False,
+            )
+        )
+        for p in PRESETS.values()
+    ]
+    return RUNNERS.format(presets="\n".join(presets))
+
+
 def _exit_part() -> str:
     lines = ["EXIT CODES"] + [f"  {code:>3}  {what}" for code, what in errors.MEANINGS.items()]
     return "\n".join(lines) + "\n"
@@ -261,4 +308,5 @@ def text() -> str:
     worker = "THE WORKER CONTRACT  (prepended to every worker's prompt)\n" + "".join(
         f"  {line}\n" if line else "\n" for line in CONTRACT.splitlines()
     )
-    return "\n".join([INTRO, AGENT, STATE, worker, IDS, _config_part(), _exit_part()])
+    parts = [INTRO, AGENT, STATE, worker, IDS, _config_part(), _runners_part(), _exit_part()]
+    return "\n".join(parts)

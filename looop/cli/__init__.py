@@ -186,6 +186,7 @@ def seconds_option(name: str, help: str) -> Callable[[Any], Any]:
         "cost": "looop.cli.workers:cost_command",
         "_": "looop.cli.agent:agent_group",
         "config": "looop.cli.config:config_group",
+        "init": "looop.cli.config:init_command",
     },
 )
 @click.version_option(__version__, "-V", "--version", message=f"looop {__version__}")

@@ -80,6 +80,16 @@ def config_keys(
     return _items(lambda: config.KNOBS, incomplete)
 
 
+def runner_names(
+    ctx: click.Context, param: click.Parameter, incomplete: str
+) -> list[CompletionItem]:
+    """The config's runners (``looop.runners``); a broken config completes none."""
+    from looop import config
+    from looop.paths import resolve
+
+    return _items(lambda: config.load(resolve().config_file).runners, incomplete)
+
+
 def command_names(
     ctx: click.Context, param: click.Parameter, incomplete: str
 ) -> list[CompletionItem]:

@@ -60,6 +60,12 @@ def worker_group() -> None:
     multiple=True,
     help="A post-condition: run as `_ run` runs it once the worker ends well; repeatable.",
 )
+@click.option(
+    "--runner",
+    metavar="NAME",
+    shell_complete=complete.runner_names,
+    help="Run [runners.NAME]'s command (default: worker.runner, else worker.command).",
+)
 @click.option("--json", "as_json", is_flag=True, help="One JSON object.")
 @JOURNAL
 def start_command(
@@ -67,6 +73,7 @@ def start_command(
     prompt: tuple[str, ...],
     timeout: float | None,
     checks: tuple[str, ...],
+    runner: str | None,
     as_json: bool,
     reason: str | None,
 ) -> None:
@@ -77,8 +84,10 @@ def start_command(
     {prompt_file}, or whose {prompt} would be too long for one argument
     (128 KiB), gets the prompt on its stdin.
 
-    The worker runs [worker] command, supervised by a transient systemd user
-    unit where a user manager answers, else by a detached supervisor.
+    The worker runs the runner's command (--runner, else worker.runner, else
+    [worker] command), supervised by a transient systemd user unit where a
+    user manager answers, else by a detached supervisor. Where the runner
+    prints its spend (Claude Code's JSON result), it goes to cost.jsonl.
 
     Each --verify CMD runs, once the worker exits 0 or ends itself with
     `_ kill`, through `_ run`'s guard rail and runner ([run] timeout) in the
@@ -90,7 +99,8 @@ def start_command(
 
     paths = resolve()
     cfg = load_config(paths)
-    started = start.start(paths, cfg, wid, body(prompt, "prompt"), timeout, reason, checks)
+    task = body(prompt, "prompt")
+    started = start.start(paths, cfg, wid, task, timeout, reason, checks, runner=runner)
     echo_json(started.as_dict()) if as_json else click.echo(started.id)
 
 
@@ -232,10 +242,17 @@ def unclaim_command(name: str, session: str | None) -> None:
 @click.argument("runner")
 @click.argument("usd")
 def agent_cost_command(kind: str, ident: str, runner: str, usd: str) -> None:
-    """Record spend: append {ts, kind, id, runner, usd} to cost.jsonl."""
+    """Record spend: append {ts, kind, id, runner, usd} to cost.jsonl.
+
+    A worker session's spend has one source: when its runner already
+    reported it (the supervisor read it from the output), nothing is
+    written and a note says so (exit 0).
+    """
     from looop.data import cost
 
-    cost.record(resolve(), kind, ident, runner, usd)
+    if cost.record(resolve(), kind, ident, runner, usd) is None:
+        said = f"note: {kind} {ident}'s spend is counted from its runner's output"
+        click.echo(escaped(said), err=True)
 
 
 @click.command("cost", context_settings=CONTEXT)

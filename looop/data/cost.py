@@ -18,21 +18,41 @@ so every sum stays a finite number and ``--json`` stays valid JSON. Sums
 are by local day, kind and runner, for at most ``MAX_ROWS`` such groups;
 lines of further groups are summed into one ``other`` entry, so a ledger
 naming a new runner on every line costs no more memory than one that does not.
+
+**One source per worker session** (**beyond**). A worker's spend reaches the
+ledger two ways: the worker's own ``_ cost worker ID ...``, and its runner's
+report, which the supervisor reads from the output (``workers.spend``:
+Claude Code's JSON result carries ``total_cost_usd``) so ``looop cost`` is
+right when a worker forgets ``_ cost``. Both for one session would count it
+twice, so the first to report a session's spend is its source from then on:
+``record`` marks ``sessions/<ID>/spend.from`` (``self`` or ``runner``,
+created only while the name is free, so of two at once one wins) and a line
+from the other source is not written (``None``; ``_ cost`` says so). A worker
+may report in several lines, and a runner in several results; they all
+count. Rejected: summing the ledger with runner lines replacing the worker's
+(the ledger is append-only and summed in bounded memory, and the worker's
+``_ cost`` comes first: a runner prints its result as it exits), and
+refusing ``_ cost`` from a runner that reports (a worker ended by ``_ kill``
+never prints its result, and its spend would be lost). A ``kind`` other than
+``worker``, or an id with no session, is counted as given.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Iterator
 from typing import Any
 
-from looop import jsonfile, lines
+from looop import fs, jsonfile, lines
+from looop.data import sessions
 from looop.errors import UsageError
 from looop.paths import Paths
 from looop.say import escaped
 
 FIELDS = ("kind", "id", "runner")
+SELF, RUNNER = "self", "runner"  # who reports a worker session's spend
 MAX_USD = 1_000_000.0  # one line's spend; more is a typo or a forgery, not a bill
 MAX_TS = 32_503_680_000.0  # 3000-01-01 UTC: later is no time a ledger line was written
 MAX_ROWS = 10_000  # groups (day, kind, runner) summed apart; the rest go to "other"
@@ -59,15 +79,46 @@ def _word(name: str, value: str) -> str:
     return value
 
 
-def record(paths: Paths, kind: str, ident: str, runner: str, usd_text: str) -> dict[str, Any]:
-    """Append one line to the ledger; returns it. Everything is checked before the write."""
+def record(
+    paths: Paths, kind: str, ident: str, runner: str, usd_text: str, source: str = SELF
+) -> dict[str, Any] | None:
+    """Append one line to the ledger; returns it. Everything is checked before the write.
+
+    None, and nothing written, when the line is a worker session's spend
+    that its other ``source`` reports (see the module's docstring).
+    """
     words = [_word(name, value) for name, value in zip(FIELDS, (kind, ident, runner), strict=True)]
-    entry = {"ts": round(time.time(), 3), **dict(zip(FIELDS, words, strict=True))}
+    entry: dict[str, Any] = {"ts": round(time.time(), 3), **dict(zip(FIELDS, words, strict=True))}
     entry["usd"] = amount(usd_text)
+    if not _source_is(paths, kind, ident, source):
+        return None
     line = (json.dumps(entry, ensure_ascii=False) + "\n").encode()
     paths.data_dir.mkdir(parents=True, exist_ok=True)
     lines.append(paths.cost, line)
     return entry
+
+
+def _source_is(paths: Paths, kind: str, ident: str, source: str) -> bool:
+    """Does ``source`` report this spend? The first to report a worker session's does.
+
+    A marker that cannot be written or read counts the line: a spend
+    counted twice shows in the ledger, one dropped does not.
+    """
+    session = paths.sessions / ident
+    if kind != "worker" or not os.path.isdir(session) or os.path.islink(session):
+        return True
+    marker = session / sessions.SPEND
+    try:
+        fs.write_whole(marker, source.encode(), mode=0o600, exclusive=True)
+        return True
+    except FileExistsError:
+        pass
+    except OSError:
+        return True
+    try:
+        return fs.read_small(marker, limit=64).decode("utf-8", "replace").strip() == source
+    except OSError:
+        return True
 
 
 def _entry(line: bytes) -> dict[str, Any] | None:

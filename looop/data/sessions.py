@@ -78,6 +78,7 @@ INBOX, INBOX_READ, MESSAGE_SUFFIX = "inbox", "read", ".json"
 CHANGED = ".changed"  # sessions/.changed: rewritten when a session starts or ends
 START_LOCK = ".start.lock"  # sessions/.start.lock: held by ``_ worker start``'s checks
 STARTING = ".starting"  # sessions/<id>/.starting: its start has not handed it on yet
+SPEND = "spend.from"  # who reports the session's spend, the worker or its runner (``data.cost``)
 
 
 class State:
@@ -407,9 +408,10 @@ def clear_status(session: Path) -> None:
     """A new run of a dead session's id starts without the old run's status (or supervisor).
 
     Nor with its messages: told to the run that ended, they are not the new
-    run's to read (``inbox/`` and ``inbox/read/`` hold only files).
+    run's to read (``inbox/`` and ``inbox/read/`` hold only files). Nor with
+    its spend's source (``data.cost``): the new run reports its own.
     """
-    for name in (STATUS, SUPERVISOR_PID):
+    for name in (STATUS, SUPERVISOR_PID, SPEND):
         with contextlib.suppress(FileNotFoundError):
             os.unlink(session / name)
     for directory in (session / INBOX / INBOX_READ, session / INBOX):

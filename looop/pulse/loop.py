@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from looop import config, fs
+from looop import config, config_edit, fs
 from looop.config import Config
 from looop.data import events, layout
 from looop.data.sensors import discover
@@ -46,7 +46,7 @@ FAILING_LIMIT = 3  # beats in a row that cannot run at all before the pulse stop
 def prepare(paths: Paths) -> list[Path]:
     """Seed the data dir and write the default config on first run."""
     written = layout.ensure_layout(paths)
-    config.write_defaults_if_missing(paths.config_file)
+    config_edit.write_defaults_if_missing(paths.config_file)
     return written
 
 

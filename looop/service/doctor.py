@@ -6,8 +6,9 @@ the config through ``config.load``, the installed unit through the file
 ``looop install`` wrote (``render.installed_command``), the user manager
 through ``systemd.manager_answers``, lingering through logind, sensors
 through ``data.sensors.discover`` and their last snapshot, the worker
-command through ``workers.start.find_program`` (as ``_ worker start`` looks
-it up), file-system notifications by opening the same watch ``_ wait`` opens.
+command (``worker.runner``'s when one is named: ``looop.runners``) through
+``workers.start.find_program`` (as ``_ worker start`` looks it up),
+file-system notifications by opening the same watch ``_ wait`` opens.
 So doctor cannot pass where the command fails.
 
 A check is ``ok`` (✓), failed (✗, with the fix), or not applicable here
@@ -244,14 +245,21 @@ def _last_reading_not_json(snapshot: Path) -> bool:
 
 
 def _worker_command(paths: Paths, cfg: config.Config) -> Check:
+    """The default worker command's program: ``worker.runner``'s, else ``worker.command``'s."""
+    from looop import runners
     from looop.workers import start
 
+    name, command = runners.command_for(cfg, None)  # the config's load checked the name
+    what = "worker command" if name is None else f"runner {name}"
     try:
-        found = start.find_program(cfg.worker_command, child_environment(paths, os.environ))
+        found = start.find_program(command, child_environment(paths, os.environ))
     except errors.LooopError as exc:
-        fix = "install it, or point looop at it: looop config set worker.command ..."
-        return Check(FAILED, "worker command", str(exc), fix)
-    return Check(OK, "worker command", f"{cfg.worker_command[0]} is {found}")
+        how = "looop config set worker.command ..."
+        if name is not None:
+            how = f"looop config runner add {name} --force --command ..."
+        fix = f"install it, or point looop at it: {how}"
+        return Check(FAILED, what, str(exc), fix)
+    return Check(OK, what, f"{command[0]} is {found}")
 
 
 def _notifications(paths: Paths) -> Check:

@@ -11,6 +11,8 @@
 - ``records``: the worker's prompt (the contract, then its task) and its one-shot
   env; the session's names, meta and status are ``looop.data.sessions``'s.
 - ``transcript``: the capped ``output.log``, its tail and its follow.
+- ``spend``: the spend a runner prints (Claude Code's result line), read from
+  the worker's output and recorded in the cost ledger.
 - ``contract``: the rules every worker is given before its task.
 - ``reap``: removing dead sessions (with their asks and answers), stale
   claims and old run records: the run, its result and what its passes share.
@@ -25,6 +27,7 @@ __all__ = [
     "reap_files",
     "reap_sessions",
     "records",
+    "spend",
     "start",
     "supervise",
     "transcript",

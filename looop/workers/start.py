@@ -2,12 +2,13 @@
 
 In order, and nothing is written before the checks pass:
 
-1. the id (``data.ids``), then ``worker.command``'s program on the ``PATH``
-   the worker will get (``NotFound``, exit 127: nothing started, no session
-   directory left), then the ``--verify`` commands (``workers.verify``:
-   their sizes, and ``_ run``'s guard rail), then the sizes: the task within
-   ``worker.max_prompt_bytes``, the environment within what the supervisor
-   reads (``workers.records``);
+1. the id (``data.ids``), then the command (``--runner``'s, else
+   ``worker.runner``'s, else ``worker.command``: ``looop.runners``) and its
+   program on the ``PATH`` the worker will get (``NotFound``, exit 127:
+   nothing started, no session directory left), then the ``--verify``
+   commands (``workers.verify``: their sizes, and ``_ run``'s guard rail),
+   then the sizes: the task within ``worker.max_prompt_bytes``, the
+   environment within what the supervisor reads (``workers.records``);
 2. under ``sessions/.start.lock`` (a ``flock``, so two starts never both
    pass the next checks): the id's session must not be alive, fewer than
    ``worker.max_live`` sessions may be (the refusal names them; a
@@ -16,7 +17,7 @@ In order, and nothing is written before the checks pass:
    format) is refused with the reason, never cleared;
 3. the session's files: a ``.starting`` marker, a first ``meta.json``
    (``pid: null``: "starting", and dead if no supervisor ever writes its
-   pid; the command as configured, never the brief), ``prompt.md`` (the
+   pid; the command as configured, never the brief, and the runner's name), ``prompt.md`` (the
    contract, then the task) and ``env.json`` (the caller's environment, for
    the supervisor), in that order (``data.sessions``, ``workers.records``).
    A new session is written under a temp name and renamed into place
@@ -63,7 +64,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from looop import fs, lockfile, proc
+from looop import fs, lockfile, proc, runners
 from looop.config import Config
 from looop.data import ids, journal, sessions
 from looop.data.layout import ensure_layout
@@ -141,8 +142,11 @@ def start(
     timeout: float | None,
     reason: str | None = None,
     checks: tuple[str, ...] = (),
+    *,
+    runner: str | None = None,
 ) -> Started:
-    """Start worker ``wid`` on ``task``; journaled (``worker start ID: reason``) once started.
+    """Start worker ``wid`` on ``task`` with ``runner`` (None: the default); journaled
+    (``worker start ID: reason``) once started.
 
     ``checks``: its post-conditions (``--verify``, ``workers.verify``).
     """
@@ -150,7 +154,7 @@ def start(
     env = child_environment(paths, os.environ)
     env[SESSION_ENV] = wid
     try:
-        template = cfg.worker_command
+        name, template = runners.command_for(cfg, runner)
         find_program(template, env)
     except LooopError as exc:
         raise LooopError(f"{exc}; nothing started", exc.exit_code) from None
@@ -164,6 +168,7 @@ def start(
         "pid": None,
         "started": time.time(),
         "cmd": list(template),  # as configured: the supervisor substitutes it
+        "runner": name,  # None: worker.command
         "supervisor": supervisor,
         "timeout": cfg.worker_timeout if timeout is None else timeout,
     }

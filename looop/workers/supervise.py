@@ -14,7 +14,8 @@ python-daemon where no user manager answers. It
    where the argv does not carry it) and runs it through ``looop.group``:
    its own process group, cwd the data dir, stdin the prompt or
    ``/dev/null``, stdout and stderr copied into the capped ``output.log``
-   (``workers.transcript``);
+   (``workers.transcript``) and read for a spend the runner reports
+   (``workers.spend``);
 3. once the worker exited 0 or ended itself with ``_ kill``, runs the
    post-conditions it was started with (``workers.verify``: ``--verify``),
    the session still running meanwhile;
@@ -59,7 +60,7 @@ from looop.data.sessions import State
 from looop.errors import NOT_FOUND, TIMED_OUT, LooopError, os_error_line
 from looop.paths import SESSION_ENV, Paths
 from looop.signals import STOP_SIGNALS
-from looop.workers import records, transcript, verify
+from looop.workers import records, spend, transcript, verify
 
 DONE = signal.SIGUSR1  # what ``_ kill`` sends: the worker says its task is done
 SIGNALS = (*STOP_SIGNALS, DONE)
@@ -81,6 +82,11 @@ def supervise(paths: Paths, wid: str) -> int:
     out.note(f"{wid} started: {shlex.join(template)}" + (" < prompt.md" if on_stdin else ""))
 
     ran: list[int] = []
+    spent = spend.Reader(paths, wid, meta.get("runner") or os.path.basename(template[0]))
+
+    def output(data: bytes) -> None:
+        out.write(data)
+        spent.feed(data)
 
     def started(pgid: int) -> None:
         ran.append(pgid)
@@ -95,7 +101,7 @@ def supervise(paths: Paths, wid: str) -> int:
                 cwd=paths.data_dir,
                 env=env,
                 timeout=float(timeout),
-                on_output=out.write,
+                on_output=output,
                 on_start=started,
                 signals=SIGNALS,
                 grace=GRACE,
@@ -114,6 +120,8 @@ def supervise(paths: Paths, wid: str) -> int:
             state, code, reason = _ending(end)
             checks = verify.after(meta, (state, code), paths.data_dir, env, out)
             status = sessions.write_status(session, state, code, reason=reason, **checks)
+        for said in spent.close():
+            out.note(said)
         out.note(_said(status))
     finally:
         if stdin is not None:
