@@ -2,12 +2,13 @@
 
 A guard rail, not a sandbox. ``refused`` reads the command as the shell will
 (``agent.shellread``: parsed, every simple command found wherever it sits)
-and judges each simple command with its assignments and wrappers removed:
-the wrappers that run their arguments as a command (``timeout``, ``nice``,
-``ionice``, ``setsid``, ``nohup``, ``stdbuf``, ``env`` with its options,
-``command``, ``builtin``, ``exec``, ``time``, ``coproc``, ``xargs``,
-``flock``, ``chrt``, ``taskset``) are seen through, and the program is taken
-by its base name. A literal string given to ``sh -c`` (``bash``, ``zsh``,
+and judges each simple command with its assignments and wrappers removed
+(``agent.programs``): the wrappers that run their arguments as a command
+(``timeout``, ``nice``, ``ionice``, ``setsid``, ``nohup``, ``stdbuf``,
+``env`` with its options, ``command``, ``builtin``, ``exec``, ``time``,
+``coproc``, ``xargs``, ``flock``, ``chrt``, ``taskset``) are seen through,
+and the program is taken by its base name; what each program does is
+``agent.harms``'s to say. A literal string given to ``sh -c`` (``bash``, ``zsh``,
 ``dash``..., ``flock -c``, ``env -S``) or fed to a shell as a heredoc is read
 the same way, one level deep; so is ``find -exec``'s command. Refused,
 unless ``--allow-dangerous`` or ``LOOOP_RUN_ALLOW_DANGEROUS=1``:
@@ -43,10 +44,10 @@ a commit message) is never judged. A command the parser cannot read is left
 to the shell, which will fail on it, unless what can be read of it (the
 parser's recovery, or its words split at the shell's operators) shows one
 of the forms above: then it is refused as "could not be read safely". So
-is a text past what is worth reading (``shellread.MAX_BYTES``,
-``MAX_DEPTH``, ``MAX_COMMANDS``: 1 MiB, nesting 150 deep, 5,000
-commands), which no person or agent writes and which would otherwise cost
-the guard seconds or Python's recursion limit.
+is a text past what is worth reading (``shellread``'s limits: 1 MiB, a
+parse over 2 s, nesting 150 deep, 5,000 commands, 50,000 words and
+operators), which no person or agent writes and which would otherwise cost
+the guard seconds, gigabytes or Python's recursion limit.
 
 Out of its reach, by design (each example here runs unrefused, and
 ``tests/test_guard.py`` runs every one of them so this list cannot drift):
@@ -74,10 +75,13 @@ from dataclasses import dataclass
 
 from looop import say
 from looop.agent import harms, shellread
+from looop.agent.programs import DOWNLOADERS, EVALUATORS, SHELLS, find_exec, interpreter, unwrap
 from looop.agent.shellread import Simple, Word
 
 ENV_ALLOW = "LOOOP_RUN_ALLOW_DANGEROUS"
 UNREADABLE = "could not be read safely"
+_WRITES = {">", ">>", ">|", "&>", "&>>", "<>", ">&"}
+_OPERATORS = {";", "&", "|", "&&", "||", "(", ")", ";;", "|&", "&>", ">", "<", ">>", "<<"}
 
 
 @dataclass(frozen=True)
@@ -91,66 +95,6 @@ class Refusal:
         text = " ".join(self.command.split())
         text = text if len(text) <= 80 else text[:77] + "..."
         return f'{self.rule} in "{say.escaped(text)}"'
-
-
-@dataclass(frozen=True)
-class _Wrapper:
-    values: str = ""  # short options that take a value
-    long_values: frozenset[str] = frozenset()
-    operands: int = 0  # operands before the command (timeout's duration)
-    idle: str = ""  # short options that run no command (command -v, ionice -p)
-    code: str = ""  # short options whose value is a shell command (flock -c)
-    long_code: frozenset[str] = frozenset()
-
-
-def _w(
-    values: str = "",
-    longs: str = "",
-    operands: int = 0,
-    idle: str = "",
-    code: str = "",
-    long_code: str = "",
-) -> _Wrapper:
-    return _Wrapper(
-        values, frozenset(longs.split()), operands, idle, code, frozenset(long_code.split())
-    )
-
-
-WRAPPERS = {
-    "env": _w("uC", "unset chdir", code="S", long_code="split-string"),
-    "timeout": _w("sk", "signal kill-after", operands=1),
-    "nice": _w("n", "adjustment"),
-    "ionice": _w("cn", "class classdata", idle="pPu"),
-    "setsid": _w(),
-    "nohup": _w(),
-    "stdbuf": _w("ioe", "input output error"),
-    "command": _w(idle="vV"),
-    "builtin": _w(),
-    "exec": _w("a"),
-    "time": _w("fo", "format output"),
-    "coproc": _w(),
-    "nocorrect": _w(),
-    "noglob": _w(),
-    "xargs": _w("adEILnPs", "arg-file delimiter max-args max-procs max-chars process-slot-var"),
-    "flock": _w("wE", "wait timeout conflict-exit-code", operands=1, code="c", long_code="command"),
-    "chrt": _w("TPD", "sched-runtime sched-period sched-deadline", operands=1, idle="pm"),
-    "taskset": _w(operands=1, idle="p"),
-}
-SHELLS = {"sh", "bash", "zsh", "dash", "ksh", "mksh", "ash", "yash", "fish", "csh", "tcsh"}
-# Interpreters: (options that give the code or a module, options that take a value).
-INTERPRETERS = {name: ("c", "oO") for name in SHELLS} | {
-    "perl": ("eE", ""),
-    "ruby": ("e", ""),
-    "node": ("ep", "r"),
-    "nodejs": ("ep", "r"),
-    "php": ("rB", ""),
-    "lua": ("e", ""),
-}
-_PYTHON = re.compile(r"(python|pypy)[0-9.]*")
-EVALUATORS = {"eval", "source", "."}
-DOWNLOADERS = {"curl", "wget", "fetch", "http", "https", "xh"}
-_WRITES = {">", ">>", ">|", "&>", "&>>", "<>", ">&"}
-_ASSIGNMENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*=.*", re.S)
 
 
 def allowed_by_environment(environ: dict[str, str] | os._Environ[str]) -> bool:
@@ -183,6 +127,7 @@ class _Judge:
         self.env = env
         self.homes = homes
         self.data_dir = data_dir
+        self.switched = False  # a git checkout/switch ran before: the branch is not known
 
     def reading(self, reading: shellread.Reading, depth: int) -> Refusal | None:
         for simple in reading.simples:
@@ -199,11 +144,13 @@ class _Judge:
                 downloaded = downloaded or any(self.downloads(s) for s in stage)
         return None
 
-    def nested(self, code: str, simple: Simple, depth: int) -> Refusal | None:
+    def nested(
+        self, code: str, simple: Simple, depth: int, args: tuple[str | None, ...] = ()
+    ) -> Refusal | None:
         """A command string (``sh -c``, a heredoc fed to a shell), read one level deep."""
         if depth > 0:
             return None
-        reading = shellread.read(code, simple.cwd, self.env)
+        reading = shellread.read(code, simple.cwd, self.env, args)
         if reading.unread:
             return Refusal(f"{UNREADABLE} ({reading.unread})", simple.text)
         found = self.reading(reading, depth + 1)
@@ -216,13 +163,17 @@ class _Judge:
             target = redirect.target.value
             if redirect.op in _WRITES and target is not None and harms.block_device(target):
                 return Refusal(f"a write onto the disk {target}", simple.text)
+        if self.downloads(simple):  # curl u > >(sh)
+            for redirect in simple.redirects:
+                for inner in redirect.target.subs:
+                    program = self.reads_code_from_stdin(inner)
+                    if program:
+                        return Refusal(f"a download run by {program}", simple.text)
         words, code = unwrap(simple.words)
         if code is not None:
-            return (
-                Refusal("a download run as a command", simple.text)
-                if any(self.downloads(s) for s in code.subs)
-                else (self.nested(code.value, simple, depth) if code.value is not None else None)
-            )
+            if any(self.downloads(s) for s in code.subs):
+                return Refusal("a download run as a command", simple.text)
+            return self.nested(code.value, simple, depth) if code.value is not None else None
         if not words:
             return None
         if words[0].value is None:
@@ -231,11 +182,14 @@ class _Judge:
             return None
         program = os.path.basename(words[0].value)
         args = [w.value for w in words[1:]]
-        rule = harms.rule(program, args, simple.cwd, self.homes, self.data_dir)
+        if program == "git" and {"checkout", "switch"} & set(args):
+            self.switched = True
+        cwd = simple.cwd
+        rule = harms.rule(program, args, cwd, self.homes, self.data_dir, self.switched)
         if rule:
             return Refusal(rule, simple.text)
         if program == "find":
-            for section in _find_exec(words[1:]):
+            for section in find_exec(words[1:]):
                 found = self.simple(Simple(simple.text, section, [], simple.cwd), depth)
                 if found:
                     return found
@@ -249,17 +203,18 @@ class _Judge:
             if any(self.downloads(s) for w in words[1:] for s in w.subs):
                 return Refusal(f"a download run by {program}", simple.text)
             return None
-        mode = _interpreter(program, words)
+        mode = interpreter(program, words)
         if mode is None:
             return None
-        how, code = mode
+        how, code, after = mode
         sources = [code] if code is not None else []
         if how == "stdin":
             sources = [r.target for r in simple.redirects if r.op in ("<", "<<<", "<<", "<>")]
         if any(self.downloads(s) for w in sources for s in w.subs):
             return Refusal(f"a download run by {program}", simple.text)
         if program in SHELLS and how == "code" and code is not None and code.value is not None:
-            return self.nested(code.value, simple, depth)
+            args = tuple(w.value for w in words[after + 1 :])  # after $0
+            return self.nested(code.value, simple, depth, args)
         if program in SHELLS and how == "stdin" and simple.stdin is not None:
             return self.nested(simple.stdin, simple, depth)
         return None
@@ -269,27 +224,27 @@ class _Judge:
         return bool(words) and os.path.basename(words[0].value or "") in DOWNLOADERS
 
     def reads_code_from_stdin(self, simple: Simple) -> str | None:
+        """The interpreter (or ``eval``/``source``) that would take its code from
+        what this command reads: its stdin, or a substitution in its code."""
         words, _ = unwrap(simple.words)
         if not words or words[0].value is None:
             return None
         program = os.path.basename(words[0].value)
-        if program in ("source", "."):
-            return program if [w.value for w in words[1:2]] in (["/dev/stdin"], ["-"]) else None
-        mode = _interpreter(program, words)
-        redirected = any(r.op.startswith("<") for r in simple.redirects)
-        return program if mode is not None and mode[0] == "stdin" and not redirected else None
+        if program in EVALUATORS:
+            from_stdin = [w.value for w in words[1:2]] in (["/dev/stdin"], ["-"])
+            return program if from_stdin or any(w.subs for w in words[1:]) else None
+        mode = interpreter(program, words)
+        if mode is None or any(r.op.startswith("<") for r in simple.redirects):
+            return None
+        how, code, _ = mode
+        return program if how == "stdin" or (how == "code" and code and code.subs) else None
 
     def scan(self, text: str, cwd: str | None) -> Refusal | None:
-        """The rules over a text the parser could not read: split at the shell's
-        operators, each piece's words taken literally."""
-        pieces = []
-        split = re.split(r"\|\||&&|[;&|\n(){}`]|\$\(|<\(|>\(", text)
-        for piece in [p for p in split if p.strip()][: shellread.MAX_COMMANDS]:
-            try:
-                values = shlex.split(piece, comments=True)
-            except ValueError:
-                values = piece.split()
-            simple = Simple(piece.strip(), [Word(v) for v in values], [], cwd)
+        """The rules over a text the parser could not read: its words taken as
+        ``shlex`` splits them (quotes kept whole), cut at the shell's operators."""
+        pieces: list[Simple] = []
+        for values in _pieces(text)[: shellread.MAX_COMMANDS]:
+            simple = Simple(" ".join(values), [Word(v) for v in values], [], cwd)
             pieces.append(simple)
             found = self.simple(simple, depth=1)
             if found:
@@ -301,107 +256,20 @@ class _Judge:
         return None
 
 
-def unwrap(words: list[Word]) -> tuple[list[Word], Word | None]:
-    """The command a simple command's words run once the wrappers are taken off, or
-    the command string a wrapper gives a shell (``flock -c``, ``env -S``)."""
-    while words and words[0].value is not None:
-        name = os.path.basename(words[0].value)
-        spec = WRAPPERS.get(name)
-        if spec is None:
-            return words, None
-        i, operands = 1, 0
-        while i < len(words):
-            word = words[i].value
-            if word is None:
-                break
-            if word == "--":
-                i += 1
-                break
-            if word.startswith("--") and len(word) > 2:
-                option, eq, value = word[2:].partition("=")
-                if option in spec.long_code:
-                    return [], Word(value) if eq else _next(words, i)
-                i += 1 if eq or option not in spec.long_values else 2
-                continue
-            if word.startswith("-") and len(word) > 1 and operands == 0:
-                for n, letter in enumerate(word[1:], 1):
-                    rest = word[n + 1 :]
-                    if letter in spec.idle:
-                        return [], None
-                    if letter in spec.code:
-                        return [], Word(rest) if rest else _next(words, i)
-                    if letter in spec.values:
-                        i += 0 if rest else 1
-                        break
-                i += 1
-                continue
-            if name == "env" and (word == "-" or _ASSIGNMENT.fullmatch(word)):
-                i += 1
-                continue
-            if operands < spec.operands:
-                operands += 1
-                i += 1
-                if name == "flock" and i < len(words) and words[i].value in ("-c", "--command"):
-                    return [], _next(words, i)
-                continue
-            break
-        words = words[i:]
-    return words, None
-
-
-def _next(words: list[Word], i: int) -> Word | None:
-    """The word after ``words[i]`` (an option's value), if there is one."""
-    return words[i + 1] if i + 1 < len(words) else None
-
-
-def _interpreter(program: str, words: list[Word]) -> tuple[str, Word | None] | None:
-    """How an interpreter gets its code: ("code", the -c/-e word), ("file", the
-    script operand), ("module", None) or ("stdin", None); None if not one."""
-    if _PYTHON.fullmatch(program):
-        code, values = "cm", "WXQ"
-    elif program in INTERPRETERS:
-        code, values = INTERPRETERS[program]
-    else:
-        return None
-    i = 1
-    while i < len(words):
-        word = words[i].value
-        if word is None or word == "-" or not word.startswith(("-", "+")) or word == "--":
-            break
-        if word.startswith("--"):
-            i += 2 if word in ("--rcfile", "--init-file") else 1
-            continue
-        for n, letter in enumerate(word[1:], 1):
-            if letter in code:
-                rest = word[n + 1 :]
-                if letter == "m":
-                    return "module", None
-                given = Word(rest) if rest else _next(words, i)
-                return ("code", given) if given is not None else ("stdin", None)
-            if letter == "s" and program in SHELLS:
-                return "stdin", None
-            if letter in values:
-                i += 0 if word[n + 1 :] else 1
-                break
-        i += 1
-    if i < len(words) and words[i].value == "--":
-        i += 1
-    if i >= len(words) or words[i].value == "-":
-        return "stdin", None
-    return "file", words[i]
-
-
-def _find_exec(words: list[Word]) -> list[list[Word]]:
-    """The commands ``find -exec``/``-execdir``/``-ok``/``-okdir`` runs."""
-    sections: list[list[Word]] = []
-    current: list[Word] | None = None
-    for word in words:
-        if current is None:
-            if word.value in ("-exec", "-execdir", "-ok", "-okdir"):
-                current = []
-        elif word.value in (";", "+"):
-            sections.append(current)
-            current = None
-        else:
-            current.append(word)
-    return sections + ([current] if current else [])
+def _pieces(text: str) -> list[list[str]]:
+    """A text the parser could not read, as lists of words between operators; where
+    even ``shlex`` fails (an open quote), split at the operators' characters."""
+    lexer = shlex.shlex(text, posix=True, punctuation_chars=";&|()<>")
+    lexer.whitespace_split = True
+    lexer.commenters = ""
+    pieces: list[list[str]] = [[]]
+    try:
+        for token in lexer:
+            if token in _OPERATORS or set(token) <= set(";&|()<>"):
+                pieces.append([])
+            else:
+                pieces[-1].append(token)
+    except ValueError:
+        split = re.split(r"\|\||&&|[;&|\n(){}`]|\$\(|<\(|>\(", text)
+        return [piece.split() for piece in split if piece.strip()]
+    return [piece for piece in pieces if piece]
