@@ -248,6 +248,7 @@ def test_bash_completes_goal_ids_sensor_names_ask_ids_and_config_keys(profile: P
     assert complete(profile, "looop _ answer ") == ["w-1"]
     assert complete(profile, "looop config set run.") == ["run.timeout"]
     assert "goal" in complete(profile, "looop _ go")
+    assert complete(profile, "looop _ wait --for asks,w") == ["asks,workers"]
 
 
 def test_bash_completes_command_names_after_help(profile: Profile) -> None:

@@ -2,7 +2,9 @@
 
 Both print the agent's format (``state.formatted``); a plain ``looop _ state
 [--json]`` is answered by ``looop.__main__`` without click, with the same
-function, as ``status`` is.
+function, as ``status`` is. ``wait`` without ``--timeout`` takes the config's
+``[wait] timeout`` (read only then), and ``--for`` names kinds from
+``agent.wait.CATEGORIES`` (an unknown one is a usage error, exit 2).
 
 ``_ pulse`` (an alias of ``looop pulse``) is listed here but lives with the
 pulse's commands in ``cli.pulse``, loaded only when called; ``ask``,
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import os
 import sys
+from typing import Any
 
 import click
 
@@ -58,6 +61,13 @@ def state_command(as_json: bool) -> None:
     click.echo(state.formatted(state.collect(resolve()), as_json))
 
 
+def _wait_kinds(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[Any]:
+    """``--for``'s completer, loaded only when a shell completes."""
+    from looop.cli import complete
+
+    return complete.wait_kinds(ctx, param, incomplete)
+
+
 @agent_group.command("wait")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object (the agent's format).")
 @seconds_option(
@@ -73,6 +83,7 @@ def state_command(as_json: bool) -> None:
     "wake_for",
     metavar="CATS",
     multiple=True,
+    shell_complete=_wait_kinds,
     help="Wake only for these kinds of change (comma-separated, repeatable): "
     "asks, workers, goals, playbook, snapshots, schedules.",
 )
