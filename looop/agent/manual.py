@@ -255,11 +255,13 @@ LOOP = """\
 THE ROOT AGENT'S OPERATING CONTRACT
   Loop on `_ wait`, passing back each answer's cursor so that nothing that
   changes while you act is lost. Your shell tool ends a call after a time
-  limit: set `looop config set wait.timeout S` below it (or pass --timeout S),
-  so that a wait with nothing to report ends first, with exit 124.
+  limit: set wait.timeout below it (`looop config set wait.timeout S`, or
+  --timeout S on the call), so that a wait with nothing to report ends
+  first, with exit 124.
 
   As an agent, one call per turn:
-      looop _ wait --json --since C     (C: the last cursor; none at first)
+      looop _ wait --json --since C     (C: the last cursor; the first time,
+                                         no --since)
     exit 0    act on `changed` (below) through the verbs; C = its cursor
     exit 124  nothing yet: make the same call again, with the same C
     exit 3    the pulse is down (changed: ["pulse-down"]): tell the human
