@@ -3,7 +3,7 @@
 The agent is ``shell_tool.ShellTool`` with a 5 s limit and ``[wait] timeout
 = 3``, so a wait with nothing to report ends by itself (exit 124: call again
 with the same cursor) before the tool would kill it. Its workers are small
-scripts that ask and end, two at a time, so nearly every turn has something
+scripts that ask and end, one after another, so nearly every turn has something
 to report and returns at once; one planned idle turn shows the 124. What
 the tests hold a turn to: every ask and every worker end shows up in a
 returned state, and the turn that first shows it names it in ``changed``.
@@ -103,13 +103,13 @@ def test_a_root_agent_whose_tool_kills_every_call_at_5_s_misses_no_ask_and_no_wo
         moves = [] if state is None else agent.answers()
         if idle == "draining" and state is not None and not agent.live() and not moves:
             idle = "done"  # nothing runs, nothing is asked: this turn starts nothing
-        elif idle != "draining" and (len(agent.live()) < 2 or state is None):
+        elif idle != "draining" and (not agent.live() or state is None):
             moves.append(f"looop _ worker start w{started} '{next(roles)}: ask, then end'")
             started += 1
         agent.act(*moves)
         if n == ROUNDS // 3 and idle == "ahead":
             idle = "draining"  # let the workers run out, then one idle turn
-    assert idle == "done" and agent.timeouts >= 1 and started > 8
+    assert idle == "done" and agent.timeouts >= 1 and started > 5
     # The day ends: the workers still running are ended, and a last look says
     # everything since the last turn; then nothing was ever missed.
     running = [w["id"] for w in json.loads(agent_state(tool))["workers"] if w["alive"]]
