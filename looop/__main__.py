@@ -22,15 +22,17 @@ loops, ``looop _ state`` the read a root agent makes each time it acts, and
 ``systemd-run`` itself), and ``looop reap`` what a timer or a script runs
 to keep the data dir bounded (timed against ``rm -rf``); each should answer
 in tens of milliseconds, and loading click alone costs more than the whole
-answer. So a plain ``looop status [--json]``, ``looop _ state [--json]``,
-``looop reap [--json] [--dry-run]`` and ``looop _ worker start ID WORDS...``
-(no option, no word that looks like one, a body that is not blank) are
-answered here, by the same functions their click commands call
-(``status.print_report``, ``state.formatted``, ``workers.reap.print_run``,
-``workers.start.start``),
-inside the same handler; anything else (``--help``, ``--json``, a body on
-stdin, a global option first) goes to the full CLI in ``looop.cli``, whose
-own parse errors click reports (exit 2). Nothing here may import click.
+answer. ``looop --help`` is what an agent runs first, and it is the manual,
+which needs no click. So a plain ``looop --help`` (or ``-h``), ``looop
+status [--json]``, ``looop _ state [--json]``, ``looop reap [--json]
+[--dry-run]`` and ``looop _ worker start ID WORDS...`` (no option, no word
+that looks like one, a body that is not blank) are answered here, by the
+same functions their click commands call (``manual.text``,
+``status.print_report``, ``state.formatted``, ``workers.reap.print_run``,
+``workers.start.start``), inside the same handler; anything else (a
+command's ``--help``, ``--json``, a body on stdin, a global option first)
+goes to the full CLI in ``looop.cli``, whose own parse errors click reports
+(exit 2). Nothing here may import click.
 Rejected: a click-free parser for every command; only these are hot.
 
 Any bytes are text here, once, before either path sees them. Linux hands a
@@ -140,6 +142,11 @@ def _text_streams() -> None:
 
 
 def _dispatch(args: list[str]) -> int:
+    if args in (["--help"], ["-h"]):
+        from looop.agent import manual
+
+        sys.stdout.write(manual.text())
+        return errors.OK
     if args[:1] == ["status"] and set(args[1:]) <= {"--json"}:
         from looop.paths import resolve
         from looop.pulse.status import print_report

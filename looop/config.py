@@ -19,25 +19,21 @@ by an empty value. Rejected: a string command split at run time, which
 would put a shell's quoting rules between the user and every worker.
 
 A broken config must stop a service from restart-looping, so every problem in
-the file or the environment is a ``ConfigError`` carrying the file, the line
-and the key, and exit 78 (``errors.CONFIG``), which the unit lists in
-``RestartPreventExitStatus=``. An unknown key on the *command line* is a
-``UsageError`` (exit 2): nothing is wrong with the file. The file is read
-through ``fs.read_small`` (a FIFO, a device or a huge file named as the
-config is one error, never a hang), following a symlink: a config kept in a
-dotfiles checkout is the user's.
+the file or the environment is a ``ConfigError`` naming the file, the line and
+the key, exit 78 (``errors.CONFIG``, in the unit's ``RestartPreventExitStatus=``).
+An unknown key on the *command line* is a ``UsageError`` (exit 2): nothing is
+wrong with the file. The file is read through ``fs.read_small`` (a FIFO, a
+device or a huge file is one error, never a hang), following a symlink: a
+config kept in a dotfiles checkout is the user's.
 
-Time knobs are bounded above as well as below: ``interval`` and
-``sensor_timeout`` at a day, ``session_ttl`` at a year (said in each knob's
-help). Beyond is a ``ConfigError`` like any bad value, not a clamp: a value
-like ``1e308`` is a slip, not a wish, and once accepted it reached every
-deadline and wait the pulse computes (``status`` printed a 309-digit "next
-beat in"). Below 1 s, ``interval`` is clamped with a warning (SPEC §2).
+Time knobs are bounded above as well as below (``session_ttl`` at a year,
+the others at a day: said in each knob's help). Beyond is a ``ConfigError``,
+not a clamp: ``1e308`` is a slip, not a wish, and once accepted it reached
+every deadline the pulse computes (``status`` printed a 309-digit "next beat
+in"). Below 1 s, ``interval`` is clamped with a warning (SPEC §2).
 
-Writing is ``looop.config_edit``'s, off every other command's path: the
-first-run file, and ``looop config set`` and ``config runner add`` editing
-the user's own. Runners (``[runners.NAME]``, ``worker.runner``) are
-``looop.runners``'s, read here only when the file has them.
+Writing (first run, ``config set``, ``config runner add``) is ``looop.config_edit``'s;
+runners (``[runners.NAME]``) are ``looop.runners``'s, read only when the file has them.
 """
 
 from __future__ import annotations
@@ -61,10 +57,9 @@ Kind = type[int] | type[float] | type[str] | type[tuple]  # float knobs also tak
 class Knob:
     """One row of the schema.
 
-    ``Knob`` and ``Config`` are plain slotted classes, not dataclasses or
-    ``typing.NamedTuple``: every command loads the config, and importing
-    ``dataclasses`` (with ``inspect``) cost each one about 5 ms, ``typing``
-    and building two named tuples about 6 ms more.
+    ``Knob`` and ``Config`` are plain slotted classes, not dataclasses or ``typing.NamedTuple``:
+    every command loads the config, and importing ``dataclasses`` (with ``inspect``) cost
+    each one about 5 ms, ``typing`` and building two named tuples about 6 ms more.
     """
 
     __slots__ = ("choices", "default", "env", "help", "key", "kind", "maximum", "minimum")
@@ -180,6 +175,15 @@ KNOBS: dict[str, Knob] = {
             maximum=DAY,
         ),
         Knob(
+            "wait.timeout",
+            "LOOOP_WAIT_TIMEOUT",
+            0,
+            float,
+            "seconds `_ wait` waits without --timeout, then exits 124 (nothing yet: wait again with"
+            f" the same cursor); set it below your shell tool's limit; at most {DAY}; 0 = none",
+            maximum=DAY,
+        ),
+        Knob(
             "notify.command",
             "LOOOP_NOTIFY_COMMAND",
             None,
@@ -190,11 +194,10 @@ KNOBS: dict[str, Knob] = {
     )
 }
 
-# The file's tables are the first parts of the dotted keys: worker, run, notify.
+# The file's tables are the first parts of the dotted keys: worker, run, wait, notify.
 TABLES = frozenset(key.split(".", 1)[0] for key in KNOBS if "." in key)
 
 MIN_INTERVAL = 1.0
-
 HEADER = "# looop configuration: see `looop config show` for what is in effect.\n"
 
 
@@ -212,9 +215,8 @@ class ConfigError(errors.LooopError):
 class Config:
     """The knobs in effect. No defaults here: build it with ``load`` or ``defaults``.
 
-    One attribute per knob (``Knob.attr``) and ``warnings``, all given by
-    name: a knob missing or unknown is a ``TypeError``. Equal when every
-    value is.
+    One attribute per knob (``Knob.attr``) and ``warnings``, all given by name: a knob
+    missing or unknown is a ``TypeError``. Equal when every value is.
     """
 
     interval: float
@@ -229,6 +231,7 @@ class Config:
     worker_supervisor: str
     worker_max_prompt_bytes: int
     run_timeout: float
+    wait_timeout: float
     notify_command: Argv | None
     runners: dict[str, Argv]  # the [runners.NAME] tables (``looop.runners``)
     warnings: tuple[str, ...]
@@ -480,8 +483,7 @@ def load_logged(path: Path) -> Config:
 def format_value(value: Value) -> str:
     """A knob's value as people and scripts expect it: 259200, not 2.592e+05.
 
-    An argv prints as a TOML (and JSON) array, a choice as itself, unset as
-    nothing.
+    An argv prints as a TOML (and JSON) array, a choice as itself, unset as nothing.
     """
     if value is None:
         return ""

@@ -1,7 +1,7 @@
 """The click-free fast path answers exactly as the click commands do.
 
-``looop status``, ``looop _ state``, ``looop reap`` and ``looop _ worker start`` are answered
-by ``looop.__main__`` without loading click; ``python -m looop.cli`` runs the
+``looop --help``, ``looop status``, ``looop _ state``, ``looop reap`` and ``looop _ worker
+start`` are answered by ``looop.__main__`` without loading click; ``python -m looop.cli`` runs the
 same command lines through click alone (the same top-level handler, the fast
 path off). Each case runs its command lines both ways (on one profile, or on
 two set up alike when a command changes it) and compares stdout, stderr and
@@ -90,7 +90,7 @@ STATE = [["_", "state"], ["_", "state", "--json"]]
 START = ["_", "worker", "start"]
 REAP = ["reap"]
 CASES: dict[str, tuple[Setup, list[list[str]]]] = {
-    "a fresh profile": (nothing, [*STATUS, *STATE, REAP, [*REAP, "--json"]]),
+    "a fresh profile": (nothing, [*STATUS, *STATE, REAP, [*REAP, "--json"], ["--help"], ["-h"]]),
     "dead sessions with mail": (dead_sessions_and_mail, [[*REAP, "--dry-run"], REAP, REAP]),
     "a data dir that is a file, reaped": (a_data_dir_that_is_a_file, [REAP, [*REAP, "--json"]]),
     "a profile with a goal and a playbook": (a_world, [*STATUS, *STATE]),

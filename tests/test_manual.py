@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -12,7 +13,8 @@ import click
 import pytest
 from conftest import LOOOP, Processes, Profile, session_files, wait_for
 
-from looop import errors
+from looop import config, errors
+from looop.agent import manual
 from looop.cli import cli
 from looop.pulse import worldhash
 
@@ -67,16 +69,6 @@ def test_the_manual_names_every_verb_the_invariants_and_the_worker_contract(
     assert " 78  the config is broken" in out.stdout
 
 
-def test_every_command_under_the_agent_group_is_named_in_the_manual(profile: Profile) -> None:
-    manual = profile.run("help").stdout
-    group = cli.get_command(click.Context(cli), "_")
-    assert isinstance(group, click.Group)
-    commands = registered(group, "_")
-    assert "_ goal write" in commands and "_ notify" in commands
-    missing = [c for c in commands if f"looop {c}" not in manual and c != "_ pulse"]
-    assert not missing, f"not in the manual: {missing}"
-
-
 def section(manual: str, title: str) -> str:
     """The manual's section that starts with the line ``title``, up to the next heading."""
     match = re.search(rf"^{re.escape(title)}.*?(?=^[A-Z])", manual + "\nEND", re.M | re.S)
@@ -84,13 +76,56 @@ def section(manual: str, title: str) -> str:
     return match.group(0)
 
 
-def test_every_top_level_command_is_named_in_the_manual(profile: Profile) -> None:
-    manual = profile.run("help").stdout
-    ctx = click.Context(cli)
-    commands = [n for n in cli.list_commands(ctx) if not cli.get_command(ctx, n).hidden]  # type: ignore[union-attr]
-    assert "completion" in commands and "status" in commands
-    missing = [name for name in commands if not re.search(rf"looop {re.escape(name)}\b", manual)]
-    assert not missing, f"not in the manual: {missing}"
+def test_looop_dash_dash_help_is_the_manual_and_a_commands_help_stays_its_own(
+    profile: Profile,
+) -> None:
+    manual = profile.run("help")
+    assert manual.returncode == 0 and manual.stdout.startswith("LOOOP(1)")
+    # -h and --help alone are answered without click; after a global option, by click.
+    for args in (["--help"], ["-h"], ["--log-format", "json", "--help"]):
+        out = profile.run(*args)
+        assert (out.returncode, out.stdout, out.stderr) == (0, manual.stdout, ""), args
+    wait = profile.run("_", "wait", "--help")
+    assert wait.returncode == 0 and wait.stdout.startswith("Usage: looop _ wait [OPTIONS]")
+    assert "--for CATS" in wait.stdout
+
+
+def test_help_json_holds_every_command_knob_exit_code_and_state_field_as_the_manual_says_them(
+    profile: Profile,
+) -> None:
+    out = profile.run("help", "--json")
+    assert out.returncode == 0, out.stderr
+    tables = json.loads(out.stdout)
+    rows = tables["commands"] + tables["verbs"]
+    assert {c for row in rows for c in row["commands"]} == set(registered(cli, "looop"))
+    assert "looop _ goal write" in {c for row in tables["verbs"] for c in row["commands"]}
+    assert [knob["key"] for knob in tables["config"]] == list(config.KNOBS)
+    assert {row["code"]: row["meaning"] for row in tables["exit_codes"]} == errors.MEANINGS
+    assert {row["field"] for row in tables["state"]} == {*profile.state(), "changed"}
+    kinds = {row["kind"] for row in tables["changed"]}
+    assert kinds == {*worldhash.PARTS, "asks", "workers", "pulse-down"}
+    # The text is rendered from the same rows: each one is in it, as the JSON says it.
+    text = " ".join(profile.run("help").stdout.split())
+    said = [row["usage"] + " " + row["purpose"] for row in rows]
+    said += [f"{row['field']} {row['meaning']}" for row in tables["state"]]
+    assert [line for line in said if " ".join(line.split()) not in text] == []
+
+
+def test_help_json_fails_for_a_verb_without_a_manual_row_and_a_row_without_a_verb(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    group = cli.get_command(click.Context(cli), "_")
+    assert isinstance(group, click.Group)
+    monkeypatch.setitem(group.commands, "frobnicate", click.Command("frobnicate"))
+    with pytest.raises(errors.LooopError, match=r"`looop _ frobnicate` has no row in the manual"):
+        cli.main(["help", "--json"], prog_name="looop", standalone_mode=False)
+    monkeypatch.delitem(group.commands, "frobnicate")
+    cli.main(["help", "--json"], prog_name="looop", standalone_mode=False)  # whole again
+    assert json.loads(capsys.readouterr().out)["verbs"]
+    extra = (("_ frobnicate",), "_ frobnicate", "a verb nobody wrote")
+    monkeypatch.setattr(manual, "COMMANDS", (*manual.COMMANDS, extra))
+    with pytest.raises(errors.LooopError, match=r"row for `looop _ frobnicate` names no command"):
+        cli.main(["help", "--json"], prog_name="looop", standalone_mode=False)
 
 
 def test_every_field_of_the_state_and_every_kind_of_change_is_explained(
@@ -213,6 +248,7 @@ def test_bash_completes_goal_ids_sensor_names_ask_ids_and_config_keys(profile: P
     assert complete(profile, "looop _ answer ") == ["w-1"]
     assert complete(profile, "looop config set run.") == ["run.timeout"]
     assert "goal" in complete(profile, "looop _ go")
+    assert complete(profile, "looop _ wait --for asks,w") == ["asks,workers"]
 
 
 def test_bash_completes_command_names_after_help(profile: Profile) -> None:

@@ -3,6 +3,17 @@ there is something to act on), ``verbs`` (the only way it changes the world), ``
 and ``gate`` (its one gated command and the guard rail in front of it, which reads
 the command with ``shellread``, takes the wrappers off with ``programs`` and judges
 each program with ``harms``) and ``manual``
-(``looop help``: its operating contract)."""
+(``looop help``: its operating contract, and ``helpjson``: its tables as JSON)."""
 
-__all__ = ["gate", "harms", "manual", "programs", "run", "shellread", "state", "verbs", "wait"]
+__all__ = [
+    "gate",
+    "harms",
+    "helpjson",
+    "manual",
+    "programs",
+    "run",
+    "shellread",
+    "state",
+    "verbs",
+    "wait",
+]

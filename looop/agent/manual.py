@@ -1,26 +1,38 @@
-"""``looop help``: the manual, and the root agent's operating contract (SPEC §13).
+"""``looop help`` and ``looop --help``: the manual, the root agent's operating contract (SPEC §13).
 
 One text that an agent told "read ``looop help``, then loop on ``looop _
-wait``" needs and nothing else. The parts that are tables elsewhere are
-generated from those tables, never copied: the config keys from
-``config.KNOBS``, the exit codes and their meanings from
-``errors.MEANINGS``, the worker contract from ``workers.contract``. The
-rest is prose, and tests hold it to the code: every command registered
-(top level and under ``looop _``) is named here, every field ``_ state
---json`` prints and every kind of ``changed`` has its line, the exit codes
-are exactly those ``looop.errors`` defines, no line is wider than 80
-columns, and the root agent's loop, copied out of this text, runs and ends
-on exit 3. So a new verb, field or code cannot arrive without its line.
-Rejected: generating the verb list from click's help (the manual says what
-a verb is *for*, in the agent's terms, which the help does not).
+wait``" needs and nothing else, and its structure as JSON (``looop help
+--json``) for a program that builds on looop. Both are rendered from the
+same tables, never copied: the commands (``COMMANDS``), the root agent's
+verbs (``VERBS``), the kinds of ``changed`` (``CHANGED``) and the fields of
+``_ state --json`` (``FIELDS``) are tables here; the config keys come from
+``config.KNOBS``, the exit codes and their meanings from ``errors.MEANINGS``,
+the worker contract from ``workers.contract``. The rest is prose.
+
+``problems`` holds the tables to the commands click has registered, both
+ways (a command without a row, a row naming no command), and ``looop help
+--json`` refuses to print a structure that fails it; tests hold the rest:
+every field ``_ state --json`` prints and every kind of ``changed`` has its
+row, no line is wider than 80 columns, and the root agent's loop, copied
+out of this text, runs and ends on exit 3. So a new verb, field or code
+cannot arrive without its line. Rejected: generating the verb list from
+click's help (the manual says what a verb is *for*, in the agent's terms,
+which the help does not), and a manual that only names the verbs in prose
+(nothing but a text search could tell a verb was missing from it).
+
+Nothing here imports click: ``looop --help`` is answered without it.
 """
 
 from __future__ import annotations
 
+import re
 import textwrap
 
 from looop import config, errors
 from looop.workers.contract import CONTRACT
+
+WIDTH = 79  # the manual's lines are wrapped to fit in 80 columns
+NBSP = "\u00a0"  # in a table's text: a space the manual never breaks a line at
 
 INTRO = """\
 LOOOP(1)                     the looop manual
@@ -38,42 +50,214 @@ THREE ROLES
               the state, and acts only through looop's verbs.
   workers     agent sessions the root agent starts for multi-step work;
               looop supervises them, they ask through the mailbox and end.
+"""
 
-RUNNING IT
-  looop init [--runner P] [--install]
-                           a first run: the data dir, the config, a runner
-                           preset as the default, the service if asked; on
-                           a terminal it asks, elsewhere only flags count
-  looop up                 start the pulse (through systemd or launchd when
-                           installed, detached otherwise); returns once ready
-  looop down               stop the pulse, then every live worker unless
-                           --keep-workers
-  looop restart            stop the pulse and start it again (workers stay)
-  looop reload             the pulse re-reads its config (SIGHUP), no restart
-  looop install            install the pulse and an hourly reaper as user
-                           services; `looop uninstall` removes them
-  looop pulse              the pulse in the foreground (what the unit runs)
-  looop status [--json]    is the pulse running? exit 0 yes, 3 no, 4 unknown
-  looop logs [-f] [-n N]   the pulse's log (its journal, or its log file)
-  looop doctor             what breaks this setup, each with its fix; exit 1
-                           when anything does
-  looop sense [-v] [--json]
-                           beat now; -v: each sensor's result, slowest first
-  looop reap               remove dead worker sessions and stale claims
-  looop cost [--today] [--json]
-                           spend by day, kind and runner (from `_ cost`,
-                           and the spend a runner prints: RUNNERS below)
-  looop config show|get|set|path
-                           the knobs (below)
-  looop config runner add NAME (--preset P | --command ARGV) [--default]
-                           write [runners.NAME] (RUNNERS below); `config
-                           runner list` shows them
-  looop completion bash|zsh|fish
-                           the shell's completion script:
-                           eval "$(looop completion bash)"
-  looop help [COMMAND...]  this manual, or COMMAND's own help
-  looop version            which looop this is
+# The manual's tables. A row is (the command paths it covers, its usage
+# after "looop ", its purpose); a path's last word may name several
+# subcommands ("config show|get"). ``problems`` holds them to click's tree.
+Row = tuple[tuple[str, ...], str, str]
 
+COMMANDS: tuple[Row, ...] = (
+    (
+        ("init",),
+        "init [--runner P] [--install]",
+        "a first run: the data dir, the config, a runner preset as the default, the service"
+        " if asked; on a terminal it asks, elsewhere only flags count",
+    ),
+    (
+        ("up",),
+        "up",
+        "start the pulse (through systemd or launchd when installed, detached"
+        " otherwise); returns once ready",
+    ),
+    (("down",), "down", "stop the pulse, then every live worker unless --keep-workers"),
+    (("restart",), "restart", "stop the pulse and start it again (workers stay)"),
+    (("reload",), "reload", "the pulse re-reads its config (SIGHUP), no restart"),
+    (("install",), "install", "install the pulse and an hourly reaper as user services"),
+    (("uninstall",), "uninstall", "remove them (the data dir stays)"),
+    (
+        ("pulse", "_ pulse"),
+        "pulse",
+        "the pulse in the foreground (what the unit runs; also `looop _ pulse`)",
+    ),
+    (("status",), "status [--json]", "is the pulse running? exit 0 yes, 3 no, 4 unknown"),
+    (("logs",), "logs [-f] [-n N]", "the pulse's log (its journal, or its log file)"),
+    (("doctor",), "doctor", "what breaks this setup, each with its fix; exit 1 when anything does"),
+    (("sense",), "sense [-v] [--json]", "beat now; -v: each sensor's result, slowest first"),
+    (("reap",), "reap", "remove dead worker sessions and stale claims"),
+    (
+        ("cost",),
+        "cost [--today] [--json]",
+        "spend by day, kind and runner (from `_ cost`, and the spend a runner prints:"
+        " RUNNERS below)",
+    ),
+    (("config show|get|set|path",), "config show|get|set|path", "the knobs (below)"),
+    (
+        ("config runner add", "config runner list"),
+        "config runner add NAME (--preset P | --command ARGV) [--default]",
+        "write [runners.NAME] (RUNNERS below); `config runner list` shows them",
+    ),
+    (
+        ("completion",),
+        "completion bash|zsh|fish",
+        'the shell\'s completion script: eval\u00a0"$(looop\u00a0completion\u00a0bash)"',
+    ),
+    (
+        ("help",),
+        "help [COMMAND...] [--json]",
+        "this manual (so is `looop --help`), or"
+        " COMMAND's own help; --json: the manual's tables as one JSON object",
+    ),
+    (("version",), "version", "which looop this is"),
+)
+
+# The root agent's verbs, under the headings the manual gives them.
+VERBS: tuple[tuple[str, tuple[Row, ...]], ...] = (
+    (
+        "Reading:",
+        (
+            (("_ state",), "_ state [--json]", "the whole state (a pure read)"),
+            (
+                ("_ wait",),
+                "_ wait [--json] [--since C] [--timeout S] [--for CATS]",
+                "block until there is something to do (above)",
+            ),
+            (("_ asks",), "_ asks [--json]", "pending asks, oldest first"),
+        ),
+    ),
+    (
+        "The mailbox:",
+        (
+            (("_ answer",), "_ answer ASK_ID [TEXT...|-] [--force]", "answer it; --force: again"),
+            (
+                ("_ ask",),
+                "_ ask [WORKER] --prompt T [--ref PATH] [--options a,b]... [--timeout S] [--json]",
+                "a worker's: blocks, prints only the answer; a repeated --options adds choices",
+            ),
+        ),
+    ),
+    (
+        "Changing the world (each writes whole, journals one line, records an event;\n"
+        "  --journal TEXT gives the reason; a body is the words, or stdin with -):",
+        (
+            (("_ goal write",), "_ goal write ID [BODY...|-]", "goals/ID.md"),
+            (("_ goal archive",), "_ goal archive ID", "into goals/archive/"),
+            (
+                ("_ sensor write",),
+                "_ sensor write NAME [SCRIPT...|-]",
+                "sensors/NAME.sh (must start with #!)",
+            ),
+            (("_ sensor remove",), "_ sensor remove NAME", "sensors/NAME.sh, gone"),
+            (("_ sensor test",), "_ sensor test NAME [--json]", "run it once; publishes nothing"),
+            (
+                ("_ playbook write",),
+                "_ playbook write [BODY...|-]",
+                "PLAYBOOK.md, the old one kept",
+            ),
+            (
+                ("_ run",),
+                "_ run [--reason|--journal T] [--timeout S] [--allow-dangerous] --\u00a0COMMAND...",
+                "one command, recorded in runs/; irreversible ones (read as the"
+                " shell reads them: sudo, rm -rf of ~\u00a0/ the data dir, a force-push to main, a"
+                " download run by a shell, mkfs, a write onto a disk, shutdown) refused unless"
+                " --allow-dangerous or the human set LOOOP_RUN_ALLOW_DANGEROUS=1; its options come"
+                " first (a misspelt one is exit 2), the command is every word after",
+            ),
+            (("_ notify",), "_ notify MESSAGE...", "tell the human ([notify] command)"),
+        ),
+    ),
+    (
+        "Workers:",
+        (
+            (
+                ("_ worker start",),
+                "_ worker start ID [PROMPT...|-] [--timeout S] [--runner NAME] [--verify CMD]..."
+                " [--journal T]",
+                "a task of up to 4 MiB (worker.max_prompt_bytes); {prompt}, {prompt_file}, {id} are"
+                " replaced in the command only (--runner's, else worker.runner's, else"
+                " worker.command); with neither {prompt} nor {prompt_file}, or a prompt over"
+                " 128\u00a0KiB, the worker reads it on stdin ({prompt} names the file). --verify: a"
+                " post-condition (up to 16), run as `_ run` runs it (its guard rail, [run]"
+                " timeout, in the data dir) once the worker exits 0 or ends itself; its results"
+                ' are in sessions/ID/status.json, and a failure is "verify failed" in every'
+                " listing and wakes `_ wait`",
+            ),
+            (("_ worker kill",), "_ worker kill ID [--journal T]", "ends its whole process tree"),
+            (("_ worker list", "workers"), "_ worker list [--json]", "also `looop workers`"),
+            (
+                ("_ tell",),
+                "_ tell ID [MESSAGE...|-] [--journal T]",
+                "steer a live worker: the message comes after its next answer or in `_ told`,"
+                " whichever is first, once (16 KiB; exit 1: ID is not alive)",
+            ),
+            (
+                ("_ told",),
+                "_ told [WORKER] [--all] [--json]",
+                "a worker's: messages told to it and not yet shown (marked shown)",
+            ),
+            (("logs",), "logs ID [-f] [-n N]", "a worker's transcript"),
+            (
+                ("_ claim",),
+                "_ claim NAME [--session ID]",
+                "lease claims/NAME.json; exit 1 if another live session holds it",
+            ),
+            (("_ unclaim",), "_ unclaim NAME [--session ID]", "release your own lease"),
+            (("_ cost",), "_ cost KIND ID RUNNER USD", "record spend (0-1e6 USD a line)"),
+            (("_ kill",), "_ kill ID", "a worker ending itself"),
+        ),
+    ),
+)
+
+# What `changed` may hold, and what the agent does about each.
+CHANGED: tuple[tuple[str, str], ...] = (
+    ("asks", "a worker waits for you: answer each pending ask"),
+    ("goals", "a goal was written or archived: re-read goals/ID.md"),
+    ("playbook", "the PLAYBOOK changed: re-read it, it is your judgment guide"),
+    ("snapshots", "a sensor's signal moved: compare the world with the goals"),
+    (
+        "workers",
+        "a worker started or ended: read its report in reports/ (and its verify: a failed"
+        " one did not do what you asked)",
+    ),
+    ("pulse-down", "nothing senses any more: the loop ends with exit 3"),
+)
+
+# Every field of `_ state --json` (and of `_ wait --json`).
+FIELDS: tuple[tuple[str, str], ...] = (
+    ("cursor", "pass it back with `_ wait --since` (opaque)"),
+    ("changed", "from `_ wait` only: what moved (above)"),
+    ("pulse_alive", "is the pulse running (from its lock, as `looop status`)"),
+    (
+        "beats_failing",
+        "null, or the running pulse's streak of failed beats (count, since, why): tell the human",
+    ),
+    ("world_hash", "the hash of the PLAYBOOK, the goals and every signal"),
+    (
+        "snapshots",
+        "sensor readings by name (sensor-NAME, sys-sessions, sys-claims,"
+        ' sys-goals); a failed sensor\'s signal holds "error": true, its detail the message'
+        " and stderr",
+    ),
+    (
+        "asks",
+        "pending asks, oldest first: id, worker, prompt, options, reference, ts, and"
+        " stranded (its worker is gone)",
+    ),
+    (
+        "workers",
+        "every session: id, state (starting, running, exited, killed, dead,"
+        " unknown), alive, started, exit_code, unit, pending_ask (its first pending ask's id,"
+        " or null), undelivered (messages told, not yet shown to it), verify (its --verify"
+        " verdict: passed, failed, skipped, or null)",
+    ),
+    ("goals", "the goal ids; the text is in goals/ID.md"),
+    ("journal_tail", "the last 20 lines of journal.md"),
+    ("runs", "the last `_ run` records, and any interrupted one"),
+    ("problems", "files looop could not read, as {path, why}: fix them or tell the human"),
+    ("data_dir", "the data dir all of this was read from"),
+)
+
+DATA = """\
 THE DATA DIR  ($LOOOP_DATA_DIR, else ${XDG_STATE_HOME:-~/.local/state}/looop)
   PLAYBOOK.md        the user's judgment guide; earlier versions in playbook.d/
   goals/*.md         desired state, one file per goal; goals/archive/ when done
@@ -105,13 +289,30 @@ SENSORS
   is kept in snapshots/sensor-NAME.err. Try one with `looop _ sensor test NAME`.
 """
 
-AGENT = """\
+LOOP = """\
 THE ROOT AGENT'S OPERATING CONTRACT
   Loop on `_ wait`, passing back each answer's cursor so that nothing that
-  changes while you act is lost; the loop ends when the pulse is down:
+  changes while you act is lost. Your shell tool ends a call after a time
+  limit: set wait.timeout below it (`looop config set wait.timeout S`, or
+  --timeout S on the call), so that a wait with nothing to report ends
+  first, with exit 124.
+
+  As an agent, one call per turn:
+      looop _ wait --json --since C     (C: the last cursor; the first time,
+                                         no --since)
+    exit 0    act on `changed` (below) through the verbs; C = its cursor
+    exit 124  nothing yet: make the same call again, with the same C
+    exit 3    the pulse is down (changed: ["pulse-down"]): tell the human
+    other     stderr says why (2: a bad cursor or --for, 78: the config)
+    A call your tool killed lost nothing either: call again with the same C.
+
+  As a script that survives 124:
 
       c=""
-      while state=$(looop _ wait --json ${c:+--since "$c"}); do
+      while :; do
+          state=$(looop _ wait --json ${c:+--since "$c"}); rc=$?
+          [ "$rc" -eq 124 ] && continue    # nothing yet: the same cursor
+          [ "$rc" -eq 0 ] || break
           c=$(printf '%s' "$state" | jq -r .cursor)
           # act on "changed" (below) through the verbs, then wait again
       done
@@ -121,87 +322,17 @@ THE ROOT AGENT'S OPERATING CONTRACT
   (jq reads the cursor here; any JSON reader will do.) Each time, decide
   the one move that matters most, make it, and wait again. `changed` says
   what moved since your cursor:
-    asks        a worker waits for you: answer each pending ask
-    goals       a goal was written or archived: re-read goals/ID.md
-    playbook    the PLAYBOOK changed: re-read it, it is your judgment guide
-    snapshots   a sensor's signal moved: compare the world with the goals
-    workers     a worker started or ended: read its report in reports/
-                (and its verify: a failed one did not do what you asked)
-    pulse-down  nothing senses any more: the loop ends with exit 3
+"""
+
+AFTER_CHANGED = """\
   An ask already pending at your cursor does not wake you again, so you
-  may relay it to the human and keep waiting.
+  may relay it to the human and keep waiting. `--for asks,workers` (any of
+  asks, workers, goals, playbook, snapshots, schedules; comma-separated or
+  repeated) wakes you only for those; `changed` and the cursor still cover
+  the rest, and pulse-down always wakes.
+"""
 
-  Reading:
-    looop _ state [--json]                 the whole state (a pure read)
-    looop _ wait [--json] [--since C] [--timeout S]
-                                           block until there is something to do
-    looop _ asks [--json]                  pending asks, oldest first
-  The mailbox:
-    looop _ answer ASK_ID [TEXT...|-] [--force]
-    looop _ ask [WORKER] --prompt T [--ref PATH] [--options a,b]...
-                [--timeout S] [--json]
-                                 a worker's: blocks, prints only the answer;
-                                 a repeated --options adds choices
-  Changing the world (each writes whole, journals one line, records an event;
-  --journal TEXT gives the reason; a body is the words, or stdin with -):
-    looop _ goal write ID [BODY...|-]      goals/ID.md
-    looop _ goal archive ID                into goals/archive/
-    looop _ sensor write NAME [SCRIPT...|-]
-                                           sensors/NAME.sh (must start with #!)
-    looop _ sensor remove NAME
-    looop _ sensor test NAME [--json]      run it once; publishes nothing
-    looop _ playbook write [BODY...|-]     PLAYBOOK.md, the old one kept
-    looop _ run [--reason|--journal T] [--timeout S] [--allow-dangerous]
-                -- COMMAND...              one command, recorded in runs/;
-                                           irreversible ones (read as the
-                                           shell reads them: sudo, rm -rf of
-                                           ~ / the data dir, a force-push to
-                                           main, a download run by a shell,
-                                           mkfs, a write onto a disk,
-                                           shutdown) refused unless
-                                           --allow-dangerous or the human set
-                                           LOOOP_RUN_ALLOW_DANGEROUS=1; its
-                                           options come first (a misspelt one
-                                           is exit 2), the command is every
-                                           word after
-    looop _ notify MESSAGE...              tell the human ([notify] command)
-  Workers:
-    looop _ worker start ID [PROMPT...|-] [--timeout S] [--runner NAME]
-                         [--verify CMD]... [--journal T]
-                                           a task of up to 4 MiB
-                                           (worker.max_prompt_bytes);
-                                           {prompt}, {prompt_file}, {id} are
-                                           replaced in the command only
-                                           (--runner's, else worker.runner's,
-                                           else worker.command);
-                                           with neither {prompt} nor
-                                           {prompt_file}, or a prompt over
-                                           128 KiB, the worker reads it on
-                                           stdin ({prompt} names the file).
-                                           --verify: a post-condition (up to
-                                           16), run as `_ run` runs it (its
-                                           guard rail, [run] timeout, in the
-                                           data dir) once the worker exits 0
-                                           or ends itself; its results are in
-                                           sessions/ID/status.json, and a
-                                           failure is "verify failed" in
-                                           every listing and wakes `_ wait`
-    looop _ worker kill ID [--journal T]   ends its whole process tree
-    looop _ worker list [--json]           also `looop workers`
-    looop _ tell ID [MESSAGE...|-] [--journal T]
-                                           steer a live worker: the message
-                                           comes after its next answer or in
-                                           `_ told`, whichever is first, once
-                                           (16 KiB; exit 1: ID is not alive)
-    looop _ told [WORKER] [--all] [--json] a worker's: messages told to it
-                                           and not yet shown (marked shown)
-    looop logs ID [-f] [-n N]              a worker's transcript
-    looop _ claim NAME [--session ID]      lease claims/NAME.json; exit 1 if
-                                           another live session holds it
-    looop _ unclaim NAME [--session ID]    release your own lease
-    looop _ cost KIND ID RUNNER USD        record spend (0-1e6 USD a line)
-    looop _ kill ID                        a worker ending itself
-
+INVARIANTS = """\
   The invariants:
   - Never take an irreversible step (delete, deploy, pay, push to main,
     write to someone) without the human's yes.
@@ -212,34 +343,6 @@ THE ROOT AGENT'S OPERATING CONTRACT
     and wait. A worker's ask that is the human's to decide is relayed,
     not answered by you.
   - Answer every ask; a stranded ask (its worker is gone) needs no answer.
-"""
-
-STATE = """\
-THE STATE  (`looop _ state --json`; `_ wait --json` prints the same)
-  One JSON object:
-    cursor        pass it back with `_ wait --since` (opaque)
-    changed       from `_ wait` only: what moved (above)
-    pulse_alive   is the pulse running (from its lock, as `looop status`)
-    beats_failing null, or the running pulse's streak of failed beats
-                  (count, since, why): tell the human
-    world_hash    the hash of the PLAYBOOK, the goals and every signal
-    snapshots     sensor readings by name (sensor-NAME, sys-sessions,
-                  sys-claims, sys-goals); a failed sensor's signal holds
-                  "error": true, its detail the message and stderr
-    asks          pending asks, oldest first: id, worker, prompt, options,
-                  reference, ts, and stranded (its worker is gone)
-    workers       every session: id, state (starting, running, exited,
-                  killed, dead, unknown), alive, started, exit_code, unit,
-                  pending_ask (its first pending ask's id, or null),
-                  undelivered (messages told, not yet shown to it), verify
-                  (its --verify verdict: passed, failed, skipped, or null)
-    goals         the goal ids; the text is in goals/ID.md
-    journal_tail  the last 20 lines of journal.md
-    runs          the last `_ run` records, and any interrupted one
-    problems      files looop could not read, as {path, why}: fix them or
-                  tell the human
-    data_dir      the data dir all of this was read from
-  Without --json, a short summary for people.
 """
 
 IDS = """\
@@ -253,13 +356,49 @@ IDS AND TEXT
 """
 
 
+def _rows(rows: list[tuple[str, str]], indent: int, column: int, hang: int = 0) -> str:
+    """Each (term, meaning) as the manual sets it: the meaning from ``column``, wrapped.
+
+    A term too long for its line wraps (``hang`` columns in on the next; never
+    inside a ``[...]``), and a meaning that does not fit after it starts on a
+    line of its own. ``NBSP`` marks a space in the text that never breaks.
+    """
+    lines: list[str] = []
+    for term, meaning in rows:
+        head = textwrap.wrap(
+            re.sub(r"\[[^]]*\]", lambda m: m.group(0).replace(" ", NBSP), term),
+            WIDTH - indent,
+            subsequent_indent=" " * hang,
+            break_long_words=False,
+            break_on_hyphens=False,
+        )
+        body = textwrap.wrap(
+            meaning, WIDTH - column, break_long_words=False, break_on_hyphens=False
+        )
+        head = [" " * indent + line for line in head]
+        if body and len(head[-1]) < column:
+            head[-1] = head[-1].ljust(column) + body.pop(0)
+        lines += head + [" " * column + line for line in body]
+    return "".join(line.replace(NBSP, " ") + "\n" for line in lines)
+
+
+def _commands(rows: tuple[Row, ...], indent: int, column: int) -> str:
+    return "".join(
+        _rows([(f"looop {usage}", purpose)], indent, column, hang=len(names[0].split("|")[0]) + 7)
+        for names, usage, purpose in rows
+    )
+
+
 def _config_part() -> str:
     lines = ["CONFIG  (environment > config file > default; `looop config set KEY VALUE`)"]
     for knob in config.KNOBS.values():
-        default = config.format_value(knob.default) if knob.default is not None else "unset"
-        lines.append(f"  {knob.key} = {default}   (${knob.env})")
+        lines.append(f"  {knob.key} = {_default(knob)}   (${knob.env})")
         lines += textwrap.wrap(knob.help, 76, initial_indent="      ", subsequent_indent="      ")
     return "\n".join(lines) + "\n"
+
+
+def _default(knob: config.Knob) -> str:
+    return config.format_value(knob.default) if knob.default is not None else "unset"
 
 
 RUNNERS = """\
@@ -305,8 +444,29 @@ def _exit_part() -> str:
 
 
 def text() -> str:
+    """The manual: ``looop help`` and ``looop --help``."""
+    agent = LOOP + _rows(list(CHANGED), 4, 16) + AFTER_CHANGED + "\n"
+    for heading, rows in VERBS:
+        agent += f"  {heading}\n" + _commands(rows, 4, 43)
+    state = (
+        "THE STATE  (`looop _ state --json`; `_ wait --json` prints the same)\n"
+        "  One JSON object:\n" + _rows(list(FIELDS), 4, 18) + "  Without --json, a short"
+        " summary for people.\n"
+    )
     worker = "THE WORKER CONTRACT  (prepended to every worker's prompt)\n" + "".join(
         f"  {line}\n" if line else "\n" for line in CONTRACT.splitlines()
     )
-    parts = [INTRO, AGENT, STATE, worker, IDS, _config_part(), _runners_part(), _exit_part()]
-    return "\n".join(parts)
+    running = "RUNNING IT\n" + _commands(COMMANDS, 2, 27) + "\n"
+    return "\n".join(
+        [
+            INTRO,
+            running + DATA,
+            agent + "\n" + INVARIANTS,
+            state,
+            worker,
+            IDS,
+            _config_part(),
+            _runners_part(),
+            _exit_part(),
+        ]
+    )

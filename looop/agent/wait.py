@@ -57,6 +57,22 @@ watches are armed, with no ask seen and the workers of that moment. Either
 way the returned ``changed`` also covers what the returned state itself
 shows against that starting point, so it never shows more than it says.
 
+**Waking only for some kinds** (``--for``, ``wake_on``): an agent that
+handles only asks, or a script that relays them, should not be woken by
+every beat. The starting reads and every wake still compute what moved (a
+read whose kinds cannot wake the wait is skipped), but only a moved kind
+that was asked for, or ``pulse-down``, ends it; the returned ``changed`` and
+cursor cover everything, so the next wait does not report what this one let
+pass. Rejected: a cursor that leaves the unwanted kinds behind (the next
+plain wait would return at once for a beat long gone) and two fixed filters
+(the reference's ``--actionable``/``--only-asks``), which named no kind.
+``schedules`` (a schedule come due) is one of the kinds it may name.
+
+A wait with no ``--timeout`` takes the config's ``[wait] timeout`` (read by
+the command, not here): a root agent's shell tool kills a call after a few
+minutes, and a wait that ends by itself first (exit 124, nothing lost: the
+same cursor again) is a turn, not a failure.
+
 Two environment variables are read here. ``LOOOP_WAIT_POLL`` (set, and not
 ``0``) forces the polling fallback, so the tests and the bench can run every
 behaviour on it too. ``LOOOP_TEST_WAIT_READY`` names a file written (``<watch
@@ -86,20 +102,38 @@ READY_ENV = "LOOOP_TEST_WAIT_READY"  # a file written once the wait is armed (te
 
 PULSE_POLL = 0.5  # lock probe period when the holder cannot be watched directly
 
-ORDER = ("asks", "goals", "playbook", "snapshots", "workers", "pulse-down")
+ORDER = ("asks", "goals", "playbook", "snapshots", "workers", "schedules", "pulse-down")
+
+# What ``--for`` may name: the kinds of ``changed`` a wait can be asked to wake
+# for. ``pulse-down`` is not among them: it always wakes (nothing else would).
+CATEGORIES = ("asks", "workers", "goals", "playbook", "snapshots", "schedules")
 
 # What a wake may have moved, so only the needed reads are done.
 WORLD, ASKS, PULSE, WORKERS = "world", "asks", "pulse", "workers"
 
+# The kinds of ``changed`` each read may find, so a wait reads only what can wake it.
+ROLE_KINDS = {
+    WORLD: frozenset(worldhash.PARTS),
+    ASKS: frozenset({"asks"}),
+    WORKERS: frozenset({"workers"}),
+}
+
 
 # --- the wait ----------------------------------------------------------------
 def wait(
-    paths: Paths, timeout: float | None = None, since: state.Cursor | None = None
+    paths: Paths,
+    timeout: float | None = None,
+    since: state.Cursor | None = None,
+    wake_on: frozenset[str] | None = None,
 ) -> dict[str, Any] | None:
     """The state plus ``changed`` once there is something to act on; None on timeout.
 
     ``timeout`` is in seconds; None or infinity waits for as long as it takes.
     ``since`` is the cursor of an earlier output: changes are relative to it.
+    ``wake_on`` (``--for``) names the ``CATEGORIES`` that end the wait (None:
+    all of them); a change of another kind is let pass, but the returned
+    ``changed`` and cursor still cover it, so the next wait does not take it
+    for news. ``pulse-down`` ends every wait.
     """
     if timeout is not None and math.isnan(timeout):
         raise ValueError("timeout must be a number of seconds, not NaN")
@@ -111,6 +145,8 @@ def wait(
         world = worldhash.measure(paths)
         generation, live = state.workers_now(paths)
         base = since or state.Cursor(world.parts, state.digest(set()), 0, 0, generation, live)
+        wakes = {"pulse-down", *(CATEGORIES if wake_on is None else wake_on)}
+        reads = {PULSE, *(role for role, kinds in ROLE_KINDS.items() if kinds & wakes)}
         pulse = _PulseWatch(paths, watcher)
         changed = base.moved(world.parts)
         if base.workers_moved(generation, live):
@@ -120,7 +156,7 @@ def wait(
         if not pulse.arm():
             changed.add("pulse-down")
         _announce_ready(watcher.name, world.hash)
-        while not changed:
+        while not changed & wakes:
             now = time.monotonic()
             remaining = None if deadline is None else deadline - now
             if remaining is not None and remaining <= 0:
@@ -132,7 +168,7 @@ def wait(
                 pulse.next_probe is not None and time.monotonic() >= pulse.next_probe
             ):
                 hints.add(PULSE)
-            changed = _what_changed(paths, base, hints, pulse)
+            changed |= _what_changed(paths, base, hints & reads, pulse)
         alive = False if "pulse-down" in changed else watcher.pid_alive()
     finally:
         watcher.close()

@@ -19,21 +19,24 @@ completers they attach to their arguments, ``cli.manpage`` renders the man
 page from them, and ``cli.__main__`` (``python -m looop.cli``) runs a
 command line through click alone, without ``looop.__main__``'s fast path.
 This module holds what every
-one of them shares: the root group (a bare ``looop`` prints ``OVERVIEW``),
-``help`` (the manual is ``agent.manual``'s), ``version`` and
+one of them shares: the root group (a bare ``looop`` prints ``OVERVIEW``;
+its ``--help`` is the manual, ``RootGroup``), ``help`` (the manual is
+``agent.manual``'s; ``--json`` its tables, checked against ``registered``,
+the commands click knows), ``version`` and
 ``completion``, and the small helpers below (``body``, the verbs' one rule
 for a body given as words or on stdin). ``LazyGroup`` (click's "lazily
 loading subcommands" pattern) imports a command's module only when that
 command is looked up, so ``looop status --help`` or ``looop reap`` loads
 its own audience's module and not the service manager's or the agent's.
 
-Listing commands (``looop --help``, ``looop help``) looks every one of them up
-and so imports every audience's module: the short help shown there is the
-first sentence of the command's own docstring, kept in one place and short
-enough for an 80-column terminal (tests/test_help.py). Rejected: a
-copy of each short help in the lazy table, which would let ``--help`` list
-without importing but would drift from the docstrings; listing is not a hot
-path (``looop status`` is, and ``looop.__main__`` answers it without click).
+Listing commands (``looop _ --help``, ``looop help --json``, the man page)
+looks every one of them up and so imports every audience's module: the
+short help shown there is the first sentence of the command's own
+docstring, kept in one place and short enough for an 80-column terminal
+(tests/test_help.py). Rejected: a copy of each short help in the lazy
+table, which would let ``--help`` list without importing but would drift
+from the docstrings; listing is not a hot path (``looop status`` is, and
+``looop.__main__`` answers it, and ``looop --help``, without click).
 """
 
 from __future__ import annotations
@@ -55,6 +58,7 @@ __all__ = [
     "CONTEXT",
     "JOURNAL",
     "LazyGroup",
+    "RootGroup",
     "agent",
     "body",
     "cli",
@@ -66,6 +70,7 @@ __all__ = [
     "mailbox",
     "manpage",
     "pulse",
+    "registered",
     "run",
     "seconds_option",
     "service",
@@ -98,6 +103,30 @@ class LazyGroup(click.Group):
         if not isinstance(command, click.Command):
             raise TypeError(f"{target} is not a click command")
         return command
+
+
+class RootGroup(LazyGroup):
+    """The root group, whose ``--help`` (``-h``) is the manual, as ``looop help`` prints it.
+
+    An agent handed a tool reaches for ``looop --help`` first, and the list
+    of commands click would print there says nothing of the loop or the
+    verbs; ``looop COMMAND --help`` stays that command's own help.
+    """
+
+    def get_help_option(self, ctx: click.Context) -> click.Option | None:
+        option = super().get_help_option(ctx)
+        if option is not None:
+            option.callback = _print_manual
+            option.help = "Print the manual (the same as `looop help`) and exit."
+        return option
+
+
+def _print_manual(ctx: click.Context, param: click.Parameter, value: bool) -> None:
+    if value and not ctx.resilient_parsing:
+        from looop.agent import manual
+
+        click.echo(manual.text(), nl=False)
+        ctx.exit()
 
 
 def dispatch(args: list[str]) -> int:
@@ -166,7 +195,7 @@ def seconds_option(name: str, help: str) -> Callable[[Any], Any]:
 
 
 @click.group(
-    cls=LazyGroup,
+    cls=RootGroup,
     context_settings=CONTEXT,
     invoke_without_command=True,
     lazy={
@@ -219,8 +248,8 @@ looop {version}: a tiny control loop for one person's work.
   looop logs        the pulse's log (-f to follow)
   looop doctor      what is wrong with this setup, and how to fix it
   looop sense -v    beat once now and show each sensor's result
-  looop help        the manual a root agent works from
-  looop --help      every command"""
+  looop help        the manual a root agent works from (so is looop --help)
+  looop CMD --help  one command's options"""
 
 
 @cli.command("version")
@@ -249,10 +278,18 @@ def _command_names(ctx: click.Context, param: click.Parameter, incomplete: str) 
 
 
 @cli.command("help")
+@click.option("--json", "as_json", is_flag=True, help="The manual's tables as one JSON object.")
 @click.argument("command", nargs=-1, shell_complete=_command_names)
 @click.pass_context
-def help_command(ctx: click.Context, command: tuple[str, ...]) -> None:
+def help_command(ctx: click.Context, as_json: bool, command: tuple[str, ...]) -> None:
     """The manual (the root agent's contract), or COMMAND's help."""
+    if as_json:
+        if command:
+            raise UsageError("help --json prints the whole manual's tables: give no COMMAND")
+        from looop.agent import helpjson
+
+        echo_json(helpjson.structure(registered(cli)))
+        return
     if not command:
         from looop.agent import manual
 
@@ -267,3 +304,18 @@ def help_command(ctx: click.Context, command: tuple[str, ...]) -> None:
         group = found
         info_ctx = click.Context(group, info_name=name, parent=info_ctx)
     click.echo(group.get_help(info_ctx))
+
+
+def registered(root: click.Group) -> list[str]:
+    """Every visible command under ``root`` that runs, as typed after ``looop`` (``_ goal write``).
+
+    The groups are expanded, never listed: ``looop config`` is its subcommands.
+    """
+    from looop.cli import manpage
+
+    top = manpage.context(root, "looop", None)
+    return [
+        ctx.command_path.split(" ", 1)[1]
+        for command, ctx in manpage.walk(root, top)
+        if not isinstance(command, click.Group)
+    ]

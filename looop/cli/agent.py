@@ -2,7 +2,9 @@
 
 Both print the agent's format (``state.formatted``); a plain ``looop _ state
 [--json]`` is answered by ``looop.__main__`` without click, with the same
-function, as ``status`` is.
+function, as ``status`` is. ``wait`` without ``--timeout`` takes the config's
+``[wait] timeout`` (read only then), and ``--for`` names kinds from
+``agent.wait.CATEGORIES`` (an unknown one is a usage error, exit 2).
 
 ``_ pulse`` (an alias of ``looop pulse``) is listed here but lives with the
 pulse's commands in ``cli.pulse``, loaded only when called; ``ask``,
@@ -16,11 +18,12 @@ from __future__ import annotations
 
 import os
 import sys
+from typing import Any
 
 import click
 
 from looop.cli import CONTEXT, LazyGroup, seconds_option
-from looop.errors import TIMED_OUT
+from looop.errors import TIMED_OUT, UsageError
 from looop.paths import resolve
 
 
@@ -61,27 +64,56 @@ def state_command(as_json: bool) -> None:
     click.echo(state.formatted(state.collect(resolve()), as_json))
 
 
+def _wait_kinds(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[Any]:
+    """``--for``'s completer, loaded only when a shell completes."""
+    from looop.cli import complete
+
+    return complete.wait_kinds(ctx, param, incomplete)
+
+
 @agent_group.command("wait")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object (the agent's format).")
-@seconds_option("--timeout", help="Give up after S seconds (exit 124).")
+@seconds_option(
+    "--timeout", help="Give up after S seconds (exit 124); default: wait.timeout (0: never)."
+)
 @click.option(
     "--since",
     metavar="CURSOR",
     help="Changes after the output that printed CURSOR (its `cursor`), not after now.",
 )
-def wait_command(as_json: bool, timeout: float | None, since: str | None) -> int:
+@click.option(
+    "--for",
+    "wake_for",
+    metavar="CATS",
+    multiple=True,
+    shell_complete=_wait_kinds,
+    help="Wake only for these kinds of change (comma-separated, repeatable): "
+    "asks, workers, goals, playbook, snapshots, schedules.",
+)
+def wait_command(
+    as_json: bool, timeout: float | None, since: str | None, wake_for: tuple[str, ...]
+) -> int:
     """Block until there is something to act on, then print the state.
 
-    Wakes on a pending ask, a change of the world hash, or the pulse not
-    running; `changed` says which of asks, goals, playbook, snapshots,
-    workers, pulse-down moved. With --since, returns at once for anything
-    that changed after the output carrying CURSOR, and an ask pending then
-    does not wake it again. Exits 3 when the pulse is down.
+    Wakes on a pending ask, a change of the world hash, a worker starting or
+    ending, or the pulse not running; `changed` says which of asks, goals,
+    playbook, snapshots, workers, pulse-down moved. With --since, returns at
+    once for anything that changed after the output carrying CURSOR, and an
+    ask pending then does not wake it again. With --for, other changes do not
+    wake it, but `changed` and the cursor still cover them. Exits 3 when the
+    pulse is down, 124 when nothing came within the timeout (wait again with
+    the same cursor).
     """
     from looop.agent import state, wait
 
+    paths = resolve()
     cursor = None if since is None else state.Cursor.decode(since)
-    data = wait.wait(resolve(), timeout=timeout, since=cursor)
+    if timeout is None:
+        from looop import config
+
+        timeout = config.load_logged(paths.config_file).wait_timeout or None
+    wake_on = _categories(wake_for, wait.CATEGORIES) if wake_for else None
+    data = wait.wait(paths, timeout=timeout, since=cursor, wake_on=wake_on)
     if data is None:
         return TIMED_OUT
     click.echo(state.formatted(data, as_json))
@@ -89,3 +121,13 @@ def wait_command(as_json: bool, timeout: float | None, since: str | None) -> int
     # interpreter's teardown (about 10 ms of freeing modules).
     sys.stdout.flush()
     os._exit(wait.exit_code(data))
+
+
+def _categories(given: tuple[str, ...], known: tuple[str, ...]) -> frozenset[str]:
+    """``--for``'s names, each option comma-separated; an unknown one is a usage error."""
+    names = {name.strip() for option in given for name in option.split(",")} - {""}
+    unknown = sorted(names - set(known))
+    if unknown or not names:
+        said = ", ".join(map(repr, unknown)) or "nothing"
+        raise UsageError(f"--for: unknown {said} (known: {', '.join(known)})")
+    return frozenset(names)

@@ -11,7 +11,8 @@ traceback into the user's prompt. An id completes only when it is one a verb
 takes (``data.ids``): a file named with a newline, a comma or bytes that are
 not UTF-8 could otherwise add a candidate of its own (the shell reads one per
 line), and no verb would take it back anyway. ``command_names`` completes the words of
-``looop help COMMAND...`` by walking the same tree.
+``looop help COMMAND...`` by walking the same tree, ``wait_kinds`` the comma-separated
+kinds of ``_ wait --for``.
 """
 
 from __future__ import annotations
@@ -88,6 +89,16 @@ def runner_names(
     from looop.paths import resolve
 
     return _items(lambda: config.load(resolve().config_file).runners, incomplete)
+
+
+def wait_kinds(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[CompletionItem]:
+    """``_ wait --for asks,<TAB>``: the kinds of change, after those already typed."""
+    from looop.agent.wait import CATEGORIES
+
+    done, _, last = incomplete.rpartition(",")
+    typed = set(done.split(","))
+    head = f"{done}," if done else ""
+    return _items(lambda: (head + k for k in CATEGORIES if k not in typed), head + last)
 
 
 def command_names(
