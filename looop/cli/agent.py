@@ -7,8 +7,8 @@ function, as ``status`` is.
 ``_ pulse`` (an alias of ``looop pulse``) is listed here but lives with the
 pulse's commands in ``cli.pulse``, loaded only when called; ``ask``,
 ``answer`` and ``asks`` likewise in ``cli.mailbox``, and the verbs (``goal``,
-``sensor``, ``playbook``, ``notify``) in ``cli.verbs``, and a worker's
-``claim``, ``unclaim`` and ``cost`` in ``cli.workers``.
+``sensor``, ``playbook``, ``schedule``, ``notify``) in ``cli.verbs``, and a
+worker's ``claim``, ``unclaim`` and ``cost`` in ``cli.workers``.
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ from looop.paths import resolve
         "goal": "looop.cli.verbs:goal_group",
         "sensor": "looop.cli.verbs:sensor_group",
         "playbook": "looop.cli.verbs:playbook_group",
+        "schedule": "looop.cli.verbs:schedule_group",
         "notify": "looop.cli.verbs:notify_command",
         "run": "looop.cli.run:run_command",
         "worker": "looop.cli.workers:worker_group",
@@ -69,11 +70,12 @@ def state_command(as_json: bool) -> None:
 def wait_command(as_json: bool, timeout: float | None, since: str | None) -> int:
     """Block until there is something to act on, then print the state.
 
-    Wakes on a pending ask, a change of the world hash, or the pulse not
-    running; `changed` says which of asks, goals, playbook, snapshots,
-    workers, pulse-down moved. With --since, returns at once for anything
-    that changed after the output carrying CURSOR, and an ask pending then
-    does not wake it again. Exits 3 when the pulse is down.
+    Wakes on a pending ask, a change of the world hash, a schedule coming
+    due, or the pulse not running; `changed` says which of asks, goals,
+    playbook, snapshots, workers, schedules, pulse-down moved. With
+    --since, returns at once for anything that changed after the output
+    carrying CURSOR, and an ask pending then does not wake it again. Exits
+    3 when the pulse is down.
     """
     from looop.agent import state, wait
 

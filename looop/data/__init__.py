@@ -6,7 +6,8 @@ answers), ``sessions`` (worker sessions and the one judgment of their
 liveness), ``claims``, ``events`` (``events.jsonl``), ``snapshots`` (the
 published generations), ``sensors`` (which files are sensors, and their
 snapshots' names), ``runs`` (``_ run``'s records), ``cost`` (the spend
-ledger, ``cost.jsonl``) and ``ids`` (the one rule for an id a verb takes).
+ledger, ``cost.jsonl``), ``schedules`` (the agent's time triggers, and when
+each is due) and ``ids`` (the one rule for an id a verb takes).
 """
 
 __all__ = [
@@ -20,6 +21,7 @@ __all__ = [
     "mailbox",
     "playbook",
     "runs",
+    "schedules",
     "sensors",
     "sessions",
     "snapshots",
