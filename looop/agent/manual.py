@@ -75,6 +75,7 @@ THE DATA DIR  ($LOOOP_DATA_DIR, else ${XDG_STATE_HOME:-~/.local/state}/looop)
   claims/*.json      leases workers hold on shared resources
   asks/, answers/    the mailbox between workers and the root agent
   reports/           what workers deliver for a person to read
+  schedules/*.json   the root agent's time triggers (`_ schedule`)
   runs/              one record per `_ run`
   journal.md         one line per move, written only by looop's verbs
   events.jsonl       machine-readable lifecycle events
@@ -118,6 +119,8 @@ THE ROOT AGENT'S OPERATING CONTRACT
     playbook    the PLAYBOOK changed: re-read it, it is your judgment guide
     snapshots   a sensor's signal moved: compare the world with the goals
     workers     a worker started or ended: read its report in reports/
+    schedules   a schedule came due: look at what its note says (the
+                ones with "new": true); remove a one-shot once done
     pulse-down  nothing senses any more: the loop ends with exit 3
   An ask already pending at your cursor does not wake you again, so you
   may relay it to the human and keep waiting.
@@ -142,6 +145,23 @@ THE ROOT AGENT'S OPERATING CONTRACT
     looop _ sensor remove NAME
     looop _ sensor test NAME [--json]      run it once; publishes nothing
     looop _ playbook write [BODY...|-]     PLAYBOOK.md, the old one kept
+    looop _ schedule write NAME (--in D | --at T | --every D) [--note T]
+                                           wake the loop at a time: --in 90s,
+                                           2h, 1d; --at 2026-12-08T09:00 in
+                                           local time (+01:00 or Z for a
+                                           zone; 09:00: its next coming), a
+                                           one-shot's must be ahead; --every
+                                           1d re-arms at each instant (1 s to
+                                           10 years; with --in or --at: the
+                                           first). Due, it wakes `_ wait` at
+                                           that instant and is listed in
+                                           `_ state`: a one-shot until
+                                           removed, an --every one with its
+                                           next instant. An instant missed
+                                           while you acted wakes the next
+                                           `_ wait --since` at once.
+    looop _ schedule remove NAME           done with it (or before it is due)
+    looop _ schedule list [--json]         every schedule, due and next
     looop _ run [--reason|--journal T] [--timeout S] [--allow-dangerous]
                 -- COMMAND...              one command, recorded in runs/;
                                            irreversible ones (read as the
@@ -205,6 +225,10 @@ THE STATE  (`looop _ state --json`; `_ wait --json` prints the same)
                   killed, dead, unknown), alive, started, exit_code, unit,
                   pending_ask (its first pending ask's id, or null)
     goals         the goal ids; the text is in goals/ID.md
+    schedules     the due schedules: name, due (its latest instant), next
+                  (an --every one's next instant, else null), every
+                  (seconds or null), note; from `_ wait`, new (its instant
+                  is after your cursor: what woke you)
     journal_tail  the last 20 lines of journal.md
     runs          the last `_ run` records, and any interrupted one
     problems      files looop could not read, as {path, why}: fix them or
@@ -215,12 +239,13 @@ THE STATE  (`looop _ state --json`; `_ wait --json` prints the same)
 
 IDS = """\
 IDS AND TEXT
-  Goal, sensor, worker, ask and claim ids are 1 to 64 of A-Z a-z 0-9 . _ -,
-  starting with a letter or digit; anything else is refused before a file
-  is touched. Arguments and stdin are UTF-8 text: a byte that is not UTF-8
-  (or a NUL in a body) is read as U+FFFD. Human output shows control
-  characters and newlines in any id, prompt, name or message escaped (\\n,
-  \\x1b), one item per line; --json output is the text as stored.
+  Goal, sensor, schedule, worker, ask and claim ids are 1 to 64 of
+  A-Z a-z 0-9 . _ -, starting with a letter or digit; anything else is
+  refused before a file is touched. Arguments and stdin are UTF-8 text: a
+  byte that is not UTF-8 (or a NUL in a body) is read as U+FFFD. Human
+  output shows control characters and newlines in any id, prompt, name or
+  message escaped (\\n, \\x1b), one item per line; --json output is the
+  text as stored.
 """
 
 
