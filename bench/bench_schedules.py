@@ -88,7 +88,7 @@ class Bench:
         ready.unlink()
         self.looop("_", "schedule", "write", name, "--in", f"{random.uniform(0.3, 0.6):.3f}s")
         waiter.wait(timeout=30)
-        latency = time.time() - json.loads(record.read_text())["at"]
+        latency = time.time() - float(json.loads(record.read_text())["at"])
         self.looop("_", "schedule", "remove", name)
         return latency
 

@@ -211,6 +211,8 @@ def test_bash_completes_goal_ids_sensor_names_ask_ids_and_config_keys(profile: P
     assert complete(profile, "looop _ goal archive ") == ["deploy", "docs", "release", "setup"]
     assert complete(profile, "looop _ sensor test ") == ["ci", "today"]  # today: the starter
     assert complete(profile, "looop _ answer ") == ["w-1"]
+    assert profile.run("_", "schedule", "write", "standup", "--at", "09:00").returncode == 0
+    assert complete(profile, "looop _ schedule remove s") == ["standup"]
     assert complete(profile, "looop config set run.") == ["run.timeout"]
     assert "goal" in complete(profile, "looop _ go")
 

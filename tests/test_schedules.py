@@ -85,36 +85,48 @@ def test_a_schedule_wakes_a_blocked_wait_at_its_instant_and_only_then(agent: Age
     }
     # A one-shot stays listed until removed, and a cursor that saw it is not woken
     # again; one removed before its instant wakes nothing.
-    agent.ok("looop _ schedule write gone --in 0.5s && looop _ schedule remove gone")
-    code, later = agent.wait(state["cursor"], timeout=1.5)
+    agent.ok("looop _ schedule write gone --in 0.3s && looop _ schedule remove gone")
+    code, later = agent.wait(state["cursor"], timeout=1)
     assert (code, later) == (124, None)
     text = agent.ok("looop _ state")
     assert "  schedule ci (due " in text and "): is main green?" in text
-    agent.ok("looop _ schedule remove ci --journal done")
+    # An instant that came while the agent acted wakes its next wait at once.
+    agent.ok("looop _ schedule write soon --in 0.1s")
+    wait_for(lambda: "soon" in due(agent.profile.state()))
+    code, later = agent.wait(state["cursor"], timeout=0.01)
+    assert (code, later["changed"], due(later)["soon"]["new"]) == (0, ["schedules"], True)
+    assert due(later)["ci"]["new"] is False
+    agent.ok("looop _ schedule remove soon && looop _ schedule remove ci --journal done")
     assert agent.profile.state()["schedules"] == []
     journal = [line[19:] for line in (agent.profile.data / "journal.md").read_text().splitlines()]
-    assert journal[-4].startswith("schedule write ci (due ") and journal[-4].endswith(
-        ": after merge"
-    )
-    assert journal[-3].startswith("schedule write gone (due ")
-    assert journal[-2:] == ["schedule remove gone", "schedule remove ci: done"]
+    assert journal[-6].startswith("schedule write ci (due ")
+    assert journal[-6].endswith(": after merge")
+    assert [line.split(" (")[0] for line in journal[-5:]] == [
+        "schedule write gone",
+        "schedule remove gone",
+        "schedule write soon",
+        "schedule remove soon",
+        "schedule remove ci: done",
+    ]
     kinds = [(e["event"], e["schedule"]) for e in events(agent.profile) if "schedule" in e]
     assert kinds == [
         ("schedule_written", "ci"),
         ("schedule_written", "gone"),
         ("schedule_removed", "gone"),
+        ("schedule_written", "soon"),
+        ("schedule_removed", "soon"),
         ("schedule_removed", "ci"),
     ]
 
 
 def test_a_schedule_survives_a_pulse_restart_and_an_every_one_re_arms(agent: Agent) -> None:
     cursor = agent.profile.state()["cursor"]
-    agent.ok("looop _ schedule write later --in 2s && looop _ schedule write tick --every 1s")
+    agent.ok("looop _ schedule write later --in 1s && looop _ schedule write tick --every 1s")
     agent.stop_pulse()
     agent.start_pulse()
-    # The first instant after the cursor wakes the wait, whichever schedule it is.
+    # Each wait wakes at the first instant after its cursor, whichever schedule's it is.
     seen: dict[str, list[float]] = {"later": [], "tick": []}
-    while not seen["later"] or len(seen["tick"]) < 3:
+    while not seen["later"] or len(seen["tick"]) < 2:
         code, state = agent.wait(cursor)
         assert (code, state["changed"]) == (0, ["schedules"]), state
         new = [s for s in state["schedules"] if s["new"]]
@@ -123,31 +135,17 @@ def test_a_schedule_survives_a_pulse_restart_and_an_every_one_re_arms(agent: Age
             seen[s["name"]].append(s["due"])
         cursor = state["cursor"]
     assert seen["later"] == [agent.at("later")]
+    # Instants missed in a row are one wake, listed as the latest: whole periods apart.
     ticks = seen["tick"]
-    assert ticks == sorted(set(ticks)) and ticks[0] == agent.at("tick"), ticks
-    gaps = [b - a for a, b in itertools.pairwise(ticks)]
-    assert all(round(gap) >= 1 and abs(gap - round(gap)) < 1e-6 for gap in gaps), ticks
-
-
-def test_an_instant_that_came_while_the_agent_acted_wakes_its_next_wait_at_once(
-    agent: Agent,
-) -> None:
-    cursor = agent.profile.state()["cursor"]
-    agent.ok("looop _ schedule write soon --in 0.3s")
-    wait_for(lambda: agent.profile.state()["schedules"])  # the agent was busy meanwhile
-    code, state = agent.wait(cursor, timeout=0.01)
-    assert (code, state["changed"], due(state)["soon"]["new"]) == (0, ["schedules"], True)
+    gaps = [b - a for a, b in itertools.pairwise([agent.at("tick"), *ticks])]
+    assert all(abs(gap - round(gap)) < 1e-6 for gap in gaps) and min(gaps[1:]) >= 1, ticks
 
 
 BAD = {
     "name": (["../x", "--in", "1h"], 2, "invalid schedule id"),
-    "none": (["x"], 2, "give --in DURATION, --at TIME or --every DURATION"),
     "both": (["x", "--in", "1h", "--at", "09:00"], 2, "not both"),
     "past": (["x", "--at", "2020-01-01T00:00"], 2, "has passed"),
-    "garbled": (["x", "--at", "tomorrowish"], 2, "is not a time"),
-    "zero": (["x", "--in", "0s"], 2, "more than 0 s"),
     "too-fast": (["x", "--every", "0.5s"], 2, "--every must be 1 s"),
-    "far": (["x", "--in", "4000d"], 2, "at most ten years"),
     "unit": (["x", "--in", "2 fortnights"], 2, "is not a duration"),
 }
 
