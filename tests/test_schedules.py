@@ -45,9 +45,18 @@ class Agent:
         assert call.returncode == 0, (text, call.out, call.err)
         return call.out
 
-    def wait(self, since: str, timeout: float = 20) -> tuple[int, Any]:
-        call = self.tool.call(f"looop _ wait --json --since {since} --timeout {timeout:g}")
-        assert not call.killed, call.err
+    def wait(self, since: str, timeout: float = 20, meanwhile: str = "") -> tuple[int, Any]:
+        """``_ wait --json --since SINCE``; once it is blocked, the tool runs ``meanwhile``."""
+        text = f"looop _ wait --json --since {since} --timeout {timeout:g}"
+        if meanwhile:
+            ready = self.profile.root / f"ready-{time.monotonic_ns()}"
+            text = (
+                f"LOOOP_TEST_WAIT_READY={ready} {text} & "
+                f"until [ -e {ready} ]; do sleep 0.01; done; {{ {meanwhile}; }} >&2 || exit 99; "
+                "wait $!"
+            )
+        call = self.tool.call(text)
+        assert not call.killed and call.returncode != 99, call.err
         return call.returncode, (json.loads(call.out) if call.out.strip() else None)
 
     def at(self, name: str) -> float:
@@ -69,12 +78,12 @@ def due(state: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 def test_a_schedule_wakes_a_blocked_wait_at_its_instant_and_only_then(agent: Agent) -> None:
     cursor = agent.profile.state()["cursor"]
-    agent.ok("looop _ schedule write ci --in 2s --note 'is main green?' --journal 'after merge'")
-    code, state = agent.wait(cursor)
+    write = "looop _ schedule write ci --in 2s --note 'is main green?' --journal 'after merge'"
+    code, state = agent.wait(cursor, meanwhile=write)
     returned = time.time()
-    # Woken at the instant (not before it, and long before the timeout), with the note.
+    # Woken at the instant (not before it, and long before its 20 s timeout), with the note.
     assert (code, state["changed"]) == (0, ["schedules"]), state
-    assert returned >= agent.at("ci")
+    assert agent.at("ci") <= returned < agent.at("ci") + 10
     assert due(state)["ci"] | {"due": 0} == {
         "name": "ci",
         "due": 0,
@@ -84,9 +93,9 @@ def test_a_schedule_wakes_a_blocked_wait_at_its_instant_and_only_then(agent: Age
         "new": True,
     }
     # A one-shot stays listed until removed, and a cursor that saw it is not woken
-    # again; one removed before its instant wakes nothing.
-    agent.ok("looop _ schedule write gone --in 0.3s && looop _ schedule remove gone")
-    code, later = agent.wait(state["cursor"], timeout=1)
+    # again; one removed while the wait is blocked, before its instant, wakes nothing.
+    agent.ok("looop _ schedule write gone --in 1.5s")
+    code, later = agent.wait(state["cursor"], 2, meanwhile="looop _ schedule remove gone")
     assert (code, later) == (124, None)
     text = agent.ok("looop _ state")
     assert "  schedule ci (due " in text and "): is main green?" in text
