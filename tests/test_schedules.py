@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 import signal
 import subprocess
 import time
@@ -197,6 +198,12 @@ def test_a_file_that_is_no_schedule_is_a_problem_and_wakes_nothing(profile: Prof
     folder.mkdir(parents=True)
     (folder / "junk.json").write_text('{"at": "soon"}')
     (folder / "deep.json").write_text('{"at": 1, "every": 0.001}')
+    os.mkfifo(folder / "fifo.json")  # never waited on
+    (folder / "dir.json").mkdir()
     state = profile.state()
     assert state["schedules"] == []
-    assert [p["path"] for p in state["problems"]] == ["schedules/deep.json", "schedules/junk.json"]
+    assert [p["path"] for p in state["problems"]] == [
+        f"schedules/{name}.json" for name in ("deep", "dir", "fifo", "junk")
+    ]
+    out = profile.run("_", "wait", "--json", "--timeout", "5")  # no pulse: at once, exit 3
+    assert out.returncode == 3 and json.loads(out.stdout)["changed"] == ["pulse-down"], out.stderr
