@@ -138,9 +138,13 @@ def _duration(ctx: click.Context, param: click.Parameter, value: str | None) -> 
 
 @schedule_group.command("write", context_settings=CONTEXT)
 @click.argument("name", shell_complete=complete.schedule_names)
-@click.option("--in", "after", metavar="DURATION", callback=_duration, help="Due in 90s, 2h, 1d.")
+@click.option(
+    "--in", "after", metavar="DURATION", callback=_duration, help="Due in 90s, 10m, 2h, 1d."
+)
 @click.option("--at", "at", metavar="TIME", help="Due at 2026-12-08T09:00 (local; +01:00, Z).")
-@click.option("--every", metavar="DURATION", callback=_duration, help="Due again each period.")
+@click.option(
+    "--every", metavar="DURATION", callback=_duration, help="Due each period (1s to 10 years)."
+)
 @click.option("--note", metavar="TEXT", help="What to look at when it is due.")
 @JOURNAL
 def schedule_write(
@@ -180,7 +184,7 @@ def _local(when: float | None) -> str:
 @click.argument("name", shell_complete=complete.schedule_names)
 @JOURNAL
 def schedule_remove(name: str, reason: str | None) -> None:
-    """Remove schedule NAME (a due one-shot is done with so)."""
+    """Remove schedule NAME: done with, or no longer wanted."""
     from looop.agent import verbs
 
     verbs.remove_schedule(resolve(), name, reason)
