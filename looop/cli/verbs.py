@@ -201,7 +201,7 @@ def schedule_list(as_json: bool) -> None:
     from looop.say import duration, escaped
 
     now = time.time()
-    found = [s.shown(now) for s in schedules.listing(resolve())]
+    found = [s.as_dict(now) for s in schedules.listing(resolve())]
     if as_json:
         echo_json(found)
         return

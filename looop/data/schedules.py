@@ -37,7 +37,9 @@ schedule: it goes to ``problems`` (``_ state`` lists it) and wakes nothing.
 
 Every read goes through ``jsonfile.read_object`` (no link followed, never
 blocking on a FIFO, capped). The writes are the verbs' (``looop.agent.verbs``),
-through ``record``; ``instant`` reads ``--at``.
+through ``record``; ``new`` holds a write to the bounds (and says what a
+past ``--at`` means), ``instant`` reads ``--at``. Instants are compared in
+whole microseconds (``us``), the form a cursor carries (``latest``).
 """
 
 from __future__ import annotations
@@ -87,7 +89,7 @@ class Schedule:
             return None
         return self.at + (math.floor((t - self.at) / self.every) + 1) * self.every
 
-    def shown(self, now: float) -> dict[str, Any]:
+    def as_dict(self, now: float) -> dict[str, Any]:
         """``{"name", "due", "next", "every", "note"}`` at ``now`` (``due``: ``last``)."""
         return {
             "name": self.name,
@@ -186,8 +188,8 @@ def next_due(found: list[Schedule], mark: int) -> float | None:
 
 
 def due(found: list[Schedule], now: float) -> list[dict[str, Any]]:
-    """``Schedule.shown`` of each schedule whose (first) instant has come by ``now``."""
-    return [s.shown(now) for s in found if s.last(now) is not None]
+    """``Schedule.as_dict`` of each schedule whose (first) instant has come by ``now``."""
+    return [s.as_dict(now) for s in found if s.last(now) is not None]
 
 
 def instant(text: str, now: float) -> float:
