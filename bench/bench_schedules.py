@@ -6,7 +6,8 @@ loop that looks once a second whether the instant has come), for each trial:
 a ``looop _ wait`` is started and armed (it writes ``$LOOOP_TEST_WAIT_READY``),
 ``looop _ schedule write --in D`` makes a one-shot due a random 0.3 to 0.6 s
 later, and the latency is from the instant written in the schedule's file to
-the waiter's exit (both on the wall clock). The schedule is removed after
+the waiter's exit (both on the wall clock; the exit seen by a blocking
+``waitpid``, as ``Popen.wait(timeout=...)`` would poll for it). The schedule is removed after
 each trial. The baseline poller is started at a random phase, so its latency
 is uniform over the poll period, as the reference's is. Nothing is asserted.
 
@@ -30,9 +31,10 @@ from common import LOOOP, isolated_env, scratch
 
 POLL_DUE = """
 import json, random, sys, time
+started = time.time()
 open(sys.argv[2], "w").write("armed")
 time.sleep(random.random())  # the poller's phase
-while True:
+while time.time() < started + 30:
     try:
         if time.time() >= json.load(open(sys.argv[1]))["at"]:
             break
@@ -77,7 +79,7 @@ class Bench:
         record = self.data / "schedules" / f"{name}.json"
         if looop:
             env = {**self.env, "LOOOP_TEST_WAIT_READY": str(ready)}
-            argv = [LOOOP, "_", "wait", "--json"]
+            argv = [LOOOP, "_", "wait", "--json", "--timeout", "30"]
         else:
             env, argv = self.env, [sys.executable, "-c", POLL_DUE, str(record), str(ready)]
         waiter = subprocess.Popen(
@@ -87,7 +89,8 @@ class Bench:
             time.sleep(0.005)
         ready.unlink()
         self.looop("_", "schedule", "write", name, "--in", f"{random.uniform(0.3, 0.6):.3f}s")
-        waiter.wait(timeout=30)
+        # A blocking waitpid: Popen.wait(timeout=...) polls, every 50 ms by then.
+        waiter.wait()
         latency = time.time() - float(json.loads(record.read_text())["at"])
         self.looop("_", "schedule", "remove", name)
         return latency
