@@ -96,6 +96,10 @@ class Paths:
         return self.data_dir / "reports"
 
     @property
+    def schedules(self) -> Path:
+        return self.data_dir / "schedules"
+
+    @property
     def journal(self) -> Path:
         return self.data_dir / "journal.md"
 

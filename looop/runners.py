@@ -182,3 +182,40 @@ def command_for(cfg: config.Config, name: str | None) -> tuple[str | None, confi
             + (hint if chosen in PRESETS else "")
         )
     return chosen, command
+
+
+RUNNERS = """\
+RUNNERS  (`[runners.NAME] command = [...]` in the config file)
+  A named worker command; `_ worker start ID --runner NAME` picks it and
+  worker.runner names the default. A name is 1 to 64 of A-Z a-z 0-9 _ -.
+  `looop config runner add NAME --preset P` writes one as its tool documents
+  it, with a comment citing where:
+{presets}
+  Spend: where a runner prints its own (Claude Code's JSON result line,
+  total_cost_usd), the supervisor records it in cost.jsonl as kind worker,
+  the worker's id and the runner's name. A worker session's spend has one
+  source, the first to report it: once the runner's is recorded, the
+  worker's `_ cost worker ID ...` writes nothing (and says so); once the
+  worker's own is, the runner's is not added. A worker ended by `_ kill`
+  never prints its result: its `_ cost` is its record.
+"""
+
+
+def manual_part() -> str:
+    """The RUNNERS section of ``looop help``: what a runner is, the presets, the spend."""
+    import shlex
+    import textwrap
+
+    presets = [
+        "\n".join(
+            textwrap.wrap(
+                shlex.join(p.command),
+                78,
+                initial_indent=f"    {p.name:<9} ",
+                subsequent_indent=" " * 14,
+                break_on_hyphens=False,
+            )
+        )
+        for p in PRESETS.values()
+    ]
+    return RUNNERS.format(presets="\n".join(presets))

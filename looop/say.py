@@ -23,12 +23,18 @@ that is not UTF-8 as ``\\xNN`` text any writer accepts. Rejected: escaping the
 backslash too (injective, but a path or a regex in a prompt would read
 doubled), and escaping at the stream (that would also escape the printer's
 own newlines).
+
+A duration a person or an agent *says to looop* (``_ schedule write --in
+2h``) is read back by ``seconds``, in the same units ``duration`` writes
+(``90s``, ``10m``, ``1h30m``, ``3d 5h``; a bare number is seconds), so
+what looop says can be said back to it.
 Imports nothing: ``looop status`` uses it on its fast path.
 """
 
 from __future__ import annotations
 
 UNITS = (("d", 86400), ("h", 3600), ("m", 60), ("s", 1))
+_SIZES = {"": 1, "w": 604800, **dict(UNITS)}  # what ``seconds`` reads: a bare number is seconds
 
 
 def duration(seconds: float) -> str:
@@ -42,6 +48,28 @@ def duration(seconds: float) -> str:
             next_unit, next_size = UNITS[i + 1]
             return f"{whole}{unit} {rest // next_size}{next_unit}"
     raise AssertionError("unreachable: the last unit is one second")
+
+
+def seconds(text: str) -> float:
+    """The seconds ``text`` says: ``90``, ``90s``, ``1.5h``, ``1h30m``, ``3d 5h``, ``2w``.
+
+    ValueError for anything else (an empty text, a negative or non-finite
+    number, an unknown unit); the caller says which option it was.
+    """
+    total, rest = 0.0, text.strip().lower()
+    bad = ValueError(f"{text!r} is not a duration (say 90s, 10m, 2h, 1d, 1h30m)")
+    if not rest:
+        raise bad
+    while rest:
+        digits = len(rest) - len(rest.lstrip("0123456789."))
+        number, rest = rest[:digits], rest[digits:].lstrip()
+        unit = rest[:1] if rest[:1].isalpha() else ""
+        rest = rest[len(unit) :].lstrip()
+        size = _SIZES.get(unit)
+        if not number or number.count(".") > 1 or number == "." or size is None:
+            raise bad
+        total += float(number) * size
+    return total
 
 
 def count(n: int, word: str, plural: str | None = None) -> str:

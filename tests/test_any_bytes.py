@@ -57,6 +57,10 @@ COMMAND_LINES = [
     (f"looop _ sensor remove {BAD}", (2,)),
     (f"looop _ sensor test {BAD}", (2,)),
     (f"looop _ playbook write {BAD}", (0,)),
+    (f"looop _ schedule write {BAD} --in 1h", (2,)),
+    (f"looop _ schedule write t1 --in 1h --note {BAD} --journal {BAD}", (0,)),
+    (f"looop _ schedule write t2 --at {BAD}", (2,)),
+    (f"looop _ schedule remove {BAD}", (2,)),
     (f"looop _ notify {BAD}", (0,)),
     (f"looop _ ask w1 --prompt {BAD} --timeout 0", (124,)),
     (f"looop _ ask {BAD} --prompt x --timeout 0", (2,)),
@@ -258,6 +262,7 @@ def test_a_verb_whose_journal_cannot_take_its_line_moves_nothing(profile: Profil
         "looop _ sensor write s1 -- '#!/bin/bash'",
         "looop _ sensor remove s1",
         "looop _ playbook write mine",
+        "looop _ schedule write t1 --in 1h",
     ):
         done = shell.call(text)
         clean(done, 1)

@@ -103,7 +103,7 @@ def test_help_json_holds_every_command_knob_exit_code_and_state_field_as_the_man
     assert {row["code"]: row["meaning"] for row in tables["exit_codes"]} == errors.MEANINGS
     assert {row["field"] for row in tables["state"]} == {*profile.state(), "changed"}
     kinds = {row["kind"] for row in tables["changed"]}
-    assert kinds == {*worldhash.PARTS, "asks", "workers", "pulse-down"}
+    assert kinds == {*worldhash.PARTS, "asks", "workers", "schedules", "pulse-down"}
     # The text is rendered from the same rows: each one is in it, as the JSON says it.
     text = " ".join(profile.run("help").stdout.split())
     said = [row["usage"] + " " + row["purpose"] for row in rows]
@@ -246,6 +246,8 @@ def test_bash_completes_goal_ids_sensor_names_ask_ids_and_config_keys(profile: P
     assert complete(profile, "looop _ goal archive ") == ["deploy", "docs", "release", "setup"]
     assert complete(profile, "looop _ sensor test ") == ["ci", "today"]  # today: the starter
     assert complete(profile, "looop _ answer ") == ["w-1"]
+    assert profile.run("_", "schedule", "write", "standup", "--at", "09:00").returncode == 0
+    assert complete(profile, "looop _ schedule remove s") == ["standup"]
     assert complete(profile, "looop config set run.") == ["run.timeout"]
     assert "goal" in complete(profile, "looop _ go")
     assert complete(profile, "looop _ wait --for asks,w") == ["asks,workers"]

@@ -61,6 +61,8 @@ def test_every_verb_takes_journal_text_and_journals_it(profile: Profile, tmp_pat
         "run": "looop _ run --journal 'why 7' -- true",
         "worker start": "looop _ worker start w1 --journal 'why 8' go",
         "worker kill": "looop _ worker kill w1 --journal 'why 9'",
+        "schedule write": "looop _ schedule write t1 --in 1h --journal 'why 10'",
+        "schedule remove": "looop _ schedule remove t1 --journal 'why 11'",
     }
     try:
         for n, (verb, text) in enumerate(verbs.items(), 1):

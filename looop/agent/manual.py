@@ -28,7 +28,7 @@ from __future__ import annotations
 import re
 import textwrap
 
-from looop import config, errors
+from looop import config, errors, runners
 from looop.workers.contract import CONTRACT
 
 WIDTH = 79  # the manual's lines are wrapped to fit in 80 columns
@@ -163,6 +163,22 @@ VERBS: tuple[tuple[str, tuple[Row, ...]], ...] = (
                 " --allow-dangerous or the human set LOOOP_RUN_ALLOW_DANGEROUS=1; its options come"
                 " first (a misspelt one is exit 2), the command is every word after",
             ),
+            (
+                ("_ schedule write",),
+                "_ schedule write NAME (--in D | --at T | --every D) [--note T]",
+                "wake the loop at a time: --in 90s, 2h, 1d; --at 2026-12-08T09:00 in local time"
+                " (+01:00 or Z for a zone; 09:00: its next coming), a one-shot's must be ahead;"
+                " --every 1d re-arms at each instant (1 s to 10 years; with --in or --at: the"
+                " first). Due, it wakes `_ wait` at that instant and is listed in `_ state`: a"
+                " one-shot until removed, an --every one with its next instant. An instant"
+                " missed while you acted wakes the next `_ wait --since` at once",
+            ),
+            (
+                ("_ schedule remove",),
+                "_ schedule remove NAME",
+                "done with it (or before it is due)",
+            ),
+            (("_ schedule list",), "_ schedule list [--json]", "every schedule, due and next"),
             (("_ notify",), "_ notify MESSAGE...", "tell the human ([notify] command)"),
         ),
     ),
@@ -219,6 +235,11 @@ CHANGED: tuple[tuple[str, str], ...] = (
         "a worker started or ended: read its report in reports/ (and its verify: a failed"
         " one did not do what you asked)",
     ),
+    (
+        "schedules",
+        'a schedule came due: look at what its note says (the ones with "new": true);'
+        " remove a one-shot once done",
+    ),
     ("pulse-down", "nothing senses any more: the loop ends with exit 3"),
 )
 
@@ -251,6 +272,12 @@ FIELDS: tuple[tuple[str, str], ...] = (
         " verdict: passed, failed, skipped, or null)",
     ),
     ("goals", "the goal ids; the text is in goals/ID.md"),
+    (
+        "schedules",
+        "the due schedules: name, due (its latest instant), next (an --every one's next"
+        " instant, else null), every (seconds or null), note; from `_ wait`, new (its instant"
+        " is after your cursor: what woke you)",
+    ),
     ("journal_tail", "the last 20 lines of journal.md"),
     ("runs", "the last `_ run` records, and any interrupted one"),
     ("problems", "files looop could not read, as {path, why}: fix them or tell the human"),
@@ -267,6 +294,7 @@ THE DATA DIR  ($LOOOP_DATA_DIR, else ${XDG_STATE_HOME:-~/.local/state}/looop)
   claims/*.json      leases workers hold on shared resources
   asks/, answers/    the mailbox between workers and the root agent
   reports/           what workers deliver for a person to read
+  schedules/*.json   the root agent's time triggers (`_ schedule`)
   runs/              one record per `_ run`
   journal.md         one line per move, written only by looop's verbs
   events.jsonl       machine-readable lifecycle events
@@ -347,12 +375,13 @@ INVARIANTS = """\
 
 IDS = """\
 IDS AND TEXT
-  Goal, sensor, worker, ask and claim ids are 1 to 64 of A-Z a-z 0-9 . _ -,
-  starting with a letter or digit; anything else is refused before a file
-  is touched. Arguments and stdin are UTF-8 text: a byte that is not UTF-8
-  (or a NUL in a body) is read as U+FFFD. Human output shows control
-  characters and newlines in any id, prompt, name or message escaped (\\n,
-  \\x1b), one item per line; --json output is the text as stored.
+  Goal, sensor, schedule, worker, ask and claim ids are 1 to 64 of
+  A-Z a-z 0-9 . _ -, starting with a letter or digit; anything else is
+  refused before a file is touched. Arguments and stdin are UTF-8 text: a
+  byte that is not UTF-8 (or a NUL in a body) is read as U+FFFD. Human
+  output shows control characters and newlines in any id, prompt, name or
+  message escaped (\\n, \\x1b), one item per line; --json output is the
+  text as stored.
 """
 
 
@@ -401,43 +430,6 @@ def _default(knob: config.Knob) -> str:
     return config.format_value(knob.default) if knob.default is not None else "unset"
 
 
-RUNNERS = """\
-RUNNERS  (`[runners.NAME] command = [...]` in the config file)
-  A named worker command; `_ worker start ID --runner NAME` picks it and
-  worker.runner names the default. A name is 1 to 64 of A-Z a-z 0-9 _ -.
-  `looop config runner add NAME --preset P` writes one as its tool documents
-  it, with a comment citing where:
-{presets}
-  Spend: where a runner prints its own (Claude Code's JSON result line,
-  total_cost_usd), the supervisor records it in cost.jsonl as kind worker,
-  the worker's id and the runner's name. A worker session's spend has one
-  source, the first to report it: once the runner's is recorded, the
-  worker's `_ cost worker ID ...` writes nothing (and says so); once the
-  worker's own is, the runner's is not added. A worker ended by `_ kill`
-  never prints its result: its `_ cost` is its record.
-"""
-
-
-def _runners_part() -> str:
-    import shlex
-
-    from looop.runners import PRESETS
-
-    presets = [
-        "\n".join(
-            textwrap.wrap(
-                shlex.join(p.command),
-                78,
-                initial_indent=f"    {p.name:<9} ",
-                subsequent_indent=" " * 14,
-                break_on_hyphens=False,
-            )
-        )
-        for p in PRESETS.values()
-    ]
-    return RUNNERS.format(presets="\n".join(presets))
-
-
 def _exit_part() -> str:
     lines = ["EXIT CODES"] + [f"  {code:>3}  {what}" for code, what in errors.MEANINGS.items()]
     return "\n".join(lines) + "\n"
@@ -466,7 +458,7 @@ def text() -> str:
             worker,
             IDS,
             _config_part(),
-            _runners_part(),
+            runners.manual_part(),
             _exit_part(),
         ]
     )

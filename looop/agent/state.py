@@ -19,11 +19,14 @@ a form a later ``_ wait --since`` compares against, so nothing that changed
 while the agent was acting is lost (SPEC §8). It holds the world's per-part
 digests (``worldhash.measure``'s, cut to 64 bits: a comparison, not a
 proof), the pending asks as a digest of their ids with their count and the
-moment they were listed, and the workers as the session generation
+moment they were listed, the workers as the session generation
 (``sessions.generation``: it moves with every start and end, so a worker
 that started and ended between two waits is news although the live set is
-the same again) with a digest of the live ids; as base64url of a compact
-JSON list whose first item is the format version (``2``). Opaque to the
+the same again) with a digest of the live ids, and the latest schedule
+instant that had come (``rang_us``, ``schedules.latest``: an instant after
+it is news; not the clock, so one world still gives one cursor); as
+base64url of a compact JSON list whose first item is the format version
+(``3``). Opaque to the
 agent, and of one size, about 200 bytes, whatever the number of asks and
 workers: a cursor carrying every id grew past the 128 KiB a single argument
 may have at exec (``--since "$c"`` failed there at 10,000 asks). An ask is
@@ -47,7 +50,7 @@ import json
 import os
 import time
 
-from looop.data import claims, goals, journal, mailbox, runs, sessions
+from looop.data import claims, goals, journal, mailbox, runs, schedules, sessions
 from looop.data.layout import Problem, problem, shown
 from looop.digest import sha256
 from looop.errors import UsageError
@@ -59,7 +62,7 @@ if TYPE_CHECKING:
     from typing import Any
 
 
-CURSOR_VERSION = 2
+CURSOR_VERSION = 3
 DIGEST_CHARS = 16  # of each part's hex digest kept in a cursor (64 bits)
 CURSOR_MAX = 400  # characters: looop's own cursors are about 200, whatever the world's size
 # A file's change time comes from a coarse clock (a few ms behind the fine
@@ -83,10 +86,12 @@ class Cursor:
     their count and the change time of the newest one's file (``seen_us``,
     ``asks_seen``: so one world gives one cursor); the workers as the
     session generation (``sessions.generation``) and a digest of the live
-    ids. Every field is a few bytes whatever the number of asks and workers.
+    ids; and the latest schedule instant that had come (µs), which later
+    instants are compared with. Every field is a few bytes whatever the
+    number of asks, workers and schedules.
     """
 
-    __slots__ = ("asks", "asks_n", "generation", "live", "parts", "seen_us")
+    __slots__ = ("asks", "asks_n", "generation", "live", "parts", "rang_us", "seen_us")
 
     def __init__(
         self,
@@ -96,10 +101,11 @@ class Cursor:
         seen_us: int,
         generation: str,
         live: str,
+        rang_us: int,
     ) -> None:
         self.parts = {name: parts[name][:DIGEST_CHARS] for name in worldhash.PARTS}
         self.asks, self.asks_n, self.seen_us = asks, asks_n, seen_us
-        self.generation, self.live = generation, live
+        self.generation, self.live, self.rang_us = generation, live, rang_us
 
     def encode(self) -> str:
         payload = [
@@ -110,6 +116,7 @@ class Cursor:
             self.seen_us,
             self.generation,
             self.live,
+            self.rang_us,
         ]
         raw = json.dumps(payload, separators=(",", ":")).encode()
         return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
@@ -135,17 +142,17 @@ class Cursor:
         if payload[0] != CURSOR_VERSION:
             raise UsageError(f"--since: a cursor of format {payload[0]}, not {CURSOR_VERSION}")
         n = len(worldhash.PARTS)
-        if len(payload) != n + 6:
+        if len(payload) != n + 7:
             raise bad
         texts = [*payload[1 : n + 2], payload[n + 4], payload[n + 5]]
-        numbers = payload[n + 2 : n + 4]
+        numbers = [*payload[n + 2 : n + 4], payload[n + 6]]
         if not all(isinstance(t, str) and len(t) <= 64 for t in texts):
             raise bad
         if not all(type(k) is int and 0 <= k < 1 << 62 for k in numbers):
             raise bad
         parts = dict(zip(worldhash.PARTS, payload[1 : n + 1], strict=True))
-        asks, asks_n, seen_us, generation, live = payload[n + 1 : n + 6]
-        return cls(parts, asks, asks_n, seen_us, generation, live)
+        asks, asks_n, seen_us, generation, live, rang_us = payload[n + 1 : n + 7]
+        return cls(parts, asks, asks_n, seen_us, generation, live, rang_us)
 
     def moved(self, parts: dict[str, str]) -> set[str]:
         """The world parts whose digest differs from this cursor's."""
@@ -169,14 +176,20 @@ class Cursor:
         """Did a session start or end (the generation moved), or the live set change?"""
         return (generation, live) != (self.generation, self.live)
 
-    def changes_to(self, paths: Paths, later: Cursor, asks: list[dict[str, Any]]) -> set[str]:
-        """What ``later`` (whose pending asks are ``asks``) shows that this did not."""
+    def changes_to(self, paths: Paths, later: Cursor, state: dict[str, Any]) -> set[str]:
+        """What ``later`` (the cursor of ``state``, ``observe``'s) shows that this did not."""
         changed = self.moved(later.parts)
-        if self.new_asks(paths, asks):
+        if self.new_asks(paths, state["asks"]):
             changed.add("asks")
         if self.workers_moved(later.generation, later.live):
             changed.add("workers")
+        if any(self.sees_instant(s["due"]) for s in state["schedules"]):
+            changed.add("schedules")
         return changed
+
+    def sees_instant(self, instant: float) -> bool:
+        """Is ``instant`` (a schedule's, Unix seconds) news to this cursor?"""
+        return schedules.us(instant) > self.rang_us
 
 
 def ask_ids(asks: list[dict[str, Any]]) -> frozenset[str]:
@@ -244,6 +257,8 @@ def collect(paths: Paths, alive: bool | None = None) -> dict[str, Any]:
 def observe(paths: Paths, alive: bool | None = None) -> tuple[dict[str, Any], Cursor]:
     """``collect``'s state and its cursor (also in the state, encoded, as ``cursor``)."""
     problems: list[Problem] = []
+    now = time.time()  # the schedules' clock: due is judged at this
+    timers = schedules.listing(paths, problems)
     generation = sessions.generation(paths.sessions)  # before the sessions are judged
     world = worldhash.measure(paths, problems)
     listed_us = time.time_ns() // 1000  # what is renamed in from here may be missed
@@ -261,7 +276,8 @@ def observe(paths: Paths, alive: bool | None = None) -> tuple[dict[str, Any], Cu
     # An ask younger than the listing's start (by the coarse clock) may have
     # been missed: the cursor says it saw only what is older.
     seen_us = min(asks_seen(paths, ids, listed_us), listed_us - COARSE_US) if ids else 0
-    cursor = Cursor(world.parts, digest(ids), len(ids), seen_us, generation, live)
+    rang = schedules.latest(timers, now)
+    cursor = Cursor(world.parts, digest(ids), len(ids), seen_us, generation, live, rang)
     data = {
         "world_hash": world.hash,
         "pulse_alive": alive,
@@ -270,6 +286,7 @@ def observe(paths: Paths, alive: bool | None = None) -> tuple[dict[str, Any], Cu
         "asks": asks,
         "workers": found,
         "goals": goals.ids(paths),
+        "schedules": schedules.due(timers, now),
         "journal_tail": tail,
         "runs": runs.recent(paths),
         "problems": sorted(problems, key=lambda p: (p["path"], p["why"])),
@@ -303,6 +320,7 @@ def render(state: dict[str, Any]) -> str:
         + (f" (failing: {', '.join(failing)})" if failing else ""),
         f"goals       {', '.join(state['goals']) or '-'}",
         f"asks        {len(state['asks'])} pending",
+        f"schedules   {len(state.get('schedules', []))} due",
         f"workers     {len(state['workers'])} ({live} alive)",
     ]
     now = time.time()
@@ -312,6 +330,7 @@ def render(state: dict[str, Any]) -> str:
         mark = ", stranded" if ask.get("stranded") else ""
         prompt = " ".join(str(ask.get("prompt", ask.get("error", ""))).split())
         lines.append(f"  ask {ask['id']} ({ask.get('worker', '?')}, {age}{mark}): {prompt}")
+    lines += _schedule_lines(state.get("schedules", []))
     for worker in state["workers"]:
         failed = worker.get("verify") == "failed"
         if worker["alive"] or failed:
@@ -324,6 +343,22 @@ def render(state: dict[str, Any]) -> str:
     if state["journal_tail"]:
         lines.append("journal     " + state["journal_tail"][-1])
     return "\n".join(map(escaped, lines))
+
+
+def _schedule_lines(due: list[dict[str, Any]]) -> list[str]:
+    """``schedule NAME (due 12-08 09:00, every 1d 0h, new): note`` per due schedule."""
+    from looop.say import duration
+
+    lines = []
+    for s in due:
+        said = [time.strftime("due %m-%d %H:%M", time.localtime(s["due"]))]
+        if s["every"]:
+            said.append(f"every {duration(s['every'])}")
+        if s.get("new"):
+            said.append("new")
+        note = " ".join(str(s["note"] or "").split())
+        lines.append(f"  schedule {s['name']} ({', '.join(said)})" + (f": {note}" if note else ""))
+    return lines
 
 
 def formatted(state: dict[str, Any], as_json: bool) -> str:

@@ -1,4 +1,4 @@
-"""The root agent's verbs (SPEC §11): goals, sensors, the playbook, and notify.
+"""The root agent's verbs (SPEC §11): goals, sensors, the playbook, schedules and notify.
 
 The root agent changes the world only through these, never by editing files,
 so each verb is the single writer of what it touches. Every verb here
@@ -13,11 +13,14 @@ so each verb is the single writer of what it touches. Every verb here
   after the change is made: all of the work or none of it.
 
 The journal line is ``<verb> <id>`` (``goal write deploy``, ``sensor remove
-ci``, ``playbook write``, ``notify: <message>``), with ``: <reason>`` added
+ci``, ``playbook write``, ``schedule write check (due 2026-12-08 09:00, every
+1d)``, ``notify: <message>``), with ``: <reason>`` added
 when the agent gives ``--journal REASON``: the journal says what moved and,
 when the agent says it, why. The event is ``goal_written``,
 ``goal_archived``, ``sensor_written``, ``sensor_removed``,
-``playbook_written`` or ``notified``, naming the id.
+``playbook_written``, ``schedule_written`` (with its ``at`` and ``every``),
+``schedule_removed`` or ``notified``, naming the id. A schedule coming due
+writes nothing (``data.schedules``: it is the clock's, not a move).
 
 Parsing the body (arguments or stdin, the refusal of a lone flag-shaped
 body) is the CLI's (``looop.cli.body``); these functions take text.
@@ -41,12 +44,13 @@ import shutil
 import stat
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from looop import fs
-from looop.data import events, ids, journal, playbook, sensors
+from looop.data import events, ids, journal, playbook, schedules, sensors
 from looop.data.layout import ensure_layout
 from looop.errors import NOT_FOUND, LooopError, UsageError
 from looop.paths import Paths
@@ -57,7 +61,9 @@ GOAL_MODE = 0o644
 
 
 @contextmanager
-def _move(paths: Paths, text: str, reason: str | None, event: str, **fields: str) -> Iterator[None]:
+def _move(
+    paths: Paths, text: str, reason: str | None, event: str, **fields: object
+) -> Iterator[None]:
     """The journal opened before the move in the block, its line and event written after."""
     with journal.opened(paths) as note:
         yield
@@ -118,14 +124,18 @@ def write_sensor(paths: Paths, name: str, script: str, reason: str | None = None
 
 def remove_sensor(paths: Paths, name: str, reason: str | None = None) -> Path:
     ids.check("sensor", name)
-    path = sensors.path(paths, name)
+    return _remove(paths, "sensor", name, sensors.path(paths, name), reason)
+
+
+def _remove(paths: Paths, kind: str, name: str, path: Path, reason: str | None) -> Path:
+    """Remove ``path``, the file of ``kind`` ``name``; journaled ``<kind> remove <name>``."""
     try:
         st = os.lstat(path)
     except FileNotFoundError:
-        raise LooopError(f"no sensor named {name!r}") from None
+        raise LooopError(f"no {kind} named {name!r}") from None
     if stat.S_ISDIR(st.st_mode):
-        raise fs.BadFile(path, "is a directory, not a sensor; refusing to remove it")
-    with _move(paths, f"sensor remove {name}", reason, "sensor_removed", sensor=name):
+        raise fs.BadFile(path, f"is a directory, not a {kind}; refusing to remove it")
+    with _move(paths, f"{kind} remove {name}", reason, f"{kind}_removed", **{kind: name}):
         os.unlink(path)  # a link is removed as a link; what it points to is untouched
     return path
 
@@ -145,6 +155,28 @@ def write_playbook(paths: Paths, body: str, reason: str | None = None) -> Path |
     with _move(paths, "playbook write", reason, "playbook_written"):
         kept = playbook.replace(paths, body if body.endswith("\n") else body + "\n")
     return kept
+
+
+def write_schedule(paths: Paths, schedule: schedules.Schedule, reason: str | None = None) -> Path:
+    """Write ``schedules/NAME.json`` (``schedules.new``'s), replacing one of that name."""
+    from looop import say
+
+    name = schedule.name
+    ids.check("schedule", name)
+    ensure_layout(paths)
+    first = schedule.next(time.time()) or schedule.at  # an --every's phase may be past
+    when = time.strftime("%Y-%m-%d %H:%M", time.localtime(first))
+    said = f"due {when}" + (f", every {say.duration(schedule.every)}" if schedule.every else "")
+    data = schedules.record(schedule.at, schedule.every, schedule.note, time.time())
+    fields = {"schedule": name, "at": schedule.at, "every": schedule.every}
+    with _move(paths, f"schedule write {name} ({said})", reason, "schedule_written", **fields):
+        written = fs.write_whole(schedules.path(paths, name), data)
+    return written
+
+
+def remove_schedule(paths: Paths, name: str, reason: str | None = None) -> Path:
+    ids.check("schedule", name)
+    return _remove(paths, "schedule", name, schedules.path(paths, name), reason)
 
 
 def notifier(command: tuple[str, ...] | None, message: str) -> list[str] | None:

@@ -2,7 +2,8 @@
 
 This module owns the root agent's blocking read. A wait returns the state (as
 ``looop _ state``) plus ``changed`` when a pending ask exists, the world hash
-differs from its value when the wait began, or the pulse is not running; each
+differs from its value when the wait began, a schedule's instant comes, or
+the pulse is not running; each
 of those is checked once at the start, so a wait never sleeps on a world that
 already needs attention or that nothing will update.
 
@@ -79,8 +80,23 @@ behaviour on it too. ``LOOOP_TEST_WAIT_READY`` names a file written (``<watch
 name> <world hash>``, atomically) once the wait is armed: a test or the bench
 changes the world only after that, and learns which watch the wait sleeps on.
 
+**Schedules at their instant** (``data.schedules``). The wait reads
+``schedules/`` once armed, computes the first instant of any schedule after
+its starting point (the cursor's ``rang_us``, or the moment it was armed),
+and makes that a deadline of its sleep beside the timeout: it wakes at the
+instant itself, with no beat in between (the pulse has no part in it, so a
+pulse restart loses nothing). ``schedules/`` is watched (``SCHEDULES``): a
+schedule written or removed while the wait sleeps moves the deadline, so
+one removed before it is due wakes nothing. An instant already past the
+starting point (missed while the agent acted) returns at once. While a
+deadline is set the sleep is cut to ``CLOCK_CHECK`` seconds: the deadline
+is wall time, and the monotonic clock a sleep is measured in stops while
+the machine is suspended, so a laptop that slept through 09:00 wakes the
+wait within that much of resuming, not hours late.
+
 Blocked, a wait sleeps in the kernel: no timer ticks unless it probes the lock
-or the watch polls (or once an hour under a longer timeout: ``looop.watch``).
+or the watch polls, or a schedule is ahead (every ``CLOCK_CHECK``), or once an
+hour under a longer timeout (``looop.watch``).
 """
 
 from __future__ import annotations
@@ -93,7 +109,7 @@ from typing import Any
 
 from looop import errors, fs, watch
 from looop.agent import state
-from looop.data import goals, mailbox, sessions
+from looop.data import goals, mailbox, schedules, sessions
 from looop.paths import Paths
 from looop.pulse import lock, worldhash
 
@@ -101,6 +117,7 @@ POLL_ENV = "LOOOP_WAIT_POLL"  # set (not "0") to force the polling fallback
 READY_ENV = "LOOOP_TEST_WAIT_READY"  # a file written once the wait is armed (tests, bench)
 
 PULSE_POLL = 0.5  # lock probe period when the holder cannot be watched directly
+CLOCK_CHECK = 60.0  # seconds: the longest sleep while a schedule's instant is ahead
 
 ORDER = ("asks", "goals", "playbook", "snapshots", "workers", "schedules", "pulse-down")
 
@@ -109,7 +126,7 @@ ORDER = ("asks", "goals", "playbook", "snapshots", "workers", "schedules", "puls
 CATEGORIES = ("asks", "workers", "goals", "playbook", "snapshots", "schedules")
 
 # What a wake may have moved, so only the needed reads are done.
-WORLD, ASKS, PULSE, WORKERS = "world", "asks", "pulse", "workers"
+WORLD, ASKS, PULSE, WORKERS, SCHEDULES = "world", "asks", "pulse", "workers", "schedules"
 
 # The kinds of ``changed`` each read may find, so a wait reads only what can wake it.
 ROLE_KINDS = {
@@ -144,7 +161,10 @@ def wait(
         # is seen either by the reads or by an event, never by neither.
         world = worldhash.measure(paths)
         generation, live = state.workers_now(paths)
-        base = since or state.Cursor(world.parts, state.digest(set()), 0, 0, generation, live)
+        clock = _Clock(paths, since)
+        base = since or state.Cursor(
+            world.parts, state.digest(set()), 0, 0, generation, live, clock.mark
+        )
         wakes = {"pulse-down", *(CATEGORIES if wake_on is None else wake_on)}
         reads = {PULSE, *(role for role, kinds in ROLE_KINDS.items() if kinds & wakes)}
         pulse = _PulseWatch(paths, watcher)
@@ -155,13 +175,16 @@ def wait(
             changed.add("asks")
         if not pulse.arm():
             changed.add("pulse-down")
+        if clock.rang():
+            changed.add("schedules")
         _announce_ready(watcher.name, world.hash)
         while not changed & wakes:
             now = time.monotonic()
             remaining = None if deadline is None else deadline - now
             if remaining is not None and remaining <= 0:
                 return None
-            naps = [t for t in (remaining, pulse.probe_in(now)) if t is not None]
+            ring = clock.nap() if "schedules" in wakes else None  # rung and let pass: no spin
+            naps = [t for t in (remaining, pulse.probe_in(now), ring) if t is not None]
             woke = watcher.wait(min(naps) if naps else None)
             hints = set(woke.roles)
             if woke.pid_exited or (
@@ -169,6 +192,10 @@ def wait(
             ):
                 hints.add(PULSE)
             changed |= _what_changed(paths, base, hints & reads, pulse)
+            if SCHEDULES in hints:
+                clock.read()
+            if clock.rang():
+                changed.add("schedules")
         alive = False if "pulse-down" in changed else watcher.pid_alive()
     finally:
         watcher.close()
@@ -194,6 +221,7 @@ def _watched(paths: Paths) -> list[watch.Dir]:
         watch.Dir(paths.answers, ASKS, names=mailbox.named),
         # A session's start or end rewrites sessions/.changed (data.sessions.poke).
         watch.Dir(paths.sessions, WORKERS, names=lambda name: name == sessions.CHANGED),
+        watch.Dir(paths.schedules, SCHEDULES, names=schedules.named),
     ]
 
 
@@ -219,9 +247,11 @@ def _result(
     # again reads /proc/locks, which can wait a whole RCU grace period).
     data, cursor = state.observe(paths, alive=alive)
     # The state is read after the wake; report what it shows, too.
-    changed |= base.changes_to(paths, cursor, data["asks"])
+    changed |= base.changes_to(paths, cursor, data)
     if not data["pulse_alive"]:
         changed.add("pulse-down")
+    for due in data["schedules"]:
+        due["new"] = base.sees_instant(due["due"])  # what woke it, or came since
     data["changed"] = [name for name in ORDER if name in changed]
     return data
 
@@ -245,6 +275,29 @@ def _announce_ready(backend: str, world_hash: str) -> None:
         return
     with contextlib.suppress(OSError):
         fs.write_whole(target, f"{backend} {world_hash}\n".encode())
+
+
+# --- the schedules -----------------------------------------------------------
+class _Clock:
+    """The first schedule instant after the wait's starting point, as a deadline."""
+
+    def __init__(self, paths: Paths, since: state.Cursor | None) -> None:
+        self.paths = paths
+        # Without a cursor, the moment the wait is armed is its mark.
+        self.mark = schedules.us(time.time()) if since is None else since.rang_us
+        self.read()
+
+    def read(self) -> None:
+        """(Re)read ``schedules/``: one written or removed moves the deadline."""
+        self.due = schedules.next_due(schedules.listing(self.paths), self.mark)
+
+    def nap(self) -> float | None:
+        """Seconds to sleep at most: until the instant, never over ``CLOCK_CHECK``."""
+        return None if self.due is None else max(0.0, min(self.due - time.time(), CLOCK_CHECK))
+
+    def rang(self) -> bool:
+        """Has the first instant after the starting point come?"""
+        return self.due is not None and time.time() >= self.due
 
 
 # --- the pulse ---------------------------------------------------------------

@@ -11,7 +11,7 @@ The commands live in one module per audience: ``cli.pulse`` (pulse, ``_
 pulse``, sense, status), ``cli.service`` (up, down, restart, reload, logs,
 doctor, install, uninstall), ``cli.agent`` (the ``_`` group: state, wait),
 ``cli.mailbox`` (``_ ask``, ``_ answer``, ``_ asks``), ``cli.verbs`` (``_
-goal``, ``_ sensor``, ``_ playbook``, ``_ notify``), ``cli.run`` (``_
+goal``, ``_ sensor``, ``_ playbook``, ``_ schedule``, ``_ notify``), ``cli.run`` (``_
 run``), ``cli.workers`` (``_ worker start|kill|list``, workers, reap, cost,
 and a worker's ``_ claim``, ``_ unclaim``, ``_ cost``, ``_ kill``) and
 ``cli.config`` (the config group); ``cli.complete`` holds the shell

@@ -9,9 +9,9 @@ function, as ``status`` is. ``wait`` without ``--timeout`` takes the config's
 ``_ pulse`` (an alias of ``looop pulse``) is listed here but lives with the
 pulse's commands in ``cli.pulse``, loaded only when called; ``ask``,
 ``answer``, ``asks``, ``tell`` and ``told`` likewise in ``cli.mailbox``,
-and the verbs (``goal``, ``sensor``, ``playbook``, ``notify``) in
-``cli.verbs``, and a worker's ``claim``, ``unclaim`` and ``cost`` in
-``cli.workers``.
+and the verbs (``goal``, ``sensor``, ``playbook``, ``schedule``,
+``notify``) in ``cli.verbs``, and a worker's ``claim``, ``unclaim`` and
+``cost`` in ``cli.workers``.
 """
 
 from __future__ import annotations
@@ -41,6 +41,7 @@ from looop.paths import resolve
         "goal": "looop.cli.verbs:goal_group",
         "sensor": "looop.cli.verbs:sensor_group",
         "playbook": "looop.cli.verbs:playbook_group",
+        "schedule": "looop.cli.verbs:schedule_group",
         "notify": "looop.cli.verbs:notify_command",
         "run": "looop.cli.run:run_command",
         "worker": "looop.cli.workers:worker_group",
@@ -96,13 +97,13 @@ def wait_command(
     """Block until there is something to act on, then print the state.
 
     Wakes on a pending ask, a change of the world hash, a worker starting or
-    ending, or the pulse not running; `changed` says which of asks, goals,
-    playbook, snapshots, workers, pulse-down moved. With --since, returns at
-    once for anything that changed after the output carrying CURSOR, and an
-    ask pending then does not wake it again. With --for, other changes do not
-    wake it, but `changed` and the cursor still cover them. Exits 3 when the
-    pulse is down, 124 when nothing came within the timeout (wait again with
-    the same cursor).
+    ending, a schedule coming due, or the pulse not running; `changed` says
+    which of asks, goals, playbook, snapshots, workers, schedules, pulse-down
+    moved. With --since, returns at once for anything that changed after the
+    output carrying CURSOR, and an ask pending then does not wake it again.
+    With --for, other changes do not wake it, but `changed` and the cursor
+    still cover them. Exits 3 when the pulse is down, 124 when nothing came
+    within the timeout (wait again with the same cursor).
     """
     from looop.agent import state, wait
 

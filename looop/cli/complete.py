@@ -5,7 +5,8 @@ Click's own completion runs underneath: the script a shell sources calls
 tree (the lazy groups list their commands, so every command completes) and
 asks a parameter's ``shell_complete`` for its values. The completers here
 read the data dir through the readers that own it (``data.goals``,
-``data.sensors.discover``, ``data.mailbox``, ``data.sessions``) and never
+``data.sensors.discover``, ``data.schedules``, ``data.mailbox``,
+``data.sessions``) and never
 raise: a broken or missing data dir completes nothing rather than printing a
 traceback into the user's prompt. An id completes only when it is one a verb
 takes (``data.ids``): a file named with a newline, a comma or bytes that are
@@ -54,6 +55,15 @@ def sensor_names(
     from looop.paths import resolve
 
     return _ids(lambda: map(sensors.name, sensors.discover(resolve().sensors)), incomplete)
+
+
+def schedule_names(
+    ctx: click.Context, param: click.Parameter, incomplete: str
+) -> list[CompletionItem]:
+    from looop.data import schedules
+    from looop.paths import resolve
+
+    return _ids(lambda: (s.name for s in schedules.listing(resolve())), incomplete)
 
 
 def ask_ids(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[CompletionItem]:

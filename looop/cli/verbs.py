@@ -1,4 +1,5 @@
-"""The root agent's verbs (SPEC §11): ``_ goal``, ``_ sensor``, ``_ playbook``, ``_ notify``.
+"""The root agent's verbs (SPEC §11): ``_ goal``, ``_ sensor``, ``_ playbook``, ``_ schedule``,
+``_ notify``.
 
 Behaviour is ``looop.agent.verbs``'s (and ``pulse.beat``'s for ``_ sensor
 test``); this module parses, applies the one body rule (``cli.body``) and
@@ -119,6 +120,96 @@ def playbook_write(words: tuple[str, ...], reason: str | None) -> None:
 
     kept = verbs.write_playbook(resolve(), body(words, "playbook"), reason)
     click.echo("wrote PLAYBOOK.md" + (f" (previous kept as {kept})" if kept else ""))
+
+
+@click.group("schedule", context_settings=CONTEXT)
+def schedule_group() -> None:
+    """Write, remove or list a schedule: a wake at a time."""
+
+
+def _duration(ctx: click.Context, param: click.Parameter, value: str | None) -> float | None:
+    from looop import say
+
+    try:
+        return None if value is None else say.seconds(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), ctx, param) from None
+
+
+@schedule_group.command("write", context_settings=CONTEXT)
+@click.argument("name", shell_complete=complete.schedule_names)
+@click.option(
+    "--in", "after", metavar="DURATION", callback=_duration, help="Due in 90s, 10m, 2h, 1d."
+)
+@click.option("--at", "at", metavar="TIME", help="Due at 2026-12-08T09:00 (local; +01:00, Z).")
+@click.option(
+    "--every", metavar="DURATION", callback=_duration, help="Due each period (1s to 10 years)."
+)
+@click.option("--note", metavar="TEXT", help="What to look at when it is due.")
+@JOURNAL
+def schedule_write(
+    name: str,
+    after: float | None,
+    at: str | None,
+    every: float | None,
+    note: str | None,
+    reason: str | None,
+) -> None:
+    """Wake the loop at a time: --in, --at, or --every (with either: the first).
+
+    Replaces a schedule of that name. A one-shot stays due in `_ state` until
+    removed; an --every one re-arms itself at each instant.
+    """
+    import time
+
+    from looop.agent import verbs
+    from looop.data import ids, schedules
+
+    ids.check("schedule", name)
+    now = time.time()
+    when = None if at is None else schedules.instant(at, now)
+    schedule = schedules.new(name, now, after, when, every, note)
+    verbs.write_schedule(resolve(), schedule, reason)
+    first = schedule.next(now)
+    click.echo(f"wrote schedule {name} (due {_local(first)})")
+
+
+def _local(when: float | None) -> str:
+    import time
+
+    return "-" if when is None else time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(when))
+
+
+@schedule_group.command("remove", context_settings=CONTEXT)
+@click.argument("name", shell_complete=complete.schedule_names)
+@JOURNAL
+def schedule_remove(name: str, reason: str | None) -> None:
+    """Remove schedule NAME: done with, or no longer wanted."""
+    from looop.agent import verbs
+
+    verbs.remove_schedule(resolve(), name, reason)
+    click.echo(f"removed schedule {name}")
+
+
+@schedule_group.command("list", context_settings=CONTEXT)
+@click.option("--json", "as_json", is_flag=True, help="One JSON list.")
+def schedule_list(as_json: bool) -> None:
+    """Every schedule: when it was last due, when it is next, its note."""
+    import time
+
+    from looop.data import schedules
+    from looop.say import duration, escaped
+
+    now = time.time()
+    found = [s.as_dict(now) for s in schedules.listing(resolve())]
+    if as_json:
+        echo_json(found)
+        return
+    for s in found:
+        every = f"  every {duration(s['every'])}" if s["every"] else ""
+        note = f"  {s['note']}" if s["note"] else ""
+        line = f"{s['name']}  due {_local(s['due'])}  next {_local(s['next'])}{every}{note}"
+        click.echo(escaped(line))
 
 
 @click.command("notify", context_settings=CONTEXT)

@@ -7,7 +7,8 @@ liveness), ``inbox`` (the messages ``_ tell`` queues for a live
 worker), ``claims``, ``events`` (``events.jsonl``), ``snapshots`` (the
 published generations), ``sensors`` (which files are sensors, and their
 snapshots' names), ``runs`` (``_ run``'s records), ``cost`` (the spend
-ledger, ``cost.jsonl``) and ``ids`` (the one rule for an id a verb takes).
+ledger, ``cost.jsonl``), ``schedules`` (the agent's time triggers, and when
+each is due) and ``ids`` (the one rule for an id a verb takes).
 """
 
 __all__ = [
@@ -22,6 +23,7 @@ __all__ = [
     "mailbox",
     "playbook",
     "runs",
+    "schedules",
     "sensors",
     "sessions",
     "snapshots",

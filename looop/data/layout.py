@@ -38,6 +38,7 @@ DIRECTORIES = (
     "asks",
     "answers",
     "reports",
+    "schedules",
 )
 
 PLAYBOOK = """\
