@@ -85,23 +85,29 @@ def sensor_remove(name: str, reason: str | None) -> None:
 def sensor_test(name: str, as_json: bool) -> int:
     """Run sensor NAME now and print its reading.
 
-    Exactly as a beat would run it; publishes nothing.
+    Exactly as a beat would run it, whatever its cadence; publishes nothing.
+    Then says its cadence (`# looop: every 10m`) and when the pulse would
+    next run it (on stderr; `cadence` in the JSON).
     """
     import json
+    import time
 
     from looop.agent import verbs
-    from looop.pulse import beat
+    from looop.pulse import beat, cadence
 
     paths = resolve()
+    cfg = load_config(paths)
     script = verbs.sensor_script(paths, name)
-    (reading,) = beat.user_readings(paths, load_config(paths), [script])
+    (reading,) = beat.user_readings(paths, cfg, [script])
     report = reading.as_dict()
+    report["cadence"] = cadence.outlook(paths, cfg.interval, script, time.time())
     if as_json:
         echo_json(report)
     else:
         click.echo(json.dumps(report["value"], ensure_ascii=False))
         if report["stderr"]:
             click.echo(report["stderr"], err=True)
+        click.echo(f"cadence: {report['cadence']['said']}", err=True)
     return 0 if reading.ok else 1
 
 

@@ -1,0 +1,266 @@
+"""Sensor cadence: which sensors a beat runs, and the readings it republishes between runs.
+
+A sensor that declares ``# looop: every 10m`` (``looop.data.sensors.cadence``
+reads the declaration) is run only when its last reading is due; between
+its runs each beat republishes that reading: the same signal, so the world
+hash does not move, and a ``detail.cached`` object saying how old it is
+(``mark``). A rate-limited observer (an API, a slow build) is then not run
+every beat, and the root agent still finds its reading in every world.
+
+**Where the last reading is kept.** In the published generation itself,
+beside the reading: ``snapshots/sensor-<name>.last`` holds the raw reading
+(as the sensor printed it, or the error object a failure became), whether
+it was ok, its exit code, when it was read (wall-clock Unix seconds: it must
+mean the same to the next pulse), the declared cadence and the script's
+identity (device, inode, size, mtime, ctime). It is published with the
+reading it describes, in the same atomic swap, so the two never disagree,
+and it goes when its generation is pruned; a failed reading's ``.err`` is
+republished beside it. A restarted pulse reads the generation it finds and
+reruns nothing that is not due. It is not ``.json``: nothing of it is part
+of the world. Rejected: the runtime dir (a reboot empties it and every
+cached sensor would run at once on the first beat), a file of its own
+under the data dir (a second thing to keep in step with the published
+readings, and to repair when a crash leaves it ahead of them), and the
+snapshot's mtime (files are hard-linked between generations when their
+bytes do not change, so the mtime is when the bytes first appeared, not
+when the sensor last ran).
+
+**When a sensor is due.** When it has no kept reading, when its script's
+identity changed (edited, replaced, ``chmod``-ed: a fix is run at once, not
+after the stale reading ages out), when the reading is from the future (the
+clock was set back: rather one run too many than a sensor frozen for as long
+as the clock jumped), or when the reading is at least ``every`` old less half
+a beat interval, so a sensor with ``every 10m`` under a 60 s beat runs every
+tenth beat, not every eleventh for a reading a few milliseconds short. A
+cadence shorter than the beat interval is every beat. A failed reading is
+kept like any other: rerunning a rate-limited observer every beat because it
+failed would make it fail the more; it still counts as failed in each beat.
+
+**A beat asked for by a person** (``looop sense``, by itself or through the
+running pulse's SIGUSR1) runs every sensor, cached ones included (``fresh``):
+whoever asks for a beat now wants readings as of now. The pulse's own beats
+and a reload's beat keep the cadence.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from looop import fs, say
+from looop.data import snapshots
+from looop.data.sensors import cadence, snapshot_name
+from looop.paths import Paths
+from looop.pulse import sensors
+
+LAST = ".last"  # beside sensor-<name>.json: what ``plan`` needs to republish it
+
+
+class Kept:
+    """A sensor not run this beat: its last reading and what to republish with it."""
+
+    __slots__ = ("err", "every", "last", "read_at", "reading")
+
+    def __init__(
+        self, reading: sensors.Reading, read_at: float, every: int, last: bytes, err: bytes | None
+    ) -> None:
+        self.reading, self.read_at, self.every = reading, read_at, every
+        self.last, self.err = last, err
+
+
+class Plan:
+    """One beat's sensors: those to run, those kept, and what each declares."""
+
+    def __init__(self) -> None:
+        self.due: list[Path] = []
+        self.kept: list[Kept] = []
+        self.every: dict[str, int] = {}  # snapshot name -> seconds, sensors with a cadence
+        self.identity: dict[str, list[int]] = {}  # snapshot name -> the script's identity
+        self.warnings: dict[str, str] = {}  # snapshot name -> a malformed declaration's warning
+
+
+def identity(script: Path) -> list[int]:
+    """What changes when the script is edited, replaced or ``chmod``-ed (links followed)."""
+    st = os.stat(script)
+    return [st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns]
+
+
+def due_at(read_at: float, every: int, interval: float) -> float:
+    """When a reading taken at ``read_at`` is due again (wall clock)."""
+    return read_at + every - interval / 2
+
+
+def _due(read_at: float, every: int, interval: float, now: float) -> bool:
+    """Is a reading taken at ``read_at`` due now? Always, when it is from the future."""
+    return now < read_at or now >= due_at(read_at, every, interval)
+
+
+def age(read_at: float, now: float) -> int:
+    """A kept reading's age in whole seconds, as ``detail.cached.age`` says it."""
+    return max(0, round(now - read_at))
+
+
+def plan(paths: Paths, scripts: list[Path], interval: float, now: float, fresh: bool) -> Plan:
+    """Which of ``scripts`` this beat runs, and the readings it keeps; ``fresh`` runs them all."""
+    result = Plan()
+    gen = snapshots.current(paths)
+    for script in scripts:
+        name = snapshot_name(script)
+        try:
+            ident = identity(script)
+        except OSError:  # gone or unreadable: the runner says why
+            result.due.append(script)
+            continue
+        last = read_last(gen, name) if gen is not None else None
+        if last is not None and last[0]["script"] == ident:
+            every: int | None = last[0]["every"]
+        else:
+            last = None
+            declared = cadence(script)
+            if declared.warning is not None:
+                result.warnings[name] = declared.warning
+            every = declared.every
+        if every is None:
+            result.due.append(script)
+            continue
+        result.every[name], result.identity[name] = every, ident
+        if fresh or last is None or _due(last[0]["read_at"], every, interval, now):
+            result.due.append(script)
+        else:
+            result.kept.append(_kept(gen, name, last[0], last[1], every))
+    return result
+
+
+def read_last(gen: Path | None, name: str) -> tuple[dict[str, Any], bytes] | None:
+    """The kept record of snapshot ``name`` in generation ``gen``, and its bytes; None if none."""
+    if gen is None:
+        return None
+    try:
+        raw = fs.read_small(gen / f"{name}{LAST}", limit=snapshots.READ_LIMIT)
+        record = json.loads(raw)
+    except (OSError, ValueError):
+        return None
+    if not (
+        isinstance(record, dict)
+        and isinstance(record.get("read_at"), int | float)
+        and isinstance(record.get("every"), int)
+        and isinstance(record.get("script"), list)
+        and isinstance(record.get("ok"), bool)
+        and "value" in record
+    ):
+        return None  # not one looop wrote: run the sensor
+    return record, raw
+
+
+def _kept(gen: Path | None, name: str, record: dict[str, Any], raw: bytes, every: int) -> Kept:
+    err = None
+    if not record["ok"] and gen is not None:
+        try:
+            err = fs.read_small(gen / f"{name}.err", limit=sensors.STDERR_FILE)
+        except OSError:
+            err = b""
+    code = record.get("exit_code")
+    reading = sensors.Reading(
+        name,
+        record["value"],
+        record["ok"],
+        code if isinstance(code, int) else None,
+        err or b"",
+    )
+    return Kept(reading, float(record["read_at"]), every, raw, err)
+
+
+def last_record(reading: sensors.Reading, every: int, ident: list[int], read_at: float) -> bytes:
+    """The ``.last`` file of a reading just taken."""
+    record = {
+        "read_at": read_at,
+        "every": every,
+        "script": ident,
+        "ok": reading.ok,
+        "exit_code": reading.exit_code,
+        "value": reading.value,
+    }
+    return (json.dumps(record, ensure_ascii=True) + "\n").encode()
+
+
+def mark(value: Any, read_at: float, every: int, now: float) -> Any:
+    """``value`` as republished: the same wake signal, ``detail.cached`` saying how old it is.
+
+    A reading with a ``signal`` keeps it, and its ``detail`` gains ``cached``
+    (a ``detail`` that is not an object moves to ``detail.value``); any other
+    reading, whose whole self is its signal, becomes that ``signal``.
+    """
+    cached = {"age": age(read_at, now), "read_at": round(read_at, 3), "every": every}
+    if isinstance(value, dict) and "signal" in value:
+        detail = value.get("detail")
+        if isinstance(detail, dict):
+            return {**value, "detail": {**detail, "cached": cached}}
+        kept = {"value": detail} if "detail" in value else {}
+        return {**value, "detail": {**kept, "cached": cached}}
+    return {"signal": value, "detail": {"cached": cached}}
+
+
+def next_run(interval: float, next_beat: float | None, read_at: float, every: int) -> float:
+    """When the pulse would next run a sensor read at ``read_at``: the first beat once due.
+
+    ``next_beat`` is the running pulse's next beat (None when none runs: the
+    answer is then the due time itself).
+    """
+    due = due_at(read_at, every, interval)
+    if next_beat is None:
+        return due
+    if due <= next_beat:
+        return next_beat
+    return next_beat + math.ceil((due - next_beat) / interval) * interval
+
+
+def outlook(paths: Paths, interval: float, script: Path, now: float) -> dict[str, Any]:
+    """``_ sensor test``'s word on a sensor's cadence, and when the pulse would next run it.
+
+    ``every`` (s, None: every beat), ``line`` (of the declaration),
+    ``warning`` (a malformed one's), ``next_run`` (wall clock; None when no
+    pulse runs and the sensor is due at once) and ``said``, the one line
+    a person reads.
+    """
+    from looop.data.sensors import every_text
+    from looop.pulse import lock, record
+
+    declared = cadence(script)
+    running = lock.pulse_holder(paths)
+    beat_record = record.read(paths) or {}
+    next_beat = beat_record.get("next_beat")
+    if not (running and beat_record.get("pid") == running and isinstance(next_beat, int | float)):
+        next_beat = None
+    report: dict[str, Any] = {
+        "every": declared.every,
+        "line": declared.line,
+        "warning": declared.warning,
+        "next_run": next_beat,
+    }
+    if declared.every is None:
+        said = "no cadence: the pulse runs it every beat"
+        report["said"] = declared.warning or said
+        return report
+    said = f"every {every_text(declared.every)} (line {declared.line})"
+    name = snapshot_name(script)
+    last = read_last(snapshots.current(paths), name)
+    try:
+        changed = last is not None and last[0]["script"] != identity(script)
+    except OSError:
+        changed = True
+    if last is None or changed:
+        why = "the script changed since" if changed else "no reading is kept from"
+        report["said"] = f"{said} · the pulse runs it at its next beat ({why} its last run)"
+        return report
+    when = report["next_run"] = next_run(interval, next_beat, last[0]["read_at"], declared.every)
+    at = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(when))
+    if next_beat is None:
+        report["said"] = f"{said} · due at {at}; no pulse is running"
+    else:
+        in_words = say.duration(when - now)
+        report["said"] = f"{said} · the pulse would next run it at {at} (in {in_words})"
+    return report
