@@ -139,3 +139,20 @@ def test_the_cadence_grammar_and_a_malformed_line_warn_once_and_run_every_beat(
         assert any(f"sensors/{name}.sh:2:" in line for line in warnings)
     table = profile.run("sense", "-v").stdout
     assert "every beat (declaration malformed)" in table and "every 1d" in table, table
+
+
+def test_an_agent_writing_a_sensor_is_told_its_cadence_and_doctor_names_a_malformed_one(
+    profile: Profile,
+) -> None:
+    tool = ShellTool(profile.env)
+    good = tool.call("looop _ sensor write gh -", stdin=b"#!/bin/sh\n# looop: every 10m\necho 1\n")
+    assert good.returncode == 0 and good.out.rstrip().endswith(", runs every 10m"), good.err
+    bad = tool.call(
+        "looop _ sensor write ci -", stdin=b"#!/bin/sh\n# looop: every 10 min\necho 1\n"
+    )
+    assert bad.returncode == 0, bad.err  # written all the same: it runs every beat
+    assert 'sensors/ci.sh:2: "# looop: every 10 min" is not a cadence' in bad.err
+    doctor = profile.run("doctor").stdout
+    assert "✓ sensor gh.sh: has a #! line and the run bit, runs every 10m" in doctor, doctor
+    line = next(line for line in doctor.splitlines() if "sensor ci.sh" in line)
+    assert line.startswith("✗ sensor ci.sh: sensors/ci.sh:2:") and "# looop: every 10m" in line

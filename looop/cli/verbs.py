@@ -61,11 +61,17 @@ def sensor_write(name: str, words: tuple[str, ...], reason: str | None) -> None:
     Or from stdin with `-`.
     """
     from looop.agent import verbs
-    from looop.data import ids
+    from looop.data import ids, sensors
 
     ids.check("sensor", name)
     written = verbs.write_sensor(resolve(), name, body(words, "script"), reason)
-    click.echo(f"wrote sensor {name} ({written})")
+    declared = sensors.cadence(written)
+    every = "" if declared.every is None else f", runs every {sensors.every_text(declared.every)}"
+    click.echo(f"wrote sensor {name} ({written}){every}")
+    if declared.warning is not None:  # written all the same: it runs every beat
+        from looop.log import log
+
+        log.warning(declared.warning)
 
 
 @sensor_group.command("remove", context_settings=CONTEXT)
