@@ -54,7 +54,8 @@ RUNNING IT
   looop doctor             what breaks this setup, each with its fix; exit 1
                            when anything does
   looop sense [-v] [--json]
-                           beat now; -v: each sensor's result, slowest first
+                           beat now, every sensor (cached ones too); -v: each
+                           sensor's result and cadence, slowest first
   looop reap               remove dead worker sessions and stale claims
   looop cost [--today] [--json]
                            spend by day, kind and runner (from `_ cost`)
@@ -95,6 +96,12 @@ SENSORS
   group, ended at sensor_timeout (exit 124). Output over sensor_max_bytes,
   invalid JSON, or a non-zero exit becomes an error reading, and its stderr
   is kept in snapshots/sensor-NAME.err. Try one with `looop _ sensor test NAME`.
+  Cadence: a line `# looop: every 10m` (s, m, h or d; 1s to 30d) among its
+  first 10 lines makes the pulse run it only that often; between runs each
+  beat republishes its last reading, same signal, detail.cached = {age,
+  read_at, every}. An edited script runs at the next beat; `looop sense`
+  runs every sensor; a malformed line is one warning (file:line) and the
+  sensor runs every beat.
 """
 
 AGENT = """\
@@ -140,7 +147,9 @@ THE ROOT AGENT'S OPERATING CONTRACT
     looop _ sensor write NAME [SCRIPT...|-]
                                            sensors/NAME.sh (must start with #!)
     looop _ sensor remove NAME
-    looop _ sensor test NAME [--json]      run it once; publishes nothing
+    looop _ sensor test NAME [--json]      run it once; publishes nothing; says
+                                           its cadence and when the pulse next
+                                           runs it
     looop _ playbook write [BODY...|-]     PLAYBOOK.md, the old one kept
     looop _ run [--reason|--journal T] [--timeout S] [--allow-dangerous]
                 -- COMMAND...              one command, recorded in runs/;

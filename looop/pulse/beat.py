@@ -86,6 +86,8 @@ def user_readings(
     ``looop _ sensor test`` runs one sensor through here, so a test is exactly
     a beat's run of it, without publishing.
     """
+    if not scripts:  # every sensor kept (or none): no runner, no lifeline to start
+        return []
     env = child_environment(paths, os.environ)
     limits = sensors.Limits(
         config.sensor_timeout, config.sensor_max_bytes, config.sensor_concurrency
@@ -203,31 +205,32 @@ def _sensor_files(
 ) -> tuple[dict[str, bytes], list[dict[str, Any]]]:
     """The files the user sensors publish, and their rows in the beat record, sorted by name.
 
-    A sensor run now publishes its reading (and, with a cadence, its
-    ``.last``); a kept one republishes its reading marked ``cached``, and
-    its ``.last`` and ``.err`` as they were.
+    A sensor run now publishes its reading; a kept one republishes its
+    reading marked ``cached``, and its ``.err`` as it was. The kept record
+    of every sensor with a cadence goes into ``cadence.KEPT``.
     """
     files: dict[str, bytes] = {}
     rows: list[dict[str, Any]] = []
+    kept: dict[str, dict[str, Any]] = {}
     for reading in readings:
         name, every = reading.name, chosen.every.get(reading.name)
         files[f"{name}.json"] = _encode(reading.value)
         if every is not None:
-            files[f"{name}{cadence.LAST}"] = cadence.last_record(
-                reading, every, chosen.identity[name], now
-            )
+            kept[name] = cadence.kept_record(reading, every, chosen.identity[name], now)
         if not reading.ok:
             files[f"{name}.err"] = reading.stderr
         rows.append(_row(reading, every, None, chosen.warnings.get(name)))
-    for kept in chosen.kept:
-        reading = kept.reading
+    for old in chosen.kept:
+        reading = old.reading
         files[f"{reading.name}.json"] = _encode(
-            cadence.mark(reading.value, kept.read_at, kept.every, now)
+            cadence.mark(reading.value, old.read_at, old.every, now)
         )
-        files[f"{reading.name}{cadence.LAST}"] = kept.last
+        kept[reading.name] = old.record
         if not reading.ok:
-            files[f"{reading.name}.err"] = kept.err or b""
-        rows.append(_row(reading, kept.every, cadence.age(kept.read_at, now), None))
+            files[f"{reading.name}.err"] = old.err or b""
+        rows.append(_row(reading, old.every, cadence.age(old.read_at, now), None))
+    if kept:
+        files[cadence.KEPT] = _encode(dict(sorted(kept.items())))
     rows.sort(key=lambda row: row["name"])
     return files, rows
 

@@ -7,23 +7,27 @@ hash does not move, and a ``detail.cached`` object saying how old it is
 (``mark``). A rate-limited observer (an API, a slow build) is then not run
 every beat, and the root agent still finds its reading in every world.
 
-**Where the last reading is kept.** In the published generation itself,
-beside the reading: ``snapshots/sensor-<name>.last`` holds the raw reading
-(as the sensor printed it, or the error object a failure became), whether
-it was ok, its exit code, when it was read (wall-clock Unix seconds: it must
-mean the same to the next pulse), the declared cadence and the script's
-identity (device, inode, size, mtime, ctime). It is published with the
-reading it describes, in the same atomic swap, so the two never disagree,
-and it goes when its generation is pruned; a failed reading's ``.err`` is
-republished beside it. A restarted pulse reads the generation it finds and
-reruns nothing that is not due. It is not ``.json``: nothing of it is part
-of the world. Rejected: the runtime dir (a reboot empties it and every
-cached sensor would run at once on the first beat), a file of its own
-under the data dir (a second thing to keep in step with the published
-readings, and to repair when a crash leaves it ahead of them), and the
-snapshot's mtime (files are hard-linked between generations when their
-bytes do not change, so the mtime is when the bytes first appeared, not
-when the sensor last ran).
+**Where the last reading is kept.** In the published generation itself:
+``snapshots/.cadence`` (``KEPT``) is one JSON object holding, for each
+sensor with a cadence, by snapshot name: its raw reading (as the sensor
+printed it, or the error object a failure became), whether it was ok, its
+exit code, when it was read (wall-clock Unix seconds: it must mean the same
+to the next pulse), the declared cadence and the script's identity (device,
+inode, size, mtime, ctime). It is published with the readings it describes,
+in the same atomic swap, so the two never disagree, and it goes when its
+generation is pruned; a failed reading's ``.err`` is republished beside it.
+A restarted pulse reads the generation it finds and reruns nothing that is
+not due. It is not ``.json``: nothing of it is part of the world. One file
+for all, not one beside each reading: a beat that republishes 45 readings
+would link and prune 45 more files, which cost as much as the readings
+themselves (``bench/bench_cadence.py``); unchanged, the one file is
+hard-linked into the next generation. Rejected: the runtime dir (a reboot
+empties it and every cached sensor would run at once on the first beat), a
+file of its own under the data dir (a second thing to keep in step with the
+published readings, and to repair when a crash leaves it ahead of them),
+and the snapshot's mtime (files are hard-linked between generations when
+their bytes do not change, so the mtime is when the bytes first appeared,
+not when the sensor last ran).
 
 **When a sensor is due.** When it has no kept reading, when its script's
 identity changed (edited, replaced, ``chmod``-ed: a fix is run at once, not
@@ -57,19 +61,17 @@ from looop.data.sensors import cadence, snapshot_name
 from looop.paths import Paths
 from looop.pulse import sensors
 
-LAST = ".last"  # beside sensor-<name>.json: what ``plan`` needs to republish it
+KEPT = ".cadence"  # in each generation: what ``plan`` needs to republish a reading
 
 
 class Kept:
     """A sensor not run this beat: its last reading and what to republish with it."""
 
-    __slots__ = ("err", "every", "last", "read_at", "reading")
+    __slots__ = ("err", "every", "read_at", "reading", "record")
 
-    def __init__(
-        self, reading: sensors.Reading, read_at: float, every: int, last: bytes, err: bytes | None
-    ) -> None:
-        self.reading, self.read_at, self.every = reading, read_at, every
-        self.last, self.err = last, err
+    def __init__(self, reading: sensors.Reading, record: dict[str, Any], err: bytes | None) -> None:
+        self.reading, self.record, self.err = reading, record, err
+        self.read_at, self.every = float(record["read_at"]), int(record["every"])
 
 
 class Plan:
@@ -108,6 +110,7 @@ def plan(paths: Paths, scripts: list[Path], interval: float, now: float, fresh: 
     """Which of ``scripts`` this beat runs, and the readings it keeps; ``fresh`` runs them all."""
     result = Plan()
     gen = snapshots.current(paths)
+    kept = read_kept(gen)
     for script in scripts:
         name = snapshot_name(script)
         try:
@@ -115,9 +118,9 @@ def plan(paths: Paths, scripts: list[Path], interval: float, now: float, fresh: 
         except OSError:  # gone or unreadable: the runner says why
             result.due.append(script)
             continue
-        last = read_last(gen, name) if gen is not None else None
-        if last is not None and last[0]["script"] == ident:
-            every: int | None = last[0]["every"]
+        last = kept.get(name)
+        if last is not None and last["script"] == ident:
+            every: int | None = last["every"]
         else:
             last = None
             declared = cadence(script)
@@ -128,35 +131,36 @@ def plan(paths: Paths, scripts: list[Path], interval: float, now: float, fresh: 
             result.due.append(script)
             continue
         result.every[name], result.identity[name] = every, ident
-        if fresh or last is None or _due(last[0]["read_at"], every, interval, now):
+        if fresh or last is None or _due(last["read_at"], every, interval, now):
             result.due.append(script)
         else:
-            result.kept.append(_kept(gen, name, last[0], last[1], every))
+            result.kept.append(_kept(gen, name, last))
     return result
 
 
-def read_last(gen: Path | None, name: str) -> tuple[dict[str, Any], bytes] | None:
-    """The kept record of snapshot ``name`` in generation ``gen``, and its bytes; None if none."""
+def read_kept(gen: Path | None) -> dict[str, dict[str, Any]]:
+    """The kept records of generation ``gen`` by snapshot name; only well-formed ones."""
     if gen is None:
-        return None
+        return {}
     try:
-        raw = fs.read_small(gen / f"{name}{LAST}", limit=snapshots.READ_LIMIT)
-        record = json.loads(raw)
+        found = json.loads(fs.read_small(gen / KEPT, limit=snapshots.READ_LIMIT))
     except (OSError, ValueError):
-        return None
-    if not (
-        isinstance(record, dict)
+        return {}  # none, or not one looop wrote: the sensors run
+    if not isinstance(found, dict):
+        return {}
+    return {
+        name: record
+        for name, record in found.items()
+        if isinstance(record, dict)
         and isinstance(record.get("read_at"), int | float)
         and isinstance(record.get("every"), int)
         and isinstance(record.get("script"), list)
         and isinstance(record.get("ok"), bool)
         and "value" in record
-    ):
-        return None  # not one looop wrote: run the sensor
-    return record, raw
+    }
 
 
-def _kept(gen: Path | None, name: str, record: dict[str, Any], raw: bytes, every: int) -> Kept:
+def _kept(gen: Path | None, name: str, record: dict[str, Any]) -> Kept:
     err = None
     if not record["ok"] and gen is not None:
         try:
@@ -165,18 +169,16 @@ def _kept(gen: Path | None, name: str, record: dict[str, Any], raw: bytes, every
             err = b""
     code = record.get("exit_code")
     reading = sensors.Reading(
-        name,
-        record["value"],
-        record["ok"],
-        code if isinstance(code, int) else None,
-        err or b"",
+        name, record["value"], record["ok"], code if isinstance(code, int) else None, err or b""
     )
-    return Kept(reading, float(record["read_at"]), every, raw, err)
+    return Kept(reading, record, err)
 
 
-def last_record(reading: sensors.Reading, every: int, ident: list[int], read_at: float) -> bytes:
-    """The ``.last`` file of a reading just taken."""
-    record = {
+def kept_record(
+    reading: sensors.Reading, every: int, ident: list[int], read_at: float
+) -> dict[str, Any]:
+    """The kept record of a reading just taken."""
+    return {
         "read_at": read_at,
         "every": every,
         "script": ident,
@@ -184,7 +186,6 @@ def last_record(reading: sensors.Reading, every: int, ident: list[int], read_at:
         "exit_code": reading.exit_code,
         "value": reading.value,
     }
-    return (json.dumps(record, ensure_ascii=True) + "\n").encode()
 
 
 def mark(value: Any, read_at: float, every: int, now: float) -> Any:
@@ -247,16 +248,16 @@ def outlook(paths: Paths, interval: float, script: Path, now: float) -> dict[str
         return report
     said = f"every {every_text(declared.every)} (line {declared.line})"
     name = snapshot_name(script)
-    last = read_last(snapshots.current(paths), name)
+    last = read_kept(snapshots.current(paths)).get(name)
     try:
-        changed = last is not None and last[0]["script"] != identity(script)
+        changed = last is not None and last["script"] != identity(script)
     except OSError:
         changed = True
     if last is None or changed:
         why = "the script changed since" if changed else "no reading is kept from"
         report["said"] = f"{said} · the pulse runs it at its next beat ({why} its last run)"
         return report
-    when = report["next_run"] = next_run(interval, next_beat, last[0]["read_at"], declared.every)
+    when = report["next_run"] = next_run(interval, next_beat, last["read_at"], declared.every)
     at = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(when))
     if next_beat is None:
         report["said"] = f"{said} · due at {at}; no pulse is running"
