@@ -227,7 +227,7 @@ def _sensor_files(
         )
         kept[reading.name] = old.record
         if not reading.ok:
-            files[f"{reading.name}.err"] = old.err or b""
+            files[f"{reading.name}.err"] = reading.stderr
         rows.append(_row(reading, old.every, cadence.age(old.read_at, now), None))
     if kept:
         files[cadence.KEPT] = _encode(dict(sorted(kept.items())))

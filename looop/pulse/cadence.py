@@ -48,6 +48,7 @@ and a reload's beat keep the cadence.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -67,10 +68,10 @@ KEPT = ".cadence"  # in each generation: what ``plan`` needs to republish a read
 class Kept:
     """A sensor not run this beat: its last reading and what to republish with it."""
 
-    __slots__ = ("err", "every", "read_at", "reading", "record")
+    __slots__ = ("every", "read_at", "reading", "record")
 
-    def __init__(self, reading: sensors.Reading, record: dict[str, Any], err: bytes | None) -> None:
-        self.reading, self.record, self.err = reading, record, err
+    def __init__(self, reading: sensors.Reading, record: dict[str, Any]) -> None:
+        self.reading, self.record = reading, record
         self.read_at, self.every = float(record["read_at"]), int(record["every"])
 
 
@@ -161,17 +162,16 @@ def read_kept(gen: Path | None) -> dict[str, dict[str, Any]]:
 
 
 def _kept(gen: Path | None, name: str, record: dict[str, Any]) -> Kept:
-    err = None
+    """A kept reading as the runner would have made it, its stderr from the ``.err`` kept."""
+    err = b""
     if not record["ok"] and gen is not None:
-        try:
+        with contextlib.suppress(OSError):
             err = fs.read_small(gen / f"{name}.err", limit=sensors.STDERR_FILE)
-        except OSError:
-            err = b""
     code = record.get("exit_code")
     reading = sensors.Reading(
-        name, record["value"], record["ok"], code if isinstance(code, int) else None, err or b""
+        name, record["value"], record["ok"], code if isinstance(code, int) else None, err
     )
-    return Kept(reading, record, err)
+    return Kept(reading, record)
 
 
 def kept_record(
