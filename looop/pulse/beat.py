@@ -39,6 +39,7 @@ class BeatResult:
     publish_error: str | None = None
     cancelled: bool = False
     error: str | None = None  # the beat itself failed (the data dir is gone...): why
+    fresh: bool = False  # every sensor ran, cadence or not (a beat a person asked for)
     # Each user sensor's result: name, ok, duration (s), exit_code, reason (None when ok),
     # every (its cadence, s), cached (a republished reading's age, s), warning (its cadence's).
     sensors: list[dict[str, Any]] = field(default_factory=list)
@@ -183,6 +184,7 @@ def _locked_beat(
         failed,
         worldhash.world_hash(paths),
         publish_error,
+        fresh=fresh,
         sensors=rows,
     )
     events.record(

@@ -30,7 +30,7 @@ from looop.errors import LooopError
 from looop.paths import Paths
 from looop.pulse import beat, lock, record
 from looop.pulse.loop import BEAT_NOW, longest_beat, prepare
-from looop.say import duration, escaped
+from looop.say import escaped
 from looop.signals import STOP_SIGNALS, SignalQueue
 
 ASK_POLL = 0.02  # how often the pulse's beat record is read while it beats for us
@@ -105,9 +105,9 @@ def sense_now(paths: Paths, cfg: Config, wait_limit: float | None = None) -> Sen
 def sensor_table(rec: dict[str, Any]) -> str:
     """The beat record's sensors as ``looop sense -v`` prints them: slowest first.
 
-    Columns: name, ok or failed, duration, cadence (``every 1h``, ``every 1h,
-    cached 12m`` for a republished reading, ``every beat`` with a malformed
-    declaration), reason (a failure's, on one line).
+    Columns: name, ok or failed, duration, cadence (``every 1h``; ``every
+    beat`` with a malformed declaration), reason (a failure's, on one line).
+    The beat ``sense`` asks for runs every sensor, so none is shown cached.
     """
     rows = [r for r in rec.get("sensors") or [] if isinstance(r, dict)]
     rows.sort(key=lambda r: -float(r.get("duration") or 0))
@@ -140,15 +140,10 @@ def say_warnings(rec: dict[str, Any]) -> None:
 
 def cadence_cell(row: dict[str, Any]) -> str:
     """A sensor's cadence as ``sense -v`` says it; empty for one that runs every beat."""
-    every, cached = row.get("every"), row.get("cached")
     if row.get("warning"):
         return "every beat (declaration malformed)"
-    if not isinstance(every, int):
-        return ""
-    said = f"every {every_text(every)}"
-    if isinstance(cached, int):
-        said += f", cached {duration(cached)}"
-    return said
+    every = row.get("every")
+    return f"every {every_text(every)}" if isinstance(every, int) else ""
 
 
 def _next_number(paths: Paths) -> int:
@@ -168,8 +163,10 @@ def _ask_pulse(
     while time.monotonic() < deadline:
         last = record.read(paths) or {}
         started = last.get("started")
-        fresh = isinstance(started, int | float) and started >= asked_at
-        if last.get("pid") == pid and fresh:
+        # Ours: begun after we asked, and fresh (a beat that began just as
+        # the signal arrived may have kept the cadence; the next one will not).
+        ours = isinstance(started, int | float) and started >= asked_at
+        if last.get("pid") == pid and ours and last.get("fresh", True):
             return SenseOutcome(str(last.get("summary", "")), last, via_pulse=True)
         if lock.pulse_holder(paths) != pid:
             raise SenseError(f"the pulse (pid {pid}) stopped before beating")
