@@ -58,7 +58,7 @@ from typing import Any
 
 from looop import fs, say
 from looop.data import snapshots
-from looop.data.sensors import cadence, snapshot_name
+from looop.data.sensors import cadence, every_text, snapshot_name
 from looop.paths import Paths
 from looop.pulse import sensors
 
@@ -223,12 +223,12 @@ def outlook(paths: Paths, interval: float, script: Path, now: float) -> dict[str
     """``_ sensor test``'s word on a sensor's cadence, and when the pulse would next run it.
 
     ``every`` (s, None: every beat), ``line`` (of the declaration),
-    ``warning`` (a malformed one's), ``next_run`` (wall clock; None when no
-    pulse runs and the sensor is due at once) and ``said``, the one line
-    a person reads.
+    ``warning`` (a malformed one's), ``next_run`` (wall clock: the running
+    pulse's beat that will run it, or with no pulse running the time it is
+    due; None when that is the next beat of a pulse not running) and
+    ``said``, the one line a person reads.
     """
-    from looop.data.sensors import every_text
-    from looop.pulse import lock, record
+    from looop.pulse import lock, record  # the beat does not need them
 
     declared = cadence(script)
     running = lock.pulse_holder(paths)
@@ -254,8 +254,8 @@ def outlook(paths: Paths, interval: float, script: Path, now: float) -> dict[str
     except OSError:
         changed = True
     if last is None or changed:
-        why = "the script changed since" if changed else "no reading is kept from"
-        report["said"] = f"{said} · the pulse runs it at its next beat ({why} its last run)"
+        why = "the script changed since its last run" if changed else "no reading of it is kept"
+        report["said"] = f"{said} · the pulse runs it at its next beat ({why})"
         return report
     when = report["next_run"] = next_run(interval, next_beat, last["read_at"], declared.every)
     at = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(when))
