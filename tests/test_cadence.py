@@ -66,7 +66,10 @@ def test_a_sensor_every_hour_runs_once_over_five_beats_and_is_republished_each_b
     profile.sensor("bad", "# looop: every 5x\necho '{}'")
 
     pulse = _pulse(profile, procs)
-    beats = _beats_until(profile, 5, pulse.pid)
+    early = _beats_until(profile, 2, pulse.pid)
+    inode = (profile.data / "snapshots/sensor-slow.json").stat().st_ino
+    by_number = {b["number"]: b for b in early + _beats_until(profile, 5, pulse.pid)}
+    beats = [by_number[k] for k in sorted(by_number)]
     assert _runs(runs) == 1 and _runs(failures) == 1, "a cached sensor ran again"
     assert len({b["world_hash"] for b in beats}) == 1, [b["world_hash"] for b in beats]
     assert _row(beats[0], "slow")["cached"] is None and _row(beats[0], "slow")["every"] == 3600
@@ -75,7 +78,11 @@ def test_a_sensor_every_hour_runs_once_over_five_beats_and_is_republished_each_b
         assert "flaky" in later["failed"] and later["summary"].endswith("3 cached")
     reading = profile.snapshot("sensor-slow")
     assert reading["signal"] == {"n": 1} and reading["detail"]["cached"]["every"] == 3600
-    assert reading["detail"]["cached"]["age"] >= 1
+    assert reading["detail"]["cached"]["read_at"] == round(beats[0]["started"], 3)
+    # The same bytes every beat: the file is linked into each generation, never rewritten.
+    assert (profile.data / "snapshots/sensor-slow.json").stat().st_ino == inode
+    seen = profile.state()["snapshots"]["sensor-slow"]["detail"]["cached"]
+    assert seen["age"] >= 3 and seen["read_at"] == reading["detail"]["cached"]["read_at"]
     cached = profile.snapshot("sensor-plain")
     assert cached["signal"] == {"count": 3} and set(cached["detail"]) == {"cached"}
     assert profile.snapshot("sensor-flaky")["signal"] == {"error": True, "exit_code": 3}

@@ -98,10 +98,10 @@ SENSORS
   is kept in snapshots/sensor-NAME.err. Try one with `looop _ sensor test NAME`.
   Cadence: a line `# looop: every 10m` (s, m, h or d; 1s to 30d) among its
   first 10 lines makes the pulse run it only that often; between runs each
-  beat republishes its last reading, same signal, detail.cached = {age,
-  read_at, every}. An edited script runs at the next beat; `looop sense`
-  runs every sensor; a malformed line is one warning (file:line) and the
-  sensor runs every beat.
+  beat republishes its last reading, same signal, detail.cached = {read_at,
+  every} (`_ state` adds its age). An edited script runs at the next beat;
+  `looop sense` runs every sensor; a malformed line is one warning
+  (file:line) and the sensor runs every beat.
 """
 
 AGENT = """\

@@ -40,13 +40,19 @@ from looop.data.layout import shown
 from looop.paths import Paths
 from looop.say import escaped
 
+TYPE_CHECKING = False  # not typing's: completion and `_ state` read sensors through here
+if TYPE_CHECKING:
+    from typing import Any
+
 SUFFIX = ".sh"
 PREFIX = "sensor-"  # of a sensor's snapshot name
 SHEBANG_LINE = 4096  # bytes of a script read to explain why it could not be run
 HEAD_LINES = 10  # a cadence is declared within a sensor's first lines...
 HEAD_BYTES = 4096  # ...and within these bytes
-DECLARATION = re.compile(rb"#\s*looop:")
-EVERY = re.compile(rb"#\s*looop:\s*every\s+(\d{1,9})([smhd])\s*")
+# Patterns, compiled (and cached by ``re``) at first use: completion and
+# ``_ state`` import this module and never read a declaration.
+DECLARATION = rb"#\s*looop:"
+EVERY = rb"#\s*looop:\s*every\s+(\d{1,9})([smhd])\s*"
 UNIT_SECONDS = {b"s": 1, b"m": 60, b"h": 3600, b"d": 86400}
 MIN_EVERY = 1  # seconds
 MAX_EVERY = 30 * 86400
@@ -171,9 +177,9 @@ def cadence(script: Path) -> Cadence:
         return Cadence(None, None)
     for number, line in enumerate(head.split(b"\n")[:HEAD_LINES], start=1):
         line = line.strip()
-        if not DECLARATION.match(line):
+        if not re.match(DECLARATION, line):
             continue
-        found = EVERY.fullmatch(line)
+        found = re.fullmatch(EVERY, line)
         every = int(found[1]) * UNIT_SECONDS[found[2]] if found else 0
         if MIN_EVERY <= every <= MAX_EVERY:
             return Cadence(every, number)
@@ -190,3 +196,28 @@ def every_text(seconds: int) -> str:
         if seconds % size == 0:
             return f"{seconds // size}{unit.decode()}"
     raise AssertionError("unreachable: every cadence is whole seconds")
+
+
+def age(read_at: float, now: float) -> int:
+    """A republished reading's age in whole seconds."""
+    return max(0, round(now - read_at))
+
+
+def with_age(reading: Any, now: float) -> Any:
+    """``reading`` with ``detail.cached.age`` as of ``now``, when it is a republished one.
+
+    The pulse marks a reading it republishes ``detail.cached = {read_at,
+    every}`` (``looop.pulse.cadence.mark``): the same bytes every beat until
+    the sensor runs again, so nothing is rewritten between its runs. Its age
+    is said where it is read (``_ state``), and is right as of then.
+    """
+    if not isinstance(reading, dict) or not isinstance(detail := reading.get("detail"), dict):
+        return reading
+    cached = detail.get("cached")
+    if not isinstance(cached, dict):
+        return reading
+    read_at = cached.get("read_at")
+    if not isinstance(read_at, int | float) or isinstance(read_at, bool):
+        return reading
+    aged = {**cached, "age": age(read_at, now)}
+    return {**reading, "detail": {**detail, "cached": aged}}

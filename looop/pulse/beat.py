@@ -23,7 +23,7 @@ from typing import Any
 from looop import say
 from looop.config import Config
 from looop.data import events, snapshots
-from looop.data.sensors import PREFIX, discover
+from looop.data.sensors import PREFIX, age, discover
 from looop.paths import Paths, child_environment
 from looop.pulse import cadence, lock, probes, sensors, worldhash
 
@@ -224,13 +224,11 @@ def _sensor_files(
         rows.append(_row(reading, every, None, chosen.warnings.get(name)))
     for old in chosen.kept:
         reading = old.reading
-        files[f"{reading.name}.json"] = _encode(
-            cadence.mark(reading.value, old.read_at, old.every, now)
-        )
+        files[f"{reading.name}.json"] = _encode(cadence.mark(reading.value, old.read_at, old.every))
         kept[reading.name] = old.record
         if not reading.ok:
             files[f"{reading.name}.err"] = reading.stderr
-        rows.append(_row(reading, old.every, cadence.age(old.read_at, now), None))
+        rows.append(_row(reading, old.every, age(old.read_at, now), None))
     if kept:
         files[cadence.KEPT] = _encode(dict(sorted(kept.items())))
     rows.sort(key=lambda row: row["name"])

@@ -3,9 +3,10 @@
 A sensor that declares ``# looop: every 10m`` (``looop.data.sensors.cadence``
 reads the declaration) is run only when its last reading is due; between
 its runs each beat republishes that reading: the same signal, so the world
-hash does not move, and a ``detail.cached`` object saying how old it is
-(``mark``). A rate-limited observer (an API, a slow build) is then not run
-every beat, and the root agent still finds its reading in every world.
+hash does not move, and a ``detail.cached`` object saying when it was read
+and the cadence (``mark``; ``_ state`` adds its age as of the moment it is
+read). A rate-limited observer (an API, a slow build) is then not run every
+beat, and the root agent still finds its reading in every world.
 
 **Where the last reading is kept.** In the published generation itself:
 ``snapshots/.cadence`` (``KEPT``) is one JSON object holding, for each
@@ -102,11 +103,6 @@ def _due(read_at: float, every: int, interval: float, now: float) -> bool:
     return now < read_at or now >= due_at(read_at, every, interval)
 
 
-def age(read_at: float, now: float) -> int:
-    """A kept reading's age in whole seconds, as ``detail.cached.age`` says it."""
-    return max(0, round(now - read_at))
-
-
 def plan(paths: Paths, scripts: list[Path], interval: float, now: float, fresh: bool) -> Plan:
     """Which of ``scripts`` this beat runs, and the readings it keeps; ``fresh`` runs them all."""
     result = Plan()
@@ -188,14 +184,19 @@ def kept_record(
     }
 
 
-def mark(value: Any, read_at: float, every: int, now: float) -> Any:
-    """``value`` as republished: the same wake signal, ``detail.cached`` saying how old it is.
+def mark(value: Any, read_at: float, every: int) -> Any:
+    """``value`` as republished: the same wake signal, ``detail.cached`` saying when it was read.
 
     A reading with a ``signal`` keeps it, and its ``detail`` gains ``cached``
     (a ``detail`` that is not an object moves to ``detail.value``); any other
-    reading, whose whole self is its signal, becomes that ``signal``.
+    reading, whose whole self is its signal, becomes that ``signal``. The
+    mark holds no age: the same bytes every beat until the sensor runs
+    again, so the file is hard-linked into each generation, not written
+    anew (``bench/bench_cadence.py``: writing 45 files a beat cost more than
+    all the rest of a cached beat); readers add the age as of when they read
+    (``looop.data.sensors.with_age``).
     """
-    cached = {"age": age(read_at, now), "read_at": round(read_at, 3), "every": every}
+    cached = {"read_at": round(read_at, 3), "every": every}
     if isinstance(value, dict) and "signal" in value:
         detail = value.get("detail")
         if isinstance(detail, dict):
