@@ -34,10 +34,13 @@ not when the sensor last ran).
 identity changed (edited, replaced, ``chmod``-ed: a fix is run at once, not
 after the stale reading ages out), when the reading is from the future (the
 clock was set back: rather one run too many than a sensor frozen for as long
-as the clock jumped), or when the reading is at least ``every`` old less half
-a beat interval, so a sensor with ``every 10m`` under a 60 s beat runs every
-tenth beat, not every eleventh for a reading a few milliseconds short. A
-cadence shorter than the beat interval is every beat. A failed reading is
+as the clock jumped), or when the reading is at least ``every`` old, less
+``SLACK`` (or half the beat interval, when that is shorter) for the beats'
+own timing: a sensor with ``every 10m`` under a 60 s beat runs every tenth
+beat, not every eleventh for a reading a few milliseconds short. Never
+earlier than that: the cadence is the most often a rate-limited observer is
+run, so ``every 7m`` under a 5 min beat runs every other beat (10 min),
+not every beat. A cadence shorter than the beat interval is every beat. A failed reading is
 kept like any other: rerunning a rate-limited observer every beat because it
 failed would make it fail the more; it still counts as failed in each beat.
 
@@ -64,6 +67,7 @@ from looop.paths import Paths
 from looop.pulse import sensors
 
 KEPT = ".cadence"  # in each generation: what ``plan`` needs to republish a reading
+SLACK = 1.0  # seconds a reading may be short of its cadence and still be due
 
 
 class Kept:
@@ -95,7 +99,7 @@ def identity(script: Path) -> list[int]:
 
 def due_at(read_at: float, every: int, interval: float) -> float:
     """When a reading taken at ``read_at`` is due again (wall clock)."""
-    return read_at + every - interval / 2
+    return read_at + every - min(SLACK, interval / 2)
 
 
 def _due(read_at: float, every: int, interval: float, now: float) -> bool:
