@@ -27,7 +27,7 @@ def test_sense_verbose_lists_every_sensor_with_its_duration_and_reason_slowest_f
     table, summary = out.stdout.split("\n\n")
     header, *lines = table.splitlines()
     rows = [line.split(None, 3) for line in lines]
-    assert header.split() == ["sensor", "result", "duration", "reason"]
+    assert header.split() == ["sensor", "result", "duration", "cadence", "reason"]
     names = [row[0] for row in rows]
     on_disk = sorted(p.stem for p in (profile.data / "sensors").glob("*.sh"))
     assert sorted(names) == on_disk and {"broken", "chatty", "quick", "slow"} <= set(names)

@@ -83,7 +83,12 @@ COMMANDS: tuple[Row, ...] = (
     (("status",), "status [--json]", "is the pulse running? exit 0 yes, 3 no, 4 unknown"),
     (("logs",), "logs [-f] [-n N]", "the pulse's log (its journal, or its log file)"),
     (("doctor",), "doctor", "what breaks this setup, each with its fix; exit 1 when anything does"),
-    (("sense",), "sense [-v] [--json]", "beat now; -v: each sensor's result, slowest first"),
+    (
+        ("sense",),
+        "sense [-v] [--json]",
+        "beat now, every sensor (cached ones too); -v: each sensor's result and cadence,"
+        " slowest first",
+    ),
     (("reap",), "reap", "remove dead worker sessions and stale claims"),
     (
         ("cost",),
@@ -148,7 +153,11 @@ VERBS: tuple[tuple[str, tuple[Row, ...]], ...] = (
                 "sensors/NAME.sh (must start with #!)",
             ),
             (("_ sensor remove",), "_ sensor remove NAME", "sensors/NAME.sh, gone"),
-            (("_ sensor test",), "_ sensor test NAME [--json]", "run it once; publishes nothing"),
+            (
+                ("_ sensor test",),
+                "_ sensor test NAME [--json]",
+                "run it once; publishes nothing; says its cadence and when the pulse next runs it",
+            ),
             (
                 ("_ playbook write",),
                 "_ playbook write [BODY...|-]",
@@ -315,6 +324,18 @@ SENSORS
   group, ended at sensor_timeout (exit 124). Output over sensor_max_bytes,
   invalid JSON, or a non-zero exit becomes an error reading, and its stderr
   is kept in snapshots/sensor-NAME.err. Try one with `looop _ sensor test NAME`.
+  Cadence: a line `# looop: every 10m` (s, m, h or d; 1s to 30d) among its
+  first 10 lines makes the pulse run it only that often; between runs each
+  beat republishes its last reading, same signal, detail.cached = {read_at,
+  every} (`_ state` adds its age). An edited script runs at the next beat;
+  `looop sense` runs every sensor; a malformed line is one warning
+  (file:line) and the sensor runs every beat.
+  Cadence: a line `# looop: every 10m` (s, m, h or d; 1s to 30d) among its
+  first 10 lines makes the pulse run it only that often; between runs each
+  beat republishes its last reading, same signal, detail.cached = {read_at,
+  every} (`_ state` adds its age). An edited script runs at the next beat;
+  `looop sense` runs every sensor; a malformed line is one warning
+  (file:line) and the sensor runs every beat.
 """
 
 LOOP = """\

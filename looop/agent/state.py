@@ -50,7 +50,7 @@ import json
 import os
 import time
 
-from looop.data import claims, goals, journal, mailbox, runs, schedules, sessions
+from looop.data import claims, goals, journal, mailbox, runs, schedules, sensors, sessions
 from looop.data.layout import Problem, problem, shown
 from looop.digest import sha256
 from looop.errors import UsageError
@@ -222,11 +222,15 @@ def pulse_alive(paths: Paths) -> bool:
 
 
 def readings(paths: Paths) -> dict[str, Any]:
-    """Published snapshots by name (``sensor-x``), JSON ones only."""
+    """Published snapshots by name (``sensor-x``), JSON ones only.
+
+    A republished reading gets its age as of now (``sensors.with_age``).
+    """
     found: dict[str, Any] = {}
+    now = time.time()
     for name, data in worldhash.read_generation(paths):
         try:
-            found[name.removesuffix(".json")] = json.loads(data)
+            found[name.removesuffix(".json")] = sensors.with_age(json.loads(data), now)
         except ValueError:
             continue
     return found

@@ -42,19 +42,24 @@ def agent_pulse_command() -> int:
 @click.command("sense")
 @click.option("--json", "as_json", is_flag=True, help="Print the beat record as JSON.")
 @click.option(
-    "-v", "--verbose", is_flag=True, help="Each sensor's result, duration and reason first."
+    "-v",
+    "--verbose",
+    is_flag=True,
+    help="Each sensor's result, duration, cadence and reason first.",
 )
 def sense_command(as_json: bool, verbose: bool) -> int:
     """Beat once now and print its summary.
 
     If a pulse runs, it is asked to beat (the pulse stays the only senser);
-    otherwise this takes the lock, beats once and releases it.
+    otherwise this takes the lock, beats once and releases it. Every sensor
+    runs, those with a cadence (`# looop: every 10m`) too.
     """
     from looop.pulse import sense
     from looop.say import escaped
 
     paths = resolve()
     outcome = sense.sense_now(paths, load_config(paths))
+    sense.say_warnings(outcome.record)
     if as_json:
         echo_json(outcome.record)
     elif verbose:

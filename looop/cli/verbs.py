@@ -62,11 +62,17 @@ def sensor_write(name: str, words: tuple[str, ...], reason: str | None) -> None:
     Or from stdin with `-`.
     """
     from looop.agent import verbs
-    from looop.data import ids
+    from looop.data import ids, sensors
 
     ids.check("sensor", name)
     written = verbs.write_sensor(resolve(), name, body(words, "script"), reason)
-    click.echo(f"wrote sensor {name} ({written})")
+    declared = sensors.cadence(written)
+    every = "" if declared.every is None else f", runs every {sensors.every_text(declared.every)}"
+    click.echo(f"wrote sensor {name} ({written}){every}")
+    if declared.warning is not None:  # written all the same: it runs every beat
+        from looop.log import log
+
+        log.warning(declared.warning)
 
 
 @sensor_group.command("remove", context_settings=CONTEXT)
@@ -86,23 +92,29 @@ def sensor_remove(name: str, reason: str | None) -> None:
 def sensor_test(name: str, as_json: bool) -> int:
     """Run sensor NAME now and print its reading.
 
-    Exactly as a beat would run it; publishes nothing.
+    Exactly as a beat would run it, whatever its cadence; publishes nothing.
+    Then says its cadence (`# looop: every 10m`) and when the pulse would
+    next run it (on stderr; `cadence` in the JSON).
     """
     import json
+    import time
 
     from looop.agent import verbs
-    from looop.pulse import beat
+    from looop.pulse import beat, cadence
 
     paths = resolve()
+    cfg = load_config(paths)
     script = verbs.sensor_script(paths, name)
-    (reading,) = beat.user_readings(paths, load_config(paths), [script])
+    (reading,) = beat.user_readings(paths, cfg, [script])
     report = reading.as_dict()
+    report["cadence"] = cadence.outlook(paths, cfg.interval, script, time.time())
     if as_json:
         echo_json(report)
     else:
         click.echo(json.dumps(report["value"], ensure_ascii=False))
         if report["stderr"]:
             click.echo(report["stderr"], err=True)
+        click.echo(f"cadence: {report['cadence']['said']}", err=True)
     return 0 if reading.ok else 1
 
 

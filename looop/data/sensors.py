@@ -3,7 +3,8 @@
 A sensor is ``sensors/<name>.sh``: not a dot-file, not a directory. Its
 reading is published as the snapshot ``sensor-<name>`` (``snapshot_name``),
 and a file the kernel would not run is explained from its ``#!`` line
-(``exec_advice``). The pulse's runner (``looop.pulse.sensors``) only runs
+(``exec_advice``), and the cadence it declares in its first lines is read
+here (``cadence``). The pulse's runner (``looop.pulse.sensors``) only runs
 what ``discover`` lists; the verbs (``_ sensor write|remove|test``), doctor
 and completion name sensors through here too, so "what is a sensor" has one
 answer.
@@ -13,20 +14,49 @@ Rejected: answering ``[]`` when ``sensors/`` cannot be listed, as the runner
 once did; a beat then published a world with every reading gone, exit 0,
 as if every sensor had been removed. Only a ``sensors/`` that does not
 exist has none.
+
+**Cadence.** A sensor may declare how often it is to run with one line
+among its first ``HEAD_LINES`` lines (and first ``HEAD_BYTES`` bytes, read
+through ``looop.fs.open_regular``, never the whole file):
+``# looop: every N`` followed by a unit, ``s``, ``m``, ``h`` or ``d``
+(``every 30s``, ``every 10m``, ``every 2h``, ``every 1d``), from
+``MIN_EVERY`` to ``MAX_EVERY``. Only the first ``# looop:`` line counts. A
+``# looop:`` line that says anything else is malformed: ``cadence`` answers
+no cadence and one warning naming the file and the line, and the sensor
+runs every beat, as one without a declaration does. Rejected: refusing to
+run such a sensor (a typo in a comment would cost its readings) and
+reading the whole file (a declaration is a header; a big script costs a
+beat nothing more).
 """
 
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 from looop import fs
 from looop.data.layout import shown
 from looop.paths import Paths
+from looop.say import escaped
+
+TYPE_CHECKING = False  # not typing's: completion and `_ state` read sensors through here
+if TYPE_CHECKING:
+    from typing import Any
 
 SUFFIX = ".sh"
 PREFIX = "sensor-"  # of a sensor's snapshot name
 SHEBANG_LINE = 4096  # bytes of a script read to explain why it could not be run
+HEAD_LINES = 10  # a cadence is declared within a sensor's first lines...
+HEAD_BYTES = 4096  # ...and within these bytes
+# Patterns, compiled (and cached by ``re``) at first use: completion and
+# ``_ state`` import this module and never read a declaration.
+DECLARATION = rb"#\s*looop:"
+EVERY = rb"#\s*looop:\s*every\s+(\d{1,9})([smhd])\s*"
+UNIT_SECONDS = {b"s": 1, b"m": 60, b"h": 3600, b"d": 86400}
+MIN_EVERY = 1  # seconds
+MAX_EVERY = 30 * 86400
+GRAMMAR = '"# looop: every N" with a unit s, m, h or d, from 1s to 30d'
 
 
 def path(paths: Paths, name: str) -> Path:
@@ -119,3 +149,75 @@ def exec_advice(script: Path, named: str) -> str | None:
         interpreter = os.fsdecode(words[0])
         return f"{named} names {interpreter} in its #! line, which does not exist"
     return None
+
+
+class Cadence:
+    """What a sensor declares: ``every`` seconds (None: every beat), its line, or a warning."""
+
+    __slots__ = ("every", "line", "warning")
+
+    def __init__(self, every: int | None, line: int | None, warning: str | None = None) -> None:
+        self.every, self.line, self.warning = every, line, warning
+
+
+def cadence(script: Path) -> Cadence:
+    """The cadence ``script`` declares in its first lines; none when it declares none.
+
+    A file that cannot be read declares none (the runner says why it cannot
+    run); a malformed declaration declares none, with a warning such as
+    ``sensors/x.sh:2: "# looop: every 5x" is not a cadence (...); it runs every beat``.
+    """
+    try:
+        fd, _ = fs.open_regular(script, follow=True)
+        try:
+            head = os.pread(fd, HEAD_BYTES, 0)
+        finally:
+            os.close(fd)
+    except OSError:
+        return Cadence(None, None)
+    for number, line in enumerate(head.split(b"\n")[:HEAD_LINES], start=1):
+        line = line.strip()
+        if not re.match(DECLARATION, line):
+            continue
+        found = re.fullmatch(EVERY, line)
+        every = int(found[1]) * UNIT_SECONDS[found[2]] if found else 0
+        if MIN_EVERY <= every <= MAX_EVERY:
+            return Cadence(every, number)
+        said = escaped(line.decode("utf-8", "surrogateescape"))[:80]
+        where = f"sensors/{escaped(shown(script.name))}:{number}"
+        why = f'{where}: "{said}" is not a cadence ({GRAMMAR}); it runs every beat'
+        return Cadence(None, number, why)
+    return Cadence(None, None)
+
+
+def every_text(seconds: int) -> str:
+    """A cadence as declared: ``30s``, ``10m``, ``2h``, ``1d`` (its largest whole unit)."""
+    for unit, size in reversed(UNIT_SECONDS.items()):
+        if seconds % size == 0:
+            return f"{seconds // size}{unit.decode()}"
+    raise AssertionError("unreachable: every cadence is whole seconds")
+
+
+def age(read_at: float, now: float) -> int:
+    """A republished reading's age in whole seconds."""
+    return max(0, round(now - read_at))
+
+
+def with_age(reading: Any, now: float) -> Any:
+    """``reading`` with ``detail.cached.age`` as of ``now``, when it is a republished one.
+
+    The pulse marks a reading it republishes ``detail.cached = {read_at,
+    every}`` (``looop.pulse.cadence.mark``): the same bytes every beat until
+    the sensor runs again, so nothing is rewritten between its runs. Its age
+    is said where it is read (``_ state``), and is right as of then.
+    """
+    if not isinstance(reading, dict) or not isinstance(detail := reading.get("detail"), dict):
+        return reading
+    cached = detail.get("cached")
+    if not isinstance(cached, dict):
+        return reading
+    read_at = cached.get("read_at")
+    if not isinstance(read_at, int | float) or isinstance(read_at, bool):
+        return reading
+    aged = {**cached, "age": age(read_at, now)}
+    return {**reading, "detail": {**detail, "cached": aged}}

@@ -1,7 +1,8 @@
 """The pulse's room: what the long-running service (and a one-off ``looop sense``) does.
 
 ``lock`` (who runs: the single-instance lock; the beat lock), ``sensors``
-(running the user's scripts), ``orphans`` (their descendants that left
+(running the user's scripts), ``cadence`` (which of them a beat runs, and
+the readings it republishes between their runs), ``orphans`` (their descendants that left
 their group), ``probes`` (the in-process ``sys-*`` sensors),
 ``beat`` (one beat: sense and publish), ``beatlog`` (what the log says
 about beats: what changed, once), ``worldhash`` (the hash the root
@@ -15,6 +16,7 @@ workers, the CLI or click (``tests/test_layout.py``).
 __all__ = [
     "beat",
     "beatlog",
+    "cadence",
     "lock",
     "loop",
     "notify",

@@ -23,9 +23,9 @@ from typing import Any
 from looop import say
 from looop.config import Config
 from looop.data import events, snapshots
-from looop.data.sensors import PREFIX, discover
+from looop.data.sensors import PREFIX, age, discover
 from looop.paths import Paths, child_environment
-from looop.pulse import lock, probes, sensors, worldhash
+from looop.pulse import cadence, lock, probes, sensors, worldhash
 
 
 @dataclass
@@ -39,7 +39,9 @@ class BeatResult:
     publish_error: str | None = None
     cancelled: bool = False
     error: str | None = None  # the beat itself failed (the data dir is gone...): why
-    # Each user sensor's result: name, ok, duration (s), exit_code, reason (None when ok).
+    fresh: bool = False  # every sensor ran, cadence or not (a beat a person asked for)
+    # Each user sensor's result: name, ok, duration (s), exit_code, reason (None when ok),
+    # every (its cadence, s), cached (a republished reading's age, s), warning (its cadence's).
     sensors: list[dict[str, Any]] = field(default_factory=list)
 
     @property
@@ -64,6 +66,9 @@ class BeatResult:
             line = f"{self.ok}/{self.total} sensors ok · failed: {', '.join(self.failed)}"
         else:
             line = f"{say.count(self.total, 'sensor')} ok ({self.duration:.1f}s)"
+        cached = sum(1 for row in self.sensors if row.get("cached") is not None)
+        if cached:
+            line += f" · {cached} cached"
         if self.publish_error:
             line += f" · not published: {self.publish_error}"
         return line
@@ -82,6 +87,8 @@ def user_readings(
     ``looop _ sensor test`` runs one sensor through here, so a test is exactly
     a beat's run of it, without publishing.
     """
+    if not scripts:  # every sensor kept (or none): no runner, no lifeline to start
+        return []
     env = child_environment(paths, os.environ)
     limits = sensors.Limits(
         config.sensor_timeout, config.sensor_max_bytes, config.sensor_concurrency
@@ -107,8 +114,12 @@ def run_beat(
     cancel_fd: int | None = None,
     cancelled: Callable[[], bool] | None = None,
     scripts: list[Path] | None = None,
+    fresh: bool = False,
 ) -> BeatResult:
-    """One beat; ``scripts`` are the sensors to run (discovered when not given).
+    """One beat; ``scripts`` are the sensors (discovered when not given).
+
+    Sensors with a cadence run only when due (``looop.pulse.cadence``);
+    ``fresh`` runs every one (a beat a person asked for).
 
     OSError when ``sensors/`` cannot be listed: the previous world stays.
 
@@ -119,7 +130,7 @@ def run_beat(
     with lock.beat_lock(paths, stopped) as held:
         if not held:
             return BeatResult(number, time.time(), time.time(), 0, [], "", cancelled=True)
-        return _locked_beat(paths, config, number, on_tick, cancel_fd, stopped, scripts)
+        return _locked_beat(paths, config, number, on_tick, cancel_fd, stopped, scripts, fresh)
 
 
 def _locked_beat(
@@ -130,28 +141,25 @@ def _locked_beat(
     cancel_fd: int | None,
     stopped: Callable[[], bool],
     scripts: list[Path] | None,
+    fresh: bool,
 ) -> BeatResult:
     if scripts is None:  # raises when sensors/ cannot be listed: nothing is published
         scripts = discover(paths.sensors)
     started = time.time()
     pid = os.getpid()
     events.record(paths.events, "beat_start", beat=number, pid=pid)
-    readings = user_readings(paths, config, scripts, on_tick, cancel_fd, stopped)
+    chosen = cadence.plan(paths, scripts, config.interval, started, fresh)
+    readings = user_readings(paths, config, chosen.due, on_tick, cancel_fd, stopped)
 
     def cancel() -> BeatResult:
         # Stopped mid-beat: nothing is published, the previous world stays.
         events.record(paths.events, "beat_cancelled", beat=number, pid=pid)
-        return BeatResult(number, started, time.time(), len(readings), [], "", cancelled=True)
+        return BeatResult(number, started, time.time(), len(scripts), [], "", cancelled=True)
 
     if stopped():
         return cancel()
-    files: dict[str, bytes] = {}
-    failed: list[str] = []
-    for reading in readings:
-        files[f"{reading.name}.json"] = _encode(reading.value)
-        if not reading.ok:
-            failed.append(reading.name.removeprefix(PREFIX))
-            files[f"{reading.name}.err"] = reading.stderr
+    files, rows = _sensor_files(chosen, readings, started)
+    failed = [row["name"] for row in rows if not row["ok"]]
     for name, probe in probes.PROBES.items():
         try:
             value = probe(paths)
@@ -172,20 +180,12 @@ def _locked_beat(
         number,
         started,
         time.time(),
-        len(readings),
+        len(rows),
         failed,
         worldhash.world_hash(paths),
         publish_error,
-        sensors=[
-            {
-                "name": r.name.removeprefix(PREFIX),
-                "ok": r.ok,
-                "duration": round(r.duration, 3),
-                "exit_code": r.exit_code,
-                "reason": r.reason,
-            }
-            for r in readings
-        ],
+        fresh=fresh,
+        sensors=rows,
     )
     events.record(
         paths.events,
@@ -200,6 +200,55 @@ def _locked_beat(
         publish_error=publish_error,
     )
     return result
+
+
+def _sensor_files(
+    chosen: cadence.Plan, readings: list[sensors.Reading], now: float
+) -> tuple[dict[str, bytes], list[dict[str, Any]]]:
+    """The files the user sensors publish, and their rows in the beat record, sorted by name.
+
+    A sensor run now publishes its reading; a kept one republishes its
+    reading marked ``cached``, and its ``.err`` as it was. The kept record
+    of every sensor with a cadence goes into ``cadence.KEPT``.
+    """
+    files: dict[str, bytes] = {}
+    rows: list[dict[str, Any]] = []
+    kept: dict[str, dict[str, Any]] = {}
+    for reading in readings:
+        name, every = reading.name, chosen.every.get(reading.name)
+        files[f"{name}.json"] = _encode(reading.value)
+        if every is not None:
+            kept[name] = cadence.kept_record(reading, every, chosen.identity[name], now)
+        if not reading.ok:
+            files[f"{name}.err"] = reading.stderr
+        rows.append(_row(reading, every, None, chosen.warnings.get(name)))
+    for old in chosen.kept:
+        reading = old.reading
+        files[f"{reading.name}.json"] = _encode(cadence.mark(reading.value, old.read_at, old.every))
+        kept[reading.name] = old.record
+        if not reading.ok:
+            files[f"{reading.name}.err"] = reading.stderr
+        rows.append(_row(reading, old.every, age(old.read_at, now), None))
+    if kept:
+        files[cadence.KEPT] = _encode(dict(sorted(kept.items())))
+    rows.sort(key=lambda row: row["name"])
+    return files, rows
+
+
+def _row(
+    reading: sensors.Reading, every: int | None, cached: int | None, warning: str | None
+) -> dict[str, Any]:
+    """A sensor's row in the beat record; ``cached`` is a kept reading's age (s)."""
+    return {
+        "name": reading.name.removeprefix(PREFIX),
+        "ok": reading.ok,
+        "duration": round(reading.duration, 3),
+        "exit_code": reading.exit_code,
+        "reason": reading.reason,
+        "every": every,
+        "cached": cached,
+        "warning": warning,
+    }
 
 
 def _encode(value: Any) -> bytes:

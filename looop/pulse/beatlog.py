@@ -8,6 +8,8 @@ changes, as a reminder while it lasts (after ``REMIND_FIRST`` beats, then
 at most hourly), and once when it is well again. The first beat's summary is
 said, so the log shows the pulse sensing; after it, a beat that changes
 nothing says nothing.
+A sensor's malformed cadence declaration is said once, when first seen
+(again if it goes and comes back), not every beat it runs without one.
 The beat record, ``looop status`` and the service manager's ``STATUS=``
 line still show every beat.
 
@@ -61,6 +63,7 @@ class BeatLog:
 
     def __init__(self) -> None:
         self.streaks: dict[str, _Streak] = {}
+        self.warned: set[str] = set()  # the cadence warnings said and still true
         self.first = True
 
     def lines(self, result: BeatResult) -> list[tuple[str, str]]:
@@ -91,6 +94,9 @@ class BeatLog:
                             f"{what} still fails ({streak.beats} beats, since {since}): {reason}",
                         )
                     )
+        warnings = {str(s["warning"]) for s in result.sensors if s.get("warning")}
+        said += [("warning", warning) for warning in sorted(warnings - self.warned)]
+        self.warned = warnings
         if self.first:
             self.first = False
             level = "info" if result.healthy and not result.failed else "warning"

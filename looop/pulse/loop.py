@@ -4,7 +4,9 @@ Shaped like gunicorn's arbiter. Signal handlers do nothing but queue the
 signal (``looop.signals``); ``signal.set_wakeup_fd`` writes to a self-pipe
 that wakes the loop's selector, and the loop handles the queue with one
 ``handle_<signal>`` method each, outside any handler. Of the stop signals,
-SIGHUP means "reload the config" here (``RELOAD``), and SIGUSR1 "beat now". During a beat the
+SIGHUP means "reload the config" here (``RELOAD``), and SIGUSR1 "beat now"
+(what ``looop sense`` sends: that beat runs every sensor, cached ones too;
+see ``looop.pulse.cadence``). During a beat the
 same pipe is watched by the sensor runner, so a stop ends running sensor
 groups at once, and the beat is not published.
 
@@ -81,6 +83,7 @@ class Pulse:
         self.signals = SignalQueue((*STOP_SIGNALS, BEAT_NOW), stop=stop)
         self.stopping = False
         self.beat_requested = False
+        self.fresh_requested = False  # `looop sense` asked: cached sensors run too
         self.beats = 0
         self.last_result: BeatResult | None = None
         # The streak of beats that failed, for the beat record: count, since, why.
@@ -126,7 +129,7 @@ class Pulse:
         self.beat_requested = True
 
     def handle_usr1(self) -> None:
-        self.beat_requested = True
+        self.beat_requested = self.fresh_requested = True
 
     # --- the loop ----------------------------------------------------------
     def run(self) -> int:
@@ -178,6 +181,7 @@ class Pulse:
             budget = beat_budget(self.config, len(scripts))
             self.watchdog.deadline = None if budget is None else started + budget
             self.watchdog.tick()
+            fresh, self.fresh_requested = self.fresh_requested, False
             result = beat.run_beat(
                 self.paths,
                 self.config,
@@ -186,6 +190,7 @@ class Pulse:
                 cancel_fd=self.signals.fd,
                 cancelled=self._stop_requested,
                 scripts=scripts,
+                fresh=fresh,
             )
         except Exception as exc:  # a bug or a broken data dir must not end the loop unsaid
             why = os_error_line(exc) if isinstance(exc, OSError) else repr(exc)

@@ -9,6 +9,10 @@ A one-off beat is stopped the way the pulse is (``looop.signals``):
 SIGTERM, SIGINT or SIGHUP is queued, the beat sees it through the wake-up
 pipe, ends every running sensor group, publishes nothing and the command
 exits 128 + the signal's number.
+
+Either way the beat is *fresh*: sensors with a cadence run too
+(``looop.pulse.cadence``), since whoever asks for a beat now wants readings
+as of now; the pulse's own beats keep the cadence.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from typing import Any
 
 from looop import errors
 from looop.config import Config
+from looop.data.sensors import every_text
 from looop.errors import LooopError
 from looop.paths import Paths
 from looop.pulse import beat, lock, record
@@ -86,6 +91,7 @@ def sense_now(paths: Paths, cfg: Config, wait_limit: float | None = None) -> Sen
             _next_number(paths),
             cancel_fd=signals.fd,
             cancelled=lambda: signals.stop_requested() is not None,
+            fresh=True,
         )
         stop = signals.stop_requested()
         if stop is not None:
@@ -99,24 +105,45 @@ def sense_now(paths: Paths, cfg: Config, wait_limit: float | None = None) -> Sen
 def sensor_table(rec: dict[str, Any]) -> str:
     """The beat record's sensors as ``looop sense -v`` prints them: slowest first.
 
-    Columns: name, ok or failed, duration, reason (a failure's, on one line).
+    Columns: name, ok or failed, duration, cadence (``every 1h``; ``every
+    beat`` with a malformed declaration), reason (a failure's, on one line).
+    The beat ``sense`` asks for runs every sensor, so none is shown cached.
     """
     rows = [r for r in rec.get("sensors") or [] if isinstance(r, dict)]
     rows.sort(key=lambda r: -float(r.get("duration") or 0))
-    cells = [("sensor", "result", "duration", "reason")] + [
+    cells = [("sensor", "result", "duration", "cadence", "reason")] + [
         (  # a name or a reason stays in its cell, on its line
             escaped(r.get("name")),
             "ok" if r.get("ok") else "failed",
             f"{float(r.get('duration') or 0):.2f}s",
+            cadence_cell(r),
             escaped(r.get("reason") or ""),
         )
         for r in rows
     ]
-    widths = [max(len(row[i]) for row in cells) for i in range(3)]
+    widths = [max(len(row[i]) for row in cells) for i in range(4)]
     return "\n".join(
         "  ".join(cell.ljust(w) for cell, w in zip(row, [*widths, 0], strict=True)).rstrip()
         for row in cells
     )
+
+
+def say_warnings(rec: dict[str, Any]) -> None:
+    """Log each malformed cadence declaration of the beat (``sensors/x.sh:2: ...``)."""
+    rows = [r for r in rec.get("sensors") or [] if isinstance(r, dict) and r.get("warning")]
+    if rows:
+        from looop.log import log
+
+        for row in rows:
+            log.warning(str(row["warning"]))
+
+
+def cadence_cell(row: dict[str, Any]) -> str:
+    """A sensor's cadence as ``sense -v`` says it; empty for one that runs every beat."""
+    if row.get("warning"):
+        return "every beat (declaration malformed)"
+    every = row.get("every")
+    return f"every {every_text(every)}" if isinstance(every, int) else ""
 
 
 def _next_number(paths: Paths) -> int:
@@ -136,8 +163,10 @@ def _ask_pulse(
     while time.monotonic() < deadline:
         last = record.read(paths) or {}
         started = last.get("started")
-        fresh = isinstance(started, int | float) and started >= asked_at
-        if last.get("pid") == pid and fresh:
+        # Ours: begun after we asked, and fresh (a beat that began just as
+        # the signal arrived may have kept the cadence; the next one will not).
+        ours = isinstance(started, int | float) and started >= asked_at
+        if last.get("pid") == pid and ours and last.get("fresh", True):
             return SenseOutcome(str(last.get("summary", "")), last, via_pulse=True)
         if lock.pulse_holder(paths) != pid:
             raise SenseError(f"the pulse (pid {pid}) stopped before beating")

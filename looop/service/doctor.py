@@ -5,10 +5,11 @@ command it guards would: the runtime dir through ``paths.check_runtime_dir``,
 the config through ``config.load``, the installed unit through the file
 ``looop install`` wrote (``render.installed_command``), the user manager
 through ``systemd.manager_answers``, lingering through logind, sensors
-through ``data.sensors.discover`` and their last snapshot, the worker
-command (``worker.runner``'s when one is named: ``looop.runners``) through
-``workers.start.find_program`` (as ``_ worker start`` looks it up),
-file-system notifications by opening the same watch ``_ wait`` opens.
+through ``data.sensors.discover``, their cadence declaration and their
+last snapshot, the worker command (``worker.runner``'s when one is named:
+``looop.runners``) through ``workers.start.find_program`` (as ``_ worker
+start`` looks it up), file-system notifications by opening the same watch
+``_ wait`` opens.
 So doctor cannot pass where the command fails.
 
 A check is ``ok`` (✓), failed (✗, with the fix), or not applicable here
@@ -229,7 +230,15 @@ def _sensors(paths: Paths) -> list[Check]:
             fix = f"print one JSON object; see what it prints: {test}"
             checks.append(Check(FAILED, what, said, fix))
             continue
-        checks.append(Check(OK, what, "has a #! line and the run bit"))
+        declared = sensors.cadence(script)
+        if declared.warning is not None:
+            fix = f"write it as # looop: every 10m (or 30s, 2h, 1d) in {script}"
+            checks.append(Check(FAILED, what, declared.warning, fix))
+            continue
+        said = "has a #! line and the run bit"
+        if declared.every is not None:
+            said += f", runs every {sensors.every_text(declared.every)}"
+        checks.append(Check(OK, what, said))
     return checks
 
 
