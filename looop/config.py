@@ -7,15 +7,16 @@ and ``sensors.Limits`` is built from a ``Config``. A knob's key may be dotted
 walked by the same lookup, so a table arrives as rows of ``KNOBS``, not as a
 rewrite of the loader.
 
-A knob is a number (``int``/``float``, bounded), a choice (``str`` with
-``choices``: ``worker.supervisor``) or an argv (``tuple``: ``worker.command``,
-``notify.command``), a non-empty list of strings that is never handed to a
-shell. In the environment and on ``config set``'s command line an argv is
-split like a shell line (``LOOOP_WORKER_COMMAND="claude -p '{prompt}'"``),
-which is what a person types; in the file it is a TOML array. A knob whose
-default is unset (``notify.command``: the desktop's notifier) is unset again
-by an empty value. Rejected: a string command split at run time, which
-would put a shell's quoting rules between the user and every worker.
+A knob is a number (``int``/``float``, bounded), a switch (``bool``; in the
+environment also ``1``/``0``, ``yes``/``no``, ``on``/``off``), a choice
+(``str`` with ``choices``: ``worker.supervisor``) or an argv (``tuple``:
+``worker.command``, ``notify.command``), a non-empty list of strings never
+handed to a shell. In the environment and on ``config set``'s command line
+an argv is split like a shell line (``LOOOP_WORKER_COMMAND="claude -p
+'{prompt}'"``), what a person types; in the file it is a TOML array. A knob
+whose default is unset (``notify.command``: the desktop's notifier) is unset
+again by an empty value. Rejected: a string command split at run time,
+which would put a shell's quoting rules between the user and every worker.
 
 A broken config must stop a service from restart-looping, so every problem in
 the file or the environment is a ``ConfigError`` carrying the file, the line
@@ -33,9 +34,8 @@ like ``1e308`` is a slip, not a wish, and once accepted it reached every
 deadline and wait the pulse computes (``status`` printed a 309-digit "next
 beat in"). Below 1 s, ``interval`` is clamped with a warning (SPEC §2).
 
-Writing: the first-run file is rendered by ``tomli_w`` and linked into place
-only while the name is free. ``looop config set`` edits the user's own file
-in ``looop.config_edit``, off every other command's path.
+Writing (the first-run file, ``looop config set``) is ``looop.config_edit``'s,
+off every other command's path.
 """
 
 from __future__ import annotations
@@ -52,8 +52,8 @@ if TYPE_CHECKING:
     from typing import Any
 
 Argv = tuple[str, ...]
-Value = int | float | str | Argv | None
-Kind = type[int] | type[float] | type[str] | type[tuple]  # float knobs also take integers
+Value = int | float | bool | str | Argv | None
+Kind = type[int] | type[float] | type[bool] | type[str] | type[tuple]  # a float takes an int
 
 
 class Knob:
@@ -163,6 +163,23 @@ KNOBS: dict[str, Knob] = {
             maximum=64 << 20,
         ),
         Knob(
+            "worker.quiet_after",
+            "LOOOP_WORKER_QUIET_AFTER",
+            60,
+            float,
+            f"seconds without output after which a live worker is quiet, not busy (at most {DAY})",
+            maximum=DAY,
+        ),
+        Knob(
+            "worker.stuck_after",
+            "LOOOP_WORKER_STUCK_AFTER",
+            900,
+            float,
+            f"seconds with no output and no ask before a worker is stuck, at most {DAY}; 0 = never",
+            maximum=DAY,
+        ),
+        Knob("worker.stuck_kill", "LOOOP_WORKER_STUCK_KILL", False, bool, "end a stuck worker"),
+        Knob(
             "run.timeout",
             "LOOOP_RUN_TIMEOUT",
             300,
@@ -185,8 +202,9 @@ KNOBS: dict[str, Knob] = {
 TABLES = frozenset(key.split(".", 1)[0] for key in KNOBS if "." in key)
 
 MIN_INTERVAL = 1.0
-
-HEADER = "# looop configuration: see `looop config show` for what is in effect.\n"
+# How a switch is spelled in the environment and on ``config set``'s command line.
+SWITCH = {"true": True, "1": True, "yes": True, "on": True, "false": False, "0": False}
+SWITCH |= {"no": False, "off": False}
 
 
 class ConfigError(errors.LooopError):
@@ -218,6 +236,9 @@ class Config:
     worker_timeout: float
     worker_supervisor: str
     worker_max_prompt_bytes: int
+    worker_quiet_after: float
+    worker_stuck_after: float
+    worker_stuck_kill: bool
     run_timeout: float
     notify_command: Argv | None
     warnings: tuple[str, ...]
@@ -290,6 +311,10 @@ def validate(knob: Knob, value: Any) -> Value:
         if not isinstance(value, str) or value not in knob.choices:
             raise ValueError(f"must be one of {', '.join(knob.choices)} (got {value!r})")
         return value
+    if knob.kind is bool:
+        if not isinstance(value, bool):
+            raise ValueError(f"must be true or false (got {value!r})")
+        return value
     if isinstance(value, bool) or not isinstance(value, int | float):
         want = "an integer" if knob.kind is int else "a number"
         raise ValueError(f"must be {want} (got {type(value).__name__} {value!r})")
@@ -336,6 +361,11 @@ def parse_text(knob: Knob, raw: str) -> Value:
         return _argv(words)
     if knob.kind is str:
         return validate(knob, raw.strip())
+    if knob.kind is bool:
+        word = raw.strip().lower()
+        if word not in SWITCH:
+            raise ValueError(f"must be true or false (got {raw!r})")
+        return SWITCH[word]
     try:
         value: int | float = int(raw.strip())
     except ValueError:
@@ -447,34 +477,6 @@ def load_logged(path: Path) -> Config:
     return loaded
 
 
-def write_defaults_if_missing(path: Path) -> bool:
-    """Write a config holding the defaults on first run; True if written.
-
-    The name is never overwritten: the file is linked into place only while
-    the name is free (a ``config set`` or the user may create it meanwhile).
-    """
-    if os.path.lexists(path):
-        return False
-    import tomli_w  # only the first run needs it; every command reads the config
-
-    table: dict[str, Any] = {}
-    for k in KNOBS.values():
-        if k.default is None:
-            continue  # unset: nothing to write
-        *tables, name = k.key.split(".")
-        container = table
-        for part in tables:
-            container = container.setdefault(part, {})
-        container[name] = list(k.default) if isinstance(k.default, tuple) else k.default
-    body = HEADER + tomli_w.dumps(table)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        fs.write_whole(path, body.encode("utf-8"), exclusive=True)
-    except FileExistsError:
-        return False
-    return True
-
-
 def format_value(value: Value) -> str:
     """A knob's value as people and scripts expect it: 259200, not 2.592e+05.
 
@@ -487,6 +489,8 @@ def format_value(value: Value) -> str:
         import json
 
         return json.dumps(list(value), ensure_ascii=False)
+    if isinstance(value, bool):
+        return "true" if value else "false"
     if isinstance(value, str):
         return value
     return str(int(value)) if float(value).is_integer() else repr(float(value))

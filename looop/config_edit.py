@@ -1,4 +1,4 @@
-"""``looop config set``: one knob edited in the user's own config file, nothing else touched.
+"""The config's writers: the first-run file, and ``looop config set``'s edit of one knob.
 
 What a knob is, its default, how a value is checked and how the file is
 read belong to ``looop.config`` (``KNOBS``, ``parse_text``,
@@ -12,6 +12,10 @@ and each value's type survive; ``3600`` stays an integer), validated before
 writing, and a file that is already broken is refused, never rewritten.
 Rejected: re-rendering the parsed table with ``tomli_w``, which dropped
 every comment and turned ``3600`` into ``3600.0``.
+
+The first-run file (``write_defaults_if_missing``, the pulse's start) holds
+every knob's default, rendered by ``tomli_w`` and linked into place only
+while the name is free.
 """
 
 from __future__ import annotations
@@ -23,6 +27,36 @@ from pathlib import Path
 from typing import Any
 
 from looop import config, errors, fs
+
+HEADER = "# looop configuration: see `looop config show` for what is in effect.\n"
+
+
+def write_defaults_if_missing(path: Path) -> bool:
+    """Write a config holding the defaults on first run; True if written.
+
+    The name is never overwritten: the file is linked into place only while
+    the name is free (a ``config set`` or the user may create it meanwhile).
+    """
+    if os.path.lexists(path):
+        return False
+    import tomli_w  # only the first run needs it
+
+    table: dict[str, Any] = {}
+    for k in config.KNOBS.values():
+        if k.default is None:
+            continue  # unset: nothing to write
+        *tables, name = k.key.split(".")
+        container = table
+        for part in tables:
+            container = container.setdefault(part, {})
+        container[name] = list(k.default) if isinstance(k.default, tuple) else k.default
+    body = HEADER + tomli_w.dumps(table)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fs.write_whole(path, body.encode("utf-8"), exclusive=True)
+    except FileExistsError:
+        return False
+    return True
 
 
 def read_valid(path: Path) -> str:
@@ -89,7 +123,7 @@ def _edited(path: Path, text: str, key: str, value: config.Value) -> str:
     from tomlkit.exceptions import ParseError
 
     try:
-        doc: Any = tomlkit.parse(text or config.HEADER)
+        doc: Any = tomlkit.parse(text or HEADER)
     except ParseError as exc:  # tomllib accepted it; tomlkit disagrees: say so, change nothing
         raise config.ConfigError(str(path), exc.line, None, f"cannot edit: {exc}") from None
     *tables, name = key.split(".")

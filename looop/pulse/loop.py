@@ -45,8 +45,10 @@ FAILING_LIMIT = 3  # beats in a row that cannot run at all before the pulse stop
 
 def prepare(paths: Paths) -> list[Path]:
     """Seed the data dir and write the default config on first run."""
+    from looop import config_edit  # the first-run file: its writer is off the readers' path
+
     written = layout.ensure_layout(paths)
-    config.write_defaults_if_missing(paths.config_file)
+    config_edit.write_defaults_if_missing(paths.config_file)
     return written
 
 
