@@ -197,10 +197,35 @@ def asks_seen(paths: Paths, ids: frozenset[str], now_us: int) -> int:
     return newest
 
 
-def workers_now(paths: Paths) -> tuple[str, str]:
-    """The session generation, then (so a start in between is never missed) the live digest."""
+def live_digest(rows: list[dict[str, Any]]) -> str:
+    """The live workers as a cursor holds them: each id, marked when it is stuck.
+
+    So a worker turning stuck (or showing life again) is news to a wait,
+    and its other moves between busy, quiet and waiting are not.
+    """
+    stuck = sessions.Health.STUCK
+    return digest(
+        {w["id"] + (" stuck" if w["health"] == stuck else "") for w in rows if w["alive"]}
+    )
+
+
+def workers_now(paths: Paths) -> tuple[str, str, float | None]:
+    """The session generation, then (so a start in between is never missed) the live digest.
+
+    And when (wall clock) the next live worker that is neither waiting nor
+    stuck turns stuck unless it shows life first (None: none will), for a
+    wait to wake at. The mailbox is read only when a worker is past that
+    moment: only a pending ask can then keep it from being stuck.
+    """
     generation = sessions.generation(paths.sessions)
-    return generation, digest({shown(s.id) for s in sessions.live(paths.sessions)})
+    found = sessions.live(paths.sessions)
+    now = time.time()
+    due = [s.stuck_at() for s in found]
+    asks = mailbox.pending(paths) if any(t is not None and t <= now for t in due) else []
+    rows = sessions.rows(found, asks, now)
+    calm = (sessions.Health.BUSY, sessions.Health.QUIET)
+    ahead = [t for t, w in zip(due, rows, strict=True) if t is not None and w["health"] in calm]
+    return generation, live_digest(rows), min(ahead, default=None)
 
 
 def pulse_alive(paths: Paths) -> bool:
@@ -257,7 +282,7 @@ def observe(paths: Paths, alive: bool | None = None) -> tuple[dict[str, Any], Cu
     alive = pulse_alive(paths) if alive is None else alive
     found = sessions.rows(sessions.scan(paths.sessions), asks)
     ids = ask_ids(asks)
-    live = digest({w["id"] for w in found if w["alive"]})
+    live = live_digest(found)
     # An ask younger than the listing's start (by the coarse clock) may have
     # been missed: the cursor says it saw only what is older.
     seen_us = min(asks_seen(paths, ids, listed_us), listed_us - COARSE_US) if ids else 0
@@ -314,7 +339,9 @@ def render(state: dict[str, Any]) -> str:
         lines.append(f"  ask {ask['id']} ({ask.get('worker', '?')}, {age}{mark}): {prompt}")
     for worker in state["workers"]:
         if worker["alive"]:
-            lines.append(f"  worker {worker['id']} ({worker['state']})")
+            lines.append(
+                f"  worker {worker['id']} ({worker['state']}, {sessions.health_text(worker)})"
+            )
     lines.append(f"cursor      {state['cursor']}")
     lines += [f"problem     {p['path']} {p['why']}" for p in state.get("problems", [])]
     if state.get("changed"):

@@ -50,8 +50,12 @@ it again. Workers are news when the session generation moved (every start
 and end pokes ``sessions/.changed``: a worker that started and ended
 between two waits is news although the live set is the same again) or the
 live set differs (a supervisor killed outright pokes nothing; the live set
-and the next beat's ``sys-sessions`` report it); both are compared at the
-start, whenever ``sessions/.changed`` moves, and in the returned state.
+and the next beat's ``sys-sessions`` report it), a worker's turning stuck
+included (``state.live_digest``); all are compared at the start, whenever
+``sessions/.changed`` moves, and in the returned state. Nothing announces a
+worker turning stuck, so the wait computes the moment the next one would
+(``state.workers_now``: its last output plus its ``worker.stuck_after``)
+and wakes then, as at a deadline (``_HealthWatch``).
 Without ``--since`` the starting point is the world measured once the
 watches are armed, with no ask seen and the workers of that moment. Either
 way the returned ``changed`` also covers what the returned state itself
@@ -63,8 +67,9 @@ behaviour on it too. ``LOOOP_TEST_WAIT_READY`` names a file written (``<watch
 name> <world hash>``, atomically) once the wait is armed: a test or the bench
 changes the world only after that, and learns which watch the wait sleeps on.
 
-Blocked, a wait sleeps in the kernel: no timer ticks unless it probes the lock
-or the watch polls (or once an hour under a longer timeout: ``looop.watch``).
+Blocked, a wait sleeps in the kernel: no timer ticks unless it probes the lock,
+the watch polls (or once an hour under a longer timeout: ``looop.watch``), or a
+worker's stuck deadline comes (at most once per ``worker.stuck_after`` each).
 """
 
 from __future__ import annotations
@@ -109,9 +114,10 @@ def wait(
         # Watches first, then the starting reads: a change after this point
         # is seen either by the reads or by an event, never by neither.
         world = worldhash.measure(paths)
-        generation, live = state.workers_now(paths)
+        generation, live, stuck = state.workers_now(paths)
         base = since or state.Cursor(world.parts, state.digest(set()), 0, 0, generation, live)
         pulse = _PulseWatch(paths, watcher)
+        health = _HealthWatch(stuck)
         changed = base.moved(world.parts)
         if base.workers_moved(generation, live):
             changed.add("workers")
@@ -125,14 +131,16 @@ def wait(
             remaining = None if deadline is None else deadline - now
             if remaining is not None and remaining <= 0:
                 return None
-            naps = [t for t in (remaining, pulse.probe_in(now)) if t is not None]
+            naps = [t for t in (remaining, pulse.probe_in(now), health.nap()) if t is not None]
             woke = watcher.wait(min(naps) if naps else None)
             hints = set(woke.roles)
             if woke.pid_exited or (
                 pulse.next_probe is not None and time.monotonic() >= pulse.next_probe
             ):
                 hints.add(PULSE)
-            changed = _what_changed(paths, base, hints, pulse)
+            if health.due():
+                hints.add(WORKERS)
+            changed = _what_changed(paths, base, hints, pulse, health)
         alive = False if "pulse-down" in changed else watcher.pid_alive()
     finally:
         watcher.close()
@@ -162,7 +170,7 @@ def _watched(paths: Paths) -> list[watch.Dir]:
 
 
 def _what_changed(
-    paths: Paths, base: state.Cursor, hints: set[str], pulse: _PulseWatch
+    paths: Paths, base: state.Cursor, hints: set[str], pulse: _PulseWatch, health: _HealthWatch
 ) -> set[str]:
     changed: set[str] = set()
     if ASKS in hints and _has_new_ask(paths, base):
@@ -171,8 +179,12 @@ def _what_changed(
         changed |= base.moved(worldhash.measure(paths).parts)
     if PULSE in hints and not pulse.arm():
         changed.add("pulse-down")
-    if WORKERS in hints and base.workers_moved(*state.workers_now(paths)):
-        changed.add("workers")
+    # An answered ask may set its worker's stuck clock going again: looked at
+    # before sleeping on, never on an ask's own way out.
+    if WORKERS in hints or (ASKS in hints and not changed):
+        generation, live, health.stuck_at = state.workers_now(paths)
+        if base.workers_moved(generation, live):
+            changed.add("workers")
     return changed
 
 
@@ -209,6 +221,24 @@ def _announce_ready(backend: str, world_hash: str) -> None:
         return
     with contextlib.suppress(OSError):
         fs.write_whole(target, f"{backend} {world_hash}\n".encode())
+
+
+class _HealthWatch:
+    """When the next live worker turns stuck (``state.workers_now``): a deadline, not a poll.
+
+    A worker's output is not watched (it would wake the wait at every
+    chunk); at the deadline its health is judged again, and one that showed
+    life meanwhile only moves the deadline on.
+    """
+
+    def __init__(self, stuck_at: float | None) -> None:
+        self.stuck_at = stuck_at  # wall clock, as the output's mtime it comes from
+
+    def nap(self) -> float | None:
+        return None if self.stuck_at is None else max(0.0, self.stuck_at - time.time())
+
+    def due(self) -> bool:
+        return self.stuck_at is not None and time.time() >= self.stuck_at
 
 
 # --- the pulse ---------------------------------------------------------------

@@ -96,10 +96,12 @@ def kill_command(wid: str, reason: str | None) -> None:
 @worker_group.command("list")
 @click.option("--json", "as_json", is_flag=True, help="One JSON list.")
 def list_command(as_json: bool) -> None:
-    """List workers and their state.
+    """List workers, their state and a live one's health.
 
-    Columns: id, state, alive, started, exit code, unit, pending ask.
+    Columns: id, state (exit code), started, health (busy, waiting, quiet,
+    stuck) with idle time and the pending ask's age, unit, pending ask.
     """
+    from looop.data.sessions import health_text
     from looop.workers import fleet
 
     found = fleet.listing(resolve())
@@ -116,7 +118,10 @@ def list_command(as_json: bool) -> None:
             else time.strftime("%Y-%m-%d %H:%M", time.localtime(w["started"]))
         )
         code = "" if w["exit_code"] is None else f" exit {w['exit_code']}"
-        extras = [x for x in (w["unit"], w["pending_ask"] and f"asks {w['pending_ask']}") if x]
+        health = w["health"] and health_text(w)
+        extras = [
+            x for x in (health, w["unit"], w["pending_ask"] and f"asks {w['pending_ask']}") if x
+        ]
         tail = f"  ({', '.join(extras)})" if extras else ""
         click.echo(escaped(f"{w['id']:<20} {w['state'] + code:<16} since {started}{tail}"))
 

@@ -39,6 +39,22 @@ wait``). ``Session.as_dict`` is the one row every printer of a worker
 shows (``workers``, ``_ worker list``, ``_ state``, ``status``; ``rows``
 adds each worker's pending ask).
 
+A live worker's health (``Health``: busy, waiting, quiet, stuck) is one
+judgment too, ``Verdict.health``, from what is already on disk: its
+pending ask, and its last sign of life, which ``judge_at`` takes with one
+``fstatat`` of ``output.log`` (the supervisor writes every chunk of the
+worker's output there, so its mtime is the last output; an answer to the
+worker's ask moves it too, ``stir``, so a worker just answered after a long
+wait is not judged stuck before it has had a moment). Its knobs,
+``worker.quiet_after`` and ``worker.stuck_after``, are kept in the meta as
+the worker started (as ``timeout`` is), so ``_ state`` judges health
+without loading the config. Rejected: a progress file the worker writes (a
+worker that forgets it would look stuck), a stamp the supervisor rewrites
+per chunk (a write per chunk for what the mtime already says), and the
+health in ``sys-sessions``' signal (a worker turning stuck would wake the
+agent a beat late, and then once more by the world hash: ``_ wait``
+computes the moment instead, ``stuck_at``).
+
 Nothing here follows a symlink: a link directly under ``sessions/`` is not a
 session (unknown), and a ``meta.json`` or ``status.json`` that is a link, a
 FIFO or anything but a small regular file is unreadable (read by
@@ -88,6 +104,31 @@ class State:
     ENDED = (EXITED, KILLED)
 
 
+class Health:
+    """A live worker's health, as ``Verdict.health`` judges it from its output and mailbox.
+
+    ``waiting``: it has a pending ask (however long: it is the asked's turn);
+    else ``busy``: it showed life within ``worker.quiet_after``; ``stuck``:
+    not for ``worker.stuck_after``; ``quiet`` in between.
+    """
+
+    BUSY, WAITING, QUIET, STUCK = "busy", "waiting", "quiet", "stuck"
+    ALL = (BUSY, WAITING, QUIET, STUCK)
+
+
+def knobs(meta: dict[str, Any] | None) -> tuple[float, float]:
+    """``worker.quiet_after`` and ``worker.stuck_after`` as a session's meta keeps them."""
+    found = []
+    for key in ("quiet_after", "stuck_after"):
+        value = jsonfile.finite((meta or {}).get(key))
+        if value is None or value < 0:  # a meta from before health: the defaults
+            from looop import config
+
+            value = float(config.KNOBS[f"worker.{key}"].default)  # type: ignore[arg-type]
+        found.append(value)
+    return found[0], found[1]
+
+
 # A state's liveness: the reaper and the claims ask only this.
 ALIVE, DEAD, UNKNOWN = "alive", "dead", "unknown"
 
@@ -120,7 +161,7 @@ class Verdict:
     costs them more start-up (it loads ``inspect``) than judging a session.
     """
 
-    __slots__ = ("exit_code", "meta", "state", "status", "why")
+    __slots__ = ("active", "exit_code", "meta", "state", "status", "why")
 
     def __init__(
         self,
@@ -129,9 +170,10 @@ class Verdict:
         meta: dict[str, Any] | None,
         status: dict[str, Any] | None,
         why: str,  # for an unknown or dead session: the reason, in a few words
+        active: float | None = None,  # a live one's last sign of life (``_active``)
     ) -> None:
         self.state, self.exit_code = state, exit_code
-        self.meta, self.status, self.why = meta, status, why
+        self.meta, self.status, self.why, self.active = meta, status, why, active
 
     @property
     def liveness(self) -> str:
@@ -143,6 +185,30 @@ class Verdict:
         """``ended`` from the status, when it is a finite number."""
         return jsonfile.finite(self.status.get("ended")) if self.status else None
 
+    def stuck_at(self) -> float | None:
+        """When (wall clock) a live session turns stuck unless it shows life; None: never."""
+        stuck_after = knobs(self.meta)[1]
+        if self.liveness != ALIVE or self.active is None or stuck_after <= 0:
+            return None
+        return self.active + stuck_after
+
+    def health(self, asked: bool, now: float) -> tuple[str | None, float | None]:
+        """``(health, idle seconds)``: the one judgment of a worker's health (``Health``).
+
+        ``asked``: it has a pending ask. None for a session that is not alive;
+        a live one whose last sign of life is unknown is busy, never stuck on
+        evidence nobody has.
+        """
+        if self.liveness != ALIVE:
+            return None, None
+        idle = None if self.active is None else round(max(0.0, now - self.active), 3)
+        if asked:
+            return Health.WAITING, idle
+        if idle is None or idle < knobs(self.meta)[0]:
+            return Health.BUSY, idle
+        stuck_at = self.stuck_at()
+        return (Health.STUCK if stuck_at is not None and now >= stuck_at else Health.QUIET), idle
+
     def session(self, sid: str, path: Path) -> Session:
         return Session(sid, path, self)
 
@@ -153,19 +219,24 @@ class Session(Verdict):
     __slots__ = ("id", "path")
 
     def __init__(self, sid: str, path: Path, verdict: Verdict) -> None:
-        super().__init__(
-            verdict.state, verdict.exit_code, verdict.meta, verdict.status, verdict.why
-        )
+        v = verdict
+        super().__init__(v.state, v.exit_code, v.meta, v.status, v.why, v.active)
         self.id, self.path = sid, path
 
-    def as_dict(self, pending_ask: str | None = None) -> dict[str, Any]:
-        """The one row every printer of a worker shows (``rows`` gives its pending ask).
+    def as_dict(
+        self, ask: dict[str, Any] | None = None, now: float | None = None
+    ) -> dict[str, Any]:
+        """The one row every printer of a worker shows (``rows`` gives its first pending ask).
 
         The id is shown as text (``layout.shown``): a directory name need not
-        be UTF-8, and this is printed and published.
+        be UTF-8, and this is printed and published. ``now``: the moment
+        the health is judged at (one for a whole listing).
         """
         meta = self.meta or {}
         unit = meta.get("unit")
+        now = time.time() if now is None else now
+        health, idle = self.health(ask is not None, now)
+        asked = None if ask is None else jsonfile.finite(ask.get("ts"))
         return {
             "id": shown(self.id),
             "state": self.state,
@@ -173,7 +244,10 @@ class Session(Verdict):
             "started": jsonfile.finite(meta.get("started")),
             "exit_code": self.exit_code,
             "unit": unit if isinstance(unit, str) else None,
-            "pending_ask": pending_ask,
+            "pending_ask": None if ask is None else shown(str(ask.get("id"))),
+            "health": health,
+            "idle": idle,
+            "ask_age": None if asked is None else round(max(0.0, now - asked), 3),
         }
 
     def summary(self) -> dict[str, Any]:
@@ -181,14 +255,29 @@ class Session(Verdict):
         return {"id": shown(self.id), "state": self.state, "exit_code": self.exit_code}
 
 
-def rows(found: list[Session], asks: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """``as_dict`` of each session, with the first of ``asks`` (pending asks) it raised."""
-    first: dict[str, str] = {}
+def rows(
+    found: list[Session], asks: list[dict[str, Any]], now: float | None = None
+) -> list[dict[str, Any]]:
+    """``as_dict`` of each session at one moment, with the first of ``asks`` (pending) it raised."""
+    first: dict[str, dict[str, Any]] = {}
     for ask in asks:
         worker, ask_id = ask.get("worker"), ask.get("id")
         if isinstance(worker, str) and isinstance(ask_id, str):
-            first.setdefault(worker, shown(ask_id))
-    return [s.as_dict(first.get(s.id)) for s in found]
+            first.setdefault(worker, ask)
+    now = time.time() if now is None else now
+    return [s.as_dict(first.get(s.id), now) for s in found]
+
+
+def health_text(row: dict[str, Any]) -> str:
+    """A live worker's health in ``rows``' row, for people: ``stuck, idle 16m 2s``."""
+    from looop.say import duration
+
+    said = [str(row.get("health"))]
+    for key, word in (("idle", "idle"), ("ask_age", "ask")):
+        value = row.get(key)
+        if isinstance(value, int | float):
+            said.append(f"{word} {duration(value)}")
+    return ", ".join(said)
 
 
 def _record(session_fd: int | None, name: str) -> dict[str, Any] | None:
@@ -230,17 +319,45 @@ def judge_at(session_fd: int) -> Verdict:
         if _supervisor_gone(session_fd):
             return Verdict(State.DEAD, None, meta, status, "its supervisor ended before taking it")
         if time.time() - started < START_GRACE:
-            return Verdict(State.STARTING, None, meta, status, "")
+            return Verdict(State.STARTING, None, meta, status, "", started)
         return Verdict(State.DEAD, None, meta, status, "its supervisor never started")
     if isinstance(pid, bool) or not isinstance(pid, int) or pid <= 0:
         return Verdict(State.UNKNOWN, None, meta, status, f"{META} has no valid pid")
     if proc.runs_since(pid, started):
-        return Verdict(State.RUNNING, None, meta, status, "")
+        return Verdict(State.RUNNING, None, meta, status, "", _active(session_fd, started))
     pgid = meta.get("pgid")
     if type(pgid) is int and meta.get("unit") is None and proc.group_runs_since(pgid, started):
         # Its detached supervisor was killed outright; the worker runs on.
-        return Verdict(State.RUNNING, None, meta, status, ORPHANED)
+        return Verdict(State.RUNNING, None, meta, status, ORPHANED, _active(session_fd, started))
     return Verdict(State.DEAD, None, meta, status, f"pid {pid} gone or reused")
+
+
+def _active(session_fd: int, started: float | None) -> float | None:
+    """A running worker's last sign of life: ``OUTPUT``'s mtime, or its start if later.
+
+    Its supervisor writes every chunk of its output there, and an answer to
+    its ask moves it too (``stir``). One ``fstatat``, nothing read.
+    """
+    try:
+        mtime = os.stat(OUTPUT, dir_fd=session_fd, follow_symlinks=False).st_mtime
+    except OSError:
+        return started
+    return mtime if started is None else max(mtime, started)
+
+
+def stir(sessions_dir: Path, sid: object) -> None:
+    """Say that session ``sid`` shows life now (an answer to its ask): ``OUTPUT``'s mtime.
+
+    Best effort, and nothing followed: no session, no log, no change.
+    """
+    if not isinstance(sid, str) or not sid or "/" in sid or sid in (".", ".."):
+        return
+    with contextlib.suppress(OSError):
+        fd = os.open(sessions_dir / sid, DIR_FLAGS)
+        try:
+            os.utime(OUTPUT, dir_fd=fd, follow_symlinks=False)
+        finally:
+            os.close(fd)
 
 
 def _supervisor_gone(session_fd: int) -> bool:
