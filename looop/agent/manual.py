@@ -117,7 +117,8 @@ THE ROOT AGENT'S OPERATING CONTRACT
     goals       a goal was written or archived: re-read goals/ID.md
     playbook    the PLAYBOOK changed: re-read it, it is your judgment guide
     snapshots   a sensor's signal moved: compare the world with the goals
-    workers     a worker started or ended: read its report in reports/
+    workers     a worker started or ended (read its report in reports/), or
+                turned stuck (below)
     pulse-down  nothing senses any more: the loop ends with exit 3
   An ask already pending at your cursor does not wake you again, so you
   may relay it to the human and keep waiting.
@@ -167,13 +168,24 @@ THE ROOT AGENT'S OPERATING CONTRACT
                                            128 KiB, the worker reads it on
                                            stdin ({prompt} names the file)
     looop _ worker kill ID [--journal T]   ends its whole process tree
-    looop _ worker list [--json]           also `looop workers`
+    looop _ worker list [--json]           also `looop workers`; a live
+                                           worker's health (below)
     looop logs ID [-f] [-n N]              a worker's transcript
     looop _ claim NAME [--session ID]      lease claims/NAME.json; exit 1 if
                                            another live session holds it
     looop _ unclaim NAME [--session ID]    release your own lease
     looop _ cost KIND ID RUNNER USD        record spend (0-1e6 USD a line)
     looop _ kill ID                        a worker ending itself
+
+  A live worker's health, in every listing with its idle seconds (since
+  its last output; an answer to its ask counts) and its ask's age:
+    waiting     it has a pending ask: answer it (or relay it)
+    busy        it printed within worker.quiet_after
+    quiet       no output for longer, no ask
+    stuck       no output and no ask for worker.stuck_after: read
+                `looop logs ID`, then kill it or let it be; with
+                worker.stuck_kill its supervisor ends it (killed, 124,
+                reason stuck). Turning stuck wakes `_ wait` (workers).
 
   The invariants:
   - Never take an irreversible step (delete, deploy, pay, push to main,
@@ -203,7 +215,9 @@ THE STATE  (`looop _ state --json`; `_ wait --json` prints the same)
                   reference, ts, and stranded (its worker is gone)
     workers       every session: id, state (starting, running, exited,
                   killed, dead, unknown), alive, started, exit_code, unit,
-                  pending_ask (its first pending ask's id, or null)
+                  pending_ask (its first pending ask's id, or null),
+                  health (busy, waiting, quiet, stuck; null unless alive),
+                  idle and ask_age (seconds, or null)
     goals         the goal ids; the text is in goals/ID.md
     journal_tail  the last 20 lines of journal.md
     runs          the last `_ run` records, and any interrupted one
