@@ -59,6 +59,9 @@ def test_state_json_has_the_contract_fields(profile: Profile) -> None:
             "exit_code": 0,
             "unit": None,
             "pending_ask": None,
+            "health": None,  # a live worker's only
+            "idle": None,
+            "ask_age": None,
         }
     ]
     assert state["journal_tail"] == [f"line {i}" for i in range(10, 30)]
