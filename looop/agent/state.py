@@ -22,7 +22,9 @@ proof), the pending asks as a digest of their ids with their count and the
 moment they were listed, and the workers as the session generation
 (``sessions.generation``: it moves with every start and end, so a worker
 that started and ended between two waits is news although the live set is
-the same again) with a digest of the live ids; as base64url of a compact
+the same again) with a digest of the live ids, each marked when the
+worker is stuck (``live_digest``: turning stuck is news, a move between
+busy, quiet and waiting is not); as base64url of a compact
 JSON list whose first item is the format version (``2``). Opaque to the
 agent, and of one size, about 200 bytes, whatever the number of asks and
 workers: a cursor carrying every id grew past the 128 KiB a single argument
@@ -83,7 +85,7 @@ class Cursor:
     their count and the change time of the newest one's file (``seen_us``,
     ``asks_seen``: so one world gives one cursor); the workers as the
     session generation (``sessions.generation``) and a digest of the live
-    ids. Every field is a few bytes whatever the number of asks and workers.
+    ids (``live_digest``). Every field is a few bytes whatever the number of asks and workers.
     """
 
     __slots__ = ("asks", "asks_n", "generation", "live", "parts", "seen_us")
