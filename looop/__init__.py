@@ -12,9 +12,9 @@ same small foundation:
 - ``looop.cli``: parsing and printing only, one module per audience.
 
 The foundation: ``errors`` (exit codes and the exception carrying one),
-``paths`` (where everything is), ``config`` (the knobs; ``config_edit``:
-writing the file; ``runners``: named worker commands and the agent CLIs'
-presets), ``log`` (log lines), ``say`` (durations and counts in words),
+``paths`` (where everything is), ``config`` (the knobs; ``knobs``: their
+table; ``config_edit``: writing the file; ``runners``: named worker commands
+and the agent CLIs' presets), ``log`` (log lines), ``say`` (durations and counts in words),
 ``fs`` (the one safe small-file reader and the one atomic writer), ``lines``
 (the one appender of a line, and reading a file's end), ``lockfile`` (taking
 a lock file), ``jsonfile`` (reading a JSON object record), ``tree``
@@ -39,6 +39,7 @@ __all__ = [
     "fs",
     "group",
     "jsonfile",
+    "knobs",
     "lifeline",
     "lines",
     "lockfile",

@@ -7,16 +7,17 @@ and ``sensors.Limits`` is built from a ``Config``. A knob's key may be dotted
 walked by the same lookup, so a table arrives as rows of ``KNOBS``, not as a
 rewrite of the loader.
 
-A knob is a number (``int``/``float``, bounded), a choice (``str`` with
-``choices``: ``worker.supervisor``), a name (``str`` without: a runner's,
+A knob is a number (``int``/``float``, bounded), a switch (``bool``; in the
+environment also ``1``/``0``, ``yes``/``no``, ``on``/``off``), a choice
+(``str`` with ``choices``: ``worker.supervisor``), a name (``str`` without:
 ``worker.runner``) or an argv (``tuple``: ``worker.command``,
-``notify.command``), a non-empty list of strings that is never handed to a
-shell. In the environment and on ``config set``'s command line an argv is
-split like a shell line (``LOOOP_WORKER_COMMAND="claude -p '{prompt}'"``),
-which is what a person types; in the file it is a TOML array. A knob whose
-default is unset (``notify.command``: the desktop's notifier) is unset again
-by an empty value. Rejected: a string command split at run time, which
-would put a shell's quoting rules between the user and every worker.
+``notify.command``), a non-empty list of strings never handed to a shell. In
+the environment and on ``config set``'s command line an argv is split like a
+shell line (``LOOOP_WORKER_COMMAND="claude -p '{prompt}'"``), what a person
+types; in the file it is a TOML array. A knob whose default is unset
+(``notify.command``: the desktop's notifier) is unset again by an empty
+value. Rejected: a string command split at run time, which would put a
+shell's quoting rules between the user and every worker.
 
 A broken config must stop a service from restart-looping, so every problem in
 the file or the environment is a ``ConfigError`` naming the file, the line and
@@ -42,6 +43,7 @@ import os
 import re
 
 from looop import errors, fs
+from looop.knobs import KNOBS, TABLES, Argv, Knob, Value
 
 TYPE_CHECKING = False  # not typing's: every command loads the config
 if TYPE_CHECKING:
@@ -49,156 +51,11 @@ if TYPE_CHECKING:
     from pathlib import Path
     from typing import Any
 
-Argv = tuple[str, ...]
-Value = int | float | str | Argv | None
-Kind = type[int] | type[float] | type[str] | type[tuple]  # float knobs also take integers
-
-
-class Knob:
-    """One row of the schema.
-
-    ``Knob`` and ``Config`` are plain slotted classes, not dataclasses or ``typing.NamedTuple``:
-    every command loads the config, and importing ``dataclasses`` (with ``inspect``) cost
-    each one about 5 ms, ``typing`` and building two named tuples about 6 ms more.
-    """
-
-    __slots__ = ("choices", "default", "env", "help", "key", "kind", "maximum", "minimum")
-
-    def __init__(
-        self,
-        key: str,  # dotted for a knob in a table: "worker.max_live"
-        env: str,
-        default: Value,  # None: unset (the knob's help says what unset means)
-        kind: Kind,
-        help: str,
-        minimum: int = 0,
-        maximum: int | None = None,  # a time knob's bound: what the loop's arithmetic handles
-        choices: tuple[str, ...] = (),  # a str knob's allowed values
-    ) -> None:
-        self.key, self.env, self.default, self.kind, self.help = key, env, default, kind, help
-        self.minimum, self.maximum, self.choices = minimum, maximum, choices
-
-    def __repr__(self) -> str:
-        return f"Knob({self.key!r})"
-
-    @property
-    def attr(self) -> str:
-        """The ``Config`` field that holds it: ``worker.max_live`` -> ``worker_max_live``."""
-        return self.key.replace(".", "_")
-
-
-DAY = 86400
-YEAR = 365 * DAY
-
-KNOBS: dict[str, Knob] = {
-    k.key: k
-    for k in (
-        Knob(
-            "interval",
-            "LOOOP_INTERVAL",
-            60,
-            float,
-            f"seconds between beat starts (1 to {DAY}, a day)",
-            maximum=DAY,
-        ),
-        Knob(
-            "session_ttl",
-            "LOOOP_SESSION_TTL",
-            259200,
-            float,
-            f"age in seconds after which a dead session is reaped (at most {YEAR}, a year)",
-            maximum=YEAR,
-        ),
-        Knob(
-            "sensor_timeout",
-            "LOOOP_SENSOR_TIMEOUT",
-            60,
-            float,
-            f"seconds per sensor, at most {DAY} (a day); 0 = none",
-            maximum=DAY,
-        ),
-        Knob("sensor_max_bytes", "LOOOP_SENSOR_MAX_BYTES", 8192, int, "output cap; 0 = no cap"),
-        Knob(
-            "sensor_concurrency",
-            "LOOOP_SENSOR_CONCURRENCY",
-            8,
-            int,
-            "sensors run at once",
-            minimum=1,
-        ),
-        Knob(
-            "worker.command",
-            "LOOOP_WORKER_COMMAND",
-            ("claude", "-p", "{prompt}"),
-            tuple,
-            "a worker's argv, never run by a shell; {prompt}, {prompt_file}, {id} are replaced",
-        ),
-        Knob(
-            "worker.runner",
-            "LOOOP_WORKER_RUNNER",
-            None,
-            str,
-            "the default runner: a [runners.NAME] (`config runner add`); unset: worker.command",
-        ),
-        Knob("worker.max_live", "LOOOP_WORKER_MAX_LIVE", 8, int, "live workers at once", minimum=1),
-        Knob(
-            "worker.timeout",
-            "LOOOP_WORKER_TIMEOUT",
-            0,
-            float,
-            f"seconds a worker may run, at most {YEAR} (a year); 0 = unbounded",
-            maximum=YEAR,
-        ),
-        Knob(
-            "worker.supervisor",
-            "LOOOP_WORKER_SUPERVISOR",
-            "auto",
-            str,
-            "systemd (a transient user unit), detached, or auto (systemd when a manager answers)",
-            choices=("auto", "systemd", "detached"),
-        ),
-        Knob(
-            "worker.max_prompt_bytes",
-            "LOOOP_WORKER_MAX_PROMPT_BYTES",
-            4 << 20,
-            int,
-            "the largest task _ worker start takes, in bytes (one too long for argv goes by file)",
-            minimum=1,
-            maximum=64 << 20,
-        ),
-        Knob(
-            "run.timeout",
-            "LOOOP_RUN_TIMEOUT",
-            300,
-            float,
-            f"seconds before `_ run` ends its command, at most {DAY} (a day); 0 = none",
-            maximum=DAY,
-        ),
-        Knob(
-            "wait.timeout",
-            "LOOOP_WAIT_TIMEOUT",
-            0,
-            float,
-            "seconds `_ wait` waits without --timeout, then exits 124 (nothing yet: wait again with"
-            f" the same cursor); set it below your shell tool's limit; at most {DAY}; 0 = none",
-            maximum=DAY,
-        ),
-        Knob(
-            "notify.command",
-            "LOOOP_NOTIFY_COMMAND",
-            None,
-            tuple,
-            "`_ notify`'s argv, {message} replaced, never a shell (put -- before {message} if the"
-            " program takes options); unset = the desktop's notifier, given the message after --",
-        ),
-    )
-}
-
-# The file's tables are the first parts of the dotted keys: worker, run, wait, notify.
-TABLES = frozenset(key.split(".", 1)[0] for key in KNOBS if "." in key)
-
 MIN_INTERVAL = 1.0
 HEADER = "# looop configuration: see `looop config show` for what is in effect.\n"
+# How a switch is spelled in the environment and on ``config set``'s command line.
+SWITCH = {"true": True, "1": True, "yes": True, "on": True, "false": False, "0": False}
+SWITCH |= {"no": False, "off": False}
 
 
 class ConfigError(errors.LooopError):
@@ -230,6 +87,9 @@ class Config:
     worker_timeout: float
     worker_supervisor: str
     worker_max_prompt_bytes: int
+    worker_quiet_after: float
+    worker_stuck_after: float
+    worker_stuck_kill: bool
     run_timeout: float
     wait_timeout: float
     notify_command: Argv | None
@@ -302,6 +162,10 @@ def validate(knob: Knob, value: Any) -> Value:
         if not isinstance(value, str) or value not in knob.choices:
             raise ValueError(f"must be one of {', '.join(knob.choices)} (got {value!r})")
         return value
+    if knob.kind is bool:
+        if not isinstance(value, bool):
+            raise ValueError(f"must be true or false (got {value!r})")
+        return value
     if isinstance(value, bool) or not isinstance(value, int | float):
         want = "an integer" if knob.kind is int else "a number"
         raise ValueError(f"must be {want} (got {type(value).__name__} {value!r})")
@@ -348,6 +212,11 @@ def parse_text(knob: Knob, raw: str) -> Value:
         return _argv(words)
     if knob.kind is str:
         return None if not raw.strip() and knob.default is None else validate(knob, raw.strip())
+    if knob.kind is bool:
+        word = raw.strip().lower()
+        if word not in SWITCH:
+            raise ValueError(f"must be true or false (got {raw!r})")
+        return SWITCH[word]
     try:
         value: int | float = int(raw.strip())
     except ValueError:
@@ -491,6 +360,8 @@ def format_value(value: Value) -> str:
         import json
 
         return json.dumps(list(value), ensure_ascii=False)
+    if isinstance(value, bool):
+        return "true" if value else "false"
     if isinstance(value, str):
         return value
     return str(int(value)) if float(value).is_integer() else repr(float(value))

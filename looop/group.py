@@ -12,6 +12,9 @@ returns how it ended:
   either: once the command has exited, what is in the pipe is read and the
   watch ends without waiting for the pipe to close;
 * the timeout: SIGTERM to the group, SIGKILL ``grace`` seconds later;
+* the ``watchdog`` (a caller's judgment, asked at once and then whenever it
+  said to ask again) says to end it: the same two steps, and the outcome
+  says so (``by_watchdog``); the worker supervisor's stuck check;
 * the watcher gets one of ``signals`` (``looop.signals.STOP_SIGNALS``
   unless told): ``on_stop`` hears which at once (so a record can say it
   even if the watcher is killed before the end), then the same two steps,
@@ -78,7 +81,7 @@ READER_GONE = (errno.EPIPE, errno.ECONNRESET)  # the echo's reader went away
 class Outcome:
     """How the command ended: its return code, and whether a timeout or a signal ended it."""
 
-    __slots__ = ("echo_error", "returncode", "stopped_by", "timed_out")
+    __slots__ = ("by_watchdog", "echo_error", "returncode", "stopped_by", "timed_out")
 
     def __init__(
         self,
@@ -86,8 +89,10 @@ class Outcome:
         timed_out: bool,
         stopped_by: int | None,
         echo_error: OSError | None = None,
+        by_watchdog: bool = False,
     ) -> None:
         self.returncode, self.timed_out, self.stopped_by = returncode, timed_out, stopped_by
+        self.by_watchdog = by_watchdog  # the watchdog said to end it
         # The echo could not be written for a reason other than its reader
         # going away (a full disk under a redirected stdout): the caller says so.
         self.echo_error = echo_error
@@ -148,10 +153,12 @@ def run(
     signals: Sequence[int] = STOP_SIGNALS,
     grace: float = 2.0,
     stdin: int | None = None,
+    watchdog: Callable[[], float | None] | None = None,
 ) -> Outcome:
     """Run ``argv`` to its end (``timeout`` 0: no timeout). OSError if it cannot start.
 
     ``stdin``: an open descriptor for the command's stdin (``/dev/null`` if None).
+    ``watchdog``: the seconds until it is to be asked again, or None: end the command.
     """
     # SIGCHLD only wakes the selector: the command may exit while a child it left holds the pipe.
     with SignalQueue(signals, stop=signals, wake=(signal.SIGCHLD,)) as caught:
@@ -172,7 +179,7 @@ def run(
         guard.add(child.pid)
         try:
             on_start(child.pid)
-            watch = _Watch(child, timeout, grace, caught, on_output, on_stop, echo)
+            watch = _Watch(child, timeout, grace, caught, on_output, on_stop, echo, watchdog)
             return watch.run(guard)
         except BaseException:
             # Its record cannot be written (or the watch failed): a command
@@ -197,6 +204,7 @@ class _Watch:
         on_output: Callable[[bytes], None],
         on_stop: Callable[[int], None],
         echo: int | None,
+        watchdog: Callable[[], float | None] | None = None,
     ) -> None:
         assert child.stdout is not None
         self.child, self.grace, self.caught = child, grace, caught
@@ -211,6 +219,9 @@ class _Watch:
         self.exited = False  # the command has exited (not yet reaped)
         self.timed_out = False
         self.stopped_by: int | None = None
+        self.watchdog = watchdog
+        self.next_watch = time.monotonic()  # when the watchdog is next asked
+        self.by_watchdog = False
         self.selector = selectors.DefaultSelector()
 
     def run(self, guard: Lifeline) -> Outcome:
@@ -221,7 +232,8 @@ class _Watch:
         finally:
             self.selector.close()
             self.child.stdout.close()  # type: ignore[union-attr]
-        return Outcome(self.child.returncode, self.timed_out, self.stopped_by, self.echo_error)
+        code = self.child.returncode
+        return Outcome(code, self.timed_out, self.stopped_by, self.echo_error, self.by_watchdog)
 
     def _over(self) -> bool:
         """Reap the command once it has exited and nothing is left to deliver; True then."""
@@ -252,8 +264,9 @@ class _Watch:
             pass  # only its output is being delivered: _over decides when that ends
         elif self.kill_at is None:
             stop = self.caught.stop_requested()
-            if stop is not None or (self.deadline is not None and now >= self.deadline):
-                self.timed_out, self.stopped_by = stop is None, stop
+            late = self.deadline is not None and now >= self.deadline
+            if stop is not None or late or self._barks(now):
+                self.timed_out, self.stopped_by = stop is None and late, stop
                 if stop is not None:
                     self.on_stop(stop)
                 signal_group(self.child.pid, signal.SIGTERM)
@@ -262,7 +275,10 @@ class _Watch:
             signal_group(self.child.pid, signal.SIGKILL)
             self.kill_at = float("inf")
         self._register()
-        waits = [t for t in (self.deadline, self.kill_at) if t is not None and t != float("inf")]
+        watch = self.next_watch if self.watchdog is not None and self.kill_at is None else None
+        waits = [
+            t for t in (self.deadline, self.kill_at, watch) if t is not None and t != float("inf")
+        ]
         wait = max(0.0, min(waits) - now) if waits else None
         for key, _ in self.selector.select(wait):
             if key.fd == self.caught.fd:
@@ -271,6 +287,17 @@ class _Watch:
                 self._deliver()
             elif key.fd == self.out:
                 self._read()
+
+    def _barks(self, now: float) -> bool:
+        """Ask the watchdog when it is due; True when it says to end the command."""
+        if self.watchdog is None or now < self.next_watch:
+            return False
+        again = self.watchdog()
+        if again is None:
+            self.by_watchdog = True
+            return True
+        self.next_watch = now + max(again, 0.001)
+        return False
 
     def _register(self) -> None:
         """Wait on the signals; on the command's output, or on the echo while it holds some."""

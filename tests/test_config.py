@@ -10,6 +10,7 @@ not be refused.
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import stat
 import subprocess
@@ -51,6 +52,9 @@ def test_a_wrong_type_exits_78_naming_file_line_and_key(profile: Profile) -> Non
         ('[worker]\ncommand = ["", "x"]\n', 2, "worker.command"),
         ('[worker]\nsupervisor = "cron"\n', 2, "worker.supervisor"),
         ("interval = 5\nnotify.command = [1]\n", 2, "notify.command"),
+        ('[worker]\nstuck_kill = "yes"\n', 2, "worker.stuck_kill"),
+        ("[worker]\nstuck_kill = 1\n", 2, "worker.stuck_kill"),
+        ("[worker]\nstuck_after = -1\n", 2, "worker.stuck_after"),
     ],
 )
 def test_invalid_values_are_located(profile: Profile, text: str, line: int, key: str) -> None:
@@ -120,11 +124,28 @@ def test_the_tables_resolve_environment_over_file_over_default(profile: Profile)
     assert config.defaults().notify_command is None
 
 
+def test_a_switch_is_a_toml_boolean_in_the_file_and_a_word_elsewhere(profile: Profile) -> None:
+    profile.write_config("[worker]\nstuck_kill = true\nstuck_after = 30\n")
+    loaded = config.load(profile.config, environ={})
+    assert loaded.worker_stuck_kill is True and loaded.worker_stuck_after == 30.0
+    assert (
+        config.load(profile.config, environ={"LOOOP_WORKER_STUCK_KILL": "off"}).worker_stuck_kill
+        is False
+    )
+    assert config.defaults().worker_stuck_kill is False
+    assert profile.run("config", "get", "worker.stuck_kill").stdout == "true\n"
+    assert profile.run("config", "set", "worker.stuck_kill", "no").returncode == 0
+    assert "stuck_kill = false" in profile.config.read_text()
+    shown = profile.run("config", "show", "--json").stdout
+    assert json.loads(shown)["worker.stuck_kill"] is False
+
+
 def test_a_bad_table_knob_in_the_environment_names_the_variable(profile: Profile) -> None:
     for env, value in [
         ("LOOOP_WORKER_COMMAND", "claude 'unclosed"),
         ("LOOOP_WORKER_SUPERVISOR", "cron"),
         ("LOOOP_WORKER_MAX_LIVE", "0"),
+        ("LOOOP_WORKER_STUCK_KILL", "maybe"),
     ]:
         out = profile.run("config", "show", env={**profile.env, env: value})
         assert out.returncode == 78, (env, out.stderr)

@@ -61,6 +61,9 @@ def test_state_json_has_the_contract_fields(profile: Profile) -> None:
             "pending_ask": None,
             "undelivered": 0,
             "verify": None,
+            "health": None,  # a live worker's only
+            "idle": None,
+            "ask_age": None,
         }
     ]
     assert state["journal_tail"] == [f"line {i}" for i in range(10, 30)]

@@ -105,11 +105,12 @@ def test_every_printer_of_workers_shows_one_live_worker_in_the_same_row(
         found = json.loads(fleet.run("status", "--json").stdout)["workers"]
         return bool(found) and found[0]["state"] == "running"
 
-    wait_for(running, timeout=30)  # then its row holds still while it sleeps
+    wait_for(running, timeout=30)  # then its row holds still while it sleeps (but its clocks)
     shown = rows()
     expected = shown["status"]
     assert [r["id"] for r in expected] == ["w4"] and expected[0]["pending_ask"] == ask
     assert expected[0]["alive"] is True and isinstance(expected[0]["started"], float)
+    assert expected[0]["health"] == "waiting" and expected[0]["ask_age"] >= 0
     assert set(expected[0]) == {
         "id",
         "state",
@@ -120,8 +121,15 @@ def test_every_printer_of_workers_shows_one_live_worker_in_the_same_row(
         "pending_ask",
         "undelivered",
         "verify",
+        "health",
+        "idle",
+        "ask_age",
     }
-    assert shown == {printer: expected for printer in shown}
+    clocks = ("idle", "ask_age")  # seconds, as of each printer's own moment
+    still = {
+        p: [{k: v for k, v in r.items() if k not in clocks} for r in s] for p, s in shown.items()
+    }
+    assert still == {printer: still["status"] for printer in shown}
 
 
 def test_start_in_a_command_substitution_returns_while_the_worker_runs(fleet: Profile) -> None:

@@ -92,3 +92,15 @@ if [ "${1:-}" = "-p" ] && [ $# -ge 2 ]; then printf '%s' "$2" > "$out.argv"; fi
 cat > "$out.stdin"
 echo '{"type":"result","subtype":"success","total_cost_usd":0.01,"result":"done"}'
 """
+
+# A worker for the health tests, by a word in its brief (``{prompt}``):
+# ``ROLE=tick`` prints four times a second; ``ROLE=ask`` asks and waits for
+# its answer, then goes silent (the answer kept, never printed); any other
+# says nothing at all.
+HEALTH = """\
+case "$1" in
+*ROLE=tick*) while :; do echo tick; sleep 0.25; done ;;
+*ROLE=ask*) answer=$(looop _ ask "$LOOOP_SESSION_ID" --prompt "go on?"); exec sleep 600 ;;
+*) exec sleep 600 ;;
+esac
+"""

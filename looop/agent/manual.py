@@ -9,18 +9,17 @@ verbs (``VERBS``), the kinds of ``changed`` (``CHANGED``) and the fields of
 ``config.KNOBS``, the exit codes and their meanings from ``errors.MEANINGS``,
 the worker contract from ``workers.contract``. The rest is prose.
 
-``problems`` holds the tables to the commands click has registered, both
-ways (a command without a row, a row naming no command), and ``looop help
---json`` refuses to print a structure that fails it; tests hold the rest:
+``agent.helpjson``'s ``problems`` holds the tables to the commands click
+has registered, both ways, and ``help --json`` refuses to print when it
+fails; tests hold the rest:
 every field ``_ state --json`` prints and every kind of ``changed`` has its
 row, no line is wider than 80 columns, and the root agent's loop, copied
 out of this text, runs and ends on exit 3. So a new verb, field or code
 cannot arrive without its line. Rejected: generating the verb list from
 click's help (the manual says what a verb is *for*, in the agent's terms,
-which the help does not), and a manual that only names the verbs in prose
-(nothing but a text search could tell a verb was missing from it).
-
-Nothing here imports click: ``looop --help`` is answered without it.
+which the help does not), and verbs named in prose only (nothing but a text
+search could tell one was missing). No click here: ``looop --help`` is
+answered without it.
 """
 
 from __future__ import annotations
@@ -208,7 +207,11 @@ VERBS: tuple[tuple[str, tuple[Row, ...]], ...] = (
                 " listing and wakes `_ wait`",
             ),
             (("_ worker kill",), "_ worker kill ID [--journal T]", "ends its whole process tree"),
-            (("_ worker list", "workers"), "_ worker list [--json]", "also `looop workers`"),
+            (
+                ("_ worker list", "workers"),
+                "_ worker list [--json]",
+                "also `looop workers`; a live worker's health (below)",
+            ),
             (
                 ("_ tell",),
                 "_ tell ID [MESSAGE...|-] [--journal T]",
@@ -242,7 +245,7 @@ CHANGED: tuple[tuple[str, str], ...] = (
     (
         "workers",
         "a worker started or ended: read its report in reports/ (and its verify: a failed"
-        " one did not do what you asked)",
+        " one did not do what you asked); or one turned stuck (below)",
     ),
     (
         "schedules",
@@ -278,7 +281,8 @@ FIELDS: tuple[tuple[str, str], ...] = (
         "every session: id, state (starting, running, exited, killed, dead,"
         " unknown), alive, started, exit_code, unit, pending_ask (its first pending ask's id,"
         " or null), undelivered (messages told, not yet shown to it), verify (its --verify"
-        " verdict: passed, failed, skipped, or null)",
+        " verdict: passed, failed, skipped, or null), health (busy, waiting, quiet, stuck; null"
+        " unless alive), idle and ask_age (seconds, or null)",
     ),
     ("goals", "the goal ids; the text is in goals/ID.md"),
     (
@@ -394,6 +398,16 @@ INVARIANTS = """\
   - Answer every ask; a stranded ask (its worker is gone) needs no answer.
 """
 
+HEALTH = """\
+  A live worker's health, in every listing with its idle seconds (since its
+  last output; an answer to its ask counts) and its ask's age: waiting (a
+  pending ask: answer it), busy (it printed within worker.quiet_after),
+  quiet (no output for longer, no ask), stuck (neither for
+  worker.stuck_after: read `looop logs ID`, then kill it or let it be; with
+  worker.stuck_kill its supervisor ends it: killed, 124, reason stuck).
+  Turning stuck wakes `_ wait` (workers).
+"""
+
 IDS = """\
 IDS AND TEXT
   Goal, sensor, schedule, worker, ask and claim ids are 1 to 64 of
@@ -461,6 +475,7 @@ def text() -> str:
     agent = LOOP + _rows(list(CHANGED), 4, 16) + AFTER_CHANGED + "\n"
     for heading, rows in VERBS:
         agent += f"  {heading}\n" + _commands(rows, 4, 43)
+    agent += "\n" + HEALTH
     state = (
         "THE STATE  (`looop _ state --json`; `_ wait --json` prints the same)\n"
         "  One JSON object:\n" + _rows(list(FIELDS), 4, 18) + "  Without --json, a short"

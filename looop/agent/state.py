@@ -22,11 +22,12 @@ proof), the pending asks as a digest of their ids with their count and the
 moment they were listed, the workers as the session generation
 (``sessions.generation``: it moves with every start and end, so a worker
 that started and ended between two waits is news although the live set is
-the same again) with a digest of the live ids, and the latest schedule
-instant that had come (``rang_us``, ``schedules.latest``: an instant after
-it is news; not the clock, so one world still gives one cursor); as
-base64url of a compact JSON list whose first item is the format version
-(``3``). Opaque to the
+the same again) with a digest of the live ids, each marked when the
+worker is stuck (``live_digest``: turning stuck is news, a move between
+busy, quiet and waiting is not), and the latest schedule instant that had
+come (``rang_us``, ``schedules.latest``: an instant after it is news; not
+the clock, so one world still gives one cursor); as base64url of a compact
+JSON list whose first item is the format version (``3``). Opaque to the
 agent, and of one size, about 200 bytes, whatever the number of asks and
 workers: a cursor carrying every id grew past the 128 KiB a single argument
 may have at exec (``--since "$c"`` failed there at 10,000 asks). An ask is
@@ -50,7 +51,7 @@ import json
 import os
 import time
 
-from looop.data import claims, goals, journal, mailbox, runs, schedules, sensors, sessions
+from looop.data import claims, goals, health, journal, mailbox, runs, schedules, sensors, sessions
 from looop.data.layout import Problem, problem, shown
 from looop.digest import sha256
 from looop.errors import UsageError
@@ -86,9 +87,10 @@ class Cursor:
     their count and the change time of the newest one's file (``seen_us``,
     ``asks_seen``: so one world gives one cursor); the workers as the
     session generation (``sessions.generation``) and a digest of the live
-    ids; and the latest schedule instant that had come (µs), which later
-    instants are compared with. Every field is a few bytes whatever the
-    number of asks, workers and schedules.
+    ids, each marked when the worker is stuck (``live_digest``); and the
+    latest schedule instant that had come (µs), which later instants are
+    compared with. Every field is a few bytes whatever the number of asks,
+    workers and schedules.
     """
 
     __slots__ = ("asks", "asks_n", "generation", "live", "parts", "rang_us", "seen_us")
@@ -210,10 +212,35 @@ def asks_seen(paths: Paths, ids: frozenset[str], now_us: int) -> int:
     return newest
 
 
-def workers_now(paths: Paths) -> tuple[str, str]:
-    """The session generation, then (so a start in between is never missed) the live digest."""
+def live_digest(rows: list[dict[str, Any]]) -> str:
+    """The live workers as a cursor holds them: each id, marked when it is stuck.
+
+    So a worker turning stuck (or showing life again) is news to a wait,
+    and its other moves between busy, quiet and waiting are not.
+    """
+    stuck = health.Health.STUCK
+    return digest(
+        {w["id"] + (" stuck" if w["health"] == stuck else "") for w in rows if w["alive"]}
+    )
+
+
+def workers_now(paths: Paths) -> tuple[str, str, float | None]:
+    """The session generation, then (so a start in between is never missed) the live digest.
+
+    And when (wall clock) the next live worker that is neither waiting nor
+    stuck turns stuck unless it shows life first (None: none will), for a
+    wait to wake at. The mailbox is read only when a worker is past that
+    moment: only a pending ask can then keep it from being stuck.
+    """
     generation = sessions.generation(paths.sessions)
-    return generation, digest({shown(s.id) for s in sessions.live(paths.sessions)})
+    found = sessions.live(paths.sessions)
+    now = time.time()
+    due = [s.stuck_at() for s in found]
+    asks = mailbox.pending(paths) if any(t is not None and t <= now for t in due) else []
+    rows = sessions.rows(found, asks, now)
+    calm = (health.Health.BUSY, health.Health.QUIET)
+    ahead = [t for t, w in zip(due, rows, strict=True) if t is not None and w["health"] in calm]
+    return generation, live_digest(rows), min(ahead, default=None)
 
 
 def pulse_alive(paths: Paths) -> bool:
@@ -276,7 +303,7 @@ def observe(paths: Paths, alive: bool | None = None) -> tuple[dict[str, Any], Cu
     alive = pulse_alive(paths) if alive is None else alive
     found = sessions.rows(sessions.scan(paths.sessions), asks)
     ids = ask_ids(asks)
-    live = digest({w["id"] for w in found if w["alive"]})
+    live = live_digest(found)
     # An ask younger than the listing's start (by the coarse clock) may have
     # been missed: the cursor says it saw only what is older.
     seen_us = min(asks_seen(paths, ids, listed_us), listed_us - COARSE_US) if ids else 0
@@ -337,9 +364,12 @@ def render(state: dict[str, Any]) -> str:
     lines += _schedule_lines(state.get("schedules", []))
     for worker in state["workers"]:
         failed = worker.get("verify") == "failed"
-        if worker["alive"] or failed:
-            mark = f", exit {worker['exit_code']}, verify failed" if failed else ""
-            lines.append(f"  worker {worker['id']} ({worker['state']}{mark})")
+        if worker["alive"]:
+            said = health.text(worker)
+            lines.append(f"  worker {worker['id']} ({worker['state']}, {said})")
+        elif failed:
+            code = worker["exit_code"]
+            lines.append(f"  worker {worker['id']} ({worker['state']}, exit {code}, verify failed)")
     lines.append(f"cursor      {state['cursor']}")
     lines += [f"problem     {p['path']} {p['why']}" for p in state.get("problems", [])]
     if state.get("changed"):

@@ -51,8 +51,12 @@ it again. Workers are news when the session generation moved (every start
 and end pokes ``sessions/.changed``: a worker that started and ended
 between two waits is news although the live set is the same again) or the
 live set differs (a supervisor killed outright pokes nothing; the live set
-and the next beat's ``sys-sessions`` report it); both are compared at the
-start, whenever ``sessions/.changed`` moves, and in the returned state.
+and the next beat's ``sys-sessions`` report it), a worker's turning stuck
+included (``state.live_digest``); all are compared at the start, whenever
+``sessions/.changed`` moves, and in the returned state. Nothing announces a
+worker turning stuck, so the wait computes the moment the next one would
+(``state.workers_now``: its last output plus its ``worker.stuck_after``)
+and wakes then, as at a deadline (``_HealthWatch``).
 Without ``--since`` the starting point is the world measured once the
 watches are armed, with no ask seen and the workers of that moment. Either
 way the returned ``changed`` also covers what the returned state itself
@@ -95,8 +99,9 @@ the machine is suspended, so a laptop that slept through 09:00 wakes the
 wait within that much of resuming, not hours late.
 
 Blocked, a wait sleeps in the kernel: no timer ticks unless it probes the lock
-or the watch polls, or a schedule is ahead (every ``CLOCK_CHECK``), or once an
-hour under a longer timeout (``looop.watch``).
+or the watch polls, or a schedule is ahead (every ``CLOCK_CHECK``), or a
+worker's stuck deadline comes (at most once per ``worker.stuck_after`` each),
+or once an hour under a longer timeout (``looop.watch``).
 """
 
 from __future__ import annotations
@@ -160,7 +165,7 @@ def wait(
         # Watches first, then the starting reads: a change after this point
         # is seen either by the reads or by an event, never by neither.
         world = worldhash.measure(paths)
-        generation, live = state.workers_now(paths)
+        generation, live, stuck = state.workers_now(paths)
         clock = _Clock(paths, since)
         base = since or state.Cursor(
             world.parts, state.digest(set()), 0, 0, generation, live, clock.mark
@@ -168,6 +173,7 @@ def wait(
         wakes = {"pulse-down", *(CATEGORIES if wake_on is None else wake_on)}
         reads = {PULSE, *(role for role, kinds in ROLE_KINDS.items() if kinds & wakes)}
         pulse = _PulseWatch(paths, watcher)
+        health = _HealthWatch(stuck)
         changed = base.moved(world.parts)
         if base.workers_moved(generation, live):
             changed.add("workers")
@@ -183,15 +189,19 @@ def wait(
             remaining = None if deadline is None else deadline - now
             if remaining is not None and remaining <= 0:
                 return None
-            ring = clock.nap() if "schedules" in wakes else None  # rung and let pass: no spin
-            naps = [t for t in (remaining, pulse.probe_in(now), ring) if t is not None]
+            # A deadline of a kind let pass is not slept to: it would come again at once.
+            ring = clock.nap() if "schedules" in wakes else None
+            stuck_in = health.nap() if "workers" in wakes else None
+            naps = [t for t in (remaining, pulse.probe_in(now), ring, stuck_in) if t is not None]
             woke = watcher.wait(min(naps) if naps else None)
             hints = set(woke.roles)
             if woke.pid_exited or (
                 pulse.next_probe is not None and time.monotonic() >= pulse.next_probe
             ):
                 hints.add(PULSE)
-            changed |= _what_changed(paths, base, hints & reads, pulse)
+            if health.due():
+                hints.add(WORKERS)
+            changed |= _what_changed(paths, base, hints & reads, pulse, health)
             if SCHEDULES in hints:
                 clock.read()
             if clock.rang():
@@ -226,7 +236,7 @@ def _watched(paths: Paths) -> list[watch.Dir]:
 
 
 def _what_changed(
-    paths: Paths, base: state.Cursor, hints: set[str], pulse: _PulseWatch
+    paths: Paths, base: state.Cursor, hints: set[str], pulse: _PulseWatch, health: _HealthWatch
 ) -> set[str]:
     changed: set[str] = set()
     if ASKS in hints and _has_new_ask(paths, base):
@@ -235,8 +245,12 @@ def _what_changed(
         changed |= base.moved(worldhash.measure(paths).parts)
     if PULSE in hints and not pulse.arm():
         changed.add("pulse-down")
-    if WORKERS in hints and base.workers_moved(*state.workers_now(paths)):
-        changed.add("workers")
+    # An answered ask may set its worker's stuck clock going again: looked at
+    # before sleeping on, never on an ask's own way out.
+    if WORKERS in hints or (ASKS in hints and not changed):
+        generation, live, health.stuck_at = state.workers_now(paths)
+        if base.workers_moved(generation, live):
+            changed.add("workers")
     return changed
 
 
@@ -298,6 +312,24 @@ class _Clock:
     def rang(self) -> bool:
         """Has the first instant after the starting point come?"""
         return self.due is not None and time.time() >= self.due
+
+
+class _HealthWatch:
+    """When the next live worker turns stuck (``state.workers_now``): a deadline, not a poll.
+
+    A worker's output is not watched (it would wake the wait at every
+    chunk); at the deadline its health is judged again, and one that showed
+    life meanwhile only moves the deadline on.
+    """
+
+    def __init__(self, stuck_at: float | None) -> None:
+        self.stuck_at = stuck_at  # wall clock, as the output's mtime it comes from
+
+    def nap(self) -> float | None:
+        return None if self.stuck_at is None else max(0.0, self.stuck_at - time.time())
+
+    def due(self) -> bool:
+        return self.stuck_at is not None and time.time() >= self.stuck_at
 
 
 # --- the pulse ---------------------------------------------------------------

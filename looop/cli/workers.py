@@ -124,11 +124,13 @@ def kill_command(wid: str, reason: str | None) -> None:
 @worker_group.command("list")
 @click.option("--json", "as_json", is_flag=True, help="One JSON list.")
 def list_command(as_json: bool) -> None:
-    """List workers and their state.
+    """List workers, their state and a live one's health.
 
-    Columns: id, state, alive, started, exit code, unit, pending ask,
+    Columns: id, state (exit code), started, health (busy, waiting, quiet,
+    stuck) with idle time and the pending ask's age, unit, pending ask,
     messages told and not yet delivered, and what its --verify found.
     """
+    from looop.data import health
     from looop.workers import fleet
 
     found = fleet.listing(resolve())
@@ -150,6 +152,7 @@ def list_command(as_json: bool) -> None:
         extras = [
             x
             for x in (
+                w["health"] and health.text(w),
                 w["unit"],
                 w["pending_ask"] and f"asks {w['pending_ask']}",
                 w["undelivered"] and f"{w['undelivered']} undelivered",

@@ -3,12 +3,13 @@
 ``layout`` (the directories and the starter files), ``goals``, ``journal``,
 ``playbook`` (``PLAYBOOK.md`` and ``playbook.d/``), ``mailbox`` (asks and
 answers), ``sessions`` (worker sessions and the one judgment of their
-liveness), ``inbox`` (the messages ``_ tell`` queues for a live
-worker), ``claims``, ``events`` (``events.jsonl``), ``snapshots`` (the
-published generations), ``sensors`` (which files are sensors, and their
-snapshots' names), ``runs`` (``_ run``'s records), ``cost`` (the spend
-ledger, ``cost.jsonl``), ``schedules`` (the agent's time triggers, and when
-each is due) and ``ids`` (the one rule for an id a verb takes).
+liveness), ``health`` (a live worker's health, in words), ``inbox`` (the
+messages ``_ tell`` queues for a live worker), ``claims``, ``events``
+(``events.jsonl``), ``snapshots`` (the published generations), ``sensors``
+(which files are sensors, and their snapshots' names), ``runs`` (``_ run``'s
+records), ``cost`` (the spend ledger, ``cost.jsonl``), ``schedules`` (the
+agent's time triggers, and when each is due) and ``ids`` (the one rule for
+an id a verb takes).
 """
 
 __all__ = [
@@ -16,6 +17,7 @@ __all__ = [
     "cost",
     "events",
     "goals",
+    "health",
     "ids",
     "inbox",
     "journal",

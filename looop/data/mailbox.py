@@ -42,9 +42,10 @@ It also owns the mailbox's writes and the asker's wait (SPEC §10):
   (``AskTimedOut``), the ask left pending.
 * **An answer is created exclusively** (``answer``): of two answers at once
   exactly one wins; ``force`` replaces (a FIFO or empty directory at the
-  name too). One event (``ask_raised``, ``ask_answered``) per write, the
-  answer journaled after it is written. The same answer again completes a
-  journal line a failure left out, so a retry after any failure converges.
+  name too); its worker is stirred first (``sessions.stir``). One event
+  (``ask_raised``, ``ask_answered``) per write, the answer journaled after
+  it is written; the same answer again completes a journal line a failure
+  left out, so a retry after any failure converges.
 * **A failing look is that failure** (``_names``, ``_present``): a listing
   of ``asks/`` or a ``stat`` that fails raises, naming the path, never taken
   for "no asks" (which raised a second ask) or "no such ask".
@@ -60,6 +61,7 @@ missing one is made, never taken for a missing ask), not by
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -417,9 +419,12 @@ def answer(paths: Paths, ask_id: str, text: str, force: bool = False) -> dict[st
         text.encode("utf-8")  # the journal line must take it, or nothing is written
     except UnicodeEncodeError:
         raise UsageError("the answer is not UTF-8 text; nothing written") from None
-    if not _present(paths.asks / f"{ask_id}{SUFFIX}"):
+    asked = paths.asks / f"{ask_id}{SUFFIX}"
+    if not _present(asked):
         raise LooopError(f"no such ask: {ask_id}")
     _ensure_dirs(paths)
+    with contextlib.suppress(OSError):  # its worker shows life from now: never stuck in between
+        sessions.stir(paths.sessions, jsonfile.read_object(asked).get("worker"))
     record = {"v": VERSION, "id": ask_id, "answer": text, "ts": round(time.time(), 3)}
     data = (json.dumps(record, indent=2) + "\n").encode()
     said = f"answer {ask_id}: {text.strip().splitlines()[0]}"
@@ -489,12 +494,7 @@ def listing(paths: Paths, now: float | None = None) -> list[dict[str, Any]]:
     found = []
     for ask in pending(paths):
         ts = jsonfile.finite(ask.get("ts"))
-        found.append(
-            {
-                **ask,
-                "age": None if ts is None else round(max(0.0, now - ts), 3),
-                "stranded": stranded(paths, ask),
-            }
-        )
+        age = None if ts is None else round(max(0.0, now - ts), 3)
+        found.append({**ask, "age": age, "stranded": stranded(paths, ask)})
     found.sort(key=lambda a: (jsonfile.finite(a.get("ts")) or math.inf, str(a["id"])))
     return found

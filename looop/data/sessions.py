@@ -40,6 +40,9 @@ wait``). ``Session.as_dict`` is the one row every printer of a worker
 shows (``workers``, ``_ worker list``, ``_ state``, ``status``; ``rows``
 adds each worker's pending ask).
 
+A live worker's health is one judgment too, ``Verdict.health`` and
+``stuck_at``; ``data.health`` says how and why.
+
 Nothing here follows a symlink: a link directly under ``sessions/`` is not a
 session (unknown), and a ``meta.json`` or ``status.json`` that is a link, a
 FIFO or anything but a small regular file is unreadable (read by
@@ -62,6 +65,7 @@ import time
 from pathlib import Path
 
 from looop import fs, jsonfile, proc
+from looop.data import health
 from looop.data.layout import shown
 
 TYPE_CHECKING = False  # not typing's: the probes' start-up should not pay for it
@@ -95,6 +99,7 @@ class State:
 # What the supervisor's post-conditions found (``workers.verify``), in status.json's "verify".
 VERDICTS = ("passed", "failed", "skipped")
 
+
 # A state's liveness: the reaper and the claims ask only this.
 ALIVE, DEAD, UNKNOWN = "alive", "dead", "unknown"
 
@@ -127,7 +132,7 @@ class Verdict:
     costs them more start-up (it loads ``inspect``) than judging a session.
     """
 
-    __slots__ = ("exit_code", "meta", "state", "status", "why")
+    __slots__ = ("active", "exit_code", "meta", "state", "status", "why")
 
     def __init__(
         self,
@@ -136,9 +141,10 @@ class Verdict:
         meta: dict[str, Any] | None,
         status: dict[str, Any] | None,
         why: str,  # for an unknown or dead session: the reason, in a few words
+        active: float | None = None,  # a live one's last sign of life (``_active``)
     ) -> None:
         self.state, self.exit_code = state, exit_code
-        self.meta, self.status, self.why = meta, status, why
+        self.meta, self.status, self.why, self.active = meta, status, why, active
 
     @property
     def liveness(self) -> str:
@@ -150,6 +156,32 @@ class Verdict:
         """``ended`` from the status, when it is a finite number."""
         return jsonfile.finite(self.status.get("ended")) if self.status else None
 
+    def stuck_at(self) -> float | None:
+        """When (wall clock) a live session turns stuck unless it shows life; None: never."""
+        stuck_after = health.knobs(self.meta)[1]
+        if self.liveness != ALIVE or self.active is None or stuck_after <= 0:
+            return None
+        return self.active + stuck_after
+
+    def health(self, asked: bool, now: float) -> tuple[str | None, float | None]:
+        """``(health, idle seconds)``: the one judgment of a worker's health (``data.health``).
+
+        ``asked``: it has a pending ask. None for a session that is not alive;
+        a live one whose last sign of life is unknown is busy, never stuck on
+        evidence nobody has.
+        """
+        if self.liveness != ALIVE:
+            return None, None
+        idle = None if self.active is None else round(max(0.0, now - self.active), 3)
+        if asked:
+            return health.Health.WAITING, idle
+        if idle is None or idle < health.knobs(self.meta)[0]:
+            return health.Health.BUSY, idle
+        stuck_at = self.stuck_at()
+        return (
+            health.Health.STUCK if stuck_at is not None and now >= stuck_at else health.Health.QUIET
+        ), idle
+
     def session(self, sid: str, path: Path) -> Session:
         return Session(sid, path, self)
 
@@ -160,20 +192,25 @@ class Session(Verdict):
     __slots__ = ("id", "path")
 
     def __init__(self, sid: str, path: Path, verdict: Verdict) -> None:
-        super().__init__(
-            verdict.state, verdict.exit_code, verdict.meta, verdict.status, verdict.why
-        )
+        v = verdict
+        super().__init__(v.state, v.exit_code, v.meta, v.status, v.why, v.active)
         self.id, self.path = sid, path
 
-    def as_dict(self, pending_ask: str | None = None) -> dict[str, Any]:
-        """The one row every printer of a worker shows (``rows`` gives its pending ask).
+    def as_dict(
+        self, ask: dict[str, Any] | None = None, now: float | None = None
+    ) -> dict[str, Any]:
+        """The one row every printer of a worker shows (``rows`` gives its first pending ask).
 
         The id is shown as text (``layout.shown``): a directory name need not
-        be UTF-8, and this is printed and published.
+        be UTF-8, and this is printed and published. ``now``: the moment
+        the health is judged at (one for a whole listing).
         """
         meta = self.meta or {}
         unit = meta.get("unit")
         verdict = (self.status or {}).get("verify")
+        now = time.time() if now is None else now
+        health, idle = self.health(ask is not None, now)
+        asked = None if ask is None else jsonfile.finite(ask.get("ts"))
         return {
             "id": shown(self.id),
             "state": self.state,
@@ -181,9 +218,12 @@ class Session(Verdict):
             "started": jsonfile.finite(meta.get("started")),
             "exit_code": self.exit_code,
             "unit": unit if isinstance(unit, str) else None,
-            "pending_ask": pending_ask,
+            "pending_ask": None if ask is None else shown(str(ask.get("id"))),
             "undelivered": len(message_names(self.path / INBOX)),
             "verify": verdict if verdict in VERDICTS else None,
+            "health": health,
+            "idle": idle,
+            "ask_age": None if asked is None else round(max(0.0, now - asked), 3),
         }
 
     def summary(self) -> dict[str, Any]:
@@ -210,14 +250,17 @@ def message_names(directory: Path) -> list[str]:
     return [name for _, name in sorted(found)]
 
 
-def rows(found: list[Session], asks: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """``as_dict`` of each session, with the first of ``asks`` (pending asks) it raised."""
-    first: dict[str, str] = {}
+def rows(
+    found: list[Session], asks: list[dict[str, Any]], now: float | None = None
+) -> list[dict[str, Any]]:
+    """``as_dict`` of each session at one moment, with the first of ``asks`` (pending) it raised."""
+    first: dict[str, dict[str, Any]] = {}
     for ask in asks:
         worker, ask_id = ask.get("worker"), ask.get("id")
         if isinstance(worker, str) and isinstance(ask_id, str):
-            first.setdefault(worker, shown(ask_id))
-    return [s.as_dict(first.get(s.id)) for s in found]
+            first.setdefault(worker, ask)
+    now = time.time() if now is None else now
+    return [s.as_dict(first.get(s.id), now) for s in found]
 
 
 def _record(session_fd: int | None, name: str) -> dict[str, Any] | None:
@@ -259,17 +302,45 @@ def judge_at(session_fd: int) -> Verdict:
         if _supervisor_gone(session_fd):
             return Verdict(State.DEAD, None, meta, status, "its supervisor ended before taking it")
         if time.time() - started < START_GRACE:
-            return Verdict(State.STARTING, None, meta, status, "")
+            return Verdict(State.STARTING, None, meta, status, "", started)
         return Verdict(State.DEAD, None, meta, status, "its supervisor never started")
     if isinstance(pid, bool) or not isinstance(pid, int) or pid <= 0:
         return Verdict(State.UNKNOWN, None, meta, status, f"{META} has no valid pid")
     if proc.runs_since(pid, started):
-        return Verdict(State.RUNNING, None, meta, status, "")
+        return Verdict(State.RUNNING, None, meta, status, "", _active(session_fd, started))
     pgid = meta.get("pgid")
     if type(pgid) is int and meta.get("unit") is None and proc.group_runs_since(pgid, started):
         # Its detached supervisor was killed outright; the worker runs on.
-        return Verdict(State.RUNNING, None, meta, status, ORPHANED)
+        return Verdict(State.RUNNING, None, meta, status, ORPHANED, _active(session_fd, started))
     return Verdict(State.DEAD, None, meta, status, f"pid {pid} gone or reused")
+
+
+def _active(session_fd: int, started: float | None) -> float | None:
+    """A running worker's last sign of life: ``OUTPUT``'s mtime, or its start if later.
+
+    Its supervisor writes every chunk of its output there, and an answer to
+    its ask moves it too (``stir``). One ``fstatat``, nothing read.
+    """
+    try:
+        mtime = os.stat(OUTPUT, dir_fd=session_fd, follow_symlinks=False).st_mtime
+    except OSError:
+        return started
+    return mtime if started is None else max(mtime, started)
+
+
+def stir(sessions_dir: Path, sid: object) -> None:
+    """Say that session ``sid`` shows life now (an answer to its ask): ``OUTPUT``'s mtime.
+
+    Best effort, and nothing followed: no session, no log, no change.
+    """
+    if not isinstance(sid, str) or not sid or "/" in sid or sid in (".", ".."):
+        return
+    with contextlib.suppress(OSError):
+        fd = os.open(sessions_dir / sid, DIR_FLAGS)
+        try:
+            os.utime(OUTPUT, dir_fd=fd, follow_symlinks=False)
+        finally:
+            os.close(fd)
 
 
 def _supervisor_gone(session_fd: int) -> bool:

@@ -47,6 +47,7 @@ FAILING_LIMIT = 3  # beats in a row that cannot run at all before the pulse stop
 
 def prepare(paths: Paths) -> list[Path]:
     """Seed the data dir and write the default config on first run."""
+
     written = layout.ensure_layout(paths)
     config_edit.write_defaults_if_missing(paths.config_file)
     return written

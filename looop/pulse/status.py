@@ -139,7 +139,9 @@ def render(d: dict[str, Any]) -> str:
     lines += [f"  data dir    {d['data_dir']}", f"  runtime dir {d['runtime_dir']}"]
     lines += _manager_lines(d["service"])
     if d["workers"]:
-        names = ", ".join(w["id"] for w in d["workers"])
+        from looop.data import health
+
+        names = ", ".join(f"{w['id']} ({health.text(w)})" for w in d["workers"])
         lines.append(f"  workers     {len(d['workers'])} live: {names}")
     if state != RUNNING or failing or overdue or d["error"]:
         lines.append("  logs        looop logs -n 50 (or -f to follow); looop doctor")

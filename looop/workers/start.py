@@ -171,6 +171,10 @@ def start(
         "runner": name,  # None: worker.command
         "supervisor": supervisor,
         "timeout": cfg.worker_timeout if timeout is None else timeout,
+        # Its health's knobs, kept as it started, so no reader of its health loads the config.
+        "quiet_after": cfg.worker_quiet_after,
+        "stuck_after": cfg.worker_stuck_after,
+        "stuck_kill": cfg.worker_stuck_kill,
     }
     if commands:
         meta.update(verify=commands, verify_timeout=cfg.run_timeout)

@@ -27,6 +27,7 @@ python-daemon where no user manager answers. It
    the worker exited             exited     its status (signal N: 128+N)
    ``_ kill`` (SIGUSR1: "done")  exited     0, ``reason: done``
    the timeout                   killed     124, ``reason: timeout``
+   stuck, with ``stuck_kill``    killed     124, ``reason: stuck``, ``idle``
    SIGTERM/INT/HUP (a kill,      killed     128+N, ``reason: signal``
    ``systemctl stop``, down)
    the command cannot start      exited     127 (not found) or 126
@@ -36,6 +37,19 @@ python-daemon where no user manager answers. It
    then touches ``sessions/.changed`` so a waiting root agent wakes at once
    (``agent.wait`` watches ``sessions/``), and exits 0: the supervisor did
    its job, whatever the worker's fate, so a unit never lists as failed.
+
+**A stuck worker** (``data.health.Health``: no output and no pending ask
+for ``worker.stuck_after``) is ended here when its session started with
+``worker.stuck_kill`` on, by ``group.run``'s watchdog (``_stuck_watch``):
+the supervisor is the one process that lives exactly as long as the worker
+and already owns its output, its ending and its status, so the kill needs no
+other process awake (rejected: the pulse, which may be down or beat a
+minute late, and ``_ wait``, which runs only while an agent waits). The
+watchdog judges with the same ``Verdict.health`` every listing shows,
+wakes only at the moment the worker would turn stuck (its last output plus
+``stuck_after``), reads the mailbox only then, and never ends a worker on
+evidence it cannot read. The kill is journaled (``worker kill ID: stuck,
+...``) and recorded as a ``worker_killed`` event, as ``_ worker kill`` is.
 
 A supervisor killed outright (SIGKILL) writes nothing; its session is then
 judged by its pid, which is gone: dead, and its worker's process group is
@@ -55,7 +69,8 @@ from pathlib import Path
 from typing import Any
 
 from looop import fs, group
-from looop.data import sessions
+from looop.data import health, mailbox, sessions
+from looop.data.health import Health
 from looop.data.sessions import State
 from looop.errors import NOT_FOUND, TIMED_OUT, LooopError, os_error_line
 from looop.paths import SESSION_ENV, Paths
@@ -65,6 +80,7 @@ from looop.workers import records, spend, transcript, verify
 DONE = signal.SIGUSR1  # what ``_ kill`` sends: the worker says its task is done
 SIGNALS = (*STOP_SIGNALS, DONE)
 GRACE = 5.0  # from SIGTERM to SIGKILL of the worker's group
+STUCK = "stuck"  # the status's reason for a stuck worker ended (``worker.stuck_kill``)
 
 
 def supervise(paths: Paths, wid: str) -> int:
@@ -94,6 +110,7 @@ def supervise(paths: Paths, wid: str) -> int:
         sessions.write_meta(session, meta)
 
     stdin = _prompt_in(session) if on_stdin else None
+    stuck = _stuck_watch(paths, session, wid, meta)
     try:
         try:
             end = group.run(
@@ -106,6 +123,7 @@ def supervise(paths: Paths, wid: str) -> int:
                 signals=SIGNALS,
                 grace=GRACE,
                 stdin=stdin,
+                watchdog=stuck,
             )
         except OSError as exc:
             if ran:  # it ran, but its record failed: ``group.run`` ended it (SIGKILL)
@@ -118,8 +136,12 @@ def supervise(paths: Paths, wid: str) -> int:
             status = sessions.write_status(session, state, code, reason=reason)
         else:
             state, code, reason = _ending(end)
+            idle = stuck.idle if stuck is not None and reason == STUCK else None
+            why = {"idle": idle} if reason == STUCK else {}
             checks = verify.after(meta, (state, code), paths.data_dir, env, out)
-            status = sessions.write_status(session, state, code, reason=reason, **checks)
+            status = sessions.write_status(session, state, code, reason=reason, **why, **checks)
+            if reason == STUCK:
+                _journal_stuck(paths, wid, idle)
         for said in spent.close():
             out.note(said)
         out.note(_said(status))
@@ -167,9 +189,54 @@ def _not_taken(paths: Paths, session: Path, exc: OSError | LooopError) -> None:
         sessions.poke(paths.sessions)
 
 
+class _StuckWatch:
+    """``group.run``'s watchdog: None once the worker is stuck, else when to look again."""
+
+    def __init__(self, paths: Paths, session: Path, wid: str, stuck_after: float) -> None:
+        self.paths, self.session, self.wid, self.stuck_after = paths, session, wid, stuck_after
+        self.idle: float | None = None  # how long it had shown no life when found stuck
+
+    def __call__(self) -> float | None:
+        found = sessions.inspect(self.session)
+        stuck_at, now = found.stuck_at(), time.time()
+        if stuck_at is None:
+            return self.stuck_after  # no evidence of its last output: never stuck on none
+        if now < stuck_at:
+            return stuck_at - now
+        try:
+            asks = mailbox.pending(self.paths)
+        except OSError:
+            return self.stuck_after  # a mailbox that cannot be read is no evidence either
+        health, self.idle = found.health(any(a.get("worker") == self.wid for a in asks), now)
+        return None if health == Health.STUCK else self.stuck_after  # waiting: answers stir
+
+
+def _stuck_watch(paths: Paths, session: Path, wid: str, meta: dict[str, Any]) -> _StuckWatch | None:
+    """The watchdog of a worker started with ``worker.stuck_kill`` (and a ``stuck_after``)."""
+    stuck_after = health.knobs(meta)[1]
+    return (
+        _StuckWatch(paths, session, wid, stuck_after)
+        if meta.get("stuck_kill") is True and stuck_after > 0
+        else None
+    )
+
+
+def _journal_stuck(paths: Paths, wid: str, idle: float | None) -> None:
+    """The journal line and the event of a stuck worker's end (as ``_ worker kill``'s)."""
+    from looop.data import events, journal
+    from looop.say import duration
+
+    quiet = "" if idle is None else f", no output for {duration(idle)}"
+    with contextlib.suppress(OSError):  # the status says it anyway
+        journal.append(paths, f"worker kill {wid}", reason=f"stuck{quiet}")
+    events.record(paths.events, "worker_killed", id=wid, reason=STUCK, idle=idle)
+
+
 def _ending(end: group.Outcome) -> tuple[str, int, str]:
     if end.stopped_by == DONE:
         return State.EXITED, 0, "done"
+    if end.by_watchdog:
+        return State.KILLED, TIMED_OUT, STUCK
     if end.timed_out:
         return State.KILLED, TIMED_OUT, "timeout"
     if end.stopped_by is not None:
