@@ -155,9 +155,9 @@ def test_scan_skips_only_an_entry_that_fails(
 
 
 def test_the_manual_names_every_state_and_every_field_of_a_workers_row(tmp_path: Path) -> None:
-    from looop.agent.manual import STATE
+    from looop.agent.manual import FIELDS
 
-    workers = " ".join(STATE.split("workers ", 1)[1].split("goals ", 1)[0].split())
+    workers = dict(FIELDS)["workers"]
     row = sessions.inspect(
         session_files(tmp_path / "s", {"id": "s", "pid": None, "started": 1})
     ).as_dict()
