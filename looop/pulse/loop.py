@@ -175,6 +175,8 @@ class Pulse:
             return
         wall = time.time()
         scripts: list[Path] = []
+        # Taken before anything can fail: a failed beat a person asked for answers them.
+        fresh, self.fresh_requested = self.fresh_requested, False
         try:
             self._lay_out()
             # A listing that fails is not "no sensors": this beat fails, the last world stays.
@@ -182,7 +184,6 @@ class Pulse:
             budget = beat_budget(self.config, len(scripts))
             self.watchdog.deadline = None if budget is None else started + budget
             self.watchdog.tick()
-            fresh, self.fresh_requested = self.fresh_requested, False
             result = beat.run_beat(
                 self.paths,
                 self.config,
@@ -195,7 +196,9 @@ class Pulse:
             )
         except Exception as exc:  # a bug or a broken data dir must not end the loop unsaid
             why = os_error_line(exc) if isinstance(exc, OSError) else repr(exc)
-            result = BeatResult(self.beats, wall, time.time(), len(scripts), [], "", error=why)
+            result = BeatResult(
+                self.beats, wall, time.time(), len(scripts), [], "", error=why, fresh=fresh
+            )
         if result.cancelled:
             return
         self._judge(result)
