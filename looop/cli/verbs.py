@@ -114,7 +114,8 @@ def sensor_test(name: str, as_json: bool) -> int:
         click.echo(json.dumps(report["value"], ensure_ascii=False))
         if report["stderr"]:
             click.echo(report["stderr"], err=True)
-        click.echo(f"cadence: {report['cadence']['said']}", err=True)
+        if report["cadence"]["every"] is not None or report["cadence"]["warning"]:
+            click.echo(f"cadence: {report['cadence']['said']}", err=True)  # none: nothing to say
     return 0 if reading.ok else 1
 
 
