@@ -46,9 +46,12 @@ class Agent:
         assert call.returncode == 0, (text, call.out, call.err)
         return call.out
 
-    def wait(self, since: str, timeout: float = 20, meanwhile: str = "") -> tuple[int, Any]:
-        """``_ wait --json --since SINCE``; once it is blocked, the tool runs ``meanwhile``."""
-        text = f"looop _ wait --json --since {since} --timeout {timeout:g}"
+    def wait(
+        self, since: str, timeout: float = 20, meanwhile: str = "", kinds: str = "schedules"
+    ) -> tuple[int, Any]:
+        """``_ wait --json --since SINCE --for KINDS``; once it is blocked, the tool runs
+        ``meanwhile``."""
+        text = f"looop _ wait --json --since {since} --timeout {timeout:g} --for {kinds}"
         if meanwhile:
             ready = self.profile.root / f"ready-{time.monotonic_ns()}"
             text = (
