@@ -26,7 +26,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from looop.data.layout import Problem, not_a_directory, problem, shown
+from looop.data.layout import Problem, problem, shown, unlisted
 from looop.paths import Paths
 
 SUFFIX = ".md"
@@ -74,13 +74,8 @@ def listing(paths: Paths, problems: list[Problem] | None = None) -> list[Goal]:
                         problems.append(problem(paths, path, "is a directory, not a goal file"))
                     continue
                 found.append(Goal(name[: -len(SUFFIX)], path))
-    except (FileNotFoundError, NotADirectoryError):
-        if problems is not None and os.path.lexists(paths.goals):
-            problems.append(problem(paths, paths.goals, not_a_directory(paths.goals)))
-        return []
     except OSError as exc:
-        if problems is not None:
-            problems.append(problem(paths, paths.goals, exc))
+        unlisted(paths, paths.goals, exc, problems)
         return []
     return sorted(found, key=lambda goal: goal.id)
 

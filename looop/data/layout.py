@@ -140,6 +140,22 @@ def not_a_directory(path: Path) -> str:
     return f"is {fs.kind(st.st_mode)}, not a directory: move it aside"
 
 
+def unlisted(paths: Paths, directory: Path, exc: OSError, problems: list[Problem] | None) -> None:
+    """A layout directory that could not be listed, said in ``problems`` (when given).
+
+    A missing one is no problem (nothing was written yet); a name holding
+    something else is said with its fix (``not_a_directory``), any other
+    error as itself.
+    """
+    if problems is None:
+        return
+    if isinstance(exc, FileNotFoundError | NotADirectoryError):
+        if os.path.lexists(directory):
+            problems.append(problem(paths, directory, not_a_directory(directory)))
+    else:
+        problems.append(problem(paths, directory, exc))
+
+
 def problem(paths: Paths, path: Path, why: str | OSError) -> Problem:
     """``{"path": <relative to the data dir>, "why": ...}`` for a bad entry of the layout."""
     if isinstance(why, OSError):

@@ -49,7 +49,7 @@ import os
 import time
 
 from looop import jsonfile
-from looop.data.layout import Problem, not_a_directory, problem, shown
+from looop.data.layout import Problem, problem, shown, unlisted
 from looop.errors import UsageError
 from looop.paths import Paths
 
@@ -137,13 +137,8 @@ def listing(paths: Paths, problems: list[Problem] | None = None) -> list[Schedul
     found: list[Schedule] = []
     try:
         names = sorted(n for n in os.listdir(paths.schedules) if named(n))
-    except (FileNotFoundError, NotADirectoryError):
-        if problems is not None and os.path.lexists(paths.schedules):
-            problems.append(problem(paths, paths.schedules, not_a_directory(paths.schedules)))
-        return []
     except OSError as exc:
-        if problems is not None:
-            problems.append(problem(paths, paths.schedules, exc))
+        unlisted(paths, paths.schedules, exc, problems)
         return []
     for file in names:
         where = paths.schedules / file
