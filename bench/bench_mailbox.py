@@ -27,14 +27,12 @@ import json
 import os
 import random
 import shutil
-import signal
-import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-from common import LOOOP, isolated_env, scratch
+from common import LOOOP, isolated_env, scratch, show_latency, start_pulse, stop_pulse
 
 POLL_WAIT = """
 import os, random, sys, time
@@ -70,24 +68,11 @@ class Bench:
         self.env = isolated_env(root)
         self.env["LOOOP_INTERVAL"] = "60"
         self.asks, self.answers = self.data / "asks", self.data / "answers"
-        self.pulse = subprocess.Popen(
-            [LOOOP, "pulse"],
-            env=self.env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + 30
-        while not (self.data / "snapshots").exists():
-            if time.monotonic() > deadline or self.pulse.poll() is not None:
-                raise SystemExit("the pulse did not publish a first beat")
-            time.sleep(0.02)
+        self.pulse = start_pulse(self.env, (self.data / "snapshots").exists)
         self.serial = 0
 
     def close(self) -> None:
-        if self.pulse.poll() is None:
-            self.pulse.send_signal(signal.SIGTERM)
-            self.pulse.wait(timeout=10)
+        stop_pulse(self.pulse)
 
     def _next(self) -> str:
         self.serial += 1
@@ -145,16 +130,6 @@ class Bench:
         return time.monotonic() - started
 
 
-def show(name: str, ours: list[float], theirs: list[float]) -> None:
-    def ms(values: list[float]) -> str:
-        return f"p50 {statistics.median(values) * 1e3:7.1f} ms  max {max(values) * 1e3:7.1f} ms"
-
-    ratio = statistics.median(ours) / statistics.median(theirs)
-    print(f"{name:<16} looop    {ms(ours)}   (goal p50 <= 15 ms, max <= 50 ms)")
-    print(f"{'':<16} 1 s poll {ms(theirs)}")
-    print(f"{'':<16} ratio looop/poll (p50) {ratio:.3f}")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=30)
@@ -176,7 +151,7 @@ def main() -> None:
             results[name] = (ours, theirs)
         print(f"{args.trials} trials each, alternating, one run")
         for name, (ours, theirs) in results.items():
-            show(name, ours, theirs)
+            show_latency(name, ours, theirs)
     finally:
         bench.close()
         shutil.rmtree(root, ignore_errors=True)

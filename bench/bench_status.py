@@ -20,33 +20,13 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
-from pathlib import Path
 
-from common import LOOOP, alternate, isolated_env, report, scratch
+from common import LOOOP, alternate, isolated_env, report, scratch, start_pulse
 
 PROBES = {
     "looop status": (["status"], 0, 2.0),
     "looop _ state --json": (["_", "state", "--json"], 0, 3.0),
 }
-
-
-def start_pulse(root: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
-    pulse = subprocess.Popen(
-        [LOOOP, "pulse"],
-        env=env,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 30
-    while subprocess.run([LOOOP, "status"], env=env, capture_output=True).returncode != 0:
-        if time.monotonic() > deadline or pulse.poll() is not None:
-            pulse.kill()
-            pulse.wait()
-            raise SystemExit("the pulse did not start")
-        time.sleep(0.05)
-    return pulse
 
 
 def stop(pulse: subprocess.Popen[bytes]) -> None:
@@ -72,7 +52,9 @@ def main() -> None:
     root = scratch("status")
     env = isolated_env(root)
     env["LOOOP_INTERVAL"] = "3600"
-    pulse = start_pulse(root, env)
+    pulse = start_pulse(
+        env, lambda: subprocess.run([LOOOP, "status"], env=env, capture_output=True).returncode == 0
+    )
     try:
         baseline = [sys.executable, "-I", "-c", "pass"]
         for name, (argv, code, goal) in PROBES.items():

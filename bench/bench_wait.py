@@ -31,7 +31,6 @@ import json
 import os
 import random
 import shutil
-import signal
 import statistics
 import struct
 import subprocess
@@ -41,7 +40,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from common import LOOOP, isolated_env, scratch
+from common import LOOOP, isolated_env, scratch, start_pulse, stop_pulse
 
 SIGNAL_SENSOR = """#!/bin/sh
 printf '{"signal": {"v": "%s"}}\\n' "$(cat "$SIG")"
@@ -121,29 +120,12 @@ class Bench:
         (self.data / "goals").mkdir()
         self.goal = self.data / "goals" / "bench.md"
         self.goal.write_text("# bench\n")
-        self.pulse = subprocess.Popen(
-            [LOOOP, "pulse"],
-            env=self.env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + 30
-        while not (self.data / "snapshots" / "sensor-signal.json").exists():
-            if time.monotonic() > deadline or self.pulse.poll() is not None:
-                raise SystemExit("the pulse did not publish a first beat")
-            time.sleep(0.02)
+        self.pulse = start_pulse(self.env, (self.data / "snapshots" / "sensor-signal.json").exists)
         self.swaps = SwapClock(self.data)
         self.serial = 0
 
     def close(self) -> None:
-        if self.pulse.poll() is None:
-            self.pulse.send_signal(signal.SIGTERM)
-            try:
-                self.pulse.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.pulse.kill()
-                self.pulse.wait()
+        stop_pulse(self.pulse)
 
     def spawn(self, contender: str) -> subprocess.Popen[bytes]:
         """Start a waiter and return once it has taken its starting reading."""

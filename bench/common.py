@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -72,3 +73,47 @@ def report(
 
 def run(cmd: list[str], env: dict[str, str], cwd: Path | None = None) -> None:
     subprocess.run(cmd, env=env, cwd=cwd, check=True, stdout=subprocess.DEVNULL)
+
+
+def start_pulse(
+    env: dict[str, str], ready: Callable[[], bool], timeout: float = 30
+) -> subprocess.Popen[bytes]:
+    """A pulse on ``env``'s profile, returned once ``ready()`` (its first beat's mark)."""
+    pulse = subprocess.Popen(
+        [LOOOP, "pulse"],
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + timeout
+    while not ready():
+        if time.monotonic() > deadline or pulse.poll() is not None:
+            pulse.kill()
+            pulse.wait()
+            raise SystemExit("the pulse did not start")
+        time.sleep(0.02)
+    return pulse
+
+
+def show_latency(name: str, ours: list[float], theirs: list[float]) -> None:
+    """p50 and max of a wake-up latency against a 1 s poller's (goal 15 / 50 ms)."""
+
+    def ms(values: list[float]) -> str:
+        return f"p50 {statistics.median(values) * 1e3:7.1f} ms  max {max(values) * 1e3:7.1f} ms"
+
+    ratio = statistics.median(ours) / statistics.median(theirs)
+    print(f"{name:<16} looop    {ms(ours)}   (goal p50 <= 15 ms, max <= 50 ms)")
+    print(f"{'':<16} 1 s poll {ms(theirs)}")
+    print(f"{'':<16} ratio looop/poll (p50) {ratio:.3f}")
+
+
+def stop_pulse(pulse: subprocess.Popen[bytes]) -> None:
+    """SIGTERM to a pulse still running, and its end awaited (SIGKILL after 10 s)."""
+    if pulse.poll() is None:
+        pulse.send_signal(signal.SIGTERM)
+        try:
+            pulse.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            pulse.kill()
+            pulse.wait()
