@@ -294,7 +294,7 @@ def test_the_sdist_carries_everything_its_tests_need(dists: Dists, tmp_path: Pat
     assert out.returncode == 0, out.stdout + out.stderr
     assert (venv / "bin" / "looop").exists()  # the command the tests run (conftest.LOOOP)
     ran = subprocess.run(
-        [str(python), "-m", "pytest", "-p", "no:cacheprovider", "tests/test_config.py"],
+        [str(python), "-m", "pytest", "-p", "no:cacheprovider", "-n0", "tests/test_jsonfile.py"],
         cwd=tree,
         env=plain_env(),
         capture_output=True,
