@@ -3,7 +3,7 @@
 Runs a real pulse (quiet: one beat a minute) in a throw-away profile, then,
 alternating in the same run between looop and the reference's approach (a
 loop that looks once a second whether the instant has come), for each trial:
-a ``looop _ wait`` is started and armed (it writes ``$LOOOP_TEST_WAIT_READY``),
+a ``looop _ wait --for schedules`` is started and armed (it writes ``$LOOOP_TEST_WAIT_READY``),
 ``looop _ schedule write --in D`` makes a one-shot due a random 0.3 to 0.6 s
 later, and the latency is from the instant written in the schedule's file to
 the waiter's exit (both on the wall clock; the exit seen by a blocking
@@ -64,7 +64,7 @@ class Bench:
         record = self.data / "schedules" / f"{name}.json"
         if looop:
             env = {**self.env, "LOOOP_TEST_WAIT_READY": str(ready)}
-            argv = [LOOOP, "_", "wait", "--json", "--timeout", "30"]
+            argv = [LOOOP, "_", "wait", "--json", "--timeout", "30", "--for", "schedules"]
         else:
             env, argv = self.env, [sys.executable, "-c", POLL_DUE, str(record), str(ready)]
         waiter = subprocess.Popen(
