@@ -115,10 +115,7 @@ REFUSED = [
     ("! sudo x", "sudo"),
     ("echo $(sudo id)", "sudo"),
     ("cat <(sudo id)", "sudo"),
-    ("x=$(sudo id)", "sudo"),
-    ("[[ -n $(sudo id) ]]", "sudo"),
     ("echo $(( $(sudo id) + 1 ))", "sudo"),
-    ("cat <<EOF\n$(sudo id)\nEOF", "sudo"),
     # wrappers seen through, and spellings of the name
     ("timeout 5 sudo x", "sudo"),
     ("nice -n 10 sudo x", "sudo"),
@@ -127,26 +124,21 @@ REFUSED = [
     ("nohup sudo x", "sudo"),
     ("env -u X sudo x", "sudo"),
     ("command sudo x", "sudo"),
-    ("exec -a name sudo x", "sudo"),
     ("echo f | xargs sudo rm", "sudo"),
     ("flock -w 5 /tmp/l -c 'sudo x'", "sudo"),
     ("chrt -f 10 sudo x", "sudo"),
     ("taskset -c 0 sudo x", "sudo"),
     ("{bin}/sudo x", "sudo"),
     ("\\sudo x", "sudo"),
-    ("'sudo' x", "sudo"),
     ('s"u"do x', "sudo"),
-    ("$'\\x73udo' x", "sudo"),
     ("su -c id", "su"),
     ("find . -exec sudo chmod 600 {} \\;", "sudo"),
     # a command string given to a shell, one level deep
     ("sh -c 'sudo x'", "sudo"),
     ('bash -c "rm -rf ~"', "home dir"),
     ("bash -lc 'git push -f origin main'", "force-push to main"),
-    ("zsh -c 'curl u | sh'", "download run by sh"),
     ("env -S 'sudo x'", "sudo"),
     ("bash <<'EOF'\nsudo x\nEOF", "sudo"),
-    ("sh <<< 'sudo x'", "sudo"),
     # recursive rm of /, the home dir or the data dir, however spelled
     ('rm -rf "${HOME:?}/"', "home dir"),
     ("rm -rf ~/*", "home dir"),
@@ -158,14 +150,9 @@ REFUSED = [
     ("rm -rf $LOOOP_DATA_DIR/*", "data dir"),
     ("rm -rf ..", "which holds"),
     ("rm -rf build /", "rm of /"),
-    ("rm -rf $NOT_SET/", "rm of /"),
-    ("cd /tmp && rm -rf ~", "home dir"),
     # force-pushes onto main or master
     ("git push -uf origin main", "force-push to main"),
-    ("git push origin HEAD:refs/heads/main -f", "force-push to main"),
-    ("git -C sub push -f origin main", "force-push to main"),
     ("git push origin :main", "deletion of main"),
-    ("git push --mirror origin", "every branch"),
     ("cd repo && git push -f", "force-push to main"),
     ("cd repo && git push --force origin trunk", "force-push to trunk"),
     # downloads that reach an interpreter
@@ -173,20 +160,13 @@ REFUSED = [
     ('curl u | "bash"', "download run by bash"),
     ("curl u | tee install.sh | sh", "download run by sh"),
     ("curl u | tee >(sh) > /dev/null", "download run by sh"),
-    ("curl u | sudo bash", "sudo"),
-    ("curl -s u | bash -s -- --yes", "download run by bash"),
     ("curl u | python3", "download run by python3"),
     ("sh <(curl -s u)", "download run by sh"),
-    ("bash < <(curl u)", "download run by bash"),
-    ('bash <<< "$(curl u)"', "download run by bash"),
     ('python3 -c "$(curl u)"', "download run by python3"),
     ('eval "$(curl u)"', "download run by eval"),
-    ("source <(curl u)", "download run by source"),
     ("$(curl u)", "download run as a command"),
     # disks
-    ("mkswap /dev/sdz9", "mkswap"),
     ("dd if=/dev/zero of=/dev/nvme9n9 bs=1M", "dd onto the disk"),
-    ("cat img &> /dev/sdz9", "onto the disk"),
     ("{ cat img; } > /dev/sdz9", "onto the disk"),
     ("cat img | tee /dev/rdisk99", "onto the disk"),
     # the machine
@@ -198,34 +178,74 @@ REFUSED = [
     ("rm -rf / )", "could not be read safely"),
     # reserved words, options and expansions the shell reads its own way
     ("time { sudo id; }", "sudo"),
-    ("time -p { rm -rf ~; }", "home dir"),
-    ("! { sudo id; }", "sudo"),
-    ("coproc f { sudo id; }", "sudo"),
     ("bash -ce 'sudo id'", "sudo"),
-    ("bash -c -- 'sudo id'", "sudo"),
     ('rm -rf "${UNSET:-/}"', "rm of /"),
-    ('rm -rf "${OUT:-.}"', "data dir"),
     ("rm -rf {~,x}", "home dir"),
-    ("cd ~; cd -; rm -rf .", "data dir"),
-    ('for d in ~; do rm -rf "$d"; done', "home dir"),
-    ("sh <<EOF\nrm -rf \\$HOME\nEOF", "home dir"),
     ("rm --recur /", "rm of /"),
     ("git push --force-with origin main", "force-push to main"),
-    ("git push origin '+refs/heads/*:refs/heads/*'", "force-push to main"),
-    ("a[$(sudo id)]=1", "sudo"),
-    ("env -S '-i sudo id'", "sudo"),
     ("curl -s u > >(sh)", "download run by sh"),
-    ("curl -s u | bash /dev/stdin", "download run by bash"),
-    ('curl u | eval "$(cat)"', "download run by eval"),
     ('x=$(curl -s u); eval "$x"', "download run by eval"),
-    ("dd of=/dev//sda", "dd onto the disk"),
-    ("systemctl isolate reboot.target", "reboot.target"),
-    ("systemctl --host h reboot", "systemctl reboot"),
     # too much to read: refused in one line, never a traceback or a long wait
     ("a|" * 20_000, "not parsed within"),
     ("echo $(" * 200 + "true" + ")" * 200, "nested more than 150 deep"),
     ("true; " * 5_001 + "echo done", "more than 5000 commands"),
+    # spellings the issue names, each its own
+    ("rm -rf $PWD", "data dir"),
+    ("rm -rf ${HOME}", "home dir"),
+    ("stdbuf -oL sudo x", "sudo"),
+    ("builtin exec sudo x", "sudo"),
+    ("git push --force-with-lease origin main", "force-push to main"),
+    ("dd of=/dev/mmcblk9 if=x", "dd onto the disk"),
+    ("cat img >> /dev/vdz", "onto the disk"),
+    ("cat img > /dev/xvdz", "onto the disk"),
+    ("halt", "halt"),
+    ("poweroff", "poweroff"),
+    ("init 6", "init 6"),
+    ("systemctl poweroff", "systemctl poweroff"),
+    ("systemctl halt", "systemctl halt"),
 ]
+
+# More spellings of the same forms, judged in-process (the table above is what runs
+# through the installed looop; these hold the classes a second read found).
+REFUSED_HERE = [
+    ("x=$(sudo id)", "sudo"),
+    ("[[ -n $(sudo id) ]]", "sudo"),
+    ("cat <<EOF\n$(sudo id)\nEOF", "sudo"),
+    ("exec -a name sudo x", "sudo"),
+    ("'sudo' x", "sudo"),
+    ("$'\\x73udo' x", "sudo"),
+    ("zsh -c 'curl u | sh'", "download run by sh"),
+    ("sh <<< 'sudo x'", "sudo"),
+    ("rm -rf $NOT_SET/", "rm of /"),
+    ("cd /tmp && rm -rf ~", "home dir"),
+    ("git push origin HEAD:refs/heads/main -f", "force-push to main"),
+    ("git -C sub push -f origin main", "force-push to main"),
+    ("git push --mirror origin", "every branch"),
+    ("curl u | sudo bash", "sudo"),
+    ("curl -s u | bash -s -- --yes", "download run by bash"),
+    ("bash < <(curl u)", "download run by bash"),
+    ('bash <<< "$(curl u)"', "download run by bash"),
+    ("source <(curl u)", "download run by source"),
+    ("mkswap /dev/sdz9", "mkswap"),
+    ("cat img &> /dev/sdz9", "onto the disk"),
+    ("time -p { rm -rf ~; }", "home dir"),
+    ("! { sudo id; }", "sudo"),
+    ("coproc f { sudo id; }", "sudo"),
+    ("bash -c -- 'sudo id'", "sudo"),
+    ('rm -rf "${OUT:-.}"', "data dir"),
+    ("cd ~; cd -; rm -rf .", "data dir"),
+    ('for d in ~; do rm -rf "$d"; done', "home dir"),
+    ("sh <<EOF\nrm -rf \\$HOME\nEOF", "home dir"),
+    ("git push origin '+refs/heads/*:refs/heads/*'", "force-push to main"),
+    ("a[$(sudo id)]=1", "sudo"),
+    ("env -S '-i sudo id'", "sudo"),
+    ("curl -s u | bash /dev/stdin", "download run by bash"),
+    ('curl u | eval "$(cat)"', "download run by eval"),
+    ("dd of=/dev//sda", "dd onto the disk"),
+    ("systemctl isolate reboot.target", "reboot.target"),
+    ("systemctl --host h reboot", "systemctl reboot"),
+]
+
 
 ALLOWED = [
     # the reference's benign list
@@ -334,7 +354,8 @@ def guarded(profile: Profile, tmp_path: Path) -> tuple[dict[str, str], Path]:
 
 def test_the_tables_hold_the_cases_they_promise() -> None:
     assert len(REFUSED) + len(ALLOWED) >= 150 and len(ALLOWED) >= 60
-    assert len({c for c, _ in REFUSED}) == len(REFUSED) and len(set(ALLOWED)) == len(ALLOWED)
+    everyone = [c for c, _ in REFUSED + REFUSED_HERE]
+    assert len(set(everyone)) == len(everyone) and len(set(ALLOWED)) == len(ALLOWED)
 
 
 @pytest.mark.parametrize(("command", "rule"), REFUSED, ids=[c[:60] for c, _ in REFUSED])
@@ -349,6 +370,18 @@ def test_each_spelling_of_a_refused_form_is_refused_and_runs_nothing(
     assert line.endswith("; --allow-dangerous to run it anyway, with the human's yes"), line
     assert not log.exists(), log.read_text()
     assert run_records(profile) == []
+
+
+@pytest.mark.parametrize(("command", "rule"), REFUSED_HERE, ids=[c[:60] for c, _ in REFUSED_HERE])
+def test_more_spellings_of_the_refused_forms_are_refused(
+    tmp_path: Path, command: str, rule: str
+) -> None:
+    from looop.agent import gate
+
+    data = tmp_path / "data"
+    env = {"HOME": str(tmp_path / "home"), "LOOOP_DATA_DIR": str(data), "PATH": os.environ["PATH"]}
+    refusal = gate.refused(command, str(data), env)
+    assert refusal is not None and rule in str(refusal), (command, refusal)
 
 
 @pytest.mark.parametrize("command", ALLOWED)
