@@ -25,7 +25,7 @@ from shell_tool import Call, ShellTool, survivors
 from systemd_harness import Manager
 
 AGENT_CLI = Path(__file__).resolve().parent / "agent-cli"
-ROUNDS = 20
+ROUNDS = 10  # each kind of call every fifth round: twice each
 WORKERS = {"wstuck": "ROLE=stuck", "wflood": "ROLE=flood", "wdies": "ROLE=dies"}
 
 
@@ -112,7 +112,7 @@ def test_the_same_day_with_workers_as_units_of_a_user_manager(user_manager: Mana
 
 
 def _day(tool: ShellTool, data: Path) -> None:
-    """The day itself: start three workers, twenty rounds, then check what is left."""
+    """The day itself: start three workers, ten rounds, then check what is left."""
     wait_for(lambda: tool.call("looop status").returncode == 0)
     for wid, role in WORKERS.items():
         started = tool.call(f"looop _ worker start {wid} '{role}: do the task, report, end'")

@@ -33,7 +33,7 @@ def test_status_reports_a_running_pulse(profile: Profile, procs: Processes) -> N
 
 
 def test_probes_never_make_a_start_fail(profile: Profile, tmp_path: Path) -> None:
-    """200 probes or more while a pulse starts and stops 15 times, four landing while it is up."""
+    """100 probes or more while a pulse starts and stops 8 times, four landing while it is up."""
     assert profile.run("sense").returncode == 0
     env = {**profile.env, "LOOOP_INTERVAL": "60"}
     answers: list[tuple[float, float, int]] = []
@@ -52,7 +52,7 @@ def test_probes_never_make_a_start_fail(profile: Profile, tmp_path: Path) -> Non
     cycles, failures = 0, []
     try:
         stopped_since = time.monotonic()
-        while cycles < 15 or len(answers) < 200:
+        while cycles < 8 or len(answers) < 100:
             peer = NotifyPeer(tmp_path / f"n{cycles}.sock")
             try:
                 started = time.monotonic()
@@ -92,14 +92,14 @@ def test_probes_never_make_a_start_fail(profile: Profile, tmp_path: Path) -> Non
         for thread in probers:
             thread.join()
     assert failures == [], f"a pulse failed to start while probed: {failures[:3]}"
-    assert cycles >= 15 and len(answers) >= 200
+    assert cycles >= 8 and len(answers) >= 100
     judged = 0
     for began, ended, code in answers:
         for since, until, expected in stable:
             if since <= began and ended <= until:
                 assert code == expected, f"status said {code} while the state was {expected}"
                 judged += 1
-    assert judged >= 50, f"only {judged} probes fell inside a stable period"
+    assert judged >= 30, f"only {judged} probes fell inside a stable period"
 
 
 # Every field `status --json` had before the human status: new ones may be
