@@ -19,9 +19,11 @@ by the world hash: ``_ wait`` computes the moment instead, ``stuck_at``).
 
 from __future__ import annotations
 
-from typing import Any
-
 from looop import jsonfile
+
+TYPE_CHECKING = False  # not typing's: ``status`` and ``_ state`` load this through sessions
+if TYPE_CHECKING:
+    from typing import Any
 
 
 class Health:

@@ -41,13 +41,16 @@ import json
 import os
 import time
 from pathlib import Path
-from typing import Any
 
 from looop import fs, jsonfile
 from looop.data import ids, journal, sessions
 from looop.data.sessions import INBOX, INBOX_READ, MESSAGE_SUFFIX
 from looop.errors import LooopError, UsageError
 from looop.paths import Paths
+
+TYPE_CHECKING = False  # not typing's: ``_ ask`` and ``_ told`` are a worker's hot path
+if TYPE_CHECKING:
+    from typing import Any
 
 LIMIT = 16 << 10  # bytes of one message
 MARKER = "--- looop: message"  # begins the line before each message shown to a worker
