@@ -17,26 +17,15 @@ from __future__ import annotations
 import argparse
 import functools
 import shutil
-import signal
 import subprocess
 import sys
 
-from common import LOOOP, alternate, isolated_env, report, scratch, start_pulse
+from common import LOOOP, alternate, isolated_env, report, scratch, start_pulse, stop_pulse
 
 PROBES = {
     "looop status": (["status"], 0, 2.0),
     "looop _ state --json": (["_", "state", "--json"], 0, 3.0),
 }
-
-
-def stop(pulse: subprocess.Popen[bytes]) -> None:
-    if pulse.poll() is None:
-        pulse.send_signal(signal.SIGTERM)
-        try:
-            pulse.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            pulse.kill()
-            pulse.wait()
 
 
 def probe(argv: list[str], env: dict[str, str], code: int) -> None:
@@ -67,7 +56,7 @@ def main() -> None:
             )
             report(name, ours, theirs, goal)
     finally:
-        stop(pulse)
+        stop_pulse(pulse)
         shutil.rmtree(root, ignore_errors=True)
 
 
