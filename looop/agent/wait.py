@@ -160,7 +160,7 @@ def wait(
     if timeout is not None and math.isnan(timeout):
         raise ValueError("timeout must be a number of seconds, not NaN")
     deadline = None if timeout is None or timeout == math.inf else time.monotonic() + timeout
-    watcher = watch.open_watch(_watched(paths), poll=os.environ.get(POLL_ENV, "") not in ("", "0"))
+    watcher = watch.open_watch(watched(paths), poll=os.environ.get(POLL_ENV, "") not in ("", "0"))
     try:
         # Watches first, then the starting reads: a change after this point
         # is seen either by the reads or by an event, never by neither.
@@ -217,7 +217,7 @@ def exit_code(result: dict[str, Any]) -> int:
     return errors.NOT_RUNNING if "pulse-down" in result["changed"] else errors.OK
 
 
-def _watched(paths: Paths) -> list[watch.Dir]:
+def watched(paths: Paths) -> list[watch.Dir]:
     """What feeds the world hash (``WORLD``) and the mailbox (``ASKS``), to watch."""
     return [
         watch.Dir(
