@@ -81,6 +81,12 @@ COMMANDS: tuple[Row, ...] = (
     ),
     (("status",), "status [--json]", "is the pulse running? exit 0 yes, 3 no, 4 unknown"),
     (("logs",), "logs [-f] [-n N]", "the pulse's log (its journal, or its log file)"),
+    (
+        ("watch",),
+        "watch [--once]",
+        "a person's live screen: pulse, sensors, workers, asks, journal; keys answer an ask,"
+        " kill or follow a worker; --once prints one plain frame",
+    ),
     (("doctor",), "doctor", "what breaks this setup, each with its fix; exit 1 when anything does"),
     (
         ("sense",),

@@ -1,0 +1,161 @@
+"""``looop watch`` in a real terminal: tmux runs it, ``send-keys`` types, ``capture-pane`` reads.
+
+One test drives the whole screen against a running pulse and two workers
+(the stand-in agent that asks, and a sleeper): the ask shows, is answered
+with keys and its worker receives the answer; the sleeper is killed with
+keys; ``--once`` prints the live pane's text; an idle stretch draws no
+frame (counted through ``$LOOOP_WATCH_FRAMES``), while a change does; ``q``
+quits. The latency from an ask to the pane and the CPU of a minute idle
+are figures, in bench/bench_watch.py.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from conftest import LOOOP, Profile, configure_workers, detached_pulse, wait_for
+from workers_kit import FAKE_AGENT, SLEEPER, session_file, worker_script
+
+pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="needs tmux")
+
+
+class Terminal:
+    """A tmux server of its own (``-L``), one 80x24 session running a command."""
+
+    def __init__(self, env: dict[str, str]) -> None:
+        self.socket = f"looop-watch-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        self.env = env
+
+    def tmux(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            ["tmux", "-L", self.socket, *args],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=30,
+            stdin=subprocess.DEVNULL,
+        )
+
+    def start(self, command: str) -> None:
+        out = self.tmux("new-session", "-d", "-s", "w", "-x", "80", "-y", "24", command)
+        assert out.returncode == 0, out.stderr
+        self.tmux("set-option", "-t", "w", "remain-on-exit", "on")
+
+    def keys(self, *keys: str, literal: bool = False) -> None:
+        self.tmux("send-keys", "-t", "w", *(["-l"] if literal else []), *keys)
+
+    def screen(self) -> str:
+        lines = self.tmux("capture-pane", "-p", "-t", "w").stdout.split("\n")
+        return "\n".join(line.rstrip() for line in lines).rstrip("\n")
+
+    def shows(self, text: str) -> str | None:
+        found = self.screen()
+        return found if text in found else None
+
+    def pid(self) -> int:
+        return int(self.tmux("list-panes", "-t", "w", "-F", "#{pane_pid}").stdout)
+
+    def dead(self) -> bool:
+        return self.tmux("list-panes", "-t", "w", "-F", "#{pane_dead}").stdout.strip() == "1"
+
+    def close(self) -> None:
+        self.tmux("kill-server")
+
+
+@pytest.fixture
+def terminal(profile: Profile) -> Iterator[Terminal]:
+    term = Terminal(profile.env)
+    try:
+        yield term
+    finally:
+        term.close()
+
+
+def frames(path: Path) -> int:
+    return len(path.read_text().splitlines()) if path.exists() else 0
+
+
+def test_the_screen_answers_an_ask_kills_a_worker_and_draws_nothing_when_idle(
+    profile: Profile, terminal: Terminal
+) -> None:
+    sleeper = worker_script(profile.root / "sleeper", SLEEPER)
+    configure_workers(profile, [str(FAKE_AGENT), "{prompt_file}"])
+    with profile.config.open("a") as f:
+        f.write(f'\n[runners.sleeper]\ncommand = ["{sleeper}"]\n')
+    profile.sensor("bad", "echo oops >&2; exit 2")
+    counted = profile.root / "frames"
+    profile.env.update(COLUMNS="80", LINES="24")
+    with detached_pulse(profile, "120"):
+        try:
+            for wid, more in (("w-sleep", ["--runner", "sleeper"]), ("w-ask", [])):
+                out = profile.run("_", "worker", "start", wid, *more, "the task")
+                assert out.returncode == 0, out.stderr
+            terminal.start(f"env LOOOP_WATCH_FRAMES={counted} {LOOOP} watch")
+            wait_for(lambda: terminal.shows("ship it? [yes/no]"))
+            # The plain frame is the live pane's text (once both show one state).
+            once = lambda: profile.run("watch", "--once").stdout.rstrip("\n")  # noqa: E731
+            wait_for(lambda: once() == terminal.screen() and "w-sleep  running" in once())
+            assert terminal.screen().splitlines()[-1].startswith("↑↓ select")
+            assert "  bad    error: exited with status 2" in once()
+            # Plain text sized to the terminal it is given; a live screen needs a terminal.
+            out = profile.run("watch", "--once", env=dict(profile.env, COLUMNS="40", LINES="12"))
+            lines = out.stdout.split("\n")[:-1]
+            assert len(lines) == 12 and max(map(len, lines)) == 40 and "\x1b" not in out.stdout
+            out = profile.run("watch")
+            assert out.returncode == 2 and "--once" in out.stderr
+
+            # The ask is selected first: answer it with keys; the worker receives the answer.
+            terminal.keys("a")
+            wait_for(lambda: terminal.shows("answer w-ask-1: "))
+            terminal.keys("yes", literal=True)
+            terminal.keys("Enter")
+            report = profile.data / "reports" / "w-ask.md"
+            wait_for(lambda: report.exists() and report.read_text() == "answer: yes\n")
+            assert "answer w-ask-1: yes" in (profile.data / "journal.md").read_text()
+
+            # The stand-in ends itself; the sleeper is then the one selected: kill it.
+            wait_for(lambda: session_file(profile.data, "w-ask", "status.json"))
+            wait_for(lambda: terminal.shows("> w-sleep  running"))
+            terminal.keys("k")
+            wait_for(
+                lambda: (
+                    (session_file(profile.data, "w-sleep", "status.json") or {}).get("state")
+                    == "killed"
+                )
+            )
+            wait_for(lambda: terminal.shows("w-sleep has ended (killed"))
+            assert "worker kill w-sleep" in (profile.data / "journal.md").read_text()
+
+            # Idle: nothing moves, nothing is drawn (and the process sleeps).
+            before, ticks = frames(counted), cpu_ticks(terminal.pid())
+            assert before >= 3
+            time.sleep(2)  # a stretch in which nothing happens, not a wait for a state
+            assert frames(counted) == before
+            assert cpu_ticks(terminal.pid()) - ticks <= 1
+            # ...and a change is drawn: the counter counts.
+            assert profile.run("_", "goal", "write", "g1", "watch me").returncode == 0
+            wait_for(lambda: terminal.shows("goal write g1"))
+            assert frames(counted) > before
+
+            terminal.keys("q")
+            wait_for(terminal.dead)
+        finally:
+            profile.run("down", timeout=60)
+
+
+def cpu_ticks(shell: int) -> int:
+    """utime + stime (clock ticks) of the ``looop watch`` process under the pane's shell."""
+    pids = [shell, *map(int, Path(f"/proc/{shell}/task/{shell}/children").read_text().split())]
+    total = 0
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        if "watch" in Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace"):
+            total += int(fields[11]) + int(fields[12])
+    return total
