@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import LOOOP, Profile, configure_workers, detached_pulse, wait_for
+from conftest import LOOOP, Profile, configure_workers, detached_pulse, pid_alive, wait_for
 from workers_kit import FAKE_AGENT, SLEEPER, session_file, worker_script
 
 pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="needs tmux")
@@ -92,62 +92,65 @@ def test_the_screen_answers_an_ask_kills_a_worker_and_draws_nothing_when_idle(
     profile.sensor("bad", "echo oops >&2; exit 2")
     counted = profile.root / "frames"
     profile.env.update(COLUMNS="80", LINES="24")
-    with detached_pulse(profile, "120"):
-        try:
-            for wid, more in (("w-sleep", ["--runner", "sleeper"]), ("w-ask", [])):
-                out = profile.run("_", "worker", "start", wid, *more, "the task")
-                assert out.returncode == 0, out.stderr
-            terminal.start(f"env LOOOP_WATCH_FRAMES={counted} {LOOOP} watch")
-            wait_for(lambda: terminal.shows("ship it? [yes/no]"))
-            # The plain frame is the live pane's text (once both show one state).
-            once = lambda: profile.run("watch", "--once").stdout.rstrip("\n")  # noqa: E731
-            wait_for(lambda: once() == terminal.screen() and "w-sleep  running" in once())
-            assert terminal.screen().splitlines()[-1].startswith("↑↓ select")
-            assert "  bad    error: exited with status 2" in once()
-            # Plain text sized to the terminal it is given; a live screen needs a terminal.
-            out = profile.run("watch", "--once", env=dict(profile.env, COLUMNS="40", LINES="12"))
-            lines = out.stdout.split("\n")[:-1]
-            assert len(lines) == 12 and max(map(len, lines)) == 40 and "\x1b" not in out.stdout
-            out = profile.run("watch")
-            assert out.returncode == 2 and "--once" in out.stderr
+    with detached_pulse(profile, "120"):  # `down` at its end stops the workers too
+        for wid, more in (("w-sleep", ["--runner", "sleeper"]), ("w-ask", [])):
+            out = profile.run("_", "worker", "start", wid, *more, "the task")
+            assert out.returncode == 0, out.stderr
+        terminal.start(f"env LOOOP_WATCH_FRAMES={counted} {LOOOP} watch")
+        wait_for(lambda: terminal.shows("ship it? [yes/no]"))
+        # The plain frame is the live pane's text (once both show one state).
+        once = [""]
 
-            # The ask is selected first: answer it with keys; the worker receives the answer.
-            terminal.keys("a")
-            wait_for(lambda: terminal.shows("answer w-ask-1: "))
-            terminal.keys("yes", literal=True)
-            terminal.keys("Enter")
-            report = profile.data / "reports" / "w-ask.md"
-            wait_for(lambda: report.exists() and report.read_text() == "answer: yes\n")
-            assert "answer w-ask-1: yes" in (profile.data / "journal.md").read_text()
+        def same() -> bool:
+            once[0] = profile.run("watch", "--once").stdout.rstrip("\n")
+            return once[0] == terminal.screen() and "w-sleep  running" in once[0]
 
-            # The stand-in ends itself; the sleeper is then the one selected: kill it.
-            wait_for(lambda: session_file(profile.data, "w-ask", "status.json"))
-            wait_for(lambda: terminal.shows("> w-sleep  running"))
-            terminal.keys("k")
-            wait_for(
-                lambda: (
-                    (session_file(profile.data, "w-sleep", "status.json") or {}).get("state")
-                    == "killed"
-                )
-            )
-            wait_for(lambda: terminal.shows("w-sleep has ended (killed"))
-            assert "worker kill w-sleep" in (profile.data / "journal.md").read_text()
+        wait_for(same)
+        assert once[0].splitlines()[-1].startswith("↑↓ select")
+        assert "  bad    error: exited with status 2" in once[0].splitlines()
+        # Plain text sized to the terminal it is given; a live screen needs a terminal.
+        out = profile.run("watch", "--once", env=dict(profile.env, COLUMNS="40", LINES="12"))
+        lines = out.stdout.split("\n")[:-1]
+        assert len(lines) == 12 and max(map(len, lines)) == 40 and "\x1b" not in out.stdout
+        out = profile.run("watch")
+        assert out.returncode == 2 and "--once" in out.stderr
 
-            # Idle: nothing moves, nothing is drawn (and the process sleeps).
-            before, ticks = frames(counted), cpu_ticks(terminal.pid())
-            assert before >= 3
-            time.sleep(2)  # a stretch in which nothing happens, not a wait for a state
-            assert frames(counted) == before
-            assert cpu_ticks(terminal.pid()) - ticks <= 1
-            # ...and a change is drawn: the counter counts.
-            assert profile.run("_", "goal", "write", "g1", "watch me").returncode == 0
-            wait_for(lambda: terminal.shows("goal write g1"))
-            assert frames(counted) > before
+        # The ask is selected first: answer it with keys; the worker receives the answer.
+        terminal.keys("a")
+        wait_for(lambda: terminal.shows("answer w-ask-1: "))
+        terminal.keys("yes", literal=True)
+        terminal.keys("Enter")
+        report = profile.data / "reports" / "w-ask.md"
+        wait_for(lambda: report.exists() and report.read_text() == "answer: yes\n")
+        assert "answer w-ask-1: yes" in (profile.data / "journal.md").read_text()
 
-            terminal.keys("q")
-            wait_for(terminal.dead)
-        finally:
-            profile.run("down", timeout=60)
+        # The stand-in ends itself; the sleeper is then the one selected: kill it.
+        wait_for(lambda: session_file(profile.data, "w-ask", "status.json"))
+        wait_for(lambda: terminal.shows("> w-sleep  running"))
+        terminal.keys("k")
+        status = lambda: session_file(profile.data, "w-sleep", "status.json") or {}  # noqa: E731
+        wait_for(lambda: status().get("state") == "killed")
+        wait_for(lambda: terminal.shows("w-sleep has ended (killed"))
+        assert "worker kill w-sleep" in (profile.data / "journal.md").read_text()
+
+        # Idle: once the supervisors are gone and a last write is drawn, nothing moves,
+        # nothing is drawn, and the process sleeps.
+        for wid in ("w-ask", "w-sleep"):
+            wait_for(lambda w=wid: not pid_alive(session_file(profile.data, w, "meta.json")["pid"]))
+        assert profile.run("_", "goal", "write", "g0", "settle").returncode == 0
+        wait_for(lambda: terminal.shows("goal write g0"))
+        before, ticks = frames(counted), cpu_ticks(terminal.pid())
+        assert before >= 3
+        time.sleep(1.5)  # a stretch in which nothing happens, not a wait for a state
+        assert frames(counted) == before, counted.read_text()
+        assert cpu_ticks(terminal.pid()) - ticks <= 1
+        # ...and a change is drawn: the counter counts.
+        assert profile.run("_", "goal", "write", "g1", "watch me").returncode == 0
+        wait_for(lambda: terminal.shows("goal write g1"))
+        assert frames(counted) > before
+
+        terminal.keys("q")
+        wait_for(terminal.dead)
 
 
 def cpu_ticks(shell: int) -> int:
