@@ -11,8 +11,9 @@ it) in a throw-away profile, and ``looop watch`` in an 80x24 tmux terminal
   installed) against ``python3 -I -c pass``;
 * **ask -> screen**: an ask raised by ``looop _ ask`` (as a worker raises
   one); the latency is from the ask file's mtime to the frame that shows it
-  (the screen stamps each frame it draws, ``$LOOOP_WATCH_FRAMES``), checked
-  against the pane itself (``capture-pane``). Goal: under 100 ms;
+  (the screen stamps each frame it draws with the asks it shows,
+  ``$LOOOP_WATCH_FRAMES``), once the pane itself shows it (``capture-pane``).
+  Each ask is answered before the next. Goal: under 100 ms;
 * **idle**: the CPU seconds (utime + stime from ``/proc/PID/stat``) the
   screen uses over 60 s with one ask pending and nothing else moving, and
   the frames it draws meanwhile (the ask's age in minutes: one). Goal:
@@ -45,10 +46,12 @@ def tmux(socket: str, *args: str) -> str:
     ).stdout
 
 
-def frames(path: Path) -> list[float]:
+def frames(path: Path, asks: int = 0) -> list[float]:
+    """When each frame showing at least ``asks`` pending asks was drawn."""
     if not path.exists():
         return []
-    return [float(line.split()[0]) for line in path.read_text().splitlines()]
+    found = [line.split() for line in path.read_text().splitlines()]
+    return [float(f[0]) for f in found if int(f[2]) >= asks]
 
 
 def wait(predicate: Callable[[], object], timeout: float = 30.0) -> None:
@@ -90,6 +93,11 @@ def startup(env: dict[str, str], rounds: int) -> None:
         report(f"import {name} / python -I -c pass", ours, theirs, subject=name)
 
 
+def drawn_since(counted: Path, raised: float) -> list[float]:
+    """When each frame showing an ask was drawn, from ``raised`` on."""
+    return [t for t in frames(counted, 1) if t >= raised]
+
+
 def pane_shows(socket: str, text: str) -> bool:
     return text in tmux(socket, "capture-pane", "-p", "-t", "w")
 
@@ -113,7 +121,8 @@ def latency(env: dict[str, str], socket: str, counted: Path, trials: int) -> Non
         (path,) = raised_by(asks, worker)
         raised = path.stat().st_mtime
         wait(functools.partial(pane_shows, socket, f"question {n}?"))
-        shown = min(t for t in frames(counted) if t >= raised)
+        wait(functools.partial(drawn_since, counted, raised))
+        shown = min(drawn_since(counted, raised))
         found.append(shown - raised)
         subprocess.run([LOOOP, "_", "answer", path.stem, "ok"], env=env, capture_output=True)
         ask.wait(timeout=30)

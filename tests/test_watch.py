@@ -2,11 +2,12 @@
 
 One test drives the whole screen against a running pulse and two workers
 (the stand-in agent that asks, and a sleeper): the ask shows, is answered
-with keys and its worker receives the answer; the sleeper is killed with
-keys; ``--once`` prints the live pane's text; an idle stretch draws no
-frame (counted through ``$LOOOP_WATCH_FRAMES``), while a change does; ``q``
-quits. The latency from an ask to the pane and the CPU of a minute idle
-are figures, in bench/bench_watch.py.
+with keys and its worker receives the answer; the sleeper's log is
+followed, and the sleeper is killed with keys; ``--once`` prints the live
+pane's text; an idle stretch draws no frame (counted through
+``$LOOOP_WATCH_FRAMES``), while a change does; ``q`` quits. The latency
+from an ask to the pane and the CPU of a minute idle are figures, in
+bench/bench_watch.py.
 """
 
 from __future__ import annotations
@@ -124,8 +125,14 @@ def test_the_screen_answers_an_ask_kills_a_worker_and_draws_nothing_when_idle(
         wait_for(lambda: report.exists() and report.read_text() == "answer: yes\n")
         assert "answer w-ask-1: yes" in (profile.data / "journal.md").read_text()
 
-        # The stand-in ends itself; the sleeper is then the one selected: kill it.
+        # The stand-in ends itself; the sleeper is then the one selected: follow its log,
+        # come back, kill it.
         wait_for(lambda: session_file(profile.data, "w-ask", "status.json"))
+        wait_for(lambda: terminal.shows("> w-sleep  running"))
+        terminal.keys("l")
+        wait_for(lambda: terminal.shows("log of w-sleep (output.log)\n[looop] w-sleep started"))
+        assert terminal.screen().splitlines()[-1] == "esc back  k kill  q quit"
+        terminal.keys("l")
         wait_for(lambda: terminal.shows("> w-sleep  running"))
         terminal.keys("k")
         status = lambda: session_file(profile.data, "w-sleep", "status.json") or {}  # noqa: E731

@@ -15,7 +15,8 @@ Why it is shaped this way:
   feeds the hash and the mailbox: the data dir itself (``PLAYBOOK.md`` and the
   ``snapshots`` symlink, whose atomic swap is a rename *in the data dir*),
   ``goals/``, ``asks/`` and ``answers/``, and ``PLAYBOOK.md`` and each goal in
-  their own right where one is a symlink. A wake says only which reads may
+  their own right where one is a symlink (``watched``; ``looop watch`` sleeps
+  on the same list, widened by what only a person looks at). A wake says only which reads may
   have moved (``WORLD``: the hash; ``ASKS``: the mailbox), so a beat's append
   to ``events.jsonl`` costs no read and an ask costs no hash. A wake whose
   hash equals the starting one (a file rewritten with the same bytes, a

@@ -32,7 +32,8 @@ journal line and event included; escape cancels); ``k`` kills the selected
 worker (``fleet.kill``, as ``_ worker kill`` does, journal line included);
 ``l`` (or enter) on a worker follows its ``output.log``; escape goes back;
 ``q`` quits. ``$LOOOP_WATCH_FRAMES`` names a file the screen appends a line
-to per frame drawn (why, and when): the tests count redraws with it.
+to per frame drawn (when, why, and how many asks it shows): the tests count
+redraws with it, the bench times an ask's way to the screen.
 """
 
 from __future__ import annotations
@@ -187,7 +188,7 @@ class Screen:
         target = os.environ.get(FRAMES_ENV)
         if target:
             with open(target, "a") as f:
-                f.write(f"{time.time():.6f} {why}\n")
+                f.write(f"{time.time():.6f} {why} {len(self.view['asks'])}\n")
 
     # --- what is watched -----------------------------------------------------
     def rewatch(self) -> None:
