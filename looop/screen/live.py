@@ -55,6 +55,7 @@ from looop.screen import frame, view
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import Any
 
 FRAMES_ENV = "LOOOP_WATCH_FRAMES"
@@ -87,6 +88,7 @@ class Screen:
         self.output_at = 0.0  # when the profile was last read
         self.held: float | None = None  # when a held-back burst of output is drawn
         self.quit = False
+        self.painter: Callable[[str], None] | None = None  # draws a frame now (while running)
 
     # --- the loop ------------------------------------------------------------
     def run(self) -> None:
@@ -105,6 +107,7 @@ class Screen:
             self.poller.register(wake_r, select.POLLIN)
             with Live(console=console, screen=True, auto_refresh=False, transient=True) as live:
                 self.refresh()
+                self.painter = lambda why: self.draw(live, console, why)
                 self.draw(live, console, "start")
                 while not self.quit:
                     why = self.sleep(tty_fd, wake_r)
@@ -316,6 +319,9 @@ class Screen:
         """End worker ``wid`` as ``_ worker kill`` does (``fleet.kill``: its journal line)."""
         from looop.workers import fleet
 
+        self.ui.message = f"killing {wid}…"  # it returns once the worker has ended
+        if self.painter is not None:
+            self.painter("key")
         try:
             self.ui.message = fleet.kill(self.paths, wid)
         except (errors.LooopError, OSError) as exc:
