@@ -12,8 +12,10 @@ bench/bench_watch.py.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import signal
 import subprocess
 import time
 import uuid
@@ -155,6 +157,11 @@ def test_the_screen_answers_an_ask_kills_a_worker_and_draws_nothing_when_idle(
         assert profile.run("_", "goal", "write", "g1", "watch me").returncode == 0
         wait_for(lambda: terminal.shows("goal write g1"))
         assert frames(counted) > before
+
+        # A pulse killed outright (no file of its own moves) is seen through its pidfd.
+        pulse = json.loads(profile.run("status", "--json").stdout)["pid"]
+        os.kill(pulse, signal.SIGKILL)
+        wait_for(lambda: terminal.shows("pulse    not running"))
 
         terminal.keys("q")
         wait_for(terminal.dead)
