@@ -12,7 +12,6 @@ bench/bench_watch.py.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import signal
@@ -81,8 +80,13 @@ def terminal(profile: Profile) -> Iterator[Terminal]:
         term.close()
 
 
+def stamps(path: Path) -> list[float]:
+    """When each frame the screen drew was drawn (``$LOOOP_WATCH_FRAMES``)."""
+    return [float(line.split()[0]) for line in path.read_text().splitlines()]
+
+
 def frames(path: Path) -> int:
-    return len(path.read_text().splitlines()) if path.exists() else 0
+    return len(stamps(path)) if path.exists() else 0
 
 
 def test_the_screen_answers_an_ask_kills_a_worker_and_draws_nothing_when_idle(
@@ -146,20 +150,24 @@ def test_the_screen_answers_an_ask_kills_a_worker_and_draws_nothing_when_idle(
         # nothing is drawn, and the process sleeps.
         for wid in ("w-ask", "w-sleep"):
             wait_for(lambda w=wid: not pid_alive(session_file(profile.data, w, "meta.json")["pid"]))
-        assert profile.run("_", "goal", "write", "g0", "settle").returncode == 0
-        wait_for(lambda: terminal.shows("goal write g0"))
+        journal, appended = profile.data / "journal.md", time.time()
+        with journal.open("a") as f:
+            f.write("- 2026-01-01 00:00 settled\n")
+        # Shown, and stamped (a frame's stamp follows its drawing).
+        wait_for(lambda: terminal.shows("settled") and max(stamps(counted)) >= appended)
         before, ticks = frames(counted), cpu_ticks(terminal.pid())
         assert before >= 3
         time.sleep(1.5)  # a stretch in which nothing happens, not a wait for a state
         assert frames(counted) == before, counted.read_text()
         assert cpu_ticks(terminal.pid()) - ticks <= 1
         # ...and a change is drawn: the counter counts.
-        assert profile.run("_", "goal", "write", "g1", "watch me").returncode == 0
-        wait_for(lambda: terminal.shows("goal write g1"))
+        with journal.open("a") as f:
+            f.write("- 2026-01-01 00:01 watch me\n")
+        wait_for(lambda: terminal.shows("watch me"))
         assert frames(counted) > before
 
         # A pulse killed outright (no file of its own moves) is seen through its pidfd.
-        pulse = json.loads(profile.run("status", "--json").stdout)["pid"]
+        pulse = int(profile.paths.pid_file.read_text().split()[0])
         os.kill(pulse, signal.SIGKILL)
         wait_for(lambda: terminal.shows("pulse    not running"))
 
