@@ -12,7 +12,7 @@ it) in a throw-away profile, and ``looop watch`` in an 80x24 tmux terminal
 * **ask -> screen**: an ask raised by ``looop _ ask`` (as a worker raises
   one); the latency is from the ask file's mtime to the frame that shows it
   (the screen stamps each frame it draws with the asks it shows,
-  ``$LOOOP_WATCH_FRAMES``), once the pane itself shows it (``capture-pane``).
+  ``$LOOOP_TEST_WATCH_FRAMES``), once the pane itself shows it (``capture-pane``).
   Each ask is answered before the next. Goal: under 100 ms;
 * **idle**: the CPU seconds (utime + stime from ``/proc/PID/stat``) the
   screen uses over 60 s with one ask pending and nothing else moving, and
@@ -168,7 +168,7 @@ def main() -> None:
     counted = root / "frames"
     try:
         startup(env, 7)
-        command = f"exec env LOOOP_WATCH_FRAMES={counted} {LOOOP} watch"
+        command = f"exec env LOOOP_TEST_WATCH_FRAMES={counted} {LOOOP} watch"
         tmux(socket, "new-session", "-d", "-s", "w", "-x", "80", "-y", "24", command)
         wait(functools.partial(pane_shows, socket, "pulse    running"))
         latency(env, socket, counted, args.trials)

@@ -5,7 +5,7 @@ One test drives the whole screen against a running pulse and two workers
 with keys and its worker receives the answer; the sleeper's log is
 followed, and the sleeper is killed with keys; ``--once`` prints the live
 pane's text; an idle stretch draws no frame (counted through
-``$LOOOP_WATCH_FRAMES``), while a change does; ``q`` quits. The latency
+``$LOOOP_TEST_WATCH_FRAMES``), while a change does; ``q`` quits. The latency
 from an ask to the pane and the CPU of a minute idle are figures, in
 bench/bench_watch.py.
 """
@@ -81,7 +81,7 @@ def terminal(profile: Profile) -> Iterator[Terminal]:
 
 
 def stamps(path: Path) -> list[float]:
-    """When each frame the screen drew was drawn (``$LOOOP_WATCH_FRAMES``)."""
+    """When each frame the screen drew was drawn (``$LOOOP_TEST_WATCH_FRAMES``)."""
     return [float(line.split()[0]) for line in path.read_text().splitlines()]
 
 
@@ -103,7 +103,7 @@ def test_the_screen_answers_an_ask_kills_a_worker_and_draws_nothing_when_idle(
         for wid, more in (("w-sleep", ["--runner", "sleeper"]), ("w-ask", [])):
             out = profile.run("_", "worker", "start", wid, *more, "the task")
             assert out.returncode == 0, out.stderr
-        terminal.start(f"env LOOOP_WATCH_FRAMES={counted} {LOOOP} watch")
+        terminal.start(f"env LOOOP_TEST_WATCH_FRAMES={counted} {LOOOP} watch")
         wait_for(lambda: terminal.shows("ship it? [yes/no]"))
         # The plain frame is the live pane's text (once both show one state).
         once = [""]

@@ -31,7 +31,7 @@ answer (enter sends it through ``mailbox.answer``, as ``_ answer`` does,
 journal line and event included; escape cancels); ``k`` kills the selected
 worker (``fleet.kill``, as ``_ worker kill`` does, journal line included);
 ``l`` (or enter) on a worker follows its ``output.log``; escape goes back;
-``q`` quits. ``$LOOOP_WATCH_FRAMES`` names a file the screen appends a line
+``q`` quits. ``$LOOOP_TEST_WATCH_FRAMES`` names a file the screen appends a line
 to per frame drawn (when, why, and how many asks it shows): the tests count
 redraws with it, the bench times an ask's way to the screen.
 """
@@ -58,7 +58,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import Any
 
-FRAMES_ENV = "LOOOP_WATCH_FRAMES"
+FRAMES_ENV = "LOOOP_TEST_WATCH_FRAMES"
 OUTPUT_EVERY = 0.25  # seconds: a worker's output redraws at most this often
 STYLES = {
     "title": "bold",
