@@ -121,6 +121,10 @@ def test_the_screen_answers_an_ask_kills_a_worker_and_draws_nothing_when_idle(
         assert len(lines) == 12 and max(map(len, lines)) == 40 and "\x1b" not in out.stdout
         out = profile.run("watch")
         assert out.returncode == 2 and "--once" in out.stderr
+        # The live screen grows with its terminal: the footer moves to the new last row.
+        terminal.tmux("resize-window", "-t", "w", "-x", "100", "-y", "30")
+        wait_for(lambda: terminal.tmux("capture-pane", "-p", "-t", "w").stdout.count("\n") == 30)
+        wait_for(lambda: terminal.screen().split("\n")[29:] == [once[0].splitlines()[-1]])
 
         # The ask is selected first: answer it with keys; the worker receives the answer.
         terminal.keys("a")

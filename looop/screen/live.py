@@ -183,7 +183,8 @@ class Screen:
     def draw(self, live: Any, console: Any, why: str) -> None:
         from rich.text import Text
 
-        width, height = console.size
+        # The terminal's own size, whatever $COLUMNS and $LINES say (Rich would take those).
+        console.size = width, height = os.get_terminal_size(sys.stdout.fileno())
         text = Text(no_wrap=True, overflow="crop", end="")
         for i, (line, style) in enumerate(frame.lines(self.view, self.ui, width, height)):
             text.append(("\n" if i else "") + line, STYLES.get(style or "", ""))
