@@ -126,9 +126,14 @@ def test_the_screen_answers_an_ask_kills_a_worker_and_draws_nothing_when_idle(
         wait_for(lambda: terminal.tmux("capture-pane", "-p", "-t", "w").stdout.count("\n") == 30)
         wait_for(lambda: terminal.screen().split("\n")[29:] == [once[0].splitlines()[-1]])
 
-        # The ask is selected first: answer it with keys; the worker receives the answer.
+        # The ask is selected first: `a` on it (escape: not now), or on the worker that asked,
+        # types the answer; enter sends it, and the worker receives it.
         terminal.keys("a")
-        wait_for(lambda: terminal.shows("answer w-ask-1: "))
+        wait_for(lambda: terminal.shows("answer w-ask-1: _"))
+        terminal.keys("Escape", "Down")
+        wait_for(lambda: terminal.shows("> w-ask    running, waiting"))
+        terminal.keys("a")
+        wait_for(lambda: terminal.shows("answer w-ask-1: _"))
         terminal.keys("yes", literal=True)
         terminal.keys("Enter")
         report = profile.data / "reports" / "w-ask.md"

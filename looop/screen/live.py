@@ -26,10 +26,11 @@ nothing), ``watch.POLL_INTERVAL``. A burst of a worker's output redraws at
 most every ``OUTPUT_EVERY`` seconds.
 
 Keys (the footer says them): ``↑``/``↓`` (or ``j``) move the selection over
-the pending asks and the live workers; ``a`` (or enter) on an ask types an
-answer (enter sends it through ``mailbox.answer``, as ``_ answer`` does,
-journal line and event included; escape cancels); ``k`` kills the selected
-worker (``fleet.kill``, as ``_ worker kill`` does, journal line included);
+the pending asks and the live workers; ``a`` (or enter) on an ask, or ``a``
+on a worker that asked, types an answer (enter sends it through
+``mailbox.answer``, as ``_ answer`` does, journal line and event included;
+escape cancels); ``k`` kills the selected worker (``fleet.kill``, as ``_
+worker kill`` does, journal line included);
 ``l`` (or enter) on a worker follows its ``output.log``; escape goes back;
 ``q`` quits. ``$LOOOP_TEST_WATCH_FRAMES`` names a file the screen appends a line
 to per frame drawn (when, why, and how many asks it shows): the tests count
@@ -272,6 +273,10 @@ class Screen:
             return
         elif ui.selected[0] == "ask" and key in ("a", "\r", "\n"):
             ui.answering, ui.typed = ui.selected[1], ""
+        elif ui.selected[0] == "worker" and key == "a":
+            asked = [w["pending_ask"] for w in self.view["workers"] if w["id"] == ui.selected[1]]
+            if asked and asked[0] is not None:  # the worker's own pending ask
+                ui.answering, ui.typed = asked[0], ""
         elif ui.selected[0] == "worker" and key in ("l", "\r", "\n"):
             ui.follow = ui.selected[1]
             self.refresh()
