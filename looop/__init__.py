@@ -9,6 +9,7 @@ same small foundation:
   verbs, its gated ``_ run`` and its manual;
 - ``looop.workers``: worker sessions: start, supervise, kill, reap;
 - ``looop.data``: the data dir everyone shares, one module per kind of file;
+- ``looop.screen``: a person's screens (``looop watch``);
 - ``looop.cli``: parsing and printing only, one module per audience.
 
 The foundation: ``errors`` (exit codes and the exception carrying one),
@@ -49,6 +50,7 @@ __all__ = [
     "pulse",
     "runners",
     "say",
+    "screen",
     "service",
     "signals",
     "tree",

@@ -203,6 +203,17 @@ class Watch:
         """True while the watched process is known to live; None when unknown."""
         return None
 
+    def fileno(self) -> int | None:
+        """A descriptor readable when ``wait(0)`` has something to say; None when polling.
+
+        For a caller that sleeps on other descriptors too (a terminal's
+        keys, in ``looop.screen.live``): it adds this one to its own
+        ``select`` and calls ``wait(0)`` when it is readable. A watch that
+        polls (all of it, or a part it could not set up) has none to give:
+        such a caller must call ``wait`` every ``POLL_INTERVAL``.
+        """
+        return None
+
     def close(self) -> None:
         pass
 
@@ -496,6 +507,9 @@ class _Inotify(Watch):
         self.poller.register(self.pidfd, select.POLLIN)
         return True
 
+    def fileno(self) -> int | None:
+        return None if self.fallback is not None or self.fd < 0 else self.fd
+
     def pid_alive(self) -> bool | None:
         if self.pidfd is None:
             return None
@@ -636,6 +650,9 @@ if sys.platform != "linux":
             if rearm:
                 self._rearm()
             return Wake(frozenset(hints), exited)
+
+        def fileno(self) -> int | None:
+            return None if self.fallback is not None else self.kq.fileno()
 
         def watch_pid(self, pid: int) -> bool:
             self.unwatch_pid()

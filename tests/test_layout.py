@@ -1,7 +1,7 @@
 """The layout's rules (SPEC §14): every room keeps to its side of the wall.
 
 The rooms are the sub-packages of ``looop/`` (``data``, ``pulse``,
-``service``, ``agent``, ``workers``, ``cli``); the foundation is every
+``service``, ``agent``, ``workers``, ``screen``, ``cli``); the foundation is every
 top-level module (``looop/*.py``: errors, paths, config, log, fs, proc,
 watch...), and ``looop/__main__.py`` is the entry point. The rules:
 
@@ -22,6 +22,9 @@ watch...), and ``looop/__main__.py`` is the entry point. The rules:
   post-conditions pass through too); otherwise a worker reaches the agent
   through the data dir;
 - nothing imports the CLI but the CLI itself and ``looop.__main__``;
+- a person's screens (``screen``) may read every room but the CLI, and
+  nothing imports them but the CLI: the terminal library they draw with
+  (Rich) is loaded by ``looop watch`` alone, never on another command's path;
 - no import cycle runs through two rooms. Rooms may lean on each other
   through distinct modules (the pulse's status reads the managers'
   drivers, the service's control starts the pulse's loop; the service
@@ -52,7 +55,7 @@ from conftest import Profile
 
 PACKAGE = Path(__file__).resolve().parents[1] / "looop"
 
-ROOMS = ("agent", "cli", "data", "pulse", "service", "workers")
+ROOMS = ("agent", "cli", "data", "pulse", "screen", "service", "workers")
 # What the pulse may take from the service manager's package.
 SERVICE_ALLOWED = ("looop.service.units", "looop.service.systemd", "looop.service.launchd")
 # Not the pulse's: the other audiences, the CLI, click.
@@ -143,6 +146,8 @@ def breaks_rule(importer: str, target: str) -> str | None:
     mine, theirs = room(importer), room(target)
     if theirs == "cli" and mine not in ("cli", "entry"):
         return "only looop.__main__ imports the CLI"
+    if theirs == "screen" and mine not in ("cli", "screen"):
+        return "only the CLI imports a person's screens"
     if mine == "foundation" and theirs not in ("foundation", "outside"):
         return "the foundation imports no room"
     if mine == "data" and theirs not in ("foundation", "outside", "data"):
@@ -236,6 +241,8 @@ PLANTED = {
     "agent/verbs.py": ("from looop.workers import fleet", "agent imports only what workers"),
     "workers/fleet.py": ("from looop.agent import manual", "workers imports only what agent"),
     "service/doctor.py": ("from looop.cli import complete", "only looop.__main__ imports the CLI"),
+    "screen/view.py": ("from looop.cli import complete", "only looop.__main__ imports the CLI"),
+    "agent/state.py": ("from looop.screen import frame", "only the CLI imports a person's screens"),
     # The pulse may read the systemd driver, whose helpers take the pulse's lock.
     "pulse/lock.py": ("from looop.service import systemd", "import cycle across rooms"),
 }
@@ -339,6 +346,17 @@ def test_the_run_time_check_sees_a_module_the_command_loads(profile: Profile) ->
     out, loaded = modules_loaded_by(profile, "_", "state", "--json")
     assert out.returncode == 0, out.stderr
     assert "looop.agent.state" in loaded and breaks_pulse_rule("looop.agent.state")
+
+
+def test_only_the_live_watch_loads_the_terminal_library(profile: Profile) -> None:
+    # The hot paths, and `watch --once` (plain text, for scripts), load neither Rich nor Textual.
+    for args in (["status"], ["_", "state", "--json"], ["watch", "--once"]):
+        out, loaded = modules_loaded_by(profile, *args)
+        assert out.returncode in (0, 3), (args, out.stderr)
+        assert sorted(n for n in loaded if n.split(".")[0] in ("rich", "textual")) == [], args
+    assert "looop.screen.frame" in loaded  # the hook saw the frame being made
+    found = imports()
+    assert {m for m, name in found if under(name, ("rich", "textual"))} == {"looop.screen.live"}
 
 
 def test_a_commands_help_and_run_load_only_its_own_audiences_commands(profile: Profile) -> None:

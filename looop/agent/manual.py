@@ -11,10 +11,9 @@ the worker contract from ``workers.contract``. The rest is prose.
 
 ``agent.helpjson``'s ``problems`` holds the tables to the commands click
 has registered, both ways, and ``help --json`` refuses to print when it
-fails; tests hold the rest:
-every field ``_ state --json`` prints and every kind of ``changed`` has its
-row, no line is wider than 80 columns, and the root agent's loop, copied
-out of this text, runs and ends on exit 3. So a new verb, field or code
+fails; tests hold the rest: every field ``_ state --json`` prints and every
+kind of ``changed`` has its row, no line is wider than 80 columns, and the
+root agent's loop, copied out of this text, runs and ends on exit 3. So a new verb, field or code
 cannot arrive without its line. Rejected: generating the verb list from
 click's help (the manual says what a verb is *for*, in the agent's terms,
 which the help does not), and verbs named in prose only (nothing but a text
@@ -81,6 +80,7 @@ COMMANDS: tuple[Row, ...] = (
     ),
     (("status",), "status [--json]", "is the pulse running? exit 0 yes, 3 no, 4 unknown"),
     (("logs",), "logs [-f] [-n N]", "the pulse's log (its journal, or its log file)"),
+    (("watch",), "watch [--once]", "a person's live view, with keys; --once: one plain frame"),
     (("doctor",), "doctor", "what breaks this setup, each with its fix; exit 1 when anything does"),
     (
         ("sense",),

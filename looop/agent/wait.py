@@ -15,7 +15,8 @@ Why it is shaped this way:
   feeds the hash and the mailbox: the data dir itself (``PLAYBOOK.md`` and the
   ``snapshots`` symlink, whose atomic swap is a rename *in the data dir*),
   ``goals/``, ``asks/`` and ``answers/``, and ``PLAYBOOK.md`` and each goal in
-  their own right where one is a symlink. A wake says only which reads may
+  their own right where one is a symlink (``watched``; ``looop watch`` sleeps
+  on the same list, widened by what only a person looks at). A wake says only which reads may
   have moved (``WORLD``: the hash; ``ASKS``: the mailbox), so a beat's append
   to ``events.jsonl`` costs no read and an ask costs no hash. A wake whose
   hash equals the starting one (a file rewritten with the same bytes, a
@@ -160,7 +161,7 @@ def wait(
     if timeout is not None and math.isnan(timeout):
         raise ValueError("timeout must be a number of seconds, not NaN")
     deadline = None if timeout is None or timeout == math.inf else time.monotonic() + timeout
-    watcher = watch.open_watch(_watched(paths), poll=os.environ.get(POLL_ENV, "") not in ("", "0"))
+    watcher = watch.open_watch(watched(paths), poll=os.environ.get(POLL_ENV, "") not in ("", "0"))
     try:
         # Watches first, then the starting reads: a change after this point
         # is seen either by the reads or by an event, never by neither.
@@ -217,7 +218,7 @@ def exit_code(result: dict[str, Any]) -> int:
     return errors.NOT_RUNNING if "pulse-down" in result["changed"] else errors.OK
 
 
-def _watched(paths: Paths) -> list[watch.Dir]:
+def watched(paths: Paths) -> list[watch.Dir]:
     """What feeds the world hash (``WORLD``) and the mailbox (``ASKS``), to watch."""
     return [
         watch.Dir(

@@ -14,7 +14,8 @@ doctor, install, uninstall), ``cli.agent`` (the ``_`` group: state, wait),
 goal``, ``_ sensor``, ``_ playbook``, ``_ schedule``, ``_ notify``), ``cli.run`` (``_
 run``), ``cli.workers`` (``_ worker start|kill|list``, workers, reap, cost,
 and a worker's ``_ claim``, ``_ unclaim``, ``_ cost``, ``_ kill``) and
-``cli.config`` (the config group); ``cli.complete`` holds the shell
+``cli.config`` (the config group), ``cli.screen`` (``watch``, a person's
+screen); ``cli.complete`` holds the shell
 completers they attach to their arguments, ``cli.manpage`` renders the man
 page from them, and ``cli.__main__`` (``python -m looop.cli``) runs a
 command line through click alone, without ``looop.__main__``'s fast path.
@@ -72,6 +73,7 @@ __all__ = [
     "pulse",
     "registered",
     "run",
+    "screen",
     "seconds_option",
     "service",
     "verbs",
@@ -216,6 +218,7 @@ def seconds_option(name: str, help: str) -> Callable[[Any], Any]:
         "_": "looop.cli.agent:agent_group",
         "config": "looop.cli.config:config_group",
         "init": "looop.cli.config:init_command",
+        "watch": "looop.cli.screen:watch_command",
     },
 )
 @click.version_option(__version__, "-V", "--version", message=f"looop {__version__}")

@@ -112,13 +112,9 @@ def kill_command(wid: str, reason: str | None) -> None:
 
     Returns once its status.json says killed.
     """
-    from looop.data import journal
     from looop.workers import fleet
 
-    paths = resolve()
-    said = fleet.kill(paths, wid)
-    journal.append(paths, f"worker kill {wid}", reason=reason)
-    click.echo(said)
+    click.echo(fleet.kill(resolve(), wid, reason))
 
 
 @worker_group.command("list")

@@ -35,7 +35,7 @@ import time
 from typing import Any
 
 from looop import group, jsonfile, proc
-from looop.data import ids, mailbox, sessions
+from looop.data import ids, journal, mailbox, sessions
 from looop.data.sessions import State
 from looop.errors import LooopError
 from looop.paths import Paths
@@ -67,9 +67,11 @@ def _ended(session: sessions.Session) -> str:
     return f"{session.id} has ended ({session.state}, exit {session.exit_code})"
 
 
-def kill(paths: Paths, wid: str) -> str:
-    """End worker ``wid`` and its whole tree; returns once its status says so.
+def kill(paths: Paths, wid: str, reason: str | None = None) -> str:
+    """End worker ``wid`` and its whole tree, then journal it; returns once its status says so.
 
+    ``_ worker kill`` and ``looop watch``'s ``k`` both end a worker here, so
+    both leave the same journal line (``worker kill ID``, with ``reason``).
     A session still "starting" may be one whose start was killed before it
     handed the session on: closed first (``start.close_abandoned``), it is
     dead at once instead of at the end of the start grace.
@@ -80,10 +82,11 @@ def kill(paths: Paths, wid: str) -> str:
 
         start.close_abandoned(paths, session.path)
         session = _judged(paths, wid)
-    if session.liveness != sessions.ALIVE:
-        return _ended(session)
-    _signal([session], signal.SIGTERM)
-    return _ended(_await_end(paths, session))
+    if session.liveness == sessions.ALIVE:
+        _signal([session], signal.SIGTERM)
+        session = _await_end(paths, session)
+    journal.append(paths, f"worker kill {wid}", reason=reason)
+    return _ended(session)
 
 
 def done(paths: Paths, wid: str) -> str:
