@@ -14,7 +14,8 @@ same small foundation:
 The foundation: ``errors`` (exit codes and the exception carrying one),
 ``paths`` (where everything is), ``config`` (the knobs; ``knobs``: their
 table; ``config_edit``: writing the file; ``runners``: named worker commands
-and the agent CLIs' presets), ``log`` (log lines), ``say`` (durations and counts in words),
+and the agent CLIs' presets), ``log`` (log lines), ``say`` (durations, counts
+and tables in words), ``style`` (colour and a progress line, on a terminal only),
 ``fs`` (the one safe small-file reader and the one atomic writer), ``lines``
 (the one appender of a line, and reading a file's end), ``lockfile`` (taking
 a lock file), ``jsonfile`` (reading a JSON object record), ``tree``
@@ -51,6 +52,7 @@ __all__ = [
     "say",
     "service",
     "signals",
+    "style",
     "tree",
     "watch",
     "workers",
