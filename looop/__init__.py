@@ -28,6 +28,8 @@ and ``digest`` (SHA-256 without OpenSSL's start-up).
 """
 
 __version__ = "0.1.0"
+# The day this version was (or will be) released: the man page's date. Bump with the version.
+RELEASED = "2026-12-08"
 
 __all__ = [
     "agent",
