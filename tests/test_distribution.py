@@ -287,6 +287,20 @@ def test_the_wheel_installs_the_man_page_and_the_license(dists: Dists, tmp_path:
         assert Path(found.stdout.strip()).resolve() == installed.resolve()
 
 
+def test_the_build_warns_of_no_ignored_package_and_the_metadata_names_its_authors(
+    dists: Dists,
+) -> None:
+    assert "would be ignored" not in dists.log, dists.log
+    name, version = dists.wheel.name.split("-")[:2]
+    with zipfile.ZipFile(dists.wheel) as wheel:
+        metadata = wheel.read(f"{name}-{version}.dist-info/METADATA").decode()
+    headers = metadata.split("\n\n", 1)[0].splitlines()
+    assert "Author: the looop authors" in headers
+    # psutil only where looop.proc uses it: no /proc to read a process from.
+    assert 'Requires-Dist: psutil>=5.9; sys_platform != "linux"' in headers
+    assert not [h for h in headers if h.startswith("Requires-Dist: click") and "==" in h]
+
+
 def unpack(sdist: Path, into: Path) -> Path:
     with tarfile.open(sdist) as tar:
         if hasattr(tarfile, "data_filter"):
