@@ -22,6 +22,7 @@ from collections.abc import Iterator
 
 import pytest
 from conftest import LOOOP, Profile, make_session, wait_for
+from shell_tool import ShellTool
 
 ESC = "\x1b["
 COLOUR = "\x1b\\[[0-9;]*3[1-7]m"  # a foreground colour, as tmux writes it back
@@ -149,18 +150,16 @@ def test_a_wait_over_a_second_says_so_on_a_terminal_and_never_on_a_pipe(
 def test_headers_answers_and_typos_say_what_they_are(profile: Profile) -> None:
     asked(profile, "w1", "ship?")
     make_session(profile.data / "sessions", "w1", ended=1.0)
-    asks = profile.run("_", "asks").stdout.splitlines()
-    assert asks[0].split() == ["ID", "AGE", "WORKER", "PROMPT"] and asks[1].startswith("w1-1 ")
     workers = profile.run("workers").stdout.splitlines()
     assert workers[0].split() == ["ID", "STATE", "STARTED", "DETAIL"], workers
     assert workers[1].split()[:3] == ["w1", "exited", "exit"], workers
-    answered = profile.run("_", "answer", "w1-1", "yes")
-    assert (answered.returncode, answered.stdout) == (0, "answered ask w1-1\n")
-    assert profile.run("_", "asks").stdout == ""  # none pending: no header either
-    for typo, meant in (
-        (("stauts",), "status"),
-        (("_", "awnser", "x"), "answer"),
-    ):
-        out = profile.run(*typo)
-        assert out.returncode == 2 and f"Did you mean {meant!r}?" in out.stderr, out.stderr
+    typo = profile.run("stauts")
+    assert typo.returncode == 2 and "Did you mean 'status'?" in typo.stderr, typo.stderr
+    # What the root agent calls, through its shell tool.
+    agent = ShellTool(profile.env)
+    said = agent.call("looop _ asks; looop _ answer w1-1 yes; looop _ asks; looop _ awnser x")
+    asks_header, ask, answered = said.out.splitlines()  # no asks pending: no header either
+    assert asks_header.split() == ["ID", "AGE", "WORKER", "PROMPT"] and ask.startswith("w1-1 ")
+    assert answered == "answered ask w1-1"
+    assert said.returncode == 2 and "Did you mean 'answer'?" in said.err, said.err
     assert os.listdir(profile.data / "answers") == ["w1-1.json"]
