@@ -96,6 +96,10 @@ OTHER_ENVIRONMENT: tuple[tuple[str, str], ...] = (
     ),
     ("LOOOP_WAIT_POLL", "Set and not 0: `_ wait` polls instead of using file notifications."),
     ("LOOOP_TEST_WAIT_READY", "A file `_ wait` writes once it is armed (for tests and benches)."),
+    (
+        "LOOOP_TEST_WATCH_FRAMES",
+        "A file `looop watch` appends a line to per frame it draws (for tests and benches).",
+    ),
 )
 # What looop sets for the programs it runs (sensors, workers, `_ run`'s command).
 SET_FOR_CHILDREN = (
