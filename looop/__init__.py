@@ -15,7 +15,8 @@ same small foundation:
 The foundation: ``errors`` (exit codes and the exception carrying one),
 ``paths`` (where everything is), ``config`` (the knobs; ``knobs``: their
 table; ``config_edit``: writing the file; ``runners``: named worker commands
-and the agent CLIs' presets), ``log`` (log lines), ``say`` (durations and counts in words),
+and the agent CLIs' presets), ``log`` (log lines), ``say`` (durations, counts
+and tables in words), ``style`` (colour and a progress line, on a terminal only),
 ``fs`` (the one safe small-file reader and the one atomic writer), ``lines``
 (the one appender of a line, and reading a file's end), ``lockfile`` (taking
 a lock file), ``jsonfile`` (reading a JSON object record), ``tree``
@@ -28,6 +29,8 @@ and ``digest`` (SHA-256 without OpenSSL's start-up).
 """
 
 __version__ = "0.1.0"
+# The day this version was (or will be) released: the man page's date. Bump with the version.
+RELEASED = "2026-12-08"
 
 __all__ = [
     "agent",
@@ -53,6 +56,7 @@ __all__ = [
     "screen",
     "service",
     "signals",
+    "style",
     "tree",
     "watch",
     "workers",

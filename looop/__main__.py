@@ -26,13 +26,14 @@ answer. ``looop --help`` is what an agent runs first, and it is the manual,
 which needs no click. So a plain ``looop --help`` (or ``-h``), ``looop
 status [--json]``, ``looop _ state [--json]``, ``looop reap [--json]
 [--dry-run]`` and ``looop _ worker start ID WORDS...`` (no option, no word
-that looks like one, a body that is not blank) are answered here, by the
+that looks like one, a body that is not blank), each also after a global
+``--color WHEN`` (``style.choose``), are answered here, by the
 same functions their click commands call (``manual.text``,
 ``status.print_report``, ``state.formatted``, ``workers.reap.print_run``,
 ``workers.start.start``), inside the same handler; anything else (a
-command's ``--help``, ``--json``, a body on stdin, a global option first)
-goes to the full CLI in ``looop.cli``, whose own parse errors click reports
-(exit 2). Nothing here may import click.
+command's ``--help``, ``--json``, a body on stdin, any other global option
+first) goes to the full CLI in ``looop.cli``, whose own parse errors click
+reports (exit 2). Nothing here may import click.
 Rejected: a click-free parser for every command; only these are hot.
 
 Any bytes are text here, once, before either path sees them. Linux hands a
@@ -142,6 +143,32 @@ def _text_streams() -> None:
 
 
 def _dispatch(args: list[str]) -> int:
+    rest = _colour(args)
+    code = _fast(rest)
+    return _full(args) if code is None else code
+
+
+def _colour(args: list[str]) -> list[str]:
+    """The command line after a leading ``--color WHEN`` (or ``--color=WHEN``), now chosen.
+
+    A WHEN that is not one of ``style.CHOICES`` is left for click to refuse (exit 2).
+    """
+    if args[:1] == ["--color"] and len(args) > 1:
+        when, rest = args[1], args[2:]
+    elif args[:1] and args[0].startswith("--color="):
+        when, rest = args[0].partition("=")[2], args[1:]
+    else:
+        return args
+    from looop import style
+
+    if when not in style.CHOICES:
+        return args
+    style.choose(when)
+    return rest
+
+
+def _fast(args: list[str]) -> int | None:
+    """The click-free answer to ``args``, or None: not one of the hot command lines."""
     if args in (["--help"], ["-h"]):
         from looop.agent import manual
 
@@ -176,7 +203,7 @@ def _dispatch(args: list[str]) -> int:
         paths = resolve()
         ttl = config.load_logged(paths.config_file).session_ttl
         return reap.print_run(paths, ttl, None, "--dry-run" in args, "--json" in args)
-    return _full(args)
+    return None
 
 
 def _full(args: list[str]) -> int:

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from looop import config, errors, fs
+from looop.knobs import PULSE_READS
 
 
 def write_defaults_if_missing(path: Path) -> bool:
@@ -217,14 +218,16 @@ def _set_failed(path: Path, target: Path, key: str, exc: OSError) -> errors.Looo
 def notes(key: str, pulse_pid: int | None) -> list[str]:
     """What to tell the user after setting ``key`` (SPEC §2), one note a line.
 
-    An environment variable that overrides the file, and a pulse running
-    (``pulse_pid``; 0 while it starts) that reads the file only at start and
-    on reload.
+    An environment variable that overrides the file, and, for a knob the
+    pulse reads (``knobs.PULSE_READS``), a pulse running (``pulse_pid``; 0
+    while it starts) that reads the file only at start and on reload.
     """
     said = []
     env = config.KNOBS[key].env
     if os.environ.get(env):
         said.append(f"note: ${env} is set and overrides the file")
+    if key not in PULSE_READS:
+        return said  # read by each command as it runs: nothing to reload
     if pulse_pid == 0:
         said.append("note: a pulse is starting with the config it read; reload it once it runs")
     elif pulse_pid is not None:

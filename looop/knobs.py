@@ -173,3 +173,7 @@ KNOBS: dict[str, Knob] = {
 
 # The file's tables are the first parts of the dotted keys: worker, run, wait, notify.
 TABLES = frozenset(key.split(".", 1)[0] for key in KNOBS if "." in key)
+# The knobs the pulse reads, once at start and again on reload (``looop reload``);
+# every other knob is read by each command as it runs. ``config set`` says to
+# reload only after one of these (tests/test_config.py holds it to the pulse's code).
+PULSE_READS = frozenset({"interval", "sensor_timeout", "sensor_max_bytes", "sensor_concurrency"})

@@ -13,7 +13,8 @@ outright is still found by the group it was started in.
 Signal 0 answers the commonest case (no such pid) without loading the
 process table. A pid that exists is looked up in ``/proc/<pid>/stat`` on
 Linux (its state and start time, as psutil itself computes them) and
-through ``psutil`` elsewhere.
+through ``psutil`` elsewhere: looop depends on psutil only off Linux
+(pyproject's marker), so nothing here imports it where ``/proc`` answers.
 
 ``/proc/<pid>/stat`` is read here and nowhere else (``stat``): the sensor
 runner asks it too, for the state and start of the descendants re-parented
@@ -96,7 +97,14 @@ def group_runs_since(pgid: int, started: float | None) -> bool:
 
 
 def _from_psutil(pid: int) -> tuple[bool, float] | None:
-    """(is a zombie, start time), or None when the process cannot be examined."""
+    """(is a zombie, start time), or None when the process cannot be examined.
+
+    Where there is ``/proc`` (Linux, which installs no psutil) ``_from_proc``
+    has answered already; its None means gone (no ``/proc/<pid>``: as
+    psutil's NoSuchProcess) or unreadable.
+    """
+    if _PROC_STAT:
+        return None if os.path.exists(f"/proc/{pid}") else (True, 0.0)
     import psutil
 
     try:
@@ -149,19 +157,30 @@ def children() -> list[int]:
         except FileNotFoundError:
             if not os.path.exists(f"/proc/self/task/{tid}"):
                 continue  # the thread ended meanwhile
-            # A kernel without CONFIG_PROC_CHILDREN: ask the process table.
-            import psutil
-
-            return [child.pid for child in psutil.Process().children()]
+            return _children_by_parent()  # a kernel without CONFIG_PROC_CHILDREN
     return pids
 
 
+def _children_by_parent() -> list[int]:
+    """This process's children, as psutil finds them: every ``/proc/<pid>/stat`` naming us."""
+    me, found = os.getpid(), []
+    for name in os.listdir("/proc"):
+        try:
+            with open(f"/proc/{name}/stat", "rb") as fh:
+                fields = fh.read().rsplit(b")", 1)[1].split()
+            if int(fields[1]) == me:  # after the ")": state, then the parent's pid
+                found.append(int(name))
+        except (OSError, IndexError, ValueError):
+            continue  # not a process, or gone meanwhile
+    return found
+
+
 def _from_proc(pid: int) -> tuple[bool, float] | None:
-    """(is a zombie, start time) from ``stat``; None to ask psutil instead."""
+    """(is a zombie, start time) from ``stat``; None to ask ``_from_psutil`` instead."""
     global _boot_time
     seen = stat(pid)
     if seen is None:
-        return None  # gone since it was signalled, or unreadable: psutil tells which
+        return None  # gone since it was signalled, or unreadable: _from_psutil tells which
     if _boot_time is None:
         try:
             with open("/proc/stat", "rb") as f:

@@ -33,6 +33,12 @@ Imports nothing: ``looop status`` uses it on its fast path.
 
 from __future__ import annotations
 
+TYPE_CHECKING = False  # not typing's: ``status`` uses this module on its fast path
+if TYPE_CHECKING:
+    from typing import TypeAlias
+
+    Cell: TypeAlias = str | tuple[str, str | None]  # text, or (text, a ``style`` role)
+
 UNITS = (("d", 86400), ("h", 3600), ("m", 60), ("s", 1))
 _SIZES = {"": 1, "w": 604800, **dict(UNITS)}  # what ``seconds`` reads: a bare number is seconds
 
@@ -119,3 +125,27 @@ def _escape(ch: str) -> str:
     if code < 0x10000:
         return f"\\u{code:04x}"
     return f"\\U{code:08x}"
+
+
+def table(header: tuple[str, ...], rows: list[tuple[Cell, ...]]) -> str:
+    """``rows`` under a ``header`` row, each column as wide as its widest cell, one item a line.
+
+    A cell is text, or ``(text, role)``: painted in that role (``style.paint``)
+    where stdout gets colour. Every cell is escaped first (``escaped``), so a
+    cell never adds a line or moves the columns; the last column is not padded.
+    """
+    from looop import style
+
+    cells = [[(c, None) if isinstance(c, str) else c for c in row] for row in rows]
+    cells = [[(escaped(text), role) for text, role in row] for row in cells]
+    widths = [max([len(h)] + [len(row[i][0]) for row in cells]) for i, h in enumerate(header)]
+    last = len(header) - 1
+    head = "  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)).rstrip()
+    lines = [style.paint(head, "head")]
+    for row in cells:
+        parts = []
+        for i, (text, role) in enumerate(row):
+            text = text if i == last else text.ljust(widths[i])
+            parts.append(style.paint(text, role) if role else text)
+        lines.append("  ".join(parts).rstrip())
+    return "\n".join(lines)

@@ -457,6 +457,7 @@ class Dists(NamedTuple):
     clone: Path
     wheel: Path
     sdist: Path
+    log: str  # what the build printed (its warnings)
 
 
 @pytest.fixture(scope="session")
@@ -477,7 +478,7 @@ def dists(tmp_path_factory: pytest.TempPathFactory) -> Dists:
     assert out.returncode == 0, out.stdout + out.stderr
     (wheel,) = (clone / "dist").glob("looop-*.whl")
     (sdist,) = (clone / "dist").glob("looop-*.tar.gz")
-    return Dists(clone, wheel, sdist)
+    return Dists(clone, wheel, sdist, out.stdout + out.stderr)
 
 
 # --- workers and runs a test left behind --------------------------------------------

@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 import stat
 import subprocess
 import tomllib
@@ -19,9 +20,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import LOOOP, Processes, Profile, as_plain_user, wait_for
+from conftest import LOOOP, PROJECT, Processes, Profile, as_plain_user, wait_for
 
 from looop import config, config_edit
+from looop.knobs import KNOBS, PULSE_READS
 from looop.pulse import sensors
 
 
@@ -396,6 +398,17 @@ def test_config_set_tells_that_a_running_pulse_must_be_reloaded(
     assert out.stderr.strip() == (
         f"note: the pulse (pid {pulse.pid}) reads the config at start and on reload: looop reload"
     )
+    # A knob the pulse does not read needs no reload: no note.
+    other = profile.run("config", "set", "worker.max_live", "4")
+    assert (other.returncode, other.stderr) == (0, "")
+
+
+def test_the_knobs_said_to_need_a_reload_are_the_ones_the_pulse_reads() -> None:
+    code = "".join(path.read_text() for path in (PROJECT / "looop" / "pulse").glob("*.py"))
+    read = set(re.findall(r"\b(?:cfg|config)\.([a-z_]+)\b", code)) & set(
+        knob.attr for knob in KNOBS.values()
+    )
+    assert read == {KNOBS[key].attr for key in PULSE_READS}
 
 
 def one_line_exit_1(out: subprocess.CompletedProcess[str], cfg: Path, reason: str) -> None:

@@ -89,11 +89,13 @@ STATUS = [["status"], ["status", "--json"]]
 STATE = [["_", "state"], ["_", "state", "--json"]]
 START = ["_", "worker", "start"]
 REAP = ["reap"]
+COLOURLESS_STATE = ["--color=never", "_", "state"]
 CASES: dict[str, tuple[Setup, list[list[str]]]] = {
     "a fresh profile": (nothing, [*STATUS, *STATE, REAP, [*REAP, "--json"], ["--help"], ["-h"]]),
     "dead sessions with mail": (dead_sessions_and_mail, [[*REAP, "--dry-run"], REAP, REAP]),
     "a data dir that is a file, reaped": (a_data_dir_that_is_a_file, [REAP, [*REAP, "--json"]]),
     "a profile with a goal and a playbook": (a_world, [*STATUS, *STATE]),
+    "a colour chosen first": (nothing, [["--color", "always", "status"], COLOURLESS_STATE]),
     "a runtime dir open to others": (an_open_runtime_dir, [*STATUS, *STATE]),
     "a data dir that is a file": (a_data_dir_that_is_a_file, [*STATUS, *STATE]),
     "a broken config": (a_broken_config, [*STATUS, *STATE, REAP, [*START, "w1", "go"]]),

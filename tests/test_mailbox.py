@@ -74,7 +74,7 @@ def test_an_ask_answered_from_another_process_prints_exactly_the_answer(
     asker = asking(procs, profile, "w1", "--prompt", "deploy?", "--options", "yes,no")
     wait_for(lambda: ask_file(profile, "w1-1").exists())
     out = profile.run("_", "answer", "w1-1", "yes")
-    assert (out.returncode, out.stdout, out.stderr) == (0, "", "")
+    assert (out.returncode, out.stdout, out.stderr) == (0, "answered ask w1-1\n", "")
     stdout, stderr = asker.communicate(timeout=10)
     assert (asker.returncode, stdout, stderr) == (0, "yes\n", "")
     ask = json.loads(ask_file(profile, "w1-1").read_text())
@@ -456,7 +456,8 @@ def test_asks_lists_pending_asks_oldest_first_with_age_and_stranded(profile: Pro
         ("nosession-1", False),
     ]
     assert all(isinstance(a["age"], float) and a["age"] >= 0 for a in asks)
-    human = profile.run("_", "asks").stdout.splitlines()
+    header, *human = profile.run("_", "asks").stdout.splitlines()
+    assert header.split() == ["ID", "AGE", "WORKER", "PROMPT"]
     assert [line.split()[0] for line in human] == ["dead-1", "alive-1", "nosession-1"]
     assert "(stranded)" in human[0] and "(stranded)" not in human[1]
 

@@ -31,6 +31,7 @@ import pytest
 from conftest import (
     LOOOP,
     LOOOP_BIN,
+    PROJECT,
     Dists,
     Processes,
     Profile,
@@ -345,6 +346,17 @@ def test_install_launchd_writes_plists_launchd_can_read(launchd_home: FakeHome) 
         plist = launchd_home.agents / f"{label}.plist"
         assert f"bootstrap gui/{uid} {plist}" in launchd_home.calls()
     assert launchd_home.loaded() == {"org.looop.pulse", "org.looop.reap"}
+
+
+def test_a_plist_template_as_shipped_is_no_job_launchd_could_load() -> None:
+    # `launchctl load` of the template itself must register nothing: a
+    # lenient parse of it (plistlib skips the placeholder's bare line) finds
+    # no Label, which launchd requires, and no program to run.
+    for name in ("org.looop.pulse.plist", "org.looop.reap.plist"):
+        raw = (PROJECT / "packaging" / "launchd" / name).read_bytes()
+        job = plistlib.loads(raw)
+        assert not {"Label", "Program", "ProgramArguments"} & set(job), (name, job)
+        assert b"is not a job" in raw and b"until install writes them" in raw, name
 
 
 def test_dry_run_renders_the_absolute_path_and_touches_nothing(launchd_home: FakeHome) -> None:

@@ -4,10 +4,11 @@ One text that an agent told "read ``looop help``, then loop on ``looop _
 wait``" needs and nothing else, and its structure as JSON (``looop help
 --json``) for a program that builds on looop. Both are rendered from the
 same tables, never copied: the commands (``COMMANDS``), the root agent's
-verbs (``VERBS``), the kinds of ``changed`` (``CHANGED``) and the fields of
-``_ state --json`` (``FIELDS``) are tables here; the config keys come from
-``config.KNOBS``, the exit codes and their meanings from ``errors.MEANINGS``,
-the worker contract from ``workers.contract``. The rest is prose.
+verbs (``VERBS``), the kinds of ``changed`` (``CHANGED``), the fields of ``_
+state --json`` (``FIELDS``) and the data dir (``DATA_FILES``, the man page's
+FILES too) are tables here; the config keys come from ``config.KNOBS``, the
+exit codes from ``errors.MEANINGS``, the worker contract from
+``workers.contract``. The rest is prose.
 
 ``agent.helpjson``'s ``problems`` holds the tables to the commands click
 has registered, both ways, and ``help --json`` refuses to print when it
@@ -297,25 +298,28 @@ FIELDS: tuple[tuple[str, str], ...] = (
     ("data_dir", "the data dir all of this was read from"),
 )
 
-DATA = """\
-THE DATA DIR  ($LOOOP_DATA_DIR, else ${XDG_STATE_HOME:-~/.local/state}/looop)
-  PLAYBOOK.md        the user's judgment guide; earlier versions in playbook.d/
-  goals/*.md         desired state, one file per goal; goals/archive/ when done
-  sensors/*.sh       observers, each prints one JSON object
-  snapshots/         the last beat's readings (replaced whole every beat)
-  sessions/<id>/     a worker's scratch: meta.json, status.json, output.log
-  claims/*.json      leases workers hold on shared resources
-  asks/, answers/    the mailbox between workers and the root agent
-  reports/           what workers deliver for a person to read
-  schedules/*.json   the root agent's time triggers (`_ schedule`)
-  runs/              one record per `_ run`
-  journal.md         one line per move, written only by looop's verbs
-  events.jsonl       machine-readable lifecycle events
-  cost.jsonl         the spend ledger
-  config.toml        the knobs (below); $LOOOP_CONFIG names another file
+DATA_FILES: tuple[tuple[str, str], ...] = (
+    ("PLAYBOOK.md", "the user's judgment guide; earlier versions in playbook.d/"),
+    ("goals/*.md", "desired state, one file per goal; goals/archive/ when done"),
+    ("sensors/*.sh", "observers, each prints one JSON object"),
+    ("snapshots/", "the last beat's readings (replaced whole every beat)"),
+    ("sessions/<id>/", "a worker's scratch: meta.json, status.json, output.log"),
+    ("claims/*.json", "leases workers hold on shared resources"),
+    ("asks/, answers/", "the mailbox between workers and the root agent"),
+    ("reports/", "what workers deliver for a person to read"),
+    ("schedules/*.json", "the root agent's time triggers (`_ schedule`)"),
+    ("runs/", "one record per `_ run`"),
+    ("journal.md", "one line per move, written only by looop's verbs"),
+    ("events.jsonl", "machine-readable lifecycle events"),
+    ("cost.jsonl", "the spend ledger"),
+    ("config.toml", "the knobs (below); $LOOOP_CONFIG names another file"),
+)
+RUNTIME = """\
   The lock, the pid and the last beat's record live in the runtime dir
   ($LOOOP_RUNTIME_DIR, else $XDG_RUNTIME_DIR/looop), never in the data dir.
+"""
 
+DATA = """\
 SENSORS
   A sensor is an executable sensors/NAME.sh that prints ONE JSON object:
       {"signal": ..., "detail": ...}
@@ -328,12 +332,6 @@ SENSORS
   group, ended at sensor_timeout (exit 124). Output over sensor_max_bytes,
   invalid JSON, or a non-zero exit becomes an error reading, and its stderr
   is kept in snapshots/sensor-NAME.err. Try one with `looop _ sensor test NAME`.
-  Cadence: a line `# looop: every 10m` (s, m, h or d; 1s to 30d) among its
-  first 10 lines makes the pulse run it only that often; between runs each
-  beat republishes its last reading, same signal, detail.cached = {read_at,
-  every} (`_ state` adds its age). An edited script runs at the next beat;
-  `looop sense` runs every sensor; a malformed line is one warning
-  (file:line) and the sensor runs every beat.
   Cadence: a line `# looop: every 10m` (s, m, h or d; 1s to 30d) among its
   first 10 lines makes the pulse run it only that often; between runs each
   beat republishes its last reading, same signal, detail.cached = {read_at,
@@ -485,6 +483,8 @@ def text() -> str:
         f"  {line}\n" if line else "\n" for line in CONTRACT.splitlines()
     )
     running = "RUNNING IT\n" + _commands(COMMANDS, 2, 27) + "\n"
+    running += "THE DATA DIR  ($LOOOP_DATA_DIR, else ${XDG_STATE_HOME:-~/.local/state}/looop)\n"
+    running += _rows(list(DATA_FILES), 2, 21) + RUNTIME + "\n"
     return "\n".join(
         [
             INTRO,

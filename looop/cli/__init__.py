@@ -53,11 +53,13 @@ from looop import __version__
 from looop.errors import UsageError
 from looop.log import FORMATS, log
 from looop.paths import Paths
+from looop.style import CHOICES, choose
 
 # The modules of the CLI, and what this module gives them to share.
 __all__ = [
     "CONTEXT",
     "JOURNAL",
+    "Group",
     "LazyGroup",
     "RootGroup",
     "agent",
@@ -86,7 +88,36 @@ CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 JOURNAL = click.option("--journal", "reason", metavar="TEXT", help="The reason, for the journal.")
 
 
-class LazyGroup(click.Group):
+class Group(click.Group):
+    """A group that answers a misspelt subcommand with the closest one (exit 2, as click's).
+
+    ``looop stauts`` says ``No such command 'stauts'. Did you mean 'status'?``;
+    the candidates are the visible subcommands (``difflib``'s close matches),
+    the lazy ones too, which click's own suggestion (from 8.2) does not see.
+    """
+
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        try:
+            return super().resolve_command(ctx, args)
+        except click.UsageError as exc:
+            name = args[0] if args else ""
+            if "did you mean" in exc.format_message().lower():  # click's own (8.2 on)
+                raise
+            if not name or name.startswith("-") or self.get_command(ctx, name) is not None:
+                raise
+            import difflib
+
+            for close in difflib.get_close_matches(name, self.list_commands(ctx), n=3):
+                found = self.get_command(ctx, close)
+                if found is not None and not found.hidden:
+                    exc.message += f" Did you mean {close!r}?"
+                    break
+            raise
+
+
+class LazyGroup(Group):
     """A group whose subcommands named in ``lazy`` (``name: "module:attribute"``) load on use."""
 
     def __init__(self, *args: Any, lazy: dict[str, str] | None = None, **kwargs: Any) -> None:
@@ -129,6 +160,12 @@ def _print_manual(ctx: click.Context, param: click.Parameter, value: bool) -> No
 
         click.echo(manual.text(), nl=False)
         ctx.exit()
+
+
+def _choose_colour(ctx: click.Context, when: str) -> None:
+    """``--color``: ``style``'s choice, and click's (whose ``echo`` strips colour from a pipe)."""
+    choose(when)
+    ctx.color = {"always": True, "never": False}.get(when)
 
 
 def dispatch(args: list[str]) -> int:
@@ -228,6 +265,16 @@ def seconds_option(name: str, help: str) -> Callable[[Any], Any]:
     default="auto",
     show_default=True,
     help="journal: <N> priority prefixes; human: terminal lines; json: NDJSON.",
+)
+@click.option(
+    "--color",
+    type=click.Choice(CHOICES),
+    default="auto",
+    show_default=True,
+    expose_value=False,
+    is_eager=True,
+    callback=lambda ctx, param, value: _choose_colour(ctx, value),
+    help="Colour a person's output: auto (a terminal, unless NO_COLOR is set), always, never.",
 )
 @click.pass_context
 def cli(ctx: click.Context, log_format: str) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import click
 
-from looop.cli import CONTEXT, complete, echo_json, load_config
+from looop.cli import CONTEXT, Group, complete, echo_json, load_config
 from looop.errors import UsageError
 from looop.paths import resolve
 from looop.say import escaped
@@ -24,7 +24,7 @@ PRESET_NAMES = (
 )  # ``looop.runners.PRESETS``, kept off --help's path
 
 
-@click.group("config", context_settings=CONTEXT, invoke_without_command=True)
+@click.group("config", cls=Group, context_settings=CONTEXT, invoke_without_command=True)
 @click.pass_context
 def config_group(ctx: click.Context) -> None:
     """Read and edit the config (environment > file > default)."""

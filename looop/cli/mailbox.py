@@ -18,14 +18,14 @@ import contextlib
 import os
 import sys
 import time
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import click
 
+from looop import say
 from looop.cli import CONTEXT, JOURNAL, body, complete, echo_json, seconds_option
 from looop.errors import UsageError
 from looop.paths import SESSION_ENV, resolve
-from looop.say import escaped
 
 
 @click.command("ask", context_settings=CONTEXT)
@@ -109,13 +109,15 @@ def ask_command(
 def answer_command(ask_id: str, text: tuple[str, ...], force: bool) -> None:
     """Answer ASK_ID with TEXT, or with stdin.
 
-    Stdin with `-`, or with no TEXT when stdin is not a terminal.
+    Stdin with `-`, or with no TEXT when stdin is not a terminal. Says what
+    it did on one line: "answered ask ID".
     """
     from looop.data import ids, mailbox
 
     ids.check("ask", ask_id)
     answer = body(text, "answer")
     mailbox.answer(resolve(), ask_id, answer[:-1] if answer.endswith("\n") else answer, force)
+    click.echo(f"answered ask {ask_id}" + (" (any earlier answer replaced)" if force else ""))
 
 
 @click.command("asks", context_settings=CONTEXT)
@@ -123,7 +125,8 @@ def answer_command(ask_id: str, text: tuple[str, ...], force: bool) -> None:
 def asks_command(as_json: bool) -> None:
     """List pending asks, oldest first.
 
-    With each ask's age and whether it is stranded (its worker is dead).
+    Under a header row (ID, AGE, WORKER, PROMPT): each ask's age, and
+    whether it is stranded (its worker is dead).
     """
     from looop.data import mailbox
 
@@ -131,12 +134,19 @@ def asks_command(as_json: bool) -> None:
     if as_json:
         echo_json(asks)
         return
-    for ask in asks:
-        age = "?" if ask["age"] is None else f"{ask['age']:.0f}s"
-        mark = " (stranded)" if ask["stranded"] else ""
-        what = ask.get("error") or ask.get("prompt", "")
-        broken = f" (answer unusable: {ask['answer_error']})" if "answer_error" in ask else ""
-        click.echo(escaped(f"{ask['id']}  {age}{mark}{broken}  {what}"))
+    if not asks:
+        return
+    click.echo(say.table(("ID", "AGE", "WORKER", "PROMPT"), [_ask_row(ask) for ask in asks]))
+
+
+def _ask_row(ask: dict[str, Any]) -> tuple[say.Cell, ...]:
+    """One pending ask in ``_ asks``: a stranded one (its worker is gone) stands out."""
+    age = "?" if ask["age"] is None else say.duration(ask["age"])
+    mark = "(stranded) " if ask["stranded"] else ""
+    broken = f"(answer unusable: {ask['answer_error']}) " if "answer_error" in ask else ""
+    what = mark + broken + str(ask.get("error") or ask.get("prompt", ""))
+    role = "warn" if mark or broken else None
+    return (ask["id"], age, str(ask.get("worker", "?")), (what, role))
 
 
 @click.command("tell", context_settings=CONTEXT)

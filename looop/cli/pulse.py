@@ -56,9 +56,12 @@ def sense_command(as_json: bool, verbose: bool) -> int:
     """
     from looop.pulse import sense
     from looop.say import escaped
+    from looop.style import waiting
 
     paths = resolve()
-    outcome = sense.sense_now(paths, load_config(paths))
+    cfg = load_config(paths)
+    with waiting("the beat's sensors"):
+        outcome = sense.sense_now(paths, cfg)
     sense.say_warnings(outcome.record)
     if as_json:
         echo_json(outcome.record)

@@ -16,6 +16,7 @@ import click
 from looop.cli import CONTEXT, complete, load_config
 from looop.paths import resolve
 from looop.say import escaped
+from looop.style import paint, waiting
 
 
 @click.command("up")
@@ -30,8 +31,10 @@ def up_command() -> None:
     from looop.service import control
 
     paths = resolve()
-    # A broken config is reported here (exit 78), never as "started".
-    click.echo(control.up(paths, load_config(paths)))
+    cfg = load_config(paths)  # a broken config is reported here (exit 78), never as "started"
+    with waiting("the pulse's first beat"):
+        said = control.up(paths, cfg)
+    click.echo(said)
 
 
 @click.command("down")
@@ -44,7 +47,9 @@ def down_command(keep_workers: bool) -> None:
     """
     from looop.service import control
 
-    for line in control.down(resolve(), keep_workers=keep_workers):
+    with waiting("the pulse and the workers to stop"):
+        lines = control.down(resolve(), keep_workers=keep_workers)
+    for line in lines:
         click.echo(escaped(line))
 
 
@@ -57,7 +62,10 @@ def restart_command() -> None:
     from looop.service import control
 
     paths = resolve()
-    for line in control.restart(paths, load_config(paths)):
+    cfg = load_config(paths)
+    with waiting("the pulse to stop and beat again"):
+        lines = control.restart(paths, cfg)
+    for line in lines:
         click.echo(escaped(line))
 
 
@@ -67,7 +75,10 @@ def reload_command() -> None:
     from looop.service import control
 
     paths = resolve()
-    click.echo(control.reload(paths, load_config(paths)))
+    cfg = load_config(paths)
+    with waiting("the pulse to beat on the new config"):
+        said = control.reload(paths, cfg)
+    click.echo(said)
 
 
 @click.command("logs", context_settings=CONTEXT)
@@ -105,8 +116,10 @@ def doctor_command() -> int:
     from looop.service import doctor
 
     checks = doctor.run(resolve())
+    roles = {doctor.OK: "good", doctor.FAILED: "bad"}
     for check in checks:
-        click.echo(check.line())
+        line = check.line()  # escaped: the mark is painted after
+        click.echo(paint(line[:1], roles[check.mark]) + line[1:] if check.mark in roles else line)
     return doctor.exit_code(checks)
 
 
@@ -125,9 +138,11 @@ def install_command(manager: str | None, dry_run: bool, no_start: bool, force: b
     """
     from looop.service import install
 
-    for line in install.install(
-        resolve(), manager=manager, dry_run=dry_run, start=not no_start, force=force
-    ):
+    with waiting("the service to start"):
+        lines = install.install(
+            resolve(), manager=manager, dry_run=dry_run, start=not no_start, force=force
+        )
+    for line in lines:
         # A dry run prints the files as they would be written (render refuses
         # a path they could not hold): their text is shown as it is.
         click.echo(line if dry_run else escaped(line))

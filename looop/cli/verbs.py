@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import click
 
-from looop.cli import CONTEXT, JOURNAL, body, complete, echo_json, load_config
+from looop.cli import CONTEXT, JOURNAL, Group, body, complete, echo_json, load_config
 from looop.paths import resolve
 
 
-@click.group("goal", context_settings=CONTEXT)
+@click.group("goal", cls=Group, context_settings=CONTEXT)
 def goal_group() -> None:
     """Write or archive a goal (goals/ID.md)."""
 
@@ -47,7 +47,7 @@ def goal_archive(goal_id: str, reason: str | None) -> None:
     click.echo(f"archived goal {goal_id} ({target})")
 
 
-@click.group("sensor", context_settings=CONTEXT)
+@click.group("sensor", cls=Group, context_settings=CONTEXT)
 def sensor_group() -> None:
     """Write, remove or test a sensor (sensors/NAME.sh)."""
 
@@ -119,7 +119,7 @@ def sensor_test(name: str, as_json: bool) -> int:
     return 0 if reading.ok else 1
 
 
-@click.group("playbook", context_settings=CONTEXT)
+@click.group("playbook", cls=Group, context_settings=CONTEXT)
 def playbook_group() -> None:
     """Write PLAYBOOK.md (earlier versions kept in playbook.d/)."""
 
@@ -135,7 +135,7 @@ def playbook_write(words: tuple[str, ...], reason: str | None) -> None:
     click.echo("wrote PLAYBOOK.md" + (f" (previous kept as {kept})" if kept else ""))
 
 
-@click.group("schedule", context_settings=CONTEXT)
+@click.group("schedule", cls=Group, context_settings=CONTEXT)
 def schedule_group() -> None:
     """Write, remove or list a schedule: a wake at a time."""
 

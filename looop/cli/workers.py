@@ -14,11 +14,21 @@ from __future__ import annotations
 
 import os
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from looop.cli import CONTEXT, JOURNAL, body, complete, echo_json, load_config, seconds_option
+from looop import say
+from looop.cli import (
+    CONTEXT,
+    JOURNAL,
+    Group,
+    body,
+    complete,
+    echo_json,
+    load_config,
+    seconds_option,
+)
 from looop.errors import UsageError
 from looop.paths import SESSION_ENV, resolve
 from looop.say import escaped
@@ -44,7 +54,7 @@ def reap_command(dry_run: bool, ttl: float | None, as_json: bool) -> int:
     return reap.print_run(paths, load_config(paths).session_ttl, ttl, dry_run, as_json)
 
 
-@click.group("worker", cls=click.Group, context_settings=CONTEXT)
+@click.group("worker", cls=Group, context_settings=CONTEXT)
 def worker_group() -> None:
     """Start, kill and list workers (agent sessions looop supervises)."""
 
@@ -122,11 +132,11 @@ def kill_command(wid: str, reason: str | None) -> None:
 def list_command(as_json: bool) -> None:
     """List workers, their state and a live one's health.
 
-    Columns: id, state (exit code), started, health (busy, waiting, quiet,
-    stuck) with idle time and the pending ask's age, unit, pending ask,
-    messages told and not yet delivered, and what its --verify found.
+    Under a header row: ID, STATE (its exit code and what its --verify
+    found), STARTED, and DETAIL: health (busy, waiting, quiet, stuck) with
+    idle time and the pending ask's age, unit, pending ask, and messages
+    told and not yet delivered.
     """
-    from looop.data import health
     from looop.workers import fleet
 
     found = fleet.listing(resolve())
@@ -136,27 +146,40 @@ def list_command(as_json: bool) -> None:
     if not found:
         click.echo("no workers")
         return
-    for w in found:
-        started = (
-            "-"
-            if w["started"] is None
-            else time.strftime("%Y-%m-%d %H:%M", time.localtime(w["started"]))
+    click.echo(say.table(("ID", "STATE", "STARTED", "DETAIL"), [_row(w) for w in found]))
+
+
+# How a listing paints a worker's state and health: the ones to act on stand out.
+_STATE_ROLES = {"starting": "good", "running": "good", "killed": "bad", "dead": "bad"}
+_HEALTH_ROLES = {"stuck": "bad", "waiting": "warn"}
+
+
+def _row(w: dict[str, Any]) -> tuple[say.Cell, ...]:
+    """One worker's row in ``workers``: id, state (exit code, verify), started, the rest."""
+    from looop.data import health
+
+    started = (
+        "-"
+        if w["started"] is None
+        else time.strftime("%Y-%m-%d %H:%M", time.localtime(w["started"]))
+    )
+    state, code = w["state"], "" if w["exit_code"] is None else f" exit {w['exit_code']}"
+    role = _STATE_ROLES.get(state) or ("bad" if w["exit_code"] not in (None, 0) else None)
+    if w["verify"] in ("failed", "passed"):
+        code += f", verify {w['verify']}"
+        role = "bad" if w["verify"] == "failed" else role
+    extras = [
+        x
+        for x in (
+            w["health"] and health.text(w),
+            w["unit"],
+            w["pending_ask"] and f"asks {w['pending_ask']}",
+            w["undelivered"] and f"{w['undelivered']} undelivered",
         )
-        code = "" if w["exit_code"] is None else f" exit {w['exit_code']}"
-        if w["verify"] in ("failed", "passed"):
-            code += f", verify {w['verify']}"
-        extras = [
-            x
-            for x in (
-                w["health"] and health.text(w),
-                w["unit"],
-                w["pending_ask"] and f"asks {w['pending_ask']}",
-                w["undelivered"] and f"{w['undelivered']} undelivered",
-            )
-            if x
-        ]
-        tail = f"  ({', '.join(extras)})" if extras else ""
-        click.echo(escaped(f"{w['id']:<20} {w['state'] + code:<16} since {started}{tail}"))
+        if x
+    ]
+    detail_role = _HEALTH_ROLES.get(str(w["health"]))
+    return (w["id"], (state + code, role), started, (", ".join(extras), detail_role))
 
 
 workers_command = click.Command(

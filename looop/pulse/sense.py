@@ -30,7 +30,6 @@ from looop.errors import LooopError
 from looop.paths import Paths
 from looop.pulse import beat, lock, record
 from looop.pulse.loop import BEAT_NOW, longest_beat, prepare
-from looop.say import escaped
 from looop.signals import STOP_SIGNALS, SignalQueue
 
 ASK_POLL = 0.02  # how often the pulse's beat record is read while it beats for us
@@ -111,20 +110,21 @@ def sensor_table(rec: dict[str, Any]) -> str:
     """
     rows = [r for r in rec.get("sensors") or [] if isinstance(r, dict)]
     rows.sort(key=lambda r: -float(r.get("duration") or 0))
-    cells = [("sensor", "result", "duration", "cadence", "reason")] + [
-        (  # a name or a reason stays in its cell, on its line
-            escaped(r.get("name")),
-            "ok" if r.get("ok") else "failed",
-            f"{float(r.get('duration') or 0):.2f}s",
-            cadence_cell(r),
-            escaped(r.get("reason") or ""),
-        )
-        for r in rows
-    ]
-    widths = [max(len(row[i]) for row in cells) for i in range(4)]
-    return "\n".join(
-        "  ".join(cell.ljust(w) for cell, w in zip(row, [*widths, 0], strict=True)).rstrip()
-        for row in cells
+    from looop import say
+
+    header = ("sensor", "result", "duration", "cadence", "reason")
+    return say.table(
+        header,
+        [
+            (
+                str(r.get("name")),
+                ("ok", None) if r.get("ok") else ("failed", "bad"),
+                f"{float(r.get('duration') or 0):.2f}s",
+                cadence_cell(r),
+                str(r.get("reason") or ""),
+            )
+            for r in rows
+        ],
     )
 
 

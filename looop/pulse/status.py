@@ -106,7 +106,7 @@ class StatusReport:
 
 def render(d: dict[str, Any]) -> str:
     """The human status, read from the report's ``as_dict`` (what ``--json`` prints)."""
-    from looop import say
+    from looop import say, style
 
     state, pid, failing, overdue = d["state"], d["pid"], d["failing"], d["overdue"]
     if state == UNKNOWN:
@@ -145,7 +145,12 @@ def render(d: dict[str, Any]) -> str:
         lines.append(f"  workers     {len(d['workers'])} live: {names}")
     if state != RUNNING or failing or overdue or d["error"]:
         lines.append("  logs        looop logs -n 50 (or -f to follow); looop doctor")
-    return "\n".join(map(say.escaped, lines))
+    lines = [say.escaped(line) for line in lines]
+    fine = state == RUNNING and not (failing or overdue)
+    lines[0] = style.paint(lines[0], "good" if fine else "warn" if state == UNKNOWN else "bad")
+    if failing:
+        lines[1] = style.paint(lines[1], "bad")
+    return "\n".join(lines)
 
 
 def _beat_lines(d: dict[str, Any], when: Callable[[Any], str]) -> list[str]:

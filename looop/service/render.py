@@ -245,13 +245,12 @@ def render_launchd(paths: Paths, command: list[str] | None = None) -> list[Rende
     env = f"\t\t<key>LOOOP_DATA_DIR</key>\n\t\t<string>{xml_escape(data)}</string>"
     names = labels(paths)
     rendered = []
-    for role, tpl in (
-        (PULSE, "launchd/org.looop.pulse.plist"),
-        (REAP, "launchd/org.looop.reap.plist"),
+    for role, tpl, verb in (
+        (PULSE, "launchd/org.looop.pulse.plist", "pulse"),
+        (REAP, "launchd/org.looop.reap.plist", "reap"),
     ):
         values = {
-            "LABEL": names[role],
-            "LOOOP_COMMAND": "\n".join(f"\t\t<string>{xml_escape(w)}</string>" for w in words),
+            "JOB": _plist_job(names[role], [*words, verb]),
             "PATH": xml_escape(search_path),
             "ENVIRONMENT": env,
             "LOG_FILE": xml_escape(holdable("the log file", str(launchd_log(paths, role)))),
@@ -259,6 +258,19 @@ def render_launchd(paths: Paths, command: list[str] | None = None) -> list[Rende
         text = _stamp(substitute(template_text(tpl), values), True)
         rendered.append(Rendered(role, plist_file(paths, role), text))
     return rendered
+
+
+def _plist_job(label: str, argv: list[str]) -> str:
+    """A plist's Label and ProgramArguments: only a rendered plist has them, never a template.
+
+    So ``launchctl load`` of a template as shipped refuses it (launchd needs
+    a Label) instead of registering a job named ``@LABEL@`` that runs ``pulse``.
+    """
+    strings = "".join(f"\t\t<string>{xml_escape(word)}</string>\n" for word in argv)
+    return (
+        f"\t<key>Label</key>\n\t<string>{xml_escape(label)}</string>\n"
+        f"\t<key>ProgramArguments</key>\n\t<array>\n{strings}\t</array>"
+    )
 
 
 def render(paths: Paths, manager: str, command: list[str] | None = None) -> list[Rendered]:
