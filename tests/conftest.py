@@ -36,9 +36,10 @@ from typing import Any, NamedTuple
 
 import pytest
 
-# Real systemd user managers (fixtures user_manager, root_manager, any_manager)
-# and the hook that fails a run whose systemd tests were skipped on Linux.
-pytest_plugins = ["systemd_harness"]
+# Real systemd user managers (fixtures user_manager, root_manager, any_manager),
+# and the `root` marker: root-only tests skip with a reason for a normal user,
+# and fail instead where LOOOP_TEST_ROOT_REQUIRED is set (CI).
+pytest_plugins = ["systemd_harness", "root_only"]
 
 PROJECT = Path(__file__).resolve().parents[1]
 LOOOP = str(Path(sys.executable).parent / "looop")

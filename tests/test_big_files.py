@@ -3,7 +3,9 @@
 Each command runs twice, once with a small file and once with the same end
 after 2 GB of (sparse) start; what the second read more than the first
 (``rchar`` of ``/proc/<pid>/io``, read while the child is a zombie) is what
-the big file cost, and its peak resident size is the child's own.
+the big file cost, and its peak resident size is the child's own. A
+zombie's ``/proc/<pid>/io`` belongs to root (the kernel gives the files of a
+process without memory to root), so these tests are root-only.
 """
 
 from __future__ import annotations
@@ -14,7 +16,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from conftest import LOOOP, Profile
+
+pytestmark = pytest.mark.root("reads an exited process's /proc/<pid>/io")
 
 BIG = 2 << 30
 TAIL = b"".join(b"2026-12-07 10:00:%02d+0000 looop: line %d\n" % (i % 60, i) for i in range(40))

@@ -363,7 +363,12 @@ def make_char_device(path: Path) -> None:
     ("make", "is_kind", "what"),
     [
         (make_fifo, stat.S_ISFIFO, "a FIFO"),
-        (make_char_device, stat.S_ISCHR, "a character device"),
+        pytest.param(
+            make_char_device,
+            stat.S_ISCHR,
+            "a character device",
+            marks=pytest.mark.root("makes a device node"),
+        ),
     ],
 )
 def test_config_set_refuses_a_fifo_or_device_named_by_looop_config_and_leaves_it(
@@ -416,6 +421,7 @@ def one_line_exit_1(out: subprocess.CompletedProcess[str], cfg: Path, reason: st
     assert out.stderr.strip() == f"looop: cannot set interval: {cfg}: {reason}"
 
 
+@pytest.mark.root("mounts a small tmpfs")
 def test_config_set_on_a_read_only_file_system_is_one_line(profile: Profile, tiny_fs: Path) -> None:
     cfg = tiny_fs / "config.toml"
     cfg.write_text("interval = 30\n")
@@ -427,6 +433,7 @@ def test_config_set_on_a_read_only_file_system_is_one_line(profile: Profile, tin
     assert cfg.read_text() == "interval = 30\n"
 
 
+@pytest.mark.root("mounts a small tmpfs")
 def test_config_set_on_a_full_disk_is_one_line_and_loses_nothing(
     profile: Profile, tiny_fs: Path
 ) -> None:

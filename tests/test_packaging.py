@@ -1015,6 +1015,37 @@ def rendered_commands(dry_run: str) -> dict[str, list[str]]:
     return found
 
 
+def link_dependencies(into: Path) -> Path:
+    """Links to looop's dependencies (and theirs) as this environment has them, not to looop.
+
+    For a Python that must get looop from its user site only: the running
+    environment has the dependencies (the test extra installed them), but where
+    depends on who runs the suite (a venv, the system's site), and it has a
+    looop of its own.
+    """
+    from importlib import metadata
+
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    into.mkdir()
+    todo, seen = ["looop"], {"looop"}
+    while todo:
+        for spec in metadata.distribution(todo.pop()).requires or []:
+            req = Requirement(spec)
+            name = canonicalize_name(req.name)
+            if name in seen or (req.marker and not req.marker.evaluate({"extra": ""})):
+                continue
+            seen.add(name)
+            todo.append(name)
+            dist = metadata.distribution(name)
+            base = Path(str(dist.locate_file("")))
+            for top in {Path(str(f)).parts[0] for f in dist.files or []} - {".."}:
+                if (base / top).exists() and not (into / top).exists():
+                    (into / top).symlink_to(base / top)
+    return into
+
+
 def test_python_m_looop_install_from_a_user_install_renders_a_command_that_runs(
     dists: Dists, tmp_path: Path
 ) -> None:
@@ -1036,6 +1067,14 @@ def test_python_m_looop_install_from_a_user_install_renders_a_command_that_runs(
         timeout=60,
     )
     python = str(python_dir / "bin" / "python")
+    # The dependencies, from no one's site but a directory of their own (see link_dependencies).
+    site = subprocess.run(
+        [python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    Path(site, "dependencies.pth").write_text(f"{link_dependencies(tmp_path / 'deps')}\n")
     env = {"HOME": str(home), "PATH": "/usr/bin:/bin", "XDG_CONFIG_HOME": str(home / ".config")}
     pip = [sys.executable, "-m", "pip", "--python", python, "install", "-q", "--user"]
     out = subprocess.run(

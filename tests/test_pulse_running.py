@@ -262,6 +262,7 @@ def test_no_two_beats_at_once_when_the_runtime_dir_is_wiped_mid_beat_and_a_secon
     assert second.poll() is None
 
 
+@pytest.mark.root("bind-mounts the data dir")
 def test_no_two_beats_at_once_on_a_data_dir_reached_through_a_bind_mount(
     profile: Profile, procs: Processes
 ) -> None:

@@ -12,6 +12,7 @@ import subprocess
 import termios
 from pathlib import Path
 
+import pytest
 from conftest import LOOOP, Processes, Profile, group_gone, run_records, wait_for
 
 
@@ -124,6 +125,7 @@ def test_sigterm_to_run_ends_the_command_and_records_the_signal(
     wait_for(lambda: group_gone(record["pgid"]))
 
 
+@pytest.mark.root("mounts a small tmpfs")
 def test_a_run_in_a_read_only_data_dir_is_one_line_and_runs_nothing(
     profile: Profile, tiny_fs: Path
 ) -> None:

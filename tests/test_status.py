@@ -8,6 +8,7 @@ import subprocess
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 from conftest import LOOOP, NotifyPeer, Processes, Profile, wait_for
 
@@ -15,8 +16,15 @@ from conftest import LOOOP, NotifyPeer, Processes, Profile, wait_for
 def test_status_reports_a_running_pulse(profile: Profile, procs: Processes) -> None:
     assert profile.run("status").returncode == 3
     pulse = procs.add(profile.popen("pulse", env={**profile.env, "LOOOP_INTERVAL": "60"}))
-    wait_for(lambda: profile.run("status").returncode == 0)
-    report = json.loads(profile.run("status", "--json").stdout)
+
+    # Running from the moment it holds the lock, before its first beat is
+    # recorded (``beats`` is None until then): wait for that record.
+    def first_beat() -> dict[str, Any] | None:
+        out = profile.run("status", "--json")
+        report = json.loads(out.stdout)
+        return report if out.returncode == 0 and report["beats"] is not None else None
+
+    report = wait_for(first_beat)
     assert report["pid"] == pulse.pid and report["role"] == "pulse"
     assert report["beats"] == 1 and report["uptime"] >= 0
     assert 0 < report["next_beat_in"] <= 60
@@ -93,13 +101,15 @@ def test_probes_never_make_a_start_fail(profile: Profile, tmp_path: Path) -> Non
             thread.join()
     assert failures == [], f"a pulse failed to start while probed: {failures[:3]}"
     assert cycles >= 8 and len(answers) >= 100
-    judged = 0
+    judged_up = 0
     for began, ended, code in answers:
         for since, until, expected in stable:
             if since <= began and ended <= until:
                 assert code == expected, f"status said {code} while the state was {expected}"
-                judged += 1
-    assert judged >= 30, f"only {judged} probes fell inside a stable period"
+                judged_up += expected == 0
+    # Four per start were made to land while it was up (however loaded the
+    # machine); how many fall between a stop and the next start is luck.
+    assert judged_up >= 4 * cycles, f"only {judged_up} probes judged over {cycles} starts"
 
 
 # Every field `status --json` had before the human status: new ones may be
