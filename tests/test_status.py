@@ -154,3 +154,40 @@ def test_status_of_a_pulse_on_time_is_not_overdue(profile: Profile, procs: Proce
     assert report["overdue"] is False
     human = profile.run("status").stdout
     assert "OVERDUE" not in human and "next beat   in 59m" in human
+
+
+def test_status_after_a_kill_says_how_the_last_run_ended_not_how_the_new_one_runs(
+    profile: Profile, procs: Processes
+) -> None:
+    def pulse() -> subprocess.Popen[str]:
+        started = procs.add(profile.popen("pulse", env={**profile.env, "LOOOP_INTERVAL": "3600"}))
+        wait_for(lambda: json.loads(profile.run("status", "--json").stdout)["pid"] == started.pid)
+        wait_for(lambda: json.loads(profile.run("status", "--json").stdout)["beats"] == 1)
+        return started
+
+    def last_run() -> tuple[int, str, dict[str, object] | None]:
+        human = profile.run("status")
+        line = [x for x in human.stdout.splitlines() if x.startswith("  last run ")]
+        report = json.loads(profile.run("status", "--json").stdout)
+        return human.returncode, (line or [""])[0], report["last_run"]
+
+    killed = pulse()
+    assert last_run()[2] is None  # nothing has ended yet
+    killed.kill()
+    killed.wait()
+    unclean = "ended without a clean stop (killed or crashed); see looop logs"
+    code, line, report = last_run()
+    assert code == 3 and line == f"  last run    pid {killed.pid}: {unclean}"
+    assert report == {"how": unclean, "pid": killed.pid, "at": None}
+
+    # The next pulse runs; status still says how the one before it ended.
+    second = pulse()
+    code, line, report = last_run()
+    assert code == 0 and line.startswith(f"  last run    pid {killed.pid}, ")
+    assert line.endswith(f": {unclean}") and report is not None and report["pid"] == killed.pid
+
+    second.send_signal(signal.SIGTERM)
+    assert second.wait(timeout=15) == 0
+    code, line, report = last_run()
+    assert code == 3 and line.startswith(f"  last run    pid {second.pid}, ")
+    assert line.endswith(": stopped cleanly") and report is not None

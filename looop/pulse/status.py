@@ -46,6 +46,7 @@ class StatusReport:
         self.state, self.paths, self.pid, self.role = state, paths, pid, role
         self.last_beat, self.manager, self.error = last_beat, manager, error
         self.now = time.time()
+        self.last_end = _last_end(paths, pid if state == RUNNING else None)
         self.workers = live_workers(paths)
 
     @property
@@ -87,6 +88,8 @@ class StatusReport:
             "started_at": (self.last_beat or {}).get("pulse_started"),
             "interval": (self.last_beat or {}).get("interval"),
             "overdue": self.overdue,
+            # How the previous run ended ({how, pid, at}), None before any ended.
+            "last_run": self.last_end,
         }
 
     @property
@@ -136,6 +139,11 @@ def render(d: dict[str, Any]) -> str:
         lines.append(f"  problem     {d['error']}")
     if state == RUNNING and d["beats"] is not None:
         lines += _beat_lines(d, when)
+    ended = d["last_run"]
+    if ended:
+        at = ended.get("at")
+        ago = f", {say.duration(time.time() - at)} ago" if isinstance(at, int | float) else ""
+        lines.append(f"  last run    pid {ended.get('pid') or '?'}{ago}: {ended['how']}")
     lines += [f"  data dir    {d['data_dir']}", f"  runtime dir {d['runtime_dir']}"]
     lines += _manager_lines(d["service"])
     if d["workers"]:
@@ -192,9 +200,48 @@ def _manager_lines(manager: dict[str, Any] | None) -> list[str]:
     lines.append(f"    active    {active}")
     restarts = manager.get("restarts")
     if restarts is not None:
-        how = manager.get("result") or manager.get("last_exit")
-        lines.append(f"    restarts  {restarts}" + (f", last ended: {how}" if how else ""))
+        lines.append(f"    restarts  {restarts}")
+    timer = manager.get("reap_timer")
+    if timer:
+        lines.append(f"    reap      {_timer_text(timer)}")
     return lines
+
+
+def _timer_text(timer: dict[str, Any]) -> str:
+    """The reap timer (``Driver.reap_timer``'s answer) on one line: active or why not."""
+    from looop import say
+
+    unit = timer["unit"]
+    if not timer["active"]:
+        state = timer["state"]
+        return f"{unit} NOT ACTIVE ({state}): dead sessions are not reaped; see looop doctor"
+    now, said = time.time(), [f"{unit} active"]
+    if isinstance(timer["next_run"], int | float):
+        said.append(f"next run in {say.duration(max(0.0, timer['next_run'] - now))}")
+    if isinstance(timer["last_run"], int | float):
+        result = timer["last_result"] or "?"
+        said.append(f"last run {say.duration(now - timer['last_run'])} ago: {result}")
+    else:
+        said.append("not run yet")
+    return ", ".join(said)
+
+
+def _last_end(paths: Paths, running: int | None) -> dict[str, Any] | None:
+    """How the last run ended (``record.how_ended``), once one has: a small file read.
+
+    ``running``: the pid of the pulse that runs now, whose end is not the
+    question. A beat record of a pulse that no longer runs and whose end was
+    never recorded is a run that ended without a clean stop.
+    """
+    end = record.read_end(paths)
+    if running is None:
+        beat = record.read(paths) or {}
+        pid = beat.get("pid") if beat.get("pulse_started") else None  # a pulse's, not a sense's
+        if pid and (end is None or end.get("pid") != pid):
+            return {"how": record.how_ended(None), "pid": pid, "at": None}
+    if end is None or (running is not None and end.get("pid") == running):
+        return None
+    return {"how": record.how_ended(end), "pid": end.get("pid"), "at": end.get("at")}
 
 
 def live_workers(paths: Paths) -> list[dict[str, Any]]:
