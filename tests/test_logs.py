@@ -18,7 +18,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import Profile, detached_pulse, wait_for
+from conftest import Profile, configure_workers, detached_pulse, wait_for
+from workers_kit import worker_script
 
 FILE_LINE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d[+-]\d{4} looop: ")
 
@@ -220,3 +221,21 @@ def test_unit_specifiers_expand_as_systemd_unit_5_defines_them_for_a_user_unit()
     assert expand("%i|%I|%P", "w@a-b\\x2dc.service") == "a-b\\x2dc|a/b-c|w"
     xdg = {**env, "XDG_STATE_HOME": "/s", "XDG_CONFIG_HOME": "/c"}
     assert specifiers.expand("%S %L %E", "u.service", xdg) == "/s /s/log /c"
+
+
+def test_logs_f_of_a_worker_prints_its_transcript_and_ends_when_the_worker_does(
+    fleet: Profile,
+) -> None:
+    go = fleet.root / "go"
+    body = f"echo working\nwhile [ ! -e {go} ]; do sleep 0.05; done\necho done\nexit 3"
+    configure_workers(fleet, [str(worker_script(fleet.root / "w", body))])
+    assert fleet.run("_", "worker", "start", "w1", "x").returncode == 0
+    follower = fleet.popen("logs", "w1", "-f")
+    assert follower.stdout is not None and follower.stderr is not None
+    assert wait_for(lambda: "working" in follower.stdout.readline())
+    go.touch()
+    rest = follower.stdout.read()  # to its end: the follow stops once the worker has
+    assert follower.wait(timeout=15) == 0
+    assert "done\n" in rest and "exited (exit 3" in rest
+    transcript = fleet.data / "sessions" / "w1" / "output.log"
+    assert follower.stderr.read() == f"looop: reading worker w1's transcript, {transcript}\n"

@@ -114,9 +114,15 @@ def install(
     # A pulse `looop up` detached before there was a unit is handed over: it
     # stops, and the manager starts its own (the README's order just works).
     handed = control.hand_over(paths, driver) if start else None
-    lines += driver.launch(paths, changed, start)
+    try:
+        lines += driver.launch(paths, changed, start)
+        if handed is not None:
+            driver.start(paths)  # returns once the manager's pulse is ready: handed over
+    except ServiceError as exc:
+        if handed is None:
+            raise
+        raise ServiceError(f"{exc} (the pulse that ran, pid {handed}, was stopped)") from None
     if handed is not None:
-        driver.start(paths)  # returns once the manager's pulse is ready: the hand-over is done
         lines.append(f"handed over: the pulse started outside {chosen} (pid {handed}) stopped")
     return [*lines, *notes, *driver.notes()]
 
