@@ -273,6 +273,10 @@ def test_shipped_pulse_unit_has_the_service_contract() -> None:
         "NotifyAccess": "main",
         "ExecStart": "@LOOOP_COMMAND@ pulse",
         "ExecReload": "/bin/kill -HUP $MAINPID",
+        # Every end, a crash too, is recorded for `looop status`; starting the pulse starts
+        # the reap timer (whatever road starts it).
+        "ExecStopPost": "-@LOOOP_COMMAND@ pulse --ended",
+        "Wants": "@REAP_TIMER@",
         "Restart": "on-failure",
         "RestartPreventExitStatus": "78",
         "KillMode": "mixed",
