@@ -230,6 +230,8 @@ def test_logs_f_of_a_worker_prints_its_transcript_and_ends_when_the_worker_does(
     body = f"echo working\nwhile [ ! -e {go} ]; do sleep 0.05; done\necho done\nexit 3"
     configure_workers(fleet, [str(worker_script(fleet.root / "w", body))])
     assert fleet.run("_", "worker", "start", "w1", "x").returncode == 0
+    transcript = fleet.data / "sessions" / "w1" / "output.log"
+    wait_for(lambda: transcript.exists() and b"working" in transcript.read_bytes())
     follower = fleet.popen("logs", "w1", "-f")
     assert follower.stdout is not None and follower.stderr is not None
     assert wait_for(lambda: "working" in follower.stdout.readline())
@@ -237,5 +239,4 @@ def test_logs_f_of_a_worker_prints_its_transcript_and_ends_when_the_worker_does(
     rest = follower.stdout.read()  # to its end: the follow stops once the worker has
     assert follower.wait(timeout=15) == 0
     assert "done\n" in rest and "exited (exit 3" in rest
-    transcript = fleet.data / "sessions" / "w1" / "output.log"
     assert follower.stderr.read() == f"looop: reading worker w1's transcript, {transcript}\n"

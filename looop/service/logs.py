@@ -96,17 +96,13 @@ def read(
         _journalctl(source, count, follow, since, as_json)
     path = source.file
     assert path is not None
-    if since is None:
-        shown = count if count is not None else DEFAULT_LINES
-        start = None
-        first = [] if follow else [log.tail(path, shown)]
-    else:
-        first, start = _since(path, since, count)
+    shown = count if count is not None else DEFAULT_LINES
+    first, start = ([], None) if since is None else _since(path, since, count)
     chunks: Iterable[bytes] = first
-    if follow:
-        chunks = log.follow(path, count or DEFAULT_LINES, source.ended, start)
-        if first:
-            chunks = _chain(first, chunks)
+    if follow:  # the tail (or, after --since's lines, what follows them), then more
+        chunks = _chain(first, log.follow(path, shown, source.ended, start))
+    elif since is None:
+        chunks = [log.tail(path, shown)]
     if as_json:
         chunks = (_as_json(line, source.where) for line in _whole(chunks))
     yield from chunks
