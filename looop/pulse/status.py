@@ -203,27 +203,10 @@ def _manager_lines(manager: dict[str, Any] | None) -> list[str]:
         lines.append(f"    restarts  {restarts}")
     timer = manager.get("reap_timer")
     if timer:
-        lines.append(f"    reap      {_timer_text(timer)}")
+        from looop.service.units import timer_said
+
+        lines.append(f"    reap      {timer_said(timer)}")
     return lines
-
-
-def _timer_text(timer: dict[str, Any]) -> str:
-    """The reap timer (``Driver.reap_timer``'s answer) on one line: active or why not."""
-    from looop import say
-
-    unit = timer["unit"]
-    if not timer["active"]:
-        state = timer["state"]
-        return f"{unit} NOT ACTIVE ({state}): dead sessions are not reaped; see looop doctor"
-    now, said = time.time(), [f"{unit} active"]
-    if isinstance(timer["next_run"], int | float):
-        said.append(f"next run in {say.duration(max(0.0, timer['next_run'] - now))}")
-    if isinstance(timer["last_run"], int | float):
-        result = timer["last_result"] or "?"
-        said.append(f"last run {say.duration(now - timer['last_run'])} ago: {result}")
-    else:
-        said.append("not run yet")
-    return ", ".join(said)
 
 
 def _last_end(paths: Paths, running: int | None) -> dict[str, Any] | None:

@@ -200,7 +200,7 @@ def _reap_timer(paths: Paths, installed: Driver) -> Check:
     if timer["last_run"] is not None and result not in (None, "success", "0"):
         said = f"{unit} is active, but the reaper's last run failed ({result})"
         return Check(WARNED, "reap timer", said, "looop reap --dry-run shows why")
-    return Check(OK, "reap timer", f"{unit} is active")
+    return Check(OK, "reap timer", units.timer_said(timer))
 
 
 def _user_bus(needed: bool) -> Check:
