@@ -18,10 +18,11 @@ person never wonders which file they are reading. A worker's log is its
 transcript (``workers.transcript``), followed until the worker ends
 (``data.sessions``' judgment). Files are read with ``log.tail`` and
 ``log.follow`` (woken by file notifications), one reader for all.
-``--since TIME`` reads the file line by line from its start (``lines``'
-chunked reader: memory stays bounded, time is linear in the log) and keeps
-the lines stamped at TIME or later (a line without a stamp goes with the
-one before it); ``-o json`` prints each line as one object
+``--since TIME`` bisects the file for where TIME begins (a log is appended
+in time order: a few 64 KiB reads, not the log), then reads on line by line
+(``lines``' chunked reader: memory stays bounded) and keeps the lines
+stamped at TIME or later (a line without a stamp goes with the one before
+it); ``-o json`` prints each line as one object
 ``{"timestamp", "message", "source"}``, journalctl's ``-o json`` reduced to
 what looop has. Rejected: copying the journal into a file of our own (two
 logs to keep in step, and journald already keeps, rotates and prioritises
@@ -40,8 +41,8 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import NamedTuple
 
+from looop import fs, log
 from looop import lines as linereader
-from looop import log
 from looop.errors import LooopError, UsageError
 from looop.paths import Paths
 from looop.service import detached, units
@@ -50,6 +51,7 @@ from looop.service.driver import PulseLog
 DEFAULT_LINES = 50
 STAMP = "%Y-%m-%d %H:%M:%S%z"  # a log file's line begins so (``log.Logger``)
 STAMP_LEN = len("2026-12-08 00:15:22+0000")
+PROBE = 1 << 16  # what one step of --since's bisection reads
 
 
 class Source(NamedTuple):
@@ -116,8 +118,9 @@ def _chain(first: list[bytes], rest: Iterator[bytes]) -> Iterator[bytes]:
 def _since(path: Path, since: float, count: int | None) -> tuple[list[bytes], int]:
     """The lines stamped ``since`` or later (the last ``count`` of them), and where they end."""
     kept: deque[bytes] = deque(maxlen=count)
-    offset, keeping = 0, False
-    for line in linereader.whole_lines(path):
+    offset = _first_line_at(path, since)
+    keeping = False  # a line without a stamp before the first stamped one goes with an older one
+    for line in linereader.whole_lines(path, start=offset):
         offset += len(line) + 1
         stamp = line_time(line)
         if stamp is not None:
@@ -125,6 +128,39 @@ def _since(path: Path, since: float, count: int | None) -> tuple[list[bytes], in
         if keeping:
             kept.append(line + b"\n")
     return list(kept), offset
+
+
+def _first_line_at(path: Path, since: float) -> int:
+    """Where ``--since`` starts reading: a line's start before every line stamped ``since`` on.
+
+    A log is appended in time order, so the file is bisected: each probe
+    reads ``PROBE`` bytes and dates the first stamped whole line in them. Only
+    a line stamped before ``since`` moves the start past it; a probe that
+    dates nothing moves the search's end down instead, so nothing that might
+    be wanted is skipped. O(log size) reads for a log stamped throughout.
+    """
+    fd, st = fs.open_regular(path)
+    try:
+        lo, hi = 0, st.st_size
+        while hi - lo > PROBE:
+            mid = (lo + hi) // 2
+            try:
+                block = os.pread(fd, PROBE, mid)
+            except OSError as exc:
+                raise fs.named(exc, path) from None
+            cut = block.find(b"\n")
+            stamp = None
+            for line in block[cut + 1 :].split(b"\n")[:-1] if cut >= 0 else []:
+                stamp = line_time(line)
+                if stamp is not None:
+                    break
+            if stamp is not None and stamp < since:
+                lo = mid + cut + 1
+            else:
+                hi = mid
+        return lo
+    finally:
+        os.close(fd)
 
 
 def line_time(line: bytes) -> float | None:
