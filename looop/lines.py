@@ -181,9 +181,11 @@ def tail_bytes(
 
 
 def whole_lines(
-    path: str | os.PathLike[str], *, chunk: int = CHUNK, max_line: int = MAX_LINE
+    path: str | os.PathLike[str], *, chunk: int = CHUNK, max_line: int = MAX_LINE, start: int = 0
 ) -> Iterator[bytes]:
     """Each line of ``path`` without its newline, read in chunks; the file is never held whole.
+
+    From offset ``start`` on (taken as a line's beginning), 0 by default.
 
     A line longer than ``max_line`` is yielded cut there (and the rest of it
     skipped); a last line without a newline (torn) is yielded as it is.
@@ -191,6 +193,8 @@ def whole_lines(
     """
     fd, _ = fs.open_regular(path)
     try:
+        if start:
+            os.lseek(fd, start, os.SEEK_SET)
         pending = b""
         skipping = False
         while True:

@@ -38,7 +38,7 @@ from looop.say import escaped
 
 PRIORITY = {"error": 3, "warning": 4, "info": 6, "debug": 7}
 FORMATS = ("auto", "human", "journal", "json")
-FOLLOW_POLL = 0.2  # seconds between looks at a followed file
+ENDED_CHECK = 1.0  # a follow that may end asks whether it has at least this often (s)
 FOLLOW_CHUNK = 1 << 20  # the most a follow reads at once
 LINE_BYTES = 4096  # what a tail of n lines may read per line, past ``lines.TAIL_BYTES``
 
@@ -121,31 +121,55 @@ def tail(path: Path, count: int) -> bytes:
     return _tail(path, count)[0]
 
 
-def follow(path: Path, count: int, ended: Callable[[], bool]) -> Iterator[bytes]:
-    """``tail``, then what is written after it, until ``ended()`` and nothing more came.
+def follow(
+    path: Path, count: int, ended: Callable[[], bool] | None = None, start: int | None = None
+) -> Iterator[bytes]:
+    """``tail`` (or, given ``start``, what follows that offset), then what is written after it.
 
-    A file replaced under the same name (a trim, a rotation) is read from its
+    Woken by file notifications on the file's directory (``looop.watch``, as
+    ``_ wait`` is), never by a timer: an idle follow sleeps in the kernel. A
+    file replaced under the same name (a trim, a rotation) is read from its
     start; a file that is gone for a moment is waited for. What was written
-    meanwhile is read ``FOLLOW_CHUNK`` at a time, never whole.
+    meanwhile is read ``FOLLOW_CHUNK`` at a time, never whole. ``ended`` None
+    follows until the caller stops (^C); otherwise until ``ended()`` and
+    nothing more came, asked on any change in the directory and at least every
+    ``ENDED_CHECK`` seconds (a process that dies writes nothing).
     """
-    data, (ino, offset) = _tail(path, count)
-    yield data
-    while True:
-        done = ended()  # asked before the read: what was written before the end is shown
-        try:
-            st = os.stat(path, follow_symlinks=False)
-            if st.st_ino != ino:
-                ino, offset = st.st_ino, 0
-            more, (ino, offset) = _read_from(path, offset)
-        except FileNotFoundError:
-            more = b""
-        if more:
-            yield more
-            continue  # there may be more: look again before sleeping
-        if done:
-            return
+    from looop import watch  # only a follow pays for it
+
+    names = path.name.__eq__
+    dirs = [watch.Dir(path.parent, "log", names if ended is None else _any, names)]
+    with watch.open_watch(dirs) as woken:
+        if start is None:
+            data, (ino, offset) = _tail(path, count)
+            yield data
         else:
-            time.sleep(FOLLOW_POLL)
+            ino, offset = _stat(path)[0], start
+        while True:
+            done = ended is not None and ended()  # asked first: what came before the end shows
+            try:
+                st = os.stat(path, follow_symlinks=False)
+                if st.st_ino != ino:
+                    ino, offset = st.st_ino, 0
+                more, (ino, offset) = _read_from(path, offset)
+            except FileNotFoundError:
+                more = b""
+            if more:
+                yield more
+                continue  # there may be more: look again before sleeping
+            if done:
+                return
+            woken.wait(None if ended is None else ENDED_CHECK)
+
+
+def _any(name: str) -> bool:
+    return True
+
+
+def _stat(path: Path) -> tuple[int, int]:
+    fd, st = fs.open_regular(path)
+    os.close(fd)
+    return st.st_ino, st.st_size
 
 
 def _tail(path: Path, count: int) -> tuple[bytes, tuple[int, int]]:

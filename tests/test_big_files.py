@@ -14,6 +14,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -83,5 +84,29 @@ def test_the_journal_tail_of_a_2gb_journal_reads_its_end_only(profile: Profile) 
     write(journal, end, BIG)
     out, big_read, rss_kib = measured(profile, "_", "state", "--json")
     assert json.loads(out)["journal_tail"][-1] == "- 2026-12-07 10:39 line 39"
+    assert big_read - small_read < 1 << 20
+    assert rss_kib < 50 << 10
+
+
+def test_logs_since_of_a_big_log_reads_from_where_the_time_begins(profile: Profile) -> None:
+    """``--since`` bisects a log (appended in time order) instead of reading it from the start."""
+    now = time.time()
+
+    def stamped(when: float, text: str) -> bytes:
+        clock = time.strftime("%Y-%m-%d %H:%M:%S%z", time.localtime(when))
+        return f"{clock} looop: {text}\n".encode()
+
+    recent = b"".join(stamped(now - 600 + i, f"recent {i}") for i in range(40))
+    log = profile.data / "pulse.log"
+    log.parent.mkdir(parents=True)
+    log.write_bytes(stamped(now - 86400, "yesterday") + recent)
+    small, small_read, _ = measured(profile, "logs", "--since", "-1h")
+    old = stamped(now - 3 * 86400, "three days ago, " + "x" * 60) * 16384  # 1.5 MiB a write
+    with open(log, "wb") as fh:
+        for _ in range(40):  # 60 MiB of old lines, each stamped
+            fh.write(old)
+        fh.write(recent)
+    big, big_read, rss_kib = measured(profile, "logs", "--since", "-1h")
+    assert big == small == recent.decode()
     assert big_read - small_read < 1 << 20
     assert rss_kib < 50 << 10

@@ -7,12 +7,14 @@ in test_systemd.py; here the detached world, and every way it is broken.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import time
 from pathlib import Path
 
 import pytest
-from conftest import Profile
+from conftest import Profile, make_session
 
 from looop.service import render
 
@@ -133,3 +135,43 @@ def test_a_runtime_dir_that_is_a_symlink_is_refused(healthy: Profile, tmp_path: 
     assert code == 1
     [line] = [x for x in failed(lines) if "runtime dir" in x]
     assert f"runtime dir {healthy.runtime} is a symlink" in line and "fix: " in line
+
+
+def test_a_fresh_install_passes_with_a_missing_worker_command_a_warning_until_workers_are_used(
+    profile: Profile, tmp_path: Path
+) -> None:
+    """No config at all (the default worker command, claude, is not installed here)."""
+    env = {"XDG_RUNTIME_DIR": str(tmp_path / "no-manager"), "PATH": "/usr/bin:/bin"}
+    code, lines = doctor(profile, **env)
+    assert code == 0, lines
+    [warning] = [line for line in lines if line.startswith("! ")]
+    assert warning.startswith("! worker command: 'claude' is not on PATH (matters once a worker")
+    assert "fix: install it, or point looop at it: looop config set worker.command" in warning
+
+    out = profile.run("doctor", "--json", env={**profile.env, **env})
+    report = json.loads(out.stdout)
+    assert out.returncode == 0 and report["ok"] is True
+    assert all({"name", "ok", "level", "detail"} <= set(c) for c in report["checks"])
+    [worker] = [c for c in report["checks"] if c["name"] == "worker command"]
+    assert (worker["ok"], worker["level"]) == (True, "warning") and "fix" in worker
+    assert [c["level"] for c in report["checks"]].count("failure") == 0
+
+    # A worker was started once (its session is there, long ended): now it is a failure.
+    make_session(profile.data / "sessions", "w1", ended=time.time() - 60)
+    code, lines = doctor(profile, **env)
+    assert code == 1
+    assert failed(lines) == [
+        line.replace(" (matters once a worker starts)", "").replace("! ", "✗ ", 1)
+        for line in [warning]
+    ]
+    out = profile.run("doctor", "--json", env={**profile.env, **env})
+    report = json.loads(out.stdout)
+    assert out.returncode == 1 and report["ok"] is False
+    [worker] = [c for c in report["checks"] if c["name"] == "worker command"]
+    assert (worker["ok"], worker["level"]) == (False, "failure")
+
+    # So it is once a runner is configured, before any worker ran.
+    shutil.rmtree(profile.data / "sessions")
+    profile.write_config('[runners.mine]\ncommand = ["sleep", "{prompt}"]\n')
+    code, lines = doctor(profile, **env)
+    assert code == 1 and [x[:35] for x in failed(lines)] == ["✗ worker command: 'claude' is not o"]

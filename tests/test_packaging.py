@@ -274,6 +274,10 @@ def test_shipped_pulse_unit_has_the_service_contract() -> None:
         "NotifyAccess": "main",
         "ExecStart": "@LOOOP_COMMAND@ pulse",
         "ExecReload": "/bin/kill -HUP $MAINPID",
+        # Every end, a crash too, is recorded for `looop status`; starting the pulse starts
+        # the reap timer (whatever road starts it).
+        "ExecStopPost": "-@LOOOP_COMMAND@ pulse --ended",
+        "Wants": "@REAP_TIMER@",
         "Restart": "on-failure",
         "RestartPreventExitStatus": "78",
         "KillMode": "mixed",
@@ -638,18 +642,23 @@ def test_manager_calls_go_through_launchctl(
     assert units.installed_manager(paths) is None
     assert launchd_home.run("install", "--launchd", "--no-start").returncode == 0
     assert units.installed_manager(paths) == "launchd"
+    reaper = {"unit": "org.looop.reap", "active": False, "state": "not loaded"}
     assert launchd.state(paths) == {
         "manager": "launchd",
         "label": "org.looop.pulse",
         "state": "not loaded",
+        "reap_timer": {**reaper, "next_run": None, "last_run": None, "last_result": None},
     }
     uid = os.getuid()
 
     # Loaded, but no pulse ever beats (this launchctl runs nothing): not "started".
+    # The reaper is loaded first: a pulse started through launchd has its reaper.
     with pytest.raises(ServiceError, match="did not become ready"):
         launchd.start(paths, ready_within=0.2)
     plist = launchd_home.agents / "org.looop.pulse.plist"
-    starts = [f"bootstrap gui/{uid} {plist}"]
+    reap_plist = launchd_home.agents / "org.looop.reap.plist"
+    starts = [f"bootstrap gui/{uid} {reap_plist}", f"bootstrap gui/{uid} {plist}"]
+    assert launchd.reap_timer(paths)["active"] is True  # type: ignore[index]
     assert [c for c in launchd_home.calls() if c.startswith(("bootstrap", "kickstart"))] == starts
     state = launchd.state(paths)
     assert state is not None
@@ -680,6 +689,8 @@ def test_up_through_launchd_returns_once_the_pulse_has_beaten(
 
     assert up.returncode == 0, up.stderr
     assert "launchd" in up.stdout
+    # `up` after `install --no-start` (what that line tells the user) loads the reaper too.
+    assert launchd_home.loaded() == {"org.looop.pulse", "org.looop.reap"}
     (pid,) = launchd_home.spawned()
     # `up` has returned: the launched pulse holds the lock and its first beat is out.
     assert lock.holder_pid(paths) == pid
@@ -717,9 +728,10 @@ def test_up_through_launchd_says_why_the_pulse_is_not_running(
     assert lock.holder_pid(paths) is None
 
 
-def test_install_launchd_does_not_fight_a_pulse_running_outside(
+def test_install_launchd_hands_a_pulse_running_outside_over_to_launchd(
     launchd_home: FakeHome, monkeypatch: pytest.MonkeyPatch, procs: Processes
 ) -> None:
+    """The README's order: ``looop up`` (here a pulse by hand), then ``looop install``."""
     paths = launchd_home.use(monkeypatch)
     launchd_home.spawn_pulses()
     outside = procs.add(launchd_home.profile.popen("pulse", env=launchd_home.env))
@@ -728,14 +740,15 @@ def test_install_launchd_does_not_fight_a_pulse_running_outside(
     out = launchd_home.run("install", "--launchd")
 
     assert out.returncode == 0, out.stderr
-    message = f"not started: a pulse already runs outside launchd (pid {outside.pid})"
-    assert message in out.stdout
-    assert not [c for c in launchd_home.calls() if c.startswith("bootstrap")]
-    assert launchd_home.spawned() == []
-    up = launchd_home.run("up")
-    assert up.returncode == 1 and f"outside launchd (pid {outside.pid})" in up.stderr
-    assert launchd_home.spawned() == []
-    assert outside.poll() is None and lock.holder_pid(paths) == outside.pid
+    assert f"handed over: the pulse started outside launchd (pid {outside.pid}) stopped" in (
+        out.stdout
+    )
+    assert outside.wait(timeout=15) == 0  # stopped cleanly, by SIGTERM
+    (pid,) = launchd_home.spawned()
+    # install has returned: launchd's pulse holds the lock with its first beat out.
+    assert lock.holder_pid(paths) == pid and (record.read(paths) or {}).get("pid") == pid
+    assert launchd_home.loaded() == {"org.looop.pulse", "org.looop.reap"}
+    assert "handed over" not in launchd_home.run("install", "--launchd").stdout
 
 
 def test_a_changed_plist_is_bootstrapped_once_bootout_has_finished(

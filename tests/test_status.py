@@ -164,3 +164,45 @@ def test_status_of_a_pulse_on_time_is_not_overdue(profile: Profile, procs: Proce
     assert report["overdue"] is False
     human = profile.run("status").stdout
     assert "OVERDUE" not in human and "next beat   in 59m" in human
+
+
+def test_status_after_a_kill_says_how_the_last_run_ended_not_how_the_new_one_runs(
+    profile: Profile, procs: Processes
+) -> None:
+    def beat_pid() -> object:
+        beat = next(profile.runtime.glob("*.beat.json"), None)
+        try:
+            return json.loads(beat.read_text()).get("pid") if beat else None
+        except ValueError:
+            return None  # being replaced
+
+    def pulse() -> subprocess.Popen[str]:
+        started = procs.add(profile.popen("pulse", env={**profile.env, "LOOOP_INTERVAL": "3600"}))
+        wait_for(lambda: beat_pid() == started.pid)  # its first beat is out
+        return started
+
+    def last_run() -> tuple[int, str]:
+        human = profile.run("status")
+        line = [x for x in human.stdout.splitlines() if x.startswith("  last run ")]
+        return human.returncode, (line or [""])[0]
+
+    killed = pulse()
+    assert last_run() == (0, "")  # nothing has ended yet
+    killed.kill()
+    killed.wait()
+    unclean = "ended without a clean stop (killed or crashed); see looop logs"
+    assert last_run() == (3, f"  last run    pid {killed.pid}: {unclean}")
+    report = json.loads(profile.run("status", "--json").stdout)["last_run"]
+    assert report == {"how": unclean, "pid": killed.pid, "at": None}
+
+    # The next pulse runs; status still says how the one before it ended.
+    second = pulse()
+    code, line = last_run()
+    assert code == 0 and line.startswith(f"  last run    pid {killed.pid}, ")
+    assert line.endswith(f": {unclean}")
+
+    second.send_signal(signal.SIGTERM)
+    assert second.wait(timeout=15) == 0
+    code, line = last_run()
+    assert code == 3 and line.startswith(f"  last run    pid {second.pid}, ")
+    assert line.endswith(": stopped cleanly")

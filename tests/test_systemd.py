@@ -467,29 +467,75 @@ def test_up_and_down_go_through_the_installed_unit(user_manager: Manager) -> Non
     assert code == 3 and status["service"]["state"] == "inactive (dead)"
 
 
-def test_install_does_not_fight_a_pulse_running_outside_systemd(user_manager: Manager) -> None:
+def test_up_then_install_hands_the_pulse_to_the_unit_and_starts_the_reap_timer(
+    user_manager: Manager,
+) -> None:
+    """The README's order as a normal user; then the timer, logs and a crash, as a person sees."""
     m = user_manager
     config(m, "interval = 3600\n")
-    outside = subprocess.Popen(
-        m.command([m.looop, "pulse"]),
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        wait_for(lambda: record(m).get("number") == 1)
-        pulse_pid = holder(m)
-        assert pulse_pid == outside.pid  # every step up to the pulse execs: one pid
+    up = m.looop_cmd("up", timeout=120)
+    assert up.returncode == 0 and up.stdout.startswith("started (pid "), up.stderr
+    detached = holder(m)
+    assert detached and record(m)["pid"] == detached
+    # The unit's stderr goes to a file named with specifiers (a drop-in, as a user writes one).
+    m.drop_in(PULSE, "[Service]\nStandardError=append:%h/pulse.err\n", name="zz-log.conf")
 
-        out = install(m)
+    out = install(m)
 
-        assert f"not started: a pulse already runs outside systemd (pid {pulse_pid})" in out
-        assert m.systemctl("is-enabled", PULSE).stdout.strip() == "enabled"
-        assert m.prop(PULSE, "ActiveState") == "inactive"
-        assert holder(m) == pulse_pid
-    finally:
-        outside.terminate()
-        outside.wait(timeout=30)
+    assert f"handed over: the pulse started outside systemd (pid {detached}) stopped" in out
+    assert not pid_alive(detached)
+    pid = active_pid(m)
+    assert pid and pid != detached and holder(m) == pid == record(m)["pid"]  # one pulse: the unit
+    timer = m.show("looop-reap.timer", "ActiveState", "NextElapseUSecRealtime")
+    assert timer["ActiveState"] == "active" and timer["NextElapseUSecRealtime"], timer
+
+    code, report = status_json(m)
+    reap = report["service"]["reap_timer"]
+    assert code == 0 and reap["unit"] == "looop-reap.timer" and reap["active"] is True
+    assert reap["next_run"] > time.time()  # last_run: the timer's stamp outlives a reinstall
+    human = m.looop_cmd("status").stdout
+    assert "    reap      looop-reap.timer active, next run in " in human, human
+    doctor = m.looop_cmd("doctor")
+    assert doctor.returncode == 0, doctor.stdout
+    said = [x for x in doctor.stdout.splitlines() if x.startswith("✓ reap timer: ")]
+    assert said and said[0].startswith("✓ reap timer: looop-reap.timer active, next run in ")
+
+    # `looop logs` reads the file the drop-in names: %h, and after a change %t, expanded.
+    err = m.home / "pulse.err"
+    wait_for(lambda: "pulse started" in err.read_text())
+    logs = m.looop_cmd("logs", "-n", "1")
+    assert logs.returncode == 0 and logs.stdout == err.read_text().splitlines(True)[-1]
+    said = f"looop: reading {PULSE}'s StandardError=append:%h/pulse.err, {err}\n"
+    assert logs.stderr == said, logs.stderr
+    m.drop_in(PULSE, "[Service]\nStandardError=append:%t/looop-%u.err\n", name="zz-log.conf")
+    m.systemctl("daemon-reload", check=True)
+    m.write(m.runtime_dir / f"looop-{m.user}.err", "a line in the runtime dir\n")
+    logs = m.looop_cmd("logs", "-n", "1")
+    assert logs.returncode == 0 and logs.stdout == "a line in the runtime dir\n", logs.stderr
+    assert logs.stderr.endswith(f"%t/looop-%u.err, {m.runtime_dir}/looop-{m.user}.err\n")
+
+    # The timer stopped by hand: doctor fails naming it, status says it is not active.
+    m.systemctl("stop", "looop-reap.timer", check=True)
+    doctor = m.looop_cmd("doctor")
+    assert doctor.returncode == 1
+    assert [x for x in doctor.stdout.splitlines() if x.startswith("✗")] == [
+        "✗ reap timer: looop-reap.timer is not active (inactive): dead sessions and stale "
+        "claims stay; fix: systemctl --user start looop-reap.timer"
+    ]
+    assert "looop-reap.timer NOT ACTIVE (inactive)" in m.looop_cmd("status").stdout
+
+    # A crash: status says how the last run ended, not how the restarted one runs.
+    os.kill(pid, signal.SIGKILL)
+    wait_for(lambda: active_pid(m) not in (0, pid), timeout=30)
+    code, report = status_json(m)
+    assert code == 0 and report["last_run"]["pid"] == pid
+    assert report["last_run"]["how"] == "killed by signal KILL"
+    assert f"  last run    pid {pid}, " in m.looop_cmd("status").stdout
+    # The documented recovery (down, then up through the unit) starts the timer again.
+    assert m.looop_cmd("down", timeout=120).returncode == 0
+    assert m.looop_cmd("up", timeout=120).returncode == 0
+    assert m.prop("looop-reap.timer", "ActiveState") == "active"
+    m.looop_cmd("down", timeout=120)
 
 
 # --- issue 9: a path cannot steer the units ----------------------------------------

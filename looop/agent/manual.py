@@ -72,7 +72,7 @@ COMMANDS: tuple[Row, ...] = (
     (("down",), "down", "stop the pulse, then every live worker unless --keep-workers"),
     (("restart",), "restart", "stop the pulse and start it again (workers stay)"),
     (("reload",), "reload", "the pulse re-reads its config (SIGHUP), no restart"),
-    (("install",), "install", "install the pulse and an hourly reaper as user services"),
+    (("install",), "install", "the pulse (and an hourly reaper) as user services; takes over up's"),
     (("uninstall",), "uninstall", "remove them (the data dir stays)"),
     (
         ("pulse", "_ pulse"),
@@ -80,9 +80,9 @@ COMMANDS: tuple[Row, ...] = (
         "the pulse in the foreground (what the unit runs; also `looop _ pulse`)",
     ),
     (("status",), "status [--json]", "is the pulse running? exit 0 yes, 3 no, 4 unknown"),
-    (("logs",), "logs [-f] [-n N]", "the pulse's log (its journal, or its log file)"),
+    (("logs",), "logs [-f] [-n N] [--since T] [-o json]", "the pulse's log (stderr names it)"),
     (("watch",), "watch [--once]", "a person's live view, with keys; --once: one plain frame"),
-    (("doctor",), "doctor", "what breaks this setup, each with its fix; exit 1 when anything does"),
+    (("doctor",), "doctor [--json]", "what breaks this setup, with fixes; exit 1 on any"),
     (
         ("sense",),
         "sense [-v] [--json]",

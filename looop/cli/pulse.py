@@ -22,7 +22,8 @@ def _pulse() -> int:
 
 
 @click.command("pulse")
-def pulse_command() -> int:
+@click.option("--ended", is_flag=True, hidden=True, help="Record how the last run ended.")
+def pulse_command(ended: bool) -> int:
     """Run the pulse in the foreground (what the service runs).
 
     Takes the profile's lock (exit 1 if a pulse already runs), seeds the data
@@ -30,6 +31,15 @@ def pulse_command() -> int:
     `interval` seconds. SIGTERM/SIGINT stop it, SIGHUP reloads the config,
     SIGUSR1 beats now.
     """
+    if ended:  # the unit's ExecStopPost: systemd says how the run ended
+        import os
+
+        from looop.pulse import record
+
+        env = os.environ
+        how = {"result": env.get("SERVICE_RESULT"), "code": env.get("EXIT_CODE")}
+        record.write_end(resolve(), **how, status=env.get("EXIT_STATUS"))
+        return 0
     return _pulse()
 
 

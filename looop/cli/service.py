@@ -88,22 +88,40 @@ def reload_command() -> None:
     "-n",
     "lines",
     type=click.IntRange(min=0),
-    default=50,
-    show_default=True,
-    help="Lines of the end to print first.",
+    default=None,
+    help="Lines of the end to print first.  [default: 50; with --since, every line since]",
 )
-def logs_command(wid: str | None, follow: bool, lines: int) -> None:
-    """The pulse's log, or worker ID's transcript.
+@click.option(
+    "--since",
+    metavar="TIME",
+    help="Lines from TIME on: YYYY-MM-DD [HH:MM[:SS]], HH:MM, today, yesterday, -10m, 1h ago.",
+)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Choice(["short", "json"]),
+    default="short",
+    show_default=True,
+    help="json: one object a line (timestamp, message, source).",
+)
+def logs_command(
+    wid: str | None, follow: bool, lines: int | None, since: str | None, output: str
+) -> None:
+    """The pulse's log, or worker ID's transcript; stderr names which.
 
-    The pulse's: its unit's journal under systemd, its log file under
-    launchd or when `looop up` detached it. A worker's: its output.log,
-    followed until the worker ends.
+    The pulse's: its unit's journal under systemd (or the file a drop-in's
+    StandardError= names, specifiers such as %h and %t expanded), its log
+    file under launchd or when `looop up` detached it. A worker's: its
+    output.log, followed until the worker ends.
     """
     from looop.service import logs
 
+    when = None if since is None else logs.since_time(since)
+    source = logs.locate(resolve(), wid)
+    click.echo(f"looop: reading {escaped(source.where)}", err=True)
     out = sys.stdout.buffer
     try:
-        for chunk in logs.read(resolve(), wid, lines, follow):
+        for chunk in logs.read(source, lines, follow, when, output == "json"):
             out.write(chunk)
             out.flush()
     except KeyboardInterrupt:
@@ -111,16 +129,25 @@ def logs_command(wid: str | None, follow: bool, lines: int) -> None:
 
 
 @click.command("doctor")
-def doctor_command() -> int:
-    """Check what breaks a setup; each problem with its fix. Exit 1 on any."""
+@click.option("--json", "as_json", is_flag=True, help="One JSON object: the checks and ok.")
+def doctor_command(as_json: bool) -> int:
+    """Check what breaks a setup; each problem with its fix. Exit 1 on any.
+
+    A warning (!) is what breaks only once it is used; it does not fail.
+    """
+    from looop.cli import echo_json
     from looop.service import doctor
 
     checks = doctor.run(resolve())
-    roles = {doctor.OK: "good", doctor.FAILED: "bad"}
+    code = doctor.exit_code(checks)
+    if as_json:
+        echo_json({"ok": code == 0, "checks": [check.as_dict() for check in checks]})
+        return code
+    roles = {doctor.OK: "good", doctor.WARNED: "warn", doctor.FAILED: "bad"}
     for check in checks:
         line = check.line()  # escaped: the mark is painted after
         click.echo(paint(line[:1], roles[check.mark]) + line[1:] if check.mark in roles else line)
-    return doctor.exit_code(checks)
+    return code
 
 
 @click.command("install")

@@ -326,9 +326,13 @@ def run_pulse(paths: Paths, cfg: Config) -> int:
             return pulse.shutdown()
         raise
     try:
+        record.close_unended(paths)  # before the first beat's record names this run
         prepare(paths)
         log.info(f"pulse started (pid {os.getpid()}) · sensing every {cfg.interval:g}s")
-        return pulse.run()
+        code = pulse.run()
+        # A clean end, said while the lock is still held (a crash says nothing: record.how_ended).
+        record.write_end(paths, result="success", code="exited", status=code)
+        return code
     finally:
         if pulse.lock is not None:
             pulse.lock.release()

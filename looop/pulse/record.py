@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
+import time
 
 from looop import fs, jsonfile
 from looop.paths import Paths
@@ -57,3 +59,64 @@ def read(paths: Paths, problems: list[str] | None = None) -> dict[str, Any] | No
     if problems is not None:
         problems.append(f"beat record {paths.beat_file} {why}")
     return None
+
+
+# --- how the last pulse ended: ``<profile>.ended.json`` beside the record ----------
+# Written once per run, when it ends: by the pulse itself on a clean stop, and
+# under systemd by the unit's ``ExecStopPost=`` (``looop pulse --ended``), which
+# systemd runs after every end, a crash included, with how it ended in
+# ``$SERVICE_RESULT``, ``$EXIT_CODE`` and ``$EXIT_STATUS``. systemd itself
+# forgets: once ``Restart=`` has started the next run, the unit's ``Result``
+# and ``ExecMainStatus`` are the new run's. A detached pulse that was killed
+# writes nothing, and that absence is the answer: the beat record names a
+# pulse whose end is not recorded (``how_ended``), and the next pulse records
+# that much before its first beat replaces the beat record (``close_unended``).
+
+
+def ended_file(paths: Paths) -> str:
+    return os.path.join(paths.runtime_dir, f"{paths.profile}.ended.json")
+
+
+def write_end(paths: Paths, **how: Any) -> None:
+    """Record how the run whose beat record this is ended; skipped, never raised, on failure."""
+    last = read(paths) or {}
+    how.update(pid=last.get("pid"), pulse_started=last.get("pulse_started"), at=time.time())
+    with contextlib.suppress(OSError):
+        fs.write_whole(ended_file(paths), (json.dumps(how) + "\n").encode(), mode=MODE)
+
+
+def close_unended(paths: Paths) -> None:
+    """At a pulse's start: record that the run before ended unseen, if its end is not recorded.
+
+    The beat record still names that run; once this pulse beats it will name
+    this one, and a crash of a detached pulse would be forgotten.
+    """
+    last, end = read(paths) or {}, read_end(paths) or {}
+    if last.get("pulse_started") and last.get("pid") != end.get("pid"):
+        write_end(paths, result=None, code=None, status=None)
+
+
+def read_end(paths: Paths) -> dict[str, Any] | None:
+    """The last run's end as recorded, or None (none recorded, or unreadable)."""
+    try:
+        return jsonfile.read_object(ended_file(paths))
+    except OSError:
+        return None
+
+
+def how_ended(end: dict[str, Any] | None) -> str:
+    """How a run ended, in words: "killed by signal KILL", "crashed: signal ABRT, core dumped"."""
+    if not end or not end.get("code"):
+        return "ended without a clean stop (killed or crashed); see looop logs"
+    code, status, result = end.get("code"), end.get("status"), end.get("result")
+    if code == "killed":
+        said = f"killed by signal {status}"
+    elif code == "dumped":
+        said = f"crashed: signal {status}, core dumped"
+    elif code == "exited" and str(status) != "0":
+        said = f"exited {status}"
+    else:
+        said = "stopped cleanly"
+    if result and result not in ("success", "exit-code", "signal", "core-dump"):
+        said += f" ({result})"  # watchdog, timeout, start-limit-hit...
+    return said

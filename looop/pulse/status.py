@@ -46,6 +46,7 @@ class StatusReport:
         self.state, self.paths, self.pid, self.role = state, paths, pid, role
         self.last_beat, self.manager, self.error = last_beat, manager, error
         self.now = time.time()
+        self.last_end = _last_end(paths, pid if state == RUNNING else None)
         self.workers = live_workers(paths)
 
     @property
@@ -87,6 +88,8 @@ class StatusReport:
             "started_at": (self.last_beat or {}).get("pulse_started"),
             "interval": (self.last_beat or {}).get("interval"),
             "overdue": self.overdue,
+            # How the previous run ended ({how, pid, at}), None before any ended.
+            "last_run": self.last_end,
         }
 
     @property
@@ -136,6 +139,11 @@ def render(d: dict[str, Any]) -> str:
         lines.append(f"  problem     {d['error']}")
     if state == RUNNING and d["beats"] is not None:
         lines += _beat_lines(d, when)
+    ended = d["last_run"]
+    if ended:
+        at = ended.get("at")
+        ago = f", {say.duration(time.time() - at)} ago" if isinstance(at, int | float) else ""
+        lines.append(f"  last run    pid {ended.get('pid') or '?'}{ago}: {ended['how']}")
     lines += [f"  data dir    {d['data_dir']}", f"  runtime dir {d['runtime_dir']}"]
     lines += _manager_lines(d["service"])
     if d["workers"]:
@@ -197,9 +205,31 @@ def _manager_lines(manager: dict[str, Any] | None) -> list[str]:
     lines.append(f"    active    {active}")
     restarts = manager.get("restarts")
     if restarts is not None:
-        how = manager.get("result") or manager.get("last_exit")
-        lines.append(f"    restarts  {restarts}" + (f", last ended: {how}" if how else ""))
+        lines.append(f"    restarts  {restarts}")
+    timer = manager.get("reap_timer")
+    if timer:
+        from looop.service.units import timer_said
+
+        lines.append(f"    reap      {timer_said(timer)}")
     return lines
+
+
+def _last_end(paths: Paths, running: int | None) -> dict[str, Any] | None:
+    """How the last run ended (``record.how_ended``), once one has: a small file read.
+
+    ``running``: the pid of the pulse that runs now, whose end is not the
+    question. A beat record of a pulse that no longer runs and whose end was
+    never recorded is a run that ended without a clean stop.
+    """
+    end = record.read_end(paths)
+    if running is None:
+        beat = record.read(paths) or {}
+        pid = beat.get("pid") if beat.get("pulse_started") else None  # a pulse's, not a sense's
+        if pid and (end is None or end.get("pid") != pid):
+            return {"how": record.how_ended(None), "pid": pid, "at": None}
+    if end is None or (running is not None and end.get("pid") == running):
+        return None
+    return {"how": record.how_ended(end), "pid": end.get("pid"), "at": end.get("at")}
 
 
 def live_workers(paths: Paths) -> list[dict[str, Any]]:

@@ -19,10 +19,12 @@ status`` loads only what it asks:
 - ``install``: install and uninstall, over ``render`` and a driver.
 - ``control``: what ``looop up`` / ``down`` do: through the installed
   manager, else a detached pulse.
-- ``logs``: where the pulse's (or a worker's) log is, and reading it.
 - ``detached``: the python-daemon detach and its readiness wait, for a
   pulse and for a worker's supervisor where there is no manager.
-- ``logs``: where the pulse's log is, and reading or following it.
+- ``logs``: where the pulse's (or a worker's) log is, and reading it: its
+  end, from a time on, as JSON, followed on file notifications.
+- ``specifiers``: systemd's ``%h``, ``%t``... in a unit's file output,
+  expanded as systemd does (``looop logs`` reads that file).
 - ``doctor``: ``looop doctor``, what breaks a setup and how to fix each.
 """
 
@@ -40,6 +42,7 @@ __all__ = [
     "launchd",
     "logs",
     "render",
+    "specifiers",
     "systemd",
     "units",
 ]

@@ -54,7 +54,11 @@ from looop.paths import Paths, ensure_runtime_dir
 from looop.pulse import lock
 from looop.pulse import loop as pulse
 from looop.service import ServiceError, detached, units
-from looop.service.driver import ready_pulse
+from looop.service.driver import foreign_pulse, ready_pulse
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from looop.service.driver import Driver
 
 STOP_TIMEOUT = 30.0
 
@@ -166,6 +170,20 @@ def reload(paths: Paths, cfg: Config) -> str:
             )
         time.sleep(0.05)
     return f"reloaded (pid {pid}): it beat on the new config"
+
+
+def hand_over(paths: Paths, driver: Driver) -> int | None:
+    """Stop a pulse running outside ``driver``'s manager, so that the manager can run its own.
+
+    What ``looop install`` does with the pulse ``looop up`` detached before
+    there was a unit (the README's order): the user asked for the pulse to
+    run under the manager, and the lock says which process is in the way.
+    Returns that pulse's pid once the lock is free, None when there was none.
+    """
+    managed = (driver.state(paths) or {}).get("pid")
+    if foreign_pulse(paths, managed) is None:
+        return None
+    return _end_pulse(paths)
 
 
 def _end_pulse(paths: Paths) -> int | None:

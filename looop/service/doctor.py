@@ -12,9 +12,13 @@ start`` looks it up), file-system notifications by opening the same watch
 ``_ wait`` opens.
 So doctor cannot pass where the command fails.
 
-A check is ``ok`` (✓), failed (✗, with the fix), or not applicable here
-(-, with why: no systemd on this machine, nothing installed). Only a failed
-check makes doctor exit 1. The user manager and lingering are failures only
+A check is ``ok`` (✓), a warning (!, with the fix: what breaks only once
+something is used, such as a missing worker command before any worker
+started), failed (✗, with the fix), or not applicable here (-, with why: no
+systemd on this machine, nothing installed). Only a failed check makes
+doctor exit 1; ``doctor --json`` prints the same checks as one object.
+The reap timer is asked of the installed driver (``reap_timer``), the one
+answer ``looop status`` shows too. The user manager and lingering are failures only
 where looop depends on them (the pulse is installed under systemd, or
 ``worker.supervisor = "systemd"``): without one, ``looop up`` and workers run
 detached, which is a working setup, not a broken one. Doctor only reads; it
@@ -37,7 +41,9 @@ from looop.say import escaped
 from looop.service import ServiceError, render, systemd, units
 from looop.service.driver import Driver
 
-OK, FAILED, NOT_HERE = "✓", "✗", "-"
+OK, WARNED, FAILED, NOT_HERE = "✓", "!", "✗", "-"
+# Each mark's level, as ``doctor --json`` names it.
+LEVELS = {OK: "ok", WARNED: "warning", FAILED: "failure", NOT_HERE: "not-applicable"}
 MIN_FREE = 100 << 20  # below this much free space in the data dir, say so (bytes)
 
 
@@ -53,6 +59,18 @@ class Check:
         line = f"{self.mark} {self.what}: {self.said}"
         return escaped(f"{line}; fix: {self.fix}" if self.fix else line)
 
+    def as_dict(self) -> dict[str, object]:
+        """One check for ``doctor --json``: name, ok, level, detail (and fix when there is one)."""
+        found: dict[str, object] = {
+            "name": self.what,
+            "ok": self.mark != FAILED,
+            "level": LEVELS[self.mark],
+            "detail": self.said,
+        }
+        if self.fix:
+            found["fix"] = self.fix
+        return found
+
 
 def run(paths: Paths) -> list[Check]:
     """Every check, in the order a setup depends on them."""
@@ -60,6 +78,8 @@ def run(paths: Paths) -> list[Check]:
     checks = [_runtime_dir(paths), *checks, _free_space(paths)]
     installed = units.installed_driver(paths)
     checks += _service(paths, installed)
+    if installed is not None:
+        checks.append(_reap_timer(paths, installed))
     under_systemd = installed is not None and installed.NAME == units.SYSTEMD
     needs_systemd = under_systemd or (cfg is not None and cfg.worker_supervisor == "systemd")
     if sys.platform.startswith("linux"):
@@ -72,7 +92,7 @@ def run(paths: Paths) -> list[Check]:
 
 
 def exit_code(checks: list[Check]) -> int:
-    """1 when any check failed, else 0: a check not applicable here is not a failure."""
+    """1 when any check failed, else 0: a warning or a check not applicable here is not one."""
     return errors.FAILED if any(c.mark == FAILED for c in checks) else errors.OK
 
 
@@ -164,6 +184,23 @@ def _service(paths: Paths, installed: Driver | None) -> list[Check]:
         said = f"runs {' '.join(command)}, not this looop ({' '.join(ours)}, {__version__})"
         return [Check(FAILED, what, said, again)]
     return [Check(OK, what, f"runs this looop ({program}, {__version__})")]
+
+
+def _reap_timer(paths: Paths, installed: Driver) -> Check:
+    """The reaper's timer (launchd: its agent) is active, and its last run did not fail."""
+    timer = installed.reap_timer(paths)
+    if timer is None:
+        return Check(NOT_HERE, "reap timer", f"{installed.NAME} cannot be asked")
+    unit = timer["unit"]
+    start = f"systemctl --user start {unit}" if installed.NAME == units.SYSTEMD else "looop up"
+    if not timer["active"]:
+        said = f"{unit} is not active ({timer['state']}): dead sessions and stale claims stay"
+        return Check(FAILED, "reap timer", said, start)
+    result = timer["last_result"]
+    if timer["last_run"] is not None and result not in (None, "success", "0"):
+        said = f"{unit} is active, but the reaper's last run failed ({result})"
+        return Check(WARNED, "reap timer", said, "looop reap --dry-run shows why")
+    return Check(OK, "reap timer", units.timer_said(timer))
 
 
 def _user_bus(needed: bool) -> Check:
@@ -267,8 +304,28 @@ def _worker_command(paths: Paths, cfg: config.Config) -> Check:
         if name is not None:
             how = f"looop config runner add {name} --force --command ..."
         fix = f"install it, or point looop at it: {how}"
+        if not _workers_used(paths, cfg):
+            return Check(WARNED, what, f"{exc} (matters once a worker starts)", fix)
         return Check(FAILED, what, str(exc), fix)
     return Check(OK, what, f"{command[0]} is {found}")
+
+
+def _workers_used(paths: Paths, cfg: config.Config) -> bool:
+    """Has this profile used workers: a session there (live or not yet reaped), or a runner set?
+
+    Until then a missing worker command is a warning: a fresh install has
+    nothing that needs it. A ``worker.command`` the user set counts as set.
+    """
+    from looop.knobs import KNOBS
+
+    chosen = cfg.worker_runner is not None or bool(cfg.runners)
+    if chosen or cfg.worker_command != KNOBS["worker.command"].default:
+        return True
+    try:
+        with os.scandir(paths.sessions) as entries:
+            return any(True for _ in entries)
+    except OSError:
+        return False
 
 
 def _notifications(paths: Paths) -> Check:

@@ -42,7 +42,10 @@ Remover = Callable[[list[Path], str], list[str]]
 
 
 class PulseLog(NamedTuple):
-    """Where the pulse's log is: a file to read, or a command (journalctl) that prints it."""
+    """Where the pulse's log is: a file to read, or a command (journalctl) that prints it.
+
+    ``command`` is journalctl's start; ``looop logs`` adds its options.
+    """
 
     where: str  # said to a person: "the journal of looop.service", a path
     file: Path | None = None
@@ -57,6 +60,9 @@ class Driver(Protocol):
     def state(self, paths: Paths) -> dict[str, Any] | None:
         """The manager's view of the pulse, or None when it cannot be asked. Never raises."""
 
+    def reap_timer(self, paths: Paths) -> dict[str, Any] | None:
+        """How the reaper's timer (agent) is: active, next and last run. Never raises."""
+
     def start(self, paths: Paths, ready_within: float | None = None) -> None:
         """Start the pulse; return once it is ready (holds the lock, first beat published)."""
 
@@ -69,7 +75,7 @@ class Driver(Protocol):
     def reload(self, paths: Paths) -> bool:
         """Have the pulse reload its config, once ready again; False when the manager cannot."""
 
-    def pulse_log(self, paths: Paths, lines: int, follow: bool) -> PulseLog:
+    def pulse_log(self, paths: Paths) -> PulseLog:
         """Where the pulse's log is, under this manager."""
 
     def pulse_file(self, paths: Paths) -> Path:

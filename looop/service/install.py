@@ -14,6 +14,10 @@ that cannot load the unit cannot stop a pulse either. A pulse that fails to
 *start* is different: the unit is installed and correct, and stays (``looop
 status`` and the manager say why).
 
+A pulse running outside the manager (``looop up`` before the unit existed)
+is handed over: ``control.hand_over`` stops it, the driver starts the
+manager's, and install returns once that one is ready (``Driver.start``).
+
 *Idempotent*: installing twice changes nothing the second time (an unchanged
 file is not rewritten, and the driver restarts only what changed).
 Uninstall removes only files still exactly as looop rendered them (every one
@@ -29,7 +33,7 @@ from pathlib import Path
 from looop.errors import os_error_line
 from looop.fs import write_whole
 from looop.paths import Paths
-from looop.service import ServiceError
+from looop.service import ServiceError, control
 from looop.service.driver import Driver, Remover
 from looop.service.render import NEW, UNCHANGED, ours, outside_home, plan, render
 from looop.service.units import for_manager, installed, installed_manager
@@ -107,7 +111,19 @@ def install(
     except ServiceError:
         _roll_back(written)
         raise
-    lines += driver.launch(paths, changed, start)
+    # A pulse `looop up` detached before there was a unit is handed over: it
+    # stops, and the manager starts its own (the README's order just works).
+    handed = control.hand_over(paths, driver) if start else None
+    try:
+        lines += driver.launch(paths, changed, start)
+        if handed is not None:
+            driver.start(paths)  # returns once the manager's pulse is ready: handed over
+    except ServiceError as exc:
+        if handed is None:
+            raise
+        raise ServiceError(f"{exc} (the pulse that ran, pid {handed}, was stopped)") from None
+    if handed is not None:
+        lines.append(f"handed over: the pulse started outside {chosen} (pid {handed}) stopped")
     return [*lines, *notes, *driver.notes()]
 
 

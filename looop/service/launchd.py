@@ -43,6 +43,7 @@ from looop.service.driver import (
 from looop.service.units import (
     LAUNCHD,
     PULSE,
+    REAP,
     agents_dir,
     installed,
     labels,
@@ -147,18 +148,23 @@ def enable(paths: Paths, changed: set[str]) -> list[str]:
 
 
 def launch(paths: Paths, changed: set[str], start: bool) -> list[str]:
-    """After install enabled the plists: (re)load what needs it, unless ``start`` is false."""
+    """After install enabled the plists: (re)load what needs it, unless ``start`` is false.
+
+    The reaper is loaded even when a pulse outside launchd keeps the pulse's
+    agent from loading: it does not need the lock.
+    """
     names = labels(paths)
     if not start:
         return ["not started (--no-start): loaded at next login, or now by: looop up"]
     foreign = foreign_pulse(paths, _pid(names[PULSE]))
-    if foreign:
-        return [
-            f"not started: a pulse already runs outside launchd (pid {foreign}); "
-            f"stop it (kill {foreign}), then: looop up",
-        ]
     lines = []
     for role, label in names.items():
+        if role == PULSE and foreign:
+            lines.append(
+                f"not started: a pulse already runs outside launchd (pid {foreign}); "
+                "run looop install again to hand it over"
+            )
+            continue
         is_loaded = loaded(label)
         if is_loaded and role not in changed:
             lines.append(f"{label} already loaded")
@@ -198,7 +204,7 @@ def log_dirs() -> list[Path]:
     return [launchd_log_dir()]  # where the plists send the agents' output
 
 
-def pulse_log(paths: Paths, lines: int, follow: bool) -> PulseLog:
+def pulse_log(paths: Paths) -> PulseLog:
     """The agent's log file (the plist's ``StandardErrorPath``)."""
     log = launchd_log(paths, PULSE)
     return PulseLog(str(log), file=log)
@@ -235,6 +241,7 @@ def start(paths: Paths, ready_within: float | None = None) -> None:
             f"a pulse already runs outside launchd (pid {foreign}); "
             f"stop it (kill {foreign}), then try again"
         )
+    _load_reaper(paths)
     log = launchd_log(paths, PULSE)
     since = _log_size(log)
     if found is not None:
@@ -252,6 +259,17 @@ def start(paths: Paths, ready_within: float | None = None) -> None:
                 + f". See its log: {log}"
             )
         time.sleep(0.05)
+
+
+def _load_reaper(paths: Paths) -> None:
+    """Load the reap agent when its plist is installed but launchd does not have it.
+
+    So every road to a running pulse (``looop up`` after ``install
+    --no-start``, after a ``down``) leaves the reaper loaded too.
+    """
+    label = labels(paths)[REAP]
+    if installed(plist_file(paths, REAP)) and not loaded(label):
+        _bootstrap(paths, REAP)
 
 
 def stop(paths: Paths) -> None:
@@ -277,7 +295,7 @@ def state(paths: Paths) -> dict[str, Any] | None:
     """launchd's view of the pulse, or None when it cannot be asked. Never raises.
 
     Keys: manager, label, state, pid, restarts (runs since launchd loaded it,
-    less the first), last_exit.
+    less the first), last_exit, reap_timer (``reap_timer``'s answer).
     """
     label = labels(paths)[PULSE]
     try:
@@ -285,7 +303,12 @@ def state(paths: Paths) -> dict[str, Any] | None:
     except (ServiceError, OSError):
         return None
     if fields is None:
-        return {"manager": LAUNCHD, "label": label, "state": "not loaded"}
+        return {
+            "manager": LAUNCHD,
+            "label": label,
+            "state": "not loaded",
+            "reap_timer": reap_timer(paths),
+        }
     return {
         "manager": LAUNCHD,
         "label": label,
@@ -293,4 +316,26 @@ def state(paths: Paths) -> dict[str, Any] | None:
         "pid": number(fields.get("pid")),
         "restarts": max(0, runs - 1) if (runs := number(fields.get("runs"))) else None,
         "last_exit": fields.get("last exit code", ""),
+        "reap_timer": reap_timer(paths),
+    }
+
+
+def reap_timer(paths: Paths) -> dict[str, Any] | None:
+    """How is the reap agent? The same keys as systemd's ``reap_timer``. Never raises.
+
+    A loaded agent is an active one (launchd runs it every ``StartInterval``);
+    launchd does not say when it runs next, so ``next_run`` is None.
+    """
+    label = labels(paths)[REAP]
+    try:
+        fields = job(label, timeout=5)
+    except (ServiceError, OSError):
+        return None
+    return {
+        "unit": label,
+        "state": "not loaded" if fields is None else fields.get("state", "loaded"),
+        "active": fields is not None,
+        "next_run": None,
+        "last_run": None,
+        "last_result": (fields or {}).get("last exit code") or None,
     }

@@ -220,6 +220,7 @@ def render_systemd(paths: Paths, command: list[str] | None = None) -> list[Rende
         "LOOOP_COMMAND": " ".join(systemd_word(word) for word in words),
         "PROFILE": data.replace("%", "%%"),
         "UNIT": unit_names(paths)[PULSE],
+        "REAP_TIMER": unit_names(paths)[TIMER],
         "ENVIRONMENT": env,
         "READ_WRITE_PATHS": rw,
     }

@@ -7,7 +7,8 @@ removed them. Every call goes through ``systemctl`` (and so through
 
 Installing is idempotent here: a unit whose file changed (a new looop path
 after an upgrade) is restarted, one that did not is only started if it is not
-running, and a pulse already running outside systemd is left alone and named.
+running. A pulse running outside systemd is handed over by install before
+``launch`` (``control.hand_over``); one that appears meanwhile is named, not fought.
 
 This module never imports the renderer or the installer: ``looop status``
 loads it (only when systemd has the pulse installed) to call ``state``.
@@ -20,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from looop.paths import Paths
-from looop.service import ServiceError
+from looop.service import ServiceError, specifiers
 from looop.service.driver import PulseLog, Remover, checked, foreign_pulse, number, run, said
 from looop.service.units import (
     PULSE,
@@ -49,15 +50,26 @@ def systemctl(*args: str, timeout: float | None = None) -> subprocess.CompletedP
 
 def show(unit: str, *props: str) -> dict[str, str]:
     """``systemctl --user show``'s properties of ``unit``; {} when systemd does not answer."""
-    out = systemctl("show", unit, f"--property={','.join(props)}", timeout=5)
+    return show_units([unit], *props)[0]
+
+
+def show_units(units: list[str], *props: str) -> list[dict[str, str]]:
+    """``show``'s properties of each of ``units``, in order, from one ``systemctl`` call.
+
+    systemd prints one block per unit, separated by an empty line; {} for each
+    unit when it does not answer.
+    """
+    out = systemctl("show", *units, f"--property={','.join(props)}", timeout=5)
+    blocks: list[dict[str, str]] = [{}]
     if out.returncode != 0:
-        return {}
-    found = {}
+        return [{} for _ in units]
     for line in out.stdout.splitlines():
         key, sep, value = line.partition("=")
         if sep:
-            found[key] = value
-    return found
+            blocks[-1][key] = value
+        elif not line and blocks[-1]:
+            blocks.append({})
+    return (blocks + [{} for _ in units])[: len(units)]
 
 
 def answers() -> None:
@@ -87,20 +99,25 @@ def enable(paths: Paths, changed: set[str]) -> list[str]:
 
 
 def launch(paths: Paths, changed: set[str], start: bool) -> list[str]:
-    """After install enabled the units: (re)start what needs it, unless ``start`` is false."""
+    """After install enabled the units: (re)start what needs it, unless ``start`` is false.
+
+    The timer starts even when a pulse outside systemd keeps the pulse's unit
+    from starting: the reaper does not need the lock.
+    """
     names = unit_names(paths)
     if not start:
         return [f"not started (--no-start): systemctl --user start {names[PULSE]}"]
     main = show(names[PULSE], "MainPID").get("MainPID", "0")
     foreign = foreign_pulse(paths, int(main) if main.isdigit() else None)
-    if foreign:
-        return [
-            f"not started: a pulse already runs outside systemd (pid {foreign}); "
-            f"stop it (kill {foreign}), then: systemctl --user start {names[PULSE]}",
-        ]
     lines = []
     for role in (TIMER, PULSE):
         unit = names[role]
+        if role == PULSE and foreign:
+            lines.append(
+                f"not started: a pulse already runs outside systemd (pid {foreign}); "
+                "run looop install again to hand it over"
+            )
+            continue
         if role not in changed and show(unit, "ActiveState").get("ActiveState") == "active":
             lines.append(f"{unit} already running")
             continue
@@ -200,29 +217,33 @@ def log_dirs() -> list[Path]:
     return []  # the journal, or a file the unit names and systemd opens itself
 
 
-def pulse_log(paths: Paths, lines: int, follow: bool) -> PulseLog:
-    """The unit's journal (read by journalctl), or the file its stderr is sent to."""
+def pulse_log(paths: Paths) -> PulseLog:
+    """The file the unit's stderr is sent to, else its journal (read by journalctl)."""
     unit = unit_names(paths)[PULSE]
-    target = log_file(paths)
-    if target is not None:
-        return PulseLog(f"{unit}'s StandardError file {target}", file=target)
-    argv = ["journalctl", "--user", "-u", unit, "-n", str(lines), "--no-pager"]
-    return PulseLog(f"the journal of {unit}", command=[*argv, *(["-f"] if follow else [])])
+    found = log_file(paths)
+    if found is not None:
+        said, target = found
+        return PulseLog(f"{unit}'s {said}, {target}", file=target)
+    return PulseLog(f"the journal of {unit}", command=["journalctl", "--user", "-u", unit])
 
 
 # `StandardError=` values that send the unit's stderr to a file (systemd.exec(5)).
 FILE_OUTPUTS = ("file:", "append:", "truncate:")
 
 
-def log_file(paths: Paths) -> Path | None:
-    """The file the pulse unit's stderr goes to, or None for the journal (the default).
+def log_file(paths: Paths) -> tuple[str, Path] | None:
+    """The file the pulse unit's stderr goes to (the setting, the path), or None for the journal.
 
-    systemd does not say a file output's path over ``show`` (only
-    ``StandardError=append``), so it is read from ``systemctl cat``: the unit
-    and its drop-ins in the order systemd applies them, the last assignment
-    winning. ``StandardError=inherit`` (or none) means stderr follows stdout.
+    systemd 252 does not say a file output's path over ``show`` (only
+    ``StandardError=append``, and ``StandardErrorFileDescriptorName`` is for
+    ``fd:``), so the setting is read from ``systemctl cat``: the unit and its
+    drop-ins in the order systemd applies them, the last assignment winning.
+    ``StandardError=inherit`` (or none) means stderr follows stdout. The path
+    may hold specifiers (``%h``, ``%t``...): ``specifiers.expand`` resolves
+    them as systemd does, from the user manager's environment.
     """
-    out = systemctl("cat", unit_names(paths)[PULSE], timeout=5)
+    unit = unit_names(paths)[PULSE]
+    out = systemctl("cat", unit, timeout=5)
     if out.returncode != 0:
         return None
     said_: dict[str, str] = {}
@@ -230,38 +251,109 @@ def log_file(paths: Paths) -> Path | None:
         key, sep, value = raw.strip().partition("=")
         if sep and key.strip() in ("StandardOutput", "StandardError"):
             said_[key.strip()] = value.strip()
-    where = said_.get("StandardError", "inherit")
+    key = "StandardError"
+    where = said_.get(key, "inherit")
     if where in ("", "inherit"):
-        where = said_.get("StandardOutput", "journal")
+        key, where = "StandardOutput", said_.get("StandardOutput", "journal")
     for prefix in FILE_OUTPUTS:
         if where.startswith(prefix):
-            return Path(where[len(prefix) :])
+            env = {**os.environ, **manager_environment()}
+            return f"{key}={where}", Path(specifiers.expand(where[len(prefix) :], unit, env))
     return None
+
+
+def manager_environment() -> dict[str, str]:
+    """The user manager's environment (``systemctl --user show-environment``); {} if it is mute."""
+    try:
+        out = systemctl("show-environment", timeout=5)
+    except ServiceError:
+        return {}
+    found = {}
+    for line in out.stdout.splitlines() if out.returncode == 0 else []:
+        key, sep, value = line.partition("=")
+        if sep:
+            found[key] = value
+    return found
 
 
 def state(paths: Paths) -> dict[str, Any] | None:
     """systemd's view of the pulse, or None when it cannot be asked. Never raises.
 
     Keys: manager, unit, state, enabled, pid, restarts (since systemd loaded
-    it), result (how it last ended).
+    it), result (how it last ended), reap_timer (``reap_timer``'s answer).
+    One ``systemctl show`` for the pulse, the timer and the reaper together:
+    ``looop status`` comes here on every call once the unit is installed.
     """
+    names = unit_names(paths)
     try:
-        unit = unit_names(paths)[PULSE]
-        props = show(unit, *PROPERTIES)
+        pulse, timer, reaper = show_units(
+            [names[PULSE], names[TIMER], names[REAP]], *PROPERTIES, *TIMER_PROPERTIES
+        )
     except (ServiceError, OSError):
         return None
-    if not props:
+    if not pulse:
         return None
-    pid = number(props.get("MainPID"))
+    pid = number(pulse.get("MainPID"))
     return {
         "manager": SYSTEMD,
-        "unit": unit,
-        "state": f"{props.get('ActiveState', '?')} ({props.get('SubState', '?')})",
-        "enabled": props.get("UnitFileState", ""),
+        "unit": names[PULSE],
+        "state": f"{pulse.get('ActiveState', '?')} ({pulse.get('SubState', '?')})",
+        "enabled": pulse.get("UnitFileState", ""),
         "pid": pid or None,
-        "restarts": number(props.get("NRestarts")),
-        "result": props.get("Result", ""),
+        "restarts": number(pulse.get("NRestarts")),
+        "result": pulse.get("Result", ""),
+        "reap_timer": _timer_view(names[TIMER], timer, reaper),
     }
+
+
+# What `reap_timer` asks of the timer (and of the reap service: its Result).
+TIMER_PROPERTIES = ("ActiveState", "NextElapseUSecRealtime", "LastTriggerUSec", "Result")
+
+
+def reap_timer(paths: Paths) -> dict[str, Any] | None:
+    """How is the reap timer? ``status`` and ``doctor`` both read this answer. Never raises.
+
+    Keys: unit, state (systemd's ActiveState), active, next_run and last_run
+    (Unix times, None when there is none), last_result (the reap service's
+    Result: how its last run ended). None when systemd cannot be asked.
+    """
+    names = unit_names(paths)
+    try:
+        timer, reaper = show_units([names[TIMER], names[REAP]], *TIMER_PROPERTIES)
+    except (ServiceError, OSError):
+        return None
+    return _timer_view(names[TIMER], timer, reaper)
+
+
+def _timer_view(unit: str, timer: dict[str, str], reaper: dict[str, str]) -> dict[str, Any] | None:
+    if not timer:
+        return None
+    state = timer.get("ActiveState", "")
+    return {
+        "unit": unit,
+        "state": state or "?",
+        "active": state == "active",
+        "next_run": _timestamp(timer.get("NextElapseUSecRealtime", "")),
+        "last_run": _timestamp(timer.get("LastTriggerUSec", "")),
+        "last_result": reaper.get("Result") or None,
+    }
+
+
+def _timestamp(shown: str) -> float | None:
+    """A time ``systemctl show`` printed (``Tue 2026-12-08 01:03:58 UTC``), as a Unix time.
+
+    systemctl prints it in the local zone it shares with this process; ""
+    (or "n/a") is no time at all.
+    """
+    import time
+
+    words = shown.split()
+    if len(words) < 3:
+        return None
+    try:
+        return time.mktime(time.strptime(f"{words[1]} {words[2]}", "%Y-%m-%d %H:%M:%S"))
+    except (ValueError, OverflowError):
+        return None
 
 
 # --- workers: transient units (SPEC §12) ---------------------------------------

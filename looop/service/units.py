@@ -7,7 +7,8 @@ looop is installed without loading any of that: this module needs only
 (``for_manager``) only when one is asked for. The default profile
 gets the plain names; any other data dir gets them suffixed with its profile
 id, the hash that also names its lock, so two profiles' units live side by
-side.
+side. The reap timer's state in words (``timer_said``) is here too, so that
+``status`` and ``doctor`` say it alike without loading a driver to do so.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from looop.service import ServiceError
 
 TYPE_CHECKING = False  # not typing's: `looop status` imports this module
 if TYPE_CHECKING:
+    from typing import Any
+
     from looop.service.driver import Driver
 
 SYSTEMD, LAUNCHD = "systemd", "launchd"
@@ -134,3 +137,27 @@ def installed_manager(paths: Paths) -> str | None:
         if installed(candidates[name]):
             return name
     return None
+
+
+def timer_said(timer: dict[str, Any]) -> str:
+    """The reap timer (a driver's ``reap_timer`` answer) on one line: ``status``'s and ``doctor``'s.
+
+    Active with its next and last run, or NOT ACTIVE and what that means.
+    """
+    import time
+
+    from looop import say
+
+    unit = timer["unit"]
+    if not timer["active"]:
+        state = timer["state"]
+        return f"{unit} NOT ACTIVE ({state}): dead sessions are not reaped; see looop doctor"
+    now, said = time.time(), [f"{unit} active"]
+    if isinstance(timer["next_run"], int | float):
+        said.append(f"next run in {say.duration(max(0.0, timer['next_run'] - now))}")
+    if isinstance(timer["last_run"], int | float):
+        result = timer["last_result"] or "?"
+        said.append(f"last run {say.duration(now - timer['last_run'])} ago: {result}")
+    else:
+        said.append("not run yet")
+    return ", ".join(said)
