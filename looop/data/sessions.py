@@ -2,7 +2,9 @@
 
 A session is ``sessions/<id>/`` holding ``meta.json`` (``META``: ``id``,
 ``pid``, ``started``, ``cmd``, and ``unit``, ``timeout``, ``supervisor``,
-``pgid``) and, once it ends, ``status.json`` (``STATUS``: ``state``, one of
+``pgid``; the pid is the supervisor's, which under a unit that supervises
+the worker alone is the worker's own, the supervisor having exec'd it)
+and, once it ends, ``status.json`` (``STATUS``: ``state``, one of
 ``State.ENDED``, ``exit_code``, ``ended`` and why), beside the workers room's
 ``prompt.md``, ``env.json``, ``output.log`` and ``supervisor.log``, and
 ``inbox/`` (the messages ``_ tell`` queues, ``data.inbox``'s). Every
@@ -83,6 +85,7 @@ CHANGED = ".changed"  # sessions/.changed: rewritten when a session starts or en
 START_LOCK = ".start.lock"  # sessions/.start.lock: held by ``_ worker start``'s checks
 STARTING = ".starting"  # sessions/<id>/.starting: its start has not handed it on yet
 SPEND = "spend.from"  # who reports the session's spend, the worker or its runner (``data.cost``)
+ENDED_BY = "ended-by"  # who stopped a worker its unit supervises: kill or done (``workers.unit``)
 
 
 class State:
@@ -482,7 +485,7 @@ def clear_status(session: Path) -> None:
     run's to read (``inbox/`` and ``inbox/read/`` hold only files). Nor with
     its spend's source (``data.cost``): the new run reports its own.
     """
-    for name in (STATUS, SUPERVISOR_PID, SPEND):
+    for name in (STATUS, SUPERVISOR_PID, SPEND, ENDED_BY):
         with contextlib.suppress(FileNotFoundError):
             os.unlink(session / name)
     for directory in (session / INBOX / INBOX_READ, session / INBOX):
