@@ -15,7 +15,9 @@ Only a line that begins with ``{`` is kept while it arrives, and at most
 that prints without end costs the reader no more than that. A line that is
 not such an object is the worker's business, never an error. What was
 recorded, or why not, is said in the transcript once the worker has ended
-(``notes``), so no note lands inside a line of the worker's.
+(``notes``), so no note lands inside a line of the worker's. A worker its
+unit supervises alone (``workers.unit``) has no reader while it runs: its
+transcript's end is read once it has ended (``read_file``).
 """
 
 from __future__ import annotations
