@@ -155,6 +155,7 @@ def test_a_worker_killed_outright_takes_its_units_tree_and_its_end_is_recorded(
     meta = session_file(m.data_dir, "w6", "meta.json")
     # The unit is the supervisor: its main process is the worker, and no looop runs beside it.
     assert meta["pid"] == int(unit["MainPID"]) == pids_of(m.data_dir, "w6")["worker"]
+    assert meta["cgroup"].endswith(unit["ControlGroup"])  # where its end is recorded
     assert not [
         p for p in everything if "python" in os.path.basename(os.readlink(f"/proc/{p}/exe"))
     ]

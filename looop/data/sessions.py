@@ -21,7 +21,8 @@ and the supervisor writes its pid; alive for ``START_GRACE`` seconds),
 ``running`` (its pid runs and started no later than the session did, or,
 its detached supervisor killed outright, the worker's recorded process
 group still runs: ``proc.group_runs_since``, so ``_ worker kill`` and
-``down`` still find it and end it),
+``down`` still find it and end it; or, its unit its supervisor, the unit's
+``cgroup`` in the meta is still populated: its end is being recorded),
 ``exited`` or ``killed`` (what its status says), ``dead`` (no status, and
 its pid is gone, a zombie, or now belongs to a later process: pids are
 reused and the start time tells them apart) and ``unknown`` (its meta cannot
@@ -118,6 +119,8 @@ def liveness(state: str) -> str:
 VERSION = 2
 # Why a running session runs without its supervisor (``judge_at``).
 ORPHANED = "its supervisor is gone; its process group runs"
+# Why one whose worker has gone still runs: its unit is recording its end (``cgroup`` in the meta).
+ENDING = "its worker has ended; its unit is recording how"
 
 # How long a session may stay "starting" (meta written, no supervisor pid yet).
 START_GRACE = 60.0
@@ -311,6 +314,10 @@ def judge_at(session_fd: int) -> Verdict:
         return Verdict(State.UNKNOWN, None, meta, status, f"{META} has no valid pid")
     if proc.runs_since(pid, started):
         return Verdict(State.RUNNING, None, meta, status, "", _active(session_fd, started))
+    cgroup = meta.get("cgroup")
+    if isinstance(cgroup, str) and proc.cgroup_populated(cgroup):
+        # Its unit supervised it alone: it has ended, and its end is being recorded.
+        return Verdict(State.RUNNING, None, meta, status, ENDING, _active(session_fd, started))
     pgid = meta.get("pgid")
     if type(pgid) is int and meta.get("unit") is None and proc.group_runs_since(pgid, started):
         # Its detached supervisor was killed outright; the worker runs on.

@@ -82,7 +82,7 @@ from looop.data.sessions import (
 )
 from looop.errors import NOT_FOUND, LooopError, os_error_line
 from looop.paths import SESSION_ENV, Paths, child_environment
-from looop.workers import records, verify
+from looop.workers import records
 
 SYSTEMD, DETACHED = "systemd", "detached"
 
@@ -161,7 +161,11 @@ def start(
         find_program(template, env)
     except LooopError as exc:
         raise LooopError(f"{exc}; nothing started", exc.exit_code) from None
-    commands = verify.checked(checks, paths.data_dir, env) if checks else []
+    commands: list[str] = []
+    if checks:
+        from looop.workers import verify  # its runner (``looop.group``) only when there are any
+
+        commands = verify.checked(checks, paths.data_dir, env)
     prompt = records.encoded_prompt(task, cfg.worker_max_prompt_bytes, commands)
     env_data = records.encoded_env(env)
     supervisor = supervisor_for(cfg.worker_supervisor)

@@ -73,19 +73,21 @@ import shlex
 import signal
 import time
 
-from looop import fs, group
+from looop import fs, proc
 from looop.data import health, sessions
 from looop.data.health import Health
 from looop.data.sessions import State
 from looop.errors import NOT_FOUND, TIMED_OUT, LooopError, os_error_line
 from looop.paths import SESSION_ENV, Paths
 from looop.signals import STOP_SIGNALS
-from looop.workers import records, spend, transcript, unit, verify
+from looop.workers import records, transcript, unit
 
 TYPE_CHECKING = False  # not typing's: this process lives as long as its worker
 if TYPE_CHECKING:
     from pathlib import Path
     from typing import Any
+
+    from looop import group
 
 DONE = signal.SIGUSR1  # what ``_ kill`` sends: the worker says its task is done
 SIGNALS = (*STOP_SIGNALS, DONE)
@@ -102,16 +104,31 @@ def supervise(paths: Paths, wid: str) -> int:
         raise
     template = [str(word) for word in meta["cmd"]]
     argv, on_stdin = records.worker_argv(template, session, wid)
-    timeout = meta.get("timeout") or 0
     sessions.poke(paths.sessions)
     out = transcript.Writer(session / sessions.OUTPUT)
     out.note(f"{wid} started: {shlex.join(template)}" + (" < prompt.md" if on_stdin else ""))
     if isinstance(meta.get("unit"), str) and unit.supervises(meta):
         out.close()  # the unit's own stdout and stderr append to it from here on
         return _become(paths, session, argv, on_stdin, env)
+    return _watch(paths, wid, meta, env, (argv, on_stdin), out)
 
+
+def _watch(
+    paths: Paths,
+    wid: str,
+    meta: dict[str, Any],
+    env: dict[str, str],
+    command: tuple[list[str], bool],
+    out: transcript.Writer,
+) -> int:
+    """Run the worker (``command``: its argv, and whether the prompt is its stdin) to its end."""
+    from looop import group  # only a supervisor that watches its worker runs it
+    from looop.workers import spend, verify
+
+    session, timeout = paths.sessions / wid, meta.get("timeout") or 0
+    argv, on_stdin = command
     ran: list[int] = []
-    spent = spend.Reader(paths, wid, meta.get("runner") or os.path.basename(template[0]))
+    spent = spend.Reader(paths, wid, meta.get("runner") or os.path.basename(str(meta["cmd"][0])))
 
     def output(data: bytes) -> None:
         out.write(data)
@@ -209,6 +226,8 @@ def _take_over(session: Path, wid: str) -> tuple[dict[str, Any], dict[str, str]]
         env = dict(os.environ)
     env[SESSION_ENV] = wid
     meta.update(pid=os.getpid(), started=time.time())
+    if isinstance(meta.get("unit"), str) and unit.supervises(meta):
+        meta["cgroup"] = proc.own_cgroup()  # it is ending while its ExecStopPost= runs there
     sessions.write_meta(session, meta)
     return meta, env
 
