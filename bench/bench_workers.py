@@ -39,6 +39,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from systemd_harness import Harness, Manager, unavailable_reason
 
+from looop.workers.start import BOOT
+
 LIVE = (10, 30)  # live workers at which their memory is measured
 CONFIG = '[worker]\ncommand = ["{sleeper}"]\nmax_live = 10000\nsupervisor = "{supervisor}"\n'
 
@@ -69,7 +71,10 @@ def under_systemd(rounds: int) -> None:
         python = str(Path(m.looop).parent / "python")
         handing = "import subprocess, sys; subprocess.run(sys.argv[1:], check=True)"
         unit = ["systemd-run", "--user", "--collect", "--quiet", "--property=Type=exec"]
-        hand = [python, "-I", "-c", handing, *unit, m.looop, "_", "supervise", "absent"]
+        # The supervisor as a start hands it over (``start.entry``'s lean argv).
+        site = next(str(p) for p in Path(m.looop).parent.parent.glob("lib/python*/site-packages"))
+        lean = [python, "-I", "-S", "-c", BOOT, site, "_", "supervise", "absent"]
+        hand = [python, "-I", "-c", handing, *unit, *lean]
         floor, theirs = alternate(
             lambda: m.run(*hand, check=True),
             lambda: m.run("systemd-run", "--user", "--collect", "--quiet", "true", check=True),
