@@ -41,8 +41,6 @@ after it ended, while the session still reads running, and an
 from __future__ import annotations
 
 import os
-import signal
-from pathlib import Path
 
 from looop import fs
 from looop.data import sessions
@@ -50,8 +48,9 @@ from looop.data.sessions import ENDED_BY, State
 from looop.errors import TIMED_OUT
 from looop.paths import Paths
 
-TYPE_CHECKING = False
+TYPE_CHECKING = False  # not typing's: a start loads this module
 if TYPE_CHECKING:
+    from pathlib import Path
     from typing import Any
 
 KILL, DONE = "kill", "done"  # ENDED_BY's values
@@ -133,6 +132,8 @@ def ending(by: str, env: dict[str, str] | os._Environ[str]) -> tuple[str, int, s
 
     ``by``: ``ENDED_BY``'s value; ``env``: the ``ExecStopPost=`` environment.
     """
+    import signal  # not at the top: a start loads this module, and ``signal`` loads ``enum``
+
     if by == DONE:
         return State.EXITED, 0, "done"
     if by == KILL:
