@@ -173,11 +173,12 @@ def test_a_worker_killed_outright_takes_its_units_tree_and_its_end_is_recorded(
     assert [(w["id"], w["state"], w["alive"]) for w in listed] == [("w6", "exited", False)]
 
 
-def test_a_units_worker_exits_3_times_out_and_one_with_checks_keeps_its_supervisor(
+def test_a_units_worker_reads_its_brief_exits_3_times_out_and_one_with_checks_is_checked(
     user_manager: Manager,
 ) -> None:
     m = user_manager
-    configure(m, [str(script(m, "three", EXITS_3))])
+    brief = m.data_dir / "reports" / "e3.brief"
+    configure(m, [str(script(m, "three", f'cat > "{brief}"; {EXITS_3}'))])
     start(m, "e3")
     configure(m, [str(script(m, "sleeper", SLEEPER))])
     start(m, "slow", "--timeout", "1")
@@ -196,6 +197,7 @@ def test_a_units_worker_exits_3_times_out_and_one_with_checks_keeps_its_supervis
     assert (ended["checked"]["exit_code"], ended["checked"]["verify"]) == (0, "passed")
     log = m.looop_cmd("logs", "e3")
     assert "working\n" in log.stdout and "exited (exit 3, exit)" in log.stdout, log.stdout
+    assert "# Your task\n\nthe task\n" in brief.read_text()  # no placeholder: on its stdin
 
 
 def test_thirty_workers_are_thirty_units_and_down_stops_them_all(user_manager: Manager) -> None:
