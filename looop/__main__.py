@@ -30,10 +30,12 @@ that looks like one, a body that is not blank), each also after a global
 ``--color WHEN`` (``style.choose``), are answered here, by the
 same functions their click commands call (``manual.text``,
 ``status.print_report``, ``state.formatted``, ``workers.reap.print_run``,
-``workers.start.start``), inside the same handler; anything else (a
-command's ``--help``, ``--json``, a body on stdin, any other global option
-first) goes to the full CLI in ``looop.cli``, whose own parse errors click
-reports (exit 2). Nothing here may import click.
+``workers.start.start``), inside the same handler; so are the hidden
+``_ supervise ID`` and ``_ ended ID`` (``workers.supervise``,
+``workers.unit``), which run as long as, and after, every worker; anything
+else (a command's ``--help``, ``--json``, a body on stdin, any other global
+option first) goes to the full CLI in ``looop.cli``, whose own parse errors
+click reports (exit 2). Nothing here may import click.
 Rejected: a click-free parser for every command; only these are hot.
 
 Any bytes are text here, once, before either path sees them. Linux hands a
@@ -195,6 +197,18 @@ def _fast(args: list[str]) -> int | None:
         started = start.start(paths, cfg, args[3], " ".join(args[4:]), None)
         sys.stdout.write(started.id + "\n")
         return errors.OK
+    if args[:2] in (["_", "supervise"], ["_", "ended"]) and len(args) == 3:
+        from looop.data import ids
+        from looop.paths import resolve
+
+        wid = ids.check("worker", args[2])
+        if args[1] == "ended":
+            from looop.workers import unit
+
+            return unit.ended(resolve(), wid)
+        from looop.workers import supervise
+
+        return supervise.supervise(resolve(), wid)
     if args[:1] == ["reap"] and set(args[1:]) <= {"--json", "--dry-run"}:
         from looop import config
         from looop.paths import resolve

@@ -16,6 +16,12 @@ Linux (its state and start time, as psutil itself computes them) and
 through ``psutil`` elsewhere: looop depends on psutil only off Linux
 (pyproject's marker), so nothing here imports it where ``/proc`` answers.
 
+A cgroup is asked the same way (``own_cgroup``, ``cgroup_populated``): a
+worker whose unit supervises it alone (``workers.unit``) has ended once its
+pid is gone, but its end is recorded by the unit's ``ExecStopPost=``, which
+runs in the unit's cgroup; while it is populated, the session is still
+ending, not dead.
+
 ``/proc/<pid>/stat`` is read here and nowhere else (``stat``): the sensor
 runner asks it too, for the state and start of the descendants re-parented
 to it (``children``), on the same clock as ``boot_ticks``.
@@ -191,3 +197,35 @@ def _from_proc(pid: int) -> tuple[bool, float] | None:
             return None
     state, start = seen
     return state in ("Z", "X"), _boot_time + start / os.sysconf("SC_CLK_TCK")
+
+
+def own_cgroup() -> str | None:
+    """This process's cgroup (v2) as a directory, or None where there is none to name."""
+    try:
+        with open("/proc/self/cgroup", encoding="utf-8", errors="replace") as fh:
+            path = next((line[3:].strip() for line in fh if line.startswith("0::/")), None)
+        with open("/proc/self/mountinfo", encoding="utf-8", errors="replace") as fh:
+            mounts = [
+                left.split()[4]
+                for left, _, right in (line.partition(" - ") for line in fh)
+                if right.split()[:1] == ["cgroup2"] and len(left.split()) > 4
+            ]
+    except OSError:
+        return None
+    if path is None or not mounts:
+        return None
+    return mounts[0] + path
+
+
+def cgroup_populated(directory: str) -> bool:
+    """Does a process still run in the cgroup ``directory`` (or one beneath it)?"""
+    try:
+        fd = os.open(os.path.join(directory, "cgroup.events"), os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return False
+    try:
+        return b"populated 1" in os.read(fd, 4096)
+    except OSError:
+        return False
+    finally:
+        os.close(fd)

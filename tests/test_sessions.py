@@ -177,3 +177,20 @@ def test_a_starting_session_whose_detached_supervisor_is_gone_is_dead_at_once(
     assert out.returncode == 0, out.stderr
     states = {row["id"]: row["state"] for row in json.loads(out.stdout)}
     assert states == {"gone": "dead", "alive": "starting", "unit": "starting"}
+
+
+def test_a_units_worker_that_is_gone_is_ending_while_its_cgroup_is_populated(
+    tmp_path: Path,
+) -> None:
+    # Its unit supervised it alone: the unit's ExecStopPost= runs in its cgroup, recording its end.
+    cgroup = tmp_path / "looop-worker-s.service"
+    cgroup.mkdir()
+    (cgroup / "cgroup.events").write_text("populated 1\nfrozen 0\n")
+    meta = {"v": 2, "id": "s", "pid": gone_pid(), "started": time.time(), "cmd": ["w"]}
+    d = session_files(tmp_path / "s", {**meta, "unit": cgroup.name, "cgroup": str(cgroup)})
+    s = sessions.inspect(d)
+    assert (s.liveness, s.state, s.why) == (ALIVE, "running", sessions.ENDING)
+    (cgroup / "cgroup.events").write_text("populated 0\nfrozen 0\n")
+    assert sessions.inspect(d).state == "dead"
+    cgroup.rename(tmp_path / "collected")  # the unit is gone
+    assert sessions.inspect(d).state == "dead"

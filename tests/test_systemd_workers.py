@@ -20,6 +20,7 @@ from conftest import wait_for
 from systemd_harness import Manager
 from workers_kit import (
     ESCAPER,
+    EXITS_3,
     FAKE_AGENT,
     ROOT_AGENT,
     SLEEPER,
@@ -137,13 +138,13 @@ def test_kill_ends_every_process_of_the_unit_even_one_that_left_with_setsid(
     assert m.show("looop-worker-w3.service", "ActiveState")["ActiveState"] == "inactive"
 
 
-def test_a_supervisor_killed_outright_takes_its_units_tree_and_the_session_is_dead(
+def test_a_worker_killed_outright_takes_its_units_tree_and_its_end_is_recorded(
     user_manager: Manager,
 ) -> None:
     m = user_manager
     configure(m, [str(script(m, "escaper", ESCAPER))])
     start(m, "w6")
-    running_unit(m, "w6")
+    unit = running_unit(m, "w6")
     wait_for(
         lambda: (
             (m.data_dir / "reports" / "w6.pids").exists()
@@ -152,10 +153,51 @@ def test_a_supervisor_killed_outright_takes_its_units_tree_and_the_session_is_de
     )
     everything = m.unit_pids("looop-worker-w6.service")
     meta = session_file(m.data_dir, "w6", "meta.json")
+    # The unit is the supervisor: its main process is the worker, and no looop runs beside it.
+    assert meta["pid"] == int(unit["MainPID"]) == pids_of(m.data_dir, "w6")["worker"]
+    assert meta["cgroup"].endswith(unit["ControlGroup"])  # where its end is recorded
+    assert not [
+        p for p in everything if "python" in os.path.basename(os.readlink(f"/proc/{p}/exe"))
+    ]
+    # Nobody copies its output, so the reaper caps the transcript in place while it runs.
+    log = m.data_dir / "sessions" / "w6" / "output.log"
+    with log.open("ab") as flood:
+        flood.write(b"x" * 100 + b"\n" + b"y" * (5 << 20) + b"\nlast line\n")
+    assert m.looop_cmd("reap").returncode == 0
+    assert log.stat().st_size - 100 <= 1 << 20 and log.read_bytes().endswith(b"\nlast line\n")
     os.kill(meta["pid"], signal.SIGKILL)
     wait_for(lambda: alive(everything) == [], timeout=WORKER_STOP_SEC + 10)
+    status = wait_for(lambda: session_file(m.data_dir, "w6", "status.json"))
+    assert (status["state"], status["exit_code"]) == ("exited", 128 + signal.SIGKILL)
     listed = json.loads(m.looop_cmd("workers", "--json").stdout)
-    assert [(w["id"], w["state"], w["alive"]) for w in listed] == [("w6", "dead", False)]
+    assert [(w["id"], w["state"], w["alive"]) for w in listed] == [("w6", "exited", False)]
+
+
+def test_a_units_worker_reads_its_brief_exits_3_times_out_and_one_with_checks_is_checked(
+    user_manager: Manager,
+) -> None:
+    m = user_manager
+    brief = m.data_dir / "reports" / "e3.brief"
+    configure(m, [str(script(m, "three", f'cat > "{brief}"; {EXITS_3}'))])
+    start(m, "e3")
+    configure(m, [str(script(m, "sleeper", SLEEPER))])
+    start(m, "slow", "--timeout", "1")
+    configure(m, [str(script(m, "ok", "echo fine"))])
+    start(m, "checked", "--verify", "test -f config.toml")
+    ended = {
+        w: wait_for(lambda w=w: session_file(m.data_dir, w, "status.json"))
+        for w in ("e3", "slow", "checked")
+    }
+    assert (ended["e3"]["state"], ended["e3"]["exit_code"]) == ("exited", 3)
+    assert [ended["slow"][k] for k in ("state", "exit_code", "reason")] == [
+        "killed",
+        124,
+        "timeout",
+    ]
+    assert (ended["checked"]["exit_code"], ended["checked"]["verify"]) == (0, "passed")
+    log = m.looop_cmd("logs", "e3")
+    assert "working\n" in log.stdout and "exited (exit 3, exit)" in log.stdout, log.stdout
+    assert "# Your task\n\nthe task\n" in brief.read_text()  # no placeholder: on its stdin
 
 
 def test_thirty_workers_are_thirty_units_and_down_stops_them_all(user_manager: Manager) -> None:

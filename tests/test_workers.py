@@ -9,6 +9,7 @@ worker a test starts is killed at teardown (``looop down``, then by pid).
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -173,7 +174,9 @@ def _pids(profile: Profile, wid: str) -> dict[str, int]:
         return {}
 
 
-def test_a_worker_that_exits_3_is_exited_3_and_a_timeout_is_killed(fleet: Profile) -> None:
+def test_a_worker_that_exits_3_is_exited_3_a_timeout_killed_and_a_sigkill_recorded(
+    fleet: Profile,
+) -> None:
     configure_workers(fleet, [str(worker_script(fleet.root / "w", EXITS_3))])
     assert fleet.run("_", "worker", "start", "three", "x").returncode == 0
     status = ended(fleet, "three")
@@ -184,6 +187,13 @@ def test_a_worker_that_exits_3_is_exited_3_and_a_timeout_is_killed(fleet: Profil
     assert (status["state"], status["exit_code"], status["reason"]) == ("killed", 124, "timeout")
     log = fleet.run("logs", "three")
     assert log.returncode == 0 and "working\n" in log.stdout and "exited (exit 3" in log.stdout
+    configure_workers(fleet, [str(worker_script(fleet.root / "k", ESCAPER))])
+    assert fleet.run("_", "worker", "start", "killed", "x").returncode == 0
+    pids = wait_for(lambda: len(_pids(fleet, "killed")) == 3 and _pids(fleet, "killed"))
+    os.kill(pids["escaped"], signal.SIGKILL)
+    os.kill(pids["worker"], signal.SIGKILL)  # killed outright: its end is recorded all the same
+    status = ended(fleet, "killed")
+    assert (status["state"], status["exit_code"]) == ("exited", 128 + signal.SIGKILL)
 
 
 def test_max_live_refuses_a_third_worker_naming_the_two_live_ones(fleet: Profile) -> None:

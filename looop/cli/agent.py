@@ -47,6 +47,7 @@ from looop.paths import resolve
         "worker": "looop.cli.workers:worker_group",
         "kill": "looop.cli.workers:done_command",
         "supervise": "looop.cli.workers:supervise_command",
+        "ended": "looop.cli.workers:ended_command",
         "claim": "looop.cli.workers:claim_command",
         "unclaim": "looop.cli.workers:unclaim_command",
         "cost": "looop.cli.workers:agent_cost_command",

@@ -1,7 +1,8 @@
 """The workers' commands: ``_ worker start|kill|list``, ``_ kill``, ``reap``, ``cost``.
 
 Also ``looop workers`` (``_ worker list`` under a name a person types), the
-hidden ``_ supervise`` that ``_ worker start`` runs, and a worker's own
+hidden ``_ supervise`` that ``_ worker start`` runs (and ``_ ended``, which
+a worker's unit runs when it has ended), and a worker's own
 ``_ claim``, ``_ unclaim`` and ``_ cost``. ``cli.agent`` lists the ``_``
 ones lazily and ``cli`` the top-level ones, so a worker taking a lease loads
 neither the agent's state nor the service manager. Behaviour lives in
@@ -208,6 +209,16 @@ def supervise_command(wid: str) -> int:
     from looop.workers import supervise
 
     return supervise.supervise(resolve(), ids.check("worker", wid))
+
+
+@click.command("ended", hidden=True, context_settings=CONTEXT)
+@click.argument("wid", metavar="ID")
+def ended_command(wid: str) -> int:
+    """Record how worker ID's unit ended (its unit's ExecStopPost=)."""
+    from looop.data import ids
+    from looop.workers import unit
+
+    return unit.ended(resolve(), ids.check("worker", wid))
 
 
 def _owner(session: str | None) -> str:

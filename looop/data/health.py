@@ -4,8 +4,9 @@ meta keeps for it (``knobs``), and how a listing says it (``text``).
 The judgment is one, ``data.sessions.Verdict.health`` (and ``stuck_at``),
 from what is already on disk: its pending ask, and its last sign of life,
 which ``sessions.judge_at`` takes with one ``fstatat`` of ``output.log``
-(the supervisor writes every chunk of the worker's output there, so its
-mtime is the last output; an answer to the worker's ask moves it too,
+(the supervisor, or systemd under a unit that supervises the worker alone,
+writes every chunk of the worker's output there, so its mtime is the last
+output; an answer to the worker's ask moves it too,
 ``sessions.stir``, so a worker just answered after a long wait is not judged
 stuck before it has had a moment). Its knobs, ``worker.quiet_after`` and
 ``worker.stuck_after``, are kept in the meta as the worker started (as

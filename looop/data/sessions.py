@@ -2,10 +2,11 @@
 
 A session is ``sessions/<id>/`` holding ``meta.json`` (``META``: ``id``,
 ``pid``, ``started``, ``cmd``, and ``unit``, ``timeout``, ``supervisor``,
-``pgid``) and, once it ends, ``status.json`` (``STATUS``: ``state``, one of
-``State.ENDED``, ``exit_code``, ``ended`` and why), beside the workers room's
-``prompt.md``, ``env.json``, ``output.log`` and ``supervisor.log``, and
-``inbox/`` (the messages ``_ tell`` queues, ``data.inbox``'s). Every
+``pgid``, ``cgroup``; the pid is the supervisor's, or the worker it exec'd)
+and, once it ends, ``status.json`` (``STATUS``: ``state``, one of
+``State.ENDED``, ``exit_code``, ``ended`` and why), beside the workers
+room's ``prompt.md``, ``env.json``, ``output.log`` and ``supervisor.log``,
+and ``inbox/`` (the messages ``_ tell`` queues, ``data.inbox``'s). Every
 name is defined here, once, and so are the meta and status writes
 (``write_meta``, ``write_status``): whole files (``fs.write_whole``), so a
 reader or the reaper never sees half a record. ``sessions/.changed``
@@ -19,14 +20,14 @@ and the supervisor writes its pid; alive for ``START_GRACE`` seconds),
 ``running`` (its pid runs and started no later than the session did, or,
 its detached supervisor killed outright, the worker's recorded process
 group still runs: ``proc.group_runs_since``, so ``_ worker kill`` and
-``down`` still find it and end it),
-``exited`` or ``killed`` (what its status says), ``dead`` (no status, and
-its pid is gone, a zombie, or now belongs to a later process: pids are
-reused and the start time tells them apart) and ``unknown`` (its meta cannot
-be read, or is of a format this looop does not know: ``VERSION``). Its
-liveness follows from the state: ``ALIVE``, ``DEAD`` or
-``UNKNOWN``, and unknown is never treated as dead: a reaper must never
-delete blind. A plain class of strings, not ``enum``: ``status``, ``_
+``down`` still find it and end it; or its unit's ``cgroup`` is populated:
+its end is being recorded), ``exited`` or ``killed`` (what its status
+says), ``dead`` (no status, and its pid is gone, a zombie, or now belongs
+to a later process: pids are reused and the start time tells them apart)
+and ``unknown`` (its meta cannot be read, or is of a format this looop does
+not know: ``VERSION``). Its liveness follows from the state: ``ALIVE``,
+``DEAD`` or ``UNKNOWN``, and unknown is never treated as dead: a reaper
+must never delete blind. A plain class of strings, not ``enum``: ``status``, ``_
 state`` and the probes load this module and should not pay for ``enum``.
 
 ``judge_at`` is the one judgment, so ``sys-sessions``, ``_ state``,
@@ -83,6 +84,7 @@ CHANGED = ".changed"  # sessions/.changed: rewritten when a session starts or en
 START_LOCK = ".start.lock"  # sessions/.start.lock: held by ``_ worker start``'s checks
 STARTING = ".starting"  # sessions/<id>/.starting: its start has not handed it on yet
 SPEND = "spend.from"  # who reports the session's spend, the worker or its runner (``data.cost``)
+ENDED_BY = "ended-by"  # who stopped a worker its unit supervises: kill or done (``workers.unit``)
 
 
 class State:
@@ -115,6 +117,7 @@ def liveness(state: str) -> str:
 VERSION = 2
 # Why a running session runs without its supervisor (``judge_at``).
 ORPHANED = "its supervisor is gone; its process group runs"
+ENDING = "its worker has ended; its unit is recording how"  # and its ``cgroup`` is populated
 
 # How long a session may stay "starting" (meta written, no supervisor pid yet).
 START_GRACE = 60.0
@@ -308,6 +311,9 @@ def judge_at(session_fd: int) -> Verdict:
         return Verdict(State.UNKNOWN, None, meta, status, f"{META} has no valid pid")
     if proc.runs_since(pid, started):
         return Verdict(State.RUNNING, None, meta, status, "", _active(session_fd, started))
+    cgroup = meta.get("cgroup")
+    if isinstance(cgroup, str) and proc.cgroup_populated(cgroup):  # its unit supervised it alone
+        return Verdict(State.RUNNING, None, meta, status, ENDING, _active(session_fd, started))
     pgid = meta.get("pgid")
     if type(pgid) is int and meta.get("unit") is None and proc.group_runs_since(pgid, started):
         # Its detached supervisor was killed outright; the worker runs on.
@@ -482,7 +488,7 @@ def clear_status(session: Path) -> None:
     run's to read (``inbox/`` and ``inbox/read/`` hold only files). Nor with
     its spend's source (``data.cost``): the new run reports its own.
     """
-    for name in (STATUS, SUPERVISOR_PID, SPEND):
+    for name in (STATUS, SUPERVISOR_PID, SPEND, ENDED_BY):
         with contextlib.suppress(FileNotFoundError):
             os.unlink(session / name)
     for directory in (session / INBOX / INBOX_READ, session / INBOX):

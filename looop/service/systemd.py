@@ -363,7 +363,8 @@ def _timestamp(shown: str) -> float | None:
 # whatever is left in the cgroup then (a child that escaped with setsid)
 # gets SIGKILL. TimeoutStopSec bounds the whole stop. Type=exec makes
 # systemd-run fail when the supervisor cannot be executed, instead of
-# reporting a unit that never ran.
+# reporting a unit that never ran. A worker its unit supervises alone gets
+# these with KillMode=control-group and its own settings (workers.unit).
 WORKER_STOP_SEC = 10
 WORKER_PROPERTIES = (
     "Type=exec",
@@ -428,14 +429,21 @@ def manager_answers() -> bool:
     return True
 
 
-def run_transient(unit: str, argv: list[str], env: dict[str, str]) -> None:
+def run_transient(
+    unit: str,
+    argv: list[str],
+    env: dict[str, str],
+    properties: tuple[str, ...] | list[str] = WORKER_PROPERTIES,
+) -> None:
     """Start ``argv`` as the transient service ``unit`` (collected once it ends).
 
     Returns once the supervisor has been executed; ServiceError saying what
-    systemd-run said when it could not be.
+    systemd-run said when it could not be. The manager expands ``$NAME`` in
+    a unit's command, so each ``$`` of ``argv`` is sent doubled (a literal one).
     """
     setenv = [f"--setenv={key}={value}" for key, value in env.items()]
-    props = [f"--property={prop}" for prop in WORKER_PROPERTIES]
+    props = [f"--property={prop}" for prop in properties]
+    argv = [word.replace("$", "$$") for word in argv]
     out = run(
         [
             "systemd-run",

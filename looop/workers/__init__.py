@@ -4,7 +4,10 @@
   the session's records, and the choice of supervisor: a transient systemd
   user unit where the user manager answers, else a detached process).
 - ``supervise``: the process that runs one worker in its own process group,
-  keeps its transcript and writes how it ended (the same code under both).
+  keeps its transcript and writes how it ended (the same code under both),
+  or, under a unit that can supervise the worker alone, execs it.
+- ``unit``: such a unit's settings, and how its worker ended (its
+  ``ExecStopPost=``, ``looop _ ended ID``).
 - ``verify``: a worker's post-conditions (``--verify``), run by its supervisor
   once it ends well, through ``_ run``'s guard rail and runner.
 - ``fleet``: what is done to workers from outside: list, kill, done, stop all.
@@ -31,5 +34,6 @@ __all__ = [
     "start",
     "supervise",
     "transcript",
+    "unit",
     "verify",
 ]

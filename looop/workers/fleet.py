@@ -1,8 +1,9 @@
 """The live workers of a profile: list them, kill one, end one as done, stop them all.
 
 Every question of liveness is ``data.sessions``'s one judgment. Ending a
-worker always goes through its supervisor, which ends the worker's process
-group and writes ``status.json``:
+worker always goes through its supervisor (a process, or its unit alone:
+``workers.unit``), which ends the worker's process group (a unit: its
+cgroup) and writes ``status.json``:
 
 * ``kill`` (``_ worker kill ID``): under systemd ``systemctl --user stop`` of
   its unit (the supervisor gets SIGTERM; the unit's stop then ends whatever
@@ -17,7 +18,9 @@ group and writes ``status.json``:
 * ``done`` (a worker's own ``_ kill ID``): SIGUSR1 to the supervisor, which
   ends the worker's group and records ``exited``, exit 0, ``reason: done``
   once its post-conditions (``workers.verify``) are checked: the wait for
-  the end allows for them.
+  the end allows for them. A worker its unit supervises alone
+  (``workers.unit``) has no supervisor to tell: its unit is stopped, the
+  session first marked ``done``, as a kill marks it ``kill``.
   The caller is usually inside that group and ends with it.
 * ``stop_all`` (``looop down``): every live worker at once, the units in one
   ``systemctl stop``; a ``sessions/`` it cannot list fails it, naming why.
@@ -39,7 +42,7 @@ from looop.data import ids, journal, mailbox, sessions
 from looop.data.sessions import State
 from looop.errors import LooopError
 from looop.paths import Paths
-from looop.workers import verify
+from looop.workers import unit, verify
 from looop.workers.supervise import DONE, GRACE
 
 # How long an end may take: the supervisor's grace for its group, then the
@@ -94,7 +97,10 @@ def done(paths: Paths, wid: str) -> str:
     session = _judged(paths, wid)
     if session.liveness != sessions.ALIVE:
         return _ended(session)
-    _signal([session], DONE, through_manager=False)
+    if _by_unit(session):
+        _stop([session], unit.DONE)
+    else:
+        _signal([session], DONE, through_manager=False)
     return _ended(_await_end(paths, session, done=True))
 
 
@@ -112,12 +118,21 @@ def stop_all(paths: Paths) -> list[str]:
     return [s.id for s in found]
 
 
-def _signal(found: list[sessions.Session], sig: int, through_manager: bool = True) -> None:
-    units = [_unit(s) for s in found if through_manager and _unit(s)]
-    if units:
-        from looop.service import systemd
+def _stop(found: list[sessions.Session], how: str) -> None:
+    """Stop the sessions' units, saying who stops those that supervise their worker alone."""
+    for session in found:
+        if _by_unit(session):
+            with contextlib.suppress(OSError):  # unsaid, the end is the worker's own exit
+                unit.mark(session.path, how)
+    from looop.service import systemd
 
-        systemd.stop_units(units)
+    systemd.stop_units([_unit(s) for s in found])
+
+
+def _signal(found: list[sessions.Session], sig: int, through_manager: bool = True) -> None:
+    units = [s for s in found if through_manager and _unit(s)]
+    if units:
+        _stop(units, unit.KILL)
     for session in found:
         if through_manager and _unit(session):
             continue
@@ -133,6 +148,11 @@ def _unit(session: sessions.Session) -> str:
     """The session's unit, or "" when it has none (detached)."""
     unit = (session.meta or {}).get("unit")
     return unit if isinstance(unit, str) else ""
+
+
+def _by_unit(session: sessions.Session) -> bool:
+    """Does its unit supervise the worker alone (``workers.unit``), no supervisor process?"""
+    return bool(_unit(session)) and unit.supervises(session.meta or {})
 
 
 def _supervisor_pid(session: sessions.Session) -> int | None:

@@ -8,7 +8,9 @@ is a session ``_ worker start`` staged (``.<id>.<pid>-<hex>.tmp``) and never
 renamed into place, its writer gone. Why it
 is ordered this way is ``looop.workers.reap``'s to say; this module only
 does it, filling the run's result (the reaped sessions' asks and answers are
-the mailbox pass's, run after this one).
+the mailbox pass's, run after this one). A live session is left alone but
+for one thing: the transcript of a worker its unit supervises alone, which
+nobody else caps while it runs, is capped here (``transcript.trim_live``).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import os
 from looop import fs, say, tree
 from looop.data import sessions
 from looop.data.sessions import ALIVE, UNKNOWN
+from looop.workers import transcript, unit
 
 TYPE_CHECKING = False  # not typing's: ``looop reap``'s start-up should not pay for it
 if TYPE_CHECKING:
@@ -206,12 +209,26 @@ class _Pass:
         self.run_.seen[sid] = liveness
         if liveness == ALIVE:
             self.result.live.append(sid)
+            self.cap_transcript(sid, fd, verdict)
             return None
         if liveness == UNKNOWN:
             if tree.still_named(self.fd, sid, st):  # not emptied by a reaper just now
                 self.result.unknown.append({"id": sid, "why": verdict.why})
             return None
         return verdict
+
+    def cap_transcript(self, sid: str, fd: int, verdict: sessions.Verdict) -> None:
+        """Cap the transcript of a live worker its unit supervises (``transcript.trim_live``)."""
+        meta = verdict.meta or {}
+        if self.run_.dry_run or not isinstance(meta.get("unit"), str) or not unit.supervises(meta):
+            return
+        try:
+            transcript.trim_live(fd)
+        except FileNotFoundError:
+            pass  # no transcript yet: nothing to cap
+        except OSError as exc:
+            why = f"cannot cap its {sessions.OUTPUT}: {exc.strerror or exc}"
+            self.run_.error("session", sid, why)
 
     def session_fd(self, sid: str, fd: int, st: os.stat_result) -> _Emptied | None:
         run = self.run_

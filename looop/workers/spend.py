@@ -15,15 +15,22 @@ Only a line that begins with ``{`` is kept while it arrives, and at most
 that prints without end costs the reader no more than that. A line that is
 not such an object is the worker's business, never an error. What was
 recorded, or why not, is said in the transcript once the worker has ended
-(``notes``), so no note lands inside a line of the worker's.
+(``notes``), so no note lands inside a line of the worker's. A worker its
+unit supervises alone (``workers.unit``) has no reader while it runs: its
+transcript's end is read once it has ended (``read_file``).
 """
 
 from __future__ import annotations
 
+import os
+
 from looop import jsonfile
-from looop.data import cost
 from looop.errors import LooopError, os_error_line
 from looop.paths import Paths
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from pathlib import Path
 
 MARK = b'"total_cost_usd"'
 MAX_LINE = 4 << 20
@@ -73,6 +80,8 @@ class Reader:
             self._record(usd)
 
     def _record(self, usd: float) -> None:
+        from looop.data import cost  # only once a runner reports a spend
+
         try:
             entry = cost.record(self.paths, "worker", self.wid, self.runner, repr(usd), cost.RUNNER)
         except (LooopError, OSError) as exc:
@@ -83,3 +92,29 @@ class Reader:
             self.notes.append(f"spend {usd} USD from the runner's output: the worker's own counts")
         else:
             self.notes.append(f"spend {usd} USD from the runner's output recorded in cost.jsonl")
+
+
+def read_file(paths: Paths, wid: str, runner: str, path: Path, last: int) -> list[str]:
+    """Record the spends in the last ``last`` bytes of a transcript; what it should say.
+
+    For a worker whose unit supervised it (``workers.unit``): nobody read its
+    output as it came, so it is read once the worker has ended. A missing or
+    unreadable transcript holds no spend.
+    """
+    reader = Reader(paths, wid, runner)
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
+    except OSError:
+        return []
+    try:
+        start = max(0, os.fstat(fd).st_size - last)
+        if start:
+            reader.skipping = True  # from the middle of a line: the next one is the first
+        while chunk := os.pread(fd, 1 << 16, start):
+            reader.feed(chunk)
+            start += len(chunk)
+    except OSError:
+        pass  # what was read is recorded
+    finally:
+        os.close(fd)
+    return reader.close()

@@ -24,10 +24,12 @@ In order, and nothing is written before the checks pass:
    whole. A dead session's directory is reused: its old status goes, its
    transcript is started afresh by the supervisor, and its asks stay until
    the reaper takes them;
-4. the supervisor (``looop _ supervise ID``) starts as a transient unit under
-   a systemd user manager, else detached with python-daemon
-   (``worker.supervisor`` forces either; ``auto`` asks whether a user
-   manager answers, with a connect to its socket, no process started).
+4. the supervisor (``looop _ supervise ID``, by ``entry``'s lean argv)
+   starts as a transient unit under a systemd user manager, else detached
+   with python-daemon (``worker.supervisor`` forces either; ``auto`` asks
+   whether a user manager answers, with a connect to its socket, no process
+   started). A unit that can supervise the worker alone gets the settings
+   for it (``workers.unit.properties``), and the supervisor execs the worker.
 
 A start that fails leaves no new session directory (the supervisor's log
 goes with it), and a reused one dead, with a status saying the worker never
@@ -59,6 +61,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import sys
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -78,8 +81,8 @@ from looop.data.sessions import (
     State,
 )
 from looop.errors import NOT_FOUND, LooopError, os_error_line
-from looop.paths import SESSION_ENV, Paths, child_environment, looop_command
-from looop.workers import records, verify
+from looop.paths import SESSION_ENV, Paths, child_environment
+from looop.workers import records
 
 SYSTEMD, DETACHED = "systemd", "detached"
 
@@ -158,7 +161,11 @@ def start(
         find_program(template, env)
     except LooopError as exc:
         raise LooopError(f"{exc}; nothing started", exc.exit_code) from None
-    commands = verify.checked(checks, paths.data_dir, env) if checks else []
+    commands: list[str] = []
+    if checks:
+        from looop.workers import verify  # its runner (``looop.group``) only when there are any
+
+        commands = verify.checked(checks, paths.data_dir, env)
     prompt = records.encoded_prompt(task, cfg.worker_max_prompt_bytes, commands)
     env_data = records.encoded_env(env)
     supervisor = supervisor_for(cfg.worker_supervisor)
@@ -246,19 +253,49 @@ def _fill(session: Path, meta: dict[str, Any], prompt: bytes, env: bytes) -> Non
     records.write_env(session, env)
 
 
+# Runs ``looop`` with argv[1] (os.pathsep-separated) before sys.path, and the rest of argv.
+BOOT = (
+    "import os, sys; sys.path[:0] = sys.argv.pop(1).split(os.pathsep); "
+    "from looop.__main__ import main; main()"
+)
+
+
+def entry(*args: str) -> list[str]:
+    """The argv of ``looop ARGS...`` for what runs as long as a worker: its supervisor.
+
+    This interpreter, isolated and without ``site`` (``-I -S``), given the
+    directory looop was loaded from and this process's own ``sys.path`` (a
+    check's guard rail imports a dependency): no ``site`` at start, no
+    ``.pth`` files run, no console-script wrapper, only the modules the
+    command imports; several MiB less for each live worker than
+    ``paths.looop_command``'s script.
+    """
+    import looop
+
+    package_dir = os.path.dirname(os.path.dirname(os.path.abspath(looop.__file__)))
+    found = [package_dir, *(p for p in sys.path[1:] if p and os.path.isabs(p))]
+    return [sys.executable, "-I", "-S", "-c", BOOT, os.pathsep.join(dict.fromkeys(found)), *args]
+
+
 def _launch(
     paths: Paths, wid: str, session: Path, supervisor: str, meta: dict[str, Any]
 ) -> Started:
-    command = [*looop_command(), "_", "supervise", wid]
+    command = entry("_", "supervise", wid)
     if supervisor == SYSTEMD:
         from looop.service import systemd
+        from looop.workers import unit
 
         where = {
             "LOOOP_DATA_DIR": str(paths.data_dir),
             "LOOOP_CONFIG": str(paths.config_file),
             "LOOOP_RUNTIME_DIR": str(paths.runtime_dir),
         }
-        systemd.run_transient(meta["unit"], command, where)
+        props = (
+            unit.properties(session, meta, entry("_", "ended", wid))
+            if unit.supervises(meta)
+            else systemd.WORKER_PROPERTIES
+        )
+        systemd.run_transient(meta["unit"], command, where, props)
         return Started(wid, session, supervisor, meta["unit"], None)
     from looop.service import detached
 

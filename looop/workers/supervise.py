@@ -2,7 +2,14 @@
 
 The same program runs under both ways of starting a worker (``workers.start``):
 as the main process of a transient systemd unit, or detached with
-python-daemon where no user manager answers. It
+python-daemon where no user manager answers. It is started lean
+(``start.entry``: ``-I -S``, none of the CLI), since it lives as long as its
+worker. Under a unit it takes the session over (step 1) and, when nothing
+needs watching while the worker runs (``workers.unit.supervises``: no
+``--verify``, no ``worker.stuck_kill``), execs the worker in its own place
+and leaves the rest to the unit: systemd is then the supervisor
+(``workers.unit``), and no looop process lives as long as the worker.
+Otherwise it
 
 1. takes the environment ``start`` left in ``env.json`` (removing the file),
    and writes its own pid and start time into ``meta.json``, which makes the
@@ -65,17 +72,22 @@ import os
 import shlex
 import signal
 import time
-from pathlib import Path
-from typing import Any
 
-from looop import fs, group
-from looop.data import health, mailbox, sessions
+from looop import fs, proc
+from looop.data import health, sessions
 from looop.data.health import Health
 from looop.data.sessions import State
 from looop.errors import NOT_FOUND, TIMED_OUT, LooopError, os_error_line
 from looop.paths import SESSION_ENV, Paths
 from looop.signals import STOP_SIGNALS
-from looop.workers import records, spend, transcript, verify
+from looop.workers import records, transcript, unit
+
+TYPE_CHECKING = False  # not typing's: this process lives as long as its worker
+if TYPE_CHECKING:
+    from pathlib import Path
+    from typing import Any
+
+    from looop import group
 
 DONE = signal.SIGUSR1  # what ``_ kill`` sends: the worker says its task is done
 SIGNALS = (*STOP_SIGNALS, DONE)
@@ -92,13 +104,31 @@ def supervise(paths: Paths, wid: str) -> int:
         raise
     template = [str(word) for word in meta["cmd"]]
     argv, on_stdin = records.worker_argv(template, session, wid)
-    timeout = meta.get("timeout") or 0
     sessions.poke(paths.sessions)
     out = transcript.Writer(session / sessions.OUTPUT)
     out.note(f"{wid} started: {shlex.join(template)}" + (" < prompt.md" if on_stdin else ""))
+    if isinstance(meta.get("unit"), str) and unit.supervises(meta):
+        out.close()  # the unit's own stdout and stderr append to it from here on
+        return _become(paths, session, argv, on_stdin, env)
+    return _watch(paths, wid, meta, env, (argv, on_stdin), out)
 
+
+def _watch(
+    paths: Paths,
+    wid: str,
+    meta: dict[str, Any],
+    env: dict[str, str],
+    command: tuple[list[str], bool],
+    out: transcript.Writer,
+) -> int:
+    """Run the worker (``command``: its argv, and whether the prompt is its stdin) to its end."""
+    from looop import group  # only a supervisor that watches its worker runs it
+    from looop.workers import spend, verify
+
+    session, timeout = paths.sessions / wid, meta.get("timeout") or 0
+    argv, on_stdin = command
     ran: list[int] = []
-    spent = spend.Reader(paths, wid, meta.get("runner") or os.path.basename(template[0]))
+    spent = spend.Reader(paths, wid, meta.get("runner") or os.path.basename(str(meta["cmd"][0])))
 
     def output(data: bytes) -> None:
         out.write(data)
@@ -153,6 +183,29 @@ def supervise(paths: Paths, wid: str) -> int:
     return 0
 
 
+def _become(
+    paths: Paths, session: Path, argv: list[str], on_stdin: bool, env: dict[str, str]
+) -> int:
+    """Exec the worker in this process, its unit its supervisor (``workers.unit``).
+
+    Returns only when it cannot be run: then the status says so (127 or 126).
+    """
+    if on_stdin and (prompt := _prompt_in(session)) is not None:
+        os.dup2(prompt, 0)
+        os.close(prompt)
+    for sig in (signal.SIGPIPE, signal.SIGXFSZ):  # Python ignores them; a worker must not
+        signal.signal(sig, signal.SIG_DFL)
+    try:
+        os.chdir(paths.data_dir)
+        os.execvpe(argv[0], argv, env)
+    except OSError as exc:
+        code = NOT_FOUND if isinstance(exc, FileNotFoundError) else 126
+        with contextlib.suppress(OSError):
+            os.write(2, f"[looop] cannot run {argv[0]}: {exc.strerror or exc}\n".encode())
+        sessions.write_status(session, State.EXITED, code, reason="not run")
+    return 0
+
+
 def _prompt_in(session: Path) -> int | None:
     """The prompt file open for the worker's stdin; None (``/dev/null``) if it cannot be."""
     try:
@@ -173,6 +226,8 @@ def _take_over(session: Path, wid: str) -> tuple[dict[str, Any], dict[str, str]]
         env = dict(os.environ)
     env[SESSION_ENV] = wid
     meta.update(pid=os.getpid(), started=time.time())
+    if isinstance(meta.get("unit"), str) and unit.supervises(meta):
+        meta["cgroup"] = proc.own_cgroup()  # it is ending while its ExecStopPost= runs there
     sessions.write_meta(session, meta)
     return meta, env
 
@@ -203,6 +258,8 @@ class _StuckWatch:
             return self.stuck_after  # no evidence of its last output: never stuck on none
         if now < stuck_at:
             return stuck_at - now
+        from looop.data import mailbox  # only when the worker would be stuck
+
         try:
             asks = mailbox.pending(self.paths)
         except OSError:

@@ -42,14 +42,17 @@ from __future__ import annotations
 
 import signal
 from collections.abc import Callable, Mapping
-from pathlib import Path
-from typing import Any
 
 from looop import group
 from looop.data.sessions import State
 from looop.errors import NOT_FOUND, LooopError, UsageError, os_error_line
 from looop.signals import STOP_SIGNALS, SignalQueue
 from looop.workers.transcript import Writer
+
+TYPE_CHECKING = False  # not typing's: the supervisor loads this module
+if TYPE_CHECKING:
+    from pathlib import Path
+    from typing import Any
 
 MAX_COMMANDS = 16
 MAX_BYTES = 4096  # of one command line
