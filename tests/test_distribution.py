@@ -287,6 +287,18 @@ def test_the_wheel_installs_the_man_page_and_the_license(dists: Dists, tmp_path:
         assert Path(found.stdout.strip()).resolve() == installed.resolve()
 
 
+def test_the_wheel_carries_every_module_of_the_source_tree(dists: Dists) -> None:
+    """A sub-package missing from pyproject's list would install a looop without it."""
+    tree = {
+        str(path.relative_to(dists.clone))
+        for path in (dists.clone / "looop").rglob("*.py")
+        if "__pycache__" not in path.parts
+    }
+    with zipfile.ZipFile(dists.wheel) as wheel:
+        carried = {name for name in wheel.namelist() if name.endswith(".py")}
+    assert tree - carried == set()
+
+
 def test_the_build_warns_of_no_ignored_package_and_the_metadata_names_its_authors(
     dists: Dists,
 ) -> None:
