@@ -456,13 +456,15 @@ def test_a_beat_does_for_each_sensor_only_what_running_it_takes(
 ) -> None:
     """The runner opens a sensor's script (its head, for a cadence) and its reading (written,
     or read and linked when unchanged) once each per beat, and nothing else per sensor; the
-    lifeline's shell is never woken per sensor (it reads only when looop has died).
+    lifeline's shell is never woken per sensor (it reads only when looop has died); and
+    nothing is ``fsync``-ed: readings are scratch, the runtime dir's records volatile.
     """
     for i in range(40):
         profile.sensor(f"s{i:02d}", "echo '{\"signal\": 1}'")
     assert profile.run("sense").returncode == 0  # a world to compare the readings with
     calls = _traced_sense(profile, tmp_path / "trace")
     runner = next(iter(calls))  # strace's first process: looop itself
+    assert [c for c in calls[runner] if c.startswith(("fsync(", "fdatasync("))] == []
     opened = [c for c in calls[runner] if c.startswith("openat(")]
     for i in range(40):
         assert sum(1 for c in opened if f"s{i:02d}." in c) <= 2, [
