@@ -463,7 +463,8 @@ class SensorRun:
 
         del self.running[run.pid]
         self.starved = False  # its descriptors are free again
-        self.readings[snapshot_name(run.script)] = self._reading(run, status)
+        reading = self._reading(run, status)
+        self.readings[reading.name] = reading
 
     def _reading(self, run: _Running, status: int) -> Reading:
         name = snapshot_name(run.script)
