@@ -133,7 +133,8 @@ class Lifeline:
 def _anonymous_file() -> int:
     """A file nobody else can name, for the list (close-on-exec)."""
     if hasattr(os, "memfd_create"):
-        return os.memfd_create("looop-lifeline", os.MFD_CLOEXEC)
+        with contextlib.suppress(OSError):  # refused (a seccomp filter): a temporary file
+            return os.memfd_create("looop-lifeline", os.MFD_CLOEXEC)
     import tempfile  # not Linux: an unlinked temporary file
 
     fd, name = tempfile.mkstemp(prefix="looop-lifeline-")
