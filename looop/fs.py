@@ -208,10 +208,13 @@ def write_whole(
     mode: int = 0o644,
     exclusive: bool = False,
     follow: bool = False,
+    durable: bool = True,
 ) -> Path:
     """Write ``data`` as the whole content of ``path``, atomically; returns the path written.
 
     ``exclusive``: only if the name is free (FileExistsError otherwise).
+    ``durable=False``: not ``fsync``-ed, nor its directory, for a record in the
+    runtime dir that a reboot clears anyway (still whole or not at all).
     ``follow``: a symlink at ``path`` is written through (its target
     replaced), as for a config kept in a dotfiles checkout; without it the
     link itself is replaced. A FIFO, device node or directory at the name
@@ -230,17 +233,19 @@ def write_whole(
     if target.parent not in _swept:  # once per directory a process writes into
         _swept.add(target.parent)
         sweep_temps(target.parent)
-    if exclusive and _create_unnamed(target, data, mode):
-        sync_dir(target.parent)
+    if exclusive and _create_unnamed(target, data, mode, durable):
+        if durable:
+            sync_dir(target.parent)
         return target
     tmp = target.with_name(f".{target.name}.{os.getpid()}-{os.urandom(3).hex()}.tmp")
     try:
-        _write_via(tmp, target, data, mode, exclusive)
+        _write_via(tmp, target, data, mode, exclusive, durable)
     except OSError as exc:
         if exc.filename in (None, str(tmp)):  # the temp name is gone: name the file meant
             exc.filename, exc.filename2 = str(target), None
         raise
-    sync_dir(target.parent)
+    if durable:
+        sync_dir(target.parent)
     return target
 
 
@@ -287,7 +292,7 @@ def sweep_temps(directory: str | os.PathLike[str]) -> int:
 _UNNAMED = getattr(os, "O_TMPFILE", 0)  # Linux: a file with no name until it is linked
 
 
-def _create_unnamed(target: Path, data: bytes, mode: int) -> bool:
+def _create_unnamed(target: Path, data: bytes, mode: int, durable: bool = True) -> bool:
     """An exclusive create with no temp name at all; False where the system cannot.
 
     ``O_TMPFILE`` opens a file that has no name; written and synced, it is
@@ -314,7 +319,7 @@ def _create_unnamed(target: Path, data: bytes, mode: int) -> bool:
             raise
         try:
             os.fchmod(fd, mode)  # the umask does not decide a file's mode; the caller does
-            _write_all(fd, data)
+            _write_all(fd, data, durable)
             # A dir_fd makes this linkat(2), which can follow the /proc link.
             os.link(f"/proc/self/fd/{fd}", target.name, dst_dir_fd=parent, follow_symlinks=True)
         except OSError as exc:
@@ -330,17 +335,19 @@ def _create_unnamed(target: Path, data: bytes, mode: int) -> bool:
     return True
 
 
-def _write_via(tmp: Path, target: Path, data: bytes, mode: int, exclusive: bool) -> None:
+def _write_via(
+    tmp: Path, target: Path, data: bytes, mode: int, exclusive: bool, durable: bool = True
+) -> None:
     """Write ``data`` to the new file ``tmp``, then give it the name ``target``."""
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, mode)
     try:
         try:
             os.fchmod(fd, mode)  # the umask does not decide a file's mode; the caller does
-            _write_all(fd, data)
+            _write_all(fd, data, durable)
         finally:
             os.close(fd)
         if exclusive:
-            _link_exclusive(tmp, target, data, mode)
+            _link_exclusive(tmp, target, data, mode, durable)
             # The temp name goes at once, before the slow directory sync: a
             # writer killed while syncing (an ``_ ask`` killed as it starts
             # waiting) left it behind beside the ask it had named.
@@ -363,7 +370,7 @@ def temp_writer_gone(name: str) -> bool:
     return pid is not None and pid != os.getpid() and not proc.alive(pid)
 
 
-def _link_exclusive(tmp: Path, target: Path, data: bytes, mode: int) -> None:
+def _link_exclusive(tmp: Path, target: Path, data: bytes, mode: int, durable: bool = True) -> None:
     """Give the written temp file the name ``target`` only if that name is free."""
     try:
         os.link(tmp, target, follow_symlinks=False)
@@ -377,17 +384,18 @@ def _link_exclusive(tmp: Path, target: Path, data: bytes, mode: int) -> None:
     # still exclusive, though a crash mid-write could leave it short.
     fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, mode)
     try:
-        _write_all(fd, data)
+        _write_all(fd, data, durable)
     finally:
         os.close(fd)
 
 
-def _write_all(fd: int, data: bytes) -> None:
-    """Every byte of ``data`` to ``fd`` (a write may take less), then to the disk."""
+def _write_all(fd: int, data: bytes, durable: bool = True) -> None:
+    """Every byte of ``data`` to ``fd`` (a write may take less), then to the disk if durable."""
     view = memoryview(data)
     while view:
         view = view[os.write(fd, view) :]
-    os.fsync(fd)
+    if durable:
+        os.fsync(fd)
 
 
 def sync_dir(directory: Path) -> None:

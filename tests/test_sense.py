@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -425,3 +426,55 @@ def _pulse_pid(profile: Profile) -> int | None:
         if len(fields) > 1 and fields[1] == "pulse":
             return int(fields[0])
     return None
+
+
+def _traced_sense(profile: Profile, trace: Path) -> dict[int, list[str]]:
+    """``looop sense`` under ``strace -f``: each process's system calls by pid, in order."""
+    strace = shutil.which("strace")
+    if strace is None:
+        pytest.skip("strace is needed to count a beat's system calls")
+    run = subprocess.run(
+        [strace, "-f", "-qq", "-s", "64", "-o", str(trace), LOOOP, "sense"],
+        env=profile.env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        stdin=subprocess.DEVNULL,
+    )
+    assert run.returncode == 0, run.stderr
+    calls: dict[int, list[str]] = {}
+    for line in trace.read_text(errors="replace").splitlines():
+        pid, _, call = line.partition(" ")
+        call = call.lstrip()  # the pid is padded to a width
+        if pid.isdigit() and call[:1].isalpha():
+            calls.setdefault(int(pid), []).append(call)
+    return calls
+
+
+def test_a_beat_does_for_each_sensor_only_what_running_it_takes(
+    profile: Profile, tmp_path: Path
+) -> None:
+    """The runner opens a sensor's script (its head, for a cadence) and its reading (written,
+    or read and linked when unchanged) once each per beat, and nothing else per sensor; the
+    lifeline's shell is never woken per sensor (it reads only when looop has died); and
+    nothing is ``fsync``-ed: readings are scratch, the runtime dir's records volatile.
+    """
+    for i in range(40):
+        profile.sensor(f"s{i:02d}", "echo '{\"signal\": 1}'")
+    assert profile.run("sense").returncode == 0  # a world to compare the readings with
+    calls = _traced_sense(profile, tmp_path / "trace")
+    runner = next(iter(calls))  # strace's first process: looop itself
+    assert [c for c in calls[runner] if c.startswith(("fsync(", "fdatasync("))] == []
+    opened = [c for c in calls[runner] if c.startswith("openat(")]
+    for i in range(40):
+        assert sum(1 for c in opened if f"s{i:02d}." in c) <= 2, [
+            c for c in opened if f"s{i:02d}." in c
+        ]
+    guardian = [
+        made
+        for made in calls.values()
+        if any(c.startswith('execve("/bin/sh", ["/bin/sh", "-c"') for c in made)
+    ]
+    assert len(guardian) == 1, "one lifeline per beat"
+    reads = [c for c in guardian[0] if c.startswith("read(")]
+    assert len(reads) < 10, reads

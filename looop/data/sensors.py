@@ -79,7 +79,7 @@ def discover(sensors_dir: Path) -> list[Path]:
     that does not exist has none; one that cannot be listed raises OSError
     naming it.
     """
-    found: list[Path] = []
+    found: list[str] = []
     try:
         with os.scandir(sensors_dir) as it:
             for entry in it:
@@ -91,10 +91,10 @@ def discover(sensors_dir: Path) -> list[Path]:
                         continue
                 except OSError:
                     pass
-                found.append(sensors_dir / file)
+                found.append(file)
     except FileNotFoundError:
         return []
-    return sorted(found, key=lambda p: os.fsencode(p.name))
+    return [sensors_dir / file for file in sorted(found, key=os.fsencode)]
 
 
 def snapshot_name(script: Path) -> str:
@@ -175,6 +175,8 @@ def cadence(script: Path) -> Cadence:
             os.close(fd)
     except OSError:
         return Cadence(None, None)
+    if b"looop:" not in head:
+        return Cadence(None, None)  # what nearly every sensor declares: nothing to parse
     for number, line in enumerate(head.split(b"\n")[:HEAD_LINES], start=1):
         line = line.strip()
         if not re.match(DECLARATION, line):

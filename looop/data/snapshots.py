@@ -230,13 +230,33 @@ def _remove(dir_fd: int, name: str) -> None:
     except OSError:
         return
     if stat.S_ISDIR(st.st_mode):
-        import shutil  # writers only: readers of the snapshots never load it
+        if _remove_flat(dir_fd, name):
+            return
+        import shutil  # a directory inside (a crash's odd leftover): rare, and it costs imports
 
         # Descriptor-based on Linux and macOS: a link inside is unlinked, never entered.
         shutil.rmtree(name, dir_fd=dir_fd, ignore_errors=True)
     else:
         with contextlib.suppress(OSError):
             os.unlink(name, dir_fd=dir_fd)
+
+
+def _remove_flat(dir_fd: int, name: str) -> bool:
+    """Remove directory ``name`` holding only files (a generation); False if it holds more."""
+    try:
+        fd = os.open(name, _DIR, dir_fd=dir_fd)
+    except OSError:
+        return False
+    try:
+        for entry in os.listdir(fd):
+            os.unlink(entry, dir_fd=fd)
+    except OSError:
+        return False  # a directory inside, or a name that would not go
+    finally:
+        os.close(fd)
+    with contextlib.suppress(OSError):
+        os.rmdir(name, dir_fd=dir_fd)
+    return True
 
 
 def _prune(gens_fd: int, keep: set[str | None]) -> None:

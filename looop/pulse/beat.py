@@ -176,13 +176,14 @@ def _locked_beat(
         snapshots.publish(paths, files)
     except snapshots.PublishError as exc:
         publish_error = str(exc)
+    # Published: the world is what was just written, not read back file by file.
     result = BeatResult(
         number,
         started,
         time.time(),
         len(rows),
         failed,
-        worldhash.world_hash(paths),
+        worldhash.world_hash(paths, files if publish_error is None else None),
         publish_error,
         fresh=fresh,
         sensors=rows,

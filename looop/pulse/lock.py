@@ -3,7 +3,8 @@
 Why flock and not a pid file: the kernel drops the lock when the holder dies
 for any reason (exit, crash, ``kill -9``), so there is never a stale lock to
 reclaim and no pid-liveness guess that a reused pid can fool. The pid file
-beside the lock is written for messages ("already running (pid N)") only.
+beside the lock is written for messages ("already running (pid N)") only,
+so it is not ``fsync``-ed (``looop.fs.write_whole``'s ``durable=False``).
 
 The lock in the runtime dir says who *runs*; a second lock, on
 ``<data dir>/.looop-beat.lock``, is held for the length of each beat
@@ -280,7 +281,8 @@ def acquire(
         # Written while the lock is held; if it cannot be (a full runtime
         # dir), the lock is let go here rather than kept by a descriptor
         # nobody will close.
-        fs.write_whole(paths.pid_file, f"{os.getpid()} {role} {fd}\n".encode(), mode=0o644)
+        data = f"{os.getpid()} {role} {fd}\n".encode()
+        fs.write_whole(paths.pid_file, data, mode=0o644, durable=False)
     except BaseException:
         if fd >= 0:
             os.close(fd)

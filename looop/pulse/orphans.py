@@ -16,11 +16,14 @@ start of every ``looop.pulse.sensors.SensorRun.run``, which both the pulse
 and a one-off ``looop sense`` go through): every orphaned descendant of a
 sensor is re-parented to it instead of to init, so it can be found among our
 own children (``looop.proc.children``) and, being our unreaped child,
-signalled with no risk of a reused pid. After a sensor finishes, a sweep
-kills every such re-parented process that no running sensor can own, and
-reaps the zombies re-parented to us so none accumulate; whatever is left is
-killed when the run ends. "Can own" is decided by start time: a process
-started (by the kernel's clock, ``looop.proc.stat``) before a sensor was
+signalled with no risk of a reused pid. A sweep, every
+``looop.pulse.sensors.SWEEP_EVERY`` while sensors run, kills every such
+re-parented process that no running sensor can own, and reaps the zombies
+re-parented to us so none accumulate; whatever is left is killed when the
+run ends. Not a sweep after each sensor's end, as once: with quick
+sensors that read the process table every few sensors, for an escaped
+descendant found half a second sooner. "Can own" is decided by start
+time: a process started (by the kernel's clock, ``looop.proc.stat``) before a sensor was
 spawned cannot descend from it, so a process is spared only while some
 running sensor was spawned no later than it. Our children that existed
 before the run (the pulse starts none, but the rule does not depend on it; a

@@ -6,7 +6,9 @@ per profile, like the lock, and it is kept in its own small module so a
 status probe can read it without importing the sensing machinery.
 
 Written whole by ``looop.fs.write_whole`` (a reader sees the last record or
-the one before, never half), mode 0600: it is nobody else's business, and
+the one before, never half), not ``fsync``-ed (``durable=False``: a record
+of the last beat outlives no reboot anyway, and the pulse writes one every
+beat), mode 0600: it is nobody else's business, and
 the 0700 runtime dir already says so; 0644 would promise readers it cannot
 have. Read by ``looop.jsonfile.read_object``: something other than a small
 regular file holding a JSON object at its name (a FIFO, a directory, a
@@ -36,13 +38,14 @@ MODE = 0o600
 
 def write(paths: Paths, result: BeatResult, **extra: Any) -> None:
     """Replace the record; a record that cannot be written is skipped, never raised."""
-    from dataclasses import asdict  # writers only: the status probe stays light
-
-    record = asdict(result)
+    # Its fields as they are: ``dataclasses.asdict`` would deep-copy every sensor's row
+    # only for them to be encoded at once.
+    record = dict(vars(result))
     record.update(ok=result.ok, duration=round(result.duration, 3), summary=result.summary())
     record.update(extra)
     with contextlib.suppress(OSError):
-        fs.write_whole(paths.beat_file, (json.dumps(record) + "\n").encode(), mode=MODE)
+        data = (json.dumps(record) + "\n").encode()
+        fs.write_whole(paths.beat_file, data, mode=MODE, durable=False)
 
 
 def read(paths: Paths, problems: list[str] | None = None) -> dict[str, Any] | None:

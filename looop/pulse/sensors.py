@@ -60,7 +60,7 @@ READ_CHUNK = 64 * 1024
 EXCERPT = 200
 MAX_DRAIN_READS = 256  # after the leader exits, at most this many chunks per pipe
 TICK = 0.5  # the loop wakes at least this often, to show progress
-SWEEP_EVERY = TICK  # re-parented zombies are reaped at least this often while sensors run
+SWEEP_EVERY = TICK  # re-parented descendants are looked for this often while sensors run
 SPAWN_FDS = 2  # the pipes' write ends, held only while a sensor is being started
 FD_RESERVE = 8  # descriptors left free for whatever else the process opens meanwhile
 OUT_OF_FDS = (errno.EMFILE, errno.ENFILE)
@@ -215,7 +215,6 @@ class SensorRun:
         self.slots = max(1, limits.concurrency)  # lowered to what descriptors allow in run()
         self.starved = False  # a start failed for want of descriptors: wait for a finish
         self.orphans = orphans.Orphans()
-        self.sweep_due = False
         self.last_sweep = 0.0
 
     # --- the loop ---------------------------------------------------------
@@ -223,6 +222,7 @@ class SensorRun:
         if self.cancel_fd is not None:
             self.selector.register(self.cancel_fd, selectors.EVENT_READ, None)
         self.orphans.start()
+        self.last_sweep = time.monotonic()  # what is there now was set aside
         home = os.open(".", os.O_RDONLY | os.O_CLOEXEC)
         self.devnull = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
         per_sensor = 3 if hasattr(os, "pidfd_open") else 2  # two pipes' read ends (+ a pidfd)
@@ -248,8 +248,8 @@ class SensorRun:
                 now = time.monotonic()
                 for run in list(self.running.values()):
                     self._check(run, now)
-                if self.orphans.active and (self.sweep_due or now - self.last_sweep >= SWEEP_EVERY):
-                    self.sweep_due, self.last_sweep = False, now
+                if self.orphans.active and now - self.last_sweep >= SWEEP_EVERY:
+                    self.last_sweep = now
                     self.orphans.sweep({pid: r.born for pid, r in self.running.items()})
                 self.on_tick()
         finally:
@@ -463,8 +463,8 @@ class SensorRun:
 
         del self.running[run.pid]
         self.starved = False  # its descriptors are free again
-        self.sweep_due = True
-        self.readings[snapshot_name(run.script)] = self._reading(run, status)
+        reading = self._reading(run, status)
+        self.readings[reading.name] = reading
 
     def _reading(self, run: _Running, status: int) -> Reading:
         name = snapshot_name(run.script)

@@ -78,8 +78,16 @@ def _read(paths: Paths, path: Path, problems: list[Problem] | None) -> bytes | N
         return None
 
 
-def measure(paths: Paths, problems: list[Problem] | None = None) -> World:
-    """The world; what could not be read goes to ``problems`` (``_ state`` lists them)."""
+def measure(
+    paths: Paths,
+    problems: list[Problem] | None = None,
+    published: list[tuple[str, bytes]] | None = None,
+) -> World:
+    """The world; what could not be read goes to ``problems`` (``_ state`` lists them).
+
+    ``published``: the ``*.json`` of the generation a beat has just published, as
+    ``read_generation`` would read them back (the beat has their bytes already).
+    """
     total = sha256()
     parts = {name: sha256() for name in PARTS}
 
@@ -99,7 +107,7 @@ def measure(paths: Paths, problems: list[Problem] | None = None) -> World:
             # An unreadable goal is still a goal (marked by length -1): its
             # appearing is a change, as the listing in ``_ state`` shows.
             feed("goals", f"goals/{goal.path.name}", data)
-    for name, data in read_generation(paths):
+    for name, data in read_generation(paths) if published is None else published:
         feed("snapshots", f"snapshots/{name}", _signal_bytes(data))
     return World(total.hexdigest(), {k: h.hexdigest() for k, h in parts.items()})
 
@@ -130,5 +138,13 @@ def read_generation(paths: Paths, attempts: int = 5) -> list[tuple[str, bytes]]:
     return []
 
 
-def world_hash(paths: Paths) -> str:
-    return measure(paths).hash
+def world_hash(paths: Paths, published: dict[str, bytes] | None = None) -> str:
+    """The world hash; ``published``: the files of the generation just published, if it was."""
+    if published is None:
+        return measure(paths).hash
+    readings = sorted(
+        (name, data)
+        for name, data in published.items()
+        if name.endswith(".json") and len(data) <= snapshots.READ_LIMIT  # as read back
+    )
+    return measure(paths, published=readings).hash
