@@ -110,13 +110,16 @@ import contextlib
 import math
 import os
 import time
-from typing import Any
 
 from looop import errors, fs, watch
 from looop.agent import state
 from looop.data import goals, mailbox, schedules, sessions
 from looop.paths import Paths
 from looop.pulse import lock, worldhash
+
+TYPE_CHECKING = False  # not typing's: `_ wait` is run in a loop
+if TYPE_CHECKING:
+    from typing import Any
 
 POLL_ENV = "LOOOP_WAIT_POLL"  # set (not "0") to force the polling fallback
 READY_ENV = "LOOOP_TEST_WAIT_READY"  # a file written once the wait is armed (tests, bench)
@@ -165,6 +168,7 @@ def wait(
         # Watches first, then the starting reads: a change after this point
         # is seen either by the reads or by an event, never by neither.
         world = worldhash.measure(paths)
+        fresh: worldhash.World | None = world  # taken since the last sleep: the state reuses it
         generation, live, stuck = state.workers_now(paths)
         clock = _Clock(paths, since)
         base = since or state.Cursor(
@@ -194,6 +198,7 @@ def wait(
             stuck_in = health.nap() if "workers" in wakes else None
             naps = [t for t in (remaining, pulse.probe_in(now), ring, stuck_in) if t is not None]
             woke = watcher.wait(min(naps) if naps else None)
+            fresh = None  # a measure from before this sleep may be stale now
             hints = set(woke.roles)
             if woke.pid_exited or (
                 pulse.next_probe is not None and time.monotonic() >= pulse.next_probe
@@ -201,7 +206,8 @@ def wait(
                 hints.add(PULSE)
             if health.due():
                 hints.add(WORKERS)
-            changed |= _what_changed(paths, base, hints & reads, pulse, health)
+            moved, fresh = _what_changed(paths, base, hints & reads, pulse, health)
+            changed |= moved
             if SCHEDULES in hints:
                 clock.read()
             if clock.rang():
@@ -209,7 +215,7 @@ def wait(
         alive = False if "pulse-down" in changed else watcher.pid_alive()
     finally:
         watcher.close()
-    return _result(paths, base, changed, alive)
+    return _result(paths, base, changed, alive, fresh)
 
 
 def exit_code(result: dict[str, Any]) -> int:
@@ -237,12 +243,15 @@ def _watched(paths: Paths) -> list[watch.Dir]:
 
 def _what_changed(
     paths: Paths, base: state.Cursor, hints: set[str], pulse: _PulseWatch, health: _HealthWatch
-) -> set[str]:
+) -> tuple[set[str], worldhash.World | None]:
+    """What moved, and the world when it was measured (the returned state then reuses it)."""
     changed: set[str] = set()
+    world = None
     if ASKS in hints and _has_new_ask(paths, base):
         changed.add("asks")
     if WORLD in hints:
-        changed |= base.moved(worldhash.measure(paths).parts)
+        world = worldhash.measure(paths)
+        changed |= base.moved(world.parts)
     if PULSE in hints and not pulse.arm():
         changed.add("pulse-down")
     # An answered ask may set its worker's stuck clock going again: looked at
@@ -251,15 +260,20 @@ def _what_changed(
         generation, live, health.stuck_at = state.workers_now(paths)
         if base.workers_moved(generation, live):
             changed.add("workers")
-    return changed
+    return changed, world
 
 
 def _result(
-    paths: Paths, base: state.Cursor, changed: set[str], alive: bool | None
+    paths: Paths,
+    base: state.Cursor,
+    changed: set[str],
+    alive: bool | None,
+    world: worldhash.World | None,
 ) -> dict[str, Any]:
     # ``alive`` is known when the lock holder is watched (asking the lock
-    # again reads /proc/locks, which can wait a whole RCU grace period).
-    data, cursor = state.observe(paths, alive=alive)
+    # again reads /proc/locks, which can wait a whole RCU grace period);
+    # ``world`` when the wake that ends the wait measured it.
+    data, cursor = state.observe(paths, alive=alive, world=world)
     # The state is read after the wake; report what it shows, too.
     changed |= base.changes_to(paths, cursor, data)
     if not data["pulse_alive"]:
