@@ -141,7 +141,56 @@ def _text_streams() -> None:
             reconfigure(**settings)
 
 
+# The commands whose first argument a TAB completes without click, by the
+# ``data.candidates`` finder click's completer of that argument uses too
+# (``looop.cli.complete``); any other TAB, and any with quoting or an option
+# typed, is click's.
+COMPLETED = {
+    ("_", "goal", "write"): "goal_ids",
+    ("_", "goal", "archive"): "goal_ids",
+    ("_", "sensor", "write"): "sensor_names",
+    ("_", "sensor", "remove"): "sensor_names",
+    ("_", "sensor", "test"): "sensor_names",
+    ("_", "schedule", "write"): "schedule_names",
+    ("_", "schedule", "remove"): "schedule_names",
+    ("_", "answer"): "ask_ids",
+    ("_", "tell"): "worker_ids",
+    ("_", "kill"): "worker_ids",
+    ("_", "worker", "kill"): "worker_ids",
+    ("logs",): "worker_ids",
+}
+# click's completion protocol: the variable its scripts set, and each shell's line format.
+COMPLETE_VAR = "_LOOOP_COMPLETE"
+_COMPLETE_FORMATS = {"bash_complete": "plain,{}", "zsh_complete": "plain\n{}\n_"}
+
+
+def _complete() -> int | None:
+    """A TAB (``COMPLETED``) answered as click would, or None to leave it to click."""
+    line = _COMPLETE_FORMATS.get(os.environ.get(COMPLETE_VAR, ""))
+    words = os.environ.get("COMP_WORDS", "")
+    if line is None or any(c in words for c in "\"'\\"):
+        return None  # another shell, or quoting: click's own split (shlex) decides
+    try:
+        cword = int(os.environ.get("COMP_CWORD", ""))
+    except ValueError:
+        return None
+    cwords = words.split()
+    incomplete = cwords[cword] if 0 <= cword < len(cwords) else ""
+    kind = COMPLETED.get(tuple(cwords[1:cword]))
+    if kind is None or incomplete.startswith("-"):
+        return None
+    from looop.data import candidates
+
+    found = candidates.matching(getattr(candidates, kind), incomplete)
+    sys.stdout.write("\n".join(line.format(v) for v in found) + "\n")
+    return errors.OK
+
+
 def _dispatch(args: list[str]) -> int:
+    if COMPLETE_VAR in os.environ:
+        code = _complete()
+        if code is not None:
+            return code
     if args in (["--help"], ["-h"]):
         from looop.agent import manual
 

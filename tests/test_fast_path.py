@@ -85,6 +85,20 @@ def dead_sessions_and_mail(profile: Profile) -> None:
         (profile.data / box / "w1-1.json").write_text(json.dumps({"id": "w1-1", "ts": ended}))
 
 
+def completing(words: str, shell: str = "bash") -> Setup:
+    """Two goals, then the environment of a TAB after ``words`` (ending in a space: a new word)."""
+
+    def setup(profile: Profile) -> None:
+        a_world(profile)
+        assert profile.run("_", "goal", "write", "deploy", "ship").returncode == 0
+        cword = len(words.split()) - (0 if words.endswith(" ") else 1)
+        profile.env.update(
+            _LOOOP_COMPLETE=f"{shell}_complete", COMP_WORDS=words, COMP_CWORD=str(cword)
+        )
+
+    return setup
+
+
 STATUS = [["status"], ["status", "--json"]]
 STATE = [["_", "state"], ["_", "state", "--json"]]
 START = ["_", "worker", "start"]
@@ -101,6 +115,11 @@ CASES: dict[str, tuple[Setup, list[list[str]]]] = {
     "a bad worker id": (workers('["true"]'), [[*START, "bad!", "go"], [*START, "-x", "go"]]),
     "a worker command not on PATH": (workers('["/nonexistent/agent"]'), [[*START, "w1", "go"]]),
     "max_live reached": (one_live_worker_of_one, [[*START, "w1", "go"]]),
+    "a TAB after _ goal write d": (completing("looop _ goal write d"), [[]]),
+    "a TAB after _ goal archive, zsh": (completing("looop _ goal archive ", "zsh"), [[]]),
+    "a TAB after logs, no worker": (completing("looop logs "), [[]]),
+    "a TAB after _ sensor test": (completing("looop _ sensor test "), [[]]),
+    "a TAB of a command name (click's)": (completing("looop _ go"), [[]]),
     # Bytes that are not UTF-8 (a surrogate here is that byte in the argv).
     "bytes in an argument": (
         workers('["true"]'),
@@ -157,3 +176,23 @@ def test_the_fast_path_and_click_print_the_same_and_exit_the_same(
         for one in ways.values():
             one.run("down")  # end any worker the case started
     assert results[True] == results[False]
+
+
+def test_each_tab_the_fast_path_answers_completes_the_argument_click_completes() -> None:
+    """``looop.__main__.COMPLETED`` names, for each command, the finder click's completer uses."""
+    import click
+
+    from looop.__main__ import COMPLETED
+    from looop.cli import cli
+
+    for words, kind in COMPLETED.items():
+        ctx = click.Context(cli, info_name="looop")
+        command: click.Command | None = cli
+        for word in words:
+            assert isinstance(command, click.Group), words
+            command = command.get_command(ctx, word)
+            assert command is not None, words
+            ctx = click.Context(command, info_name=word, parent=ctx)
+        first = next(p for p in command.params if isinstance(p, click.Argument))
+        completer = getattr(first, "_custom_shell_complete", None)
+        assert getattr(completer, "__name__", None) == kind, (words, completer)
