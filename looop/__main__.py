@@ -24,12 +24,16 @@ to keep the data dir bounded (timed against ``rm -rf``); each should answer
 in tens of milliseconds, and loading click alone costs more than the whole
 answer. ``looop --help`` is what an agent runs first, and it is the manual,
 which needs no click. So a plain ``looop --help`` (or ``-h``), ``looop
-status [--json]``, ``looop _ state [--json]``, ``looop reap [--json]
-[--dry-run]`` and ``looop _ worker start ID WORDS...`` (no option, no word
-that looks like one, a body that is not blank) are answered here, by the
-same functions their click commands call (``manual.text``,
-``status.print_report``, ``state.formatted``, ``workers.reap.print_run``,
-``workers.start.start``), inside the same handler; anything else (a
+status [--json]``, ``looop _ state [--json]``, ``looop _ wait`` with its
+options each given plainly (``--json``, ``--since C``, ``--timeout S``,
+``--for K``), ``looop reap [--json] [--dry-run]``, ``looop _ worker start
+ID WORDS...`` (no option, no word that looks like one, a body that is not
+blank) and a shell's TAB after a command that takes an id (``COMPLETED``)
+are answered here, by the same functions their click commands call
+(``manual.text``, ``status.print_report``, ``state.formatted``,
+``looop.agent.wait.command``, ``workers.reap.print_run``,
+``workers.start.start``, ``looop.data.candidates``), inside the same
+handler; anything else (a
 command's ``--help``, ``--json``, a body on stdin, a global option first)
 goes to the full CLI in ``looop.cli``, whose own parse errors click reports
 (exit 2). Nothing here may import click.
@@ -207,6 +211,12 @@ def _dispatch(args: list[str]) -> int:
 
         sys.stdout.write(state.formatted(state.collect(resolve()), "--json" in args) + "\n")
         return errors.OK
+    waiting = _wait_options(args[2:]) if args[:2] == ["_", "wait"] else None
+    if waiting is not None:
+        from looop.agent import wait
+        from looop.paths import resolve
+
+        return wait.command(resolve(), *waiting)
     if args[:3] == ["_", "worker", "start"] and _plain_start(args[3:]):
         from looop import config
         from looop.paths import resolve
@@ -233,6 +243,34 @@ def _full(args: list[str]) -> int:
     from looop.cli import dispatch
 
     return dispatch(args)
+
+
+def _wait_options(rest: list[str]) -> tuple[bool, float | None, str | None, list[str]] | None:
+    """``_ wait``'s options, each plainly given (``--json``, ``--since C``, ``--timeout S``,
+    ``--for K``...), as ``wait.command`` takes them; None for anything else (click's)."""
+    as_json, timeout, since, wake_for = False, None, None, []
+    words = iter(rest)
+    for word in words:
+        if word == "--json":
+            as_json = True
+            continue
+        value = next(words, None)
+        if word not in ("--since", "--timeout", "--for") or value is None or value[:1] == "-":
+            return None
+        if word == "--for":
+            wake_for.append(value)
+        elif word == "--since" and since is None:
+            since = value
+        elif word == "--timeout" and timeout is None:
+            try:
+                timeout = float(value)
+            except ValueError:
+                return None
+            if not 0 <= timeout < float("inf"):  # false for nan too
+                return None
+        else:
+            return None  # given twice: click's rule decides
+    return as_json, timeout, since, wake_for
 
 
 def _plain_start(rest: list[str]) -> bool:

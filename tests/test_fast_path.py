@@ -1,7 +1,8 @@
 """The click-free fast path answers exactly as the click commands do.
 
-``looop --help``, ``looop status``, ``looop _ state``, ``looop reap`` and ``looop _ worker
-start`` are answered by ``looop.__main__`` without loading click; ``python -m looop.cli`` runs the
+``looop --help``, ``looop status``, ``looop _ state``, ``looop _ wait``, ``looop reap``,
+``looop _ worker start`` and a TAB after a verb that takes an id are answered by
+``looop.__main__`` without loading click; ``python -m looop.cli`` runs the
 same command lines through click alone (the same top-level handler, the fast
 path off). Each case runs its command lines both ways (on one profile, or on
 two set up alike when a command changes it) and compares stdout, stderr and
@@ -115,6 +116,14 @@ CASES: dict[str, tuple[Setup, list[list[str]]]] = {
     "a bad worker id": (workers('["true"]'), [[*START, "bad!", "go"], [*START, "-x", "go"]]),
     "a worker command not on PATH": (workers('["/nonexistent/agent"]'), [[*START, "w1", "go"]]),
     "max_live reached": (one_live_worker_of_one, [[*START, "w1", "go"]]),
+    "a wait told a bad cursor or kind": (
+        nothing,
+        [
+            ["_", "wait", "--since", "garbage", "--timeout", "0.01"],
+            ["_", "wait", "--json", "--for", "asks,nope"],
+            ["_", "wait", "--for", ",", "--timeout", "0"],
+        ],
+    ),
     "a TAB after _ goal write d": (completing("looop _ goal write d"), [[]]),
     "a TAB after _ goal archive, zsh": (completing("looop _ goal archive ", "zsh"), [[]]),
     "a TAB after logs, no worker": (completing("looop logs "), [[]]),

@@ -109,6 +109,7 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import sys
 import time
 
 from looop import errors, fs, watch
@@ -216,6 +217,45 @@ def wait(
     finally:
         watcher.close()
     return _result(paths, base, changed, alive, fresh)
+
+
+def command(
+    paths: Paths,
+    as_json: bool,
+    timeout: float | None,
+    since: str | None,
+    wake_for: tuple[str, ...] | list[str],
+) -> int:
+    """``looop _ wait``, its options parsed (by click, or by ``looop.__main__``'s fast path).
+
+    Prints the state and ends the process at once with ``exit_code``; returns
+    124 (``errors.TIMED_OUT``) when nothing came within the timeout, which
+    without one is the config's ``[wait] timeout`` (0: never).
+    """
+    cursor = None if since is None else state.Cursor.decode(since)
+    if timeout is None:
+        from looop import config
+
+        timeout = config.load_logged(paths.config_file).wait_timeout or None
+    wake_on = categories(wake_for) if wake_for else None
+    data = wait(paths, timeout=timeout, since=cursor, wake_on=wake_on)
+    if data is None:
+        return errors.TIMED_OUT
+    sys.stdout.write(state.formatted(data, as_json) + "\n")
+    # The agent is blocked on this exit: once the answer is out, skip the
+    # interpreter's teardown (about 10 ms of freeing modules).
+    sys.stdout.flush()
+    os._exit(exit_code(data))
+
+
+def categories(given: tuple[str, ...] | list[str]) -> frozenset[str]:
+    """``--for``'s names, each option comma-separated; an unknown one is a usage error."""
+    names = {name.strip() for option in given for name in option.split(",")} - {""}
+    unknown = sorted(names - set(CATEGORIES))
+    if unknown or not names:
+        said = ", ".join(map(repr, unknown)) or "nothing"
+        raise errors.UsageError(f"--for: unknown {said} (known: {', '.join(CATEGORIES)})")
+    return frozenset(names)
 
 
 def exit_code(result: dict[str, Any]) -> int:
