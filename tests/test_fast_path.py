@@ -87,10 +87,9 @@ def dead_sessions_and_mail(profile: Profile) -> None:
 
 
 def completing(words: str, shell: str = "bash") -> Setup:
-    """Two goals, then the environment of a TAB after ``words`` (ending in a space: a new word)."""
+    """A goal, then the environment of a TAB after ``words`` (ending in a space: a new word)."""
 
     def setup(profile: Profile) -> None:
-        a_world(profile)
         assert profile.run("_", "goal", "write", "deploy", "ship").returncode == 0
         cword = len(words.split()) - (0 if words.endswith(" ") else 1)
         profile.env.update(
@@ -120,15 +119,11 @@ CASES: dict[str, tuple[Setup, list[list[str]]]] = {
         nothing,
         [
             ["_", "wait", "--since", "garbage", "--timeout", "0.01"],
-            ["_", "wait", "--json", "--for", "asks,nope"],
-            ["_", "wait", "--for", ",", "--timeout", "0"],
+            ["_", "wait", "--json", "--for", "asks,nope", "--for", ","],
         ],
     ),
     "a TAB after _ goal write d": (completing("looop _ goal write d"), [[]]),
-    "a TAB after _ goal archive, zsh": (completing("looop _ goal archive ", "zsh"), [[]]),
-    "a TAB after logs, no worker": (completing("looop logs "), [[]]),
-    "a TAB after _ sensor test": (completing("looop _ sensor test "), [[]]),
-    "a TAB of a command name (click's)": (completing("looop _ go"), [[]]),
+    "a TAB after logs, zsh, no worker": (completing("looop logs ", "zsh"), [[]]),
     # Bytes that are not UTF-8 (a surrogate here is that byte in the argv).
     "bytes in an argument": (
         workers('["true"]'),
