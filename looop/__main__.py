@@ -27,14 +27,15 @@ which needs no click. So a plain ``looop --help`` (or ``-h``), ``looop
 status [--json]``, ``looop _ state [--json]``, ``looop _ wait`` with its
 options each given plainly (``--json``, ``--since C``, ``--timeout S``,
 ``--for K``), ``looop reap [--json] [--dry-run]``, ``looop _ worker start
-ID WORDS...`` (no option, no word that looks like one, a body that is not
-blank) and a shell's TAB after a command that takes an id (``COMPLETED``)
-are answered here, by the same functions their click commands call
-(``manual.text``, ``status.print_report``, ``state.formatted``,
-``looop.agent.wait.command``, ``workers.reap.print_run``,
+ID WORDS...`` and ``looop _ goal write ID WORDS...`` (no option, no word
+that looks like one, a body that is not blank) and a shell's TAB after a
+command that takes an id (``COMPLETED``) are answered here, by the same
+functions their click commands call (``manual.text``,
+``status.print_report``, ``state.formatted``, ``looop.agent.wait.command``,
+``verbs.goal_written``, ``workers.reap.print_run``,
 ``workers.start.start``, ``looop.data.candidates``), inside the same
-handler; anything else (a
-command's ``--help``, ``--json``, a body on stdin, a global option first)
+handler; anything else (a command's ``--help``, ``--json``, a body on
+stdin, a global option first)
 goes to the full CLI in ``looop.cli``, whose own parse errors click reports
 (exit 2). Nothing here may import click.
 Rejected: a click-free parser for every command; only these are hot.
@@ -217,7 +218,13 @@ def _dispatch(args: list[str]) -> int:
         from looop.paths import resolve
 
         return wait.command(resolve(), *waiting)
-    if args[:3] == ["_", "worker", "start"] and _plain_start(args[3:]):
+    if args[:3] == ["_", "goal", "write"] and _plain_words(args[3:]):
+        from looop.agent import verbs
+        from looop.paths import resolve
+
+        sys.stdout.write(verbs.goal_written(resolve(), args[3], " ".join(args[4:])) + "\n")
+        return errors.OK
+    if args[:3] == ["_", "worker", "start"] and _plain_words(args[3:]):
         from looop import config
         from looop.paths import resolve
         from looop.workers import start
@@ -273,8 +280,9 @@ def _wait_options(rest: list[str]) -> tuple[bool, float | None, str | None, list
     return as_json, timeout, since, wake_for
 
 
-def _plain_start(rest: list[str]) -> bool:
-    """``_ worker start ID WORDS...`` with no option and a body of words (no stdin, no flags)."""
+def _plain_words(rest: list[str]) -> bool:
+    """``ID WORDS...`` with no option and a body of words (no stdin, no flags): ``_ worker
+    start``'s and ``_ goal write``'s plain form, whose body is the words joined (``cli.body``)."""
     return (
         len(rest) >= 2
         and not any(word.startswith("-") for word in rest)

@@ -122,6 +122,10 @@ CASES: dict[str, tuple[Setup, list[list[str]]]] = {
             ["_", "wait", "--json", "--for", "asks,nope", "--for", ","],
         ],
     ),
+    "goals written": (
+        nothing,
+        [["_", "goal", "write", "g1", "ship", "it"], ["_", "goal", "write", "bad!", "x"]],
+    ),
     "a TAB after _ goal write d": (completing("looop _ goal write d"), [[]]),
     "a TAB after logs, zsh, no worker": (completing("looop logs ", "zsh"), [[]]),
     # Bytes that are not UTF-8 (a surrogate here is that byte in the argv).
