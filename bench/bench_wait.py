@@ -71,7 +71,7 @@ while True:
 
 # The floor: a Python that exits on the first inotify event of a goal edit.
 FLOOR = """
-import ctypes, os, sys
+import ctypes, os
 libc = ctypes.CDLL(None)
 fd = libc.inotify_init1(os.O_CLOEXEC)
 # IN_MODIFY | IN_CLOSE_WRITE | IN_MOVED_TO | IN_CREATE
@@ -79,7 +79,8 @@ libc.inotify_add_watch(fd, os.fsencode(os.environ["GOALS"]), 0x2 | 0x8 | 0x80 | 
 with open(os.environ["READY"], "w") as fh:
     fh.write("floor")
 os.read(fd, 4096)
-sys.stdout.write("woke\\n")
+os.write(1, b"woke\\n")
+os._exit(0)  # as looop's wait leaves: no interpreter teardown
 """
 GOAL = GOALS["wait floor"]
 
