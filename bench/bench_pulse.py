@@ -27,7 +27,7 @@ import sys
 import time
 from pathlib import Path
 
-from common import LOOOP, alternate, isolated_env, report, run, scratch
+from common import GOALS, LOOOP, alternate, isolated_env, report, run, scratch
 
 
 def status_ratio(rounds: int) -> None:
@@ -51,7 +51,7 @@ def status_ratio(rounds: int) -> None:
             subprocess.run([sys.executable, "-I", "-c", "pass"], check=True)
 
         ours, theirs = alternate(status, floor, rounds)
-        report("looop status vs python3 -I -c pass", ours, theirs, goal=3.0)
+        report("looop status vs python3 -I -c pass", ours, theirs, goal=GOALS["status"])
     finally:
         pulse.send_signal(signal.SIGTERM)
         pulse.wait()

@@ -11,8 +11,11 @@ between the contenders in the same run:
   to the waiter's exit.
 
 Contenders: ``looop _ wait`` on file-system events; the baseline, a waiter
-that re-reads the world hash once a second the way the reference does; and,
-with ``--fallback``, ``looop _ wait`` with its polling fallback forced. Each
+that re-reads the world hash once a second the way the reference does; the
+floor (goal edit only), a minimal Python (``-I``, ctypes) that arms an
+inotify watch on ``goals/`` and exits on the first event of the edit, the
+least any waiter woken by that event can cost; and, with ``--fallback``,
+``looop _ wait`` with its polling fallback forced. Each
 waiter is started, and each change made, after a random delay, so a poller's
 phase against the beat and against the edit is uniform.
 
@@ -20,6 +23,8 @@ Then the timeout: ``looop _ wait --timeout 1`` on a world that holds still,
 from its spawn to its exit (124): never under 1 s, and by how much over.
 
     python bench/bench_wait.py [--trials 30] [--fallback]
+
+Goal (issue 27's table): the goal edit's wake, p50 and max, <= 1.2x the floor's.
 """
 
 from __future__ import annotations
@@ -40,7 +45,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from common import LOOOP, isolated_env, scratch, start_pulse, stop_pulse
+from common import GOALS, LOOOP, isolated_env, scratch, start_pulse, stop_pulse
 
 SIGNAL_SENSOR = """#!/bin/sh
 printf '{"signal": {"v": "%s"}}\\n' "$(cat "$SIG")"
@@ -62,6 +67,22 @@ while True:
         print(json.dumps(state.collect(p)))
         break
 """
+
+
+# The floor: a Python that exits on the first inotify event of a goal edit.
+FLOOR = """
+import ctypes, os
+libc = ctypes.CDLL(None)
+fd = libc.inotify_init1(os.O_CLOEXEC)
+# IN_MODIFY | IN_CLOSE_WRITE | IN_MOVED_TO | IN_CREATE
+libc.inotify_add_watch(fd, os.fsencode(os.environ["GOALS"]), 0x2 | 0x8 | 0x80 | 0x100)
+with open(os.environ["READY"], "w") as fh:
+    fh.write("floor")
+os.read(fd, 4096)
+os.write(1, b"woke\\n")
+os._exit(0)  # as looop's wait leaves: no interpreter teardown
+"""
+GOAL = GOALS["wait floor"]
 
 
 class SwapClock:
@@ -138,6 +159,9 @@ class Bench:
         env = dict(self.env, READY=str(ready), LOOOP_TEST_WAIT_READY=str(ready))
         if contender == "baseline":
             argv = [sys.executable, "-c", BASELINE]
+        elif contender == "floor":
+            argv = [sys.executable, "-I", "-c", FLOOR]
+            env["GOALS"] = str(self.data / "goals")
         else:
             argv = [LOOOP, "_", "wait", "--json", "--timeout", "30"]
             if contender == "fallback":
@@ -199,13 +223,16 @@ def run(trials: int, contenders: list[str]) -> None:
         }
         results: dict[tuple[str, str], list[float]] = {}
         for scenario, trial in scenarios.items():
+            # The floor wakes on any event in goals/: a swap is not one.
+            racing = [c for c in contenders if c != "floor" or scenario == "goal edit"]
             for n in range(trials):
-                order = contenders if n % 2 == 0 else contenders[::-1]
+                order = racing if n % 2 == 0 else racing[::-1]
                 for contender in order:
                     results.setdefault((scenario, contender), []).append(trial(contender))
                 print(f"\r{scenario}: {n + 1}/{trials}", end="", file=sys.stderr, flush=True)
             print(file=sys.stderr)
         report(results, trials, contenders)
+        floor_ratio(results)
         took = [bench.timed_out() for _ in range(5)]
         print(
             f"_ wait --timeout 1, spawn to exit: min {min(took):.3f} s (goal >= 1.000), "
@@ -220,6 +247,7 @@ LABELS = {
     "events": "looop _ wait (events)",
     "fallback": "looop _ wait (LOOOP_WAIT_POLL=1)",
     "baseline": "1 s hash poll (reference)",
+    "floor": "inotify floor (python -I, exits)",
 }
 
 
@@ -229,6 +257,8 @@ def report(results: dict[tuple[str, str], list[float]], trials: int, contenders:
     for scenario in ("goal edit", "snapshot swap"):
         base = statistics.median(results[(scenario, "baseline")])
         for contender in contenders:
+            if (scenario, contender) not in results:
+                continue
             xs = [x * 1000 for x in results[(scenario, contender)]]
             p50 = statistics.median(xs)
             ratio = "" if contender == "baseline" else f"{base * 1000 / p50:>11.0f}x"
@@ -238,6 +268,17 @@ def report(results: dict[tuple[str, str], list[float]], trials: int, contenders:
             )
 
 
+def floor_ratio(results: dict[tuple[str, str], list[float]]) -> None:
+    """The goal edit's wake against the floor's: p50 and max, with the table's goal."""
+    ours, floor = results[("goal edit", "events")], results[("goal edit", "floor")]
+    p50 = statistics.median(ours) / statistics.median(floor)
+    worst = max(ours) / max(floor)
+    print(
+        f"goal edit, looop _ wait / inotify floor: p50 {p50:.2f}x, max {worst:.2f}x"
+        f" (goal <= {GOAL})"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--trials", type=int, default=30)
@@ -245,7 +286,7 @@ def main() -> None:
     args = parser.parse_args()
     if not sys.platform.startswith("linux"):
         raise SystemExit("this benchmark times swaps with inotify: Linux only")
-    contenders = ["events", *(["fallback"] if args.fallback else []), "baseline"]
+    contenders = ["events", *(["fallback"] if args.fallback else []), "baseline", "floor"]
     with contextlib.suppress(KeyboardInterrupt):
         run(args.trials, contenders)
 

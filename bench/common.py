@@ -18,6 +18,20 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+# The goals of issue 27's table, one place for every bench that prints one:
+# each a ratio to its baseline in the same run (MiB for the RSS figures).
+GOALS = {
+    "status": 1.6,  # looop status / python3 -I -c pass
+    "state": 2.0,  # looop _ state --json / the same
+    "completion": 2.0,  # one TAB (COMP_WORDS for `looop _ goal write d`) / the same
+    "status 5,000 sessions": 1.1,  # status with 5,000 live sessions / with none
+    "worker start": 2.5,  # _ worker start / systemd-run --user --collect true
+    "worker RSS systemd": 2.0,  # MiB added per live worker
+    "worker RSS detached": 8.0,  # MiB added per live worker
+    "sense 200": 0.3,  # looop sense of 200 trivial sensors / a serial shell loop
+    "wait floor": 1.2,  # _ wait's wake after a goal edit / a minimal inotify waiter's
+}
+
 LOOOP = str(Path(sys.executable).parent / "looop")
 if not os.path.exists(LOOOP):
     LOOOP = shutil.which("looop") or "looop"

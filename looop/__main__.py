@@ -24,18 +24,23 @@ to keep the data dir bounded (timed against ``rm -rf``); each should answer
 in tens of milliseconds, and loading click alone costs more than the whole
 answer. ``looop --help`` is what an agent runs first, and it is the manual,
 which needs no click. So a plain ``looop --help`` (or ``-h``), ``looop
-status [--json]``, ``looop _ state [--json]``, ``looop reap [--json]
-[--dry-run]`` and ``looop _ worker start ID WORDS...`` (no option, no word
-that looks like one, a body that is not blank), each also after a global
-``--color WHEN`` (``style.choose``), are answered here, by the
-same functions their click commands call (``manual.text``,
-``status.print_report``, ``state.formatted``, ``workers.reap.print_run``,
-``workers.start.start``), inside the same handler; so are the hidden
-``_ supervise ID`` and ``_ ended ID`` (``workers.supervise``,
-``workers.unit``), which run as long as, and after, every worker; anything
-else (a command's ``--help``, ``--json``, a body on stdin, any other global
-option first) goes to the full CLI in ``looop.cli``, whose own parse errors
-click reports (exit 2). Nothing here may import click.
+status [--json]``, ``looop _ state [--json]``, ``looop _ wait`` with its
+options each given plainly (``--json``, ``--since C``, ``--timeout S``,
+``--for K``), ``looop reap [--json] [--dry-run]``, ``looop _ worker start
+ID WORDS...`` and ``looop _ goal write ID WORDS...`` (no option, no word
+that looks like one, a body that is not blank) and a shell's TAB after a
+command that takes an id (``COMPLETED``), each also after a global
+``--color WHEN`` (``style.choose``), are answered here, by the same
+functions their click commands call (``manual.text``,
+``status.print_report``, ``state.formatted``, ``looop.agent.wait.command``,
+``verbs.goal_written``, ``workers.reap.print_run``,
+``workers.start.start``, ``looop.data.candidates``), inside the same
+handler; so are the hidden ``_ supervise ID`` and ``_ ended ID``
+(``workers.supervise``, ``workers.unit``), which run as long as, and after,
+every worker; anything else (a command's ``--help``, ``--json``, a body on
+stdin, any other global option first) goes to the full CLI in
+``looop.cli``, whose own parse errors click reports (exit 2). Nothing here
+may import click.
 Rejected: a click-free parser for every command; only these are hot.
 
 Any bytes are text here, once, before either path sees them. Linux hands a
@@ -144,7 +149,56 @@ def _text_streams() -> None:
             reconfigure(**settings)
 
 
+# The commands whose first argument a TAB completes without click, by the
+# ``data.candidates`` finder click's completer of that argument uses too
+# (``looop.cli.complete``); any other TAB, and any with quoting or an option
+# typed, is click's.
+COMPLETED = {
+    ("_", "goal", "write"): "goal_ids",
+    ("_", "goal", "archive"): "goal_ids",
+    ("_", "sensor", "write"): "sensor_names",
+    ("_", "sensor", "remove"): "sensor_names",
+    ("_", "sensor", "test"): "sensor_names",
+    ("_", "schedule", "write"): "schedule_names",
+    ("_", "schedule", "remove"): "schedule_names",
+    ("_", "answer"): "ask_ids",
+    ("_", "tell"): "worker_ids",
+    ("_", "kill"): "worker_ids",
+    ("_", "worker", "kill"): "worker_ids",
+    ("logs",): "worker_ids",
+}
+# click's completion protocol: the variable its scripts set, and each shell's line format.
+COMPLETE_VAR = "_LOOOP_COMPLETE"
+_COMPLETE_FORMATS = {"bash_complete": "plain,{}", "zsh_complete": "plain\n{}\n_"}
+
+
+def _complete() -> int | None:
+    """A TAB (``COMPLETED``) answered as click would, or None to leave it to click."""
+    line = _COMPLETE_FORMATS.get(os.environ.get(COMPLETE_VAR, ""))
+    words = os.environ.get("COMP_WORDS", "")
+    if line is None or any(c in words for c in "\"'\\"):
+        return None  # another shell, or quoting: click's own split (shlex) decides
+    try:
+        cword = int(os.environ.get("COMP_CWORD", ""))
+    except ValueError:
+        return None
+    cwords = words.split()
+    incomplete = cwords[cword] if 0 <= cword < len(cwords) else ""
+    kind = COMPLETED.get(tuple(cwords[1:cword]))
+    if kind is None or incomplete.startswith("-"):
+        return None
+    from looop.data import candidates
+
+    found = candidates.matching(getattr(candidates, kind), incomplete)
+    sys.stdout.write("\n".join(line.format(v) for v in found) + "\n")
+    return errors.OK
+
+
 def _dispatch(args: list[str]) -> int:
+    if COMPLETE_VAR in os.environ:
+        code = _complete()
+        if code is not None:
+            return code
     rest = _colour(args)
     code = _fast(rest)
     return _full(args) if code is None else code
@@ -187,7 +241,19 @@ def _fast(args: list[str]) -> int | None:
 
         sys.stdout.write(state.formatted(state.collect(resolve()), "--json" in args) + "\n")
         return errors.OK
-    if args[:3] == ["_", "worker", "start"] and _plain_start(args[3:]):
+    waiting = _wait_options(args[2:]) if args[:2] == ["_", "wait"] else None
+    if waiting is not None:
+        from looop.agent import wait
+        from looop.paths import resolve
+
+        return wait.command(resolve(), *waiting)
+    if args[:3] == ["_", "goal", "write"] and _plain_words(args[3:]):
+        from looop.agent import verbs
+        from looop.paths import resolve
+
+        sys.stdout.write(verbs.goal_written(resolve(), args[3], " ".join(args[4:])) + "\n")
+        return errors.OK
+    if args[:3] == ["_", "worker", "start"] and _plain_words(args[3:]):
         from looop import config
         from looop.paths import resolve
         from looop.workers import start
@@ -227,8 +293,37 @@ def _full(args: list[str]) -> int:
     return dispatch(args)
 
 
-def _plain_start(rest: list[str]) -> bool:
-    """``_ worker start ID WORDS...`` with no option and a body of words (no stdin, no flags)."""
+def _wait_options(rest: list[str]) -> tuple[bool, float | None, str | None, list[str]] | None:
+    """``_ wait``'s options, each plainly given (``--json``, ``--since C``, ``--timeout S``,
+    ``--for K``...), as ``wait.command`` takes them; None for anything else (click's)."""
+    as_json, timeout, since, wake_for = False, None, None, []
+    words = iter(rest)
+    for word in words:
+        if word == "--json":
+            as_json = True
+            continue
+        value = next(words, None)
+        if word not in ("--since", "--timeout", "--for") or value is None or value[:1] == "-":
+            return None
+        if word == "--for":
+            wake_for.append(value)
+        elif word == "--since" and since is None:
+            since = value
+        elif word == "--timeout" and timeout is None:
+            try:
+                timeout = float(value)
+            except ValueError:
+                return None
+            if not 0 <= timeout < float("inf"):  # false for nan too
+                return None
+        else:
+            return None  # given twice: click's rule decides
+    return as_json, timeout, since, wake_for
+
+
+def _plain_words(rest: list[str]) -> bool:
+    """``ID WORDS...`` with no option and a body of words (no stdin, no flags): ``_ worker
+    start``'s and ``_ goal write``'s plain form, whose body is the words joined (``cli.body``)."""
     return (
         len(rest) >= 2
         and not any(word.startswith("-") for word in rest)

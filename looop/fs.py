@@ -64,12 +64,15 @@ import contextlib
 import errno
 import os
 import stat
-from pathlib import Path
 
 from looop import proc
 
+TYPE_CHECKING = False  # not typing's: the probes read through this module
+if TYPE_CHECKING:
+    from pathlib import Path
+
 SMALL = 1 << 20  # 1 MiB: every file looop reads whole is far smaller than this
-_swept: set[Path] = set()  # directories this process has swept
+_swept: set[str] = set()  # directories this process has swept
 
 _KINDS = {
     stat.S_IFIFO: "a FIFO",
@@ -220,7 +223,10 @@ def write_whole(
     link itself is replaced. A FIFO, device node or directory at the name
     raises ``BadFile`` and is left untouched.
     """
-    target = Path(os.path.realpath(path)) if follow else Path(os.path.abspath(path))
+    from pathlib import Path  # a writer's answer; the readers never load pathlib
+
+    target = os.path.realpath(path) if follow else os.path.abspath(path)
+    parent, name = os.path.split(target)
     try:
         st = os.lstat(target)
     except FileNotFoundError:
@@ -230,23 +236,23 @@ def write_whole(
             raise BadFile(target, f"is {kind(st.st_mode)}; refusing to replace it")
         if exclusive:
             raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), str(target))
-    if target.parent not in _swept:  # once per directory a process writes into
-        _swept.add(target.parent)
-        sweep_temps(target.parent)
+    if parent not in _swept:  # once per directory a process writes into
+        _swept.add(parent)
+        sweep_temps(parent)
     if exclusive and _create_unnamed(target, data, mode, durable):
         if durable:
-            sync_dir(target.parent)
-        return target
-    tmp = target.with_name(f".{target.name}.{os.getpid()}-{os.urandom(3).hex()}.tmp")
+            sync_dir(parent)
+        return Path(target)
+    tmp = os.path.join(parent, f".{name}.{os.getpid()}-{os.urandom(3).hex()}.tmp")
     try:
         _write_via(tmp, target, data, mode, exclusive, durable)
     except OSError as exc:
-        if exc.filename in (None, str(tmp)):  # the temp name is gone: name the file meant
-            exc.filename, exc.filename2 = str(target), None
+        if exc.filename in (None, tmp):  # the temp name is gone: name the file meant
+            exc.filename, exc.filename2 = target, None
         raise
     if durable:
-        sync_dir(target.parent)
-    return target
+        sync_dir(parent)
+    return Path(target)
 
 
 def temp_pid(name: str) -> int | None:
@@ -292,7 +298,7 @@ def sweep_temps(directory: str | os.PathLike[str]) -> int:
 _UNNAMED = getattr(os, "O_TMPFILE", 0)  # Linux: a file with no name until it is linked
 
 
-def _create_unnamed(target: Path, data: bytes, mode: int, durable: bool = True) -> bool:
+def _create_unnamed(target: str, data: bytes, mode: int, durable: bool = True) -> bool:
     """An exclusive create with no temp name at all; False where the system cannot.
 
     ``O_TMPFILE`` opens a file that has no name; written and synced, it is
@@ -307,7 +313,7 @@ def _create_unnamed(target: Path, data: bytes, mode: int, durable: bool = True) 
     if not _UNNAMED:
         return False
     try:
-        parent = os.open(target.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        parent = os.open(os.path.dirname(target), os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     except OSError as exc:
         raise named(exc, target) from None
     try:
@@ -321,7 +327,12 @@ def _create_unnamed(target: Path, data: bytes, mode: int, durable: bool = True) 
             os.fchmod(fd, mode)  # the umask does not decide a file's mode; the caller does
             _write_all(fd, data, durable)
             # A dir_fd makes this linkat(2), which can follow the /proc link.
-            os.link(f"/proc/self/fd/{fd}", target.name, dst_dir_fd=parent, follow_symlinks=True)
+            os.link(
+                f"/proc/self/fd/{fd}",
+                os.path.basename(target),
+                dst_dir_fd=parent,
+                follow_symlinks=True,
+            )
         except OSError as exc:
             if exc.errno == errno.EXDEV or not os.path.isdir("/proc/self/fd"):
                 return False  # the link cannot be made here: the temp-name way
@@ -336,7 +347,7 @@ def _create_unnamed(target: Path, data: bytes, mode: int, durable: bool = True) 
 
 
 def _write_via(
-    tmp: Path, target: Path, data: bytes, mode: int, exclusive: bool, durable: bool = True
+    tmp: str, target: str, data: bytes, mode: int, exclusive: bool, durable: bool = True
 ) -> None:
     """Write ``data`` to the new file ``tmp``, then give it the name ``target``."""
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, mode)
@@ -370,7 +381,7 @@ def temp_writer_gone(name: str) -> bool:
     return pid is not None and pid != os.getpid() and not proc.alive(pid)
 
 
-def _link_exclusive(tmp: Path, target: Path, data: bytes, mode: int, durable: bool = True) -> None:
+def _link_exclusive(tmp: str, target: str, data: bytes, mode: int, durable: bool = True) -> None:
     """Give the written temp file the name ``target`` only if that name is free."""
     try:
         os.link(tmp, target, follow_symlinks=False)
@@ -398,7 +409,7 @@ def _write_all(fd: int, data: bytes, durable: bool = True) -> None:
         os.fsync(fd)
 
 
-def sync_dir(directory: Path) -> None:
+def sync_dir(directory: str | os.PathLike[str]) -> None:
     """Make the rename itself durable; a file system that cannot is not an error."""
     try:
         fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)

@@ -38,9 +38,12 @@ import errno
 import fcntl
 import os
 import stat
-from collections.abc import Iterator
 
 from looop import fs
+
+TYPE_CHECKING = False  # not typing's: `looop status` takes its lock through this module
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 _FLAGS = os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
 

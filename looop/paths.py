@@ -21,9 +21,24 @@ from __future__ import annotations
 import os
 import stat
 import sys
-from pathlib import Path
 
 from looop.errors import LooopError
+
+TYPE_CHECKING = False  # not typing's: every command builds a Paths
+if TYPE_CHECKING:
+    from pathlib import Path
+
+
+def as_path(text: str) -> Path:
+    """``text`` as a ``pathlib.Path``, imported only by the commands that ask for one.
+
+    ``pathlib`` (with ``fnmatch``, ``re`` and ``urllib.parse``, which it
+    loads) costs ``looop status`` more than its whole answer, so the probes
+    work on strings and never call this.
+    """
+    from pathlib import Path
+
+    return Path(text)
 
 
 class RuntimeDirError(LooopError):
@@ -35,22 +50,45 @@ class Paths:
 
     A plain slotted class rather than a dataclass: every command builds one,
     including the ``status`` probe, which should not pay for importing
-    ``dataclasses``.
+    ``dataclasses``. It builds nothing it is not asked for: the three
+    directories are kept as strings (``root``, ``config_text``,
+    ``runtime_dir``), the runtime dir's files are strings too, and the
+    ``pathlib.Path`` of the data dir and the config file is made on first
+    use, so the probes, which read the runtime dir and print the data dir,
+    never load ``pathlib``.
     """
 
-    __slots__ = ("config_file", "data_dir", "default_profile", "runtime_dir")
+    __slots__ = ("_config", "_data", "config_text", "default_profile", "root", "runtime_dir")
 
     def __init__(
-        self, data_dir: Path, config_file: Path, runtime_dir: Path, default_profile: bool
+        self,
+        data_dir: str | os.PathLike[str],
+        config_file: str | os.PathLike[str],
+        runtime_dir: str | os.PathLike[str],
+        default_profile: bool,
     ) -> None:
-        self.data_dir, self.config_file = data_dir, config_file
-        self.runtime_dir, self.default_profile = runtime_dir, default_profile
+        self.root, self.config_text = os.fspath(data_dir), os.fspath(config_file)
+        self.runtime_dir, self.default_profile = os.fspath(runtime_dir), default_profile
+        self._data: Path | None = None
+        self._config: Path | None = None
 
     def __repr__(self) -> str:
         return (
-            f"Paths(data_dir={self.data_dir!r}, config_file={self.config_file!r}, "
+            f"Paths(data_dir={self.root!r}, config_file={self.config_text!r}, "
             f"runtime_dir={self.runtime_dir!r}, default_profile={self.default_profile!r})"
         )
+
+    @property
+    def data_dir(self) -> Path:
+        if self._data is None:
+            self._data = as_path(self.root)
+        return self._data
+
+    @property
+    def config_file(self) -> Path:
+        if self._config is None:
+            self._config = as_path(self.config_text)
+        return self._config
 
     # --- data dir layout ---------------------------------------------------
     @property
@@ -125,32 +163,33 @@ class Paths:
         """Short stable name of this data dir, used for its runtime files."""
         from looop.digest import sha256  # only a command that uses the runtime dir pays for it
 
-        digest = sha256(os.fsencode(self.data_dir)).hexdigest()[:16]
+        digest = sha256(os.fsencode(self.root)).hexdigest()[:16]
         return f"looop-{digest}"
 
     @property
-    def lock_file(self) -> Path:
-        return self.runtime_dir / f"{self.profile}.lock"
+    def lock_file(self) -> str:
+        return os.path.join(self.runtime_dir, f"{self.profile}.lock")
 
     @property
-    def pid_file(self) -> Path:
-        return self.runtime_dir / f"{self.profile}.pid"
+    def pid_file(self) -> str:
+        return os.path.join(self.runtime_dir, f"{self.profile}.pid")
 
     @property
-    def datadir_file(self) -> Path:
-        return self.runtime_dir / f"{self.profile}.datadir"
+    def datadir_file(self) -> str:
+        return os.path.join(self.runtime_dir, f"{self.profile}.datadir")
 
     @property
-    def beat_file(self) -> Path:
-        return self.runtime_dir / f"{self.profile}.beat.json"
+    def beat_file(self) -> str:
+        return os.path.join(self.runtime_dir, f"{self.profile}.beat.json")
 
 
-def _default_data_dir() -> Path:
-    state_home = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
-    return Path(state_home) / "looop"
+def _default_data_dir() -> str:
+    home = os.path.expanduser("~")
+    state_home = os.environ.get("XDG_STATE_HOME") or os.path.join(home, ".local", "state")
+    return os.path.join(state_home, "looop")
 
 
-def default_runtime_dir() -> Path:
+def default_runtime_dir() -> str:
     """The runtime dir for this user when ``LOOOP_RUNTIME_DIR`` is not set.
 
     It must be the same from every context the user has (service manager,
@@ -161,22 +200,22 @@ def default_runtime_dir() -> Path:
     """
     xdg = os.environ.get("XDG_RUNTIME_DIR")
     if xdg:
-        return Path(xdg) / "looop"
+        return os.path.join(xdg, "looop")
     uid = os.getuid()
-    run_user = Path(f"/run/user/{uid}")
+    run_user = f"/run/user/{uid}"
     try:
-        st = run_user.stat()
+        st = os.stat(run_user)
         if stat.S_ISDIR(st.st_mode) and st.st_uid == uid:
-            return run_user / "looop"
+            return os.path.join(run_user, "looop")
     except OSError:
         pass
     if sys.platform == "darwin":
         base = _darwin_user_temp_dir()
         if base:
-            return Path(base) / "looop"
+            return os.path.join(base, "looop")
     import tempfile  # only this last resort needs it; keep start-up light
 
-    return Path(tempfile.gettempdir()) / f"looop-{uid}"
+    return os.path.join(tempfile.gettempdir(), f"looop-{uid}")
 
 
 def _darwin_user_temp_dir() -> str | None:
@@ -200,8 +239,8 @@ def _darwin_user_temp_dir() -> str | None:
     return buf.value.decode() if 0 < size <= len(buf) else None
 
 
-def _absolute(path: str | Path) -> Path:
-    return Path(os.path.abspath(Path(path).expanduser()))
+def _absolute(path: str) -> str:
+    return os.path.abspath(os.path.expanduser(path))
 
 
 def resolve() -> Paths:
@@ -209,18 +248,18 @@ def resolve() -> Paths:
     env_data = os.environ.get("LOOOP_DATA_DIR")
     # Resolved, so that one data dir reached through a symlink is still one
     # profile with one lock (two locks would let two pulses run on it).
-    data_dir = Path(os.path.realpath(_absolute(env_data or _default_data_dir())))
-    default_profile = data_dir == Path(os.path.realpath(_absolute(_default_data_dir())))
+    data_dir = os.path.realpath(_absolute(env_data or _default_data_dir()))
+    default_profile = data_dir == os.path.realpath(_absolute(_default_data_dir()))
     env_cfg = os.environ.get("LOOOP_CONFIG")
-    config_file = _absolute(env_cfg) if env_cfg else data_dir / "config.toml"
+    config_file = _absolute(env_cfg) if env_cfg else os.path.join(data_dir, "config.toml")
     env_rt = os.environ.get("LOOOP_RUNTIME_DIR")
     runtime_dir = _absolute(env_rt) if env_rt else default_runtime_dir()
     return Paths(data_dir, config_file, runtime_dir, default_profile)
 
 
-def check_runtime_dir(path: Path) -> None:
+def check_runtime_dir(path: str) -> None:
     """Raise RuntimeDirError unless ``path`` is a real 0700 directory we own."""
-    st = path.lstat()
+    st = os.lstat(path)
     if stat.S_ISLNK(st.st_mode):
         raise RuntimeDirError(f"runtime dir {path} is a symlink; refusing to use it")
     if not stat.S_ISDIR(st.st_mode):
@@ -237,7 +276,7 @@ def check_runtime_dir(path: Path) -> None:
         )
 
 
-def ensure_runtime_dir(paths: Paths) -> Path:
+def ensure_runtime_dir(paths: Paths) -> str:
     """Create the runtime dir 0700 if missing, then verify it is safe.
 
     Also writes ``<profile>.datadir`` (whole, 0600, only when it does not
@@ -246,7 +285,7 @@ def ensure_runtime_dir(paths: Paths) -> Path:
     """
     rt = paths.runtime_dir
     try:
-        rt.parent.mkdir(parents=True, exist_ok=True)
+        os.makedirs(os.path.dirname(rt), exist_ok=True)
         os.mkdir(rt, 0o700)
     except FileExistsError:
         pass
@@ -256,7 +295,7 @@ def ensure_runtime_dir(paths: Paths) -> Path:
     from looop import fs  # only starters of a pulse or a sense get here; status stays light
 
     marker = paths.datadir_file
-    data = os.fsencode(paths.data_dir) + b"\n"  # a path: its bytes, UTF-8 or not
+    data = os.fsencode(paths.root) + b"\n"  # a path: its bytes, UTF-8 or not
     try:
         try:
             same = fs.read_small(marker) == data
@@ -363,9 +402,9 @@ def child_environment(paths: Paths, base: dict[str, str] | os._Environ[str]) -> 
     """
     env = {k: v for k, v in base.items() if k not in WITHHELD_ENV}
     env.update(
-        LOOOP_DATA_DIR=str(paths.data_dir),
+        LOOOP_DATA_DIR=paths.root,
         LOOOP_BIN=looop_bin(),
-        LOOOP_CONFIG=str(paths.config_file),
+        LOOOP_CONFIG=paths.config_text,
         LOOOP_CLAIMS_DIR=str(paths.claims),
         LOOOP_REPORTS_DIR=str(paths.reports),
     )

@@ -88,10 +88,12 @@ import struct
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
-from pathlib import Path
-from types import TracebackType
-from typing import NamedTuple
+
+TYPE_CHECKING = False  # not typing's: `_ wait` and `_ ask` sleep through this module
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+    from pathlib import Path
+    from types import TracebackType
 
 POLL_INTERVAL = 0.1  # fallback: stat signature this often
 POLL_FULL = 1.0  # fallback: every role this often, whatever the signature says
@@ -105,17 +107,25 @@ def _any_name(name: str) -> bool:
     return True
 
 
-class Dir(NamedTuple):
+class Dir:
     """A directory to watch: events on entries whose names pass ``names`` wake ``role``.
 
     ``follow`` picks, among those, the entries also watched in their own right
     (where one may be a symlink whose target the directory's watch cannot see).
+    A plain slotted class, not a ``NamedTuple``: ``typing`` costs a wait more
+    than its whole arming.
     """
 
-    path: Path
-    role: str
-    names: Callable[[str], bool] = _any_name
-    follow: Callable[[str], bool] | None = None
+    __slots__ = ("follow", "names", "path", "role")
+
+    def __init__(
+        self,
+        path: Path,
+        role: str,
+        names: Callable[[str], bool] = _any_name,
+        follow: Callable[[str], bool] | None = None,
+    ) -> None:
+        self.path, self.role, self.names, self.follow = path, role, names, follow
 
     def followed(self, name: str) -> bool:
         return self.follow is not None and self.names(name) and self.follow(name)
@@ -127,11 +137,13 @@ class Dir(NamedTuple):
         return sorted(self.path / e.name for e in os.scandir(self.path) if self.followed(e.name))
 
 
-class Wake(NamedTuple):
+class Wake:
     """What one ``Watch.wait`` saw: the roles that may have moved, and the process's exit."""
 
-    roles: frozenset[str]
-    pid_exited: bool = False
+    __slots__ = ("pid_exited", "roles")
+
+    def __init__(self, roles: frozenset[str], pid_exited: bool = False) -> None:
+        self.roles, self.pid_exited = roles, pid_exited
 
 
 class Watch:

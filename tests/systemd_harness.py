@@ -114,7 +114,7 @@ def build_venv(where: Path) -> Path:
         if (PROJECT / name).exists():
             shutil.copy2(PROJECT / name, src / name)
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
-    for name in ("looop", "packaging"):
+    for name in ("looop", "packaging", "scripts"):
         shutil.copytree(PROJECT / name, src / name, ignore=ignore)
     venv = where / "venv"
     python = SYSTEM_PYTHON if os.path.exists(SYSTEM_PYTHON) else sys.executable

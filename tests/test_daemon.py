@@ -6,6 +6,7 @@ import json
 import os
 import resource
 import signal
+from pathlib import Path
 
 from conftest import Processes, Profile, live_with_env, pid_alive, wait_for
 
@@ -76,7 +77,7 @@ def test_up_reports_a_pulse_that_dies_before_ready(profile: Profile) -> None:
     # A directory where the lock file belongs: the detached pulse cannot
     # lock it and exits at once. `up` must say why instead of claiming it started.
     profile.runtime.mkdir(mode=0o700)
-    lock_file = profile.paths.lock_file
+    lock_file = Path(profile.paths.lock_file)
     lock_file.mkdir()
     up = profile.run("up", timeout=60)
     assert up.returncode != 0

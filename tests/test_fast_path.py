@@ -1,7 +1,8 @@
 """The click-free fast path answers exactly as the click commands do.
 
-``looop --help``, ``looop status``, ``looop _ state``, ``looop reap`` and ``looop _ worker
-start`` are answered by ``looop.__main__`` without loading click; ``python -m looop.cli`` runs the
+``looop --help``, ``looop status``, ``looop _ state``, ``looop _ wait``, ``looop reap``,
+``looop _ worker start`` and a TAB after a verb that takes an id are answered by
+``looop.__main__`` without loading click; ``python -m looop.cli`` runs the
 same command lines through click alone (the same top-level handler, the fast
 path off). Each case runs its command lines both ways (on one profile, or on
 two set up alike when a command changes it) and compares stdout, stderr and
@@ -85,6 +86,19 @@ def dead_sessions_and_mail(profile: Profile) -> None:
         (profile.data / box / "w1-1.json").write_text(json.dumps({"id": "w1-1", "ts": ended}))
 
 
+def completing(words: str, shell: str = "bash") -> Setup:
+    """A goal, then the environment of a TAB after ``words`` (ending in a space: a new word)."""
+
+    def setup(profile: Profile) -> None:
+        assert profile.run("_", "goal", "write", "deploy", "ship").returncode == 0
+        cword = len(words.split()) - (0 if words.endswith(" ") else 1)
+        profile.env.update(
+            _LOOOP_COMPLETE=f"{shell}_complete", COMP_WORDS=words, COMP_CWORD=str(cword)
+        )
+
+    return setup
+
+
 STATUS = [["status"], ["status", "--json"]]
 STATE = [["_", "state"], ["_", "state", "--json"]]
 START = ["_", "worker", "start"]
@@ -103,6 +117,19 @@ CASES: dict[str, tuple[Setup, list[list[str]]]] = {
     "a bad worker id": (workers('["true"]'), [[*START, "bad!", "go"], [*START, "-x", "go"]]),
     "a worker command not on PATH": (workers('["/nonexistent/agent"]'), [[*START, "w1", "go"]]),
     "max_live reached": (one_live_worker_of_one, [[*START, "w1", "go"]]),
+    "a wait told a bad cursor or kind": (
+        nothing,
+        [
+            ["_", "wait", "--since", "garbage", "--timeout", "0.01"],
+            ["_", "wait", "--json", "--for", "asks,nope", "--for", ","],
+        ],
+    ),
+    "goals written": (
+        nothing,
+        [["_", "goal", "write", "g1", "ship", "it"], ["_", "goal", "write", "bad!", "x"]],
+    ),
+    "a TAB after _ goal write d": (completing("looop _ goal write d"), [[]]),
+    "a TAB after logs, zsh, no worker": (completing("looop logs ", "zsh"), [[]]),
     # Bytes that are not UTF-8 (a surrogate here is that byte in the argv).
     "bytes in an argument": (
         workers('["true"]'),
@@ -159,3 +186,23 @@ def test_the_fast_path_and_click_print_the_same_and_exit_the_same(
         for one in ways.values():
             one.run("down")  # end any worker the case started
     assert results[True] == results[False]
+
+
+def test_each_tab_the_fast_path_answers_completes_the_argument_click_completes() -> None:
+    """``looop.__main__.COMPLETED`` names, for each command, the finder click's completer uses."""
+    import click
+
+    from looop.__main__ import COMPLETED
+    from looop.cli import cli
+
+    for words, kind in COMPLETED.items():
+        ctx = click.Context(cli, info_name="looop")
+        command: click.Command | None = cli
+        for word in words:
+            assert isinstance(command, click.Group), words
+            command = command.get_command(ctx, word)
+            assert command is not None, words
+            ctx = click.Context(command, info_name=word, parent=ctx)
+        first = next(p for p in command.params if isinstance(p, click.Argument))
+        completer = getattr(first, "_custom_shell_complete", None)
+        assert getattr(completer, "__name__", None) == kind, (words, completer)

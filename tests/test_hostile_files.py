@@ -85,9 +85,9 @@ def _where(profile: Profile, entry: str) -> Path:
     if entry == "config":
         return paths.config_file
     if entry == "lock":
-        return paths.lock_file
+        return Path(paths.lock_file)
     if entry == "beat":
-        return paths.beat_file
+        return Path(paths.beat_file)
     return paths.data_dir / DATA_ENTRIES[entry]
 
 

@@ -304,7 +304,7 @@ def test_a_lock_file_that_is_a_symlink_is_named_with_its_fix(profile: Profile) -
     profile.runtime.mkdir(mode=0o700)
     target = profile.root / "elsewhere"
     target.write_text("")
-    profile.paths.lock_file.symlink_to(target)
+    Path(profile.paths.lock_file).symlink_to(target)
     pulse = profile.run("pulse", timeout=30)
     assert pulse.returncode == 1
     assert str(profile.paths.lock_file) in pulse.stderr

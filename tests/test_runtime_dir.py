@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import pwd
+from pathlib import Path
 
 import pytest
 from conftest import Profile
@@ -68,21 +69,21 @@ def test_resolution_order(monkeypatch: pytest.MonkeyPatch, tmp_path: os.PathLike
     monkeypatch.setenv("HOME", str(tmp_path))
     monkeypatch.setenv("XDG_STATE_HOME", f"{tmp_path}/state")
     resolved = paths.resolve()
-    assert resolved.data_dir == paths.Path(f"{tmp_path}/state/looop")
+    assert resolved.data_dir == Path(f"{tmp_path}/state/looop")
     assert resolved.default_profile
     assert resolved.config_file == resolved.data_dir / "config.toml"
     monkeypatch.setenv("XDG_RUNTIME_DIR", f"{tmp_path}/xdg")
-    assert paths.resolve().runtime_dir == paths.Path(f"{tmp_path}/xdg/looop")
+    assert paths.resolve().runtime_dir == f"{tmp_path}/xdg/looop"
     monkeypatch.setenv("LOOOP_DATA_DIR", f"{tmp_path}/other")
     other = paths.resolve()
     assert not other.default_profile
     default_again = paths.Paths(resolved.data_dir, resolved.config_file, other.runtime_dir, True)
-    assert other.lock_file.parent == default_again.lock_file.parent
+    assert os.path.dirname(other.lock_file) == os.path.dirname(default_again.lock_file)
     assert other.lock_file != default_again.lock_file, "two data dirs share a lock"
     monkeypatch.setenv("LOOOP_RUNTIME_DIR", f"{tmp_path}/rt")
-    assert paths.resolve().runtime_dir == paths.Path(f"{tmp_path}/rt")
+    assert paths.resolve().runtime_dir == f"{tmp_path}/rt"
     # One data dir reached through a symlink is one profile with one lock.
     (tmp_path / "other").mkdir()
     (tmp_path / "link").symlink_to(tmp_path / "other")
     monkeypatch.setenv("LOOOP_DATA_DIR", f"{tmp_path}/link")
-    assert paths.resolve().lock_file.name == other.lock_file.name
+    assert os.path.basename(paths.resolve().lock_file) == os.path.basename(other.lock_file)

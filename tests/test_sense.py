@@ -278,7 +278,9 @@ def test_no_sensor_descendant_outlives_a_beat_of_the_running_pulse(
     profile.write_config("interval = 3600\n")
     pulse = procs.add(profile.popen("pulse"))
     # The beat record is written once the beat's sensors are done with.
-    wait_for(lambda: profile.paths.beat_file.exists() or pulse.poll() is not None, timeout=60)
+    wait_for(
+        lambda: os.path.exists(profile.paths.beat_file) or pulse.poll() is not None, timeout=60
+    )
     assert pulse.poll() is None, pulse.stderr.read() if pulse.stderr else ""
     alive = {n: [p for p in pids if pid_alive(p)] for n, pids in _escapees(pidfiles).items()}
     assert not any(alive.values()), f"survived the pulse's beat: {alive}"

@@ -10,7 +10,16 @@ import time
 from pathlib import Path
 from typing import Any
 
-from conftest import LOOOP, NotifyPeer, Processes, Profile, wait_for
+from conftest import (
+    LOOOP,
+    NotifyPeer,
+    Processes,
+    Profile,
+    make_session,
+    start_sleeper,
+    strace_prefix,
+    wait_for,
+)
 
 
 def test_status_reports_a_running_pulse(profile: Profile, procs: Processes) -> None:
@@ -38,6 +47,30 @@ def test_status_reports_a_running_pulse(profile: Profile, procs: Processes) -> N
     pulse.send_signal(signal.SIGTERM)
     assert pulse.wait(timeout=15) == 0
     assert profile.run("status").returncode == 3
+
+
+def test_status_shows_the_live_workers_the_last_beat_counted_and_never_reads_a_session(
+    profile: Profile, procs: Processes, tmp_path: Path
+) -> None:
+    """O(1) in sessions: the pulse counts the live workers each beat, status reads its record."""
+    sleeper = start_sleeper(procs)
+    wait_for(lambda: Path(f"/proc/{sleeper.pid}/stat").exists())
+    for n in range(3):
+        make_session(profile.data / "sessions", f"w{n}", pid=sleeper.pid, started=time.time())
+    make_session(profile.data / "sessions", "done", ended=time.time())
+    procs.add(profile.popen("pulse", env={**profile.env, "LOOOP_INTERVAL": "3600"}))
+    wait_for(lambda: profile.run("status").returncode == 0)
+    assert json.loads(profile.run("status", "--json").stdout)["workers"] == 3
+    trace = tmp_path / "trace"
+    traced = subprocess.run(
+        [*strace_prefix("-f", "-e", "trace=%file", "-o", str(trace)), LOOOP, "status"],
+        env=profile.env,
+        capture_output=True,
+        text=True,
+    )
+    assert traced.returncode == 0, traced.stderr
+    assert "  workers     3 live at the last beat (looop workers lists them)" in traced.stdout
+    assert "sessions" not in trace.read_text()
 
 
 def test_probes_never_make_a_start_fail(profile: Profile, tmp_path: Path) -> None:

@@ -52,7 +52,7 @@ def config(m: Manager, text: str) -> None:
 
 def record(m: Manager) -> dict[str, Any]:
     try:
-        value = json.loads(m.paths().beat_file.read_text())
+        value = json.loads(Path(m.paths().beat_file).read_text())
     except (OSError, ValueError):
         return {}
     return value if isinstance(value, dict) else {}
@@ -91,7 +91,7 @@ def test_start_returns_after_first_beat(any_manager: Manager) -> None:
     install(m, start=False)
     verify(m, PULSE, "looop-reap.service", "looop-reap.timer")
     assert m.prop(PULSE, "ActiveState") == "inactive"
-    assert not m.paths().beat_file.exists()
+    assert not os.path.exists(m.paths().beat_file)
 
     started = m.systemctl("start", PULSE, timeout=120)
 
@@ -144,7 +144,7 @@ def test_kill_9_is_restarted_with_nothing_stale(user_manager: Manager) -> None:
         assert code == 0 and status["running"] is True
         assert status["pid"] == new
         assert status["beats"] is not None and status["last_beat"]
-        pid_file = m.paths().pid_file.read_text().split()
+        pid_file = Path(m.paths().pid_file).read_text().split()
         assert int(pid_file[0]) == new
 
 
@@ -396,7 +396,7 @@ def test_dollar_signs_in_the_looop_path_and_data_dir_stay_literal(user_manager: 
         # The pulse serves exactly this data dir: its lock and its beat are there.
         paths = Paths(data, data / "config.toml", m.runtime_dir / "looop", False)
         assert lock.holder_pid(paths) == pid
-        assert json.loads(paths.beat_file.read_text())["pid"] == pid
+        assert json.loads(Path(paths.beat_file).read_text())["pid"] == pid
     finally:
         m.reset()
         shutil.rmtree(weird, ignore_errors=True)

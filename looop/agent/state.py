@@ -248,14 +248,15 @@ def pulse_alive(paths: Paths) -> bool:
     return lock.pulse_holder(paths) is not None
 
 
-def readings(paths: Paths) -> dict[str, Any]:
-    """Published snapshots by name (``sensor-x``), JSON ones only.
+def readings(read: list[tuple[str, bytes]]) -> dict[str, Any]:
+    """Published snapshots by name (``sensor-x``), JSON ones only, from the generation
+    the world was measured on (``World.read``).
 
     A republished reading gets its age as of now (``sensors.with_age``).
     """
     found: dict[str, Any] = {}
     now = time.time()
-    for name, data in worldhash.read_generation(paths):
+    for name, data in read:
         try:
             found[name.removesuffix(".json")] = sensors.with_age(json.loads(data), now)
         except ValueError:
@@ -285,13 +286,22 @@ def collect(paths: Paths, alive: bool | None = None) -> dict[str, Any]:
     return observe(paths, alive)[0]
 
 
-def observe(paths: Paths, alive: bool | None = None) -> tuple[dict[str, Any], Cursor]:
-    """``collect``'s state and its cursor (also in the state, encoded, as ``cursor``)."""
+def observe(
+    paths: Paths, alive: bool | None = None, world: worldhash.World | None = None
+) -> tuple[dict[str, Any], Cursor]:
+    """``collect``'s state and its cursor (also in the state, encoded, as ``cursor``).
+
+    ``world`` is a measure the caller has just taken (``_ wait``, at the
+    wake that ends it), so the world is read once per call, not twice.
+    """
     problems: list[Problem] = []
     now = time.time()  # the schedules' clock: due is judged at this
     timers = schedules.listing(paths, problems)
     generation = sessions.generation(paths.sessions)  # before the sessions are judged
-    world = worldhash.measure(paths, problems)
+    if world is None or world.read is None:
+        world = worldhash.measure(paths, problems)
+    else:
+        problems += world.problems
     listed_us = time.time_ns() // 1000  # what is renamed in from here may be missed
     asks = mailbox.pending(paths, problems)
     for ask in asks:
@@ -313,7 +323,7 @@ def observe(paths: Paths, alive: bool | None = None) -> tuple[dict[str, Any], Cu
         "world_hash": world.hash,
         "pulse_alive": alive,
         "beats_failing": beats_failing(paths) if alive else None,
-        "snapshots": readings(paths),
+        "snapshots": readings(world.read or []),
         "asks": asks,
         "workers": found,
         "goals": goals.ids(paths),

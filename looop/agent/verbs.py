@@ -83,6 +83,12 @@ def write_goal(paths: Paths, goal_id: str, body: str, reason: str | None = None)
     return written
 
 
+def goal_written(paths: Paths, goal_id: str, body: str, reason: str | None = None) -> str:
+    """``_ goal write``'s answer: ``write_goal``, then what it wrote (for click and the fast
+    path alike)."""
+    return f"wrote goal {goal_id} ({write_goal(paths, goal_id, body, reason)})"
+
+
 def archive_goal(paths: Paths, goal_id: str, reason: str | None = None) -> Path:
     """Move ``goals/ID.md`` into ``goals/archive/``, never over an archived goal of that name.
 

@@ -110,14 +110,18 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import sys
 import time
-from typing import Any
 
 from looop import errors, fs, watch
 from looop.agent import state
 from looop.data import goals, mailbox, schedules, sessions
 from looop.paths import Paths
 from looop.pulse import lock, worldhash
+
+TYPE_CHECKING = False  # not typing's: `_ wait` is run in a loop
+if TYPE_CHECKING:
+    from typing import Any
 
 POLL_ENV = "LOOOP_WAIT_POLL"  # set (not "0") to force the polling fallback
 READY_ENV = "LOOOP_TEST_WAIT_READY"  # a file written once the wait is armed (tests, bench)
@@ -166,6 +170,7 @@ def wait(
         # Watches first, then the starting reads: a change after this point
         # is seen either by the reads or by an event, never by neither.
         world = worldhash.measure(paths)
+        fresh: worldhash.World | None = world  # taken since the last sleep: the state reuses it
         generation, live, stuck = state.workers_now(paths)
         clock = _Clock(paths, since)
         base = since or state.Cursor(
@@ -195,6 +200,7 @@ def wait(
             stuck_in = health.nap() if "workers" in wakes else None
             naps = [t for t in (remaining, pulse.probe_in(now), ring, stuck_in) if t is not None]
             woke = watcher.wait(min(naps) if naps else None)
+            fresh = None  # a measure from before this sleep may be stale now
             hints = set(woke.roles)
             if woke.pid_exited or (
                 pulse.next_probe is not None and time.monotonic() >= pulse.next_probe
@@ -202,7 +208,8 @@ def wait(
                 hints.add(PULSE)
             if health.due():
                 hints.add(WORKERS)
-            changed |= _what_changed(paths, base, hints & reads, pulse, health)
+            moved, fresh = _what_changed(paths, base, hints & reads, pulse, health)
+            changed |= moved
             if SCHEDULES in hints:
                 clock.read()
             if clock.rang():
@@ -210,7 +217,46 @@ def wait(
         alive = False if "pulse-down" in changed else watcher.pid_alive()
     finally:
         watcher.close()
-    return _result(paths, base, changed, alive)
+    return _result(paths, base, changed, alive, fresh)
+
+
+def command(
+    paths: Paths,
+    as_json: bool,
+    timeout: float | None,
+    since: str | None,
+    wake_for: tuple[str, ...] | list[str],
+) -> int:
+    """``looop _ wait``, its options parsed (by click, or by ``looop.__main__``'s fast path).
+
+    Prints the state and ends the process at once with ``exit_code``; returns
+    124 (``errors.TIMED_OUT``) when nothing came within the timeout, which
+    without one is the config's ``[wait] timeout`` (0: never).
+    """
+    cursor = None if since is None else state.Cursor.decode(since)
+    if timeout is None:
+        from looop import config
+
+        timeout = config.load_logged(paths.config_file).wait_timeout or None
+    wake_on = categories(wake_for) if wake_for else None
+    data = wait(paths, timeout=timeout, since=cursor, wake_on=wake_on)
+    if data is None:
+        return errors.TIMED_OUT
+    sys.stdout.write(state.formatted(data, as_json) + "\n")
+    # The agent is blocked on this exit: once the answer is out, skip the
+    # interpreter's teardown (about 10 ms of freeing modules).
+    sys.stdout.flush()
+    os._exit(exit_code(data))
+
+
+def categories(given: tuple[str, ...] | list[str]) -> frozenset[str]:
+    """``--for``'s names, each option comma-separated; an unknown one is a usage error."""
+    names = {name.strip() for option in given for name in option.split(",")} - {""}
+    unknown = sorted(names - set(CATEGORIES))
+    if unknown or not names:
+        said = ", ".join(map(repr, unknown)) or "nothing"
+        raise errors.UsageError(f"--for: unknown {said} (known: {', '.join(CATEGORIES)})")
+    return frozenset(names)
 
 
 def exit_code(result: dict[str, Any]) -> int:
@@ -238,12 +284,15 @@ def watched(paths: Paths) -> list[watch.Dir]:
 
 def _what_changed(
     paths: Paths, base: state.Cursor, hints: set[str], pulse: _PulseWatch, health: _HealthWatch
-) -> set[str]:
+) -> tuple[set[str], worldhash.World | None]:
+    """What moved, and the world when it was measured (the returned state then reuses it)."""
     changed: set[str] = set()
+    world = None
     if ASKS in hints and _has_new_ask(paths, base):
         changed.add("asks")
     if WORLD in hints:
-        changed |= base.moved(worldhash.measure(paths).parts)
+        world = worldhash.measure(paths)
+        changed |= base.moved(world.parts)
     if PULSE in hints and not pulse.arm():
         changed.add("pulse-down")
     # An answered ask may set its worker's stuck clock going again: looked at
@@ -252,15 +301,20 @@ def _what_changed(
         generation, live, health.stuck_at = state.workers_now(paths)
         if base.workers_moved(generation, live):
             changed.add("workers")
-    return changed
+    return changed, world
 
 
 def _result(
-    paths: Paths, base: state.Cursor, changed: set[str], alive: bool | None
+    paths: Paths,
+    base: state.Cursor,
+    changed: set[str],
+    alive: bool | None,
+    world: worldhash.World | None,
 ) -> dict[str, Any]:
     # ``alive`` is known when the lock holder is watched (asking the lock
-    # again reads /proc/locks, which can wait a whole RCU grace period).
-    data, cursor = state.observe(paths, alive=alive)
+    # again reads /proc/locks, which can wait a whole RCU grace period);
+    # ``world`` when the wake that ends the wait measured it.
+    data, cursor = state.observe(paths, alive=alive, world=world)
     # The state is read after the wake; report what it shows, too.
     changed |= base.changes_to(paths, cursor, data)
     if not data["pulse_alive"]:

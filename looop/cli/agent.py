@@ -16,14 +16,11 @@ and the verbs (``goal``, ``sensor``, ``playbook``, ``schedule``,
 
 from __future__ import annotations
 
-import os
-import sys
 from typing import Any
 
 import click
 
 from looop.cli import CONTEXT, LazyGroup, seconds_option
-from looop.errors import TIMED_OUT, UsageError
 from looop.paths import resolve
 
 
@@ -106,30 +103,6 @@ def wait_command(
     still cover them. Exits 3 when the pulse is down, 124 when nothing came
     within the timeout (wait again with the same cursor).
     """
-    from looop.agent import state, wait
+    from looop.agent import wait
 
-    paths = resolve()
-    cursor = None if since is None else state.Cursor.decode(since)
-    if timeout is None:
-        from looop import config
-
-        timeout = config.load_logged(paths.config_file).wait_timeout or None
-    wake_on = _categories(wake_for, wait.CATEGORIES) if wake_for else None
-    data = wait.wait(paths, timeout=timeout, since=cursor, wake_on=wake_on)
-    if data is None:
-        return TIMED_OUT
-    click.echo(state.formatted(data, as_json))
-    # The agent is blocked on this exit: once the answer is out, skip the
-    # interpreter's teardown (about 10 ms of freeing modules).
-    sys.stdout.flush()
-    os._exit(wait.exit_code(data))
-
-
-def _categories(given: tuple[str, ...], known: tuple[str, ...]) -> frozenset[str]:
-    """``--for``'s names, each option comma-separated; an unknown one is a usage error."""
-    names = {name.strip() for option in given for name in option.split(",")} - {""}
-    unknown = sorted(names - set(known))
-    if unknown or not names:
-        said = ", ".join(map(repr, unknown)) or "nothing"
-        raise UsageError(f"--for: unknown {said} (known: {', '.join(known)})")
-    return frozenset(names)
+    return wait.command(resolve(), as_json, timeout, since, wake_for)

@@ -3,15 +3,13 @@
 Click's own completion runs underneath: the script a shell sources calls
 ``looop`` again with ``_LOOOP_COMPLETE`` set, and click walks the command
 tree (the lazy groups list their commands, so every command completes) and
-asks a parameter's ``shell_complete`` for its values. The completers here
-read the data dir through the readers that own it (``data.goals``,
-``data.sensors.discover``, ``data.schedules``, ``data.mailbox``,
-``data.sessions``) and never
-raise: a broken or missing data dir completes nothing rather than printing a
-traceback into the user's prompt. An id completes only when it is one a verb
-takes (``data.ids``): a file named with a newline, a comma or bytes that are
-not UTF-8 could otherwise add a candidate of its own (the shell reads one per
-line), and no verb would take it back anyway. ``command_names`` completes the words of
+asks a parameter's ``shell_complete`` for its values. The completers of ids
+take them from ``data.candidates`` (which says which ids a TAB may offer and
+why), the same finders ``looop.__main__`` answers the common TABs with
+before click is loaded (``looop.__main__.COMPLETED``: which argument completes which kind;
+tests/test_fast_path.py holds the two to the same output). The completers
+never raise: a broken or missing data dir completes nothing rather than
+printing a traceback into the user's prompt. ``command_names`` completes the words of
 ``looop help COMMAND...`` by walking the same tree, ``wait_kinds`` the comma-separated
 kinds of ``_ wait --for``.
 """
@@ -22,6 +20,8 @@ from collections.abc import Callable, Iterable
 
 import click
 from click.shell_completion import CompletionItem
+
+from looop.data import candidates
 
 SHELLS = ("bash", "zsh", "fish")
 COMPLETE_VAR = "_LOOOP_COMPLETE"
@@ -35,52 +35,32 @@ def _items(find: Callable[[], Iterable[str]], incomplete: str) -> list[Completio
 
 
 def _ids(find: Callable[[], Iterable[str]], incomplete: str) -> list[CompletionItem]:
-    """``_items`` of the ids a verb would take: nothing else becomes a candidate."""
-    from looop.data import ids
-
-    return _items(lambda: (v for v in find() if ids.PATTERN.fullmatch(v)), incomplete)
+    """The ids a verb would take (``data.candidates.matching``): nothing else is offered."""
+    return [CompletionItem(v) for v in candidates.matching(find, incomplete)]
 
 
 def goal_ids(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[CompletionItem]:
-    from looop.data import goals
-    from looop.paths import resolve
-
-    return _ids(lambda: goals.ids(resolve()), incomplete)
+    return _ids(candidates.goal_ids, incomplete)
 
 
 def sensor_names(
     ctx: click.Context, param: click.Parameter, incomplete: str
 ) -> list[CompletionItem]:
-    from looop.data import sensors
-    from looop.paths import resolve
-
-    return _ids(lambda: map(sensors.name, sensors.discover(resolve().sensors)), incomplete)
+    return _ids(candidates.sensor_names, incomplete)
 
 
 def schedule_names(
     ctx: click.Context, param: click.Parameter, incomplete: str
 ) -> list[CompletionItem]:
-    from looop.data import schedules
-    from looop.paths import resolve
-
-    return _ids(lambda: (s.name for s in schedules.listing(resolve())), incomplete)
+    return _ids(candidates.schedule_names, incomplete)
 
 
 def ask_ids(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[CompletionItem]:
-    from looop.data import mailbox
-    from looop.paths import resolve
-
-    return _ids(
-        lambda: (a["id"] for a in mailbox.pending(resolve()) if isinstance(a.get("id"), str)),
-        incomplete,
-    )
+    return _ids(candidates.ask_ids, incomplete)
 
 
 def worker_ids(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[CompletionItem]:
-    from looop.data import sessions
-    from looop.paths import resolve
-
-    return _ids(lambda: (s.id for s in sessions.scan(resolve().sessions)), incomplete)
+    return _ids(candidates.worker_ids, incomplete)
 
 
 def config_keys(

@@ -29,8 +29,7 @@ def goal_write(goal_id: str, words: tuple[str, ...], reason: str | None) -> None
     from looop.data import ids
 
     ids.check("goal", goal_id)  # before the body: a bad id never reads stdin
-    written = verbs.write_goal(resolve(), goal_id, body(words, "goal"), reason)
-    click.echo(f"wrote goal {goal_id} ({written})")
+    click.echo(verbs.goal_written(resolve(), goal_id, body(words, "goal"), reason))
 
 
 @goal_group.command("archive", context_settings=CONTEXT)

@@ -8,11 +8,12 @@ messages ``_ tell`` queues for a live worker), ``claims``, ``events``
 (``events.jsonl``), ``snapshots`` (the published generations), ``sensors``
 (which files are sensors, and their snapshots' names), ``runs`` (``_ run``'s
 records), ``cost`` (the spend ledger, ``cost.jsonl``), ``schedules`` (the
-agent's time triggers, and when each is due) and ``ids`` (the one rule for
-an id a verb takes).
+agent's time triggers, and when each is due), ``ids`` (the one rule for
+an id a verb takes) and ``candidates`` (the ids a shell's TAB may offer).
 """
 
 __all__ = [
+    "candidates",
     "claims",
     "cost",
     "events",

@@ -21,10 +21,13 @@ import json
 import os
 import time
 from pathlib import Path
-from typing import Any
 
 from looop import fs, jsonfile, proc
 from looop.paths import Paths
+
+TYPE_CHECKING = False  # not typing's: `_ state` reads the runs through here
+if TYPE_CHECKING:
+    from typing import Any
 
 RUNNING, ENDED, INTERRUPTED = "running", "ended", "interrupted"
 RECENT = 5

@@ -43,6 +43,8 @@ class BeatResult:
     # Each user sensor's result: name, ok, duration (s), exit_code, reason (None when ok),
     # every (its cadence, s), cached (a republished reading's age, s), warning (its cadence's).
     sensors: list[dict[str, Any]] = field(default_factory=list)
+    # The live workers ``sys-sessions`` counted: what ``status`` shows, never scanning itself.
+    workers: int | None = None
 
     @property
     def healthy(self) -> bool:
@@ -160,12 +162,15 @@ def _locked_beat(
         return cancel()
     files, rows = _sensor_files(chosen, readings, started)
     failed = [row["name"] for row in rows if not row["ok"]]
+    workers = None
     for name, probe in probes.PROBES.items():
         try:
             value = probe(paths)
         except Exception as exc:  # a probe's bug must not cost the beat
             value = sensors.error_value({"probe_failed": True}, f"{name}: {exc!r}")
             failed.append(name)
+        if name == probes.SESSIONS:
+            workers = value.get("detail", {}).get("live")
         files[f"{name}.json"] = _encode(value)
         if on_tick is not None:
             on_tick()
@@ -187,6 +192,7 @@ def _locked_beat(
         publish_error,
         fresh=fresh,
         sensors=rows,
+        workers=workers,
     )
     events.record(
         paths.events,

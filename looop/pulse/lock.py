@@ -46,7 +46,6 @@ from __future__ import annotations
 import contextlib
 import os
 import time
-from pathlib import Path
 
 from looop import fs, lockfile
 from looop.errors import LooopError
@@ -120,7 +119,8 @@ class PulseLock:
             return
         try:
             if _read_pid(self.paths.pid_file) == os.getpid():
-                self.paths.pid_file.unlink(missing_ok=True)
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(self.paths.pid_file)
         finally:
             os.close(self.fd)
             self.fd = -1
@@ -151,7 +151,7 @@ class PulseLock:
         self.release()
 
 
-def _read_pid_file(path: Path) -> tuple[int | None, str, int | None]:
+def _read_pid_file(path: str) -> tuple[int | None, str, int | None]:
     """(pid, role, fd) from the pid file: "<pid> <pulse|sense> <lock fd>"."""
     try:
         fields = fs.read_small(path, limit=256).split()
@@ -163,7 +163,7 @@ def _read_pid_file(path: Path) -> tuple[int | None, str, int | None]:
     return pid, role, fd
 
 
-def _read_pid(path: Path) -> int | None:
+def _read_pid(path: str) -> int | None:
     return _read_pid_file(path)[0]
 
 
@@ -225,7 +225,7 @@ def signal_pulse(paths: Paths, sig: int) -> int | None:
     return held.pid
 
 
-def _open_lock_file(path: Path, create: bool) -> int:
+def _open_lock_file(path: str, create: bool) -> int:
     """``lockfile.open_lock``, its refusal saying how to fix it."""
     try:
         return lockfile.open_lock(path, create=create)
@@ -375,7 +375,7 @@ def beat_lock(paths: Paths, cancelled: Callable[[], bool]) -> Iterator[bool]:
     never had one).
     """
     global _released_at
-    path = paths.data_dir / BEAT_LOCK
+    path = os.path.join(paths.root, BEAT_LOCK)
     try:
         # Read-only is enough to flock, and works on a data dir remounted read-only.
         fd = _open_lock_file(path, create=False)

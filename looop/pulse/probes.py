@@ -22,9 +22,13 @@ if TYPE_CHECKING:
     from typing import Any
 
 
+SESSIONS = "sys-sessions"
+
+
 def sys_sessions(paths: Paths) -> dict[str, Any]:
     found = [s.summary() for s in sessions.scan(paths.sessions)]
-    return {"signal": found, "detail": {"count": len(found)}}
+    live = sum(1 for s in found if s["state"] in sessions.State.LIVE)
+    return {"signal": found, "detail": {"count": len(found), "live": live}}
 
 
 def sys_claims(paths: Paths) -> dict[str, Any]:
@@ -117,7 +121,7 @@ def sys_goals(paths: Paths) -> dict[str, Any]:
 
 
 PROBES = {
-    "sys-sessions": sys_sessions,
+    SESSIONS: sys_sessions,
     "sys-claims": sys_claims,
     "sys-goals": sys_goals,
 }

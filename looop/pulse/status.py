@@ -7,6 +7,15 @@ takes the lock exclusively, so asking can never make a starting pulse fail.
 Exit codes follow LSB / ``systemctl``: 0 running, 3 not running, 4 unknown
 (the runtime dir cannot be trusted or read). Imports stay light: this is run
 by people and scripts in a loop and should answer in tens of milliseconds.
+
+It costs the same however many workers live: the live workers are counted
+by the pulse's ``sys-sessions`` probe each beat and read from the beat
+record (``workers``), never by scanning ``sessions/`` here, which judged
+every session (948 ms with 5,000 live ones). So the count is the last
+beat's, and a stopped pulse shows none; ``looop workers`` lists each live
+worker with its health, now. Rejected: a count kept by the starts and ends
+of workers, which a worker killed outright (its end never recorded) would
+leave wrong until something rescanned.
 """
 
 from __future__ import annotations
@@ -47,7 +56,6 @@ class StatusReport:
         self.last_beat, self.manager, self.error = last_beat, manager, error
         self.now = time.time()
         self.last_end = _last_end(paths, pid if state == RUNNING else None)
-        self.workers = live_workers(paths)
 
     @property
     def exit_code(self) -> int:
@@ -74,15 +82,15 @@ class StatusReport:
             "next_beat_in": (
                 round(next_beat - self.now, 3) if isinstance(next_beat, int | float) else None
             ),
-            "data_dir": str(self.paths.data_dir),
-            "runtime_dir": str(self.paths.runtime_dir),
+            "data_dir": self.paths.root,
+            "runtime_dir": self.paths.runtime_dir,
             "service": self.manager,
             "error": self.error,
             # The streak of beats that failed (count, since, why); None while they succeed.
             "failing": self.failing,
             "healthy": self.state == RUNNING and self.failing is None,
-            # The profile's live workers: {id, state} each (they outlive a stopped pulse).
-            "workers": self.workers,
+            # The live workers the last beat counted (None without a running pulse's record).
+            "workers": self._workers(),
             # Added with the human status: when the pulse started (epoch s), its
             # interval, and whether the next beat is overdue (see ``overdue``).
             "started_at": (self.last_beat or {}).get("pulse_started"),
@@ -91,6 +99,10 @@ class StatusReport:
             # How the previous run ended ({how, pid, at}), None before any ended.
             "last_run": self.last_end,
         }
+
+    def _workers(self) -> int | None:
+        count = (self.last_beat or {}).get("workers")
+        return count if type(count) is int else None
 
     @property
     def failing(self) -> dict[str, Any] | None:
@@ -147,10 +159,9 @@ def render(d: dict[str, Any]) -> str:
     lines += [f"  data dir    {d['data_dir']}", f"  runtime dir {d['runtime_dir']}"]
     lines += _manager_lines(d["service"])
     if d["workers"]:
-        from looop.data import health
-
-        names = ", ".join(f"{w['id']} ({health.text(w)})" for w in d["workers"])
-        lines.append(f"  workers     {len(d['workers'])} live: {names}")
+        lines.append(
+            f"  workers     {d['workers']} live at the last beat (looop workers lists them)"
+        )
     if state != RUNNING or failing or overdue or d["error"]:
         lines.append("  logs        looop logs -n 50 (or -f to follow); looop doctor")
     lines = [say.escaped(line) for line in lines]
@@ -230,18 +241,6 @@ def _last_end(paths: Paths, running: int | None) -> dict[str, Any] | None:
     if end is None or (running is not None and end.get("pid") == running):
         return None
     return {"how": record.how_ended(end), "pid": end.get("pid"), "at": end.get("at")}
-
-
-def live_workers(paths: Paths) -> list[dict[str, Any]]:
-    """The live workers (``sessions.live``), each as every printer's row (``sessions.rows``)."""
-    from looop.data import sessions
-
-    found = sessions.live(paths.sessions)
-    if not found:
-        return []
-    from looop.data import mailbox  # for a live worker's pending ask; not paid without one
-
-    return sessions.rows(found, mailbox.pending(paths))
 
 
 def _service_state(paths: Paths) -> dict[str, Any] | None:

@@ -9,7 +9,9 @@ canonicalised (sorted keys, compact) so key order is not a change. A sensor
 *script* is not part of the world; only what it prints is.
 
 ``measure`` also keeps a digest per part, so ``looop _ wait`` can say *what*
-moved with the same single read that says *whether* it moved.
+moved with the same single read that says *whether* it moved, and the
+snapshots it read (``World.read``), so ``_ state`` shows the readings it
+hashed without reading the generation a second time.
 
 PLAYBOOK and goals are read by ``looop.fs.read_small`` with links followed
 (the user's own), never blocking and capped at ``fs.SMALL``; one that cannot
@@ -37,12 +39,20 @@ PARTS = ("playbook", "goals", "snapshots")
 
 
 class World:
-    """The world hash and a digest per part (a plain class: see ``looop.digest``)."""
+    """The world hash, a digest per part, and the snapshots read (a plain class: see
+    ``looop.digest``)."""
 
-    __slots__ = ("hash", "parts")
+    __slots__ = ("hash", "parts", "problems", "read")
 
-    def __init__(self, hash: str, parts: dict[str, str]) -> None:
-        self.hash, self.parts = hash, parts
+    def __init__(
+        self,
+        hash: str,
+        parts: dict[str, str],
+        read: list[tuple[str, bytes]] | None = None,
+        problems: list[Problem] | None = None,
+    ) -> None:
+        self.hash, self.parts, self.read = hash, parts, read
+        self.problems = problems or []
 
 
 def wake_signal(reading: Any) -> Any:
@@ -88,6 +98,7 @@ def measure(
     ``published``: the ``*.json`` of the generation a beat has just published, as
     ``read_generation`` would read them back (the beat has their bytes already).
     """
+    found: list[Problem] = []  # kept by the World too, for a reader of the same measure
     total = sha256()
     parts = {name: sha256() for name in PARTS}
 
@@ -100,16 +111,19 @@ def measure(
             if data is not None:
                 h.update(data)
 
-    feed("playbook", "PLAYBOOK.md", _read(paths, paths.playbook, problems))
-    for goal in goals.listing(paths, problems):
-        data = _read(paths, goal.path, problems)
+    feed("playbook", "PLAYBOOK.md", _read(paths, paths.playbook, found))
+    for goal in goals.listing(paths, found):
+        data = _read(paths, goal.path, found)
         if data is not None or os.path.lexists(goal.path):
             # An unreadable goal is still a goal (marked by length -1): its
             # appearing is a change, as the listing in ``_ state`` shows.
             feed("goals", f"goals/{goal.path.name}", data)
-    for name, data in read_generation(paths) if published is None else published:
+    read = read_generation(paths) if published is None else published
+    for name, data in read:
         feed("snapshots", f"snapshots/{name}", _signal_bytes(data))
-    return World(total.hexdigest(), {k: h.hexdigest() for k, h in parts.items()})
+    if problems is not None:
+        problems += found
+    return World(total.hexdigest(), {k: h.hexdigest() for k, h in parts.items()}, read, found)
 
 
 def read_generation(paths: Paths, attempts: int = 5) -> list[tuple[str, bytes]]:

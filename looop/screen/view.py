@@ -28,7 +28,9 @@ instant coming.
 from __future__ import annotations
 
 import math
+import os
 import time
+from pathlib import Path
 
 from looop import lines, watch
 from looop.agent import state, wait
@@ -106,8 +108,8 @@ def watched(paths: Paths, view: dict[str, Any] | None, follow: str | None) -> li
     worker whose log is followed.
     """
     found = [_with_journal(paths, d) for d in wait.watched(paths)]
-    runtime = (paths.beat_file.name, paths.pid_file.name)
-    found.append(watch.Dir(paths.runtime_dir, PULSE_ROLE, names=runtime.__contains__))
+    runtime = (os.path.basename(paths.beat_file), os.path.basename(paths.pid_file))
+    found.append(watch.Dir(Path(paths.runtime_dir), PULSE_ROLE, names=runtime.__contains__))
     ids = {w["id"] for w in (view or {}).get("workers", []) if w["alive"]}
     for wid in sorted(ids | ({follow} if follow else set())):
         output = paths.sessions / wid
@@ -119,7 +121,8 @@ def _with_journal(paths: Paths, d: watch.Dir) -> watch.Dir:
     """``d``, and when it is the data dir, with the journal among its names."""
     if d.path != paths.data_dir:
         return d
-    return d._replace(names=lambda name: d.names(name) or name == paths.journal.name)
+    names, journal = d.names, paths.journal.name
+    return watch.Dir(d.path, d.role, lambda name: names(name) or name == journal, d.follow)
 
 
 def next_change(paths: Paths, view: dict[str, Any]) -> float | None:

@@ -45,6 +45,7 @@ not a pulse: ``down`` leaves it to end by itself.
 
 from __future__ import annotations
 
+import os
 import signal
 import time
 
@@ -118,7 +119,7 @@ def restart(paths: Paths, cfg: Config) -> list[str]:
     """
     asked = time.time()
     ensure_runtime_dir(paths)
-    with lockfile.held(paths.runtime_dir / f"{paths.profile}.restart.lock"):
+    with lockfile.held(os.path.join(paths.runtime_dir, f"{paths.profile}.restart.lock")):
         pid = _started_since(paths, asked)
         if pid is not None:
             return [f"restarted by a concurrent restart (pid {pid})"]

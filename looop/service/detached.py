@@ -95,7 +95,7 @@ def start(paths: Paths, ready_within: float) -> Ready:
         paths.data_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise ServiceError(f"cannot create the data dir {paths.data_dir}: {exc.strerror}") from exc
-    address = paths.runtime_dir / f".{paths.profile}.up-{os.getpid()}.sock"
+    address = Path(paths.runtime_dir) / f".{paths.profile}.up-{os.getpid()}.sock"
     with contextlib.suppress(FileNotFoundError):
         address.unlink()
     notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)

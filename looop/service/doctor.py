@@ -111,7 +111,7 @@ def _runtime_dir(paths: Paths) -> Check:
         )
     except OSError as exc:
         return Check(FAILED, "runtime dir", f"{where}: {exc.strerror}", "check its permissions")
-    parent = where.parent
+    parent = os.path.dirname(where)
     if os.access(parent, os.W_OK | os.X_OK):
         return Check(OK, "runtime dir", f"{where} (not there yet; looop creates it 0700)")
     return Check(

@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import os
 import sys
-from pathlib import Path
 
-from looop.paths import Paths
+from looop.paths import Paths, as_path
 from looop.service import ServiceError
 
 TYPE_CHECKING = False  # not typing's: `looop status` imports this module
 if TYPE_CHECKING:
+    from pathlib import Path
     from typing import Any
 
     from looop.service.driver import Driver
@@ -89,9 +89,18 @@ def labels(paths: Paths) -> dict[str, str]:
     return {PULSE: f"org.looop.pulse{tail}", REAP: f"org.looop.reap{tail}"}
 
 
+def _unit_dir() -> str:
+    home = os.path.expanduser("~")
+    config_home = os.environ.get("XDG_CONFIG_HOME") or os.path.join(home, ".config")
+    return os.path.join(config_home, "systemd", "user")
+
+
+def _agents_dir() -> str:
+    return os.path.join(os.path.expanduser("~"), "Library", "LaunchAgents")
+
+
 def unit_dir() -> Path:
-    config_home = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
-    return Path(config_home) / "systemd" / "user"
+    return as_path(_unit_dir())
 
 
 def unit_file(paths: Paths, role: str) -> Path:
@@ -100,7 +109,7 @@ def unit_file(paths: Paths, role: str) -> Path:
 
 
 def agents_dir() -> Path:
-    return Path.home() / "Library" / "LaunchAgents"
+    return as_path(_agents_dir())
 
 
 def plist_file(paths: Paths, role: str) -> Path:
@@ -109,7 +118,7 @@ def plist_file(paths: Paths, role: str) -> Path:
 
 
 def launchd_log_dir() -> Path:
-    return Path.home() / "Library" / "Logs" / "looop"
+    return as_path(os.path.expanduser("~")) / "Library" / "Logs" / "looop"
 
 
 def launchd_log(paths: Paths, role: str) -> Path:
@@ -118,7 +127,7 @@ def launchd_log(paths: Paths, role: str) -> Path:
     return launchd_log_dir() / (f"{role}-{suffix}.log" if suffix else f"{role}.log")
 
 
-def installed(path: Path) -> bool:
+def installed(path: str | os.PathLike[str]) -> bool:
     """Is something installed at ``path``? The one rule looop uses for its files.
 
     Anything there counts, a symlink included (dangling or not): the manager
@@ -131,7 +140,11 @@ def installed(path: Path) -> bool:
 
 def installed_manager(paths: Paths) -> str | None:
     """Which manager has this profile's pulse installed: "systemd", "launchd" or None."""
-    candidates = {SYSTEMD: unit_file(paths, PULSE), LAUNCHD: plist_file(paths, PULSE)}
+    # Strings, not ``unit_file``'s paths: ``looop status`` asks, and never loads pathlib.
+    candidates = {
+        SYSTEMD: os.path.join(_unit_dir(), unit_names(paths)[PULSE]),
+        LAUNCHD: os.path.join(_agents_dir(), f"{labels(paths)[PULSE]}.plist"),
+    }
     first = default_manager()
     for name in (first, *(m for m in MANAGERS if m != first)):
         if installed(candidates[name]):
