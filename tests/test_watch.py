@@ -176,7 +176,7 @@ def test_the_screen_answers_an_ask_kills_a_worker_and_draws_nothing_when_idle(
         assert frames(counted) > before
 
         # A pulse killed outright (no file of its own moves) is seen through its pidfd.
-        pulse = int(profile.paths.pid_file.read_text().split()[0])
+        pulse = int(Path(profile.paths.pid_file).read_text().split()[0])
         os.kill(pulse, signal.SIGKILL)
         wait_for(lambda: terminal.shows("pulse    not running"))
 

@@ -94,6 +94,18 @@ OTHER_ENVIRONMENT: tuple[tuple[str, str], ...] = (
         "LOOOP_WATCHDOG_SEC",
         "The pulse's own stall watchdog, in seconds, where systemd gives none (default 120).",
     ),
+    (
+        "_LOOOP_COMPLETE, COMP_WORDS, COMP_CWORD",
+        "Set by the completion script `looop completion` prints: a TAB's command line.",
+    ),
+    (
+        "SERVICE_RESULT, EXIT_CODE, EXIT_STATUS",
+        "Set by systemd for ExecStopPost=: how the pulse's or a worker's unit ended.",
+    ),
+    (
+        "COLUMNS, LINES",
+        "The size of `looop watch --once`'s frame (else the terminal's, else 80x24).",
+    ),
     ("LOOOP_WAIT_POLL", "Set and not 0: `_ wait` polls instead of using file notifications."),
     ("LOOOP_TEST_WAIT_READY", "A file `_ wait` writes once it is armed (for tests and benches)."),
     (
