@@ -4,7 +4,9 @@
 SIGKILL, or by SIGQUIT, which no handler sees): each sensor's group was
 handed to a ``looop.lifeline.Lifeline`` as it started (``guard``, and
 ``release`` once the runner ended it), whose guardian kills what is still
-listed the moment the runner is gone, so no sensor outlives its beat's
+listed the moment the runner is gone, and, if the runner died while
+starting one (``starting``), what carries the lifeline's mark (the
+sensors' environment, from ``start``), so no sensor outlives its beat's
 runner. Under a service manager the unit's cgroup would do it too; a
 detached pulse and a one-off beat have only this.
 
@@ -89,17 +91,26 @@ class Orphans:
         self.foreign: set[tuple[int, int]] = set()  # (pid, start) of children not ours to end
         self.lifeline: Lifeline | None = None
 
-    def start(self) -> None:
-        """Start the lifeline, become the subreaper, and set aside the children we already have."""
+    def start(self) -> dict[str, str]:
+        """Start the lifeline, become the subreaper, set aside the children we already have.
+
+        Returns the lifeline's mark, for the sensors' environment.
+        """
         self.lifeline = Lifeline()  # first: the guardian is one of the children set aside
         self.active = become_subreaper()
         if self.active:
             present = {(pid, st[1]) for pid in proc.children() if (st := proc.stat(pid))}
             _unreaped.intersection_update(present)
             self.foreign = present - _unreaped
+        return self.lifeline.marked({})
 
-    def guard(self, pgid: int) -> None:
-        """A sensor's group, ended by the lifeline if the runner dies before it does."""
+    def starting(self) -> None:
+        """A sensor is about to be started: found by its mark if the runner dies meanwhile."""
+        if self.lifeline is not None:
+            self.lifeline.starting()
+
+    def guard(self, pgid: int | None) -> None:
+        """A sensor's group (None: it did not start), ended by the lifeline if the runner dies."""
         if self.lifeline is not None:
             self.lifeline.add(pgid)
 

@@ -11,9 +11,8 @@ the group id cannot have been reused by then. Output is read only up to the
 cap: a sensor printing 100 MB costs the pulse the cap, not 100 MB. Whatever a
 sensor does, the result is a ``Reading`` — a failing sensor never fails a beat.
 
-**What outlives a sensor or the runner** is ``looop.pulse.orphans``'s (a
-lifeline, a subreaper's sweep); this loop tells it each group, when to
-sweep and which sensors still run.
+**What outlives a sensor or the runner** is ``looop.pulse.orphans``'s (a lifeline,
+a sweep): this loop tells it each start and group, when to sweep, what still runs.
 
 **Descriptors.** Each running sensor holds the read ends of its two pipes and
 (on Linux) a pidfd; starting one briefly holds the two write ends too. The run
@@ -183,11 +182,10 @@ class _Running:
 class SensorRun:
     """One batch of sensors run to completion (or until cancelled).
 
-    Sensors are started with ``posix_spawn`` (a vfork-style spawn, several
-    times cheaper than a fork per sensor), in their own process group, with
-    the environment encoded once for the whole batch. ``posix_spawn`` cannot
-    change the child's directory, so the run enters the data dir itself and
-    returns to where it was when it ends.
+    Sensors are started with ``posix_spawn`` (vfork-style, several times cheaper than a fork
+    per sensor), in their own process group, with the environment (the lifeline's mark
+    included) encoded once per batch. ``posix_spawn`` cannot change the child's directory,
+    so the run enters the data dir itself and returns to where it was when it ends.
     """
 
     def __init__(
@@ -221,7 +219,7 @@ class SensorRun:
     def run(self) -> list[Reading]:
         if self.cancel_fd is not None:
             self.selector.register(self.cancel_fd, selectors.EVENT_READ, None)
-        self.orphans.start()
+        self.env.update({os.fsencode(k): os.fsencode(v) for k, v in self.orphans.start().items()})
         self.last_sweep = time.monotonic()  # what is there now was set aside
         home = os.open(".", os.O_RDONLY | os.O_CLOEXEC)
         self.devnull = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
@@ -300,6 +298,7 @@ class SensorRun:
             os.close(out_w)
             self._unstartable(script, exc)
             return
+        self.orphans.starting()
         try:
             pid = os.posix_spawn(
                 script,
@@ -315,6 +314,7 @@ class SensorRun:
                 setsigmask=(),
             )
         except OSError as exc:
+            self.orphans.guard(None)
             for fd in (out_r, err_r):
                 os.close(fd)
             self._unstartable(script, exc)
