@@ -179,6 +179,7 @@ def run(
             guard.close()
             raise
         guard.add(child.pid)
+        guard.starting(False)
         try:
             on_start(child.pid)
             watch = _Watch(child, timeout, grace, caught, on_output, on_stop, echo, watchdog)

@@ -4,11 +4,11 @@
 SIGKILL, or by SIGQUIT, which no handler sees): each sensor's group was
 handed to a ``looop.lifeline.Lifeline`` as it started (``guard``, and
 ``release`` once the runner ended it), whose guardian kills what is still
-listed the moment the runner is gone, and, if the runner died while
-starting one (``starting``), what carries the lifeline's mark (the
-sensors' environment, from ``start``), so no sensor outlives its beat's
-runner. Under a service manager the unit's cgroup would do it too; a
-detached pulse and a one-off beat have only this.
+listed the moment the runner is gone, and what carries the lifeline's
+mark (the sensors' environment, from ``start``), even a sensor the runner
+was starting when it died, so no sensor outlives its beat's runner. Under
+a service manager the unit's cgroup would do it too; a detached pulse and
+a one-off beat have only this.
 
 **Descendants that leave the group.** A process group is only a convention:
 a sensor's child may call ``setsid`` or ``setpgid``, and then no signal to
@@ -102,15 +102,11 @@ class Orphans:
             present = {(pid, st[1]) for pid in proc.children() if (st := proc.stat(pid))}
             _unreaped.intersection_update(present)
             self.foreign = present - _unreaped
+        self.lifeline.starting()  # sensors, one after another, until the run ends
         return self.lifeline.marked({})
 
-    def starting(self) -> None:
-        """A sensor is about to be started: found by its mark if the runner dies meanwhile."""
-        if self.lifeline is not None:
-            self.lifeline.starting()
-
-    def guard(self, pgid: int | None) -> None:
-        """A sensor's group (None: it did not start), ended by the lifeline if the runner dies."""
+    def guard(self, pgid: int) -> None:
+        """A sensor's group, ended by the lifeline if the runner dies before it does."""
         if self.lifeline is not None:
             self.lifeline.add(pgid)
 

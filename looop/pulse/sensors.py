@@ -11,8 +11,9 @@ the group id cannot have been reused by then. Output is read only up to the
 cap: a sensor printing 100 MB costs the pulse the cap, not 100 MB. Whatever a
 sensor does, the result is a ``Reading`` — a failing sensor never fails a beat.
 
-**What outlives a sensor or the runner** is ``looop.pulse.orphans``'s (a lifeline,
-a sweep): this loop tells it each start and group, when to sweep, what still runs.
+**What outlives a sensor or the runner** is ``looop.pulse.orphans``'s (a
+lifeline, a subreaper's sweep); this loop tells it each group, when to
+sweep and which sensors still run.
 
 **Descriptors.** Each running sensor holds the read ends of its two pipes and
 (on Linux) a pidfd; starting one briefly holds the two write ends too. The run
@@ -298,7 +299,6 @@ class SensorRun:
             os.close(out_w)
             self._unstartable(script, exc)
             return
-        self.orphans.starting()
         try:
             pid = os.posix_spawn(
                 script,
@@ -314,7 +314,6 @@ class SensorRun:
                 setsigmask=(),
             )
         except OSError as exc:
-            self.orphans.guard(None)
             for fd in (out_r, err_r):
                 os.close(fd)
             self._unstartable(script, exc)
