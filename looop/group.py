@@ -25,7 +25,8 @@ returns how it ended:
   command left behind holds it;
 * the watcher dies outright (SIGKILL, an agent's tool at its limit): the
   group's ``looop.lifeline.Lifeline`` kills it, so a command never outlives
-  the process watching it;
+  the process watching it, even one it was still starting (the command's
+  environment carries the lifeline's mark);
 * ``on_start`` (the caller putting the group on record) or the watch
   itself fails: SIGKILL to the group, then the error; a command is never
   left running with nobody watching it.
@@ -163,11 +164,12 @@ def run(
     # SIGCHLD only wakes the selector: the command may exit while a child it left holds the pipe.
     with SignalQueue(signals, stop=signals, wake=(signal.SIGCHLD,)) as caught:
         guard = Lifeline()
+        guard.starting()
         try:
             child = subprocess.Popen(
                 list(argv),
                 cwd=cwd,
-                env=None if env is None else dict(env),
+                env=guard.marked(os.environ if env is None else env),
                 stdin=subprocess.DEVNULL if stdin is None else stdin,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT,
@@ -177,6 +179,7 @@ def run(
             guard.close()
             raise
         guard.add(child.pid)
+        guard.starting(False)
         try:
             on_start(child.pid)
             watch = _Watch(child, timeout, grace, caught, on_output, on_stop, echo, watchdog)

@@ -27,6 +27,56 @@ with; and it writes ``-N`` (or ends the guardian) before it reaps a group's
 leader, the moment the id could be handed out again (``pid_max`` may be
 32768), so the guardian never kills a stranger's group that took the id.
 
+**A start under way.** A child's group can be listed only once its pid is
+known, when ``os.posix_spawn`` (the sensors) or ``subprocess.Popen``
+(``looop.group``) returns, and both are vfork-based: the watcher is
+suspended until the child has exec'd, milliseconds under load. A watcher
+killed then never lists the child it was starting, which runs on. So every
+process a watcher starts carries the lifeline's mark in its environment
+(``Lifeline.marked``: ``LOOOP_LIFELINE``, the watcher's pid and 128 random
+bits; the sensors' environment is encoded once a beat, so it costs nothing
+per sensor), and the watcher says when starts are under way (``starting``:
+``+``, then ``=``): ``looop.group`` around its one command's start, until
+its group is listed; a sensor runner for its whole run, a beat's sensors
+being started one after another (one line a beat, not one a sensor). A
+guardian whose watcher died with starts under way also kills every process
+carrying the mark and the group each one made: one ``grep -z`` over
+``/proc/*/environ``, again until two scans in a row find none. The child
+under way holds the guardian's pipe until its exec (the write end is
+close-on-exec), so the guardian wakes when it has its new environment, or
+all but: ``subprocess`` closes descriptors just before its exec, and the
+kernel sets the new environment a moment after closing them; the second
+scan is for that moment. A watcher that died with no start under way
+(``_ run`` once its command is listed) costs the guardian nothing more than
+before.
+
+The mark cannot be carried by accident: it is unguessable, it is in no
+command line (the guardian reads it from the list) and only the watcher's
+descendants are given it; a process that took it from one (or from a
+sensor's environment, which only its user can read) asked to share its
+fate. The guardian never carries it (it has the watcher's own environment).
+Descendants that kept it are found even where they left the group: for a
+sensor what the subreaper's sweep would end anyway; for ``_ run``, whose
+lifeline starts one command, only what it started before being listed.
+
+Rejected: the scan on every outright death. It would end what a ``_ run``
+command left its group for on purpose (a ``looop up`` from an agent's
+shell), which the group rule spares. ``+`` and ``=`` around each sensor's
+start: two writes a sensor, to spare a dead runner's guardian a scan that
+ends only what was to end anyway. A mark per start: one environment per
+sensor, encoded at every spawn. Registering before the start: no pid is
+known yet, and a group made in advance cannot be joined by a child that
+must lead a group of its own. The kernel writing the pid into the shared
+list as the child is made (``CLONE_PARENT_SETTID``): neither
+``posix_spawn`` nor ``subprocess`` offers it. Registering in the child
+(``preexec_fn``): see ``PR_SET_PDEATHSIG`` below.
+
+Off Linux there is no ``/proc/PID/environ``: the scan finds nothing, and a
+watcher killed with a start under way leaves that one child unguarded, as
+before. On macOS ``posix_spawn`` is one system call that returns once the
+child is made, so for a sensor that leaves only the instants until ``add``;
+``subprocess`` there forks and waits for the exec, the window as above.
+
 Rejected: the list sent down the pipe itself, as it once was. Every line
 woke the guardian, which read it a byte at a time (a shell's ``read``
 cannot read ahead on a pipe), and the wake-up cost the watcher its CPU
@@ -56,15 +106,26 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+from collections.abc import Mapping
 
+MARK = "LOOOP_LIFELINE"  # in the environment of every process a watcher starts
 # Waits for end of file on stdin (the watcher gone), then reads the list on fd 3
-# ("N" / "-N" lines) from its start and SIGKILLs each group still listed.
+# (the mark, then "N" / "-N" lines, and "+" ... "=" around starts) from its start
+# and SIGKILLs each group still listed. Starts under way at the end: every process
+# carrying the mark, and the group it made, until two scans in a row find none
+# (at most ten).
 GUARD = (
-    "read -r w; g=' '; "
+    "read -r w; g=' '; s=; { read -r m; "
     "while read -r w; do case $w in "
+    "+) s=1;; =) s=;; "
     '-*) w=${w#-}; case $g in *" $w "*) g="${g%% $w *} ${g#* $w }";; esac;; '
-    '*) g="$g$w ";; esac; done <&3; '
-    'for w in $g; do kill -s KILL -- "-$w"; done 2>/dev/null'
+    '*) g="$g$w ";; esac; done; } <&3; '
+    'for w in $g; do kill -s KILL -- "-$w"; done 2>/dev/null; '
+    '[ -z "$s" ] && exit; n=0; q=0; '
+    "while [ $n -lt 10 ] && [ $q -lt 2 ]; do n=$((n+1)); q=$((q+1)); "
+    f'for f in $(grep -lsxzF -e "{MARK}=$m" /proc/[0-9]*/environ); do '
+    'p=${f#/proc/}; p=${p%/environ}; [ "$p" = $$ ] && continue; q=0; '
+    'kill -s KILL -- "-$p" "$p"; done 2>/dev/null; sleep 0.02; done'
 )
 _RESET = tuple(signal.valid_signals() - {signal.SIGKILL, signal.SIGSTOP})
 
@@ -77,6 +138,8 @@ class Lifeline:
         self.fd = -1  # the pipe's write end: its closing is the watcher's death
         self.list_fd = -1  # the groups guarded, appended at ``size``
         self.size = 0
+        # Unguessable, and never in the watcher's own environment (nor so the guardian's).
+        self.mark = f"{os.getpid()}-{os.urandom(16).hex()}"
         try:
             self.list_fd = _anonymous_file()
             read_end, self.fd = os.pipe()
@@ -89,6 +152,18 @@ class Lifeline:
             self._let_go()
         finally:
             os.close(read_end)
+        self._append(f"{self.mark}\n")
+
+    def marked(self, env: Mapping[str, str]) -> dict[str, str]:
+        """``env`` with this lifeline's mark: the environment of all the watcher starts."""
+        return {**env, MARK: self.mark}
+
+    def starting(self, under_way: bool = True) -> None:
+        """Children (given the ``marked`` environment) are being started, until told otherwise.
+
+        Meanwhile the guardian, should the watcher die, also ends what carries the mark.
+        """
+        self._append("+\n" if under_way else "=\n")
 
     def add(self, pgid: int) -> None:
         """Guard the process group ``pgid``."""

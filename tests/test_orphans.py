@@ -13,11 +13,13 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
 import threading
+from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Profile, wait_for
+from conftest import LOOOP, Processes, Profile, live_with_env, strace_prefix, wait_for
 from shell_tool import Call, ShellTool, survivors
 
 SLOW = "sleep 60 | cat\necho 1"
@@ -48,6 +50,75 @@ def test_a_sensor_never_outlives_a_pulse_killed_mid_beat(profile: Profile) -> No
     profile.env["LOOOP_INTERVAL"] = "3600"
     call = _killed_mid_beat(profile, "looop pulse", "KILL")
     wait_for(lambda: survivors(call.marker) == [], timeout=5)
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
+
+
+def _cmdline(pid: int) -> bytes | None:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return None
+
+
+def _running(parent: int, script: str) -> int | None:
+    """The child of ``parent`` running ``script`` (strace forks others to probe the system)."""
+    argv = [(c, (_cmdline(c) or b"").split(b"\0")) for c in _children(parent)]
+    return next((c for c, args in argv if args[1:2] == [script.encode()]), None)
+
+
+def _start_under_way(watcher: int) -> int | None:
+    """A child of ``watcher`` still running the watcher's own program: a start under way.
+
+    Only once another child runs a program of its own: the lifeline's shell,
+    started first, so the child under way is not that one.
+    """
+    own = _cmdline(watcher)
+    kids = {c: _cmdline(c) for c in _children(watcher)}
+    under_way = [c for c, cmdline in kids.items() if cmdline == own]
+    started = [c for c, cmdline in kids.items() if cmdline not in (own, None)]
+    return under_way[0] if under_way and started else None
+
+
+@pytest.mark.parametrize("watcher", ["sense", "_ run"])
+def test_what_a_watcher_killed_while_starting_it_was_starting_never_outlives_it(
+    profile: Profile, procs: Processes, watcher: str
+) -> None:
+    """The watcher dies while its child is between spawn and exec (not yet on its list).
+
+    strace holds that child at a system call only it makes (the sensor's
+    exec; for ``_ run``, whose lifeline's shell is the same ``/bin/sh``, the
+    change of directory before the exec), so the start is provably under way
+    when the watcher is SIGKILLed: its guardian must find and end what it was
+    starting, which would otherwise run on with nobody watching it.
+    """
+    if watcher == "sense":
+        sensor = profile.sensor("slow", SLOW)
+        held = ["-e", "trace=execve", "-P", str(sensor), "-e", "inject=execve:delay_enter=300000"]
+        argv = [LOOOP, "sense"]
+    else:
+        held = ["-e", "trace=chdir", "-e", "inject=chdir:delay_enter=300000"]
+        argv = [LOOOP, "_", "run", SLOW]
+    name, value = "LOOOP_TEST_STARTING", f"{os.getpid()}-{watcher}"
+    tracer = procs.add(
+        subprocess.Popen(
+            [*strace_prefix("-f", "--seccomp-bpf", *held), *argv],
+            env={**profile.env, name: value},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+    )
+    looop = wait_for(lambda: _running(tracer.pid, LOOOP))
+    wait_for(lambda: _start_under_way(looop))
+    os.kill(looop, signal.SIGKILL)
+    # strace ends with the last process it traces: the child held, and all it started.
+    wait_for(lambda: tracer.poll() is not None, timeout=5)
+    assert live_with_env(f"{name}={value}") == []
 
 
 def _status(profile: Profile) -> dict[str, Any]:

@@ -121,6 +121,7 @@ SET_FOR_CHILDREN = (
     "LOOOP_CLAIMS_DIR",
     "LOOOP_REPORTS_DIR",
     "LOOOP_SESSION_ID",
+    "LOOOP_LIFELINE",
 )
 
 # Files outside the data dir (the data dir's are ``manual.DATA_FILES``).

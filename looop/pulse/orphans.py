@@ -4,9 +4,11 @@
 SIGKILL, or by SIGQUIT, which no handler sees): each sensor's group was
 handed to a ``looop.lifeline.Lifeline`` as it started (``guard``, and
 ``release`` once the runner ended it), whose guardian kills what is still
-listed the moment the runner is gone, so no sensor outlives its beat's
-runner. Under a service manager the unit's cgroup would do it too; a
-detached pulse and a one-off beat have only this.
+listed the moment the runner is gone, and what carries the lifeline's
+mark (the sensors' environment, from ``start``), even a sensor the runner
+was starting when it died, so no sensor outlives its beat's runner. Under
+a service manager the unit's cgroup would do it too; a detached pulse and
+a one-off beat have only this.
 
 **Descendants that leave the group.** A process group is only a convention:
 a sensor's child may call ``setsid`` or ``setpgid``, and then no signal to
@@ -89,14 +91,19 @@ class Orphans:
         self.foreign: set[tuple[int, int]] = set()  # (pid, start) of children not ours to end
         self.lifeline: Lifeline | None = None
 
-    def start(self) -> None:
-        """Start the lifeline, become the subreaper, and set aside the children we already have."""
+    def start(self) -> dict[str, str]:
+        """Start the lifeline, become the subreaper, set aside the children we already have.
+
+        Returns the lifeline's mark, for the sensors' environment.
+        """
         self.lifeline = Lifeline()  # first: the guardian is one of the children set aside
         self.active = become_subreaper()
         if self.active:
             present = {(pid, st[1]) for pid in proc.children() if (st := proc.stat(pid))}
             _unreaped.intersection_update(present)
             self.foreign = present - _unreaped
+        self.lifeline.starting()  # sensors, one after another, until the run ends
+        return self.lifeline.marked({})
 
     def guard(self, pgid: int) -> None:
         """A sensor's group, ended by the lifeline if the runner dies before it does."""

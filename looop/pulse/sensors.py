@@ -183,11 +183,10 @@ class _Running:
 class SensorRun:
     """One batch of sensors run to completion (or until cancelled).
 
-    Sensors are started with ``posix_spawn`` (a vfork-style spawn, several
-    times cheaper than a fork per sensor), in their own process group, with
-    the environment encoded once for the whole batch. ``posix_spawn`` cannot
-    change the child's directory, so the run enters the data dir itself and
-    returns to where it was when it ends.
+    Sensors are started with ``posix_spawn`` (vfork-style, several times cheaper than a fork
+    per sensor), in their own process group, with the environment (the lifeline's mark
+    included) encoded once per batch. ``posix_spawn`` cannot change the child's directory,
+    so the run enters the data dir itself and returns to where it was when it ends.
     """
 
     def __init__(
@@ -221,7 +220,7 @@ class SensorRun:
     def run(self) -> list[Reading]:
         if self.cancel_fd is not None:
             self.selector.register(self.cancel_fd, selectors.EVENT_READ, None)
-        self.orphans.start()
+        self.env.update({os.fsencode(k): os.fsencode(v) for k, v in self.orphans.start().items()})
         self.last_sweep = time.monotonic()  # what is there now was set aside
         home = os.open(".", os.O_RDONLY | os.O_CLOEXEC)
         self.devnull = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
