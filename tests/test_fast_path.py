@@ -86,6 +86,31 @@ def dead_sessions_and_mail(profile: Profile) -> None:
         (profile.data / box / "w1-1.json").write_text(json.dumps({"id": "w1-1", "ts": ended}))
 
 
+def an_old_ask(answer: str | None = None) -> Setup:
+    """Ask ``w1-1`` of worker w1 ("which?", a or b), raised ten days ago; ``answer``: answered."""
+
+    def setup(profile: Profile) -> None:
+        asked = profile.run(
+            "_", "ask", "w1", "--prompt", "which?", "--options", "a,b", "--timeout", "0"
+        )
+        assert asked.returncode == 124, asked.stderr
+        path = profile.data / "asks" / "w1-1.json"
+        record = json.loads(path.read_text())
+        path.write_text(json.dumps({**record, "ts": time.time() - 10 * 86400 - 1800}))
+        if answer is not None:  # at a fixed time too: `--json` prints it
+            assert profile.run("_", "answer", "w1-1", answer).returncode == 0
+            path = profile.data / "answers" / "w1-1.json"
+            path.write_text(json.dumps({**json.loads(path.read_text()), "ts": 1.5e9}))
+
+    return setup
+
+
+def no_sensors(profile: Profile) -> None:
+    assert profile.run("sense").returncode == 0  # the data dir seeded, its sensor removed
+    for sensor in (profile.data / "sensors").iterdir():
+        sensor.unlink()
+
+
 def completing(words: str, shell: str = "bash") -> Setup:
     """A goal, then the environment of a TAB after ``words`` (ending in a space: a new word)."""
 
@@ -104,10 +129,19 @@ STATE = [["_", "state"], ["_", "state", "--json"]]
 START = ["_", "worker", "start"]
 REAP = ["reap"]
 COLOURLESS_STATE = ["--color=never", "_", "state"]
+ASK = ["_", "ask", "w1", "--prompt", "which?"]
+ANSWER = ["_", "answer", "w1-1"]
+ASKS = [["_", "asks"], ["_", "asks", "--json"], ["--color", "always", "_", "asks"]]
+SENSE = [["sense"], ["sense", "--verbose", "-v"]]
+# What changes the profile: each way gets a profile of its own.
+WRITERS = (["_", "worker"], ["_", "ask"], ["_", "answer"], REAP, ["sense"])
 CASES: dict[str, tuple[Setup, list[list[str]]]] = {
     "a fresh profile": (nothing, [*STATUS, *STATE, REAP, [*REAP, "--json"], ["--help"], ["-h"]]),
     "dead sessions with mail": (dead_sessions_and_mail, [[*REAP, "--dry-run"], REAP, REAP]),
-    "a data dir that is a file, reaped": (a_data_dir_that_is_a_file, [REAP, [*REAP, "--json"]]),
+    "a data dir that is a file, reaped, sensed": (
+        a_data_dir_that_is_a_file,
+        [REAP, [*REAP, "--json"], ["sense"]],
+    ),
     "a profile with a goal and a playbook": (a_world, [*STATUS, *STATE]),
     "a colour chosen first": (nothing, [["--color", "always", "status"], COLOURLESS_STATE]),
     "a runtime dir open to others": (an_open_runtime_dir, [*STATUS, *STATE]),
@@ -124,6 +158,35 @@ CASES: dict[str, tuple[Setup, list[list[str]]]] = {
             ["_", "wait", "--json", "--for", "asks,nope", "--for", ","],
         ],
     ),
+    "asks, answers and asks refused, on a fresh profile": (
+        nothing,
+        [
+            *ASKS[:2],
+            [*ASK[:2], "--prompt", "x"],  # no worker named, none in the environment
+            [*ANSWER, "a"],
+            [*ANSWER, " "],
+            [*ASK, "--options", ","],
+            [*ASK, "--timeout", "0.01"],
+            [*ASK, "--ref", "f", "--timeout", "0"],
+        ],
+    ),
+    "an old pending ask, answered": (
+        an_old_ask(),
+        [
+            ASKS[0],
+            ASKS[2],
+            [*ANSWER, "a"],
+            [*ANSWER, "b"],
+            [*ANSWER, "--force", "b", "it", "is"],
+            ["_", "answer", "bad!", "x"],
+            [*ASK, "--options", "a,b"],
+        ],
+    ),
+    "an ask answered, as JSON": (
+        an_old_ask("b"),
+        [[*ASK, "--json", "--options", "a", "--options", "b"]],
+    ),
+    "a beat of no sensors": (no_sensors, SENSE),
     "goals written": (
         nothing,
         [["_", "goal", "write", "g1", "ship", "it"], ["_", "goal", "write", "bad!", "x"]],
@@ -172,7 +235,7 @@ def test_the_fast_path_and_click_print_the_same_and_exit_the_same(
     setup, lines = CASES[case]
     # A read is asked both ways of one profile; a start changes it, so each
     # way gets a profile of its own, set up alike.
-    reads_only = all(args[:2] != ["_", "worker"] and args[:1] != REAP for args in lines)
+    reads_only = not any(args[: len(w)] == w for args in lines for w in WRITERS)
     fast_one = profile_at(tmp_path / "fast", profile)
     click_one = fast_one if reads_only else profile_at(tmp_path / "click", profile)
     ways = {True: fast_one, False: click_one}
