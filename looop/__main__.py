@@ -39,7 +39,9 @@ write ID WORDS...`` (a body that is not blank: ``workers.start.start``,
 ``verbs.goal_written``), ``_ ask [WORKER]`` with ``--prompt``, ``--ref``,
 ``--options`` (repeated), ``--timeout``, ``--json`` (``mail.ask``), ``_
 answer ID [--force] WORDS...`` (``mail.answered``), ``_ asks [--json]``
-(``mail.print_asks``), ``sense [-v] [--json]`` (``sense.print_now``), and
+(``mail.print_asks``), ``sense [-v] [--json]`` (``sense.print_now``), ``_
+tell ID WORDS...`` (``mail.told``), ``_ kill ID`` (a worker's last command:
+``workers.fleet.done``), and
 a shell's TAB after a command that takes an id (``COMPLETED``,
 ``looop.data.candidates``); so are the hidden ``_ supervise ID`` and ``_
 ended ID`` (``workers.supervise``, ``workers.unit``), which run as long
@@ -399,6 +401,30 @@ def _sense(rest: list[str]) -> int | None:
     return sense.print_now(paths, cfg, "--json" in rest, bool({"-v", "--verbose"} & set(rest)))
 
 
+def _tell(rest: list[str]) -> int | None:
+    from looop import argv
+
+    if not argv.plain_words(rest):
+        return None
+    from looop.agent import mail
+    from looop.data import ids
+    from looop.paths import resolve
+
+    wid = ids.check("worker", rest[0])
+    sys.stdout.write(mail.told(resolve(), wid, " ".join(rest[1:]), None) + "\n")
+    return errors.OK
+
+
+def _kill(rest: list[str]) -> int | None:
+    if len(rest) != 1 or rest[0][:1] == "-":
+        return None
+    from looop.paths import resolve
+    from looop.workers import fleet
+
+    sys.stdout.write(fleet.done(resolve(), rest[0]) + "\n")
+    return errors.OK
+
+
 # The hot command lines, by their command words: each answer takes the words
 # after them and returns the exit code, or None when they are not in a plain form.
 FAST: dict[tuple[str, ...], Callable[[list[str]], int | None]] = {
@@ -414,6 +440,8 @@ FAST: dict[tuple[str, ...], Callable[[list[str]], int | None]] = {
     ("_", "answer"): _answer,
     ("_", "asks"): _asks,
     ("sense",): _sense,
+    ("_", "tell"): _tell,
+    ("_", "kill"): _kill,
 }
 
 

@@ -1,7 +1,8 @@
 """The click-free fast path answers exactly as the click commands do.
 
 ``looop --help``, ``looop status``, ``looop _ state``, ``looop _ wait``, ``looop reap``,
-``looop _ worker start`` and a TAB after a verb that takes an id are answered by
+``looop _ worker start``, ``_ goal write``, ``_ ask``, ``_ answer``, ``_ asks``, ``_ tell``,
+``_ kill``, ``looop sense`` and a TAB after a verb that takes an id are answered by
 ``looop.__main__`` without loading click; ``python -m looop.cli`` runs the
 same command lines through click alone (the same top-level handler, the fast
 path off). Each case runs its command lines both ways (on one profile, or on
@@ -86,23 +87,15 @@ def dead_sessions_and_mail(profile: Profile) -> None:
         (profile.data / box / "w1-1.json").write_text(json.dumps({"id": "w1-1", "ts": ended}))
 
 
-def an_old_ask(answer: str | None = None) -> Setup:
-    """Ask ``w1-1`` of worker w1 ("which?", a or b), raised ten days ago; ``answer``: answered."""
-
-    def setup(profile: Profile) -> None:
-        asked = profile.run(
-            "_", "ask", "w1", "--prompt", "which?", "--options", "a,b", "--timeout", "0"
-        )
-        assert asked.returncode == 124, asked.stderr
-        path = profile.data / "asks" / "w1-1.json"
-        record = json.loads(path.read_text())
-        path.write_text(json.dumps({**record, "ts": time.time() - 10 * 86400 - 1800}))
-        if answer is not None:  # at a fixed time too: `--json` prints it
-            assert profile.run("_", "answer", "w1-1", answer).returncode == 0
-            path = profile.data / "answers" / "w1-1.json"
-            path.write_text(json.dumps({**json.loads(path.read_text()), "ts": 1.5e9}))
-
-    return setup
+def an_old_ask(profile: Profile) -> None:
+    """Ask ``w1-1`` of worker w1 ("which?", a or b), raised ten days ago."""
+    asked = profile.run(
+        "_", "ask", "w1", "--prompt", "which?", "--options", "a,b", "--timeout", "0"
+    )
+    assert asked.returncode == 124, asked.stderr
+    path = profile.data / "asks" / "w1-1.json"
+    record = json.loads(path.read_text())
+    path.write_text(json.dumps({**record, "ts": time.time() - 10 * 86400 - 1800}))
 
 
 def no_sensors(profile: Profile) -> None:
@@ -134,7 +127,15 @@ ANSWER = ["_", "answer", "w1-1"]
 ASKS = [["_", "asks"], ["_", "asks", "--json"], ["--color", "always", "_", "asks"]]
 SENSE = [["sense"], ["sense", "--verbose", "-v"]]
 # What changes the profile: each way gets a profile of its own.
-WRITERS = (["_", "worker"], ["_", "ask"], ["_", "answer"], REAP, ["sense"])
+WRITERS = (
+    ["_", "worker"],
+    ["_", "ask"],
+    ["_", "answer"],
+    ["_", "tell"],
+    ["_", "kill"],
+    REAP,
+    ["sense"],
+)
 CASES: dict[str, tuple[Setup, list[list[str]]]] = {
     "a fresh profile": (nothing, [*STATUS, *STATE, REAP, [*REAP, "--json"], ["--help"], ["-h"]]),
     "dead sessions with mail": (dead_sessions_and_mail, [[*REAP, "--dry-run"], REAP, REAP]),
@@ -164,16 +165,13 @@ CASES: dict[str, tuple[Setup, list[list[str]]]] = {
             *ASKS[:2],
             [*ASK[:2], "--prompt", "x"],  # no worker named, none in the environment
             [*ANSWER, "a"],
-            [*ANSWER, " "],
             [*ASK, "--options", ","],
             [*ASK, "--timeout", "0.01"],
-            [*ASK, "--ref", "f", "--timeout", "0"],
         ],
     ),
     "an old pending ask, answered": (
-        an_old_ask(),
+        an_old_ask,
         [
-            ASKS[0],
             ASKS[2],
             [*ANSWER, "a"],
             [*ANSWER, "b"],
@@ -182,11 +180,16 @@ CASES: dict[str, tuple[Setup, list[list[str]]]] = {
             [*ASK, "--options", "a,b"],
         ],
     ),
-    "an ask answered, as JSON": (
-        an_old_ask("b"),
-        [[*ASK, "--json", "--options", "a", "--options", "b"]],
-    ),
     "a beat of no sensors": (no_sensors, SENSE),
+    "a live worker told, then ending itself": (
+        one_live_worker_of_one,
+        [
+            ["_", "tell", "w0", "keep", "going"],
+            ["_", "tell", "bad!", "x"],
+            ["_", "kill", "w9"],
+            ["_", "kill", "w0"],
+        ],
+    ),
     "goals written": (
         nothing,
         [["_", "goal", "write", "g1", "ship", "it"], ["_", "goal", "write", "bad!", "x"]],

@@ -1,9 +1,10 @@
-"""The mailbox's commands, past their parsing: ``_ ask``, ``_ answer`` and ``_ asks``.
+"""The mailbox's commands, past their parsing: ``_ ask``, ``_ answer``, ``_ asks``, ``_ tell``.
 
 Both ways a command line reaches them land here: the click commands of
 ``looop.cli.mailbox`` and the click-free answers of ``looop.__main__`` (a
 worker blocks in ``_ ask``, the root agent calls ``_ asks`` and ``_
-answer`` in its loop: none of them should pay for click). So each function
+answer`` in its loop, and ``_ tell`` to steer a worker: none of them should pay for
+click). So each function
 takes what its options say, does the work with ``looop.data.mailbox`` and
 prints what the command prints; neither caller prints for them.
 Rejected: the bodies in the click module and a copy of them for the fast
@@ -80,6 +81,14 @@ def answered(paths: Paths, ask_id: str, answer: str, force: bool) -> str:
 
     mailbox.answer(paths, ask_id, answer[:-1] if answer.endswith("\n") else answer, force)
     return f"answered ask {ask_id}" + (" (any earlier answer replaced)" if force else "")
+
+
+def told(paths: Paths, wid: str, message: str, reason: str | None) -> str:
+    """Queue ``message`` for live worker ``wid`` (``_ tell``); the line that says so."""
+    from looop.data import inbox
+
+    record = inbox.tell(paths, wid, message, reason)
+    return f"told {wid} (message {record['id']})"
 
 
 def print_asks(paths: Paths, as_json: bool) -> None:

@@ -103,11 +103,11 @@ def tell_command(wid: str, words: tuple[str, ...], reason: str | None) -> None:
     words, or stdin with `-`; up to 16 KiB. A worker that is not alive is
     refused (exit 1).
     """
-    from looop.data import ids, inbox
+    from looop.agent import mail
+    from looop.data import ids
 
     ids.check("worker", wid)  # before the body: a bad id never reads stdin
-    record = inbox.tell(resolve(), wid, body(words, "message"), reason)
-    click.echo(f"told {wid} (message {record['id']})")
+    click.echo(mail.told(resolve(), wid, body(words, "message"), reason))
 
 
 @click.command("told", context_settings=CONTEXT)
