@@ -4,9 +4,11 @@
 tell`` the root agent's. They
 live in the ``_`` group (``cli.agent`` lists them lazily) but in a module of
 their own: a worker blocked in ``_ ask`` loads neither the agent's state nor
-the service manager. All behaviour is ``looop.data.mailbox``'s; this module
-parses and prints (the inbox's, ``_ tell`` and ``_ told``, is
-``looop.data.inbox``'s). ``_ ask`` prints only the answer text on stdout,
+the service manager. All behaviour is ``looop.data.mailbox``'s (the inbox's,
+``_ tell`` and ``_ told``, is ``looop.data.inbox``'s); this module parses,
+and ``looop.agent.mail`` does and prints what ``_ ask``, ``_ answer``, ``_
+asks`` and ``_ tell`` do, for their plain forms answered without click by
+``looop.__main__`` too. ``_ ask`` prints only the answer text on stdout,
 then the messages told to the worker since it last read them, each after a
 marker line (``inbox.MARKER``), so ``answer=$(looop _ ask ...)`` holds the
 answer up to the first such line.

@@ -1,9 +1,9 @@
 """The pulse's commands: ``pulse`` (and its ``_ pulse`` alias), ``sense`` and ``status``.
 
 Each body imports the pulse module it calls, so ``looop status --help`` loads
-neither the loop nor the sensors. A plain ``looop status [--json]`` does not
-come here at all: ``looop.__main__`` answers it without click, with the same
-``status.print_report``.
+neither the loop nor the sensors. A plain ``looop status [--json]`` or ``looop
+sense [-v] [--json]`` does not come here at all: ``looop.__main__`` answers it
+without click, with the same ``status.print_report`` or ``sense.print_now``.
 """
 
 from __future__ import annotations
