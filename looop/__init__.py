@@ -13,6 +13,7 @@ same small foundation:
 - ``looop.cli``: parsing and printing only, one module per audience.
 
 The foundation: ``errors`` (exit codes and the exception carrying one),
+``argv`` (the plain forms of a command line the entry point reads without click),
 ``paths`` (where everything is), ``config`` (the knobs; ``knobs``: their
 table; ``config_edit``: writing the file; ``runners``: named worker commands
 and the agent CLIs' presets), ``log`` (log lines), ``say`` (durations, counts
@@ -34,6 +35,7 @@ RELEASED = "2026-12-08"
 
 __all__ = [
     "agent",
+    "argv",
     "cli",
     "config",
     "config_edit",

@@ -22,25 +22,35 @@ loops, ``looop _ state`` the read a root agent makes each time it acts, and
 ``systemd-run`` itself), and ``looop reap`` what a timer or a script runs
 to keep the data dir bounded (timed against ``rm -rf``); each should answer
 in tens of milliseconds, and loading click alone costs more than the whole
-answer. ``looop --help`` is what an agent runs first, and it is the manual,
-which needs no click. So a plain ``looop --help`` (or ``-h``), ``looop
-status [--json]``, ``looop _ state [--json]``, ``looop _ wait`` with its
-options each given plainly (``--json``, ``--since C``, ``--timeout S``,
-``--for K``), ``looop reap [--json] [--dry-run]``, ``looop _ worker start
-ID WORDS...`` and ``looop _ goal write ID WORDS...`` (no option, no word
-that looks like one, a body that is not blank) and a shell's TAB after a
-command that takes an id (``COMPLETED``), each also after a global
-``--color WHEN`` (``style.choose``), are answered here, by the same
-functions their click commands call (``manual.text``,
-``status.print_report``, ``state.formatted``, ``looop.agent.wait.command``,
-``verbs.goal_written``, ``workers.reap.print_run``,
-``workers.start.start``, ``looop.data.candidates``), inside the same
-handler; so are the hidden ``_ supervise ID`` and ``_ ended ID``
-(``workers.supervise``, ``workers.unit``), which run as long as, and after,
-every worker; anything else (a command's ``--help``, ``--json``, a body on
-stdin, any other global option first) goes to the full CLI in
-``looop.cli``, whose own parse errors click reports (exit 2). Nothing here
-may import click.
+answer. A worker blocks in ``looop _ ask``, and the root agent calls ``_
+asks`` and ``_ answer`` in its loop; ``looop sense`` is a beat on demand,
+whose own work can be a few milliseconds. ``looop --help`` is what an agent
+runs first, and it is the manual, which needs no click. So these are
+answered here, without click, in their plain forms (``looop.argv``: each
+option its own word, nothing that looks like an option where a word or a
+value goes), each also after a global ``--color WHEN`` (``style.choose``),
+by the same functions their click commands call: a plain ``looop --help``
+(or ``-h``, ``manual.text``), ``status [--json]``
+(``status.print_report``), ``_ state [--json]`` (``state.formatted``),
+``_ wait`` with ``--json``, ``--since C``, ``--timeout S``, ``--for K``
+(``looop.agent.wait.command``), ``reap [--json] [--dry-run]``
+(``workers.reap.print_run``), ``_ worker start ID WORDS...`` and ``_ goal
+write ID WORDS...`` (a body that is not blank: ``workers.start.start``,
+``verbs.goal_written``), ``_ ask [WORKER]`` with ``--prompt``, ``--ref``,
+``--options`` (repeated), ``--timeout``, ``--json`` (``mail.ask``), ``_
+answer ID [--force] WORDS...`` (``mail.answered``), ``_ asks [--json]``
+(``mail.print_asks``), ``sense [-v] [--json]`` (``sense.print_now``), ``_
+tell ID WORDS...`` (``mail.told``), ``_ kill ID`` (a worker's last command:
+``workers.fleet.done``), and
+a shell's TAB after a command that takes an id (``COMPLETED``,
+``looop.data.candidates``); so are the hidden ``_ supervise ID`` and ``_
+ended ID`` (``workers.supervise``, ``workers.unit``), which run as long
+as, and after, every worker. ``FAST`` is the table of them. Anything else
+(a command's ``--help``, a body on stdin, ``--name=VALUE``, any other
+global option first) goes to the full CLI in ``looop.cli``, whose own parse
+errors click reports (exit 2). Nothing here may import click. The table
+stays in this module: the foundation imports no room, and ``looop.cli``
+is click's (its package loads click), so no other module may hold it.
 Rejected: a click-free parser for every command; only these are hot.
 
 Any bytes are text here, once, before either path sees them. Linux hands a
@@ -76,6 +86,8 @@ from looop import errors
 
 TYPE_CHECKING = False  # not typing's: every command starts here
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from _typeshed import ReadableBuffer
 
 
@@ -224,66 +236,213 @@ def _colour(args: list[str]) -> list[str]:
 
 
 def _fast(args: list[str]) -> int | None:
-    """The click-free answer to ``args``, or None: not one of the hot command lines."""
+    """The click-free answer to ``args``, or None: not one of the hot command lines (``FAST``)."""
     if args in (["--help"], ["-h"]):
         from looop.agent import manual
 
         sys.stdout.write(manual.text())
         return errors.OK
-    if args[:1] == ["status"] and set(args[1:]) <= {"--json"}:
-        from looop.paths import resolve
-        from looop.pulse.status import print_report
-
-        return print_report(resolve(), as_json="--json" in args)
-    if args[:2] == ["_", "state"] and set(args[2:]) <= {"--json"}:
-        from looop.agent import state
-        from looop.paths import resolve
-
-        sys.stdout.write(state.formatted(state.collect(resolve()), "--json" in args) + "\n")
-        return errors.OK
-    waiting = _wait_options(args[2:]) if args[:2] == ["_", "wait"] else None
-    if waiting is not None:
-        from looop.agent import wait
-        from looop.paths import resolve
-
-        return wait.command(resolve(), *waiting)
-    if args[:3] == ["_", "goal", "write"] and _plain_words(args[3:]):
-        from looop.agent import verbs
-        from looop.paths import resolve
-
-        sys.stdout.write(verbs.goal_written(resolve(), args[3], " ".join(args[4:])) + "\n")
-        return errors.OK
-    if args[:3] == ["_", "worker", "start"] and _plain_words(args[3:]):
-        from looop import config
-        from looop.paths import resolve
-        from looop.workers import start
-
-        paths = resolve()
-        cfg = config.load_logged(paths.config_file)
-        started = start.start(paths, cfg, args[3], " ".join(args[4:]), None)
-        sys.stdout.write(started.id + "\n")
-        return errors.OK
-    if args[:2] in (["_", "supervise"], ["_", "ended"]) and len(args) == 3:
-        from looop.data import ids
-        from looop.paths import resolve
-
-        wid = ids.check("worker", args[2])
-        if args[1] == "ended":
-            from looop.workers import unit
-
-            return unit.ended(resolve(), wid)
-        from looop.workers import supervise
-
-        return supervise.supervise(resolve(), wid)
-    if args[:1] == ["reap"] and set(args[1:]) <= {"--json", "--dry-run"}:
-        from looop import config
-        from looop.paths import resolve
-        from looop.workers import reap
-
-        paths = resolve()
-        ttl = config.load_logged(paths.config_file).session_ttl
-        return reap.print_run(paths, ttl, None, "--dry-run" in args, "--json" in args)
+    for size in (3, 2, 1):
+        answer = FAST.get(tuple(args[:size]))
+        if answer is not None:
+            return answer(args[size:])
     return None
+
+
+def _status(rest: list[str]) -> int | None:
+    if not set(rest) <= {"--json"}:
+        return None
+    from looop.paths import resolve
+    from looop.pulse.status import print_report
+
+    return print_report(resolve(), as_json="--json" in rest)
+
+
+def _state(rest: list[str]) -> int | None:
+    if not set(rest) <= {"--json"}:
+        return None
+    from looop.agent import state
+    from looop.paths import resolve
+
+    sys.stdout.write(state.formatted(state.collect(resolve()), "--json" in rest) + "\n")
+    return errors.OK
+
+
+def _wait(rest: list[str]) -> int | None:
+    from looop import argv
+
+    parsed = argv.options(rest, ("--json",), ("--since", "--timeout", "--for"), ("--for",))
+    if parsed is None or parsed[1]:
+        return None
+    given = parsed[0]
+    timeout = argv.seconds(given.get("--timeout"))
+    if timeout is False:
+        return None
+    from looop.agent import wait
+    from looop.paths import resolve
+
+    since = given["--since"][0] if "--since" in given else None
+    return wait.command(resolve(), "--json" in given, timeout, since, given.get("--for", []))
+
+
+def _goal_write(rest: list[str]) -> int | None:
+    from looop import argv
+
+    if not argv.plain_words(rest):
+        return None
+    from looop.agent import verbs
+    from looop.paths import resolve
+
+    sys.stdout.write(verbs.goal_written(resolve(), rest[0], " ".join(rest[1:])) + "\n")
+    return errors.OK
+
+
+def _worker_start(rest: list[str]) -> int | None:
+    from looop import argv
+
+    if not argv.plain_words(rest):
+        return None
+    from looop import config
+    from looop.paths import resolve
+    from looop.workers import start
+
+    paths = resolve()
+    cfg = config.load_logged(paths.config_file)
+    sys.stdout.write(start.start(paths, cfg, rest[0], " ".join(rest[1:]), None).id + "\n")
+    return errors.OK
+
+
+def _supervise(rest: list[str]) -> int | None:
+    if len(rest) != 1:
+        return None
+    from looop.data import ids
+    from looop.paths import resolve
+    from looop.workers import supervise
+
+    return supervise.supervise(resolve(), ids.check("worker", rest[0]))
+
+
+def _ended(rest: list[str]) -> int | None:
+    if len(rest) != 1:
+        return None
+    from looop.data import ids
+    from looop.paths import resolve
+    from looop.workers import unit
+
+    return unit.ended(resolve(), ids.check("worker", rest[0]))
+
+
+def _reap(rest: list[str]) -> int | None:
+    if not set(rest) <= {"--json", "--dry-run"}:
+        return None
+    from looop import config
+    from looop.paths import resolve
+    from looop.workers import reap
+
+    paths = resolve()
+    ttl = config.load_logged(paths.config_file).session_ttl
+    return reap.print_run(paths, ttl, None, "--dry-run" in rest, "--json" in rest)
+
+
+def _ask(rest: list[str]) -> int | None:
+    from looop import argv
+
+    valued = ("--prompt", "--ref", "--options", "--timeout")
+    parsed = argv.options(rest, ("--json",), valued, ("--options",), most=1)
+    if parsed is None or "--prompt" not in parsed[0]:
+        return None
+    given, words = parsed
+    timeout = argv.seconds(given.get("--timeout"))
+    if timeout is False:
+        return None
+    from looop.agent import mail
+
+    worker = words[0] if words else None
+    reference = given["--ref"][0] if "--ref" in given else None
+    choices = tuple(given.get("--options", ()))
+    mail.ask(worker, given["--prompt"][0], reference, choices, timeout, "--json" in given)
+
+
+def _answer(rest: list[str]) -> int | None:
+    from looop import argv
+
+    parsed = argv.options(rest, ("--force",), most=len(rest))
+    if parsed is None or not argv.plain_words(parsed[1]):
+        return None
+    from looop.agent import mail
+    from looop.data import ids
+    from looop.paths import resolve
+
+    ask_id, words = ids.check("ask", parsed[1][0]), parsed[1][1:]
+    force = "--force" in parsed[0]
+    sys.stdout.write(mail.answered(resolve(), ask_id, " ".join(words), force) + "\n")
+    return errors.OK
+
+
+def _asks(rest: list[str]) -> int | None:
+    if not set(rest) <= {"--json"}:
+        return None
+    from looop.agent import mail
+    from looop.paths import resolve
+
+    mail.print_asks(resolve(), "--json" in rest)
+    return errors.OK
+
+
+def _sense(rest: list[str]) -> int | None:
+    if not set(rest) <= {"--json", "-v", "--verbose"}:
+        return None
+    from looop import config
+    from looop.paths import resolve
+    from looop.pulse import sense
+
+    paths = resolve()
+    cfg = config.load_logged(paths.config_file)
+    return sense.print_now(paths, cfg, "--json" in rest, bool({"-v", "--verbose"} & set(rest)))
+
+
+def _tell(rest: list[str]) -> int | None:
+    from looop import argv
+
+    if not argv.plain_words(rest):
+        return None
+    from looop.agent import mail
+    from looop.data import ids
+    from looop.paths import resolve
+
+    wid = ids.check("worker", rest[0])
+    sys.stdout.write(mail.told(resolve(), wid, " ".join(rest[1:]), None) + "\n")
+    return errors.OK
+
+
+def _kill(rest: list[str]) -> int | None:
+    if len(rest) != 1 or rest[0][:1] == "-":
+        return None
+    from looop.paths import resolve
+    from looop.workers import fleet
+
+    sys.stdout.write(fleet.done(resolve(), rest[0]) + "\n")
+    return errors.OK
+
+
+# The hot command lines, by their command words: each answer takes the words
+# after them and returns the exit code, or None when they are not in a plain form.
+FAST: dict[tuple[str, ...], Callable[[list[str]], int | None]] = {
+    ("status",): _status,
+    ("_", "state"): _state,
+    ("_", "wait"): _wait,
+    ("_", "goal", "write"): _goal_write,
+    ("_", "worker", "start"): _worker_start,
+    ("_", "supervise"): _supervise,
+    ("_", "ended"): _ended,
+    ("reap",): _reap,
+    ("_", "ask"): _ask,
+    ("_", "answer"): _answer,
+    ("_", "asks"): _asks,
+    ("sense",): _sense,
+    ("_", "tell"): _tell,
+    ("_", "kill"): _kill,
+}
 
 
 def _full(args: list[str]) -> int:
@@ -291,44 +450,6 @@ def _full(args: list[str]) -> int:
     from looop.cli import dispatch
 
     return dispatch(args)
-
-
-def _wait_options(rest: list[str]) -> tuple[bool, float | None, str | None, list[str]] | None:
-    """``_ wait``'s options, each plainly given (``--json``, ``--since C``, ``--timeout S``,
-    ``--for K``...), as ``wait.command`` takes them; None for anything else (click's)."""
-    as_json, timeout, since, wake_for = False, None, None, []
-    words = iter(rest)
-    for word in words:
-        if word == "--json":
-            as_json = True
-            continue
-        value = next(words, None)
-        if word not in ("--since", "--timeout", "--for") or value is None or value[:1] == "-":
-            return None
-        if word == "--for":
-            wake_for.append(value)
-        elif word == "--since" and since is None:
-            since = value
-        elif word == "--timeout" and timeout is None:
-            try:
-                timeout = float(value)
-            except ValueError:
-                return None
-            if not 0 <= timeout < float("inf"):  # false for nan too
-                return None
-        else:
-            return None  # given twice: click's rule decides
-    return as_json, timeout, since, wake_for
-
-
-def _plain_words(rest: list[str]) -> bool:
-    """``ID WORDS...`` with no option and a body of words (no stdin, no flags): ``_ worker
-    start``'s and ``_ goal write``'s plain form, whose body is the words joined (``cli.body``)."""
-    return (
-        len(rest) >= 2
-        and not any(word.startswith("-") for word in rest)
-        and bool(" ".join(rest[1:]).strip())
-    )
 
 
 class _Stdout(io.FileIO):

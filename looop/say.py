@@ -27,7 +27,8 @@ own newlines).
 A duration a person or an agent *says to looop* (``_ schedule write --in
 2h``) is read back by ``seconds``, in the same units ``duration`` writes
 (``90s``, ``10m``, ``1h30m``, ``3d 5h``; a bare number is seconds), so
-what looop says can be said back to it.
+what looop says can be said back to it. ``print_json`` is how every command
+prints its ``--json`` answer (indented two spaces, keys in their order).
 Imports nothing: ``looop status`` uses it on its fast path.
 """
 
@@ -149,3 +150,11 @@ def table(header: tuple[str, ...], rows: list[tuple[Cell, ...]]) -> str:
             parts.append(style.paint(text, role) if role else text)
         lines.append("  ".join(parts).rstrip())
     return "\n".join(lines)
+
+
+def print_json(value: object) -> None:
+    """``value`` on stdout as a command's ``--json`` answer; ``json`` is loaded only here."""
+    import json
+    import sys
+
+    sys.stdout.write(json.dumps(value, indent=2, sort_keys=False, default=str) + "\n")

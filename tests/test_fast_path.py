@@ -1,7 +1,8 @@
 """The click-free fast path answers exactly as the click commands do.
 
 ``looop --help``, ``looop status``, ``looop _ state``, ``looop _ wait``, ``looop reap``,
-``looop _ worker start`` and a TAB after a verb that takes an id are answered by
+``looop _ worker start``, ``_ goal write``, ``_ ask``, ``_ answer``, ``_ asks``, ``_ tell``,
+``_ kill``, ``looop sense`` and a TAB after a verb that takes an id are answered by
 ``looop.__main__`` without loading click; ``python -m looop.cli`` runs the
 same command lines through click alone (the same top-level handler, the fast
 path off). Each case runs its command lines both ways (on one profile, or on
@@ -86,6 +87,23 @@ def dead_sessions_and_mail(profile: Profile) -> None:
         (profile.data / box / "w1-1.json").write_text(json.dumps({"id": "w1-1", "ts": ended}))
 
 
+def an_old_ask(profile: Profile) -> None:
+    """Ask ``w1-1`` of worker w1 ("which?", a or b), raised ten days ago."""
+    asked = profile.run(
+        "_", "ask", "w1", "--prompt", "which?", "--options", "a,b", "--timeout", "0"
+    )
+    assert asked.returncode == 124, asked.stderr
+    path = profile.data / "asks" / "w1-1.json"
+    record = json.loads(path.read_text())
+    path.write_text(json.dumps({**record, "ts": time.time() - 10 * 86400 - 1800}))
+
+
+def no_sensors(profile: Profile) -> None:
+    assert profile.run("sense").returncode == 0  # the data dir seeded, its sensor removed
+    for sensor in (profile.data / "sensors").iterdir():
+        sensor.unlink()
+
+
 def completing(words: str, shell: str = "bash") -> Setup:
     """A goal, then the environment of a TAB after ``words`` (ending in a space: a new word)."""
 
@@ -104,10 +122,27 @@ STATE = [["_", "state"], ["_", "state", "--json"]]
 START = ["_", "worker", "start"]
 REAP = ["reap"]
 COLOURLESS_STATE = ["--color=never", "_", "state"]
+ASK = ["_", "ask", "w1", "--prompt", "which?"]
+ANSWER = ["_", "answer", "w1-1"]
+ASKS = [["_", "asks"], ["_", "asks", "--json"], ["--color", "always", "_", "asks"]]
+SENSE = [["sense"], ["sense", "--verbose", "-v"]]
+# What changes the profile: each way gets a profile of its own.
+WRITERS = (
+    ["_", "worker"],
+    ["_", "ask"],
+    ["_", "answer"],
+    ["_", "tell"],
+    ["_", "kill"],
+    REAP,
+    ["sense"],
+)
 CASES: dict[str, tuple[Setup, list[list[str]]]] = {
     "a fresh profile": (nothing, [*STATUS, *STATE, REAP, [*REAP, "--json"], ["--help"], ["-h"]]),
     "dead sessions with mail": (dead_sessions_and_mail, [[*REAP, "--dry-run"], REAP, REAP]),
-    "a data dir that is a file, reaped": (a_data_dir_that_is_a_file, [REAP, [*REAP, "--json"]]),
+    "a data dir that is a file, reaped, sensed": (
+        a_data_dir_that_is_a_file,
+        [REAP, [*REAP, "--json"], ["sense"]],
+    ),
     "a profile with a goal and a playbook": (a_world, [*STATUS, *STATE]),
     "a colour chosen first": (nothing, [["--color", "always", "status"], COLOURLESS_STATE]),
     "a runtime dir open to others": (an_open_runtime_dir, [*STATUS, *STATE]),
@@ -122,6 +157,37 @@ CASES: dict[str, tuple[Setup, list[list[str]]]] = {
         [
             ["_", "wait", "--since", "garbage", "--timeout", "0.01"],
             ["_", "wait", "--json", "--for", "asks,nope", "--for", ","],
+        ],
+    ),
+    "asks, answers and asks refused, on a fresh profile": (
+        nothing,
+        [
+            *ASKS[:2],
+            [*ASK[:2], "--prompt", "x"],  # no worker named, none in the environment
+            [*ANSWER, "a"],
+            [*ASK, "--options", ","],
+            [*ASK, "--timeout", "0.01"],
+        ],
+    ),
+    "an old pending ask, answered": (
+        an_old_ask,
+        [
+            ASKS[2],
+            [*ANSWER, "a"],
+            [*ANSWER, "b"],
+            [*ANSWER, "--force", "b", "it", "is"],
+            ["_", "answer", "bad!", "x"],
+            [*ASK, "--options", "a,b"],
+        ],
+    ),
+    "a beat of no sensors": (no_sensors, SENSE),
+    "a live worker told, then ending itself": (
+        one_live_worker_of_one,
+        [
+            ["_", "tell", "w0", "keep", "going"],
+            ["_", "tell", "bad!", "x"],
+            ["_", "kill", "w9"],
+            ["_", "kill", "w0"],
         ],
     ),
     "goals written": (
@@ -172,7 +238,7 @@ def test_the_fast_path_and_click_print_the_same_and_exit_the_same(
     setup, lines = CASES[case]
     # A read is asked both ways of one profile; a start changes it, so each
     # way gets a profile of its own, set up alike.
-    reads_only = all(args[:2] != ["_", "worker"] and args[:1] != REAP for args in lines)
+    reads_only = not any(args[: len(w)] == w for args in lines for w in WRITERS)
     fast_one = profile_at(tmp_path / "fast", profile)
     click_one = fast_one if reads_only else profile_at(tmp_path / "click", profile)
     ways = {True: fast_one, False: click_one}

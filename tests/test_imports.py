@@ -1,20 +1,19 @@
 """The commands an agent or a shell runs in a loop import only what they use (issue 27).
 
-Each fast path (``status``, ``_ state``, ``_ wait``, ``_ ask``, ``_ answer``,
-``_ asks``, a verb, a completion TAB) runs once, as the installed ``looop``
-script, under an interpreter started with ``-S`` and the installation on
+Each fast path (``status``, ``_ state``, ``_ wait``, ``_ ask``, ``_
+answer``, ``_ asks``, ``_ tell``, ``_ kill``, a verb, ``_ worker start``,
+``sense``, a completion TAB) runs once, as the installed ``looop`` script,
+under an interpreter started with ``-S`` and the installation on
 ``PYTHONPATH``: what ``site`` and the environment's ``.pth`` files import
 (an editable install's finder loads ``pathlib``, for one) then cannot hide
 an import of looop's own. The modules it added to ``sys.modules`` are
-compared with tests/import_sets.json; a module that is not listed fails
-the test, named. A module that is listed but no longer loaded does not
-fail: rewrite the file (``IMPORT_SETS_WRITE=1 pytest tests/test_imports.py``,
-which runs the same commands and writes what they imported) to keep the
-list tight. The lists are of one Python version (the file says which);
-under another only looop's own modules and the heavy
-ones named in ``WATCHED`` are compared, since the standard library's own
-imports differ between versions.
-"""
+compared with tests/import_sets.json; a module that is not listed fails the
+test, named. A module that is listed but no longer loaded does not fail:
+rewrite the file (``IMPORT_SETS_WRITE=1 pytest tests/test_imports.py``,
+which runs the same commands and writes what they imported) to keep the list
+tight. The lists are of one Python version (the file says which); under
+another only looop's own modules and the heavy ones named in ``WATCHED`` are
+compared, since the standard library's own imports differ between versions."""
 
 from __future__ import annotations
 
@@ -67,6 +66,10 @@ PATHS: dict[str, tuple[list[str], dict[str, str], tuple[int, ...]]] = {
     "_ asks": (["_", "asks"], {}, (0,)),
     "_ answer": (["_", "answer", "{ask}", "yes"], {}, (0,)),
     "_ goal write": (["_", "goal", "write", "g1", "ship", "it"], {}, (0,)),
+    "_ worker start": (["_", "worker", "start", "w2", "go"], {}, (0,)),
+    "_ tell": (["_", "tell", "w2", "hello"], {}, (0,)),
+    "_ kill": (["_", "kill", "w2"], {}, (0,)),  # the worker's end too
+    "sense": (["sense"], {}, (0,)),
     "completion TAB": ([], COMPLETE, (0,)),
 }
 
@@ -90,6 +93,7 @@ def imported(
 
 def measure(profile: Profile, procs: Processes) -> dict[str, set[str]]:
     """Every fast path's import set on one profile, a pulse running (one beat an hour)."""
+    profile.write_config('[worker]\ncommand = ["sleep", "60"]\nsupervisor = "detached"\n')
     pulse = procs.add(profile.popen("pulse", env={**profile.env, "LOOOP_INTERVAL": "3600"}))
     wait_for(lambda: profile.run("status").returncode == 0 or pulse.poll() is not None)
     assert pulse.poll() is None, pulse.stderr and pulse.stderr.read()

@@ -43,13 +43,12 @@ from the docstrings; listing is not a hot path (``looop status`` is, and
 from __future__ import annotations
 
 import importlib
-import json
 from collections.abc import Callable
 from typing import Any
 
 import click
 
-from looop import __version__
+from looop import __version__, say
 from looop.errors import UsageError
 from looop.log import FORMATS, log
 from looop.paths import Paths
@@ -190,7 +189,7 @@ def load_config(paths: Paths) -> Any:
 
 
 def echo_json(value: Any) -> None:
-    click.echo(json.dumps(value, indent=2, sort_keys=False, default=str))
+    say.print_json(value)
 
 
 def body(words: tuple[str, ...], what: str) -> str:

@@ -4,9 +4,11 @@
 tell`` the root agent's. They
 live in the ``_`` group (``cli.agent`` lists them lazily) but in a module of
 their own: a worker blocked in ``_ ask`` loads neither the agent's state nor
-the service manager. All behaviour is ``looop.data.mailbox``'s; this module
-parses and prints (the inbox's, ``_ tell`` and ``_ told``, is
-``looop.data.inbox``'s). ``_ ask`` prints only the answer text on stdout,
+the service manager. All behaviour is ``looop.data.mailbox``'s (the inbox's,
+``_ tell`` and ``_ told``, is ``looop.data.inbox``'s); this module parses,
+and ``looop.agent.mail`` does and prints what ``_ ask``, ``_ answer``, ``_
+asks`` and ``_ tell`` do, for their plain forms answered without click by
+``looop.__main__`` too. ``_ ask`` prints only the answer text on stdout,
 then the messages told to the worker since it last read them, each after a
 marker line (``inbox.MARKER``), so ``answer=$(looop _ ask ...)`` holds the
 answer up to the first such line.
@@ -14,15 +16,11 @@ answer up to the first such line.
 
 from __future__ import annotations
 
-import contextlib
 import os
-import sys
-import time
-from typing import Any, NoReturn
+from typing import NoReturn
 
 import click
 
-from looop import say
 from looop.cli import CONTEXT, JOURNAL, body, complete, echo_json, seconds_option
 from looop.errors import UsageError
 from looop.paths import SESSION_ENV, resolve
@@ -61,45 +59,9 @@ def ask_command(
     Messages told to the worker (`_ tell`) follow the answer, each after a
     line beginning "--- looop: message" (with --json: "messages").
     """
-    from looop.data import inbox, mailbox
+    from looop.agent import mail
 
-    worker = worker if worker is not None else os.environ.get(SESSION_ENV)
-    if worker is None:
-        raise UsageError(f"name the WORKER or set ${SESSION_ENV}")
-    choices = None
-    if options:
-        choices = [o.strip() for given in options for o in given.split(",") if o.strip()]
-        if not choices:
-            raise UsageError("--options needs at least one non-empty choice")
-    paths = resolve()
-    ask_id, _created = mailbox.raise_ask(paths, worker, prompt, reference, choices)
-    record = mailbox.wait_answer(paths, ask_id, timeout)
-    messages = []
-    with contextlib.suppress(OSError):  # not taken: they wait for `_ told` or the next answer
-        messages = inbox.take(paths, worker)
-    if as_json:
-        echo_json({**record, "messages": messages})
-    else:
-        click.echo(record["answer"])
-        click.echo(inbox.formatted(messages), nl=False)
-    # The worker is blocked on this exit, as the agent is on `_ wait`'s: once
-    # the answer is out, exit at once, skipping the interpreter's teardown. A
-    # child of ours, with none of the worker's pipes, marks the ask delivered
-    # (so the same question later is a new ask): a durable write the worker
-    # need not wait for; if it is lost, a retry is given the answer again.
-    # With no process to spare (fork fails), we mark it ourselves: the answer is out.
-    sys.stdout.flush()
-    try:
-        child = os.fork()
-    except OSError:
-        child = 0
-    if child == 0:
-        devnull = os.open(os.devnull, os.O_RDWR)
-        for fd in (0, 1, 2):
-            os.dup2(devnull, fd)
-        with contextlib.suppress(OSError):  # lost: a retry is given the answer again
-            mailbox.delivered(paths, ask_id)
-    os._exit(0)
+    mail.ask(worker, prompt, reference, options, timeout, as_json)
 
 
 @click.command("answer", context_settings=CONTEXT)
@@ -112,12 +74,11 @@ def answer_command(ask_id: str, text: tuple[str, ...], force: bool) -> None:
     Stdin with `-`, or with no TEXT when stdin is not a terminal. Says what
     it did on one line: "answered ask ID".
     """
-    from looop.data import ids, mailbox
+    from looop.agent import mail
+    from looop.data import ids
 
     ids.check("ask", ask_id)
-    answer = body(text, "answer")
-    mailbox.answer(resolve(), ask_id, answer[:-1] if answer.endswith("\n") else answer, force)
-    click.echo(f"answered ask {ask_id}" + (" (any earlier answer replaced)" if force else ""))
+    click.echo(mail.answered(resolve(), ask_id, body(text, "answer"), force))
 
 
 @click.command("asks", context_settings=CONTEXT)
@@ -128,25 +89,9 @@ def asks_command(as_json: bool) -> None:
     Under a header row (ID, AGE, WORKER, PROMPT): each ask's age, and
     whether it is stranded (its worker is dead).
     """
-    from looop.data import mailbox
+    from looop.agent import mail
 
-    asks = mailbox.listing(resolve(), time.time())
-    if as_json:
-        echo_json(asks)
-        return
-    if not asks:
-        return
-    click.echo(say.table(("ID", "AGE", "WORKER", "PROMPT"), [_ask_row(ask) for ask in asks]))
-
-
-def _ask_row(ask: dict[str, Any]) -> tuple[say.Cell, ...]:
-    """One pending ask in ``_ asks``: a stranded one (its worker is gone) stands out."""
-    age = "?" if ask["age"] is None else say.duration(ask["age"])
-    mark = "(stranded) " if ask["stranded"] else ""
-    broken = f"(answer unusable: {ask['answer_error']}) " if "answer_error" in ask else ""
-    what = mark + broken + str(ask.get("error") or ask.get("prompt", ""))
-    role = "warn" if mark or broken else None
-    return (ask["id"], age, str(ask.get("worker", "?")), (what, role))
+    mail.print_asks(resolve(), as_json)
 
 
 @click.command("tell", context_settings=CONTEXT)
@@ -160,11 +105,11 @@ def tell_command(wid: str, words: tuple[str, ...], reason: str | None) -> None:
     words, or stdin with `-`; up to 16 KiB. A worker that is not alive is
     refused (exit 1).
     """
-    from looop.data import ids, inbox
+    from looop.agent import mail
+    from looop.data import ids
 
     ids.check("worker", wid)  # before the body: a bad id never reads stdin
-    record = inbox.tell(resolve(), wid, body(words, "message"), reason)
-    click.echo(f"told {wid} (message {record['id']})")
+    click.echo(mail.told(resolve(), wid, body(words, "message"), reason))
 
 
 @click.command("told", context_settings=CONTEXT)

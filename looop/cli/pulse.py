@@ -1,16 +1,16 @@
 """The pulse's commands: ``pulse`` (and its ``_ pulse`` alias), ``sense`` and ``status``.
 
 Each body imports the pulse module it calls, so ``looop status --help`` loads
-neither the loop nor the sensors. A plain ``looop status [--json]`` does not
-come here at all: ``looop.__main__`` answers it without click, with the same
-``status.print_report``.
+neither the loop nor the sensors. A plain ``looop status [--json]`` or ``looop
+sense [-v] [--json]`` does not come here at all: ``looop.__main__`` answers it
+without click, with the same ``status.print_report`` or ``sense.print_now``.
 """
 
 from __future__ import annotations
 
 import click
 
-from looop.cli import echo_json, load_config
+from looop.cli import load_config
 from looop.paths import resolve
 
 
@@ -65,23 +65,9 @@ def sense_command(as_json: bool, verbose: bool) -> int:
     runs, those with a cadence (`# looop: every 10m`) too.
     """
     from looop.pulse import sense
-    from looop.say import escaped
-    from looop.style import waiting
 
     paths = resolve()
-    cfg = load_config(paths)
-    with waiting("the beat's sensors"):
-        outcome = sense.sense_now(paths, cfg)
-    sense.say_warnings(outcome.record)
-    if as_json:
-        echo_json(outcome.record)
-    elif verbose:
-        click.echo(f"{sense.sensor_table(outcome.record)}\n\n{escaped(outcome.summary)}")
-    else:
-        click.echo(escaped(outcome.summary))
-    if outcome.failure is not None:  # said on stderr too, as every failure is
-        raise sense.SenseError(outcome.failure, outcome.exit_code)
-    return outcome.exit_code
+    return sense.print_now(paths, load_config(paths), as_json, verbose)
 
 
 @click.command("status")

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -99,6 +100,26 @@ def sense_now(paths: Paths, cfg: Config, wait_limit: float | None = None) -> Sen
     finally:
         held.release()
     return SenseOutcome(result.summary(), record.read(paths) or {}, via_pulse=False)
+
+
+def print_now(paths: Paths, cfg: Config, as_json: bool, verbose: bool) -> int:
+    """``looop sense``: beat now and print its summary (``-v``: the sensor table first;
+    ``--json``: the record); its exit code, a failure also said (raised) on stderr."""
+    from looop.say import escaped, print_json
+    from looop.style import waiting
+
+    with waiting("the beat's sensors"):
+        outcome = sense_now(paths, cfg)
+    say_warnings(outcome.record)
+    if as_json:
+        print_json(outcome.record)
+    elif verbose:
+        sys.stdout.write(f"{sensor_table(outcome.record)}\n\n{escaped(outcome.summary)}\n")
+    else:
+        sys.stdout.write(escaped(outcome.summary) + "\n")
+    if outcome.failure is not None:  # said on stderr too, as every failure is
+        raise SenseError(outcome.failure, outcome.exit_code)
+    return outcome.exit_code
 
 
 def sensor_table(rec: dict[str, Any]) -> str:

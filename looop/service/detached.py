@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import secrets
 import selectors
 import socket
 import struct
@@ -139,7 +138,7 @@ def _bind(notify: socket.socket, address: Path) -> str:
         too_long = "too long" in str(exc)
         if not (too_long and sys.platform.startswith("linux")):
             raise OSError(exc.errno, exc.strerror or str(exc), str(address)) from None
-    name = f"looop-up-{os.getpid()}-{secrets.token_hex(8)}"
+    name = f"looop-up-{os.getpid()}-{os.urandom(8).hex()}"  # secrets' token, without hmac
     notify.bind("\0" + name)
     return "@" + name
 

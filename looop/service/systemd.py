@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 from looop.paths import Paths
 from looop.service import ServiceError, specifiers
@@ -36,8 +35,10 @@ from looop.service.units import (
 
 NAME = SYSTEMD
 
+TYPE_CHECKING = False  # not typing's: a worker's start loads this module
 if TYPE_CHECKING:
     import subprocess
+    from typing import Any
 
 # What `state` reports from systemd (see `systemctl show`).
 PROPERTIES = ("ActiveState", "SubState", "UnitFileState", "MainPID", "NRestarts", "Result")
