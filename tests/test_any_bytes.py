@@ -241,8 +241,8 @@ def test_a_body_with_a_nul_or_bad_bytes_reaches_a_worker_and_a_notifier_as_text(
     clean(shell.call("looop _ notify -", stdin=b"a\0b\xff"), 0)
     clean(shell.call("looop _ worker start w1 -", stdin=b"task a\0b\xff"), 0)
     assert Path(f"{got}.notifier").read_text(encoding="utf-8") == "a\ufffdb\ufffd"
-    wait_for(lambda: Path(f"{got}.worker").exists())
-    assert "task a\ufffdb\ufffd" in Path(f"{got}.worker").read_text(encoding="utf-8")
+    worker = Path(f"{got}.worker")  # the shell creates it, then printf writes it
+    wait_for(lambda: worker.exists() and "task a\ufffdb\ufffd" in worker.read_text("utf-8"))
     supervisor_log = profile.data / "sessions" / "w1" / "supervisor.log"
     assert not supervisor_log.exists() or "Traceback" not in supervisor_log.read_text()
 
