@@ -17,12 +17,12 @@ import shlex
 import shutil
 import subprocess
 import time
-import uuid
 from collections.abc import Iterator
 
 import pytest
 from conftest import LOOOP, Profile, make_session, wait_for
 from shell_tool import ShellTool
+from terminal import Terminal
 
 ESC = "\x1b["
 COLOUR = "\x1b\\[[0-9;]*3[1-7]m"  # a foreground colour, as tmux writes it back
@@ -45,50 +45,16 @@ def a_worried_world(profile: Profile) -> None:
     asked(profile, "gone", "still there?")
 
 
-class Terminal:
-    """A tmux server of this test's own: one 100x30 window running a shell command line."""
-
-    def __init__(self, socket: str, env: dict[str, str]) -> None:
-        self.socket, self.env = socket, env
-
-    def tmux(self, *args: str) -> str:
-        out = subprocess.run(
-            ["tmux", "-L", self.socket, *args],
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=30,
-            stdin=subprocess.DEVNULL,
-        )
-        assert out.returncode == 0, out.stderr
-        return out.stdout
-
-    def start(self, line: str) -> None:
-        """Run ``line`` in the window; the window stays (a sleep) so its screen can be read."""
-        window = ("-x", "100", "-y", "30")
-        self.tmux("new-session", "-d", "-s", "t", *window, f"{line}; exec sleep 600")
-
-    def screen(self) -> str:
-        """The screen and its scrollback, with colour escapes, each wrapped line joined."""
-        return self.tmux("capture-pane", "-p", "-e", "-J", "-S", "-", "-t", "t")
-
-    def shows(self, text: str) -> str:
-        """The screen, once it shows ``text``."""
-        return wait_for(lambda: (lambda s: s if text in s else None)(self.screen()))
-
-
 @pytest.fixture
 def terminal(profile: Profile) -> Iterator[Terminal]:
     if shutil.which("tmux") is None:
         pytest.skip("tmux is not installed: no real terminal to test colour in")
     env = {k: v for k, v in profile.env.items() if k not in ("NO_COLOR", "TMUX")}
-    one = Terminal(f"looop-test-{uuid.uuid4().hex[:12]}", {**env, "TERM": "xterm"})
+    one = Terminal({**env, "TERM": "xterm"}, 100, 30)
     try:
         yield one
     finally:
-        subprocess.run(
-            ["tmux", "-L", one.socket, "kill-server"], capture_output=True, env=one.env, timeout=30
-        )
+        one.close()
 
 
 def test_a_pipe_gets_colour_only_with_color_always(profile: Profile) -> None:
@@ -116,8 +82,8 @@ def test_a_terminal_gets_colour_unless_no_color_is_set(
     # NO_COLOR, and --color never.
     painted = f"{looop} status; {looop} workers"
     plain = f"NO_COLOR=1 {looop} status; {looop} --color=never workers"
-    terminal.start(f"{painted}; echo PLAIN; {plain}; echo END")
-    screen = terminal.shows("END")
+    terminal.start(f"{painted}; echo PLAIN; {plain}; echo END", stay=True)
+    screen = wait_for(lambda: terminal.shows("END", escapes=True))
     before, after = screen.split("PLAIN", 1)
     assert before.count("exit 1") == after.count("exit 1") == 1, screen
     # The colours looop paints (tmux writes its own resets around text: not colours).
@@ -140,9 +106,11 @@ def test_a_wait_over_a_second_says_so_on_a_terminal_and_never_on_a_pipe(
         stderr=subprocess.PIPE,
         text=True,
     )
-    terminal.start(f"{shlex.quote(LOOOP)} sense; echo END")
-    terminal.shows("looop: waiting for the beat's sensors (1s)")
-    said = terminal.shows("END")  # and the progress line is gone, the summary in its place
+    terminal.start(f"{shlex.quote(LOOOP)} sense; echo END", stay=True)
+    wait_for(lambda: terminal.shows("looop: waiting for the beat's sensors (1s)", escapes=True))
+    said = wait_for(
+        lambda: terminal.shows("END", escapes=True)
+    )  # and the progress line is gone, the summary in its place
     assert "sensors ok" in said and "waiting for" not in said, said
     out, err = piped.communicate(timeout=60)
     assert (piped.returncode, err) == (0, ""), err

@@ -15,60 +15,16 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import subprocess
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from conftest import LOOOP, Profile, configure_workers, detached_pulse, pid_alive, wait_for
+from terminal import WINDOW, Terminal
 from workers_kit import FAKE_AGENT, SLEEPER, session_file, worker_script
 
 pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="needs tmux")
-
-
-class Terminal:
-    """A tmux server of its own (``-L``), one 80x24 session running a command."""
-
-    def __init__(self, env: dict[str, str]) -> None:
-        self.socket = f"looop-watch-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-        self.env = env
-
-    def tmux(self, *args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            ["tmux", "-L", self.socket, *args],
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=30,
-            stdin=subprocess.DEVNULL,
-        )
-
-    def start(self, command: str) -> None:
-        out = self.tmux("new-session", "-d", "-s", "w", "-x", "80", "-y", "24", command)
-        assert out.returncode == 0, out.stderr
-        self.tmux("set-option", "-t", "w", "remain-on-exit", "on")
-
-    def keys(self, *keys: str, literal: bool = False) -> None:
-        self.tmux("send-keys", "-t", "w", *(["-l"] if literal else []), *keys)
-
-    def screen(self) -> str:
-        lines = self.tmux("capture-pane", "-p", "-t", "w").stdout.split("\n")
-        return "\n".join(line.rstrip() for line in lines).rstrip("\n")
-
-    def shows(self, text: str) -> str | None:
-        found = self.screen()
-        return found if text in found else None
-
-    def pid(self) -> int:
-        return int(self.tmux("list-panes", "-t", "w", "-F", "#{pane_pid}").stdout)
-
-    def dead(self) -> bool:
-        return self.tmux("list-panes", "-t", "w", "-F", "#{pane_dead}").stdout.strip() == "1"
-
-    def close(self) -> None:
-        self.tmux("kill-server")
 
 
 @pytest.fixture
@@ -122,8 +78,8 @@ def test_the_screen_answers_an_ask_kills_a_worker_and_draws_nothing_when_idle(
         out = profile.run("watch")
         assert out.returncode == 2 and "--once" in out.stderr
         # The live screen grows with its terminal: the footer moves to the new last row.
-        terminal.tmux("resize-window", "-t", "w", "-x", "100", "-y", "30")
-        wait_for(lambda: terminal.tmux("capture-pane", "-p", "-t", "w").stdout.count("\n") == 30)
+        terminal.tmux("resize-window", "-t", WINDOW, "-x", "100", "-y", "30")
+        wait_for(lambda: terminal.tmux("capture-pane", "-p", "-t", WINDOW).stdout.count("\n") == 30)
         wait_for(lambda: terminal.screen().split("\n")[29:] == [once[0].splitlines()[-1]])
 
         # The ask is selected first: `a` on it (escape: not now), or on the worker that asked,
